@@ -1,0 +1,42 @@
+#pragma once
+// io/: turns files into tensors plus typed metadata. Everything above this layer sees
+// Hugging Face tensor names and row-major shapes, whatever the file format was.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "upg/config.h"
+#include "upg/tensor.h"
+#include "upg/tokenizer.h"
+
+namespace upg {
+
+struct LoadOptions {
+  // GGUF block-quantized tensors are dequantized at load to this type (F32, F16 or BF16).
+  // F32/F16/BF16 tensors are never converted: they stay zero-copy views into the mmap.
+  DType dequant_to = DType::F32;
+};
+
+struct ModelSource {
+  std::string path;
+  std::string format;  // "gguf" or "safetensors"
+  ModelConfig config;
+  WeightStore weights;  // Hugging Face names, e.g. "model.layers.0.self_attn.q_proj.weight"
+  std::optional<TokenizerSpec> tokenizer;
+  // Human-readable facts for `upg info` ("general.name", "file.type", ...), in file order.
+  std::vector<std::pair<std::string, std::string>> info;
+  uint64_t file_bytes = 0;  // total size of the files read
+};
+
+// Detects the format: a .gguf file, a .safetensors file (config.json and tokenizer files
+// are looked for beside it), or a Hugging Face directory (single or sharded safetensors).
+// Throws upg::Error with one line naming the file and what is wrong.
+ModelSource load_model_source(const std::string& path, const LoadOptions& opts = {});
+
+// Parses a Hugging Face config.json. Unsupported architectures or rope scaling types are
+// rejected here, naming the field.
+ModelConfig parse_hf_config(std::string_view config_json, std::string_view origin);
+
+}  // namespace upg

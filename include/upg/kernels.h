@@ -1,0 +1,59 @@
+#pragma once
+// CPU kernels: one source per kernel compiled for every SIMD target (Highway), the best
+// target chosen once at start. Shapes are given explicitly; nothing here allocates in the
+// hot path.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "upg/tensor.h"
+
+namespace upg::kernels {
+
+// A fixed pool of worker threads that spin briefly before sleeping, so the ~200
+// parallel regions of one decode step do not each pay a futex wake-up.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);  // n_threads <= 0: hardware concurrency
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  int size() const;
+  // Splits [0, n) into contiguous chunks, one per thread (the caller runs one), and
+  // returns when all are done. fn(begin, end, thread_index).
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Name of the SIMD target in use ("AVX3_ZEN4", "AVX2", "SSE4", "EMU128", "SCALAR" ...).
+std::string simd_target();
+// Names of the targets this CPU can run, best first (for tests that force each one).
+std::vector<std::string> available_targets();
+// Forces a target by name for subsequent calls (tests only); returns false if unknown
+// or not supported here. An empty name restores the automatic choice.
+bool force_target(const std::string& name);
+
+// y[t, r] = sum_c W[r, c] * x[t, c] (+ bias[r]) for t < n_tokens, r < rows.
+// W: row-major [rows, cols] of F32, F16 or BF16. x: [n_tokens, cols] fp32 (row stride
+// cols). y: [n_tokens, rows] fp32 (row stride rows). Work is split over rows.
+void matmul(ThreadPool& pool, DType wtype, const void* W, int64_t rows, int64_t cols, const float* x,
+            int64_t n_tokens, float* y, const float* bias = nullptr);
+
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], over n elements, for each of n_tokens rows.
+void rmsnorm(const float* x, const float* w, float* out, int64_t n, int64_t n_tokens, float eps);
+// In-place softmax over n elements.
+void softmax(float* x, int64_t n);
+// out[i] = silu(gate[i]) * up[i]
+void silu_mul(const float* gate, const float* up, float* out, int64_t n);
+// y[i] += x[i]
+void add_inplace(float* y, const float* x, int64_t n);
+// Dot product and axpy used by attention: sum x[i]*y[i]; y[i] += a*x[i].
+float dot(const float* x, const float* y, int64_t n);
+void axpy(float a, const float* x, float* y, int64_t n);
+
+}  // namespace upg::kernels

@@ -1,0 +1,32 @@
+#pragma once
+// Read-only memory map of a whole file. Readers take views into it and keep it alive
+// through WeightStore::keep_alive.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace upg::io {
+
+class MappedFile {
+ public:
+  // Throws upg::Error("<path>: cannot open: <reason>") on failure.
+  static std::shared_ptr<MappedFile> open(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const std::byte* data() const { return data_; }
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  // True when [offset, offset + len) lies inside the file (overflow-safe).
+  bool contains(uint64_t offset, uint64_t len) const { return offset <= size_ && len <= size_ - offset; }
+
+ private:
+  MappedFile() = default;
+  std::string path_;
+  const std::byte* data_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+}  // namespace upg::io
