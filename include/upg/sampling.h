@@ -39,6 +39,8 @@ class SamplerStep {
  public:
   virtual ~SamplerStep() = default;
   virtual const char* name() const = 0;
+  // Name plus settings, e.g. "top-k(40)"; what Sampler::describe() chains together.
+  virtual std::string describe() const { return name(); }
   // history: tokens so far (prompt + generated), most recent last.
   virtual void apply(CandidateList& c, std::span<const int32_t> history) = 0;
 };
@@ -65,6 +67,7 @@ class Sampler {
   std::vector<std::unique_ptr<SamplerStep>> steps_;
   bool greedy_;
   std::mt19937_64 rng_;
+  uint64_t seed_ = 0;  // the seed actually in use (drawn from random_device for the default)
   CandidateList work_;
 };
 

@@ -26,7 +26,12 @@ struct TokenizerSpec {
   // empty; pre_regexes, when non-empty, wins (tokenizer.json gives the patterns).
   std::string pre_tokenizer;
   std::vector<std::string> pre_regexes;
-  bool split_digits = false;  // tokenizer.json Digits(individual_digits=true)
+  // Isolate every \p{N} before the regexes (Digits(individual_digits=true) in front);
+  // parse_tokenizer_json puts Digits into pre_regexes instead, keeping their order.
+  bool split_digits = false;
+  // tokenizer.json BPE "ignore_merges" (Llama-3): a pre-token found whole in the vocab is
+  // used as is. Also implied by the "llama-bpe"/"llama3" pre-tokenizer names.
+  bool ignore_merges = false;
   int32_t bos_id = -1, eos_id = -1, pad_id = -1, unk_id = -1;
   bool add_bos = false;
   std::string chat_template;  // Jinja source, used to pick the chat format

@@ -1,0 +1,65 @@
+// UPG_E2E: prompt and decode speed of the default model, end to end through Model::decode
+// (the same path `upg run` takes), reported as counters. Greedy argmax keeps sampling
+// cost out of the figure and the token sequence fixed.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "upg/model.h"
+
+namespace {
+
+std::string model_path() {
+  const char* env = std::getenv("UPG_MODEL");
+  return env ? env : std::string(UPG_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+void run_e2e(benchmark::State& state, upg::DType dtype) {
+  if (!std::ifstream(model_path()).good()) {
+    state.SkipWithError("default model missing: run scripts/fetch-model.sh");
+    return;
+  }
+  const int n_prompt = int(state.range(0)), n_decode = int(state.range(1));
+  upg::ModelOptions o;
+  o.context_length = 512;
+  o.n_threads = int(state.range(2));
+  o.load.dequant_to = dtype;
+  auto model = upg::Model::from_file(model_path(), o);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < n_prompt; ++i) prompt.push_back(int32_t(100 + (i * 7919) % 40000));  // fixed, varied ids
+  double prompt_s = 0, decode_s = 0;
+  for (auto _ : state) {
+    upg::Batch b;
+    for (int i = 0; i < n_prompt; ++i) b.add(prompt[size_t(i)], i, 0, i + 1 == n_prompt);
+    auto t0 = std::chrono::steady_clock::now();
+    auto logits = model->decode(b);
+    auto t1 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n_decode; ++i) {
+      int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      b.clear();
+      b.add(next, n_prompt + i, 0, true);
+      logits = model->decode(b);
+    }
+    auto t2 = std::chrono::steady_clock::now();
+    prompt_s += std::chrono::duration<double>(t1 - t0).count();
+    decode_s += std::chrono::duration<double>(t2 - t1).count();
+  }
+  const double iters = double(state.iterations());
+  state.counters["prompt_tok_s"] = n_prompt * iters / prompt_s;
+  state.counters["decode_tok_s"] = n_decode * iters / decode_s;
+  state.SetLabel(model->backend().name());
+}
+
+void BM_E2E_DenseF32(benchmark::State& s) { run_e2e(s, upg::DType::F32); }
+void BM_E2E_DenseF16(benchmark::State& s) { run_e2e(s, upg::DType::F16); }
+
+}  // namespace
+
+// Args: prompt tokens, decode tokens, threads.
+BENCHMARK(BM_E2E_DenseF32)->Name("UPG_E2E/dense_f32")->Args({128, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_E2E_DenseF16)->Name("UPG_E2E/dense_f16")->Args({128, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+

@@ -1,0 +1,80 @@
+#pragma once
+// The backend interface: every op the shared forward pass needs, over buffers the backend
+// owns. The CPU backend implements it with the kernels/cpu layer; a CUDA backend
+// implements the same ops on device memory, so the forward pass in model/ never forks
+// per device. Ask supports() before binding a weight format to a backend.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "upg/tensor.h"
+
+namespace upg {
+
+// A linear layer's weight as the backend sees it: y = W x (+ bias), W [rows, cols].
+// `dtype` names the encoding (F32/F16/BF16 now; compressed layouts later) and kernels
+// take it as a parameter rather than being copied per encoding.
+struct LinearWeight {
+  DType dtype = DType::F32;
+  const void* data = nullptr;
+  int64_t rows = 0, cols = 0;
+  const float* bias = nullptr;  // [rows] or null
+};
+
+enum class Op { Matmul, RmsNorm, Rope, Attention, SiluMul, Add, Embed };
+
+// Rotary embedding tables for one model, precomputed once for every position so no
+// decode step pays for sin/cos: cos and sin are [max_positions, rotary_dim / 2], already
+// scaled for the rope scaling type. The first rotary_dim dims of each head rotate.
+struct RopeTable {
+  int head_dim = 0;
+  int rotary_dim = 0;
+  int max_positions = 0;
+  const float* cos = nullptr;
+  const float* sin = nullptr;
+};
+
+// Which keys/values each query token sees. The backend's KV storage is a flat array of
+// slots per layer; the KV manager (engine) decides which slots a sequence owns, and the
+// backend only sees slot numbers: token t attends to kv_base[t] + 0 .. positions[t].
+struct AttentionBatch {
+  std::span<const int32_t> positions;  // [n_tokens]
+  std::span<const int64_t> kv_base;    // [n_tokens] first slot of the token's sequence
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  int sliding_window = 0;  // 0: attend to every earlier position
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual bool supports(Op op, DType weight_type) const = 0;
+  virtual int n_threads() const = 0;
+
+  // y[n_tokens, rows] = x[n_tokens, cols] W^T (+ bias)
+  virtual void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) = 0;
+  // out[t] = rmsnorm(x[t]) * w, rows of `dim`
+  virtual void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n_tokens, float eps) = 0;
+  // In place over [n_tokens, n_heads, head_dim] with per-token positions (rotate-half).
+  virtual void rope(float* x, std::span<const int32_t> positions, int n_heads, const RopeTable& rope) = 0;
+  // out[t, i] = silu(gate[t, i]) * up[t, i]
+  virtual void silu_mul(const float* gate, const float* up, float* out, int64_t n) = 0;
+  // y += x
+  virtual void add(float* y, const float* x, int64_t n) = 0;
+  // Rows of the embedding table (any plain float dtype) to fp32.
+  virtual void embed(const LinearWeight& table, std::span<const int32_t> tokens, float* out) = 0;
+
+  // KV storage: n_layers x n_slots_total x kv_dim for K and for V.
+  virtual void kv_alloc(int n_layers, int64_t n_slots_total, int kv_dim) = 0;
+  // Stores k, v [n_tokens, kv_dim] of `layer` at the given slots.
+  virtual void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) = 0;
+  // Causal attention of q [n_tokens, n_heads*head_dim] over `layer`'s stored keys and
+  // values (GQA: query head h reads kv head h / (n_heads / n_kv_heads)); out has q's shape.
+  virtual void attention(int layer, const float* q, const AttentionBatch& b, float* out) = 0;
+};
+
+// The CPU backend over kernels/cpu; n_threads <= 0 uses every core.
+std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+
+}  // namespace upg

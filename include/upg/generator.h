@@ -1,0 +1,60 @@
+#pragma once
+// Streaming text generation for one sequence on top of Model::decode.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "upg/model.h"
+#include "upg/sampling.h"
+
+namespace upg {
+
+struct GenerateParams {
+  SamplingParams sampling;
+  int max_new_tokens = 256;  // < 0: until the context is full
+  std::vector<std::string> stop_strings;
+  bool ignore_eos = false;
+};
+
+struct GenerateStats {
+  int prompt_tokens = 0;      // tokens in the prompt
+  int prefilled_tokens = 0;   // of which were actually computed (the rest reused the cache)
+  int generated_tokens = 0;
+  double prompt_seconds = 0;  // prefill time
+  double decode_seconds = 0;  // time for every generated token after the first
+  std::string stop_reason;    // "eos", "stop string", "length", "context full", "callback"
+  double prompt_tok_per_s() const { return prompt_seconds > 0 ? prefilled_tokens / prompt_seconds : 0; }
+  double decode_tok_per_s() const {
+    return decode_seconds > 0 && generated_tokens > 1 ? (generated_tokens - 1) / decode_seconds : 0;
+  }
+};
+
+// Called with each printable piece of text (never half a UTF-8 character) and the id of
+// the token that completed it; return false to stop.
+using TokenCallback = std::function<bool(std::string_view text, int32_t token)>;
+
+class Generator {
+ public:
+  explicit Generator(Model& model);
+
+  // Tokenizes `prompt` (special tokens parsed, BOS added if the tokenizer asks) and
+  // generates. Throws upg::Error when the prompt does not fit the context.
+  GenerateStats generate(std::string_view prompt, const GenerateParams& params, const TokenCallback& on_token);
+  // Same from token ids. The KV cache keeps the longest common prefix with the previous
+  // call (a chat re-sends the whole conversation; only the new turn is prefilled).
+  GenerateStats generate(const std::vector<int32_t>& prompt, const GenerateParams& params,
+                         const TokenCallback& on_token);
+
+  // Tokens of the sequence so far (prompt and generated).
+  const std::vector<int32_t>& history() const { return cached_; }
+
+ private:
+  Model& model_;
+  std::vector<int32_t> cached_;  // the sequence: prompt and generated tokens
+  size_t n_kv_ = 0;              // leading tokens of cached_ whose keys/values are in the cache
+  Batch batch_;
+};
+
+}  // namespace upg

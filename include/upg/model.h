@@ -1,0 +1,76 @@
+#pragma once
+// The public model API: load any supported file, run tokens through it.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "upg/config.h"
+#include "upg/io.h"
+#include "upg/tokenizer.h"
+
+namespace upg {
+
+class Backend;
+struct ModelWeights;
+
+struct ModelOptions {
+  LoadOptions load;
+  int n_threads = 0;       // <= 0: every core
+  int context_length = 0;  // <= 0: the model's max_position_embeddings, capped at 8192
+  int max_sequences = 1;   // KV cache slots for concurrent sequences (batching)
+};
+
+// A batch of tokens from one or more sequences, as plain data (vLLM style): the engine's
+// scheduler fills it, the model runs it in one pass.
+struct Batch {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> positions;   // position of each token inside its sequence
+  std::vector<int32_t> seq_ids;     // KV cache sequence slot of each token
+  std::vector<uint8_t> want_logits; // 1: return logits for this token
+  void add(int32_t token, int32_t pos, int32_t seq, bool logits) {
+    tokens.push_back(token);
+    positions.push_back(pos);
+    seq_ids.push_back(seq);
+    want_logits.push_back(logits ? 1 : 0);
+  }
+  void clear() {
+    tokens.clear();
+    positions.clear();
+    seq_ids.clear();
+    want_logits.clear();
+  }
+  size_t size() const { return tokens.size(); }
+};
+
+class Model {
+ public:
+  // Loads a GGUF file, a safetensors file or a Hugging Face directory. Throws upg::Error.
+  static std::unique_ptr<Model> from_file(const std::string& path, const ModelOptions& options = {});
+  ~Model();
+
+  const ModelConfig& config() const;
+  const ModelSource& source() const;
+  bool has_tokenizer() const;
+  const Tokenizer& tokenizer() const;  // throws when the model has none
+  int context_length() const;
+  int max_sequences() const;
+  Backend& backend();
+
+  // Runs a batch; returns logits [n_wanted, vocab] for the tokens with want_logits set,
+  // in batch order. Positions must continue each sequence's cache (0 starts it afresh);
+  // a position at or past context_length() throws upg::Error.
+  std::span<const float> decode(const Batch& batch);
+
+  // Convenience: a fresh sequence 0, logits for every token [tokens.size(), vocab].
+  std::vector<float> forward(const std::vector<int32_t>& tokens);
+
+ private:
+  Model();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace upg

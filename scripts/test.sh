@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: install what is missing, build (Release, and the test binaries
+# again under AddressSanitizer + UBSan), fetch the default model, run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/fetch-model.sh
+scripts/build.sh release
+scripts/build.sh asan
+export UPG_MODEL="$PWD/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+echo "== tests (release)" >&2
+ctest --test-dir build --output-on-failure
+echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer)" >&2
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure

@@ -1,0 +1,74 @@
+// upg chat: an interactive conversation; the KV cache keeps earlier turns, so each turn
+// only prefills the new message.
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "upg/error.h"
+
+namespace upg::cli {
+
+namespace {
+
+struct ChatArgs {
+  ModelArgs model;
+  GenerationArgs gen;
+  std::string system;
+};
+
+void chat(ChatArgs& a) {
+  GenerateParams params = finish_generation_args(a.gen);
+  double load_s = 0;
+  auto model = load_model(a.model, &load_s);
+  const Tokenizer& tok = model->tokenizer();
+  Generator gen(*model);
+  std::vector<ChatMessage> msgs;
+  if (!a.system.empty()) msgs.push_back({"system", a.system});
+  fmt::print(stderr, "upg: chat ready; type a message, /reset to start over, Ctrl-D to quit.\n");
+  std::string line;
+  while (true) {
+    fmt::print(stderr, "> ");
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    if (line == "/reset") {
+      msgs.resize(a.system.empty() ? 0 : 1);
+      continue;
+    }
+    msgs.push_back({"user", line});
+    std::string reply;
+    GenerateStats st;
+    try {
+      st = gen.generate(tok.apply_chat_template(msgs, true), params, [&](std::string_view piece, int32_t) {
+        reply += piece;
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+        return true;
+      });
+    } catch (const Error& e) {
+      // A full context ends the turn, not the session: the user can /reset.
+      fmt::print(stderr, "\nupg: {}\n", e.what());
+      msgs.pop_back();
+      continue;
+    }
+    std::fputc('\n', stdout);
+    msgs.push_back({"assistant", reply});
+    if (a.gen.verbose) print_stats(st, load_s);
+  }
+}
+
+}  // namespace
+
+void add_chat_command(CLI::App& app) {
+  auto args = std::make_shared<ChatArgs>();
+  CLI::App* cmd = app.add_subcommand("chat", "Talk with a model interactively (reads stdin line by line)");
+  add_model_options(*cmd, args->model);
+  cmd->add_option("-sys,--system-prompt", args->system, "System message");
+  add_generation_options(*cmd, args->gen);
+  cmd->callback([args] { chat(*args); });
+}
+
+}  // namespace upg::cli

@@ -1,0 +1,14 @@
+#pragma once
+// Each subcommand registers itself on the app; main() only parses and reports errors.
+namespace CLI {
+class App;
+}
+
+namespace upg::cli {
+
+void add_run_command(CLI::App& app);
+void add_chat_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_info_command(CLI::App& app);
+
+}  // namespace upg::cli

@@ -1,0 +1,99 @@
+#include "cli/common.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <limits>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "upg/backend.h"
+#include "upg/error.h"
+
+namespace upg::cli {
+
+void add_model_options(CLI::App& app, ModelArgs& a, bool with_runtime) {
+  app.add_option("model", a.path, "Model: a .gguf file, a .safetensors file or a Hugging Face directory")->required();
+  if (!with_runtime) return;
+  app.add_option("-t,--threads", a.threads, "Threads for the forward pass (default: every core)");
+  app.add_option("-c,--ctx-size", a.ctx,
+                 "Context length in tokens: prompt plus generation (default: the model's, at most 8192)");
+  app.add_option("--dtype", a.dtype, "Type GGUF block-quantized weights are dequantized to at load")
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}))
+      ->capture_default_str();
+}
+
+std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
+  ModelOptions opts;
+  opts.n_threads = a.threads;
+  opts.context_length = a.ctx;
+  opts.load.dequant_to = a.dtype == "f16" ? DType::F16 : a.dtype == "bf16" ? DType::BF16 : DType::F32;
+  auto t0 = std::chrono::steady_clock::now();
+  auto model = Model::from_file(a.path, opts);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (load_seconds) *load_seconds = s;
+  const ModelConfig& c = model->config();
+  fmt::print(stderr, "upg: loaded {} ({}, {} layers, hidden {}, vocab {}) in {:.2f} s on {}, context {}\n", a.path,
+             c.architecture, c.num_layers, c.hidden_size, c.vocab_size, s, model->backend().name(),
+             model->context_length());
+  return model;
+}
+
+void add_generation_options(CLI::App& app, GenerationArgs& a) {
+  GenerateParams& p = a.params;
+  SamplingParams& s = p.sampling;
+  app.add_option("-n,--n-predict", p.max_new_tokens, "Tokens to generate at most; -1: until the context is full")
+      ->capture_default_str();
+  app.add_option("--temp", s.temperature, "Temperature; 0 means greedy (always the most likely token)")
+      ->capture_default_str();
+  app.add_option("--top-k", s.top_k, "Keep the K most likely tokens; 0 disables")->capture_default_str();
+  app.add_option("--top-p", s.top_p, "Nucleus sampling: keep the smallest set with this much mass; 1 disables")
+      ->capture_default_str();
+  app.add_option("--min-p", s.min_p, "Drop tokens less likely than this fraction of the best one; 0 disables")
+      ->capture_default_str();
+  app.add_option("--repeat-penalty", s.repeat_penalty, "Penalise repeated tokens (1 disables)")->capture_default_str();
+  app.add_option("--repeat-last-n", s.penalty_last_n, "How many recent tokens the penalties look at; -1: all")
+      ->capture_default_str();
+  app.add_option("--frequency-penalty", s.frequency_penalty, "Subtract penalty x count for each seen token")
+      ->capture_default_str();
+  app.add_option("--presence-penalty", s.presence_penalty, "Subtract penalty once for each seen token")
+      ->capture_default_str();
+  app.add_option("-s,--seed", a.seed_text, "Random seed; -1 picks one (same seed, same output)")
+      ->default_str("-1");
+  app.add_option("-r,--reverse-prompt,--stop", p.stop_strings, "Stop when this text is generated (repeatable)");
+  app.add_flag("--ignore-eos", p.ignore_eos, "Keep generating past the end-of-sequence token");
+  app.add_flag("-v,--verbose", a.verbose, "Print the sampler chain and token counts");
+}
+
+GenerateParams finish_generation_args(GenerationArgs& a) {
+  if (!a.seed_text.empty() && a.seed_text != "-1") {
+    try {
+      size_t used = 0;
+      unsigned long long v = std::stoull(a.seed_text, &used);
+      if (used != a.seed_text.size()) throw std::invalid_argument("trailing text");
+      a.params.sampling.seed = v;
+    } catch (const std::exception&) {
+      throw Error(fmt::format("--seed: '{}' is not a non-negative integer or -1", a.seed_text));
+    }
+  }
+  if (a.params.max_new_tokens < -1) throw Error("--n-predict: must be -1 or more");
+  return a.params;
+}
+
+double peak_rss_mib() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
+
+void print_stats(const GenerateStats& st, double load_seconds) {
+  fmt::print(stderr,
+             "\nupg: load {:.2f} s | prompt {} tokens ({} computed), {:.1f} tok/s | generated {} tokens, "
+             "{:.1f} tok/s | stop: {} | peak memory {:.0f} MiB\n",
+             load_seconds, st.prompt_tokens, st.prefilled_tokens, st.prompt_tok_per_s(), st.generated_tokens,
+             st.decode_tok_per_s(), st.stop_reason, peak_rss_mib());
+}
+
+}  // namespace upg::cli

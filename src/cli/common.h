@@ -1,0 +1,38 @@
+#pragma once
+// Options and output shared by the upg subcommands.
+#include <string>
+
+#include "upg/generator.h"
+#include "upg/model.h"
+
+namespace CLI {
+class App;
+}
+
+namespace upg::cli {
+
+struct ModelArgs {
+  std::string path;
+  int threads = 0;
+  int ctx = 0;
+  std::string dtype = "f32";  // what GGUF block-quantized weights are dequantized to
+};
+void add_model_options(CLI::App& app, ModelArgs& args, bool with_runtime = true);
+// Loads the model, printing the load time to stderr.
+std::unique_ptr<Model> load_model(const ModelArgs& args, double* load_seconds = nullptr);
+
+struct GenerationArgs {
+  GenerateParams params;
+  std::string seed_text;  // kept as text so "-1" (random) reads like llama.cpp
+  bool verbose = false;
+};
+void add_generation_options(CLI::App& app, GenerationArgs& args);
+// Turns the parsed flags into params (seed, validation); throws upg::Error on bad values.
+GenerateParams finish_generation_args(GenerationArgs& args);
+
+// "prompt: 31 tokens, 412.3 tok/s | generated: 64 tokens, 71.2 tok/s | ..." on stderr.
+void print_stats(const GenerateStats& st, double load_seconds);
+// Peak resident memory of this process in MiB.
+double peak_rss_mib();
+
+}  // namespace upg::cli

@@ -1,0 +1,33 @@
+// upg: run, chat with, inspect and (later) compress language models.
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "upg/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"UPG: an inference engine for compressed language models.\n"
+               "Runs Llama-family models (SmolLM2, Llama, Mistral, Qwen2, Phi-3/Phi-4) from GGUF,\n"
+               "safetensors or a Hugging Face directory."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "upg 0.1.0");
+  upg::cli::add_run_command(app);
+  upg::cli::add_chat_command(app);
+  upg::cli::add_tokenize_command(app);
+  upg::cli::add_info_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const upg::Error& e) {
+    fmt::print(stderr, "upg: error: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "upg: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,110 @@
+#include "upg/generator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "engine/stop-strings.h"
+#include "upg/error.h"
+
+namespace upg {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+Generator::Generator(Model& model) : model_(model) {}
+
+GenerateStats Generator::generate(std::string_view prompt, const GenerateParams& params,
+                                  const TokenCallback& on_token) {
+  const Tokenizer& tok = model_.tokenizer();
+  return generate(tok.encode(prompt, tok.add_bos(), true), params, on_token);
+}
+
+GenerateStats Generator::generate(const std::vector<int32_t>& prompt, const GenerateParams& params,
+                                  const TokenCallback& on_token) {
+  const int ctx = model_.context_length();
+  const int n_prompt = int(prompt.size());
+  if (n_prompt == 0) throw Error("prompt is empty");
+  if (n_prompt >= ctx)
+    throw Error(fmt::format("prompt is {} tokens, which does not fit the context of {} tokens (raise -c)", n_prompt,
+                            ctx));
+  if (params.max_new_tokens >= 0 && n_prompt + params.max_new_tokens > ctx)
+    throw Error(fmt::format("prompt ({} tokens) plus -n {} exceeds the context of {} tokens (lower -n or raise -c)",
+                            n_prompt, params.max_new_tokens, ctx));
+
+  const Tokenizer* tok = model_.has_tokenizer() ? &model_.tokenizer() : nullptr;
+  std::vector<int32_t> stop_ids;
+  if (tok && !params.ignore_eos) stop_ids = tok->stop_ids();
+  for (int id : model_.config().eos_token_ids)
+    if (!params.ignore_eos && std::find(stop_ids.begin(), stop_ids.end(), id) == stop_ids.end()) stop_ids.push_back(id);
+
+  // Reuse the cached prefix; at least the last prompt token is recomputed for its logits.
+  size_t keep = 0;
+  while (keep < n_kv_ && keep < prompt.size() && cached_[keep] == prompt[keep]) ++keep;
+  keep = std::min(keep, prompt.size() - 1);
+  cached_.assign(prompt.begin(), prompt.end());
+
+  GenerateStats st;
+  st.prompt_tokens = n_prompt;
+  st.prefilled_tokens = int(prompt.size() - keep);
+  Sampler sampler(params.sampling);
+  StopStringFilter stops(params.stop_strings);
+  std::optional<StreamDecoder> text;
+  if (tok) text.emplace(*tok, true);
+
+  auto t0 = std::chrono::steady_clock::now();
+  batch_.clear();
+  for (size_t i = keep; i < prompt.size(); ++i) batch_.add(prompt[i], int32_t(i), 0, i + 1 == prompt.size());
+  std::span<const float> logits = model_.decode(batch_);
+  n_kv_ = prompt.size();
+  st.prompt_seconds = seconds_since(t0);
+
+  auto t1 = std::chrono::steady_clock::now();
+  auto emit = [&](std::string_view piece, int32_t id) {
+    std::string shown = stops.push(piece);
+    bool go = shown.empty() || on_token(shown, id);
+    if (stops.stopped()) {
+      st.stop_reason = "stop string";
+      return false;
+    }
+    if (!go) st.stop_reason = "callback";
+    return go;
+  };
+  while (true) {
+    const int32_t next = sampler.sample(logits, cached_);
+    if (st.generated_tokens == 0) t1 = std::chrono::steady_clock::now();  // decode timing starts after token 1
+    if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) {
+      st.stop_reason = "eos";
+      break;
+    }
+    cached_.push_back(next);
+    ++st.generated_tokens;
+    if (!emit(text ? text->push(next) : fmt::format("[{}]", next), next)) break;
+    if (params.max_new_tokens >= 0 && st.generated_tokens >= params.max_new_tokens) {
+      st.stop_reason = "length";
+      break;
+    }
+    if (int(cached_.size()) >= ctx) {
+      st.stop_reason = "context full";
+      break;
+    }
+    batch_.clear();
+    batch_.add(next, int32_t(cached_.size() - 1), 0, true);
+    logits = model_.decode(batch_);
+    n_kv_ = cached_.size();
+  }
+  if (st.stop_reason != "stop string" && st.stop_reason != "callback") {
+    std::string rest = text ? text->flush() : std::string();
+    rest = stops.push(rest) + stops.flush();
+    if (!rest.empty()) on_token(rest, -1);
+  }
+  st.decode_seconds = st.generated_tokens > 1 ? seconds_since(t1) : 0;
+  return st;
+}
+
+}  // namespace upg

@@ -1,0 +1,53 @@
+// load_model_source: picks the reader from the path (directory, extension, then magic
+// bytes), so the layers above never care which format a model came in.
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "io/gguf-loader.h"
+#include "io/hf-directory.h"
+#include "upg/error.h"
+#include "upg/io.h"
+
+namespace upg {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The first bytes of a file; fewer when the file is shorter.
+std::string head(const std::string& path, size_t n) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  std::string s(n, '\0');
+  in.read(s.data(), std::streamsize(n));
+  s.resize(size_t(in.gcount()));
+  return s;
+}
+
+}  // namespace
+
+ModelSource load_model_source(const std::string& path, const LoadOptions& opts) {
+  std::error_code ec;
+  fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) throw Error(fmt::format("{}: no such file or directory", path));
+  if (fs::is_directory(st)) return io::load_hf_directory(path, opts);
+  if (!fs::is_regular_file(st)) throw Error(fmt::format("{}: not a regular file or directory", path));
+
+  // A safetensors file starts with a little-endian header length, then '{'.
+  std::string magic = head(path, 9);
+  if (ends_with(path, ".gguf") || magic.starts_with("GGUF")) return io::load_gguf(path, opts);
+  if (ends_with(path, ".safetensors") || (magic.size() == 9 && magic[8] == '{'))
+    return io::load_safetensors_model(path, opts);
+  throw Error(fmt::format("{}: unrecognised model format (expected a .gguf file, a .safetensors file or a Hugging "
+                          "Face model directory)",
+                          path));
+}
+
+}  // namespace upg

@@ -1,0 +1,139 @@
+// The CPU backend: the Backend ops over kernels/cpu, threaded with one pool.
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "upg/backend.h"
+#include "upg/error.h"
+#include "upg/kernels.h"
+
+namespace upg {
+
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int n_threads) : pool_(n_threads) {}
+
+  std::string name() const override { return fmt::format("cpu ({}, {} threads)", kernels::simd_target(), pool_.size()); }
+  int n_threads() const override { return pool_.size(); }
+
+  bool supports(Op op, DType t) const override {
+    if (op == Op::Matmul || op == Op::Embed) return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+    return true;
+  }
+
+  void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) override {
+    kernels::matmul(pool_, w.dtype, w.data, w.rows, w.cols, x, n_tokens, y, w.bias);
+  }
+
+  void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n_tokens, float eps) override {
+    kernels::rmsnorm(x, w, out, dim, n_tokens, eps);
+  }
+
+  void rope(float* x, std::span<const int32_t> positions, int n_heads, const RopeTable& r) override {
+    const int half = r.rotary_dim / 2;
+    for (size_t t = 0; t < positions.size(); ++t) {
+      const float* c = r.cos + size_t(positions[t]) * half;
+      const float* s = r.sin + size_t(positions[t]) * half;
+      for (int h = 0; h < n_heads; ++h) {
+        float* v = x + (t * size_t(n_heads) + size_t(h)) * size_t(r.head_dim);
+        for (int i = 0; i < half; ++i) {
+          const float a = v[i], b = v[i + half];
+          v[i] = a * c[i] - b * s[i];
+          v[i + half] = b * c[i] + a * s[i];
+        }
+      }
+    }
+  }
+
+  void silu_mul(const float* gate, const float* up, float* out, int64_t n) override {
+    kernels::silu_mul(gate, up, out, n);
+  }
+
+  void add(float* y, const float* x, int64_t n) override { kernels::add_inplace(y, x, n); }
+
+  void embed(const LinearWeight& table, std::span<const int32_t> tokens, float* out) override {
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      const auto* row = static_cast<const std::byte*>(table.data) + dtype_bytes(table.dtype, tokens[t] * table.cols);
+      convert_to_f32(table.dtype, row, out + t * size_t(table.cols), table.cols);
+    }
+  }
+
+  void kv_alloc(int n_layers, int64_t n_slots_total, int kv_dim) override {
+    kv_dim_ = kv_dim;
+    slots_ = n_slots_total;
+    // calloc of a large block maps zero pages lazily, so a long context costs memory only
+    // as it fills (std::vector would write every byte up front).
+    const size_t n = size_t(n_layers) * size_t(n_slots_total) * size_t(kv_dim);
+    k_ = zeroed(n);
+    v_ = zeroed(n);
+    scratch_ = zeroed(size_t(pool_.size()) * size_t(n_slots_total));
+  }
+
+  void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
+    for (size_t t = 0; t < slots.size(); ++t) {
+      const size_t off = (size_t(layer) * size_t(slots_) + size_t(slots[t])) * size_t(kv_dim_);
+      std::memcpy(k_.get() + off, k + t * size_t(kv_dim_), size_t(kv_dim_) * sizeof(float));
+      std::memcpy(v_.get() + off, v + t * size_t(kv_dim_), size_t(kv_dim_) * sizeof(float));
+    }
+  }
+
+  void attention(int layer, const float* q, const AttentionBatch& b, float* out) override {
+    const int hd = b.head_dim, n_heads = b.n_heads, group = b.n_heads / b.n_kv_heads;
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const float* kl = k_.get() + size_t(layer) * size_t(slots_) * size_t(kv_dim_);
+    const float* vl = v_.get() + size_t(layer) * size_t(slots_) * size_t(kv_dim_);
+    const int64_t n_work = int64_t(b.positions.size()) * n_heads;
+    pool_.parallel_for(n_work, [&](int64_t begin, int64_t end, int thread) {
+      float* att = scratch_.get() + size_t(thread) * size_t(slots_);
+      for (int64_t w = begin; w < end; ++w) {
+        const size_t t = size_t(w / n_heads);
+        const int h = int(w % n_heads), kvh = h / group;
+        const int pos = b.positions[t];
+        const int start = b.sliding_window > 0 ? std::max(0, pos - b.sliding_window + 1) : 0;
+        const float* qh = q + (t * size_t(n_heads) + size_t(h)) * size_t(hd);
+        const size_t base = size_t(b.kv_base[t]);
+        float mx = -INFINITY;
+        for (int p = start; p <= pos; ++p) {
+          const float s = kernels::dot(qh, kl + (base + size_t(p)) * size_t(kv_dim_) + size_t(kvh) * hd, hd) * scale;
+          att[p] = s;
+          mx = std::max(mx, s);
+        }
+        float sum = 0;
+        for (int p = start; p <= pos; ++p) sum += (att[p] = std::exp(att[p] - mx));
+        const float inv = 1.0f / sum;
+        float* o = out + (t * size_t(n_heads) + size_t(h)) * size_t(hd);
+        std::memset(o, 0, size_t(hd) * sizeof(float));
+        for (int p = start; p <= pos; ++p)
+          kernels::axpy(att[p] * inv, vl + (base + size_t(p)) * size_t(kv_dim_) + size_t(kvh) * hd, o, hd);
+      }
+    });
+  }
+
+ private:
+  kernels::ThreadPool pool_;
+  int kv_dim_ = 0;
+  int64_t slots_ = 0;
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  using Buffer = std::unique_ptr<float[], Free>;
+  static Buffer zeroed(size_t n) {
+    auto* p = static_cast<float*>(std::calloc(n ? n : 1, sizeof(float)));
+    if (!p) throw Error(fmt::format("out of memory allocating {} MiB for the KV cache", n * 4 >> 20));
+    return Buffer(p);
+  }
+  Buffer k_, v_;     // [layers, slots, kv_dim]
+  Buffer scratch_;   // [threads, slots] attention scores
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+
+}  // namespace upg

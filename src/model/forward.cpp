@@ -1,0 +1,110 @@
+#include "model/forward.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "upg/error.h"
+
+namespace upg {
+
+ForwardPass::ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend& backend, int context_length,
+                         int max_sequences, int max_ubatch)
+    : cfg_(cfg), w_(w), be_(backend), ctx_(context_length), max_seqs_(max_sequences), max_ubatch_(max_ubatch),
+      rope_(build_rope(cfg, context_length)) {
+  const size_t U = size_t(max_ubatch), hidden = size_t(cfg.hidden_size),
+               qd = size_t(cfg.num_heads) * cfg.head_dim, kvd = size_t(cfg.num_kv_heads) * cfg.head_dim,
+               inter = size_t(cfg.intermediate_size);
+  x_.resize(U * hidden);
+  xb_.resize(U * hidden);
+  q_.resize(U * qd);
+  k_.resize(U * kvd);
+  v_.resize(U * kvd);
+  att_.resize(U * qd);
+  tmp_.resize(U * hidden);
+  gate_.resize(U * inter);
+  up_.resize(U * inter);
+  last_.resize(U * hidden);
+  positions_.resize(U);
+  slots_.resize(U);
+  kv_base_.resize(U);
+  be_.kv_alloc(cfg.num_layers, int64_t(context_length) * max_sequences, int(kvd));
+}
+
+void ForwardPass::validate(const Batch& b) const {
+  if (b.tokens.size() != b.positions.size() || b.tokens.size() != b.seq_ids.size() ||
+      b.tokens.size() != b.want_logits.size())
+    throw Error("batch: tokens, positions, seq_ids and want_logits differ in length");
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (b.tokens[i] < 0 || b.tokens[i] >= cfg_.vocab_size)
+      throw Error(fmt::format("batch: token id {} outside the vocabulary of {}", b.tokens[i], cfg_.vocab_size));
+    if (b.positions[i] < 0 || b.positions[i] >= ctx_)
+      throw Error(fmt::format("context full: position {} is past the context length {} (use -c to enlarge it)",
+                              b.positions[i], ctx_));
+    if (b.seq_ids[i] < 0 || b.seq_ids[i] >= max_seqs_)
+      throw Error(fmt::format("batch: sequence {} outside the {} KV cache slots", b.seq_ids[i], max_seqs_));
+  }
+}
+
+std::span<const float> ForwardPass::run(const Batch& b) {
+  validate(b);
+  const size_t vocab = size_t(cfg_.vocab_size);
+  const size_t wanted = size_t(std::count(b.want_logits.begin(), b.want_logits.end(), 1));
+  if (logits_.size() < wanted * vocab) logits_.resize(wanted * vocab);
+  n_wanted_ = 0;
+  for (size_t begin = 0; begin < b.size(); begin += size_t(max_ubatch_))
+    run_ubatch(b, begin, std::min(b.size(), begin + size_t(max_ubatch_)));
+  return {logits_.data(), wanted * vocab};
+}
+
+void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end) {
+  const ModelConfig& c = cfg_;
+  const int64_t n = int64_t(end - begin);
+  const int64_t hidden = c.hidden_size, inter = c.intermediate_size;
+  for (int64_t t = 0; t < n; ++t) {
+    const size_t i = begin + size_t(t);
+    positions_[size_t(t)] = b.positions[i];
+    kv_base_[size_t(t)] = int64_t(b.seq_ids[i]) * ctx_;
+    slots_[size_t(t)] = kv_base_[size_t(t)] + b.positions[i];
+  }
+  const std::span<const int32_t> pos(positions_.data(), size_t(n));
+  const std::span<const int64_t> slots(slots_.data(), size_t(n));
+  AttentionBatch ab{pos, std::span<const int64_t>(kv_base_.data(), size_t(n)), c.num_heads, c.num_kv_heads,
+                    c.head_dim, c.sliding_window};
+
+  be_.embed(w_.embed, std::span<const int32_t>(b.tokens.data() + begin, size_t(n)), x_.data());
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& lw = w_.layers[size_t(l)];
+    be_.rmsnorm(x_.data(), lw.attn_norm, xb_.data(), hidden, n, c.rms_norm_eps);
+    be_.matmul(lw.q, xb_.data(), n, q_.data());
+    be_.matmul(lw.k, xb_.data(), n, k_.data());
+    be_.matmul(lw.v, xb_.data(), n, v_.data());
+    be_.rope(q_.data(), pos, c.num_heads, rope_.table);
+    be_.rope(k_.data(), pos, c.num_kv_heads, rope_.table);
+    be_.kv_store(l, slots, k_.data(), v_.data());
+    be_.attention(l, q_.data(), ab, att_.data());
+    be_.matmul(lw.o, att_.data(), n, tmp_.data());
+    be_.add(x_.data(), tmp_.data(), n * hidden);
+
+    be_.rmsnorm(x_.data(), lw.mlp_norm, xb_.data(), hidden, n, c.rms_norm_eps);
+    be_.matmul(lw.gate, xb_.data(), n, gate_.data());
+    be_.matmul(lw.up, xb_.data(), n, up_.data());
+    be_.silu_mul(gate_.data(), up_.data(), gate_.data(), n * inter);
+    be_.matmul(lw.down, gate_.data(), n, tmp_.data());
+    be_.add(x_.data(), tmp_.data(), n * hidden);
+  }
+  // Only the rows that want logits go through the final norm and the LM head, which is
+  // the single largest matrix of a small model.
+  int64_t m = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    if (!b.want_logits[begin + size_t(t)]) continue;
+    std::copy_n(x_.data() + t * hidden, hidden, last_.data() + m * hidden);
+    ++m;
+  }
+  if (m == 0) return;
+  be_.rmsnorm(last_.data(), w_.final_norm, last_.data(), hidden, m, c.rms_norm_eps);
+  be_.matmul(w_.lm_head, last_.data(), m, logits_.data() + n_wanted_ * size_t(c.vocab_size));
+  n_wanted_ += size_t(m);
+}
+
+}  // namespace upg

@@ -1,0 +1,48 @@
+#pragma once
+// The forward pass over a Batch, expressed in Backend ops so CPU and CUDA share it.
+#include <span>
+#include <vector>
+
+#include "model/rope.h"
+#include "model/weights.h"
+#include "upg/backend.h"
+#include "upg/model.h"
+
+namespace upg {
+
+class ForwardPass {
+ public:
+  // max_ubatch: tokens run through the layers at once; larger batches are split.
+  ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend& backend, int context_length, int max_sequences,
+              int max_ubatch = 256);
+  // Logits [n_wanted, vocab] for the tokens with want_logits, in batch order.
+  std::span<const float> run(const Batch& batch);
+  int context_length() const { return ctx_; }
+
+ private:
+  void run_ubatch(const Batch& b, size_t begin, size_t end);
+  void validate(const Batch& b) const;
+
+  const ModelConfig& cfg_;
+  const ModelWeights& w_;
+  Backend& be_;
+  int ctx_, max_seqs_, max_ubatch_;
+  RopeCache rope_;
+  // Activations for one ubatch, allocated once (shapes in comments, U = max_ubatch).
+  std::vector<float> x_;     // [U, hidden] residual stream
+  std::vector<float> xb_;    // [U, hidden] normed input
+  std::vector<float> q_;     // [U, H * hd]
+  std::vector<float> k_;     // [U, KV * hd]
+  std::vector<float> v_;     // [U, KV * hd]
+  std::vector<float> att_;   // [U, H * hd]
+  std::vector<float> tmp_;   // [U, hidden]
+  std::vector<float> gate_;  // [U, inter]
+  std::vector<float> up_;    // [U, inter]
+  std::vector<float> last_;  // [U, hidden] final-normed rows that want logits
+  std::vector<int32_t> positions_;
+  std::vector<int64_t> slots_, kv_base_;
+  std::vector<float> logits_;  // [n_wanted, vocab], grows only when a batch wants more rows
+  size_t n_wanted_ = 0;
+};
+
+}  // namespace upg

@@ -1,0 +1,76 @@
+#include "upg/model.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "model/forward.h"
+#include "model/weights.h"
+#include "upg/backend.h"
+#include "upg/error.h"
+
+namespace upg {
+
+struct Model::Impl {
+  ModelSource source;
+  ModelWeights weights;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<ForwardPass> forward;
+  std::unique_ptr<Tokenizer> tokenizer;
+  int ctx = 0;
+  int max_seqs = 1;
+};
+
+Model::Model() : impl_(std::make_unique<Impl>()) {}
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOptions& options) {
+  std::unique_ptr<Model> m(new Model());
+  Impl& d = *m->impl_;
+  d.source = load_model_source(path, options.load);
+  const ModelConfig& cfg = d.source.config;
+  if (cfg.num_heads <= 0 || cfg.num_kv_heads <= 0 || cfg.num_heads % cfg.num_kv_heads != 0 || cfg.head_dim <= 0 ||
+      cfg.hidden_size <= 0 || cfg.num_layers <= 0 || cfg.vocab_size <= 0 || cfg.intermediate_size <= 0)
+    throw Error(fmt::format("{}: inconsistent config (heads {}, kv heads {}, head_dim {}, hidden {})", path,
+                            cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.hidden_size));
+  const int max_pos = cfg.max_position_embeddings > 0 ? cfg.max_position_embeddings : 8192;
+  if (options.context_length > max_pos)
+    throw Error(fmt::format("{}: context length {} exceeds the model's max_position_embeddings {}", path,
+                            options.context_length, max_pos));
+  d.ctx = options.context_length > 0 ? options.context_length : std::min(max_pos, 8192);
+  d.max_seqs = std::max(1, options.max_sequences);
+  try {
+    d.weights = bind_weights(d.source.weights, cfg);
+  } catch (const Error& e) {
+    // Binding errors already name the tensor; make sure they also name the file.
+    std::string msg = e.what();
+    if (msg.rfind(path, 0) != 0) msg = path + ": " + msg;
+    throw Error(msg);
+  }
+  d.backend = make_cpu_backend(options.n_threads);
+  d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs);
+  if (d.source.tokenizer) d.tokenizer = std::make_unique<Tokenizer>(*d.source.tokenizer);
+  return m;
+}
+
+const ModelConfig& Model::config() const { return impl_->source.config; }
+const ModelSource& Model::source() const { return impl_->source; }
+bool Model::has_tokenizer() const { return impl_->tokenizer != nullptr; }
+const Tokenizer& Model::tokenizer() const {
+  if (!impl_->tokenizer) throw Error(fmt::format("{}: the model has no tokenizer", impl_->source.path));
+  return *impl_->tokenizer;
+}
+int Model::context_length() const { return impl_->ctx; }
+int Model::max_sequences() const { return impl_->max_seqs; }
+Backend& Model::backend() { return *impl_->backend; }
+
+std::span<const float> Model::decode(const Batch& batch) { return impl_->forward->run(batch); }
+
+std::vector<float> Model::forward(const std::vector<int32_t>& tokens) {
+  Batch b;
+  for (size_t i = 0; i < tokens.size(); ++i) b.add(tokens[i], int32_t(i), 0, true);
+  auto logits = decode(b);
+  return {logits.begin(), logits.end()};
+}
+
+}  // namespace upg

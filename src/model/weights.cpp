@@ -1,0 +1,74 @@
+#include "model/weights.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "model/arch-registry.h"
+#include "upg/error.h"
+
+namespace upg {
+
+const TensorView& WeightBinder::expect(const std::string& name, std::vector<int64_t> shape) {
+  const TensorView& t = store_.get(name);
+  if (t.shape != shape)
+    throw Error(fmt::format("{}: tensor '{}' has shape [{}], expected [{}]", store_.source, name,
+                            fmt::join(t.shape, ", "), fmt::join(shape, ", ")));
+  if (dtype_is_quantized(t.dtype))
+    throw Error(fmt::format("{}: tensor '{}' is still block-quantized ({}); dequantize at load", store_.source, name,
+                            dtype_name(t.dtype)));
+  return t;
+}
+
+const float* WeightBinder::vector(const std::string& name, int64_t n) {
+  const TensorView& t = expect(name, {n});
+  if (t.dtype == DType::F32) return t.as<float>();
+  // Norms and biases are tiny; converting them once keeps every kernel fp32-only here.
+  auto* out = reinterpret_cast<float*>(store_.allocate(size_t(n) * sizeof(float)));
+  if (t.dtype != DType::F16 && t.dtype != DType::BF16)
+    throw Error(fmt::format("{}: tensor '{}' has unsupported dtype {}", store_.source, name, dtype_name(t.dtype)));
+  convert_to_f32(t.dtype, t.data, out, n);
+  return out;
+}
+
+LinearWeight WeightBinder::linear_rows(const std::string& name, int64_t total_rows, int64_t cols, int64_t row0,
+                                       int64_t rows, const std::string& bias_name) {
+  const TensorView& t = expect(name, {total_rows, cols});
+  if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
+    throw Error(fmt::format("{}: tensor '{}' has unsupported dtype {}", store_.source, name, dtype_name(t.dtype)));
+  LinearWeight w;
+  w.dtype = t.dtype;
+  w.rows = rows;
+  w.cols = cols;
+  w.data = t.data + dtype_bytes(t.dtype, row0 * cols);
+  if (!bias_name.empty()) w.bias = vector(bias_name, total_rows) + row0;
+  return w;
+}
+
+LinearWeight WeightBinder::linear(const std::string& name, int64_t rows, int64_t cols, const std::string& bias_name) {
+  return linear_rows(name, rows, cols, 0, rows, bias_name);
+}
+
+ModelWeights bind_weights(WeightStore& store, const ModelConfig& cfg) {
+  const ArchSpec& arch = find_arch(cfg.architecture);
+  if (arch.check_config) arch.check_config(cfg);
+  WeightBinder b(store, cfg);
+  ModelWeights w;
+  w.embed = b.linear("model.embed_tokens.weight", cfg.vocab_size, cfg.hidden_size);
+  // Tied models (SmolLM2) reuse the embedding as LM head; some tied checkpoints still
+  // ship an lm_head copy, which is then used as is.
+  w.lm_head = b.has("lm_head.weight") ? b.linear("lm_head.weight", cfg.vocab_size, cfg.hidden_size) : w.embed;
+  if (!b.has("lm_head.weight") && !cfg.tie_word_embeddings)
+    throw Error(fmt::format("{}: missing tensor 'lm_head.weight' (tie_word_embeddings is false)", store.source));
+  w.final_norm = b.vector("model.norm.weight", cfg.hidden_size);
+  w.layers.resize(size_t(cfg.num_layers));
+  for (int l = 0; l < cfg.num_layers; ++l) {
+    LayerWeights& lw = w.layers[size_t(l)];
+    std::string p = fmt::format("model.layers.{}.", l);
+    lw.attn_norm = b.vector(p + "input_layernorm.weight", cfg.hidden_size);
+    lw.mlp_norm = b.vector(p + "post_attention_layernorm.weight", cfg.hidden_size);
+    arch.bind_layer(b, p, lw);
+  }
+  return w;
+}
+
+}  // namespace upg
