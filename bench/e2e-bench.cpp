@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include "upg/backend.h"
 #include "upg/model.h"
 
 namespace {

@@ -30,7 +30,8 @@ class ThreadPool {
   std::unique_ptr<Impl> impl_;
 };
 
-// Name of the SIMD target in use ("AVX3_ZEN4", "AVX2", "SSE4", "EMU128", "SCALAR" ...).
+// Name of the SIMD target in use (hwy::TargetName: "AVX3", "AVX2", "SSE4", "SCALAR" ...;
+// Highway 1.0.3 has no AVX3_ZEN4, so a Zen 4 reports "AVX3").
 std::string simd_target();
 // Names of the targets this CPU can run, best first (for tests that force each one).
 std::vector<std::string> available_targets();

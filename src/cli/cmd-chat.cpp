@@ -66,7 +66,7 @@ void add_chat_command(CLI::App& app) {
   auto args = std::make_shared<ChatArgs>();
   CLI::App* cmd = app.add_subcommand("chat", "Talk with a model interactively (reads stdin line by line)");
   add_model_options(*cmd, args->model);
-  cmd->add_option("-sys,--system-prompt", args->system, "System message");
+  cmd->add_option("--system-prompt,--sys", args->system, "System message");
   add_generation_options(*cmd, args->gen);
   cmd->callback([args] { chat(*args); });
 }

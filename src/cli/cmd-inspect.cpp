@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "upg/error.h"
 #include "upg/io.h"
 
 namespace upg::cli {

@@ -69,7 +69,7 @@ void add_run_command(CLI::App& app) {
   add_model_options(*cmd, args->model);
   cmd->add_option("-p,--prompt", args->prompt, "Prompt text")->capture_default_str();
   cmd->add_option("-f,--file", args->prompt_file, "Read the prompt from a file");
-  cmd->add_option("-sys,--system-prompt", args->system, "System message for the chat template");
+  cmd->add_option("--system-prompt,--sys", args->system, "System message for the chat template");
   cmd->add_flag("--raw", args->raw, "Send the prompt as is, without the chat template");
   add_generation_options(*cmd, args->gen);
   cmd->callback([args] { run(*args); });

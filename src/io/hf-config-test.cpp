@@ -194,6 +194,51 @@ TEST(HfConfig, RopeScalingVariants) {
   EXPECT_EQ(parse(j).rope_scaling.type, "none");
 }
 
+TEST(HfConfig, Transformers5RopeParameters) {
+  // transformers 5 writes rope_theta and the scaling into "rope_parameters".
+  Json j = smollm();
+  j.erase("rope_theta");
+  j.erase("rope_scaling");
+  j["rope_parameters"] = {{"rope_theta", 500000.0},
+                          {"rope_type", "llama3"},
+                          {"factor", 8.0},
+                          {"low_freq_factor", 1.0},
+                          {"high_freq_factor", 4.0},
+                          {"original_max_position_embeddings", 8192}};
+  ModelConfig c = parse(j);
+  EXPECT_FLOAT_EQ(c.rope_theta, 500000.0f);
+  EXPECT_EQ(c.rope_scaling.type, "llama3");
+  EXPECT_FLOAT_EQ(c.rope_scaling.factor, 8.0f);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
+
+  j["rope_parameters"] = {{"rope_theta", 1e6}, {"rope_type", "default"}};
+  c = parse(j);
+  EXPECT_FLOAT_EQ(c.rope_theta, 1e6f);
+  EXPECT_EQ(c.rope_scaling.type, "none");
+
+  // An old-style top-level key wins.
+  j["rope_theta"] = 20000.0;
+  EXPECT_FLOAT_EQ(parse(j).rope_theta, 20000.0f);
+
+  // Phi-3 as saved by transformers 5: partial_rotary_factor inside rope_parameters too.
+  Json p = Json::parse(R"({"architectures": ["Phi3ForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
+    "max_position_embeddings": 4096, "original_max_position_embeddings": 1024,
+    "rope_parameters": {"long_factor": [2.0, 2.0, 2.0, 2.0, 2.0, 2.0], "original_max_position_embeddings": 1024,
+      "partial_rotary_factor": 0.75, "rope_theta": 10000.0, "rope_type": "longrope",
+      "short_factor": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], "type": "longrope"}, "sliding_window": null})");
+  c = parse(p);
+  EXPECT_FLOAT_EQ(c.partial_rotary_factor, 0.75f);
+  EXPECT_EQ(c.rope_scaling.type, "longrope");
+  EXPECT_EQ(c.rope_scaling.long_factor.size(), 6u);
+  EXPECT_FLOAT_EQ(c.rope_scaling.factor, 4.0f);
+
+  j["rope_parameters"] = {{"rope_type", "mrope"}};
+  expect_error([&] { parse(j); }, {"'rope_parameters.rope_type'", "'mrope' is not supported"});
+  j["rope_parameters"] = {1, 2};
+  expect_error([&] { parse(j); }, {"'rope_parameters' must be an object"});
+}
+
 TEST(HfConfig, RopeScalingRejects) {
   Json j = smollm();
   j["rope_scaling"] = {{"type", "ntk-by-parts"}, {"factor", 2.0}};

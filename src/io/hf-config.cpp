@@ -111,10 +111,13 @@ class Fields {
   std::string prefix_;
 };
 
-RopeScaling parse_rope_scaling(const Json& rs, const Fields& top, const ModelConfig& c, std::string_view origin) {
+// `key` is "rope_scaling" or, in configs written by transformers 5, "rope_parameters"
+// (the same fields plus rope_theta, and "default" as the type when there is no scaling).
+RopeScaling parse_rope_scaling(const char* key, const Fields& top, const ModelConfig& c, std::string_view origin) {
   RopeScaling r;
-  if (!rs.is_object()) top.fail("rope_scaling", fmt::format("must be an object or null, got {}", rs.type_name()));
-  Fields f(rs, origin, "rope_scaling.");
+  const Json& rs = top.at(key);
+  if (!rs.is_object()) top.fail(key, fmt::format("must be an object or null, got {}", rs.type_name()));
+  Fields f(rs, origin, std::string(key) + ".");
   // Newer transformers write "rope_type"; older ones "type". Either names the variant.
   const char* type_key = f.has("rope_type") ? "rope_type" : "type";
   std::string type = f.string(type_key, "");
@@ -124,7 +127,7 @@ RopeScaling parse_rope_scaling(const Json& rs, const Fields& top, const ModelCon
     if (f.has("original_max_position_embeddings")) return f.positive("original_max_position_embeddings");
     if (top.has("original_max_position_embeddings")) return top.positive("original_max_position_embeddings");
     if (fallback_to_max) return c.max_position_embeddings;
-    f.fail("original_max_position_embeddings", "is missing (neither in rope_scaling nor at the top level)");
+    f.fail("original_max_position_embeddings", fmt::format("is missing (neither in {} nor at the top level)", key));
   };
   auto factor = [&](const char* key, float def, bool required) {
     float v = required ? f.number(key) : f.number(key, def);
@@ -215,9 +218,16 @@ ModelConfig parse_hf_config(std::string_view config_json, std::string_view origi
   c.max_position_embeddings = f.positive("max_position_embeddings", llama ? 2048 : phi3 ? 4096 : 32768);
   c.rms_norm_eps = f.number("rms_norm_eps", phi3 ? 1e-5f : 1e-6f);
   if (!(c.rms_norm_eps > 0)) f.fail("rms_norm_eps", fmt::format("must be positive, got {}", c.rms_norm_eps));
-  c.rope_theta = f.number("rope_theta", 10000.0f);
+  // transformers 5 moved rope_theta (and Phi's partial_rotary_factor) into
+  // "rope_parameters"; a top-level key, as older configs have, wins.
+  const bool rope_params = f.has("rope_parameters");
+  if (rope_params && !f.at("rope_parameters").is_object())
+    f.fail("rope_parameters", fmt::format("must be an object or null, got {}", f.at("rope_parameters").type_name()));
+  const Fields rp(rope_params ? f.at("rope_parameters") : j, origin, "rope_parameters.");
+  c.rope_theta = f.has("rope_theta") || !rope_params ? f.number("rope_theta", 10000.0f) : rp.number("rope_theta", 10000.0f);
   if (!(c.rope_theta > 0)) f.fail("rope_theta", fmt::format("must be positive, got {}", c.rope_theta));
-  c.partial_rotary_factor = f.number("partial_rotary_factor", 1.0f);
+  c.partial_rotary_factor = f.has("partial_rotary_factor") || !rope_params ? f.number("partial_rotary_factor", 1.0f)
+                                                                          : rp.number("partial_rotary_factor", 1.0f);
   if (!(c.partial_rotary_factor > 0 && c.partial_rotary_factor <= 1))
     f.fail("partial_rotary_factor", fmt::format("must be in (0, 1], got {}", c.partial_rotary_factor));
   int rotary = int(std::lround(c.head_dim * c.partial_rotary_factor));
@@ -239,7 +249,10 @@ ModelConfig parse_hf_config(std::string_view config_json, std::string_view origi
   c.bos_token_id = f.integer("bos_token_id", -1);
   c.eos_token_ids = f.int_list("eos_token_id");
 
-  if (f.has("rope_scaling")) c.rope_scaling = parse_rope_scaling(f.at("rope_scaling"), f, c, origin);
+  if (f.has("rope_scaling"))
+    c.rope_scaling = parse_rope_scaling("rope_scaling", f, c, origin);
+  else if (rope_params)
+    c.rope_scaling = parse_rope_scaling("rope_parameters", f, c, origin);
   return c;
 }
 

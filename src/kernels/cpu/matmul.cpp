@@ -10,6 +10,7 @@
 #include "hwy/highway.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 
@@ -84,13 +85,14 @@ HWY_NOINLINE void tile(const WT* HWY_RESTRICT W, int64_t rows, int64_t cols, con
   // Rows are short streams (a 576-wide F16 row is 18 cache lines), too short for the
   // hardware prefetcher to ramp up on, so each row also prefetches the same column of the
   // row one tile below: the next tile's data arrives while this one computes. Past the
-  // last row this touches addresses outside W, which a prefetch may do (it never faults).
-  const int64_t ahead = kPrefetchTiles * R * cols;
+  // last row this touches addresses outside W, which a prefetch may do (it never faults;
+  // the address is formed as an integer so no out-of-range pointer exists).
+  const uintptr_t ahead_bytes = static_cast<uintptr_t>(kPrefetchTiles * R * cols) * sizeof(WT);
   auto main_loop = [&](auto with_prefetch) HWY_ATTR {
     for (int64_t c = 0; c < main_cols; c += N) {
       if constexpr (decltype(with_prefetch)::value) {
 #pragma GCC unroll 16
-        for (int r = 0; r < R; ++r) hwy::Prefetch(wrow[r] + ahead + c);
+        for (int r = 0; r < R; ++r) hwy::Prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(wrow[r] + c) + ahead_bytes));
       }
       step([&](int r) { return wrow[r]; }, [&](int t) { return xrow[t]; }, c);
     }
@@ -142,7 +144,10 @@ HWY_INLINE void tile_tokens(int T, const WT* W, int64_t rows, int64_t cols, cons
 template <class WT>
 void matmul_rows(const WT* W, int64_t rows, int64_t cols, const float* x, int64_t n_tokens, float* y,
                  const float* bias, int64_t r_begin, int64_t r_end) {
-  constexpr int64_t kBlockBytes = 256 * 1024;
+#ifndef UPG_BLOCK_KB
+#define UPG_BLOCK_KB 256
+#endif
+  constexpr int64_t kBlockBytes = UPG_BLOCK_KB * 1024;
   const int64_t block_rows =
       n_tokens <= kTokTile ? (r_end - r_begin)
                            : std::max<int64_t>(kRowTile, kBlockBytes / (cols * int64_t(sizeof(WT))) / kRowTile * kRowTile);
