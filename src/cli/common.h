@@ -15,7 +15,7 @@ struct ModelArgs {
   std::string path;
   int threads = 0;
   int ctx = 0;
-  std::string dtype = "f32";  // what GGUF block-quantized weights are dequantized to
+  std::string dtype = "f16";  // what GGUF block-quantized weights are dequantized to
 };
 void add_model_options(CLI::App& app, ModelArgs& args, bool with_runtime = true);
 // Loads the model, printing the load time to stderr.

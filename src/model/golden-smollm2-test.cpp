@@ -21,6 +21,7 @@ class GoldenSmolLM2 : public ::testing::Test {
     if (!test::file_exists(test::default_model_path())) return;
     ModelOptions o;
     o.context_length = 256;
+    o.load.dequant_to = DType::F32;  // the reference computes in fp32
     model_ = Model::from_file(test::default_model_path(), o).release();
     golden_ = new nlohmann::json(test::load_json(test::source_dir() + "/tests/fixtures/smollm2-golden.json"));
   }
@@ -90,6 +91,37 @@ TEST_F(GoldenSmolLM2, GreedyContinuationMatchesTransformers) {
       b.add(next, int32_t(ids.size() + step), 0, true);
     }
   }
+}
+
+}  // namespace
+}  // namespace upg
+
+namespace upg {
+namespace {
+
+// The default load path dequantizes to F16. Its logits move by the F16 rounding of the
+// weights only; bound that drift against the fp32 reference and require the same argmax.
+TEST(GoldenSmolLM2F16, LogitsStayCloseToTransformers) {
+  if (!test::file_exists(test::default_model_path())) GTEST_SKIP() << "default model not found";
+  ModelOptions o;
+  o.context_length = 64;
+  o.load.dequant_to = DType::F16;
+  auto model = Model::from_file(test::default_model_path(), o);
+  const auto g = test::load_json(test::source_dir() + "/tests/fixtures/smollm2-golden.json");
+  const size_t vocab = size_t(model->config().vocab_size);
+  float worst = 0;
+  for (const auto& p : g["prompts"]) {
+    const auto ids = p["ids"].get<std::vector<int32_t>>();
+    const std::vector<float> logits = model->forward(ids);
+    for (const auto& pos : p["positions"]) {
+      const float* row = logits.data() + size_t(pos["pos"].get<int>()) * vocab;
+      EXPECT_EQ(std::max_element(row, row + vocab) - row, pos["argmax"].get<int>());
+      for (const auto& pair : pos["top"])
+        worst = std::max(worst, std::fabs(row[pair[0].get<int>()] - pair[1].get<float>()));
+    }
+  }
+  std::printf("worst F16 logit drift: %g\n", worst);
+  EXPECT_LT(worst, 0.05f);
 }
 
 }  // namespace
