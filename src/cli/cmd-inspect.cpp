@@ -38,9 +38,11 @@ void add_tokenize_command(CLI::App& app) {
 
 void add_info_command(CLI::App& app) {
   auto a = std::make_shared<ModelArgs>();
+  auto list = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("info", "Print a model's architecture, sizes and tensors");
   add_model_options(*cmd, *a, false);
-  cmd->callback([a] {
+  cmd->add_flag("--tensors", *list, "Also list every tensor: name, dtype as loaded, shape");
+  cmd->callback([a, list] {
     ModelSource src = load_model_source(a->path);
     const ModelConfig& c = src.config;
     fmt::print("file:          {} ({}, {:.1f} MiB)\n", src.path, src.format, double(src.file_bytes) / (1 << 20));
@@ -58,6 +60,9 @@ void add_info_command(CLI::App& app) {
     if (src.tokenizer) fmt::print("tokenizer:     {} tokens, {} merges\n", src.tokenizer->vocab.size(),
                                   src.tokenizer->merges.size());
     for (auto& [k, v] : src.info) fmt::print("{:<14} {}\n", k + ":", v);
+    if (!*list) return;
+    for (auto& [name, t] : src.weights.all())
+      fmt::print("  {:<56} {:<5} [{}]\n", name, dtype_name(t.dtype), fmt::join(t.shape, ", "));
   });
 }
 

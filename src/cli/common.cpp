@@ -79,6 +79,10 @@ GenerateParams finish_generation_args(GenerationArgs& a) {
     }
   }
   if (a.params.max_new_tokens < -1) throw Error("--n-predict: must be -1 or more");
+  // The Sampler validates its flags; building one here reports a bad --top-p before a
+  // model load that can take minutes.
+  Sampler check(a.params.sampling);
+  (void)check;
   return a.params;
 }
 

@@ -93,7 +93,15 @@ GgufWriter tiny_model(const std::string& arch, bool tied = false) {
   return w;
 }
 
-ModelSource load(const GgufWriter& w, LoadOptions o = {}) {
+// These tests check exact values, so quantized tensors are dequantized to F32 unless a
+// test asks otherwise (the library default is F16).
+LoadOptions f32() {
+  LoadOptions o;
+  o.dequant_to = DType::F32;
+  return o;
+}
+
+ModelSource load(const GgufWriter& w, LoadOptions o = f32()) {
   TempPath p("gguf-tiny");
   w.write(p.str());
   return load_gguf(p.str(), o);  // the mapping stays alive after the file is unlinked
@@ -255,7 +263,7 @@ class RealGguf : public ::testing::Test {
 
 TEST_F(RealGguf, LoadsSmolLM2) {
   auto t0 = std::chrono::steady_clock::now();
-  ModelSource s = load_gguf(path_, {});
+  ModelSource s = load_gguf(path_, f32());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("load_gguf(%s): %.3f s\n", path_.c_str(), secs);
 

@@ -69,7 +69,9 @@ TEST(SafetensorsWriter, RoundTripAllDtypes) {
     EXPECT_EQ(got->dtype, entries[i].dtype);
     EXPECT_EQ(got->shape, entries[i].shape);
     auto want = pattern(i, got->nbytes);
-    if (got->nbytes > 0) EXPECT_EQ(std::memcmp(got->data, want.data(), want.size()), 0) << got->name;
+    if (got->nbytes > 0) {
+      EXPECT_EQ(std::memcmp(got->data, want.data(), want.size()), 0) << got->name;
+    }
     EXPECT_EQ(reinterpret_cast<uintptr_t>(got->data) % uintptr_t(dtype_block_bytes(got->dtype)), 0u) << got->name;
   }
   // Data is contiguous and exactly fills the file, as the safetensors crate requires.

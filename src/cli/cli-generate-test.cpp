@@ -1,0 +1,134 @@
+// End-to-end tests of `upg run` and `upg chat` on the default model: output, stats,
+// determinism, stop strings, context limits and flag validation. Each model run costs
+// about a second, so prompts and -n stay small.
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "cli/cli-test-helpers.h"
+
+namespace upg::cli_test {
+namespace {
+
+const char* const kCapital = "What is the capital of France?";
+
+class CliGenerate : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = model_path();
+    if (model_.empty()) GTEST_SKIP() << "model not found (set UPG_MODEL or run scripts/fetch-model.sh)";
+  }
+  ProcessResult run(std::vector<std::string> args, std::string_view stdin_text = {}) {
+    args.insert(args.begin(), model_);
+    args.insert(args.begin(), "run");
+    return run_upg(args, stdin_text);
+  }
+  std::string model_;
+};
+
+TEST_F(CliGenerate, GreedyAnswersParisWithStats) {
+  ProcessResult r = run({"-p", kCapital, "-n", "24", "--temp", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "Paris")) << r.out;
+  // Stats and load messages belong on stderr, never mixed into the generated text.
+  EXPECT_FALSE(contains(r.out, "tok/s")) << r.out;
+  EXPECT_TRUE(contains(r.err, "tok/s")) << r.err;
+  EXPECT_TRUE(contains(r.err, "peak memory")) << r.err;
+  EXPECT_TRUE(contains(r.err, "stop: ")) << r.err;
+}
+
+TEST_F(CliGenerate, SameSeedSameTextDifferentSeedsDiffer) {
+  auto sample = [&](const std::string& seed) {
+    ProcessResult r = run({"-p", "Write a short poem about the sea.", "-n", "24", "--temp", "0.8", "--seed", seed});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_FALSE(r.out.empty());
+    return r.out;
+  };
+  const std::string a = sample("42");
+  EXPECT_EQ(sample("42"), a);
+  const std::string b = sample("7"), c = sample("1234");
+  EXPECT_FALSE(a == b && b == c) << "three seeds gave the same text:\n" << a;
+}
+
+TEST_F(CliGenerate, RawPromptSkipsTheChatTemplate) {
+  ProcessResult r = run({"--raw", "-p", "def fibonacci(n):", "-n", "16", "--temp", "0", "-v"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty() || r.out == "\n") << r.out;
+  // "def fibonacci(n):" is a handful of tokens; through the template it would be ~30.
+  size_t stats = r.err.find("| prompt ");
+  ASSERT_NE(stats, std::string::npos) << r.err;
+  int n_prompt = std::stoi(r.err.substr(stats + 9));
+  EXPECT_GT(n_prompt, 0);
+  EXPECT_LT(n_prompt, 12) << r.err;
+}
+
+TEST_F(CliGenerate, StopStringIsNotPrinted) {
+  ProcessResult r = run({"-p", kCapital, "-n", "24", "--temp", "0", "-r", "Paris"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(contains(r.out, "Paris")) << r.out;
+  EXPECT_FALSE(r.out.empty() || r.out == "\n") << "the text before the stop string is missing";
+  EXPECT_TRUE(contains(r.err, "stop: stop string")) << r.err;
+}
+
+TEST_F(CliGenerate, PromptLongerThanContextIsAnError) {
+  std::string prompt;
+  for (int i = 0; i < 10; ++i) prompt += "The quick brown fox jumps over the lazy dog. ";
+  ProcessResult r = run({"-c", "32", "-p", prompt});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "upg: error: ")) << r.err;
+  EXPECT_TRUE(contains(r.err, "context")) << r.err;
+  EXPECT_EQ(r.out, "") << "nothing may be generated from a truncated prompt";
+}
+
+TEST_F(CliGenerate, PromptPlusNPredictBeyondContextIsAnError) {
+  ProcessResult r = run({"-c", "64", "-n", "100", "-p", "Hi"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "upg: error: ")) << r.err;
+  EXPECT_TRUE(contains(r.err, "-n 100")) << r.err;
+  EXPECT_TRUE(contains(r.err, "context of 64")) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+// Bad values must be reported before the model is loaded, which can take minutes for
+// a large model; so these need no model and run even when it is absent.
+TEST(CliFlags, InvalidSamplingFlagsNameTheFlag) {
+  std::string model = model_path();
+  if (model.empty()) model = "absent-model.gguf";
+  const std::vector<std::vector<std::string>> cases = {
+      {"--top-p", "1.5"}, {"--top-p", "0"},      {"--min-p", "-1"},  {"--seed", "abc"},
+      {"--seed", "12x"},  {"--dtype", "f8"},     {"--n-predict", "-5"}, {"--repeat-penalty", "0"},
+      {"--repeat-last-n", "-2"}, {"--temp", "fast"}};
+  for (const auto& flag : cases) {
+    for (const char* cmd : {"run", "chat"}) {
+      SCOPED_TRACE(std::string(cmd) + " " + flag[0] + " " + flag[1]);
+      std::vector<std::string> args = {cmd, model, flag[0], flag[1]};
+      if (std::string(cmd) == "run") args.insert(args.end(), {"-p", "hi"});
+      ProcessResult r = run_upg(args, "hello\n");
+      EXPECT_NE(r.exit_code, 0);
+      EXPECT_TRUE(contains(r.err, flag[0])) << r.err;
+      EXPECT_FALSE(contains(r.err, "upg: loaded")) << "checked only after loading the model:\n" << r.err;
+      EXPECT_EQ(r.out, "");
+    }
+  }
+}
+
+TEST_F(CliGenerate, ChatAnswersFromStdinAndExitsOnEof) {
+  ProcessResult r = run_upg({"chat", model_, "--temp", "0", "-n", "32"}, std::string(kCapital) + "\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "Paris")) << r.out;
+}
+
+TEST_F(CliGenerate, ChatResetGivesTheSameAnswerAgain) {
+  // After /reset the conversation is the first turn again; the cached prefix must not
+  // change the greedy answer.
+  std::string input = std::string(kCapital) + "\n/reset\n" + kCapital + "\n";
+  ProcessResult r = run_upg({"chat", model_, "--temp", "0", "-n", "24"}, input);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t half = r.out.size() / 2;
+  EXPECT_TRUE(contains(r.out.substr(0, half), "Paris")) << r.out;
+  EXPECT_EQ(r.out.substr(0, half), r.out.substr(half)) << "the two answers differ:\n" << r.out;
+}
+
+}  // namespace
+}  // namespace upg::cli_test
