@@ -21,6 +21,10 @@ struct LoadOptions {
   // F32 is there for bit-for-bit comparisons with fp32 references.
   // F32/F16/BF16 tensors are never converted: they stay zero-copy views into the mmap.
   DType dequant_to = DType::F16;
+  // Inspection only (upg info, upg tokenize): every tensor stays a view of the file as
+  // stored, block-quantized and (GGUF llama) Q/K-permuted; nothing is converted, so the
+  // load costs only the metadata parse. Such weights cannot be run.
+  bool as_stored = false;
 };
 
 struct ModelSource {

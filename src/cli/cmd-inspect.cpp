@@ -10,6 +10,14 @@
 
 namespace upg::cli {
 
+namespace {
+LoadOptions inspect_only() {
+  LoadOptions o;
+  o.as_stored = true;
+  return o;
+}
+}  // namespace
+
 void add_tokenize_command(CLI::App& app) {
   struct Args {
     ModelArgs model;
@@ -24,7 +32,7 @@ void add_tokenize_command(CLI::App& app) {
   cmd->add_flag("--pieces", a->show_pieces, "Also print each token's text");
   cmd->add_flag("--no-special", a->no_special, "Treat special-token text like <|im_start|> as plain text");
   cmd->callback([a] {
-    ModelSource src = load_model_source(a->model.path);
+    ModelSource src = load_model_source(a->model.path, inspect_only());
     if (!src.tokenizer) throw Error(fmt::format("{}: the model has no tokenizer", a->model.path));
     Tokenizer tok(*src.tokenizer);
     auto ids = tok.encode(a->text, false, !a->no_special);
@@ -41,9 +49,9 @@ void add_info_command(CLI::App& app) {
   auto list = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("info", "Print a model's architecture, sizes and tensors");
   add_model_options(*cmd, *a, false);
-  cmd->add_flag("--tensors", *list, "Also list every tensor: name, dtype as loaded, shape");
+  cmd->add_flag("--tensors", *list, "Also list every tensor: name, dtype as stored in the file, shape");
   cmd->callback([a, list] {
-    ModelSource src = load_model_source(a->path);
+    ModelSource src = load_model_source(a->path, inspect_only());
     const ModelConfig& c = src.config;
     fmt::print("file:          {} ({}, {:.1f} MiB)\n", src.path, src.format, double(src.file_bytes) / (1 << 20));
     fmt::print("architecture:  {}\n", c.architecture);
@@ -55,7 +63,7 @@ void add_info_command(CLI::App& app) {
     fmt::print("tied embed:    {}\n", c.tie_word_embeddings ? "yes" : "no");
     int64_t params = 0;
     for (auto& [name, t] : src.weights.all()) params += t.numel();
-    fmt::print("tensors:       {} ({:.1f} M parameters, {:.1f} MiB as loaded)\n", src.weights.all().size(),
+    fmt::print("tensors:       {} ({:.1f} M parameters, {:.1f} MiB as stored)\n", src.weights.all().size(),
                double(params) / 1e6, double(src.weights.total_bytes()) / (1 << 20));
     if (src.tokenizer) fmt::print("tokenizer:     {} tokens, {} merges\n", src.tokenizer->vocab.size(),
                                   src.tokenizer->merges.size());

@@ -318,3 +318,21 @@ TEST_F(RealGguf, LoadsSmolLM2) {
 
 }  // namespace
 }  // namespace upg::io
+
+namespace upg::io {
+namespace {
+
+TEST(RealGgufAsStored, KeepsTensorsAsInTheFile) {
+  const std::string path = gguf_test::model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "model not found at " << path;
+  LoadOptions o;
+  o.as_stored = true;
+  ModelSource s = load_gguf(path, o);
+  EXPECT_EQ(s.weights.get("model.layers.0.self_attn.q_proj.weight").dtype, DType::Q4_1);
+  EXPECT_EQ(s.weights.get("model.embed_tokens.weight").dtype, DType::Q8_0);
+  EXPECT_EQ(s.weights.get("model.norm.weight").dtype, DType::F32);
+  EXPECT_EQ(s.weights.all().size(), 272u);
+}
+
+}  // namespace
+}  // namespace upg::io

@@ -124,7 +124,7 @@ ModelSource load_gguf(const std::string& path, const LoadOptions& opts) {
     // A file with a small general.alignment may leave plain data misaligned for its type.
     const size_t elem_align = quantized ? 1 : size_t(dtype_block_bytes(t.dtype));
     const bool misaligned = reinterpret_cast<uintptr_t>(t.data) % elem_align != 0;
-    if (!quantized && map.empty() && !misaligned) {
+    if (opts.as_stored || (!quantized && map.empty() && !misaligned)) {
       v.dtype = t.dtype;
       v.data = t.data;
       v.nbytes = t.nbytes;

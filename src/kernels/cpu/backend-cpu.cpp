@@ -1,4 +1,5 @@
-// The CPU backend: the Backend ops over kernels/cpu, threaded with one pool.
+// The CPU backend: the Backend ops (include/upg/backend.h) over this folder's kernels,
+// threaded with one pool. The forward pass in model/ only sees the Backend interface.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
