@@ -4,10 +4,12 @@
 // implements the same ops on device memory, so the forward pass in model/ never forks
 // per device. Ask supports() before binding a weight format to a backend.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 
+#include "upg/format.h"
 #include "upg/tensor.h"
 
 namespace upg {
@@ -20,7 +22,15 @@ struct LinearWeight {
   const void* data = nullptr;
   int64_t rows = 0, cols = 0;
   const float* bias = nullptr;  // [rows] or null
+  // Set for UPG-compressed weights (then dtype/data are unused): the layout and encoding
+  // travel with the matrix and the kernel is chosen from them.
+  const format::CompressedMatrix* compressed = nullptr;
+  const char* name = "";  // tensor name, for errors, profiles and calibration
 };
+
+// Sees the input of every matmul of a forward pass (calibration for Wanda pruning):
+// x is [n_tokens, w.cols].
+using MatmulObserver = std::function<void(const LinearWeight& w, const float* x, int64_t n_tokens)>;
 
 enum class Op { Matmul, RmsNorm, Rope, Attention, SiluMul, Add, Embed };
 

@@ -2,12 +2,14 @@
 // io/: turns files into tensors plus typed metadata. Everything above this layer sees
 // Hugging Face tensor names and row-major shapes, whatever the file format was.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "upg/config.h"
+#include "upg/format.h"
 #include "upg/tensor.h"
 #include "upg/tokenizer.h"
 
@@ -32,6 +34,9 @@ struct ModelSource {
   std::string format;  // "gguf" or "safetensors"
   ModelConfig config;
   WeightStore weights;  // Hugging Face names, e.g. "model.layers.0.self_attn.q_proj.weight"
+  // UPG files: compressed linear weights by their original name, validated at load and
+  // backed by memory that `weights` keeps alive.
+  std::map<std::string, format::CompressedMatrix, std::less<>> compressed;
   std::optional<TokenizerSpec> tokenizer;
   // Human-readable facts for `upg info` ("general.name", "file.type", ...), in file order.
   std::vector<std::pair<std::string, std::string>> info;

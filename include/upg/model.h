@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "upg/backend.h"
 #include "upg/config.h"
 #include "upg/io.h"
 #include "upg/tokenizer.h"
@@ -63,6 +64,9 @@ class Model {
   // in batch order. Positions must continue each sequence's cache (0 starts it afresh);
   // a position at or past context_length() throws upg::Error.
   std::span<const float> decode(const Batch& batch);
+
+  // Calibration: `obs` sees the input of every matmul of later decode() calls.
+  void set_matmul_observer(MatmulObserver obs);
 
   // Convenience: a fresh sequence 0, logits for every token [tokens.size(), vocab].
   std::vector<float> forward(const std::vector<int32_t>& tokens);

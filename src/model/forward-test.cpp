@@ -27,7 +27,7 @@ std::unique_ptr<Loaded> load(DType dequant_to) {
   LoadOptions o;
   o.dequant_to = dequant_to;
   l->src = load_model_source(test::default_model_path(), o);
-  l->w = bind_weights(l->src.weights, l->src.config);
+  l->w = bind_weights(l->src);
   return l;
 }
 

@@ -57,6 +57,11 @@ std::span<const float> ForwardPass::run(const Batch& b) {
   return {logits_.data(), wanted * vocab};
 }
 
+void ForwardPass::matmul(const LinearWeight& w, const float* x, int64_t n, float* y) {
+  if (observer_) observer_(w, x, n);
+  be_.matmul(w, x, n, y);
+}
+
 void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end) {
   const ModelConfig& c = cfg_;
   const int64_t n = int64_t(end - begin);
@@ -76,21 +81,21 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end) {
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
     be_.rmsnorm(x_.data(), lw.attn_norm, xb_.data(), hidden, n, c.rms_norm_eps);
-    be_.matmul(lw.q, xb_.data(), n, q_.data());
-    be_.matmul(lw.k, xb_.data(), n, k_.data());
-    be_.matmul(lw.v, xb_.data(), n, v_.data());
+    matmul(lw.q, xb_.data(), n, q_.data());
+    matmul(lw.k, xb_.data(), n, k_.data());
+    matmul(lw.v, xb_.data(), n, v_.data());
     be_.rope(q_.data(), pos, c.num_heads, rope_.table);
     be_.rope(k_.data(), pos, c.num_kv_heads, rope_.table);
     be_.kv_store(l, slots, k_.data(), v_.data());
     be_.attention(l, q_.data(), ab, att_.data());
-    be_.matmul(lw.o, att_.data(), n, tmp_.data());
+    matmul(lw.o, att_.data(), n, tmp_.data());
     be_.add(x_.data(), tmp_.data(), n * hidden);
 
     be_.rmsnorm(x_.data(), lw.mlp_norm, xb_.data(), hidden, n, c.rms_norm_eps);
-    be_.matmul(lw.gate, xb_.data(), n, gate_.data());
-    be_.matmul(lw.up, xb_.data(), n, up_.data());
+    matmul(lw.gate, xb_.data(), n, gate_.data());
+    matmul(lw.up, xb_.data(), n, up_.data());
     be_.silu_mul(gate_.data(), up_.data(), gate_.data(), n * inter);
-    be_.matmul(lw.down, gate_.data(), n, tmp_.data());
+    matmul(lw.down, gate_.data(), n, tmp_.data());
     be_.add(x_.data(), tmp_.data(), n * hidden);
   }
   // Only the rows that want logits go through the final norm and the LM head, which is
@@ -103,7 +108,7 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end) {
   }
   if (m == 0) return;
   be_.rmsnorm(last_.data(), w_.final_norm, last_.data(), hidden, m, c.rms_norm_eps);
-  be_.matmul(w_.lm_head, last_.data(), m, logits_.data() + n_wanted_ * size_t(c.vocab_size));
+  matmul(w_.lm_head, last_.data(), m, logits_.data() + n_wanted_ * size_t(c.vocab_size));
   n_wanted_ += size_t(m);
 }
 

@@ -18,10 +18,13 @@ class ForwardPass {
   // Logits [n_wanted, vocab] for the tokens with want_logits, in batch order.
   std::span<const float> run(const Batch& batch);
   int context_length() const { return ctx_; }
+  // Calibration hook: sees every matmul input (null to remove). Costs nothing when unset.
+  void set_observer(MatmulObserver obs) { observer_ = std::move(obs); }
 
  private:
   void run_ubatch(const Batch& b, size_t begin, size_t end);
   void validate(const Batch& b) const;
+  void matmul(const LinearWeight& w, const float* x, int64_t n, float* y);
 
   const ModelConfig& cfg_;
   const ModelWeights& w_;
@@ -43,6 +46,7 @@ class ForwardPass {
   std::vector<int64_t> slots_, kv_base_;
   std::vector<float> logits_;  // [n_wanted, vocab], grows only when a batch wants more rows
   size_t n_wanted_ = 0;
+  MatmulObserver observer_;
 };
 
 }  // namespace upg

@@ -60,7 +60,7 @@ TEST_P(GoldenTiny, LogitsAndContinuationMatchTransformers) {
 TEST_P(GoldenTiny, ReferenceForwardMatchesTransformers) {
   const auto g = golden();
   ModelSource src = load_model_source(dir());
-  ModelWeights w = bind_weights(src.weights, src.config);
+  ModelWeights w = bind_weights(src);
   ReferenceForward ref(src.config, w, 32);
   const auto ids = g["input_ids"].get<std::vector<int32_t>>();
   const auto want = g["logits"].get<std::vector<std::vector<float>>>();

@@ -40,7 +40,7 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
   d.ctx = options.context_length > 0 ? options.context_length : std::min(max_pos, 8192);
   d.max_seqs = std::max(1, options.max_sequences);
   try {
-    d.weights = bind_weights(d.source.weights, cfg);
+    d.weights = bind_weights(d.source);
   } catch (const Error& e) {
     // Binding errors already name the tensor; make sure they also name the file.
     std::string msg = e.what();
@@ -63,6 +63,8 @@ const Tokenizer& Model::tokenizer() const {
 int Model::context_length() const { return impl_->ctx; }
 int Model::max_sequences() const { return impl_->max_seqs; }
 Backend& Model::backend() { return *impl_->backend; }
+
+void Model::set_matmul_observer(MatmulObserver obs) { impl_->forward->set_observer(std::move(obs)); }
 
 std::span<const float> Model::decode(const Batch& batch) { return impl_->forward->run(batch); }
 

@@ -32,10 +32,25 @@ const float* WeightBinder::vector(const std::string& name, int64_t n) {
 
 LinearWeight WeightBinder::linear_rows(const std::string& name, int64_t total_rows, int64_t cols, int64_t row0,
                                        int64_t rows, const std::string& bias_name) {
+  if (auto it = compressed_.find(name); it != compressed_.end()) {
+    const format::CompressedMatrix& m = it->second;
+    if (m.rows != total_rows || m.cols != cols)
+      throw Error(fmt::format("{}: tensor '{}' has shape [{}, {}], expected [{}, {}]", store_.source, name, m.rows,
+                              m.cols, total_rows, cols));
+    LinearWeight w;
+    w.rows = rows;
+    w.cols = cols;
+    w.name = it->first.c_str();
+    w.compressed = &m;
+    if (row0 != 0 || rows != total_rows) w.compressed = &out_.slices.emplace_back(format::slice_rows(m, row0, rows));
+    if (!bias_name.empty()) w.bias = vector(bias_name, total_rows) + row0;
+    return w;
+  }
   const TensorView& t = expect(name, {total_rows, cols});
   if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
     throw Error(fmt::format("{}: tensor '{}' has unsupported dtype {}", store_.source, name, dtype_name(t.dtype)));
   LinearWeight w;
+  w.name = t.name.c_str();
   w.dtype = t.dtype;
   w.rows = rows;
   w.cols = cols;
@@ -48,11 +63,13 @@ LinearWeight WeightBinder::linear(const std::string& name, int64_t rows, int64_t
   return linear_rows(name, rows, cols, 0, rows, bias_name);
 }
 
-ModelWeights bind_weights(WeightStore& store, const ModelConfig& cfg) {
+ModelWeights bind_weights(ModelSource& src) {
+  const ModelConfig& cfg = src.config;
+  const WeightStore& store = src.weights;
   const ArchSpec& arch = find_arch(cfg.architecture);
   if (arch.check_config) arch.check_config(cfg);
-  WeightBinder b(store, cfg);
   ModelWeights w;
+  WeightBinder b(src, w);
   w.embed = b.linear("model.embed_tokens.weight", cfg.vocab_size, cfg.hidden_size);
   // Tied models (SmolLM2) reuse the embedding as LM head; some tied checkpoints still
   // ship an lm_head copy, which is then used as is.

@@ -1,11 +1,13 @@
 #pragma once
 // The model's weights as the forward passes see them: views into the WeightStore, with
 // small vectors (norms, biases) converted to fp32 once at load.
+#include <deque>
 #include <string>
 #include <vector>
 
 #include "upg/backend.h"
 #include "upg/config.h"
+#include "upg/io.h"
 #include "upg/tensor.h"
 
 namespace upg {
@@ -22,15 +24,17 @@ struct ModelWeights {
   LinearWeight lm_head;  // [vocab, hidden]; the embedding when tied
   const float* final_norm = nullptr;
   std::vector<LayerWeights> layers;
+  std::deque<format::CompressedMatrix> slices;  // row ranges of fused compressed weights
 };
 
 // Checked access to the store for architecture binders: every getter validates the
 // tensor's shape against the config and names the tensor in its error.
 class WeightBinder {
  public:
-  WeightBinder(WeightStore& store, const ModelConfig& cfg) : store_(store), cfg_(cfg) {}
+  WeightBinder(ModelSource& src, ModelWeights& out)
+      : store_(src.weights), compressed_(src.compressed), cfg_(src.config), out_(out) {}
   const ModelConfig& config() const { return cfg_; }
-  bool has(const std::string& name) const { return store_.contains(name); }
+  bool has(const std::string& name) const { return store_.contains(name) || compressed_.count(name) > 0; }
   // A [rows, cols] linear weight, optionally with a [rows] bias named `bias_name`.
   LinearWeight linear(const std::string& name, int64_t rows, int64_t cols, const std::string& bias_name = "");
   // Rows [row0, row0 + rows) of a fused [total_rows, cols] weight (and its bias).
@@ -42,10 +46,13 @@ class WeightBinder {
  private:
   const TensorView& expect(const std::string& name, std::vector<int64_t> shape);
   WeightStore& store_;
+  const std::map<std::string, format::CompressedMatrix, std::less<>>& compressed_;
   const ModelConfig& cfg_;
+  ModelWeights& out_;
 };
 
-// Binds the non-layer weights and every layer through the architecture's binder.
-ModelWeights bind_weights(WeightStore& store, const ModelConfig& cfg);
+// Binds the non-layer weights and every layer through the architecture's binder. The
+// result points into `src`, which must outlive it.
+ModelWeights bind_weights(ModelSource& src);
 
 }  // namespace upg
