@@ -9,15 +9,13 @@
 #include <fstream>
 #include <string>
 
+#include "core/test-paths.h"
 #include "upg/backend.h"
 #include "upg/model.h"
 
 namespace {
 
-std::string model_path() {
-  const char* env = std::getenv("UPG_MODEL");
-  return env ? env : std::string(UPG_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+std::string model_path() { return upg::test::default_model_path(); }
 
 void run_e2e(benchmark::State& state, upg::DType dtype) {
   if (!std::ifstream(model_path()).good()) {

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/test-paths.h"
 #include "cli/cli-test-helpers.h"
 
 extern char** environ;
@@ -80,8 +81,7 @@ ProcessResult run_upg(const std::vector<std::string>& args, std::string_view std
 }
 
 std::string model_path() {
-  const char* env = std::getenv("UPG_MODEL");
-  std::string p = env && *env ? env : UPG_SOURCE_DIR "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  std::string p = test::default_model_path();
   return std::filesystem::exists(p) ? p : std::string();
 }
 

@@ -10,35 +10,30 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/test-paths.h"
 #include "upg/error.h"
 
 namespace upg {
 namespace {
 
-std::string source_dir() {
-  const char* env = std::getenv("UPG_SOURCE_DIR");
-  return env ? env : UPG_SOURCE_DIR;
-}
-std::string model_path() {
-  const char* env = std::getenv("UPG_MODEL");
-  return env ? env : source_dir() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+using test::default_model_path;
+using test::source_dir;
 
 class GeneratorTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (!std::ifstream(model_path()).good()) return;
+    if (!std::ifstream(default_model_path()).good()) return;
     ModelOptions o;
     o.context_length = 160;
     o.load.dequant_to = DType::F32;  // greedy ids are compared with an fp32 reference
-    model_ = Model::from_file(model_path(), o).release();
+    model_ = Model::from_file(default_model_path(), o).release();
   }
   static void TearDownTestSuite() {
     delete model_;
     model_ = nullptr;
   }
   void SetUp() override {
-    if (!model_) GTEST_SKIP() << "default model not found at " << model_path();
+    if (!model_) GTEST_SKIP() << "default model not found at " << default_model_path();
   }
   static std::string run(Generator& g, const std::string& prompt, GenerateParams p, GenerateStats* st = nullptr) {
     std::string out;

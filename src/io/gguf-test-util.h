@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "io/gguf-writer.h"
+#include "core/test-paths.h"
 #include "upg/error.h"
 
 namespace upg::io::gguf_test {
@@ -57,11 +58,8 @@ inline void expect_error(const std::function<void()>& f, std::initializer_list<s
   }
 }
 
-inline std::string fixture(const std::string& name) { return std::string(UPG_SOURCE_DIR) + "/tests/fixtures/gguf/" + name; }
+inline std::string fixture(const std::string& name) { return test::fixture("gguf/" + name); }
 
-inline std::string model_path() {
-  if (const char* m = std::getenv("UPG_MODEL")) return m;
-  return std::string(UPG_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+inline std::string model_path() { return test::default_model_path(); }
 
 }  // namespace upg::io::gguf_test

@@ -6,17 +6,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/test-paths.h"
+
 namespace upg::test {
 
-inline std::string source_dir() {
-  const char* env = std::getenv("UPG_SOURCE_DIR");
-  return env ? env : UPG_SOURCE_DIR;
-}
-
-inline std::string default_model_path() {
-  const char* env = std::getenv("UPG_MODEL");
-  return env ? env : source_dir() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
 
 inline bool file_exists(const std::string& p) { return std::ifstream(p).good(); }
 

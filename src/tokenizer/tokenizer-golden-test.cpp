@@ -10,16 +10,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/test-paths.h"
 #include "upg/io.h"
 #include "upg/tokenizer.h"
 
 namespace upg {
 namespace {
 
-std::string model_path() {
-  if (const char* env = std::getenv("UPG_MODEL"); env && *env) return env;
-  return UPG_SOURCE_DIR "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+std::string model_path() { return test::default_model_path(); }
 
 class SmolLM2Tokenizer : public ::testing::Test {
  protected:
