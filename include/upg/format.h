@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace upg::format {
@@ -15,6 +16,30 @@ enum class Encoding : uint8_t { Int8, Prime, Codebook };
 
 const char* layout_name(Layout l);      // "mdcsr", "nm"
 const char* encoding_name(Encoding e);  // "int8", "prime", "codebook"
+// Inverse of the above for upg.tensors metadata; throws upg::Error naming `what` (the
+// tensor) for an unknown name.
+Layout parse_layout(std::string_view name, const std::string& what);
+Encoding parse_encoding(std::string_view name, const std::string& what);
+
+// Prime codes: bit 15 the sign, bits 0-14 the index (0 = zero, 1..10000 = i-th prime).
+constexpr uint16_t kPrimeSignBit = 0x8000;
+constexpr uint16_t kPrimeIndexMask = 0x7fff;
+constexpr int64_t kMaxCodebookSize = 65536;
+
+// N:M geometry. M is 2, 4, 8 or 16 and 1 <= N < M; cols must be a multiple of M.
+// Each row's positions start on a byte boundary: a row holds ceil(values * bits / 8)
+// bytes, the unused high bits of its last byte are zero.
+int nm_bits(int m);  // log2(M); throws upg::Error for an unsupported M
+int64_t nm_values_per_row(int64_t cols, int n, int m);          // cols / M * N
+int64_t nm_position_bytes_per_row(int64_t cols, int n, int m);  // ceil(values * bits / 8)
+// Position of value k within a row's packed positions (bit k * bits, little-endian).
+inline int nm_position(const uint8_t* row_positions, int64_t k, int bits) {
+  const int64_t bit = k * bits;
+  // bits divides 8 or is 3: a field straddles at most two bytes.
+  unsigned v = row_positions[bit >> 3] >> (bit & 7);
+  if ((bit & 7) + bits > 8) v |= unsigned(row_positions[(bit >> 3) + 1]) << (8 - (bit & 7));
+  return int(v & ((1u << bits) - 1));
+}
 
 // MdCSR: CSR whose column indices are stored as uint8 gaps. Row r owns entries
 // [row_pointers[r], row_pointers[r+1]); an entry's column is the previous entry's column

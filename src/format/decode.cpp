@@ -1,0 +1,92 @@
+// The reference decoders and matmul: plain loops that follow docs/FORMAT.md word for
+// word. Every fast kernel is tested against these, so clarity beats speed here. Inputs
+// are expected to have passed validate(); the per-entry checks below still keep a bad
+// matrix from reading out of bounds.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "upg/error.h"
+#include "upg/format.h"
+#include "upg/primes.h"
+
+namespace upg::format {
+namespace {
+
+// The unscaled weight of MdCSR entry k.
+float mdcsr_value(const CompressedMatrix& m, size_t k) {
+  switch (m.encoding) {
+    case Encoding::Int8: return float(m.mdcsr.values[k]);
+    case Encoding::Prime: {
+      const uint16_t code = m.mdcsr.prime_indices[k];
+      const int index = code & kPrimeIndexMask;
+      if (index == 0) return 0.0f;
+      const float p = float(nth_prime(index));
+      return (code & kPrimeSignBit) ? -p : p;
+    }
+    case Encoding::Codebook: {
+      const uint16_t index = m.mdcsr.prime_indices[k];
+      if (index >= m.mdcsr.codebook.size())
+        throw Error(fmt::format("decode: codebook index {} past the codebook's {} entries", index, m.mdcsr.codebook.size()));
+      return m.mdcsr.codebook[index];
+    }
+  }
+  throw Error("decode: unknown encoding");
+}
+
+// Calls f(column, weight) for every stored entry of row r, padding and filler included
+// (their weight is zero).
+template <typename F>
+void for_each_entry(const CompressedMatrix& m, int64_t r, F&& f) {
+  if (r < 0 || r >= m.rows) throw Error(fmt::format("decode: row {} outside a matrix of {} rows", r, m.rows));
+  const float scale = m.scales[size_t(r)];
+  if (m.layout == Layout::MdCsr) {
+    int64_t col = 0;
+    for (size_t k = m.mdcsr.row_pointers[size_t(r)]; k < m.mdcsr.row_pointers[size_t(r) + 1]; ++k) {
+      col += m.mdcsr.delta_indices[k];
+      if (col >= m.cols) throw Error(fmt::format("decode: row {} reaches column {}, past cols {}", r, col, m.cols));
+      f(col, scale * mdcsr_value(m, k));
+    }
+  } else {
+    const int n = m.nm.n, mm = m.nm.m, bits = nm_bits(mm);
+    const int64_t per_v = nm_values_per_row(m.cols, n, mm);
+    const int8_t* vals = m.nm.values.data() + r * per_v;
+    const uint8_t* pos = m.nm.positions.data() + r * nm_position_bytes_per_row(m.cols, n, mm);
+    for (int64_t k = 0; k < per_v; ++k) f((k / n) * mm + nm_position(pos, k, bits), scale * float(vals[k]));
+  }
+}
+
+}  // namespace
+
+void decode_row(const CompressedMatrix& m, int64_t r, float* dense) {
+  std::fill(dense, dense + m.cols, 0.0f);
+  for_each_entry(m, r, [&](int64_t c, float w) { dense[c] += w; });
+}
+
+std::vector<float> decode_dense(const CompressedMatrix& m) {
+  std::vector<float> out(size_t(m.rows * m.cols));
+  for (int64_t r = 0; r < m.rows; ++r) decode_row(m, r, out.data() + r * m.cols);
+  return out;
+}
+
+void reference_matmul(const CompressedMatrix& m, const float* x, int64_t n_tokens, float* y, const float* bias) {
+  std::vector<int64_t> cols;
+  std::vector<float> weights;
+  for (int64_t r = 0; r < m.rows; ++r) {
+    cols.clear();
+    weights.clear();
+    for_each_entry(m, r, [&](int64_t c, float w) {
+      cols.push_back(c);
+      weights.push_back(w);
+    });
+    // Double accumulation makes this the more accurate side of any kernel comparison.
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* xt = x + t * m.cols;
+      double acc = bias ? double(bias[r]) : 0.0;
+      for (size_t k = 0; k < cols.size(); ++k) acc += double(weights[k]) * double(xt[cols[k]]);
+      y[t * m.rows + r] = float(acc);
+    }
+  }
+}
+
+}  // namespace upg::format
