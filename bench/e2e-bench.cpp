@@ -22,7 +22,10 @@ void run_e2e(benchmark::State& state, upg::DType dtype) {
     state.SkipWithError("default model missing: run scripts/fetch-model.sh");
     return;
   }
-  const int n_prompt = int(state.range(0)), n_decode = int(state.range(1));
+  const int n_prompt = int(state.range(0));
+  // The ctest smoke run (scripts/bench.sh --smoke) only checks that the path works; 16
+  // decode steps keep it short.
+  const int n_decode = std::getenv("UPG_BENCH_SMOKE") ? std::min(16, int(state.range(1))) : int(state.range(1));
   upg::ModelOptions o;
   o.context_length = 512;
   o.n_threads = int(state.range(2));

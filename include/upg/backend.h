@@ -15,13 +15,15 @@
 namespace upg {
 
 // A linear layer's weight as the backend sees it: y = W x (+ bias), W [rows, cols].
-// `dtype` names the encoding (F32/F16/BF16 now; compressed layouts later) and kernels
+// `dtype` names the encoding (F32/F16/BF16, or I8 with per-row `scales`) and kernels
 // take it as a parameter rather than being copied per encoding.
 struct LinearWeight {
   DType dtype = DType::F32;
   const void* data = nullptr;
   int64_t rows = 0, cols = 0;
   const float* bias = nullptr;  // [rows] or null
+  // Dense int8 (dtype I8, the "W.qweight" + "W.scales" pair): W[r, c] = scales[r] * data[r, c].
+  const float* scales = nullptr;
   // Set for UPG-compressed weights (then dtype/data are unused): the layout and encoding
   // travel with the matrix and the kernel is chosen from them.
   const format::CompressedMatrix* compressed = nullptr;
@@ -60,6 +62,8 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual bool supports(Op op, DType weight_type) const = 0;
+  // Whether matmul (and embed) run a compressed weight of this layout and encoding.
+  virtual bool supports(format::Layout, format::Encoding) const { return false; }
   virtual int n_threads() const = 0;
 
   // y[n_tokens, rows] = x[n_tokens, cols] W^T (+ bias)
@@ -72,7 +76,7 @@ class Backend {
   virtual void silu_mul(const float* gate, const float* up, float* out, int64_t n) = 0;
   // y += x
   virtual void add(float* y, const float* x, int64_t n) = 0;
-  // Rows of the embedding table (any plain float dtype) to fp32.
+  // Rows of the embedding table (F32/F16/BF16, dense I8 with scales, or compressed) to fp32.
   virtual void embed(const LinearWeight& table, std::span<const int32_t> tokens, float* out) = 0;
 
   // KV storage: n_layers x n_slots_total x kv_dim for K and for V.

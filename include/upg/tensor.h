@@ -56,6 +56,9 @@ class WeightStore {
 
   // Adds (or replaces) a view; the caller keeps its memory alive through keep_alive().
   void add(TensorView v);
+  // Drops a view (no-op when absent); its memory stays alive with the store's owners.
+  // Used when a tensor is replaced by another form (tests swap dense for compressed).
+  void remove(std::string_view name);
   void keep_alive(std::shared_ptr<const void> owner) { owners_.push_back(std::move(owner)); }
   // Allocates an owned, 64-byte aligned buffer that lives as long as the store.
   std::byte* allocate(size_t nbytes);

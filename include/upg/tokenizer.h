@@ -42,6 +42,14 @@ struct TokenizerSpec {
 TokenizerSpec parse_tokenizer_json(std::string_view tokenizer_json, std::string_view tokenizer_config_json,
                                    std::string_view origin);
 
+// The inverse of parse_tokenizer_json, for tokenizers built from GGUF metadata: a
+// byte-level BPE tokenizer.json that the Hugging Face `tokenizers` library loads and that
+// parse_tokenizer_json reads back to a tokenizer giving the same ids, and the matching
+// tokenizer_config.json (chat template, bos/eos/pad/unk, add_bos_token). Throws
+// upg::Error when the spec cannot be expressed (e.g. one token text under two ids).
+std::string to_tokenizer_json(const TokenizerSpec& spec);
+std::string to_tokenizer_config_json(const TokenizerSpec& spec);
+
 struct ChatMessage {
   std::string role;  // "system", "user", "assistant"
   std::string content;

@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
   upg::cli::add_chat_command(app);
   upg::cli::add_tokenize_command(app);
   upg::cli::add_info_command(app);
+  upg::cli::add_upg_inspect_commands(app);
+  upg::cli::add_perplexity_command(app);
+  upg::cli::add_compress_command(app);
+  upg::cli::add_synth_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -63,6 +63,10 @@ void WeightStore::add(TensorView v) {
   tensors_.insert_or_assign(std::move(key), std::move(v));
 }
 
+void WeightStore::remove(std::string_view name) {
+  if (auto it = tensors_.find(name); it != tensors_.end()) tensors_.erase(it);
+}
+
 std::byte* WeightStore::allocate(size_t nbytes) {
   size_t rounded = (nbytes + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);

@@ -8,6 +8,7 @@
 
 #include "io/gguf-loader.h"
 #include "io/hf-directory.h"
+#include "io/upg-file.h"
 #include "upg/error.h"
 #include "upg/io.h"
 
@@ -43,10 +44,12 @@ ModelSource load_model_source(const std::string& path, const LoadOptions& opts) 
   // A safetensors file starts with a little-endian header length, then '{'.
   std::string magic = head(path, 9);
   if (ends_with(path, ".gguf") || magic.starts_with("GGUF")) return io::load_gguf(path, opts);
-  if (ends_with(path, ".safetensors") || (magic.size() == 9 && magic[8] == '{'))
-    return io::load_safetensors_model(path, opts);
-  throw Error(fmt::format("{}: unrecognised model format (expected a .gguf file, a .safetensors file or a Hugging "
-                          "Face model directory)",
+  // A UPG file is a safetensors file whose metadata carries upg.version.
+  const bool safetensors = ends_with(path, ".safetensors") || (magic.size() == 9 && magic[8] == '{');
+  if (ends_with(path, ".upg") || (safetensors && io::is_upg_file(path))) return io::load_upg(path, opts);
+  if (safetensors) return io::load_safetensors_model(path, opts);
+  throw Error(fmt::format("{}: unrecognised model format (expected a .gguf file, a .upg file, a .safetensors "
+                          "file or a Hugging Face model directory)",
                           path));
 }
 

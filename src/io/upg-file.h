@@ -43,6 +43,10 @@ class UpgWriter {
   std::unique_ptr<Impl> impl_;
 };
 
+// The metadata and tokenizer texts of a UPG file as stored (for `upg inspect` and `upg
+// decompress`), without loading or validating the tensors; checks upg.version.
+UpgHeader read_upg_header(const std::string& path);
+
 // True when `path` is a safetensors file whose metadata has upg.version.
 bool is_upg_file(const std::string& path);
 // Loads a UPG file: config from upg.config, tokenizer from the U8 tensors, dense tensors

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "upg/error.h"
+#include "upg/format.h"
 
 namespace upg {
 
@@ -13,6 +14,12 @@ namespace {
 
 // Reads row r of a weight into fp32: the only place the reference touches encodings.
 void load_row(const LinearWeight& w, int64_t r, float* out) {
+  if (w.compressed) return format::decode_row(*w.compressed, r, out);
+  if (w.dtype == DType::I8) {
+    const int8_t* q = static_cast<const int8_t*>(w.data) + r * w.cols;
+    for (int64_t c = 0; c < w.cols; ++c) out[c] = w.scales[r] * float(q[c]);
+    return;
+  }
   convert_to_f32(w.dtype, static_cast<const std::byte*>(w.data) + dtype_bytes(w.dtype, r * w.cols), out, w.cols);
 }
 

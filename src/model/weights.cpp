@@ -46,6 +46,11 @@ LinearWeight WeightBinder::linear_rows(const std::string& name, int64_t total_ro
     if (!bias_name.empty()) w.bias = vector(bias_name, total_rows) + row0;
     return w;
   }
+  if (!store_.contains(name) && store_.contains(name + ".qweight")) {
+    LinearWeight w = int8_rows(name, total_rows, cols, row0, rows);
+    if (!bias_name.empty()) w.bias = vector(bias_name, total_rows) + row0;
+    return w;
+  }
   const TensorView& t = expect(name, {total_rows, cols});
   if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
     throw Error(fmt::format("{}: tensor '{}' has unsupported dtype {}", store_.source, name, dtype_name(t.dtype)));
@@ -56,6 +61,25 @@ LinearWeight WeightBinder::linear_rows(const std::string& name, int64_t total_ro
   w.cols = cols;
   w.data = t.data + dtype_bytes(t.dtype, row0 * cols);
   if (!bias_name.empty()) w.bias = vector(bias_name, total_rows) + row0;
+  return w;
+}
+
+LinearWeight WeightBinder::int8_rows(const std::string& name, int64_t total_rows, int64_t cols, int64_t row0,
+                                     int64_t rows) {
+  const TensorView& q = expect(name + ".qweight", {total_rows, cols});
+  if (q.dtype != DType::I8)
+    throw Error(fmt::format("{}: tensor '{}.qweight' has dtype {}, expected I8", store_.source, name,
+                            dtype_name(q.dtype)));
+  if (!store_.contains(name + ".scales"))
+    throw Error(fmt::format("{}: missing tensor '{}.scales' for the int8 weight '{}.qweight'", store_.source, name,
+                            name));
+  LinearWeight w;
+  w.name = q.name.c_str();
+  w.dtype = DType::I8;
+  w.rows = rows;
+  w.cols = cols;
+  w.data = q.data + row0 * cols;
+  w.scales = vector(name + ".scales", total_rows) + row0;
   return w;
 }
 

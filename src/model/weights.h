@@ -34,8 +34,12 @@ class WeightBinder {
   WeightBinder(ModelSource& src, ModelWeights& out)
       : store_(src.weights), compressed_(src.compressed), cfg_(src.config), out_(out) {}
   const ModelConfig& config() const { return cfg_; }
-  bool has(const std::string& name) const { return store_.contains(name) || compressed_.count(name) > 0; }
-  // A [rows, cols] linear weight, optionally with a [rows] bias named `bias_name`.
+  bool has(const std::string& name) const {
+    return store_.contains(name) || compressed_.count(name) > 0 || store_.contains(name + ".qweight");
+  }
+  // A [rows, cols] linear weight, optionally with a [rows] bias named `bias_name`. Stored
+  // dense (F32/F16/BF16 under `name`), compressed (ModelSource::compressed[name]) or as
+  // dense int8: "<name>.qweight" I8 [rows, cols] with "<name>.scales" [rows].
   LinearWeight linear(const std::string& name, int64_t rows, int64_t cols, const std::string& bias_name = "");
   // Rows [row0, row0 + rows) of a fused [total_rows, cols] weight (and its bias).
   LinearWeight linear_rows(const std::string& name, int64_t total_rows, int64_t cols, int64_t row0, int64_t rows,
@@ -45,6 +49,7 @@ class WeightBinder {
 
  private:
   const TensorView& expect(const std::string& name, std::vector<int64_t> shape);
+  LinearWeight int8_rows(const std::string& name, int64_t total_rows, int64_t cols, int64_t row0, int64_t rows);
   WeightStore& store_;
   const std::map<std::string, format::CompressedMatrix, std::less<>>& compressed_;
   const ModelConfig& cfg_;

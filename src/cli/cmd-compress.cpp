@@ -1,0 +1,128 @@
+// upg compress / upg synth: write UPG files (docs/FORMAT.md) from a model or from random
+// weights, then print how small they are and what they lost.
+#include <cmath>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "compress/compressor.h"
+#include "compress/synth.h"
+#include "upg/error.h"
+
+namespace upg::cli {
+
+namespace {
+
+struct MatrixArgs {
+  double sparsity = 0.5;
+  std::string pattern = "unstructured";
+  std::string values = "int8";
+  std::string quant = "clip";
+  int threads = 0;
+  bool per_tensor = false;
+  CLI::Option* sparsity_opt = nullptr;
+};
+
+void add_matrix_options(CLI::App& cmd, MatrixArgs& a) {
+  a.sparsity_opt = cmd.add_option("--sparsity", a.sparsity,
+                                  "Fraction of each row's weights removed (unstructured; N:M implies 1 - N/M)")
+                       ->capture_default_str();
+  cmd.add_option("--pattern", a.pattern, "unstructured (MdCSR layout), 2:4 or 4:8 (N:M layout)")
+      ->capture_default_str();
+  cmd.add_option("--values", a.values, "Value encoding: int8, prime:K (K <= 10000) or codebook:K (K <= 65536)")
+      ->capture_default_str();
+  cmd.add_option("--quant", a.quant,
+                 "Per-row int8/prime scale: absmax, or clip (searches clipping ratios for the least squared error)")
+      ->capture_default_str();
+  cmd.add_option("-t,--threads", a.threads, "Threads (default: every core)");
+  cmd.add_flag("--per-tensor", a.per_tensor, "Report every tensor instead of one line per kind");
+}
+
+compress::MatrixOptions finish_matrix_options(const MatrixArgs& a) {
+  compress::MatrixOptions m;
+  m.pattern = compress::parse_pattern(a.pattern);
+  m.values = compress::parse_values(a.values);
+  m.quant = compress::parse_quant_method(a.quant);
+  m.threads = a.threads;
+  m.sparsity = a.sparsity;
+  if (m.pattern.is_nm()) {
+    const double implied = 1.0 - double(m.pattern.n) / m.pattern.m;
+    if (a.sparsity_opt->count() > 0 && std::fabs(a.sparsity - implied) > 1e-9)
+      throw Error(fmt::format("--sparsity {} contradicts --pattern {}, which removes {} of every row", a.sparsity,
+                              a.pattern, implied));
+    m.sparsity = implied;
+  } else if (!(a.sparsity >= 0.0 && a.sparsity < 1.0)) {
+    throw Error(fmt::format("--sparsity {} outside [0, 1)", a.sparsity));
+  }
+  if (m.pattern.is_nm() && m.values.encoding != format::Encoding::Int8)
+    throw Error(fmt::format("--values {} with --pattern {}: the N:M layout stores int8 values only", a.values,
+                            a.pattern));
+  return m;
+}
+
+}  // namespace
+
+void add_compress_command(CLI::App& app) {
+  struct Args {
+    std::string source, output, prune = "magnitude", calib, skip;
+    bool int8_embeddings = false;
+    MatrixArgs matrix;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("compress", "Prune and quantize a model into one self-contained UPG file");
+  cmd->add_option("source", a->source, "Model: a .gguf file, a .safetensors file or a Hugging Face directory")
+      ->required();
+  cmd->add_option("-o,--output", a->output, "Output .upg file (written to a temporary file, then renamed)")
+      ->required();
+  add_matrix_options(*cmd, a->matrix);
+  cmd->add_option("--prune", a->prune, "Ranking: magnitude (|w|) or wanda (|w| x input activation norm)")
+      ->capture_default_str();
+  cmd->add_option("--calib", a->calib, "Calibration text for wanda (default: tests/fixtures/calibration.txt)");
+  cmd->add_option("--skip", a->skip, "Regex: decoder weights whose name matches stay dense");
+  cmd->add_flag("--dense-int8-embeddings", a->int8_embeddings,
+                "Store the embedding and LM head as dense per-row int8");
+  cmd->callback([a] {
+    compress::CompressOptions o;
+    o.source = a->source;
+    o.output = a->output;
+    o.matrix = finish_matrix_options(a->matrix);
+    o.prune = compress::parse_prune_method(a->prune);
+    o.calib_path = a->calib;
+    o.skip_regex = a->skip;
+    o.dense_int8_embeddings = a->int8_embeddings;
+    if (!a->calib.empty() && o.prune != compress::PruneMethod::Wanda)
+      throw Error("--calib is only used with --prune wanda");
+    const compress::CompressReport rep = compress::compress_model(o);
+    fmt::print("{}", compress::format_report(rep, a->matrix.per_tensor));
+    fmt::print("wrote {}\n", a->output);
+  });
+}
+
+void add_synth_command(CLI::App& app) {
+  struct Args {
+    std::string config, output;
+    uint64_t seed = 0;
+    MatrixArgs matrix;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "synth", "Write a UPG file of random weights (normal, std 0.02) for a config.json, compressed as asked; it "
+               "carries a byte-level tokenizer, so it loads and runs but generates noise");
+  cmd->add_option("config", a->config, "A Hugging Face config.json of a supported architecture")->required();
+  cmd->add_option("-o,--output", a->output, "Output .upg file")->required();
+  add_matrix_options(*cmd, a->matrix);
+  cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
+  cmd->callback([a] {
+    compress::SynthOptions o;
+    o.config_path = a->config;
+    o.output = a->output;
+    o.matrix = finish_matrix_options(a->matrix);
+    o.seed = a->seed;
+    const compress::CompressReport rep = compress::synth_model(o);
+    fmt::print("{}", compress::format_report(rep, a->matrix.per_tensor));
+    fmt::print("wrote {}\n", a->output);
+  });
+}
+
+}  // namespace upg::cli

@@ -1,0 +1,248 @@
+// upg inspect / upg decompress: look inside a UPG file, or turn it back into a standard
+// Hugging Face model directory (config, tokenizer, dense safetensors) for other tools.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "io/safetensors-writer.h"
+#include "io/upg-file.h"
+#include "upg/error.h"
+#include "upg/format.h"
+#include "upg/io.h"
+
+namespace upg::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Weights that decode to a non-zero value. MdCSR padding entries and values quantized to
+// zero are stored but count as zero.
+int64_t nonzero_weights(const format::CompressedMatrix& m) {
+  int64_t n = 0;
+  if (m.layout == format::Layout::NM) {
+    for (int8_t v : m.nm.values) n += v != 0;
+    return n;
+  }
+  switch (m.encoding) {
+    case format::Encoding::Int8:
+      for (int8_t v : m.mdcsr.values) n += v != 0;
+      break;
+    case format::Encoding::Prime:
+      for (uint16_t v : m.mdcsr.prime_indices) n += (v & format::kPrimeIndexMask) != 0;
+      break;
+    case format::Encoding::Codebook:
+      for (uint16_t v : m.mdcsr.prime_indices) n += m.mdcsr.codebook[v] != 0.0f;
+      break;
+  }
+  return n;
+}
+
+constexpr std::string_view kQweight = ".qweight", kScales = ".scales";
+
+std::string strip(const std::string& name, std::string_view suffix) {
+  return name.substr(0, name.size() - suffix.size());
+}
+
+// "W.qweight" I8 [rows, cols] with "W.scales" F32 [rows]: a dense int8 weight W.
+const TensorView* qweight_scales(const WeightStore& w, const TensorView& t) {
+  if (t.dtype != DType::I8 || t.shape.size() != 2 || !t.name.ends_with(kQweight)) return nullptr;
+  const TensorView* s = w.find(strip(t.name, kQweight) + std::string(kScales));
+  if (!s || s->dtype != DType::F32 || s->numel() != t.shape[0]) return nullptr;
+  return s;
+}
+
+// The scales of a dense int8 weight (shown and written with it, not on their own).
+bool is_qweight_scales(const WeightStore& w, const std::string& name) {
+  if (!name.ends_with(kScales)) return false;
+  const TensorView* q = w.find(strip(name, kScales) + std::string(kQweight));
+  return q && qweight_scales(w, *q);
+}
+
+std::string human_bytes(double b) {
+  if (b >= 1 << 30) return fmt::format("{:.2f} GiB", b / (1 << 30));
+  if (b >= 1 << 20) return fmt::format("{:.1f} MiB", b / (1 << 20));
+  if (b >= 1 << 10) return fmt::format("{:.1f} KiB", b / (1 << 10));
+  return fmt::format("{} B", b);
+}
+
+void inspect(const std::string& path) {
+  const io::UpgHeader h = io::read_upg_header(path);
+  const ModelSource src = io::load_upg(path, {});
+  const ModelConfig& c = src.config;
+  fmt::print("file:         {} ({})\n", path, human_bytes(double(src.file_bytes)));
+  fmt::print("upg.version:  2\n");
+  fmt::print("config:       {} ({}), {} layers, hidden {}, intermediate {}, heads {} (kv {}), vocab {}\n",
+             c.architecture, c.model_type, c.num_layers, c.hidden_size, c.intermediate_size, c.num_heads,
+             c.num_kv_heads, c.vocab_size);
+  if (src.tokenizer)
+    fmt::print("tokenizer:    {} tokens, {} merges, chat template: {}\n", src.tokenizer->vocab.size(),
+               src.tokenizer->merges.size(), src.tokenizer->chat_template.empty() ? "no" : "yes");
+  else
+    fmt::print("tokenizer:    none\n");
+  const auto comp = nlohmann::ordered_json::parse(h.compression_json.empty() ? "{}" : h.compression_json, nullptr, false);
+  fmt::print("compression:  {}\n", comp.is_discarded() ? h.compression_json : comp.dump(2));
+
+  fmt::print("\nsparsity = 1 - nonzero weights / (rows x cols); MdCSR padding entries and values quantized to\n"
+             "zero count as zero. bytes/weight = stored bytes of every part / (rows x cols).\n\n");
+  fmt::print("{:<52} {:<6} {:<11} {:>14} {:>10} {:>8} {:>10} {:>7}\n", "tensor", "layout", "encoding", "shape",
+             "entries", "sparsity", "bytes", "B/weight");
+  int64_t c_weights = 0, c_nonzero = 0, d_weights = 0;
+  uint64_t c_bytes = 0, d_bytes = 0;
+  for (const auto& [name, m] : src.compressed) {
+    const int64_t weights = m.rows * m.cols, nz = nonzero_weights(m);
+    std::string enc = format::encoding_name(m.encoding);
+    if (m.layout == format::Layout::NM) enc = fmt::format("int8 {}:{}", m.nm.n, m.nm.m);
+    if (m.encoding == format::Encoding::Codebook) enc += fmt::format(":{}", m.mdcsr.codebook.size());
+    fmt::print("{:<52} {:<6} {:<11} {:>14} {:>10} {:>8.4f} {:>10} {:>7.3f}\n", name, format::layout_name(m.layout), enc,
+               fmt::format("[{}, {}]", m.rows, m.cols), m.entries(), 1.0 - double(nz) / double(weights), m.bytes(),
+               double(m.bytes()) / double(weights));
+    c_weights += weights;
+    c_nonzero += nz;
+    c_bytes += m.bytes();
+  }
+  for (const auto& [name, t] : src.weights.all()) {
+    // A dense int8 weight's scales belong to it: bytes, but no weights of their own.
+    const int64_t weights = is_qweight_scales(src.weights, name) ? 0 : t.numel();
+    fmt::print("{:<52} {:<6} {:<11} {:>14} {:>10} {:>8} {:>10} {:>7}\n", name, "dense", dtype_name(t.dtype),
+               fmt::format("[{}]", fmt::join(t.shape, ", ")), t.numel(), "-", t.nbytes,
+               weights ? fmt::format("{:.3f}", double(t.nbytes) / double(weights)) : "-");
+    d_weights += weights;
+    d_bytes += t.nbytes;
+  }
+  auto per = [](uint64_t b, int64_t w) { return w ? double(b) / double(w) : 0.0; };
+  fmt::print("\ncompressed:   {} tensors, {} weights, {} bytes ({:.3f} bytes/weight, sparsity {:.4f})\n",
+             src.compressed.size(), c_weights, c_bytes, per(c_bytes, c_weights),
+             c_weights ? 1.0 - double(c_nonzero) / double(c_weights) : 0.0);
+  fmt::print("dense:        {} tensors, {} weights, {} bytes ({:.3f} bytes/weight)\n", src.weights.all().size(),
+             d_weights, d_bytes, per(d_bytes, d_weights));
+  fmt::print("total:        {} weights, {} bytes of tensors ({:.3f} bytes/weight; BF16 would be 2), file {} bytes\n",
+             c_weights + d_weights, c_bytes + d_bytes, per(c_bytes + d_bytes, c_weights + d_weights),
+             src.file_bytes);
+}
+
+void write_text(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary);
+  out.write(text.data(), std::streamsize(text.size()));
+  out.close();
+  if (!out) throw Error(fmt::format("{}: write failed", p.string()));
+}
+
+// Removes the temp directory unless the run got as far as renaming it.
+struct TempDirGuard {
+  fs::path path;
+  bool keep = false;
+  ~TempDirGuard() {
+    std::error_code ec;
+    if (!keep) fs::remove_all(path, ec);
+  }
+};
+
+void decompress(const std::string& path, const std::string& out_dir) {
+  fs::path dir = fs::path(out_dir).lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();  // "out/" names "out"
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !(fs::is_directory(dir, ec) && fs::is_empty(dir, ec)))
+    throw Error(fmt::format("{}: already exists and is not an empty directory", out_dir));
+
+  const io::UpgHeader h = io::read_upg_header(path);
+  const ModelSource src = io::load_upg(path, {});  // validates every compressed tensor
+
+  // Built beside the target and renamed into place: an interrupted run leaves no
+  // half-written model directory under the final name.
+  const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
+  TempDirGuard tmp{parent / fmt::format(".{}.tmp-{}", dir.filename().string(), ::getpid())};
+  fs::remove_all(tmp.path, ec);
+  if (!fs::create_directories(tmp.path, ec) || ec)
+    throw Error(fmt::format("{}: cannot create: {}", tmp.path.string(), ec.message()));
+
+  const auto config = nlohmann::ordered_json::parse(h.config_json, nullptr, false);
+  write_text(tmp.path / "config.json", config.is_discarded() ? h.config_json : config.dump(2) + "\n");
+  if (!h.tokenizer_json.empty()) write_text(tmp.path / "tokenizer.json", h.tokenizer_json);
+  if (!h.tokenizer_config_json.empty()) write_text(tmp.path / "tokenizer_config.json", h.tokenizer_config_json);
+
+  // One entry per original weight: compressed and dense int8 ones become F32, the rest
+  // keep their stored dtype.
+  std::vector<io::SafetensorsEntry> entries;
+  std::vector<std::pair<const TensorView*, const TensorView*>> dense;  // tensor, int8 scales
+  for (const auto& [name, m] : src.compressed) entries.push_back({name, DType::F32, {m.rows, m.cols}});
+  for (const auto& [name, t] : src.weights.all()) {
+    if (is_qweight_scales(src.weights, name)) continue;
+    if (const TensorView* s = qweight_scales(src.weights, t)) {
+      entries.push_back({strip(name, kQweight), DType::F32, t.shape});
+      dense.emplace_back(&t, s);
+    } else {
+      entries.push_back({name, t.dtype, t.shape});
+      dense.emplace_back(&t, nullptr);
+    }
+  }
+  const size_t n_tensors = entries.size();
+  io::SafetensorsWriter w((tmp.path / "model.safetensors").string(), std::move(entries), {{"format", "pt"}});
+  std::vector<float> row;
+  // Row by row: only one row of a decompressed matrix is in memory at a time.
+  for (const auto& [name, m] : src.compressed) {
+    row.resize(size_t(m.cols));
+    for (int64_t r = 0; r < m.rows; ++r) {
+      format::decode_row(m, r, row.data());
+      w.write(name, std::as_bytes(std::span<const float>(row)));
+    }
+  }
+  for (const auto& [t, scales] : dense) {
+    if (!scales) {
+      w.write(t->name, {t->data, t->nbytes});
+      continue;
+    }
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    row.resize(size_t(cols));
+    const std::string name = strip(t->name, kQweight);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) row[size_t(c)] = scales->as<float>()[r] * float(t->as<int8_t>()[r * cols + c]);
+      w.write(name, std::as_bytes(std::span<const float>(row)));
+    }
+  }
+  w.finish();
+
+  if (fs::exists(dir, ec)) fs::remove(dir, ec);  // an empty directory, checked above
+  fs::rename(tmp.path, dir, ec);
+  if (ec) throw Error(fmt::format("{}: cannot rename from {}: {}", out_dir, tmp.path.string(), ec.message()));
+  tmp.keep = true;
+  fmt::print(stderr, "upg: wrote {}: {} tensors ({} decompressed to F32), model.safetensors {}\n", out_dir, n_tensors,
+             src.compressed.size(), human_bytes(double(w.file_bytes())));
+}
+
+}  // namespace
+
+void add_upg_inspect_commands(CLI::App& app) {
+  auto file = std::make_shared<std::string>();
+  CLI::App* ins = app.add_subcommand("inspect", "Show a UPG file: metadata, every tensor's layout, sparsity and size");
+  ins->add_option("file", *file, "UPG file (.upg, or a .safetensors file with upg.version metadata)")->required();
+  ins->footer(
+      "Prints the format version, the config, the compression record (upg.compression) and one line per\n"
+      "tensor: layout (mdcsr, nm or dense), encoding, shape, stored entries, sparsity, bytes and bytes per\n"
+      "original weight, then totals. Every compressed tensor is validated first, as `upg run` would.");
+  ins->callback([file] { inspect(*file); });
+
+  auto in = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  CLI::App* dec = app.add_subcommand("decompress", "Write a UPG file back out as a dense Hugging Face model directory");
+  dec->add_option("file", *in, "UPG file to decompress")->required();
+  dec->add_option("-o,--output", *out, "Directory to create (must not exist, or be empty)")->required();
+  dec->footer(
+      "Writes config.json, tokenizer.json, tokenizer_config.json and model.safetensors. Compressed weights\n"
+      "are decoded to F32 exactly as the engine sees them (pruned and quantized), dense int8 weights\n"
+      "(W.qweight + W.scales) become F32 W, other tensors keep their stored dtype. The directory is\n"
+      "built under a temporary name and renamed when complete. transformers loads the result\n"
+      "(scripts/check-decompressed.py checks that).");
+  dec->callback([in, out] { decompress(*in, *out); });
+}
+
+}  // namespace upg::cli

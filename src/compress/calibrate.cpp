@@ -1,0 +1,96 @@
+#include "compress/calibrate.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "compress/sha256.h"
+#include "upg/error.h"
+#include "upg/model.h"
+
+namespace upg::compress {
+
+namespace {
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot open calibration text: {}", path, std::strerror(errno)));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+std::string default_calibration_path() {
+  namespace fs = std::filesystem;
+  const fs::path rel = "tests/fixtures/calibration.txt";
+  std::error_code ec;
+  if (fs::is_regular_file(rel, ec)) return rel.string();
+  // The binary lives in <repo>/build*/upg; look beside the repository it was built in.
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec)
+    for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path())
+      if (fs::is_regular_file(dir / rel, ec)) return (dir / rel).string();
+  return rel.string();
+}
+
+Calibration calibrate_tokens(Model& model, const std::vector<int32_t>& tokens, int chunk) {
+  if (tokens.empty()) throw Error("calibration: no tokens");
+  Calibration cal;
+  std::map<std::string, std::vector<double>, std::less<>> sumsq;
+  model.set_matmul_observer([&](const LinearWeight& w, const float* x, int64_t n) {
+    auto& acc = sumsq[w.name];
+    if (acc.empty()) acc.assign(size_t(w.cols), 0.0);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t j = 0; j < w.cols; ++j) acc[size_t(j)] += double(x[t * w.cols + j]) * x[t * w.cols + j];
+  });
+  const size_t step = size_t(std::max(1, std::min(chunk, model.context_length())));
+  Batch batch;
+  try {
+    for (size_t b = 0; b < tokens.size(); b += step) {
+      const size_t e = std::min(tokens.size(), b + step);
+      batch.clear();
+      // Only the last token asks for logits: calibration needs the matmul inputs, and a
+      // full [tokens, vocab] logits matrix would be the largest buffer of the run.
+      for (size_t i = b; i < e; ++i) batch.add(tokens[i], int32_t(i - b), 0, i + 1 == e);
+      model.decode(batch);
+    }
+  } catch (...) {
+    model.set_matmul_observer(nullptr);
+    throw;
+  }
+  model.set_matmul_observer(nullptr);
+  for (auto& [name, acc] : sumsq) {
+    std::vector<float> norms(acc.size());
+    for (size_t j = 0; j < acc.size(); ++j) norms[j] = float(std::sqrt(acc[j]));
+    cal.col_norms.emplace(name, std::move(norms));
+  }
+  cal.tokens = int64_t(tokens.size());
+  return cal;
+}
+
+Calibration calibrate_file(const std::string& model_path, const std::string& text_path, int max_positions, int chunk,
+                           int threads) {
+  const std::string text = read_file(text_path);
+  ModelOptions opts;
+  opts.load.dequant_to = DType::F32;
+  opts.n_threads = threads;
+  opts.context_length = max_positions > 0 ? std::min(chunk, max_positions) : chunk;
+  auto model = Model::from_file(model_path, opts);
+  if (!model->has_tokenizer())
+    throw Error(fmt::format("{}: the model has no tokenizer, which Wanda calibration needs (use --prune magnitude)",
+                            model_path));
+  const std::vector<int32_t> ids = model->tokenizer().encode(text, model->tokenizer().add_bos(), false);
+  if (ids.empty()) throw Error(fmt::format("{}: the calibration text yields no tokens", text_path));
+  Calibration cal = calibrate_tokens(*model, ids, chunk);
+  cal.text_file = text_path;
+  cal.text_sha256 = sha256_hex(text);
+  return cal;
+}
+
+}  // namespace upg::compress

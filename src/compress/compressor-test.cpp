@@ -1,0 +1,230 @@
+// End to end: compress the tiny Llama fixture with every layout and encoding, read the
+// file back through the real loader, and require the decoded weights to equal the
+// pruned and quantized reference exactly.
+#include "compress/compressor.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/test-paths.h"
+#include "io/upg-file.h"
+#include "upg/error.h"
+#include "upg/io.h"
+#include "upg/model.h"
+
+namespace upg::compress {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / fmt::format("upg-compress-test-{}-{}", getpid(), counter()++);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+};
+
+std::string tiny() { return test::fixture("tiny/llama"); }
+
+std::vector<float> f32(const TensorView& t) {
+  std::vector<float> v(size_t(t.numel()));
+  convert_to_f32(t.dtype, t.data, v.data(), t.numel());
+  return v;
+}
+
+// Compresses the tiny model and checks every tensor of the result against the source.
+void round_trip(CompressOptions o, const Calibration* cal = nullptr) {
+  TempDir dir;
+  o.source = tiny();
+  o.output = (dir.path / "out.upg").string();
+  o.quiet = true;
+  o.calibration = cal;
+  const CompressReport rep = compress_model(o);
+  ASSERT_TRUE(fs::exists(o.output));
+  EXPECT_FALSE(fs::exists(o.output + ".tmp"));
+  EXPECT_EQ(rep.output_bytes, fs::file_size(o.output));
+
+  ModelSource src = load_model_source(tiny(), {});
+  ModelSource out = io::load_upg(o.output, {});
+  const NameFilter skip(o.skip_regex);
+  int compressed = 0;
+  for (const auto& [name, t] : src.weights.all()) {
+    SCOPED_TRACE(name);
+    if (is_compressible(name, t.shape.size()) && !skip.matches(name)) {
+      ++compressed;
+      auto it = out.compressed.find(name);
+      ASSERT_NE(it, out.compressed.end());
+      const format::CompressedMatrix& m = it->second;
+      EXPECT_EQ(m.layout, o.matrix.pattern.is_nm() ? format::Layout::NM : format::Layout::MdCsr);
+      EXPECT_EQ(m.encoding, o.matrix.values.encoding);
+      std::vector<float> ref;
+      std::span<const float> norms;
+      if (cal) norms = cal->col_norms.at(name);
+      MatrixStats st;
+      compress_matrix(f32(t), t.shape[0], t.shape[1], norms, o.matrix, name, &st, &ref);
+      const std::vector<float> got = format::decode_dense(m);
+      ASSERT_EQ(got.size(), ref.size());
+      for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], ref[i]) << "element " << i;
+      // Pruning kept exactly the target count per row (zeros from quantization aside).
+      const int64_t per_row = o.matrix.pattern.is_nm() ? t.shape[1] / o.matrix.pattern.m * o.matrix.pattern.n
+                                                       : kept_per_row(t.shape[1], o.matrix.sparsity);
+      EXPECT_EQ(st.kept, per_row * t.shape[0]);
+      EXPECT_GT(st.rel_error(), 0.0);
+      EXPECT_LT(st.rel_error(), 1.0);
+      EXPECT_FALSE(out.weights.contains(name));
+    } else if (o.dense_int8_embeddings && name == "model.embed_tokens.weight") {
+      const TensorView& q = out.weights.get(name + ".qweight");
+      const TensorView& s = out.weights.get(name + ".scales");
+      EXPECT_EQ(q.dtype, DType::I8);
+      const DenseInt8 ref = quantize_dense_int8(f32(t), t.shape[0], t.shape[1], o.matrix.quant, name);
+      ASSERT_EQ(q.nbytes, ref.qweight.size());
+      EXPECT_EQ(0, std::memcmp(q.data, ref.qweight.data(), q.nbytes));
+      EXPECT_EQ(0, std::memcmp(s.data, ref.scales.data(), s.nbytes));
+    } else {
+      const TensorView& d = out.weights.get(name);
+      EXPECT_EQ(d.dtype, t.dtype);
+      EXPECT_EQ(d.shape, t.shape);
+      ASSERT_EQ(d.nbytes, t.nbytes);
+      EXPECT_EQ(0, std::memcmp(d.data, t.data, t.nbytes));
+    }
+  }
+  EXPECT_EQ(int(out.compressed.size()), compressed);
+  EXPECT_EQ(out.config.hidden_size, src.config.hidden_size);
+
+  const auto h = io::read_upg_header(o.output);
+  const auto j = nlohmann::json::parse(h.compression_json);
+  EXPECT_EQ(j["tool"], kToolVersion);
+  EXPECT_EQ(j["pattern"], o.matrix.pattern.name());
+  EXPECT_EQ(j["values"], o.matrix.values.name());
+  EXPECT_EQ(j["prune"], prune_method_name(o.prune));
+  EXPECT_EQ(j["source"]["files"][0]["file"], "model.safetensors");
+  EXPECT_EQ(j["source"]["files"][0]["sha256"].get<std::string>().size(), 64u);
+  EXPECT_EQ(j["calibration"].is_null(), cal == nullptr);
+  EXPECT_TRUE(h.tokenizer_json.empty());  // the fixture has none, so neither has the file
+}
+
+CompressOptions opts(const char* pattern, const char* values, double sparsity = 0.5) {
+  CompressOptions o;
+  o.matrix.pattern = parse_pattern(pattern);
+  o.matrix.values = parse_values(values);
+  o.matrix.sparsity = o.matrix.pattern.is_nm() ? 1.0 - double(o.matrix.pattern.n) / o.matrix.pattern.m : sparsity;
+  o.matrix.threads = 2;
+  return o;
+}
+
+TEST(Compressor, UnstructuredInt8) { round_trip(opts("unstructured", "int8", 0.5)); }
+TEST(Compressor, UnstructuredInt8Absmax70) {
+  auto o = opts("unstructured", "int8", 0.7);
+  o.matrix.quant = QuantMethod::Absmax;
+  round_trip(o);
+}
+TEST(Compressor, Prime127) { round_trip(opts("unstructured", "prime:127")); }
+TEST(Compressor, Prime10000) { round_trip(opts("unstructured", "prime:10000", 0.3)); }
+TEST(Compressor, Codebook) { round_trip(opts("unstructured", "codebook:16")); }
+TEST(Compressor, TwoFour) { round_trip(opts("2:4", "int8")); }
+TEST(Compressor, FourEight) { round_trip(opts("4:8", "int8")); }
+
+TEST(Compressor, SkipAndInt8Embeddings) {
+  auto o = opts("unstructured", "int8");
+  o.skip_regex = R"(layers\.1\.|down_proj)";
+  o.dense_int8_embeddings = true;
+  round_trip(o);
+}
+
+TEST(Compressor, WandaWithCalibration) {
+  ModelOptions mo;
+  mo.load.dequant_to = DType::F32;
+  mo.n_threads = 1;
+  auto model = Model::from_file(tiny(), mo);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 300; ++i) ids.push_back((i * 37 + 11) % model->config().vocab_size);
+  const Calibration cal = calibrate_tokens(*model, ids, 128);
+  EXPECT_EQ(cal.tokens, 300);
+  const auto& q = cal.col_norms.at("model.layers.0.self_attn.q_proj.weight");
+  ASSERT_EQ(q.size(), 64u);
+  for (float x : q) EXPECT_GT(x, 0.0f);
+  EXPECT_EQ(cal.col_norms.at("model.layers.1.mlp.down_proj.weight").size(), 128u);
+  auto o = opts("unstructured", "int8");
+  o.prune = PruneMethod::Wanda;
+  round_trip(o, &cal);
+  auto o24 = opts("2:4", "int8");
+  o24.prune = PruneMethod::Wanda;
+  round_trip(o24, &cal);
+}
+
+TEST(Compressor, CompressedTinyRuns) {
+  TempDir dir;
+  auto o = opts("2:4", "int8");
+  o.source = tiny();
+  o.output = (dir.path / "t.upg").string();
+  o.quiet = true;
+  compress_model(o);
+  auto model = Model::from_file(o.output);
+  const std::vector<float> logits = model->forward({1, 2, 3, 4});
+  ASSERT_EQ(logits.size(), size_t(4 * model->config().vocab_size));
+  for (float x : logits) ASSERT_TRUE(std::isfinite(x));
+}
+
+TEST(Compressor, RejectsBadOptionsWithoutOutput) {
+  TempDir dir;
+  auto o = opts("2:4", "prime:127");
+  o.source = tiny();
+  o.output = (dir.path / "bad.upg").string();
+  o.quiet = true;
+  EXPECT_THROW(compress_model(o), Error);
+  o = opts("unstructured", "int8");
+  o.source = tiny();
+  o.output = (dir.path / "bad.upg").string();
+  o.quiet = true;
+  o.skip_regex = "(unclosed";
+  EXPECT_THROW(compress_model(o), Error);
+  o.skip_regex.clear();
+  o.prune = PruneMethod::Wanda;  // the fixture has no tokenizer to calibrate with
+  EXPECT_THROW(compress_model(o), Error);
+  o.prune = PruneMethod::Magnitude;
+  o.source = (dir.path / "missing").string();
+  EXPECT_THROW(compress_model(o), Error);
+  EXPECT_TRUE(fs::is_empty(dir.path));
+}
+
+TEST(Compressor, WandaOnDefaultModelCalibrates) {
+  const std::string path = test::default_model_path();
+  if (!fs::exists(path)) GTEST_SKIP() << "default model not found at " << path << " (set UPG_MODEL)";
+#ifdef __SANITIZE_ADDRESS__
+  GTEST_SKIP() << "a 135M-parameter forward over the calibration text is too slow under AddressSanitizer";
+#endif
+  const std::string text = test::fixture("calibration.txt");
+  const Calibration cal = calibrate_file(path, text, 8192, 128);
+  EXPECT_GT(cal.tokens, 500);
+  EXPECT_EQ(cal.text_sha256.size(), 64u);
+  EXPECT_EQ(cal.col_norms.at("model.layers.29.mlp.down_proj.weight").size(), 1536u);
+}
+
+TEST(Compressor, NameFilterAndCompressible) {
+  EXPECT_TRUE(is_compressible("model.layers.0.self_attn.q_proj.weight", 2));
+  EXPECT_TRUE(is_compressible("model.layers.3.mlp.gate_up_proj.weight", 2));
+  EXPECT_FALSE(is_compressible("model.layers.0.self_attn.q_proj.bias", 1));
+  EXPECT_FALSE(is_compressible("model.layers.0.input_layernorm.weight", 1));
+  EXPECT_FALSE(is_compressible("model.embed_tokens.weight", 2));
+  EXPECT_FALSE(is_compressible("lm_head.weight", 2));
+  NameFilter f("mlp\\.(up|down)");
+  EXPECT_TRUE(f.matches("model.layers.0.mlp.up_proj.weight"));
+  EXPECT_FALSE(f.matches("model.layers.0.mlp.gate_proj.weight"));
+  EXPECT_FALSE(NameFilter("").matches("anything"));
+}
+
+}  // namespace
+}  // namespace upg::compress

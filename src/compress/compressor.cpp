@@ -1,0 +1,261 @@
+#include "compress/compressor.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "compress/progress.h"
+#include "compress/sha256.h"
+#include "io/hf-config-writer.h"
+#include "io/upg-file.h"
+#include "upg/error.h"
+#include "upg/io.h"
+
+namespace upg::compress {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+
+NameFilter::NameFilter(const std::string& pattern, const std::string& origin) {
+  if (pattern.empty()) return;
+  int err = 0;
+  PCRE2_SIZE off = 0;
+  code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF, &err, &off, nullptr);
+  if (!code_) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(err, msg, sizeof msg);
+    throw Error(fmt::format("{}: '{}' is not a valid regular expression at offset {}: {}", origin, pattern, off,
+                            reinterpret_cast<const char*>(msg)));
+  }
+}
+
+NameFilter::~NameFilter() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
+
+bool NameFilter::matches(const std::string& name) const {
+  if (!code_) return false;
+  auto* code = static_cast<pcre2_code*>(code_);
+  pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
+  const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(name.data()), name.size(), 0, 0, md, nullptr);
+  pcre2_match_data_free(md);
+  return rc >= 0;
+}
+
+bool is_compressible(const std::string& name, size_t rank) {
+  if (rank != 2 || !name.starts_with("model.layers.")) return false;
+  for (const char* p : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv_proj",
+                        "gate_up_proj"})
+    if (name.ends_with(std::string(".") + p + ".weight")) return true;
+  return false;
+}
+
+namespace {
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot open", p.string()));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string read_optional(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec) ? read_text(p) : std::string();
+}
+
+// The source's weight files, for the recorded hashes: the GGUF, the one safetensors
+// file, or every safetensors shard of a directory (sorted, so the record is stable).
+std::vector<fs::path> weight_files(const std::string& source, const std::string& format) {
+  std::error_code ec;
+  if (!fs::is_directory(source, ec)) return {fs::path(source)};
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(source))
+    if (e.is_regular_file() && e.path().extension() == ".safetensors") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+struct Sources {
+  io::UpgHeader header;
+  Json source_record;
+};
+
+Sources describe_source(const std::string& path, const ModelSource& src) {
+  Sources s;
+  if (src.format == "gguf") {
+    s.header.config_json = io::to_hf_config_json(src.config);
+    if (src.tokenizer) {
+      s.header.tokenizer_json = to_tokenizer_json(*src.tokenizer);
+      s.header.tokenizer_config_json = to_tokenizer_config_json(*src.tokenizer);
+    }
+  } else {
+    std::error_code ec;
+    const fs::path dir = fs::is_directory(path, ec) ? fs::path(path) : fs::path(path).parent_path();
+    s.header.config_json = read_text(dir / "config.json");
+    s.header.tokenizer_json = read_optional(dir / "tokenizer.json");
+    s.header.tokenizer_config_json = read_optional(dir / "tokenizer_config.json");
+  }
+  Json files = Json::array();
+  for (const fs::path& f : weight_files(path, src.format))
+    files.push_back({{"file", f.filename().string()}, {"sha256", sha256_file(f.string())}});
+  s.source_record = {{"path", fs::path(path).filename().string()}, {"format", src.format}, {"files", files}};
+  return s;
+}
+
+Json compression_record(const CompressOptions& o, const Json& source, const Calibration* cal) {
+  const MatrixOptions& m = o.matrix;
+  Json j;
+  j["tool"] = kToolVersion;
+  j["source"] = source;
+  j["prune"] = prune_method_name(o.prune);
+  j["pattern"] = m.pattern.name();
+  j["sparsity"] = m.pattern.is_nm() ? 1.0 - double(m.pattern.n) / m.pattern.m : m.sparsity;
+  j["values"] = m.values.name();
+  // Codebook rows always scale by their absmax; the codebook itself is the fit.
+  j["quantization"] = m.values.encoding == format::Encoding::Codebook ? "absmax" : quant_method_name(m.quant);
+  if (m.quant == QuantMethod::Clip && m.values.encoding != format::Encoding::Codebook)
+    j["clip_ratios"] = std::vector<float>(std::begin(kClipRatios), std::end(kClipRatios));
+  if (m.values.encoding == format::Encoding::Codebook) j["codebook_seed"] = m.seed;
+  if (cal)
+    j["calibration"] = {{"file", fs::path(cal->text_file).filename().string()},
+                        {"sha256", cal->text_sha256},
+                        {"tokens", cal->tokens}};
+  else
+    j["calibration"] = nullptr;
+  j["skip"] = o.skip_regex.empty() ? Json(nullptr) : Json(o.skip_regex);
+  j["dense_int8_embeddings"] = o.dense_int8_embeddings;
+  return j;
+}
+
+// A tensor's values as fp32: a view when already fp32, else converted into `buf`.
+std::span<const float> as_f32(const TensorView& t, std::vector<float>& buf) {
+  if (t.dtype == DType::F32) return {t.as<float>(), size_t(t.numel())};
+  buf.resize(size_t(t.numel()));
+  convert_to_f32(t.dtype, t.data, buf.data(), t.numel());
+  return buf;
+}
+
+std::span<const std::byte> bytes_of(const auto& v) { return std::as_bytes(std::span(v)); }
+
+}  // namespace
+
+CompressReport compress_model(const CompressOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const MatrixOptions& mo = o.matrix;
+  if (mo.pattern.is_nm() && mo.values.encoding != format::Encoding::Int8)
+    throw Error(fmt::format("--values {} cannot be stored in the {} layout (N:M holds int8 values only); use "
+                            "--pattern unstructured",
+                            mo.values.name(), mo.pattern.name()));
+  if (!mo.pattern.is_nm() && !(mo.sparsity >= 0.0 && mo.sparsity < 1.0))
+    throw Error(fmt::format("--sparsity {} outside [0, 1)", mo.sparsity));
+  if (o.output.empty()) throw Error("compress: no output path (-o)");
+  const NameFilter skip(o.skip_regex);
+
+  // The as-stored view is only metadata: it tells the config (for calibration) and which
+  // GGUF tensors were block-quantized (written as F16, not as the fp32 they load as).
+  LoadOptions stored_opts;
+  stored_opts.as_stored = true;
+  std::map<std::string, DType, std::less<>> stored;
+  int max_pos = 0;
+  {
+    ModelSource peek = load_model_source(o.source, stored_opts);
+    if (!peek.compressed.empty())
+      throw Error(fmt::format("{}: already a compressed UPG file; compress the original model", o.source));
+    for (const auto& [name, t] : peek.weights.all()) stored[name] = t.dtype;
+    max_pos = peek.config.max_position_embeddings;
+  }
+
+  Calibration own_cal;
+  const Calibration* cal = nullptr;
+  if (o.prune == PruneMethod::Wanda) {
+    if (o.calibration) {
+      cal = o.calibration;
+    } else {
+      const std::string text = o.calib_path.empty() ? default_calibration_path() : o.calib_path;
+      if (!o.quiet) fmt::print(stderr, "upg: calibrating on {}\n", text);
+      own_cal = calibrate_file(o.source, text, max_pos, 512, mo.threads);
+      cal = &own_cal;
+    }
+  }
+
+  LoadOptions load_opts;
+  load_opts.dequant_to = DType::F32;
+  ModelSource src = load_model_source(o.source, load_opts);
+  Sources s = describe_source(o.source, src);
+  s.header.compression_json = compression_record(o, s.source_record, cal).dump(2);
+
+  io::UpgWriter writer(o.output, s.header);
+  CompressReport rep;
+  rep.source_bytes = src.file_bytes;
+  const auto& all = src.weights.all();
+  Progress progress(int(all.size()), stderr, o.progress_tty);
+  std::vector<float> buf;
+  int i = 0;
+  for (const auto& [name, t] : all) {
+    ++i;
+    if (!o.quiet) progress.step(i, name);
+    TensorReport tr;
+    tr.name = name;
+    tr.rank = int(t.shape.size());
+    tr.weights = t.numel();
+    if (is_compressible(name, t.shape.size()) && !skip.matches(name)) {
+      std::span<const float> norms;
+      if (cal) {
+        auto it = cal->col_norms.find(name);
+        if (it == cal->col_norms.end())
+          throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
+        norms = it->second;
+      }
+      MatrixStats st;
+      format::CompressedData d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], norms, mo, name, &st);
+      writer.add_compressed(name, d);
+      tr.layout = format::layout_name(d.layout);
+      tr.bytes = d.view().bytes();
+      tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq, tr.kept = st.kept;
+    } else if (o.dense_int8_embeddings && t.shape.size() == 2 &&
+               (name == "model.embed_tokens.weight" || name == "lm_head.weight")) {
+      MatrixStats st;
+      DenseInt8 q = quantize_dense_int8(as_f32(t, buf), t.shape[0], t.shape[1], mo.quant, name, &st, mo.threads);
+      writer.add_dense(name + ".qweight", DType::I8, t.shape, bytes_of(q.qweight));
+      writer.add_dense(name + ".scales", DType::F32, {t.shape[0]}, bytes_of(q.scales));
+      tr.layout = "int8-dense";
+      tr.bytes = q.qweight.size() + q.scales.size() * sizeof(float);
+      tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq;
+    } else {
+      auto sd = stored.find(name);
+      const bool was_quantized = sd != stored.end() && dtype_is_quantized(sd->second);
+      if (was_quantized && t.dtype == DType::F32) {
+        // Dequantized GGUF blocks: F16 holds a 4-8 bit source without loss that matters.
+        std::vector<uint16_t> h(size_t(t.numel()));
+        const float* f = t.as<float>();
+        for (size_t k = 0; k < h.size(); ++k) {
+          h[k] = fp32_to_fp16(f[k]);
+          const double d = double(f[k]) - double(fp16_to_fp32(h[k]));
+          tr.err_sq += d * d;
+          tr.ref_sq += double(f[k]) * f[k];
+        }
+        writer.add_dense(name, DType::F16, t.shape, bytes_of(h));
+        tr.bytes = h.size() * 2;
+      } else {
+        writer.add_dense(name, t.dtype, t.shape, {t.data, t.nbytes});
+        tr.bytes = t.nbytes;
+      }
+      tr.layout = "dense";
+    }
+    rep.tensors.push_back(std::move(tr));
+  }
+  if (!o.quiet) progress.finish();
+  writer.finish();
+  rep.output_bytes = fs::file_size(o.output);
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+}  // namespace upg::compress

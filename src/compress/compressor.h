@@ -1,0 +1,51 @@
+#pragma once
+// `upg compress`: a model source (HF directory, safetensors file or GGUF) to one UPG file,
+// tensor by tensor, so memory stays near one tensor beyond the source's own mapping.
+#include <string>
+
+#include "compress/calibrate.h"
+#include "compress/matrix.h"
+#include "compress/report.h"
+
+namespace upg::compress {
+
+inline constexpr const char* kToolVersion = "upg 0.1.0";
+
+struct CompressOptions {
+  std::string source;
+  std::string output;
+  MatrixOptions matrix;  // pattern, sparsity, values, quantization, threads
+  PruneMethod prune = PruneMethod::Magnitude;
+  std::string calib_path;  // Wanda calibration text; empty: default_calibration_path()
+  std::string skip_regex;  // decoder weights whose name matches stay dense
+  bool dense_int8_embeddings = false;
+  // Precomputed activation norms (tests, or a caller compressing several variants);
+  // when null and prune is Wanda, they are collected from calib_path.
+  const Calibration* calibration = nullptr;
+  int progress_tty = -1;  // Progress mode: -1 detect, 0 lines, 1 bar
+  bool quiet = false;     // no progress output at all
+};
+
+// Whether a tensor is compressed: a 2-D linear weight of a decoder layer
+// (model.layers.N.*.{q,k,v,o,gate,up,down,qkv,gate_up}_proj.weight).
+bool is_compressible(const std::string& name, size_t rank);
+
+// Writes opts.output (through a temp file renamed at the end) and returns the report.
+// Throws upg::Error on bad options or inputs; a failed run leaves no output file.
+CompressReport compress_model(const CompressOptions& opts);
+
+// PCRE2 search (not anchored) of `pattern` in names; throws upg::Error naming the option
+// when the pattern does not compile.
+class NameFilter {
+ public:
+  explicit NameFilter(const std::string& pattern, const std::string& origin = "--skip");
+  ~NameFilter();
+  NameFilter(const NameFilter&) = delete;
+  NameFilter& operator=(const NameFilter&) = delete;
+  bool matches(const std::string& name) const;  // false for an empty pattern
+
+ private:
+  void* code_ = nullptr;
+};
+
+}  // namespace upg::compress

@@ -1,0 +1,179 @@
+#include "compress/matrix.h"
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "upg/error.h"
+
+namespace upg::compress {
+
+using format::Encoding;
+
+double MatrixStats::rel_error() const { return ref_sq > 0 ? std::sqrt(err_sq / ref_sq) : 0.0; }
+
+void parallel_rows(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& f) {
+  int t = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  t = int(std::min<int64_t>(t, std::max<int64_t>(1, n / 16)));
+  if (t <= 1) {
+    f(0, n);
+    return;
+  }
+  std::vector<std::thread> pool;
+  std::exception_ptr err;
+  std::mutex mu;
+  for (int i = 0; i < t; ++i) {
+    const int64_t b = n * i / t, e = n * (i + 1) / t;
+    pool.emplace_back([&, b, e] {
+      try {
+        f(b, e);
+      } catch (...) {
+        std::lock_guard lock(mu);
+        if (!err) err = std::current_exception();
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  if (err) std::rethrow_exception(err);
+}
+
+namespace {
+
+void check_shape(std::span<const float> w, int64_t rows, int64_t cols, const std::string& name) {
+  if (rows <= 0 || cols <= 0 || int64_t(w.size()) != rows * cols)
+    throw Error(fmt::format("{}: {} values for a [{}, {}] matrix", name, w.size(), rows, cols));
+}
+
+void check_finite_row(const float* row, int64_t cols, int64_t r, const std::string& name) {
+  for (int64_t c = 0; c < cols; ++c)
+    if (!std::isfinite(row[c])) throw Error(fmt::format("{}: weight [{}, {}] is not finite", name, r, c));
+}
+
+// Per-thread partial sums, merged once at the end so rows can run in parallel.
+struct Partial {
+  double err_sq = 0, ref_sq = 0;
+  int64_t kept = 0;
+};
+
+}  // namespace
+
+format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, int64_t cols,
+                                       std::span<const float> col_norms, const MatrixOptions& opts,
+                                       const std::string& name, MatrixStats* stats, std::vector<float>* reference) {
+  check_shape(w, rows, cols, name);
+  const Pattern& pat = opts.pattern;
+  const Encoding enc = opts.values.encoding;
+  if (pat.is_nm() && enc != Encoding::Int8)
+    throw Error(fmt::format("{}: the {} pattern stores int8 values only; {} needs --pattern unstructured", name,
+                            pat.name(), opts.values.name()));
+  if (pat.is_nm() && cols % pat.m != 0)
+    throw Error(fmt::format("{}: {} columns are not a whole number of {}-column groups for {}", name, cols, pat.m,
+                            pat.name()));
+  if (!col_norms.empty() && int64_t(col_norms.size()) != cols)
+    throw Error(fmt::format("{}: {} activation norms for {} columns", name, col_norms.size(), cols));
+
+  // Pass 1: the surviving columns of every row (values are quantized in pass 2, once a
+  // codebook, which needs every row's survivors, exists).
+  std::vector<format::SparseRow> srows(static_cast<size_t>(rows));
+  parallel_rows(rows, opts.threads, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* row = w.data() + r * cols;
+      check_finite_row(row, cols, r, name);
+      select_row({row, size_t(cols)}, col_norms, pat, opts.sparsity, srows[size_t(r)].cols);
+    }
+  });
+
+  std::vector<float> codebook;
+  if (enc == Encoding::Codebook) {
+    std::vector<float> normalized;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = w.data() + r * cols;
+      float amax = 0;
+      for (uint32_t c : srows[size_t(r)].cols) amax = std::max(amax, std::fabs(row[c]));
+      if (amax == 0) continue;
+      for (uint32_t c : srows[size_t(r)].cols) normalized.push_back(row[c] / amax);
+    }
+    codebook = train_codebook(normalized, opts.values.k, opts.seed);
+  }
+
+  if (reference) reference->assign(size_t(rows * cols), 0.0f);
+  std::mutex mu;
+  Partial total;
+  parallel_rows(rows, opts.threads, [&](int64_t b, int64_t e) {
+    Partial part;
+    std::vector<float> vals;
+    for (int64_t r = b; r < e; ++r) {
+      const float* row = w.data() + r * cols;
+      format::SparseRow& sr = srows[size_t(r)];
+      vals.clear();
+      for (uint32_t c : sr.cols) vals.push_back(row[c]);
+      switch (enc) {
+        case Encoding::Int8: sr.scale = quantize_int8(vals, opts.quant, sr.codes); break;
+        case Encoding::Prime: sr.scale = quantize_prime(vals, opts.values.k, opts.quant, sr.codes); break;
+        case Encoding::Codebook: sr.scale = quantize_codebook(vals, codebook, sr.codes); break;
+      }
+      part.kept += int64_t(sr.cols.size());
+      // Pruned weights contribute their full square, kept ones their quantization error.
+      double row_sq = 0, pruned_sq = 0, kept_err = 0;
+      for (int64_t c = 0, k = 0; c < cols; ++c) {
+        const double x2 = double(row[c]) * row[c];
+        row_sq += x2;
+        if (size_t(k) < sr.cols.size() && sr.cols[size_t(k)] == uint32_t(c)) ++k;
+        else pruned_sq += x2;
+      }
+      for (size_t k = 0; k < sr.cols.size(); ++k) {
+        const float wh = dequantize(enc, sr.codes[k], sr.scale, codebook);
+        const double x = row[sr.cols[k]];
+        kept_err += (x - wh) * (x - wh);
+        if (reference) (*reference)[size_t(r * cols) + sr.cols[k]] = wh;
+      }
+      part.ref_sq += row_sq;
+      part.err_sq += pruned_sq + kept_err;
+    }
+    std::lock_guard lock(mu);
+    total.err_sq += part.err_sq;
+    total.ref_sq += part.ref_sq;
+    total.kept += part.kept;
+  });
+  if (stats) *stats = {total.err_sq, total.ref_sq, total.kept};
+
+  if (pat.is_nm()) return format::encode_nm(cols, srows, pat.n, pat.m);
+  return format::encode_mdcsr(cols, srows, enc, std::move(codebook));
+}
+
+DenseInt8 quantize_dense_int8(std::span<const float> w, int64_t rows, int64_t cols, QuantMethod q,
+                              const std::string& name, MatrixStats* stats, int threads) {
+  check_shape(w, rows, cols, name);
+  DenseInt8 d;
+  d.qweight.resize(size_t(rows * cols));
+  d.scales.resize(size_t(rows));
+  std::mutex mu;
+  Partial total;
+  parallel_rows(rows, threads, [&](int64_t b, int64_t e) {
+    Partial part;
+    std::vector<int32_t> codes;
+    for (int64_t r = b; r < e; ++r) {
+      const float* row = w.data() + r * cols;
+      check_finite_row(row, cols, r, name);
+      const float scale = quantize_int8({row, size_t(cols)}, q, codes);
+      d.scales[size_t(r)] = scale;
+      for (int64_t c = 0; c < cols; ++c) {
+        d.qweight[size_t(r * cols + c)] = int8_t(codes[size_t(c)]);
+        const double x = row[c], diff = x - double(scale * float(codes[size_t(c)]));
+        part.err_sq += diff * diff;
+        part.ref_sq += x * x;
+      }
+    }
+    std::lock_guard lock(mu);
+    total.err_sq += part.err_sq;
+    total.ref_sq += part.ref_sq;
+  });
+  if (stats) *stats = {total.err_sq, total.ref_sq, rows * cols};
+  return d;
+}
+
+}  // namespace upg::compress

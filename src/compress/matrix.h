@@ -1,0 +1,53 @@
+#pragma once
+// One weight matrix through the whole pipeline: prune each row, quantize the survivors,
+// encode the layout. Shared by `upg compress` (real weights) and `upg synth` (random).
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "compress/prune.h"
+#include "compress/quantize.h"
+#include "upg/format.h"
+
+namespace upg::compress {
+
+struct MatrixOptions {
+  Pattern pattern;
+  double sparsity = 0.5;  // unstructured only; N:M implies 1 - N/M
+  ValueSpec values;
+  QuantMethod quant = QuantMethod::Clip;
+  uint64_t seed = 0;  // codebook sampling
+  int threads = 0;    // <= 0: every core
+};
+
+struct MatrixStats {
+  double err_sq = 0;  // sum of (W - W_hat)^2 over every element, pruned ones included
+  double ref_sq = 0;  // sum of W^2
+  int64_t kept = 0;   // surviving weights (before padding)
+  double rel_error() const;  // ||W - W_hat||_F / ||W||_F (0 for an all-zero W)
+};
+
+// Throws upg::Error naming `name` for a non-finite weight, a shape that the pattern cannot
+// take (cols % M), N:M with a non-int8 encoding, or col_norms of the wrong size.
+// `col_norms` empty: magnitude pruning; else Wanda with these input-channel norms [cols].
+// `reference`, when given, receives W_hat [rows, cols] as the decoder will produce it.
+format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, int64_t cols,
+                                       std::span<const float> col_norms, const MatrixOptions& opts,
+                                       const std::string& name, MatrixStats* stats = nullptr,
+                                       std::vector<float>* reference = nullptr);
+
+// Dense per-row int8 (the embedding / LM head with --dense-int8-embeddings):
+// weight = scales[r] * qweight[r, c].
+struct DenseInt8 {
+  std::vector<int8_t> qweight;  // [rows, cols]
+  std::vector<float> scales;    // [rows]
+};
+DenseInt8 quantize_dense_int8(std::span<const float> w, int64_t rows, int64_t cols, QuantMethod q,
+                              const std::string& name, MatrixStats* stats = nullptr, int threads = 0);
+
+// Runs f(begin, end) over [0, n) split into contiguous chunks, one per thread.
+void parallel_rows(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& f);
+
+}  // namespace upg::compress

@@ -1,0 +1,54 @@
+#pragma once
+// Quantization of one row's surviving weights into the codes a format::SparseRow holds.
+// Every quantizer also defines the decoded value (dequantize), computed in float exactly
+// as format::decode_row does, so a reference built from it equals the decoded file bit
+// for bit.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "upg/format.h"
+
+namespace upg::compress {
+
+// --values: int8, prime:K (1 <= K <= 10000) or codebook:K (2 <= K <= 65536).
+struct ValueSpec {
+  format::Encoding encoding = format::Encoding::Int8;
+  int k = 0;  // primes used, or codebook entries (codebook[0] = 0 included)
+  std::string name() const;  // "int8", "prime:127", "codebook:256"
+};
+ValueSpec parse_values(std::string_view s, std::string_view origin = "--values");
+
+// absmax: scale from the row's largest |w|. clip: also tries smaller clipping ranges
+// (kClipRatios) and keeps the one with the least squared error over the row, so its
+// error is never above absmax's. Codebook rows always use absmax (the codebook is fitted
+// to the normalised distribution instead).
+enum class QuantMethod { Absmax, Clip };
+QuantMethod parse_quant_method(std::string_view s, std::string_view origin = "--quant");
+const char* quant_method_name(QuantMethod q);
+// Dense near 1: with 127 int8 levels rounding error is small, so clipping pays only for
+// the few outliers just past the bulk (1-3% less squared error on rows of 256-4096).
+inline constexpr float kClipRatios[] = {1.0f,  0.99f, 0.98f, 0.97f, 0.96f, 0.95f, 0.93f, 0.9f,
+                                        0.87f, 0.84f, 0.8f,  0.75f, 0.7f,  0.6f,  0.5f};
+
+// Row quantizers: `v` are the kept weights in column order; codes get one code per value
+// (int8 value; prime sign|index with the sign in bit 15). Return the row's scale.
+float quantize_int8(std::span<const float> v, QuantMethod q, std::vector<int32_t>& codes);
+float quantize_prime(std::span<const float> v, int k, QuantMethod q, std::vector<int32_t>& codes);
+// Codebook: scale = the row's absmax; each v / scale goes to the nearest codebook entry
+// (lower index on ties). codebook[0] must be 0 and the rest ascending (train_codebook).
+float quantize_codebook(std::span<const float> v, std::span<const float> codebook, std::vector<int32_t>& codes);
+
+// A K-entry codebook for row-normalised weights (each in [-1, 1]): codebook[0] = 0, the
+// other K-1 entries from 1-D k-means (Lloyd, quantile initialisation, `iters` rounds;
+// where there are more than `max_samples` values a seeded random subset is used),
+// ascending. Deterministic for a given input and seed.
+std::vector<float> train_codebook(std::span<const float> normalized, int k, uint64_t seed, int iters = 8,
+                                  size_t max_samples = size_t(1) << 20);
+
+// The weight a code decodes to (scale applied), as format::decode_row computes it.
+float dequantize(format::Encoding enc, int32_t code, float scale, std::span<const float> codebook);
+
+}  // namespace upg::compress

@@ -1,0 +1,217 @@
+#include "compress/synth.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "compress/compressor.h"
+#include "compress/progress.h"
+#include "io/upg-file.h"
+#include "tokenizer/byte-level.h"
+#include "upg/error.h"
+#include "upg/io.h"
+
+namespace upg::compress {
+
+namespace fs = std::filesystem;
+
+std::vector<SynthTensor> synth_tensors(const ModelConfig& c) {
+  const int64_t hidden = c.hidden_size, inter = c.intermediate_size, vocab = c.vocab_size,
+                q_dim = int64_t(c.num_heads) * c.head_dim, kv_dim = int64_t(c.num_kv_heads) * c.head_dim;
+  std::vector<SynthTensor> t;
+  t.push_back({"model.embed_tokens.weight", {vocab, hidden}, SynthTensor::Embedding});
+  const bool fused = c.architecture == "Phi3ForCausalLM";
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = fmt::format("model.layers.{}.", l);
+    t.push_back({p + "input_layernorm.weight", {hidden}, SynthTensor::Norm});
+    if (fused) {
+      t.push_back({p + "self_attn.qkv_proj.weight", {q_dim + 2 * kv_dim, hidden}, SynthTensor::Linear});
+    } else {
+      t.push_back({p + "self_attn.q_proj.weight", {q_dim, hidden}, SynthTensor::Linear});
+      t.push_back({p + "self_attn.k_proj.weight", {kv_dim, hidden}, SynthTensor::Linear});
+      t.push_back({p + "self_attn.v_proj.weight", {kv_dim, hidden}, SynthTensor::Linear});
+      if (c.attention_bias) {
+        t.push_back({p + "self_attn.q_proj.bias", {q_dim}, SynthTensor::Bias});
+        t.push_back({p + "self_attn.k_proj.bias", {kv_dim}, SynthTensor::Bias});
+        t.push_back({p + "self_attn.v_proj.bias", {kv_dim}, SynthTensor::Bias});
+      }
+    }
+    t.push_back({p + "self_attn.o_proj.weight", {hidden, q_dim}, SynthTensor::Linear});
+    t.push_back({p + "post_attention_layernorm.weight", {hidden}, SynthTensor::Norm});
+    if (fused) {
+      t.push_back({p + "mlp.gate_up_proj.weight", {2 * inter, hidden}, SynthTensor::Linear});
+    } else {
+      t.push_back({p + "mlp.gate_proj.weight", {inter, hidden}, SynthTensor::Linear});
+      t.push_back({p + "mlp.up_proj.weight", {inter, hidden}, SynthTensor::Linear});
+    }
+    t.push_back({p + "mlp.down_proj.weight", {hidden, inter}, SynthTensor::Linear});
+  }
+  t.push_back({"model.norm.weight", {hidden}, SynthTensor::Norm});
+  if (!c.tie_word_embeddings) t.push_back({"lm_head.weight", {vocab, hidden}, SynthTensor::Embedding});
+  return t;
+}
+
+TokenizerSpec byte_tokenizer_spec(int vocab_size) {
+  if (vocab_size < 256)
+    throw Error(fmt::format("synth: vocab_size {} is below the 256 tokens of the byte-level tokenizer", vocab_size));
+  TokenizerSpec s;
+  for (int b = 0; b < 256; ++b) s.vocab.push_back(tokenizer::bytes_to_byte_level(std::string(1, char(b))));
+  if (vocab_size > 256) {
+    s.vocab.push_back("<|endoftext|>");
+    s.added_tokens.push_back({256, "<|endoftext|>", true});
+    s.eos_id = 256;
+  }
+  // Fillers make every id the model can emit decodable; no merge ever produces them.
+  for (int id = int(s.vocab.size()); id < vocab_size; ++id) s.vocab.push_back(fmt::format("<|unused_{}|>", id));
+  s.pre_tokenizer = "gpt2";
+  s.chat_template =
+      "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+      "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+  return s;
+}
+
+namespace {
+
+uint64_t splitmix(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char ch : s) h = (h ^ ch) * 0x100000001b3ULL;
+  return h;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot open", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::span<const std::byte> bytes_of(const auto& v) { return std::as_bytes(std::span(v)); }
+
+}  // namespace
+
+void synth_row(uint64_t seed, const std::string& name, int64_t row, float std, float* out, int64_t n) {
+  uint64_t state = seed ^ fnv1a(name) ^ (uint64_t(row) * 0xd1b54a32d192ed03ULL);
+  // Box-Muller on 53-bit uniforms: two normals per pair of draws.
+  for (int64_t i = 0; i < n; i += 2) {
+    const double u1 = (double(splitmix(state) >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
+    const double u2 = double(splitmix(state) >> 11) * 0x1.0p-53;
+    const double r = std::sqrt(-2.0 * std::log(u1)), a = 2.0 * M_PI * u2;
+    out[i] = float(std * r * std::cos(a));
+    if (i + 1 < n) out[i + 1] = float(std * r * std::sin(a));
+  }
+}
+
+CompressReport synth_model(const SynthOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const MatrixOptions& mo = o.matrix;
+  if (mo.pattern.is_nm() && mo.values.encoding != format::Encoding::Int8)
+    throw Error(fmt::format("--values {} cannot be stored in the {} layout (N:M holds int8 values only)",
+                            mo.values.name(), mo.pattern.name()));
+  if (!mo.pattern.is_nm() && !(mo.sparsity >= 0.0 && mo.sparsity < 1.0))
+    throw Error(fmt::format("--sparsity {} outside [0, 1)", mo.sparsity));
+  if (o.output.empty()) throw Error("synth: no output path (-o)");
+  if (!(o.std > 0.0f) || !std::isfinite(o.std)) throw Error(fmt::format("synth: std {} must be positive", o.std));
+
+  const std::string config_text = read_text(o.config_path);
+  const ModelConfig cfg = parse_hf_config(config_text, o.config_path);
+  const TokenizerSpec tok = byte_tokenizer_spec(cfg.vocab_size);
+
+  io::UpgHeader header;
+  header.config_json = config_text;
+  header.tokenizer_json = to_tokenizer_json(tok);
+  header.tokenizer_config_json = to_tokenizer_config_json(tok);
+  nlohmann::ordered_json rec;
+  rec["tool"] = kToolVersion;
+  rec["source"] = {{"synthetic", true},
+                   {"config", fs::path(o.config_path).filename().string()},
+                   {"seed", o.seed},
+                   {"std", o.std},
+                   {"tokenizer", "byte-level (256 bytes + <|endoftext|>)"}};
+  rec["prune"] = "magnitude";
+  rec["pattern"] = mo.pattern.name();
+  rec["sparsity"] = mo.pattern.is_nm() ? 1.0 - double(mo.pattern.n) / mo.pattern.m : mo.sparsity;
+  rec["values"] = mo.values.name();
+  rec["quantization"] = mo.values.encoding == format::Encoding::Codebook ? "absmax" : quant_method_name(mo.quant);
+  rec["calibration"] = nullptr;
+  header.compression_json = rec.dump(2);
+
+  io::UpgWriter writer(o.output, std::move(header));
+  const std::vector<SynthTensor> tensors = synth_tensors(cfg);
+  Progress progress(int(tensors.size()), stderr, o.progress_tty);
+  CompressReport rep;
+  int i = 0;
+  for (const SynthTensor& t : tensors) {
+    ++i;
+    if (!o.quiet) progress.step(i, t.name);
+    TensorReport tr;
+    tr.name = t.name;
+    tr.rank = int(t.shape.size());
+    const int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1, cols = t.shape.back();
+    tr.weights = rows * cols;
+    tr.layout = "dense";
+    switch (t.kind) {
+      case SynthTensor::Linear: {
+        std::vector<float> w(size_t(rows * cols));
+        parallel_rows(rows, mo.threads, [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) synth_row(o.seed, t.name, r, o.std, w.data() + r * cols, cols);
+        });
+        MatrixStats st;
+        format::CompressedData d = compress_matrix(w, rows, cols, {}, mo, t.name, &st);
+        w = {};
+        writer.add_compressed(t.name, d);
+        tr.layout = format::layout_name(d.layout);
+        tr.bytes = d.view().bytes();
+        tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq, tr.kept = st.kept;
+        break;
+      }
+      case SynthTensor::Embedding: {
+        // BF16 like a released checkpoint; generated straight into 16-bit rows.
+        std::vector<uint16_t> h(size_t(rows * cols));
+        parallel_rows(rows, mo.threads, [&](int64_t b, int64_t e) {
+          std::vector<float> row(static_cast<size_t>(cols));
+          for (int64_t r = b; r < e; ++r) {
+            synth_row(o.seed, t.name, r, o.std, row.data(), cols);
+            for (int64_t c = 0; c < cols; ++c) h[size_t(r * cols + c)] = fp32_to_bf16(row[size_t(c)]);
+          }
+        });
+        writer.add_dense(t.name, DType::BF16, t.shape, bytes_of(h));
+        tr.bytes = h.size() * 2;
+        break;
+      }
+      case SynthTensor::Norm: {
+        const std::vector<float> ones(size_t(cols), 1.0f);
+        writer.add_dense(t.name, DType::F32, t.shape, bytes_of(ones));
+        tr.bytes = ones.size() * 4;
+        break;
+      }
+      case SynthTensor::Bias: {
+        std::vector<float> b(static_cast<size_t>(cols));
+        synth_row(o.seed, t.name, 0, o.std, b.data(), cols);
+        writer.add_dense(t.name, DType::F32, t.shape, bytes_of(b));
+        tr.bytes = b.size() * 4;
+        break;
+      }
+    }
+    rep.tensors.push_back(std::move(tr));
+  }
+  if (!o.quiet) progress.finish();
+  writer.finish();
+  rep.output_bytes = fs::file_size(o.output);
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+}  // namespace upg::compress

@@ -1,0 +1,209 @@
+// The CPU backend's compressed and dense-int8 paths: matmul against the format layer's
+// reference kernel (bit for bit: each thread runs it on its own row range) and against
+// a plain dense product of the decoded matrix, for every layout and encoding, several
+// thread counts, one token (decode) and many (prefill); embedding rows likewise.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "format/format-test-util.h"
+#include "upg/backend.h"
+#include "upg/error.h"
+#include "upg/format.h"
+
+namespace upg {
+namespace {
+
+using format::Encoding;
+using format::Layout;
+
+struct Case {
+  std::string name;
+  Layout layout;
+  Encoding enc;
+  int n = 0, m = 0;  // N:M only
+};
+
+// Owns one compressed matrix and its dense meaning (computed by the test util, not by
+// the decoder under test).
+struct Built {
+  format::CompressedData data;
+  format::CompressedMatrix view;
+  std::vector<float> dense;  // [rows, cols]
+};
+
+Built build(const Case& c, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Built b;
+  std::vector<format::SparseRow> sparse;
+  std::vector<float> codebook;
+  if (c.layout == Layout::NM) {
+    sparse = format::testing::random_nm_rows(rng, rows, cols, c.n, c.m);
+    b.data = format::encode_nm(cols, sparse, c.n, c.m);
+  } else {
+    if (c.enc == Encoding::Codebook) codebook = format::testing::random_codebook(rng, 64);
+    sparse = format::testing::random_rows(rng, rows, cols, c.enc, 64);
+    // Prime values reach 104729: scale them down to weight-like magnitudes.
+    if (c.enc == Encoding::Prime)
+      for (auto& r : sparse) r.scale *= 1e-4f;
+    b.data = format::encode_mdcsr(cols, sparse, c.enc, codebook);
+  }
+  b.view = b.data.view();
+  format::validate(b.view, c.name);
+  b.dense = format::testing::dense_of(sparse, cols, c.enc, codebook);
+  return b;
+}
+
+std::vector<float> random_vec(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& f : v) f = g(rng);
+  return v;
+}
+
+class CompressedMatmul : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CompressedMatmul, MatchesReferenceAndDenseForThreadsAndTokens) {
+  const Case& c = GetParam();
+  const int64_t rows = 45, cols = 640;  // 45 rows split unevenly over 2, 3 and 4 threads
+  const Built b = build(c, rows, cols, 7);
+  const std::vector<float> bias = random_vec(size_t(rows), 3);
+  for (const bool with_bias : {false, true}) {
+    for (const int64_t n_tokens : {1, 7}) {
+      const std::vector<float> x = random_vec(size_t(n_tokens * cols), 11 + uint32_t(n_tokens));
+      std::vector<float> want(size_t(n_tokens * rows));
+      format::reference_matmul(b.view, x.data(), n_tokens, want.data(), with_bias ? bias.data() : nullptr);
+      for (int64_t t = 0; t < n_tokens; ++t)
+        for (int64_t r = 0; r < rows; ++r) {
+          double acc = with_bias ? bias[size_t(r)] : 0.0;
+          for (int64_t k = 0; k < cols; ++k)
+            acc += double(b.dense[size_t(r * cols + k)]) * double(x[size_t(t * cols + k)]);
+          ASSERT_NEAR(want[size_t(t * rows + r)], acc, 1e-4 * (1 + std::fabs(acc)))
+              << "reference kernel vs dense, token " << t << " row " << r;
+        }
+      for (const int threads : {1, 2, 3, 4}) {
+        SCOPED_TRACE(::testing::Message() << "threads " << threads << ", tokens " << n_tokens << ", bias "
+                                          << with_bias);
+        auto be = make_cpu_backend(threads);
+        ASSERT_TRUE(be->supports(c.layout, c.enc));
+        LinearWeight w;
+        w.rows = rows;
+        w.cols = cols;
+        w.compressed = &b.view;
+        w.bias = with_bias ? bias.data() : nullptr;
+        w.name = "w";
+        std::vector<float> got(size_t(n_tokens * rows), NAN);
+        be->matmul(w, x.data(), n_tokens, got.data());
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "output " << i;
+      }
+    }
+  }
+}
+
+// Phi-3's fused projections are bound as row slices: a slice through the backend equals
+// the same rows of the whole product.
+TEST_P(CompressedMatmul, RowSlicesMatchTheWholeMatrix) {
+  const Case& c = GetParam();
+  const int64_t rows = 48, cols = 512, n_tokens = 3;
+  const Built b = build(c, rows, cols, 21);
+  const std::vector<float> x = random_vec(size_t(n_tokens * cols), 5);
+  std::vector<float> whole(size_t(n_tokens * rows));
+  format::reference_matmul(b.view, x.data(), n_tokens, whole.data());
+  auto be = make_cpu_backend(3);
+  for (const auto& [r0, n] : std::vector<std::pair<int64_t, int64_t>>{{0, 16}, {16, 8}, {24, 24}, {47, 1}}) {
+    const format::CompressedMatrix s = format::slice_rows(b.view, r0, n);
+    LinearWeight w;
+    w.rows = n;
+    w.cols = cols;
+    w.compressed = &s;
+    std::vector<float> got(size_t(n_tokens * n));
+    be->matmul(w, x.data(), n_tokens, got.data());
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t r = 0; r < n; ++r)
+        ASSERT_EQ(got[size_t(t * n + r)], whole[size_t(t * rows + r0 + r)]) << "slice " << r0 << " row " << r;
+  }
+}
+
+TEST_P(CompressedMatmul, EmbedDecodesRows) {
+  const Case& c = GetParam();
+  const int64_t rows = 20, cols = 512;
+  const Built b = build(c, rows, cols, 33);
+  auto be = make_cpu_backend(2);
+  LinearWeight w;
+  w.rows = rows;
+  w.cols = cols;
+  w.compressed = &b.view;
+  const std::vector<int32_t> tokens = {3, 0, 19, 3};
+  std::vector<float> out(tokens.size() * size_t(cols));
+  be->embed(w, tokens, out.data());
+  for (size_t t = 0; t < tokens.size(); ++t)
+    for (int64_t k = 0; k < cols; ++k)
+      ASSERT_FLOAT_EQ(out[t * size_t(cols) + size_t(k)], b.dense[size_t(tokens[t] * cols + k)]);
+  EXPECT_THROW(be->embed(w, std::vector<int32_t>{20}, out.data()), Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, CompressedMatmul,
+                         ::testing::Values(Case{"mdcsr_int8", Layout::MdCsr, Encoding::Int8},
+                                           Case{"mdcsr_prime", Layout::MdCsr, Encoding::Prime},
+                                           Case{"mdcsr_codebook", Layout::MdCsr, Encoding::Codebook},
+                                           Case{"nm_2_4", Layout::NM, Encoding::Int8, 2, 4},
+                                           Case{"nm_4_8", Layout::NM, Encoding::Int8, 4, 8}),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(CompressedSupport, NmIsInt8Only) {
+  auto be = make_cpu_backend(1);
+  EXPECT_TRUE(be->supports(Layout::MdCsr, Encoding::Prime));
+  EXPECT_TRUE(be->supports(Layout::NM, Encoding::Int8));
+  EXPECT_FALSE(be->supports(Layout::NM, Encoding::Codebook));
+  EXPECT_TRUE(be->supports(Op::Matmul, DType::I8));
+  EXPECT_TRUE(be->supports(Op::Embed, DType::I8));
+  EXPECT_FALSE(be->supports(Op::Matmul, DType::Q4_0));
+}
+
+// Dense int8 with per-row scales: matmul (with a bias, odd column count for the loop
+// tail) and embed against the dequantized matrix.
+TEST(DenseInt8, MatmulAndEmbedMatchDequantized) {
+  const int64_t rows = 37, cols = 203;
+  std::mt19937 rng(9);
+  std::vector<int8_t> q(size_t(rows * cols));
+  for (auto& v : q) v = int8_t(std::uniform_int_distribution<int>(-127, 127)(rng));
+  const std::vector<float> scales = random_vec(size_t(rows), 4), bias = random_vec(size_t(rows), 6);
+  LinearWeight w;
+  w.dtype = DType::I8;
+  w.data = q.data();
+  w.rows = rows;
+  w.cols = cols;
+  w.scales = scales.data();
+  w.bias = bias.data();
+  for (const int threads : {1, 3}) {
+    auto be = make_cpu_backend(threads);
+    for (const int64_t n_tokens : {1, 5}) {
+      const std::vector<float> x = random_vec(size_t(n_tokens * cols), 8);
+      std::vector<float> got(size_t(n_tokens * rows));
+      be->matmul(w, x.data(), n_tokens, got.data());
+      for (int64_t t = 0; t < n_tokens; ++t)
+        for (int64_t r = 0; r < rows; ++r) {
+          double acc = bias[size_t(r)];
+          for (int64_t k = 0; k < cols; ++k)
+            acc += double(scales[size_t(r)]) * q[size_t(r * cols + k)] * double(x[size_t(t * cols + k)]);
+          ASSERT_NEAR(got[size_t(t * rows + r)], acc, 1e-4 * (1 + std::fabs(acc))) << "token " << t << " row " << r;
+        }
+    }
+    const std::vector<int32_t> tokens = {36, 0, 5};
+    std::vector<float> emb(tokens.size() * size_t(cols));
+    be->embed(w, tokens, emb.data());
+    for (size_t t = 0; t < tokens.size(); ++t)
+      for (int64_t k = 0; k < cols; ++k)
+        ASSERT_EQ(emb[t * size_t(cols) + size_t(k)], scales[size_t(tokens[t])] * float(q[size_t(tokens[t] * cols + k)]));
+  }
+  w.scales = nullptr;
+  auto be = make_cpu_backend(1);
+  std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
+  EXPECT_THROW(be->matmul(w, x.data(), 1, y.data()), Error);
+}
+
+}  // namespace
+}  // namespace upg
