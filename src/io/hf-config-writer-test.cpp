@@ -1,5 +1,6 @@
 // to_hf_config_json: parse_hf_config reads back an equal ModelConfig for every
 // architecture and rope scaling variant, and the keys transformers needs are present.
+#include "core/test-paths.h"
 #include "io/hf-config-writer.h"
 
 #include <gtest/gtest.h>
@@ -148,10 +149,7 @@ TEST(HfConfigWriter, RejectsWhatItCannotWrite) {
   EXPECT_THROW(to_hf_config_json(c), Error);
 }
 
-std::string model_path() {
-  if (const char* env = std::getenv("UPG_MODEL"); env && *env) return env;
-  return UPG_SOURCE_DIR "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+std::string model_path() { return test::default_model_path(); }
 
 TEST(HfConfigWriter, GgufConfigRoundTrips) {
   if (!std::filesystem::exists(model_path())) GTEST_SKIP() << "model file " << model_path() << " is absent";

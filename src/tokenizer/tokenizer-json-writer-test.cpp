@@ -9,6 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "core/test-paths.h"
 #include "tokenizer/pre-tokenizer.h"
 #include "tokenizer/test-vocab.h"
 #include "upg/error.h"
@@ -20,10 +21,7 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string model_path() {
-  if (const char* env = std::getenv("UPG_MODEL"); env && *env) return env;
-  return UPG_SOURCE_DIR "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+std::string model_path() { return test::default_model_path(); }
 
 TokenizerSpec round_trip(const TokenizerSpec& spec) {
   return parse_tokenizer_json(to_tokenizer_json(spec), to_tokenizer_config_json(spec), "written");
