@@ -1,0 +1,338 @@
+// The compressed format on the CPU: MdCSR to dense (UPG_Decompress), one-token matmul per
+// layout and encoding against dense baselines (UPG_SpMV), SpMV time against entry count
+// (UPG_Scaling), and prime lookups / prime-weight decoding (UPG_PrimeDecode). Matrices
+// are random (fixed seeds) and built straight through format::encode_*, since the
+// compressor's pruning and quantization cost nothing at run time. The matmuls go through
+// Backend::matmul, so they time what the engine runs.
+//
+// UPG_BENCH_SMOKE=1 (the ctest smoke run) shrinks every matrix to 512 x 512 under the same
+// names: the run only proves the paths work.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "upg/backend.h"
+#include "upg/format.h"
+#include "upg/primes.h"
+#include "upg/tensor.h"
+
+namespace {
+
+namespace fmtx = upg::format;
+using fmtx::Encoding;
+
+bool smoke() { return std::getenv("UPG_BENCH_SMOKE") != nullptr; }
+int64_t spmv_size() { return smoke() ? 512 : 5120; }
+
+// The rotated set of one SpMV benchmark must exceed the last-level cache (32 MiB on the
+// machine of docs/BENCHMARKS.md; 96 MiB leaves room for larger ones), or a 26 MB matrix
+// would be timed from cache, which no real decode step sees.
+constexpr size_t kColdBytes = 96u << 20;
+
+upg::Backend& backend2() {
+  static std::unique_ptr<upg::Backend> be = upg::make_cpu_backend(2);
+  return *be;
+}
+
+// splitmix64: cheap enough that building a 5120 x 5120 matrix takes a fraction of a second.
+struct Rng {
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return double(next() >> 11) * 0x1.0p-53; }
+};
+
+struct Spec {
+  Encoding enc = Encoding::Int8;
+  double keep = 0.5;  // unstructured: fraction of columns kept
+  int n = 0, m = 0;   // N:M when m > 0
+};
+
+// A nonzero code of the encoding: int8 +-1..127, prime sign|1..127, codebook 1..255.
+int32_t random_code(Rng& rng, Encoding enc) {
+  const uint64_t r = rng.next();
+  const int32_t mag = int32_t(r % 127) + 1;
+  switch (enc) {
+    case Encoding::Int8: return (r >> 32) & 1 ? -mag : mag;
+    case Encoding::Prime: return mag | ((r >> 32) & 1 ? fmtx::kPrimeSignBit : 0);
+    case Encoding::Codebook: return int32_t(r % 255) + 1;
+  }
+  return 1;
+}
+
+fmtx::CompressedData random_matrix(int64_t rows, int64_t cols, const Spec& s, uint64_t seed) {
+  Rng rng{seed};
+  std::vector<fmtx::SparseRow> sr(static_cast<size_t>(rows));
+  for (auto& row : sr) {
+    row.scale = 0.01f;
+    if (s.m > 0) {
+      int order[16];
+      for (int64_t g = 0; g < cols; g += s.m) {
+        for (int i = 0; i < s.m; ++i) order[i] = i;
+        for (int i = 0; i < s.n; ++i) std::swap(order[i], order[i + int(rng.next() % uint64_t(s.m - i))]);
+        std::sort(order, order + s.n);
+        for (int i = 0; i < s.n; ++i) row.cols.push_back(uint32_t(g + order[i]));
+      }
+    } else {
+      for (int64_t c = 0; c < cols; ++c)
+        if (rng.uniform() < s.keep) row.cols.push_back(uint32_t(c));
+    }
+    row.codes.reserve(row.cols.size());
+    for (size_t k = 0; k < row.cols.size(); ++k) row.codes.push_back(random_code(rng, s.enc));
+  }
+  if (s.m > 0) return fmtx::encode_nm(cols, sr, s.n, s.m);
+  std::vector<float> codebook;
+  if (s.enc == Encoding::Codebook) {
+    codebook.resize(256);
+    for (size_t i = 1; i < codebook.size(); ++i) codebook[i] = float(rng.uniform() * 2 - 1);
+  }
+  return fmtx::encode_mdcsr(cols, sr, s.enc, std::move(codebook));
+}
+
+// One benchmark's rotated weights: copies of one matrix at distinct addresses (the cache
+// only sees addresses, so copies are as cold as distinct matrices). Kept in a one-slot
+// cache because Google Benchmark calls a benchmark function several times while it
+// picks the iteration count, and a 26 MB encode per call would dominate the run.
+struct WeightSet {
+  std::string key;
+  std::vector<fmtx::CompressedData> data;
+  std::vector<fmtx::CompressedMatrix> views;
+  std::vector<std::vector<std::byte>> dense;  // dense baselines: one buffer per copy
+  std::vector<float> scales;                  // dense int8 per-row scales
+  std::vector<upg::LinearWeight> weights;
+  size_t bytes = 0;                           // of one copy
+};
+
+size_t copies_for(size_t bytes) {
+  if (smoke()) return 1;
+  return std::max<size_t>(1, (kColdBytes + bytes - 1) / bytes);
+}
+
+WeightSet& cached(const std::string& key) {
+  static WeightSet set;
+  if (set.key != key) {
+    set = WeightSet();
+    set.key = key;
+  }
+  return set;
+}
+
+WeightSet& sparse_set(const std::string& key, int64_t n, const Spec& s, bool rotate) {
+  WeightSet& w = cached(key);
+  if (!w.weights.empty()) return w;
+  w.data.push_back(random_matrix(n, n, s, 42));
+  w.bytes = w.data[0].view().bytes();
+  const size_t copies = rotate ? copies_for(w.bytes) : 1;
+  w.data.reserve(copies);
+  while (w.data.size() < copies) w.data.push_back(w.data[0]);
+  for (auto& d : w.data) w.views.push_back(d.view());
+  for (auto& v : w.views) {
+    upg::LinearWeight lw;
+    lw.rows = v.rows;
+    lw.cols = v.cols;
+    lw.compressed = &v;
+    lw.name = "bench";
+    w.weights.push_back(lw);
+  }
+  return w;
+}
+
+// Dense baselines on the same matrix as cpu_mdcsr_int8_50 (its zeros stored), so every
+// SpMV bar computes the same product.
+WeightSet& dense_set(upg::DType type) {
+  const int64_t n = spmv_size();
+  WeightSet& w = cached(fmt::format("dense_{}_{}", upg::dtype_name(type), n));
+  if (!w.weights.empty()) return w;
+  const fmtx::CompressedData src = random_matrix(n, n, Spec{}, 42);
+  const std::vector<float> f = fmtx::decode_dense(src.view());
+  w.bytes = upg::dtype_bytes(type, n * n);
+  std::vector<std::byte> one(w.bytes);
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (type == upg::DType::F32) {
+      reinterpret_cast<float*>(one.data())[i] = f[i];
+    } else if (type == upg::DType::F16) {
+      reinterpret_cast<uint16_t*>(one.data())[i] = upg::fp32_to_fp16(f[i]);
+    } else {  // I8: the stored codes again, with the matrix's row scales
+      reinterpret_cast<int8_t*>(one.data())[i] = int8_t(std::lround(f[i] / src.scales[i / size_t(n)]));
+    }
+  }
+  w.scales = src.scales;
+  const size_t copies = copies_for(w.bytes);
+  for (size_t c = 0; c < copies; ++c) w.dense.push_back(one);
+  for (auto& d : w.dense) {
+    upg::LinearWeight lw;
+    lw.dtype = type;
+    lw.data = d.data();
+    lw.rows = n;
+    lw.cols = n;
+    lw.scales = type == upg::DType::I8 ? w.scales.data() : nullptr;
+    lw.name = "bench";
+    w.weights.push_back(lw);
+  }
+  return w;
+}
+
+// Seconds per SpMV of the dense f32 baseline: set by UPG_SpMV/cpu_dense_f32 when it ran
+// (it is registered first), measured here on demand when a filter left it out.
+double g_dense_f32_s = 0;
+
+void spmv_loop(benchmark::State& state, WeightSet& w) {
+  const int64_t cols = w.weights[0].cols, rows = w.weights[0].rows;
+  std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
+  Rng rng{7};
+  for (auto& v : x) v = float(rng.uniform() * 2 - 1);
+  size_t next = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    backend2().matmul(w.weights[next], x.data(), 1, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+    next = (next + 1) % w.weights.size();
+  }
+  const double per = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                     double(std::max<int64_t>(1, state.iterations()));
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(w.bytes));
+  state.counters["copies"] = double(w.weights.size());
+  state.SetLabel(backend2().name());
+  if (w.dense.size() && w.weights[0].dtype == upg::DType::F32) g_dense_f32_s = per;
+}
+
+double dense_f32_seconds() {
+  if (g_dense_f32_s > 0) return g_dense_f32_s;
+  WeightSet& w = dense_set(upg::DType::F32);
+  std::vector<float> x(static_cast<size_t>(w.weights[0].cols), 0.5f), y(static_cast<size_t>(w.weights[0].rows));
+  const int reps = smoke() ? 2 : 10;
+  backend2().matmul(w.weights[0], x.data(), 1, y.data());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) backend2().matmul(w.weights[size_t(i) % w.weights.size()], x.data(), 1, y.data());
+  g_dense_f32_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+  return g_dense_f32_s;
+}
+
+void BM_SpMV_Dense(benchmark::State& state, upg::DType type) { spmv_loop(state, dense_set(type)); }
+
+void BM_SpMV_Sparse(benchmark::State& state, Spec s, const char* key) {
+  const double dense_s = dense_f32_seconds();  // before the sparse set evicts the dense one
+  WeightSet& w = sparse_set(fmt::format("spmv_{}", key), spmv_size(), s, true);
+  const auto t0 = std::chrono::steady_clock::now();
+  spmv_loop(state, w);
+  const double per = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                     double(std::max<int64_t>(1, state.iterations()));
+  state.counters["ratio_vs_dense_f32"] = dense_s / per;
+  state.counters["nnz"] = double(w.views[0].entries());
+}
+
+// Name segment of issue 5: cpu_<layout>_<encoding>[_<sparsity>]_5120.
+void register_spmv() {
+  using upg::DType;
+  const auto dense = [](const char* name, DType t) {
+    benchmark::RegisterBenchmark(fmt::format("UPG_SpMV/cpu_{}_5120", name).c_str(),
+                                 [t](benchmark::State& s) { BM_SpMV_Dense(s, t); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  };
+  dense("dense_f32", DType::F32);
+  dense("dense_f16", DType::F16);
+  dense("dense_int8", DType::I8);
+  struct Case {
+    const char* key;
+    Spec spec;
+  };
+  static const Case cases[] = {
+      {"mdcsr_int8_50", {Encoding::Int8, 0.5}},         {"mdcsr_int8_70", {Encoding::Int8, 0.3}},
+      {"mdcsr_prime_50", {Encoding::Prime, 0.5}},       {"mdcsr_codebook_50", {Encoding::Codebook, 0.5}},
+      {"nm24_int8", {Encoding::Int8, 0.5, 2, 4}},       {"nm48_int8", {Encoding::Int8, 0.5, 4, 8}},
+  };
+  for (const Case& c : cases)
+    benchmark::RegisterBenchmark(fmt::format("UPG_SpMV/cpu_{}_5120", c.key).c_str(),
+                                 [&c](benchmark::State& s) { BM_SpMV_Sparse(s, c.spec, c.key); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+}
+
+// Square MdCSR int8 at 50%, one matrix per size and no rotation: the small sizes run from
+// cache and the large ones from DRAM, which is the bend the fit should show.
+void BM_Scaling(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  WeightSet& w = sparse_set(fmt::format("scaling_{}", n), n, Spec{}, false);
+  spmv_loop(state, w);
+  state.counters["nnz"] = double(w.views[0].entries());
+}
+
+void scaling_args(benchmark::internal::Benchmark* b) {
+  for (int64_t n : {512, 1024, 2048, 4096, 5120, 8192})
+    if (!smoke() || n <= 1024) b->Arg(n);
+  b->UseRealTime()->Unit(benchmark::kMicrosecond);
+}
+
+// Whole matrix to dense fp32 through format::decode_row into one reused buffer (touched
+// once beforehand, so page faults stay out of the figure).
+void BM_Decompress(benchmark::State& state) {
+  const int64_t n = spmv_size();
+  WeightSet& w = sparse_set(fmt::format("decompress_{}", n), n, Spec{}, false);
+  const fmtx::CompressedMatrix& m = w.views[0];
+  std::vector<float> dense(static_cast<size_t>(n * n), 1.0f);
+  for (auto _ : state) {
+    for (int64_t r = 0; r < n; ++r) fmtx::decode_row(m, r, dense.data() + r * n);
+    benchmark::DoNotOptimize(dense.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * n * n);
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(w.bytes));
+}
+
+constexpr int64_t kLookups = 1000000;
+
+// Random-index table lookups, the inner step of every prime-encoded weight: indices are
+// pre-generated so the RNG stays out of the loop.
+void BM_PrimeLookup(benchmark::State& state) {
+  std::vector<uint16_t> idx(static_cast<size_t>(kLookups));
+  Rng rng{3};
+  for (auto& i : idx) i = uint16_t(rng.next() % upg::kPrimeCount);
+  const auto table = upg::prime_table();
+  for (auto _ : state) {
+    uint64_t sum = 0;
+    for (uint16_t i : idx) sum += table[i];
+    benchmark::DoNotOptimize(sum);
+  }
+  state.SetItemsProcessed(state.iterations() * kLookups);
+}
+
+// 1M prime-encoded weights (1024 x 1024, every entry stored) decoded to scaled fp32 by the
+// format's own decoder: sign|index -> +-prime * row scale.
+void BM_PrimeWeights(benchmark::State& state) {
+  WeightSet& w = sparse_set("prime_weights_1M", 1024, Spec{Encoding::Prime, 1.0}, false);
+  const fmtx::CompressedMatrix& m = w.views[0];
+  std::vector<float> out(static_cast<size_t>(m.rows * m.cols));
+  for (auto _ : state) {
+    for (int64_t r = 0; r < m.rows; ++r) fmtx::decode_row(m, r, out.data() + r * m.cols);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * m.entries());
+}
+
+[[maybe_unused]] const bool registered = [] {
+  register_spmv();
+  return true;
+}();
+
+}  // namespace
+
+BENCHMARK(BM_Decompress)->Name("UPG_Decompress/to_dense_5120")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Scaling)->Name("UPG_Scaling")->Apply(scaling_args);
+BENCHMARK(BM_PrimeLookup)->Name("UPG_PrimeDecode/1M")->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PrimeWeights)->Name("UPG_PrimeDecode/weights_1M")->Unit(benchmark::kMicrosecond);
