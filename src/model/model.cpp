@@ -21,6 +21,27 @@ struct Model::Impl {
   int max_seqs = 1;
 };
 
+namespace {
+
+// Asks the backend about every weight's encoding once at load, so an unsupported one is
+// a clear error naming the tensor rather than a failure in the middle of a forward pass.
+void check_backend_supports(const Backend& be, const ModelWeights& w, const std::string& path) {
+  auto check = [&](const LinearWeight& lw) {
+    const bool ok = lw.compressed ? be.supports(lw.compressed->layout, lw.compressed->encoding)
+                                  : be.supports(Op::Matmul, lw.dtype);
+    if (!ok)
+      throw Error(fmt::format("{}: tensor '{}': the {} backend cannot run {}", path, lw.name, be.name(),
+                              lw.compressed ? fmt::format("{} {}", format::layout_name(lw.compressed->layout),
+                                                          format::encoding_name(lw.compressed->encoding))
+                                            : std::string(dtype_name(lw.dtype))));
+  };
+  check(w.lm_head);
+  for (const LayerWeights& l : w.layers)
+    for (const LinearWeight* lw : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) check(*lw);
+}
+
+}  // namespace
+
 Model::Model() : impl_(std::make_unique<Impl>()) {}
 Model::~Model() = default;
 
@@ -48,6 +69,7 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
     throw Error(msg);
   }
   d.backend = make_cpu_backend(options.n_threads);
+  check_backend_supports(*d.backend, d.weights, path);
   d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs);
   if (d.source.tokenizer) d.tokenizer = std::make_unique<Tokenizer>(*d.source.tokenizer);
   return m;
