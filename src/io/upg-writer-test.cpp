@@ -21,7 +21,9 @@ using testing::TempDir;
 template <class T>
 void expect_same(std::span<const T> got, const std::vector<T>& want, const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
-  if (!want.empty()) EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(T)), 0) << what;
+  if (!want.empty()) {
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(T)), 0) << what;
+  }
 }
 
 struct Dense {
