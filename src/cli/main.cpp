@@ -7,13 +7,14 @@
 
 #include "cli/commands.h"
 #include "upg/error.h"
+#include "upg/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"UPG: an inference engine for compressed language models.\n"
                "Runs Llama-family models (SmolLM2, Llama, Mistral, Qwen2, Phi-3/Phi-4) from GGUF,\n"
                "safetensors or a Hugging Face directory."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "upg 0.1.0");
+  app.set_version_flag("--version", upg::kVersion);
   upg::cli::add_run_command(app);
   upg::cli::add_chat_command(app);
   upg::cli::add_tokenize_command(app);

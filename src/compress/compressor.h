@@ -3,13 +3,14 @@
 // tensor by tensor, so memory stays near one tensor beyond the source's own mapping.
 #include <string>
 
+#include "upg/version.h"
 #include "compress/calibrate.h"
 #include "compress/matrix.h"
 #include "compress/report.h"
 
 namespace upg::compress {
 
-inline constexpr const char* kToolVersion = "upg 0.1.0";
+inline constexpr const char* kToolVersion = kVersion;
 
 struct CompressOptions {
   std::string source;
