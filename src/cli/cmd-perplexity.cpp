@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "upg/file-text.h"
 #include "upg/error.h"
 #include "upg/perplexity.h"
 
@@ -26,13 +27,6 @@ struct PerplexityArgs {
   int64_t max_tokens = 0;
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot read the evaluation text", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // "[#########...........]  4096/20480 tokens  212.3 tok/s  ppl 14.21" redrawn in place.
 void draw_progress(int64_t done, int64_t total, double ppl, double seconds) {
@@ -46,7 +40,7 @@ void draw_progress(int64_t done, int64_t total, double ppl, double seconds) {
 void run(PerplexityArgs& a) {
   if (a.ctx < 2) throw Error(fmt::format("--ctx: {} is too small (at least 2)", a.ctx));
   if (a.max_tokens < 0) throw Error("--max-tokens: must be 0 (all) or more");
-  const std::string text = read_text(a.text_path);
+  const std::string text = read_file_text(a.text_path, "the evaluation text");
   // The KV cache only needs one window.
   a.model.ctx = a.ctx;
   auto model = load_model(a.model);

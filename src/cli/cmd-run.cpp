@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "upg/file-text.h"
 #include "upg/error.h"
 
 namespace upg::cli {
@@ -23,17 +24,10 @@ struct RunArgs {
   bool raw = false;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot read prompt file", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 void run(RunArgs& a) {
   GenerateParams params = finish_generation_args(a.gen);
-  if (!a.prompt_file.empty()) a.prompt = read_file(a.prompt_file);
+  if (!a.prompt_file.empty()) a.prompt = read_file_text(a.prompt_file, "the prompt file");
   double load_s = 0;
   auto model = load_model(a.model, &load_s);
   const Tokenizer& tok = model->tokenizer();

@@ -11,20 +11,11 @@
 #include <fmt/format.h>
 
 #include "compress/sha256.h"
+#include "upg/file-text.h"
 #include "upg/error.h"
 #include "upg/model.h"
 
 namespace upg::compress {
-
-namespace {
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open calibration text: {}", path, std::strerror(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-}  // namespace
 
 std::string default_calibration_path() {
   namespace fs = std::filesystem;
@@ -76,7 +67,7 @@ Calibration calibrate_tokens(Model& model, const std::vector<int32_t>& tokens, i
 
 Calibration calibrate_file(const std::string& model_path, const std::string& text_path, int max_positions, int chunk,
                            int threads) {
-  const std::string text = read_file(text_path);
+  const std::string text = read_file_text(text_path, "the calibration text");
   ModelOptions opts;
   opts.load.dequant_to = DType::F32;
   opts.n_threads = threads;

@@ -15,6 +15,7 @@
 #include "compress/sha256.h"
 #include "io/hf-config-writer.h"
 #include "io/upg-file.h"
+#include "upg/file-text.h"
 #include "upg/error.h"
 #include "upg/io.h"
 
@@ -57,17 +58,9 @@ bool is_compressible(const std::string& name, size_t rank) {
 
 namespace {
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open", p.string()));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string read_optional(const fs::path& p) {
   std::error_code ec;
-  return fs::is_regular_file(p, ec) ? read_text(p) : std::string();
+  return fs::is_regular_file(p, ec) ? read_file_text(p.string(), "the tokenizer file") : std::string();
 }
 
 // The source's weight files, for the recorded hashes: the GGUF, the one safetensors
@@ -98,7 +91,7 @@ Sources describe_source(const std::string& path, const ModelSource& src) {
   } else {
     std::error_code ec;
     const fs::path dir = fs::is_directory(path, ec) ? fs::path(path) : fs::path(path).parent_path();
-    s.header.config_json = read_text(dir / "config.json");
+    s.header.config_json = read_file_text((dir / "config.json").string(), "config.json");
     s.header.tokenizer_json = read_optional(dir / "tokenizer.json");
     s.header.tokenizer_config_json = read_optional(dir / "tokenizer_config.json");
   }

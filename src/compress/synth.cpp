@@ -13,6 +13,7 @@
 #include "compress/progress.h"
 #include "io/upg-file.h"
 #include "tokenizer/byte-level.h"
+#include "upg/file-text.h"
 #include "upg/error.h"
 #include "upg/io.h"
 
@@ -90,13 +91,6 @@ uint64_t fnv1a(const std::string& s) {
   return h;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::span<const std::byte> bytes_of(const auto& v) { return std::as_bytes(std::span(v)); }
 
@@ -125,7 +119,7 @@ CompressReport synth_model(const SynthOptions& o) {
   if (o.output.empty()) throw Error("synth: no output path (-o)");
   if (!(o.std > 0.0f) || !std::isfinite(o.std)) throw Error(fmt::format("synth: std {} must be positive", o.std));
 
-  const std::string config_text = read_text(o.config_path);
+  const std::string config_text = read_file_text(o.config_path, "the config");
   const ModelConfig cfg = parse_hf_config(config_text, o.config_path);
   const TokenizerSpec tok = byte_tokenizer_spec(cfg.vocab_size);
 

@@ -15,6 +15,7 @@
 #include "io/hf-config.h"
 #include "io/safetensors-reader.h"
 #include "io/hf-json.h"
+#include "upg/file-text.h"
 #include "upg/error.h"
 
 namespace upg::io {
@@ -23,14 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open: {}", p.string(), std::strerror(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(fmt::format("{}: read failed", p.string()));
-  return ss.str();
-}
 
 bool is_file(const fs::path& p) {
   std::error_code ec;
@@ -59,7 +52,7 @@ void load_sharded(const fs::path& dir, const fs::path& index_path, ModelSource& 
   const std::string origin = index_path.string();
   nlohmann::json index;
   try {
-    index = nlohmann::json::parse(read_text(index_path));
+    index = nlohmann::json::parse(read_file_text(index_path.string(), "the shard index"));
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: not valid JSON: {}", origin, e.what()));
   }
@@ -115,10 +108,10 @@ ModelSource load_hf(const std::string& origin, const fs::path& dir, const fs::pa
 
   fs::path config_path = dir / "config.json";
   if (!is_file(config_path)) throw Error(fmt::format("{}: no config.json beside the weights", origin));
-  src.config = parse_hf_config(read_text(config_path), config_path.string());
+  src.config = parse_hf_config(read_file_text(config_path.string(), "config.json"), config_path.string());
 
   fs::path gen = dir / "generation_config.json";
-  if (is_file(gen)) apply_generation_config(read_text(gen), gen.string(), src.config);
+  if (is_file(gen)) apply_generation_config(read_file_text(gen.string(), "generation_config.json"), gen.string(), src.config);
 
   std::vector<std::pair<std::string, std::string>> metadata;
   int shards = 1;
@@ -135,8 +128,8 @@ ModelSource load_hf(const std::string& origin, const fs::path& dir, const fs::pa
   fs::path tok = dir / "tokenizer.json";
   if (is_file(tok)) {
     fs::path tok_cfg = dir / "tokenizer_config.json";
-    std::string cfg_text = is_file(tok_cfg) ? read_text(tok_cfg) : std::string();
-    src.tokenizer = parse_tokenizer_json(read_text(tok), cfg_text, tok.string());
+    std::string cfg_text = is_file(tok_cfg) ? read_file_text(tok_cfg.string(), "tokenizer_config.json") : std::string();
+    src.tokenizer = parse_tokenizer_json(read_file_text(tok.string(), "tokenizer.json"), cfg_text, tok.string());
   }
 
   src.info = {{"format", "safetensors"},
