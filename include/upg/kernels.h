@@ -38,6 +38,9 @@ std::vector<std::string> available_targets();
 // Forces a target by name for subsequent calls (tests only); returns false if unknown
 // or not supported here. An empty name restores the automatic choice.
 bool force_target(const std::string& name);
+// Name of the int8 kernel set in use ("avx512-vnni", "avx2" or "scalar"); force_target
+// switches it along with the Highway target.
+std::string int8_target();
 
 // y[t, r] = sum_c W[r, c] * x[t, c] (+ bias[r]) for t < n_tokens, r < rows.
 // W: row-major [rows, cols] of F32, F16 or BF16. x: [n_tokens, cols] fp32 (row stride

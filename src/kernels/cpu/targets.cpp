@@ -18,6 +18,7 @@ HWY_AFTER_NAMESPACE();
 #include <vector>
 
 #include "hwy/targets.h"
+#include "kernels/cpu/int8-kernels.h"
 #include "upg/kernels.h"
 
 namespace upg::kernels {
@@ -53,6 +54,7 @@ bool force_target(const std::string& name) {
   // chosen target makes the switch immediate for every dispatch table.
   hwy::SetSupportedTargetsForTest(mask);
   hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+  select_int8_kernels(name);
   return true;
 }
 

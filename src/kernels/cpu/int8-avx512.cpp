@@ -1,0 +1,236 @@
+// The int8 kernels for AVX-512 with VNNI (vpdpbusd), VBMI (vpermb, vpermi2b,
+// vpmultishiftqb) and VBMI2 (vpexpandb/w): Ice Lake, Sapphire Rapids, Zen 4 and later.
+//
+// Every kernel walks one row at a time over 64-byte weight vectors and runs up to four
+// tokens against each vector while it sits in a register (prefill and batches reuse it).
+// vpdpbusd multiplies unsigned activations (q + 128) by signed weights; the +128 is taken
+// back by starting each sum at -128 * sum(w), one more vpdpbusd per weight vector shared
+// by every token.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <bit>
+
+#include "kernels/cpu/int8-kernels.h"
+
+// After the includes, so only this file's own code is built for AVX-512 (a standard
+// library template instantiated here must not leak AVX-512 code into other files).
+#pragma GCC push_options
+// GCC 12's own _mm512_undefined_* helpers (casts, reductions) trip this warning.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx512vbmi2,fma,f16c,popcnt,bmi2")
+
+namespace upg::kernels {
+namespace {
+
+constexpr int kTile = 4;  // tokens per pass over a row
+
+// -128 * (sum of each 4-byte group of w): the starting value of a token's vpdpbusd.
+inline __m512i offset_start(__m512i w) {
+  return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(0x80)), w));
+}
+
+inline uint64_t low_bits(int64_t n) { return n >= 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1; }
+
+template <int NT>
+void dense_tile(const DenseI8& m, const QuantizedActs& a, int64_t t0, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  const int64_t nb = (m.cols + 63) / 64;
+  const uint64_t tail = low_bits(m.cols - (nb - 1) * 64);
+  const uint8_t* q[NT];
+  const float* sx[NT];
+  for (int j = 0; j < NT; ++j) q[j] = a.row(t0 + j), sx[j] = a.block_scales(t0 + j);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int8_t* w = m.w + r * m.cols;
+    __m512 f[NT];
+    for (int j = 0; j < NT; ++j) f[j] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      // Only the last vector may run past the row; a masked load reads nothing beyond it.
+      const __m512i wv = b + 1 < nb ? _mm512_loadu_si512(w + 64 * b) : _mm512_maskz_loadu_epi8(tail, w + 64 * b);
+      const __m512i start = offset_start(wv);
+      for (int j = 0; j < NT; ++j) {
+        const __m512i s = _mm512_dpbusd_epi32(start, _mm512_loadu_si512(q[j] + 64 * b), wv);
+        f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(sx[j][b]), f[j]);
+      }
+    }
+    for (int j = 0; j < NT; ++j) y[(t0 + j) * ldy + r] = _mm512_reduce_add_ps(f[j]) * m.scales[r];
+  }
+}
+
+// N:M with N/M = 1/2 (2:4, 4:8): 64 values span 128 columns, two registers of activations,
+// and vpermi2b gathers the 64 activations the values multiply. Each value's byte index in
+// that window is (k / N) * M + position, the position unpacked from log2(M) bits by
+// vpermb (bytes to their qword) and vpmultishiftqb (bits to their byte).
+template <int N, int M, int NT>
+void nm_tile(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t t0, int64_t r0, int64_t r1, float* y,
+             int64_t ldy) {
+  constexpr int bits = M == 4 ? 2 : 3;
+  const int64_t per_row = format::nm_values_per_row(m.cols, N, M);
+  const int64_t pos_bytes = format::nm_position_bytes_per_row(m.cols, N, M);
+  const int64_t chunks = (per_row + 63) / 64;
+  alignas(64) uint8_t perm[64], shift[64], base[64];
+  for (int l = 0; l < 64; ++l) {
+    perm[l] = uint8_t((l / 8) * bits + l % 8);
+    shift[l] = uint8_t((l % 8) * bits);
+    base[l] = uint8_t((l / N) * M);
+  }
+  const __m512i vperm = _mm512_load_si512(perm), vshift = _mm512_load_si512(shift), vbase = _mm512_load_si512(base);
+  const __m512i field = _mm512_set1_epi8(char(M - 1));
+  // Lanes 0-7 of a sum cover the window's first 64 columns (one activation block), 8-15 the next.
+  const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  const uint8_t* q[NT];
+  const float* sx[NT];
+  for (int j = 0; j < NT; ++j) q[j] = a.row(t0 + j), sx[j] = a.block_scales(t0 + j);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int8_t* vals = m.nm.values.data() + r * per_row;
+    const uint8_t* pos = m.nm.positions.data() + r * pos_bytes;
+    __m512 f[NT];
+    for (int j = 0; j < NT; ++j) f[j] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t nv = std::min<int64_t>(64, per_row - 64 * c);
+      const __m512i wv = _mm512_maskz_loadu_epi8(low_bits(nv), vals + 64 * c);
+      const __m512i pv = _mm512_maskz_loadu_epi8(low_bits((nv * bits + 7) / 8), pos + 8 * bits * c);
+      const __m512i idx = _mm512_add_epi8(
+          _mm512_and_si512(_mm512_multishift_epi64_epi8(vshift, _mm512_permutexvar_epi8(vperm, pv)), field), vbase);
+      const __m512i start = offset_start(wv);
+      for (int j = 0; j < NT; ++j) {
+        const uint8_t* xw = q[j] + 128 * c;
+        const __m512i g = _mm512_permutex2var_epi8(_mm512_loadu_si512(xw), idx, _mm512_loadu_si512(xw + 64));
+        const __m512i s = _mm512_dpbusd_epi32(start, g, wv);
+        const __m512 sv = _mm512_permutexvar_ps(
+            pair, _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sx[j] + 2 * c)))));
+        f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), sv, f[j]);
+      }
+    }
+    for (int j = 0; j < NT; ++j) y[(t0 + j) * ldy + r] = _mm512_reduce_add_ps(f[j]) * m.scales[size_t(r)];
+  }
+}
+
+// Bitmap windows: vpexpandb puts a window's kept values on their columns (zeros between),
+// and the window multiplies the activations in place.
+template <int NT>
+void bitmap_tile(const BitmapMatrix& m, const QuantizedActs& a, int64_t t0, int64_t r0, int64_t r1, float* y,
+                 int64_t ldy) {
+  const uint8_t* q[NT];
+  const float* sx[NT];
+  for (int j = 0; j < NT; ++j) q[j] = a.row(t0 + j), sx[j] = a.block_scales(t0 + j);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int8_t* v = m.values.data() + m.row_start[size_t(r)];
+    const uint64_t* masks = m.masks.data() + r * m.windows;
+    __m512 f[NT];
+    for (int j = 0; j < NT; ++j) f[j] = _mm512_setzero_ps();
+    for (int64_t w = 0; w < m.windows; ++w) {
+      const uint64_t mask = masks[w];
+      const __m512i wv = _mm512_maskz_expand_epi8(mask, _mm512_loadu_si512(v));
+      v += std::popcount(mask);
+      const __m512i start = offset_start(wv);
+      for (int j = 0; j < NT; ++j) {
+        const __m512i s = _mm512_dpbusd_epi32(start, _mm512_loadu_si512(q[j] + 64 * w), wv);
+        f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(sx[j][w]), f[j]);
+      }
+    }
+    for (int j = 0; j < NT; ++j) y[(t0 + j) * ldy + r] = _mm512_reduce_add_ps(f[j]) * m.scales[size_t(r)];
+  }
+}
+
+// fp16 bitmap windows (prime, codebook) against fp32 activations: vpexpandw per 32
+// columns, vcvtph2ps, FMA.
+template <int NT>
+void bitmap_f16_tile(const BitmapMatrix& m, const float* x, int64_t t0, int64_t r0, int64_t r1, float* y,
+                     int64_t ldy) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint16_t* v = m.values16.data() + m.row_start[size_t(r)];
+    const uint64_t* masks = m.masks.data() + r * m.windows;
+    __m512 f[NT];
+    for (int j = 0; j < NT; ++j) f[j] = _mm512_setzero_ps();
+    for (int64_t w = 0; w < m.windows; ++w) {
+      const uint64_t mask = masks[w];
+      const __m512i lo = _mm512_maskz_expand_epi16(__mmask32(mask), _mm512_loadu_si512(v));
+      v += std::popcount(uint32_t(mask));
+      const __m512i hi = _mm512_maskz_expand_epi16(__mmask32(mask >> 32), _mm512_loadu_si512(v));
+      v += std::popcount(uint32_t(mask >> 32));
+      const __m512 wq[4] = {_mm512_cvtph_ps(_mm512_castsi512_si256(lo)), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(lo, 1)),
+                            _mm512_cvtph_ps(_mm512_castsi512_si256(hi)), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(hi, 1))};
+      // Activations are not padded: the last window loads only the columns that exist.
+      const uint64_t cmask = low_bits(m.cols - 64 * w);
+      for (int j = 0; j < NT; ++j) {
+        const float* xw = x + (t0 + j) * m.cols + 64 * w;
+        for (int p = 0; p < 4; ++p)
+          f[j] = _mm512_fmadd_ps(wq[p], _mm512_maskz_loadu_ps(__mmask16(cmask >> (16 * p)), xw + 16 * p), f[j]);
+      }
+    }
+    for (int j = 0; j < NT; ++j) y[(t0 + j) * ldy + r] = _mm512_reduce_add_ps(f[j]) * m.scales[size_t(r)];
+  }
+}
+
+// Runs Tile<NT> over the tokens in groups of kTile, the remainder with a smaller tile.
+template <template <int> class Tile, class... Args>
+void over_tokens(int64_t n_tokens, Args&&... args) {
+  int64_t t = 0;
+  for (; t + kTile <= n_tokens; t += kTile) Tile<kTile>::run(t, args...);
+  switch (n_tokens - t) {
+    case 3: Tile<3>::run(t, args...); break;
+    case 2: Tile<2>::run(t, args...); break;
+    case 1: Tile<1>::run(t, args...); break;
+    default: break;
+  }
+}
+
+template <int NT>
+struct DenseTile {
+  static void run(int64_t t0, const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
+                  int64_t ldy) {
+    dense_tile<NT>(m, a, t0, r0, r1, y, ldy);
+  }
+};
+template <int NT>
+struct BitmapTile {
+  static void run(int64_t t0, const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
+                  int64_t ldy) {
+    bitmap_tile<NT>(m, a, t0, r0, r1, y, ldy);
+  }
+};
+template <int NT>
+struct BitmapF16Tile {
+  static void run(int64_t t0, const BitmapMatrix& m, const float* x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+    bitmap_f16_tile<NT>(m, x, t0, r0, r1, y, ldy);
+  }
+};
+template <int N, int M>
+struct NMTiles {
+  template <int NT>
+  struct Tile {
+    static void run(int64_t t0, const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1,
+                    float* y, int64_t ldy) {
+      nm_tile<N, M, NT>(m, a, t0, r0, r1, y, ldy);
+    }
+  };
+};
+
+void dense(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  over_tokens<DenseTile>(a.n_tokens, m, a, r0, r1, y, ldy);
+}
+
+void nm(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  if (m.nm.n == 2 && m.nm.m == 4) return over_tokens<NMTiles<2, 4>::Tile>(a.n_tokens, m, a, r0, r1, y, ldy);
+  if (m.nm.n == 4 && m.nm.m == 8) return over_tokens<NMTiles<4, 8>::Tile>(a.n_tokens, m, a, r0, r1, y, ldy);
+  kInt8Avx2.nm(m, a, r0, r1, y, ldy);  // other N:M: windows expanded one by one
+}
+
+void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  over_tokens<BitmapTile>(a.n_tokens, m, a, r0, r1, y, ldy);
+}
+
+void bitmap_f16(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t r0, int64_t r1, float* y,
+                int64_t ldy) {
+  over_tokens<BitmapF16Tile>(n_tokens, m, x, r0, r1, y, ldy);
+}
+
+}  // namespace
+
+const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense, nm, bitmap, bitmap_f16};
+
+}  // namespace upg::kernels
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options

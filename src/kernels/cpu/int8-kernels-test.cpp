@@ -1,0 +1,218 @@
+// Every int8 kernel on every target this CPU runs, against format::reference_matmul.
+// The int8 kernels see quantized activations, so the reference is fed the same values
+// dequantized (x' = scale * (q - 128)): what is left is float summation order, and the
+// tolerance can be tight. A separate test bounds the quantization error itself.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "format/format-test-util.h"
+#include "kernels/cpu/for-each-target.h"
+#include "kernels/cpu/int8-kernels.h"
+#include "upg/kernels.h"
+
+namespace upg::kernels {
+namespace {
+
+using format::Encoding;
+using format::SparseRow;
+
+std::vector<float> random_x(std::mt19937& rng, int64_t n) {
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = g(rng);
+  if (n > 3) x[size_t(n / 3)] = 40.0f;  // an outlier, as real activations have
+  return x;
+}
+
+std::vector<float> dequantized(const QuantizedActs& a) {
+  std::vector<float> x(size_t(a.n_tokens * a.cols));
+  for (int64_t t = 0; t < a.n_tokens; ++t)
+    for (int64_t c = 0; c < a.cols; ++c)
+      x[size_t(t * a.cols + c)] = a.block_scales(t)[c / kActBlock] * (float(a.row(t)[c]) - 128.0f);
+  return x;
+}
+
+// |y - ref| <= rel * sum |w| |x| per output, with the bound computed from the dense weights.
+void expect_close(const std::vector<float>& y, const std::vector<float>& ref, const std::vector<float>& dense,
+                  const std::vector<float>& x, int64_t rows, int64_t cols, int64_t n_tokens, double rel) {
+  for (int64_t t = 0; t < n_tokens; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      double bound = 0;
+      for (int64_t c = 0; c < cols; ++c)
+        bound += std::fabs(double(dense[size_t(r * cols + c)]) * x[size_t(t * cols + c)]);
+      const size_t i = size_t(t * rows + r);
+      ASSERT_NEAR(y[i], ref[i], rel * bound + 1e-30) << "token " << t << " row " << r;
+    }
+}
+
+// Runs `kernel(r0, r1, y)` over two row ranges (so a kernel writing outside its range
+// shows), and checks against `ref` [n_tokens, rows].
+template <class Kernel>
+void check_rows_against(Kernel&& kernel, const std::vector<float>& ref, const std::vector<float>& dense,
+                        const std::vector<float>& xref, int64_t rows, int64_t cols, int64_t n_tokens, double rel) {
+  std::vector<float> y(size_t(n_tokens * rows) + 1, 777.0f);
+  const int64_t mid = rows / 3;
+  kernel(0, mid, y.data());
+  kernel(mid, rows, y.data());
+  ASSERT_EQ(y.back(), 777.0f) << "wrote past the output";
+  expect_close(y, ref, dense, xref, rows, cols, n_tokens, rel);
+}
+
+template <class Kernel>
+void check_rows(Kernel&& kernel, const format::CompressedMatrix& ref_m, const std::vector<float>& dense,
+                const std::vector<float>& xref, int64_t n_tokens, double rel) {
+  std::vector<float> ref(size_t(n_tokens * ref_m.rows));
+  format::reference_matmul(ref_m, xref.data(), n_tokens, ref.data());
+  check_rows_against(kernel, ref, dense, xref, ref_m.rows, ref_m.cols, n_tokens, rel);
+}
+
+struct Shape {
+  int64_t rows, cols;
+};
+// 1 x N, N x 1, widths that are not multiples of 64 or 128, wide rows with gaps over 255.
+const Shape kShapes[] = {{1, 64}, {1, 8}, {8, 1}, {5, 200}, {33, 576}, {17, 1000}, {3, 1536}};
+const int64_t kTokens[] = {1, 3, 6, 64};
+
+TEST(Int8Kernels, QuantizeActsBoundsTheError) {
+  std::mt19937 rng(1);
+  const int64_t cols = 300;
+  const std::vector<float> x = random_x(rng, 2 * cols);
+  QuantizedActs a;
+  quantize_acts(x.data(), 2, cols, a);
+  EXPECT_EQ(a.stride, 384);
+  const std::vector<float> xq = dequantized(a);
+  for (int64_t t = 0; t < 2; ++t)
+    for (int64_t c = 0; c < cols; ++c)
+      ASSERT_LE(std::fabs(xq[size_t(t * cols + c)] - x[size_t(t * cols + c)]),
+                0.5f * a.block_scales(t)[c / kActBlock] * 1.0001f);
+  for (int64_t c = cols; c < a.stride; ++c) EXPECT_EQ(a.row(1)[c], 128) << c;
+  EXPECT_EQ(a.block_scales(0)[5], 0.0f);  // padding block
+}
+
+TEST(Int8Kernels, DenseMatchesReferenceOnEveryTarget) {
+  std::mt19937 rng(2);
+  testing::for_each_target([&](const std::string&) {
+    for (const Shape& s : kShapes)
+      for (int64_t nt : kTokens) {
+        SCOPED_TRACE(::testing::Message() << int8_target() << " " << s.rows << "x" << s.cols << " tokens " << nt);
+        std::vector<int8_t> w(size_t(s.rows * s.cols));
+        for (auto& v : w) v = int8_t(int(rng() % 256) - 128);  // -128 included: the AVX2 sign trick must hold
+        std::vector<float> scales(size_t(s.rows)), dense(size_t(s.rows * s.cols));
+        for (int64_t r = 0; r < s.rows; ++r) {
+          scales[size_t(r)] = 0.01f * float(r + 1);
+          for (int64_t c = 0; c < s.cols; ++c) dense[size_t(r * s.cols + c)] = scales[size_t(r)] * w[size_t(r * s.cols + c)];
+        }
+        const std::vector<float> x = random_x(rng, nt * s.cols);
+        QuantizedActs a;
+        quantize_acts(x.data(), nt, s.cols, a);
+        const std::vector<float> xq = dequantized(a);
+        std::vector<float> ref(size_t(nt * s.rows));
+        for (int64_t t = 0; t < nt; ++t)
+          for (int64_t r = 0; r < s.rows; ++r) {
+            double acc = 0;
+            for (int64_t c = 0; c < s.cols; ++c) acc += double(dense[size_t(r * s.cols + c)]) * xq[size_t(t * s.cols + c)];
+            ref[size_t(t * s.rows + r)] = float(acc);
+          }
+        const DenseI8 m{w.data(), scales.data(), s.rows, s.cols};
+        check_rows_against([&](int64_t r0, int64_t r1, float* y) { int8_kernels().dense(m, a, r0, r1, y, s.rows); },
+                           ref, dense, xq, s.rows, s.cols, nt, 1e-5);
+      }
+  });
+}
+
+TEST(Int8Kernels, BitmapMatchesReferenceOnEveryTarget) {
+  std::mt19937 rng(3);
+  testing::for_each_target([&](const std::string&) {
+    for (const Shape& s : kShapes)
+      for (int64_t nt : kTokens) {
+        SCOPED_TRACE(::testing::Message() << int8_target() << " " << s.rows << "x" << s.cols << " tokens " << nt);
+        // Empty rows, nearly empty rows (gaps over 255), full rows, random densities.
+        const auto rows = format::testing::random_rows(rng, s.rows, s.cols, Encoding::Int8, 0);
+        const format::CompressedData ref = format::encode_mdcsr(s.cols, rows, Encoding::Int8);
+        const BitmapMatrix b = pack_bitmap(ref.view());
+        const std::vector<float> x = random_x(rng, nt * s.cols);
+        QuantizedActs a;
+        quantize_acts(x.data(), nt, s.cols, a);
+        check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().bitmap(b, a, r0, r1, y, s.rows); },
+                   ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
+      }
+  });
+}
+
+TEST(Int8Kernels, BitmapF16MatchesReferenceForPrimeAndCodebook) {
+  std::mt19937 rng(4);
+  const std::vector<float> codebook = format::testing::random_codebook(rng, 256);
+  testing::for_each_target([&](const std::string&) {
+    for (Encoding enc : {Encoding::Prime, Encoding::Codebook})
+      for (const Shape& s : kShapes)
+        for (int64_t nt : {int64_t{1}, int64_t{5}}) {
+          SCOPED_TRACE(::testing::Message() << int8_target() << " " << format::encoding_name(enc) << " " << s.rows
+                                            << "x" << s.cols << " tokens " << nt);
+          const auto rows = format::testing::random_rows(rng, s.rows, s.cols, enc, 256);
+          const format::CompressedData ref =
+              format::encode_mdcsr(s.cols, rows, enc, enc == Encoding::Codebook ? codebook : std::vector<float>{});
+          const BitmapMatrix b = pack_bitmap(ref.view());
+          ASSERT_TRUE(b.f16);
+          const std::vector<float> x = random_x(rng, nt * s.cols);
+          // fp16 values carry a relative rounding of 2^-11 (the row's small values, as
+          // subnormals, a bit more): the bound is on sum |w x|.
+          check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().bitmap_f16(b, x.data(), nt, r0, r1, y, s.rows); },
+                     ref.view(), format::testing::dense_of(rows, s.cols, enc, codebook), x, nt, 1e-3);
+        }
+  });
+}
+
+TEST(Int8Kernels, NMMatchesReferenceOnEveryTarget) {
+  std::mt19937 rng(5);
+  testing::for_each_target([&](const std::string&) {
+    for (auto [n, m] : {std::pair{2, 4}, std::pair{4, 8}, std::pair{1, 4}, std::pair{2, 8}})
+      for (const Shape& s : {Shape{1, 64}, Shape{8, 8}, Shape{9, 200}, Shape{33, 576}, Shape{4, 1536}, Shape{3, 1000}})
+        for (int64_t nt : kTokens) {
+          if (s.cols % m) continue;
+          SCOPED_TRACE(::testing::Message() << int8_target() << " " << n << ":" << m << " " << s.rows << "x" << s.cols
+                                            << " tokens " << nt);
+          // Groups with fewer than N kept values leave zero fillers.
+          const auto rows = format::testing::random_nm_rows(rng, s.rows, s.cols, n, m);
+          const format::CompressedData ref = format::encode_nm(s.cols, rows, n, m);
+          const std::vector<float> x = random_x(rng, nt * s.cols);
+          QuantizedActs a;
+          quantize_acts(x.data(), nt, s.cols, a);
+          check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().nm(ref.view(), a, r0, r1, y, s.rows); },
+                     ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
+        }
+  });
+}
+
+TEST(Int8Kernels, AllZeroMatrixGivesZero) {
+  testing::for_each_target([&](const std::string&) {
+    std::vector<SparseRow> rows(4);
+    for (auto& r : rows) r.scale = 1.0f;
+    const format::CompressedData ref = format::encode_mdcsr(130, rows, Encoding::Int8);
+    const BitmapMatrix b = pack_bitmap(ref.view());
+    std::vector<float> x(130, 1.0f), y(4, 5.0f);
+    QuantizedActs a;
+    quantize_acts(x.data(), 1, 130, a);
+    int8_kernels().bitmap(b, a, 0, 4, y.data(), 4);
+    for (float v : y) EXPECT_EQ(v, 0.0f);
+  });
+}
+
+TEST(Int8Kernels, EveryTargetIsReachable) {
+  // The dispatch must reach the AVX-512 kernels on a CPU that has them, else the
+  // benchmarks silently measure a fallback.
+  force_target("");
+  const std::string best = int8_target();
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi2")) {
+    EXPECT_EQ(best, "avx512-vnni");
+  }
+  EXPECT_TRUE(force_target("SCALAR") || force_target("EMU128"));
+  EXPECT_EQ(int8_target(), "scalar");
+  force_target("");
+  EXPECT_EQ(int8_target(), best);
+}
+
+}  // namespace
+}  // namespace upg::kernels

@@ -1,0 +1,95 @@
+#pragma once
+// The int8 kernels: dense int8, N:M and MdCSR (repacked as bitmap windows) matrix
+// products over int8 activations, with one implementation per SIMD target (scalar,
+// AVX2, AVX-512 with VNNI/VBMI/VBMI2) chosen once at start.
+//
+// Why int8 activations: decode streams every weight once per token, so a kernel that
+// converts int8 weights to fp32 pays 4 vector ops per 16 weights, while VNNI's vpdpbusd
+// multiplies 64 int8 pairs in one. Activations get one scale per 64 columns (a block
+// as wide as one AVX-512 register), so one outlier only coarsens its own block.
+//
+// Why intrinsics and not Highway here: Debian's Highway 1.0.3 has no int8 dot product
+// (vpdpbusd) and no byte permutes across a whole register (vpermb / vpermi2b), which are
+// the two instructions these kernels are built on. The float kernels stay on Highway.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "upg/format.h"
+
+namespace upg::kernels {
+
+inline constexpr int64_t kActBlock = 64;   // columns per activation scale
+inline constexpr int64_t kActAlign = 128;  // row stride multiple: N:M reads 128-column windows
+
+// x quantized for the int8 kernels. A value is stored with a +128 offset (u8, the
+// unsigned operand of vpdpbusd); x ~= scale * (q - 128). Padding columns hold 128 (zero)
+// and padding blocks a zero scale, so kernels may read whole windows past `cols`.
+struct QuantizedActs {
+  int64_t n_tokens = 0, cols = 0;
+  int64_t stride = 0;          // cols rounded up to kActAlign
+  std::vector<uint8_t> q;      // [n_tokens, stride]
+  std::vector<float> scales;   // [n_tokens, stride / kActBlock]: max |x| / 127 per block
+  const uint8_t* row(int64_t t) const { return q.data() + t * stride; }
+  const float* block_scales(int64_t t) const { return scales.data() + t * (stride / kActBlock); }
+};
+// Symmetric round-to-nearest per block. Buffers only grow, so a decode loop reuses them.
+void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs& out);
+
+// A dense int8 weight ("W.qweight" + "W.scales"), used in place: W[r, c] = scales[r] * w[r * cols + c].
+struct DenseI8 {
+  const int8_t* w = nullptr;
+  const float* scales = nullptr;
+  int64_t rows = 0, cols = 0;
+};
+
+// An MdCSR matrix repacked at load for execution: per row and 64-column window, a bit mask
+// of the kept columns, and the kept values in column order. The serial delta decoding of
+// MdCSR makes a kernel compute-bound; a mask expands the values in one instruction
+// (vpexpandb) into a window multiplied against the activations as they are. Padding
+// entries and zero values are dropped. Prime and codebook values become fp16 scaled by
+// the row's largest magnitude (their range, up to 104729, does not fit int8; fp16 keeps a
+// relative error under 2^-11, far below the int8 activation rounding of other layers).
+struct BitmapMatrix {
+  int64_t rows = 0, cols = 0, windows = 0;  // windows = ceil(cols / 64)
+  bool f16 = false;                         // values16 (prime / codebook) instead of values
+  std::vector<uint64_t> masks;              // [rows, windows]; bit i: column 64 * window + i kept
+  std::vector<uint64_t> row_start;          // [rows + 1]: index of each row's first value
+  std::vector<int8_t> values;               // int8: kept values, then 64 bytes of padding
+  std::vector<uint16_t> values16;           // f16: kept values / row max, then 32 of padding
+  std::vector<float> scales;                // [rows]
+  size_t bytes() const;                     // bytes the kernel streams
+};
+// Throws upg::Error for an N:M matrix.
+BitmapMatrix pack_bitmap(const format::CompressedMatrix& m);
+
+// One target's kernels. Each computes rows [r0, r1) for every token:
+// y[t * ldy + r] = sum_c W[r, c] * x[t, c] (no bias; the caller adds it).
+struct Int8Kernels {
+  const char* name;  // "avx512-vnni", "avx2", "scalar"
+  void (*dense)(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy);
+  // Any N:M; a target may hand shapes it has no fast path for to the scalar kernel.
+  void (*nm)(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
+             int64_t ldy);
+  void (*bitmap)(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy);
+  // f16 values, fp32 activations x [n_tokens, m.cols].
+  void (*bitmap_f16)(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t r0, int64_t r1, float* y,
+                     int64_t ldy);
+};
+
+extern const Int8Kernels kInt8Scalar;
+// The scalar kernels the SIMD targets fall back on for shapes they do not vectorize.
+void nm_scalar(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
+               int64_t ldy);
+void bitmap_f16_scalar(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t r0, int64_t r1, float* y,
+                       int64_t ldy);
+extern const Int8Kernels kInt8Avx2;
+extern const Int8Kernels kInt8Avx512;
+
+// The table in use: chosen once from the CPU's features, and switched by force_target
+// (kernels.h) so tests run every target: AVX3* -> avx512-vnni (when the CPU has VNNI,
+// VBMI and VBMI2), AVX2 -> avx2, anything else -> scalar.
+const Int8Kernels& int8_kernels();
+void select_int8_kernels(const std::string& hwy_target_name);  // "" = best for this CPU
+
+}  // namespace upg::kernels
