@@ -65,6 +65,10 @@ class Backend {
   // Whether matmul (and embed) run a compressed weight of this layout and encoding.
   virtual bool supports(format::Layout, format::Encoding) const { return false; }
   virtual int n_threads() const = 0;
+  // Brings a weight into the backend's execution form before the first forward pass: the
+  // CPU repacks MdCSR into bitmap windows, a GPU backend would upload. Optional: matmul
+  // prepares a weight it has not seen on first use, so this only moves the cost to load.
+  virtual void prepare(const LinearWeight&) {}
 
   // y[n_tokens, rows] = x[n_tokens, cols] W^T (+ bias)
   virtual void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) = 0;
@@ -88,7 +92,12 @@ class Backend {
   virtual void attention(int layer, const float* q, const AttentionBatch& b, float* out) = 0;
 };
 
+// Which kernels the CPU backend runs for int8 and compressed weights: the fast int8
+// kernels (int8 activations, SIMD), or the plain reference kernels of format/ with fp32
+// activations (what the fast ones are tested against).
+enum class CpuKernels { Fast, Reference };
+
 // The CPU backend over kernels/cpu; n_threads <= 0 uses every core.
-std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+std::unique_ptr<Backend> make_cpu_backend(int n_threads, CpuKernels kernels = CpuKernels::Fast);
 
 }  // namespace upg

@@ -22,6 +22,9 @@ struct ModelOptions {
   int n_threads = 0;       // <= 0: every core
   int context_length = 0;  // <= 0: the model's max_position_embeddings, capped at 8192
   int max_sequences = 1;   // KV cache slots for concurrent sequences (batching)
+  // The reference kernels for int8 and compressed weights instead of the fast ones
+  // (comparisons and debugging; `upg perplexity --reference-kernels`).
+  bool reference_kernels = false;
 };
 
 // A batch of tokens from one or more sequences, as plain data (vLLM style): the engine's

@@ -68,7 +68,8 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
     if (msg.rfind(path, 0) != 0) msg = path + ": " + msg;
     throw Error(msg);
   }
-  d.backend = make_cpu_backend(options.n_threads);
+  d.backend = make_cpu_backend(options.n_threads,
+                               options.reference_kernels ? CpuKernels::Reference : CpuKernels::Fast);
   check_backend_supports(*d.backend, d.weights, path);
   d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs);
   if (d.source.tokenizer) d.tokenizer = std::make_unique<Tokenizer>(*d.source.tokenizer);

@@ -1,5 +1,6 @@
 // The CPU backend's compressed and dense-int8 paths: matmul against the format layer's
-// reference kernel (bit for bit: each thread runs it on its own row range) and against
+// reference kernel (bit for bit with CpuKernels::Reference: each thread runs it on its
+// own row range; within the int8 activation rounding with the fast kernels) and against
 // a plain dense product of the decoded matrix, for every layout and encoding, several
 // thread counts, one token (decode) and many (prefill); embedding rows likewise.
 #include <gtest/gtest.h>
@@ -64,6 +65,20 @@ std::vector<float> random_vec(size_t n, uint32_t seed) {
   return v;
 }
 
+// How far the fast kernels may be from the fp32 reference: int8 activations round each
+// x to within half a step of its 64-column block (step = block max / 127, so at most
+// max|x| / 254), which moves output r by at most sum_c |W[r, c]| * max|x| / 254; fp16
+// values (prime, codebook) add 2^-11 of sum |W x|. Float summation order is far below.
+double fast_bound(const std::vector<float>& dense, const float* x, int64_t r, int64_t cols) {
+  double wsum = 0, wx = 0, xmax = 0;
+  for (int64_t c = 0; c < cols; ++c) {
+    wsum += std::fabs(dense[size_t(r * cols + c)]);
+    wx += std::fabs(double(dense[size_t(r * cols + c)]) * x[c]);
+    xmax = std::max(xmax, double(std::fabs(x[c])));
+  }
+  return wsum * xmax / 254.0 * 1.01 + wx * 1e-3 + 1e-6;
+}
+
 class CompressedMatmul : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CompressedMatmul, MatchesReferenceAndDenseForThreadsAndTokens) {
@@ -84,10 +99,11 @@ TEST_P(CompressedMatmul, MatchesReferenceAndDenseForThreadsAndTokens) {
           ASSERT_NEAR(want[size_t(t * rows + r)], acc, 1e-4 * (1 + std::fabs(acc)))
               << "reference kernel vs dense, token " << t << " row " << r;
         }
-      for (const int threads : {1, 2, 3, 4}) {
+      for (const int threads : {1, 2, 3, 4})
+        for (const CpuKernels kernels : {CpuKernels::Reference, CpuKernels::Fast}) {
         SCOPED_TRACE(::testing::Message() << "threads " << threads << ", tokens " << n_tokens << ", bias "
-                                          << with_bias);
-        auto be = make_cpu_backend(threads);
+                                          << with_bias << ", fast " << (kernels == CpuKernels::Fast));
+        auto be = make_cpu_backend(threads, kernels);
         ASSERT_TRUE(be->supports(c.layout, c.enc));
         LinearWeight w;
         w.rows = rows;
@@ -96,8 +112,17 @@ TEST_P(CompressedMatmul, MatchesReferenceAndDenseForThreadsAndTokens) {
         w.bias = with_bias ? bias.data() : nullptr;
         w.name = "w";
         std::vector<float> got(size_t(n_tokens * rows), NAN);
+        be->prepare(w);
         be->matmul(w, x.data(), n_tokens, got.data());
-        for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "output " << i;
+        if (kernels == CpuKernels::Reference) {
+          for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "output " << i;
+        } else {
+          for (int64_t t = 0; t < n_tokens; ++t)
+            for (int64_t r = 0; r < rows; ++r)
+              ASSERT_NEAR(got[size_t(t * rows + r)], want[size_t(t * rows + r)],
+                          fast_bound(b.dense, x.data() + t * cols, r, cols))
+                  << "token " << t << " row " << r;
+        }
       }
     }
   }
@@ -112,7 +137,16 @@ TEST_P(CompressedMatmul, RowSlicesMatchTheWholeMatrix) {
   const std::vector<float> x = random_vec(size_t(n_tokens * cols), 5);
   std::vector<float> whole(size_t(n_tokens * rows));
   format::reference_matmul(b.view, x.data(), n_tokens, whole.data());
-  auto be = make_cpu_backend(3);
+  auto be = make_cpu_backend(3, CpuKernels::Reference);
+  // The fast kernels compute each row the same way whatever range it is in: a slice
+  // equals the same rows of the whole matrix exactly.
+  auto fast = make_cpu_backend(3);
+  LinearWeight whole_w;
+  whole_w.rows = rows;
+  whole_w.cols = cols;
+  whole_w.compressed = &b.view;
+  std::vector<float> whole_fast(size_t(n_tokens * rows));
+  fast->matmul(whole_w, x.data(), n_tokens, whole_fast.data());
   for (const auto& [r0, n] : std::vector<std::pair<int64_t, int64_t>>{{0, 16}, {16, 8}, {24, 24}, {47, 1}}) {
     const format::CompressedMatrix s = format::slice_rows(b.view, r0, n);
     LinearWeight w;
@@ -124,6 +158,10 @@ TEST_P(CompressedMatmul, RowSlicesMatchTheWholeMatrix) {
     for (int64_t t = 0; t < n_tokens; ++t)
       for (int64_t r = 0; r < n; ++r)
         ASSERT_EQ(got[size_t(t * n + r)], whole[size_t(t * rows + r0 + r)]) << "slice " << r0 << " row " << r;
+    fast->matmul(w, x.data(), n_tokens, got.data());
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t r = 0; r < n; ++r)
+        ASSERT_EQ(got[size_t(t * n + r)], whole_fast[size_t(t * rows + r0 + r)]) << "fast slice " << r0 << " row " << r;
   }
 }
 
@@ -178,8 +216,9 @@ TEST(DenseInt8, MatmulAndEmbedMatchDequantized) {
   w.cols = cols;
   w.scales = scales.data();
   w.bias = bias.data();
-  for (const int threads : {1, 3}) {
-    auto be = make_cpu_backend(threads);
+  for (const int threads : {1, 3})
+    for (const CpuKernels kernels : {CpuKernels::Reference, CpuKernels::Fast}) {
+    auto be = make_cpu_backend(threads, kernels);
     for (const int64_t n_tokens : {1, 5}) {
       const std::vector<float> x = random_vec(size_t(n_tokens * cols), 8);
       std::vector<float> got(size_t(n_tokens * rows));
@@ -189,7 +228,11 @@ TEST(DenseInt8, MatmulAndEmbedMatchDequantized) {
           double acc = bias[size_t(r)];
           for (int64_t k = 0; k < cols; ++k)
             acc += double(scales[size_t(r)]) * q[size_t(r * cols + k)] * double(x[size_t(t * cols + k)]);
-          ASSERT_NEAR(got[size_t(t * rows + r)], acc, 1e-4 * (1 + std::fabs(acc))) << "token " << t << " row " << r;
+          std::vector<float> row(static_cast<size_t>(cols));
+          for (int64_t k = 0; k < cols; ++k) row[size_t(k)] = scales[size_t(r)] * q[size_t(r * cols + k)];
+          const double tol = kernels == CpuKernels::Reference ? 1e-4 * (1 + std::fabs(acc))
+                                                              : fast_bound(row, x.data() + t * cols, 0, cols);
+          ASSERT_NEAR(got[size_t(t * rows + r)], acc, tol) << "token " << t << " row " << r;
         }
     }
     const std::vector<int32_t> tokens = {36, 0, 5};

@@ -12,6 +12,7 @@
 #include "upg/error.h"
 #include "upg/format.h"
 #include "upg/kernels.h"
+#include "kernels/cpu/linear-int8.h"
 
 namespace upg {
 
@@ -19,9 +20,12 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads) : pool_(n_threads) {}
+  CpuBackend(int n_threads, CpuKernels kernels) : pool_(n_threads), int8_(pool_, kernels), kernels_(kernels) {}
 
-  std::string name() const override { return fmt::format("cpu ({}, {} threads)", kernels::simd_target(), pool_.size()); }
+  std::string name() const override {
+    return fmt::format("cpu ({}, int8 {}, {} threads)", kernels::simd_target(),
+                       kernels_ == CpuKernels::Fast ? kernels::int8_target() : "reference", pool_.size());
+  }
   int n_threads() const override { return pool_.size(); }
 
   bool supports(Op op, DType t) const override {
@@ -30,17 +34,17 @@ class CpuBackend final : public Backend {
     return true;
   }
 
-  // Every layout runs through format::reference_matmul (the fast kernels are a later
-  // issue); N:M is defined for int8 values only.
+  // Every layout has a fast kernel and a reference one; N:M is defined for int8 only.
   bool supports(format::Layout l, format::Encoding e) const override {
     return l == format::Layout::MdCsr || e == format::Encoding::Int8;
   }
 
   void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) override {
-    if (w.compressed) return matmul_compressed(w, x, n_tokens, y);
-    if (w.dtype == DType::I8) return matmul_i8(w, x, n_tokens, y);
+    if (kernels::Int8Linear::handles(w)) return int8_.matmul(w, x, n_tokens, y);
     kernels::matmul(pool_, w.dtype, w.data, w.rows, w.cols, x, n_tokens, y, w.bias);
   }
+
+  void prepare(const LinearWeight& w) override { int8_.prepare(w); }
 
   void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n_tokens, float eps) override {
     kernels::rmsnorm(x, w, out, dim, n_tokens, eps);
@@ -139,57 +143,9 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  // Each thread runs the reference kernel on its own row range. Its output has the
-  // slice's row stride, so with more than one token it lands in the thread's scratch
-  // and is scattered into y's rows.
-  void matmul_compressed(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) {
-    const format::CompressedMatrix& m = *w.compressed;
-    if (m.rows != w.rows || m.cols != w.cols)
-      throw Error(fmt::format("matmul: '{}' is bound as [{}, {}] but its compressed matrix is [{}, {}]", w.name,
-                              w.rows, w.cols, m.rows, m.cols));
-    const int64_t rows = m.rows;
-    if (mm_scratch_.size() < size_t(pool_.size())) mm_scratch_.resize(size_t(pool_.size()));
-    pool_.parallel_for(rows, [&](int64_t r0, int64_t r1, int thread) {
-      const int64_t n = r1 - r0;
-      const format::CompressedMatrix part = format::slice_rows(m, r0, n);
-      const float* bias = w.bias ? w.bias + r0 : nullptr;
-      if (n_tokens == 1) return format::reference_matmul(part, x, 1, y + r0, bias);
-      std::vector<float>& buf = mm_scratch_[size_t(thread)];
-      if (buf.size() < size_t(n * n_tokens)) buf.resize(size_t(n * n_tokens));
-      format::reference_matmul(part, x, n_tokens, buf.data(), bias);
-      for (int64_t t = 0; t < n_tokens; ++t)
-        std::memcpy(y + t * rows + r0, buf.data() + t * n, size_t(n) * sizeof(float));
-    });
-  }
-
-  // Dense int8 with per-row scales (embedding / LM head kept as "W.qweight"): a plain
-  // loop for now, threaded over rows; each row is read once for every token.
-  void matmul_i8(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) {
-    if (!w.scales) throw Error(fmt::format("matmul: int8 weight '{}' has no scales", w.name));
-    const auto* W = static_cast<const int8_t*>(w.data);
-    const int64_t rows = w.rows, cols = w.cols;
-    pool_.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const int8_t* wr = W + r * cols;
-        for (int64_t t = 0; t < n_tokens; ++t) {
-          const float* xt = x + t * cols;
-          // Eight independent sums so the compiler can keep them in one vector register
-          // (a single float sum cannot be reordered without -ffast-math).
-          float acc[8] = {};
-          int64_t c = 0;
-          for (; c + 8 <= cols; c += 8)
-            for (int i = 0; i < 8; ++i) acc[i] += float(wr[c + i]) * xt[c + i];
-          float sum = 0;
-          for (; c < cols; ++c) sum += float(wr[c]) * xt[c];
-          for (float a : acc) sum += a;
-          y[t * rows + r] = sum * w.scales[r] + (w.bias ? w.bias[r] : 0.0f);
-        }
-      }
-    });
-  }
-
   kernels::ThreadPool pool_;
-  std::vector<std::vector<float>> mm_scratch_;  // [threads] compressed matmul outputs
+  kernels::Int8Linear int8_;
+  CpuKernels kernels_;
   int kv_dim_ = 0;
   int64_t slots_ = 0;
   struct Free {
@@ -207,6 +163,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+std::unique_ptr<Backend> make_cpu_backend(int n_threads, CpuKernels kernels) {
+  return std::make_unique<CpuBackend>(n_threads, kernels);
+}
 
 }  // namespace upg

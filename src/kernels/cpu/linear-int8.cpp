@@ -1,0 +1,138 @@
+#include "kernels/cpu/linear-int8.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "upg/error.h"
+
+namespace upg::kernels {
+namespace {
+
+const void* first_array(const format::CompressedMatrix& m) {
+  if (m.layout == format::Layout::NM) return m.nm.values.data();
+  return m.encoding == format::Encoding::Int8 ? static_cast<const void*>(m.mdcsr.values.data())
+                                              : static_cast<const void*>(m.mdcsr.prime_indices.data());
+}
+
+}  // namespace
+
+void Int8Linear::prepare(const LinearWeight& w) {
+  if (kernels_ == CpuKernels::Fast && w.compressed && w.compressed->layout == format::Layout::MdCsr)
+    bitmap_of(*w.compressed);
+}
+
+const BitmapMatrix& Int8Linear::bitmap_of(const format::CompressedMatrix& m) {
+  auto it = packed_.find(&m);
+  if (it == packed_.end() || it->second.data != first_array(m) || it->second.row_pointers != m.mdcsr.row_pointers.data() ||
+      it->second.rows != m.rows || it->second.cols != m.cols)
+    it = packed_.insert_or_assign(&m, Packed{first_array(m), m.mdcsr.row_pointers.data(), m.rows, m.cols, pack_bitmap(m)})
+             .first;
+  return it->second.bitmap;
+}
+
+template <class Cost, class Fn>
+void Int8Linear::split_rows(int64_t rows, Cost&& cost_before, Fn&& fn) {
+  const int n = int(std::min<int64_t>(pool_.size(), rows));
+  if (n <= 1) return rows > 0 ? fn(int64_t{0}, rows) : void();
+  const double total = double(cost_before(rows));
+  // The first row whose preceding cost reaches share i of the total starts range i.
+  auto cut = [&](int i) {
+    if (i == 0) return int64_t{0};
+    if (i == n) return rows;
+    const double target = total * i / n;
+    int64_t lo = 0, hi = rows;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) / 2;
+      if (double(cost_before(mid)) < target) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  pool_.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t r0 = cut(int(i)), r1 = cut(int(i) + 1);
+      if (r1 > r0) fn(r0, r1);
+    }
+  });
+}
+
+void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) {
+  if (w.compressed && (w.compressed->rows != w.rows || w.compressed->cols != w.cols))
+    throw Error(fmt::format("matmul: '{}' is bound as [{}, {}] but its compressed matrix is [{}, {}]", w.name, w.rows,
+                            w.cols, w.compressed->rows, w.compressed->cols));
+  if (!w.compressed && !w.scales) throw Error(fmt::format("matmul: int8 weight '{}' has no scales", w.name));
+  if (kernels_ == CpuKernels::Reference) return reference(w, x, n_tokens, y);
+
+  const Int8Kernels& k = int8_kernels();
+  const int64_t rows = w.rows;
+  auto add_bias = [&](int64_t r0, int64_t r1) {
+    if (!w.bias) return;
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += w.bias[r];
+  };
+  const format::CompressedMatrix* m = w.compressed;
+  if (m && m->layout == format::Layout::MdCsr && m->encoding != format::Encoding::Int8) {
+    const BitmapMatrix& b = bitmap_of(*m);
+    return split_rows(rows, [&](int64_t r) { return b.row_start[size_t(r)] * 2 + uint64_t(r) * (b.windows * 8 + 64); },
+                      [&](int64_t r0, int64_t r1) {
+                        k.bitmap_f16(b, x, n_tokens, r0, r1, y, rows);
+                        add_bias(r0, r1);
+                      });
+  }
+  quantize_acts(x, n_tokens, w.cols, acts_);
+  if (!m) {
+    const DenseI8 d{static_cast<const int8_t*>(w.data), w.scales, w.rows, w.cols};
+    return split_rows(rows, [](int64_t r) { return r; }, [&](int64_t r0, int64_t r1) {
+      k.dense(d, acts_, r0, r1, y, rows);
+      add_bias(r0, r1);
+    });
+  }
+  if (m->layout == format::Layout::NM)
+    return split_rows(rows, [](int64_t r) { return r; }, [&](int64_t r0, int64_t r1) {
+      k.nm(*m, acts_, r0, r1, y, rows);
+      add_bias(r0, r1);
+    });
+  // Cost of a row: its values plus its masks and the fixed work per row.
+  const BitmapMatrix& b = bitmap_of(*m);
+  split_rows(rows, [&](int64_t r) { return b.row_start[size_t(r)] + uint64_t(r) * (b.windows * 8 + 64); },
+             [&](int64_t r0, int64_t r1) {
+               k.bitmap(b, acts_, r0, r1, y, rows);
+               add_bias(r0, r1);
+             });
+}
+
+// The plain kernels with fp32 activations: format::reference_matmul per row slice for
+// compressed weights, a loop for dense int8. Each thread computes its own rows.
+void Int8Linear::reference(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) {
+  const int64_t rows = w.rows, cols = w.cols;
+  if (ref_scratch_.size() < size_t(pool_.size())) ref_scratch_.resize(size_t(pool_.size()));
+  pool_.parallel_for(rows, [&](int64_t r0, int64_t r1, int thread) {
+    const int64_t n = r1 - r0;
+    const float* bias = w.bias ? w.bias + r0 : nullptr;
+    if (w.compressed) {
+      const format::CompressedMatrix part = format::slice_rows(*w.compressed, r0, n);
+      // The slice's output has its own row stride: with several tokens it goes through
+      // the thread's scratch and is scattered into y's rows.
+      if (n_tokens == 1) return format::reference_matmul(part, x, 1, y + r0, bias);
+      std::vector<float>& buf = ref_scratch_[size_t(thread)];
+      if (buf.size() < size_t(n * n_tokens)) buf.resize(size_t(n * n_tokens));
+      format::reference_matmul(part, x, n_tokens, buf.data(), bias);
+      for (int64_t t = 0; t < n_tokens; ++t)
+        std::memcpy(y + t * rows + r0, buf.data() + t * n, size_t(n) * sizeof(float));
+      return;
+    }
+    const auto* W = static_cast<const int8_t*>(w.data);
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        const int8_t* wr = W + r * cols;
+        const float* xt = x + t * cols;
+        double acc = 0;
+        for (int64_t c = 0; c < cols; ++c) acc += double(wr[c]) * xt[c];
+        y[t * rows + r] = float(acc) * w.scales[r] + (w.bias ? w.bias[r] : 0.0f);
+      }
+  });
+}
+
+}  // namespace upg::kernels

@@ -1,0 +1,47 @@
+#pragma once
+// The CPU backend's matmul for dense int8 and UPG-compressed weights: picks the layout's
+// kernel, keeps the repacked (bitmap) form of each MdCSR weight, quantizes activations
+// once per call and splits rows over the threads by work.
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/cpu/int8-kernels.h"
+#include "upg/backend.h"
+#include "upg/kernels.h"
+
+namespace upg::kernels {
+
+class Int8Linear {
+ public:
+  Int8Linear(ThreadPool& pool, CpuKernels kernels) : pool_(pool), kernels_(kernels) {}
+  // Whether matmul() runs this weight (int8 or compressed).
+  static bool handles(const LinearWeight& w) { return w.compressed || w.dtype == DType::I8; }
+  void prepare(const LinearWeight& w);
+  // y[n_tokens, rows] = x W^T (+ bias) for a weight handles() accepts.
+  void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
+
+ private:
+  const BitmapMatrix& bitmap_of(const format::CompressedMatrix& m);
+  void reference(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
+  // Runs fn(r0, r1) on one contiguous row range per thread, the ranges cut so that each
+  // holds about the same share of cost_before(rows) (cost_before: cost of rows < r).
+  template <class Cost, class Fn>
+  void split_rows(int64_t rows, Cost&& cost_before, Fn&& fn);
+
+  ThreadPool& pool_;
+  CpuKernels kernels_;
+  struct Packed {
+    // What the matrix looked like when packed, to notice a different matrix at a reused
+    // address (a slice shares its parent's arrays but not its row pointers).
+    const void* data;
+    const uint32_t* row_pointers;
+    int64_t rows, cols;
+    BitmapMatrix bitmap;
+  };
+  std::unordered_map<const format::CompressedMatrix*, Packed> packed_;
+  QuantizedActs acts_;                          // reused by every call: no allocation per token
+  std::vector<std::vector<float>> ref_scratch_; // [threads] reference-kernel outputs
+};
+
+}  // namespace upg::kernels
