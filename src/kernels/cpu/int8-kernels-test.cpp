@@ -180,7 +180,8 @@ TEST(Int8Kernels, NMMatchesReferenceOnEveryTarget) {
           const std::vector<float> x = random_x(rng, nt * s.cols);
           QuantizedActs a;
           quantize_acts(x.data(), nt, s.cols, a);
-          check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().nm(ref.view(), a, r0, r1, y, s.rows); },
+          const std::vector<int16_t> sums = nm_block_sums(ref.view());
+          check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().nm(ref.view(), sums.data(), a, r0, r1, y, s.rows); },
                      ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
         }
   });

@@ -30,8 +30,12 @@ struct QuantizedActs {
   int64_t stride = 0;          // cols rounded up to kActAlign
   std::vector<uint8_t> q;      // [n_tokens, stride]
   std::vector<float> scales;   // [n_tokens, stride / kActBlock]: max |x| / 127 per block
+  // [n_tokens, stride / 128, 16]: per 128-column window, the scale of its first block in
+  // 8 lanes and of its second in the next 8, as the lanes of one N:M vpdpbusd sum fall.
+  std::vector<float> pair_scales;
   const uint8_t* row(int64_t t) const { return q.data() + t * stride; }
   const float* block_scales(int64_t t) const { return scales.data() + t * (stride / kActBlock); }
+  const float* window_pair_scales(int64_t t) const { return pair_scales.data() + t * (stride / 8); }
 };
 // Symmetric round-to-nearest per block. Buffers only grow, so a decode loop reuses them.
 void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs& out);
@@ -58,10 +62,18 @@ struct BitmapMatrix {
   std::vector<int8_t> values;               // int8: kept values, then 64 bytes of padding
   std::vector<uint16_t> values16;           // f16: kept values / row max, then 32 of padding
   std::vector<float> scales;                // [rows]
+  std::vector<int16_t> block_sums;          // [rows, windows]: sum of each window's values (int8)
   size_t bytes() const;                     // bytes the kernel streams
 };
 // Throws upg::Error for an N:M matrix.
 BitmapMatrix pack_bitmap(const format::CompressedMatrix& m);
+
+// Why block sums: vpdpbusd wants unsigned activations, so they carry +128, and each sum
+// must lose 128 * (sum of the weights it covered). Computing that per window costs a
+// second vpdpbusd and a subtraction in the inner loop; precomputed per 64-column block
+// at load it is one short dot product per row: -128 * sum_b scale_b * block_sums[b].
+// N:M sums per 64-column block: [rows, ceil(cols / 64)].
+std::vector<int16_t> nm_block_sums(const format::CompressedMatrix& m);
 
 // One target's kernels. Each computes rows [r0, r1) for every token:
 // y[t * ldy + r] = sum_c W[r, c] * x[t, c] (no bias; the caller adds it).
@@ -69,8 +81,8 @@ struct Int8Kernels {
   const char* name;  // "avx512-vnni", "avx2", "scalar"
   void (*dense)(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy);
   // Any N:M; a target may hand shapes it has no fast path for to the scalar kernel.
-  void (*nm)(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
-             int64_t ldy);
+  void (*nm)(const format::CompressedMatrix& m, const int16_t* block_sums, const QuantizedActs& a, int64_t r0,
+             int64_t r1, float* y, int64_t ldy);
   void (*bitmap)(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy);
   // f16 values, fp32 activations x [n_tokens, m.cols].
   void (*bitmap_f16)(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t r0, int64_t r1, float* y,
@@ -79,8 +91,8 @@ struct Int8Kernels {
 
 extern const Int8Kernels kInt8Scalar;
 // The scalar kernels the SIMD targets fall back on for shapes they do not vectorize.
-void nm_scalar(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
-               int64_t ldy);
+void nm_scalar(const format::CompressedMatrix& m, const int16_t* block_sums, const QuantizedActs& a, int64_t r0,
+               int64_t r1, float* y, int64_t ldy);
 void bitmap_f16_scalar(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t r0, int64_t r1, float* y,
                        int64_t ldy);
 extern const Int8Kernels kInt8Avx2;

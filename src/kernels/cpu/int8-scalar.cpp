@@ -28,8 +28,9 @@ void dense(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, flo
 
 }  // namespace
 
-void nm_scalar(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
-               int64_t ldy) {
+// Sums w * (q - 128) directly: no block sums needed.
+void nm_scalar(const format::CompressedMatrix& m, const int16_t*, const QuantizedActs& a, int64_t r0, int64_t r1,
+               float* y, int64_t ldy) {
   const int n = m.nm.n, mm = m.nm.m, bits = format::nm_bits(mm);
   const int64_t per_row = format::nm_values_per_row(m.cols, n, mm);
   const int64_t pos_bytes = format::nm_position_bytes_per_row(m.cols, n, mm);

@@ -10,6 +10,12 @@
 namespace upg::kernels {
 namespace {
 
+// Where the matrix's rows start: for N:M, a slice's values start at its first row.
+const void* rows_at(const format::CompressedMatrix& m) {
+  return m.layout == format::Layout::NM ? static_cast<const void*>(m.nm.positions.data())
+                                         : static_cast<const void*>(m.mdcsr.row_pointers.data());
+}
+
 const void* first_array(const format::CompressedMatrix& m) {
   if (m.layout == format::Layout::NM) return m.nm.values.data();
   return m.encoding == format::Encoding::Int8 ? static_cast<const void*>(m.mdcsr.values.data())
@@ -19,17 +25,18 @@ const void* first_array(const format::CompressedMatrix& m) {
 }  // namespace
 
 void Int8Linear::prepare(const LinearWeight& w) {
-  if (kernels_ == CpuKernels::Fast && w.compressed && w.compressed->layout == format::Layout::MdCsr)
-    bitmap_of(*w.compressed);
+  if (kernels_ == CpuKernels::Fast && w.compressed) packed_of(*w.compressed);
 }
 
-const BitmapMatrix& Int8Linear::bitmap_of(const format::CompressedMatrix& m) {
+const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
   auto it = packed_.find(&m);
-  if (it == packed_.end() || it->second.data != first_array(m) || it->second.row_pointers != m.mdcsr.row_pointers.data() ||
-      it->second.rows != m.rows || it->second.cols != m.cols)
-    it = packed_.insert_or_assign(&m, Packed{first_array(m), m.mdcsr.row_pointers.data(), m.rows, m.cols, pack_bitmap(m)})
-             .first;
-  return it->second.bitmap;
+  if (it != packed_.end() && it->second.data == first_array(m) && it->second.rows_at == rows_at(m) &&
+      it->second.rows == m.rows && it->second.cols == m.cols)
+    return it->second;
+  Packed p{first_array(m), rows_at(m), m.rows, m.cols, {}, {}};
+  if (m.layout == format::Layout::NM) p.nm_sums = nm_block_sums(m);
+  else p.bitmap = pack_bitmap(m);
+  return packed_.insert_or_assign(&m, std::move(p)).first->second;
 }
 
 template <class Cost, class Fn>
@@ -74,7 +81,7 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
   };
   const format::CompressedMatrix* m = w.compressed;
   if (m && m->layout == format::Layout::MdCsr && m->encoding != format::Encoding::Int8) {
-    const BitmapMatrix& b = bitmap_of(*m);
+    const BitmapMatrix& b = packed_of(*m).bitmap;
     return split_rows(rows, [&](int64_t r) { return b.row_start[size_t(r)] * 2 + uint64_t(r) * (b.windows * 8 + 64); },
                       [&](int64_t r0, int64_t r1) {
                         k.bitmap_f16(b, x, n_tokens, r0, r1, y, rows);
@@ -89,13 +96,15 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
       add_bias(r0, r1);
     });
   }
-  if (m->layout == format::Layout::NM)
+  if (m->layout == format::Layout::NM) {
+    const int16_t* sums = packed_of(*m).nm_sums.data();
     return split_rows(rows, [](int64_t r) { return r; }, [&](int64_t r0, int64_t r1) {
-      k.nm(*m, acts_, r0, r1, y, rows);
+      k.nm(*m, sums, acts_, r0, r1, y, rows);
       add_bias(r0, r1);
     });
+  }
   // Cost of a row: its values plus its masks and the fixed work per row.
-  const BitmapMatrix& b = bitmap_of(*m);
+  const BitmapMatrix& b = packed_of(*m).bitmap;
   split_rows(rows, [&](int64_t r) { return b.row_start[size_t(r)] + uint64_t(r) * (b.windows * 8 + 64); },
              [&](int64_t r0, int64_t r1) {
                k.bitmap(b, acts_, r0, r1, y, rows);

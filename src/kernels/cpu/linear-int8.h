@@ -22,7 +22,10 @@ class Int8Linear {
   void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
 
  private:
-  const BitmapMatrix& bitmap_of(const format::CompressedMatrix& m);
+  struct Packed;
+  // The execution form of a compressed matrix, built on first sight: bitmap windows for
+  // MdCSR, block sums for N:M (whose values and positions are used in place).
+  const Packed& packed_of(const format::CompressedMatrix& m);
   void reference(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
   // Runs fn(r0, r1) on one contiguous row range per thread, the ranges cut so that each
   // holds about the same share of cost_before(rows) (cost_before: cost of rows < r).
@@ -33,11 +36,12 @@ class Int8Linear {
   CpuKernels kernels_;
   struct Packed {
     // What the matrix looked like when packed, to notice a different matrix at a reused
-    // address (a slice shares its parent's arrays but not its row pointers).
+    // address (a slice shares its parent's arrays but not its row pointers or offset).
     const void* data;
-    const uint32_t* row_pointers;
+    const void* rows_at;
     int64_t rows, cols;
-    BitmapMatrix bitmap;
+    BitmapMatrix bitmap;            // MdCSR
+    std::vector<int16_t> nm_sums;   // N:M
   };
   std::unordered_map<const format::CompressedMatrix*, Packed> packed_;
   QuantizedActs acts_;                          // reused by every call: no allocation per token
