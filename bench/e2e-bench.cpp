@@ -9,19 +9,51 @@
 #include <fstream>
 #include <string>
 
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "compress/compressor.h"
 #include "core/test-paths.h"
 #include "upg/backend.h"
+#include "upg/error.h"
 #include "upg/model.h"
 
 namespace {
 
 std::string model_path() { return upg::test::default_model_path(); }
 
-void run_e2e(benchmark::State& state, upg::DType dtype) {
+// The UPG files the compressed variants run: made from the default model on first use
+// (about 6 s each) and kept beside it. Magnitude pruning: speed does not depend on which
+// weights survive, and it needs no calibration pass. The embedding / LM head is dense
+// int8 in all three, so only the decoder layers differ.
+enum class Variant { DenseInt8, Unstructured50, NM24 };
+
+std::string upg_file(Variant v) {
+  const char* name = v == Variant::DenseInt8 ? "dense-int8" : v == Variant::Unstructured50 ? "mdcsr-50" : "nm-2-4";
+  const std::filesystem::path src = model_path();
+  const std::filesystem::path out = src.parent_path() / fmt::format("bench-{}.upg", name);
+  if (std::filesystem::exists(out) && std::filesystem::last_write_time(out) >= std::filesystem::last_write_time(src))
+    return out.string();
+  upg::compress::CompressOptions o;
+  o.source = src.string();
+  o.output = out.string();
+  o.prune = upg::compress::PruneMethod::Magnitude;
+  o.dense_int8_embeddings = true;
+  o.dense_int8_linears = v == Variant::DenseInt8;
+  o.matrix.sparsity = 0.5;
+  if (v == Variant::NM24) o.matrix.pattern = upg::compress::parse_pattern("2:4");
+  o.quiet = true;
+  upg::compress::compress_model(o);
+  return out.string();
+}
+
+void run_e2e(benchmark::State& state, upg::DType dtype, std::string path = "") {
   if (!std::ifstream(model_path()).good()) {
     state.SkipWithError("default model missing: run scripts/fetch-model.sh");
     return;
   }
+  if (path.empty()) path = model_path();
   const int n_prompt = int(state.range(0));
   // The ctest smoke run (scripts/bench.sh --smoke) only checks that the path works; 16
   // decode steps keep it short.
@@ -30,7 +62,7 @@ void run_e2e(benchmark::State& state, upg::DType dtype) {
   o.context_length = 512;
   o.n_threads = int(state.range(2));
   o.load.dequant_to = dtype;
-  auto model = upg::Model::from_file(model_path(), o);
+  auto model = upg::Model::from_file(path, o);
   std::vector<int32_t> prompt;
   for (int i = 0; i < n_prompt; ++i) prompt.push_back(int32_t(100 + (i * 7919) % 40000));  // fixed, varied ids
   double prompt_s = 0, decode_s = 0;
@@ -58,10 +90,26 @@ void run_e2e(benchmark::State& state, upg::DType dtype) {
 
 void BM_E2E_DenseF32(benchmark::State& s) { run_e2e(s, upg::DType::F32); }
 void BM_E2E_DenseF16(benchmark::State& s) { run_e2e(s, upg::DType::F16); }
+void BM_E2E_Upg(benchmark::State& s, Variant v) {
+  std::string path;
+  try {
+    if (std::ifstream(model_path()).good()) path = upg_file(v);
+  } catch (const upg::Error& e) {
+    s.SkipWithError(e.what());
+    return;
+  }
+  run_e2e(s, upg::DType::F16, path);
+}
 
 }  // namespace
 
 // Args: prompt tokens, decode tokens, threads.
 BENCHMARK(BM_E2E_DenseF32)->Name("UPG_E2E/dense_f32")->Args({128, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_E2E_DenseF16)->Name("UPG_E2E/dense_f16")->Args({128, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_E2E_Upg, dense_int8, Variant::DenseInt8)
+    ->Name("UPG_E2E/dense_int8")->Args({128, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_E2E_Upg, upg_50, Variant::Unstructured50)
+    ->Name("UPG_E2E/upg_50")->Args({128, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_E2E_Upg, upg_2_4, Variant::NM24)
+    ->Name("UPG_E2E/upg_2_4")->Args({128, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
 

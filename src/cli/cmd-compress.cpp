@@ -69,6 +69,7 @@ void add_compress_command(CLI::App& app) {
     // pattern measured (perplexity 21 against 145 at 50% unstructured on SmolLM2-135M).
     std::string source, output, prune = "wanda", calib, skip;
     bool int8_embeddings = false;
+    bool int8_linears = false;
     MatrixArgs matrix;
   };
   auto a = std::make_shared<Args>();
@@ -86,6 +87,9 @@ void add_compress_command(CLI::App& app) {
   cmd->add_option("--skip", a->skip, "Regex: decoder weights whose name matches stay dense");
   cmd->add_flag("--dense-int8-embeddings", a->int8_embeddings,
                 "Store the embedding and LM head as dense per-row int8");
+  cmd->add_flag("--dense-int8", a->int8_linears,
+                "Store every decoder linear as dense per-row int8, nothing pruned (the dense int8 baseline; "
+                "--sparsity, --pattern and --prune are then unused)");
   cmd->callback([a] {
     compress::CompressOptions o;
     o.source = a->source;
@@ -95,6 +99,7 @@ void add_compress_command(CLI::App& app) {
     o.calib_path = a->calib;
     o.skip_regex = a->skip;
     o.dense_int8_embeddings = a->int8_embeddings;
+    o.dense_int8_linears = a->int8_linears;
     if (!a->calib.empty() && o.prune != compress::PruneMethod::Wanda)
       throw Error("--calib is only used with --prune wanda");
     const compress::CompressReport rep = compress::compress_model(o);

@@ -23,12 +23,20 @@ void add_model_options(CLI::App& app, ModelArgs& a, bool with_runtime) {
   app.add_option("--dtype", a.dtype, "Type GGUF block-quantized weights are dequantized to at load")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
+  add_reference_kernels_flag(app, a);
+}
+
+void add_reference_kernels_flag(CLI::App& app, ModelArgs& a) {
+  app.add_flag("--reference-kernels", a.reference_kernels,
+               "Run int8 and compressed weights through the plain reference kernels (fp32 activations) instead "
+               "of the fast int8 ones: slow, for comparisons");
 }
 
 std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   ModelOptions opts;
   opts.n_threads = a.threads;
   opts.context_length = a.ctx;
+  opts.reference_kernels = a.reference_kernels;
   opts.load.dequant_to = a.dtype == "f16" ? DType::F16 : a.dtype == "bf16" ? DType::BF16 : DType::F32;
   auto t0 = std::chrono::steady_clock::now();
   auto model = Model::from_file(a.path, opts);

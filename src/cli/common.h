@@ -16,7 +16,10 @@ struct ModelArgs {
   int threads = 0;
   int ctx = 0;
   std::string dtype = "f16";  // what GGUF block-quantized weights are dequantized to
+  bool reference_kernels = false;
 };
+// --reference-kernels, shared by every command that runs a model.
+void add_reference_kernels_flag(CLI::App& app, ModelArgs& args);
 void add_model_options(CLI::App& app, ModelArgs& args, bool with_runtime = true);
 // Loads the model, printing the load time to stderr.
 std::unique_ptr<Model> load_model(const ModelArgs& args, double* load_seconds = nullptr);

@@ -124,6 +124,7 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
     j["calibration"] = nullptr;
   j["skip"] = o.skip_regex.empty() ? Json(nullptr) : Json(o.skip_regex);
   j["dense_int8_embeddings"] = o.dense_int8_embeddings;
+  j["dense_int8_linears"] = o.dense_int8_linears;
   return j;
 }
 
@@ -167,7 +168,7 @@ CompressReport compress_model(const CompressOptions& o) {
 
   Calibration own_cal;
   const Calibration* cal = nullptr;
-  if (o.prune == PruneMethod::Wanda) {
+  if (o.prune == PruneMethod::Wanda && !o.dense_int8_linears) {
     if (o.calibration) {
       cal = o.calibration;
     } else {
@@ -198,7 +199,8 @@ CompressReport compress_model(const CompressOptions& o) {
     tr.name = name;
     tr.rank = int(t.shape.size());
     tr.weights = t.numel();
-    if (is_compressible(name, t.shape.size()) && !skip.matches(name)) {
+    const bool compressible = is_compressible(name, t.shape.size()) && !skip.matches(name);
+    if (compressible && !o.dense_int8_linears) {
       std::span<const float> norms;
       if (cal) {
         auto it = cal->col_norms.find(name);
@@ -212,8 +214,8 @@ CompressReport compress_model(const CompressOptions& o) {
       tr.layout = format::layout_name(d.layout);
       tr.bytes = d.view().bytes();
       tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq, tr.kept = st.kept;
-    } else if (o.dense_int8_embeddings && t.shape.size() == 2 &&
-               (name == "model.embed_tokens.weight" || name == "lm_head.weight")) {
+    } else if (compressible || (o.dense_int8_embeddings && t.shape.size() == 2 &&
+                                (name == "model.embed_tokens.weight" || name == "lm_head.weight"))) {
       MatrixStats st;
       DenseInt8 q = quantize_dense_int8(as_f32(t, buf), t.shape[0], t.shape[1], mo.quant, name, &st, mo.threads);
       writer.add_dense(name + ".qweight", DType::I8, t.shape, bytes_of(q.qweight));

@@ -20,6 +20,9 @@ struct CompressOptions {
   std::string calib_path;  // Wanda calibration text; empty: default_calibration_path()
   std::string skip_regex;  // decoder weights whose name matches stay dense
   bool dense_int8_embeddings = false;
+  // Every decoder linear as dense per-row int8 too, nothing pruned: the dense int8
+  // baseline each sparse file is measured against (`upg compress --dense-int8`).
+  bool dense_int8_linears = false;
   // Precomputed activation norms (tests, or a caller compressing several variants);
   // when null and prune is Wanda, they are collected from calib_path.
   const Calibration* calibration = nullptr;

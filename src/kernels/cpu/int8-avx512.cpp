@@ -27,7 +27,7 @@
 namespace upg::kernels {
 namespace {
 
-constexpr int kTile = 4;  // tokens per pass over a row
+constexpr int kTile = 8;  // tokens per pass over a row
 
 // -128 * (sum of each 4-byte group of w): the starting value of a token's vpdpbusd.
 inline __m512i offset_start(__m512i w) {
@@ -35,6 +35,18 @@ inline __m512i offset_start(__m512i w) {
 }
 
 inline uint64_t low_bits(int64_t n) { return n >= 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1; }
+
+// Accumulators per token: one chain per token is enough ILP once a tile has four
+// tokens; a lone token alternates two so consecutive windows do not wait on one FMA.
+template <int NT>
+constexpr int kAcc = NT >= 4 ? 1 : 2;
+
+template <int A, int NT>
+inline float total(const __m512 (&f)[A][NT], int j) {
+  __m512 t = f[0][j];
+  for (int a = 1; a < A; ++a) t = _mm512_add_ps(t, f[a][j]);
+  return _mm512_reduce_add_ps(t);
+}
 
 // -128 * sum_b scale[b] * sums[b] over n blocks: what the +128 offset added to a row.
 inline float offset_correction(const int16_t* sums, const float* scale, int64_t n) {
@@ -56,19 +68,21 @@ void dense_tile(const DenseI8& m, const QuantizedActs& a, int64_t t0, int64_t r0
   for (int j = 0; j < NT; ++j) q[j] = a.row(t0 + j), sx[j] = a.block_scales(t0 + j);
   for (int64_t r = r0; r < r1; ++r) {
     const int8_t* w = m.w + r * m.cols;
-    __m512 f[2][NT];
-    for (int j = 0; j < NT; ++j) f[0][j] = f[1][j] = _mm512_setzero_ps();
+    constexpr int A = kAcc<NT>;
+    __m512 f[A][NT];
+    for (int a = 0; a < A; ++a)
+      for (int j = 0; j < NT; ++j) f[a][j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       // Only the last vector may run past the row; a masked load reads nothing beyond it.
       const __m512i wv = b + 1 < nb ? _mm512_loadu_si512(w + 64 * b) : _mm512_maskz_loadu_epi8(tail, w + 64 * b);
       const __m512i start = offset_start(wv);
       for (int j = 0; j < NT; ++j) {
         const __m512i s = _mm512_dpbusd_epi32(start, _mm512_loadu_si512(q[j] + 64 * b), wv);
-        f[b & 1][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(sx[j][b]), f[b & 1][j]);
+        f[b % A][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(sx[j][b]), f[b % A][j]);
       }
     }
     for (int j = 0; j < NT; ++j)
-      y[(t0 + j) * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(f[0][j], f[1][j])) * m.scales[r];
+      y[(t0 + j) * ldy + r] = total(f, j) * m.scales[r];
   }
 }
 
@@ -101,8 +115,10 @@ void nm_tile(const format::CompressedMatrix& m, const int16_t* block_sums, const
   for (int64_t r = r0; r < r1; ++r) {
     const int8_t* vals = m.nm.values.data() + r * per_row;
     const uint8_t* pos = m.nm.positions.data() + r * pos_bytes;
-    __m512 f[2][NT];
-    for (int j = 0; j < NT; ++j) f[0][j] = f[1][j] = _mm512_setzero_ps();
+    constexpr int A = kAcc<NT>;
+    __m512 f[A][NT];
+    for (int a = 0; a < A; ++a)
+      for (int j = 0; j < NT; ++j) f[a][j] = _mm512_setzero_ps();
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t nv = std::min<int64_t>(64, per_row - 64 * c);
       const __m512i wv = _mm512_maskz_loadu_epi8(low_bits(nv), vals + 64 * c);
@@ -113,13 +129,13 @@ void nm_tile(const format::CompressedMatrix& m, const int16_t* block_sums, const
         const uint8_t* xw = q[j] + 128 * c;
         const __m512i g = _mm512_permutex2var_epi8(_mm512_loadu_si512(xw), idx, _mm512_loadu_si512(xw + 64));
         const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), g, wv);
-        f[c & 1][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps(pairs[j] + 16 * c), f[c & 1][j]);
+        f[c % A][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps(pairs[j] + 16 * c), f[c % A][j]);
       }
     }
     const int16_t* sums = block_sums + r * blocks;
     for (int j = 0; j < NT; ++j)
       y[(t0 + j) * ldy + r] =
-          (_mm512_reduce_add_ps(_mm512_add_ps(f[0][j], f[1][j])) + offset_correction(sums, sx[j], blocks)) *
+          (total(f, j) + offset_correction(sums, sx[j], blocks)) *
           m.scales[size_t(r)];
   }
 }
@@ -135,21 +151,23 @@ void bitmap_tile(const BitmapMatrix& m, const QuantizedActs& a, int64_t t0, int6
   for (int64_t r = r0; r < r1; ++r) {
     const int8_t* v = m.values.data() + m.row_start[size_t(r)];
     const uint64_t* masks = m.masks.data() + r * m.windows;
-    __m512 f[2][NT];
-    for (int j = 0; j < NT; ++j) f[0][j] = f[1][j] = _mm512_setzero_ps();
+    constexpr int A = kAcc<NT>;
+    __m512 f[A][NT];
+    for (int a = 0; a < A; ++a)
+      for (int j = 0; j < NT; ++j) f[a][j] = _mm512_setzero_ps();
     for (int64_t w = 0; w < m.windows; ++w) {
       const uint64_t mask = masks[w];
       const __m512i wv = _mm512_maskz_expand_epi8(mask, _mm512_loadu_si512(v));
       v += std::popcount(mask);
       for (int j = 0; j < NT; ++j) {
         const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(q[j] + 64 * w), wv);
-        f[w & 1][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(sx[j][w]), f[w & 1][j]);
+        f[w % A][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(sx[j][w]), f[w % A][j]);
       }
     }
     const int16_t* sums = m.block_sums.data() + r * m.windows;
     for (int j = 0; j < NT; ++j)
       y[(t0 + j) * ldy + r] =
-          (_mm512_reduce_add_ps(_mm512_add_ps(f[0][j], f[1][j])) + offset_correction(sums, sx[j], m.windows)) *
+          (total(f, j) + offset_correction(sums, sx[j], m.windows)) *
           m.scales[size_t(r)];
   }
 }
@@ -196,6 +214,10 @@ template <template <int> class Tile, class... Args>
 void over_tokens(int64_t n_tokens, Args&&... args) {
   int64_t t = 0;
   for (; t + kTile <= n_tokens; t += kTile) Tile<kTile>::run(t, args...);
+  if (n_tokens - t >= 4) {
+    Tile<4>::run(t, args...);
+    t += 4;
+  }
   switch (n_tokens - t) {
     case 3: Tile<3>::run(t, args...); break;
     case 2: Tile<2>::run(t, args...); break;

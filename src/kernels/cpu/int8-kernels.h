@@ -37,8 +37,10 @@ struct QuantizedActs {
   const float* block_scales(int64_t t) const { return scales.data() + t * (stride / kActBlock); }
   const float* window_pair_scales(int64_t t) const { return pair_scales.data() + t * (stride / 8); }
 };
-// Symmetric round-to-nearest per block. Buffers only grow, so a decode loop reuses them.
-void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs& out);
+class ThreadPool;
+// Symmetric round-to-nearest-even per block. Buffers only grow, so a decode loop reuses
+// them. With a pool, tokens are split over its threads.
+void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs& out, ThreadPool* pool = nullptr);
 
 // A dense int8 weight ("W.qweight" + "W.scales"), used in place: W[r, c] = scales[r] * w[r * cols + c].
 struct DenseI8 {

@@ -88,7 +88,7 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
                         add_bias(r0, r1);
                       });
   }
-  quantize_acts(x, n_tokens, w.cols, acts_);
+  quantize_acts(x, n_tokens, w.cols, acts_, &pool_);
   if (!m) {
     const DenseI8 d{static_cast<const int8_t*>(w.data), w.scales, w.rows, w.cols};
     return split_rows(rows, [](int64_t r) { return r; }, [&](int64_t r0, int64_t r1) {
