@@ -17,17 +17,15 @@
 namespace upg::kernels {
 namespace {
 
-// Per-lane int32 sums of w[0..63] * (q[0..63] - 128), 8 lanes.
-inline __m256i dot_window(const int8_t* w, const uint8_t* q) {
-  const __m256i flip = _mm256_set1_epi8(char(0x80)), ones = _mm256_set1_epi16(1);
-  __m256i acc = _mm256_setzero_si256();
-  for (int h = 0; h < 64; h += 32) {
-    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + h));
-    const __m256i xs = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + h)), flip);
-    const __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xs, wv));
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, ones));
-  }
-  return acc;
+static_assert(kActBlock == 32, "one 32-byte half per activation block");
+
+// Per-lane int32 sums of w[0..31] * (q[0..31] - 128): one activation block, 8 lanes.
+inline __m256i dot_block(const int8_t* w, const uint8_t* q) {
+  const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+  const __m256i xs = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)),
+                                      _mm256_set1_epi8(char(0x80)));
+  const __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xs, wv));
+  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
 inline float hsum(__m256 v) {
@@ -50,10 +48,11 @@ void row_product(const QuantizedActs& a, int64_t windows, Window&& window, float
     __m256 f[kTile] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t w = 0; w < windows; ++w) {
       const int8_t* wp = window(w, buf);
-      for (int j = 0; j < nt; ++j) {
-        const __m256i s = dot_window(wp, a.row(t0 + j) + 64 * w);
-        f[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(a.block_scales(t0 + j)[w]), f[j]);
-      }
+      for (int j = 0; j < nt; ++j)
+        for (int h = 0; h < 2; ++h) {
+          const __m256i s = dot_block(wp + 32 * h, a.row(t0 + j) + 64 * w + 32 * h);
+          f[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(a.block_scales(t0 + j)[2 * w + h]), f[j]);
+        }
     }
     for (int j = 0; j < nt; ++j) y[(t0 + j) * ldy + r] = hsum(f[j]) * scale;
   }
@@ -72,9 +71,7 @@ void dense(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, flo
   }
 }
 
-// The sign trick needs no block sums.
-void nm(const format::CompressedMatrix& m, const int16_t*, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
-        int64_t ldy) {
+void nm(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   const int n = m.nm.n, mm = m.nm.m, bits = format::nm_bits(mm);
   const int64_t per_row = format::nm_values_per_row(m.cols, n, mm);
   const int64_t pos_bytes = format::nm_position_bytes_per_row(m.cols, n, mm);

@@ -1,14 +1,11 @@
 // The int8 kernels for AVX-512 with VNNI (vpdpbusd), VBMI (vpermb, vpermi2b,
 // vpmultishiftqb) and VBMI2 (vpexpandb/w): Ice Lake, Sapphire Rapids, Zen 4 and later.
 //
-// Every kernel walks one row at a time over 64-byte weight vectors and runs up to four
+// Every kernel walks one row at a time over 64-byte weight vectors and runs up to eight
 // tokens against each vector while it sits in a register (prefill and batches reuse it).
-// vpdpbusd multiplies unsigned activations (q + 128) by signed weights; the +128 is taken
-// back once per row from the block sums computed at load (int8-kernels.h), except in the
-// dense kernel, which streams weights used in place and is bound by memory anyway: it
-// starts each sum at -128 * sum(w), one more vpdpbusd per weight vector.
-// Sums alternate between two accumulators so consecutive windows do not wait on one
-// FMA's latency.
+// vpdpbusd multiplies unsigned activations (q + 128) by signed weights; each sum starts
+// at -128 * sum(w) to take the offset back (one more vpdpbusd per weight vector, shared
+// by the tile's tokens, and no extra bytes to stream).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -27,17 +24,22 @@
 namespace upg::kernels {
 namespace {
 
+static_assert(kActBlock == 32, "the lane scale vectors assume two blocks per 64-byte vector");
+
 constexpr int kTile = 8;  // tokens per pass over a row
 
-// -128 * (sum of each 4-byte group of w): the starting value of a token's vpdpbusd.
+// -128 * (sum of each 4-byte group of w): the starting value of a token's vpdpbusd, so
+// the sum it ends with is sum w * (q - 128). Computed once per weight vector, shared by
+// the tile's tokens.
 inline __m512i offset_start(__m512i w) {
-  return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(0x80)), w));
+  return _mm512_sub_epi32(_mm512_setzero_si512(),
+                          _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(0x80)), w));
 }
 
 inline uint64_t low_bits(int64_t n) { return n >= 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1; }
 
 // Accumulators per token: one chain per token is enough ILP once a tile has four
-// tokens; a lone token alternates two so consecutive windows do not wait on one FMA.
+// tokens; a lone token alternates two so consecutive vectors do not wait on one FMA.
 template <int NT>
 constexpr int kAcc = NT >= 4 ? 1 : 2;
 
@@ -48,51 +50,52 @@ inline float total(const __m512 (&f)[A][NT], int j) {
   return _mm512_reduce_add_ps(t);
 }
 
-// -128 * sum_b scale[b] * sums[b] over n blocks: what the +128 offset added to a row.
-inline float offset_correction(const int16_t* sums, const float* scale, int64_t n) {
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t b = 0; b < n; b += 16) {
-    const __mmask16 k = __mmask16(low_bits(n - b));
-    const __m512 s = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, sums + b)));
-    acc = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(k, scale + b), acc);
+// The shared skeleton of every int8 kernel: for each row and each of its weight vectors
+// (vector(r, i) yields the 64 weights, in the same lane order as gather(j, i, wv) yields
+// token j's activations), sum w * (q - 128) per lane, scale by the lane scales
+// scales(j, i) and accumulate. A layout only says how its vectors and gathers look.
+template <int NT, class Begin, class Vector, class Gather, class Scales>
+inline void rows_tile(int64_t r0, int64_t r1, int64_t n_vectors, const float* row_scales, float* y, int64_t ldy,
+                      int64_t t0, Begin&& begin_row, Vector&& vector, Gather&& gather, Scales&& scales) {
+  constexpr int A = kAcc<NT>;
+  for (int64_t r = r0; r < r1; ++r) {
+    begin_row(r);
+    __m512 f[A][NT];
+    for (int a = 0; a < A; ++a)
+      for (int j = 0; j < NT; ++j) f[a][j] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_vectors; ++i) {
+      const __m512i wv = vector(i);
+      const __m512i start = offset_start(wv);
+      for (int j = 0; j < NT; ++j) {
+        const __m512i s = _mm512_dpbusd_epi32(start, gather(j, i), wv);
+        f[i % A][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps(scales(j, i)), f[i % A][j]);
+      }
+    }
+    for (int j = 0; j < NT; ++j) y[(t0 + j) * ldy + r] = total(f, j) * row_scales[r];
   }
-  return -128.0f * _mm512_reduce_add_ps(acc);
 }
 
 template <int NT>
 void dense_tile(const DenseI8& m, const QuantizedActs& a, int64_t t0, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   const int64_t nb = (m.cols + 63) / 64;
   const uint64_t tail = low_bits(m.cols - (nb - 1) * 64);
-  const uint8_t* q[NT];
-  const float* sx[NT];
-  for (int j = 0; j < NT; ++j) q[j] = a.row(t0 + j), sx[j] = a.block_scales(t0 + j);
-  for (int64_t r = r0; r < r1; ++r) {
-    const int8_t* w = m.w + r * m.cols;
-    constexpr int A = kAcc<NT>;
-    __m512 f[A][NT];
-    for (int a = 0; a < A; ++a)
-      for (int j = 0; j < NT; ++j) f[a][j] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
+  const int8_t* w = nullptr;
+  rows_tile<NT>(
+      r0, r1, nb, m.scales, y, ldy, t0, [&](int64_t r) { w = m.w + r * m.cols; },
       // Only the last vector may run past the row; a masked load reads nothing beyond it.
-      const __m512i wv = b + 1 < nb ? _mm512_loadu_si512(w + 64 * b) : _mm512_maskz_loadu_epi8(tail, w + 64 * b);
-      const __m512i start = offset_start(wv);
-      for (int j = 0; j < NT; ++j) {
-        const __m512i s = _mm512_dpbusd_epi32(start, _mm512_loadu_si512(q[j] + 64 * b), wv);
-        f[b % A][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(sx[j][b]), f[b % A][j]);
-      }
-    }
-    for (int j = 0; j < NT; ++j)
-      y[(t0 + j) * ldy + r] = total(f, j) * m.scales[r];
-  }
+      [&](int64_t b) { return b + 1 < nb ? _mm512_loadu_si512(w + 64 * b) : _mm512_maskz_loadu_epi8(tail, w + 64 * b); },
+      [&](int j, int64_t b) { return _mm512_loadu_si512(a.row(t0 + j) + 64 * b); },
+      [&](int j, int64_t b) { return a.vector_lane_scales(t0 + j) + 16 * b; });
 }
 
 // N:M with N/M = 1/2 (2:4, 4:8): 64 values span 128 columns, two registers of activations,
 // and vpermi2b gathers the 64 activations the values multiply. Each value's byte index in
 // that window is (k / N) * M + position, the position unpacked from log2(M) bits by
-// vpermb (bytes to their qword) and vpmultishiftqb (bits to their byte).
+// vpermb (bytes to their qword) and vpmultishiftqb (bits to their byte). Lane l of a sum
+// covers values 4l..4l+3, all inside block l / 4 of the window.
 template <int N, int M, int NT>
-void nm_tile(const format::CompressedMatrix& m, const int16_t* block_sums, const QuantizedActs& a, int64_t t0,
-             int64_t r0, int64_t r1, float* y, int64_t ldy) {
+void nm_tile(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t t0, int64_t r0, int64_t r1, float* y,
+             int64_t ldy) {
   constexpr int bits = M == 4 ? 2 : 3;
   const int64_t per_row = format::nm_values_per_row(m.cols, N, M);
   const int64_t pos_bytes = format::nm_position_bytes_per_row(m.cols, N, M);
@@ -105,39 +108,27 @@ void nm_tile(const format::CompressedMatrix& m, const int16_t* block_sums, const
   }
   const __m512i vperm = _mm512_load_si512(perm), vshift = _mm512_load_si512(shift), vbase = _mm512_load_si512(base);
   const __m512i field = _mm512_set1_epi8(char(M - 1));
-  const int64_t blocks = (m.cols + 63) / 64;
-  // Lanes 0-7 of a sum cover the window's first 64 columns (one activation block), 8-15
-  // the next: pair scales hold the two block scales in that order.
-  const uint8_t* q[NT];
-  const float *sx[NT], *pairs[NT];
-  for (int j = 0; j < NT; ++j)
-    q[j] = a.row(t0 + j), sx[j] = a.block_scales(t0 + j), pairs[j] = a.window_pair_scales(t0 + j);
-  for (int64_t r = r0; r < r1; ++r) {
-    const int8_t* vals = m.nm.values.data() + r * per_row;
-    const uint8_t* pos = m.nm.positions.data() + r * pos_bytes;
-    constexpr int A = kAcc<NT>;
-    __m512 f[A][NT];
-    for (int a = 0; a < A; ++a)
-      for (int j = 0; j < NT; ++j) f[a][j] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t nv = std::min<int64_t>(64, per_row - 64 * c);
-      const __m512i wv = _mm512_maskz_loadu_epi8(low_bits(nv), vals + 64 * c);
-      const __m512i pv = _mm512_maskz_loadu_epi8(low_bits((nv * bits + 7) / 8), pos + 8 * bits * c);
-      const __m512i idx = _mm512_add_epi8(
-          _mm512_and_si512(_mm512_multishift_epi64_epi8(vshift, _mm512_permutexvar_epi8(vperm, pv)), field), vbase);
-      for (int j = 0; j < NT; ++j) {
-        const uint8_t* xw = q[j] + 128 * c;
-        const __m512i g = _mm512_permutex2var_epi8(_mm512_loadu_si512(xw), idx, _mm512_loadu_si512(xw + 64));
-        const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), g, wv);
-        f[c % A][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps(pairs[j] + 16 * c), f[c % A][j]);
-      }
-    }
-    const int16_t* sums = block_sums + r * blocks;
-    for (int j = 0; j < NT; ++j)
-      y[(t0 + j) * ldy + r] =
-          (total(f, j) + offset_correction(sums, sx[j], blocks)) *
-          m.scales[size_t(r)];
-  }
+  const int8_t* vals = nullptr;
+  const uint8_t* pos = nullptr;
+  __m512i idx = _mm512_setzero_si512();
+  rows_tile<NT>(
+      r0, r1, chunks, m.scales.data(), y, ldy, t0,
+      [&](int64_t r) {
+        vals = m.nm.values.data() + r * per_row;
+        pos = m.nm.positions.data() + r * pos_bytes;
+      },
+      [&](int64_t c) {
+        const int64_t nv = std::min<int64_t>(64, per_row - 64 * c);
+        const __m512i pv = _mm512_maskz_loadu_epi8(low_bits((nv * bits + 7) / 8), pos + 8 * bits * c);
+        idx = _mm512_add_epi8(
+            _mm512_and_si512(_mm512_multishift_epi64_epi8(vshift, _mm512_permutexvar_epi8(vperm, pv)), field), vbase);
+        return _mm512_maskz_loadu_epi8(low_bits(nv), vals + 64 * c);
+      },
+      [&](int j, int64_t c) {
+        const uint8_t* xw = a.row(t0 + j) + 128 * c;
+        return _mm512_permutex2var_epi8(_mm512_loadu_si512(xw), idx, _mm512_loadu_si512(xw + 64));
+      },
+      [&](int j, int64_t c) { return a.chunk_lane_scales(t0 + j) + 16 * c; });
 }
 
 // Bitmap windows: vpexpandb puts a window's kept values on their columns (zeros between),
@@ -145,31 +136,22 @@ void nm_tile(const format::CompressedMatrix& m, const int16_t* block_sums, const
 template <int NT>
 void bitmap_tile(const BitmapMatrix& m, const QuantizedActs& a, int64_t t0, int64_t r0, int64_t r1, float* y,
                  int64_t ldy) {
-  const uint8_t* q[NT];
-  const float* sx[NT];
-  for (int j = 0; j < NT; ++j) q[j] = a.row(t0 + j), sx[j] = a.block_scales(t0 + j);
-  for (int64_t r = r0; r < r1; ++r) {
-    const int8_t* v = m.values.data() + m.row_start[size_t(r)];
-    const uint64_t* masks = m.masks.data() + r * m.windows;
-    constexpr int A = kAcc<NT>;
-    __m512 f[A][NT];
-    for (int a = 0; a < A; ++a)
-      for (int j = 0; j < NT; ++j) f[a][j] = _mm512_setzero_ps();
-    for (int64_t w = 0; w < m.windows; ++w) {
-      const uint64_t mask = masks[w];
-      const __m512i wv = _mm512_maskz_expand_epi8(mask, _mm512_loadu_si512(v));
-      v += std::popcount(mask);
-      for (int j = 0; j < NT; ++j) {
-        const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(q[j] + 64 * w), wv);
-        f[w % A][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(sx[j][w]), f[w % A][j]);
-      }
-    }
-    const int16_t* sums = m.block_sums.data() + r * m.windows;
-    for (int j = 0; j < NT; ++j)
-      y[(t0 + j) * ldy + r] =
-          (total(f, j) + offset_correction(sums, sx[j], m.windows)) *
-          m.scales[size_t(r)];
-  }
+  const int8_t* v = nullptr;
+  const uint64_t* masks = nullptr;
+  rows_tile<NT>(
+      r0, r1, m.windows, m.scales.data(), y, ldy, t0,
+      [&](int64_t r) {
+        v = m.values.data() + m.row_start[size_t(r)];
+        masks = m.masks.data() + r * m.windows;
+      },
+      [&](int64_t w) {
+        const uint64_t mask = masks[w];
+        const __m512i wv = _mm512_maskz_expand_epi8(mask, _mm512_loadu_si512(v));
+        v += std::popcount(mask);
+        return wv;
+      },
+      [&](int j, int64_t w) { return _mm512_loadu_si512(a.row(t0 + j) + 64 * w); },
+      [&](int j, int64_t w) { return a.vector_lane_scales(t0 + j) + 16 * w; });
 }
 
 // fp16 bitmap windows (prime, codebook) against fp32 activations: vpexpandw per 32
@@ -197,15 +179,14 @@ void bitmap_f16_tile(const BitmapMatrix& m, const float* x, int64_t t0, int64_t 
       for (int j = 0; j < NT; ++j) {
         const float* xw = x + (t0 + j) * m.cols + 64 * w;
         for (int p = 0; p < 4; ++p) {
-          const __m512 xv = full ? _mm512_loadu_ps(xw + 16 * p) : _mm512_maskz_loadu_ps(__mmask16(cmask >> (16 * p)), xw + 16 * p);
+          const __m512 xv =
+              full ? _mm512_loadu_ps(xw + 16 * p) : _mm512_maskz_loadu_ps(__mmask16(cmask >> (16 * p)), xw + 16 * p);
           f[p][j] = _mm512_fmadd_ps(wq[p], xv, f[p][j]);
         }
       }
     }
     for (int j = 0; j < NT; ++j)
-      y[(t0 + j) * ldy + r] =
-          _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(f[0][j], f[1][j]), _mm512_add_ps(f[2][j], f[3][j]))) *
-          m.scales[size_t(r)];
+      y[(t0 + j) * ldy + r] = total(f, j) * m.scales[size_t(r)];
   }
 }
 
@@ -250,9 +231,9 @@ template <int N, int M>
 struct NMTiles {
   template <int NT>
   struct Tile {
-    static void run(int64_t t0, const format::CompressedMatrix& m, const int16_t* sums, const QuantizedActs& a,
-                    int64_t r0, int64_t r1, float* y, int64_t ldy) {
-      nm_tile<N, M, NT>(m, sums, a, t0, r0, r1, y, ldy);
+    static void run(int64_t t0, const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1,
+                    float* y, int64_t ldy) {
+      nm_tile<N, M, NT>(m, a, t0, r0, r1, y, ldy);
     }
   };
 };
@@ -261,11 +242,10 @@ void dense(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, flo
   over_tokens<DenseTile>(a.n_tokens, m, a, r0, r1, y, ldy);
 }
 
-void nm(const format::CompressedMatrix& m, const int16_t* sums, const QuantizedActs& a, int64_t r0, int64_t r1,
-        float* y, int64_t ldy) {
-  if (m.nm.n == 2 && m.nm.m == 4) return over_tokens<NMTiles<2, 4>::Tile>(a.n_tokens, m, sums, a, r0, r1, y, ldy);
-  if (m.nm.n == 4 && m.nm.m == 8) return over_tokens<NMTiles<4, 8>::Tile>(a.n_tokens, m, sums, a, r0, r1, y, ldy);
-  kInt8Avx2.nm(m, sums, a, r0, r1, y, ldy);  // other N:M: windows expanded one by one
+void nm(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  if (m.nm.n == 2 && m.nm.m == 4) return over_tokens<NMTiles<2, 4>::Tile>(a.n_tokens, m, a, r0, r1, y, ldy);
+  if (m.nm.n == 4 && m.nm.m == 8) return over_tokens<NMTiles<4, 8>::Tile>(a.n_tokens, m, a, r0, r1, y, ldy);
+  kInt8Avx2.nm(m, a, r0, r1, y, ldy);  // other N:M: windows expanded one by one
 }
 
 void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {

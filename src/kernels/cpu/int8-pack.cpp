@@ -15,7 +15,7 @@ namespace upg::kernels {
 
 size_t BitmapMatrix::bytes() const {
   const size_t nvals = size_t(row_start.empty() ? 0 : row_start.back());
-  return masks.size() * 8 + nvals * (f16 ? 2 : 1) + scales.size() * 4 + row_start.size() * 8 + block_sums.size() * 2;
+  return masks.size() * 8 + nvals * (f16 ? 2 : 1) + scales.size() * 4 + row_start.size() * 8;
 }
 
 namespace {
@@ -49,7 +49,6 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
   b.masks.assign(size_t(b.rows * b.windows), 0);
   b.row_start.assign(size_t(b.rows) + 1, 0);
   b.scales.assign(m.scales.begin(), m.scales.end());
-  if (!b.f16) b.block_sums.assign(size_t(b.rows * b.windows), 0);
   std::vector<float> row_vals;
   for (int64_t r = 0; r < m.rows; ++r) {
     uint64_t* mask = b.masks.data() + r * b.windows;
@@ -69,11 +68,6 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
     }
     if (!b.f16) {
       for (float v : row_vals) b.values.push_back(int8_t(v));
-      // Values come in window order: sum each window's share.
-      int16_t* sums = b.block_sums.data() + r * b.windows;
-      const int8_t* v = b.values.data() + b.row_start[size_t(r)];
-      for (int64_t w = 0; w < b.windows; ++w)
-        for (int k = 0; k < std::popcount(mask[w]); ++k) sums[w] = int16_t(sums[w] + *v++);
     } else {
       float amax = 0;
       for (float v : row_vals) amax = std::max(amax, std::fabs(v));
@@ -86,24 +80,6 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
   if (b.f16) b.values16.resize(b.values16.size() + 32, 0);
   else b.values.resize(b.values.size() + 64, 0);
   return b;
-}
-
-std::vector<int16_t> nm_block_sums(const format::CompressedMatrix& m) {
-  if (m.layout != format::Layout::NM)
-    throw Error(fmt::format("nm_block_sums: a {} matrix is not N:M", format::layout_name(m.layout)));
-  const int n = m.nm.n, mm = m.nm.m, bits = format::nm_bits(mm);
-  const int64_t blocks = (m.cols + 63) / 64, per_row = format::nm_values_per_row(m.cols, n, mm);
-  const int64_t pos_bytes = format::nm_position_bytes_per_row(m.cols, n, mm);
-  std::vector<int16_t> sums(size_t(m.rows * blocks), 0);
-  for (int64_t r = 0; r < m.rows; ++r) {
-    const int8_t* v = m.nm.values.data() + r * per_row;
-    const uint8_t* pos = m.nm.positions.data() + r * pos_bytes;
-    for (int64_t k = 0; k < per_row; ++k) {
-      const int64_t c = (k / n) * mm + format::nm_position(pos, k, bits);
-      sums[size_t(r * blocks + c / 64)] = int16_t(sums[size_t(r * blocks + c / 64)] + v[k]);
-    }
-  }
-  return sums;
 }
 
 }  // namespace upg::kernels

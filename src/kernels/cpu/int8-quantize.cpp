@@ -8,6 +8,8 @@
 #include "kernels/cpu/int8-kernels.h"
 #include "upg/kernels.h"
 
+static_assert(upg::kernels::kActBlock == 32, "the lane scale layouts below assume 32-column blocks");
+
 namespace upg::kernels {
 namespace {
 
@@ -15,7 +17,8 @@ namespace {
 // of the mantissa (exact for |v| < 2^22; here |v| <= 127).
 inline float round_even(float v) { return (v + 0x1.8p23f) - 0x1.8p23f; }
 
-void quantize_token(const float* xt, int64_t cols, int64_t stride, uint8_t* q, float* s, float* pairs) {
+void quantize_token(const float* xt, int64_t cols, int64_t stride, uint8_t* q, float* s, float* lanes,
+                    float* chunk_lanes) {
   const int64_t blocks = stride / kActBlock;
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t c0 = b * kActBlock, c1 = std::min(cols, c0 + kActBlock);
@@ -26,8 +29,11 @@ void quantize_token(const float* xt, int64_t cols, int64_t stride, uint8_t* q, f
     for (int64_t c = c0; c < c1; ++c) q[c] = uint8_t(int(round_even(xt[c] * inv)) + 128);
     for (int64_t c = std::max(c0, c1); c < c0 + kActBlock; ++c) q[c] = 128;
   }
+  // kActBlock is 32: two blocks per 64-column vector, four per 128-column chunk.
   for (int64_t b = 0; b < blocks; ++b)
-    for (int i = 0; i < 8; ++i) pairs[(b / 2) * 16 + (b % 2) * 8 + i] = s[b];
+    for (int i = 0; i < 8; ++i) lanes[(b / 2) * 16 + (b % 2) * 8 + i] = s[b];
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int i = 0; i < 4; ++i) chunk_lanes[(b / 4) * 16 + (b % 4) * 4 + i] = s[b];
 }
 
 }  // namespace
@@ -40,11 +46,13 @@ void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs
   // Grow only: a decode loop calls this with the same shapes and must not allocate.
   if (out.q.size() < size_t(n_tokens * out.stride)) out.q.resize(size_t(n_tokens * out.stride));
   if (out.scales.size() < size_t(n_tokens * blocks)) out.scales.resize(size_t(n_tokens * blocks));
-  if (out.pair_scales.size() < size_t(n_tokens * out.stride / 8)) out.pair_scales.resize(size_t(n_tokens * out.stride / 8));
+  if (out.lane_scales.size() < size_t(n_tokens * out.stride / 4)) out.lane_scales.resize(size_t(n_tokens * out.stride / 4));
+  if (out.chunk_scales.size() < size_t(n_tokens * out.stride / 8))
+    out.chunk_scales.resize(size_t(n_tokens * out.stride / 8));
   auto rows = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
       quantize_token(x + t * cols, cols, out.stride, out.q.data() + t * out.stride, out.scales.data() + t * blocks,
-                     out.pair_scales.data() + t * (out.stride / 8));
+                     out.lane_scales.data() + t * (out.stride / 4), out.chunk_scales.data() + t * (out.stride / 8));
   };
   if (pool && n_tokens > 1) pool->parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) { rows(t0, t1); });
   else rows(0, n_tokens);

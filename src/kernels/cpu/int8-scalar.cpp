@@ -28,9 +28,8 @@ void dense(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, flo
 
 }  // namespace
 
-// Sums w * (q - 128) directly: no block sums needed.
-void nm_scalar(const format::CompressedMatrix& m, const int16_t*, const QuantizedActs& a, int64_t r0, int64_t r1,
-               float* y, int64_t ldy) {
+void nm_scalar(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
+               int64_t ldy) {
   const int n = m.nm.n, mm = m.nm.m, bits = format::nm_bits(mm);
   const int64_t per_row = format::nm_values_per_row(m.cols, n, mm);
   const int64_t pos_bytes = format::nm_position_bytes_per_row(m.cols, n, mm);
@@ -68,10 +67,13 @@ void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r
       const int8_t* v = m.values.data() + m.row_start[size_t(r)];
       float acc = 0;
       for (int64_t w = 0; w < m.windows; ++w) {
-        int32_t s = 0;
-        for (uint64_t mask = m.masks[size_t(r * m.windows + w)]; mask; mask &= mask - 1)
-          s += int32_t(*v++) * (int32_t(q[w * 64 + __builtin_ctzll(mask)]) - 128);
-        acc += float(s) * sx[w];
+        // A window's bits in column order: the block changes once, at bit kActBlock.
+        int32_t s[64 / kActBlock] = {};
+        for (uint64_t mask = m.masks[size_t(r * m.windows + w)]; mask; mask &= mask - 1) {
+          const int bit = __builtin_ctzll(mask);
+          s[bit / kActBlock] += int32_t(*v++) * (int32_t(q[w * 64 + bit]) - 128);
+        }
+        for (int b = 0; b < 64 / kActBlock; ++b) acc += float(s[b]) * sx[w * (64 / kActBlock) + b];
       }
       y[t * ldy + r] = acc * m.scales[size_t(r)];
     }

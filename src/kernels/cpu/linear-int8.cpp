@@ -25,7 +25,8 @@ const void* first_array(const format::CompressedMatrix& m) {
 }  // namespace
 
 void Int8Linear::prepare(const LinearWeight& w) {
-  if (kernels_ == CpuKernels::Fast && w.compressed) packed_of(*w.compressed);
+  if (kernels_ == CpuKernels::Fast && w.compressed && w.compressed->layout == format::Layout::MdCsr)
+    packed_of(*w.compressed);
 }
 
 const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
@@ -33,10 +34,7 @@ const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& 
   if (it != packed_.end() && it->second.data == first_array(m) && it->second.rows_at == rows_at(m) &&
       it->second.rows == m.rows && it->second.cols == m.cols)
     return it->second;
-  Packed p{first_array(m), rows_at(m), m.rows, m.cols, {}, {}};
-  if (m.layout == format::Layout::NM) p.nm_sums = nm_block_sums(m);
-  else p.bitmap = pack_bitmap(m);
-  return packed_.insert_or_assign(&m, std::move(p)).first->second;
+  return packed_.insert_or_assign(&m, Packed{first_array(m), rows_at(m), m.rows, m.cols, pack_bitmap(m)}).first->second;
 }
 
 template <class Cost, class Fn>
@@ -97,9 +95,8 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
     });
   }
   if (m->layout == format::Layout::NM) {
-    const int16_t* sums = packed_of(*m).nm_sums.data();
     return split_rows(rows, [](int64_t r) { return r; }, [&](int64_t r0, int64_t r1) {
-      k.nm(*m, sums, acts_, r0, r1, y, rows);
+      k.nm(*m, acts_, r0, r1, y, rows);
       add_bias(r0, r1);
     });
   }

@@ -23,8 +23,8 @@ class Int8Linear {
 
  private:
   struct Packed;
-  // The execution form of a compressed matrix, built on first sight: bitmap windows for
-  // MdCSR, block sums for N:M (whose values and positions are used in place).
+  // The execution form of an MdCSR matrix (bitmap windows), built on first sight. N:M
+  // values and positions are used in place.
   const Packed& packed_of(const format::CompressedMatrix& m);
   void reference(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
   // Runs fn(r0, r1) on one contiguous row range per thread, the ranges cut so that each
@@ -40,8 +40,7 @@ class Int8Linear {
     const void* data;
     const void* rows_at;
     int64_t rows, cols;
-    BitmapMatrix bitmap;            // MdCSR
-    std::vector<int16_t> nm_sums;   // N:M
+    BitmapMatrix bitmap;
   };
   std::unordered_map<const format::CompressedMatrix*, Packed> packed_;
   QuantizedActs acts_;                          // reused by every call: no allocation per token
