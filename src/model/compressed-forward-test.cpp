@@ -226,10 +226,13 @@ TEST_P(CompressedForward, ForwardMatchesReferenceAndDecodedDense) {
   EXPECT_GT(max_diff(want, original), 1e-3f);
 }
 
-// The fast kernels quantize activations to int8 per 64-column block. Given the same
-// rounded activations, the reference kernels agree with them to float rounding; against
-// fp32 activations the logits of these random tiny models move by about 2.5% of their
-// largest magnitude (measured 2.3-2.7%): less than the compression itself moves them.
+// The fast kernels quantize activations to int8 per 32-column block. Given the same
+// rounded activations, the reference kernels agree with them up to float rounding, and
+// to the rare activation that sits on a rounding midpoint: a last-bit difference from an
+// earlier layer's summation order rounds it one step the other way (seen: 0.0034 on
+// logits of magnitude 4). The bound, 0.25% of the largest logit, leaves room for a few
+// such flips and is still ten times below what int8 rounding itself moves the logits
+// against fp32 activations (about 2.5% on these random tiny models).
 TEST_P(CompressedForward, FastKernelsMatchTheReferenceOnRoundedActivations) {
   const Variant& v = GetParam();
   ModelSource src = load_model_source(tiny(v.arch));
@@ -238,7 +241,7 @@ TEST_P(CompressedForward, FastKernelsMatchTheReferenceOnRoundedActivations) {
   const std::vector<float> fp32 = forward_logits(src, kTokens, 2);
   for (const int threads : {1, 3}) {
     const std::vector<float> got = forward_logits(src, kTokens, threads, CpuKernels::Fast);
-    EXPECT_LT(max_diff(got, rounded), 1e-3f) << "threads " << threads;
+    EXPECT_LT(max_diff(got, rounded), 0.0025f * max_abs(rounded)) << "threads " << threads;
     EXPECT_LT(max_diff(got, fp32), 0.04f * max_abs(fp32)) << "threads " << threads;
     EXPECT_GT(max_diff(got, fp32), 0.0f) << "the fast kernels did not run";
   }
