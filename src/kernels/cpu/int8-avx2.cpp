@@ -91,14 +91,14 @@ void nm(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, i
 
 void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   for (int64_t r = r0; r < r1; ++r) {
-    const int8_t* v = m.values.data() + m.row_start[size_t(r)];
+    const uint8_t* v = m.values.data() + m.row_start[size_t(r)];
     const uint64_t* masks = m.masks.data() + r * m.windows;
     // Windows are asked for in order for each token tile; restart the value cursor with w = 0.
-    const int8_t* cursor = v;
+    const uint8_t* cursor = v;
     row_product(a, m.windows, [&](int64_t w, int8_t* buf) -> const int8_t* {
       if (w == 0) cursor = v;
       std::memset(buf, 0, 64);
-      for (uint64_t mask = masks[w]; mask; mask &= mask - 1) buf[__builtin_ctzll(mask)] = *cursor++;
+      for (uint64_t mask = masks[w]; mask; mask &= mask - 1) buf[__builtin_ctzll(mask)] = int8_t(int(*cursor++) - 128);
       return buf;
     }, m.scales[size_t(r)], r, y, ldy);
   }

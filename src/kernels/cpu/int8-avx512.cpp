@@ -28,6 +28,19 @@ static_assert(kActBlock == 32, "the lane scale vectors assume two blocks per 64-
 
 constexpr int kTile = 8;  // tokens per pass over a row
 
+// Lane scales of a 64-byte sum from the block scales it spans, read with one narrow load
+// and a permute: Zen 4 loads one 64-byte vector per cycle, and the kernels already load
+// two per weight vector (weights, activations), so a third would set the pace.
+// Two blocks (dense, bitmap: lanes 0-7, 8-15) or four (N:M chunks: 4 lanes each).
+inline __m512 two_block_scales(const float* s) {
+  const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(s)))));
+}
+inline __m512 four_block_scales(const float* s) {
+  const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(s)));
+}
+
 // -128 * (sum of each 4-byte group of w): the starting value of a token's vpdpbusd, so
 // the sum it ends with is sum w * (q - 128). Computed once per weight vector, shared by
 // the tile's tokens.
@@ -50,27 +63,45 @@ inline float total(const __m512 (&f)[A][NT], int j) {
   return _mm512_reduce_add_ps(t);
 }
 
+// Where a token's vpdpbusd sum starts, to take back the +128 offset of its unsigned
+// operand. Signed weights against activations + 128: -128 * sum(w) per lane, from the
+// weight vector, once for all tokens.
+struct WeightOffset {
+  static constexpr bool unsigned_weights = false;
+  __m512i shared(__m512i wv) const { return offset_start(wv); }
+  __m512i token(int, int64_t, __m512i shared) const { return shared; }
+};
+
 // The shared skeleton of every int8 kernel: for each row and each of its weight vectors
-// (vector(r, i) yields the 64 weights, in the same lane order as gather(j, i, wv) yields
-// token j's activations), sum w * (q - 128) per lane, scale by the lane scales
-// scales(j, i) and accumulate. A layout only says how its vectors and gathers look.
-template <int NT, class Begin, class Vector, class Gather, class Scales>
+// (vector(i) yields 64 weights, in the lane order gather(j, i) yields token j's
+// activations; one of the two unsigned), sum their products per lane from the start
+// Offset gives, scale by the lane scales scales(j, i) and accumulate. A layout only says
+// how its vectors and gathers look.
+template <int NT, class Offset, class Begin, class Vector, class Gather, class Scales>
 inline void rows_tile(int64_t r0, int64_t r1, int64_t n_vectors, const float* row_scales, float* y, int64_t ldy,
-                      int64_t t0, Begin&& begin_row, Vector&& vector, Gather&& gather, Scales&& scales) {
+                      int64_t t0, const Offset& offset, Begin&& begin_row, Vector&& vector, Gather&& gather,
+                      Scales&& scales) {
   constexpr int A = kAcc<NT>;
   for (int64_t r = r0; r < r1; ++r) {
     begin_row(r);
     __m512 f[A][NT];
     for (int a = 0; a < A; ++a)
       for (int j = 0; j < NT; ++j) f[a][j] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_vectors; ++i) {
+    auto step = [&](int64_t i, __m512(&acc)[NT]) {
       const __m512i wv = vector(i);
-      const __m512i start = offset_start(wv);
+      const __m512i shared = offset.shared(wv);
       for (int j = 0; j < NT; ++j) {
-        const __m512i s = _mm512_dpbusd_epi32(start, gather(j, i), wv);
-        f[i % A][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps(scales(j, i)), f[i % A][j]);
+        const __m512i s = Offset::unsigned_weights ? _mm512_dpbusd_epi32(offset.token(j, i, shared), wv, gather(j, i))
+                                                   : _mm512_dpbusd_epi32(offset.token(j, i, shared), gather(j, i), wv);
+        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scales(j, i), acc[j]);
       }
-    }
+    };
+    // Unrolled by A so each accumulator has a fixed register (an index computed at run
+    // time sends them through the stack, a store-to-load chain per vector).
+    int64_t i = 0;
+    for (; i + A <= n_vectors; i += A)
+      for (int a = 0; a < A; ++a) step(i + a, f[a]);
+    for (; i < n_vectors; ++i) step(i, f[0]);
     for (int j = 0; j < NT; ++j) y[(t0 + j) * ldy + r] = total(f, j) * row_scales[r];
   }
 }
@@ -80,12 +111,15 @@ void dense_tile(const DenseI8& m, const QuantizedActs& a, int64_t t0, int64_t r0
   const int64_t nb = (m.cols + 63) / 64;
   const uint64_t tail = low_bits(m.cols - (nb - 1) * 64);
   const int8_t* w = nullptr;
+  const uint8_t* xq[NT];
+  const float* bs[NT];
+  for (int j = 0; j < NT; ++j) xq[j] = a.row(t0 + j), bs[j] = a.block_scales(t0 + j);
   rows_tile<NT>(
-      r0, r1, nb, m.scales, y, ldy, t0, [&](int64_t r) { w = m.w + r * m.cols; },
+      r0, r1, nb, m.scales, y, ldy, t0, WeightOffset{}, [&](int64_t r) { w = m.w + r * m.cols; },
       // Only the last vector may run past the row; a masked load reads nothing beyond it.
       [&](int64_t b) { return b + 1 < nb ? _mm512_loadu_si512(w + 64 * b) : _mm512_maskz_loadu_epi8(tail, w + 64 * b); },
-      [&](int j, int64_t b) { return _mm512_loadu_si512(a.row(t0 + j) + 64 * b); },
-      [&](int j, int64_t b) { return a.vector_lane_scales(t0 + j) + 16 * b; });
+      [&](int j, int64_t b) { return _mm512_loadu_si512(xq[j] + 64 * b); },
+      [&](int j, int64_t b) { return two_block_scales(bs[j] + 2 * b); });
 }
 
 // N:M with N/M = 1/2 (2:4, 4:8): 64 values span 128 columns, two registers of activations,
@@ -111,47 +145,71 @@ void nm_tile(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t 
   const int8_t* vals = nullptr;
   const uint8_t* pos = nullptr;
   __m512i idx = _mm512_setzero_si512();
+  const uint8_t* xq[NT];
+  const float* bs[NT];
+  for (int j = 0; j < NT; ++j) xq[j] = a.row(t0 + j), bs[j] = a.block_scales(t0 + j);
+  // Only the last chunk of a row may be partial: its loads are masked.
+  const int64_t full = per_row / 64;
+  const uint64_t tail_vals = low_bits(per_row - 64 * full), tail_pos = low_bits(((per_row - 64 * full) * bits + 7) / 8);
+  const uint64_t chunk_pos = low_bits(8 * bits);
   rows_tile<NT>(
-      r0, r1, chunks, m.scales.data(), y, ldy, t0,
+      r0, r1, chunks, m.scales.data(), y, ldy, t0, WeightOffset{},
       [&](int64_t r) {
         vals = m.nm.values.data() + r * per_row;
         pos = m.nm.positions.data() + r * pos_bytes;
       },
       [&](int64_t c) {
-        const int64_t nv = std::min<int64_t>(64, per_row - 64 * c);
-        const __m512i pv = _mm512_maskz_loadu_epi8(low_bits((nv * bits + 7) / 8), pos + 8 * bits * c);
+        const bool last = c == full;
+        const __m512i pv = _mm512_maskz_loadu_epi8(last ? tail_pos : chunk_pos, pos + 8 * bits * c);
         idx = _mm512_add_epi8(
             _mm512_and_si512(_mm512_multishift_epi64_epi8(vshift, _mm512_permutexvar_epi8(vperm, pv)), field), vbase);
-        return _mm512_maskz_loadu_epi8(low_bits(nv), vals + 64 * c);
+        return last ? _mm512_maskz_loadu_epi8(tail_vals, vals + 64 * c) : _mm512_loadu_si512(vals + 64 * c);
       },
       [&](int j, int64_t c) {
-        const uint8_t* xw = a.row(t0 + j) + 128 * c;
+        const uint8_t* xw = xq[j] + 128 * c;
         return _mm512_permutex2var_epi8(_mm512_loadu_si512(xw), idx, _mm512_loadu_si512(xw + 64));
       },
-      [&](int j, int64_t c) { return a.chunk_lane_scales(t0 + j) + 16 * c; });
+      [&](int j, int64_t c) { return four_block_scales(bs[j] + 4 * c); });
 }
 
-// Bitmap windows: vpexpandb puts a window's kept values on their columns (zeros between),
-// and the window multiplies the activations in place.
+// Unsigned weights (+ 128) against signed activations: -128 * sum(q) per lane, from the
+// activations, precomputed once per token (QuantizedActs::lane_offsets).
+template <int NT>
+struct ActivationOffset {
+  static constexpr bool unsigned_weights = true;
+  const int32_t* offsets[NT];
+  ActivationOffset(const QuantizedActs& a, int64_t t0) {
+    for (int j = 0; j < NT; ++j) offsets[j] = a.vector_lane_offsets(t0 + j);
+  }
+  __m512i shared(__m512i) const { return _mm512_setzero_si512(); }
+  __m512i token(int j, int64_t w, __m512i) const { return _mm512_loadu_si512(offsets[j] + 16 * w); }
+};
+
+// Bitmap windows: vpexpandb puts a window's kept values (+ 128) on their columns over a
+// background of 128 (weight 0), and the window multiplies the activations in place.
 template <int NT>
 void bitmap_tile(const BitmapMatrix& m, const QuantizedActs& a, int64_t t0, int64_t r0, int64_t r1, float* y,
                  int64_t ldy) {
-  const int8_t* v = nullptr;
+  const uint8_t* v = nullptr;
   const uint64_t* masks = nullptr;
+  const __m512i zero_weight = _mm512_set1_epi8(char(0x80));
+  const int8_t* xs[NT];
+  const float* bs[NT];
+  for (int j = 0; j < NT; ++j) xs[j] = a.signed_row(t0 + j), bs[j] = a.block_scales(t0 + j);
   rows_tile<NT>(
-      r0, r1, m.windows, m.scales.data(), y, ldy, t0,
+      r0, r1, m.windows, m.scales.data(), y, ldy, t0, ActivationOffset<NT>(a, t0),
       [&](int64_t r) {
         v = m.values.data() + m.row_start[size_t(r)];
         masks = m.masks.data() + r * m.windows;
       },
       [&](int64_t w) {
         const uint64_t mask = masks[w];
-        const __m512i wv = _mm512_maskz_expand_epi8(mask, _mm512_loadu_si512(v));
+        const __m512i wv = _mm512_mask_expand_epi8(zero_weight, mask, _mm512_loadu_si512(v));
         v += std::popcount(mask);
         return wv;
       },
-      [&](int j, int64_t w) { return _mm512_loadu_si512(a.row(t0 + j) + 64 * w); },
-      [&](int j, int64_t w) { return a.vector_lane_scales(t0 + j) + 16 * w; });
+      [&](int j, int64_t w) { return _mm512_loadu_si512(xs[j] + 64 * w); },
+      [&](int j, int64_t w) { return two_block_scales(bs[j] + 2 * w); });
 }
 
 // fp16 bitmap windows (prime, codebook) against fp32 activations: vpexpandw per 32

@@ -40,7 +40,15 @@ struct QuantizedActs {
   // Per 128-column N:M chunk (64 values, 16 per block): four lanes per block
   // [n_tokens, stride / 128, 16].
   std::vector<float> lane_scales, chunk_scales;
+  // The same activations signed (q - 128), and per 64-column vector and int32 lane the
+  // start value -128 * (sum of the lane's 4 signed activations) [n_tokens, stride / 4]:
+  // the bitmap kernel multiplies them by weights stored + 128 (BitmapMatrix), where the
+  // offset to take back depends on the activations only, so it costs nothing per row.
+  std::vector<int8_t> qs;
+  std::vector<int32_t> lane_offsets;
   const uint8_t* row(int64_t t) const { return q.data() + t * stride; }
+  const int8_t* signed_row(int64_t t) const { return qs.data() + t * stride; }
+  const int32_t* vector_lane_offsets(int64_t t) const { return lane_offsets.data() + t * (stride / 4); }
   const float* block_scales(int64_t t) const { return scales.data() + t * (stride / kActBlock); }
   const float* vector_lane_scales(int64_t t) const { return lane_scales.data() + t * (stride / 4); }
   const float* chunk_lane_scales(int64_t t) const { return chunk_scales.data() + t * (stride / 8); }
@@ -61,7 +69,9 @@ struct DenseI8 {
 // of the kept columns, and the kept values in column order. The serial delta decoding of
 // MdCSR makes a kernel compute-bound; a mask expands the values in one instruction
 // (vpexpandb) into a window multiplied against the activations as they are. Padding
-// entries and zero values are dropped. Prime and codebook values become fp16 scaled by
+// entries and zero values are dropped. Int8 values are stored + 128 (u8): expanded over
+// a background of 128 (weight 0), every column of a window then carries w + 128, and the
+// offset that adds, 128 * sum(q), is the activations' own (QuantizedActs::lane_offsets). Prime and codebook values become fp16 scaled by
 // the row's largest magnitude (their range, up to 104729, does not fit int8; fp16 keeps a
 // relative error under 2^-11, far below the int8 activation rounding of other layers).
 struct BitmapMatrix {
@@ -69,7 +79,7 @@ struct BitmapMatrix {
   bool f16 = false;                         // values16 (prime / codebook) instead of values
   std::vector<uint64_t> masks;              // [rows, windows]; bit i: column 64 * window + i kept
   std::vector<uint64_t> row_start;          // [rows + 1]: index of each row's first value
-  std::vector<int8_t> values;               // int8: kept values, then 64 bytes of padding
+  std::vector<uint8_t> values;              // int8: kept values + 128, then 64 bytes of padding
   std::vector<uint16_t> values16;           // f16: kept values / row max, then 32 of padding
   std::vector<float> scales;                // [rows]
   size_t bytes() const;                     // bytes the kernel streams

@@ -67,7 +67,7 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
       row_vals.push_back(v);
     }
     if (!b.f16) {
-      for (float v : row_vals) b.values.push_back(int8_t(v));
+      for (float v : row_vals) b.values.push_back(uint8_t(int(v) + 128));
     } else {
       float amax = 0;
       for (float v : row_vals) amax = std::max(amax, std::fabs(v));

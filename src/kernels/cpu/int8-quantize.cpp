@@ -18,7 +18,7 @@ namespace {
 inline float round_even(float v) { return (v + 0x1.8p23f) - 0x1.8p23f; }
 
 void quantize_token(const float* xt, int64_t cols, int64_t stride, uint8_t* q, float* s, float* lanes,
-                    float* chunk_lanes) {
+                    float* chunk_lanes, int8_t* qs, int32_t* offsets) {
   const int64_t blocks = stride / kActBlock;
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t c0 = b * kActBlock, c1 = std::min(cols, c0 + kActBlock);
@@ -34,6 +34,9 @@ void quantize_token(const float* xt, int64_t cols, int64_t stride, uint8_t* q, f
     for (int i = 0; i < 8; ++i) lanes[(b / 2) * 16 + (b % 2) * 8 + i] = s[b];
   for (int64_t b = 0; b < blocks; ++b)
     for (int i = 0; i < 4; ++i) chunk_lanes[(b / 4) * 16 + (b % 4) * 4 + i] = s[b];
+  for (int64_t c = 0; c < stride; ++c) qs[c] = int8_t(int(q[c]) - 128);
+  for (int64_t l = 0; l < stride / 4; ++l)
+    offsets[l] = -128 * (int32_t(qs[4 * l]) + qs[4 * l + 1] + qs[4 * l + 2] + qs[4 * l + 3]);
 }
 
 }  // namespace
@@ -49,10 +52,14 @@ void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs
   if (out.lane_scales.size() < size_t(n_tokens * out.stride / 4)) out.lane_scales.resize(size_t(n_tokens * out.stride / 4));
   if (out.chunk_scales.size() < size_t(n_tokens * out.stride / 8))
     out.chunk_scales.resize(size_t(n_tokens * out.stride / 8));
+  if (out.qs.size() < size_t(n_tokens * out.stride)) out.qs.resize(size_t(n_tokens * out.stride));
+  if (out.lane_offsets.size() < size_t(n_tokens * out.stride / 4))
+    out.lane_offsets.resize(size_t(n_tokens * out.stride / 4));
   auto rows = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
       quantize_token(x + t * cols, cols, out.stride, out.q.data() + t * out.stride, out.scales.data() + t * blocks,
-                     out.lane_scales.data() + t * (out.stride / 4), out.chunk_scales.data() + t * (out.stride / 8));
+                     out.lane_scales.data() + t * (out.stride / 4), out.chunk_scales.data() + t * (out.stride / 8),
+                     out.qs.data() + t * out.stride, out.lane_offsets.data() + t * (out.stride / 4));
   };
   if (pool && n_tokens > 1) pool->parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) { rows(t0, t1); });
   else rows(0, n_tokens);

@@ -64,14 +64,14 @@ void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r
     for (int64_t t = 0; t < a.n_tokens; ++t) {
       const uint8_t* q = a.row(t);
       const float* sx = a.block_scales(t);
-      const int8_t* v = m.values.data() + m.row_start[size_t(r)];
+      const uint8_t* v = m.values.data() + m.row_start[size_t(r)];
       float acc = 0;
       for (int64_t w = 0; w < m.windows; ++w) {
         // A window's bits in column order: the block changes once, at bit kActBlock.
         int32_t s[64 / kActBlock] = {};
         for (uint64_t mask = m.masks[size_t(r * m.windows + w)]; mask; mask &= mask - 1) {
           const int bit = __builtin_ctzll(mask);
-          s[bit / kActBlock] += int32_t(*v++) * (int32_t(q[w * 64 + bit]) - 128);
+          s[bit / kActBlock] += (int32_t(*v++) - 128) * (int32_t(q[w * 64 + bit]) - 128);
         }
         for (int b = 0; b < 64 / kActBlock; ++b) acc += float(s[b]) * sx[w * (64 / kActBlock) + b];
       }
