@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
+#include <vector>
 
 #include "kernels/cpu/int8-kernels.h"
 
@@ -39,6 +41,14 @@ inline __m512 two_block_scales(const float* s) {
 inline __m512 four_block_scales(const float* s) {
   const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
   return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(s)));
+}
+
+// With a tile of tokens the vector math, not the loads, sets the pace: there the lane
+// scales come from the precomputed table in one load and no permute.
+template <int NT>
+inline __m512 vector_scales(const QuantizedActs& a, int64_t t, const float* block_scales, int64_t v) {
+  if constexpr (NT >= 4) return _mm512_loadu_ps(a.vector_lane_scales(t) + 16 * v);
+  else return two_block_scales(block_scales + 2 * v);
 }
 
 // -128 * (sum of each 4-byte group of w): the starting value of a token's vpdpbusd, so
@@ -119,7 +129,7 @@ void dense_tile(const DenseI8& m, const QuantizedActs& a, int64_t t0, int64_t r0
       // Only the last vector may run past the row; a masked load reads nothing beyond it.
       [&](int64_t b) { return b + 1 < nb ? _mm512_loadu_si512(w + 64 * b) : _mm512_maskz_loadu_epi8(tail, w + 64 * b); },
       [&](int j, int64_t b) { return _mm512_loadu_si512(xq[j] + 64 * b); },
-      [&](int j, int64_t b) { return two_block_scales(bs[j] + 2 * b); });
+      [&](int j, int64_t b) { return vector_scales<NT>(a, t0 + j, bs[j], b); });
 }
 
 // N:M with N/M = 1/2 (2:4, 4:8): 64 values span 128 columns, two registers of activations,
@@ -169,7 +179,10 @@ void nm_tile(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t 
         const uint8_t* xw = xq[j] + 128 * c;
         return _mm512_permutex2var_epi8(_mm512_loadu_si512(xw), idx, _mm512_loadu_si512(xw + 64));
       },
-      [&](int j, int64_t c) { return four_block_scales(bs[j] + 4 * c); });
+      [&](int j, int64_t c) {
+        if constexpr (NT >= 4) return _mm512_loadu_ps(a.chunk_lane_scales(t0 + j) + 16 * c);
+        else return four_block_scales(bs[j] + 4 * c);
+      });
 }
 
 // Unsigned weights (+ 128) against signed activations: -128 * sum(q) per lane, from the
@@ -209,7 +222,7 @@ void bitmap_tile(const BitmapMatrix& m, const QuantizedActs& a, int64_t t0, int6
         return wv;
       },
       [&](int j, int64_t w) { return _mm512_loadu_si512(xs[j] + 64 * w); },
-      [&](int j, int64_t w) { return two_block_scales(bs[j] + 2 * w); });
+      [&](int j, int64_t w) { return vector_scales<NT>(a, t0 + j, bs[j], w); });
 }
 
 // fp16 bitmap windows (prime, codebook) against fp32 activations: vpexpandw per 32
@@ -246,6 +259,192 @@ void bitmap_f16_tile(const BitmapMatrix& m, const float* x, int64_t t0, int64_t 
     for (int j = 0; j < NT; ++j)
       y[(t0 + j) * ldy + r] = total(f, j) * m.scales[size_t(r)];
   }
+}
+
+
+// ---- Prefill: token-major GEMM ----
+// Rows are brought to dense int8 (copied, or decoded from their layout: sparsity saves
+// bytes, not multiplies, once 16 tokens share each weight), 4 at a time, and every
+// vpdpbusd multiplies 4 weights broadcast against 4 columns of 16 tokens. Per 32-column
+// block and 4 rows: 8 loads of activations, 32 vpdpbusd, 4 conversions and FMAs.
+
+constexpr int kGemmRows = 4;
+
+// Per-thread decode buffers: sized by the first prefill, reused after (decode never
+// comes here, so the decode loop still does not allocate).
+struct GemmScratch {
+  std::vector<int8_t> w;     // [kGemmRows, stride]
+  std::vector<int32_t> sums; // [kGemmRows, stride / 32]: -128 * sum of each block's weights
+};
+thread_local GemmScratch tls_gemm;
+
+template <int R>
+void gemm_tile(const GemmScratch& sc, int64_t stride, const QuantizedActs& a, int64_t r0, const float* row_scales,
+               float* y, int64_t ldy) {
+  const int64_t quads = stride / 4, blocks_total = stride / kActBlock;
+  const int64_t blocks = (a.cols + kActBlock - 1) / kActBlock;
+  const __m512i token_rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                _mm512_set1_epi32(int32_t(ldy)));
+  for (int64_t g = 0; g < a.groups; ++g) {
+    const uint8_t* xt = a.qt.data() + g * quads * 64;
+    const float* st = a.scales_t.data() + g * blocks_total * 16;
+    __m512 f[R];
+    for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < blocks; ++b) {
+      __m512i ia[R];
+      for (int r = 0; r < R; ++r) ia[r] = _mm512_set1_epi32(sc.sums[size_t(r * blocks_total + b)]);
+      for (int k = 0; k < kActBlock / 4; ++k) {
+        const __m512i xv = _mm512_loadu_si512(xt + (b * (kActBlock / 4) + k) * 64);
+        for (int r = 0; r < R; ++r) {
+          int32_t w4;
+          std::memcpy(&w4, sc.w.data() + r * stride + b * kActBlock + 4 * k, 4);
+          ia[r] = _mm512_dpbusd_epi32(ia[r], xv, _mm512_set1_epi32(w4));
+        }
+      }
+      const __m512 sv = _mm512_loadu_ps(st + b * 16);
+      for (int r = 0; r < R; ++r) f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r]), sv, f[r]);
+    }
+    const __mmask16 valid = __mmask16(low_bits(std::min<int64_t>(16, a.n_tokens - 16 * g)));
+    for (int r = 0; r < R; ++r)
+      _mm512_mask_i32scatter_ps(y + 16 * g * ldy + r0 + r, valid, token_rows,
+                                _mm512_mul_ps(f[r], _mm512_set1_ps(row_scales[r0 + r])), 4);
+  }
+}
+
+// decode(r, dst) writes row r as dense int8 into dst[stride] (zeros past cols).
+template <class Decode>
+void gemm_rows(int64_t r0, int64_t r1, const float* row_scales, const QuantizedActs& a, float* y, int64_t ldy,
+               Decode&& decode) {
+  const int64_t stride = a.stride, blocks_total = stride / kActBlock;
+  GemmScratch& sc = tls_gemm;
+  if (sc.w.size() < size_t(kGemmRows * stride)) sc.w.resize(size_t(kGemmRows * stride));
+  if (sc.sums.size() < size_t(kGemmRows * blocks_total)) sc.sums.resize(size_t(kGemmRows * blocks_total));
+  for (int64_t r = r0; r < r1; r += kGemmRows) {
+    const int n = int(std::min<int64_t>(kGemmRows, r1 - r));
+    for (int i = 0; i < n; ++i) {
+      int8_t* dst = sc.w.data() + i * stride;
+      decode(r + i, dst);
+      for (int64_t b = 0; b < blocks_total; ++b) {
+        int32_t sum = 0;
+        for (int c = 0; c < kActBlock; ++c) sum += dst[b * kActBlock + c];
+        sc.sums[size_t(i * blocks_total + b)] = -128 * sum;
+      }
+    }
+    switch (n) {
+      case 4: gemm_tile<4>(sc, stride, a, r, row_scales, y, ldy); break;
+      case 3: gemm_tile<3>(sc, stride, a, r, row_scales, y, ldy); break;
+      case 2: gemm_tile<2>(sc, stride, a, r, row_scales, y, ldy); break;
+      default: gemm_tile<1>(sc, stride, a, r, row_scales, y, ldy); break;
+    }
+  }
+}
+
+void dense_gemm(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  gemm_rows(r0, r1, m.scales, a, y, ldy, [&](int64_t r, int8_t* dst) {
+    std::memcpy(dst, m.w + r * m.cols, size_t(m.cols));
+    std::memset(dst + m.cols, 0, size_t(a.stride - m.cols));
+  });
+}
+
+// Masks of the kept columns of N:M groups from their packed positions, by table: for 2:4
+// one position byte (two groups) gives 8 mask bits, for 4:8 12 bits (one group) give 8.
+// Positions are distinct in a group (validate()), so a 64-column window takes exactly 32
+// values, and an expand puts them right when each group lists its positions in column
+// order. Bit 8 flags a group that does not: one keeping fewer than N, whose zero fillers
+// come after its kept values (docs/FORMAT.md); such windows are decoded one by one.
+struct NMMaskTables {
+  uint16_t t24[256];
+  uint16_t t48[4096];
+  static uint16_t entry(const int* p, int groups, int n) {
+    int m = 0;
+    bool unordered = false;
+    for (int g = 0; g < groups; ++g)
+      for (int i = 0; i < n; ++i) {
+        m |= 1 << (p[g * n + i] + g * 4);
+        if (i > 0 && p[g * n + i] < p[g * n + i - 1]) unordered = true;
+      }
+    return uint16_t(m | (unordered ? 0x100 : 0));
+  }
+  NMMaskTables() {
+    int p[4];
+    for (int b = 0; b < 256; ++b) {
+      for (int i = 0; i < 4; ++i) p[i] = (b >> (2 * i)) & 3;
+      t24[b] = entry(p, 2, 2);
+    }
+    for (int x = 0; x < 4096; ++x) {
+      for (int i = 0; i < 4; ++i) p[i] = (x >> (3 * i)) & 7;
+      t48[x] = entry(p, 1, 4);
+    }
+  }
+};
+const NMMaskTables kNMMasks;
+
+void nm_gemm(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
+             int64_t ldy) {
+  const int n = m.nm.n, mm = m.nm.m, bits = format::nm_bits(mm);
+  const int64_t per_row = format::nm_values_per_row(m.cols, n, mm);
+  const int64_t pos_bytes = format::nm_position_bytes_per_row(m.cols, n, mm);
+  const bool table = (n == 2 && mm == 4) || (n == 4 && mm == 8);
+  const int64_t windows = m.cols / 64, tail_cols = m.cols - 64 * windows;
+  gemm_rows(r0, r1, m.scales.data(), a, y, ldy, [&](int64_t r, int8_t* dst) {
+    const int8_t* v = m.nm.values.data() + r * per_row;
+    const uint8_t* pos = m.nm.positions.data() + r * pos_bytes;
+    std::memset(dst, 0, size_t(a.stride));
+    // Values [k, k1) as groups from g on, positions read as a little-endian bit stream
+    // (a byte in whenever fewer than `bits` are buffered). k starts on a byte boundary
+    // of the positions: at a row or window start.
+    auto one_by_one = [&](int64_t k, int64_t k1, int64_t g) {
+      const uint8_t* p = pos + (k * bits) / 8;
+      uint32_t buf = 0;
+      int have = 0;
+      const uint32_t field = (1u << bits) - 1;
+      for (; k < k1; ++g)
+        for (int i = 0; i < n; ++i, ++k) {
+          if (have < bits) buf |= uint32_t(*p++) << have, have += 8;
+          dst[g * mm + (buf & field)] = v[k];
+          buf >>= bits;
+          have -= bits;
+        }
+    };
+    if (!table) return one_by_one(0, per_row, 0);
+    // Whole 64-column windows (32 values, 64 / M groups): a mask from the table, then
+    // one expand.
+    for (int64_t w = 0; w < windows; ++w) {
+      const int64_t k = 32 * w, g = w * (64 / mm);
+      uint64_t mask = 0;
+      unsigned unordered = 0;
+      for (int i = 0; i < 8; ++i) {
+        uint16_t e;
+        if (mm == 4) {
+          e = kNMMasks.t24[pos[w * 8 + i]];
+        } else {
+          const int64_t bit = (g + i) * 12;
+          uint16_t x;
+          std::memcpy(&x, pos + bit / 8, 2);
+          e = kNMMasks.t48[(x >> (bit % 8)) & 0xfff];
+        }
+        mask |= uint64_t(e & 0xff) << (8 * i);
+        unordered |= e;
+      }
+      if (unordered & 0x100) one_by_one(k, k + 32, g);
+      else _mm512_storeu_si512(dst + 64 * w, _mm512_maskz_expand_epi8(mask, _mm512_maskz_loadu_epi8(0xffffffffull, v + k)));
+    }
+    if (tail_cols) one_by_one(32 * windows, per_row, windows * (64 / mm));
+  });
+}
+
+void bitmap_gemm(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  const __m512i zero_weight = _mm512_set1_epi8(char(0x80));
+  gemm_rows(r0, r1, m.scales.data(), a, y, ldy, [&](int64_t r, int8_t* dst) {
+    const uint8_t* v = m.values.data() + m.row_start[size_t(r)];
+    const uint64_t* masks = m.masks.data() + r * m.windows;
+    for (int64_t w = 0; w < m.windows; ++w) {
+      const __m512i wv = _mm512_mask_expand_epi8(zero_weight, masks[w], _mm512_loadu_si512(v));
+      v += std::popcount(masks[w]);
+      _mm512_storeu_si512(dst + 64 * w, _mm512_xor_si512(wv, zero_weight));  // + 128 off again
+    }
+    std::memset(dst + 64 * m.windows, 0, size_t(a.stride - 64 * m.windows));
+  });
 }
 
 // Runs Tile<NT> over the tokens in groups of kTile, the remainder with a smaller tile.
@@ -297,16 +496,19 @@ struct NMTiles {
 };
 
 void dense(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  if (a.groups > 0) return dense_gemm(m, a, r0, r1, y, ldy);
   over_tokens<DenseTile>(a.n_tokens, m, a, r0, r1, y, ldy);
 }
 
 void nm(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  if (a.groups > 0) return nm_gemm(m, a, r0, r1, y, ldy);
   if (m.nm.n == 2 && m.nm.m == 4) return over_tokens<NMTiles<2, 4>::Tile>(a.n_tokens, m, a, r0, r1, y, ldy);
   if (m.nm.n == 4 && m.nm.m == 8) return over_tokens<NMTiles<4, 8>::Tile>(a.n_tokens, m, a, r0, r1, y, ldy);
   kInt8Avx2.nm(m, a, r0, r1, y, ldy);  // other N:M: windows expanded one by one
 }
 
 void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  if (a.groups > 0) return bitmap_gemm(m, a, r0, r1, y, ldy);
   over_tokens<BitmapTile>(a.n_tokens, m, a, r0, r1, y, ldy);
 }
 

@@ -4,6 +4,7 @@
 // tolerance can be tight. A separate test bounds the quantization error itself.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -174,8 +175,23 @@ TEST(Int8Kernels, NMMatchesReferenceOnEveryTarget) {
           if (s.cols % m) continue;
           SCOPED_TRACE(::testing::Message() << int8_target() << " " << n << ":" << m << " " << s.rows << "x" << s.cols
                                             << " tokens " << nt);
-          // Groups with fewer than N kept values leave zero fillers.
-          const auto rows = format::testing::random_nm_rows(rng, s.rows, s.cols, n, m);
+          // Groups with fewer than N kept values leave zero fillers (and put values out of
+          // column order); even rows keep N in every group, the common case.
+          auto rows = format::testing::random_nm_rows(rng, s.rows, s.cols, n, m);
+          for (size_t r = 0; r < rows.size(); r += 2) {
+            rows[r].cols.clear();
+            rows[r].codes.clear();
+            for (int64_t g = 0; g < s.cols / m; ++g) {
+              std::vector<int> pos(static_cast<size_t>(m));
+              for (int i = 0; i < m; ++i) pos[size_t(i)] = i;
+              std::shuffle(pos.begin(), pos.end(), rng);
+              std::sort(pos.begin(), pos.begin() + n);
+              for (int i = 0; i < n; ++i) {
+                rows[r].cols.push_back(uint32_t(g * m + pos[size_t(i)]));
+                rows[r].codes.push_back(int(rng() % 255) - 127);
+              }
+            }
+          }
           const format::CompressedData ref = format::encode_nm(s.cols, rows, n, m);
           const std::vector<float> x = random_x(rng, nt * s.cols);
           QuantizedActs a;

@@ -25,6 +25,7 @@ namespace upg::kernels {
 
 inline constexpr int64_t kActBlock = 32;   // columns per activation scale
 inline constexpr int64_t kActAlign = 128;  // row stride multiple: N:M reads 128-column windows
+inline constexpr int64_t kGemmTokens = 16;  // tokens from which the token-major (GEMM) layout is built
 
 // x quantized for the int8 kernels. A value is stored with a +128 offset (u8, the
 // unsigned operand of vpdpbusd); x ~= scale * (q - 128). Padding columns hold 128 (zero)
@@ -46,6 +47,15 @@ struct QuantizedActs {
   // offset to take back depends on the activations only, so it costs nothing per row.
   std::vector<int8_t> qs;
   std::vector<int32_t> lane_offsets;
+  // Prefill (n_tokens >= kGemmTokens): the activations of each group of 16 tokens
+  // interleaved by 4 columns, qt [groups, stride / 4, 16 tokens x 4 bytes], and their
+  // block scales [groups, stride / 32, 16 tokens], padding tokens zero (q 128, scale 0).
+  // One 64-byte load then feeds a vpdpbusd against 4 weights broadcast: 16 tokens at
+  // once, with one float conversion per 32 columns instead of per 64-column vector
+  // and token (int8-avx512.cpp, gemm).
+  int64_t groups = 0;
+  std::vector<uint8_t> qt;
+  std::vector<float> scales_t;
   const uint8_t* row(int64_t t) const { return q.data() + t * stride; }
   const int8_t* signed_row(int64_t t) const { return qs.data() + t * stride; }
   const int32_t* vector_lane_offsets(int64_t t) const { return lane_offsets.data() + t * (stride / 4); }

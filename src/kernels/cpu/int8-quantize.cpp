@@ -4,6 +4,7 @@
 // and a serial pass there left the other core idle for a tenth of the prompt time.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/int8-kernels.h"
 #include "upg/kernels.h"
@@ -63,6 +64,32 @@ void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs
   };
   if (pool && n_tokens > 1) pool->parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) { rows(t0, t1); });
   else rows(0, n_tokens);
+  out.groups = 0;
+  if (n_tokens < kGemmTokens) return;
+  // Token-major copy for the prefill kernels: group g, column quad k, token lane l.
+  out.groups = (n_tokens + 15) / 16;
+  const int64_t quads = out.stride / 4;
+  if (out.qt.size() < size_t(out.groups * quads * 64)) out.qt.resize(size_t(out.groups * quads * 64));
+  if (out.scales_t.size() < size_t(out.groups * blocks * 16)) out.scales_t.resize(size_t(out.groups * blocks * 16));
+  auto groups = [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      uint32_t* dst = reinterpret_cast<uint32_t*>(out.qt.data()) + g * quads * 16;
+      float* st = out.scales_t.data() + g * blocks * 16;
+      for (int l = 0; l < 16; ++l) {
+        const int64_t t = g * 16 + l;
+        if (t < n_tokens) {
+          const uint8_t* q = out.q.data() + t * out.stride;
+          for (int64_t k = 0; k < quads; ++k) std::memcpy(dst + k * 16 + l, q + 4 * k, 4);
+          for (int64_t b = 0; b < blocks; ++b) st[b * 16 + l] = out.scales[size_t(t * blocks + b)];
+        } else {
+          for (int64_t k = 0; k < quads; ++k) dst[k * 16 + l] = 0x80808080u;
+          for (int64_t b = 0; b < blocks; ++b) st[b * 16 + l] = 0.0f;
+        }
+      }
+    }
+  };
+  if (pool) pool->parallel_for(out.groups, [&](int64_t g0, int64_t g1, int) { groups(g0, g1); });
+  else groups(0, out.groups);
 }
 
 }  // namespace upg::kernels
