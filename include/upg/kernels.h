@@ -59,5 +59,9 @@ void add_inplace(float* y, const float* x, int64_t n);
 // Dot product and axpy used by attention: sum x[i]*y[i]; y[i] += a*x[i].
 float dot(const float* x, const float* y, int64_t n);
 void axpy(float a, const float* x, float* y, int64_t n);
+// Attention over many positions in one call: out[p] = dot(q, K[p]) for p < rows, and
+// out += sum_p a[p] * V[p]; K and V rows are `stride` floats apart, dim used of each.
+void dot_rows(const float* q, const float* K, int64_t stride, int64_t rows, int64_t dim, float* out);
+void axpy_rows(const float* a, const float* V, int64_t stride, int64_t rows, int64_t dim, float* out);
 
 }  // namespace upg::kernels

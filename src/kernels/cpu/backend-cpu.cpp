@@ -125,19 +125,16 @@ class CpuBackend final : public Backend {
         const int start = b.sliding_window > 0 ? std::max(0, pos - b.sliding_window + 1) : 0;
         const float* qh = q + (t * size_t(n_heads) + size_t(h)) * size_t(hd);
         const size_t base = size_t(b.kv_base[t]);
-        float mx = -INFINITY;
-        for (int p = start; p <= pos; ++p) {
-          const float s = kernels::dot(qh, kl + (base + size_t(p)) * size_t(kv_dim_) + size_t(kvh) * hd, hd) * scale;
-          att[p] = s;
-          mx = std::max(mx, s);
-        }
-        float sum = 0;
-        for (int p = start; p <= pos; ++p) sum += (att[p] = std::exp(att[p] - mx));
-        const float inv = 1.0f / sum;
+        const float* kh = kl + (base + size_t(start)) * size_t(kv_dim_) + size_t(kvh) * hd;
+        const float* vh = vl + (base + size_t(start)) * size_t(kv_dim_) + size_t(kvh) * hd;
+        const int64_t n_pos = pos - start + 1;
+        float* sc = att + start;
+        kernels::dot_rows(qh, kh, kv_dim_, n_pos, hd, sc);
+        for (int64_t p = 0; p < n_pos; ++p) sc[p] *= scale;
+        kernels::softmax(sc, n_pos);
         float* o = out + (t * size_t(n_heads) + size_t(h)) * size_t(hd);
         std::memset(o, 0, size_t(hd) * sizeof(float));
-        for (int p = start; p <= pos; ++p)
-          kernels::axpy(att[p] * inv, vl + (base + size_t(p)) * size_t(kv_dim_) + size_t(kvh) * hd, o, hd);
+        kernels::axpy_rows(sc, vh, kv_dim_, n_pos, hd, o);
       }
     });
   }

@@ -50,6 +50,44 @@ TEST(VectorOps, DotAndAxpy) {
   EXPECT_EQ(dot(nullptr, nullptr, 0), 0.0f);
 }
 
+// Attention's batched forms: rows `stride` apart (a KV cache slot holds every head), a
+// head width below, at and past the 4-vector block, and 1 to many positions.
+TEST(VectorOps, DotRowsAndAxpyRows) {
+  std::mt19937 rng(7);
+  testing::for_each_target([&](const std::string&) {
+    for (int64_t dim : {7, 64, 80, 130})
+      for (int64_t rows : {1, 5, 33}) {
+        SCOPED_TRACE(::testing::Message() << "dim " << dim << " rows " << rows);
+        const int64_t stride = dim * 3 + 5;
+        const auto q = random_vec(dim, rng), kv = random_vec(rows * stride, rng), a = random_vec(rows, rng);
+        std::vector<float> scores(static_cast<size_t>(rows) + 1, 9.0f);
+        dot_rows(q.data(), kv.data(), stride, rows, dim, scores.data());
+        ASSERT_EQ(scores.back(), 9.0f);
+        auto out0 = random_vec(dim, rng);
+        auto out = out0;
+        out.push_back(9.0f);
+        axpy_rows(a.data(), kv.data(), stride, rows, dim, out.data());
+        ASSERT_EQ(out.back(), 9.0f);
+        for (int64_t p = 0; p < rows; ++p) {
+          double ref = 0, mag = 0;
+          for (int64_t i = 0; i < dim; ++i) {
+            ref += double(q[size_t(i)]) * kv[size_t(p * stride + i)];
+            mag += std::fabs(double(q[size_t(i)]) * kv[size_t(p * stride + i)]);
+          }
+          expect_close(scores[size_t(p)], ref, mag);
+        }
+        for (int64_t i = 0; i < dim; ++i) {
+          double ref = out0[size_t(i)], mag = std::fabs(out0[size_t(i)]);
+          for (int64_t p = 0; p < rows; ++p) {
+            ref += double(a[size_t(p)]) * kv[size_t(p * stride + i)];
+            mag += std::fabs(double(a[size_t(p)]) * kv[size_t(p * stride + i)]);
+          }
+          expect_close(out[size_t(i)], ref, mag);
+        }
+      }
+  });
+}
+
 TEST(VectorOps, AddInplace) {
   std::mt19937 rng(2);
   testing::for_each_target([&](const std::string&) {

@@ -48,6 +48,40 @@ void Axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// out[p] = dot(q, K + p * stride) over dim, for p < rows: one attention head's scores
+// in one call (a dispatched call per position cost more than the 64-wide dot itself).
+void DotRows(const float* HWY_RESTRICT q, const float* HWY_RESTRICT K, int64_t stride, int64_t rows, int64_t dim,
+             float* HWY_RESTRICT out) {
+  for (int64_t p = 0; p < rows; ++p) out[p] = Dot(q, K + p * stride, dim);
+}
+
+// out[0..dim) += sum_p a[p] * V[p * stride + ...]: the output stays in registers across
+// rows, a block of 4 vectors at a time.
+void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT V, int64_t stride, int64_t rows, int64_t dim,
+              float* HWY_RESTRICT out) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  int64_t c = 0;
+  for (; c + 4 * N <= dim; c += 4 * N) {
+    auto o0 = hn::LoadU(d, out + c), o1 = hn::LoadU(d, out + c + N), o2 = hn::LoadU(d, out + c + 2 * N),
+         o3 = hn::LoadU(d, out + c + 3 * N);
+    for (int64_t p = 0; p < rows; ++p) {
+      const auto va = hn::Set(d, a[p]);
+      const float* v = V + p * stride + c;
+      o0 = hn::MulAdd(va, hn::LoadU(d, v), o0);
+      o1 = hn::MulAdd(va, hn::LoadU(d, v + N), o1);
+      o2 = hn::MulAdd(va, hn::LoadU(d, v + 2 * N), o2);
+      o3 = hn::MulAdd(va, hn::LoadU(d, v + 3 * N), o3);
+    }
+    hn::StoreU(o0, d, out + c);
+    hn::StoreU(o1, d, out + c + N);
+    hn::StoreU(o2, d, out + c + 2 * N);
+    hn::StoreU(o3, d, out + c + 3 * N);
+  }
+  if (c < dim)
+    for (int64_t p = 0; p < rows; ++p) Axpy(a[p], V + p * stride + c, out + c, dim - c);
+}
+
 void AddInplace(float* y, const float* x, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -138,6 +172,8 @@ namespace upg::kernels {
 
 HWY_EXPORT(Dot);
 HWY_EXPORT(Axpy);
+HWY_EXPORT(DotRows);
+HWY_EXPORT(AxpyRows);
 HWY_EXPORT(AddInplace);
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(Softmax);
@@ -161,6 +197,14 @@ void add_inplace(float* y, const float* x, int64_t n) {
 }
 
 float dot(const float* x, const float* y, int64_t n) { return n > 0 ? HWY_DYNAMIC_DISPATCH(Dot)(x, y, n) : 0.0f; }
+
+void dot_rows(const float* q, const float* K, int64_t stride, int64_t rows, int64_t dim, float* out) {
+  if (rows > 0) HWY_DYNAMIC_DISPATCH(DotRows)(q, K, stride, rows, dim, out);
+}
+
+void axpy_rows(const float* a, const float* V, int64_t stride, int64_t rows, int64_t dim, float* out) {
+  if (rows > 0 && dim > 0) HWY_DYNAMIC_DISPATCH(AxpyRows)(a, V, stride, rows, dim, out);
+}
 
 void axpy(float a, const float* x, float* y, int64_t n) {
   if (n > 0) HWY_DYNAMIC_DISPATCH(Axpy)(a, x, y, n);
