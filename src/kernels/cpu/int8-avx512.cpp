@@ -171,8 +171,10 @@ void nm_tile(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t 
       [&](int64_t c) {
         const bool last = c == full;
         const __m512i pv = _mm512_maskz_loadu_epi8(last ? tail_pos : chunk_pos, pos + 8 * bits * c);
-        idx = _mm512_add_epi8(
-            _mm512_and_si512(_mm512_multishift_epi64_epi8(vshift, _mm512_permutexvar_epi8(vperm, pv)), field), vbase);
+        // (fields & (M - 1)) | base in one vpternlogd (0xEA = a & b | c): base is a
+        // multiple of M, so the OR is the sum.
+        idx = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(vshift, _mm512_permutexvar_epi8(vperm, pv)), field,
+                                        vbase, 0xEA);
         return last ? _mm512_maskz_loadu_epi8(tail_vals, vals + 64 * c) : _mm512_loadu_si512(vals + 64 * c);
       },
       [&](int j, int64_t c) {
