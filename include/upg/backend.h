@@ -69,6 +69,11 @@ class Backend {
   // CPU repacks MdCSR into bitmap windows, a GPU backend would upload. Optional: matmul
   // prepares a weight it has not seen on first use, so this only moves the cost to load.
   virtual void prepare(const LinearWeight&) {}
+  // Many weights at once, so a backend can spread the work (the CPU repacks on every
+  // core: a Phi-4-sized model holds 160 matrices of up to 92M weights).
+  virtual void prepare(std::span<const LinearWeight* const> weights) {
+    for (const LinearWeight* w : weights) prepare(*w);
+  }
 
   // y[n_tokens, rows] = x[n_tokens, cols] W^T (+ bias)
   virtual void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) = 0;

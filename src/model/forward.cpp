@@ -30,9 +30,10 @@ ForwardPass::ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend&
   kv_base_.resize(U);
   be_.kv_alloc(cfg.num_layers, int64_t(context_length) * max_sequences, int(kvd));
   // Repacking (or uploading) every weight now keeps that cost out of the first token.
-  be_.prepare(w.lm_head);
+  std::vector<const LinearWeight*> all = {&w.lm_head};
   for (const LayerWeights& l : w.layers)
-    for (const LinearWeight* lw : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) be_.prepare(*lw);
+    for (const LinearWeight* lw : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) all.push_back(lw);
+  be_.prepare(std::span<const LinearWeight* const>(all));
 }
 
 void ForwardPass::validate(const Batch& b) const {

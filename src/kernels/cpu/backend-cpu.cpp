@@ -44,7 +44,11 @@ class CpuBackend final : public Backend {
     kernels::matmul(pool_, w.dtype, w.data, w.rows, w.cols, x, n_tokens, y, w.bias);
   }
 
-  void prepare(const LinearWeight& w) override { int8_.prepare(w); }
+  void prepare(const LinearWeight& w) override {
+    const LinearWeight* one = &w;
+    int8_.prepare(std::span<const LinearWeight* const>(&one, 1));
+  }
+  void prepare(std::span<const LinearWeight* const> weights) override { int8_.prepare(weights); }
 
   void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n_tokens, float eps) override {
     kernels::rmsnorm(x, w, out, dim, n_tokens, eps);

@@ -24,16 +24,36 @@ const void* first_array(const format::CompressedMatrix& m) {
 
 }  // namespace
 
-void Int8Linear::prepare(const LinearWeight& w) {
-  if (kernels_ == CpuKernels::Fast && w.compressed && w.compressed->layout == format::Layout::MdCsr)
-    packed_of(*w.compressed);
+void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
+  if (kernels_ != CpuKernels::Fast) return;
+  std::vector<const format::CompressedMatrix*> todo;
+  for (const LinearWeight* w : weights) {
+    const format::CompressedMatrix* m = w->compressed;
+    if (!m || m->layout != format::Layout::MdCsr) continue;
+    if (packed(*m)) continue;
+    if (std::find(todo.begin(), todo.end(), m) == todo.end()) todo.push_back(m);
+  }
+  // Whole matrices per thread; the map is filled afterwards, from this thread only.
+  std::vector<BitmapMatrix> done(todo.size());
+  pool_.parallel_for(int64_t(todo.size()), [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) done[size_t(i)] = pack_bitmap(*todo[size_t(i)]);
+  });
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const format::CompressedMatrix& m = *todo[i];
+    packed_.insert_or_assign(&m, Packed{first_array(m), rows_at(m), m.rows, m.cols, std::move(done[i])});
+  }
 }
 
-const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
+const Int8Linear::Packed* Int8Linear::packed(const format::CompressedMatrix& m) const {
   auto it = packed_.find(&m);
   if (it != packed_.end() && it->second.data == first_array(m) && it->second.rows_at == rows_at(m) &&
       it->second.rows == m.rows && it->second.cols == m.cols)
-    return it->second;
+    return &it->second;
+  return nullptr;
+}
+
+const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
+  if (const Packed* p = packed(m)) return *p;
   return packed_.insert_or_assign(&m, Packed{first_array(m), rows_at(m), m.rows, m.cols, pack_bitmap(m)}).first->second;
 }
 

@@ -3,6 +3,7 @@
 // kernel, keeps the repacked (bitmap) form of each MdCSR weight, quantizes activations
 // once per call and splits rows over the threads by work.
 #include <cstdint>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -17,7 +18,8 @@ class Int8Linear {
   Int8Linear(ThreadPool& pool, CpuKernels kernels) : pool_(pool), kernels_(kernels) {}
   // Whether matmul() runs this weight (int8 or compressed).
   static bool handles(const LinearWeight& w) { return w.compressed || w.dtype == DType::I8; }
-  void prepare(const LinearWeight& w);
+  // Repacks the MdCSR weights among these, spread over the pool's threads.
+  void prepare(std::span<const LinearWeight* const> weights);
   // y[n_tokens, rows] = x W^T (+ bias) for a weight handles() accepts.
   void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
 
@@ -26,6 +28,7 @@ class Int8Linear {
   // The execution form of an MdCSR matrix (bitmap windows), built on first sight. N:M
   // values and positions are used in place.
   const Packed& packed_of(const format::CompressedMatrix& m);
+  const Packed* packed(const format::CompressedMatrix& m) const;  // null when absent or stale
   void reference(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
   // Runs fn(r0, r1) on one contiguous row range per thread, the ranges cut so that each
   // holds about the same share of cost_before(rows) (cost_before: cost of rows < r).
