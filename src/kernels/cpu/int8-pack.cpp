@@ -49,6 +49,35 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
   b.masks.assign(size_t(b.rows * b.windows), 0);
   b.row_start.assign(size_t(b.rows) + 1, 0);
   b.scales.assign(m.scales.begin(), m.scales.end());
+  // Sized once for every stored entry (padding and zeros are dropped, so fewer remain):
+  // growing by doubling copied the values again and again on a Phi-4-sized matrix.
+  const size_t upper = size_t(m.entries());
+  if (!b.f16) {
+    b.values.resize(upper + 64, 0);
+    uint8_t* out = b.values.data();
+    for (int64_t r = 0; r < m.rows; ++r) {
+      uint64_t* mask = b.masks.data() + r * b.windows;
+      int64_t col = 0;
+      for (size_t k = m.mdcsr.row_pointers[size_t(r)]; k < m.mdcsr.row_pointers[size_t(r) + 1]; ++k) {
+        col += m.mdcsr.delta_indices[k];
+        const int8_t v = m.mdcsr.values[k];
+        if (v == 0) continue;  // gap padding, or a kept weight that quantized to zero
+        if (col >= m.cols)
+          throw Error(fmt::format("pack_bitmap: row {} reaches column {}, past cols {}", r, col, m.cols));
+        const uint64_t bit = uint64_t{1} << (col % 64);
+        if (mask[col / 64] & bit) throw Error(fmt::format("pack_bitmap: row {} holds column {} twice", r, col));
+        mask[col / 64] |= bit;
+        *out++ = uint8_t(int(v) + 128);
+      }
+      b.row_start[size_t(r) + 1] = uint64_t(out - b.values.data());
+    }
+    // Kernels load whole vectors at a row's current value; 64 bytes of padding keep the
+    // last one in bounds.
+    b.values.resize(b.row_start.back() + 64);
+    b.values.shrink_to_fit();
+    return b;
+  }
+  b.values16.reserve(upper + 32);
   std::vector<float> row_vals;
   for (int64_t r = 0; r < m.rows; ++r) {
     uint64_t* mask = b.masks.data() + r * b.windows;
@@ -66,19 +95,13 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
       mask[col / 64] |= bit;
       row_vals.push_back(v);
     }
-    if (!b.f16) {
-      for (float v : row_vals) b.values.push_back(uint8_t(int(v) + 128));
-    } else {
-      float amax = 0;
-      for (float v : row_vals) amax = std::max(amax, std::fabs(v));
-      for (float v : row_vals) b.values16.push_back(fp32_to_fp16(v / amax));
-      b.scales[size_t(r)] *= amax;
-    }
+    float amax = 0;
+    for (float v : row_vals) amax = std::max(amax, std::fabs(v));
+    for (float v : row_vals) b.values16.push_back(fp32_to_fp16(v / amax));
+    b.scales[size_t(r)] *= amax;
     b.row_start[size_t(r) + 1] = b.row_start[size_t(r)] + row_vals.size();
   }
-  // Kernels load whole vectors at a row's current value; padding keeps the last in bounds.
-  if (b.f16) b.values16.resize(b.values16.size() + 32, 0);
-  else b.values.resize(b.values.size() + 64, 0);
+  b.values16.resize(b.values16.size() + 32, 0);  // padding, as for int8
   return b;
 }
 
