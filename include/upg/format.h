@@ -81,6 +81,9 @@ struct CompressedMatrix {
 // part sizes agree with the shape). Throws upg::Error naming `what` (the tensor).
 void validate(const CompressedMatrix& m, const std::string& what);
 
+// The unscaled weight of MdCSR entry k: the int8 value, the signed prime, or the codebook
+// entry (0 for padding). Throws upg::Error for a codebook index past the codebook.
+float mdcsr_value(const CompressedMatrix& m, size_t k);
 // Decodes row r into dense[cols] (fp32, scale applied). The plain reference every fast
 // kernel is tested against.
 void decode_row(const CompressedMatrix& m, int64_t r, float* dense);

@@ -13,27 +13,6 @@
 namespace upg::format {
 namespace {
 
-// The unscaled weight of MdCSR entry k.
-float mdcsr_value(const CompressedMatrix& m, size_t k) {
-  switch (m.encoding) {
-    case Encoding::Int8: return float(m.mdcsr.values[k]);
-    case Encoding::Prime: {
-      const uint16_t code = m.mdcsr.prime_indices[k];
-      const int index = code & kPrimeIndexMask;
-      if (index == 0) return 0.0f;
-      const float p = float(nth_prime(index));
-      return (code & kPrimeSignBit) ? -p : p;
-    }
-    case Encoding::Codebook: {
-      const uint16_t index = m.mdcsr.prime_indices[k];
-      if (index >= m.mdcsr.codebook.size())
-        throw Error(fmt::format("decode: codebook index {} past the codebook's {} entries", index, m.mdcsr.codebook.size()));
-      return m.mdcsr.codebook[index];
-    }
-  }
-  throw Error("decode: unknown encoding");
-}
-
 // Calls f(column, weight) for every stored entry of row r, padding and filler included
 // (their weight is zero).
 template <typename F>
@@ -57,6 +36,26 @@ void for_each_entry(const CompressedMatrix& m, int64_t r, F&& f) {
 }
 
 }  // namespace
+
+float mdcsr_value(const CompressedMatrix& m, size_t k) {
+  switch (m.encoding) {
+    case Encoding::Int8: return float(m.mdcsr.values[k]);
+    case Encoding::Prime: {
+      const uint16_t code = m.mdcsr.prime_indices[k];
+      const int index = code & kPrimeIndexMask;
+      if (index == 0) return 0.0f;
+      const float p = float(nth_prime(index));
+      return (code & kPrimeSignBit) ? -p : p;
+    }
+    case Encoding::Codebook: {
+      const uint16_t index = m.mdcsr.prime_indices[k];
+      if (index >= m.mdcsr.codebook.size())
+        throw Error(fmt::format("decode: codebook index {} past the codebook's {} entries", index, m.mdcsr.codebook.size()));
+      return m.mdcsr.codebook[index];
+    }
+  }
+  throw Error("decode: unknown encoding");
+}
 
 void decode_row(const CompressedMatrix& m, int64_t r, float* dense) {
   std::fill(dense, dense + m.cols, 0.0f);

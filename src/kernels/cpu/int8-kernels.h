@@ -8,7 +8,7 @@
 // multiplies 64 int8 pairs in one. Activations get one scale per 32 columns, so one
 // outlier only coarsens its own block. Measured on the default model (dense int8
 // weights, 1024 KJV tokens; reference kernels with fp32 activations: 4.1750):
-// perplexity 4.1793 with blocks of 32, 4.2048 with 64, 4.2564 with 128. A 64-byte
+// perplexity 4.1814 with blocks of 32, 4.2048 with 64, 4.2564 with 128. A 64-byte
 // vpdpbusd sum spans two blocks (lanes 0-7 and 8-15), so the cost is one scale vector
 // load instead of a broadcast.
 //
@@ -81,9 +81,10 @@ struct DenseI8 {
 // (vpexpandb) into a window multiplied against the activations as they are. Padding
 // entries and zero values are dropped. Int8 values are stored + 128 (u8): expanded over
 // a background of 128 (weight 0), every column of a window then carries w + 128, and the
-// offset that adds, 128 * sum(q), is the activations' own (QuantizedActs::lane_offsets). Prime and codebook values become fp16 scaled by
-// the row's largest magnitude (their range, up to 104729, does not fit int8; fp16 keeps a
-// relative error under 2^-11, far below the int8 activation rounding of other layers).
+// offset that adds, 128 * sum(q), is the activations' own (QuantizedActs::lane_offsets).
+// Prime and codebook values become fp16 scaled by the row's largest magnitude (their
+// range, up to 104729, does not fit int8; fp16 keeps a relative error under 2^-11, far
+// below the int8 activation rounding of other layers).
 struct BitmapMatrix {
   int64_t rows = 0, cols = 0, windows = 0;  // windows = ceil(cols / 64)
   bool f16 = false;                         // values16 (prime / codebook) instead of values
@@ -96,7 +97,6 @@ struct BitmapMatrix {
 };
 // Throws upg::Error for an N:M matrix.
 BitmapMatrix pack_bitmap(const format::CompressedMatrix& m);
-
 
 // One target's kernels. Each computes rows [r0, r1) for every token:
 // y[t * ldy + r] = sum_c W[r, c] * x[t, c] (no bias; the caller adds it).
