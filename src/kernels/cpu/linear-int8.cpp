@@ -8,21 +8,12 @@
 #include "upg/error.h"
 
 namespace upg::kernels {
-namespace {
 
-// Where the matrix's rows start: for N:M, a slice's values start at its first row.
-const void* rows_at(const format::CompressedMatrix& m) {
-  return m.layout == format::Layout::NM ? static_cast<const void*>(m.nm.positions.data())
-                                         : static_cast<const void*>(m.mdcsr.row_pointers.data());
+Int8Linear::Identity Int8Linear::identity(const format::CompressedMatrix& m) {
+  const void* values = m.encoding == format::Encoding::Int8 ? static_cast<const void*>(m.mdcsr.values.data())
+                                                            : static_cast<const void*>(m.mdcsr.prime_indices.data());
+  return {values, m.mdcsr.row_pointers.data(), m.rows, m.cols};
 }
-
-const void* first_array(const format::CompressedMatrix& m) {
-  if (m.layout == format::Layout::NM) return m.nm.values.data();
-  return m.encoding == format::Encoding::Int8 ? static_cast<const void*>(m.mdcsr.values.data())
-                                              : static_cast<const void*>(m.mdcsr.prime_indices.data());
-}
-
-}  // namespace
 
 void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
   if (kernels_ != CpuKernels::Fast) return;
@@ -40,21 +31,18 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
   });
   for (size_t i = 0; i < todo.size(); ++i) {
     const format::CompressedMatrix& m = *todo[i];
-    packed_.insert_or_assign(&m, Packed{first_array(m), rows_at(m), m.rows, m.cols, std::move(done[i])});
+    packed_.insert_or_assign(&m, Packed{identity(m), std::move(done[i])});
   }
 }
 
 const Int8Linear::Packed* Int8Linear::packed(const format::CompressedMatrix& m) const {
   auto it = packed_.find(&m);
-  if (it != packed_.end() && it->second.data == first_array(m) && it->second.rows_at == rows_at(m) &&
-      it->second.rows == m.rows && it->second.cols == m.cols)
-    return &it->second;
-  return nullptr;
+  return it != packed_.end() && it->second.id == identity(m) ? &it->second : nullptr;
 }
 
 const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
   if (const Packed* p = packed(m)) return *p;
-  return packed_.insert_or_assign(&m, Packed{first_array(m), rows_at(m), m.rows, m.cols, pack_bitmap(m)}).first->second;
+  return packed_.insert_or_assign(&m, Packed{identity(m), pack_bitmap(m)}).first->second;
 }
 
 template <class Cost, class Fn>
@@ -92,41 +80,26 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
 
   const Int8Kernels& k = int8_kernels();
   const int64_t rows = w.rows;
-  auto add_bias = [&](int64_t r0, int64_t r1) {
+  const format::CompressedMatrix* m = w.compressed;
+  const bool nm = m && m->layout == format::Layout::NM;
+  const BitmapMatrix* b = m && !nm ? &packed_of(*m).bitmap : nullptr;
+  // Prime and codebook (fp16 bitmap) multiply fp32 activations; everything else int8 ones.
+  if (!b || !b->f16) quantize_acts(x, n_tokens, w.cols, acts_, &pool_);
+  // A bitmap row costs its values and its masks plus a fixed amount; rows of dense and
+  // N:M matrices cost the same.
+  auto cost_before = [&](int64_t r) -> uint64_t {
+    if (!b) return uint64_t(r);
+    return b->row_start[size_t(r)] * (b->f16 ? 2 : 1) + uint64_t(r) * uint64_t(b->windows * 8 + 64);
+  };
+  split_rows(rows, cost_before, [&](int64_t r0, int64_t r1) {
+    if (b && b->f16) k.bitmap_f16(*b, x, n_tokens, r0, r1, y, rows);
+    else if (b) k.bitmap(*b, acts_, r0, r1, y, rows);
+    else if (nm) k.nm(*m, acts_, r0, r1, y, rows);
+    else k.dense(DenseI8{static_cast<const int8_t*>(w.data), w.scales, w.rows, w.cols}, acts_, r0, r1, y, rows);
     if (!w.bias) return;
     for (int64_t t = 0; t < n_tokens; ++t)
       for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += w.bias[r];
-  };
-  const format::CompressedMatrix* m = w.compressed;
-  if (m && m->layout == format::Layout::MdCsr && m->encoding != format::Encoding::Int8) {
-    const BitmapMatrix& b = packed_of(*m).bitmap;
-    return split_rows(rows, [&](int64_t r) { return b.row_start[size_t(r)] * 2 + uint64_t(r) * (b.windows * 8 + 64); },
-                      [&](int64_t r0, int64_t r1) {
-                        k.bitmap_f16(b, x, n_tokens, r0, r1, y, rows);
-                        add_bias(r0, r1);
-                      });
-  }
-  quantize_acts(x, n_tokens, w.cols, acts_, &pool_);
-  if (!m) {
-    const DenseI8 d{static_cast<const int8_t*>(w.data), w.scales, w.rows, w.cols};
-    return split_rows(rows, [](int64_t r) { return r; }, [&](int64_t r0, int64_t r1) {
-      k.dense(d, acts_, r0, r1, y, rows);
-      add_bias(r0, r1);
-    });
-  }
-  if (m->layout == format::Layout::NM) {
-    return split_rows(rows, [](int64_t r) { return r; }, [&](int64_t r0, int64_t r1) {
-      k.nm(*m, acts_, r0, r1, y, rows);
-      add_bias(r0, r1);
-    });
-  }
-  // Cost of a row: its values plus its masks and the fixed work per row.
-  const BitmapMatrix& b = packed_of(*m).bitmap;
-  split_rows(rows, [&](int64_t r) { return b.row_start[size_t(r)] + uint64_t(r) * (b.windows * 8 + 64); },
-             [&](int64_t r0, int64_t r1) {
-               k.bitmap(b, acts_, r0, r1, y, rows);
-               add_bias(r0, r1);
-             });
+  });
 }
 
 // The plain kernels with fp32 activations: format::reference_matmul per row slice for

@@ -37,12 +37,17 @@ class Int8Linear {
 
   ThreadPool& pool_;
   CpuKernels kernels_;
-  struct Packed {
-    // What the matrix looked like when packed, to notice a different matrix at a reused
-    // address (a slice shares its parent's arrays but not its row pointers or offset).
-    const void* data;
-    const void* rows_at;
+  // What a matrix looked like when packed, to notice a different matrix at a reused
+  // address (a slice shares its parent's arrays but not its row pointers).
+  struct Identity {
+    const void* values;
+    const void* row_pointers;
     int64_t rows, cols;
+    bool operator==(const Identity&) const = default;
+  };
+  static Identity identity(const format::CompressedMatrix& m);
+  struct Packed {
+    Identity id;
     BitmapMatrix bitmap;
   };
   std::unordered_map<const format::CompressedMatrix*, Packed> packed_;
