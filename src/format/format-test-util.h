@@ -88,8 +88,10 @@ inline std::vector<float> random_codebook(std::mt19937& rng, int k) {
   return cb;  // cb[0] == 0
 }
 
-// N:M rows: each group of M keeps a random count in 0..N of random positions.
-inline std::vector<SparseRow> random_nm_rows(std::mt19937& rng, int64_t rows, int64_t cols, int n, int m) {
+// N:M rows: each group of M keeps a random count in 0..N of random positions (with
+// `full_groups`, every group keeps N).
+inline std::vector<SparseRow> random_nm_rows(std::mt19937& rng, int64_t rows, int64_t cols, int n, int m,
+                                             bool full_groups = false) {
   std::vector<SparseRow> out(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
     SparseRow& row = out[size_t(r)];
@@ -99,7 +101,7 @@ inline std::vector<SparseRow> random_nm_rows(std::mt19937& rng, int64_t rows, in
       for (int i = 0; i < m; ++i) pos[size_t(i)] = i;
       std::shuffle(pos.begin(), pos.end(), rng);
       // Most groups are full; some keep fewer so the zero fillers are exercised.
-      const int keep = rng() % 3 == 0 ? int(rng() % unsigned(n + 1)) : n;
+      const int keep = !full_groups && rng() % 3 == 0 ? int(rng() % unsigned(n + 1)) : n;
       std::sort(pos.begin(), pos.begin() + keep);
       for (int i = 0; i < keep; ++i) {
         row.cols.push_back(uint32_t(g * m + pos[size_t(i)]));

@@ -178,20 +178,8 @@ TEST(Int8Kernels, NMMatchesReferenceOnEveryTarget) {
           // Groups with fewer than N kept values leave zero fillers (and put values out of
           // column order); even rows keep N in every group, the common case.
           auto rows = format::testing::random_nm_rows(rng, s.rows, s.cols, n, m);
-          for (size_t r = 0; r < rows.size(); r += 2) {
-            rows[r].cols.clear();
-            rows[r].codes.clear();
-            for (int64_t g = 0; g < s.cols / m; ++g) {
-              std::vector<int> pos(static_cast<size_t>(m));
-              for (int i = 0; i < m; ++i) pos[size_t(i)] = i;
-              std::shuffle(pos.begin(), pos.end(), rng);
-              std::sort(pos.begin(), pos.begin() + n);
-              for (int i = 0; i < n; ++i) {
-                rows[r].cols.push_back(uint32_t(g * m + pos[size_t(i)]));
-                rows[r].codes.push_back(int(rng() % 255) - 127);
-              }
-            }
-          }
+          const auto full = format::testing::random_nm_rows(rng, s.rows, s.cols, n, m, true);
+          for (size_t r = 0; r < rows.size(); r += 2) rows[r] = full[r];
           const format::CompressedData ref = format::encode_nm(s.cols, rows, n, m);
           const std::vector<float> x = random_x(rng, nt * s.cols);
           QuantizedActs a;
