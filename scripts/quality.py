@@ -3,13 +3,15 @@
 
 For the default model (SmolLM2-135M-Instruct, GGUF Q4_1) it measures the perplexity of
 the dense model and of UPG files compressed at several sparsities, patterns, pruning
-methods and value encodings, on the same evaluation text, with the file size of each.
+methods, calibration texts and value encodings, on two evaluation texts (held-out chat
+transcripts and the KJV slice), with the file size of each and greedy answers of some.
 
     python3 scripts/quality.py [--max-tokens 2048] [--ctx 512] [--out docs/QUALITY.md]
 
 Needs build/upg (scripts/build.sh release) and the model (scripts/fetch-model.sh).
-Evaluation text: tests/fixtures/eval/kjv-slice.txt (King James Bible, public domain);
-calibration text for Wanda: tests/fixtures/calibration.txt (different prose).
+Evaluation texts: tests/fixtures/eval/chat-heldout.txt and kjv-slice.txt (King James
+Bible, public domain); calibration: tests/fixtures/calibration-chat.txt (default) and
+tests/fixtures/calibration.txt (hand-written prose). About 20 minutes on 2 cores.
 """
 import argparse
 import datetime
@@ -25,63 +27,102 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UPG = os.environ.get("UPG_BIN", os.path.join(ROOT, "build", "upg"))
 MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 EVAL = os.path.join(ROOT, "tests", "fixtures", "eval", "kjv-slice.txt")
+CHAT = os.path.join(ROOT, "tests", "fixtures", "eval", "chat-heldout.txt")
+STORY = ["--calib", "tests/fixtures/calibration.txt"]
 
-# (label, compress flags); None = the dense model itself.
+# (label, compress flags, show sample answers); None = the dense model itself. Without
+# --calib, Wanda and SparseGPT calibrate on the default, tests/fixtures/calibration-chat.txt.
 CONFIGS = [
-    ("dense (GGUF Q4_1 dequantized to F32)", None),
+    ("dense (GGUF Q4_1 dequantized to F32)", None, True),
 ] + [
-    (f"unstructured {s} {p} int8", ["--sparsity", str(s), "--pattern", "unstructured", "--prune", p, "--values", "int8"])
-    for s in (0.3, 0.5, 0.7) for p in ("magnitude", "wanda")
+    (f"unstructured {s} {p} int8", ["--sparsity", str(s), "--pattern", "unstructured", "--prune", p, "--values", "int8"],
+     s == 0.5 and p != "magnitude")
+    for s in (0.3, 0.5, 0.7) for p in ("magnitude", "wanda", "sparsegpt")
 ] + [
-    (f"{pat} {p} int8", ["--pattern", pat, "--prune", p, "--values", "int8"])
-    for pat in ("2:4", "4:8") for p in ("magnitude", "wanda")
+    (f"{pat} {p} int8", ["--pattern", pat, "--prune", p, "--values", "int8"], pat == "2:4" and p != "magnitude")
+    for pat in ("2:4", "4:8") for p in ("magnitude", "wanda", "sparsegpt")
 ] + [
-    (f"unstructured 0.5 wanda {v}", ["--sparsity", "0.5", "--pattern", "unstructured", "--prune", "wanda", "--values", v])
+    (f"unstructured 0.5 {p} int8, story calibration",
+     ["--sparsity", "0.5", "--pattern", "unstructured", "--prune", p, "--values", "int8"] + STORY, False)
+    for p in ("wanda", "sparsegpt")
+] + [
+    (f"unstructured 0.5 sparsegpt {v}",
+     ["--sparsity", "0.5", "--pattern", "unstructured", "--prune", "sparsegpt", "--values", v], False)
     for v in ("prime:127", "prime:10000", "codebook:256")
+]
+
+# Held out from calibration; answered greedily by the configurations marked above.
+SAMPLE_PROMPTS = [
+    "What is the capital of France? Answer in one sentence.",
+    "Name three animals that live in the ocean.",
+    "How do I boil an egg?",
 ]
 
 
 def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if p.returncode != 0:
         sys.exit(f"quality: {' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
     return p.stdout + p.stderr
 
 
-def perplexity(model, args):
-    out = run([UPG, "perplexity", model, "--text", EVAL, "--ctx", str(args.ctx), "--max-tokens",
-               str(args.max_tokens), "--dtype", "f32"])
+def perplexity(model, text, args, special=False):
+    out = run([UPG, "perplexity", model, "--text", text, "--ctx", str(args.ctx), "--max-tokens",
+               str(args.max_tokens), "--dtype", "f32"] + (["--parse-special"] if special else []))
     m = re.search(r"perplexity: ([0-9.]+)", out)
     if not m:
         sys.exit(f"quality: no perplexity in output:\n{out[-1000:]}")
     return float(m.group(1))
 
 
-def findings(rows, dense_ppl):
+def answers(model):
+    out = []
+    for prompt in SAMPLE_PROMPTS:
+        p = subprocess.run([UPG, "run", model, "-p", prompt, "--temp", "0", "-n", "48"], capture_output=True,
+                           text=True, cwd=ROOT)
+        if p.returncode != 0:
+            sys.exit(f"quality: upg run failed:\n{p.stderr[-2000:]}")
+        out.append(" ".join(p.stdout.split()))
+    return out
+
+
+def findings(rows):
     """What the table says, computed from it so the text cannot drift from the numbers."""
-    ppl = {label: p for label, _, _, _, _, p in rows}
+    kjv = {r["label"]: r["kjv"] for r in rows}
+    chat = {r["label"]: r["chat"] for r in rows}
+    dense = rows[0]
     out = ["", "## Findings", ""]
-    pairs = [(k.replace(" magnitude ", " wanda "), k) for k in ppl if " magnitude " in k]
-    wins = [(w, m) for w, m in pairs if w in ppl and ppl[w] < ppl[m]]
-    out.append(f"- Wanda beats magnitude pruning in {len(wins)} of {len(pairs)} comparisons: " + "; ".join(
-        f"{w.replace(' wanda', '')}: {ppl[w]:.1f} against {ppl[m]:.1f}" for w, m in pairs if w in ppl) + ".")
-    good = [k for k in ppl if k != rows[0][0] and ppl[k] <= 1.6 * dense_ppl]
-    out.append(f"- Within 1.6x of the dense perplexity ({dense_ppl:.2f}): " + (", ".join(good) if good else "none") +
-               ". A 135M-parameter model has little redundancy: at 50% unstructured or 2:4 it loses much of "
-               "its quality even with Wanda, and its answers stop being sensible (see the closing note of the "
-               "compressed-format issue); published results on 7B+ models lose far less at the same sparsity.")
-    enc = [k for k in ppl if "prime" in k or "codebook" in k]
-    base = "unstructured 0.5 wanda int8"
-    if base in ppl and enc:
-        out.append(f"- Value encodings at 50% Wanda: int8 {ppl[base]:.2f}, " +
-                   ", ".join(f"{k.split()[-1]} {ppl[k]:.2f}" for k in enc) +
-                   ": the encodings cost little quality over int8 but store 2 bytes per kept weight "
-                   "(uint16 indices) against 1, so int8 stays the default.")
-    out += ["", "Defaults of `upg compress`, from these numbers: `--prune wanda` (better everywhere above), "
-            "`--values int8` (smallest at equal quality), `--quant clip` (per-row clipping search; it lowers the "
-            "squared error slightly against absmax and never raises it), `--sparsity 0.5` unstructured: the "
-            "point where the file becomes smaller than BF16 by 1.6x; for this small model choose 0.3 when quality "
-            "matters more than size."]
+    for a, b in (("wanda", "magnitude"), ("sparsegpt", "wanda")):
+        pairs = [(k.replace(f" {b} ", f" {a} "), k) for k in chat if f" {b} " in k and "calibration" not in k]
+        pairs = [(x, y) for x, y in pairs if x in chat]
+        wins = [(x, y) for x, y in pairs if chat[x] < chat[y]]
+        out.append(f"- {a} beats {b} on the chat transcripts in {len(wins)} of {len(pairs)} comparisons: " +
+                   "; ".join(f"{x.replace(' ' + a, '')}: {chat[x]:.2f} against {chat[y]:.2f}" for x, y in pairs) +
+                   ".")
+    for p in ("wanda", "sparsegpt"):
+        chat_cal, story_cal = f"unstructured 0.5 {p} int8", f"unstructured 0.5 {p} int8, story calibration"
+        if chat_cal in chat and story_cal in chat:
+            out.append(f"- Calibration text, {p} at 0.5: the chat transcripts give chat perplexity "
+                       f"{chat[chat_cal]:.2f} and KJV {kjv[chat_cal]:.2f}; the hand-written story gives "
+                       f"{chat[story_cal]:.2f} and {kjv[story_cal]:.2f}.")
+    good = [k for k in chat if k != dense["label"] and chat[k] <= 2.0 * dense["chat"]]
+    out.append(f"- Within 2x of the dense chat perplexity ({dense['chat']:.2f}): " + (", ".join(good) or "none") +
+               ". A 135M-parameter model has little redundancy: published results on 7B+ models lose far less "
+               "at the same sparsity.")
+    enc = [k for k in chat if "prime" in k or "codebook" in k]
+    base = "unstructured 0.5 sparsegpt int8"
+    if base in chat and enc:
+        out.append(f"- Value encodings at 0.5 SparseGPT (chat perplexity): int8 {chat[base]:.2f}, " +
+                   ", ".join(f"{k.split()[-1]} {chat[k]:.2f}" for k in enc) +
+                   ": the encodings store 2 bytes per kept weight (uint16 indices) against 1 for int8, so int8 "
+                   "stays the default.")
+    out += ["", "Defaults of `upg compress`, from these numbers: `--prune sparsegpt` calibrated on "
+            "`tests/fixtures/calibration-chat.txt` (the chat transcripts measure what users of an instruct model "
+            "see; SparseGPT fits its calibration text closely, so a text unlike the use lowers its quality, as "
+            "the story rows show), `--values int8` (smallest at equal quality), `--quant clip` (per-row "
+            "clipping search; it lowers the squared error slightly against absmax and never raises it), "
+            "`--sparsity 0.5` unstructured: the point where the file becomes smaller than BF16 by 1.6x; for this "
+            "small model choose 0.3 when quality matters more than size."]
     return out
 
 
@@ -91,28 +132,33 @@ def main():
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "QUALITY.md"))
     args = ap.parse_args()
-    for p in (UPG, MODEL, EVAL):
+    for p in (UPG, MODEL, EVAL, CHAT):
         if not os.path.exists(p):
             sys.exit(f"quality: {p} is missing (scripts/build.sh release; scripts/fetch-model.sh)")
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, flags in CONFIGS:
+        for label, flags, sample in CONFIGS:
             t0 = time.time()
+            r = {"label": label, "flags": flags, "bpw": None, "ratio": None, "err": None}
             if flags is None:
-                model, bpw, ratio, err = MODEL, None, None, None
+                model = MODEL
             else:
                 model = os.path.join(tmp, "m.upg")
                 out = run([UPG, "compress", MODEL, "-o", model] + flags)
                 m = re.search(r"file: [0-9.]+ MiB, ([0-9.]+) bytes per weight; ratio vs BF16 ([0-9.]+)x", out)
                 e = re.search(r"total \(tensors\)\s+.*?\s([0-9.]+)\s+mixed", out)
-                bpw, ratio = (float(m.group(1)), float(m.group(2))) if m else (None, None)
-                err = float(e.group(1)) if e else None
-            ppl = perplexity(model, args)
-            rows.append((label, flags, bpw, ratio, err, ppl))
-            print(f"{label}: ppl {ppl:.3f} bytes/weight {bpw} ({time.time() - t0:.0f} s)", file=sys.stderr)
+                if m:
+                    r["bpw"], r["ratio"] = float(m.group(1)), float(m.group(2))
+                r["err"] = float(e.group(1)) if e else None
+            r["kjv"] = perplexity(model, EVAL, args)
+            r["chat"] = perplexity(model, CHAT, args, special=True)
+            r["answers"] = answers(model) if sample else None
+            rows.append(r)
+            print(f"{label}: kjv {r['kjv']:.3f} chat {r['chat']:.3f} bytes/weight {r['bpw']} "
+                  f"({time.time() - t0:.0f} s)", file=sys.stderr)
 
-    dense_ppl = rows[0][5]
+    dense = rows[0]
     lines = [
         "# Quality",
         "",
@@ -120,24 +166,43 @@ def main():
         f"(--max-tokens {args.max_tokens} --ctx {args.ctx}) on {datetime.date.today()}, "
         f"{platform.machine()}; do not edit by hand.",
         "",
-        "Perplexity of SmolLM2-135M-Instruct on the first "
-        f"{args.max_tokens} tokens of `tests/fixtures/eval/kjv-slice.txt` (King James Bible, public domain), "
-        f"in non-overlapping windows of {args.ctx} tokens; lower is better. Every UPG file was made from the "
-        "same GGUF (`upg compress models/SmolLM2-135M-Instruct.Q4_1.gguf -o m.upg FLAGS`); Wanda calibrates on "
-        "`tests/fixtures/calibration.txt`, a different text. Bytes per weight count the whole file (embedding, "
-        "norms, tokenizer included) over all weights; the ratio is against BF16 (2 bytes per weight). Relative "
-        "error is ||W - W_hat||_F / ||W||_F over the compressed tensors. Perplexity runs in fp32.",
+        "Two perplexities of SmolLM2-135M-Instruct, lower is better, each over the first "
+        f"{args.max_tokens} tokens in non-overlapping windows of {args.ctx} tokens, in fp32:",
         "",
-        "| configuration | compress flags | bytes/weight | vs BF16 | rel. error | perplexity | vs dense |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "- **chat**: `tests/fixtures/eval/chat-heldout.txt`, answers the dense model wrote to 24 held-out prompts "
+        "(`scripts/make-calibration.py --heldout`), read as chat transcripts. It measures how closely a "
+        "compressed model follows the dense one where an instruct model is used.",
+        "- **KJV**: `tests/fixtures/eval/kjv-slice.txt` (King James Bible, public domain): text unlike any "
+        "calibration text.",
+        "",
+        "Every UPG file was made from the same GGUF (`upg compress models/SmolLM2-135M-Instruct.Q4_1.gguf -o "
+        "m.upg FLAGS`). Wanda and SparseGPT calibrate on `tests/fixtures/calibration-chat.txt` (the dense model's "
+        "answers to 64 other prompts, `scripts/make-calibration.py`) unless the row says story calibration "
+        "(`tests/fixtures/calibration.txt`, hand-written prose). Bytes per weight count the whole file "
+        "(embedding, norms, tokenizer included) over all weights; the ratio is against BF16 (2 bytes per "
+        "weight). Relative error is ||W - W_hat||_F / ||W||_F over the compressed tensors (SparseGPT moves the "
+        "kept weights on purpose, so its error is larger while its outputs are closer).",
+        "",
+        "| configuration | compress flags | bytes/weight | vs BF16 | rel. error | chat ppl | vs dense | KJV ppl | vs dense |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for label, flags, bpw, ratio, err, ppl in rows:
-        f = "`" + " ".join(flags) + "`" if flags else "(none)"
-        lines.append(
-            f"| {label} | {f} | {bpw if bpw is not None else 'Q4_1 source: 0.73'} | "
-            f"{f'{ratio:.2f}x' if ratio else '-'} | {f'{err:.3f}' if err is not None else '-'} | {ppl:.3f} | "
-            f"{ppl / dense_ppl:.2f}x |")
-    lines += findings(rows, dense_ppl)
+    for r in rows:
+        f = "`" + " ".join(r["flags"]) + "`" if r["flags"] else "(none)"
+        bpw = r["bpw"] if r["bpw"] is not None else "Q4_1 source: 0.73"
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] else "-"
+        err = f"{r['err']:.3f}" if r["err"] is not None else "-"
+        lines.append(f"| {r['label']} | {f} | {bpw} | {ratio} | {err} | {r['chat']:.3f} | "
+                     f"{r['chat'] / dense['chat']:.2f}x | {r['kjv']:.3f} | {r['kjv'] / dense['kjv']:.2f}x |")
+    lines += ["", "## Answers", "",
+              "Greedy (`upg run MODEL -p PROMPT --temp 0 -n 48`), prompts held out from calibration:", ""]
+    for r in rows:
+        if r["answers"]:
+            lines.append(f"**{r['label']}**" + (f" (`{' '.join(r['flags'])}`)" if r["flags"] else "") + ":")
+            lines.append("")
+            for prompt, a in zip(SAMPLE_PROMPTS, r["answers"]):
+                lines.append(f"- *{prompt}* {a}")
+            lines.append("")
+    lines += findings(rows)
     lines.append("")
     with open(args.out + ".tmp", "w") as fh:
         fh.write("\n".join(lines))

@@ -25,6 +25,7 @@ struct PerplexityArgs {
   std::string text_path;
   int ctx = 512;
   int64_t max_tokens = 0;
+  bool parse_special = false;
 };
 
 
@@ -46,8 +47,9 @@ void run(PerplexityArgs& a) {
   auto model = load_model(a.model);
   const Tokenizer& tok = model->tokenizer();
   // Tokenized as the model's tokenizer would for a prompt (BOS when it adds one), with
-  // special-token parsing off: the text is data, not markup.
-  std::vector<int32_t> tokens = tok.encode(text, tok.add_bos(), false);
+  // special-token parsing off unless asked: the text is data, not markup; a chat
+  // transcript (--parse-special) is the exception, its <|im_start|> markers are tokens.
+  std::vector<int32_t> tokens = tok.encode(text, tok.add_bos(), a.parse_special);
   if (a.max_tokens > 0 && int64_t(tokens.size()) > a.max_tokens) tokens.resize(size_t(a.max_tokens));
   fmt::print(stderr, "upg: {}: {} bytes, {} tokens, windows of {}\n", a.text_path, text.size(), tokens.size(), a.ctx);
 
@@ -84,6 +86,8 @@ void add_perplexity_command(CLI::App& app) {
   add_model_options(*cmd, args->model, false);
   cmd->add_option("--text", args->text_path, "Evaluation text file (UTF-8)")->required();
   cmd->add_option("--ctx", args->ctx, "Window length in tokens")->capture_default_str();
+  cmd->add_flag("--parse-special", args->parse_special,
+               "Read special tokens written in the text (<|im_start|>...) as tokens: for chat transcripts");
   cmd->add_option("--max-tokens", args->max_tokens, "Evaluate only the first N tokens of the text (0: all)")
       ->capture_default_str();
   cmd->add_option("-t,--threads", args->model.threads, "Threads for the forward pass (default: every core)");

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/test-paths.h"
+#include "compress/sparsegpt.h"
 #include "io/upg-file.h"
 #include "upg/error.h"
 #include "upg/io.h"
@@ -72,9 +73,17 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr) {
       EXPECT_EQ(m.encoding, o.matrix.values.encoding);
       std::vector<float> ref;
       std::span<const float> norms;
-      if (cal) norms = cal->col_norms.at(name);
+      std::vector<float> w = f32(t), original;
+      if (o.prune == PruneMethod::SparseGPT) {
+        // The file must equal SparseGPT's update followed by magnitude selection.
+        original = w;
+        const std::vector<float> u = inverse_factor(*cal->hessians.at(name), kSparseGptDamp);
+        sparsegpt_prune(w, t.shape[0], t.shape[1], u, o.matrix.pattern, o.matrix.sparsity, 1, kSparseGptBlock);
+      } else if (cal) {
+        norms = cal->col_norms.at(name);
+      }
       MatrixStats st;
-      compress_matrix(f32(t), t.shape[0], t.shape[1], norms, o.matrix, name, &st, &ref);
+      compress_matrix(w, t.shape[0], t.shape[1], norms, o.matrix, name, &st, &ref, original);
       const std::vector<float> got = format::decode_dense(m);
       ASSERT_EQ(got.size(), ref.size());
       for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], ref[i]) << "element " << i;
@@ -163,6 +172,40 @@ TEST(Compressor, WandaWithCalibration) {
   auto o24 = opts("2:4", "int8");
   o24.prune = PruneMethod::Wanda;
   round_trip(o24, &cal);
+}
+
+TEST(Compressor, SparseGptWithCalibration) {
+  ModelOptions mo;
+  mo.load.dequant_to = DType::F32;
+  mo.n_threads = 1;
+  auto model = Model::from_file(tiny(), mo);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 300; ++i) ids.push_back((i * 37 + 11) % model->config().vocab_size);
+  const Calibration cal =
+      calibrate_tokens(*model, ids, 128, [](const std::string& n) { return is_compressible(n, 2); }, 2);
+  const std::string l0 = "model.layers.0.";
+  // q, k and v read one input, gate and up another: one Hessian each, shared.
+  const auto& hq = cal.hessians.at(l0 + "self_attn.q_proj.weight");
+  EXPECT_EQ(hq, cal.hessians.at(l0 + "self_attn.k_proj.weight"));
+  EXPECT_EQ(hq, cal.hessians.at(l0 + "self_attn.v_proj.weight"));
+  EXPECT_NE(hq, cal.hessians.at(l0 + "self_attn.o_proj.weight"));
+  EXPECT_EQ(cal.hessians.at(l0 + "mlp.gate_proj.weight"), cal.hessians.at(l0 + "mlp.up_proj.weight"));
+  EXPECT_NE(hq, cal.hessians.at(l0 + "mlp.gate_proj.weight"));
+  EXPECT_FALSE(cal.hessians.contains("lm_head.weight"));
+  EXPECT_EQ(hq->tokens, 300);
+  // Its diagonal is the squared activation norm Wanda uses, and it is symmetric.
+  const auto& down = *cal.hessians.at(l0 + "mlp.down_proj.weight");
+  const auto& norms = cal.col_norms.at(l0 + "mlp.down_proj.weight");
+  ASSERT_EQ(down.cols, 128);
+  for (int64_t j = 0; j < down.cols; ++j) {
+    EXPECT_NEAR(down.h[size_t(j * 129)], norms[size_t(j)] * norms[size_t(j)], 1e-3 * (1 + down.h[size_t(j * 129)]));
+    EXPECT_EQ(down.h[size_t(j * 128 + 3)], down.h[size_t(3 * 128 + j)]);
+  }
+  for (const char* pattern : {"unstructured", "2:4"}) {
+    auto o = opts(pattern, "int8");
+    o.prune = PruneMethod::SparseGPT;
+    round_trip(o, &cal);
+  }
 }
 
 TEST(Compressor, CompressedTinyRuns) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compress/progress.h"
+#include "compress/sparsegpt.h"
 #include "compress/sha256.h"
 #include "io/hf-config-writer.h"
 #include "io/upg-file.h"
@@ -108,6 +109,7 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   j["tool"] = kToolVersion;
   j["source"] = source;
   j["prune"] = prune_method_name(o.prune);
+  if (o.prune == PruneMethod::SparseGPT) j["sparsegpt"] = {{"damp", kSparseGptDamp}, {"block", kSparseGptBlock}};
   j["pattern"] = m.pattern.name();
   j["sparsity"] = m.pattern.is_nm() ? 1.0 - double(m.pattern.n) / m.pattern.m : m.sparsity;
   j["values"] = m.values.name();
@@ -168,16 +170,25 @@ CompressReport compress_model(const CompressOptions& o) {
 
   Calibration own_cal;
   const Calibration* cal = nullptr;
-  if (o.prune == PruneMethod::Wanda && !o.dense_int8_linears) {
+  const bool sparsegpt = o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears;
+  if (o.prune != PruneMethod::Magnitude && !o.dense_int8_linears) {
     if (o.calibration) {
       cal = o.calibration;
     } else {
       const std::string text = o.calib_path.empty() ? default_calibration_path() : o.calib_path;
-      if (!o.quiet) fmt::print(stderr, "upg: calibrating on {}\n", text);
-      own_cal = calibrate_file(o.source, text, max_pos, 512, mo.threads);
+      if (!o.quiet)
+        fmt::print(stderr, "upg: calibrating on {}{}\n", text, sparsegpt ? " (with input Hessians for sparsegpt)" : "");
+      HessianFilter want;
+      if (sparsegpt) want = [&](const std::string& name) { return is_compressible(name, 2) && !skip.matches(name); };
+      own_cal = calibrate_file(o.source, text, max_pos, 512, mo.threads, want);
       cal = &own_cal;
     }
   }
+  // SparseGPT's inverse factors, one per distinct input Hessian, freed once the last
+  // tensor reading that input is done.
+  std::map<const Hessian*, std::pair<int, std::vector<float>>> factors;
+  if (sparsegpt)
+    for (const auto& [name, h] : cal->hessians) ++factors[h.get()].first;
 
   LoadOptions load_opts;
   load_opts.dequant_to = DType::F32;
@@ -190,7 +201,7 @@ CompressReport compress_model(const CompressOptions& o) {
   rep.source_bytes = src.file_bytes;
   const auto& all = src.weights.all();
   Progress progress(int(all.size()), stderr, o.progress_tty);
-  std::vector<float> buf;
+  std::vector<float> buf, updated;
   int i = 0;
   for (const auto& [name, t] : all) {
     ++i;
@@ -202,14 +213,26 @@ CompressReport compress_model(const CompressOptions& o) {
     const bool compressible = is_compressible(name, t.shape.size()) && !skip.matches(name);
     if (compressible && !o.dense_int8_linears) {
       std::span<const float> norms;
-      if (cal) {
+      std::span<const float> w = as_f32(t, buf), original;
+      if (sparsegpt) {
+        auto it = cal->hessians.find(name);
+        if (it == cal->hessians.end())
+          throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
+        auto& [uses, u] = factors[it->second.get()];
+        if (u.empty()) u = inverse_factor(*it->second, kSparseGptDamp, mo.threads);
+        updated.assign(w.begin(), w.end());
+        sparsegpt_prune(updated, t.shape[0], t.shape[1], u, mo.pattern, mo.sparsity, mo.threads, kSparseGptBlock);
+        if (--uses == 0) factors.erase(it->second.get());
+        original = w;
+        w = updated;  // the nonzeros left are exactly the survivors: ranked by magnitude below
+      } else if (cal) {
         auto it = cal->col_norms.find(name);
         if (it == cal->col_norms.end())
           throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
         norms = it->second;
       }
       MatrixStats st;
-      format::CompressedData d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], norms, mo, name, &st);
+      format::CompressedData d = compress_matrix(w, t.shape[0], t.shape[1], norms, mo, name, &st, nullptr, original);
       writer.add_compressed(name, d);
       tr.layout = format::layout_name(d.layout);
       tr.bytes = d.view().bytes();

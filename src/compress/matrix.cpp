@@ -63,8 +63,11 @@ struct Partial {
 
 format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, int64_t cols,
                                        std::span<const float> col_norms, const MatrixOptions& opts,
-                                       const std::string& name, MatrixStats* stats, std::vector<float>* reference) {
+                                       const std::string& name, MatrixStats* stats, std::vector<float>* reference,
+                                       std::span<const float> original) {
   check_shape(w, rows, cols, name);
+  if (!original.empty() && original.size() != w.size())
+    throw Error(fmt::format("{}: {} source weights for {} compressed ones", name, original.size(), w.size()));
   const Pattern& pat = opts.pattern;
   const Encoding enc = opts.values.encoding;
   if (pat.is_nm() && enc != Encoding::Int8)
@@ -117,22 +120,24 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
         case Encoding::Codebook: sr.scale = quantize_codebook(vals, codebook, sr.codes); break;
       }
       part.kept += int64_t(sr.cols.size());
-      // Pruned weights contribute their full square, kept ones their quantization error.
-      double row_sq = 0, pruned_sq = 0, kept_err = 0;
+      // Pruned weights contribute their full square, kept ones their quantization error
+      // (measured against the source's weights when they differ from `w`).
+      const float* src_row = (original.empty() ? w.data() : original.data()) + r * cols;
+      double row_sq = 0, err_sq = 0;
       for (int64_t c = 0, k = 0; c < cols; ++c) {
-        const double x2 = double(row[c]) * row[c];
-        row_sq += x2;
-        if (size_t(k) < sr.cols.size() && sr.cols[size_t(k)] == uint32_t(c)) ++k;
-        else pruned_sq += x2;
-      }
-      for (size_t k = 0; k < sr.cols.size(); ++k) {
-        const float wh = dequantize(enc, sr.codes[k], sr.scale, codebook);
-        const double x = row[sr.cols[k]];
-        kept_err += (x - wh) * (x - wh);
-        if (reference) (*reference)[size_t(r * cols) + sr.cols[k]] = wh;
+        const double x = src_row[c];
+        double wh = 0;
+        if (size_t(k) < sr.cols.size() && sr.cols[size_t(k)] == uint32_t(c)) {
+          const float q = dequantize(enc, sr.codes[size_t(k)], sr.scale, codebook);
+          if (reference) (*reference)[size_t(r * cols + c)] = q;
+          wh = q;
+          ++k;
+        }
+        row_sq += x * x;
+        err_sq += (x - wh) * (x - wh);
       }
       part.ref_sq += row_sq;
-      part.err_sq += pruned_sq + kept_err;
+      part.err_sq += err_sq;
     }
     std::lock_guard lock(mu);
     total.err_sq += part.err_sq;

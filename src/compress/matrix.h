@@ -33,10 +33,13 @@ struct MatrixStats {
 // take (cols % M), N:M with a non-int8 encoding, or col_norms of the wrong size.
 // `col_norms` empty: magnitude pruning; else Wanda with these input-channel norms [cols].
 // `reference`, when given, receives W_hat [rows, cols] as the decoder will produce it.
+// `original`, when given, is what the stats measure the error against (SparseGPT passes
+// its updated weights as `w` and the source's as `original`); else `w`.
 format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, int64_t cols,
                                        std::span<const float> col_norms, const MatrixOptions& opts,
                                        const std::string& name, MatrixStats* stats = nullptr,
-                                       std::vector<float>* reference = nullptr);
+                                       std::vector<float>* reference = nullptr,
+                                       std::span<const float> original = {});
 
 // Dense per-row int8 (the embedding / LM head with --dense-int8-embeddings):
 // weight = scales[r] * qweight[r, c].

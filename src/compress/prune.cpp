@@ -34,10 +34,18 @@ Pattern parse_pattern(std::string_view s, std::string_view origin) {
 PruneMethod parse_prune_method(std::string_view s, std::string_view origin) {
   if (s == "magnitude") return PruneMethod::Magnitude;
   if (s == "wanda") return PruneMethod::Wanda;
-  throw Error(fmt::format("{}: '{}' is not a pruning method (expected magnitude or wanda)", origin, s));
+  if (s == "sparsegpt") return PruneMethod::SparseGPT;
+  throw Error(fmt::format("{}: '{}' is not a pruning method (expected magnitude, wanda or sparsegpt)", origin, s));
 }
 
-const char* prune_method_name(PruneMethod p) { return p == PruneMethod::Wanda ? "wanda" : "magnitude"; }
+const char* prune_method_name(PruneMethod p) {
+  switch (p) {
+    case PruneMethod::Wanda: return "wanda";
+    case PruneMethod::SparseGPT: return "sparsegpt";
+    case PruneMethod::Magnitude: break;
+  }
+  return "magnitude";
+}
 
 int64_t kept_per_row(int64_t cols, double sparsity) {
   const auto removed = int64_t(std::llround(sparsity * double(cols)));

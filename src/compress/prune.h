@@ -19,7 +19,9 @@ struct Pattern {
 // Throws upg::Error naming `origin` on anything else.
 Pattern parse_pattern(std::string_view s, std::string_view origin = "--pattern");
 
-enum class PruneMethod { Magnitude, Wanda };
+// magnitude ranks by |w|; wanda by |w| * ||x_j||; sparsegpt prunes by OBS saliency and
+// updates the surviving weights (compress/sparsegpt.h), then keeps exactly its nonzeros.
+enum class PruneMethod { Magnitude, Wanda, SparseGPT };
 PruneMethod parse_prune_method(std::string_view s, std::string_view origin = "--prune");
 const char* prune_method_name(PruneMethod p);
 

@@ -1,0 +1,153 @@
+#include "compress/hessian.h"
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "upg/error.h"
+#include "upg/kernels.h"
+
+namespace upg::compress {
+
+namespace {
+
+// f(i) for i in [0, n), dealt round-robin over the threads: the work of item i shrinks
+// with i in both callers (triangles), so contiguous chunks would leave one thread idle.
+template <class F>
+void run_interleaved(int64_t n, int threads, F&& f) {
+  int t = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  t = int(std::min<int64_t>(t, n));
+  if (t <= 1) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+  std::vector<std::thread> pool;
+  std::exception_ptr err;
+  std::mutex mu;
+  for (int k = 0; k < t; ++k)
+    pool.emplace_back([&, k] {
+      try {
+        for (int64_t i = k; i < n; i += t) f(i);
+      } catch (...) {
+        std::lock_guard lock(mu);
+        if (!err) err = std::current_exception();
+      }
+    });
+  for (auto& th : pool) th.join();
+  if (err) std::rethrow_exception(err);
+}
+
+// Four accumulators: the factorisations are nothing but these dot products, and one
+// accumulator would serialise on the add latency.
+double dot_d(const double* a, const double* b, int64_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    s0 += a[k] * b[k];
+    s1 += a[k + 1] * b[k + 1];
+    s2 += a[k + 2] * b[k + 2];
+    s3 += a[k + 3] * b[k + 3];
+  }
+  for (; k < n; ++k) s0 += a[k] * b[k];
+  return (s0 + s1) + (s2 + s3);
+}
+
+// In-place Cholesky A = L L^T of a row-major [n, n] matrix, lower triangle (the upper is
+// left as it was). False when a pivot is not positive.
+bool cholesky_lower(std::vector<double>& a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    double* li = a.data() + i * n;
+    for (int64_t j = 0; j < i; ++j) {
+      const double* lj = a.data() + j * n;
+      li[j] = (li[j] - dot_d(li, lj, j)) / lj[j];
+    }
+    const double d = li[i] - dot_d(li, li, i);
+    if (!(d > 0) || !std::isfinite(d)) return false;
+    li[i] = std::sqrt(d);
+  }
+  return true;
+}
+
+}  // namespace
+
+Hessian make_hessian(int64_t cols) {
+  Hessian H;
+  H.cols = cols;
+  H.h.assign(size_t(cols * cols), 0.0f);
+  return H;
+}
+
+void accumulate_hessian(Hessian& H, const float* x, int64_t n, int threads) {
+  const int64_t c = H.cols;
+  constexpr int64_t kRows = 4;  // rows of H updated per pass over x: 4 x 6 KB stay in L1
+  run_interleaved((c + kRows - 1) / kRows, threads, [&](int64_t blk) {
+    const int64_t i0 = blk * kRows, i1 = std::min(c, i0 + kRows);
+    // From column i0 for every row of the block: the few entries left of the diagonal
+    // land in the lower triangle, which symmetrize() overwrites.
+    for (int64_t t = 0; t < n; ++t) {
+      const float* xt = x + t * c;
+      for (int64_t i = i0; i < i1; ++i)
+        if (xt[i] != 0.0f) kernels::axpy(xt[i], xt + i0, H.h.data() + i * c + i0, c - i0);
+    }
+  });
+  H.tokens += n;
+}
+
+void symmetrize(Hessian& H) {
+  const int64_t c = H.cols;
+  for (int64_t i = 0; i < c; ++i)
+    for (int64_t j = 0; j < i; ++j) H.h[size_t(i * c + j)] = H.h[size_t(j * c + i)];
+}
+
+std::vector<float> inverse_factor(const Hessian& H, double damp, int threads) {
+  const int64_t n = H.cols;
+  if (n <= 0 || int64_t(H.h.size()) != n * n)
+    throw Error(fmt::format("sparsegpt: a Hessian of {} values for {} columns", H.h.size(), n));
+  // Reversed: r(a) = n-1-a. Cholesky of the reversed matrix gives, once inverted and
+  // reversed back, the upper factor of the inverse (see the header).
+  auto rev = [n](int64_t a) { return n - 1 - a; };
+  double mean = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = H.h[size_t(i * n + i)];
+    mean += d > 0 ? d : 1.0;
+  }
+  mean /= double(n);
+  std::vector<double> a(size_t(n * n));
+  bool ok = false;
+  double lambda = damp * mean;
+  for (int attempt = 0; attempt < 4 && !ok; ++attempt, lambda *= 10) {
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j <= i; ++j) a[size_t(i * n + j)] = H.h[size_t(rev(i) * n + rev(j))];
+    for (int64_t i = 0; i < n; ++i) {
+      double& d = a[size_t(i * n + i)];
+      if (!(d > 0)) d = 1.0;
+      d += lambda;
+    }
+    ok = cholesky_lower(a, n);
+  }
+  if (!ok) throw Error(fmt::format("sparsegpt: the {}x{} input Hessian is not positive definite even damped", n, n));
+
+  // M = L^-1 (lower), stored transposed so both operands of every dot are contiguous:
+  // inv[j][i] = M[i][j] = -(sum_{k=j}^{i-1} L[i][k] M[k][j]) / L[i][i] for i > j.
+  // Each column j is independent of the others.
+  std::vector<double> inv(size_t(n * n), 0.0);
+  run_interleaved(n, threads, [&](int64_t j) {
+    double* mj = inv.data() + j * n;
+    mj[j] = 1.0 / a[size_t(j * n + j)];
+    for (int64_t i = j + 1; i < n; ++i) {
+      const double* li = a.data() + i * n;
+      mj[i] = -dot_d(li + j, mj + j, i - j) / li[i];
+    }
+  });
+  // U[p][q] = M[rev p][rev q] = inv[rev q][rev p], upper because M is lower.
+  std::vector<float> u(size_t(n * n), 0.0f);
+  for (int64_t p = 0; p < n; ++p)
+    for (int64_t q = p; q < n; ++q) u[size_t(p * n + q)] = float(inv[size_t(rev(q) * n + rev(p))]);
+  return u;
+}
+
+}  // namespace upg::compress
