@@ -256,6 +256,14 @@ TEST(Compressor, WandaOnDefaultModelCalibrates) {
   EXPECT_EQ(cal.col_norms.at("model.layers.29.mlp.down_proj.weight").size(), 1536u);
 }
 
+TEST(Compressor, SparseGptHessianMemory) {
+  ModelConfig c;  // SmolLM2-135M: about 400 MB, held in memory
+  c.hidden_size = 576, c.intermediate_size = 1536, c.num_layers = 30, c.num_heads = 9, c.head_dim = 64;
+  EXPECT_NEAR(sparsegpt_hessian_bytes(c), 4.0 * 30 * (3 * 576.0 * 576 + 1536.0 * 1536), 1.0);
+  c.hidden_size = 5120, c.intermediate_size = 17920, c.num_layers = 40, c.num_heads = 40, c.head_dim = 0;
+  EXPECT_GT(sparsegpt_hessian_bytes(c), 60e9);  // Phi-4-shaped: refused on this 24 GiB machine
+}
+
 TEST(Compressor, NameFilterAndCompressible) {
   EXPECT_TRUE(is_compressible("model.layers.0.self_attn.q_proj.weight", 2));
   EXPECT_TRUE(is_compressible("model.layers.3.mlp.gate_up_proj.weight", 2));

@@ -3,6 +3,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -47,6 +49,12 @@ bool NameFilter::matches(const std::string& name) const {
   const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(name.data()), name.size(), 0, 0, md, nullptr);
   pcre2_match_data_free(md);
   return rc >= 0;
+}
+
+double sparsegpt_hessian_bytes(const ModelConfig& c) {
+  const double h = c.hidden_size, in = c.intermediate_size;
+  const double attn = double(c.num_heads) * (c.head_dim > 0 ? c.head_dim : (c.num_heads > 0 ? h / c.num_heads : 0));
+  return 4.0 * c.num_layers * (2 * h * h + attn * attn + in * in);
 }
 
 bool is_compressible(const std::string& name, size_t rank) {
@@ -140,6 +148,17 @@ std::span<const float> as_f32(const TensorView& t, std::vector<float>& buf) {
 
 std::span<const std::byte> bytes_of(const auto& v) { return std::as_bytes(std::span(v)); }
 
+// A model too big for its Hessians is refused up front with the way out, instead of
+// being killed for memory mid-run.
+void check_hessian_memory(const ModelConfig& c, const std::string& source) {
+  const double bytes = sparsegpt_hessian_bytes(c);
+  const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  if (ram > 0 && bytes > 0.6 * ram)
+    throw Error(fmt::format("{}: --prune sparsegpt would hold {:.1f} GiB of input Hessians for this model, more "
+                            "than 60% of this machine's {:.1f} GiB; use --prune wanda",
+                            source, bytes / double(1 << 30), ram / double(1 << 30)));
+}
+
 }  // namespace
 
 CompressReport compress_model(const CompressOptions& o) {
@@ -166,6 +185,7 @@ CompressReport compress_model(const CompressOptions& o) {
       throw Error(fmt::format("{}: already a compressed UPG file; compress the original model", o.source));
     for (const auto& [name, t] : peek.weights.all()) stored[name] = t.dtype;
     max_pos = peek.config.max_position_embeddings;
+    if (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) check_hessian_memory(peek.config, o.source);
   }
 
   Calibration own_cal;

@@ -3,6 +3,7 @@
 // tensor by tensor, so memory stays near one tensor beyond the source's own mapping.
 #include <string>
 
+#include "upg/config.h"
 #include "upg/version.h"
 #include "compress/calibrate.h"
 #include "compress/matrix.h"
@@ -33,6 +34,12 @@ struct CompressOptions {
 // Whether a tensor is compressed: a 2-D linear weight of a decoder layer
 // (model.layers.N.*.{q,k,v,o,gate,up,down,qkv,gate_up}_proj.weight).
 bool is_compressible(const std::string& name, size_t rank);
+
+// Bytes of fp32 input Hessians --prune sparsegpt holds at once (docs/COMPRESSION.md):
+// per layer the attention input, the attention output, the MLP input and the MLP's inner
+// activations, cols^2 floats each. compress_model refuses a model whose Hessians would
+// take more than 60% of the machine's memory, naming --prune wanda as the way out.
+double sparsegpt_hessian_bytes(const ModelConfig& c);
 
 // Writes opts.output (through a temp file renamed at the end) and returns the report.
 // Throws upg::Error on bad options or inputs; a failed run leaves no output file.
