@@ -71,6 +71,17 @@ class Model {
   // Calibration: `obs` sees the input of every matmul of later decode() calls.
   void set_matmul_observer(MatmulObserver obs);
 
+  // Sequential calibration, one decoder layer at a time (upg compress --prune sparsegpt):
+  // x [batch.size(), hidden] is the batch's residual stream. embed() writes the token
+  // embeddings into it; run_layer() runs layer `layer` on it in place (the observer sees
+  // its matmuls). Positions start each sequence's cache as in decode().
+  void embed(const Batch& batch, float* x);
+  void run_layer(int layer, const Batch& batch, float* x);
+  // Makes the dense weight tensor `name` [rows, cols] (a decoder linear, possibly fused)
+  // compute with `w` from now on, as fp32: the pruned layers of a sequential calibration.
+  // Throws upg::Error when no dense linear weight has that name or the size differs.
+  void replace_weight(const std::string& name, std::vector<float> w);
+
   // Convenience: a fresh sequence 0, logits for every token [tokens.size(), vocab].
   std::vector<float> forward(const std::vector<int32_t>& tokens);
 

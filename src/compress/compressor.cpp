@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compress/progress.h"
+#include "compress/layerwise.h"
 #include "compress/sparsegpt.h"
 #include "compress/sha256.h"
 #include "io/hf-config-writer.h"
@@ -51,10 +52,10 @@ bool NameFilter::matches(const std::string& name) const {
   return rc >= 0;
 }
 
-double sparsegpt_hessian_bytes(const ModelConfig& c) {
+double sparsegpt_memory_bytes(const ModelConfig& c, int64_t params) {
   const double h = c.hidden_size, in = c.intermediate_size;
   const double attn = double(c.num_heads) * (c.head_dim > 0 ? c.head_dim : (c.num_heads > 0 ? h / c.num_heads : 0));
-  return 4.0 * c.num_layers * (2 * h * h + attn * attn + in * in);
+  return 4.0 * (2 * h * h + attn * attn + in * in) + 2 * 4.0 * double(params);
 }
 
 bool is_compressible(const std::string& name, size_t rank) {
@@ -148,14 +149,15 @@ std::span<const float> as_f32(const TensorView& t, std::vector<float>& buf) {
 
 std::span<const std::byte> bytes_of(const auto& v) { return std::as_bytes(std::span(v)); }
 
-// A model too big for its Hessians is refused up front with the way out, instead of
-// being killed for memory mid-run.
-void check_hessian_memory(const ModelConfig& c, const std::string& source) {
-  const double bytes = sparsegpt_hessian_bytes(c);
+// A model too big for SparseGPT's working set is refused up front with the way out,
+// instead of being killed for memory mid-run.
+void check_sparsegpt_memory(const ModelConfig& c, int64_t params, const std::string& source) {
+  const double bytes = sparsegpt_memory_bytes(c, params);
   const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
   if (ram > 0 && bytes > 0.6 * ram)
-    throw Error(fmt::format("{}: --prune sparsegpt would hold {:.1f} GiB of input Hessians for this model, more "
-                            "than 60% of this machine's {:.1f} GiB; use --prune wanda",
+    throw Error(fmt::format("{}: --prune sparsegpt would need about {:.1f} GiB for this model (two fp32 copies of "
+                            "it and one layer's input Hessians), more than 60% of this machine's {:.1f} GiB; use "
+                            "--prune wanda",
                             source, bytes / double(1 << 30), ram / double(1 << 30)));
 }
 
@@ -183,32 +185,44 @@ CompressReport compress_model(const CompressOptions& o) {
     ModelSource peek = load_model_source(o.source, stored_opts);
     if (!peek.compressed.empty())
       throw Error(fmt::format("{}: already a compressed UPG file; compress the original model", o.source));
-    for (const auto& [name, t] : peek.weights.all()) stored[name] = t.dtype;
+    int64_t params = 0;
+    for (const auto& [name, t] : peek.weights.all()) stored[name] = t.dtype, params += t.numel();
     max_pos = peek.config.max_position_embeddings;
-    if (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) check_hessian_memory(peek.config, o.source);
+    if (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) check_sparsegpt_memory(peek.config, params, o.source);
   }
 
   Calibration own_cal;
   const Calibration* cal = nullptr;
   const bool sparsegpt = o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears;
+  // SparseGPT prunes and quantizes every compressible tensor here, layer by layer, before
+  // the file is written (docs/COMPRESSION.md); Wanda only collects its norms.
+  std::map<std::string, PrunedTensor, std::less<>> pruned;
   if (o.prune != PruneMethod::Magnitude && !o.dense_int8_linears) {
-    if (o.calibration) {
+    if (o.calibration && !sparsegpt) {
       cal = o.calibration;
     } else {
       const std::string text = o.calib_path.empty() ? default_calibration_path() : o.calib_path;
-      if (!o.quiet)
-        fmt::print(stderr, "upg: calibrating on {}{}\n", text, sparsegpt ? " (with input Hessians for sparsegpt)" : "");
-      HessianFilter want;
-      if (sparsegpt) want = [&](const std::string& name) { return is_compressible(name, 2) && !skip.matches(name); };
-      own_cal = calibrate_file(o.source, text, max_pos, 512, mo.threads, want);
+      if (!o.quiet && o.calibration_tokens.empty()) fmt::print(stderr, "upg: calibrating on {}\n", text);
+      constexpr int kChunk = 512;
+      CalibrationInput in = open_calibration(o.source, text, max_pos, kChunk, mo.threads, o.calibration_tokens);
+      if (sparsegpt) {
+        const int layers = in.model->config().num_layers;
+        Progress lp(layers, stderr, o.progress_tty);
+        pruned = sparsegpt_layerwise(
+            *in.model, in.tokens, mo, [&](const std::string& n) { return is_compressible(n, 2) && !skip.matches(n); },
+            kChunk, [&](int l) {
+              if (!o.quiet) lp.step(l + 1, fmt::format("sparsegpt: layer {} of {}", l + 1, layers));
+            });
+        if (!o.quiet) lp.finish();
+        own_cal.tokens = int64_t(in.tokens.size());
+      } else {
+        own_cal = calibrate_tokens(*in.model, in.tokens, kChunk, {}, mo.threads);
+      }
+      own_cal.text_file = in.text_file;
+      own_cal.text_sha256 = in.text_sha256;
       cal = &own_cal;
     }
   }
-  // SparseGPT's inverse factors, one per distinct input Hessian, freed once the last
-  // tensor reading that input is done.
-  std::map<const Hessian*, std::pair<int, std::vector<float>>> factors;
-  if (sparsegpt)
-    for (const auto& [name, h] : cal->hessians) ++factors[h.get()].first;
 
   LoadOptions load_opts;
   load_opts.dequant_to = DType::F32;
@@ -221,7 +235,7 @@ CompressReport compress_model(const CompressOptions& o) {
   rep.source_bytes = src.file_bytes;
   const auto& all = src.weights.all();
   Progress progress(int(all.size()), stderr, o.progress_tty);
-  std::vector<float> buf, updated;
+  std::vector<float> buf;
   int i = 0;
   for (const auto& [name, t] : all) {
     ++i;
@@ -232,27 +246,25 @@ CompressReport compress_model(const CompressOptions& o) {
     tr.weights = t.numel();
     const bool compressible = is_compressible(name, t.shape.size()) && !skip.matches(name);
     if (compressible && !o.dense_int8_linears) {
-      std::span<const float> norms;
-      std::span<const float> w = as_f32(t, buf), original;
-      if (sparsegpt) {
-        auto it = cal->hessians.find(name);
-        if (it == cal->hessians.end())
-          throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
-        auto& [uses, u] = factors[it->second.get()];
-        if (u.empty()) u = inverse_factor(*it->second, kSparseGptDamp, mo.threads);
-        updated.assign(w.begin(), w.end());
-        sparsegpt_prune(updated, t.shape[0], t.shape[1], u, mo.pattern, mo.sparsity, mo.threads, kSparseGptBlock);
-        if (--uses == 0) factors.erase(it->second.get());
-        original = w;
-        w = updated;  // the nonzeros left are exactly the survivors: ranked by magnitude below
-      } else if (cal) {
-        auto it = cal->col_norms.find(name);
-        if (it == cal->col_norms.end())
-          throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
-        norms = it->second;
-      }
       MatrixStats st;
-      format::CompressedData d = compress_matrix(w, t.shape[0], t.shape[1], norms, mo, name, &st, nullptr, original);
+      format::CompressedData d;
+      if (sparsegpt) {
+        auto it = pruned.find(name);
+        if (it == pruned.end())
+          throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
+        d = std::move(it->second.data);
+        st = it->second.stats;
+        pruned.erase(it);
+      } else {
+        std::span<const float> norms;
+        if (cal) {
+          auto it = cal->col_norms.find(name);
+          if (it == cal->col_norms.end())
+            throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
+          norms = it->second;
+        }
+        d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], norms, mo, name, &st);
+      }
       writer.add_compressed(name, d);
       tr.layout = format::layout_name(d.layout);
       tr.bytes = d.view().bytes();

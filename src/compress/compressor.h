@@ -24,9 +24,13 @@ struct CompressOptions {
   // Every decoder linear as dense per-row int8 too, nothing pruned: the dense int8
   // baseline each sparse file is measured against (`upg compress --dense-int8`).
   bool dense_int8_linears = false;
-  // Precomputed activation norms (tests, or a caller compressing several variants);
-  // when null and prune is Wanda, they are collected from calib_path.
+  // Precomputed activation norms for Wanda (tests, or a caller compressing several
+  // variants); when null they are collected from calib_path. SparseGPT ignores it: it
+  // calibrates layer by layer on the model it prunes.
   const Calibration* calibration = nullptr;
+  // Calibration token ids instead of the tokenized calib_path (tests: a model without a
+  // tokenizer).
+  std::vector<int32_t> calibration_tokens;
   int progress_tty = -1;  // Progress mode: -1 detect, 0 lines, 1 bar
   bool quiet = false;     // no progress output at all
 };
@@ -35,11 +39,12 @@ struct CompressOptions {
 // (model.layers.N.*.{q,k,v,o,gate,up,down,qkv,gate_up}_proj.weight).
 bool is_compressible(const std::string& name, size_t rank);
 
-// Bytes of fp32 input Hessians --prune sparsegpt holds at once (docs/COMPRESSION.md):
-// per layer the attention input, the attention output, the MLP input and the MLP's inner
-// activations, cols^2 floats each. compress_model refuses a model whose Hessians would
-// take more than 60% of the machine's memory, naming --prune wanda as the way out.
-double sparsegpt_hessian_bytes(const ModelConfig& c);
+// Memory --prune sparsegpt needs beyond the file mappings (docs/COMPRESSION.md): the
+// calibration model and the source as fp32 (`params` weights each) and one layer's input
+// Hessians (the attention input, the attention output, the MLP input and the MLP's inner
+// activations, cols^2 floats each). compress_model refuses a model that would need more
+// than 60% of the machine's memory, naming --prune wanda as the way out.
+double sparsegpt_memory_bytes(const ModelConfig& c, int64_t params);
 
 // Writes opts.output (through a temp file renamed at the end) and returns the report.
 // Throws upg::Error on bad options or inputs; a failed run leaves no output file.

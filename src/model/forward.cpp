@@ -67,42 +67,71 @@ void ForwardPass::matmul(const LinearWeight& w, const float* x, int64_t n, float
   be_.matmul(w, x, n, y);
 }
 
-void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end) {
+AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t end) {
   const ModelConfig& c = cfg_;
   const int64_t n = int64_t(end - begin);
-  const int64_t hidden = c.hidden_size, inter = c.intermediate_size;
   for (int64_t t = 0; t < n; ++t) {
     const size_t i = begin + size_t(t);
     positions_[size_t(t)] = b.positions[i];
     kv_base_[size_t(t)] = int64_t(b.seq_ids[i]) * ctx_;
     slots_[size_t(t)] = kv_base_[size_t(t)] + b.positions[i];
   }
-  const std::span<const int32_t> pos(positions_.data(), size_t(n));
+  return AttentionBatch{std::span<const int32_t>(positions_.data(), size_t(n)),
+                        std::span<const int64_t>(kv_base_.data(), size_t(n)),
+                        c.num_heads,
+                        c.num_kv_heads,
+                        c.head_dim,
+                        c.sliding_window};
+}
+
+void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
+  const ModelConfig& c = cfg_;
+  const int64_t hidden = c.hidden_size, inter = c.intermediate_size;
+  const std::span<const int32_t> pos = ab.positions;
   const std::span<const int64_t> slots(slots_.data(), size_t(n));
-  AttentionBatch ab{pos, std::span<const int64_t>(kv_base_.data(), size_t(n)), c.num_heads, c.num_kv_heads,
-                    c.head_dim, c.sliding_window};
+  const LayerWeights& lw = w_.layers[size_t(l)];
+  be_.rmsnorm(x, lw.attn_norm, xb_.data(), hidden, n, c.rms_norm_eps);
+  matmul(lw.q, xb_.data(), n, q_.data());
+  matmul(lw.k, xb_.data(), n, k_.data());
+  matmul(lw.v, xb_.data(), n, v_.data());
+  be_.rope(q_.data(), pos, c.num_heads, rope_.table);
+  be_.rope(k_.data(), pos, c.num_kv_heads, rope_.table);
+  be_.kv_store(l, slots, k_.data(), v_.data());
+  be_.attention(l, q_.data(), ab, att_.data());
+  matmul(lw.o, att_.data(), n, tmp_.data());
+  be_.add(x, tmp_.data(), n * hidden);
 
-  be_.embed(w_.embed, std::span<const int32_t>(b.tokens.data() + begin, size_t(n)), x_.data());
-  for (int l = 0; l < c.num_layers; ++l) {
-    const LayerWeights& lw = w_.layers[size_t(l)];
-    be_.rmsnorm(x_.data(), lw.attn_norm, xb_.data(), hidden, n, c.rms_norm_eps);
-    matmul(lw.q, xb_.data(), n, q_.data());
-    matmul(lw.k, xb_.data(), n, k_.data());
-    matmul(lw.v, xb_.data(), n, v_.data());
-    be_.rope(q_.data(), pos, c.num_heads, rope_.table);
-    be_.rope(k_.data(), pos, c.num_kv_heads, rope_.table);
-    be_.kv_store(l, slots, k_.data(), v_.data());
-    be_.attention(l, q_.data(), ab, att_.data());
-    matmul(lw.o, att_.data(), n, tmp_.data());
-    be_.add(x_.data(), tmp_.data(), n * hidden);
+  be_.rmsnorm(x, lw.mlp_norm, xb_.data(), hidden, n, c.rms_norm_eps);
+  matmul(lw.gate, xb_.data(), n, gate_.data());
+  matmul(lw.up, xb_.data(), n, up_.data());
+  be_.silu_mul(gate_.data(), up_.data(), gate_.data(), n * inter);
+  matmul(lw.down, gate_.data(), n, tmp_.data());
+  be_.add(x, tmp_.data(), n * hidden);
+}
 
-    be_.rmsnorm(x_.data(), lw.mlp_norm, xb_.data(), hidden, n, c.rms_norm_eps);
-    matmul(lw.gate, xb_.data(), n, gate_.data());
-    matmul(lw.up, xb_.data(), n, up_.data());
-    be_.silu_mul(gate_.data(), up_.data(), gate_.data(), n * inter);
-    matmul(lw.down, gate_.data(), n, tmp_.data());
-    be_.add(x_.data(), tmp_.data(), n * hidden);
+void ForwardPass::embed(const Batch& b, float* x) {
+  validate(b);
+  be_.embed(w_.embed, std::span<const int32_t>(b.tokens.data(), b.size()), x);
+}
+
+void ForwardPass::run_layer(int l, const Batch& b, float* x) {
+  if (l < 0 || l >= cfg_.num_layers)
+    throw Error(fmt::format("run_layer: layer {} outside the model's {} layers", l, cfg_.num_layers));
+  validate(b);
+  for (size_t begin = 0; begin < b.size(); begin += size_t(max_ubatch_)) {
+    const size_t end = std::min(b.size(), begin + size_t(max_ubatch_));
+    const AttentionBatch ab = setup_ubatch(b, begin, end);
+    layer(l, int64_t(end - begin), x + begin * size_t(cfg_.hidden_size), ab);
   }
+}
+
+void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end) {
+  const ModelConfig& c = cfg_;
+  const int64_t n = int64_t(end - begin);
+  const int64_t hidden = c.hidden_size;
+  const AttentionBatch ab = setup_ubatch(b, begin, end);
+  be_.embed(w_.embed, std::span<const int32_t>(b.tokens.data() + begin, size_t(n)), x_.data());
+  for (int l = 0; l < c.num_layers; ++l) layer(l, n, x_.data(), ab);
   // Only the rows that want logits go through the final norm and the LM head, which is
   // the single largest matrix of a small model.
   int64_t m = 0;

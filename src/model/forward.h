@@ -20,8 +20,17 @@ class ForwardPass {
   int context_length() const { return ctx_; }
   // Calibration hook: sees every matmul input (null to remove). Costs nothing when unset.
   void set_observer(MatmulObserver obs) { observer_ = std::move(obs); }
+  // Layer by layer (sequential calibration): the residual stream of the whole batch
+  // lives in the caller's x [b.size(), hidden]. embed writes it; run_layer runs decoder
+  // layer l on it in place, writing that layer's KV cache entries as run() would.
+  void embed(const Batch& b, float* x);
+  void run_layer(int l, const Batch& b, float* x);
 
  private:
+  // Positions and cache slots of tokens [begin, end) of b, into positions_/slots_/kv_base_.
+  AttentionBatch setup_ubatch(const Batch& b, size_t begin, size_t end);
+  // Decoder layer l over n tokens of the residual stream x [n, hidden], in place.
+  void layer(int l, int64_t n, float* x, const AttentionBatch& ab);
   void run_ubatch(const Batch& b, size_t begin, size_t end);
   void validate(const Batch& b) const;
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y);

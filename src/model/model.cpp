@@ -1,6 +1,7 @@
 #include "upg/model.h"
 
 #include <algorithm>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -19,6 +20,7 @@ struct Model::Impl {
   std::unique_ptr<Tokenizer> tokenizer;
   int ctx = 0;
   int max_seqs = 1;
+  std::map<std::string, std::vector<float>, std::less<>> replaced;  // replace_weight's buffers
 };
 
 namespace {
@@ -90,6 +92,39 @@ Backend& Model::backend() { return *impl_->backend; }
 void Model::set_matmul_observer(MatmulObserver obs) { impl_->forward->set_observer(std::move(obs)); }
 
 std::span<const float> Model::decode(const Batch& batch) { return impl_->forward->run(batch); }
+
+void Model::embed(const Batch& batch, float* x) { impl_->forward->embed(batch, x); }
+void Model::run_layer(int layer, const Batch& batch, float* x) { impl_->forward->run_layer(layer, batch, x); }
+
+void Model::replace_weight(const std::string& name, std::vector<float> w) {
+  Impl& d = *impl_;
+  const TensorView* t = d.source.weights.find(name);
+  if (!t || t->shape.size() != 2 || int64_t(w.size()) != t->numel())
+    throw Error(fmt::format("replace_weight: no dense [rows, cols] weight '{}' of {} values", name, w.size()));
+  const int64_t cols = t->shape[1];
+  // Where the linears point now: into the source tensor, or into an earlier replacement.
+  auto prev = d.replaced.find(name);
+  const std::byte* base = prev != d.replaced.end() ? reinterpret_cast<const std::byte*>(prev->second.data()) : t->data;
+  const int64_t row_bytes =
+      prev != d.replaced.end() ? int64_t(sizeof(float)) * cols : int64_t(dtype_bytes(t->dtype, cols));
+  std::vector<int64_t> rows0;
+  std::vector<LinearWeight*> bound_to;
+  // Every linear bound to the tensor (all row slices of a fused one) moves to the new
+  // buffer at its own row offset. Only the fp32 matmul reads them: no backend packs
+  // dense weights at prepare time.
+  for (LayerWeights& l : d.weights.layers)
+    for (LinearWeight* lw : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+      if (!lw->compressed && !lw->scales && name == lw->name) {
+        bound_to.push_back(lw);
+        rows0.push_back((static_cast<const std::byte*>(lw->data) - base) / row_bytes);
+      }
+  if (bound_to.empty()) throw Error(fmt::format("replace_weight: '{}' is not a dense decoder linear weight", name));
+  std::vector<float>& buf = d.replaced[name] = std::move(w);
+  for (size_t i = 0; i < bound_to.size(); ++i) {
+    bound_to[i]->data = buf.data() + rows0[i] * cols;
+    bound_to[i]->dtype = DType::F32;
+  }
+}
 
 std::vector<float> Model::forward(const std::vector<int32_t>& tokens) {
   Batch b;
