@@ -118,7 +118,8 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   j["tool"] = kToolVersion;
   j["source"] = source;
   j["prune"] = prune_method_name(o.prune);
-  if (o.prune == PruneMethod::SparseGPT) j["sparsegpt"] = {{"damp", kSparseGptDamp}, {"block", kSparseGptBlock}};
+  if (o.prune == PruneMethod::SparseGPT)
+    j["sparsegpt"] = {{"damp", kSparseGptDamp}, {"block", kSparseGptBlock}, {"sequential", true}};
   j["pattern"] = m.pattern.name();
   j["sparsity"] = m.pattern.is_nm() ? 1.0 - double(m.pattern.n) / m.pattern.m : m.sparsity;
   j["values"] = m.values.name();
