@@ -48,9 +48,9 @@ std::vector<float> f32(const TensorView& t) {
 }
 
 // Compresses the tiny model and checks every tensor of the result against the source.
-void round_trip(CompressOptions o, const Calibration* cal = nullptr) {
+void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::string& source = tiny()) {
   TempDir dir;
-  o.source = tiny();
+  o.source = source;
   o.output = (dir.path / "out.upg").string();
   o.quiet = true;
   o.calibration = cal;
@@ -59,7 +59,7 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr) {
   EXPECT_FALSE(fs::exists(o.output + ".tmp"));
   EXPECT_EQ(rep.output_bytes, fs::file_size(o.output));
 
-  ModelSource src = load_model_source(tiny(), {});
+  ModelSource src = load_model_source(source, {});
   ModelSource out = io::load_upg(o.output, {});
   const NameFilter skip(o.skip_regex);
   int compressed = 0, later_layers = 0;
@@ -223,6 +223,20 @@ TEST(Compressor, SparseGptWithCalibration) {
     o.prune = PruneMethod::SparseGPT;
     o.calibration_tokens = ids;
     round_trip(o, &first);
+  }
+  // Fused q/k/v and gate/up (Phi-3: one Hessian per fused weight, every row slice
+  // rebound when the layer is replaced) and attention biases (Qwen2).
+  for (const char* arch : {"tiny/phi3", "tiny/qwen2"}) {
+    SCOPED_TRACE(arch);
+    auto am = Model::from_file(test::fixture(arch), mo);
+    std::vector<int32_t> aids;
+    for (int i = 0; i < 300; ++i) aids.push_back((i * 37 + 11) % am->config().vocab_size);
+    const Calibration acal =
+        calibrate_tokens(*am, aids, 512, [](const std::string& n) { return is_compressible(n, 2); }, 2);
+    auto ao = opts("2:4", "int8");
+    ao.prune = PruneMethod::SparseGPT;
+    ao.calibration_tokens = aids;
+    round_trip(ao, &acal, test::fixture(arch));
   }
   // Skipped tensors stay dense in the file and in the calibration model.
   auto o = opts("unstructured", "int8", 0.3);
