@@ -121,13 +121,4 @@ CalibrationInput open_calibration(const std::string& model_path, const std::stri
   return in;
 }
 
-Calibration calibrate_file(const std::string& model_path, const std::string& text_path, int max_positions, int chunk,
-                           int threads) {
-  CalibrationInput in = open_calibration(model_path, text_path, max_positions, chunk, threads);
-  Calibration cal = calibrate_tokens(*in.model, in.tokens, chunk, {}, threads);
-  cal.text_file = in.text_file;
-  cal.text_sha256 = in.text_sha256;
-  return cal;
-}
-
 }  // namespace upg::compress

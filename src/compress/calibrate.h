@@ -83,10 +83,6 @@ struct CalibrationInput {
 CalibrationInput open_calibration(const std::string& model_path, const std::string& text_path, int max_positions,
                                   int chunk = 512, int threads = 0, const std::vector<int32_t>& ids = {});
 
-// open_calibration, then calibrate_tokens (one pass, no Hessians): Wanda's statistics.
-Calibration calibrate_file(const std::string& model_path, const std::string& text_path, int max_positions,
-                           int chunk = 512, int threads = 0);
-
 // The calibration text used when --calib is not given: tests/fixtures/calibration-chat.txt
 // (the default model's own chat answers, scripts/make-calibration.py; docs/QUALITY.md
 // says why) under the working directory, else under the repository the binary sits in.

@@ -167,13 +167,24 @@ TEST(Compressor, SkipAndInt8Embeddings) {
   round_trip(o);
 }
 
-TEST(Compressor, WandaWithCalibration) {
+// A fixture loaded as the compressor's calibration model is (fp32 weights), and 300
+// calibration ids spread over its vocabulary (the fixtures have no tokenizer).
+std::unique_ptr<Model> calibration_model(const std::string& path) {
   ModelOptions mo;
   mo.load.dequant_to = DType::F32;
   mo.n_threads = 1;
-  auto model = Model::from_file(tiny(), mo);
+  return Model::from_file(path, mo);
+}
+std::vector<int32_t> calibration_ids(const Model& model) {
   std::vector<int32_t> ids;
-  for (int i = 0; i < 300; ++i) ids.push_back((i * 37 + 11) % model->config().vocab_size);
+  for (int i = 0; i < 300; ++i) ids.push_back((i * 37 + 11) % model.config().vocab_size);
+  return ids;
+}
+bool every_linear(const std::string& name) { return is_compressible(name, 2); }
+
+TEST(Compressor, WandaWithCalibration) {
+  auto model = calibration_model(tiny());
+  const std::vector<int32_t> ids = calibration_ids(*model);
   const Calibration cal = calibrate_tokens(*model, ids, 128);
   EXPECT_EQ(cal.tokens, 300);
   const auto& q = cal.col_norms.at("model.layers.0.self_attn.q_proj.weight");
@@ -189,14 +200,9 @@ TEST(Compressor, WandaWithCalibration) {
 }
 
 TEST(Compressor, SparseGptWithCalibration) {
-  ModelOptions mo;
-  mo.load.dequant_to = DType::F32;
-  mo.n_threads = 1;
-  auto model = Model::from_file(tiny(), mo);
-  std::vector<int32_t> ids;
-  for (int i = 0; i < 300; ++i) ids.push_back((i * 37 + 11) % model->config().vocab_size);
-  const Calibration cal =
-      calibrate_tokens(*model, ids, 128, [](const std::string& n) { return is_compressible(n, 2); }, 2);
+  auto model = calibration_model(tiny());
+  const std::vector<int32_t> ids = calibration_ids(*model);
+  const Calibration cal = calibrate_tokens(*model, ids, 128, every_linear, 2);
   const std::string l0 = "model.layers.0.";
   // q, k and v read one input, gate and up another: one Hessian each, shared.
   const auto& hq = cal.hessians.at(l0 + "self_attn.q_proj.weight");
@@ -217,7 +223,7 @@ TEST(Compressor, SparseGptWithCalibration) {
   }
   // The compressor calibrates on the same ids, chunked the same way (512 tokens at most,
   // within the context), layer by layer.
-  const Calibration first = calibrate_tokens(*model, ids, 512, [](const std::string& n) { return is_compressible(n, 2); }, 2);
+  const Calibration first = calibrate_tokens(*model, ids, 512, every_linear, 2);
   for (const char* pattern : {"unstructured", "2:4"}) {
     auto o = opts(pattern, "int8");
     o.prune = PruneMethod::SparseGPT;
@@ -228,11 +234,9 @@ TEST(Compressor, SparseGptWithCalibration) {
   // rebound when the layer is replaced) and attention biases (Qwen2).
   for (const char* arch : {"tiny/phi3", "tiny/qwen2"}) {
     SCOPED_TRACE(arch);
-    auto am = Model::from_file(test::fixture(arch), mo);
-    std::vector<int32_t> aids;
-    for (int i = 0; i < 300; ++i) aids.push_back((i * 37 + 11) % am->config().vocab_size);
-    const Calibration acal =
-        calibrate_tokens(*am, aids, 512, [](const std::string& n) { return is_compressible(n, 2); }, 2);
+    auto am = calibration_model(test::fixture(arch));
+    const std::vector<int32_t> aids = calibration_ids(*am);
+    const Calibration acal = calibrate_tokens(*am, aids, 512, every_linear, 2);
     auto ao = opts("2:4", "int8");
     ao.prune = PruneMethod::SparseGPT;
     ao.calibration_tokens = aids;
@@ -288,9 +292,10 @@ TEST(Compressor, WandaOnDefaultModelCalibrates) {
   GTEST_SKIP() << "a 135M-parameter forward over the calibration text is too slow under AddressSanitizer";
 #endif
   const std::string text = test::fixture("calibration.txt");
-  const Calibration cal = calibrate_file(path, text, 8192, 128);
+  CalibrationInput in = open_calibration(path, text, 8192, 128);
+  EXPECT_EQ(in.text_sha256.size(), 64u);
+  const Calibration cal = calibrate_tokens(*in.model, in.tokens, 128);
   EXPECT_GT(cal.tokens, 500);
-  EXPECT_EQ(cal.text_sha256.size(), 64u);
   EXPECT_EQ(cal.col_norms.at("model.layers.29.mlp.down_proj.weight").size(), 1536u);
 }
 

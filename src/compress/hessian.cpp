@@ -2,44 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <exception>
-#include <mutex>
-#include <thread>
 
 #include <fmt/format.h>
 
+#include "compress/matrix.h"
 #include "upg/error.h"
 #include "upg/kernels.h"
 
 namespace upg::compress {
 
 namespace {
-
-// f(i) for i in [0, n), dealt round-robin over the threads: the work of item i shrinks
-// with i in both callers (triangles), so contiguous chunks would leave one thread idle.
-template <class F>
-void run_interleaved(int64_t n, int threads, F&& f) {
-  int t = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  t = int(std::min<int64_t>(t, n));
-  if (t <= 1) {
-    for (int64_t i = 0; i < n; ++i) f(i);
-    return;
-  }
-  std::vector<std::thread> pool;
-  std::exception_ptr err;
-  std::mutex mu;
-  for (int k = 0; k < t; ++k)
-    pool.emplace_back([&, k] {
-      try {
-        for (int64_t i = k; i < n; i += t) f(i);
-      } catch (...) {
-        std::lock_guard lock(mu);
-        if (!err) err = std::current_exception();
-      }
-    });
-  for (auto& th : pool) th.join();
-  if (err) std::rethrow_exception(err);
-}
 
 // Four accumulators: the factorisations are nothing but these dot products, and one
 // accumulator would serialise on the add latency.
@@ -84,7 +56,8 @@ Hessian make_hessian(int64_t cols) {
 void accumulate_hessian(Hessian& H, const float* x, int64_t n, int threads) {
   const int64_t c = H.cols;
   constexpr int64_t kRows = 4;  // rows of H updated per pass over x: 4 x 6 KB stay in L1
-  run_interleaved((c + kRows - 1) / kRows, threads, [&](int64_t blk) {
+  // Row i of the upper triangle is c - i long: blocks are dealt round-robin to even out.
+  parallel_interleaved((c + kRows - 1) / kRows, threads, [&](int64_t blk) {
     const int64_t i0 = blk * kRows, i1 = std::min(c, i0 + kRows);
     // From column i0 for every row of the block: the few entries left of the diagonal
     // land in the lower triangle, which symmetrize() overwrites.
@@ -133,9 +106,9 @@ std::vector<float> inverse_factor(const Hessian& H, double damp, int threads) {
 
   // M = L^-1 (lower), stored transposed so both operands of every dot are contiguous:
   // inv[j][i] = M[i][j] = -(sum_{k=j}^{i-1} L[i][k] M[k][j]) / L[i][i] for i > j.
-  // Each column j is independent of the others.
+  // Each column j is independent of the others; its cost shrinks with j (interleaved).
   std::vector<double> inv(size_t(n * n), 0.0);
-  run_interleaved(n, threads, [&](int64_t j) {
+  parallel_interleaved(n, threads, [&](int64_t j) {
     double* mj = inv.data() + j * n;
     mj[j] = 1.0 / a[size_t(j * n + j)];
     for (int64_t i = j + 1; i < n; ++i) {

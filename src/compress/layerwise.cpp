@@ -34,9 +34,8 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     CalibrationCollector collector(mine, mo.threads);
     dense_run = x;
     {
-      ObserverScope scope(model, [&](const LinearWeight& w, const float* xin, int64_t n) {
-        if (mine(w.name)) collector.observe(w, xin, n);
-      });
+      // run_layer only runs layer l's matmuls; the collector keeps Hessians of `mine`.
+      ObserverScope scope(model, [&](const LinearWeight& w, const float* xin, int64_t n) { collector.observe(w, xin, n); });
       each_batch(dense_run, [&](const Batch& b, float* xs) { model.run_layer(l, b, xs); });
     }
     const Calibration cal = collector.finish(int64_t(tokens.size()));

@@ -16,29 +16,47 @@ using format::Encoding;
 
 double MatrixStats::rel_error() const { return ref_sq > 0 ? std::sqrt(err_sq / ref_sq) : 0.0; }
 
-void parallel_rows(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& f) {
-  int t = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  t = int(std::min<int64_t>(t, std::max<int64_t>(1, n / 16)));
+namespace {
+
+int thread_count(int threads) {
+  return threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// f(k) on t threads, k in [0, t); the first exception any of them throws is rethrown
+// once all have joined.
+void on_threads(int t, const std::function<void(int)>& f) {
   if (t <= 1) {
-    f(0, n);
+    f(0);
     return;
   }
   std::vector<std::thread> pool;
   std::exception_ptr err;
   std::mutex mu;
-  for (int i = 0; i < t; ++i) {
-    const int64_t b = n * i / t, e = n * (i + 1) / t;
-    pool.emplace_back([&, b, e] {
+  for (int k = 0; k < t; ++k)
+    pool.emplace_back([&, k] {
       try {
-        f(b, e);
+        f(k);
       } catch (...) {
         std::lock_guard lock(mu);
         if (!err) err = std::current_exception();
       }
     });
-  }
   for (auto& th : pool) th.join();
   if (err) std::rethrow_exception(err);
+}
+
+}  // namespace
+
+void parallel_rows(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& f) {
+  const int t = int(std::min<int64_t>(thread_count(threads), std::max<int64_t>(1, n / 16)));
+  on_threads(t, [&](int k) { f(n * k / t, n * (k + 1) / t); });
+}
+
+void parallel_interleaved(int64_t n, int threads, const std::function<void(int64_t)>& f) {
+  const int t = int(std::max<int64_t>(1, std::min<int64_t>(thread_count(threads), n)));
+  on_threads(t, [&](int k) {
+    for (int64_t i = k; i < n; i += t) f(i);
+  });
 }
 
 namespace {

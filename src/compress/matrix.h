@@ -53,4 +53,8 @@ DenseInt8 quantize_dense_int8(std::span<const float> w, int64_t rows, int64_t co
 // Runs f(begin, end) over [0, n) split into contiguous chunks, one per thread.
 void parallel_rows(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& f);
 
+// Runs f(i) for i in [0, n), dealt round-robin over the threads: for work that shrinks
+// (or grows) with i, where contiguous chunks would leave one thread idle.
+void parallel_interleaved(int64_t n, int threads, const std::function<void(int64_t)>& f);
+
 }  // namespace upg::compress
