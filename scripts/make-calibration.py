@@ -10,8 +10,8 @@ docs/QUALITY.md against the hand-written prose of tests/fixtures/calibration.txt
 weights or data can be fetched here, and the evaluation text (KJV) must not leak into
 calibration; the prompts below are general questions on many topics, none about the Bible.
 
-Each prompt is answered by `upg run` (chat template, temperature 0.7, fixed seed per
-prompt, at most 160 tokens) and written as a ChatML transcript, the template of
+Each prompt is answered three times by `upg run` (chat template, temperature 0.7, a
+fixed seed per prompt and sample, at most 160 tokens) and written as a ChatML transcript, the template of
 SmolLM2-Instruct, so the calibration pass sees the same special tokens as a chat.
 
     python3 scripts/make-calibration.py [--out tests/fixtures/calibration-chat.txt]
@@ -131,23 +131,29 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "calibration-chat.txt"))
     ap.add_argument("--n-predict", type=int, default=160)
+    ap.add_argument("--samples", type=int,
+                    help="answers per prompt, seeds 100 apart (default 3; 1 with --heldout): more text, "
+                    "steadier Hessians")
     ap.add_argument("--heldout", action="store_true", help="write the held-out evaluation transcripts instead")
     args = ap.parse_args()
     prompts, seed0 = PROMPTS, 1000
     if args.heldout:
         prompts, seed0 = HELDOUT, 5000
+        args.samples = args.samples or 1
         if args.out == ap.get_default("out"):
             args.out = os.path.join(ROOT, "tests", "fixtures", "eval", "chat-heldout.txt")
+    args.samples = args.samples or 3
     parts = []
-    for i, prompt in enumerate(prompts):
+    jobs = [(k, i, prompt) for k in range(args.samples) for i, prompt in enumerate(prompts)]
+    for n, (k, i, prompt) in enumerate(jobs):
         p = subprocess.run([UPG, "run", MODEL, "-p", prompt, "-n", str(args.n_predict), "--temp", "0.7",
-                            "--seed", str(seed0 + i), "--threads", "2"], capture_output=True, text=True)
+                            "--seed", str(seed0 + i + 100 * k), "--threads", "2"], capture_output=True, text=True)
         if p.returncode != 0:
             sys.exit(f"make-calibration: upg run failed on prompt {i}:\n{p.stderr[-2000:]}")
         answer = p.stdout.strip()
         parts.append(f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{prompt}<|im_end|>\n"
                      f"<|im_start|>assistant\n{answer}<|im_end|>\n")
-        print(f"[{i + 1}/{len(prompts)}] {prompt}", file=sys.stderr)
+        print(f"[{n + 1}/{len(jobs)}] {prompt}", file=sys.stderr)
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write("".join(parts))

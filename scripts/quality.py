@@ -177,7 +177,7 @@ def main():
         "",
         "Every UPG file was made from the same GGUF (`upg compress models/SmolLM2-135M-Instruct.Q4_1.gguf -o "
         "m.upg FLAGS`). Wanda and SparseGPT calibrate on `tests/fixtures/calibration-chat.txt` (the dense model's "
-        "answers to 64 other prompts, `scripts/make-calibration.py`) unless the row says story calibration "
+        "answers to 64 other prompts, three each, about 32k tokens, `scripts/make-calibration.py`) unless the row says story calibration "
         "(`tests/fixtures/calibration.txt`, hand-written prose). Bytes per weight count the whole file "
         "(embedding, norms, tokenizer included) over all weights; the ratio is against BF16 (2 bytes per "
         "weight). Relative error is ||W - W_hat||_F / ||W||_F over the compressed tensors (SparseGPT moves the "

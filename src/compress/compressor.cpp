@@ -203,9 +203,10 @@ CompressReport compress_model(const CompressOptions& o) {
       cal = o.calibration;
     } else {
       const std::string text = o.calib_path.empty() ? default_calibration_path() : o.calib_path;
-      if (!o.quiet && o.calibration_tokens.empty()) fmt::print(stderr, "upg: calibrating on {}\n", text);
       constexpr int kChunk = 512;
       CalibrationInput in = open_calibration(o.source, text, max_pos, kChunk, mo.threads, o.calibration_tokens);
+      if (!o.quiet && o.calibration_tokens.empty())
+        fmt::print(stderr, "upg: calibrating on {} ({} tokens)\n", text, in.tokens.size());
       if (sparsegpt) {
         const int layers = in.model->config().num_layers;
         Progress lp(layers, stderr, o.progress_tty);
