@@ -1,5 +1,5 @@
 // UPG_Loading: Model::from_file until it returns a model ready to decode, for the default
-// GGUF, the same model compressed to UPG (magnitude, 50%, written once per run into a
+// GGUF, the same model compressed to UPG (magnitude, 50% and 2:4, written once per run into a
 // temp file), a small synthetic UPG model, and a Phi-4-shaped file when UPG_BENCH_PHI4
 // names one (`upg synth` writes it; too large to make here). `_first_touch` evicts the
 // file from the page cache before each load (posix_fadvise DONTNEED, which needs no root
@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -50,33 +51,38 @@ bool exists(const std::string& p) { return !p.empty() && std::ifstream(p).good()
 
 std::string default_gguf() { return upg::test::default_model_path(); }
 
-// The default model compressed as `upg compress --sparsity 0.5` does; empty (with the
-// reason in *why) when the model is missing or compression failed.
-std::string default_upg(std::string* why) {
-  static std::string path, error;
-  static bool done = false;
-  if (!done) {
-    done = true;
+// The default model compressed with magnitude pruning to `pattern` (50% when
+// unstructured), once per run; empty (with the reason in *why) when the model is missing
+// or compression failed.
+std::string compressed_default(const std::string& pattern, std::string* why) {
+  struct Made {
+    std::string path, error;
+  };
+  static std::map<std::string, Made> made;
+  auto [it, fresh] = made.try_emplace(pattern);
+  Made& m = it->second;
+  if (fresh) {
     if (!exists(default_gguf())) {
-      error = "default model missing: run scripts/fetch-model.sh";
+      m.error = "default model missing: run scripts/fetch-model.sh";
     } else {
       try {
         upg::compress::CompressOptions o;
         o.source = default_gguf();
-        o.output = temp().make("default.upg").string();
+        o.output = temp().make(pattern == "2:4" ? "default-2-4.upg" : "default.upg").string();
+        o.matrix.pattern = upg::compress::parse_pattern(pattern);
         o.matrix.sparsity = 0.5;
         o.matrix.threads = 2;
         o.prune = upg::compress::PruneMethod::Magnitude;
         o.quiet = true;
         upg::compress::compress_model(o);
-        path = o.output;
+        m.path = o.output;
       } catch (const upg::Error& e) {
-        error = fmt::format("compressing the default model failed: {}", e.what());
+        m.error = fmt::format("compressing the default model failed: {}", e.what());
       }
     }
   }
-  *why = error;
-  return path;
+  *why = m.error;
+  return m.path;
 }
 
 // A Llama of hidden 512 and 4 layers (about 25 M parameters): big enough that loading
@@ -165,7 +171,9 @@ void register_pair(const std::string& name, std::string (*source)(std::string*))
     *why = "default model missing: run scripts/fetch-model.sh";
     return std::string();
   });
-  register_pair("mmap_upg_default", default_upg);
+  register_pair("mmap_upg_default", [](std::string* why) { return compressed_default("unstructured", why); });
+  // 2:4 is repacked at load into 16-row groups for decode (kernels/cpu/int8-pack.cpp).
+  register_pair("mmap_upg_default_2_4", [](std::string* why) { return compressed_default("2:4", why); });
   register_pair("mmap_upg_synth_small", synth_small);
   if (const char* phi4 = std::getenv("UPG_BENCH_PHI4"); phi4 && *phi4)
     register_pair("mmap_upg_phi4", [](std::string* why) {

@@ -187,6 +187,54 @@ void nm_tile(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t 
       });
 }
 
+// 2:4 interleaved by 16 rows (NmRows16): lane i of every sum is row i of the group. Per
+// 64-byte vector: the position bytes (broadcast to each 128-bit lane) give each value its
+// column among the chunk's 8 (vpmultishiftqb to the byte, vpternlogd for the field and
+// the group base), vpshufb picks those activations from an 8-byte broadcast, vpdpbusd
+// sums; the +128 offset, the float conversion and the block scale wait for the end of
+// each 32-column block (4 vectors).
+template <int NT>
+void nm_rows16_tile(const NmRows16& m, const QuantizedActs& a, int64_t t0, int64_t g0, int64_t g1, float* y,
+                    int64_t ldy) {
+  alignas(64) uint8_t ctrl[64], base[64];
+  for (int p = 0; p < 64; ++p) {
+    const int lane = p / 16, k = p % 8;
+    ctrl[p] = uint8_t(8 * (2 * lane + k / 4) + 2 * (k % 4));
+    base[p] = uint8_t(4 * ((k % 4) / 2));
+  }
+  const __m512i vctrl = _mm512_load_si512(ctrl), vbase = _mm512_load_si512(base);
+  const __m512i field = _mm512_set1_epi8(3), bias = _mm512_set1_epi8(char(0x80));
+  const uint8_t* xq[NT];
+  const float* bs[NT];
+  for (int j = 0; j < NT; ++j) xq[j] = a.row(t0 + j), bs[j] = a.block_scales(t0 + j);
+  for (int64_t g = g0; g < g1; ++g) {
+    __m512 f[NT];
+    for (int j = 0; j < NT; ++j) f[j] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < m.blocks; ++b) {
+      const uint8_t* rec = m.record(g, b);
+      __m512i off = _mm512_setzero_si512(), s[NT];
+      for (int j = 0; j < NT; ++j) s[j] = _mm512_setzero_si512();
+      for (int c = 0; c < 4; ++c) {
+        const int64_t ch = 4 * b + c;
+        const __m512i w = _mm512_load_si512(rec + 64 + 64 * c);
+        const __m512i pv = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(rec + 16 * c)));
+        const __m512i idx = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(vctrl, pv), field, vbase, 0xEA);
+        off = _mm512_dpbusd_epi32(off, bias, w);
+        for (int j = 0; j < NT; ++j) {
+          int64_t x8;
+          std::memcpy(&x8, xq[j] + 8 * ch, 8);
+          s[j] = _mm512_dpbusd_epi32(s[j], _mm512_shuffle_epi8(_mm512_set1_epi64(x8), idx), w);
+        }
+      }
+      for (int j = 0; j < NT; ++j)
+        f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[j], off)), _mm512_set1_ps(bs[j][b]), f[j]);
+    }
+    const __m512 rs = _mm512_loadu_ps(m.scales.data() + 16 * g);
+    const __mmask16 keep = __mmask16(low_bits(m.rows - 16 * g));
+    for (int j = 0; j < NT; ++j) _mm512_mask_storeu_ps(y + (t0 + j) * ldy + 16 * g, keep, _mm512_mul_ps(f[j], rs));
+  }
+}
+
 // Unsigned weights (+ 128) against signed activations: -128 * sum(q) per lane, from the
 // activations, precomputed once per token (QuantizedActs::lane_offsets).
 template <int NT>
@@ -486,6 +534,13 @@ struct BitmapF16Tile {
     bitmap_f16_tile<NT>(m, x, t0, r0, r1, y, ldy);
   }
 };
+template <int NT>
+struct NmRows16Tile {
+  static void run(int64_t t0, const NmRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y,
+                  int64_t ldy) {
+    nm_rows16_tile<NT>(m, a, t0, g0, g1, y, ldy);
+  }
+};
 template <int N, int M>
 struct NMTiles {
   template <int NT>
@@ -509,6 +564,10 @@ void nm(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, i
   kInt8Avx2.nm(m, a, r0, r1, y, ldy);  // other N:M: windows expanded one by one
 }
 
+void nm_rows16(const NmRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y, int64_t ldy) {
+  over_tokens<NmRows16Tile>(a.n_tokens, m, a, g0, g1, y, ldy);
+}
+
 void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   if (a.groups > 0) return bitmap_gemm(m, a, r0, r1, y, ldy);
   over_tokens<BitmapTile>(a.n_tokens, m, a, r0, r1, y, ldy);
@@ -521,7 +580,7 @@ void bitmap_f16(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t
 
 }  // namespace
 
-const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense, nm, bitmap, bitmap_f16};
+const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense, nm, bitmap, bitmap_f16, nm_rows16};
 
 }  // namespace upg::kernels
 

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/aligned-vector.h"
 #include "upg/format.h"
 
 namespace upg::kernels {
@@ -98,6 +99,34 @@ struct BitmapMatrix {
 // Throws upg::Error for an N:M matrix.
 BitmapMatrix pack_bitmap(const format::CompressedMatrix& m);
 
+// A 2:4 matrix repacked at load for decode: 16 rows side by side, so one 64-byte vector
+// holds 4 values of each of 16 rows over the same 8 columns. Every lane of a vpdpbusd
+// sum is then one row, the 8 activations its values need come from one 8-byte broadcast
+// (gathered by an in-lane vpshufb, not a cross-lane vpermi2b), all 64 values fall in one
+// 32-column activation block (one scale, broadcast, once per 4 vectors), and a group's
+// 16 results leave in one store, with no horizontal sum per row. The bytes are the same
+// as the file's, reordered: a row's 4 values of columns [8c, 8c + 8) are its values
+// 4c..4c+3, and their four 2-bit positions are its position byte c.
+//
+// One stream: per group and 32-column block, a 320-byte record (5 cache lines) of the 4
+// chunks' position bytes (16 each) and then their values (64 each).
+struct NmRows16 {
+  static constexpr int64_t kRecord = 320;
+  int64_t rows = 0, cols = 0;
+  int64_t groups = 0;  // ceil(rows / 16)
+  int64_t blocks = 0;  // 32-column blocks per row
+  // [groups, blocks, record]. A chunk's positions are the rows' position bytes in the
+  // order 0,1,4,5,8,9,12,13, 2,3,6,7,10,11,14,15, so that broadcast to every 128-bit lane
+  // each lane's qword j holds the bytes of its rows 2j and 2j + 1 (what vpmultishiftqb
+  // can reach); its values are [16 rows, 4 values]. Padding: 0.
+  AlignedVector<uint8_t> data;
+  std::vector<float> scales;  // [groups * 16]; padding rows 0
+  const uint8_t* record(int64_t g, int64_t b) const { return data.data() + (g * blocks + b) * kRecord; }
+  size_t bytes() const { return data.size() + scales.size() * 4; }
+};
+// Throws upg::Error unless the matrix is 2:4.
+NmRows16 pack_nm_rows16(const format::CompressedMatrix& m);
+
 // One target's kernels. Each computes rows [r0, r1) for every token:
 // y[t * ldy + r] = sum_c W[r, c] * x[t, c] (no bias; the caller adds it).
 struct Int8Kernels {
@@ -110,6 +139,9 @@ struct Int8Kernels {
   // f16 values, fp32 activations x [n_tokens, m.cols].
   void (*bitmap_f16)(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t r0, int64_t r1, float* y,
                      int64_t ldy);
+  // 2:4 in the interleaved form, row groups [g0, g1), fewer than kGemmTokens tokens; null
+  // on targets without one (they run nm on the file's layout).
+  void (*nm_rows16)(const NmRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y, int64_t ldy);
 };
 
 extern const Int8Kernels kInt8Scalar;

@@ -82,4 +82,34 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
   return b;
 }
 
+NmRows16 pack_nm_rows16(const format::CompressedMatrix& m) {
+  if (m.layout != format::Layout::NM || m.nm.n != 2 || m.nm.m != 4)
+    throw Error("pack_nm_rows16: the matrix is not 2:4");
+  NmRows16 p;
+  p.rows = m.rows;
+  p.cols = m.cols;
+  p.groups = (m.rows + 15) / 16;
+  p.blocks = (m.cols + 31) / 32;
+  p.data.assign(size_t(p.groups * p.blocks * NmRows16::kRecord), 0);
+  p.scales.assign(size_t(p.groups * 16), 0.0f);
+  static constexpr int kSlot[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};  // row -> byte
+  const int64_t per_row = format::nm_values_per_row(m.cols, 2, 4);
+  const int64_t pos_bytes = format::nm_position_bytes_per_row(m.cols, 2, 4);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    const int64_t g = r / 16, i = r % 16;
+    p.scales[size_t(r)] = m.scales[size_t(r)];
+    const int8_t* v = m.nm.values.data() + r * per_row;
+    const uint8_t* pos = m.nm.positions.data() + r * pos_bytes;
+    // cols is a multiple of 4, so a row ends on a whole value pair; the last chunk may
+    // hold only 2 of its 4 values.
+    for (int64_t c = 0; c * 4 < per_row; ++c) {
+      const int64_t k = 4 * c, n = std::min<int64_t>(4, per_row - k);
+      uint8_t* rec = p.data.data() + (g * p.blocks + c / 4) * NmRows16::kRecord;
+      std::copy(v + k, v + k + n, reinterpret_cast<int8_t*>(rec + 64 + (c % 4) * 64 + i * 4));
+      rec[(c % 4) * 16 + kSlot[i]] = c < pos_bytes ? uint8_t(pos[c] & (n == 4 ? 0xff : 0x0f)) : 0;
+    }
+  }
+  return p;
+}
+
 }  // namespace upg::kernels

@@ -10,9 +10,20 @@
 namespace upg::kernels {
 
 Int8Linear::Identity Int8Linear::identity(const format::CompressedMatrix& m) {
+  if (m.layout == format::Layout::NM) return {m.nm.values.data(), m.nm.positions.data(), m.rows, m.cols};
   const void* values = m.encoding == format::Encoding::Int8 ? static_cast<const void*>(m.mdcsr.values.data())
                                                             : static_cast<const void*>(m.mdcsr.prime_indices.data());
   return {values, m.mdcsr.row_pointers.data(), m.rows, m.cols};
+}
+
+bool Int8Linear::wants_rows16(const format::CompressedMatrix& m) {
+  return m.layout == format::Layout::NM && m.nm.n == 2 && m.nm.m == 4 && int8_kernels().nm_rows16;
+}
+
+// The execution form of m: what Packed holds for its layout.
+static void pack_into(const format::CompressedMatrix& m, bool rows16, BitmapMatrix& bitmap, NmRows16& nm16) {
+  if (m.layout == format::Layout::MdCsr) bitmap = pack_bitmap(m);
+  else if (rows16) nm16 = pack_nm_rows16(m);
 }
 
 void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
@@ -20,29 +31,35 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
   std::vector<const format::CompressedMatrix*> todo;
   for (const LinearWeight* w : weights) {
     const format::CompressedMatrix* m = w->compressed;
-    if (!m || m->layout != format::Layout::MdCsr) continue;
+    if (!m || (m->layout != format::Layout::MdCsr && !wants_rows16(*m))) continue;
     if (packed(*m)) continue;
     if (std::find(todo.begin(), todo.end(), m) == todo.end()) todo.push_back(m);
   }
   // Whole matrices per thread; the map is filled afterwards, from this thread only.
-  std::vector<BitmapMatrix> done(todo.size());
+  std::vector<Packed> done(todo.size());
   pool_.parallel_for(int64_t(todo.size()), [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; ++i) done[size_t(i)] = pack_bitmap(*todo[size_t(i)]);
+    for (int64_t i = i0; i < i1; ++i) {
+      const format::CompressedMatrix& m = *todo[size_t(i)];
+      done[size_t(i)].id = identity(m);
+      pack_into(m, true, done[size_t(i)].bitmap, done[size_t(i)].rows16);
+    }
   });
-  for (size_t i = 0; i < todo.size(); ++i) {
-    const format::CompressedMatrix& m = *todo[i];
-    packed_.insert_or_assign(&m, Packed{identity(m), std::move(done[i])});
-  }
+  for (size_t i = 0; i < todo.size(); ++i) packed_.insert_or_assign(todo[i], std::move(done[i]));
 }
 
 const Int8Linear::Packed* Int8Linear::packed(const format::CompressedMatrix& m) const {
   auto it = packed_.find(&m);
-  return it != packed_.end() && it->second.id == identity(m) ? &it->second : nullptr;
+  if (it == packed_.end() || !(it->second.id == identity(m))) return nullptr;
+  // Packed while a target without the interleaved kernel was in use (tests switch them).
+  if (wants_rows16(m) && it->second.rows16.rows != m.rows) return nullptr;
+  return &it->second;
 }
 
 const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
   if (const Packed* p = packed(m)) return *p;
-  return packed_.insert_or_assign(&m, Packed{identity(m), pack_bitmap(m)}).first->second;
+  Packed p{identity(m), {}, {}};
+  pack_into(m, wants_rows16(m), p.bitmap, p.rows16);
+  return packed_.insert_or_assign(&m, std::move(p)).first->second;
 }
 
 template <class Cost, class Fn>
@@ -83,6 +100,7 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
   const format::CompressedMatrix* m = w.compressed;
   const bool nm = m && m->layout == format::Layout::NM;
   const BitmapMatrix* b = m && !nm ? &packed_of(*m).bitmap : nullptr;
+  const NmRows16* r16 = nm && n_tokens < kGemmTokens && wants_rows16(*m) ? &packed_of(*m).rows16 : nullptr;
   // Prime and codebook (fp16 bitmap) multiply fp32 activations; everything else int8 ones.
   if (!b || !b->f16) quantize_acts(x, n_tokens, w.cols, acts_, &pool_);
   // A bitmap row costs its values and its masks plus a fixed amount; rows of dense and
@@ -91,14 +109,24 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
     if (!b) return uint64_t(r);
     return b->row_start[size_t(r)] * (b->f16 ? 2 : 1) + uint64_t(r) * uint64_t(b->windows * 8 + 64);
   };
+  auto add_bias = [&](int64_t r0, int64_t r1) {
+    if (!w.bias) return;
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += w.bias[r];
+  };
+  if (r16) {
+    // Whole groups of 16 rows per thread.
+    return split_rows(r16->groups, [](int64_t g) { return uint64_t(g); }, [&](int64_t g0, int64_t g1) {
+      k.nm_rows16(*r16, acts_, g0, g1, y, rows);
+      add_bias(16 * g0, std::min(rows, 16 * g1));
+    });
+  }
   split_rows(rows, cost_before, [&](int64_t r0, int64_t r1) {
     if (b && b->f16) k.bitmap_f16(*b, x, n_tokens, r0, r1, y, rows);
     else if (b) k.bitmap(*b, acts_, r0, r1, y, rows);
     else if (nm) k.nm(*m, acts_, r0, r1, y, rows);
     else k.dense(DenseI8{static_cast<const int8_t*>(w.data), w.scales, w.rows, w.cols}, acts_, r0, r1, y, rows);
-    if (!w.bias) return;
-    for (int64_t t = 0; t < n_tokens; ++t)
-      for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += w.bias[r];
+    add_bias(r0, r1);
   });
 }
 

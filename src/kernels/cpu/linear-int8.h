@@ -25,8 +25,9 @@ class Int8Linear {
 
  private:
   struct Packed;
-  // The execution form of an MdCSR matrix (bitmap windows), built on first sight. N:M
-  // values and positions are used in place.
+  // The execution form of an MdCSR matrix (bitmap windows) or, where the target has a
+  // kernel for it, of a 2:4 one (NmRows16, for decode), built on first sight. Other N:M
+  // matrices, and 2:4 in prefill, run on the file's values and positions in place.
   const Packed& packed_of(const format::CompressedMatrix& m);
   const Packed* packed(const format::CompressedMatrix& m) const;  // null when absent or stale
   void reference(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
@@ -49,7 +50,9 @@ class Int8Linear {
   struct Packed {
     Identity id;
     BitmapMatrix bitmap;
+    NmRows16 rows16;
   };
+  static bool wants_rows16(const format::CompressedMatrix& m);
   std::unordered_map<const format::CompressedMatrix*, Packed> packed_;
   QuantizedActs acts_;                          // reused by every call: no allocation per token
   std::vector<std::vector<float>> ref_scratch_; // [threads] reference-kernel outputs
