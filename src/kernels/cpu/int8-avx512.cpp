@@ -188,37 +188,50 @@ void nm_tile(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t 
 }
 
 // 2:4 interleaved by 16 rows (NmRows16): lane i of every sum is row i of the group. Per
-// 64-byte vector: the position bytes (broadcast to each 128-bit lane) give each value its
-// column among the chunk's 8 (vpmultishiftqb to the byte, vpternlogd for the field and
-// the group base), vpshufb picks those activations from an 8-byte broadcast, vpdpbusd
-// sums; the +128 offset, the float conversion and the block scale wait for the end of
-// each 32-column block (4 vectors).
+// 64-byte vector: the chunk's 12 code bytes, broadcast to each 128-bit lane, are spread
+// to its two qwords (vpshufb); vpmultishiftqb brings each value's 3-bit pair to its byte,
+// vpternlogd adds which of the 4 values it is, and a vpermb table turns that into the
+// value's column among the chunk's 8. vpshufb picks those activations from an 8-byte
+// broadcast, vpdpbusd sums; the +128 offset, the float conversion and the block scale
+// wait for the end of each 32-column block (4 vectors).
 template <int NT>
 void nm_rows16_tile(const NmRows16& m, const QuantizedActs& a, int64_t t0, int64_t g0, int64_t g1, float* y,
                     int64_t ldy) {
-  alignas(64) uint8_t ctrl[64], base[64];
+  static constexpr uint8_t kFirst[6] = {0, 0, 0, 1, 1, 2}, kSecond[6] = {1, 2, 3, 2, 3, 3};
+  alignas(64) uint8_t spread[64], ctrl[64], which[64], table[64];
   for (int p = 0; p < 64; ++p) {
-    const int lane = p / 16, k = p % 8;
-    ctrl[p] = uint8_t(8 * (2 * lane + k / 4) + 2 * (k % 4));
-    base[p] = uint8_t(4 * ((k % 4) / 2));
+    const int lane = p / 16, q = p % 16, k = q % 8, v = k % 4;
+    // Bytes 0-5 stay, 6-11 move to 8-13, the rest read as zero.
+    spread[p] = uint8_t(q < 6 ? q : q >= 8 && q < 14 ? q - 2 : 0x80);
+    ctrl[p] = uint8_t(6 * (2 * lane + k / 4) + 3 * (v / 2));
+    which[p] = uint8_t(v << 3);
+    // table[pair | v << 3]: value v's column in the chunk.
+    const int pair = p % 8, vv = p / 8;
+    table[p] = pair < 6 && vv < 4 ? uint8_t(4 * (vv / 2) + (vv % 2 ? kSecond[pair] : kFirst[pair])) : 0;
   }
-  const __m512i vctrl = _mm512_load_si512(ctrl), vbase = _mm512_load_si512(base);
-  const __m512i field = _mm512_set1_epi8(3), bias = _mm512_set1_epi8(char(0x80));
+  const __m512i vspread = _mm512_load_si512(spread), vctrl = _mm512_load_si512(ctrl);
+  const __m512i vwhich = _mm512_load_si512(which), vtable = _mm512_load_si512(table);
+  const __m512i field = _mm512_set1_epi8(7), bias = _mm512_set1_epi8(char(0x80));
   const uint8_t* xq[NT];
   const float* bs[NT];
   for (int j = 0; j < NT; ++j) xq[j] = a.row(t0 + j), bs[j] = a.block_scales(t0 + j);
+  const int64_t blocks = m.chunks / 4;
   for (int64_t g = g0; g < g1; ++g) {
+    const int8_t* v = m.values.data() + g * m.chunks * 64;
+    const uint8_t* codes = m.codes.data() + g * m.chunks * 12;
     __m512 f[NT];
     for (int j = 0; j < NT; ++j) f[j] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < m.blocks; ++b) {
-      const uint8_t* rec = m.record(g, b);
+    for (int64_t b = 0; b < blocks; ++b) {
       __m512i off = _mm512_setzero_si512(), s[NT];
       for (int j = 0; j < NT; ++j) s[j] = _mm512_setzero_si512();
       for (int c = 0; c < 4; ++c) {
         const int64_t ch = 4 * b + c;
-        const __m512i w = _mm512_load_si512(rec + 64 + 64 * c);
-        const __m512i pv = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(rec + 16 * c)));
-        const __m512i idx = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(vctrl, pv), field, vbase, 0xEA);
+        const __m512i w = _mm512_load_si512(v + 64 * ch);
+        const __m512i cv = _mm512_shuffle_epi8(
+            _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + 12 * ch))), vspread);
+        // (pair & 7) | v << 3 in one vpternlogd (0xEA = a & b | c), then the table.
+        const __m512i idx = _mm512_permutexvar_epi8(
+            _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(vctrl, cv), field, vwhich, 0xEA), vtable);
         off = _mm512_dpbusd_epi32(off, bias, w);
         for (int j = 0; j < NT; ++j) {
           int64_t x8;

@@ -223,7 +223,9 @@ TEST(Int8Kernels, NmRows16MatchesReferenceOnEveryTargetWithIt) {
         expect_close(y, want, format::testing::dense_of(rows, s.cols, Encoding::Int8), xq, s.rows, s.cols, nt, 1e-5);
       }
   });
-  if (int8_target() == "avx512-vnni") EXPECT_GT(ran, 0);
+  if (int8_target() == "avx512-vnni") {
+    EXPECT_GT(ran, 0);
+  }
   EXPECT_THROW(pack_nm_rows16(format::encode_nm(8, format::testing::random_nm_rows(rng, 2, 8, 4, 8), 4, 8).view()),
                upg::Error);
 }

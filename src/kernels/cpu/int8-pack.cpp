@@ -89,10 +89,15 @@ NmRows16 pack_nm_rows16(const format::CompressedMatrix& m) {
   p.rows = m.rows;
   p.cols = m.cols;
   p.groups = (m.rows + 15) / 16;
-  p.blocks = (m.cols + 31) / 32;
-  p.data.assign(size_t(p.groups * p.blocks * NmRows16::kRecord), 0);
+  p.chunks = (m.cols + 31) / 32 * 4;
+  p.values.assign(size_t(p.groups * p.chunks * 64), 0);
+  p.codes.assign(size_t(p.groups * p.chunks * 12 + 4), 0);
   p.scales.assign(size_t(p.groups * 16), 0.0f);
-  static constexpr int kSlot[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};  // row -> byte
+  // Row i of a group: which half of the chunk's 12 bytes, and its place there.
+  static constexpr int kHalf[16] = {0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1};
+  static constexpr int kPlace[16] = {0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7};
+  // pair(a, b) for a < b, as NmRows16 numbers them.
+  static constexpr int kPair[4][4] = {{-1, 0, 1, 2}, {-1, -1, 3, 4}, {-1, -1, -1, 5}, {-1, -1, -1, -1}};
   const int64_t per_row = format::nm_values_per_row(m.cols, 2, 4);
   const int64_t pos_bytes = format::nm_position_bytes_per_row(m.cols, 2, 4);
   for (int64_t r = 0; r < m.rows; ++r) {
@@ -100,13 +105,19 @@ NmRows16 pack_nm_rows16(const format::CompressedMatrix& m) {
     p.scales[size_t(r)] = m.scales[size_t(r)];
     const int8_t* v = m.nm.values.data() + r * per_row;
     const uint8_t* pos = m.nm.positions.data() + r * pos_bytes;
-    // cols is a multiple of 4, so a row ends on a whole value pair; the last chunk may
-    // hold only 2 of its 4 values.
-    for (int64_t c = 0; c * 4 < per_row; ++c) {
-      const int64_t k = 4 * c, n = std::min<int64_t>(4, per_row - k);
-      uint8_t* rec = p.data.data() + (g * p.blocks + c / 4) * NmRows16::kRecord;
-      std::copy(v + k, v + k + n, reinterpret_cast<int8_t*>(rec + 64 + (c % 4) * 64 + i * 4));
-      rec[(c % 4) * 16 + kSlot[i]] = c < pos_bytes ? uint8_t(pos[c] & (n == 4 ? 0xff : 0x0f)) : 0;
+    for (int64_t k = 0; k < per_row; k += 2) {  // one group: values k, k + 1
+      const int64_t c = k / 4, half = (k / 2) % 2;
+      int a = (pos[k / 4] >> (2 * (k % 4))) & 3, b = (pos[k / 4] >> (2 * (k % 4) + 2)) & 3;
+      int8_t va = v[k], vb = v[k + 1];
+      if (a > b) std::swap(a, b), std::swap(va, vb);
+      if (a == b) throw Error(fmt::format("pack_nm_rows16: row {} holds two values on one position", r));
+      int8_t* dst = p.values.data() + ((g * p.chunks + c) * 16 + i) * 4 + 2 * half;
+      dst[0] = va;
+      dst[1] = vb;
+      const int bit = 6 * kPlace[i] + 3 * int(half);
+      uint8_t* code = p.codes.data() + (g * p.chunks + c) * 12 + 6 * kHalf[i];
+      const uint64_t field = uint64_t(kPair[a][b]) << bit;
+      for (int byte = 0; byte < 6; ++byte) code[byte] |= uint8_t(field >> (8 * byte));
     }
   }
   return p;
