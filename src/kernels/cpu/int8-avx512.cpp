@@ -73,24 +73,15 @@ inline float total(const __m512 (&f)[A][NT], int j) {
   return _mm512_reduce_add_ps(t);
 }
 
-// Where a token's vpdpbusd sum starts, to take back the +128 offset of its unsigned
-// operand. Signed weights against activations + 128: -128 * sum(w) per lane, from the
-// weight vector, once for all tokens.
-struct WeightOffset {
-  static constexpr bool unsigned_weights = false;
-  __m512i shared(__m512i wv) const { return offset_start(wv); }
-  __m512i token(int, int64_t, __m512i shared) const { return shared; }
-};
-
-// The shared skeleton of every int8 kernel: for each row and each of its weight vectors
-// (vector(i) yields 64 weights, in the lane order gather(j, i) yields token j's
-// activations; one of the two unsigned), sum their products per lane from the start
-// Offset gives, scale by the lane scales scales(j, i) and accumulate. A layout only says
-// how its vectors and gathers look.
-template <int NT, class Offset, class Begin, class Vector, class Gather, class Scales>
+// The shared skeleton of the row-major int8 kernels (dense, N:M): for each row and each
+// of its weight vectors (vector(i) yields 64 signed weights, in the lane order gather(j, i)
+// yields token j's activations + 128), sum their products per lane from -128 * sum(w)
+// (taking the offset back; once per vector, shared by the tile's tokens), scale by the
+// lane scales scales(j, i) and accumulate. A layout only says how its vectors and
+// gathers look.
+template <int NT, class Begin, class Vector, class Gather, class Scales>
 inline void rows_tile(int64_t r0, int64_t r1, int64_t n_vectors, const float* row_scales, float* y, int64_t ldy,
-                      int64_t t0, const Offset& offset, Begin&& begin_row, Vector&& vector, Gather&& gather,
-                      Scales&& scales) {
+                      int64_t t0, Begin&& begin_row, Vector&& vector, Gather&& gather, Scales&& scales) {
   constexpr int A = kAcc<NT>;
   for (int64_t r = r0; r < r1; ++r) {
     begin_row(r);
@@ -99,10 +90,9 @@ inline void rows_tile(int64_t r0, int64_t r1, int64_t n_vectors, const float* ro
       for (int j = 0; j < NT; ++j) f[a][j] = _mm512_setzero_ps();
     auto step = [&](int64_t i, __m512(&acc)[NT]) {
       const __m512i wv = vector(i);
-      const __m512i shared = offset.shared(wv);
+      const __m512i start = offset_start(wv);
       for (int j = 0; j < NT; ++j) {
-        const __m512i s = Offset::unsigned_weights ? _mm512_dpbusd_epi32(offset.token(j, i, shared), wv, gather(j, i))
-                                                   : _mm512_dpbusd_epi32(offset.token(j, i, shared), gather(j, i), wv);
+        const __m512i s = _mm512_dpbusd_epi32(start, gather(j, i), wv);
         acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scales(j, i), acc[j]);
       }
     };
@@ -125,7 +115,7 @@ void dense_tile(const DenseI8& m, const QuantizedActs& a, int64_t t0, int64_t r0
   const float* bs[NT];
   for (int j = 0; j < NT; ++j) xq[j] = a.row(t0 + j), bs[j] = a.block_scales(t0 + j);
   rows_tile<NT>(
-      r0, r1, nb, m.scales, y, ldy, t0, WeightOffset{}, [&](int64_t r) { w = m.w + r * m.cols; },
+      r0, r1, nb, m.scales, y, ldy, t0, [&](int64_t r) { w = m.w + r * m.cols; },
       // Only the last vector may run past the row; a masked load reads nothing beyond it.
       [&](int64_t b) { return b + 1 < nb ? _mm512_loadu_si512(w + 64 * b) : _mm512_maskz_loadu_epi8(tail, w + 64 * b); },
       [&](int j, int64_t b) { return _mm512_loadu_si512(xq[j] + 64 * b); },
@@ -163,7 +153,7 @@ void nm_tile(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t 
   const uint64_t tail_vals = low_bits(per_row - 64 * full), tail_pos = low_bits(((per_row - 64 * full) * bits + 7) / 8);
   const uint64_t chunk_pos = low_bits(8 * bits);
   rows_tile<NT>(
-      r0, r1, chunks, m.scales.data(), y, ldy, t0, WeightOffset{},
+      r0, r1, chunks, m.scales.data(), y, ldy, t0,
       [&](int64_t r) {
         vals = m.nm.values.data() + r * per_row;
         pos = m.nm.positions.data() + r * pos_bytes;
@@ -248,82 +238,73 @@ void nm_rows16_tile(const NmRows16& m, const QuantizedActs& a, int64_t t0, int64
   }
 }
 
-// Unsigned weights (+ 128) against signed activations: -128 * sum(q) per lane, from the
-// activations, precomputed once per token (QuantizedActs::lane_offsets).
-template <int NT>
-struct ActivationOffset {
-  static constexpr bool unsigned_weights = true;
-  const int32_t* offsets[NT];
-  ActivationOffset(const QuantizedActs& a, int64_t t0) {
-    for (int j = 0; j < NT; ++j) offsets[j] = a.vector_lane_offsets(t0 + j);
-  }
-  __m512i shared(__m512i) const { return _mm512_setzero_si512(); }
-  __m512i token(int j, int64_t w, __m512i) const { return _mm512_loadu_si512(offsets[j] + 16 * w); }
-};
+// Bitmap tiles of 16 rows (BitmapRows16): an expand puts a tile's kept values on their
+// places, and one dot product per token multiplies them by the tile's activations,
+// broadcast: lane i gathers row i. int8: vpexpandb over 128 (weight 0; values are stored
+// + 128) and vpdpbusd against 4 signed activations, each 32-column block's sum starting at
+// the activations' -128 * sum to take the + 128 back. Wide (int16): two vpexpandw and
+// vpdpwssd against 2 activations each, no offset. Each block's sum is converted and
+// scaled once, after its 8 quads. The only serial chain, the value pointer advancing by
+// each mask's popcount, costs an add per tile.
+// How far ahead of its loads the expand kernels prefetch their value stream: an expand
+// waiting on a load that misses the caches holds up the core (measured on Zen 5, one
+// thread, 64 MB matrix: 12 GB/s without prefetch, 53 GB/s with 8 KB, where dense int8
+// streams 36 GB/s). The masks are prefetched 1/8 as far: they are 1/8 of the bytes at 50%.
+constexpr int64_t kExpandPrefetch = 8192;
 
-// Bitmap windows: vpexpandb puts a window's kept values (+ 128) on their columns over a
-// background of 128 (weight 0), and the window multiplies the activations in place.
-template <int NT>
-void bitmap_tile(const BitmapMatrix& m, const QuantizedActs& a, int64_t t0, int64_t r0, int64_t r1, float* y,
-                 int64_t ldy) {
-  const uint8_t* v = nullptr;
-  const uint64_t* masks = nullptr;
+template <bool Wide, int NT>
+void bitmap_rows16_tile(const BitmapRows16& m, const QuantizedActs& a, int64_t t0, int64_t g0, int64_t g1, float* y,
+                        int64_t ldy) {
   const __m512i zero_weight = _mm512_set1_epi8(char(0x80));
-  const int8_t* xs[NT];
+  const void* xs[NT];
   const float* bs[NT];
-  for (int j = 0; j < NT; ++j) xs[j] = a.signed_row(t0 + j), bs[j] = a.block_scales(t0 + j);
-  rows_tile<NT>(
-      r0, r1, m.windows, m.scales.data(), y, ldy, t0, ActivationOffset<NT>(a, t0),
-      [&](int64_t r) {
-        v = m.values.data() + m.row_start[size_t(r)];
-        masks = m.masks.data() + r * m.windows;
-      },
-      [&](int64_t w) {
-        const uint64_t mask = masks[w];
-        const __m512i wv = _mm512_mask_expand_epi8(zero_weight, mask, _mm512_loadu_si512(v));
-        v += std::popcount(mask);
-        return wv;
-      },
-      [&](int j, int64_t w) { return _mm512_loadu_si512(xs[j] + 64 * w); },
-      [&](int j, int64_t w) { return vector_scales<NT>(a, t0 + j, bs[j], w); });
-}
-
-// fp16 bitmap windows (prime, codebook) against fp32 activations: vpexpandw per 32
-// columns, vcvtph2ps, FMA.
-template <int NT>
-void bitmap_f16_tile(const BitmapMatrix& m, const float* x, int64_t t0, int64_t r0, int64_t r1, float* y,
-                     int64_t ldy) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint16_t* v = m.values16.data() + m.row_start[size_t(r)];
-    const uint64_t* masks = m.masks.data() + r * m.windows;
-    __m512 f[4][NT];  // one accumulator per quarter window: four independent FMA chains
-    for (int p = 0; p < 4; ++p)
-      for (int j = 0; j < NT; ++j) f[p][j] = _mm512_setzero_ps();
-    for (int64_t w = 0; w < m.windows; ++w) {
-      const uint64_t mask = masks[w];
-      const __m512i lo = _mm512_maskz_expand_epi16(__mmask32(mask), _mm512_loadu_si512(v));
-      v += std::popcount(uint32_t(mask));
-      const __m512i hi = _mm512_maskz_expand_epi16(__mmask32(mask >> 32), _mm512_loadu_si512(v));
-      v += std::popcount(uint32_t(mask >> 32));
-      const __m512 wq[4] = {_mm512_cvtph_ps(_mm512_castsi512_si256(lo)), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(lo, 1)),
-                            _mm512_cvtph_ps(_mm512_castsi512_si256(hi)), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(hi, 1))};
-      // Activations are not padded: the last window loads only the columns that exist.
-      const bool full = 64 * w + 64 <= m.cols;
-      const uint64_t cmask = low_bits(m.cols - 64 * w);
-      for (int j = 0; j < NT; ++j) {
-        const float* xw = x + (t0 + j) * m.cols + 64 * w;
-        for (int p = 0; p < 4; ++p) {
-          const __m512 xv =
-              full ? _mm512_loadu_ps(xw + 16 * p) : _mm512_maskz_loadu_ps(__mmask16(cmask >> (16 * p)), xw + 16 * p);
-          f[p][j] = _mm512_fmadd_ps(wq[p], xv, f[p][j]);
+  const int32_t* bo[NT];
+  for (int j = 0; j < NT; ++j) {
+    xs[j] = Wide ? static_cast<const void*>(a.wide_row(t0 + j)) : static_cast<const void*>(a.signed_row(t0 + j));
+    bs[j] = a.block_scales(t0 + j), bo[j] = a.block_offset(t0 + j);
+  }
+  // Token j's activations of columns [c, c + 4 / element bytes), as one broadcast.
+  auto act = [&](int j, int64_t c) {
+    int32_t x;
+    std::memcpy(&x, static_cast<const char*>(xs[j]) + c * (Wide ? 2 : 1), 4);
+    return _mm512_set1_epi32(x);
+  };
+  const int64_t blocks = m.quads / 8;
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* v = m.values.data() + (Wide ? 0 : m.group_start[size_t(g)]);
+    const int16_t* v16 = m.values16.data() + (Wide ? m.group_start[size_t(g)] : 0);
+    const uint64_t* masks = m.masks.data() + g * m.quads;
+    __m512 f[NT];
+    for (int j = 0; j < NT; ++j) f[j] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < blocks; ++b) {
+      __m512i s[NT];
+      for (int j = 0; j < NT; ++j) s[j] = Wide ? _mm512_setzero_si512() : _mm512_set1_epi32(bo[j][b]);
+      _mm_prefetch(reinterpret_cast<const char*>(masks + 8 * b + kExpandPrefetch / 64), _MM_HINT_T0);
+      for (int q = 0; q < 8; ++q) {
+        const uint64_t mask = masks[8 * b + q];
+        const int64_t c = 32 * b + 4 * q;
+        if constexpr (Wide) {
+          for (int h = 0; h < 2; ++h) {
+            const __mmask32 mh = __mmask32(mask >> (32 * h));
+            _mm_prefetch(reinterpret_cast<const char*>(v16 + kExpandPrefetch / 2), _MM_HINT_T0);
+            const __m512i w = _mm512_maskz_expand_epi16(mh, _mm512_loadu_si512(v16));
+            v16 += std::popcount(mh);
+            for (int j = 0; j < NT; ++j) s[j] = _mm512_dpwssd_epi32(s[j], w, act(j, c + 2 * h));
+          }
+        } else {
+          _mm_prefetch(reinterpret_cast<const char*>(v + kExpandPrefetch), _MM_HINT_T0);
+          const __m512i w = _mm512_mask_expand_epi8(zero_weight, mask, _mm512_loadu_si512(v));
+          v += std::popcount(mask);
+          for (int j = 0; j < NT; ++j) s[j] = _mm512_dpbusd_epi32(s[j], w, act(j, c));
         }
       }
+      for (int j = 0; j < NT; ++j) f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[j]), _mm512_set1_ps(bs[j][b]), f[j]);
     }
-    for (int j = 0; j < NT; ++j)
-      y[(t0 + j) * ldy + r] = total(f, j) * m.scales[size_t(r)];
+    const __m512 rs = _mm512_loadu_ps(m.scales.data() + 16 * g);
+    const __mmask16 keep = __mmask16(low_bits(m.rows - 16 * g));
+    for (int j = 0; j < NT; ++j) _mm512_mask_storeu_ps(y + (t0 + j) * ldy + 16 * g, keep, _mm512_mul_ps(f[j], rs));
   }
 }
-
 
 // ---- Prefill: token-major GEMM ----
 // Rows are brought to dense int8 (copied, or decoded from their layout: sparsity saves
@@ -336,15 +317,25 @@ constexpr int kGemmRows = 4;
 // Per-thread decode buffers: sized by the first prefill, reused after (decode never
 // comes here, so the decode loop still does not allocate).
 struct GemmScratch {
-  std::vector<int8_t> w;     // [kGemmRows, stride]
+  std::vector<int8_t> w;     // [kGemmRows, stride], or one BitmapRows16 group [quads, 16, 4]
   std::vector<int32_t> sums; // [kGemmRows, stride / 32]: -128 * sum of each block's weights
 };
 thread_local GemmScratch tls_gemm;
 
+// Where R decoded rows sit: row r's 4 weights of quad k at w + r * row_pitch + k *
+// quad_pitch (row-major rows, or a 16-row group's tiles), its start value for block b at
+// sums[r * sum_row_pitch + b * sum_block_pitch].
+struct GemmRows {
+  const int8_t* w;
+  int64_t row_pitch, quad_pitch;
+  const int32_t* sums;
+  int64_t sum_row_pitch, sum_block_pitch;
+};
+
 template <int R>
-void gemm_tile(const GemmScratch& sc, int64_t stride, const QuantizedActs& a, int64_t r0, const float* row_scales,
-               float* y, int64_t ldy) {
-  const int64_t quads = stride / 4, blocks_total = stride / kActBlock;
+void gemm_tile(const GemmRows& rows, const QuantizedActs& a, int64_t r0, const float* row_scales, float* y,
+               int64_t ldy) {
+  const int64_t quads = a.stride / 4, blocks_total = a.stride / kActBlock;
   const int64_t blocks = (a.cols + kActBlock - 1) / kActBlock;
   const __m512i token_rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                                 _mm512_set1_epi32(int32_t(ldy)));
@@ -355,12 +346,12 @@ void gemm_tile(const GemmScratch& sc, int64_t stride, const QuantizedActs& a, in
     for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
     for (int64_t b = 0; b < blocks; ++b) {
       __m512i ia[R];
-      for (int r = 0; r < R; ++r) ia[r] = _mm512_set1_epi32(sc.sums[size_t(r * blocks_total + b)]);
+      for (int r = 0; r < R; ++r) ia[r] = _mm512_set1_epi32(rows.sums[r * rows.sum_row_pitch + b * rows.sum_block_pitch]);
       for (int k = 0; k < kActBlock / 4; ++k) {
         const __m512i xv = _mm512_loadu_si512(xt + (b * (kActBlock / 4) + k) * 64);
         for (int r = 0; r < R; ++r) {
           int32_t w4;
-          std::memcpy(&w4, sc.w.data() + r * stride + b * kActBlock + 4 * k, 4);
+          std::memcpy(&w4, rows.w + r * rows.row_pitch + (b * (kActBlock / 4) + k) * rows.quad_pitch, 4);
           ia[r] = _mm512_dpbusd_epi32(ia[r], xv, _mm512_set1_epi32(w4));
         }
       }
@@ -371,6 +362,17 @@ void gemm_tile(const GemmScratch& sc, int64_t stride, const QuantizedActs& a, in
     for (int r = 0; r < R; ++r)
       _mm512_mask_i32scatter_ps(y + 16 * g * ldy + r0 + r, valid, token_rows,
                                 _mm512_mul_ps(f[r], _mm512_set1_ps(row_scales[r0 + r])), 4);
+  }
+}
+
+// gemm_tile for n <= kGemmRows rows.
+void gemm_some(int n, const GemmRows& rows, const QuantizedActs& a, int64_t r0, const float* row_scales, float* y,
+               int64_t ldy) {
+  switch (n) {
+    case 4: return gemm_tile<4>(rows, a, r0, row_scales, y, ldy);
+    case 3: return gemm_tile<3>(rows, a, r0, row_scales, y, ldy);
+    case 2: return gemm_tile<2>(rows, a, r0, row_scales, y, ldy);
+    default: return gemm_tile<1>(rows, a, r0, row_scales, y, ldy);
   }
 }
 
@@ -393,12 +395,7 @@ void gemm_rows(int64_t r0, int64_t r1, const float* row_scales, const QuantizedA
         sc.sums[size_t(i * blocks_total + b)] = -128 * sum;
       }
     }
-    switch (n) {
-      case 4: gemm_tile<4>(sc, stride, a, r, row_scales, y, ldy); break;
-      case 3: gemm_tile<3>(sc, stride, a, r, row_scales, y, ldy); break;
-      case 2: gemm_tile<2>(sc, stride, a, r, row_scales, y, ldy); break;
-      default: gemm_tile<1>(sc, stride, a, r, row_scales, y, ldy); break;
-    }
+    gemm_some(n, GemmRows{sc.w.data(), stride, 4, sc.sums.data(), blocks_total, 1}, a, r, row_scales, y, ldy);
   }
 }
 
@@ -496,18 +493,34 @@ void nm_gemm(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t 
   });
 }
 
-void bitmap_gemm(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+// A 16-row group decoded as it is stored, [quads, 16 rows, 4 columns], with each row's
+// block start values [blocks, 16] from one vpdpbusd per tile; then 4 rows at a time.
+void bitmap_rows16_gemm(const BitmapRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y,
+                        int64_t ldy) {
   const __m512i zero_weight = _mm512_set1_epi8(char(0x80));
-  gemm_rows(r0, r1, m.scales.data(), a, y, ldy, [&](int64_t r, int8_t* dst) {
-    const uint8_t* v = m.values.data() + m.row_start[size_t(r)];
-    const uint64_t* masks = m.masks.data() + r * m.windows;
-    for (int64_t w = 0; w < m.windows; ++w) {
-      const __m512i wv = _mm512_mask_expand_epi8(zero_weight, masks[w], _mm512_loadu_si512(v));
-      v += std::popcount(masks[w]);
-      _mm512_storeu_si512(dst + 64 * w, _mm512_xor_si512(wv, zero_weight));  // + 128 off again
+  const int64_t blocks = m.quads / 8;
+  GemmScratch& sc = tls_gemm;
+  if (sc.w.size() < size_t(m.quads * 64)) sc.w.resize(size_t(m.quads * 64));
+  if (sc.sums.size() < size_t(blocks * 16)) sc.sums.resize(size_t(blocks * 16));
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* v = m.values.data() + m.group_start[size_t(g)];
+    const uint64_t* masks = m.masks.data() + g * m.quads;
+    for (int64_t b = 0; b < blocks; ++b) {
+      __m512i sum = _mm512_setzero_si512();
+      for (int64_t q = 8 * b; q < 8 * b + 8; ++q) {
+        const __m512i w = _mm512_xor_si512(_mm512_mask_expand_epi8(zero_weight, masks[q], _mm512_loadu_si512(v)),
+                                           zero_weight);  // + 128 off again
+        v += std::popcount(masks[q]);
+        _mm512_storeu_si512(sc.w.data() + 64 * q, w);
+        sum = _mm512_dpbusd_epi32(sum, zero_weight, w);
+      }
+      _mm512_storeu_si512(sc.sums.data() + 16 * b, _mm512_sub_epi32(_mm512_setzero_si512(), sum));
     }
-    std::memset(dst + 64 * m.windows, 0, size_t(a.stride - 64 * m.windows));
-  });
+    for (int i = 0; i < 16 && 16 * g + i < m.rows; i += kGemmRows)
+      gemm_some(int(std::min<int64_t>(kGemmRows, m.rows - 16 * g - i)),
+                GemmRows{sc.w.data() + 4 * i, 4, 64, sc.sums.data() + i, 1, 16}, a, 16 * g + i, m.scales.data(), y,
+                ldy);
+  }
 }
 
 // Runs Tile<NT> over the tokens in groups of kTile, the remainder with a smaller tile.
@@ -535,24 +548,21 @@ struct DenseTile {
   }
 };
 template <int NT>
-struct BitmapTile {
-  static void run(int64_t t0, const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
-                  int64_t ldy) {
-    bitmap_tile<NT>(m, a, t0, r0, r1, y, ldy);
-  }
-};
-template <int NT>
-struct BitmapF16Tile {
-  static void run(int64_t t0, const BitmapMatrix& m, const float* x, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-    bitmap_f16_tile<NT>(m, x, t0, r0, r1, y, ldy);
-  }
-};
-template <int NT>
 struct NmRows16Tile {
   static void run(int64_t t0, const NmRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y,
                   int64_t ldy) {
     nm_rows16_tile<NT>(m, a, t0, g0, g1, y, ldy);
   }
+};
+template <bool Wide>
+struct BitmapRows16Tiles {
+  template <int NT>
+  struct Tile {
+    static void run(int64_t t0, const BitmapRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y,
+                    int64_t ldy) {
+      bitmap_rows16_tile<Wide, NT>(m, a, t0, g0, g1, y, ldy);
+    }
+  };
 };
 template <int N, int M>
 struct NMTiles {
@@ -581,19 +591,27 @@ void nm_rows16(const NmRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1
   over_tokens<NmRows16Tile>(a.n_tokens, m, a, g0, g1, y, ldy);
 }
 
+void bitmap_rows16(const BitmapRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y, int64_t ldy) {
+  // Wide values have no GEMM (they are not int8): prefill runs the decode tiles.
+  if (m.wide) return over_tokens<BitmapRows16Tiles<true>::Tile>(a.n_tokens, m, a, g0, g1, y, ldy);
+  if (a.groups > 0) return bitmap_rows16_gemm(m, a, g0, g1, y, ldy);
+  over_tokens<BitmapRows16Tiles<false>::Tile>(a.n_tokens, m, a, g0, g1, y, ldy);
+}
+
+// Row-major bitmap forms are what targets without bitmap_rows16 run; Int8Linear never
+// builds them for this one, but the table stays complete.
 void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-  if (a.groups > 0) return bitmap_gemm(m, a, r0, r1, y, ldy);
-  over_tokens<BitmapTile>(a.n_tokens, m, a, r0, r1, y, ldy);
+  kInt8Avx2.bitmap(m, a, r0, r1, y, ldy);
 }
 
 void bitmap_f16(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t r0, int64_t r1, float* y,
                 int64_t ldy) {
-  over_tokens<BitmapF16Tile>(n_tokens, m, x, r0, r1, y, ldy);
+  bitmap_f16_scalar(m, x, n_tokens, r0, r1, y, ldy);
 }
 
 }  // namespace
 
-const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense, nm, bitmap, bitmap_f16, nm_rows16};
+const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense, nm, bitmap, bitmap_f16, nm_rows16, bitmap_rows16};
 
 }  // namespace upg::kernels
 

@@ -230,6 +230,67 @@ TEST(Int8Kernels, NmRows16MatchesReferenceOnEveryTargetWithIt) {
                upg::Error);
 }
 
+// The 16-row bitmap tiles (BitmapRows16), int8 and wide (prime, codebook): row counts
+// that leave a partial group, widths that end inside a 4-column quad or a 32-column block,
+// empty and full rows, gaps over 255; decode tiles and the prefill GEMM; row groups in two
+// calls, as threads split them.
+TEST(Int8Kernels, BitmapRows16MatchesReferenceOnEveryTargetWithIt) {
+  std::mt19937 rng(10);
+  const std::vector<float> codebook = format::testing::random_codebook(rng, 256);
+  int ran = 0;
+  testing::for_each_target([&](const std::string&) {
+    if (!int8_kernels().bitmap_rows16) return;
+    ++ran;
+    for (Encoding enc : {Encoding::Int8, Encoding::Prime, Encoding::Codebook})
+      for (const Shape& s : {Shape{1, 3}, Shape{16, 32}, Shape{9, 100}, Shape{33, 576}, Shape{17, 1000},
+                             Shape{40, 37}, Shape{5, 700}})
+        for (int64_t nt : {1, 3, 6, 9, 17}) {
+          SCOPED_TRACE(::testing::Message() << int8_target() << " " << format::encoding_name(enc) << " " << s.rows
+                                            << "x" << s.cols << " tokens " << nt);
+          const auto rows = format::testing::random_rows(rng, s.rows, s.cols, enc, enc == Encoding::Int8 ? 0 : 256);
+          const format::CompressedData ref = format::encode_mdcsr(
+              s.cols, rows, enc, enc == Encoding::Codebook ? codebook : std::vector<float>{});
+          const BitmapRows16 p = pack_bitmap_rows16(ref.view());
+          ASSERT_EQ(p.groups, (s.rows + 15) / 16);
+          ASSERT_EQ(p.wide, enc != Encoding::Int8);
+          const std::vector<float> x = random_x(rng, nt * s.cols);
+          QuantizedActs a;
+          quantize_acts(x.data(), nt, s.cols, a);
+          const std::vector<float> xq = dequantized(a);
+          std::vector<float> want(size_t(nt * s.rows)), y(size_t(nt * s.rows) + 1, 777.0f);
+          format::reference_matmul(ref.view(), xq.data(), nt, want.data());
+          const int64_t mid = p.groups / 2;
+          int8_kernels().bitmap_rows16(p, a, 0, mid, y.data(), s.rows);
+          int8_kernels().bitmap_rows16(p, a, mid, p.groups, y.data(), s.rows);
+          ASSERT_EQ(y.back(), 777.0f) << "wrote past the output";
+          const std::vector<float> dense = format::testing::dense_of(rows, s.cols, enc, codebook);
+          if (!p.wide) {
+            expect_close(y, want, dense, xq, s.rows, s.cols, nt, 1e-5);
+            continue;
+          }
+          // Wide values are int16 of the row's largest magnitude: each kept weight is off
+          // by at most half a step, max |w| / 65534, on top of float summation order.
+          for (int64_t t = 0; t < nt; ++t)
+            for (int64_t r = 0; r < s.rows; ++r) {
+              double wx = 0, amax = 0, xsum = 0;
+              for (int64_t c = 0; c < s.cols; ++c) {
+                const double w = dense[size_t(r * s.cols + c)], xv = std::fabs(xq[size_t(t * s.cols + c)]);
+                wx += std::fabs(w) * xv;
+                amax = std::max(amax, std::fabs(w));
+                if (w != 0) xsum += xv;
+              }
+              const size_t i = size_t(t * s.rows + r);
+              ASSERT_NEAR(y[i], want[i], 1e-5 * wx + amax / 65534 * xsum * 1.01 + 1e-30) << "token " << t << " row " << r;
+            }
+        }
+  });
+  if (int8_target() == "avx512-vnni") {
+    EXPECT_GT(ran, 0);
+  }
+  EXPECT_THROW(pack_bitmap_rows16(format::encode_nm(8, format::testing::random_nm_rows(rng, 2, 8, 2, 4), 2, 4).view()),
+               upg::Error);
+}
+
 TEST(Int8Kernels, AllZeroMatrixGivesZero) {
   testing::for_each_target([&](const std::string&) {
     std::vector<SparseRow> rows(4);
@@ -241,6 +302,11 @@ TEST(Int8Kernels, AllZeroMatrixGivesZero) {
     quantize_acts(x.data(), 1, 130, a);
     int8_kernels().bitmap(b, a, 0, 4, y.data(), 4);
     for (float v : y) EXPECT_EQ(v, 0.0f);
+    if (int8_kernels().bitmap_rows16) {
+      std::fill(y.begin(), y.end(), 5.0f);
+      int8_kernels().bitmap_rows16(pack_bitmap_rows16(ref.view()), a, 0, 1, y.data(), 4);
+      for (float v : y) EXPECT_EQ(v, 0.0f);
+    }
   });
 }
 

@@ -42,12 +42,15 @@ struct QuantizedActs {
   // Per 128-column N:M chunk (64 values, 16 per block): four lanes per block
   // [n_tokens, stride / 128, 16].
   std::vector<float> lane_scales, chunk_scales;
-  // The same activations signed (q - 128), and per 64-column vector and int32 lane the
-  // start value -128 * (sum of the lane's 4 signed activations) [n_tokens, stride / 4]:
-  // the bitmap kernel multiplies them by weights stored + 128 (BitmapMatrix), where the
-  // offset to take back depends on the activations only, so it costs nothing per row.
+  // The same activations signed (q - 128) [n_tokens, stride], and -128 * (sum of each
+  // 32-column block's signed activations) [n_tokens, stride / 32]: the bitmap kernels
+  // multiply them by weights stored + 128 (BitmapRows16), where the offset to take back
+  // depends on the activations only, so it costs nothing per row.
   std::vector<int8_t> qs;
-  std::vector<int32_t> lane_offsets;
+  std::vector<int32_t> block_offsets;
+  // The signed activations widened to int16 [n_tokens, stride]: the other operand of
+  // vpdpwssd against BitmapRows16's int16 values.
+  std::vector<int16_t> qs16;
   // Prefill (n_tokens >= kGemmTokens): the activations of each group of 16 tokens
   // interleaved by 4 columns, qt [groups, stride / 4, 16 tokens x 4 bytes], and their
   // block scales [groups, stride / 32, 16 tokens], padding tokens zero (q 128, scale 0).
@@ -59,7 +62,8 @@ struct QuantizedActs {
   std::vector<float> scales_t;
   const uint8_t* row(int64_t t) const { return q.data() + t * stride; }
   const int8_t* signed_row(int64_t t) const { return qs.data() + t * stride; }
-  const int32_t* vector_lane_offsets(int64_t t) const { return lane_offsets.data() + t * (stride / 4); }
+  const int32_t* block_offset(int64_t t) const { return block_offsets.data() + t * (stride / kActBlock); }
+  const int16_t* wide_row(int64_t t) const { return qs16.data() + t * stride; }
   const float* block_scales(int64_t t) const { return scales.data() + t * (stride / kActBlock); }
   const float* vector_lane_scales(int64_t t) const { return lane_scales.data() + t * (stride / 4); }
   const float* chunk_lane_scales(int64_t t) const { return chunk_scales.data() + t * (stride / 8); }
@@ -76,16 +80,14 @@ struct DenseI8 {
   int64_t rows = 0, cols = 0;
 };
 
-// An MdCSR matrix repacked at load for execution: per row and 64-column window, a bit mask
-// of the kept columns, and the kept values in column order. The serial delta decoding of
-// MdCSR makes a kernel compute-bound; a mask expands the values in one instruction
-// (vpexpandb) into a window multiplied against the activations as they are. Padding
-// entries and zero values are dropped. Int8 values are stored + 128 (u8): expanded over
-// a background of 128 (weight 0), every column of a window then carries w + 128, and the
-// offset that adds, 128 * sum(q), is the activations' own (QuantizedActs::lane_offsets).
-// Prime and codebook values become fp16 scaled by the row's largest magnitude (their
-// range, up to 104729, does not fit int8; fp16 keeps a relative error under 2^-11, far
-// below the int8 activation rounding of other layers).
+// An MdCSR matrix repacked at load for targets without BitmapRows16 (AVX2, scalar): per
+// row and 64-column window, a bit mask of the kept columns, and the kept values in column
+// order. The serial delta decoding of MdCSR makes a kernel compute-bound; a mask tells
+// where a window's values go without it. Padding entries and zero values are dropped.
+// Int8 values are stored + 128 (u8), as BitmapRows16 stores them. Prime and codebook
+// values become fp16 scaled by the row's largest magnitude (their range, up to 104729,
+// does not fit int8; fp16 keeps a relative error under 2^-11, far below the int8
+// activation rounding of other layers).
 struct BitmapMatrix {
   int64_t rows = 0, cols = 0, windows = 0;  // windows = ceil(cols / 64)
   bool f16 = false;                         // values16 (prime / codebook) instead of values
@@ -98,6 +100,40 @@ struct BitmapMatrix {
 };
 // Throws upg::Error for an N:M matrix.
 BitmapMatrix pack_bitmap(const format::CompressedMatrix& m);
+
+// An MdCSR matrix repacked at load for targets with an expand instruction: bitmap tiles
+// of 16 rows, laid out as one dot-product operand, 64 bytes each. Against BitmapMatrix's
+// row-major windows, lane i of every sum is row i, so the activations a tile needs are
+// one 4-byte broadcast, the block scale is applied once per 32 columns instead of per
+// vector, and 16 results leave in one store with no horizontal sum. Per 64 weights the
+// int8 kernel runs one expand and one vpdpbusd per token, so it streams memory instead
+// of computing; the row-major form took four more vector instructions per 64 weights,
+// and on a Zen 5 host that left it slower than dense int8 at 50% (docs/BENCHMARKS.md).
+//
+// int8 values: a tile is 16 rows x 4 columns (byte 4i + k: row i, column 4q + k) for
+// vpdpbusd; values are stored + 128 and expanded over 128 (weight 0), as in
+// BitmapMatrix. Prime and codebook values (`wide`): int16 scaled by the row's largest
+// magnitude (relative error 2^-16 of it, against the int8 rounding of the activations),
+// two tiles of 16 rows x 2 columns per quad for vpdpwssd against activations widened to
+// int16 (QuantizedActs::qs16).
+struct BitmapRows16 {
+  int64_t rows = 0, cols = 0;
+  int64_t groups = 0;  // ceil(rows / 16)
+  int64_t quads = 0;   // 4-column steps per row, padded to whole 32-column blocks
+  bool wide = false;   // int16 values (prime, codebook) instead of int8
+  // [groups, quads]. int8: bit 4i + k: row i keeps column 4q + k. wide: bit 32h + 2i + k:
+  // row i keeps column 4q + 2h + k.
+  std::vector<uint64_t> masks;
+  std::vector<uint64_t> group_start;  // [groups + 1]: index of each group's first value
+  std::vector<uint8_t> values;        // int8: kept values + 128 in mask order, then 64 bytes of padding
+  std::vector<int16_t> values16;      // wide: kept values in mask order, then 32 of padding
+  std::vector<float> scales;          // [groups * 16]; padding rows 0
+  size_t bytes() const {
+    return masks.size() * 8 + size_t(group_start.back()) * (wide ? 2 : 1) + scales.size() * 4;
+  }
+};
+// Throws upg::Error unless the matrix is MdCSR.
+BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m);
 
 // A 2:4 matrix repacked at load for decode: 16 rows side by side, so one 64-byte vector
 // holds 4 values of each of 16 rows over the same 8 columns. Every lane of a vpdpbusd
@@ -144,6 +180,10 @@ struct Int8Kernels {
   // 2:4 in the interleaved form, row groups [g0, g1), fewer than kGemmTokens tokens; null
   // on targets without one (they run nm on the file's layout).
   void (*nm_rows16)(const NmRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y, int64_t ldy);
+  // MdCSR in 16-row bitmap tiles, row groups [g0, g1), any number of tokens; null on
+  // targets without one (they run bitmap and bitmap_f16).
+  void (*bitmap_rows16)(const BitmapRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y,
+                        int64_t ldy);
 };
 
 extern const Int8Kernels kInt8Scalar;

@@ -82,6 +82,62 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
   return b;
 }
 
+BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m) {
+  if (m.layout != format::Layout::MdCsr) throw Error("pack_bitmap_rows16: the matrix is not MdCSR");
+  BitmapRows16 p;
+  p.rows = m.rows;
+  p.cols = m.cols;
+  p.groups = (m.rows + 15) / 16;
+  p.quads = (m.cols + 31) / 32 * 8;
+  p.wide = m.encoding != format::Encoding::Int8;
+  p.masks.assign(size_t(p.groups * p.quads), 0);
+  p.group_start.assign(size_t(p.groups) + 1, 0);
+  p.scales.assign(size_t(p.groups * 16), 0.0f);
+  std::copy(m.scales.begin(), m.scales.end(), p.scales.begin());
+  if (p.wide) p.values16.reserve(size_t(m.entries()) + 32);
+  else p.values.reserve(size_t(m.entries()) + 64);
+  // One group's tiles as they will be expanded, [quads, 64 bits] (only kept ones are read).
+  std::vector<int32_t> tiles(size_t(p.quads * 64));
+  for (int64_t g = 0; g < p.groups; ++g) {
+    uint64_t* masks = p.masks.data() + g * p.quads;
+    for (int64_t i = 0; i < 16 && 16 * g + i < m.rows; ++i) {
+      const int64_t r = 16 * g + i;
+      const size_t k0 = m.mdcsr.row_pointers[size_t(r)], k1 = m.mdcsr.row_pointers[size_t(r) + 1];
+      // Wide values: int16 of the row's largest magnitude.
+      float amax = 0;
+      if (p.wide)
+        for (size_t k = k0; k < k1; ++k) amax = std::max(amax, std::fabs(format::mdcsr_value(m, k)));
+      if (amax > 0) p.scales[size_t(r)] *= amax / 32767.0f;
+      int64_t col = 0;
+      for (size_t k = k0; k < k1; ++k) {
+        col += m.mdcsr.delta_indices[k];
+        if (col >= m.cols)
+          throw Error(fmt::format("pack_bitmap_rows16: row {} reaches column {}, past cols {}", r, col, m.cols));
+        const int32_t v = p.wide ? int32_t(std::lrint(format::mdcsr_value(m, k) / amax * 32767.0f))
+                                 : int32_t(m.mdcsr.values[k]);
+        if (v == 0) continue;  // padding, or a weight that quantized to zero
+        const int c = int(col % 4);
+        const int bit = p.wide ? 32 * (c / 2) + int(2 * i) + c % 2 : int(4 * i) + c;
+        if (masks[col / 4] >> bit & 1)
+          throw Error(fmt::format("pack_bitmap_rows16: row {} holds column {} twice", r, col));
+        masks[col / 4] |= uint64_t{1} << bit;
+        tiles[size_t(col / 4 * 64 + bit)] = v;
+      }
+    }
+    for (int64_t q = 0; q < p.quads; ++q)
+      for (uint64_t bits = masks[q]; bits; bits &= bits - 1) {
+        const int32_t v = tiles[size_t(q * 64 + std::countr_zero(bits))];
+        if (p.wide) p.values16.push_back(int16_t(v));
+        else p.values.push_back(uint8_t(v + 128));
+      }
+    p.group_start[size_t(g) + 1] = p.wide ? p.values16.size() : p.values.size();
+  }
+  // Kernels load whole vectors at a group's current value.
+  if (p.wide) p.values16.resize(p.values16.size() + 32, 0);
+  else p.values.resize(p.values.size() + 64, 0);
+  return p;
+}
+
 NmRows16 pack_nm_rows16(const format::CompressedMatrix& m) {
   if (m.layout != format::Layout::NM || m.nm.n != 2 || m.nm.m != 4)
     throw Error("pack_nm_rows16: the matrix is not 2:4");

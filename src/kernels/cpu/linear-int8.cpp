@@ -16,14 +16,21 @@ Int8Linear::Identity Int8Linear::identity(const format::CompressedMatrix& m) {
   return {values, m.mdcsr.row_pointers.data(), m.rows, m.cols};
 }
 
-bool Int8Linear::wants_rows16(const format::CompressedMatrix& m) {
-  return m.layout == format::Layout::NM && m.nm.n == 2 && m.nm.m == 4 && int8_kernels().nm_rows16;
+bool Int8Linear::wants_interleaved(const format::CompressedMatrix& m) {
+  const Int8Kernels& k = int8_kernels();
+  if (m.layout == format::Layout::NM) return m.nm.n == 2 && m.nm.m == 4 && k.nm_rows16;
+  return k.bitmap_rows16 != nullptr;
 }
 
 // The execution form of m: what Packed holds for its layout.
-static void pack_into(const format::CompressedMatrix& m, bool rows16, BitmapMatrix& bitmap, NmRows16& nm16) {
-  if (m.layout == format::Layout::MdCsr) bitmap = pack_bitmap(m);
-  else if (rows16) nm16 = pack_nm_rows16(m);
+static void pack_into(const format::CompressedMatrix& m, bool interleaved, BitmapMatrix& bitmap,
+                      BitmapRows16& bitmap16, NmRows16& nm16) {
+  if (m.layout == format::Layout::MdCsr) {
+    if (interleaved) bitmap16 = pack_bitmap_rows16(m);
+    else bitmap = pack_bitmap(m);
+  } else if (interleaved) {
+    nm16 = pack_nm_rows16(m);
+  }
 }
 
 void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
@@ -31,7 +38,7 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
   std::vector<const format::CompressedMatrix*> todo;
   for (const LinearWeight* w : weights) {
     const format::CompressedMatrix* m = w->compressed;
-    if (!m || (m->layout != format::Layout::MdCsr && !wants_rows16(*m))) continue;
+    if (!m || (m->layout != format::Layout::MdCsr && !wants_interleaved(*m))) continue;
     if (packed(*m)) continue;
     if (std::find(todo.begin(), todo.end(), m) == todo.end()) todo.push_back(m);
   }
@@ -40,8 +47,10 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
   pool_.parallel_for(int64_t(todo.size()), [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; ++i) {
       const format::CompressedMatrix& m = *todo[size_t(i)];
-      done[size_t(i)].id = identity(m);
-      pack_into(m, true, done[size_t(i)].bitmap, done[size_t(i)].rows16);
+      Packed& p = done[size_t(i)];
+      p.id = identity(m);
+      p.interleaved = wants_interleaved(m);
+      pack_into(m, p.interleaved, p.bitmap, p.bitmap16, p.rows16);
     }
   });
   for (size_t i = 0; i < todo.size(); ++i) packed_.insert_or_assign(todo[i], std::move(done[i]));
@@ -50,15 +59,15 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
 const Int8Linear::Packed* Int8Linear::packed(const format::CompressedMatrix& m) const {
   auto it = packed_.find(&m);
   if (it == packed_.end() || !(it->second.id == identity(m))) return nullptr;
-  // Packed while a target without the interleaved kernel was in use (tests switch them).
-  if (wants_rows16(m) && it->second.rows16.rows != m.rows) return nullptr;
+  // Packed while another target was in use (tests switch them).
+  if (it->second.interleaved != wants_interleaved(m)) return nullptr;
   return &it->second;
 }
 
 const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
   if (const Packed* p = packed(m)) return *p;
-  Packed p{identity(m), {}, {}};
-  pack_into(m, wants_rows16(m), p.bitmap, p.rows16);
+  Packed p{identity(m), wants_interleaved(m), {}, {}, {}};
+  pack_into(m, p.interleaved, p.bitmap, p.bitmap16, p.rows16);
   return packed_.insert_or_assign(&m, std::move(p)).first->second;
 }
 
@@ -99,8 +108,11 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
   const int64_t rows = w.rows;
   const format::CompressedMatrix* m = w.compressed;
   const bool nm = m && m->layout == format::Layout::NM;
-  const BitmapMatrix* b = m && !nm ? &packed_of(*m).bitmap : nullptr;
-  const NmRows16* r16 = nm && n_tokens < kGemmTokens && wants_rows16(*m) ? &packed_of(*m).rows16 : nullptr;
+  // 2:4 runs its interleaved form in decode only; prefill reads the file's layout.
+  const Packed* p = m && (!nm || (n_tokens < kGemmTokens && wants_interleaved(*m))) ? &packed_of(*m) : nullptr;
+  const BitmapMatrix* b = p && !nm && !p->interleaved ? &p->bitmap : nullptr;
+  const BitmapRows16* b16 = p && !nm && p->interleaved ? &p->bitmap16 : nullptr;
+  const NmRows16* r16 = p && nm ? &p->rows16 : nullptr;
   // Prime and codebook (fp16 bitmap) multiply fp32 activations; everything else int8 ones.
   if (!b || !b->f16) quantize_acts(x, n_tokens, w.cols, acts_, &pool_);
   // A bitmap row costs its values and its masks plus a fixed amount; rows of dense and
@@ -114,6 +126,17 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
     for (int64_t t = 0; t < n_tokens; ++t)
       for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += w.bias[r];
   };
+  if (b16) {
+    // Whole groups of 16 rows per thread, balanced by their values and masks.
+    const uint64_t fixed = uint64_t(b16->quads * 8 + 64);
+    return split_rows(
+        b16->groups,
+        [&](int64_t g) { return b16->group_start[size_t(g)] * (b16->wide ? 2 : 1) + uint64_t(g) * fixed; },
+        [&](int64_t g0, int64_t g1) {
+          k.bitmap_rows16(*b16, acts_, g0, g1, y, rows);
+          add_bias(16 * g0, std::min(rows, 16 * g1));
+        });
+  }
   if (r16) {
     // Whole groups of 16 rows per thread.
     return split_rows(r16->groups, [](int64_t g) { return uint64_t(g); }, [&](int64_t g0, int64_t g1) {

@@ -25,9 +25,10 @@ class Int8Linear {
 
  private:
   struct Packed;
-  // The execution form of an MdCSR matrix (bitmap windows) or, where the target has a
-  // kernel for it, of a 2:4 one (NmRows16, for decode), built on first sight. Other N:M
-  // matrices, and 2:4 in prefill, run on the file's values and positions in place.
+  // The execution form of an MdCSR matrix (16-row bitmap tiles where the target has a
+  // kernel for them, else bitmap windows) or, where the target has a kernel for it, of a
+  // 2:4 one (NmRows16, for decode), built on first sight. Other N:M matrices, and 2:4 in
+  // prefill, run on the file's values and positions in place.
   const Packed& packed_of(const format::CompressedMatrix& m);
   const Packed* packed(const format::CompressedMatrix& m) const;  // null when absent or stale
   void reference(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
@@ -49,10 +50,13 @@ class Int8Linear {
   static Identity identity(const format::CompressedMatrix& m);
   struct Packed {
     Identity id;
+    bool interleaved;  // bitmap16 or rows16 (16-row forms), else bitmap or nothing
     BitmapMatrix bitmap;
+    BitmapRows16 bitmap16;
     NmRows16 rows16;
   };
-  static bool wants_rows16(const format::CompressedMatrix& m);
+  // Whether the current target runs m in a 16-row form (BitmapRows16, NmRows16).
+  static bool wants_interleaved(const format::CompressedMatrix& m);
   std::unordered_map<const format::CompressedMatrix*, Packed> packed_;
   QuantizedActs acts_;                          // reused by every call: no allocation per token
   std::vector<std::vector<float>> ref_scratch_; // [threads] reference-kernel outputs
