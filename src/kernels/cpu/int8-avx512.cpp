@@ -59,6 +59,14 @@ inline __m512i offset_start(__m512i w) {
                           _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(0x80)), w));
 }
 
+// How far ahead of its loads a decode kernel prefetches its weight stream. The hardware
+// prefetcher alone left the kernels short of bandwidth on a Zen 5 host (one thread, 64 MB
+// matrix from memory): dense int8 streamed 31 GB/s without and 38 with 8 KB, and the
+// bitmap kernel 12 without and 53 with, because an expand waiting on a load that missed
+// the caches holds up the core. A prefetch past the end of an array cannot fault.
+constexpr int64_t kPrefetch = 8192;
+inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
 inline uint64_t low_bits(int64_t n) { return n >= 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1; }
 
 // Accumulators per token: one chain per token is enough ILP once a tile has four
@@ -117,7 +125,9 @@ void dense_tile(const DenseI8& m, const QuantizedActs& a, int64_t t0, int64_t r0
   rows_tile<NT>(
       r0, r1, nb, m.scales, y, ldy, t0, [&](int64_t r) { w = m.w + r * m.cols; },
       // Only the last vector may run past the row; a masked load reads nothing beyond it.
-      [&](int64_t b) { return b + 1 < nb ? _mm512_loadu_si512(w + 64 * b) : _mm512_maskz_loadu_epi8(tail, w + 64 * b); },
+      [&](int64_t b) {
+        prefetch(w + 64 * b + kPrefetch);
+        return b + 1 < nb ? _mm512_loadu_si512(w + 64 * b) : _mm512_maskz_loadu_epi8(tail, w + 64 * b); },
       [&](int j, int64_t b) { return _mm512_loadu_si512(xq[j] + 64 * b); },
       [&](int j, int64_t b) { return vector_scales<NT>(a, t0 + j, bs[j], b); });
 }
@@ -160,6 +170,8 @@ void nm_tile(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t 
       },
       [&](int64_t c) {
         const bool last = c == full;
+        prefetch(vals + 64 * c + kPrefetch);
+        prefetch(pos + 8 * bits * c + kPrefetch * bits / 8);
         const __m512i pv = _mm512_maskz_loadu_epi8(last ? tail_pos : chunk_pos, pos + 8 * bits * c);
         // (fields & (M - 1)) | base in one vpternlogd (0xEA = a & b | c): base is a
         // multiple of M, so the OR is the sum.
@@ -214,8 +226,10 @@ void nm_rows16_tile(const NmRows16& m, const QuantizedActs& a, int64_t t0, int64
     for (int64_t b = 0; b < blocks; ++b) {
       __m512i off = _mm512_setzero_si512(), s[NT];
       for (int j = 0; j < NT; ++j) s[j] = _mm512_setzero_si512();
+      prefetch(codes + 48 * b + kPrefetch * 12 / 64);  // 12 bytes of codes per 64 values
       for (int c = 0; c < 4; ++c) {
         const int64_t ch = 4 * b + c;
+        prefetch(v + 64 * ch + kPrefetch);
         const __m512i w = _mm512_load_si512(v + 64 * ch);
         const __m512i cv = _mm512_shuffle_epi8(
             _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + 12 * ch))), vspread);
@@ -246,12 +260,6 @@ void nm_rows16_tile(const NmRows16& m, const QuantizedActs& a, int64_t t0, int64
 // vpdpwssd against 2 activations each, no offset. Each block's sum is converted and
 // scaled once, after its 8 quads. The only serial chain, the value pointer advancing by
 // each mask's popcount, costs an add per tile.
-// How far ahead of its loads the expand kernels prefetch their value stream: an expand
-// waiting on a load that misses the caches holds up the core (measured on Zen 5, one
-// thread, 64 MB matrix: 12 GB/s without prefetch, 53 GB/s with 8 KB, where dense int8
-// streams 36 GB/s). The masks are prefetched 1/8 as far: they are 1/8 of the bytes at 50%.
-constexpr int64_t kExpandPrefetch = 8192;
-
 template <bool Wide, int NT>
 void bitmap_rows16_tile(const BitmapRows16& m, const QuantizedActs& a, int64_t t0, int64_t g0, int64_t g1, float* y,
                         int64_t ldy) {
@@ -279,20 +287,20 @@ void bitmap_rows16_tile(const BitmapRows16& m, const QuantizedActs& a, int64_t t
     for (int64_t b = 0; b < blocks; ++b) {
       __m512i s[NT];
       for (int j = 0; j < NT; ++j) s[j] = Wide ? _mm512_setzero_si512() : _mm512_set1_epi32(bo[j][b]);
-      _mm_prefetch(reinterpret_cast<const char*>(masks + 8 * b + kExpandPrefetch / 64), _MM_HINT_T0);
+      prefetch(masks + 8 * b + kPrefetch / 64);  // masks are 1/8 of the bytes at 50%
       for (int q = 0; q < 8; ++q) {
         const uint64_t mask = masks[8 * b + q];
         const int64_t c = 32 * b + 4 * q;
         if constexpr (Wide) {
           for (int h = 0; h < 2; ++h) {
             const __mmask32 mh = __mmask32(mask >> (32 * h));
-            _mm_prefetch(reinterpret_cast<const char*>(v16 + kExpandPrefetch / 2), _MM_HINT_T0);
+            prefetch(v16 + kPrefetch / 2);
             const __m512i w = _mm512_maskz_expand_epi16(mh, _mm512_loadu_si512(v16));
             v16 += std::popcount(mh);
             for (int j = 0; j < NT; ++j) s[j] = _mm512_dpwssd_epi32(s[j], w, act(j, c + 2 * h));
           }
         } else {
-          _mm_prefetch(reinterpret_cast<const char*>(v + kExpandPrefetch), _MM_HINT_T0);
+          prefetch(v + kPrefetch);
           const __m512i w = _mm512_mask_expand_epi8(zero_weight, mask, _mm512_loadu_si512(v));
           v += std::popcount(mask);
           for (int j = 0; j < NT; ++j) s[j] = _mm512_dpbusd_epi32(s[j], w, act(j, c));
