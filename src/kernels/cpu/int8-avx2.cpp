@@ -106,7 +106,7 @@ void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r
 
 }  // namespace
 
-const Int8Kernels kInt8Avx2 = {"avx2", dense, nm, bitmap, bitmap_f16_scalar, nullptr, nullptr};
+const Int8Kernels kInt8Avx2 = {"avx2", dense, nm, bitmap, bitmap_f16_scalar, nullptr};
 
 }  // namespace upg::kernels
 

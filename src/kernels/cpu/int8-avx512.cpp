@@ -33,14 +33,10 @@ constexpr int kTile = 8;  // tokens per pass over a row
 // Lane scales of a 64-byte sum from the block scales it spans, read with one narrow load
 // and a permute: Zen 4 loads one 64-byte vector per cycle, and the kernels already load
 // two per weight vector (weights, activations), so a third would set the pace.
-// Two blocks (dense, bitmap: lanes 0-7, 8-15) or four (N:M chunks: 4 lanes each).
+// Two blocks: lanes 0-7 and 8-15.
 inline __m512 two_block_scales(const float* s) {
   const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
   return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(s)))));
-}
-inline __m512 four_block_scales(const float* s) {
-  const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(s)));
 }
 
 // With a tile of tokens the vector math, not the loads, sets the pace: there the lane
@@ -130,126 +126,6 @@ void dense_tile(const DenseI8& m, const QuantizedActs& a, int64_t t0, int64_t r0
         return b + 1 < nb ? _mm512_loadu_si512(w + 64 * b) : _mm512_maskz_loadu_epi8(tail, w + 64 * b); },
       [&](int j, int64_t b) { return _mm512_loadu_si512(xq[j] + 64 * b); },
       [&](int j, int64_t b) { return vector_scales<NT>(a, t0 + j, bs[j], b); });
-}
-
-// N:M with N/M = 1/2 (2:4, 4:8): 64 values span 128 columns, two registers of activations,
-// and vpermi2b gathers the 64 activations the values multiply. Each value's byte index in
-// that window is (k / N) * M + position, the position unpacked from log2(M) bits by
-// vpermb (bytes to their qword) and vpmultishiftqb (bits to their byte). Lane l of a sum
-// covers values 4l..4l+3, all inside block l / 4 of the window.
-template <int N, int M, int NT>
-void nm_tile(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t t0, int64_t r0, int64_t r1, float* y,
-             int64_t ldy) {
-  constexpr int bits = M == 4 ? 2 : 3;
-  const int64_t per_row = format::nm_values_per_row(m.cols, N, M);
-  const int64_t pos_bytes = format::nm_position_bytes_per_row(m.cols, N, M);
-  const int64_t chunks = (per_row + 63) / 64;
-  alignas(64) uint8_t perm[64], shift[64], base[64];
-  for (int l = 0; l < 64; ++l) {
-    perm[l] = uint8_t((l / 8) * bits + l % 8);
-    shift[l] = uint8_t((l % 8) * bits);
-    base[l] = uint8_t((l / N) * M);
-  }
-  const __m512i vperm = _mm512_load_si512(perm), vshift = _mm512_load_si512(shift), vbase = _mm512_load_si512(base);
-  const __m512i field = _mm512_set1_epi8(char(M - 1));
-  const int8_t* vals = nullptr;
-  const uint8_t* pos = nullptr;
-  __m512i idx = _mm512_setzero_si512();
-  const uint8_t* xq[NT];
-  const float* bs[NT];
-  for (int j = 0; j < NT; ++j) xq[j] = a.row(t0 + j), bs[j] = a.block_scales(t0 + j);
-  // Only the last chunk of a row may be partial: its loads are masked.
-  const int64_t full = per_row / 64;
-  const uint64_t tail_vals = low_bits(per_row - 64 * full), tail_pos = low_bits(((per_row - 64 * full) * bits + 7) / 8);
-  const uint64_t chunk_pos = low_bits(8 * bits);
-  rows_tile<NT>(
-      r0, r1, chunks, m.scales.data(), y, ldy, t0,
-      [&](int64_t r) {
-        vals = m.nm.values.data() + r * per_row;
-        pos = m.nm.positions.data() + r * pos_bytes;
-      },
-      [&](int64_t c) {
-        const bool last = c == full;
-        prefetch(vals + 64 * c + kPrefetch);
-        prefetch(pos + 8 * bits * c + kPrefetch * bits / 8);
-        const __m512i pv = _mm512_maskz_loadu_epi8(last ? tail_pos : chunk_pos, pos + 8 * bits * c);
-        // (fields & (M - 1)) | base in one vpternlogd (0xEA = a & b | c): base is a
-        // multiple of M, so the OR is the sum.
-        idx = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(vshift, _mm512_permutexvar_epi8(vperm, pv)), field,
-                                        vbase, 0xEA);
-        return last ? _mm512_maskz_loadu_epi8(tail_vals, vals + 64 * c) : _mm512_loadu_si512(vals + 64 * c);
-      },
-      [&](int j, int64_t c) {
-        const uint8_t* xw = xq[j] + 128 * c;
-        return _mm512_permutex2var_epi8(_mm512_loadu_si512(xw), idx, _mm512_loadu_si512(xw + 64));
-      },
-      [&](int j, int64_t c) {
-        if constexpr (NT >= 4) return _mm512_loadu_ps(a.chunk_lane_scales(t0 + j) + 16 * c);
-        else return four_block_scales(bs[j] + 4 * c);
-      });
-}
-
-// 2:4 interleaved by 16 rows (NmRows16): lane i of every sum is row i of the group. Per
-// 64-byte vector: the chunk's 12 code bytes, broadcast to each 128-bit lane, are spread
-// to its two qwords (vpshufb); vpmultishiftqb brings each value's 3-bit pair to its byte,
-// vpternlogd adds which of the 4 values it is, and a vpermb table turns that into the
-// value's column among the chunk's 8. vpshufb picks those activations from an 8-byte
-// broadcast, vpdpbusd sums; the +128 offset, the float conversion and the block scale
-// wait for the end of each 32-column block (4 vectors).
-template <int NT>
-void nm_rows16_tile(const NmRows16& m, const QuantizedActs& a, int64_t t0, int64_t g0, int64_t g1, float* y,
-                    int64_t ldy) {
-  static constexpr uint8_t kFirst[6] = {0, 0, 0, 1, 1, 2}, kSecond[6] = {1, 2, 3, 2, 3, 3};
-  alignas(64) uint8_t spread[64], ctrl[64], which[64], table[64];
-  for (int p = 0; p < 64; ++p) {
-    const int lane = p / 16, q = p % 16, k = q % 8, v = k % 4;
-    // Bytes 0-5 stay, 6-11 move to 8-13, the rest read as zero.
-    spread[p] = uint8_t(q < 6 ? q : q >= 8 && q < 14 ? q - 2 : 0x80);
-    ctrl[p] = uint8_t(6 * (2 * lane + k / 4) + 3 * (v / 2));
-    which[p] = uint8_t(v << 3);
-    // table[pair | v << 3]: value v's column in the chunk.
-    const int pair = p % 8, vv = p / 8;
-    table[p] = pair < 6 && vv < 4 ? uint8_t(4 * (vv / 2) + (vv % 2 ? kSecond[pair] : kFirst[pair])) : 0;
-  }
-  const __m512i vspread = _mm512_load_si512(spread), vctrl = _mm512_load_si512(ctrl);
-  const __m512i vwhich = _mm512_load_si512(which), vtable = _mm512_load_si512(table);
-  const __m512i field = _mm512_set1_epi8(7), bias = _mm512_set1_epi8(char(0x80));
-  const uint8_t* xq[NT];
-  const float* bs[NT];
-  for (int j = 0; j < NT; ++j) xq[j] = a.row(t0 + j), bs[j] = a.block_scales(t0 + j);
-  const int64_t blocks = m.chunks / 4;
-  for (int64_t g = g0; g < g1; ++g) {
-    const int8_t* v = m.values.data() + g * m.chunks * 64;
-    const uint8_t* codes = m.codes.data() + g * m.chunks * 12;
-    __m512 f[NT];
-    for (int j = 0; j < NT; ++j) f[j] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < blocks; ++b) {
-      __m512i off = _mm512_setzero_si512(), s[NT];
-      for (int j = 0; j < NT; ++j) s[j] = _mm512_setzero_si512();
-      prefetch(codes + 48 * b + kPrefetch * 12 / 64);  // 12 bytes of codes per 64 values
-      for (int c = 0; c < 4; ++c) {
-        const int64_t ch = 4 * b + c;
-        prefetch(v + 64 * ch + kPrefetch);
-        const __m512i w = _mm512_load_si512(v + 64 * ch);
-        const __m512i cv = _mm512_shuffle_epi8(
-            _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + 12 * ch))), vspread);
-        // (pair & 7) | v << 3 in one vpternlogd (0xEA = a & b | c), then the table.
-        const __m512i idx = _mm512_permutexvar_epi8(
-            _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(vctrl, cv), field, vwhich, 0xEA), vtable);
-        off = _mm512_dpbusd_epi32(off, bias, w);
-        for (int j = 0; j < NT; ++j) {
-          int64_t x8;
-          std::memcpy(&x8, xq[j] + 8 * ch, 8);
-          s[j] = _mm512_dpbusd_epi32(s[j], _mm512_shuffle_epi8(_mm512_set1_epi64(x8), idx), w);
-        }
-      }
-      for (int j = 0; j < NT; ++j)
-        f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[j], off)), _mm512_set1_ps(bs[j][b]), f[j]);
-    }
-    const __m512 rs = _mm512_loadu_ps(m.scales.data() + 16 * g);
-    const __mmask16 keep = __mmask16(low_bits(m.rows - 16 * g));
-    for (int j = 0; j < NT; ++j) _mm512_mask_storeu_ps(y + (t0 + j) * ldy + 16 * g, keep, _mm512_mul_ps(f[j], rs));
-  }
 }
 
 // Bitmap tiles of 16 rows (BitmapRows16): an expand puts a tile's kept values on their
@@ -414,93 +290,6 @@ void dense_gemm(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1
   });
 }
 
-// Masks of the kept columns of N:M groups from their packed positions, by table: for 2:4
-// one position byte (two groups) gives 8 mask bits, for 4:8 12 bits (one group) give 8.
-// Positions are distinct in a group (validate()), so a 64-column window takes exactly 32
-// values, and an expand puts them right when each group lists its positions in column
-// order. Bit 8 flags a group that does not: one keeping fewer than N, whose zero fillers
-// come after its kept values (docs/FORMAT.md); such windows are decoded one by one.
-struct NMMaskTables {
-  uint16_t t24[256];
-  uint16_t t48[4096];
-  static uint16_t entry(const int* p, int groups, int n) {
-    int m = 0;
-    bool unordered = false;
-    for (int g = 0; g < groups; ++g)
-      for (int i = 0; i < n; ++i) {
-        m |= 1 << (p[g * n + i] + g * 4);
-        if (i > 0 && p[g * n + i] < p[g * n + i - 1]) unordered = true;
-      }
-    return uint16_t(m | (unordered ? 0x100 : 0));
-  }
-  NMMaskTables() {
-    int p[4];
-    for (int b = 0; b < 256; ++b) {
-      for (int i = 0; i < 4; ++i) p[i] = (b >> (2 * i)) & 3;
-      t24[b] = entry(p, 2, 2);
-    }
-    for (int x = 0; x < 4096; ++x) {
-      for (int i = 0; i < 4; ++i) p[i] = (x >> (3 * i)) & 7;
-      t48[x] = entry(p, 1, 4);
-    }
-  }
-};
-const NMMaskTables kNMMasks;
-
-void nm_gemm(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
-             int64_t ldy) {
-  const int n = m.nm.n, mm = m.nm.m, bits = format::nm_bits(mm);
-  const int64_t per_row = format::nm_values_per_row(m.cols, n, mm);
-  const int64_t pos_bytes = format::nm_position_bytes_per_row(m.cols, n, mm);
-  const bool table = (n == 2 && mm == 4) || (n == 4 && mm == 8);
-  const int64_t windows = m.cols / 64, tail_cols = m.cols - 64 * windows;
-  gemm_rows(r0, r1, m.scales.data(), a, y, ldy, [&](int64_t r, int8_t* dst) {
-    const int8_t* v = m.nm.values.data() + r * per_row;
-    const uint8_t* pos = m.nm.positions.data() + r * pos_bytes;
-    std::memset(dst, 0, size_t(a.stride));
-    // Values [k, k1) as groups from g on, positions read as a little-endian bit stream
-    // (a byte in whenever fewer than `bits` are buffered). k starts on a byte boundary
-    // of the positions: at a row or window start.
-    auto one_by_one = [&](int64_t k, int64_t k1, int64_t g) {
-      const uint8_t* p = pos + (k * bits) / 8;
-      uint32_t buf = 0;
-      int have = 0;
-      const uint32_t field = (1u << bits) - 1;
-      for (; k < k1; ++g)
-        for (int i = 0; i < n; ++i, ++k) {
-          if (have < bits) buf |= uint32_t(*p++) << have, have += 8;
-          dst[g * mm + (buf & field)] = v[k];
-          buf >>= bits;
-          have -= bits;
-        }
-    };
-    if (!table) return one_by_one(0, per_row, 0);
-    // Whole 64-column windows (32 values, 64 / M groups): a mask from the table, then
-    // one expand.
-    for (int64_t w = 0; w < windows; ++w) {
-      const int64_t k = 32 * w, g = w * (64 / mm);
-      uint64_t mask = 0;
-      unsigned unordered = 0;
-      for (int i = 0; i < 8; ++i) {
-        uint16_t e;
-        if (mm == 4) {
-          e = kNMMasks.t24[pos[w * 8 + i]];
-        } else {
-          const int64_t bit = (g + i) * 12;
-          uint16_t x;
-          std::memcpy(&x, pos + bit / 8, 2);
-          e = kNMMasks.t48[(x >> (bit % 8)) & 0xfff];
-        }
-        mask |= uint64_t(e & 0xff) << (8 * i);
-        unordered |= e;
-      }
-      if (unordered & 0x100) one_by_one(k, k + 32, g);
-      else _mm512_storeu_si512(dst + 64 * w, _mm512_maskz_expand_epi8(mask, _mm512_maskz_loadu_epi8(0xffffffffull, v + k)));
-    }
-    if (tail_cols) one_by_one(32 * windows, per_row, windows * (64 / mm));
-  });
-}
-
 // A 16-row group decoded as it is stored, [quads, 16 rows, 4 columns], with each row's
 // block start values [blocks, 16] from one vpdpbusd per tile; then 4 rows at a time.
 void bitmap_rows16_gemm(const BitmapRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y,
@@ -555,13 +344,6 @@ struct DenseTile {
     dense_tile<NT>(m, a, t0, r0, r1, y, ldy);
   }
 };
-template <int NT>
-struct NmRows16Tile {
-  static void run(int64_t t0, const NmRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y,
-                  int64_t ldy) {
-    nm_rows16_tile<NT>(m, a, t0, g0, g1, y, ldy);
-  }
-};
 template <bool Wide>
 struct BitmapRows16Tiles {
   template <int NT>
@@ -572,31 +354,10 @@ struct BitmapRows16Tiles {
     }
   };
 };
-template <int N, int M>
-struct NMTiles {
-  template <int NT>
-  struct Tile {
-    static void run(int64_t t0, const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1,
-                    float* y, int64_t ldy) {
-      nm_tile<N, M, NT>(m, a, t0, r0, r1, y, ldy);
-    }
-  };
-};
 
 void dense(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   if (a.groups > 0) return dense_gemm(m, a, r0, r1, y, ldy);
   over_tokens<DenseTile>(a.n_tokens, m, a, r0, r1, y, ldy);
-}
-
-void nm(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-  if (a.groups > 0) return nm_gemm(m, a, r0, r1, y, ldy);
-  if (m.nm.n == 2 && m.nm.m == 4) return over_tokens<NMTiles<2, 4>::Tile>(a.n_tokens, m, a, r0, r1, y, ldy);
-  if (m.nm.n == 4 && m.nm.m == 8) return over_tokens<NMTiles<4, 8>::Tile>(a.n_tokens, m, a, r0, r1, y, ldy);
-  kInt8Avx2.nm(m, a, r0, r1, y, ldy);  // other N:M: windows expanded one by one
-}
-
-void nm_rows16(const NmRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y, int64_t ldy) {
-  over_tokens<NmRows16Tile>(a.n_tokens, m, a, g0, g1, y, ldy);
 }
 
 void bitmap_rows16(const BitmapRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y, int64_t ldy) {
@@ -606,8 +367,13 @@ void bitmap_rows16(const BitmapRows16& m, const QuantizedActs& a, int64_t g0, in
   over_tokens<BitmapRows16Tiles<false>::Tile>(a.n_tokens, m, a, g0, g1, y, ldy);
 }
 
-// Row-major bitmap forms are what targets without bitmap_rows16 run; Int8Linear never
-// builds them for this one, but the table stays complete.
+// Row-major bitmap forms and N:M in the file's layout are what targets without
+// bitmap_rows16 run; Int8Linear never hands them to this one, but the table stays
+// complete.
+void nm(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  kInt8Avx2.nm(m, a, r0, r1, y, ldy);
+}
+
 void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   kInt8Avx2.bitmap(m, a, r0, r1, y, ldy);
 }
@@ -619,7 +385,7 @@ void bitmap_f16(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t
 
 }  // namespace
 
-const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense, nm, bitmap, bitmap_f16, nm_rows16, bitmap_rows16};
+const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense, nm, bitmap, bitmap_f16, bitmap_rows16};
 
 }  // namespace upg::kernels
 

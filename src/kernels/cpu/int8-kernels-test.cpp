@@ -192,45 +192,8 @@ TEST(Int8Kernels, NMMatchesReferenceOnEveryTarget) {
   });
 }
 
-// The interleaved 2:4 decode form (NmRows16): row counts that leave a partial group of
-// 16, widths that end inside a 32-column block or on half an 8-column chunk, groups with
-// fewer than 2 kept values; row groups in two calls, as threads split them.
-TEST(Int8Kernels, NmRows16MatchesReferenceOnEveryTargetWithIt) {
-  std::mt19937 rng(9);
-  int ran = 0;
-  testing::for_each_target([&](const std::string&) {
-    if (!int8_kernels().nm_rows16) return;
-    ++ran;
-    for (const Shape& s : {Shape{1, 4}, Shape{16, 32}, Shape{9, 100}, Shape{33, 576}, Shape{17, 1000}, Shape{40, 36}})
-      for (int64_t nt : {1, 3, 6, 9}) {
-        SCOPED_TRACE(::testing::Message() << int8_target() << " " << s.rows << "x" << s.cols << " tokens " << nt);
-        auto rows = format::testing::random_nm_rows(rng, s.rows, s.cols, 2, 4);
-        const auto full = format::testing::random_nm_rows(rng, s.rows, s.cols, 2, 4, true);
-        for (size_t r = 0; r < rows.size(); r += 2) rows[r] = full[r];
-        const format::CompressedData ref = format::encode_nm(s.cols, rows, 2, 4);
-        const NmRows16 p = pack_nm_rows16(ref.view());
-        ASSERT_EQ(p.groups, (s.rows + 15) / 16);
-        const std::vector<float> x = random_x(rng, nt * s.cols);
-        QuantizedActs a;
-        quantize_acts(x.data(), nt, s.cols, a);
-        const std::vector<float> xq = dequantized(a);
-        std::vector<float> want(size_t(nt * s.rows)), y(size_t(nt * s.rows) + 1, 777.0f);
-        format::reference_matmul(ref.view(), xq.data(), nt, want.data());
-        const int64_t mid = p.groups / 2;
-        int8_kernels().nm_rows16(p, a, 0, mid, y.data(), s.rows);
-        int8_kernels().nm_rows16(p, a, mid, p.groups, y.data(), s.rows);
-        ASSERT_EQ(y.back(), 777.0f) << "wrote past the output";
-        expect_close(y, want, format::testing::dense_of(rows, s.cols, Encoding::Int8), xq, s.rows, s.cols, nt, 1e-5);
-      }
-  });
-  if (int8_target() == "avx512-vnni") {
-    EXPECT_GT(ran, 0);
-  }
-  EXPECT_THROW(pack_nm_rows16(format::encode_nm(8, format::testing::random_nm_rows(rng, 2, 8, 4, 8), 4, 8).view()),
-               upg::Error);
-}
-
-// The 16-row bitmap tiles (BitmapRows16), int8 and wide (prime, codebook): row counts
+// The 16-row bitmap tiles (BitmapRows16) of MdCSR, int8 and wide (prime, codebook), and of
+// N:M: row counts
 // that leave a partial group, widths that end inside a 4-column quad or a 32-column block,
 // empty and full rows, gaps over 255; decode tiles and the prefill GEMM; row groups in two
 // calls, as threads split them.
@@ -241,15 +204,25 @@ TEST(Int8Kernels, BitmapRows16MatchesReferenceOnEveryTargetWithIt) {
   testing::for_each_target([&](const std::string&) {
     if (!int8_kernels().bitmap_rows16) return;
     ++ran;
+    // MdCSR in each encoding, then 2:4 and 4:8 (m = 4, 8): N:M groups with fewer than N
+    // kept values (zero fillers) in odd rows.
+    for (int m : {0, 4, 8})
     for (Encoding enc : {Encoding::Int8, Encoding::Prime, Encoding::Codebook})
-      for (const Shape& s : {Shape{1, 3}, Shape{16, 32}, Shape{9, 100}, Shape{33, 576}, Shape{17, 1000},
-                             Shape{40, 37}, Shape{5, 700}})
+      for (const Shape& s : {Shape{1, 8}, Shape{16, 32}, Shape{9, 104}, Shape{33, 576}, Shape{17, 1000},
+                             Shape{40, 40}, Shape{5, 700}, Shape{3, 37}})
         for (int64_t nt : {1, 3, 6, 9, 17}) {
-          SCOPED_TRACE(::testing::Message() << int8_target() << " " << format::encoding_name(enc) << " " << s.rows
-                                            << "x" << s.cols << " tokens " << nt);
-          const auto rows = format::testing::random_rows(rng, s.rows, s.cols, enc, enc == Encoding::Int8 ? 0 : 256);
-          const format::CompressedData ref = format::encode_mdcsr(
-              s.cols, rows, enc, enc == Encoding::Codebook ? codebook : std::vector<float>{});
+          if (m > 0 && (enc != Encoding::Int8 || s.cols % m)) continue;
+          SCOPED_TRACE(::testing::Message() << int8_target() << " " << format::encoding_name(enc) << " m " << m << " "
+                                            << s.rows << "x" << s.cols << " tokens " << nt);
+          auto rows = m ? format::testing::random_nm_rows(rng, s.rows, s.cols, m / 2, m)
+                        : format::testing::random_rows(rng, s.rows, s.cols, enc, enc == Encoding::Int8 ? 0 : 256);
+          if (m) {
+            const auto full = format::testing::random_nm_rows(rng, s.rows, s.cols, m / 2, m, true);
+            for (size_t r = 0; r < rows.size(); r += 2) rows[r] = full[r];
+          }
+          const format::CompressedData ref =
+              m ? format::encode_nm(s.cols, rows, m / 2, m)
+                : format::encode_mdcsr(s.cols, rows, enc, enc == Encoding::Codebook ? codebook : std::vector<float>{});
           const BitmapRows16 p = pack_bitmap_rows16(ref.view());
           ASSERT_EQ(p.groups, (s.rows + 15) / 16);
           ASSERT_EQ(p.wide, enc != Encoding::Int8);
@@ -287,8 +260,6 @@ TEST(Int8Kernels, BitmapRows16MatchesReferenceOnEveryTargetWithIt) {
   if (int8_target() == "avx512-vnni") {
     EXPECT_GT(ran, 0);
   }
-  EXPECT_THROW(pack_bitmap_rows16(format::encode_nm(8, format::testing::random_nm_rows(rng, 2, 8, 2, 4), 2, 4).view()),
-               upg::Error);
 }
 
 TEST(Int8Kernels, AllZeroMatrixGivesZero) {

@@ -37,11 +37,9 @@ struct QuantizedActs {
   std::vector<uint8_t> q;      // [n_tokens, stride]
   std::vector<float> scales;   // [n_tokens, stride / kActBlock]: max |x| / 127 per block
   // Block scales laid out as the 16 int32 lanes of one vpdpbusd sum fall, so a kernel
-  // scales a sum with one vector load. Per 64-column vector (dense, bitmap): lanes 0-7
-  // take the scale of its first block, 8-15 of its second [n_tokens, stride / 64, 16].
-  // Per 128-column N:M chunk (64 values, 16 per block): four lanes per block
-  // [n_tokens, stride / 128, 16].
-  std::vector<float> lane_scales, chunk_scales;
+  // scales a sum with one vector load. Per 64-column vector (dense): lanes 0-7 take the
+  // scale of its first block, 8-15 of its second [n_tokens, stride / 64, 16].
+  std::vector<float> lane_scales;
   // The same activations signed (q - 128) [n_tokens, stride], and -128 * (sum of each
   // 32-column block's signed activations) [n_tokens, stride / 32]: the bitmap kernels
   // multiply them by weights stored + 128 (BitmapRows16), where the offset to take back
@@ -66,7 +64,6 @@ struct QuantizedActs {
   const int16_t* wide_row(int64_t t) const { return qs16.data() + t * stride; }
   const float* block_scales(int64_t t) const { return scales.data() + t * (stride / kActBlock); }
   const float* vector_lane_scales(int64_t t) const { return lane_scales.data() + t * (stride / 4); }
-  const float* chunk_lane_scales(int64_t t) const { return chunk_scales.data() + t * (stride / 8); }
 };
 class ThreadPool;
 // Symmetric round-to-nearest-even per block. Buffers only grow, so a decode loop reuses
@@ -135,36 +132,6 @@ struct BitmapRows16 {
 // Throws upg::Error unless the matrix is MdCSR.
 BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m);
 
-// A 2:4 matrix repacked at load for decode: 16 rows side by side, so one 64-byte vector
-// holds 4 values of each of 16 rows over the same 8 columns. Every lane of a vpdpbusd
-// sum is then one row, the 8 activations its values need come from one 8-byte broadcast
-// (gathered by an in-lane vpshufb, not a cross-lane vpermi2b), all 64 values fall in one
-// 32-column activation block (one scale, broadcast, once per 4 vectors), and a group's
-// 16 results leave in one store, with no horizontal sum per row. A row's 4 values of
-// columns [8c, 8c + 8) are its values 4c..4c+3 in the file.
-//
-// Positions shrink from 8 bits per row and chunk to 6: a 2:4 group keeps one of 6
-// position pairs, 3 bits, and the decode kernel streams memory, so fewer bytes are
-// faster (76 bytes per 64 values instead of 80). The pair is stored in order (a group
-// that keeps fewer than 2 values holds a zero filler, whose position can be swapped).
-struct NmRows16 {
-  int64_t rows = 0, cols = 0;
-  int64_t groups = 0;  // ceil(rows / 16)
-  int64_t chunks = 0;  // 8-column chunks per row, padded to whole 32-column blocks
-  AlignedVector<int8_t> values;  // [groups, chunks, 16 rows, 4 values]; padding 0
-  // [groups, chunks, 12 bytes] and 4 bytes of padding at the end (the kernel loads 16).
-  // A chunk's 12 bytes hold a 6-bit code per row: pair(group 0) | pair(group 1) << 3,
-  // pair = 0..5 for positions (0,1) (0,2) (0,3) (1,2) (1,3) (2,3). Bytes 0-5 hold the
-  // codes of rows 0,1,4,5,8,9,12,13 (row k-th of the list at bits 6k), bytes 6-11 those of
-  // rows 2,3,6,7,10,11,14,15: moved to qwords 0 and 1 of each 128-bit lane, every lane's
-  // qword j then holds its rows 2j and 2j + 1, which is what vpmultishiftqb can reach.
-  std::vector<uint8_t> codes;
-  std::vector<float> scales;  // [groups * 16]; padding rows 0
-  size_t bytes() const { return values.size() + codes.size() + scales.size() * 4; }
-};
-// Throws upg::Error unless the matrix is 2:4.
-NmRows16 pack_nm_rows16(const format::CompressedMatrix& m);
-
 // One target's kernels. Each computes rows [r0, r1) for every token:
 // y[t * ldy + r] = sum_c W[r, c] * x[t, c] (no bias; the caller adds it).
 struct Int8Kernels {
@@ -177,9 +144,6 @@ struct Int8Kernels {
   // f16 values, fp32 activations x [n_tokens, m.cols].
   void (*bitmap_f16)(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t r0, int64_t r1, float* y,
                      int64_t ldy);
-  // 2:4 in the interleaved form, row groups [g0, g1), fewer than kGemmTokens tokens; null
-  // on targets without one (they run nm on the file's layout).
-  void (*nm_rows16)(const NmRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y, int64_t ldy);
   // MdCSR in 16-row bitmap tiles, row groups [g0, g1), any number of tokens; null on
   // targets without one (they run bitmap and bitmap_f16).
   void (*bitmap_rows16)(const BitmapRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y,

@@ -82,8 +82,23 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
   return b;
 }
 
+// Calls fn(col, k) for each entry row r stores (k: its index in the layout's value array).
+// N:M fillers come too, as zero values.
+template <class Fn>
+void for_each_entry(const format::CompressedMatrix& m, int64_t r, Fn&& fn) {
+  if (m.layout == format::Layout::NM) {
+    const int n = m.nm.n, mm = m.nm.m, bits = format::nm_bits(mm);
+    const int64_t per_row = format::nm_values_per_row(m.cols, n, mm);
+    const uint8_t* pos = m.nm.positions.data() + r * format::nm_position_bytes_per_row(m.cols, n, mm);
+    for (int64_t k = 0; k < per_row; ++k) fn((k / n) * mm + format::nm_position(pos, k, bits), size_t(r * per_row + k));
+    return;
+  }
+  int64_t col = 0;
+  for (size_t k = m.mdcsr.row_pointers[size_t(r)]; k < m.mdcsr.row_pointers[size_t(r) + 1]; ++k)
+    fn(col += m.mdcsr.delta_indices[k], k);
+}
+
 BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m) {
-  if (m.layout != format::Layout::MdCsr) throw Error("pack_bitmap_rows16: the matrix is not MdCSR");
   BitmapRows16 p;
   p.rows = m.rows;
   p.cols = m.cols;
@@ -102,27 +117,24 @@ BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m) {
     uint64_t* masks = p.masks.data() + g * p.quads;
     for (int64_t i = 0; i < 16 && 16 * g + i < m.rows; ++i) {
       const int64_t r = 16 * g + i;
-      const size_t k0 = m.mdcsr.row_pointers[size_t(r)], k1 = m.mdcsr.row_pointers[size_t(r) + 1];
       // Wide values: int16 of the row's largest magnitude.
       float amax = 0;
-      if (p.wide)
-        for (size_t k = k0; k < k1; ++k) amax = std::max(amax, std::fabs(format::mdcsr_value(m, k)));
+      if (p.wide) for_each_entry(m, r, [&](int64_t, size_t k) { amax = std::max(amax, std::fabs(format::mdcsr_value(m, k))); });
       if (amax > 0) p.scales[size_t(r)] *= amax / 32767.0f;
-      int64_t col = 0;
-      for (size_t k = k0; k < k1; ++k) {
-        col += m.mdcsr.delta_indices[k];
+      for_each_entry(m, r, [&](int64_t col, size_t k) {
         if (col >= m.cols)
           throw Error(fmt::format("pack_bitmap_rows16: row {} reaches column {}, past cols {}", r, col, m.cols));
-        const int32_t v = p.wide ? int32_t(std::lrint(format::mdcsr_value(m, k) / amax * 32767.0f))
-                                 : int32_t(m.mdcsr.values[k]);
-        if (v == 0) continue;  // padding, or a weight that quantized to zero
+        const int32_t v = p.wide                             ? int32_t(std::lrint(format::mdcsr_value(m, k) / amax * 32767.0f))
+                          : m.layout == format::Layout::NM ? int32_t(m.nm.values[k])
+                                                             : int32_t(m.mdcsr.values[k]);
+        if (v == 0) return;  // padding, an N:M filler, or a weight that quantized to zero
         const int c = int(col % 4);
         const int bit = p.wide ? 32 * (c / 2) + int(2 * i) + c % 2 : int(4 * i) + c;
         if (masks[col / 4] >> bit & 1)
           throw Error(fmt::format("pack_bitmap_rows16: row {} holds column {} twice", r, col));
         masks[col / 4] |= uint64_t{1} << bit;
         tiles[size_t(col / 4 * 64 + bit)] = v;
-      }
+      });
     }
     for (int64_t q = 0; q < p.quads; ++q)
       for (uint64_t bits = masks[q]; bits; bits &= bits - 1) {
@@ -135,47 +147,6 @@ BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m) {
   // Kernels load whole vectors at a group's current value.
   if (p.wide) p.values16.resize(p.values16.size() + 32, 0);
   else p.values.resize(p.values.size() + 64, 0);
-  return p;
-}
-
-NmRows16 pack_nm_rows16(const format::CompressedMatrix& m) {
-  if (m.layout != format::Layout::NM || m.nm.n != 2 || m.nm.m != 4)
-    throw Error("pack_nm_rows16: the matrix is not 2:4");
-  NmRows16 p;
-  p.rows = m.rows;
-  p.cols = m.cols;
-  p.groups = (m.rows + 15) / 16;
-  p.chunks = (m.cols + 31) / 32 * 4;
-  p.values.assign(size_t(p.groups * p.chunks * 64), 0);
-  p.codes.assign(size_t(p.groups * p.chunks * 12 + 4), 0);
-  p.scales.assign(size_t(p.groups * 16), 0.0f);
-  // Row i of a group: which half of the chunk's 12 bytes, and its place there.
-  static constexpr int kHalf[16] = {0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1};
-  static constexpr int kPlace[16] = {0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7};
-  // pair(a, b) for a < b, as NmRows16 numbers them.
-  static constexpr int kPair[4][4] = {{-1, 0, 1, 2}, {-1, -1, 3, 4}, {-1, -1, -1, 5}, {-1, -1, -1, -1}};
-  const int64_t per_row = format::nm_values_per_row(m.cols, 2, 4);
-  const int64_t pos_bytes = format::nm_position_bytes_per_row(m.cols, 2, 4);
-  for (int64_t r = 0; r < m.rows; ++r) {
-    const int64_t g = r / 16, i = r % 16;
-    p.scales[size_t(r)] = m.scales[size_t(r)];
-    const int8_t* v = m.nm.values.data() + r * per_row;
-    const uint8_t* pos = m.nm.positions.data() + r * pos_bytes;
-    for (int64_t k = 0; k < per_row; k += 2) {  // one group: values k, k + 1
-      const int64_t c = k / 4, half = (k / 2) % 2;
-      int a = (pos[k / 4] >> (2 * (k % 4))) & 3, b = (pos[k / 4] >> (2 * (k % 4) + 2)) & 3;
-      int8_t va = v[k], vb = v[k + 1];
-      if (a > b) std::swap(a, b), std::swap(va, vb);
-      if (a == b) throw Error(fmt::format("pack_nm_rows16: row {} holds two values on one position", r));
-      int8_t* dst = p.values.data() + ((g * p.chunks + c) * 16 + i) * 4 + 2 * half;
-      dst[0] = va;
-      dst[1] = vb;
-      const int bit = 6 * kPlace[i] + 3 * int(half);
-      uint8_t* code = p.codes.data() + (g * p.chunks + c) * 12 + 6 * kHalf[i];
-      const uint64_t field = uint64_t(kPair[a][b]) << bit;
-      for (int byte = 0; byte < 6; ++byte) code[byte] |= uint8_t(field >> (8 * byte));
-    }
-  }
   return p;
 }
 

@@ -16,21 +16,12 @@ Int8Linear::Identity Int8Linear::identity(const format::CompressedMatrix& m) {
   return {values, m.mdcsr.row_pointers.data(), m.rows, m.cols};
 }
 
-bool Int8Linear::wants_interleaved(const format::CompressedMatrix& m) {
-  const Int8Kernels& k = int8_kernels();
-  if (m.layout == format::Layout::NM) return m.nm.n == 2 && m.nm.m == 4 && k.nm_rows16;
-  return k.bitmap_rows16 != nullptr;
-}
+bool Int8Linear::wants_tiles16() { return int8_kernels().bitmap_rows16 != nullptr; }
 
 // The execution form of m: what Packed holds for its layout.
-static void pack_into(const format::CompressedMatrix& m, bool interleaved, BitmapMatrix& bitmap,
-                      BitmapRows16& bitmap16, NmRows16& nm16) {
-  if (m.layout == format::Layout::MdCsr) {
-    if (interleaved) bitmap16 = pack_bitmap_rows16(m);
-    else bitmap = pack_bitmap(m);
-  } else if (interleaved) {
-    nm16 = pack_nm_rows16(m);
-  }
+static void pack_into(const format::CompressedMatrix& m, bool tiles16, BitmapMatrix& bitmap, BitmapRows16& bitmap16) {
+  if (tiles16) bitmap16 = pack_bitmap_rows16(m);
+  else if (m.layout == format::Layout::MdCsr) bitmap = pack_bitmap(m);
 }
 
 void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
@@ -38,7 +29,7 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
   std::vector<const format::CompressedMatrix*> todo;
   for (const LinearWeight* w : weights) {
     const format::CompressedMatrix* m = w->compressed;
-    if (!m || (m->layout != format::Layout::MdCsr && !wants_interleaved(*m))) continue;
+    if (!m || (m->layout != format::Layout::MdCsr && !wants_tiles16())) continue;
     if (packed(*m)) continue;
     if (std::find(todo.begin(), todo.end(), m) == todo.end()) todo.push_back(m);
   }
@@ -49,8 +40,8 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
       const format::CompressedMatrix& m = *todo[size_t(i)];
       Packed& p = done[size_t(i)];
       p.id = identity(m);
-      p.interleaved = wants_interleaved(m);
-      pack_into(m, p.interleaved, p.bitmap, p.bitmap16, p.rows16);
+      p.tiles16 = wants_tiles16();
+      pack_into(m, p.tiles16, p.bitmap, p.bitmap16);
     }
   });
   for (size_t i = 0; i < todo.size(); ++i) packed_.insert_or_assign(todo[i], std::move(done[i]));
@@ -60,14 +51,14 @@ const Int8Linear::Packed* Int8Linear::packed(const format::CompressedMatrix& m) 
   auto it = packed_.find(&m);
   if (it == packed_.end() || !(it->second.id == identity(m))) return nullptr;
   // Packed while another target was in use (tests switch them).
-  if (it->second.interleaved != wants_interleaved(m)) return nullptr;
+  if (it->second.tiles16 != wants_tiles16()) return nullptr;
   return &it->second;
 }
 
 const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
   if (const Packed* p = packed(m)) return *p;
-  Packed p{identity(m), wants_interleaved(m), {}, {}, {}};
-  pack_into(m, p.interleaved, p.bitmap, p.bitmap16, p.rows16);
+  Packed p{identity(m), wants_tiles16(), {}, {}};
+  pack_into(m, p.tiles16, p.bitmap, p.bitmap16);
   return packed_.insert_or_assign(&m, std::move(p)).first->second;
 }
 
@@ -108,11 +99,10 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
   const int64_t rows = w.rows;
   const format::CompressedMatrix* m = w.compressed;
   const bool nm = m && m->layout == format::Layout::NM;
-  // 2:4 runs its interleaved form in decode only; prefill reads the file's layout.
-  const Packed* p = m && (!nm || (n_tokens < kGemmTokens && wants_interleaved(*m))) ? &packed_of(*m) : nullptr;
-  const BitmapMatrix* b = p && !nm && !p->interleaved ? &p->bitmap : nullptr;
-  const BitmapRows16* b16 = p && !nm && p->interleaved ? &p->bitmap16 : nullptr;
-  const NmRows16* r16 = p && nm ? &p->rows16 : nullptr;
+  const bool tiles16 = m && wants_tiles16();
+  const Packed* p = m && (tiles16 || !nm) ? &packed_of(*m) : nullptr;
+  const BitmapRows16* b16 = p && tiles16 ? &p->bitmap16 : nullptr;
+  const BitmapMatrix* b = p && !tiles16 ? &p->bitmap : nullptr;
   // Prime and codebook (fp16 bitmap) multiply fp32 activations; everything else int8 ones.
   if (!b || !b->f16) quantize_acts(x, n_tokens, w.cols, acts_, &pool_);
   // A bitmap row costs its values and its masks plus a fixed amount; rows of dense and
@@ -136,13 +126,6 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
           k.bitmap_rows16(*b16, acts_, g0, g1, y, rows);
           add_bias(16 * g0, std::min(rows, 16 * g1));
         });
-  }
-  if (r16) {
-    // Whole groups of 16 rows per thread.
-    return split_rows(r16->groups, [](int64_t g) { return uint64_t(g); }, [&](int64_t g0, int64_t g1) {
-      k.nm_rows16(*r16, acts_, g0, g1, y, rows);
-      add_bias(16 * g0, std::min(rows, 16 * g1));
-    });
   }
   split_rows(rows, cost_before, [&](int64_t r0, int64_t r1) {
     if (b && b->f16) k.bitmap_f16(*b, x, n_tokens, r0, r1, y, rows);

@@ -1,6 +1,6 @@
 #pragma once
 // The CPU backend's matmul for dense int8 and UPG-compressed weights: picks the layout's
-// kernel, keeps the repacked (bitmap) form of each MdCSR weight, quantizes activations
+// kernel, keeps the repacked (bitmap) form of each compressed weight, quantizes activations
 // once per call and splits rows over the threads by work.
 #include <cstdint>
 #include <span>
@@ -25,10 +25,9 @@ class Int8Linear {
 
  private:
   struct Packed;
-  // The execution form of an MdCSR matrix (16-row bitmap tiles where the target has a
-  // kernel for them, else bitmap windows) or, where the target has a kernel for it, of a
-  // 2:4 one (NmRows16, for decode), built on first sight. Other N:M matrices, and 2:4 in
-  // prefill, run on the file's values and positions in place.
+  // The execution form of a compressed matrix, built on first sight: 16-row bitmap tiles
+  // (any layout) where the target has a kernel for them; else bitmap windows for MdCSR,
+  // while N:M runs on the file's values and positions in place.
   const Packed& packed_of(const format::CompressedMatrix& m);
   const Packed* packed(const format::CompressedMatrix& m) const;  // null when absent or stale
   void reference(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
@@ -50,13 +49,12 @@ class Int8Linear {
   static Identity identity(const format::CompressedMatrix& m);
   struct Packed {
     Identity id;
-    bool interleaved;  // bitmap16 or rows16 (16-row forms), else bitmap or nothing
+    bool tiles16;  // bitmap16, else bitmap (MdCSR) or nothing (N:M)
     BitmapMatrix bitmap;
     BitmapRows16 bitmap16;
-    NmRows16 rows16;
   };
-  // Whether the current target runs m in a 16-row form (BitmapRows16, NmRows16).
-  static bool wants_interleaved(const format::CompressedMatrix& m);
+  // Whether the current target runs compressed matrices as BitmapRows16.
+  static bool wants_tiles16();
   std::unordered_map<const format::CompressedMatrix*, Packed> packed_;
   QuantizedActs acts_;                          // reused by every call: no allocation per token
   std::vector<std::vector<float>> ref_scratch_; // [threads] reference-kernel outputs
