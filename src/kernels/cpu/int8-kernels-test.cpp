@@ -209,7 +209,7 @@ TEST(Int8Kernels, BitmapRows16MatchesReferenceOnEveryTargetWithIt) {
     for (int m : {0, 4, 8})
     for (Encoding enc : {Encoding::Int8, Encoding::Prime, Encoding::Codebook})
       for (const Shape& s : {Shape{1, 8}, Shape{16, 32}, Shape{9, 104}, Shape{33, 576}, Shape{17, 1000},
-                             Shape{40, 40}, Shape{5, 700}, Shape{3, 37}})
+                             Shape{40, 40}, Shape{5, 700}, Shape{3, 37}, Shape{7, 1}})
         for (int64_t nt : {1, 3, 6, 9, 17}) {
           if (m > 0 && (enc != Encoding::Int8 || s.cols % m)) continue;
           SCOPED_TRACE(::testing::Message() << int8_target() << " " << format::encoding_name(enc) << " m " << m << " "
