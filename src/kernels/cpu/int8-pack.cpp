@@ -90,12 +90,27 @@ void for_each_entry(const format::CompressedMatrix& m, int64_t r, Fn&& fn) {
     const int n = m.nm.n, mm = m.nm.m, bits = format::nm_bits(mm);
     const int64_t per_row = format::nm_values_per_row(m.cols, n, mm);
     const uint8_t* pos = m.nm.positions.data() + r * format::nm_position_bytes_per_row(m.cols, n, mm);
-    for (int64_t k = 0; k < per_row; ++k) fn((k / n) * mm + format::nm_position(pos, k, bits), size_t(r * per_row + k));
+    for (int64_t g = 0, k = 0; k < per_row; ++g)
+      for (int i = 0; i < n; ++i, ++k) fn(g * mm + format::nm_position(pos, k, bits), size_t(r * per_row + k));
     return;
   }
   int64_t col = 0;
   for (size_t k = m.mdcsr.row_pointers[size_t(r)]; k < m.mdcsr.row_pointers[size_t(r) + 1]; ++k)
     fn(col += m.mdcsr.delta_indices[k], k);
+}
+
+// Puts row i (matrix row r) of a 16-row group's entry (col, v) in the group's masks and
+// tiles, as BitmapRows16 numbers the bits. Zero values (padding, N:M fillers, weights
+// that quantized to zero) are dropped.
+template <bool Wide>
+inline void place(uint64_t* masks, int32_t* tiles, int64_t r, int64_t i, int64_t col, int64_t cols, int32_t v) {
+  if (col >= cols) throw Error(fmt::format("pack_bitmap_rows16: row {} reaches column {}, past cols {}", r, col, cols));
+  if (v == 0) return;
+  const int c = int(col % 4);
+  const int bit = Wide ? 32 * (c / 2) + int(2 * i) + c % 2 : int(4 * i) + c;
+  if (masks[col / 4] >> bit & 1) throw Error(fmt::format("pack_bitmap_rows16: row {} holds column {} twice", r, col));
+  masks[col / 4] |= uint64_t{1} << bit;
+  tiles[col / 4 * 64 + bit] = v;
 }
 
 BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m) {
@@ -121,20 +136,19 @@ BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m) {
       float amax = 0;
       if (p.wide) for_each_entry(m, r, [&](int64_t, size_t k) { amax = std::max(amax, std::fabs(format::mdcsr_value(m, k))); });
       if (amax > 0) p.scales[size_t(r)] *= amax / 32767.0f;
-      for_each_entry(m, r, [&](int64_t col, size_t k) {
-        if (col >= m.cols)
-          throw Error(fmt::format("pack_bitmap_rows16: row {} reaches column {}, past cols {}", r, col, m.cols));
-        const int32_t v = p.wide                             ? int32_t(std::lrint(format::mdcsr_value(m, k) / amax * 32767.0f))
-                          : m.layout == format::Layout::NM ? int32_t(m.nm.values[k])
-                                                             : int32_t(m.mdcsr.values[k]);
-        if (v == 0) return;  // padding, an N:M filler, or a weight that quantized to zero
-        const int c = int(col % 4);
-        const int bit = p.wide ? 32 * (c / 2) + int(2 * i) + c % 2 : int(4 * i) + c;
-        if (masks[col / 4] >> bit & 1)
-          throw Error(fmt::format("pack_bitmap_rows16: row {} holds column {} twice", r, col));
-        masks[col / 4] |= uint64_t{1} << bit;
-        tiles[size_t(col / 4 * 64 + bit)] = v;
-      });
+      // Captured by value: through references the compiler reloads them from the stack
+      // for every entry, and the packer was most of the default model's load time.
+      uint64_t* mk = masks;
+      int32_t* tl = tiles.data();
+      const int64_t cols = m.cols;
+      if (p.wide) {
+        for_each_entry(m, r, [=, &m](int64_t col, size_t k) {
+          place<true>(mk, tl, r, i, col, cols, int32_t(std::lrint(format::mdcsr_value(m, k) / amax * 32767.0f)));
+        });
+      } else {
+        const int8_t* vals = m.layout == format::Layout::NM ? m.nm.values.data() : m.mdcsr.values.data();
+        for_each_entry(m, r, [=](int64_t col, size_t k) { place<false>(mk, tl, r, i, col, cols, vals[k]); });
+      }
     }
     for (int64_t q = 0; q < p.quads; ++q)
       for (uint64_t bits = masks[q]; bits; bits &= bits - 1) {
