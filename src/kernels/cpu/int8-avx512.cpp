@@ -140,17 +140,16 @@ template <bool Wide, int NT>
 void bitmap_rows16_tile(const BitmapRows16& m, const QuantizedActs& a, int64_t t0, int64_t g0, int64_t g1, float* y,
                         int64_t ldy) {
   const __m512i zero_weight = _mm512_set1_epi8(char(0x80));
-  const void* xs[NT];
+  const int8_t* xs[NT];
   const float* bs[NT];
   const int32_t* bo[NT];
-  for (int j = 0; j < NT; ++j) {
-    xs[j] = Wide ? static_cast<const void*>(a.wide_row(t0 + j)) : static_cast<const void*>(a.signed_row(t0 + j));
-    bs[j] = a.block_scales(t0 + j), bo[j] = a.block_offset(t0 + j);
-  }
-  // Token j's activations of columns [c, c + 4 / element bytes), as one broadcast.
+  for (int j = 0; j < NT; ++j) xs[j] = a.signed_row(t0 + j), bs[j] = a.block_scales(t0 + j), bo[j] = a.block_offset(t0 + j);
+  // Token j's activations of columns [c, c + 4) (int8), or [c, c + 2) widened to int16
+  // pairs, as one broadcast.
   auto act = [&](int j, int64_t c) {
     int32_t x;
-    std::memcpy(&x, static_cast<const char*>(xs[j]) + c * (Wide ? 2 : 1), 4);
+    if constexpr (Wide) x = int32_t(uint16_t(xs[j][c])) | int32_t(uint32_t(uint16_t(xs[j][c + 1])) << 16);
+    else std::memcpy(&x, xs[j] + c, 4);
     return _mm512_set1_epi32(x);
   };
   const int64_t blocks = m.quads / 8;

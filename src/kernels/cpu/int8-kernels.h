@@ -46,9 +46,6 @@ struct QuantizedActs {
   // depends on the activations only, so it costs nothing per row.
   std::vector<int8_t> qs;
   std::vector<int32_t> block_offsets;
-  // The signed activations widened to int16 [n_tokens, stride]: the other operand of
-  // vpdpwssd against BitmapRows16's int16 values.
-  std::vector<int16_t> qs16;
   // Prefill (n_tokens >= kGemmTokens): the activations of each group of 16 tokens
   // interleaved by 4 columns, qt [groups, stride / 4, 16 tokens x 4 bytes], and their
   // block scales [groups, stride / 32, 16 tokens], padding tokens zero (q 128, scale 0).
@@ -61,7 +58,6 @@ struct QuantizedActs {
   const uint8_t* row(int64_t t) const { return q.data() + t * stride; }
   const int8_t* signed_row(int64_t t) const { return qs.data() + t * stride; }
   const int32_t* block_offset(int64_t t) const { return block_offsets.data() + t * (stride / kActBlock); }
-  const int16_t* wide_row(int64_t t) const { return qs16.data() + t * stride; }
   const float* block_scales(int64_t t) const { return scales.data() + t * (stride / kActBlock); }
   const float* vector_lane_scales(int64_t t) const { return lane_scales.data() + t * (stride / 4); }
 };
@@ -98,7 +94,8 @@ struct BitmapMatrix {
 // Throws upg::Error for an N:M matrix.
 BitmapMatrix pack_bitmap(const format::CompressedMatrix& m);
 
-// An MdCSR matrix repacked at load for targets with an expand instruction: bitmap tiles
+// A compressed matrix (MdCSR or N:M) repacked at load for targets with an expand
+// instruction: bitmap tiles
 // of 16 rows, laid out as one dot-product operand, 64 bytes each. Against BitmapMatrix's
 // row-major windows, lane i of every sum is row i, so the activations a tile needs are
 // one 4-byte broadcast, the block scale is applied once per 32 columns instead of per
@@ -111,8 +108,8 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m);
 // vpdpbusd; values are stored + 128 and expanded over 128 (weight 0), as in
 // BitmapMatrix. Prime and codebook values (`wide`): int16 scaled by the row's largest
 // magnitude (relative error 2^-16 of it, against the int8 rounding of the activations),
-// two tiles of 16 rows x 2 columns per quad for vpdpwssd against activations widened to
-// int16 (QuantizedActs::qs16).
+// two tiles of 16 rows x 2 columns per quad for vpdpwssd against activation pairs
+// widened to int16 as the kernel reads them.
 struct BitmapRows16 {
   int64_t rows = 0, cols = 0;
   int64_t groups = 0;  // ceil(rows / 16)
@@ -129,7 +126,7 @@ struct BitmapRows16 {
     return masks.size() * 8 + size_t(group_start.back()) * (wide ? 2 : 1) + scales.size() * 4;
   }
 };
-// Throws upg::Error unless the matrix is MdCSR.
+// Throws upg::Error for a column past cols or two values on one column of a row.
 BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m);
 
 // One target's kernels. Each computes rows [r0, r1) for every token:
@@ -144,8 +141,8 @@ struct Int8Kernels {
   // f16 values, fp32 activations x [n_tokens, m.cols].
   void (*bitmap_f16)(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t r0, int64_t r1, float* y,
                      int64_t ldy);
-  // MdCSR in 16-row bitmap tiles, row groups [g0, g1), any number of tokens; null on
-  // targets without one (they run bitmap and bitmap_f16).
+  // Any compressed matrix in 16-row bitmap tiles, row groups [g0, g1), any number of
+  // tokens; null on targets without one (they run bitmap, bitmap_f16 and nm).
   void (*bitmap_rows16)(const BitmapRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y,
                         int64_t ldy);
 };

@@ -1,5 +1,6 @@
-// Repacks an MdCSR matrix into bitmap windows (int8-kernels.h) once at load. The cost is
-// one pass over the entries; it shows in the load time `UPG_Loading` measures.
+// Repacks compressed matrices into their execution forms (int8-kernels.h) once at load:
+// bitmap windows (MdCSR, targets without an expand) and 16-row bitmap tiles (any layout).
+// The cost is one pass over the entries; it shows in the load time `UPG_Loading` measures.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -19,22 +20,37 @@ size_t BitmapMatrix::bytes() const {
 
 namespace {
 
+// Calls fn(col, k) for each entry row r stores (k: its index in the layout's value array).
+// N:M fillers come too, as zero values.
+template <class Fn>
+void for_each_entry(const format::CompressedMatrix& m, int64_t r, Fn&& fn) {
+  if (m.layout == format::Layout::NM) {
+    const int n = m.nm.n, mm = m.nm.m, bits = format::nm_bits(mm);
+    const int64_t per_row = format::nm_values_per_row(m.cols, n, mm);
+    const uint8_t* pos = m.nm.positions.data() + r * format::nm_position_bytes_per_row(m.cols, n, mm);
+    for (int64_t g = 0, k = 0; k < per_row; ++g)
+      for (int i = 0; i < n; ++i, ++k) fn(g * mm + format::nm_position(pos, k, bits), size_t(r * per_row + k));
+    return;
+  }
+  int64_t col = 0;
+  for (size_t k = m.mdcsr.row_pointers[size_t(r)]; k < m.mdcsr.row_pointers[size_t(r) + 1]; ++k)
+    fn(col += m.mdcsr.delta_indices[k], k);
+}
+
 // Walks row r's stored entries in column order and, for each nonzero one (padding and
 // weights that quantized to zero are dropped), sets its bit in `mask` (the row's
 // windows) and calls emit(k, value). value(k) is the entry's unscaled value.
 template <class Value, class Emit>
 void walk_row(const format::CompressedMatrix& m, int64_t r, uint64_t* mask, Value&& value, Emit&& emit) {
-  int64_t col = 0;
-  for (size_t k = m.mdcsr.row_pointers[size_t(r)]; k < m.mdcsr.row_pointers[size_t(r) + 1]; ++k) {
-    col += m.mdcsr.delta_indices[k];
+  for_each_entry(m, r, [&](int64_t col, size_t k) {
     if (col >= m.cols) throw Error(fmt::format("pack_bitmap: row {} reaches column {}, past cols {}", r, col, m.cols));
     const auto v = value(k);
-    if (v == 0) continue;
+    if (v == 0) return;
     const uint64_t bit = uint64_t{1} << (col % 64);
     if (mask[col / 64] & bit) throw Error(fmt::format("pack_bitmap: row {} holds column {} twice", r, col));
     mask[col / 64] |= bit;
     emit(v);
-  }
+  });
 }
 
 }  // namespace
@@ -82,23 +98,6 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
   return b;
 }
 
-// Calls fn(col, k) for each entry row r stores (k: its index in the layout's value array).
-// N:M fillers come too, as zero values.
-template <class Fn>
-void for_each_entry(const format::CompressedMatrix& m, int64_t r, Fn&& fn) {
-  if (m.layout == format::Layout::NM) {
-    const int n = m.nm.n, mm = m.nm.m, bits = format::nm_bits(mm);
-    const int64_t per_row = format::nm_values_per_row(m.cols, n, mm);
-    const uint8_t* pos = m.nm.positions.data() + r * format::nm_position_bytes_per_row(m.cols, n, mm);
-    for (int64_t g = 0, k = 0; k < per_row; ++g)
-      for (int i = 0; i < n; ++i, ++k) fn(g * mm + format::nm_position(pos, k, bits), size_t(r * per_row + k));
-    return;
-  }
-  int64_t col = 0;
-  for (size_t k = m.mdcsr.row_pointers[size_t(r)]; k < m.mdcsr.row_pointers[size_t(r) + 1]; ++k)
-    fn(col += m.mdcsr.delta_indices[k], k);
-}
-
 // Puts row i (matrix row r) of a 16-row group's entry (col, v) in the group's masks and
 // tiles, as BitmapRows16 numbers the bits. Zero values (padding, N:M fillers, weights
 // that quantized to zero) are dropped.
@@ -136,8 +135,7 @@ BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m) {
       float amax = 0;
       if (p.wide) for_each_entry(m, r, [&](int64_t, size_t k) { amax = std::max(amax, std::fabs(format::mdcsr_value(m, k))); });
       if (amax > 0) p.scales[size_t(r)] *= amax / 32767.0f;
-      // Captured by value: through references the compiler reloads them from the stack
-      // for every entry, and the packer was most of the default model's load time.
+      // By value into the per-entry lambdas, so they read locals and not this frame.
       uint64_t* mk = masks;
       int32_t* tl = tiles.data();
       const int64_t cols = m.cols;

@@ -18,7 +18,8 @@ namespace {
 // of the mantissa (exact for |v| < 2^22; here |v| <= 127).
 inline float round_even(float v) { return (v + 0x1.8p23f) - 0x1.8p23f; }
 
-void quantize_token(const float* xt, int64_t cols, int64_t stride, uint8_t* q, float* s, float* lanes, int8_t* qs, int32_t* block_offsets, int16_t* qs16) {
+void quantize_token(const float* xt, int64_t cols, int64_t stride, uint8_t* q, float* s, float* lanes, int8_t* qs,
+                    int32_t* block_offsets) {
   const int64_t blocks = stride / kActBlock;
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t c0 = b * kActBlock, c1 = std::min(cols, c0 + kActBlock);
@@ -33,7 +34,6 @@ void quantize_token(const float* xt, int64_t cols, int64_t stride, uint8_t* q, f
   for (int64_t b = 0; b < blocks; ++b)
     for (int i = 0; i < 8; ++i) lanes[(b / 2) * 16 + (b % 2) * 8 + i] = s[b];
   for (int64_t c = 0; c < stride; ++c) qs[c] = int8_t(int(q[c]) - 128);
-  for (int64_t c = 0; c < stride; ++c) qs16[c] = qs[c];
   for (int64_t b = 0; b < blocks; ++b) {
     int32_t sum = 0;
     for (int64_t c = b * kActBlock; c < (b + 1) * kActBlock; ++c) sum += qs[c];
@@ -54,13 +54,11 @@ void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs
   if (out.lane_scales.size() < size_t(n_tokens * out.stride / 4)) out.lane_scales.resize(size_t(n_tokens * out.stride / 4));
   if (out.qs.size() < size_t(n_tokens * out.stride)) out.qs.resize(size_t(n_tokens * out.stride));
   if (out.block_offsets.size() < size_t(n_tokens * blocks)) out.block_offsets.resize(size_t(n_tokens * blocks));
-  if (out.qs16.size() < size_t(n_tokens * out.stride)) out.qs16.resize(size_t(n_tokens * out.stride));
   auto rows = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
       quantize_token(x + t * cols, cols, out.stride, out.q.data() + t * out.stride, out.scales.data() + t * blocks,
-                     out.lane_scales.data() + t * (out.stride / 4),
-                     out.qs.data() + t * out.stride,
-                     out.block_offsets.data() + t * blocks, out.qs16.data() + t * out.stride);
+                     out.lane_scales.data() + t * (out.stride / 4), out.qs.data() + t * out.stride,
+                     out.block_offsets.data() + t * blocks);
   };
   if (pool && n_tokens > 1) pool->parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) { rows(t0, t1); });
   else rows(0, n_tokens);
