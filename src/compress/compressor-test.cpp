@@ -79,9 +79,10 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
       ASSERT_NE(tr, rep.tensors.end());
       EXPECT_EQ(tr->kept, per_row * t.shape[0]);
       const bool layerwise = o.prune == PruneMethod::SparseGPT;
-      // SparseGPT calibrates each layer on the pruned layers before it: only the first
-      // layer's inputs are those of the dense model, where the reference below can start.
-      if (!layerwise || name.starts_with("model.layers.0.")) {
+      // SparseGPT calibrates each group of matmuls on the pruned ones before it: only the
+      // first group's inputs (layer 0's q, k and v) are those of the dense model, where the
+      // reference below can start.
+      if (!layerwise || (name.starts_with("model.layers.0.self_attn.") && !name.ends_with("o_proj.weight"))) {
         std::vector<float> ref;
         std::span<const float> norms;
         std::vector<float> w = f32(t), original;
@@ -124,6 +125,9 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
   EXPECT_EQ(int(out.compressed.size()), compressed);
   if (o.prune == PruneMethod::SparseGPT) {
     EXPECT_GT(later_layers, 0);
+    const auto j = nlohmann::json::parse(io::read_upg_header(o.output).compression_json);
+    EXPECT_EQ(j["sparsegpt"]["sequential"], "input group");
+    EXPECT_EQ(j["sparsegpt"]["asymmetric_blend"], kAsymmetricBlend);
   }
   EXPECT_EQ(out.config.hidden_size, src.config.hidden_size);
 
@@ -302,7 +306,10 @@ TEST(Compressor, WandaOnDefaultModelCalibrates) {
 TEST(Compressor, SparseGptMemory) {
   ModelConfig c;  // SmolLM2-135M: about 1.1 GB
   c.hidden_size = 576, c.intermediate_size = 1536, c.num_layers = 30, c.num_heads = 9, c.head_dim = 64;
-  EXPECT_NEAR(sparsegpt_memory_bytes(c, 134515008), 4.0 * (3 * 576.0 * 576 + 1536.0 * 1536) + 8.0 * 134515008, 1.0);
+  EXPECT_NEAR(sparsegpt_memory_bytes(c, 134515008), 8.0 * 1536 * 1536 + 8.0 * 134515008, 1.0);
+  // 31,752 calibration tokens: three streams of 576 and the inputs of q, o, gate and down.
+  EXPECT_NEAR(sparsegpt_memory_bytes(c, 134515008, 31752) - sparsegpt_memory_bytes(c, 134515008),
+              4.0 * 31752 * (3 * 576 + 576 + 576 + 576 + 1536), 1.0);
   c.hidden_size = 5120, c.intermediate_size = 17920, c.num_layers = 40, c.num_heads = 40, c.head_dim = 0;
   EXPECT_GT(sparsegpt_memory_bytes(c, 14'659'507'200), 100e9);  // Phi-4-shaped: refused on this 24 GiB machine
 }

@@ -52,10 +52,11 @@ bool NameFilter::matches(const std::string& name) const {
   return rc >= 0;
 }
 
-double sparsegpt_memory_bytes(const ModelConfig& c, int64_t params) {
+double sparsegpt_memory_bytes(const ModelConfig& c, int64_t params, int64_t tokens) {
   const double h = c.hidden_size, in = c.intermediate_size;
   const double attn = double(c.num_heads) * (c.head_dim > 0 ? c.head_dim : (c.num_heads > 0 ? h / c.num_heads : 0));
-  return 4.0 * (2 * h * h + attn * attn + in * in) + 2 * 4.0 * double(params);
+  const double widest = std::max({h, attn, in});
+  return 2 * 4.0 * widest * widest + 2 * 4.0 * double(params) + 4.0 * double(tokens) * (5 * h + attn + in);
 }
 
 bool is_compressible(const std::string& name, size_t rank) {
@@ -119,7 +120,10 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   j["source"] = source;
   j["prune"] = prune_method_name(o.prune);
   if (o.prune == PruneMethod::SparseGPT)
-    j["sparsegpt"] = {{"damp", kSparseGptDamp}, {"block", kSparseGptBlock}, {"sequential", true}};
+    j["sparsegpt"] = {{"damp", kSparseGptDamp},
+                      {"block", kSparseGptBlock},
+                      {"sequential", "input group"},
+                      {"asymmetric_blend", kAsymmetricBlend}};
   j["pattern"] = m.pattern.name();
   j["sparsity"] = m.pattern.is_nm() ? 1.0 - double(m.pattern.n) / m.pattern.m : m.sparsity;
   j["values"] = m.values.name();
@@ -152,14 +156,15 @@ std::span<const std::byte> bytes_of(const auto& v) { return std::as_bytes(std::s
 
 // A model too big for SparseGPT's working set is refused up front with the way out,
 // instead of being killed for memory mid-run.
-void check_sparsegpt_memory(const ModelConfig& c, int64_t params, const std::string& source) {
-  const double bytes = sparsegpt_memory_bytes(c, params);
+void check_sparsegpt_memory(const ModelConfig& c, int64_t params, int64_t tokens, const std::string& source) {
+  const double bytes = sparsegpt_memory_bytes(c, params, tokens);
   const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
   if (ram > 0 && bytes > 0.6 * ram)
     throw Error(fmt::format("{}: --prune sparsegpt would need about {:.1f} GiB for this model (two fp32 copies of "
-                            "it and one layer's input Hessians), more than 60% of this machine's {:.1f} GiB; use "
-                            "--prune wanda",
-                            source, bytes / double(1 << 30), ram / double(1 << 30)));
+                            "it, one layer's input Hessians{}), more than 60% of this machine's {:.1f} GiB; use "
+                            "--prune wanda{}",
+                            source, bytes / double(1 << 30), tokens > 0 ? " and the calibration activations" : "",
+                            ram / double(1 << 30), tokens > 0 ? " or a shorter --calib text" : ""));
 }
 
 }  // namespace
@@ -182,14 +187,14 @@ CompressReport compress_model(const CompressOptions& o) {
   stored_opts.as_stored = true;
   std::map<std::string, DType, std::less<>> stored;
   int max_pos = 0;
+  int64_t params = 0;
   {
     ModelSource peek = load_model_source(o.source, stored_opts);
     if (!peek.compressed.empty())
       throw Error(fmt::format("{}: already a compressed UPG file; compress the original model", o.source));
-    int64_t params = 0;
     for (const auto& [name, t] : peek.weights.all()) stored[name] = t.dtype, params += t.numel();
     max_pos = peek.config.max_position_embeddings;
-    if (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) check_sparsegpt_memory(peek.config, params, o.source);
+    if (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) check_sparsegpt_memory(peek.config, params, 0, o.source);
   }
 
   Calibration own_cal;
@@ -208,6 +213,7 @@ CompressReport compress_model(const CompressOptions& o) {
       if (!o.quiet && o.calibration_tokens.empty())
         fmt::print(stderr, "upg: calibrating on {} ({} tokens)\n", text, in.tokens.size());
       if (sparsegpt) {
+        check_sparsegpt_memory(in.model->config(), params, int64_t(in.tokens.size()), o.source);
         const int layers = in.model->config().num_layers;
         Progress lp(layers, stderr, o.progress_tty);
         pruned = sparsegpt_layerwise(

@@ -40,11 +40,14 @@ struct CompressOptions {
 bool is_compressible(const std::string& name, size_t rank);
 
 // Memory --prune sparsegpt needs beyond the file mappings (docs/COMPRESSION.md): the
-// calibration model and the source as fp32 (`params` weights each) and one layer's input
-// Hessians (the attention input, the attention output, the MLP input and the MLP's inner
-// activations, cols^2 floats each). compress_model refuses a model that would need more
-// than 60% of the machine's memory, naming --prune wanda as the way out.
-double sparsegpt_memory_bytes(const ModelConfig& c, int64_t params);
+// calibration model and the source as fp32 (`params` weights each), the Hessian and cross
+// term of the widest input group (cols^2 floats each), and per calibration token three
+// residual streams plus one layer's matmul inputs in the source model (the attention input,
+// the attention output, the MLP input and the MLP's inner activations). compress_model
+// refuses a model that would need more than 60% of the machine's memory, naming
+// --prune wanda as the way out: first before loading anything (`tokens` = 0), again once
+// the calibration text is tokenized.
+double sparsegpt_memory_bytes(const ModelConfig& c, int64_t params, int64_t tokens = 0);
 
 // Writes opts.output (through a temp file renamed at the end) and returns the report.
 // Throws upg::Error on bad options or inputs; a failed run leaves no output file.

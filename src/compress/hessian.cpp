@@ -53,21 +53,35 @@ Hessian make_hessian(int64_t cols) {
   return H;
 }
 
-void accumulate_hessian(Hessian& H, const float* x, int64_t n, int threads) {
-  const int64_t c = H.cols;
-  constexpr int64_t kRows = 4;  // rows of H updated per pass over x: 4 x 6 KB stay in L1
+namespace {
+
+// out[i, j] += sum_t a_t[i] * b_t[j] for a, b [n, c]: from column i0 of each block of
+// rows when `upper` (the Hessian: entries left of the diagonal land in the lower
+// triangle, which symmetrize() overwrites), else every column.
+void accumulate_outer(float* out, const float* a, const float* b, int64_t n, int64_t c, bool upper, int threads) {
+  constexpr int64_t kRows = 4;  // rows of `out` updated per pass over x: 4 x 6 KB stay in L1
   // Row i of the upper triangle is c - i long: blocks are dealt round-robin to even out.
   parallel_interleaved((c + kRows - 1) / kRows, threads, [&](int64_t blk) {
-    const int64_t i0 = blk * kRows, i1 = std::min(c, i0 + kRows);
-    // From column i0 for every row of the block: the few entries left of the diagonal
-    // land in the lower triangle, which symmetrize() overwrites.
+    const int64_t i0 = blk * kRows, i1 = std::min(c, i0 + kRows), j0 = upper ? i0 : 0;
     for (int64_t t = 0; t < n; ++t) {
-      const float* xt = x + t * c;
+      const float* at = a + t * c;
+      const float* bt = b + t * c;
       for (int64_t i = i0; i < i1; ++i)
-        if (xt[i] != 0.0f) kernels::axpy(xt[i], xt + i0, H.h.data() + i * c + i0, c - i0);
+        if (at[i] != 0.0f) kernels::axpy(at[i], bt + j0, out + i * c + j0, c - j0);
     }
   });
+}
+
+}  // namespace
+
+void accumulate_hessian(Hessian& H, const float* x, int64_t n, int threads) {
+  accumulate_outer(H.h.data(), x, x, n, H.cols, true, threads);
   H.tokens += n;
+}
+
+void accumulate_cross(Hessian& C, const float* target, const float* x, int64_t n, int threads) {
+  accumulate_outer(C.h.data(), target, x, n, C.cols, false, threads);
+  C.tokens += n;
 }
 
 void symmetrize(Hessian& H) {
@@ -76,7 +90,7 @@ void symmetrize(Hessian& H) {
     for (int64_t j = 0; j < i; ++j) H.h[size_t(i * c + j)] = H.h[size_t(j * c + i)];
 }
 
-std::vector<float> inverse_factor(const Hessian& H, double damp, int threads) {
+std::vector<float> inverse_factor(const Hessian& H, double damp, int threads, double* lambda_used) {
   const int64_t n = H.cols;
   if (n <= 0 || int64_t(H.h.size()) != n * n)
     throw Error(fmt::format("sparsegpt: a Hessian of {} values for {} columns", H.h.size(), n));
@@ -101,6 +115,7 @@ std::vector<float> inverse_factor(const Hessian& H, double damp, int threads) {
       d += lambda;
     }
     ok = cholesky_lower(a, n);
+    if (ok && lambda_used) *lambda_used = lambda;
   }
   if (!ok) throw Error(fmt::format("sparsegpt: the {}x{} input Hessian is not positive definite even damped", n, n));
 

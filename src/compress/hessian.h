@@ -20,6 +20,11 @@ Hessian make_hessian(int64_t cols);
 // h += x^T x for x [n, cols] (upper triangle), on `threads` threads (<= 0: every core).
 void accumulate_hessian(Hessian& H, const float* x, int64_t n, int threads = 0);
 
+// C += target^T x for target, x [n, cols] (all of C): the cross term between what a
+// layer's input was in the source model (`target`) and what it is in the model as
+// pruned so far (`x`); see sparsegpt_target.
+void accumulate_cross(Hessian& C, const float* target, const float* x, int64_t n, int threads = 0);
+
 // Copies the upper triangle onto the lower one.
 void symmetrize(Hessian& H);
 
@@ -30,7 +35,9 @@ void symmetrize(Hessian& H);
 // Computed in double: Cholesky of the reversed matrix, then its triangular inverse,
 // reversed back (the reversal turns the lower inverse factor into the upper one). When H
 // is not positive definite after damping (rounding on a rank-deficient H), lambda grows
-// tenfold and the factorisation is retried. Throws upg::Error if it still fails.
-std::vector<float> inverse_factor(const Hessian& H, double damp = 0.01, int threads = 0);
+// tenfold and the factorisation is retried; `lambda_used` receives the lambda that
+// worked. Throws upg::Error if it still fails.
+std::vector<float> inverse_factor(const Hessian& H, double damp = 0.01, int threads = 0,
+                                  double* lambda_used = nullptr);
 
 }  // namespace upg::compress

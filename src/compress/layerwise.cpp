@@ -1,5 +1,7 @@
 #include "compress/layerwise.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "compress/calibrate.h"
@@ -8,54 +10,154 @@
 
 namespace upg::compress {
 
+namespace {
+
+// The matmuls of one layer that read the same input (q, k and v; gate and up), in the
+// order the layer runs them.
+struct InputGroup {
+  std::vector<std::string> names;
+  int64_t cols = 0;
+  std::vector<float> source_input;  // [tokens, cols]: the input in the source model
+  // Tokens seen so far in the current pass: a layer may take a batch's tokens in several
+  // calls (micro-batches), always in token order.
+  size_t seen = 0;
+};
+
+// Fused weights (Phi-3's qkv_proj, gate_up_proj) run as row slices under one name, one
+// call per slice on the same input: only the first of consecutive calls by a name brings
+// new tokens.
+class NewInput {
+ public:
+  bool operator()(const LinearWeight& w) {
+    if (last_ == w.name) return false;
+    last_ = w.name;
+    return true;
+  }
+
+ private:
+  std::string last_;
+};
+
+// The calibration tokens in the model's batches, over one residual stream [tokens, hidden].
+class Streams {
+ public:
+  Streams(const Model& model, const std::vector<int32_t>& tokens, int chunk)
+      : batches_(calibration_batches(model, tokens, chunk)), hidden_(model.config().hidden_size) {}
+
+  template <class F>
+  void each(std::vector<float>& stream, F&& f) const {
+    size_t off = 0;
+    for (const Batch& b : batches_) {
+      f(b, stream.data() + off * size_t(hidden_));
+      off += b.size();
+    }
+  }
+
+ private:
+  std::vector<Batch> batches_;
+  int64_t hidden_;
+};
+
+// Runs layer l on the source stream (advancing it) and records, group by group, the
+// inputs of the matmuls `mine` accepts. Matmuls fed the very same values as the previous
+// one join its group (detected from the values, not the names).
+std::vector<InputGroup> record_source_inputs(Model& model, int l, const std::function<bool(const std::string&)>& mine,
+                                             const Streams& streams, std::vector<float>& source, size_t tokens) {
+  std::vector<InputGroup> groups;
+  std::map<std::string, size_t, std::less<>> group_of;
+  std::vector<float> last;
+  NewInput fresh;
+  ObserverScope scope(model, [&](const LinearWeight& w, const float* x, int64_t n) {
+    if (!fresh(w) || !mine(w.name)) return;
+    const size_t len = size_t(n * w.cols);
+    auto it = group_of.find(w.name);
+    if (it == group_of.end()) {
+      const bool same = !groups.empty() && groups.back().cols == w.cols && last.size() == len &&
+                        std::equal(x, x + len, last.begin());
+      if (!same) {
+        InputGroup& g = groups.emplace_back();
+        g.cols = w.cols;
+        g.source_input.resize(tokens * size_t(w.cols));
+      }
+      groups.back().names.push_back(w.name);
+      it = group_of.emplace(w.name, groups.size() - 1).first;
+      last.assign(x, x + len);
+    }
+    InputGroup& g = groups[it->second];
+    if (g.names.front() != w.name) return;
+    if (g.seen + size_t(n) > tokens)
+      throw Error(fmt::format("sparsegpt: {} saw more than the {} calibration tokens", w.name, tokens));
+    std::copy(x, x + len, g.source_input.data() + g.seen * size_t(w.cols));
+    g.seen += size_t(n);
+  });
+  streams.each(source, [&](const Batch& b, float* xs) { model.run_layer(l, b, xs); });
+  return groups;
+}
+
+}  // namespace
+
 std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     Model& model, const std::vector<int32_t>& tokens, const MatrixOptions& mo,
     const std::function<bool(const std::string&)>& prune, int chunk, const std::function<void(int)>& progress) {
   const ModelConfig& c = model.config();
-  const int64_t hidden = c.hidden_size;
-  const std::vector<Batch> batches = calibration_batches(model, tokens, chunk);
-  // The residual stream of every calibration token [tokens, hidden], and a copy the
-  // dense run of a layer writes into (its outputs are thrown away).
-  std::vector<float> x(tokens.size() * size_t(hidden)), dense_run;
-  auto each_batch = [&](std::vector<float>& stream, auto&& f) {
-    size_t off = 0;
-    for (const Batch& b : batches) {
-      f(b, stream.data() + off * size_t(hidden));
-      off += b.size();
-    }
-  };
-  each_batch(x, [&](const Batch& b, float* xs) { model.embed(b, xs); });
+  const Streams streams(model, tokens, chunk);
+  // The residual stream of every calibration token [tokens, hidden] through the source
+  // model (`source`) and through the model as pruned so far (`x`); `scratch` is the copy
+  // a pass writes into when only its matmul inputs matter.
+  std::vector<float> x(tokens.size() * size_t(c.hidden_size)), source, scratch;
+  streams.each(x, [&](const Batch& b, float* xs) { model.embed(b, xs); });
+  source = x;
 
   std::map<std::string, PrunedTensor, std::less<>> out;
   std::vector<float> src, updated, decoded;
+  bool drifted = false;  // whether any weight was replaced yet: until then x == source
   for (int l = 0; l < c.num_layers; ++l) {
     const std::string prefix = fmt::format("model.layers.{}.", l);
     auto mine = [&](const std::string& name) { return name.starts_with(prefix) && prune(name); };
-    CalibrationCollector collector(mine, mo.threads);
-    dense_run = x;
-    {
-      // run_layer only runs layer l's matmuls; the collector keeps Hessians of `mine`.
-      ObserverScope scope(model, [&](const LinearWeight& w, const float* xin, int64_t n) { collector.observe(w, xin, n); });
-      each_batch(dense_run, [&](const Batch& b, float* xs) { model.run_layer(l, b, xs); });
+    std::vector<InputGroup> groups = record_source_inputs(model, l, mine, streams, source, tokens.size());
+    // Group by group (true sequential): each group's Hessian comes from the layer with the
+    // groups before it already pruned, so o_proj makes up for what q, k and v lost.
+    for (InputGroup& g : groups) {
+      g.seen = 0;
+      Hessian H = make_hessian(g.cols), C = drifted ? make_hessian(g.cols) : Hessian{};
+      scratch = x;
+      {
+        NewInput fresh;
+        ObserverScope scope(model, [&](const LinearWeight& w, const float* xin, int64_t n) {
+          if (!fresh(w) || w.name != g.names.front()) return;
+          if (g.seen + size_t(n) > tokens.size())
+            throw Error(fmt::format("sparsegpt: {} saw more than the {} calibration tokens", w.name, tokens.size()));
+          accumulate_hessian(H, xin, n, mo.threads);
+          if (drifted) accumulate_cross(C, g.source_input.data() + g.seen * size_t(g.cols), xin, n, mo.threads);
+          g.seen += size_t(n);
+        });
+        streams.each(scratch, [&](const Batch& b, float* xs) { model.run_layer(l, b, xs); });
+      }
+      if (g.seen != tokens.size())
+        throw Error(fmt::format("sparsegpt: {} saw {} of the {} calibration tokens", g.names.front(), g.seen,
+                                tokens.size()));
+      g.source_input = {};
+      symmetrize(H);
+      double lambda = 0;
+      const std::vector<float> u = inverse_factor(H, kSparseGptDamp, mo.threads, &lambda);
+      for (const std::string& name : g.names) {
+        const TensorView& t = model.source().weights.get(name);
+        const int64_t rows = t.shape[0], cols = t.shape[1];
+        src.resize(size_t(t.numel()));
+        convert_to_f32(t.dtype, t.data, src.data(), t.numel());
+        updated = src;
+        // Until a weight changed, the inputs are the source's (C = H) and the target is w.
+        if (drifted) sparsegpt_target(updated, rows, cols, C, lambda, u, kAsymmetricBlend, mo.threads);
+        sparsegpt_prune(updated, rows, cols, u, mo.pattern, mo.sparsity, mo.threads, kSparseGptBlock);
+        PrunedTensor p;
+        // The update leaves exactly the survivors nonzero: magnitude selection keeps them.
+        p.data = compress_matrix(updated, rows, cols, {}, mo, name, &p.stats, &decoded, src);
+        model.replace_weight(name, decoded);
+        out.emplace(name, std::move(p));
+      }
+      drifted = true;
     }
-    const Calibration cal = collector.finish(int64_t(tokens.size()));
-    std::map<const Hessian*, std::vector<float>> factors;  // q, k and v share theirs
-    for (const auto& [name, h] : cal.hessians) {
-      const TensorView& t = model.source().weights.get(name);
-      const int64_t rows = t.shape[0], cols = t.shape[1];
-      src.resize(size_t(t.numel()));
-      convert_to_f32(t.dtype, t.data, src.data(), t.numel());
-      std::vector<float>& u = factors[h.get()];
-      if (u.empty()) u = inverse_factor(*h, kSparseGptDamp, mo.threads);
-      updated = src;
-      sparsegpt_prune(updated, rows, cols, u, mo.pattern, mo.sparsity, mo.threads, kSparseGptBlock);
-      PrunedTensor p;
-      // The update leaves exactly the survivors nonzero: magnitude selection keeps them.
-      p.data = compress_matrix(updated, rows, cols, {}, mo, name, &p.stats, &decoded, src);
-      model.replace_weight(name, decoded);
-      out.emplace(name, std::move(p));
-    }
-    each_batch(x, [&](const Batch& b, float* xs) { model.run_layer(l, b, xs); });
+    streams.each(x, [&](const Batch& b, float* xs) { model.run_layer(l, b, xs); });
     if (progress) progress(l);
   }
   return out;

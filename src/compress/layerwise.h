@@ -1,7 +1,9 @@
 #pragma once
-// SparseGPT layer by layer (the paper's sequential mode): each decoder layer is
-// calibrated on the outputs of the layers before it as already pruned, so a layer's
-// weight update also makes up for the error the earlier layers left.
+// SparseGPT group by group, with a half-way asymmetric target (docs/COMPRESSION.md): the
+// matmuls of each decoder layer that share an input (q, k, v; o; gate, up; down) are
+// calibrated in turn on the model with everything before them already pruned, and each
+// weight is first moved towards reproducing the source model's outputs, so a group also
+// makes up for the error the pruned groups before it left.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -21,11 +23,13 @@ struct PrunedTensor {
 
 // `model` must hold the source weights as fp32 (LoadOptions::dequant_to = F32); its
 // pruned layers are swapped in as it goes (Model::replace_weight), so it is spent
-// afterwards. For each layer: run it on the calibration stream with its dense weights,
-// collecting the input Hessians of the tensors `prune` accepts; SparseGPT-prune and
-// quantize them (mo); swap in the decoded result; run the layer again to produce the next
-// layer's input. Memory: the stream twice ([tokens, hidden] floats) and one layer's
-// Hessians. `progress(layer)` is called after each layer.
+// afterwards. For each layer: run it with its dense weights on the source stream,
+// recording each group's source inputs; for each group, run the layer on the pruned
+// stream to collect its Hessian and cross term, then target, SparseGPT-prune and quantize
+// its weights (mo) and swap in the decoded result; finally run the layer to produce the
+// next layer's input. Memory: three [tokens, hidden] streams, one layer's source inputs
+// and one group's Hessian and cross term (sparsegpt_memory_bytes). `progress(layer)` is
+// called after each layer.
 std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     Model& model, const std::vector<int32_t>& tokens, const MatrixOptions& mo,
     const std::function<bool(const std::string&)>& prune, int chunk = 512,

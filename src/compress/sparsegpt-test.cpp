@@ -74,6 +74,21 @@ TEST(Hessian, AccumulatesXtX) {
     }
 }
 
+TEST(Hessian, CrossAccumulatesTargetTimesInput) {
+  const int64_t n = 29, cols = 9;
+  const auto a = correlated_inputs(n, cols, 11), b = correlated_inputs(n, cols, 12);
+  Hessian c = make_hessian(cols);
+  accumulate_cross(c, a.data(), b.data(), n / 2, 2);  // in two calls, as calibration chunks do
+  accumulate_cross(c, a.data() + (n / 2) * cols, b.data() + (n / 2) * cols, n - n / 2, 1);
+  EXPECT_EQ(c.tokens, n);
+  for (int64_t i = 0; i < cols; ++i)
+    for (int64_t j = 0; j < cols; ++j) {
+      double s = 0;
+      for (int64_t t = 0; t < n; ++t) s += double(a[size_t(t * cols + i)]) * b[size_t(t * cols + j)];
+      EXPECT_NEAR(c.h[size_t(i * cols + j)], s, 1e-4 * (1 + std::fabs(s))) << i << "," << j;
+    }
+}
+
 TEST(Hessian, InverseFactorIsUpperAndInvertsTheDampedHessian) {
   const int64_t n = 64, cols = 13;
   auto x = correlated_inputs(n, cols, 2);
@@ -176,6 +191,72 @@ TEST(SparseGpt, ExactCountsAndLessOutputErrorThanWanda) {
     sparsegpt_prune(s1, rows, cols, u, p, sparsity, 1, 32);
     EXPECT_EQ(s, s1);
   }
+}
+
+// sum over tokens and rows of (W x_t - V y_t)^2: V on inputs y against W on inputs x.
+double asymmetric_error(const std::vector<float>& w, const std::vector<float>& v, const std::vector<float>& x,
+                        const std::vector<float>& y, int64_t rows, int64_t cols, int64_t n) {
+  double e = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < n; ++t) {
+      double s = 0;
+      for (int64_t j = 0; j < cols; ++j)
+        s += double(w[size_t(r * cols + j)]) * x[size_t(t * cols + j)] -
+             double(v[size_t(r * cols + j)]) * y[size_t(t * cols + j)];
+      e += s * s;
+    }
+  return e;
+}
+
+// The target solves v (H + lambda I) = w (C + lambda I); with no drift (C = H) it is w.
+TEST(SparseGpt, TargetSolvesTheRidgeEquationsAndKeepsWWithoutDrift) {
+  const int64_t n = 200, rows = 5, cols = 24;
+  const auto x = correlated_inputs(n, cols, 13);
+  auto y = x;  // the input after earlier layers were pruned: x plus a distortion
+  const auto noise = correlated_inputs(n, cols, 14);
+  for (size_t k = 0; k < y.size(); ++k) y[k] = 0.8f * y[k] + 0.3f * noise[k];
+  const std::vector<float> w = random_weights(rows, cols, 15);
+
+  const Hessian hx = hessian_of(x, n, cols);
+  double lambda = 0;
+  std::vector<float> same = w;
+  {
+    Hessian c = make_hessian(cols);
+    accumulate_cross(c, x.data(), x.data(), n);
+    const std::vector<float> ux = inverse_factor(hx, 0.01, 1, &lambda);
+    sparsegpt_target(same, rows, cols, c, lambda, ux, 1.0, 2);
+  }
+  for (size_t k = 0; k < w.size(); ++k) EXPECT_NEAR(same[k], w[k], 2e-3 * (1 + std::fabs(w[k]))) << k;
+
+  const Hessian hy = hessian_of(y, n, cols);
+  Hessian c = make_hessian(cols);
+  accumulate_cross(c, x.data(), y.data(), n);
+  const std::vector<float> u = inverse_factor(hy, 0.01, 1, &lambda);
+  EXPECT_GT(lambda, 0.0);
+  std::vector<float> v = w, half = w;
+  sparsegpt_target(v, rows, cols, c, lambda, u, 1.0, 2);
+  sparsegpt_target(half, rows, cols, c, lambda, u, 0.5, 1);
+  for (size_t k = 0; k < w.size(); ++k) EXPECT_NEAR(half[k], 0.5 * (v[k] + w[k]), 1e-5 * (1 + std::fabs(w[k]))) << k;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) {
+      double lhs = lambda * v[size_t(r * cols + j)], rhs = lambda * w[size_t(r * cols + j)], scale = 0;
+      for (int64_t i = 0; i < cols; ++i) {
+        lhs += double(v[size_t(r * cols + i)]) * hy.h[size_t(i * cols + j)];
+        rhs += double(w[size_t(r * cols + i)]) * c.h[size_t(i * cols + j)];
+        scale += std::fabs(double(w[size_t(r * cols + i)]) * c.h[size_t(i * cols + j)]);
+      }
+      EXPECT_NEAR(lhs, rhs, 1e-3 * scale) << r << "," << j;
+    }
+  // So it reproduces W's outputs on the distorted inputs better than W itself, and
+  // pruning it keeps more of that than pruning W.
+  EXPECT_LT(asymmetric_error(w, v, x, y, rows, cols, n), 0.7 * asymmetric_error(w, w, x, y, rows, cols, n));
+  std::vector<float> pruned_v = v, pruned_w = w;
+  sparsegpt_prune(pruned_v, rows, cols, u, Pattern{}, 0.5, 1, 8);
+  sparsegpt_prune(pruned_w, rows, cols, u, Pattern{}, 0.5, 1, 8);
+  EXPECT_LT(asymmetric_error(w, pruned_v, x, y, rows, cols, n), asymmetric_error(w, pruned_w, x, y, rows, cols, n));
+  EXPECT_THROW(sparsegpt_target(v, rows + 1, cols, c, lambda, u), Error);
+  EXPECT_THROW(sparsegpt_target(v, rows, cols, c, lambda, std::span(u).first(10)), Error);
+  EXPECT_THROW(sparsegpt_target(v, rows, cols, c, lambda, u, 1.5), Error);
 }
 
 TEST(SparseGpt, ZeroSparsityChangesNothingAndSizesAreChecked) {

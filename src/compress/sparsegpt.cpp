@@ -72,4 +72,30 @@ void sparsegpt_prune(std::span<float> w, int64_t rows, int64_t cols, std::span<c
   });
 }
 
+void sparsegpt_target(std::span<float> w, int64_t rows, int64_t cols, const Hessian& C, double lambda,
+                      std::span<const float> u, double blend, int threads) {
+  if (rows <= 0 || cols <= 0 || int64_t(w.size()) != rows * cols || C.cols != cols ||
+      int64_t(C.h.size()) != cols * cols || int64_t(u.size()) != cols * cols || !(blend >= 0.0 && blend <= 1.0))
+    throw Error(fmt::format("sparsegpt: a [{}, {}] matrix with {} weights, a {}-column cross term, a {}-value "
+                            "inverse factor and blend {}",
+                            rows, cols, w.size(), C.cols, u.size(), blend));
+  parallel_rows(rows, threads, [&](int64_t b, int64_t e) {
+    std::vector<float> a(static_cast<size_t>(cols)), t(static_cast<size_t>(cols)), w0(static_cast<size_t>(cols));
+    for (int64_t r = b; r < e; ++r) {
+      float* row = w.data() + r * cols;
+      std::copy(row, row + cols, w0.begin());
+      // a = w (C + lambda I)
+      for (int64_t j = 0; j < cols; ++j) a[size_t(j)] = float(lambda) * row[j];
+      for (int64_t i = 0; i < cols; ++i)
+        if (row[i] != 0.0f) kernels::axpy(row[i], C.h.data() + i * cols, a.data(), cols);
+      // (H + lambda I)^-1 = U^T U, U upper: t = a U^T, then row = t U.
+      for (int64_t p = 0; p < cols; ++p) t[size_t(p)] = kernels::dot(a.data() + p, u.data() + p * cols + p, cols - p);
+      std::fill(row, row + cols, 0.0f);
+      for (int64_t p = 0; p < cols; ++p)
+        if (t[size_t(p)] != 0.0f) kernels::axpy(t[size_t(p)], u.data() + p * cols + p, row + p, cols - p);
+      for (int64_t j = 0; j < cols; ++j) row[j] = float(blend * row[j] + (1.0 - blend) * w0[size_t(j)]);
+    }
+  });
+}
+
 }  // namespace upg::compress

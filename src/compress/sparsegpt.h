@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <span>
 
+#include "compress/hessian.h"
 #include "compress/prune.h"
 
 namespace upg::compress {
@@ -18,6 +19,10 @@ namespace upg::compress {
 // The paper's defaults: dampening of 1% of the mean diagonal, masks chosen per 128 columns.
 inline constexpr double kSparseGptDamp = 0.01;
 inline constexpr int64_t kSparseGptBlock = 128;
+// How far sparsegpt_target moves towards the source model's outputs. Measured on
+// SmolLM2-135M (docs/COMPRESSION.md): half way beat both the full target, which fits the
+// calibration text so closely that text unlike it got worse, and none.
+inline constexpr double kAsymmetricBlend = 0.5;
 
 // w [rows, cols] in place: afterwards every row holds exactly round(sparsity * cols)
 // zeros at its pruned columns (unstructured: round(sparsity * end) - round(sparsity *
@@ -27,5 +32,20 @@ inline constexpr int64_t kSparseGptBlock = 128;
 // disagree.
 void sparsegpt_prune(std::span<float> w, int64_t rows, int64_t cols, std::span<const float> u, const Pattern& p,
                      double sparsity, int threads = 0, int64_t block = 128);
+
+// Moves w [rows, cols] in place to the weights that best reproduce the source layer's
+// outputs from the inputs it now gets: SparseGPT then prunes the result. Each row solves
+//   min_v sum_t (w . x_t - v . y_t)^2 + lambda |v - w|^2
+// where x_t is the input in the source model and y_t the input in the model pruned so
+// far, so v (H + lambda I) = w (C + lambda I) with H = sum y y^T, C = sum x y^T. As
+// ||W X - V Y||^2 = ||(W' - V) Y||^2 + const for that W', pruning W' with H's inverse
+// factor minimises the error against the source model's outputs, not against the
+// layer's outputs on already-damaged inputs (the asymmetric calibration of GPTAQ, Li et
+// al. 2025). The ridge pulls towards w, not 0: where the inputs agree (C = H) w stays.
+// `u` is inverse_factor(H) and `lambda` the damping it used. `blend` in [0, 1] returns
+// blend * W' + (1 - blend) * w: 1 is GPTAQ's full target, 0 plain SparseGPT (see
+// kAsymmetricBlend for the value the compressor uses and why).
+void sparsegpt_target(std::span<float> w, int64_t rows, int64_t cols, const Hessian& C, double lambda,
+                      std::span<const float> u, double blend = 1.0, int threads = 0);
 
 }  // namespace upg::compress
