@@ -188,8 +188,33 @@ TEST(Int8Kernels, NMMatchesReferenceOnEveryTarget) {
           quantize_acts(x.data(), nt, s.cols, a);
           check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().nm(ref.view(), a, r0, r1, y, s.rows); },
                      ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
+          // The 2:4 gather form, on the targets that run 2:4 through it (AVX2).
+          if (int8_kernels().nm24 && n == 2 && m == 4) {
+            const Nm24Rows p = pack_nm24(ref.view());
+            check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().nm24(p, a, r0, r1, y, s.rows); },
+                       ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
+          }
         }
   });
+}
+
+// Nm24Rows's register order puts each of a window's 32 values in its own byte, and the
+// kernel's shuffle controls (int8-avx2.cpp) assume exactly this order: value k of group
+// k / 2 sits in lane (k / 2) % 8 / 4, in a dword whose parity is the 32-column block.
+TEST(Int8Kernels, Nm24RegisterOrderIsAPermutation) {
+  std::vector<int> seen(32, 0);
+  for (int k = 0; k < 32; ++k) {
+    const int b = nm24_register_byte(k);
+    ASSERT_GE(b, 0);
+    ASSERT_LT(b, 32);
+    ++seen[size_t(b)];
+    const int col = 2 * k;  // the group's first column
+    EXPECT_EQ(b / 16, col % 32 / 16) << k;  // lane: which 16 columns of its 32
+    EXPECT_EQ(b % 16 / 4 % 2, col / 32) << k;  // dword parity: which 32-column block
+  }
+  for (int b = 0; b < 32; ++b) EXPECT_EQ(seen[size_t(b)], 1) << b;
+  const format::CompressedData nm48 = format::encode_nm(8, {format::SparseRow{}}, 4, 8);
+  EXPECT_THROW(pack_nm24(nm48.view()), Error);
 }
 
 // The 16-row bitmap tiles (BitmapRows16) of MdCSR, int8 and wide (prime, codebook), and of

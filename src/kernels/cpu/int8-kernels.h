@@ -129,6 +129,33 @@ struct BitmapRows16 {
 // Throws upg::Error for a column past cols or two values on one column of a row.
 BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m);
 
+// A 2:4 int8 matrix repacked at load for AVX2, which has no byte expand: instead of
+// expanding the values, the kernel gathers the activations each value multiplies with
+// one in-lane byte shuffle (vpshufb) per 32 columns, and the shuffle's control comes from
+// the positions in three instructions. Per row and 64-column window:
+// - 32 signed values in register order: in 128-bit lane L, dwords 0 and 2 hold columns
+//   16L + 0..7 and 16L + 8..15 (activation block 0), dwords 1 and 3 columns 32 + 16L + 0..7
+//   and 32 + 16L + 8..15 (block 1); each dword is two groups' two kept values. Dword
+//   parity is then the block, so one broadcast of the window's two block scales scales
+//   all eight sums.
+// - one 64-bit word of positions (2 bits per value): value byte b's position inside its
+//   group is bits 2 (b / 8) and up of the word's byte b % 8, so broadcasting the word to
+//   four 64-bit lanes, shifting lane q right by 2q (vpsrlvq) and masking gives all 32.
+// Groups that keep fewer than 2 store zero values; bytes per weight 0.5 + 0.125, as the
+// file's layout.
+struct Nm24Rows {
+  int64_t rows = 0, cols = 0, windows = 0;  // windows = ceil(cols / 64)
+  std::vector<int8_t> values;               // [rows, windows, 32]
+  std::vector<uint64_t> positions;          // [rows, windows]
+  std::vector<float> scales;                // [rows]
+  size_t bytes() const { return values.size() + positions.size() * 8 + scales.size() * 4; }
+};
+// Throws upg::Error unless m is a 2:4 int8 matrix.
+Nm24Rows pack_nm24(const format::CompressedMatrix& m);
+// Where Nm24Rows puts window value k (k / 2 its group, k % 2 which of the group's two):
+// its register byte.
+int nm24_register_byte(int k);
+
 // One target's kernels. Each computes rows [r0, r1) for every token:
 // y[t * ldy + r] = sum_c W[r, c] * x[t, c] (no bias; the caller adds it).
 struct Int8Kernels {
@@ -145,6 +172,8 @@ struct Int8Kernels {
   // tokens; null on targets without one (they run bitmap, bitmap_f16 and nm).
   void (*bitmap_rows16)(const BitmapRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y,
                         int64_t ldy);
+  // 2:4 int8 in Nm24Rows, rows [r0, r1); null on targets that run 2:4 otherwise.
+  void (*nm24)(const Nm24Rows& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy);
 };
 
 extern const Int8Kernels kInt8Scalar;

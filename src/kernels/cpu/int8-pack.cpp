@@ -163,3 +163,37 @@ BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m) {
 }
 
 }  // namespace upg::kernels
+
+namespace upg::kernels {
+
+int nm24_register_byte(int k) {
+  const int group = k / 2, slot = k % 2;
+  const int src = group / 8, lane = group % 8 / 4, gi = group % 4;  // source half, 128-bit lane, group in lane
+  return 16 * lane + 4 * (2 * (gi / 2) + src) + 2 * (gi % 2) + slot;
+}
+
+Nm24Rows pack_nm24(const format::CompressedMatrix& m) {
+  if (m.layout != format::Layout::NM || m.nm.n != 2 || m.nm.m != 4 || m.encoding != format::Encoding::Int8)
+    throw Error("pack_nm24: only a 2:4 int8 matrix has this form");
+  Nm24Rows p;
+  p.rows = m.rows;
+  p.cols = m.cols;
+  p.windows = (m.cols + 63) / 64;
+  p.values.assign(size_t(p.rows * p.windows * 32), 0);
+  p.positions.assign(size_t(p.rows * p.windows), 0);
+  p.scales.assign(m.scales.begin(), m.scales.end());
+  const int64_t per_row = format::nm_values_per_row(m.cols, 2, 4);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    const int8_t* vals = m.nm.values.data() + r * per_row;
+    const uint8_t* pos = m.nm.positions.data() + r * format::nm_position_bytes_per_row(m.cols, 2, 4);
+    for (int64_t k = 0; k < per_row; ++k) {
+      const int64_t w = k / 32;
+      const int b = nm24_register_byte(int(k % 32));
+      p.values[size_t((r * p.windows + w) * 32 + b)] = vals[k];
+      p.positions[size_t(r * p.windows + w)] |= uint64_t(format::nm_position(pos, k, 2)) << (8 * (b % 8) + 2 * (b / 8));
+    }
+  }
+  return p;
+}
+
+}  // namespace upg::kernels

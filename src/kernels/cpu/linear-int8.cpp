@@ -16,12 +16,21 @@ Int8Linear::Identity Int8Linear::identity(const format::CompressedMatrix& m) {
   return {values, m.mdcsr.row_pointers.data(), m.rows, m.cols};
 }
 
-bool Int8Linear::wants_tiles16() { return int8_kernels().bitmap_rows16 != nullptr; }
+Int8Linear::Form Int8Linear::form_for(const format::CompressedMatrix& m) {
+  const Int8Kernels& k = int8_kernels();
+  if (k.bitmap_rows16) return Form::Tiles16;
+  if (k.nm24 && m.layout == format::Layout::NM && m.nm.n == 2 && m.nm.m == 4 && m.encoding == format::Encoding::Int8)
+    return Form::Nm24;
+  return m.layout == format::Layout::MdCsr ? Form::Bitmap : Form::InPlace;
+}
 
-// The execution form of m: what Packed holds for its layout.
-static void pack_into(const format::CompressedMatrix& m, bool tiles16, BitmapMatrix& bitmap, BitmapRows16& bitmap16) {
-  if (tiles16) bitmap16 = pack_bitmap_rows16(m);
-  else if (m.layout == format::Layout::MdCsr) bitmap = pack_bitmap(m);
+// The execution form of m: what Packed holds for its form.
+static void pack_into(const format::CompressedMatrix& m, Int8Linear::Form form, BitmapMatrix& bitmap,
+                      BitmapRows16& bitmap16, Nm24Rows& nm24) {
+  using Form = Int8Linear::Form;
+  if (form == Form::Tiles16) bitmap16 = pack_bitmap_rows16(m);
+  else if (form == Form::Nm24) nm24 = pack_nm24(m);
+  else if (form == Form::Bitmap) bitmap = pack_bitmap(m);
 }
 
 void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
@@ -29,7 +38,7 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
   std::vector<const format::CompressedMatrix*> todo;
   for (const LinearWeight* w : weights) {
     const format::CompressedMatrix* m = w->compressed;
-    if (!m || (m->layout != format::Layout::MdCsr && !wants_tiles16())) continue;
+    if (!m || form_for(*m) == Form::InPlace) continue;
     if (packed(*m)) continue;
     if (std::find(todo.begin(), todo.end(), m) == todo.end()) todo.push_back(m);
   }
@@ -40,8 +49,8 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
       const format::CompressedMatrix& m = *todo[size_t(i)];
       Packed& p = done[size_t(i)];
       p.id = identity(m);
-      p.tiles16 = wants_tiles16();
-      pack_into(m, p.tiles16, p.bitmap, p.bitmap16);
+      p.form = form_for(m);
+      pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24);
     }
   });
   for (size_t i = 0; i < todo.size(); ++i) packed_.insert_or_assign(todo[i], std::move(done[i]));
@@ -51,14 +60,14 @@ const Int8Linear::Packed* Int8Linear::packed(const format::CompressedMatrix& m) 
   auto it = packed_.find(&m);
   if (it == packed_.end() || !(it->second.id == identity(m))) return nullptr;
   // Packed while another target was in use (tests switch them).
-  if (it->second.tiles16 != wants_tiles16()) return nullptr;
+  if (it->second.form != form_for(m)) return nullptr;
   return &it->second;
 }
 
 const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
   if (const Packed* p = packed(m)) return *p;
-  Packed p{identity(m), wants_tiles16(), {}, {}};
-  pack_into(m, p.tiles16, p.bitmap, p.bitmap16);
+  Packed p{identity(m), form_for(m), {}, {}, {}};
+  pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24);
   return packed_.insert_or_assign(&m, std::move(p)).first->second;
 }
 
@@ -98,11 +107,11 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
   const Int8Kernels& k = int8_kernels();
   const int64_t rows = w.rows;
   const format::CompressedMatrix* m = w.compressed;
-  const bool nm = m && m->layout == format::Layout::NM;
-  const bool tiles16 = m && wants_tiles16();
-  const Packed* p = m && (tiles16 || !nm) ? &packed_of(*m) : nullptr;
-  const BitmapRows16* b16 = p && tiles16 ? &p->bitmap16 : nullptr;
-  const BitmapMatrix* b = p && !tiles16 ? &p->bitmap : nullptr;
+  const Form form = m ? form_for(*m) : Form::InPlace;
+  const Packed* p = form != Form::InPlace ? &packed_of(*m) : nullptr;
+  const BitmapRows16* b16 = form == Form::Tiles16 ? &p->bitmap16 : nullptr;
+  const BitmapMatrix* b = form == Form::Bitmap ? &p->bitmap : nullptr;
+  const Nm24Rows* n24 = form == Form::Nm24 ? &p->nm24 : nullptr;
   // Prime and codebook (fp16 bitmap) multiply fp32 activations; everything else int8 ones.
   if (!b || !b->f16) quantize_acts(x, n_tokens, w.cols, acts_, &pool_);
   // A bitmap row costs its values and its masks plus a fixed amount; rows of dense and
@@ -130,7 +139,8 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
   split_rows(rows, cost_before, [&](int64_t r0, int64_t r1) {
     if (b && b->f16) k.bitmap_f16(*b, x, n_tokens, r0, r1, y, rows);
     else if (b) k.bitmap(*b, acts_, r0, r1, y, rows);
-    else if (nm) k.nm(*m, acts_, r0, r1, y, rows);
+    else if (n24) k.nm24(*n24, acts_, r0, r1, y, rows);
+    else if (m) k.nm(*m, acts_, r0, r1, y, rows);
     else k.dense(DenseI8{static_cast<const int8_t*>(w.data), w.scales, w.rows, w.cols}, acts_, r0, r1, y, rows);
     add_bias(r0, r1);
   });

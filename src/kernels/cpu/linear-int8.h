@@ -15,6 +15,8 @@ namespace upg::kernels {
 
 class Int8Linear {
  public:
+  // How a compressed matrix executes on the current target (form_for, below).
+  enum class Form { InPlace, Tiles16, Nm24, Bitmap };
   Int8Linear(ThreadPool& pool, CpuKernels kernels) : pool_(pool), kernels_(kernels) {}
   // Whether matmul() runs this weight (int8 or compressed).
   static bool handles(const LinearWeight& w) { return w.compressed || w.dtype == DType::I8; }
@@ -26,8 +28,10 @@ class Int8Linear {
  private:
   struct Packed;
   // The execution form of a compressed matrix, built on first sight: 16-row bitmap tiles
-  // (any layout) where the target has a kernel for them; else bitmap windows for MdCSR,
-  // while N:M runs on the file's values and positions in place.
+  // (any layout) where the target has a kernel for them; else the 2:4 gather form for 2:4
+  // int8 where the target has one (AVX2), bitmap windows for MdCSR, while other N:M runs
+  // on the file's values and positions in place.
+  static Form form_for(const format::CompressedMatrix& m);
   const Packed& packed_of(const format::CompressedMatrix& m);
   const Packed* packed(const format::CompressedMatrix& m) const;  // null when absent or stale
   void reference(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
@@ -49,12 +53,11 @@ class Int8Linear {
   static Identity identity(const format::CompressedMatrix& m);
   struct Packed {
     Identity id;
-    bool tiles16;  // bitmap16, else bitmap (MdCSR) or nothing (N:M)
+    Form form;  // which one of the members below holds the matrix
     BitmapMatrix bitmap;
     BitmapRows16 bitmap16;
+    Nm24Rows nm24;
   };
-  // Whether the current target runs compressed matrices as BitmapRows16.
-  static bool wants_tiles16();
   std::unordered_map<const format::CompressedMatrix*, Packed> packed_;
   QuantizedActs acts_;                          // reused by every call: no allocation per token
   std::vector<std::vector<float>> ref_scratch_; // [threads] reference-kernel outputs
