@@ -188,6 +188,10 @@ TEST(Int8Kernels, NMMatchesReferenceOnEveryTarget) {
           quantize_acts(x.data(), nt, s.cols, a);
           check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().nm(ref.view(), a, r0, r1, y, s.rows); },
                      ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
+          // N:M in bitmap windows, as AVX2 runs it (fillers dropped).
+          const BitmapMatrix bm = pack_bitmap(ref.view());
+          check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().bitmap(bm, a, r0, r1, y, s.rows); },
+                     ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
           // The 2:4 gather form, on the targets that run 2:4 through it (AVX2).
           if (int8_kernels().nm24 && n == 2 && m == 4) {
             const Nm24Rows p = pack_nm24(ref.view());

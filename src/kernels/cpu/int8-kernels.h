@@ -73,7 +73,7 @@ struct DenseI8 {
   int64_t rows = 0, cols = 0;
 };
 
-// An MdCSR matrix repacked at load for targets without BitmapRows16 (AVX2, scalar): per
+// A compressed matrix repacked at load for targets without BitmapRows16 (AVX2, scalar): per
 // row and 64-column window, a bit mask of the kept columns, and the kept values in column
 // order. The serial delta decoding of MdCSR makes a kernel compute-bound; a mask tells
 // where a window's values go without it. Padding entries and zero values are dropped.
@@ -91,7 +91,8 @@ struct BitmapMatrix {
   std::vector<float> scales;                // [rows]
   size_t bytes() const;                     // bytes the kernel streams
 };
-// Throws upg::Error for an N:M matrix.
+// Any layout; N:M fillers are dropped like zero values. Throws upg::Error for a column
+// past cols or two values on one column of a row.
 BitmapMatrix pack_bitmap(const format::CompressedMatrix& m);
 
 // A compressed matrix (MdCSR or N:M) repacked at load for targets with an expand

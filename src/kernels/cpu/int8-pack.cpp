@@ -56,8 +56,6 @@ void walk_row(const format::CompressedMatrix& m, int64_t r, uint64_t* mask, Valu
 }  // namespace
 
 BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
-  if (m.layout != format::Layout::MdCsr)
-    throw Error(fmt::format("pack_bitmap: a {} matrix has no bitmap form", format::layout_name(m.layout)));
   BitmapMatrix b;
   b.rows = m.rows;
   b.cols = m.cols;
@@ -73,8 +71,9 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
     // copied the values again and again on a Phi-4-sized matrix.
     b.values.resize(size_t(m.entries()) + 64, 0);
     uint8_t* out = b.values.data();
+    const int8_t* vals = m.layout == format::Layout::NM ? m.nm.values.data() : m.mdcsr.values.data();
     for (int64_t r = 0; r < m.rows; ++r) {
-      walk_row(m, r, b.masks.data() + r * b.windows, [&](size_t k) { return m.mdcsr.values[k]; },
+      walk_row(m, r, b.masks.data() + r * b.windows, [&](size_t k) { return vals[k]; },
                [&](int8_t v) { *out++ = uint8_t(int(v) + 128); });
       b.row_start[size_t(r) + 1] = uint64_t(out - b.values.data());
     }

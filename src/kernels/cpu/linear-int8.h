@@ -28,9 +28,9 @@ class Int8Linear {
  private:
   struct Packed;
   // The execution form of a compressed matrix, built on first sight: 16-row bitmap tiles
-  // (any layout) where the target has a kernel for them; else the 2:4 gather form for 2:4
-  // int8 where the target has one (AVX2), bitmap windows for MdCSR, while other N:M runs
-  // on the file's values and positions in place.
+  // (any layout) where the target has a kernel for them; else bitmap windows for MdCSR;
+  // on AVX2 the 2:4 gather form for 2:4 and bitmap windows for other N:M; on the scalar
+  // target N:M runs on the file's values and positions in place.
   static Form form_for(const format::CompressedMatrix& m);
   const Packed& packed_of(const format::CompressedMatrix& m);
   const Packed* packed(const format::CompressedMatrix& m) const;  // null when absent or stale
