@@ -182,6 +182,7 @@ void build_dense(WeightSet& w, upg::DType type) {
     lw.scales = type == upg::DType::I8 ? w.scales.data() : nullptr;
     lw.name = "bench";
     w.weights.push_back(lw);
+    w.be->prepare(lw);  // as a model's load does (AVX2 repacks dense int8)
   }
 }
 

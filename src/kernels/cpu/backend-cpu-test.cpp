@@ -202,7 +202,8 @@ TEST(CompressedSupport, NmIsInt8Only) {
 }
 
 // Dense int8 with per-row scales: matmul (with a bias, odd column count for the loop
-// tail) and embed against the dequantized matrix.
+// tail) and embed against the dequantized matrix; matmul in place, then after prepare()
+// (which repacks it into DenseRows4 on AVX2).
 TEST(DenseInt8, MatmulAndEmbedMatchDequantized) {
   const int64_t rows = 37, cols = 203;
   std::mt19937 rng(9);
@@ -219,7 +220,11 @@ TEST(DenseInt8, MatmulAndEmbedMatchDequantized) {
   for (const int threads : {1, 3})
     for (const CpuKernels kernels : {CpuKernels::Reference, CpuKernels::Fast}) {
     auto be = make_cpu_backend(threads, kernels);
-    for (const int64_t n_tokens : {1, 5}) {
+    for (const int64_t n_tokens : {1, 5, 0, 2}) {
+      if (n_tokens == 0) {  // the rest runs prepared
+        be->prepare(w);
+        continue;
+      }
       const std::vector<float> x = random_vec(size_t(n_tokens * cols), 8);
       std::vector<float> got(size_t(n_tokens * rows));
       be->matmul(w, x.data(), n_tokens, got.data());

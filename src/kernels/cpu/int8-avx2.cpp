@@ -3,14 +3,10 @@
 // and vpmaddwd (s16 pairs to s32). vpmaddubsw saturates past 32767, so the unsigned
 // operand is |w| (at most 128) and the activation takes w's sign: 2 * 128 * 127 fits.
 // AVX2 has no byte expand or cross-lane byte permute: 2:4 gathers its activations by
-// in-lane shuffles, and bitmap windows are expanded by shuffles from a table
-// (docs/KERNELS.md, "AVX2").
+// in-lane shuffles, and other layouts run as dense rows (docs/KERNELS.md, "AVX2").
 #include <immintrin.h>
 
-#include <algorithm>
-#include <bit>
 #include <cstring>
-#include <vector>
 
 #include "kernels/cpu/int8-kernels.h"
 
@@ -36,13 +32,14 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Adds row i's and token t's sum over blocks [0, nb) of src[i] (block b at src[i] + 32 b)
-// to acc[i][t], each block's int32 sum scaled by the token's block b0 + b scale. R rows
-// share every activation load, and each (row, token) pair has its own accumulator: with
-// one accumulator per row the FMA latency chain limited dense int8 to 13.7 GB/s.
+// Adds row i's and token t's sum over blocks [0, nb) of src[i] (block b at src[i] +
+// pitch b) to acc[i][t], each block's int32 sum scaled by the token's block b0 + b scale.
+// R rows share every activation load, and each (row, token) pair has its own
+// accumulator: with one accumulator per row the FMA latency chain limited dense int8 to
+// 13.7 GB/s.
 template <int R, int T>
-inline void accumulate(const int8_t* const (&src)[R], int64_t nb, int64_t b0, const QuantizedActs& a, int64_t t0,
-                       __m256 (&acc)[R][T]) {
+inline void accumulate(const int8_t* const (&src)[R], int64_t pitch, int64_t nb, int64_t b0, const QuantizedActs& a,
+                       int64_t t0, __m256 (&acc)[R][T]) {
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t b = 0; b < nb; ++b) {
     __m256i x[T];
@@ -52,8 +49,8 @@ inline void accumulate(const int8_t* const (&src)[R], int64_t nb, int64_t b0, co
       s[t] = _mm256_broadcast_ss(a.block_scales(t0 + t) + b0 + b);
     }
     for (int i = 0; i < R; ++i) {
-      if (b % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(src[i] + 32 * b + kAhead), _MM_HINT_T0);
-      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[i] + 32 * b));
+      if (pitch > 32 || b % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(src[i] + pitch * b + kAhead), _MM_HINT_T0);
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[i] + pitch * b));
       const __m256i aw = _mm256_abs_epi8(wv);
       for (int t = 0; t < T; ++t) {
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x[t], wv)), ones);
@@ -73,14 +70,14 @@ void rows_tokens(const DenseI8& m, int64_t r, const QuantizedActs& a, int64_t t0
   const int64_t full = m.cols / 32, rest = m.cols - 32 * full;
   const int8_t* src[R];
   for (int i = 0; i < R; ++i) src[i] = m.w + (r + i) * m.cols;
-  accumulate<R, T>(src, full, 0, a, t0, acc);
+  accumulate<R, T>(src, 32, full, 0, a, t0, acc);
   if (rest) {
     alignas(32) int8_t tail[R][32] = {};
     for (int i = 0; i < R; ++i) {
       std::memcpy(tail[i], src[i] + 32 * full, size_t(rest));
       src[i] = tail[i];
     }
-    accumulate<R, T>(src, 1, full, a, t0, acc);
+    accumulate<R, T>(src, 32, 1, full, a, t0, acc);
   }
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < T; ++t) y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) * m.scales[r + i];
@@ -102,117 +99,41 @@ void dense(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, flo
   for (; r < r1; ++r) rows_all_tokens<1>(m, r, a, y, ldy);
 }
 
-// Byte expansion for AVX2, which has no vpexpandb: for each 8-bit mask, the vpshufb
-// control that moves a granule's values to its set bits (0x80, zero, elsewhere), as 8
-// bytes; and for each popcount 0-8 of a 16-column granule's low half, a vector adding it
-// to the high half's indices (0x80 + 8 still has bit 7: still zero).
-struct ExpandTables {
-  uint64_t control[256];
-  __m128i high_add[9];
-  ExpandTables() {
-    for (int m = 0; m < 256; ++m) {
-      uint64_t c = 0;
-      for (int i = 0, rank = 0; i < 8; ++i) c |= uint64_t(m >> i & 1 ? rank++ : 0x80) << (8 * i);
-      control[m] = c;
-    }
-    for (int n = 0; n <= 8; ++n) high_add[n] = _mm_set_epi64x(int64_t(0x0101010101010101ULL * uint64_t(n)), 0);
-  }
-};
-
-// Row r's 64-column windows as dense signed int8 into out[64 * windows]: 16 columns per
-// vpshufb over 16 value bytes loaded at the row's cursor (BitmapMatrix pads its values, so
-// the load stays in bounds).
-inline void expand_row(const BitmapMatrix& m, int64_t r, const ExpandTables& t, int8_t* out) {
-  const uint8_t* v = m.values.data() + m.row_start[size_t(r)];
-  const uint64_t* masks = m.masks.data() + r * m.windows;
-  const __m128i flip = _mm_set1_epi8(char(0x80));  // + 128 storage to signed
-  for (int64_t w = 0; w < m.windows; ++w) {
-    const uint64_t mask = masks[w];
-    _mm_prefetch(reinterpret_cast<const char*>(v + kAhead), _MM_HINT_T0);
-    for (int j = 0; j < 4; ++j) {
-      const unsigned lo = unsigned(mask >> (16 * j)) & 0xFF, hi = unsigned(mask >> (16 * j + 8)) & 0xFF;
-      const int n_lo = std::popcount(lo);
-      const __m128i ctrl =
-          _mm_add_epi8(_mm_set_epi64x(int64_t(t.control[hi]), int64_t(t.control[lo])), t.high_add[n_lo]);
-      const __m128i vals = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)), flip);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 64 * w + 16 * j), _mm_shuffle_epi8(vals, ctrl));
-      v += n_lo + std::popcount(hi);
-    }
-  }
+// Calls group(r) for each whole group of 4 interleaved rows in [r0, r1) and single(r) for
+// the other rows: a thread's range may start or end inside a group.
+template <class Group, class Single>
+inline void by_groups_of_4(int64_t r0, int64_t r1, Group&& group, Single&& single) {
+  int64_t r = r0;
+  for (; r < r1 && (r % 4 || r + 4 > r1); ++r) single(r);
+  for (; r + 4 <= r1; r += 4) group(r);
+  for (; r < r1; ++r) single(r);
 }
 
-// Bitmap windows (MdCSR): R rows at a time are expanded into a per-thread buffer that
-// stays in L1, and the dense kernel runs every token over it, so prefill expands each row
-// once. The buffer grows on the first call only: no allocation in the decode loop.
-void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-  static const ExpandTables tables;
-  constexpr int R = 4;
-  thread_local std::vector<int8_t> buf;
-  const int64_t width = 64 * m.windows;
-  if (buf.size() < size_t(R * width)) buf.resize(size_t(R * width));
-  for (int64_t r = r0; r < r1; r += R) {
-    const int64_t n = std::min<int64_t>(R, r1 - r);
-    for (int64_t i = 0; i < n; ++i) {
-      expand_row(m, r + i, tables, buf.data() + i * width);
-    }
-    // Rows of `width` columns: the padding columns multiply activation padding (zero).
-    const DenseI8 d{buf.data(), m.scales.data() + r, n, width};
-    if (n == R) rows_all_tokens<R>(d, 0, a, y + r, ldy);
-    else
-      for (int64_t i = 0; i < n; ++i) rows_all_tokens<1>(d, i, a, y + r, ldy);
-  }
+// Rows [r, r + R) of a DenseRows4 matrix (a group's rows 32 bytes apart in each block,
+// every block whole) against tokens [t0, t0 + T).
+template <int R, int T>
+void rows4_tokens(const DenseRows4& m, int64_t r, const QuantizedActs& a, int64_t t0, float* y, int64_t ldy) {
+  __m256 acc[R][T];
+  for (auto& row : acc)
+    for (auto& v : row) v = _mm256_setzero_ps();
+  const int8_t* src[R];
+  for (int i = 0; i < R; ++i) src[i] = m.block(r + i, 0);
+  accumulate<R, T>(src, 128, m.blocks, 0, a, t0, acc);
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) * m.scales[size_t(r + i)];
 }
 
-// Prime and codebook values (fp16 bitmap windows, fp32 activations): 8 columns per
-// vpshufb, whose 16-byte control for each mask byte moves 2-byte values to their set
-// bits, then vcvtph2ps. A row is expanded once into fp32, and every token's dot product
-// runs over it. The scalar kernel this replaced took 13x the int8 bitmap's time.
-struct ExpandTables16 {
-  __m128i control[256];
-  ExpandTables16() {
-    for (int m = 0; m < 256; ++m) {
-      alignas(16) uint8_t c[16];
-      for (int i = 0, rank = 0; i < 8; ++i) {
-        const bool kept = m >> i & 1;
-        c[2 * i] = uint8_t(kept ? 2 * rank : 0x80);
-        c[2 * i + 1] = uint8_t(kept ? 2 * rank + 1 : 0x80);
-        rank += kept;
-      }
-      control[m] = _mm_load_si128(reinterpret_cast<const __m128i*>(c));
-    }
-  }
-};
-
-// sum_c a[c] * b[c] over n floats; b may end at n (activations are not padded).
-inline float dot_f32(const float* a, const float* b, int64_t n) {
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  int64_t c = 0;
-  for (; c + 32 <= n; c += 32)
-    for (int j = 0; j < 4; ++j)
-      acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(a + c + 8 * j), _mm256_loadu_ps(b + c + 8 * j), acc[j]);
-  for (; c + 8 <= n; c += 8) acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), acc[0]);
-  float sum = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-  for (; c < n; ++c) sum += a[c] * b[c];
-  return sum;
+template <int R>
+void rows4_all_tokens(const DenseRows4& m, int64_t r, const QuantizedActs& a, float* y, int64_t ldy) {
+  int64_t t0 = 0;
+  for (; t0 + 2 <= a.n_tokens; t0 += 2) rows4_tokens<R, 2>(m, r, a, t0, y, ldy);
+  if (t0 < a.n_tokens) rows4_tokens<R, 1>(m, r, a, t0, y, ldy);
 }
 
-void bitmap_f16(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t r0, int64_t r1, float* y,
-                int64_t ldy) {
-  static const ExpandTables16 tables;
-  thread_local std::vector<float> buf;
-  if (buf.size() < size_t(64 * m.windows)) buf.resize(size_t(64 * m.windows));
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint16_t* v = m.values16.data() + m.row_start[size_t(r)];
-    const auto* mb = reinterpret_cast<const uint8_t*>(m.masks.data() + r * m.windows);
-    for (int64_t j = 0; j < 8 * m.windows; ++j) {
-      if (j % 4 == 0) _mm_prefetch(reinterpret_cast<const char*>(v) + kAhead, _MM_HINT_T0);
-      const __m128i h = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)), tables.control[mb[j]]);
-      _mm256_storeu_ps(buf.data() + 8 * j, _mm256_cvtph_ps(h));
-      v += std::popcount(unsigned(mb[j]));
-    }
-    for (int64_t t = 0; t < n_tokens; ++t)
-      y[t * ldy + r] = dot_f32(buf.data(), x + t * m.cols, m.cols) * m.scales[size_t(r)];
-  }
+void dense_rows4(const DenseRows4& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  by_groups_of_4(
+      r0, r1, [&](int64_t r) { rows4_all_tokens<4>(m, r, a, y, ldy); },
+      [&](int64_t r) { rows4_all_tokens<1>(m, r, a, y, ldy); });
 }
 
 // The constants of the 2:4 gather (Nm24Rows): for each register byte, its group's offset
@@ -251,15 +172,18 @@ void nm24_rows(const Nm24Rows& m, int64_t r, const QuantizedActs& a, int64_t t, 
     const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 64 * w + 32));
     // Block scales s0 s1 s0 s1 ...: dword parity is the block.
     const __m256 s = _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(bs + 2 * w)));
+    // One stream when R = 4 (the rows are interleaved): 128 value bytes a window.
+    const size_t first = m.at(r, w);
+    _mm_prefetch(reinterpret_cast<const char*>(m.values.data() + 32 * first + kAhead), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(m.values.data() + 32 * first + kAhead + 64), _MM_HINT_T0);
+    if (w % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(m.positions.data() + first + kAhead / 4), _MM_HINT_T0);
     for (int i = 0; i < R; ++i) {
-      const int64_t rw = (r + i) * m.windows + w;
+      const size_t rw = m.at(r + i, w);
       const __m256i pos = _mm256_and_si256(
-          _mm256_srlv_epi64(_mm256_set1_epi64x(int64_t(m.positions[size_t(rw)])), c.shifts), three);
+          _mm256_srlv_epi64(_mm256_set1_epi64x(int64_t(m.positions[rw])), c.shifts), three);
       const __m256i g = _mm256_or_si256(_mm256_shuffle_epi8(x0, _mm256_add_epi8(pos, c.base0)),
                                         _mm256_shuffle_epi8(x1, _mm256_add_epi8(pos, c.base1)));
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m.values.data() + 32 * rw));
-      if (w % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(m.values.data() + 32 * rw + kAhead), _MM_HINT_T0);
-      if (w % 8 == 0) _mm_prefetch(reinterpret_cast<const char*>(m.positions.data() + rw + kAhead / 4), _MM_HINT_T0);
       const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(g, v)), ones);
       acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[i]);
     }
@@ -269,18 +193,17 @@ void nm24_rows(const Nm24Rows& m, int64_t r, const QuantizedActs& a, int64_t t, 
 
 void nm24(const Nm24Rows& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   static const Nm24Consts c;
-  int64_t r = r0;
-  for (; r + 4 <= r1; r += 4)
-    for (int64_t t = 0; t < a.n_tokens; ++t) nm24_rows<4>(m, r, a, t, c, y, ldy);
-  for (; r < r1; ++r)
-    for (int64_t t = 0; t < a.n_tokens; ++t) nm24_rows<1>(m, r, a, t, c, y, ldy);
+  by_groups_of_4(
+      r0, r1, [&](int64_t r) { for (int64_t t = 0; t < a.n_tokens; ++t) nm24_rows<4>(m, r, a, t, c, y, ldy); },
+      [&](int64_t r) { for (int64_t t = 0; t < a.n_tokens; ++t) nm24_rows<1>(m, r, a, t, c, y, ldy); });
 }
 
 }  // namespace
 
-// N:M in the file's layout does not run on AVX2 (2:4 as Nm24Rows, the rest as bitmap
-// windows); the table's entry is the scalar kernel.
-const Int8Kernels kInt8Avx2 = {"avx2", dense, nm_scalar, bitmap, bitmap_f16, nullptr, nm24};
+// Bitmap windows and N:M in the file's layout do not run on AVX2 (2:4 as Nm24Rows, other
+// int8 layouts as DenseRows4, prime and codebook as dense fp16 through the float
+// matmul); their entries are the scalar kernels.
+const Int8Kernels kInt8Avx2 = {"avx2", dense, nm_scalar, bitmap_scalar, bitmap_f16_scalar, nullptr, nm24, dense_rows4};
 
 }  // namespace upg::kernels
 

@@ -384,7 +384,7 @@ void bitmap_f16(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t
 
 }  // namespace
 
-const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense, nm, bitmap, bitmap_f16, bitmap_rows16, nullptr};
+const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense, nm, bitmap, bitmap_f16, bitmap_rows16, nullptr, nullptr};
 
 }  // namespace upg::kernels
 

@@ -122,6 +122,14 @@ TEST(Int8Kernels, DenseMatchesReferenceOnEveryTarget) {
         const DenseI8 m{w.data(), scales.data(), s.rows, s.cols};
         check_rows_against([&](int64_t r0, int64_t r1, float* y) { int8_kernels().dense(m, a, r0, r1, y, s.rows); },
                            ref, dense, xq, s.rows, s.cols, nt, 1e-5);
+        // Rows interleaved by 4, on the targets that repack dense int8 (AVX2); the two
+        // row ranges start and end inside groups of 4.
+        if (int8_kernels().dense_rows4) {
+          const DenseRows4 p = pack_dense_rows4(m);
+          check_rows_against(
+              [&](int64_t r0, int64_t r1, float* y) { int8_kernels().dense_rows4(p, a, r0, r1, y, s.rows); }, ref,
+              dense, xq, s.rows, s.cols, nt, 1e-5);
+        }
       }
   });
 }
@@ -141,6 +149,12 @@ TEST(Int8Kernels, BitmapMatchesReferenceOnEveryTarget) {
         quantize_acts(x.data(), nt, s.cols, a);
         check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().bitmap(b, a, r0, r1, y, s.rows); },
                    ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
+        // MdCSR decoded to dense int8 rows, as AVX2 runs it.
+        if (int8_kernels().dense_rows4) {
+          const DenseRows4 d = pack_dense_rows4(ref.view());
+          check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().dense_rows4(d, a, r0, r1, y, s.rows); },
+                     ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
+        }
       }
   });
 }
@@ -188,10 +202,15 @@ TEST(Int8Kernels, NMMatchesReferenceOnEveryTarget) {
           quantize_acts(x.data(), nt, s.cols, a);
           check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().nm(ref.view(), a, r0, r1, y, s.rows); },
                      ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
-          // N:M in bitmap windows, as AVX2 runs it (fillers dropped).
+          // N:M in bitmap windows (fillers dropped) and decoded to dense int8 rows.
           const BitmapMatrix bm = pack_bitmap(ref.view());
           check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().bitmap(bm, a, r0, r1, y, s.rows); },
                      ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
+          if (int8_kernels().dense_rows4) {
+            const DenseRows4 d = pack_dense_rows4(ref.view());
+            check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().dense_rows4(d, a, r0, r1, y, s.rows); },
+                       ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
+          }
           // The 2:4 gather form, on the targets that run 2:4 through it (AVX2).
           if (int8_kernels().nm24 && n == 2 && m == 4) {
             const Nm24Rows p = pack_nm24(ref.view());

@@ -144,18 +144,49 @@ BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m);
 //   four 64-bit lanes, shifting lane q right by 2q (vpsrlvq) and masking gives all 32.
 // Groups that keep fewer than 2 store zero values; bytes per weight 0.5 + 0.125, as the
 // file's layout.
+//
+// Rows are interleaved by 4 ([rows / 4, windows, 4 rows, ...], rows padded with zeros),
+// so the kernel's 4 rows at a time read one stream instead of four (AVX2 host: one
+// stream per thread read 16-19 GB/s, four 12-14).
 struct Nm24Rows {
   int64_t rows = 0, cols = 0, windows = 0;  // windows = ceil(cols / 64)
-  std::vector<int8_t> values;               // [rows, windows, 32]
-  std::vector<uint64_t> positions;          // [rows, windows]
+  std::vector<int8_t> values;               // [ceil(rows / 4), windows, 4, 32]
+  std::vector<uint64_t> positions;          // [ceil(rows / 4), windows, 4]
   std::vector<float> scales;                // [rows]
   size_t bytes() const { return values.size() + positions.size() * 8 + scales.size() * 4; }
+  // Index of row r's window w in positions (and, times 32, in values).
+  size_t at(int64_t r, int64_t w) const { return size_t(((r / 4) * windows + w) * 4 + r % 4); }
 };
 // Throws upg::Error unless m is a 2:4 int8 matrix.
 Nm24Rows pack_nm24(const format::CompressedMatrix& m);
 // Where Nm24Rows puts window value k (k / 2 its group, k % 2 which of the group's two):
 // its register byte.
 int nm24_register_byte(int k);
+
+// A dense int8 matrix repacked at load for AVX2: rows interleaved by 4 in 32-column
+// blocks, [ceil(rows / 4), blocks, 4 rows, 32], zero padded, so the kernel's 4 rows at a
+// time read one stream instead of four (as Nm24Rows). Costs a copy of the matrix.
+struct DenseRows4 {
+  int64_t rows = 0, cols = 0, blocks = 0;  // blocks = ceil(cols / 32)
+  std::vector<int8_t> w;
+  std::vector<float> scales;  // [rows]
+  size_t offset(int64_t r, int64_t b) const { return size_t((((r / 4) * blocks + b) * 4 + r % 4) * 32); }
+  const int8_t* block(int64_t r, int64_t b) const { return w.data() + offset(r, b); }
+};
+DenseRows4 pack_dense_rows4(const DenseI8& m);
+// An int8 compressed matrix (MdCSR int8 or N:M) decoded to its dense int8 codes, with the
+// same row scales. Throws upg::Error for prime or codebook values.
+DenseRows4 pack_dense_rows4(const format::CompressedMatrix& m);
+
+// Prime or codebook values decoded at load to dense fp16, for targets that run them
+// through the float matmul (AVX2): each row divided by its largest magnitude (fp16 keeps
+// 2^-11 of it), and that magnitude kept as the row's scale.
+struct DenseF16Rows {
+  int64_t rows = 0, cols = 0;
+  std::vector<uint16_t> w;    // [rows, cols]
+  std::vector<float> scales;  // [rows]
+};
+DenseF16Rows pack_dense_f16(const format::CompressedMatrix& m);
 
 // One target's kernels. Each computes rows [r0, r1) for every token:
 // y[t * ldy + r] = sum_c W[r, c] * x[t, c] (no bias; the caller adds it).
@@ -175,12 +206,15 @@ struct Int8Kernels {
                         int64_t ldy);
   // 2:4 int8 in Nm24Rows, rows [r0, r1); null on targets that run 2:4 otherwise.
   void (*nm24)(const Nm24Rows& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy);
+  // Dense int8 repacked into DenseRows4; null on targets that run dense int8 in place.
+  void (*dense_rows4)(const DenseRows4& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy);
 };
 
 extern const Int8Kernels kInt8Scalar;
 // The scalar kernels the SIMD targets fall back on for shapes they do not vectorize.
 void nm_scalar(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
                int64_t ldy);
+void bitmap_scalar(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy);
 void bitmap_f16_scalar(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t r0, int64_t r1, float* y,
                        int64_t ldy);
 extern const Int8Kernels kInt8Avx2;

@@ -178,8 +178,9 @@ Nm24Rows pack_nm24(const format::CompressedMatrix& m) {
   p.rows = m.rows;
   p.cols = m.cols;
   p.windows = (m.cols + 63) / 64;
-  p.values.assign(size_t(p.rows * p.windows * 32), 0);
-  p.positions.assign(size_t(p.rows * p.windows), 0);
+  const int64_t padded = (p.rows + 3) / 4 * 4;
+  p.values.assign(size_t(padded * p.windows * 32), 0);
+  p.positions.assign(size_t(padded * p.windows), 0);
   p.scales.assign(m.scales.begin(), m.scales.end());
   const int64_t per_row = format::nm_values_per_row(m.cols, 2, 4);
   for (int64_t r = 0; r < m.rows; ++r) {
@@ -188,9 +189,68 @@ Nm24Rows pack_nm24(const format::CompressedMatrix& m) {
     for (int64_t k = 0; k < per_row; ++k) {
       const int64_t w = k / 32;
       const int b = nm24_register_byte(int(k % 32));
-      p.values[size_t((r * p.windows + w) * 32 + b)] = vals[k];
-      p.positions[size_t(r * p.windows + w)] |= uint64_t(format::nm_position(pos, k, 2)) << (8 * (b % 8) + 2 * (b / 8));
+      p.values[32 * p.at(r, w) + size_t(b)] = vals[k];
+      p.positions[p.at(r, w)] |= uint64_t(format::nm_position(pos, k, 2)) << (8 * (b % 8) + 2 * (b / 8));
     }
+  }
+  return p;
+}
+
+}  // namespace upg::kernels
+
+namespace upg::kernels {
+
+DenseRows4 pack_dense_rows4(const format::CompressedMatrix& m) {
+  if (m.encoding != format::Encoding::Int8)
+    throw Error(fmt::format("pack_dense_rows4: {} values are not int8", format::encoding_name(m.encoding)));
+  DenseRows4 p;
+  p.rows = m.rows;
+  p.cols = m.cols;
+  p.blocks = (m.cols + 31) / 32;
+  p.w.assign(size_t((m.rows + 3) / 4 * 4 * p.blocks * 32), 0);
+  p.scales.assign(m.scales.begin(), m.scales.end());
+  const int8_t* vals = m.layout == format::Layout::NM ? m.nm.values.data() : m.mdcsr.values.data();
+  for (int64_t r = 0; r < m.rows; ++r)
+    for_each_entry(m, r, [&](int64_t col, size_t k) {
+      if (col >= m.cols)
+        throw Error(fmt::format("pack_dense_rows4: row {} reaches column {}, past cols {}", r, col, m.cols));
+      if (vals[k] != 0) p.w[p.offset(r, col / 32) + size_t(col % 32)] = vals[k];
+    });
+  return p;
+}
+
+DenseRows4 pack_dense_rows4(const DenseI8& m) {
+  DenseRows4 p;
+  p.rows = m.rows;
+  p.cols = m.cols;
+  p.blocks = (m.cols + 31) / 32;
+  p.w.assign(size_t((m.rows + 3) / 4 * 4 * p.blocks * 32), 0);
+  p.scales.assign(m.scales, m.scales + m.rows);
+  for (int64_t r = 0; r < m.rows; ++r)
+    for (int64_t b = 0; b < p.blocks; ++b) {
+      const int64_t c0 = 32 * b, n = std::min<int64_t>(32, m.cols - c0);
+      std::copy_n(m.w + r * m.cols + c0, n, p.w.data() + p.offset(r, b));
+    }
+  return p;
+}
+
+}  // namespace upg::kernels
+
+namespace upg::kernels {
+
+DenseF16Rows pack_dense_f16(const format::CompressedMatrix& m) {
+  DenseF16Rows p;
+  p.rows = m.rows;
+  p.cols = m.cols;
+  p.w.resize(size_t(m.rows * m.cols));
+  p.scales.resize(size_t(m.rows));
+  std::vector<float> row(size_t(m.cols));
+  for (int64_t r = 0; r < m.rows; ++r) {
+    format::decode_row(m, r, row.data());
+    float amax = 0;
+    for (float v : row) amax = std::max(amax, std::fabs(v));
+    p.scales[size_t(r)] = amax;
+    for (int64_t c = 0; c < m.cols; ++c) p.w[size_t(r * m.cols + c)] = fp32_to_fp16(amax > 0 ? row[size_t(c)] / amax : 0.0f);
   }
   return p;
 }

@@ -57,9 +57,8 @@ void nm_scalar(const format::CompressedMatrix& m, const QuantizedActs& a, int64_
   }
 }
 
-namespace {
-
-void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+// Shared with AVX2, which runs int8 bitmap windows only when a test asks for them.
+void bitmap_scalar(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   for (int64_t r = r0; r < r1; ++r) {
     for (int64_t t = 0; t < a.n_tokens; ++t) {
       const uint8_t* q = a.row(t);
@@ -80,7 +79,6 @@ void bitmap(const BitmapMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r
   }
 }
 
-}  // namespace
 
 // Shared with the SIMD targets, which use it for the layouts they do not vectorize.
 void bitmap_f16_scalar(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t r0, int64_t r1, float* y,
@@ -98,6 +96,6 @@ void bitmap_f16_scalar(const BitmapMatrix& m, const float* x, int64_t n_tokens, 
   }
 }
 
-const Int8Kernels kInt8Scalar = {"scalar", dense, nm_scalar, bitmap, bitmap_f16_scalar, nullptr, nullptr};
+const Int8Kernels kInt8Scalar = {"scalar", dense, nm_scalar, bitmap_scalar, bitmap_f16_scalar, nullptr, nullptr, nullptr};
 
 }  // namespace upg::kernels

@@ -19,24 +19,32 @@ Int8Linear::Identity Int8Linear::identity(const format::CompressedMatrix& m) {
 Int8Linear::Form Int8Linear::form_for(const format::CompressedMatrix& m) {
   const Int8Kernels& k = int8_kernels();
   if (k.bitmap_rows16) return Form::Tiles16;
-  if (m.layout == format::Layout::MdCsr) return Form::Bitmap;
-  // AVX2: 2:4 gathers its activations; other N:M expands like MdCSR, which beat expanding
-  // the file's positions one value at a time 56 ms to 2.4 ms (4:8, 5120 x 5120).
-  if (k.nm24) return m.nm.n == 2 && m.nm.m == 4 ? Form::Nm24 : Form::Bitmap;
-  return Form::InPlace;
+  if (k.dense_rows4) {
+    // AVX2 has no byte expand: 2:4 gathers its activations instead; any other int8
+    // layout runs as dense int8, since expanding a bitmap by shuffles from a table ran at
+    // 0.58-0.60x its speed at 50% and 70% alike (docs/KERNELS.md, "AVX2"). Prime and
+    // codebook likewise run as dense fp16: expanded from fp16 bitmap windows they took
+    // 3.2-3.6x the time of int8.
+    if (m.encoding != format::Encoding::Int8) return Form::DenseF16;
+    return m.layout == format::Layout::NM && m.nm.n == 2 && m.nm.m == 4 ? Form::Nm24 : Form::Dense4;
+  }
+  return m.layout == format::Layout::MdCsr ? Form::Bitmap : Form::InPlace;
 }
 
 // The execution form of m: what Packed holds for its form.
 static void pack_into(const format::CompressedMatrix& m, Int8Linear::Form form, BitmapMatrix& bitmap,
-                      BitmapRows16& bitmap16, Nm24Rows& nm24) {
+                      BitmapRows16& bitmap16, Nm24Rows& nm24, DenseRows4& dense4, DenseF16Rows& f16) {
   using Form = Int8Linear::Form;
   if (form == Form::Tiles16) bitmap16 = pack_bitmap_rows16(m);
   else if (form == Form::Nm24) nm24 = pack_nm24(m);
+  else if (form == Form::Dense4) dense4 = pack_dense_rows4(m);
+  else if (form == Form::DenseF16) f16 = pack_dense_f16(m);
   else if (form == Form::Bitmap) bitmap = pack_bitmap(m);
 }
 
 void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
   if (kernels_ != CpuKernels::Fast) return;
+  prepare_dense(weights);
   std::vector<const format::CompressedMatrix*> todo;
   for (const LinearWeight* w : weights) {
     const format::CompressedMatrix* m = w->compressed;
@@ -52,10 +60,37 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
       Packed& p = done[size_t(i)];
       p.id = identity(m);
       p.form = form_for(m);
-      pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24);
+      pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24, p.dense4, p.f16);
     }
   });
   for (size_t i = 0; i < todo.size(); ++i) packed_.insert_or_assign(todo[i], std::move(done[i]));
+}
+
+void Int8Linear::prepare_dense(std::span<const LinearWeight* const> weights) {
+  if (!int8_kernels().dense_rows4) return;
+  std::vector<const LinearWeight*> todo;
+  for (const LinearWeight* w : weights) {
+    if (w->compressed || w->dtype != DType::I8 || !w->scales || dense_packed(*w)) continue;
+    if (std::none_of(todo.begin(), todo.end(), [&](const LinearWeight* o) { return o->data == w->data; }))
+      todo.push_back(w);
+  }
+  std::vector<DensePacked> done(todo.size());
+  pool_.parallel_for(int64_t(todo.size()), [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const LinearWeight& w = *todo[size_t(i)];
+      done[size_t(i)] = {w.scales, w.rows, w.cols,
+                         pack_dense_rows4(DenseI8{static_cast<const int8_t*>(w.data), w.scales, w.rows, w.cols})};
+    }
+  });
+  for (size_t i = 0; i < todo.size(); ++i) dense_packed_.insert_or_assign(todo[i]->data, std::move(done[i]));
+}
+
+const DenseRows4* Int8Linear::dense_packed(const LinearWeight& w) const {
+  if (!int8_kernels().dense_rows4) return nullptr;
+  auto it = dense_packed_.find(w.data);
+  if (it == dense_packed_.end()) return nullptr;
+  const DensePacked& p = it->second;
+  return p.scales == w.scales && p.rows == w.rows && p.cols == w.cols ? &p.m : nullptr;
 }
 
 const Int8Linear::Packed* Int8Linear::packed(const format::CompressedMatrix& m) const {
@@ -68,8 +103,8 @@ const Int8Linear::Packed* Int8Linear::packed(const format::CompressedMatrix& m) 
 
 const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
   if (const Packed* p = packed(m)) return *p;
-  Packed p{identity(m), form_for(m), {}, {}, {}};
-  pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24);
+  Packed p{identity(m), form_for(m), {}, {}, {}, {}, {}};
+  pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24, p.dense4, p.f16);
   return packed_.insert_or_assign(&m, std::move(p)).first->second;
 }
 
@@ -114,6 +149,16 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
   const BitmapRows16* b16 = form == Form::Tiles16 ? &p->bitmap16 : nullptr;
   const BitmapMatrix* b = form == Form::Bitmap ? &p->bitmap : nullptr;
   const Nm24Rows* n24 = form == Form::Nm24 ? &p->nm24 : nullptr;
+  const DenseRows4* d4 = form == Form::Dense4 ? &p->dense4 : m ? nullptr : dense_packed(w);
+  if (form == Form::DenseF16) {
+    // The float matmul splits rows over the pool itself; then each row's scale and bias.
+    const DenseF16Rows& f = p->f16;
+    kernels::matmul(pool_, DType::F16, f.w.data(), rows, w.cols, x, n_tokens, y);
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t r = 0; r < rows; ++r)
+        y[t * rows + r] = y[t * rows + r] * f.scales[size_t(r)] + (w.bias ? w.bias[r] : 0.0f);
+    return;
+  }
   // Prime and codebook (fp16 bitmap) multiply fp32 activations; everything else int8 ones.
   if (!b || !b->f16) quantize_acts(x, n_tokens, w.cols, acts_, &pool_);
   // A bitmap row costs its values and its masks plus a fixed amount; rows of dense and
@@ -142,6 +187,7 @@ void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens,
     if (b && b->f16) k.bitmap_f16(*b, x, n_tokens, r0, r1, y, rows);
     else if (b) k.bitmap(*b, acts_, r0, r1, y, rows);
     else if (n24) k.nm24(*n24, acts_, r0, r1, y, rows);
+    else if (d4) k.dense_rows4(*d4, acts_, r0, r1, y, rows);
     else if (m) k.nm(*m, acts_, r0, r1, y, rows);
     else k.dense(DenseI8{static_cast<const int8_t*>(w.data), w.scales, w.rows, w.cols}, acts_, r0, r1, y, rows);
     add_bias(r0, r1);

@@ -16,11 +16,12 @@ namespace upg::kernels {
 class Int8Linear {
  public:
   // How a compressed matrix executes on the current target (form_for, below).
-  enum class Form { InPlace, Tiles16, Nm24, Bitmap };
+  enum class Form { InPlace, Tiles16, Nm24, Dense4, DenseF16, Bitmap };
   Int8Linear(ThreadPool& pool, CpuKernels kernels) : pool_(pool), kernels_(kernels) {}
   // Whether matmul() runs this weight (int8 or compressed).
   static bool handles(const LinearWeight& w) { return w.compressed || w.dtype == DType::I8; }
-  // Repacks the MdCSR weights among these, spread over the pool's threads.
+  // Repacks the compressed weights among these into their execution forms, and on AVX2
+  // the dense int8 ones into DenseRows4, spread over the pool's threads.
   void prepare(std::span<const LinearWeight* const> weights);
   // y[n_tokens, rows] = x W^T (+ bias) for a weight handles() accepts.
   void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
@@ -28,13 +29,15 @@ class Int8Linear {
  private:
   struct Packed;
   // The execution form of a compressed matrix, built on first sight: 16-row bitmap tiles
-  // (any layout) where the target has a kernel for them; else bitmap windows for MdCSR;
-  // on AVX2 the 2:4 gather form for 2:4 and bitmap windows for other N:M; on the scalar
-  // target N:M runs on the file's values and positions in place.
+  // (any layout) where the target has a kernel for them (AVX-512). On AVX2, 2:4 in the
+  // gather form, other int8 layouts decoded to dense int8 rows (DenseRows4), prime and
+  // codebook to dense fp16 rows (the float matmul). On the scalar target MdCSR in bitmap
+  // windows, N:M in the file's layout.
   static Form form_for(const format::CompressedMatrix& m);
   const Packed& packed_of(const format::CompressedMatrix& m);
   const Packed* packed(const format::CompressedMatrix& m) const;  // null when absent or stale
   void reference(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
+  void prepare_dense(std::span<const LinearWeight* const> weights);
   // Runs fn(r0, r1) on one contiguous row range per thread, the ranges cut so that each
   // holds about the same share of cost_before(rows) (cost_before: cost of rows < r).
   template <class Cost, class Fn>
@@ -57,8 +60,19 @@ class Int8Linear {
     BitmapMatrix bitmap;
     BitmapRows16 bitmap16;
     Nm24Rows nm24;
+    DenseRows4 dense4;
+    DenseF16Rows f16;
   };
   std::unordered_map<const format::CompressedMatrix*, Packed> packed_;
+  // Dense int8 weights in DenseRows4, by their data, for targets with a kernel for it
+  // (AVX2). Built by prepare() only: a weight it has not seen runs in place.
+  struct DensePacked {
+    const float* scales;
+    int64_t rows, cols;
+    DenseRows4 m;
+  };
+  std::unordered_map<const void*, DensePacked> dense_packed_;
+  const DenseRows4* dense_packed(const LinearWeight& w) const;
   QuantizedActs acts_;                          // reused by every call: no allocation per token
   std::vector<std::vector<float>> ref_scratch_; // [threads] reference-kernel outputs
 };
