@@ -60,13 +60,18 @@ inline void accumulate(const int8_t* const (&src)[R], int64_t pitch, int64_t nb,
   }
 }
 
+// y[t0 + t, r + i] = the sum in acc[i][t] times row r + i's scale (scales[i]).
+template <int R, int T>
+inline void store(const __m256 (&acc)[R][T], const float* scales, int64_t r, int64_t t0, float* y, int64_t ldy) {
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) * scales[i];
+}
+
 // Rows [r, r + R) of a dense int8 matrix against tokens [t0, t0 + T). A last partial
 // block is copied into zero-padded buffers, so no load runs past a row's end.
 template <int R, int T>
 void rows_tokens(const DenseI8& m, int64_t r, const QuantizedActs& a, int64_t t0, float* y, int64_t ldy) {
-  __m256 acc[R][T];
-  for (auto& row : acc)
-    for (auto& v : row) v = _mm256_setzero_ps();
+  __m256 acc[R][T] = {};  // zeros
   const int64_t full = m.cols / 32, rest = m.cols - 32 * full;
   const int8_t* src[R];
   for (int i = 0; i < R; ++i) src[i] = m.w + (r + i) * m.cols;
@@ -79,15 +84,25 @@ void rows_tokens(const DenseI8& m, int64_t r, const QuantizedActs& a, int64_t t0
     }
     accumulate<R, T>(src, 32, 1, full, a, t0, acc);
   }
-  for (int i = 0; i < R; ++i)
-    for (int t = 0; t < T; ++t) y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) * m.scales[r + i];
+  store(acc, m.scales + r, r, t0, y, ldy);
 }
 
-// R rows against every token, two per pass so that they share each weight load; the rows
-// stay in L1 while the tokens go by. 4 rows x 2 tokens of accumulators plus the operands
-// fill the 16 registers.
-template <int R>
-void rows_all_tokens(const DenseI8& m, int64_t r, const QuantizedActs& a, float* y, int64_t ldy) {
+// Rows [r, r + R) of a DenseRows4 matrix (a group's rows 32 bytes apart in each block,
+// every block whole) against tokens [t0, t0 + T).
+template <int R, int T>
+void rows_tokens(const DenseRows4& m, int64_t r, const QuantizedActs& a, int64_t t0, float* y, int64_t ldy) {
+  __m256 acc[R][T] = {};  // zeros
+  const int8_t* src[R];
+  for (int i = 0; i < R; ++i) src[i] = m.block(r + i, 0);
+  accumulate<R, T>(src, 128, m.blocks, 0, a, t0, acc);
+  store(acc, m.scales.data() + r, r, t0, y, ldy);
+}
+
+// R rows of either dense form against every token, two per pass so that they share each
+// weight load; the rows stay in L1 while the tokens go by. 4 rows x 2 tokens of
+// accumulators plus the operands fill the 16 registers.
+template <int R, class Matrix>
+void rows_all_tokens(const Matrix& m, int64_t r, const QuantizedActs& a, float* y, int64_t ldy) {
   int64_t t0 = 0;
   for (; t0 + 2 <= a.n_tokens; t0 += 2) rows_tokens<R, 2>(m, r, a, t0, y, ldy);
   if (t0 < a.n_tokens) rows_tokens<R, 1>(m, r, a, t0, y, ldy);
@@ -109,31 +124,10 @@ inline void by_groups_of_4(int64_t r0, int64_t r1, Group&& group, Single&& singl
   for (; r < r1; ++r) single(r);
 }
 
-// Rows [r, r + R) of a DenseRows4 matrix (a group's rows 32 bytes apart in each block,
-// every block whole) against tokens [t0, t0 + T).
-template <int R, int T>
-void rows4_tokens(const DenseRows4& m, int64_t r, const QuantizedActs& a, int64_t t0, float* y, int64_t ldy) {
-  __m256 acc[R][T];
-  for (auto& row : acc)
-    for (auto& v : row) v = _mm256_setzero_ps();
-  const int8_t* src[R];
-  for (int i = 0; i < R; ++i) src[i] = m.block(r + i, 0);
-  accumulate<R, T>(src, 128, m.blocks, 0, a, t0, acc);
-  for (int i = 0; i < R; ++i)
-    for (int t = 0; t < T; ++t) y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) * m.scales[size_t(r + i)];
-}
-
-template <int R>
-void rows4_all_tokens(const DenseRows4& m, int64_t r, const QuantizedActs& a, float* y, int64_t ldy) {
-  int64_t t0 = 0;
-  for (; t0 + 2 <= a.n_tokens; t0 += 2) rows4_tokens<R, 2>(m, r, a, t0, y, ldy);
-  if (t0 < a.n_tokens) rows4_tokens<R, 1>(m, r, a, t0, y, ldy);
-}
-
 void dense_rows4(const DenseRows4& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   by_groups_of_4(
-      r0, r1, [&](int64_t r) { rows4_all_tokens<4>(m, r, a, y, ldy); },
-      [&](int64_t r) { rows4_all_tokens<1>(m, r, a, y, ldy); });
+      r0, r1, [&](int64_t r) { rows_all_tokens<4>(m, r, a, y, ldy); },
+      [&](int64_t r) { rows_all_tokens<1>(m, r, a, y, ldy); });
 }
 
 // The constants of the 2:4 gather (Nm24Rows): for each register byte, its group's offset

@@ -72,6 +72,16 @@ void check_rows(Kernel&& kernel, const format::CompressedMatrix& ref_m, const st
   check_rows_against(kernel, ref, dense, xref, ref_m.rows, ref_m.cols, n_tokens, rel);
 }
 
+// An int8 compressed matrix decoded to DenseRows4, as AVX2 runs MdCSR and N:M other
+// than 2:4; nothing on targets without that kernel.
+void check_dense_rows4(const format::CompressedMatrix& m, const std::vector<float>& dense, const QuantizedActs& a,
+                       int64_t n_tokens) {
+  if (!int8_kernels().dense_rows4) return;
+  const DenseRows4 d = pack_dense_rows4(m);
+  check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().dense_rows4(d, a, r0, r1, y, m.rows); }, m,
+             dense, dequantized(a), n_tokens, 1e-5);
+}
+
 struct Shape {
   int64_t rows, cols;
 };
@@ -149,12 +159,7 @@ TEST(Int8Kernels, BitmapMatchesReferenceOnEveryTarget) {
         quantize_acts(x.data(), nt, s.cols, a);
         check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().bitmap(b, a, r0, r1, y, s.rows); },
                    ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
-        // MdCSR decoded to dense int8 rows, as AVX2 runs it.
-        if (int8_kernels().dense_rows4) {
-          const DenseRows4 d = pack_dense_rows4(ref.view());
-          check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().dense_rows4(d, a, r0, r1, y, s.rows); },
-                     ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
-        }
+        check_dense_rows4(ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), a, nt);
       }
   });
 }
@@ -202,15 +207,7 @@ TEST(Int8Kernels, NMMatchesReferenceOnEveryTarget) {
           quantize_acts(x.data(), nt, s.cols, a);
           check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().nm(ref.view(), a, r0, r1, y, s.rows); },
                      ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
-          // N:M in bitmap windows (fillers dropped) and decoded to dense int8 rows.
-          const BitmapMatrix bm = pack_bitmap(ref.view());
-          check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().bitmap(bm, a, r0, r1, y, s.rows); },
-                     ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
-          if (int8_kernels().dense_rows4) {
-            const DenseRows4 d = pack_dense_rows4(ref.view());
-            check_rows([&](int64_t r0, int64_t r1, float* y) { int8_kernels().dense_rows4(d, a, r0, r1, y, s.rows); },
-                       ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), dequantized(a), nt, 1e-5);
-          }
+          check_dense_rows4(ref.view(), format::testing::dense_of(rows, s.cols, Encoding::Int8), a, nt);
           // The 2:4 gather form, on the targets that run 2:4 through it (AVX2).
           if (int8_kernels().nm24 && n == 2 && m == 4) {
             const Nm24Rows p = pack_nm24(ref.view());

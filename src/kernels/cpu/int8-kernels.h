@@ -73,9 +73,9 @@ struct DenseI8 {
   int64_t rows = 0, cols = 0;
 };
 
-// A compressed matrix repacked at load for targets without BitmapRows16 (AVX2, scalar): per
-// row and 64-column window, a bit mask of the kept columns, and the kept values in column
-// order. The serial delta decoding of MdCSR makes a kernel compute-bound; a mask tells
+// An MdCSR matrix repacked at load for the scalar target (AVX-512 runs BitmapRows16, AVX2
+// dense rows; docs/KERNELS.md): per row and 64-column window, a bit mask of the kept
+// columns, and the kept values in column order. The serial delta decoding of MdCSR makes a kernel compute-bound; a mask tells
 // where a window's values go without it. Padding entries and zero values are dropped.
 // Int8 values are stored + 128 (u8), as BitmapRows16 stores them. Prime and codebook
 // values become fp16 scaled by the row's largest magnitude (their range, up to 104729,
@@ -91,8 +91,7 @@ struct BitmapMatrix {
   std::vector<float> scales;                // [rows]
   size_t bytes() const;                     // bytes the kernel streams
 };
-// Any layout; N:M fillers are dropped like zero values. Throws upg::Error for a column
-// past cols or two values on one column of a row.
+// Throws upg::Error for an N:M matrix.
 BitmapMatrix pack_bitmap(const format::CompressedMatrix& m);
 
 // A compressed matrix (MdCSR or N:M) repacked at load for targets with an expand

@@ -56,6 +56,8 @@ void walk_row(const format::CompressedMatrix& m, int64_t r, uint64_t* mask, Valu
 }  // namespace
 
 BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
+  if (m.layout != format::Layout::MdCsr)
+    throw Error(fmt::format("pack_bitmap: a {} matrix has no bitmap form", format::layout_name(m.layout)));
   BitmapMatrix b;
   b.rows = m.rows;
   b.cols = m.cols;
@@ -71,9 +73,8 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m) {
     // copied the values again and again on a Phi-4-sized matrix.
     b.values.resize(size_t(m.entries()) + 64, 0);
     uint8_t* out = b.values.data();
-    const int8_t* vals = m.layout == format::Layout::NM ? m.nm.values.data() : m.mdcsr.values.data();
     for (int64_t r = 0; r < m.rows; ++r) {
-      walk_row(m, r, b.masks.data() + r * b.windows, [&](size_t k) { return vals[k]; },
+      walk_row(m, r, b.masks.data() + r * b.windows, [&](size_t k) { return m.mdcsr.values[k]; },
                [&](int8_t v) { *out++ = uint8_t(int(v) + 128); });
       b.row_start[size_t(r) + 1] = uint64_t(out - b.values.data());
     }
@@ -161,9 +162,7 @@ BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m) {
   return p;
 }
 
-}  // namespace upg::kernels
 
-namespace upg::kernels {
 
 int nm24_register_byte(int k) {
   const int group = k / 2, slot = k % 2;
@@ -196,19 +195,24 @@ Nm24Rows pack_nm24(const format::CompressedMatrix& m) {
   return p;
 }
 
-}  // namespace upg::kernels
 
-namespace upg::kernels {
+
+// A zero DenseRows4 of this shape, rows padded to whole groups of 4 and columns to whole
+// blocks, with these row scales.
+static DenseRows4 zero_rows4(int64_t rows, int64_t cols, const float* scales) {
+  DenseRows4 p;
+  p.rows = rows;
+  p.cols = cols;
+  p.blocks = (cols + 31) / 32;
+  p.w.assign(size_t((rows + 3) / 4 * 4 * p.blocks * 32), 0);
+  p.scales.assign(scales, scales + rows);
+  return p;
+}
 
 DenseRows4 pack_dense_rows4(const format::CompressedMatrix& m) {
   if (m.encoding != format::Encoding::Int8)
     throw Error(fmt::format("pack_dense_rows4: {} values are not int8", format::encoding_name(m.encoding)));
-  DenseRows4 p;
-  p.rows = m.rows;
-  p.cols = m.cols;
-  p.blocks = (m.cols + 31) / 32;
-  p.w.assign(size_t((m.rows + 3) / 4 * 4 * p.blocks * 32), 0);
-  p.scales.assign(m.scales.begin(), m.scales.end());
+  DenseRows4 p = zero_rows4(m.rows, m.cols, m.scales.data());
   const int8_t* vals = m.layout == format::Layout::NM ? m.nm.values.data() : m.mdcsr.values.data();
   for (int64_t r = 0; r < m.rows; ++r)
     for_each_entry(m, r, [&](int64_t col, size_t k) {
@@ -220,12 +224,7 @@ DenseRows4 pack_dense_rows4(const format::CompressedMatrix& m) {
 }
 
 DenseRows4 pack_dense_rows4(const DenseI8& m) {
-  DenseRows4 p;
-  p.rows = m.rows;
-  p.cols = m.cols;
-  p.blocks = (m.cols + 31) / 32;
-  p.w.assign(size_t((m.rows + 3) / 4 * 4 * p.blocks * 32), 0);
-  p.scales.assign(m.scales, m.scales + m.rows);
+  DenseRows4 p = zero_rows4(m.rows, m.cols, m.scales);
   for (int64_t r = 0; r < m.rows; ++r)
     for (int64_t b = 0; b < p.blocks; ++b) {
       const int64_t c0 = 32 * b, n = std::min<int64_t>(32, m.cols - c0);
@@ -234,9 +233,7 @@ DenseRows4 pack_dense_rows4(const DenseI8& m) {
   return p;
 }
 
-}  // namespace upg::kernels
 
-namespace upg::kernels {
 
 DenseF16Rows pack_dense_f16(const format::CompressedMatrix& m) {
   DenseF16Rows p;
