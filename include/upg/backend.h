@@ -88,9 +88,10 @@ class Backend {
   // Rows of the embedding table (F32/F16/BF16, dense I8 with scales, or compressed) to fp32.
   virtual void embed(const LinearWeight& table, std::span<const int32_t> tokens, float* out) = 0;
 
-  // KV storage: n_layers x n_slots_total x kv_dim for K and for V.
-  virtual void kv_alloc(int n_layers, int64_t n_slots_total, int kv_dim) = 0;
-  // Stores k, v [n_tokens, kv_dim] of `layer` at the given slots.
+  // KV storage for K and for V: n_slots_total slots per layer, each n_kv_heads x head_dim
+  // (the backend picks the memory order).
+  virtual void kv_alloc(int n_layers, int64_t n_slots_total, int n_kv_heads, int head_dim) = 0;
+  // Stores k, v [n_tokens, n_kv_heads * head_dim] of `layer` at the given slots.
   virtual void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) = 0;
   // Causal attention of q [n_tokens, n_heads*head_dim] over `layer`'s stored keys and
   // values (GQA: query head h reads kv head h / (n_heads / n_kv_heads)); out has q's shape.

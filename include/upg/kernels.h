@@ -52,6 +52,9 @@ void matmul(ThreadPool& pool, DType wtype, const void* W, int64_t rows, int64_t 
 void rmsnorm(const float* x, const float* w, float* out, int64_t n, int64_t n_tokens, float eps);
 // In-place softmax over n elements.
 void softmax(float* x, int64_t n);
+// x[i] = exp(scale * x[i] - m) where m = max_i(scale * x[i]), scale > 0; returns the sum
+// of the new x and stores m: a softmax left unnormalized, for merging chunks of a row.
+float exp_scaled(float* x, int64_t n, float scale, float* max_out);
 // out[i] = silu(gate[i]) * up[i]
 void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 // y[i] += x[i]

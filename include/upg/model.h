@@ -25,6 +25,19 @@ struct ModelOptions {
   // The reference kernels for int8 and compressed weights instead of the fast ones
   // (comparisons and debugging; `upg perplexity --reference-kernels`).
   bool reference_kernels = false;
+  // Time every backend op (Model::profile, `upg run --profile`); costs a clock read per op.
+  bool profile = false;
+};
+
+// Time spent in one kind of backend op: an op (attention, rmsnorm, ...) or the matmuls of
+// one weight kind across layers ("matmul blk.*.attn_q.weight"), counted apart for calls
+// of one token (decode steps) and of several (prompts, batches).
+struct OpProfile {
+  std::string name;
+  bool single_token = false;
+  int64_t calls = 0;
+  double seconds = 0;
+  int64_t weight_bytes = 0;  // matmuls: bytes of the weight as stored, summed over calls
 };
 
 // A batch of tokens from one or more sequences, as plain data (vLLM style): the engine's
@@ -62,6 +75,9 @@ class Model {
   int context_length() const;
   int max_sequences() const;
   Backend& backend();
+  // Per-op times since load when ModelOptions::profile was set: several-token calls, then
+  // single-token ones, slowest first in each; empty without the option.
+  std::vector<OpProfile> profile() const;
 
   // Runs a batch; returns logits [n_wanted, vocab] for the tokens with want_logits set,
   // in batch order. Positions must continue each sequence's cache (0 starts it afresh);

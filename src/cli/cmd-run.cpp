@@ -47,6 +47,7 @@ void run(RunArgs& a) {
   });
   std::fputc('\n', stdout);
   print_stats(st, load_s);
+  print_profile(*model);
 }
 
 }  // namespace

@@ -24,6 +24,8 @@ void add_model_options(CLI::App& app, ModelArgs& a, bool with_runtime) {
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
   add_reference_kernels_flag(app, a);
+  app.add_flag("--profile", a.profile,
+               "Time every backend op and print where the time went (per op and per weight kind) at the end");
 }
 
 void add_reference_kernels_flag(CLI::App& app, ModelArgs& a) {
@@ -37,6 +39,7 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   opts.n_threads = a.threads;
   opts.context_length = a.ctx;
   opts.reference_kernels = a.reference_kernels;
+  opts.profile = a.profile;
   opts.load.dequant_to = a.dtype == "f16" ? DType::F16 : a.dtype == "bf16" ? DType::BF16 : DType::F32;
   auto t0 = std::chrono::steady_clock::now();
   auto model = Model::from_file(a.path, opts);
@@ -106,6 +109,28 @@ void print_stats(const GenerateStats& st, double load_seconds) {
              "{:.1f} tok/s | stop: {} | peak memory {:.0f} MiB\n",
              load_seconds, st.prompt_tokens, st.prefilled_tokens, st.prompt_tok_per_s(), st.generated_tokens,
              st.decode_tok_per_s(), st.stop_reason, peak_rss_mib());
+}
+
+void print_profile(const Model& model) {
+  const std::vector<OpProfile> rows = model.profile();
+  for (const bool single : {false, true}) {
+    double total = 0;
+    for (const OpProfile& r : rows) total += r.single_token == single ? r.seconds : 0;
+    if (total == 0) continue;
+    fmt::print(stderr, "\nupg: profile of {}: wall time inside each backend op\n",
+               single ? "single-token calls (decode steps)" : "calls of several tokens (prompt)");
+    fmt::print(stderr, "  {:<52} {:>6} {:>9} {:>6} {:>9} {:>6}\n", "op", "calls", "total ms", "share", "us/call",
+               "GB/s");
+    for (const OpProfile& r : rows) {
+      if (r.single_token != single) continue;
+      // Weight bytes over time: the rate a matmul streamed its weight at (as stored; a
+      // backend that repacks may stream a little more or less).
+      const std::string rate = r.weight_bytes && single ? fmt::format("{:.1f}", r.weight_bytes / r.seconds / 1e9) : "";
+      fmt::print(stderr, "  {:<52} {:>6} {:>9.1f} {:>5.1f}% {:>9.1f} {:>6}\n", r.name, r.calls, r.seconds * 1e3,
+                 100 * r.seconds / total, r.seconds * 1e6 / double(r.calls), rate);
+    }
+    fmt::print(stderr, "  {:<52} {:>6} {:>9.1f}\n", "total", "", total * 1e3);
+  }
 }
 
 }  // namespace upg::cli

@@ -17,6 +17,7 @@ struct ModelArgs {
   int ctx = 0;
   std::string dtype = "f16";  // what GGUF block-quantized weights are dequantized to
   bool reference_kernels = false;
+  bool profile = false;
 };
 // --reference-kernels, shared by every command that runs a model.
 void add_reference_kernels_flag(CLI::App& app, ModelArgs& args);
@@ -35,6 +36,8 @@ GenerateParams finish_generation_args(GenerationArgs& args);
 
 // "prompt: 31 tokens, 412.3 tok/s | generated: 64 tokens, 71.2 tok/s | ..." on stderr.
 void print_stats(const GenerateStats& st, double load_seconds);
+// The time per backend op of a model loaded with --profile, as a table on stderr.
+void print_profile(const Model& model);
 // Peak resident memory of this process in MiB.
 double peak_rss_mib();
 

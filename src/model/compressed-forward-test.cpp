@@ -134,7 +134,9 @@ class QuantizingBackend final : public Backend {
   void silu_mul(const float* g, const float* u, float* out, int64_t n) override { be_->silu_mul(g, u, out, n); }
   void add(float* y, const float* x, int64_t n) override { be_->add(y, x, n); }
   void embed(const LinearWeight& t, std::span<const int32_t> tokens, float* out) override { be_->embed(t, tokens, out); }
-  void kv_alloc(int layers, int64_t slots, int kv_dim) override { be_->kv_alloc(layers, slots, kv_dim); }
+  void kv_alloc(int layers, int64_t slots, int kv_heads, int head_dim) override {
+    be_->kv_alloc(layers, slots, kv_heads, head_dim);
+  }
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
     be_->kv_store(layer, slots, k, v);
   }
@@ -265,8 +267,13 @@ TEST_P(CompressedForward, DecodeMatchesPrefill) {
     auto l = fwd.run(b);
     decode.insert(decode.end(), l.begin(), l.end());
   }
-  // Activations are quantized per token, so one token at a time gives what a batch does.
-  EXPECT_LT(max_diff(decode, prefill_fast), kTol);
+  // Activations are quantized per token, so one token at a time gives what a batch does,
+  // up to the order of float sums: on AVX2 a 2:4 batch expands each group of rows to
+  // dense int8 and sums by 32-column blocks, one token gathers and sums by 64-column
+  // windows. A change in the last bits can flip an int8 rounding in the next layer, so
+  // the bound is the one of the test above, which leaves room for a few flips and is
+  // far below what a wrong row or token (a path bug) does to the logits.
+  EXPECT_LT(max_diff(decode, prefill_fast), 0.0025f * max_abs(prefill_fast));
 }
 
 // Llama: 2 layers x 7 separate projections; Phi-3: 2 layers x (qkv, o, gate_up, down),

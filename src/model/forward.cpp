@@ -28,7 +28,7 @@ ForwardPass::ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend&
   positions_.resize(U);
   slots_.resize(U);
   kv_base_.resize(U);
-  be_.kv_alloc(cfg.num_layers, int64_t(context_length) * max_sequences, int(kvd));
+  be_.kv_alloc(cfg.num_layers, int64_t(context_length) * max_sequences, cfg.num_kv_heads, cfg.head_dim);
   // Repacking (or uploading) every weight now keeps that cost out of the first token.
   std::vector<const LinearWeight*> all = {&w.lm_head};
   for (const LayerWeights& l : w.layers)

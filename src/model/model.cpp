@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "model/forward.h"
+#include "model/profiling-backend.h"
 #include "model/weights.h"
 #include "upg/backend.h"
 #include "upg/error.h"
@@ -72,6 +73,7 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
   }
   d.backend = make_cpu_backend(options.n_threads,
                                options.reference_kernels ? CpuKernels::Reference : CpuKernels::Fast);
+  if (options.profile) d.backend = make_profiling_backend(std::move(d.backend));
   check_backend_supports(*d.backend, d.weights, path);
   d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs);
   if (d.source.tokenizer) d.tokenizer = std::make_unique<Tokenizer>(*d.source.tokenizer);
@@ -88,6 +90,7 @@ const Tokenizer& Model::tokenizer() const {
 int Model::context_length() const { return impl_->ctx; }
 int Model::max_sequences() const { return impl_->max_seqs; }
 Backend& Model::backend() { return *impl_->backend; }
+std::vector<OpProfile> Model::profile() const { return profile_of(*impl_->backend); }
 
 void Model::set_matmul_observer(MatmulObserver obs) { impl_->forward->set_observer(std::move(obs)); }
 

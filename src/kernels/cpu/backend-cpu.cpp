@@ -12,6 +12,7 @@
 #include "upg/error.h"
 #include "upg/format.h"
 #include "upg/kernels.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/linear-int8.h"
 
 namespace upg {
@@ -20,7 +21,7 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(int n_threads, CpuKernels kernels) : pool_(n_threads), int8_(pool_, kernels), kernels_(kernels) {}
+  CpuBackend(int n_threads, CpuKernels kernels) : pool_(n_threads), int8_(pool_, kernels), attention_(pool_), kernels_(kernels) {}
 
   std::string name() const override {
     return fmt::format("cpu ({}, int8 {}, {} threads)", kernels::simd_target(),
@@ -95,59 +96,39 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void kv_alloc(int n_layers, int64_t n_slots_total, int kv_dim) override {
-    kv_dim_ = kv_dim;
+  void kv_alloc(int n_layers, int64_t n_slots_total, int n_kv_heads, int head_dim) override {
+    n_kv_ = n_kv_heads;
+    head_dim_ = head_dim;
     slots_ = n_slots_total;
     // calloc of a large block maps zero pages lazily, so a long context costs memory only
     // as it fills (std::vector would write every byte up front).
-    const size_t n = size_t(n_layers) * size_t(n_slots_total) * size_t(kv_dim);
+    const size_t n = size_t(n_layers) * size_t(n_slots_total) * size_t(n_kv_heads) * size_t(head_dim);
     k_ = zeroed(n);
     v_ = zeroed(n);
-    scratch_ = zeroed(size_t(pool_.size()) * size_t(n_slots_total));
   }
 
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
-    for (size_t t = 0; t < slots.size(); ++t) {
-      const size_t off = (size_t(layer) * size_t(slots_) + size_t(slots[t])) * size_t(kv_dim_);
-      std::memcpy(k_.get() + off, k + t * size_t(kv_dim_), size_t(kv_dim_) * sizeof(float));
-      std::memcpy(v_.get() + off, v + t * size_t(kv_dim_), size_t(kv_dim_) * sizeof(float));
-    }
+    const size_t hd = size_t(head_dim_), layer0 = size_t(layer) * size_t(n_kv_);
+    for (size_t t = 0; t < slots.size(); ++t)
+      for (size_t g = 0; g < size_t(n_kv_); ++g) {
+        const size_t dst = ((layer0 + g) * size_t(slots_) + size_t(slots[t])) * hd;
+        const size_t src = (t * size_t(n_kv_) + g) * hd;
+        std::memcpy(k_.get() + dst, k + src, hd * sizeof(float));
+        std::memcpy(v_.get() + dst, v + src, hd * sizeof(float));
+      }
   }
 
   void attention(int layer, const float* q, const AttentionBatch& b, float* out) override {
-    const int hd = b.head_dim, n_heads = b.n_heads, group = b.n_heads / b.n_kv_heads;
-    const float scale = 1.0f / std::sqrt(float(hd));
-    const float* kl = k_.get() + size_t(layer) * size_t(slots_) * size_t(kv_dim_);
-    const float* vl = v_.get() + size_t(layer) * size_t(slots_) * size_t(kv_dim_);
-    const int64_t n_work = int64_t(b.positions.size()) * n_heads;
-    pool_.parallel_for(n_work, [&](int64_t begin, int64_t end, int thread) {
-      float* att = scratch_.get() + size_t(thread) * size_t(slots_);
-      for (int64_t w = begin; w < end; ++w) {
-        const size_t t = size_t(w / n_heads);
-        const int h = int(w % n_heads), kvh = h / group;
-        const int pos = b.positions[t];
-        const int start = b.sliding_window > 0 ? std::max(0, pos - b.sliding_window + 1) : 0;
-        const float* qh = q + (t * size_t(n_heads) + size_t(h)) * size_t(hd);
-        const size_t base = size_t(b.kv_base[t]);
-        const float* kh = kl + (base + size_t(start)) * size_t(kv_dim_) + size_t(kvh) * hd;
-        const float* vh = vl + (base + size_t(start)) * size_t(kv_dim_) + size_t(kvh) * hd;
-        const int64_t n_pos = pos - start + 1;
-        float* sc = att + start;
-        kernels::dot_rows(qh, kh, kv_dim_, n_pos, hd, sc);
-        for (int64_t p = 0; p < n_pos; ++p) sc[p] *= scale;
-        kernels::softmax(sc, n_pos);
-        float* o = out + (t * size_t(n_heads) + size_t(h)) * size_t(hd);
-        std::memset(o, 0, size_t(hd) * sizeof(float));
-        kernels::axpy_rows(sc, vh, kv_dim_, n_pos, hd, o);
-      }
-    });
+    const size_t off = size_t(layer) * size_t(n_kv_) * size_t(slots_) * size_t(head_dim_);
+    attention_.run(q, b, k_.get() + off, v_.get() + off, slots_, out);
   }
 
  private:
   kernels::ThreadPool pool_;
   kernels::Int8Linear int8_;
+  kernels::Attention attention_;
   CpuKernels kernels_;
-  int kv_dim_ = 0;
+  int n_kv_ = 0, head_dim_ = 0;
   int64_t slots_ = 0;
   struct Free {
     void operator()(float* p) const { std::free(p); }
@@ -158,8 +139,9 @@ class CpuBackend final : public Backend {
     if (!p) throw Error(fmt::format("out of memory allocating {} MiB for the KV cache", n * 4 >> 20));
     return Buffer(p);
   }
-  Buffer k_, v_;     // [layers, slots, kv_dim]
-  Buffer scratch_;   // [threads, slots] attention scores
+  // [layers, kv_heads, slots, head_dim]: head-major, so attention reads each head's keys
+  // and values as one sequential stream (slot-major, its rows were a whole slot apart).
+  Buffer k_, v_;
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/int8-kernels.h"
 
@@ -32,29 +33,33 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Adds row i's and token t's sum over blocks [0, nb) of src[i] (block b at src[i] +
-// pitch b) to acc[i][t], each block's int32 sum scaled by the token's block b0 + b scale.
+// Adds row i's and token t's sum over blocks [0, nb) to acc[i][t]: row i's block b sits
+// at src + row_step i + pitch b, token t's at x[t] + 32 b with scale s[t][b].
 // R rows share every activation load, and each (row, token) pair has its own
 // accumulator: with one accumulator per row the FMA latency chain limited dense int8 to
-// 13.7 GB/s.
-template <int R, int T>
-inline void accumulate(const int8_t* const (&src)[R], int64_t pitch, int64_t nb, int64_t b0, const QuantizedActs& a,
-                       int64_t t0, __m256 (&acc)[R][T]) {
+// 13.7 GB/s. The rows and tokens come as base pointers and steps, not recomputed per
+// block: with 8 accumulators live, the per-block address arithmetic spilled to the stack
+// and took a third of a prompt's instructions.
+template <int R, int T, bool Prefetch>
+inline void accumulate(const int8_t* src, int64_t row_step, int64_t pitch, int64_t nb, const int8_t* const (&x)[T],
+                       const float* const (&s)[T], __m256 (&acc)[R][T]) {
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t b = 0; b < nb; ++b) {
-    __m256i x[T];
-    __m256 s[T];
+    __m256i xv[T];
+    __m256 sv[T];
     for (int t = 0; t < T; ++t) {
-      x[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.signed_row(t0 + t) + 32 * (b0 + b)));
-      s[t] = _mm256_broadcast_ss(a.block_scales(t0 + t) + b0 + b);
+      xv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t] + 32 * b));
+      sv[t] = _mm256_broadcast_ss(s[t] + b);
     }
+    const int8_t* w = src + pitch * b;
     for (int i = 0; i < R; ++i) {
-      if (pitch > 32 || b % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(src[i] + pitch * b + kAhead), _MM_HINT_T0);
-      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[i] + pitch * b));
+      if (Prefetch && (pitch > 32 || b % 2 == 0))
+        _mm_prefetch(reinterpret_cast<const char*>(w + row_step * i + kAhead), _MM_HINT_T0);
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + row_step * i));
       const __m256i aw = _mm256_abs_epi8(wv);
       for (int t = 0; t < T; ++t) {
-        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x[t], wv)), ones);
-        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s[t], acc[i][t]);
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[t], wv)), ones);
+        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sv[t], acc[i][t]);
       }
     }
   }
@@ -67,45 +72,70 @@ inline void store(const __m256 (&acc)[R][T], const float* scales, int64_t r, int
     for (int t = 0; t < T; ++t) y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) * scales[i];
 }
 
+// Tokens [t0, t0 + T)'s activations and block scales, offset by `block` blocks.
+template <int T>
+struct TokenRows {
+  const int8_t* x[T];
+  const float* s[T];
+  TokenRows(const QuantizedActs& a, int64_t t0, int64_t block = 0) {
+    for (int t = 0; t < T; ++t) {
+      x[t] = a.signed_row(t0 + t) + 32 * block;
+      s[t] = a.block_scales(t0 + t) + block;
+    }
+  }
+};
+
 // Rows [r, r + R) of a dense int8 matrix against tokens [t0, t0 + T). A last partial
 // block is copied into zero-padded buffers, so no load runs past a row's end.
-template <int R, int T>
+template <int R, int T, bool Prefetch>
 void rows_tokens(const DenseI8& m, int64_t r, const QuantizedActs& a, int64_t t0, float* y, int64_t ldy) {
   __m256 acc[R][T] = {};  // zeros
   const int64_t full = m.cols / 32, rest = m.cols - 32 * full;
-  const int8_t* src[R];
-  for (int i = 0; i < R; ++i) src[i] = m.w + (r + i) * m.cols;
-  accumulate<R, T>(src, 32, full, 0, a, t0, acc);
+  const TokenRows<T> tok(a, t0);
+  accumulate<R, T, Prefetch>(m.w + r * m.cols, m.cols, 32, full, tok.x, tok.s, acc);
   if (rest) {
     alignas(32) int8_t tail[R][32] = {};
-    for (int i = 0; i < R; ++i) {
-      std::memcpy(tail[i], src[i] + 32 * full, size_t(rest));
-      src[i] = tail[i];
-    }
-    accumulate<R, T>(src, 32, 1, full, a, t0, acc);
+    for (int i = 0; i < R; ++i) std::memcpy(tail[i], m.w + (r + i) * m.cols + 32 * full, size_t(rest));
+    const TokenRows<T> last(a, t0, full);
+    accumulate<R, T, false>(tail[0], 32, 32, 1, last.x, last.s, acc);
   }
   store(acc, m.scales + r, r, t0, y, ldy);
 }
 
-// Rows [r, r + R) of a DenseRows4 matrix (a group's rows 32 bytes apart in each block,
-// every block whole) against tokens [t0, t0 + T).
-template <int R, int T>
-void rows_tokens(const DenseRows4& m, int64_t r, const QuantizedActs& a, int64_t t0, float* y, int64_t ldy) {
+// Rows in 32-column blocks, every block whole: row i's block b at src + row_step i +
+// pitch b. A DenseRows4 group, or a 2:4 group expanded into a tile (nm24_expanded).
+struct Panel {
+  const int8_t* src;
+  int64_t row_step, pitch, blocks;
+  const float* scales;  // of the panel's first row
+};
+
+// Rows [r, r + R) of a panel starting at row r against tokens [t0, t0 + T).
+template <int R, int T, bool Prefetch>
+void rows_tokens(const Panel& p, int64_t r, const QuantizedActs& a, int64_t t0, float* y, int64_t ldy) {
   __m256 acc[R][T] = {};  // zeros
-  const int8_t* src[R];
-  for (int i = 0; i < R; ++i) src[i] = m.block(r + i, 0);
-  accumulate<R, T>(src, 128, m.blocks, 0, a, t0, acc);
-  store(acc, m.scales.data() + r, r, t0, y, ldy);
+  const TokenRows<T> tok(a, t0);
+  accumulate<R, T, Prefetch>(p.src, p.row_step, p.pitch, p.blocks, tok.x, tok.s, acc);
+  store(acc, p.scales, r, t0, y, ldy);
+}
+
+// Rows [r, r + R) of a DenseRows4 matrix (a group's rows 32 bytes apart in each block).
+template <int R, int T, bool Prefetch>
+void rows_tokens(const DenseRows4& m, int64_t r, const QuantizedActs& a, int64_t t0, float* y, int64_t ldy) {
+  rows_tokens<R, T, Prefetch>(Panel{m.block(r, 0), 32, 128, m.blocks, m.scales.data() + r}, r, a, t0, y, ldy);
 }
 
 // R rows of either dense form against every token, two per pass so that they share each
-// weight load; the rows stay in L1 while the tokens go by. 4 rows x 2 tokens of
-// accumulators plus the operands fill the 16 registers.
+// weight load; the rows stay in L1 while the tokens go by, so only the first pass
+// prefetches them. 4 rows x 2 tokens of accumulators plus the operands fill the 16
+// registers.
 template <int R, class Matrix>
 void rows_all_tokens(const Matrix& m, int64_t r, const QuantizedActs& a, float* y, int64_t ldy) {
-  int64_t t0 = 0;
-  for (; t0 + 2 <= a.n_tokens; t0 += 2) rows_tokens<R, 2>(m, r, a, t0, y, ldy);
-  if (t0 < a.n_tokens) rows_tokens<R, 1>(m, r, a, t0, y, ldy);
+  if (a.n_tokens < 2) return a.n_tokens == 1 ? rows_tokens<R, 1, true>(m, r, a, 0, y, ldy) : void();
+  rows_tokens<R, 2, true>(m, r, a, 0, y, ldy);
+  int64_t t0 = 2;
+  for (; t0 + 2 <= a.n_tokens; t0 += 2) rows_tokens<R, 2, false>(m, r, a, t0, y, ldy);
+  if (t0 < a.n_tokens) rows_tokens<R, 1, false>(m, r, a, t0, y, ldy);
 }
 
 void dense(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
@@ -185,8 +215,73 @@ void nm24_rows(const Nm24Rows& m, int64_t r, const QuantizedActs& a, int64_t t, 
   for (int i = 0; i < R; ++i) y[t * ldy + r + i] = hsum(acc[i]) * m.scales[size_t(r + i)];
 }
 
+// The constants that expand a 2:4 window back to its 64 dense columns: for each dense
+// byte (32 src + 16 lane + o), the register bytes of its group's two values (the same in
+// both lanes, as vpshufb reads in-lane), and o % 4, the column a value's position must
+// name to land there.
+struct Nm24Expand {
+  __m256i slot[2][2], column;  // slot[src][which of the group's two]
+  Nm24Expand() {
+    alignas(32) uint8_t idx[2][2][32], col[32];
+    for (int b = 0; b < 32; ++b) {
+      const int o = b % 16, gi = o / 4;
+      col[b] = uint8_t(o % 4);
+      for (int src = 0; src < 2; ++src)
+        for (int k = 0; k < 2; ++k) idx[src][k][b] = uint8_t(4 * (2 * (gi / 2) + src) + 2 * (gi % 2) + k);
+    }
+    for (int src = 0; src < 2; ++src)
+      for (int k = 0; k < 2; ++k) slot[src][k] = _mm256_load_si256(reinterpret_cast<const __m256i*>(idx[src][k]));
+    column = _mm256_load_si256(reinterpret_cast<const __m256i*>(col));
+  }
+};
+
+// Row r of a 2:4 matrix decoded to dense int8, block b at tile + 128 b (a panel row).
+void expand_nm24_row(const Nm24Rows& m, int64_t r, const Nm24Consts& c, const Nm24Expand& e, int8_t* tile) {
+  const __m256i three = _mm256_set1_epi8(3);
+  for (int64_t w = 0; w < m.windows; ++w) {
+    const size_t rw = m.at(r, w);
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m.values.data() + 32 * rw));
+    const __m256i pos =
+        _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(int64_t(m.positions[rw])), c.shifts), three);
+    for (int src = 0; src < 2; ++src) {
+      __m256i out = _mm256_setzero_si256();
+      for (int k = 0; k < 2; ++k) {
+        const __m256i here = _mm256_cmpeq_epi8(_mm256_shuffle_epi8(pos, e.slot[src][k]), e.column);
+        out = _mm256_or_si256(out, _mm256_and_si256(here, _mm256_shuffle_epi8(v, e.slot[src][k])));
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + 128 * (2 * w + src)), out);
+    }
+  }
+}
+
+// A batch of tokens: each group of 4 rows is expanded once into an L1 tile and runs the
+// dense kernel over every token. Per token the gather costs its shuffles again, and
+// multiplies 32 columns of 64 at the price of 64: the 2:4 prompt ran at 334 tok/s
+// against dense int8's 490 (docs/BENCHMARKS.md).
+void nm24_expanded(const Nm24Rows& m, const QuantizedActs& a, int64_t r0, int64_t r1, const Nm24Consts& c,
+                   float* y, int64_t ldy) {
+  static const Nm24Expand e;
+  thread_local std::vector<int8_t> tile;
+  const int64_t blocks = 2 * m.windows;
+  if (tile.size() < size_t(blocks * 128)) tile.resize(size_t(blocks * 128));
+  by_groups_of_4(
+      r0, r1,
+      [&](int64_t r) {
+        for (int i = 0; i < 4; ++i) expand_nm24_row(m, r + i, c, e, tile.data() + 32 * i);
+        rows_all_tokens<4>(Panel{tile.data(), 32, 128, blocks, m.scales.data() + r}, r, a, y, ldy);
+      },
+      [&](int64_t r) {
+        expand_nm24_row(m, r, c, e, tile.data());
+        rows_all_tokens<1>(Panel{tile.data(), 32, 128, blocks, m.scales.data() + r}, r, a, y, ldy);
+      });
+}
+
+// From this many tokens on, expanding a group once costs less than gathering per token.
+constexpr int64_t kExpandTokens = 4;
+
 void nm24(const Nm24Rows& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   static const Nm24Consts c;
+  if (a.n_tokens >= kExpandTokens) return nm24_expanded(m, a, r0, r1, c, y, ldy);
   by_groups_of_4(
       r0, r1, [&](int64_t r) { for (int64_t t = 0; t < a.n_tokens; ++t) nm24_rows<4>(m, r, a, t, c, y, ldy); },
       [&](int64_t r) { for (int64_t t = 0; t < a.n_tokens; ++t) nm24_rows<1>(m, r, a, t, c, y, ldy); });

@@ -55,7 +55,7 @@ TEST(VectorOps, DotAndAxpy) {
 TEST(VectorOps, DotRowsAndAxpyRows) {
   std::mt19937 rng(7);
   testing::for_each_target([&](const std::string&) {
-    for (int64_t dim : {7, 64, 80, 130})
+    for (int64_t dim : {7, 32, 64, 80, 128, 130})
       for (int64_t rows : {1, 5, 33}) {
         SCOPED_TRACE(::testing::Message() << "dim " << dim << " rows " << rows);
         const int64_t stride = dim * 3 + 5;

@@ -48,19 +48,83 @@ void Axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// Rows of up to this many vectors keep the query (DotRows) or the output (AxpyRows) in
+// registers: 8 of AVX2's 16, leaving room for the accumulators.
+constexpr int64_t kMaxRegs = 8;
+
+// The sums of a, b, c and d's lanes, in that order, at out[0..4). Pairs of lanes are
+// added by interleaving within 128-bit blocks (twice), then the blocks are added: two
+// shuffles and two adds per vector instead of a full horizontal sum of each.
+#if HWY_TARGET != HWY_SCALAR
+template <class D, class V>
+HWY_INLINE void StoreSums4(D d, V a, V b, V c, V e, float* HWY_RESTRICT out) {
+  const hn::Repartition<double, D> dd;
+  const V ab = hn::Add(hn::InterleaveLower(d, a, b), hn::InterleaveUpper(d, a, b));
+  const V ce = hn::Add(hn::InterleaveLower(d, c, e), hn::InterleaveUpper(d, c, e));
+  const V s = hn::Add(hn::BitCast(d, hn::InterleaveLower(dd, hn::BitCast(dd, ab), hn::BitCast(dd, ce))),
+                      hn::BitCast(d, hn::InterleaveUpper(dd, hn::BitCast(dd, ab), hn::BitCast(dd, ce))));
+  // Each 128-bit block of s now holds partial sums of the four; add the blocks.
+  HWY_ALIGN float lanes[hn::MaxLanes(d)];
+  hn::Store(s, d, lanes);
+  const hn::FixedTag<float, 4> d4;
+  auto sum = hn::Load(d4, lanes);
+  for (size_t i = 4; i < hn::Lanes(d); i += 4) sum = hn::Add(sum, hn::Load(d4, lanes + i));
+  hn::StoreU(sum, d4, out);
+}
+#endif
+
 // out[p] = dot(q, K + p * stride) over dim, for p < rows: one attention head's scores
 // in one call (a dispatched call per position cost more than the 64-wide dot itself).
+// A head of whole vectors keeps q in registers and takes four rows per pass, sharing one
+// reduction.
 void DotRows(const float* HWY_RESTRICT q, const float* HWY_RESTRICT K, int64_t stride, int64_t rows, int64_t dim,
              float* HWY_RESTRICT out) {
-  for (int64_t p = 0; p < rows; ++p) out[p] = Dot(q, K + p * stride, dim);
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  int64_t p = 0;
+#if HWY_TARGET != HWY_SCALAR
+  {
+    if (dim % N == 0 && dim <= kMaxRegs * N) {
+      using V = hn::Vec<DF>;
+      const int64_t nv = dim / N;
+      V qv[kMaxRegs];
+      for (int64_t v = 0; v < kMaxRegs; ++v) qv[v] = v < nv ? hn::LoadU(d, q + v * N) : hn::Zero(d);
+      for (; p + 4 <= rows; p += 4) {
+        const float* k = K + p * stride;
+        V a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t v = 0; v < nv; ++v) {
+          a0 = hn::MulAdd(qv[v], hn::LoadU(d, k + v * N), a0);
+          a1 = hn::MulAdd(qv[v], hn::LoadU(d, k + stride + v * N), a1);
+          a2 = hn::MulAdd(qv[v], hn::LoadU(d, k + 2 * stride + v * N), a2);
+          a3 = hn::MulAdd(qv[v], hn::LoadU(d, k + 3 * stride + v * N), a3);
+        }
+        StoreSums4(d, a0, a1, a2, a3, out + p);
+      }
+    }
+  }
+#endif
+  for (; p < rows; ++p) out[p] = Dot(q, K + p * stride, dim);
 }
 
 // out[0..dim) += sum_p a[p] * V[p * stride + ...]: the output stays in registers across
-// rows, a block of 4 vectors at a time.
+// rows, the whole head when it is at most kMaxRegs vectors (one pass over the rows, and
+// as many independent FMA chains as vectors), else a block of 4 vectors at a time.
 void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT V, int64_t stride, int64_t rows, int64_t dim,
               float* HWY_RESTRICT out) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  if (dim % N == 0 && dim <= kMaxRegs * N) {
+    const int64_t nv = dim / N;
+    hn::Vec<DF> o[kMaxRegs];
+    for (int64_t v = 0; v < nv; ++v) o[v] = hn::LoadU(d, out + v * N);
+    for (int64_t p = 0; p < rows; ++p) {
+      const auto va = hn::Set(d, a[p]);
+      const float* row = V + p * stride;
+      for (int64_t v = 0; v < nv; ++v) o[v] = hn::MulAdd(va, hn::LoadU(d, row + v * N), o[v]);
+    }
+    for (int64_t v = 0; v < nv; ++v) hn::StoreU(o[v], d, out + v * N);
+    return;
+  }
   int64_t c = 0;
   for (; c + 4 * N <= dim; c += 4 * N) {
     auto o0 = hn::LoadU(d, out + c), o1 = hn::LoadU(d, out + c + N), o2 = hn::LoadU(d, out + c + 2 * N),
@@ -148,6 +212,35 @@ void Softmax(float* x, int64_t n) {
   for (; i < n; ++i) x[i] *= inv;
 }
 
+// x[i] = exp(scale * x[i] - m) with m = max(scale * x); returns the sum and m: a
+// softmax left unnormalized, so chunks of one row can be merged (attention.cpp).
+float ExpScaled(float* x, int64_t n, float scale, float* max_out) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto vs = hn::Set(d, scale);
+  auto vm = hn::Set(d, -INFINITY);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) vm = hn::Max(vm, hn::LoadU(d, x + i));
+  float mx = hn::GetLane(hn::MaxOfLanes(d, vm));
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
+  // scale > 0, so the largest scaled value is scale times the largest one.
+  mx *= scale;
+  *max_out = mx;
+  const auto vmx = hn::Set(d, mx);
+  auto vsum = hn::Zero(d);
+  for (i = 0; i + N <= n; i += N) {
+    const auto e = hn::Exp(d, hn::MulSub(hn::LoadU(d, x + i), vs, vmx));
+    vsum = hn::Add(vsum, e);
+    hn::StoreU(e, d, x + i);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] * scale - mx);
+    sum += x[i];
+  }
+  return sum;
+}
+
 void SiluMul(const float* gate, const float* up, float* out, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -178,6 +271,7 @@ HWY_EXPORT(AddInplace);
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(Softmax);
 HWY_EXPORT(SiluMul);
+HWY_EXPORT(ExpScaled);
 
 void rmsnorm(const float* x, const float* w, float* out, int64_t n, int64_t n_tokens, float eps) {
   if (n <= 0) return;
@@ -186,6 +280,14 @@ void rmsnorm(const float* x, const float* w, float* out, int64_t n, int64_t n_to
 
 void softmax(float* x, int64_t n) {
   if (n > 0) HWY_DYNAMIC_DISPATCH(Softmax)(x, n);
+}
+
+float exp_scaled(float* x, int64_t n, float scale, float* max_out) {
+  if (n <= 0) {
+    *max_out = -INFINITY;
+    return 0;
+  }
+  return HWY_DYNAMIC_DISPATCH(ExpScaled)(x, n, scale, max_out);
 }
 
 void silu_mul(const float* gate, const float* up, float* out, int64_t n) {

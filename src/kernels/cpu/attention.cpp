@@ -1,0 +1,113 @@
+#include "kernels/cpu/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace upg::kernels {
+
+namespace {
+
+// First position token t attends to.
+int32_t first_position(const AttentionBatch& b, size_t t) {
+  const int32_t pos = b.positions[t];
+  return b.sliding_window > 0 ? std::max(0, pos - b.sliding_window + 1) : 0;
+}
+
+}  // namespace
+
+void Attention::run(const float* q, const AttentionBatch& b, const float* k, const float* v, int64_t slots,
+                    float* out) {
+  const size_t n_tokens = b.positions.size();
+  const int group = b.n_heads / b.n_kv_heads, threads = pool_.size();
+  int64_t total = 0;
+  for (size_t t = 0; t < n_tokens; ++t) total += b.positions[t] - first_position(b, t) + 1;
+  total *= b.n_kv_heads;
+  // Chunks only when (token, head) pairs are too few to spread: eight items per thread
+  // keep the slowest thread within an eighth of the rest, and 32 positions keep a
+  // chunk's fixed cost (its merge) small.
+  const int64_t pairs = int64_t(n_tokens) * b.n_kv_heads;
+  const int64_t chunk = pairs >= 8 * threads ? INT32_MAX : std::max<int64_t>(32, (total + 8 * threads - 1) / (8 * threads));
+  items_.clear();
+  longest_ = 0;
+  for (size_t t = 0; t < n_tokens; ++t)
+    for (int g = 0; g < b.n_kv_heads; ++g) {
+      const int32_t begin = first_position(b, t), end = b.positions[t] + 1;
+      for (int64_t p0 = begin; p0 < end; p0 += chunk) {
+        const int32_t p1 = int32_t(std::min<int64_t>(end, p0 + chunk));
+        items_.push_back({int32_t(t), g, int32_t(p0), p1, p0 == begin && p1 == end});
+        longest_ = std::max<int64_t>(longest_, p1 - p0);
+      }
+    }
+  const size_t part = size_t(group) * size_t(b.head_dim + 2);
+  if (partial_.size() < items_.size() * part) partial_.resize(items_.size() * part);
+  const size_t per_thread = size_t(group) * size_t(longest_);
+  if (scores_.size() < size_t(threads) * per_thread) scores_.resize(size_t(threads) * per_thread);
+  // Thread i takes items i, i + threads, ...: neighbouring items cost about the same
+  // (chunks of one row, or causal rows one position apart), so every thread gets a
+  // fair share without a cost model.
+  pool_.parallel_for(threads, [&](int64_t i0, int64_t i1, int thread) {
+    float* scores = scores_.data() + size_t(thread) * per_thread;
+    for (int64_t s = i0; s < i1; ++s)
+      for (size_t i = size_t(s); i < items_.size(); i += size_t(threads)) run_item(i, q, b, k, v, slots, out, scores);
+  });
+  merge(b, out);
+}
+
+void Attention::run_item(size_t i, const float* q, const AttentionBatch& b, const float* k, const float* v,
+                         int64_t slots, float* out, float* scores) {
+  const Item& it = items_[i];
+  const int group = b.n_heads / b.n_kv_heads, hd = b.head_dim;
+  const int64_t n = it.p1 - it.p0;
+  const size_t row0 = (size_t(it.g) * size_t(slots) + size_t(b.kv_base[size_t(it.t)] + it.p0)) * size_t(hd);
+  const float scale = 1.0f / std::sqrt(float(hd));
+  for (int j = 0; j < group; ++j) {
+    const size_t head = size_t(it.t) * size_t(b.n_heads) + size_t(it.g * group + j);
+    float* sc = scores + size_t(j) * size_t(n);
+    dot_rows(q + head * size_t(hd), k + row0, hd, n, hd, sc);
+    float max = 0;
+    const float sum = exp_scaled(sc, n, scale, &max);
+    float* o = it.whole ? out + head * size_t(hd) : partial_.data() + (i * size_t(group) + size_t(j)) * size_t(hd + 2);
+    std::memset(o, 0, size_t(hd) * sizeof(float));
+    axpy_rows(sc, v + row0, hd, n, hd, o);
+    if (it.whole) {
+      for (int d = 0; d < hd; ++d) o[d] /= sum;
+    } else {
+      o[hd] = max;
+      o[hd + 1] = sum;
+    }
+  }
+}
+
+// Combines the chunks of each split row: every chunk's output and sum were taken
+// relative to its own maximum, so each is rescaled by exp(its max - the row's max).
+void Attention::merge(const AttentionBatch& b, float* out) {
+  const int group = b.n_heads / b.n_kv_heads, hd = b.head_dim;
+  for (size_t i = 0; i < items_.size();) {
+    size_t end = i + 1;
+    while (end < items_.size() && !items_[end].whole && items_[end].t == items_[i].t && items_[end].g == items_[i].g &&
+           items_[end].p0 > items_[i].p0)
+      ++end;
+    if (items_[i].whole) {
+      i = end;
+      continue;
+    }
+    for (int j = 0; j < group; ++j) {
+      auto part = [&](size_t c) { return partial_.data() + (c * size_t(group) + size_t(j)) * size_t(hd + 2); };
+      float max = -INFINITY;
+      for (size_t c = i; c < end; ++c) max = std::max(max, part(c)[hd]);
+      float* o = out + (size_t(items_[i].t) * size_t(b.n_heads) + size_t(items_[i].g * group + j)) * size_t(hd);
+      std::memset(o, 0, size_t(hd) * sizeof(float));
+      float sum = 0;
+      for (size_t c = i; c < end; ++c) {
+        const float w = std::exp(part(c)[hd] - max);
+        sum += w * part(c)[hd + 1];
+        axpy(w, part(c), o, hd);
+      }
+      for (int d = 0; d < hd; ++d) o[d] /= sum;
+    }
+    i = end;
+  }
+}
+
+}  // namespace upg::kernels

@@ -1,0 +1,40 @@
+#pragma once
+// Causal attention over the CPU backend's KV cache, with the work split evenly across
+// threads whatever the batch: a decode step has one token and a few KV heads, fewer work
+// items than a split by heads can balance, so long rows are cut into position chunks
+// (flash-decoding) and the chunks merged by their softmax maxima and sums.
+#include <cstdint>
+#include <vector>
+
+#include "upg/backend.h"
+#include "upg/kernels.h"
+
+namespace upg::kernels {
+
+class Attention {
+ public:
+  explicit Attention(ThreadPool& pool) : pool_(pool) {}
+  // q, out: [n_tokens, n_heads, head_dim]. k, v: one layer's cache, head-major
+  // [n_kv_heads, slots, head_dim], so each head's rows are one sequential stream.
+  // Allocates only when a batch needs more scratch than any before it.
+  void run(const float* q, const AttentionBatch& b, const float* k, const float* v, int64_t slots, float* out);
+
+ private:
+  // Positions [p0, p1) of token t's KV head g; `whole` when that is every position it
+  // attends to, so the result goes straight to out instead of through a merge.
+  struct Item {
+    int32_t t, g, p0, p1;
+    bool whole;
+  };
+  void run_item(size_t i, const float* q, const AttentionBatch& b, const float* k, const float* v, int64_t slots,
+                float* out, float* scores);
+  void merge(const AttentionBatch& b, float* out);
+
+  ThreadPool& pool_;
+  std::vector<Item> items_;
+  std::vector<float> partial_;  // [items, group, head_dim + 2]: unnormalized output, max, sum
+  std::vector<float> scores_;   // [threads, group, longest item]
+  int64_t longest_ = 0;
+};
+
+}  // namespace upg::kernels
