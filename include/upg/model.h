@@ -29,9 +29,9 @@ struct ModelOptions {
   bool profile = false;
 };
 
-// Time spent in one kind of backend op: an op (attention, rmsnorm, ...) or the matmuls of
-// one weight kind across layers ("matmul blk.*.attn_q.weight"), counted apart for calls
-// of one token (decode steps) and of several (prompts, batches).
+// Time spent in one kind of backend op: an op (attention, rmsnorm, ...) or the matmuls
+// of one weight kind across layers ("matmul model.layers.*.self_attn.q_proj.weight"),
+// counted apart for calls of one token (decode steps) and of several (prompts, batches).
 struct OpProfile {
   std::string name;
   bool single_token = false;

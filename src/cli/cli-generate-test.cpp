@@ -38,6 +38,22 @@ TEST_F(CliGenerate, GreedyAnswersParisWithStats) {
   EXPECT_TRUE(contains(r.err, "stop: ")) << r.err;
 }
 
+TEST_F(CliGenerate, ProfilePrintsPromptAndDecodeTablesWithTheSameText) {
+  const std::vector<std::string> args = {"-p", kCapital, "-n", "8", "--temp", "0"};
+  ProcessResult plain = run(args);
+  std::vector<std::string> profiled = args;
+  profiled.push_back("--profile");
+  ProcessResult r = run(profiled);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, plain.out);  // timing changes nothing computed
+  EXPECT_TRUE(contains(r.err, "profile of calls of several tokens (prompt)")) << r.err;
+  EXPECT_TRUE(contains(r.err, "profile of single-token calls (decode steps)")) << r.err;
+  // One row per weight kind across layers, not one per layer.
+  EXPECT_TRUE(contains(r.err, "matmul model.layers.*.self_attn.q_proj.weight")) << r.err;
+  EXPECT_FALSE(contains(r.err, "layers.0.")) << r.err;
+  EXPECT_FALSE(contains(plain.err, "profile")) << plain.err;
+}
+
 TEST_F(CliGenerate, SameSeedSameTextDifferentSeedsDiffer) {
   auto sample = [&](const std::string& seed) {
     ProcessResult r = run({"-p", "Write a short poem about the sea.", "-n", "24", "--temp", "0.8", "--seed", seed});

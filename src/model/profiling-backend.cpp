@@ -12,7 +12,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// "blk.12.attn_q.weight" -> "blk.*.attn_q.weight": one row per weight kind, not per layer.
+// "model.layers.12.mlp.up_proj.weight" -> "model.layers.*.mlp.up_proj.weight": one row
+// per weight kind, not per layer.
 std::string weight_kind(const char* name) {
   std::string out;
   for (const char* p = name; *p;) {
@@ -89,7 +90,7 @@ class ProfilingBackend final : public Backend {
         if (rows[i].calls && i != size_t(Op::Matmul)) out.push_back(rows[i]);
     for (const OpProfile& p : matmuls_) out.push_back(p);
     std::sort(out.begin(), out.end(), [](const OpProfile& a, const OpProfile& b) {
-      return a.single_token != b.single_token ? a.single_token : a.seconds > b.seconds;
+      return a.single_token != b.single_token ? b.single_token : a.seconds > b.seconds;
     });
     return out;
   }
