@@ -128,10 +128,10 @@ BENCHMARK(BM_ParallelForOverhead)->UseRealTime();
 // layer's last attention have evicted its keys and values; cold = 0 repeats one layer.
 void BM_AttentionDecode(benchmark::State& state) {
   const int P = int(state.range(0)), n_heads = 9, n_kv = 3, hd = 64;
-  const size_t layer_bytes = size_t(2) * size_t(P) * n_kv * hd * sizeof(float);
+  const size_t layer_bytes = size_t(2) * size_t(P) * n_kv * hd * sizeof(uint16_t);  // K and V, f16
   const int layers = state.range(1) ? int(kColdBytes / layer_bytes) + 1 : 1;
   auto be = upg::make_cpu_backend(2);
-  be->kv_alloc(layers, P, n_kv, hd);
+  be->kv_alloc(layers, P, n_kv, hd, upg::DType::F16);
   std::mt19937 rng(5);
   std::normal_distribution<float> dist;
   std::vector<float> kv(size_t(n_kv) * hd), q(size_t(n_heads) * hd), out(q.size());

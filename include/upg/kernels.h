@@ -66,5 +66,10 @@ void axpy(float a, const float* x, float* y, int64_t n);
 // out += sum_p a[p] * V[p]; K and V rows are `stride` floats apart, dim used of each.
 void dot_rows(const float* q, const float* K, int64_t stride, int64_t rows, int64_t dim, float* out);
 void axpy_rows(const float* a, const float* V, int64_t stride, int64_t rows, int64_t dim, float* out);
+// The same over f16 rows (IEEE half bits), as the CPU backend's KV cache holds them.
+void dot_rows(const float* q, const uint16_t* K, int64_t stride, int64_t rows, int64_t dim, float* out);
+void axpy_rows(const float* a, const uint16_t* V, int64_t stride, int64_t rows, int64_t dim, float* out);
+// out[i] = x[i] as f16 bits, rounded to nearest even.
+void f32_to_f16(const float* x, uint16_t* out, int64_t n);
 
 }  // namespace upg::kernels

@@ -27,6 +27,9 @@ struct ModelOptions {
   bool reference_kernels = false;
   // Time every backend op (Model::profile, `upg run --profile`); costs a clock read per op.
   bool profile = false;
+  // The KV cache's element type: F16 (half the memory, and half the bytes a decode
+  // step's attention reads) or F32 (exact; the golden tests against transformers).
+  DType kv_type = DType::F16;
 };
 
 // Time spent in one kind of backend op: an op (attention, rmsnorm, ...) or the matmuls

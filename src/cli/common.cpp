@@ -23,6 +23,10 @@ void add_model_options(CLI::App& app, ModelArgs& a, bool with_runtime) {
   app.add_option("--dtype", a.dtype, "Type GGUF block-quantized weights are dequantized to at load")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
+  app.add_option("--cache-type", a.cache_type,
+                 "KV cache element type: f16 halves its memory and the bytes each decode step reads; f32 is exact")
+      ->check(CLI::IsMember({"f16", "f32"}))
+      ->capture_default_str();
   add_reference_kernels_flag(app, a);
   app.add_flag("--profile", a.profile,
                "Time every backend op and print where the time went (per op and per weight kind) at the end");
@@ -40,6 +44,7 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   opts.context_length = a.ctx;
   opts.reference_kernels = a.reference_kernels;
   opts.profile = a.profile;
+  opts.kv_type = a.cache_type == "f32" ? DType::F32 : DType::F16;
   opts.load.dequant_to = a.dtype == "f16" ? DType::F16 : a.dtype == "bf16" ? DType::BF16 : DType::F32;
   auto t0 = std::chrono::steady_clock::now();
   auto model = Model::from_file(a.path, opts);

@@ -18,6 +18,7 @@ struct ModelArgs {
   std::string dtype = "f16";  // what GGUF block-quantized weights are dequantized to
   bool reference_kernels = false;
   bool profile = false;
+  std::string cache_type = "f16";
 };
 // --reference-kernels, shared by every command that runs a model.
 void add_reference_kernels_flag(CLI::App& app, ModelArgs& args);

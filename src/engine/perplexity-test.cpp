@@ -28,6 +28,7 @@ std::unique_ptr<Model> tiny_llama(int ctx = 256) {
   ModelOptions o;
   o.context_length = ctx;
   o.n_threads = 2;
+  o.kv_type = DType::F32;  // compared with transformers' fp32 to 1e-5
   return Model::from_file(test::fixture("tiny/llama"), o);
 }
 

@@ -134,8 +134,8 @@ class QuantizingBackend final : public Backend {
   void silu_mul(const float* g, const float* u, float* out, int64_t n) override { be_->silu_mul(g, u, out, n); }
   void add(float* y, const float* x, int64_t n) override { be_->add(y, x, n); }
   void embed(const LinearWeight& t, std::span<const int32_t> tokens, float* out) override { be_->embed(t, tokens, out); }
-  void kv_alloc(int layers, int64_t slots, int kv_heads, int head_dim) override {
-    be_->kv_alloc(layers, slots, kv_heads, head_dim);
+  void kv_alloc(int layers, int64_t slots, int kv_heads, int head_dim, DType type) override {
+    be_->kv_alloc(layers, slots, kv_heads, head_dim, type);
   }
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
     be_->kv_store(layer, slots, k, v);

@@ -9,7 +9,7 @@
 namespace upg {
 
 ForwardPass::ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend& backend, int context_length,
-                         int max_sequences, int max_ubatch)
+                         int max_sequences, int max_ubatch, DType kv_type)
     : cfg_(cfg), w_(w), be_(backend), ctx_(context_length), max_seqs_(max_sequences), max_ubatch_(max_ubatch),
       rope_(build_rope(cfg, context_length)) {
   const size_t U = size_t(max_ubatch), hidden = size_t(cfg.hidden_size),
@@ -28,7 +28,7 @@ ForwardPass::ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend&
   positions_.resize(U);
   slots_.resize(U);
   kv_base_.resize(U);
-  be_.kv_alloc(cfg.num_layers, int64_t(context_length) * max_sequences, cfg.num_kv_heads, cfg.head_dim);
+  be_.kv_alloc(cfg.num_layers, int64_t(context_length) * max_sequences, cfg.num_kv_heads, cfg.head_dim, kv_type);
   // Repacking (or uploading) every weight now keeps that cost out of the first token.
   std::vector<const LinearWeight*> all = {&w.lm_head};
   for (const LayerWeights& l : w.layers)

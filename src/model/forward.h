@@ -13,8 +13,10 @@ namespace upg {
 class ForwardPass {
  public:
   // max_ubatch: tokens run through the layers at once; larger batches are split.
+  // kv_type: the KV cache's element type, F32 (exact, what tests against the reference
+  // forward pass use) or F16 (Model's default).
   ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend& backend, int context_length, int max_sequences,
-              int max_ubatch = 256);
+              int max_ubatch = 256, DType kv_type = DType::F32);
   // Logits [n_wanted, vocab] for the tokens with want_logits, in batch order.
   std::span<const float> run(const Batch& batch);
   int context_length() const { return ctx_; }

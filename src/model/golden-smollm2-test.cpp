@@ -22,6 +22,7 @@ class GoldenSmolLM2 : public ::testing::Test {
     ModelOptions o;
     o.context_length = 256;
     o.load.dequant_to = DType::F32;  // the reference computes in fp32
+    o.kv_type = DType::F32;
     model_ = Model::from_file(test::default_model_path(), o).release();
     golden_ = new nlohmann::json(test::load_json(test::source_dir() + "/tests/fixtures/smollm2-golden.json"));
   }
@@ -99,8 +100,9 @@ TEST_F(GoldenSmolLM2, GreedyContinuationMatchesTransformers) {
 namespace upg {
 namespace {
 
-// The default load path dequantizes to F16. Its logits move by the F16 rounding of the
-// weights only; bound that drift against the fp32 reference and require the same argmax.
+// The default load path dequantizes to F16 and keeps an F16 KV cache. Its logits move by
+// the F16 rounding of the weights and of the keys and values only; bound that drift
+// against the fp32 reference and require the same argmax.
 TEST(GoldenSmolLM2F16, LogitsStayCloseToTransformers) {
   if (!test::file_exists(test::default_model_path())) GTEST_SKIP() << "default model not found";
   ModelOptions o;

@@ -10,6 +10,7 @@
 #include "model/reference-forward.h"
 #include "model/test-util.h"
 #include "model/weights.h"
+#include "upg/error.h"
 #include "upg/io.h"
 #include "upg/model.h"
 
@@ -28,7 +29,9 @@ class GoldenTiny : public ::testing::TestWithParam<std::string> {
 
 TEST_P(GoldenTiny, LogitsAndContinuationMatchTransformers) {
   const auto g = golden();
-  auto model = Model::from_file(dir());
+  ModelOptions o;
+  o.kv_type = DType::F32;  // transformers keeps fp32 keys and values
+  auto model = Model::from_file(dir(), o);
   EXPECT_EQ(model->config().architecture, g["class"].get<std::string>());
   const auto ids = g["input_ids"].get<std::vector<int32_t>>();
   const auto want = g["logits"].get<std::vector<std::vector<float>>>();
@@ -71,6 +74,31 @@ TEST_P(GoldenTiny, ReferenceForwardMatchesTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, GoldenTiny, ::testing::Values("llama", "mistral", "qwen2", "phi3"));
+
+// The default f16 KV cache rounds keys and values to 2^-11: the logits stay within a
+// small bound of the f32 cache's, with the same greedy tokens; a type the backend
+// cannot keep is refused at load, naming it.
+TEST(KvCacheType, F16StaysCloseToF32AndOthersAreRefused) {
+  const std::string dir = test::source_dir() + "/tests/fixtures/tiny/llama";
+  const std::vector<int32_t> ids = {1, 15, 27, 3, 99, 42, 7, 64, 5, 11};
+  ModelOptions o;
+  o.kv_type = DType::F32;
+  const std::vector<float> f32 = Model::from_file(dir, o)->forward(ids);
+  o.kv_type = DType::F16;
+  const std::vector<float> f16 = Model::from_file(dir, o)->forward(ids);
+  ASSERT_EQ(f16.size(), f32.size());
+  float worst = 0;
+  for (size_t i = 0; i < f16.size(); ++i) worst = std::max(worst, std::fabs(f16[i] - f32[i]));
+  EXPECT_GT(worst, 0.0f) << "the f16 cache was not used";
+  EXPECT_LT(worst, 5e-3f);
+  o.kv_type = DType::BF16;
+  try {
+    Model::from_file(dir, o);
+    ADD_FAILURE() << "a bf16 KV cache was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("KV cache of BF16"), std::string::npos) << e.what();
+  }
+}
 
 }  // namespace
 }  // namespace upg

@@ -75,7 +75,10 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
                                options.reference_kernels ? CpuKernels::Reference : CpuKernels::Fast);
   if (options.profile) d.backend = make_profiling_backend(std::move(d.backend));
   check_backend_supports(*d.backend, d.weights, path);
-  d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs);
+  if (!d.backend->supports(Op::Attention, options.kv_type))
+    throw Error(fmt::format("the {} backend cannot keep a KV cache of {}", d.backend->name(),
+                            dtype_name(options.kv_type)));
+  d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs, 256, options.kv_type);
   if (d.source.tokenizer) d.tokenizer = std::make_unique<Tokenizer>(*d.source.tokenizer);
   return m;
 }

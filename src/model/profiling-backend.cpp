@@ -73,8 +73,8 @@ class ProfilingBackend final : public Backend {
   void embed(const LinearWeight& t, std::span<const int32_t> tokens, float* out) override {
     timed(op(Op::Embed, int64_t(tokens.size())), [&] { in_->embed(t, tokens, out); });
   }
-  void kv_alloc(int n_layers, int64_t n_slots, int kv_heads, int head_dim) override {
-    in_->kv_alloc(n_layers, n_slots, kv_heads, head_dim);
+  void kv_alloc(int n_layers, int64_t n_slots, int kv_heads, int head_dim, DType type) override {
+    in_->kv_alloc(n_layers, n_slots, kv_heads, head_dim, type);
   }
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
     timed(ops_[slots.size() == 1][kKvStore], [&] { in_->kv_store(layer, slots, k, v); });

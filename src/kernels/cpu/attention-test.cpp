@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/for-each-target.h"
+#include "upg/tensor.h"
 
 namespace upg::kernels {
 namespace {
@@ -19,7 +20,7 @@ struct Case {
   std::vector<int64_t> kv_base;
 };
 
-// K and V head-major [n_kv_heads, slots, head_dim], as the CPU backend keeps them.
+// K and V head-major [n_kv_heads, slots, head_dim], as the CPU backend keeps them (in f16).
 std::vector<double> plain(const Case& c, const std::vector<float>& q, const std::vector<float>& k,
                           const std::vector<float>& v, int64_t slots) {
   const int hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
@@ -57,8 +58,15 @@ void check(const Case& c) {
     return x;
   };
   const auto q = fill(c.positions.size() * size_t(c.n_heads * c.head_dim));
-  const auto k = fill(size_t(c.n_kv_heads * slots * c.head_dim));
-  const auto v = fill(size_t(c.n_kv_heads * slots * c.head_dim));
+  // The cache holds f16: the plain attention gets the same rounded values.
+  auto k = fill(size_t(c.n_kv_heads * slots * c.head_dim)), v = fill(k.size());
+  std::vector<uint16_t> k16(k.size()), v16(v.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    k16[i] = fp32_to_fp16(k[i]);
+    v16[i] = fp32_to_fp16(v[i]);
+    k[i] = fp16_to_fp32(k16[i]);
+    v[i] = fp16_to_fp32(v16[i]);
+  }
   const std::vector<double> want = plain(c, q, k, v, slots);
   const AttentionBatch b{c.positions, c.kv_base, c.n_heads, c.n_kv_heads, c.head_dim, c.window};
   testing::for_each_target([&](const std::string&) {
@@ -67,7 +75,7 @@ void check(const Case& c) {
       ThreadPool pool(threads);
       Attention att(pool);
       std::vector<float> out(want.size(), NAN);
-      att.run(q.data(), b, k.data(), v.data(), slots, out.data());
+      att.run(q.data(), b, k16.data(), v16.data(), slots, out.data());
       for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(out[i], want[i], 1e-4) << "at " << i;
     }
   });

@@ -16,8 +16,8 @@ int32_t first_position(const AttentionBatch& b, size_t t) {
 
 }  // namespace
 
-void Attention::run(const float* q, const AttentionBatch& b, const float* k, const float* v, int64_t slots,
-                    float* out) {
+template <class KV>
+void Attention::run(const float* q, const AttentionBatch& b, const KV* k, const KV* v, int64_t slots, float* out) {
   const size_t n_tokens = b.positions.size();
   const int group = b.n_heads / b.n_kv_heads, threads = pool_.size();
   int64_t total = 0;
@@ -54,8 +54,9 @@ void Attention::run(const float* q, const AttentionBatch& b, const float* k, con
   merge(b, out);
 }
 
-void Attention::run_item(size_t i, const float* q, const AttentionBatch& b, const float* k, const float* v,
-                         int64_t slots, float* out, float* scores) {
+template <class KV>
+void Attention::run_item(size_t i, const float* q, const AttentionBatch& b, const KV* k, const KV* v, int64_t slots,
+                         float* out, float* scores) {
   const Item& it = items_[i];
   const int group = b.n_heads / b.n_kv_heads, hd = b.head_dim;
   const int64_t n = it.p1 - it.p0;
@@ -109,5 +110,8 @@ void Attention::merge(const AttentionBatch& b, float* out) {
     i = end;
   }
 }
+
+template void Attention::run(const float*, const AttentionBatch&, const float*, const float*, int64_t, float*);
+template void Attention::run(const float*, const AttentionBatch&, const uint16_t*, const uint16_t*, int64_t, float*);
 
 }  // namespace upg::kernels

@@ -14,10 +14,12 @@ namespace upg::kernels {
 class Attention {
  public:
   explicit Attention(ThreadPool& pool) : pool_(pool) {}
-  // q, out: [n_tokens, n_heads, head_dim]. k, v: one layer's cache, head-major
-  // [n_kv_heads, slots, head_dim], so each head's rows are one sequential stream.
-  // Allocates only when a batch needs more scratch than any before it.
-  void run(const float* q, const AttentionBatch& b, const float* k, const float* v, int64_t slots, float* out);
+  // q, out: [n_tokens, n_heads, head_dim]. k, v: one layer's cache, f32 or f16 bits
+  // (KV = float or uint16_t), head-major [n_kv_heads, slots, head_dim], so each head's
+  // rows are one sequential stream. Allocates only when a batch needs more scratch than
+  // any before it.
+  template <class KV>
+  void run(const float* q, const AttentionBatch& b, const KV* k, const KV* v, int64_t slots, float* out);
 
  private:
   // Positions [p0, p1) of token t's KV head g; `whole` when that is every position it
@@ -26,7 +28,8 @@ class Attention {
     int32_t t, g, p0, p1;
     bool whole;
   };
-  void run_item(size_t i, const float* q, const AttentionBatch& b, const float* k, const float* v, int64_t slots,
+  template <class KV>
+  void run_item(size_t i, const float* q, const AttentionBatch& b, const KV* k, const KV* v, int64_t slots,
                 float* out, float* scores);
   void merge(const AttentionBatch& b, float* out);
 

@@ -32,6 +32,7 @@ class CpuBackend final : public Backend {
   bool supports(Op op, DType t) const override {
     if (op == Op::Matmul || op == Op::Embed)
       return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::I8;
+    if (op == Op::Attention) return t == DType::F32 || t == DType::F16;  // the KV cache's type
     return true;
   }
 
@@ -96,15 +97,18 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void kv_alloc(int n_layers, int64_t n_slots_total, int n_kv_heads, int head_dim) override {
+  void kv_alloc(int n_layers, int64_t n_slots_total, int n_kv_heads, int head_dim, DType type) override {
+    if (type != DType::F16 && type != DType::F32)
+      throw Error(fmt::format("the CPU backend keeps its KV cache in f16 or f32, not {}", dtype_name(type)));
     n_kv_ = n_kv_heads;
     head_dim_ = head_dim;
     slots_ = n_slots_total;
+    f16_ = type == DType::F16;
     // calloc of a large block maps zero pages lazily, so a long context costs memory only
     // as it fills (std::vector would write every byte up front).
     const size_t n = size_t(n_layers) * size_t(n_slots_total) * size_t(n_kv_heads) * size_t(head_dim);
-    k_ = zeroed(n);
-    v_ = zeroed(n);
+    k_ = zeroed(n * dtype_bytes(type, 1));
+    v_ = zeroed(n * dtype_bytes(type, 1));
   }
 
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
@@ -113,14 +117,20 @@ class CpuBackend final : public Backend {
       for (size_t g = 0; g < size_t(n_kv_); ++g) {
         const size_t dst = ((layer0 + g) * size_t(slots_) + size_t(slots[t])) * hd;
         const size_t src = (t * size_t(n_kv_) + g) * hd;
-        std::memcpy(k_.get() + dst, k + src, hd * sizeof(float));
-        std::memcpy(v_.get() + dst, v + src, hd * sizeof(float));
+        if (f16_) {
+          kernels::f32_to_f16(k + src, as<uint16_t>(k_) + dst, int64_t(hd));
+          kernels::f32_to_f16(v + src, as<uint16_t>(v_) + dst, int64_t(hd));
+        } else {
+          std::memcpy(as<float>(k_) + dst, k + src, hd * sizeof(float));
+          std::memcpy(as<float>(v_) + dst, v + src, hd * sizeof(float));
+        }
       }
   }
 
   void attention(int layer, const float* q, const AttentionBatch& b, float* out) override {
     const size_t off = size_t(layer) * size_t(n_kv_) * size_t(slots_) * size_t(head_dim_);
-    attention_.run(q, b, k_.get() + off, v_.get() + off, slots_, out);
+    if (f16_) return attention_.run(q, b, as<uint16_t>(k_) + off, as<uint16_t>(v_) + off, slots_, out);
+    attention_.run(q, b, as<float>(k_) + off, as<float>(v_) + off, slots_, out);
   }
 
  private:
@@ -130,17 +140,27 @@ class CpuBackend final : public Backend {
   CpuKernels kernels_;
   int n_kv_ = 0, head_dim_ = 0;
   int64_t slots_ = 0;
+  bool f16_ = true;
   struct Free {
-    void operator()(float* p) const { std::free(p); }
+    void operator()(std::byte* p) const { std::free(p); }
   };
-  using Buffer = std::unique_ptr<float[], Free>;
-  static Buffer zeroed(size_t n) {
-    auto* p = static_cast<float*>(std::calloc(n ? n : 1, sizeof(float)));
-    if (!p) throw Error(fmt::format("out of memory allocating {} MiB for the KV cache", n * 4 >> 20));
+  using Buffer = std::unique_ptr<std::byte[], Free>;
+  static Buffer zeroed(size_t bytes) {
+    auto* p = static_cast<std::byte*>(std::calloc(bytes ? bytes : 1, 1));
+    if (!p) throw Error(fmt::format("out of memory allocating {} MiB for the KV cache", bytes >> 20));
     return Buffer(p);
   }
-  // [layers, kv_heads, slots, head_dim]: head-major, so attention reads each head's keys
-  // and values as one sequential stream (slot-major, its rows were a whole slot apart).
+  template <class T>
+  static T* as(const Buffer& b) {
+    return reinterpret_cast<T*>(b.get());
+  }
+  // [layers, kv_heads, slots, head_dim] of f16 (the default, as llama.cpp's) or f32:
+  // head-major, so attention reads each head's keys and values as one sequential stream
+  // (slot-major, its rows were a whole slot apart). A decode step reads the cache from
+  // memory (the weights streamed since have evicted it): f16 halves those bytes and
+  // took a decode token's attention at position 1024 from 143-169 to 82 us a layer, and
+  // at 4096 from 581 to 330 (UPG_AttentionDecode cold, docs/BENCHMARKS.md). Its
+  // rounding, 2^-11 of each value, moves the default model's logits by a few 1e-3.
   Buffer k_, v_;
 };
 

@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/for-each-target.h"
 #include "upg/kernels.h"
+#include "upg/tensor.h"
 
 namespace upg::kernels {
 namespace {
@@ -68,6 +69,23 @@ TEST(VectorOps, DotRowsAndAxpyRows) {
         out.push_back(9.0f);
         axpy_rows(a.data(), kv.data(), stride, rows, dim, out.data());
         ASSERT_EQ(out.back(), 9.0f);
+        // The f16 forms over the same rows rounded to f16 give what the f32 forms give
+        // on the rounded rows (f32_to_f16 checked against the scalar conversion).
+        std::vector<uint16_t> kv16(kv.size());
+        f32_to_f16(kv.data(), kv16.data(), int64_t(kv.size()));
+        std::vector<float> kvr(kv.size());
+        for (size_t i = 0; i < kv.size(); ++i) {
+          ASSERT_EQ(kv16[i], fp32_to_fp16(kv[i])) << i;
+          kvr[i] = fp16_to_fp32(kv16[i]);
+        }
+        std::vector<float> s32(static_cast<size_t>(rows)), s16(s32), o32 = out0, o16 = out0;
+        dot_rows(q.data(), kvr.data(), stride, rows, dim, s32.data());
+        dot_rows(q.data(), kv16.data(), stride, rows, dim, s16.data());
+        axpy_rows(a.data(), kvr.data(), stride, rows, dim, o32.data());
+        axpy_rows(a.data(), kv16.data(), stride, rows, dim, o16.data());
+        // Equal up to FMA contraction, which the compiler may choose per instantiation.
+        for (int64_t p = 0; p < rows; ++p) ASSERT_NEAR(s16[size_t(p)], s32[size_t(p)], 1e-6 * (1 + std::fabs(s32[size_t(p)])));
+        for (int64_t i = 0; i < dim; ++i) ASSERT_NEAR(o16[size_t(i)], o32[size_t(i)], 1e-6 * (1 + std::fabs(o32[size_t(i)])));
         for (int64_t p = 0; p < rows; ++p) {
           double ref = 0, mag = 0;
           for (int64_t i = 0; i < dim; ++i) {

@@ -11,6 +11,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
+
+#include "upg/tensor.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace upg::kernels::HWY_NAMESPACE {
@@ -18,35 +21,60 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
 
-float Dot(const float* HWY_RESTRICT x, const float* HWY_RESTRICT y, int64_t n) {
+// Rows of the KV cache are f32 or f16 (CpuBackend keeps f16); loads widen them to f32.
+template <class T>
+HWY_INLINE hn::Vec<DF> LoadRow(DF d, const T* HWY_RESTRICT p) {
+  if constexpr (std::is_same_v<T, float>) {
+    return hn::LoadU(d, p);
+  } else {
+    return hn::PromoteTo(d, hn::LoadU(hn::Rebind<T, DF>(), p));
+  }
+}
+
+template <class T>
+HWY_INLINE float ToF32(T v) {
+  if constexpr (std::is_same_v<T, float>) {
+    return v;
+  } else {
+    return upg::fp16_to_fp32(v.bits);
+  }
+}
+
+template <class T>
+float DotT(const float* HWY_RESTRICT x, const T* HWY_RESTRICT y, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
   int64_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
-    a0 = hn::MulAdd(hn::LoadU(d, x + i), hn::LoadU(d, y + i), a0);
-    a1 = hn::MulAdd(hn::LoadU(d, x + i + N), hn::LoadU(d, y + i + N), a1);
-    a2 = hn::MulAdd(hn::LoadU(d, x + i + 2 * N), hn::LoadU(d, y + i + 2 * N), a2);
-    a3 = hn::MulAdd(hn::LoadU(d, x + i + 3 * N), hn::LoadU(d, y + i + 3 * N), a3);
+    a0 = hn::MulAdd(hn::LoadU(d, x + i), LoadRow(d, y + i), a0);
+    a1 = hn::MulAdd(hn::LoadU(d, x + i + N), LoadRow(d, y + i + N), a1);
+    a2 = hn::MulAdd(hn::LoadU(d, x + i + 2 * N), LoadRow(d, y + i + 2 * N), a2);
+    a3 = hn::MulAdd(hn::LoadU(d, x + i + 3 * N), LoadRow(d, y + i + 3 * N), a3);
   }
-  for (; i + N <= n; i += N) a0 = hn::MulAdd(hn::LoadU(d, x + i), hn::LoadU(d, y + i), a0);
+  for (; i + N <= n; i += N) a0 = hn::MulAdd(hn::LoadU(d, x + i), LoadRow(d, y + i), a0);
   float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
-  for (; i < n; ++i) s += x[i] * y[i];
+  for (; i < n; ++i) s += x[i] * ToF32(y[i]);
   return s;
 }
 
-void Axpy(float a, const float* x, float* y, int64_t n) {
+float Dot(const float* HWY_RESTRICT x, const float* HWY_RESTRICT y, int64_t n) { return DotT(x, y, n); }
+
+template <class T>
+void AxpyT(float a, const T* HWY_RESTRICT x, float* HWY_RESTRICT y, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const auto va = hn::Set(d, a);
   int64_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {
-    hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
-    hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i + N), hn::LoadU(d, y + i + N)), d, y + i + N);
+    hn::StoreU(hn::MulAdd(va, LoadRow(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+    hn::StoreU(hn::MulAdd(va, LoadRow(d, x + i + N), hn::LoadU(d, y + i + N)), d, y + i + N);
   }
-  for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
-  for (; i < n; ++i) y[i] += a * x[i];
+  for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(va, LoadRow(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+  for (; i < n; ++i) y[i] += a * ToF32(x[i]);
 }
+
+void Axpy(float a, const float* HWY_RESTRICT x, float* HWY_RESTRICT y, int64_t n) { AxpyT(a, x, y, n); }
 
 // Rows of up to this many vectors keep the query (DotRows) or the output (AxpyRows) in
 // registers: 8 of AVX2's 16, leaving room for the accumulators.
@@ -77,40 +105,51 @@ HWY_INLINE void StoreSums4(D d, V a, V b, V c, V e, float* HWY_RESTRICT out) {
 // in one call (a dispatched call per position cost more than the 64-wide dot itself).
 // A head of whole vectors keeps q in registers and takes four rows per pass, sharing one
 // reduction.
-void DotRows(const float* HWY_RESTRICT q, const float* HWY_RESTRICT K, int64_t stride, int64_t rows, int64_t dim,
-             float* HWY_RESTRICT out) {
-  const DF d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+template <class T>
+void DotRowsT(const float* HWY_RESTRICT q, const T* HWY_RESTRICT K, int64_t stride, int64_t rows, int64_t dim,
+              float* HWY_RESTRICT out) {
   int64_t p = 0;
 #if HWY_TARGET != HWY_SCALAR
   {
+    const DF d;
+    const int64_t N = static_cast<int64_t>(hn::Lanes(d));
     if (dim % N == 0 && dim <= kMaxRegs * N) {
       using V = hn::Vec<DF>;
       const int64_t nv = dim / N;
       V qv[kMaxRegs];
       for (int64_t v = 0; v < kMaxRegs; ++v) qv[v] = v < nv ? hn::LoadU(d, q + v * N) : hn::Zero(d);
       for (; p + 4 <= rows; p += 4) {
-        const float* k = K + p * stride;
+        const T* k = K + p * stride;
         V a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
         for (int64_t v = 0; v < nv; ++v) {
-          a0 = hn::MulAdd(qv[v], hn::LoadU(d, k + v * N), a0);
-          a1 = hn::MulAdd(qv[v], hn::LoadU(d, k + stride + v * N), a1);
-          a2 = hn::MulAdd(qv[v], hn::LoadU(d, k + 2 * stride + v * N), a2);
-          a3 = hn::MulAdd(qv[v], hn::LoadU(d, k + 3 * stride + v * N), a3);
+          a0 = hn::MulAdd(qv[v], LoadRow(d, k + v * N), a0);
+          a1 = hn::MulAdd(qv[v], LoadRow(d, k + stride + v * N), a1);
+          a2 = hn::MulAdd(qv[v], LoadRow(d, k + 2 * stride + v * N), a2);
+          a3 = hn::MulAdd(qv[v], LoadRow(d, k + 3 * stride + v * N), a3);
         }
         StoreSums4(d, a0, a1, a2, a3, out + p);
       }
     }
   }
 #endif
-  for (; p < rows; ++p) out[p] = Dot(q, K + p * stride, dim);
+  for (; p < rows; ++p) out[p] = DotT(q, K + p * stride, dim);
+}
+
+void DotRows(const float* HWY_RESTRICT q, const float* HWY_RESTRICT K, int64_t stride, int64_t rows, int64_t dim,
+             float* HWY_RESTRICT out) {
+  DotRowsT(q, K, stride, rows, dim, out);
+}
+void DotRowsF16(const float* HWY_RESTRICT q, const hwy::float16_t* HWY_RESTRICT K, int64_t stride, int64_t rows,
+                int64_t dim, float* HWY_RESTRICT out) {
+  DotRowsT(q, K, stride, rows, dim, out);
 }
 
 // out[0..dim) += sum_p a[p] * V[p * stride + ...]: the output stays in registers across
 // rows, the whole head when it is at most kMaxRegs vectors (one pass over the rows, and
 // as many independent FMA chains as vectors), else a block of 4 vectors at a time.
-void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT V, int64_t stride, int64_t rows, int64_t dim,
-              float* HWY_RESTRICT out) {
+template <class T>
+void AxpyRowsT(const float* HWY_RESTRICT a, const T* HWY_RESTRICT V, int64_t stride, int64_t rows, int64_t dim,
+               float* HWY_RESTRICT out) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   if (dim % N == 0 && dim <= kMaxRegs * N) {
@@ -119,8 +158,8 @@ void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT V, int64_t 
     for (int64_t v = 0; v < nv; ++v) o[v] = hn::LoadU(d, out + v * N);
     for (int64_t p = 0; p < rows; ++p) {
       const auto va = hn::Set(d, a[p]);
-      const float* row = V + p * stride;
-      for (int64_t v = 0; v < nv; ++v) o[v] = hn::MulAdd(va, hn::LoadU(d, row + v * N), o[v]);
+      const T* row = V + p * stride;
+      for (int64_t v = 0; v < nv; ++v) o[v] = hn::MulAdd(va, LoadRow(d, row + v * N), o[v]);
     }
     for (int64_t v = 0; v < nv; ++v) hn::StoreU(o[v], d, out + v * N);
     return;
@@ -131,11 +170,11 @@ void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT V, int64_t 
          o3 = hn::LoadU(d, out + c + 3 * N);
     for (int64_t p = 0; p < rows; ++p) {
       const auto va = hn::Set(d, a[p]);
-      const float* v = V + p * stride + c;
-      o0 = hn::MulAdd(va, hn::LoadU(d, v), o0);
-      o1 = hn::MulAdd(va, hn::LoadU(d, v + N), o1);
-      o2 = hn::MulAdd(va, hn::LoadU(d, v + 2 * N), o2);
-      o3 = hn::MulAdd(va, hn::LoadU(d, v + 3 * N), o3);
+      const T* v = V + p * stride + c;
+      o0 = hn::MulAdd(va, LoadRow(d, v), o0);
+      o1 = hn::MulAdd(va, LoadRow(d, v + N), o1);
+      o2 = hn::MulAdd(va, LoadRow(d, v + 2 * N), o2);
+      o3 = hn::MulAdd(va, LoadRow(d, v + 3 * N), o3);
     }
     hn::StoreU(o0, d, out + c);
     hn::StoreU(o1, d, out + c + N);
@@ -143,7 +182,30 @@ void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT V, int64_t 
     hn::StoreU(o3, d, out + c + 3 * N);
   }
   if (c < dim)
-    for (int64_t p = 0; p < rows; ++p) Axpy(a[p], V + p * stride + c, out + c, dim - c);
+    for (int64_t p = 0; p < rows; ++p) AxpyT(a[p], V + p * stride + c, out + c, dim - c);
+}
+
+void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT V, int64_t stride, int64_t rows, int64_t dim,
+              float* HWY_RESTRICT out) {
+  AxpyRowsT(a, V, stride, rows, dim, out);
+}
+void AxpyRowsF16(const float* HWY_RESTRICT a, const hwy::float16_t* HWY_RESTRICT V, int64_t stride, int64_t rows,
+                 int64_t dim, float* HWY_RESTRICT out) {
+  AxpyRowsT(a, V, stride, rows, dim, out);
+}
+
+// out[i] = x[i] rounded to f16 (nearest even): what the KV cache stores.
+void F32ToF16(const float* HWY_RESTRICT x, hwy::float16_t* HWY_RESTRICT out, int64_t n) {
+  int64_t i = 0;
+  // F16C rounds to nearest even, as the scalar conversion does; Highway's SSE4 and
+  // portable DemoteTo truncate, so those targets convert one value at a time.
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  const DF d;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  for (; i + N <= n; i += N) hn::StoreU(hn::DemoteTo(dh, hn::LoadU(d, x + i)), dh, out + i);
+#endif
+  for (; i < n; ++i) out[i].bits = upg::fp32_to_fp16(x[i]);
 }
 
 void AddInplace(float* y, const float* x, int64_t n) {
@@ -267,6 +329,9 @@ HWY_EXPORT(Dot);
 HWY_EXPORT(Axpy);
 HWY_EXPORT(DotRows);
 HWY_EXPORT(AxpyRows);
+HWY_EXPORT(DotRowsF16);
+HWY_EXPORT(AxpyRowsF16);
+HWY_EXPORT(F32ToF16);
 HWY_EXPORT(AddInplace);
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(Softmax);
@@ -306,6 +371,19 @@ void dot_rows(const float* q, const float* K, int64_t stride, int64_t rows, int6
 
 void axpy_rows(const float* a, const float* V, int64_t stride, int64_t rows, int64_t dim, float* out) {
   if (rows > 0 && dim > 0) HWY_DYNAMIC_DISPATCH(AxpyRows)(a, V, stride, rows, dim, out);
+}
+
+void dot_rows(const float* q, const uint16_t* K, int64_t stride, int64_t rows, int64_t dim, float* out) {
+  if (rows > 0) HWY_DYNAMIC_DISPATCH(DotRowsF16)(q, reinterpret_cast<const hwy::float16_t*>(K), stride, rows, dim, out);
+}
+
+void axpy_rows(const float* a, const uint16_t* V, int64_t stride, int64_t rows, int64_t dim, float* out) {
+  if (rows > 0 && dim > 0)
+    HWY_DYNAMIC_DISPATCH(AxpyRowsF16)(a, reinterpret_cast<const hwy::float16_t*>(V), stride, rows, dim, out);
+}
+
+void f32_to_f16(const float* x, uint16_t* out, int64_t n) {
+  if (n > 0) HWY_DYNAMIC_DISPATCH(F32ToF16)(x, reinterpret_cast<hwy::float16_t*>(out), n);
 }
 
 void axpy(float a, const float* x, float* y, int64_t n) {
