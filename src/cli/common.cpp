@@ -23,13 +23,17 @@ void add_model_options(CLI::App& app, ModelArgs& a, bool with_runtime) {
   app.add_option("--dtype", a.dtype, "Type GGUF block-quantized weights are dequantized to at load")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
+  add_cache_type_option(app, a);
+  add_reference_kernels_flag(app, a);
+  app.add_flag("--profile", a.profile,
+               "Time every backend op and print where the time went (per op and per weight kind) at the end");
+}
+
+void add_cache_type_option(CLI::App& app, ModelArgs& a) {
   app.add_option("--cache-type", a.cache_type,
                  "KV cache element type: f16 halves its memory and the bytes each decode step reads; f32 is exact")
       ->check(CLI::IsMember({"f16", "f32"}))
       ->capture_default_str();
-  add_reference_kernels_flag(app, a);
-  app.add_flag("--profile", a.profile,
-               "Time every backend op and print where the time went (per op and per weight kind) at the end");
 }
 
 void add_reference_kernels_flag(CLI::App& app, ModelArgs& a) {

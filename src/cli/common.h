@@ -20,6 +20,8 @@ struct ModelArgs {
   bool profile = false;
   std::string cache_type = "f16";
 };
+// --cache-type f16|f32, shared by every command that runs a model.
+void add_cache_type_option(CLI::App& app, ModelArgs& args);
 // --reference-kernels, shared by every command that runs a model.
 void add_reference_kernels_flag(CLI::App& app, ModelArgs& args);
 void add_model_options(CLI::App& app, ModelArgs& args, bool with_runtime = true);
