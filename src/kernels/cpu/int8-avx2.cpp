@@ -38,8 +38,8 @@ inline float hsum(__m256 v) {
 // R rows share every activation load, and each (row, token) pair has its own
 // accumulator: with one accumulator per row the FMA latency chain limited dense int8 to
 // 13.7 GB/s. The rows and tokens come as base pointers and steps, not recomputed per
-// block: with 8 accumulators live, the per-block address arithmetic spilled to the stack
-// and took a third of a prompt's instructions.
+// block: with 8 accumulators live, the per-block address arithmetic spilled to the stack,
+// and its loads and multiplies were among the hottest instructions of a prompt.
 template <int R, int T, bool Prefetch>
 inline void accumulate(const int8_t* src, int64_t row_step, int64_t pitch, int64_t nb, const int8_t* const (&x)[T],
                        const float* const (&s)[T], __m256 (&acc)[R][T]) {
