@@ -26,11 +26,11 @@ static_assert(kActBlock == 32, "one 32-byte half per activation block");
 // faults.
 constexpr int64_t kAhead = 8192;
 
+// The sum of v's lanes, added in the order of store()'s reduction of 4 rows at once, so
+// that a row's result does not depend on whether it ran alone or in a group of 4.
 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v, v), v);
+  return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
 }
 
 // Adds row i's and token t's sum over blocks [0, nb) to acc[i][t]: row i's block b sits
@@ -40,36 +40,63 @@ inline float hsum(__m256 v) {
 // 13.7 GB/s. The rows and tokens come as base pointers and steps, not recomputed per
 // block: with 8 accumulators live, the per-block address arithmetic spilled to the stack,
 // and its loads and multiplies were among the hottest instructions of a prompt.
+template <int R, int T>
+struct Acc {
+  __m256 v[R][T];
+  static Acc zero() {
+    Acc a;
+    for (int i = 0; i < R; ++i)
+      for (int t = 0; t < T; ++t) a.v[i][t] = _mm256_setzero_ps();
+    return a;
+  }
+};
+
 template <int R, int T, bool Prefetch>
-inline void accumulate(const int8_t* src, int64_t row_step, int64_t pitch, int64_t nb, const int8_t* const (&x)[T],
-                       const float* const (&s)[T], __m256 (&acc)[R][T]) {
+inline Acc<R, T> accumulate(const int8_t* src, int64_t row_step, int64_t pitch, int64_t nb, const int8_t* const (&x)[T],
+                            const float* const (&s)[T], Acc<R, T> in) {
   const __m256i ones = _mm256_set1_epi16(1);
+  auto& acc = in.v;
   for (int64_t b = 0; b < nb; ++b) {
     __m256i xv[T];
     __m256 sv[T];
+#pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
       xv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t] + 32 * b));
       sv[t] = _mm256_broadcast_ss(s[t] + b);
     }
     const int8_t* w = src + pitch * b;
+#pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       if (Prefetch && (pitch > 32 || b % 2 == 0))
         _mm_prefetch(reinterpret_cast<const char*>(w + row_step * i + kAhead), _MM_HINT_T0);
       const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + row_step * i));
       const __m256i aw = _mm256_abs_epi8(wv);
+#pragma GCC unroll 4
       for (int t = 0; t < T; ++t) {
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[t], wv)), ones);
         acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sv[t], acc[i][t]);
       }
     }
   }
+  return in;
 }
 
 // y[t0 + t, r + i] = the sum in acc[i][t] times row r + i's scale (scales[i]).
 template <int R, int T>
-inline void store(const __m256 (&acc)[R][T], const float* scales, int64_t r, int64_t t0, float* y, int64_t ldy) {
-  for (int i = 0; i < R; ++i)
-    for (int t = 0; t < T; ++t) y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) * scales[i];
+inline void store(const Acc<R, T>& acc, const float* scales, int64_t r, int64_t t0, float* y, int64_t ldy) {
+  if constexpr (R == 4) {
+    // A token's 4 rows are 4 adjacent outputs: three horizontal adds and one add of the
+    // halves reduce the 4 accumulators to them, for one multiply and one store.
+    const __m128 sc = _mm_loadu_ps(scales);
+    for (int t = 0; t < T; ++t) {
+      const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc.v[0][t], acc.v[1][t]), _mm256_hadd_ps(acc.v[2][t], acc.v[3][t]));
+      const __m128 sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+      _mm_storeu_ps(y + (t0 + t) * ldy + r, _mm_mul_ps(sum, sc));
+    }
+  } else {
+    for (int i = 0; i < R; ++i)
+      for (int t = 0; t < T; ++t) y[(t0 + t) * ldy + r + i] = hsum(acc.v[i][t]) * scales[i];
+  }
 }
 
 // Tokens [t0, t0 + T)'s activations and block scales, offset by `block` blocks.
@@ -89,15 +116,14 @@ struct TokenRows {
 // block is copied into zero-padded buffers, so no load runs past a row's end.
 template <int R, int T, bool Prefetch>
 void rows_tokens(const DenseI8& m, int64_t r, const QuantizedActs& a, int64_t t0, float* y, int64_t ldy) {
-  __m256 acc[R][T] = {};  // zeros
   const int64_t full = m.cols / 32, rest = m.cols - 32 * full;
   const TokenRows<T> tok(a, t0);
-  accumulate<R, T, Prefetch>(m.w + r * m.cols, m.cols, 32, full, tok.x, tok.s, acc);
+  Acc<R, T> acc = accumulate<R, T, Prefetch>(m.w + r * m.cols, m.cols, 32, full, tok.x, tok.s, Acc<R, T>::zero());
   if (rest) {
     alignas(32) int8_t tail[R][32] = {};
     for (int i = 0; i < R; ++i) std::memcpy(tail[i], m.w + (r + i) * m.cols + 32 * full, size_t(rest));
     const TokenRows<T> last(a, t0, full);
-    accumulate<R, T, false>(tail[0], 32, 32, 1, last.x, last.s, acc);
+    acc = accumulate<R, T, false>(tail[0], 32, 32, 1, last.x, last.s, acc);
   }
   store(acc, m.scales + r, r, t0, y, ldy);
 }
@@ -113,10 +139,8 @@ struct Panel {
 // Rows [r, r + R) of a panel starting at row r against tokens [t0, t0 + T).
 template <int R, int T, bool Prefetch>
 void rows_tokens(const Panel& p, int64_t r, const QuantizedActs& a, int64_t t0, float* y, int64_t ldy) {
-  __m256 acc[R][T] = {};  // zeros
   const TokenRows<T> tok(a, t0);
-  accumulate<R, T, Prefetch>(p.src, p.row_step, p.pitch, p.blocks, tok.x, tok.s, acc);
-  store(acc, p.scales, r, t0, y, ldy);
+  store(accumulate<R, T, Prefetch>(p.src, p.row_step, p.pitch, p.blocks, tok.x, tok.s, Acc<R, T>::zero()), p.scales, r, t0, y, ldy);
 }
 
 // Rows [r, r + R) of a DenseRows4 matrix (a group's rows 32 bytes apart in each block).
@@ -183,36 +207,38 @@ struct Nm24Consts {
 // Rows [r, r + R) of a 2:4 matrix against token t; the rows share the activation loads
 // and the scale broadcast. Per row and 64 columns: 3 instructions unpack the positions,
 // 2 make the shuffle controls, 3 gather the 32 activations, and 6 multiply and scale.
+// R is 4 for a whole interleaved group (r % 4 == 0), whose windows are adjacent, or 1.
 template <int R>
 void nm24_rows(const Nm24Rows& m, int64_t r, const QuantizedActs& a, int64_t t, const Nm24Consts& c, float* y,
                int64_t ldy) {
+  static_assert(R == 1 || R == 4);
   const __m256i three = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-  __m256 acc[R];
-  for (auto& v : acc) v = _mm256_setzero_ps();
+  Acc<R, 1> acc = Acc<R, 1>::zero();
   const int8_t* xs = a.signed_row(t);
   const float* bs = a.block_scales(t);
-  for (int64_t w = 0; w < m.windows; ++w) {
+  // Row r + i's window w is at(r, 0) + 4 w + i: at() steps over whole groups of 4.
+  const int8_t* values = m.values.data() + 32 * m.at(r, 0);
+  const uint64_t* positions = m.positions.data() + m.at(r, 0);
+  for (int64_t w = 0; w < m.windows; ++w, values += 128, positions += 4) {
     const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 64 * w));
     const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 64 * w + 32));
     // Block scales s0 s1 s0 s1 ...: dword parity is the block.
     const __m256 s = _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(bs + 2 * w)));
     // One stream when R = 4 (the rows are interleaved): 128 value bytes a window.
-    const size_t first = m.at(r, w);
-    _mm_prefetch(reinterpret_cast<const char*>(m.values.data() + 32 * first + kAhead), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(m.values.data() + 32 * first + kAhead + 64), _MM_HINT_T0);
-    if (w % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(m.positions.data() + first + kAhead / 4), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(values + kAhead), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(values + kAhead + 64), _MM_HINT_T0);
+    if (w % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(positions + kAhead / 32), _MM_HINT_T0);
     for (int i = 0; i < R; ++i) {
-      const size_t rw = m.at(r + i, w);
-      const __m256i pos = _mm256_and_si256(
-          _mm256_srlv_epi64(_mm256_set1_epi64x(int64_t(m.positions[rw])), c.shifts), three);
+      const __m256i pos =
+          _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(int64_t(positions[i])), c.shifts), three);
       const __m256i g = _mm256_or_si256(_mm256_shuffle_epi8(x0, _mm256_add_epi8(pos, c.base0)),
                                         _mm256_shuffle_epi8(x1, _mm256_add_epi8(pos, c.base1)));
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m.values.data() + 32 * rw));
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(values + 32 * i));
       const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(g, v)), ones);
-      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[i]);
+      acc.v[i][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc.v[i][0]);
     }
   }
-  for (int i = 0; i < R; ++i) y[t * ldy + r + i] = hsum(acc[i]) * m.scales[size_t(r + i)];
+  store(acc, m.scales.data() + r, r, t, y, ldy);
 }
 
 // The constants that expand a 2:4 window back to its 64 dense columns: for each dense
