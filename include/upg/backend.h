@@ -77,6 +77,14 @@ class Backend {
 
   // y[n_tokens, rows] = x[n_tokens, cols] W^T (+ bias)
   virtual void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) = 0;
+  // Several weights on one input, all with x's columns (a layer's q, k and v; its gate
+  // and up): ys[i][n_tokens, ws[i].rows] = x ws[i]^T (+ bias). One op, so that a backend
+  // can prepare x once and run every weight's rows in one parallel region; by default,
+  // one matmul after another.
+  virtual void matmul_same_input(std::span<const LinearWeight* const> ws, const float* x, int64_t n_tokens,
+                                 std::span<float* const> ys) {
+    for (size_t i = 0; i < ws.size() && i < ys.size(); ++i) matmul(*ws[i], x, n_tokens, ys[i]);
+  }
   // out[t] = rmsnorm(x[t]) * w, rows of `dim`
   virtual void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n_tokens, float eps) = 0;
   // In place over [n_tokens, n_heads, head_dim] with per-token positions (rotate-half).

@@ -67,6 +67,14 @@ void ForwardPass::matmul(const LinearWeight& w, const float* x, int64_t n, float
   be_.matmul(w, x, n, y);
 }
 
+void ForwardPass::matmul_same_input(std::initializer_list<const LinearWeight*> ws, const float* x, int64_t n,
+                                    std::initializer_list<float*> ys) {
+  if (observer_)
+    for (const LinearWeight* w : ws) observer_(*w, x, n);
+  be_.matmul_same_input(std::span<const LinearWeight* const>(ws.begin(), ws.size()), x, n,
+                        std::span<float* const>(ys.begin(), ys.size()));
+}
+
 AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t end) {
   const ModelConfig& c = cfg_;
   const int64_t n = int64_t(end - begin);
@@ -91,9 +99,7 @@ void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
   const std::span<const int64_t> slots(slots_.data(), size_t(n));
   const LayerWeights& lw = w_.layers[size_t(l)];
   be_.rmsnorm(x, lw.attn_norm, xb_.data(), hidden, n, c.rms_norm_eps);
-  matmul(lw.q, xb_.data(), n, q_.data());
-  matmul(lw.k, xb_.data(), n, k_.data());
-  matmul(lw.v, xb_.data(), n, v_.data());
+  matmul_same_input({&lw.q, &lw.k, &lw.v}, xb_.data(), n, {q_.data(), k_.data(), v_.data()});
   be_.rope(q_.data(), pos, c.num_heads, rope_.table);
   be_.rope(k_.data(), pos, c.num_kv_heads, rope_.table);
   be_.kv_store(l, slots, k_.data(), v_.data());
@@ -102,8 +108,7 @@ void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
   be_.add(x, tmp_.data(), n * hidden);
 
   be_.rmsnorm(x, lw.mlp_norm, xb_.data(), hidden, n, c.rms_norm_eps);
-  matmul(lw.gate, xb_.data(), n, gate_.data());
-  matmul(lw.up, xb_.data(), n, up_.data());
+  matmul_same_input({&lw.gate, &lw.up}, xb_.data(), n, {gate_.data(), up_.data()});
   be_.silu_mul(gate_.data(), up_.data(), gate_.data(), n * inter);
   matmul(lw.down, gate_.data(), n, tmp_.data());
   be_.add(x, tmp_.data(), n * hidden);

@@ -1,5 +1,6 @@
 #pragma once
 // The forward pass over a Batch, expressed in Backend ops so CPU and CUDA share it.
+#include <initializer_list>
 #include <span>
 #include <vector>
 
@@ -36,6 +37,9 @@ class ForwardPass {
   void run_ubatch(const Batch& b, size_t begin, size_t end);
   void validate(const Batch& b) const;
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y);
+  // Weights on the same input as one backend op (Backend::matmul_same_input).
+  void matmul_same_input(std::initializer_list<const LinearWeight*> ws, const float* x, int64_t n,
+                         std::initializer_list<float*> ys);
 
   const ModelConfig& cfg_;
   const ModelWeights& w_;

@@ -34,6 +34,17 @@ TEST(ProfilingBackend, CountsPerWeightKindAndPassesResultsThrough) {
   prof->matmul(b, x.data(), 1, y1.data());
   prof->matmul(b, x.data(), 1, y1.data());
   prof->matmul(other, x.data(), 1, y1.data());
+  // Weights run as one op get one row, named by their kinds with the common parts once.
+  LinearWeight gate = a, up = a;
+  gate.name = "model.layers.3.mlp.gate_proj.weight";
+  up.name = "model.layers.3.mlp.up_proj.weight";
+  const std::vector<const LinearWeight*> pair = {&gate, &up};
+  std::vector<float> g0(6), u0(6), g1(6), u1(6);
+  const std::vector<float*> plain_ys = {g0.data(), u0.data()}, prof_ys = {g1.data(), u1.data()};
+  plain->matmul_same_input(pair, x.data(), 1, plain_ys);
+  prof->matmul_same_input(pair, x.data(), 1, prof_ys);
+  EXPECT_EQ(g0, g1);
+  EXPECT_EQ(u0, u1);
   std::vector<float> v = {1, 2, 3, 4};
   prof->add(v.data(), x.data(), 4);
 
@@ -45,6 +56,10 @@ TEST(ProfilingBackend, CountsPerWeightKindAndPassesResultsThrough) {
   EXPECT_EQ(single->calls, 2);
   EXPECT_EQ(single->weight_bytes, 2 * 6 * 4 * 4);
   ASSERT_TRUE(find(rows, "matmul lm_head.v2.weight", true));
+  const OpProfile* group = find(rows, "matmul model.layers.*.mlp.{gate,up}_proj.weight", true);
+  ASSERT_TRUE(group);
+  EXPECT_EQ(group->calls, 1);
+  EXPECT_EQ(group->weight_bytes, 2 * 6 * 4 * 4);
   // add sees elements, not tokens: it counts with the matmul before it (one token).
   ASSERT_TRUE(find(rows, "add", true));
   EXPECT_EQ(find(rows, "add", true)->calls, 1);

@@ -30,6 +30,27 @@ std::string weight_kind(const char* name) {
   return out;
 }
 
+// Weight kinds run as one op, their common head and tail written once:
+// "model.layers.*.self_attn.{q,k,v}_proj.weight".
+std::string group_kind(const std::vector<std::string>& kinds) {
+  if (kinds.size() == 1) return kinds[0];
+  size_t head = kinds[0].size(), tail = kinds[0].size();
+  for (const std::string& k : kinds) {
+    head = std::min(head, size_t(std::mismatch(k.begin(), k.end(), kinds[0].begin(), kinds[0].end()).first - k.begin()));
+    tail = std::min(tail, size_t(std::mismatch(k.rbegin(), k.rend(), kinds[0].rbegin(), kinds[0].rend()).first -
+                                 k.rbegin()));
+  }
+  for (const std::string& k : kinds) tail = std::min(tail, k.size() - head);
+  std::string out = kinds[0].substr(0, head) + "{";
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    if (i) out += ',';
+    out.append(kinds[i], head, kinds[i].size() - head - tail);
+  }
+  out += '}';
+  out.append(kinds[0], kinds[0].size() - tail);
+  return out;
+}
+
 int64_t stored_bytes(const LinearWeight& w) {
   if (w.compressed) return int64_t(w.compressed->bytes());
   return int64_t(dtype_bytes(w.dtype, w.rows * w.cols)) + (w.scales ? w.rows * int64_t(sizeof(float)) : 0);
@@ -55,6 +76,12 @@ class ProfilingBackend final : public Backend {
     OpProfile& p = matmul_row(w, n == 1);
     timed(p, [&] { in_->matmul(w, x, n, y); });
     p.weight_bytes += stored_bytes(w);
+  }
+  void matmul_same_input(std::span<const LinearWeight* const> ws, const float* x, int64_t n,
+                         std::span<float* const> ys) override {
+    OpProfile& p = matmul_row(ws, n == 1);
+    timed(p, [&] { in_->matmul_same_input(ws, x, n, ys); });
+    for (const LinearWeight* w : ws) p.weight_bytes += stored_bytes(*w);
   }
   void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps) override {
     timed(op(Op::RmsNorm, n), [&] { in_->rmsnorm(x, w, out, dim, n, eps); });
@@ -111,31 +138,40 @@ class ProfilingBackend final : public Backend {
     return ops_[last_single_][size_t(o)];
   }
 
-  // The row of w's kind; the map is keyed by the weight so the name is parsed once.
   OpProfile& matmul_row(const LinearWeight& w, bool single) {
+    const LinearWeight* one = &w;
+    return matmul_row(std::span<const LinearWeight* const>(&one, 1), single);
+  }
+  // The row of the weights' kind (a group's kinds joined: group_kind); the map is keyed
+  // by the first weight so the names are parsed once.
+  OpProfile& matmul_row(std::span<const LinearWeight* const> ws, bool single) {
     last_single_ = single;
-    auto it = row_of_.find({&w, single});
+    const std::pair<const LinearWeight*, size_t> key{ws[0], 2 * ws.size() + single};
+    auto it = row_of_.find(key);
     if (it == row_of_.end()) {
-      const std::string kind = "matmul " + weight_kind(w.name);
+      std::vector<std::string> kinds;
+      for (const LinearWeight* w : ws) kinds.push_back(weight_kind(w->name));
+      const std::string kind = "matmul " + group_kind(kinds);
       auto same = std::find_if(matmuls_.begin(), matmuls_.end(),
                                [&](const OpProfile& p) { return p.name == kind && p.single_token == single; });
       const size_t i = size_t(same - matmuls_.begin());
       if (same == matmuls_.end()) matmuls_.push_back({kind, single, 0, 0, 0});
-      it = row_of_.emplace(std::make_pair(&w, single), i).first;
+      it = row_of_.emplace(key, i).first;
     }
     return matmuls_[it->second];
   }
 
   struct KeyHash {
-    size_t operator()(const std::pair<const LinearWeight*, bool>& k) const {
-      return std::hash<const void*>()(k.first) * 2 + k.second;
+    size_t operator()(const std::pair<const LinearWeight*, size_t>& k) const {
+      return std::hash<const void*>()(k.first) * 31 + k.second;
     }
   };
 
   std::unique_ptr<Backend> in_;
   std::vector<OpProfile> ops_[2];   // [single token][Op, then kv_store]
   std::vector<OpProfile> matmuls_;  // one per weight kind and single token or not
-  std::unordered_map<std::pair<const LinearWeight*, bool>, size_t, KeyHash> row_of_;
+  // (first weight, 2 x group size + single token) -> row in matmuls_
+  std::unordered_map<std::pair<const LinearWeight*, size_t>, size_t, KeyHash> row_of_;
   bool last_single_ = false;
 };
 

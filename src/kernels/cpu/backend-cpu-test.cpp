@@ -251,5 +251,80 @@ TEST(DenseInt8, MatmulAndEmbedMatchDequantized) {
   EXPECT_THROW(be->matmul(w, x.data(), 1, y.data()), Error);
 }
 
+// Weights on one input (q, k, v; gate, up) as one op: every layout, a dense int8 and a
+// float weight, biases, uneven row counts over several threads. Each output equals that
+// weight's own matmul bit for bit: the kernels compute a row the same way in whatever
+// range, and the input is quantized the same way once as every time.
+TEST(MatmulSameInput, EqualsOneMatmulPerWeight) {
+  const int64_t cols = 640;
+  const Case cases[] = {{"mdcsr_int8", Layout::MdCsr, Encoding::Int8},
+                        {"mdcsr_prime", Layout::MdCsr, Encoding::Prime},
+                        {"nm_2_4", Layout::NM, Encoding::Int8, 2, 4},
+                        {"mdcsr_codebook", Layout::MdCsr, Encoding::Codebook},
+                        {"nm_4_8", Layout::NM, Encoding::Int8, 4, 8}};
+  const int64_t rows[] = {45, 13, 64, 7, 30};
+  std::vector<Built> built;
+  for (size_t i = 0; i < std::size(cases); ++i) built.push_back(build(cases[i], rows[i], cols, 40 + uint32_t(i)));
+  const std::vector<float> bias = random_vec(64, 12);
+  std::vector<LinearWeight> ws(std::size(cases) + 2);
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    ws[i].rows = rows[i];
+    ws[i].cols = cols;
+    ws[i].compressed = &built[i].view;
+    ws[i].bias = i % 2 ? bias.data() : nullptr;
+    ws[i].name = cases[i].name.c_str();
+  }
+  std::mt19937 rng(5);
+  std::vector<int8_t> q(size_t(19 * cols));
+  for (auto& v : q) v = int8_t(std::uniform_int_distribution<int>(-127, 127)(rng));
+  const std::vector<float> scales = random_vec(19, 13), f32 = random_vec(size_t(11 * cols), 14);
+  LinearWeight& i8 = ws[std::size(cases)];
+  i8.dtype = DType::I8;
+  i8.data = q.data();
+  i8.rows = 19;
+  i8.cols = cols;
+  i8.scales = scales.data();
+  i8.bias = bias.data();
+  i8.name = "dense_int8";
+  LinearWeight& f = ws[std::size(cases) + 1];
+  f.dtype = DType::F32;
+  f.data = f32.data();
+  f.rows = 11;
+  f.cols = cols;
+  f.name = "dense_f32";
+  for (const int threads : {1, 2, 3})
+    for (const CpuKernels kernels : {CpuKernels::Fast, CpuKernels::Reference})
+      for (const int64_t n_tokens : {1, 7})
+        // All int8 and compressed (one shared region), then with the float weight too.
+        for (const size_t n_weights : {ws.size() - 1, ws.size()}) {
+          SCOPED_TRACE(::testing::Message() << "threads " << threads << ", tokens " << n_tokens << ", weights "
+                                            << n_weights << ", fast " << (kernels == CpuKernels::Fast));
+          auto be = make_cpu_backend(threads, kernels);
+          std::vector<const LinearWeight*> group;
+          for (size_t i = 0; i < n_weights; ++i) group.push_back(&ws[i]);
+          be->prepare(group);
+          const std::vector<float> x = random_vec(size_t(n_tokens * cols), 15);
+          std::vector<std::vector<float>> got(n_weights), want(n_weights);
+          std::vector<float*> ys;
+          for (size_t i = 0; i < n_weights; ++i) {
+            got[i].assign(size_t(n_tokens * ws[i].rows), NAN);
+            want[i].assign(got[i].size(), NAN);
+            ys.push_back(got[i].data());
+            be->matmul(ws[i], x.data(), n_tokens, want[i].data());
+          }
+          be->matmul_same_input(group, x.data(), n_tokens, ys);
+          for (size_t i = 0; i < n_weights; ++i)
+            for (size_t k = 0; k < got[i].size(); ++k) ASSERT_EQ(got[i][k], want[i][k]) << ws[i].name << " output " << k;
+        }
+  // Weights on one input must have its columns.
+  auto be = make_cpu_backend(2);
+  LinearWeight narrow = i8;
+  narrow.cols = cols - 1;
+  const std::vector<const LinearWeight*> bad = {&i8, &narrow};
+  std::vector<float> x(static_cast<size_t>(cols)), y0(19), y1(19);
+  const std::vector<float*> ys = {y0.data(), y1.data()};
+  EXPECT_THROW(be->matmul_same_input(bad, x.data(), 1, ys), Error);
+}
+
 }  // namespace
 }  // namespace upg

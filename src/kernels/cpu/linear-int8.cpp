@@ -108,90 +108,165 @@ const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& 
   return packed_.insert_or_assign(&m, std::move(p)).first->second;
 }
 
-template <class Cost, class Fn>
-void Int8Linear::split_rows(int64_t rows, Cost&& cost_before, Fn&& fn) {
-  const int n = int(std::min<int64_t>(pool_.size(), rows));
-  if (n <= 1) return rows > 0 ? fn(int64_t{0}, rows) : void();
-  const double total = double(cost_before(rows));
-  // The first row whose preceding cost reaches share i of the total starts range i.
-  auto cut = [&](int i) {
-    if (i == 0) return int64_t{0};
-    if (i == n) return rows;
-    const double target = total * i / n;
-    int64_t lo = 0, hi = rows;
+void Int8Linear::check(const LinearWeight& w) {
+  if (w.compressed && (w.compressed->rows != w.rows || w.compressed->cols != w.cols))
+    throw Error(fmt::format("matmul: '{}' is bound as [{}, {}] but its compressed matrix is [{}, {}]", w.name, w.rows,
+                            w.cols, w.compressed->rows, w.compressed->cols));
+  if (!w.compressed && !w.scales) throw Error(fmt::format("matmul: int8 weight '{}' has no scales", w.name));
+}
+
+Int8Linear::Job Int8Linear::job_for(const LinearWeight& w, float* y) {
+  Job j{&w, y, Form::InPlace, nullptr, nullptr, w.rows};
+  if (const format::CompressedMatrix* m = w.compressed) {
+    j.form = form_for(*m);
+    if (j.form != Form::InPlace) j.packed = &packed_of(*m);
+    if (j.form == Form::Tiles16) j.units = j.packed->bitmap16.groups;
+    if (j.form == Form::Dense4) j.dense4 = &j.packed->dense4;
+  } else {
+    j.dense4 = dense_packed(w);
+  }
+  return j;
+}
+
+bool Int8Linear::Job::float_acts() const {
+  return form == Form::DenseF16 || (form == Form::Bitmap && packed->bitmap.f16);
+}
+
+// Bytes the kernel streams before unit u: comparable across the jobs of one call, whose
+// units are split over the threads together. Decode is bound by memory, so equal bytes
+// are equal time; a bitmap row also pays a fixed amount per window.
+uint64_t Int8Linear::Job::cost_before(int64_t u) const {
+  const uint64_t n = uint64_t(u), cols = uint64_t(w->cols);
+  switch (form) {
+    case Form::Tiles16: {
+      const BitmapRows16& b = packed->bitmap16;
+      return b.group_start[size_t(u)] * (b.wide ? 2 : 1) + n * uint64_t(b.quads * 8 + 64);
+    }
+    case Form::Bitmap: {
+      const BitmapMatrix& b = packed->bitmap;
+      return b.row_start[size_t(u)] * (b.f16 ? 2 : 1) + n * uint64_t(b.windows * 8 + 64);
+    }
+    case Form::Nm24: return n * uint64_t(packed->nm24.windows) * 40;  // 32 values + 8 position bytes
+    default: return n * cols;
+  }
+}
+
+void Int8Linear::Job::run(const Int8Kernels& k, const QuantizedActs& a, const float* x, int64_t n_tokens, int64_t u0,
+                          int64_t u1) const {
+  const int64_t rows = w->rows;
+  int64_t r0 = u0, r1 = u1;
+  if (form == Form::Tiles16) {
+    k.bitmap_rows16(packed->bitmap16, a, u0, u1, y, rows);
+    r0 = 16 * u0;
+    r1 = std::min(rows, 16 * u1);
+  } else if (form == Form::Bitmap && packed->bitmap.f16) {
+    k.bitmap_f16(packed->bitmap, x, n_tokens, r0, r1, y, rows);
+  } else if (form == Form::Bitmap) {
+    k.bitmap(packed->bitmap, a, r0, r1, y, rows);
+  } else if (form == Form::Nm24) {
+    k.nm24(packed->nm24, a, r0, r1, y, rows);
+  } else if (dense4) {
+    k.dense_rows4(*dense4, a, r0, r1, y, rows);
+  } else if (w->compressed) {
+    k.nm(*w->compressed, a, r0, r1, y, rows);
+  } else {
+    k.dense(DenseI8{static_cast<const int8_t*>(w->data), w->scales, w->rows, w->cols}, a, r0, r1, y, rows);
+  }
+  if (!w->bias) return;
+  for (int64_t t = 0; t < n_tokens; ++t)
+    for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += w->bias[r];
+}
+
+void Int8Linear::run_jobs(std::span<const Job> jobs, const float* x, int64_t n_tokens) {
+  // Prime and codebook bitmaps multiply fp32 activations; everything else int8 ones, which
+  // every job of the call shares.
+  if (std::any_of(jobs.begin(), jobs.end(), [](const Job& j) { return !j.float_acts(); }))
+    quantize_acts(x, n_tokens, jobs[0].w->cols, acts_, &pool_);
+  int64_t units = 0;
+  uint64_t total = 0;
+  for (const Job& j : jobs) {
+    units += j.units;
+    total += j.cost_before(j.units);
+  }
+  const int n = int(std::min<int64_t>(pool_.size(), units));
+  if (n <= 1) {
+    for (const Job& j : jobs) j.run(int8_kernels(), acts_, x, n_tokens, 0, j.units);
+    return;
+  }
+  // The jobs' units in a row, cut into n ranges of about equal cost: cut i is the first
+  // (job, unit) whose cost before it, in that order, reaches share i of the total. One
+  // parallel region runs them all.
+  struct Cut {
+    size_t job;
+    int64_t unit;
+  };
+  auto cut = [&](int i) -> Cut {
+    if (i == n) return {jobs.size() - 1, jobs.back().units};
+    const uint64_t target = uint64_t(double(total) * i / n);
+    uint64_t before = 0;
+    size_t j = 0;
+    for (; j + 1 < jobs.size(); ++j) {
+      const uint64_t c = jobs[j].cost_before(jobs[j].units);
+      if (before + c > target) break;
+      before += c;
+    }
+    int64_t lo = 0, hi = jobs[j].units;
     while (lo < hi) {
       const int64_t mid = (lo + hi) / 2;
-      if (double(cost_before(mid)) < target) lo = mid + 1;
+      if (before + jobs[j].cost_before(mid) < target) lo = mid + 1;
       else hi = mid;
     }
-    return lo;
+    return {j, lo};
   };
+  const Int8Kernels& k = int8_kernels();
   pool_.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t r0 = cut(int(i)), r1 = cut(int(i) + 1);
-      if (r1 > r0) fn(r0, r1);
+      const Cut a = cut(int(i)), b = cut(int(i) + 1);
+      for (size_t j = a.job; j <= b.job; ++j) {
+        const int64_t u0 = j == a.job ? a.unit : 0, u1 = j == b.job ? b.unit : jobs[j].units;
+        if (u1 > u0) jobs[j].run(k, acts_, x, n_tokens, u0, u1);
+      }
     }
   });
 }
 
 void Int8Linear::matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) {
-  if (w.compressed && (w.compressed->rows != w.rows || w.compressed->cols != w.cols))
-    throw Error(fmt::format("matmul: '{}' is bound as [{}, {}] but its compressed matrix is [{}, {}]", w.name, w.rows,
-                            w.cols, w.compressed->rows, w.compressed->cols));
-  if (!w.compressed && !w.scales) throw Error(fmt::format("matmul: int8 weight '{}' has no scales", w.name));
-  if (kernels_ == CpuKernels::Reference) return reference(w, x, n_tokens, y);
+  const LinearWeight* ws[] = {&w};
+  float* ys[] = {y};
+  matmul_same_input(ws, x, n_tokens, ys);
+}
 
-  const Int8Kernels& k = int8_kernels();
-  const int64_t rows = w.rows;
-  const format::CompressedMatrix* m = w.compressed;
-  const Form form = m ? form_for(*m) : Form::InPlace;
-  const Packed* p = form != Form::InPlace ? &packed_of(*m) : nullptr;
-  const BitmapRows16* b16 = form == Form::Tiles16 ? &p->bitmap16 : nullptr;
-  const BitmapMatrix* b = form == Form::Bitmap ? &p->bitmap : nullptr;
-  const Nm24Rows* n24 = form == Form::Nm24 ? &p->nm24 : nullptr;
-  const DenseRows4* d4 = form == Form::Dense4 ? &p->dense4 : m ? nullptr : dense_packed(w);
-  if (form == Form::DenseF16) {
-    // The float matmul splits rows over the pool itself; then each row's scale and bias.
-    const DenseF16Rows& f = p->f16;
-    kernels::matmul(pool_, DType::F16, f.w.data(), rows, w.cols, x, n_tokens, y);
-    for (int64_t t = 0; t < n_tokens; ++t)
-      for (int64_t r = 0; r < rows; ++r)
-        y[t * rows + r] = y[t * rows + r] * f.scales[size_t(r)] + (w.bias ? w.bias[r] : 0.0f);
+void Int8Linear::matmul_same_input(std::span<const LinearWeight* const> ws, const float* x, int64_t n_tokens,
+                                   std::span<float* const> ys) {
+  if (ws.size() != ys.size()) throw Error(fmt::format("matmul: {} weights but {} outputs", ws.size(), ys.size()));
+  for (const LinearWeight* w : ws) {
+    check(*w);
+    if (w->cols != ws[0]->cols)
+      throw Error(fmt::format("matmul: '{}' has {} columns but '{}', on the same input, has {}", w->name, w->cols,
+                              ws[0]->name, ws[0]->cols));
+  }
+  if (kernels_ == CpuKernels::Reference) {
+    for (size_t i = 0; i < ws.size(); ++i) reference(*ws[i], x, n_tokens, ys[i]);
     return;
   }
-  // Prime and codebook (fp16 bitmap) multiply fp32 activations; everything else int8 ones.
-  if (!b || !b->f16) quantize_acts(x, n_tokens, w.cols, acts_, &pool_);
-  // A bitmap row costs its values and its masks plus a fixed amount; rows of dense and
-  // N:M matrices cost the same.
-  auto cost_before = [&](int64_t r) -> uint64_t {
-    if (!b) return uint64_t(r);
-    return b->row_start[size_t(r)] * (b->f16 ? 2 : 1) + uint64_t(r) * uint64_t(b->windows * 8 + 64);
-  };
-  auto add_bias = [&](int64_t r0, int64_t r1) {
-    if (!w.bias) return;
+  jobs_.clear();
+  for (size_t i = 0; i < ws.size(); ++i) {
+    const Job j = job_for(*ws[i], ys[i]);
+    if (j.form != Form::DenseF16) {
+      jobs_.push_back(j);
+      continue;
+    }
+    // Prime and codebook on AVX2: the float matmul splits rows over the pool itself;
+    // then each row's scale and bias.
+    const DenseF16Rows& f = j.packed->f16;
+    const int64_t rows = ws[i]->rows;
+    float* y = ys[i];
+    kernels::matmul(pool_, DType::F16, f.w.data(), rows, ws[i]->cols, x, n_tokens, y);
     for (int64_t t = 0; t < n_tokens; ++t)
-      for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += w.bias[r];
-  };
-  if (b16) {
-    // Whole groups of 16 rows per thread, balanced by their values and masks.
-    const uint64_t fixed = uint64_t(b16->quads * 8 + 64);
-    return split_rows(
-        b16->groups,
-        [&](int64_t g) { return b16->group_start[size_t(g)] * (b16->wide ? 2 : 1) + uint64_t(g) * fixed; },
-        [&](int64_t g0, int64_t g1) {
-          k.bitmap_rows16(*b16, acts_, g0, g1, y, rows);
-          add_bias(16 * g0, std::min(rows, 16 * g1));
-        });
+      for (int64_t r = 0; r < rows; ++r)
+        y[t * rows + r] = y[t * rows + r] * f.scales[size_t(r)] + (ws[i]->bias ? ws[i]->bias[r] : 0.0f);
   }
-  split_rows(rows, cost_before, [&](int64_t r0, int64_t r1) {
-    if (b && b->f16) k.bitmap_f16(*b, x, n_tokens, r0, r1, y, rows);
-    else if (b) k.bitmap(*b, acts_, r0, r1, y, rows);
-    else if (n24) k.nm24(*n24, acts_, r0, r1, y, rows);
-    else if (d4) k.dense_rows4(*d4, acts_, r0, r1, y, rows);
-    else if (m) k.nm(*m, acts_, r0, r1, y, rows);
-    else k.dense(DenseI8{static_cast<const int8_t*>(w.data), w.scales, w.rows, w.cols}, acts_, r0, r1, y, rows);
-    add_bias(r0, r1);
-  });
+  if (!jobs_.empty()) run_jobs(jobs_, x, n_tokens);
 }
 
 // The plain kernels with fp32 activations: format::reference_matmul per row slice for

@@ -25,6 +25,11 @@ class Int8Linear {
   void prepare(std::span<const LinearWeight* const> weights);
   // y[n_tokens, rows] = x W^T (+ bias) for a weight handles() accepts.
   void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
+  // ys[i] = x ws[i]^T (+ bias) for weights handles() accepts, all with x's columns: x is
+  // quantized once, and every weight's rows are split over the threads in one parallel
+  // region (Backend::matmul_same_input).
+  void matmul_same_input(std::span<const LinearWeight* const> ws, const float* x, int64_t n_tokens,
+                         std::span<float* const> ys);
 
  private:
   struct Packed;
@@ -38,10 +43,25 @@ class Int8Linear {
   const Packed* packed(const format::CompressedMatrix& m) const;  // null when absent or stale
   void reference(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
   void prepare_dense(std::span<const LinearWeight* const> weights);
-  // Runs fn(r0, r1) on one contiguous row range per thread, the ranges cut so that each
-  // holds about the same share of cost_before(rows) (cost_before: cost of rows < r).
-  template <class Cost, class Fn>
-  void split_rows(int64_t rows, Cost&& cost_before, Fn&& fn);
+  static void check(const LinearWeight& w);  // throws for a weight matmul cannot run
+
+  // One weight's part of a call: its output, execution form and kernel. Units are rows,
+  // or 16-row groups for Tiles16.
+  struct Job {
+    const LinearWeight* w;
+    float* y;
+    Form form;
+    const Packed* packed;      // of a compressed weight in a repacked form
+    const DenseRows4* dense4;  // dense int8 rows interleaved by 4 (AVX2)
+    int64_t units;
+    bool float_acts() const;  // multiplies fp32 activations, not int8 ones
+    uint64_t cost_before(int64_t unit) const;
+    void run(const Int8Kernels& k, const QuantizedActs& a, const float* x, int64_t n_tokens, int64_t u0,
+             int64_t u1) const;
+  };
+  Job job_for(const LinearWeight& w, float* y);
+  // Quantizes x once and runs every job's units, split by cost over the pool's threads.
+  void run_jobs(std::span<const Job> jobs, const float* x, int64_t n_tokens);
 
   ThreadPool& pool_;
   CpuKernels kernels_;
@@ -74,6 +94,7 @@ class Int8Linear {
   std::unordered_map<const void*, DensePacked> dense_packed_;
   const DenseRows4* dense_packed(const LinearWeight& w) const;
   QuantizedActs acts_;                          // reused by every call: no allocation per token
+  std::vector<Job> jobs_;                       // likewise
   std::vector<std::vector<float>> ref_scratch_; // [threads] reference-kernel outputs
 };
 
