@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "format/format-test-util.h"
+#include "kernels/cpu/for-each-target.h"
 #include "upg/backend.h"
 #include "upg/error.h"
 #include "upg/format.h"
@@ -253,8 +254,8 @@ TEST(DenseInt8, MatmulAndEmbedMatchDequantized) {
 
 // Weights on one input (q, k, v; gate, up) as one op: every layout, a dense int8 and a
 // float weight, biases, uneven row counts over several threads. Each output equals that
-// weight's own matmul bit for bit: the kernels compute a row the same way in whatever
-// range, and the input is quantized the same way once as every time.
+// weight's own matmul bit for bit, on every SIMD target: the kernels compute a row the
+// same way in whatever range, and the input is quantized the same way once as every time.
 TEST(MatmulSameInput, EqualsOneMatmulPerWeight) {
   const int64_t cols = 640;
   const Case cases[] = {{"mdcsr_int8", Layout::MdCsr, Encoding::Int8},
@@ -292,30 +293,33 @@ TEST(MatmulSameInput, EqualsOneMatmulPerWeight) {
   f.rows = 11;
   f.cols = cols;
   f.name = "dense_f32";
-  for (const int threads : {1, 2, 3})
-    for (const CpuKernels kernels : {CpuKernels::Fast, CpuKernels::Reference})
-      for (const int64_t n_tokens : {1, 7})
-        // All int8 and compressed (one shared region), then with the float weight too.
-        for (const size_t n_weights : {ws.size() - 1, ws.size()}) {
-          SCOPED_TRACE(::testing::Message() << "threads " << threads << ", tokens " << n_tokens << ", weights "
-                                            << n_weights << ", fast " << (kernels == CpuKernels::Fast));
-          auto be = make_cpu_backend(threads, kernels);
-          std::vector<const LinearWeight*> group;
-          for (size_t i = 0; i < n_weights; ++i) group.push_back(&ws[i]);
-          be->prepare(group);
-          const std::vector<float> x = random_vec(size_t(n_tokens * cols), 15);
-          std::vector<std::vector<float>> got(n_weights), want(n_weights);
-          std::vector<float*> ys;
-          for (size_t i = 0; i < n_weights; ++i) {
-            got[i].assign(size_t(n_tokens * ws[i].rows), NAN);
-            want[i].assign(got[i].size(), NAN);
-            ys.push_back(got[i].data());
-            be->matmul(ws[i], x.data(), n_tokens, want[i].data());
+  // Every SIMD target: each has its own execution forms (16-row tiles on AVX-512).
+  kernels::testing::for_each_target([&](const std::string&) {
+    for (const int threads : {1, 2, 3})
+      for (const CpuKernels kernels : {CpuKernels::Fast, CpuKernels::Reference})
+        for (const int64_t n_tokens : {1, 7})
+          // All int8 and compressed (one shared region), then with the float weight too.
+          for (const size_t n_weights : {ws.size() - 1, ws.size()}) {
+            SCOPED_TRACE(::testing::Message() << "threads " << threads << ", tokens " << n_tokens << ", weights "
+                                              << n_weights << ", fast " << (kernels == CpuKernels::Fast));
+            auto be = make_cpu_backend(threads, kernels);
+            std::vector<const LinearWeight*> group;
+            for (size_t i = 0; i < n_weights; ++i) group.push_back(&ws[i]);
+            be->prepare(group);
+            const std::vector<float> x = random_vec(size_t(n_tokens * cols), 15);
+            std::vector<std::vector<float>> got(n_weights), want(n_weights);
+            std::vector<float*> ys;
+            for (size_t i = 0; i < n_weights; ++i) {
+              got[i].assign(size_t(n_tokens * ws[i].rows), NAN);
+              want[i].assign(got[i].size(), NAN);
+              ys.push_back(got[i].data());
+              be->matmul(ws[i], x.data(), n_tokens, want[i].data());
+            }
+            be->matmul_same_input(group, x.data(), n_tokens, ys);
+            for (size_t i = 0; i < n_weights; ++i)
+              for (size_t k = 0; k < got[i].size(); ++k) ASSERT_EQ(got[i][k], want[i][k]) << ws[i].name << " output " << k;
           }
-          be->matmul_same_input(group, x.data(), n_tokens, ys);
-          for (size_t i = 0; i < n_weights; ++i)
-            for (size_t k = 0; k < got[i].size(); ++k) ASSERT_EQ(got[i][k], want[i][k]) << ws[i].name << " output " << k;
-        }
+  });
   // Weights on one input must have its columns.
   auto be = make_cpu_backend(2);
   LinearWeight narrow = i8;
