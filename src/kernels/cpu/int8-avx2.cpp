@@ -151,12 +151,13 @@ void rows_tokens(const DenseRows4& m, int64_t r, const QuantizedActs& a, int64_t
 
 // R rows of either dense form against every token, two per pass so that they share each
 // weight load; the rows stay in L1 while the tokens go by, so only the first pass
-// prefetches them. 4 rows x 2 tokens of accumulators plus the operands fill the 16
+// prefetches them, and only when they come from memory (Prefetch; not a tile that was
+// just written). 4 rows x 2 tokens of accumulators plus the operands fill the 16
 // registers.
-template <int R, class Matrix>
+template <int R, bool Prefetch = true, class Matrix>
 void rows_all_tokens(const Matrix& m, int64_t r, const QuantizedActs& a, float* y, int64_t ldy) {
-  if (a.n_tokens < 2) return a.n_tokens == 1 ? rows_tokens<R, 1, true>(m, r, a, 0, y, ldy) : void();
-  rows_tokens<R, 2, true>(m, r, a, 0, y, ldy);
+  if (a.n_tokens < 2) return a.n_tokens == 1 ? rows_tokens<R, 1, Prefetch>(m, r, a, 0, y, ldy) : void();
+  rows_tokens<R, 2, Prefetch>(m, r, a, 0, y, ldy);
   int64_t t0 = 2;
   for (; t0 + 2 <= a.n_tokens; t0 += 2) rows_tokens<R, 2, false>(m, r, a, t0, y, ldy);
   if (t0 < a.n_tokens) rows_tokens<R, 1, false>(m, r, a, t0, y, ldy);
@@ -294,11 +295,11 @@ void nm24_expanded(const Nm24Rows& m, const QuantizedActs& a, int64_t r0, int64_
       r0, r1,
       [&](int64_t r) {
         for (int i = 0; i < 4; ++i) expand_nm24_row(m, r + i, c, e, tile.data() + 32 * i);
-        rows_all_tokens<4>(Panel{tile.data(), 32, 128, blocks, m.scales.data() + r}, r, a, y, ldy);
+        rows_all_tokens<4, false>(Panel{tile.data(), 32, 128, blocks, m.scales.data() + r}, r, a, y, ldy);
       },
       [&](int64_t r) {
         expand_nm24_row(m, r, c, e, tile.data());
-        rows_all_tokens<1>(Panel{tile.data(), 32, 128, blocks, m.scales.data() + r}, r, a, y, ldy);
+        rows_all_tokens<1, false>(Panel{tile.data(), 32, 128, blocks, m.scales.data() + r}, r, a, y, ldy);
       });
 }
 
