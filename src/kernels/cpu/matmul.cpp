@@ -8,6 +8,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
+#include "kernels/cpu/load-f32-inl.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -19,16 +20,6 @@ namespace upg::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
-
-// Weight lanes widened to f32: f16 and bf16 are loaded at half width and promoted.
-template <class WT>
-HWY_INLINE hn::Vec<DF> load_w(DF d, const WT* p) {
-  if constexpr (std::is_same_v<WT, float>) {
-    return hn::LoadU(d, p);
-  } else {
-    return hn::PromoteTo(d, hn::LoadU(hn::Rebind<WT, DF>(), p));
-  }
-}
 
 // Tokens per register tile in prefill. AVX-512 has 32 vector registers: 4 rows x 4
 // tokens = 16 accumulators plus 4 x vectors and a weight vector fit; the 16-register
@@ -76,7 +67,7 @@ HWY_NOINLINE void tile(const WT* HWY_RESTRICT W, int64_t rows, int64_t cols, con
     for (int t = 0; t < T; ++t) xv[t] = hn::LoadU(d, xptr(t) + c);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const hn::Vec<DF> w = load_w(d, wptr(r) + c);
+      const hn::Vec<DF> w = LoadAsF32(d, wptr(r) + c);
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) acc[r][t] = hn::MulAdd(w, xv[t], acc[r][t]);
     }

@@ -8,6 +8,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
+#include "kernels/cpu/load-f32-inl.h"
 
 #include <algorithm>
 #include <cmath>
@@ -20,16 +21,6 @@ namespace upg::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
-
-// Rows of the KV cache are f32 or f16 (CpuBackend keeps f16); loads widen them to f32.
-template <class T>
-HWY_INLINE hn::Vec<DF> LoadRow(DF d, const T* HWY_RESTRICT p) {
-  if constexpr (std::is_same_v<T, float>) {
-    return hn::LoadU(d, p);
-  } else {
-    return hn::PromoteTo(d, hn::LoadU(hn::Rebind<T, DF>(), p));
-  }
-}
 
 template <class T>
 HWY_INLINE float ToF32(T v) {
@@ -47,12 +38,12 @@ float DotT(const float* HWY_RESTRICT x, const T* HWY_RESTRICT y, int64_t n) {
   auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
   int64_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
-    a0 = hn::MulAdd(hn::LoadU(d, x + i), LoadRow(d, y + i), a0);
-    a1 = hn::MulAdd(hn::LoadU(d, x + i + N), LoadRow(d, y + i + N), a1);
-    a2 = hn::MulAdd(hn::LoadU(d, x + i + 2 * N), LoadRow(d, y + i + 2 * N), a2);
-    a3 = hn::MulAdd(hn::LoadU(d, x + i + 3 * N), LoadRow(d, y + i + 3 * N), a3);
+    a0 = hn::MulAdd(hn::LoadU(d, x + i), LoadAsF32(d, y + i), a0);
+    a1 = hn::MulAdd(hn::LoadU(d, x + i + N), LoadAsF32(d, y + i + N), a1);
+    a2 = hn::MulAdd(hn::LoadU(d, x + i + 2 * N), LoadAsF32(d, y + i + 2 * N), a2);
+    a3 = hn::MulAdd(hn::LoadU(d, x + i + 3 * N), LoadAsF32(d, y + i + 3 * N), a3);
   }
-  for (; i + N <= n; i += N) a0 = hn::MulAdd(hn::LoadU(d, x + i), LoadRow(d, y + i), a0);
+  for (; i + N <= n; i += N) a0 = hn::MulAdd(hn::LoadU(d, x + i), LoadAsF32(d, y + i), a0);
   float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
   for (; i < n; ++i) s += x[i] * ToF32(y[i]);
   return s;
@@ -67,10 +58,10 @@ void AxpyT(float a, const T* HWY_RESTRICT x, float* HWY_RESTRICT y, int64_t n) {
   const auto va = hn::Set(d, a);
   int64_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {
-    hn::StoreU(hn::MulAdd(va, LoadRow(d, x + i), hn::LoadU(d, y + i)), d, y + i);
-    hn::StoreU(hn::MulAdd(va, LoadRow(d, x + i + N), hn::LoadU(d, y + i + N)), d, y + i + N);
+    hn::StoreU(hn::MulAdd(va, LoadAsF32(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+    hn::StoreU(hn::MulAdd(va, LoadAsF32(d, x + i + N), hn::LoadU(d, y + i + N)), d, y + i + N);
   }
-  for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(va, LoadRow(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+  for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(va, LoadAsF32(d, x + i), hn::LoadU(d, y + i)), d, y + i);
   for (; i < n; ++i) y[i] += a * ToF32(x[i]);
 }
 
@@ -122,10 +113,10 @@ void DotRowsT(const float* HWY_RESTRICT q, const T* HWY_RESTRICT K, int64_t stri
         const T* k = K + p * stride;
         V a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
         for (int64_t v = 0; v < nv; ++v) {
-          a0 = hn::MulAdd(qv[v], LoadRow(d, k + v * N), a0);
-          a1 = hn::MulAdd(qv[v], LoadRow(d, k + stride + v * N), a1);
-          a2 = hn::MulAdd(qv[v], LoadRow(d, k + 2 * stride + v * N), a2);
-          a3 = hn::MulAdd(qv[v], LoadRow(d, k + 3 * stride + v * N), a3);
+          a0 = hn::MulAdd(qv[v], LoadAsF32(d, k + v * N), a0);
+          a1 = hn::MulAdd(qv[v], LoadAsF32(d, k + stride + v * N), a1);
+          a2 = hn::MulAdd(qv[v], LoadAsF32(d, k + 2 * stride + v * N), a2);
+          a3 = hn::MulAdd(qv[v], LoadAsF32(d, k + 3 * stride + v * N), a3);
         }
         StoreSums4(d, a0, a1, a2, a3, out + p);
       }
@@ -159,7 +150,7 @@ void AxpyRowsT(const float* HWY_RESTRICT a, const T* HWY_RESTRICT V, int64_t str
     for (int64_t p = 0; p < rows; ++p) {
       const auto va = hn::Set(d, a[p]);
       const T* row = V + p * stride;
-      for (int64_t v = 0; v < nv; ++v) o[v] = hn::MulAdd(va, LoadRow(d, row + v * N), o[v]);
+      for (int64_t v = 0; v < nv; ++v) o[v] = hn::MulAdd(va, LoadAsF32(d, row + v * N), o[v]);
     }
     for (int64_t v = 0; v < nv; ++v) hn::StoreU(o[v], d, out + v * N);
     return;
@@ -171,10 +162,10 @@ void AxpyRowsT(const float* HWY_RESTRICT a, const T* HWY_RESTRICT V, int64_t str
     for (int64_t p = 0; p < rows; ++p) {
       const auto va = hn::Set(d, a[p]);
       const T* v = V + p * stride + c;
-      o0 = hn::MulAdd(va, LoadRow(d, v), o0);
-      o1 = hn::MulAdd(va, LoadRow(d, v + N), o1);
-      o2 = hn::MulAdd(va, LoadRow(d, v + 2 * N), o2);
-      o3 = hn::MulAdd(va, LoadRow(d, v + 3 * N), o3);
+      o0 = hn::MulAdd(va, LoadAsF32(d, v), o0);
+      o1 = hn::MulAdd(va, LoadAsF32(d, v + N), o1);
+      o2 = hn::MulAdd(va, LoadAsF32(d, v + 2 * N), o2);
+      o3 = hn::MulAdd(va, LoadAsF32(d, v + 3 * N), o3);
     }
     hn::StoreU(o0, d, out + c);
     hn::StoreU(o1, d, out + c + N);
