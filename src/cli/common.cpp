@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <limits>
@@ -122,23 +123,25 @@ void print_stats(const GenerateStats& st, double load_seconds) {
 
 void print_profile(const Model& model) {
   const std::vector<OpProfile> rows = model.profile();
+  size_t width = 52;  // the op column fits the longest name (a group of weights runs long)
+  for (const OpProfile& r : rows) width = std::max(width, r.name.size());
   for (const bool single : {false, true}) {
     double total = 0;
     for (const OpProfile& r : rows) total += r.single_token == single ? r.seconds : 0;
     if (total == 0) continue;
     fmt::print(stderr, "\nupg: profile of {}: wall time inside each backend op\n",
                single ? "single-token calls (decode steps)" : "calls of several tokens (prompt)");
-    fmt::print(stderr, "  {:<52} {:>6} {:>9} {:>6} {:>9} {:>6}\n", "op", "calls", "total ms", "share", "us/call",
-               "GB/s");
+    fmt::print(stderr, "  {:<{}} {:>6} {:>9} {:>6} {:>9} {:>6}\n", "op", width, "calls", "total ms", "share",
+               "us/call", "GB/s");
     for (const OpProfile& r : rows) {
       if (r.single_token != single) continue;
       // Weight bytes over time: the rate a matmul streamed its weight at (as stored; a
       // backend that repacks may stream a little more or less).
       const std::string rate = r.weight_bytes && single ? fmt::format("{:.1f}", r.weight_bytes / r.seconds / 1e9) : "";
-      fmt::print(stderr, "  {:<52} {:>6} {:>9.1f} {:>5.1f}% {:>9.1f} {:>6}\n", r.name, r.calls, r.seconds * 1e3,
+      fmt::print(stderr, "  {:<{}} {:>6} {:>9.1f} {:>5.1f}% {:>9.1f} {:>6}\n", r.name, width, r.calls, r.seconds * 1e3,
                  100 * r.seconds / total, r.seconds * 1e6 / double(r.calls), rate);
     }
-    fmt::print(stderr, "  {:<52} {:>6} {:>9.1f}\n", "total", "", total * 1e3);
+    fmt::print(stderr, "  {:<{}} {:>6} {:>9.1f}\n", "total", width, "", total * 1e3);
   }
 }
 

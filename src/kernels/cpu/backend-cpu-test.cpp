@@ -330,5 +330,52 @@ TEST(MatmulSameInput, EqualsOneMatmulPerWeight) {
   EXPECT_THROW(be->matmul_same_input(bad, x.data(), 1, ys), Error);
 }
 
+// The elementwise ops split a prompt's tokens over the threads: every output equals the
+// one-thread result bit for bit, and a cache filled by one multi-token kv_store attends
+// exactly as one filled a token at a time.
+TEST(ElementwiseOps, SplitOverThreadsEqualsOneThread) {
+  const int64_t n = 200, dim = 576, inter = 1536;
+  const int heads = 9, kv_heads = 3, hd = 64;
+  auto one = make_cpu_backend(1), three = make_cpu_backend(3);
+  const std::vector<float> x = random_vec(size_t(n * inter), 21), g = random_vec(size_t(n * inter), 22),
+                           w = random_vec(size_t(dim), 23);
+  auto both = [&](auto&& op) {
+    std::vector<float> a = x, b = x;
+    op(*one, a);
+    op(*three, b);
+    ASSERT_EQ(a, b);
+  };
+  both([&](Backend& be, std::vector<float>& y) { be.rmsnorm(x.data(), w.data(), y.data(), dim, n, 1e-5f); });
+  both([&](Backend& be, std::vector<float>& y) { be.silu_mul(g.data(), x.data(), y.data(), n * inter); });
+  both([&](Backend& be, std::vector<float>& y) { be.add(y.data(), g.data(), n * inter); });
+  std::vector<float> cos(size_t(n * hd / 2)), sin(cos.size());
+  for (size_t i = 0; i < cos.size(); ++i) {
+    cos[i] = std::cos(0.01f * float(i));
+    sin[i] = std::sin(0.01f * float(i));
+  }
+  const RopeTable rope{hd, hd, int(n), cos.data(), sin.data()};
+  std::vector<int32_t> pos(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) pos[size_t(t)] = int32_t(t);
+  both([&](Backend& be, std::vector<float>& y) { be.rope(y.data(), pos, heads, rope); });
+
+  const std::vector<float> k = random_vec(size_t(n * kv_heads * hd), 24), v = random_vec(k.size(), 25),
+                           q = random_vec(size_t(heads * hd), 26);
+  std::vector<int64_t> slots(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) slots[size_t(t)] = t;
+  auto whole = make_cpu_backend(3), by_token = make_cpu_backend(3);
+  for (Backend* be : {whole.get(), by_token.get()}) be->kv_alloc(1, n, kv_heads, hd, DType::F16);
+  whole->kv_store(0, slots, k.data(), v.data());
+  for (int64_t t = 0; t < n; ++t)
+    by_token->kv_store(0, std::span<const int64_t>(&slots[size_t(t)], 1), k.data() + t * kv_heads * hd,
+                       v.data() + t * kv_heads * hd);
+  const int32_t last = int32_t(n - 1);
+  const int64_t base = 0;
+  const AttentionBatch ab{std::span<const int32_t>(&last, 1), std::span<const int64_t>(&base, 1), heads, kv_heads, hd};
+  std::vector<float> out_whole(size_t(heads * hd)), out_tokens(out_whole.size());
+  whole->attention(0, q.data(), ab, out_whole.data());
+  by_token->attention(0, q.data(), ab, out_tokens.data());
+  EXPECT_EQ(out_whole, out_tokens);
+}
+
 }  // namespace
 }  // namespace upg

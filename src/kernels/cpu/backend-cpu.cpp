@@ -65,12 +65,21 @@ class CpuBackend final : public Backend {
   void prepare(std::span<const LinearWeight* const> weights) override { int8_.prepare(weights); }
 
   void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n_tokens, float eps) override {
-    kernels::rmsnorm(x, w, out, dim, n_tokens, eps);
+    split(n_tokens, dim, [&](int64_t t0, int64_t t1) {
+      kernels::rmsnorm(x + t0 * dim, w, out + t0 * dim, dim, t1 - t0, eps);
+    });
   }
 
   void rope(float* x, std::span<const int32_t> positions, int n_heads, const RopeTable& r) override {
     const int half = r.rotary_dim / 2;
-    for (size_t t = 0; t < positions.size(); ++t) {
+    split(int64_t(positions.size()), int64_t(n_heads) * r.head_dim, [&](int64_t t0, int64_t t1) {
+      rope_tokens(x, positions, n_heads, r, half, size_t(t0), size_t(t1));
+    });
+  }
+
+  static void rope_tokens(float* x, std::span<const int32_t> positions, int n_heads, const RopeTable& r, int half,
+                          size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
       const float* c = r.cos + size_t(positions[t]) * half;
       const float* s = r.sin + size_t(positions[t]) * half;
       for (int h = 0; h < n_heads; ++h) {
@@ -85,10 +94,12 @@ class CpuBackend final : public Backend {
   }
 
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override {
-    kernels::silu_mul(gate, up, out, n);
+    split(n, 1, [&](int64_t i0, int64_t i1) { kernels::silu_mul(gate + i0, up + i0, out + i0, i1 - i0); });
   }
 
-  void add(float* y, const float* x, int64_t n) override { kernels::add_inplace(y, x, n); }
+  void add(float* y, const float* x, int64_t n) override {
+    split(n, 1, [&](int64_t i0, int64_t i1) { kernels::add_inplace(y + i0, x + i0, i1 - i0); });
+  }
 
   void embed(const LinearWeight& table, std::span<const int32_t> tokens, float* out) override {
     for (size_t t = 0; t < tokens.size(); ++t) {
@@ -125,18 +136,20 @@ class CpuBackend final : public Backend {
 
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
     const size_t hd = size_t(head_dim_), layer0 = size_t(layer) * size_t(n_kv_);
-    for (size_t t = 0; t < slots.size(); ++t)
-      for (size_t g = 0; g < size_t(n_kv_); ++g) {
-        const size_t dst = ((layer0 + g) * size_t(slots_) + size_t(slots[t])) * hd;
-        const size_t src = (t * size_t(n_kv_) + g) * hd;
-        if (f16_) {
-          kernels::f32_to_f16(k + src, as<uint16_t>(k_) + dst, int64_t(hd));
-          kernels::f32_to_f16(v + src, as<uint16_t>(v_) + dst, int64_t(hd));
-        } else {
-          std::memcpy(as<float>(k_) + dst, k + src, hd * sizeof(float));
-          std::memcpy(as<float>(v_) + dst, v + src, hd * sizeof(float));
+    split(int64_t(slots.size()), 2 * n_kv_ * head_dim_, [&](int64_t t0, int64_t t1) {
+      for (size_t t = size_t(t0); t < size_t(t1); ++t)
+        for (size_t g = 0; g < size_t(n_kv_); ++g) {
+          const size_t dst = ((layer0 + g) * size_t(slots_) + size_t(slots[t])) * hd;
+          const size_t src = (t * size_t(n_kv_) + g) * hd;
+          if (f16_) {
+            kernels::f32_to_f16(k + src, as<uint16_t>(k_) + dst, int64_t(hd));
+            kernels::f32_to_f16(v + src, as<uint16_t>(v_) + dst, int64_t(hd));
+          } else {
+            std::memcpy(as<float>(k_) + dst, k + src, hd * sizeof(float));
+            std::memcpy(as<float>(v_) + dst, v + src, hd * sizeof(float));
+          }
         }
-      }
+    });
   }
 
   void attention(int layer, const float* q, const AttentionBatch& b, float* out) override {
@@ -146,6 +159,18 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // Runs fn over [0, n) items of `size` floats each: on the calling thread when they are
+  // few (a decode step's vectors take a microsecond or two, about what waking the pool
+  // costs), else split over the pool. A 371-token prompt spent 6% of its time in these
+  // elementwise ops on one thread.
+  template <class Fn>
+  void split(int64_t n, int64_t size, Fn&& fn) {
+    constexpr int64_t kMinFloats = 32768;
+    if (n * size < 2 * kMinFloats || pool_.size() == 1) return fn(int64_t{0}, n);
+    const int64_t pieces = std::min<int64_t>({int64_t(pool_.size()), n, n * size / kMinFloats});
+    pool_.parallel_for(pieces, [&](int64_t p0, int64_t p1, int) { fn(n * p0 / pieces, n * p1 / pieces); });
+  }
+
   kernels::ThreadPool pool_;
   kernels::Int8Linear int8_;
   kernels::Attention attention_;
