@@ -3,14 +3,31 @@
 // target chosen once at start. Shapes are given explicitly; nothing here allocates in the
 // hot path.
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "upg/tensor.h"
 
 namespace upg::kernels {
+
+// What a parallel region runs, fn(begin, end, thread_index): a non-owning reference to
+// the caller's callable. std::function would copy a lambda that captures more than two
+// pointers to the heap, an allocation per region in the decode loop; this never
+// allocates. The callable must outlive the call (a lambda argument does).
+class ChunkFn {
+ public:
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, ChunkFn>>>
+  ChunkFn(F&& f)  // NOLINT: implicit, so parallel_for takes lambdas as they are
+      : obj_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
+        call_([](void* o, int64_t b, int64_t e, int t) { (*static_cast<std::remove_reference_t<F>*>(o))(b, e, t); }) {}
+  void operator()(int64_t begin, int64_t end, int thread) const { call_(obj_, begin, end, thread); }
+
+ private:
+  void* obj_;
+  void (*call_)(void*, int64_t, int64_t, int);
+};
 
 // A fixed pool of worker threads that spin briefly before sleeping, so the ~200
 // parallel regions of one decode step do not each pay a futex wake-up.
@@ -23,7 +40,7 @@ class ThreadPool {
   int size() const;
   // Splits [0, n) into contiguous chunks, one per thread (the caller runs one), and
   // returns when all are done. fn(begin, end, thread_index).
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+  void parallel_for(int64_t n, ChunkFn fn);
 
  private:
   struct Impl;

@@ -28,6 +28,12 @@ void Attention::run(const float* q, const AttentionBatch& b, const KV* k, const 
   // chunk's fixed cost (its merge) small.
   const int64_t pairs = int64_t(n_tokens) * b.n_kv_heads;
   const int64_t chunk = pairs >= 8 * threads ? INT32_MAX : std::max<int64_t>(32, (total + 8 * threads - 1) / (8 * threads));
+  // Buffers only grow, and start large enough that a decode step never grows them: one
+  // token's chunks number at most 8 per thread plus one per kv head, and hold under
+  // 4096 positions up to a context of about 20000 (a chunk is an eighth of a thread's
+  // share of the positions).
+  const size_t max_decode_items = size_t(8 * threads + b.n_kv_heads);
+  if (items_.capacity() < max_decode_items) items_.reserve(max_decode_items);
   items_.clear();
   longest_ = 0;
   for (size_t t = 0; t < n_tokens; ++t)
@@ -40,9 +46,10 @@ void Attention::run(const float* q, const AttentionBatch& b, const KV* k, const 
       }
     }
   const size_t part = size_t(group) * size_t(b.head_dim + 2);
-  if (partial_.size() < items_.size() * part) partial_.resize(items_.size() * part);
+  if (partial_.size() < items_.size() * part) partial_.resize(std::max(items_.capacity(), items_.size()) * part);
   const size_t per_thread = size_t(group) * size_t(longest_);
-  if (scores_.size() < size_t(threads) * per_thread) scores_.resize(size_t(threads) * per_thread);
+  if (scores_.size() < size_t(threads) * per_thread)
+    scores_.resize(size_t(threads) * size_t(group) * size_t(std::max<int64_t>(longest_, 4096)));
   // Thread i takes items i, i + threads, ...: neighbouring items cost about the same
   // (chunks of one row, or causal rows one position apart), so every thread gets a
   // fair share without a cost model.

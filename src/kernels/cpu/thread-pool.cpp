@@ -55,7 +55,7 @@ struct ThreadPool::Impl {
 
   // Job description; written by the caller before `generation` is bumped (release) and
   // read by workers after they observe the bump (acquire).
-  const std::function<void(int64_t, int64_t, int)>* fn = nullptr;
+  const ChunkFn* fn = nullptr;
   int64_t n = 0;
   bool stop = false;
 
@@ -128,7 +128,7 @@ ThreadPool::~ThreadPool() {
 
 int ThreadPool::size() const { return impl_->n_threads; }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::parallel_for(int64_t n, ChunkFn fn) {
   if (n <= 0) return;
   Impl& im = *impl_;
   // A pool of one, a single item, or a call from inside one of this pool's chunks runs
