@@ -33,13 +33,9 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
 }
 
-// Adds row i's and token t's sum over blocks [0, nb) to acc[i][t]: row i's block b sits
-// at src + row_step i + pitch b, token t's at x[t] + 32 b with scale s[t][b].
-// R rows share every activation load, and each (row, token) pair has its own
-// accumulator: with one accumulator per row the FMA latency chain limited dense int8 to
-// 13.7 GB/s. The rows and tokens come as base pointers and steps, not recomputed per
-// block: with 8 accumulators live, the per-block address arithmetic spilled to the stack,
-// and its loads and multiplies were among the hottest instructions of a prompt.
+// The R x T accumulators of one call, passed and returned by value: as an array passed
+// by reference GCC kept them in memory, zeroed them with `rep stos` on every call and
+// stored all of them to the stack on every block (KERNELS.md, "Accumulators by value").
 template <int R, int T>
 struct Acc {
   __m256 v[R][T];
@@ -51,6 +47,13 @@ struct Acc {
   }
 };
 
+// Returns `in` plus, in v[i][t], row i's and token t's sum over blocks [0, nb): row i's
+// block b sits at src + row_step i + pitch b, token t's at x[t] + 32 b with scale s[t][b].
+// R rows share every activation load, and each (row, token) pair has its own
+// accumulator: with one accumulator per row the FMA latency chain limited dense int8 to
+// 13.7 GB/s. The rows and tokens come as base pointers and steps, not recomputed per
+// block: with 8 accumulators live, the per-block address arithmetic spilled to the stack,
+// and its loads and multiplies were among the hottest instructions of a prompt.
 template <int R, int T, bool Prefetch>
 inline Acc<R, T> accumulate(const int8_t* src, int64_t row_step, int64_t pitch, int64_t nb, const int8_t* const (&x)[T],
                             const float* const (&s)[T], Acc<R, T> in) {
