@@ -29,7 +29,7 @@ class ChunkFn {
   void (*call_)(void*, int64_t, int64_t, int);
 };
 
-// A fixed pool of worker threads that spin briefly before sleeping, so the ~200
+// A fixed pool of worker threads that spin briefly before sleeping, so the ~150
 // parallel regions of one decode step do not each pay a futex wake-up.
 class ThreadPool {
  public:

@@ -1,26 +1,12 @@
 // Sampler::sample promises no allocation after the first call (it runs once per token).
-// Counting replaced global operator new is the only way to check that from outside.
-#include <atomic>
+// core/count-allocations.h counts operator new.
 #include <cmath>
-#include <cstdlib>
-#include <new>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "core/count-allocations.h"
 #include "upg/sampling.h"
-
-namespace {
-std::atomic<long> g_allocs{0};
-}  // namespace
-
-void* operator new(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace upg {
 namespace {
@@ -36,12 +22,12 @@ TEST(SamplerAlloc, NoAllocationAfterFirstCall) {
   for (size_t i = 0; i < logits.size(); ++i) logits[i] = 4.0f * std::sin(float(i) * 0.37f);
   std::vector<int32_t> hist(100);
   for (size_t i = 0; i < hist.size(); ++i) hist[i] = int32_t(i * 7 % 300);
-  const long at_start = g_allocs.load();
+  const long at_start = test::allocations();
   s.sample(logits, hist);
-  EXPECT_GT(g_allocs.load() - at_start, 0) << "the counter must see the first call's buffers";
-  const long before = g_allocs.load();
+  EXPECT_GT(test::allocations() - at_start, 0) << "the counter must see the first call's buffers";
+  const long before = test::allocations();
   for (int i = 0; i < 50; ++i) s.sample(logits, hist);
-  EXPECT_EQ(g_allocs.load() - before, 0);
+  EXPECT_EQ(test::allocations() - before, 0);
 }
 
 }  // namespace

@@ -125,6 +125,7 @@ Int8Linear::Job Int8Linear::job_for(const LinearWeight& w, float* y) {
   } else {
     j.dense4 = dense_packed(w);
   }
+  j.cost = j.cost_before(j.units);
   return j;
 }
 
@@ -186,7 +187,7 @@ void Int8Linear::run_jobs(std::span<const Job> jobs, const float* x, int64_t n_t
   uint64_t total = 0;
   for (const Job& j : jobs) {
     units += j.units;
-    total += j.cost_before(j.units);
+    total += j.cost;
   }
   const int n = int(std::min<int64_t>(pool_.size(), units));
   if (n <= 1) {
@@ -198,20 +199,12 @@ void Int8Linear::run_jobs(std::span<const Job> jobs, const float* x, int64_t n_t
   // rounded up to a whole group of 4 rows (the kernels' interleaved groups). One
   // parallel region runs them all. (Pieces taken in turn from a shared counter, 2 or 4
   // per thread, decoded no faster on the noisy 2-core host.)
-  struct Cut {
-    size_t job;
-    int64_t unit;
-  };
   auto cut = [&](int i) -> Cut {
     if (i == n) return {jobs.size() - 1, jobs.back().units};
     const uint64_t target = uint64_t(double(total) * i / n);
     uint64_t before = 0;
     size_t j = 0;
-    for (; j + 1 < jobs.size(); ++j) {
-      const uint64_t c = jobs[j].cost_before(jobs[j].units);
-      if (before + c > target) break;
-      before += c;
-    }
+    for (; j + 1 < jobs.size() && before + jobs[j].cost <= target; ++j) before += jobs[j].cost;
     int64_t lo = 0, hi = jobs[j].units;
     while (lo < hi) {
       const int64_t mid = (lo + hi) / 2;
@@ -221,10 +214,12 @@ void Int8Linear::run_jobs(std::span<const Job> jobs, const float* x, int64_t n_t
     if (jobs[j].form != Form::Tiles16) lo = std::min(jobs[j].units, (lo + 3) / 4 * 4);
     return {j, lo};
   };
+  cuts_.clear();  // capacity reserved in the constructor: no allocation
+  for (int i = 0; i <= n; ++i) cuts_.push_back(cut(i));
   const Int8Kernels& k = int8_kernels();
   pool_.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; ++i) {
-      const Cut a = cut(int(i)), b = cut(int(i) + 1);
+      const Cut a = cuts_[size_t(i)], b = cuts_[size_t(i) + 1];
       for (size_t j = a.job; j <= b.job; ++j) {
         const int64_t u0 = j == a.job ? a.unit : 0, u1 = j == b.job ? b.unit : jobs[j].units;
         if (u1 > u0) jobs[j].run(k, acts_, x, n_tokens, u0, u1);

@@ -17,7 +17,9 @@ class Int8Linear {
  public:
   // How a compressed matrix executes on the current target (form_for, below).
   enum class Form { InPlace, Tiles16, Nm24, Dense4, DenseF16, Bitmap };
-  Int8Linear(ThreadPool& pool, CpuKernels kernels) : pool_(pool), kernels_(kernels) {}
+  Int8Linear(ThreadPool& pool, CpuKernels kernels) : pool_(pool), kernels_(kernels) {
+    cuts_.reserve(size_t(pool.size()) + 1);
+  }
   // Whether matmul() runs this weight (int8 or compressed).
   static bool handles(const LinearWeight& w) { return w.compressed || w.dtype == DType::I8; }
   // Repacks the compressed weights among these into their execution forms, and on AVX2
@@ -54,6 +56,7 @@ class Int8Linear {
     const Packed* packed;      // of a compressed weight in a repacked form
     const DenseRows4* dense4;  // dense int8 rows interleaved by 4 (AVX2)
     int64_t units;
+    uint64_t cost;            // cost_before(units), for the cuts
     bool float_acts() const;  // multiplies fp32 activations, not int8 ones
     uint64_t cost_before(int64_t unit) const;
     void run(const Int8Kernels& k, const QuantizedActs& a, const float* x, int64_t n_tokens, int64_t u0,
@@ -62,6 +65,10 @@ class Int8Linear {
   Job job_for(const LinearWeight& w, float* y);
   // Quantizes x once and runs every job's units, split by cost over the pool's threads.
   void run_jobs(std::span<const Job> jobs, const float* x, int64_t n_tokens);
+  struct Cut {  // where a thread's range of a call's units starts
+    size_t job;
+    int64_t unit;
+  };
 
   ThreadPool& pool_;
   CpuKernels kernels_;
@@ -95,6 +102,7 @@ class Int8Linear {
   const DenseRows4* dense_packed(const LinearWeight& w) const;
   QuantizedActs acts_;                          // reused by every call: no allocation per token
   std::vector<Job> jobs_;                       // likewise
+  std::vector<Cut> cuts_;                       // [threads + 1], likewise
   std::vector<std::vector<float>> ref_scratch_; // [threads] reference-kernel outputs
 };
 

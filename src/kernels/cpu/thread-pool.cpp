@@ -15,7 +15,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A decode step runs ~200 parallel regions a few tens of microseconds apart, so a worker
+// A decode step runs ~150 parallel regions a few tens of microseconds apart, so a worker
 // that spins this long almost never sleeps during generation, yet an idle process stops
 // burning CPU within a fraction of a millisecond.
 constexpr auto kSpinPause = std::chrono::microseconds(30);
