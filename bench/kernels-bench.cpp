@@ -128,10 +128,12 @@ BENCHMARK(BM_ParallelForOverhead)->UseRealTime();
 // layer's last attention have evicted its keys and values; cold = 0 repeats one layer.
 void BM_AttentionDecode(benchmark::State& state) {
   const int P = int(state.range(0)), n_heads = 9, n_kv = 3, hd = 64;
-  const size_t layer_bytes = size_t(2) * size_t(P) * n_kv * hd * sizeof(uint16_t);  // K and V, f16
+  const bool int8 = state.range(2) != 0;  // the cache's type: f16 (the default) or int8
+  // K and V: f16, or int8 with a 4-byte scale per row of hd
+  const size_t layer_bytes = size_t(2) * size_t(P) * n_kv * (int8 ? hd + 4 : hd * sizeof(uint16_t));
   const int layers = state.range(1) ? int(kColdBytes / layer_bytes) + 1 : 1;
   auto be = upg::make_cpu_backend(2);
-  be->kv_alloc(layers, P, n_kv, hd, upg::DType::F16);
+  be->kv_alloc(layers, P, n_kv, hd, int8 ? upg::DType::I8 : upg::DType::F16);
   std::mt19937 rng(5);
   std::normal_distribution<float> dist;
   std::vector<float> kv(size_t(n_kv) * hd), q(size_t(n_heads) * hd), out(q.size());
@@ -154,8 +156,8 @@ void BM_AttentionDecode(benchmark::State& state) {
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(layer_bytes));
 }
 BENCHMARK(BM_AttentionDecode)
-    ->ArgsProduct({{256, 1024, 4096}, {0, 1}})
-    ->ArgNames({"pos", "cold"})
+    ->ArgsProduct({{256, 1024, 4096}, {0, 1}, {0, 1}})
+    ->ArgNames({"pos", "cold", "int8"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

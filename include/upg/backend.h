@@ -97,8 +97,8 @@ class Backend {
   virtual void embed(const LinearWeight& table, std::span<const int32_t> tokens, float* out) = 0;
 
   // KV storage for K and for V: n_slots_total slots per layer, each n_kv_heads x head_dim
-  // of `type` (F16 or F32; ask supports(Op::Attention, type)). The backend picks the
-  // memory order.
+  // of `type` (F16, F32, or I8 with a scale per head_dim row; ask
+  // supports(Op::Attention, type)). The backend picks the memory order.
   virtual void kv_alloc(int n_layers, int64_t n_slots_total, int n_kv_heads, int head_dim, DType type) = 0;
   // Stores k, v [n_tokens, n_kv_heads * head_dim] of `layer` at the given slots.
   virtual void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) = 0;

@@ -86,6 +86,15 @@ void axpy_rows(const float* a, const float* V, int64_t stride, int64_t rows, int
 // The same over f16 rows (IEEE half bits), as the CPU backend's KV cache holds them.
 void dot_rows(const float* q, const uint16_t* K, int64_t stride, int64_t rows, int64_t dim, float* out);
 void axpy_rows(const float* a, const uint16_t* V, int64_t stride, int64_t rows, int64_t dim, float* out);
+// The same over int8 rows with one scale each (row p is scales[p] * V[p]), as the CPU
+// backend's int8 KV cache holds them.
+void dot_rows(const float* q, const int8_t* K, const float* scales, int64_t stride, int64_t rows, int64_t dim,
+              float* out);
+void axpy_rows(const float* a, const int8_t* V, const float* scales, int64_t stride, int64_t rows, int64_t dim,
+               float* out);
+// q[i] = round(x[i] / s) with s = max |x| / 127 (round to nearest even; s = 0 for a zero
+// row): symmetric int8 with one scale, returned.
+float quantize_i8(const float* x, int64_t n, int8_t* q);
 // out[i] = x[i] as f16 bits, rounded to nearest even.
 void f32_to_f16(const float* x, uint16_t* out, int64_t n);
 

@@ -28,7 +28,8 @@ struct ModelOptions {
   // Time every backend op (Model::profile, `upg run --profile`); costs a clock read per op.
   bool profile = false;
   // The KV cache's element type: F16 (half the memory, and half the bytes a decode
-  // step's attention reads) or F32 (exact; the golden tests against transformers).
+  // step's attention reads), F32 (exact; the golden tests against transformers) or I8
+  // (a quarter, with one scale per head and position: for long contexts).
   DType kv_type = DType::F16;
 };
 

@@ -109,13 +109,20 @@ TEST_F(CliGenerate, PromptPlusNPredictBeyondContextIsAnError) {
 
 // Bad values must be reported before the model is loaded, which can take minutes for
 // a large model; so these need no model and run even when it is absent.
+// The int8 KV cache answers the same greedy question right.
+TEST_F(CliGenerate, Int8CacheAnswersParis) {
+  ProcessResult r = run({"-p", kCapital, "-n", "24", "--temp", "0", "--cache-type", "int8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "Paris")) << r.out;
+}
+
 TEST(CliFlags, InvalidSamplingFlagsNameTheFlag) {
   std::string model = model_path();
   if (model.empty()) model = "absent-model.gguf";
   const std::vector<std::vector<std::string>> cases = {
       {"--top-p", "1.5"}, {"--top-p", "0"},      {"--min-p", "-1"},  {"--seed", "abc"},
       {"--seed", "12x"},  {"--dtype", "f8"},     {"--n-predict", "-5"}, {"--repeat-penalty", "0"},
-      {"--repeat-last-n", "-2"}, {"--temp", "fast"}};
+      {"--repeat-last-n", "-2"}, {"--temp", "fast"}, {"--cache-type", "q4"}};
   for (const auto& flag : cases) {
     for (const char* cmd : {"run", "chat"}) {
       SCOPED_TRACE(std::string(cmd) + " " + flag[0] + " " + flag[1]);

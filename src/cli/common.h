@@ -20,7 +20,7 @@ struct ModelArgs {
   bool profile = false;
   std::string cache_type = "f16";
 };
-// --cache-type f16|f32, shared by every command that runs a model.
+// --cache-type f16|f32|int8, shared by every command that runs a model.
 void add_cache_type_option(CLI::App& app, ModelArgs& args);
 // --reference-kernels, shared by every command that runs a model.
 void add_reference_kernels_flag(CLI::App& app, ModelArgs& args);

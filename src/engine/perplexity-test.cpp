@@ -121,8 +121,9 @@ class DefaultModel : public ::testing::Test {
     if (!std::ifstream(test::default_model_path()).good())
       GTEST_SKIP() << "default model not found at " << test::default_model_path();
   }
-  static std::unique_ptr<Model> load(int ctx) {
+  static std::unique_ptr<Model> load(int ctx, DType kv_type = DType::F16) {
     ModelOptions o;
+    o.kv_type = kv_type;
     o.context_length = ctx;
     o.n_threads = 2;
     o.load.dequant_to = DType::F32;  // compared with transformers' fp32 dequantization
@@ -164,6 +165,18 @@ TEST_F(DefaultModel, WindowsLongerThanAChunk) {
   const PerplexityResult r = perplexity(*m, first, 300);
   EXPECT_EQ(r.n_scored, 299);
   EXPECT_NEAR(r.mean_nll, want, 1e-9);
+}
+
+// The int8 KV cache (one scale per head and position) costs little quality: over 2048
+// KJV tokens, perplexity 5.4089 with f16 and 5.4255 with int8 (0.003 nats); over the
+// golden ids 0.0008 nats. An error in its scales or rows costs far more.
+TEST_F(DefaultModel, Int8KvCacheStaysCloseToF16) {
+  const auto all = golden()["cases"]["smollm2"]["token_ids"].get<std::vector<int32_t>>();
+  const std::vector<int32_t> ids(all.begin(), all.begin() + std::min<size_t>(all.size(), 512));
+  const PerplexityResult f16 = perplexity(*load(256, DType::F16), ids, 256);
+  const PerplexityResult i8 = perplexity(*load(256, DType::I8), ids, 256);
+  EXPECT_NE(i8.mean_nll, f16.mean_nll) << "the int8 cache was not used";
+  EXPECT_NEAR(i8.mean_nll, f16.mean_nll, 0.01);
 }
 
 }  // namespace

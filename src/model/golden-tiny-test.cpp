@@ -78,7 +78,7 @@ INSTANTIATE_TEST_SUITE_P(Archs, GoldenTiny, ::testing::Values("llama", "mistral"
 // The default f16 KV cache rounds keys and values to 2^-11: the logits stay within a
 // small bound of the f32 cache's, with the same greedy tokens; a type the backend
 // cannot keep is refused at load, naming it.
-TEST(KvCacheType, F16StaysCloseToF32AndOthersAreRefused) {
+TEST(KvCacheType, F16AndInt8StayCloseToF32AndOthersAreRefused) {
   const std::string dir = test::source_dir() + "/tests/fixtures/tiny/llama";
   const std::vector<int32_t> ids = {1, 15, 27, 3, 99, 42, 7, 64, 5, 11};
   ModelOptions o;
@@ -91,6 +91,15 @@ TEST(KvCacheType, F16StaysCloseToF32AndOthersAreRefused) {
   for (size_t i = 0; i < f16.size(); ++i) worst = std::max(worst, std::fabs(f16[i] - f32[i]));
   EXPECT_GT(worst, 0.0f) << "the f16 cache was not used";
   EXPECT_LT(worst, 5e-3f);
+  // int8 with one scale per row rounds to 1/254 of the row's largest value: on this
+  // model (logits up to 4.6) the logits move by 0.055, and a broken cache by whole units.
+  o.kv_type = DType::I8;
+  const std::vector<float> i8 = Model::from_file(dir, o)->forward(ids);
+  ASSERT_EQ(i8.size(), f32.size());
+  float worst8 = 0;
+  for (size_t i = 0; i < i8.size(); ++i) worst8 = std::max(worst8, std::fabs(i8[i] - f32[i]));
+  EXPECT_GT(worst8, worst) << "the int8 cache was not used";
+  EXPECT_LT(worst8, 0.1f);
   o.kv_type = DType::BF16;
   try {
     Model::from_file(dir, o);

@@ -1,6 +1,6 @@
 // The chunked attention against a plain one in doubles: GQA groups, several sequences,
 // prefill rows and single decode tokens (split into chunks and merged), sliding windows,
-// every thread count from 1 to 3 and every SIMD target.
+// every thread count from 1 to 3 and every SIMD target, over f16 and int8 caches.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -48,7 +48,9 @@ std::vector<double> plain(const Case& c, const std::vector<float>& q, const std:
   return out;
 }
 
-void check(const Case& c) {
+// The cache holds f16 or int8 (one scale per head and position): the plain attention
+// gets the same rounded values, so only the order of operations differs.
+void check_cache(const Case& c, DType cache) {
   std::mt19937 rng(11);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   const int64_t slots = 1200;
@@ -58,27 +60,48 @@ void check(const Case& c) {
     return x;
   };
   const auto q = fill(c.positions.size() * size_t(c.n_heads * c.head_dim));
-  // The cache holds f16: the plain attention gets the same rounded values.
   auto k = fill(size_t(c.n_kv_heads * slots * c.head_dim)), v = fill(k.size());
   std::vector<uint16_t> k16(k.size()), v16(v.size());
-  for (size_t i = 0; i < k.size(); ++i) {
-    k16[i] = fp32_to_fp16(k[i]);
-    v16[i] = fp32_to_fp16(v[i]);
-    k[i] = fp16_to_fp32(k16[i]);
-    v[i] = fp16_to_fp32(v16[i]);
+  std::vector<int8_t> k8(k.size()), v8(v.size());
+  const size_t rows = k.size() / size_t(c.head_dim);
+  std::vector<float> ks(rows), vs(rows);
+  if (cache == DType::F16) {
+    for (size_t i = 0; i < k.size(); ++i) {
+      k16[i] = fp32_to_fp16(k[i]);
+      v16[i] = fp32_to_fp16(v[i]);
+      k[i] = fp16_to_fp32(k16[i]);
+      v[i] = fp16_to_fp32(v16[i]);
+    }
+  } else {
+    const size_t hd = size_t(c.head_dim);
+    for (size_t r = 0; r < rows; ++r) {
+      ks[r] = quantize_i8(k.data() + r * hd, int64_t(hd), k8.data() + r * hd);
+      vs[r] = quantize_i8(v.data() + r * hd, int64_t(hd), v8.data() + r * hd);
+      for (size_t i = r * hd; i < (r + 1) * hd; ++i) {
+        ASSERT_NEAR(k[i], ks[r] * k8[i], 0.5f * ks[r] + 1e-6f);
+        k[i] = ks[r] * k8[i];
+        v[i] = vs[r] * v8[i];
+      }
+    }
   }
   const std::vector<double> want = plain(c, q, k, v, slots);
   const AttentionBatch b{c.positions, c.kv_base, c.n_heads, c.n_kv_heads, c.head_dim, c.window};
   testing::for_each_target([&](const std::string&) {
     for (int threads : {1, 2, 3}) {
-      SCOPED_TRACE(::testing::Message() << threads << " threads");
+      SCOPED_TRACE(::testing::Message() << threads << " threads, cache " << dtype_name(cache));
       ThreadPool pool(threads);
       Attention att(pool);
       std::vector<float> out(want.size(), NAN);
-      att.run(q.data(), b, k16.data(), v16.data(), slots, out.data());
+      if (cache == DType::F16) att.run(q.data(), b, KvLayer<uint16_t>{k16.data(), v16.data()}, slots, out.data());
+      else att.run(q.data(), b, KvLayer<int8_t>{k8.data(), v8.data(), ks.data(), vs.data()}, slots, out.data());
       for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(out[i], want[i], 1e-4) << "at " << i;
     }
   });
+}
+
+void check(const Case& c) {
+  check_cache(c, DType::F16);
+  check_cache(c, DType::I8);
 }
 
 TEST(Attention, DecodeTokenLongRowIsChunkedAndMerged) {

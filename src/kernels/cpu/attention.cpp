@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 namespace upg::kernels {
 
@@ -17,7 +18,7 @@ int32_t first_position(const AttentionBatch& b, size_t t) {
 }  // namespace
 
 template <class KV>
-void Attention::run(const float* q, const AttentionBatch& b, const KV* k, const KV* v, int64_t slots, float* out) {
+void Attention::run(const float* q, const AttentionBatch& b, const KvLayer<KV>& kv, int64_t slots, float* out) {
   const size_t n_tokens = b.positions.size();
   const int group = b.n_heads / b.n_kv_heads, threads = pool_.size();
   int64_t total = 0;
@@ -56,28 +57,31 @@ void Attention::run(const float* q, const AttentionBatch& b, const KV* k, const 
   pool_.parallel_for(threads, [&](int64_t i0, int64_t i1, int thread) {
     float* scores = scores_.data() + size_t(thread) * per_thread;
     for (int64_t s = i0; s < i1; ++s)
-      for (size_t i = size_t(s); i < items_.size(); i += size_t(threads)) run_item(i, q, b, k, v, slots, out, scores);
+      for (size_t i = size_t(s); i < items_.size(); i += size_t(threads)) run_item(i, q, b, kv, slots, out, scores);
   });
   merge(b, out);
 }
 
 template <class KV>
-void Attention::run_item(size_t i, const float* q, const AttentionBatch& b, const KV* k, const KV* v, int64_t slots,
+void Attention::run_item(size_t i, const float* q, const AttentionBatch& b, const KvLayer<KV>& kv, int64_t slots,
                          float* out, float* scores) {
   const Item& it = items_[i];
   const int group = b.n_heads / b.n_kv_heads, hd = b.head_dim;
   const int64_t n = it.p1 - it.p0;
-  const size_t row0 = (size_t(it.g) * size_t(slots) + size_t(b.kv_base[size_t(it.t)] + it.p0)) * size_t(hd);
+  const size_t first = size_t(it.g) * size_t(slots) + size_t(b.kv_base[size_t(it.t)] + it.p0);  // cache row
+  const size_t row0 = first * size_t(hd);
   const float scale = 1.0f / std::sqrt(float(hd));
   for (int j = 0; j < group; ++j) {
     const size_t head = size_t(it.t) * size_t(b.n_heads) + size_t(it.g * group + j);
     float* sc = scores + size_t(j) * size_t(n);
-    dot_rows(q + head * size_t(hd), k + row0, hd, n, hd, sc);
+    if constexpr (std::is_same_v<KV, int8_t>) dot_rows(q + head * size_t(hd), kv.k + row0, kv.k_scales + first, hd, n, hd, sc);
+    else dot_rows(q + head * size_t(hd), kv.k + row0, hd, n, hd, sc);
     float max = 0;
     const float sum = exp_scaled(sc, n, scale, &max);
     float* o = it.whole ? out + head * size_t(hd) : partial_.data() + (i * size_t(group) + size_t(j)) * size_t(hd + 2);
     std::memset(o, 0, size_t(hd) * sizeof(float));
-    axpy_rows(sc, v + row0, hd, n, hd, o);
+    if constexpr (std::is_same_v<KV, int8_t>) axpy_rows(sc, kv.v + row0, kv.v_scales + first, hd, n, hd, o);
+    else axpy_rows(sc, kv.v + row0, hd, n, hd, o);
     if (it.whole) {
       for (int d = 0; d < hd; ++d) o[d] /= sum;
     } else {
@@ -118,7 +122,8 @@ void Attention::merge(const AttentionBatch& b, float* out) {
   }
 }
 
-template void Attention::run(const float*, const AttentionBatch&, const float*, const float*, int64_t, float*);
-template void Attention::run(const float*, const AttentionBatch&, const uint16_t*, const uint16_t*, int64_t, float*);
+template void Attention::run(const float*, const AttentionBatch&, const KvLayer<float>&, int64_t, float*);
+template void Attention::run(const float*, const AttentionBatch&, const KvLayer<uint16_t>&, int64_t, float*);
+template void Attention::run(const float*, const AttentionBatch&, const KvLayer<int8_t>&, int64_t, float*);
 
 }  // namespace upg::kernels

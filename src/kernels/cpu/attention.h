@@ -11,15 +11,25 @@
 
 namespace upg::kernels {
 
+// One layer's KV cache as attention reads it: keys and values head-major
+// [n_kv_heads, slots, head_dim], so each head's rows are one sequential stream, of f32,
+// f16 bits or int8 (KV = float, uint16_t or int8_t). int8 rows have one scale each,
+// [n_kv_heads, slots]; the other types leave the scales null.
+template <class KV>
+struct KvLayer {
+  const KV* k;
+  const KV* v;
+  const float* k_scales = nullptr;
+  const float* v_scales = nullptr;
+};
+
 class Attention {
  public:
   explicit Attention(ThreadPool& pool) : pool_(pool) {}
-  // q, out: [n_tokens, n_heads, head_dim]. k, v: one layer's cache, f32 or f16 bits
-  // (KV = float or uint16_t), head-major [n_kv_heads, slots, head_dim], so each head's
-  // rows are one sequential stream. Allocates only when a batch needs more scratch than
-  // any before it.
+  // q, out: [n_tokens, n_heads, head_dim]. Allocates only when a batch needs more scratch
+  // than any before it.
   template <class KV>
-  void run(const float* q, const AttentionBatch& b, const KV* k, const KV* v, int64_t slots, float* out);
+  void run(const float* q, const AttentionBatch& b, const KvLayer<KV>& kv, int64_t slots, float* out);
 
  private:
   // Positions [p0, p1) of token t's KV head g; `whole` when that is every position it
@@ -29,8 +39,8 @@ class Attention {
     bool whole;
   };
   template <class KV>
-  void run_item(size_t i, const float* q, const AttentionBatch& b, const KV* k, const KV* v, int64_t slots,
-                float* out, float* scores);
+  void run_item(size_t i, const float* q, const AttentionBatch& b, const KvLayer<KV>& kv, int64_t slots, float* out,
+                float* scores);
   void merge(const AttentionBatch& b, float* out);
 
   ThreadPool& pool_;

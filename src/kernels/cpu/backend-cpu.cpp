@@ -33,7 +33,7 @@ class CpuBackend final : public Backend {
   bool supports(Op op, DType t) const override {
     if (op == Op::Matmul || op == Op::Embed)
       return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::I8;
-    if (op == Op::Attention) return t == DType::F32 || t == DType::F16;  // the KV cache's type
+    if (op == Op::Attention) return t == DType::F32 || t == DType::F16 || t == DType::I8;  // the KV cache's type
     return true;
   }
 
@@ -121,17 +121,20 @@ class CpuBackend final : public Backend {
   }
 
   void kv_alloc(int n_layers, int64_t n_slots_total, int n_kv_heads, int head_dim, DType type) override {
-    if (type != DType::F16 && type != DType::F32)
-      throw Error(fmt::format("the CPU backend keeps its KV cache in f16 or f32, not {}", dtype_name(type)));
+    if (!supports(Op::Attention, type))
+      throw Error(fmt::format("the CPU backend keeps its KV cache in f16, f32 or int8, not {}", dtype_name(type)));
     n_kv_ = n_kv_heads;
     head_dim_ = head_dim;
     slots_ = n_slots_total;
-    f16_ = type == DType::F16;
+    kv_type_ = type;
     // calloc of a large block maps zero pages lazily, so a long context costs memory only
     // as it fills (std::vector would write every byte up front).
-    const size_t n = size_t(n_layers) * size_t(n_slots_total) * size_t(n_kv_heads) * size_t(head_dim);
+    const size_t rows = size_t(n_layers) * size_t(n_slots_total) * size_t(n_kv_heads);
+    const size_t n = rows * size_t(head_dim);
     k_ = zeroed(n * dtype_bytes(type, 1));
     v_ = zeroed(n * dtype_bytes(type, 1));
+    k_scales_ = zeroed(type == DType::I8 ? rows * sizeof(float) : 0);
+    v_scales_ = zeroed(type == DType::I8 ? rows * sizeof(float) : 0);
   }
 
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
@@ -139,23 +142,39 @@ class CpuBackend final : public Backend {
     split(int64_t(slots.size()), 2 * n_kv_ * head_dim_, [&](int64_t t0, int64_t t1) {
       for (size_t t = size_t(t0); t < size_t(t1); ++t)
         for (size_t g = 0; g < size_t(n_kv_); ++g) {
-          const size_t dst = ((layer0 + g) * size_t(slots_) + size_t(slots[t])) * hd;
+          const size_t row = (layer0 + g) * size_t(slots_) + size_t(slots[t]), dst = row * hd;
           const size_t src = (t * size_t(n_kv_) + g) * hd;
-          if (f16_) {
-            kernels::f32_to_f16(k + src, as<uint16_t>(k_) + dst, int64_t(hd));
-            kernels::f32_to_f16(v + src, as<uint16_t>(v_) + dst, int64_t(hd));
-          } else {
-            std::memcpy(as<float>(k_) + dst, k + src, hd * sizeof(float));
-            std::memcpy(as<float>(v_) + dst, v + src, hd * sizeof(float));
+          switch (kv_type_) {
+            case DType::F16:
+              kernels::f32_to_f16(k + src, as<uint16_t>(k_) + dst, int64_t(hd));
+              kernels::f32_to_f16(v + src, as<uint16_t>(v_) + dst, int64_t(hd));
+              break;
+            case DType::I8:
+              as<float>(k_scales_)[row] = kernels::quantize_i8(k + src, int64_t(hd), as<int8_t>(k_) + dst);
+              as<float>(v_scales_)[row] = kernels::quantize_i8(v + src, int64_t(hd), as<int8_t>(v_) + dst);
+              break;
+            default:
+              std::memcpy(as<float>(k_) + dst, k + src, hd * sizeof(float));
+              std::memcpy(as<float>(v_) + dst, v + src, hd * sizeof(float));
           }
         }
     });
   }
 
   void attention(int layer, const float* q, const AttentionBatch& b, float* out) override {
-    const size_t off = size_t(layer) * size_t(n_kv_) * size_t(slots_) * size_t(head_dim_);
-    if (f16_) return attention_.run(q, b, as<uint16_t>(k_) + off, as<uint16_t>(v_) + off, slots_, out);
-    attention_.run(q, b, as<float>(k_) + off, as<float>(v_) + off, slots_, out);
+    const size_t row = size_t(layer) * size_t(n_kv_) * size_t(slots_), off = row * size_t(head_dim_);
+    switch (kv_type_) {
+      case DType::F16:
+        return attention_.run(q, b, kernels::KvLayer<uint16_t>{as<uint16_t>(k_) + off, as<uint16_t>(v_) + off}, slots_,
+                              out);
+      case DType::I8:
+        return attention_.run(q, b,
+                              kernels::KvLayer<int8_t>{as<int8_t>(k_) + off, as<int8_t>(v_) + off,
+                                                       as<float>(k_scales_) + row, as<float>(v_scales_) + row},
+                              slots_, out);
+      default:
+        return attention_.run(q, b, kernels::KvLayer<float>{as<float>(k_) + off, as<float>(v_) + off}, slots_, out);
+    }
   }
 
  private:
@@ -177,7 +196,7 @@ class CpuBackend final : public Backend {
   CpuKernels kernels_;
   int n_kv_ = 0, head_dim_ = 0;
   int64_t slots_ = 0;
-  bool f16_ = true;
+  DType kv_type_ = DType::F16;
   struct Free {
     void operator()(std::byte* p) const { std::free(p); }
   };
@@ -198,7 +217,9 @@ class CpuBackend final : public Backend {
   // took a decode token's attention at position 1024 from 143-169 to 82 us a layer, and
   // at 4096 from 581 to 330 (UPG_AttentionDecode cold, docs/BENCHMARKS.md). Its
   // rounding, 2^-11 of each value, moves the default model's logits by a few 1e-3.
-  Buffer k_, v_;
+  // int8 (--cache-type int8) halves the bytes again, with one scale per row of head_dim
+  // values, [layers, kv_heads, slots], in k_scales_ and v_scales_.
+  Buffer k_, v_, k_scales_, v_scales_;
 };
 
 }  // namespace

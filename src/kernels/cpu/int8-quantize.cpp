@@ -1,6 +1,7 @@
-// Activation quantization for the int8 kernels (int8-kernels.h): once per matmul call,
-// O(n_tokens * cols). Written so the compiler vectorizes it (no libm call per element),
-// and split over tokens, because in prefill it runs once per matmul over every token
+// Activation quantization for the int8 kernels (int8-kernels.h), and the rows of the int8
+// KV cache (quantize_i8). Activations are quantized once per matmul call, O(n_tokens *
+// cols). Written so the compiler vectorizes it (no libm call per element), and split
+// over tokens, because in prefill it runs once per matmul over every token
 // and a serial pass there left the other core idle for a tenth of the prompt time.
 #include <algorithm>
 #include <cmath>
@@ -42,6 +43,14 @@ void quantize_token(const float* xt, int64_t cols, int64_t stride, uint8_t* q, f
 }
 
 }  // namespace
+
+float quantize_i8(const float* x, int64_t n, int8_t* q) {
+  float amax = 0;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+  for (int64_t i = 0; i < n; ++i) q[i] = int8_t(round_even(x[i] * inv));
+  return amax / 127.0f;
+}
 
 void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs& out, ThreadPool* pool) {
   out.n_tokens = n_tokens;

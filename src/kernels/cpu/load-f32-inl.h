@@ -14,13 +14,15 @@
 HWY_BEFORE_NAMESPACE();
 namespace upg::kernels::HWY_NAMESPACE {
 
-// One vector of f32 lanes from f32, f16 or bf16 values (weights, KV cache rows): the
-// 16-bit types load at half width and widen.
+// One vector of f32 lanes from f32, f16, bf16 or int8 values (weights, KV cache rows):
+// the narrower types load at a half or a quarter of the width and widen.
 template <class DF, class T>
 HWY_INLINE hwy::HWY_NAMESPACE::Vec<DF> LoadAsF32(DF d, const T* HWY_RESTRICT p) {
   namespace hn = hwy::HWY_NAMESPACE;
   if constexpr (std::is_same_v<T, float>) {
     return hn::LoadU(d, p);
+  } else if constexpr (std::is_same_v<T, int8_t>) {
+    return hn::ConvertTo(d, hn::PromoteTo(hn::Rebind<int32_t, DF>(), hn::LoadU(hn::Rebind<int8_t, DF>(), p)));
   } else {
     return hn::PromoteTo(d, hn::LoadU(hn::Rebind<T, DF>(), p));
   }

@@ -86,6 +86,25 @@ TEST(VectorOps, DotRowsAndAxpyRows) {
         // Equal up to FMA contraction, which the compiler may choose per instantiation.
         for (int64_t p = 0; p < rows; ++p) ASSERT_NEAR(s16[size_t(p)], s32[size_t(p)], 1e-6 * (1 + std::fabs(s32[size_t(p)])));
         for (int64_t i = 0; i < dim; ++i) ASSERT_NEAR(o16[size_t(i)], o32[size_t(i)], 1e-6 * (1 + std::fabs(o32[size_t(i)])));
+        // The int8 forms, one scale per row, give what the f32 forms give on the
+        // dequantized rows, up to where the scale is applied.
+        std::vector<int8_t> kv8(kv.size());
+        std::vector<float> sc(static_cast<size_t>(rows)), kvd(kv.size());
+        for (int64_t p = 0; p < rows; ++p) {
+          const size_t r = size_t(p * stride);
+          sc[size_t(p)] = quantize_i8(kv.data() + r, dim, kv8.data() + r);
+          for (int64_t i = 0; i < dim; ++i) {
+            ASSERT_LE(std::fabs(kv[r + size_t(i)] - sc[size_t(p)] * kv8[r + size_t(i)]), 0.5f * sc[size_t(p)] * 1.0001f);
+            kvd[r + size_t(i)] = sc[size_t(p)] * kv8[r + size_t(i)];
+          }
+        }
+        std::vector<float> sd(s32), s8(s32), od = out0, o8 = out0;
+        dot_rows(q.data(), kvd.data(), stride, rows, dim, sd.data());
+        dot_rows(q.data(), kv8.data(), sc.data(), stride, rows, dim, s8.data());
+        axpy_rows(a.data(), kvd.data(), stride, rows, dim, od.data());
+        axpy_rows(a.data(), kv8.data(), sc.data(), stride, rows, dim, o8.data());
+        for (int64_t p = 0; p < rows; ++p) ASSERT_NEAR(s8[size_t(p)], sd[size_t(p)], 1e-5 * (1 + std::fabs(sd[size_t(p)])));
+        for (int64_t i = 0; i < dim; ++i) ASSERT_NEAR(o8[size_t(i)], od[size_t(i)], 1e-5 * (1 + std::fabs(od[size_t(i)])));
         for (int64_t p = 0; p < rows; ++p) {
           double ref = 0, mag = 0;
           for (int64_t i = 0; i < dim; ++i) {

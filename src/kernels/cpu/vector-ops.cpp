@@ -26,6 +26,8 @@ template <class T>
 HWY_INLINE float ToF32(T v) {
   if constexpr (std::is_same_v<T, float>) {
     return v;
+  } else if constexpr (std::is_same_v<T, int8_t>) {
+    return float(v);
   } else {
     return upg::fp16_to_fp32(v.bits);
   }
@@ -134,13 +136,21 @@ void DotRowsF16(const float* HWY_RESTRICT q, const hwy::float16_t* HWY_RESTRICT 
                 int64_t dim, float* HWY_RESTRICT out) {
   DotRowsT(q, K, stride, rows, dim, out);
 }
+// int8 rows with one scale each: the scale factors out of the row's dot product.
+void DotRowsI8(const float* HWY_RESTRICT q, const int8_t* HWY_RESTRICT K, const float* HWY_RESTRICT scales,
+               int64_t stride, int64_t rows, int64_t dim, float* HWY_RESTRICT out) {
+  DotRowsT(q, K, stride, rows, dim, out);
+  for (int64_t p = 0; p < rows; ++p) out[p] *= scales[p];
+}
 
 // out[0..dim) += sum_p a[p] * V[p * stride + ...]: the output stays in registers across
 // rows, the whole head when it is at most kMaxRegs vectors (one pass over the rows, and
 // as many independent FMA chains as vectors), else a block of 4 vectors at a time.
+// int8 rows pass one scale per row (else null), folded into that row's weight a[p].
 template <class T>
-void AxpyRowsT(const float* HWY_RESTRICT a, const T* HWY_RESTRICT V, int64_t stride, int64_t rows, int64_t dim,
-               float* HWY_RESTRICT out) {
+void AxpyRowsT(const float* HWY_RESTRICT a, const T* HWY_RESTRICT V, const float* HWY_RESTRICT scales, int64_t stride,
+               int64_t rows, int64_t dim, float* HWY_RESTRICT out) {
+  auto weight = [&](int64_t p) { return scales ? a[p] * scales[p] : a[p]; };
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   if (dim % N == 0 && dim <= kMaxRegs * N) {
@@ -148,7 +158,7 @@ void AxpyRowsT(const float* HWY_RESTRICT a, const T* HWY_RESTRICT V, int64_t str
     hn::Vec<DF> o[kMaxRegs];
     for (int64_t v = 0; v < nv; ++v) o[v] = hn::LoadU(d, out + v * N);
     for (int64_t p = 0; p < rows; ++p) {
-      const auto va = hn::Set(d, a[p]);
+      const auto va = hn::Set(d, weight(p));
       const T* row = V + p * stride;
       for (int64_t v = 0; v < nv; ++v) o[v] = hn::MulAdd(va, LoadAsF32(d, row + v * N), o[v]);
     }
@@ -160,7 +170,7 @@ void AxpyRowsT(const float* HWY_RESTRICT a, const T* HWY_RESTRICT V, int64_t str
     auto o0 = hn::LoadU(d, out + c), o1 = hn::LoadU(d, out + c + N), o2 = hn::LoadU(d, out + c + 2 * N),
          o3 = hn::LoadU(d, out + c + 3 * N);
     for (int64_t p = 0; p < rows; ++p) {
-      const auto va = hn::Set(d, a[p]);
+      const auto va = hn::Set(d, weight(p));
       const T* v = V + p * stride + c;
       o0 = hn::MulAdd(va, LoadAsF32(d, v), o0);
       o1 = hn::MulAdd(va, LoadAsF32(d, v + N), o1);
@@ -173,16 +183,20 @@ void AxpyRowsT(const float* HWY_RESTRICT a, const T* HWY_RESTRICT V, int64_t str
     hn::StoreU(o3, d, out + c + 3 * N);
   }
   if (c < dim)
-    for (int64_t p = 0; p < rows; ++p) AxpyT(a[p], V + p * stride + c, out + c, dim - c);
+    for (int64_t p = 0; p < rows; ++p) AxpyT(weight(p), V + p * stride + c, out + c, dim - c);
 }
 
 void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT V, int64_t stride, int64_t rows, int64_t dim,
               float* HWY_RESTRICT out) {
-  AxpyRowsT(a, V, stride, rows, dim, out);
+  AxpyRowsT(a, V, nullptr, stride, rows, dim, out);
 }
 void AxpyRowsF16(const float* HWY_RESTRICT a, const hwy::float16_t* HWY_RESTRICT V, int64_t stride, int64_t rows,
                  int64_t dim, float* HWY_RESTRICT out) {
-  AxpyRowsT(a, V, stride, rows, dim, out);
+  AxpyRowsT(a, V, nullptr, stride, rows, dim, out);
+}
+void AxpyRowsI8(const float* HWY_RESTRICT a, const int8_t* HWY_RESTRICT V, const float* HWY_RESTRICT scales,
+                int64_t stride, int64_t rows, int64_t dim, float* HWY_RESTRICT out) {
+  AxpyRowsT(a, V, scales, stride, rows, dim, out);
 }
 
 // out[i] = x[i] rounded to f16 (nearest even): what the KV cache stores.
@@ -322,6 +336,8 @@ HWY_EXPORT(DotRows);
 HWY_EXPORT(AxpyRows);
 HWY_EXPORT(DotRowsF16);
 HWY_EXPORT(AxpyRowsF16);
+HWY_EXPORT(DotRowsI8);
+HWY_EXPORT(AxpyRowsI8);
 HWY_EXPORT(F32ToF16);
 HWY_EXPORT(AddInplace);
 HWY_EXPORT(RmsNorm);
@@ -371,6 +387,16 @@ void dot_rows(const float* q, const uint16_t* K, int64_t stride, int64_t rows, i
 void axpy_rows(const float* a, const uint16_t* V, int64_t stride, int64_t rows, int64_t dim, float* out) {
   if (rows > 0 && dim > 0)
     HWY_DYNAMIC_DISPATCH(AxpyRowsF16)(a, reinterpret_cast<const hwy::float16_t*>(V), stride, rows, dim, out);
+}
+
+void dot_rows(const float* q, const int8_t* K, const float* scales, int64_t stride, int64_t rows, int64_t dim,
+              float* out) {
+  if (rows > 0) HWY_DYNAMIC_DISPATCH(DotRowsI8)(q, K, scales, stride, rows, dim, out);
+}
+
+void axpy_rows(const float* a, const int8_t* V, const float* scales, int64_t stride, int64_t rows, int64_t dim,
+               float* out) {
+  if (rows > 0 && dim > 0) HWY_DYNAMIC_DISPATCH(AxpyRowsI8)(a, V, scales, stride, rows, dim, out);
 }
 
 void f32_to_f16(const float* x, uint16_t* out, int64_t n) {
