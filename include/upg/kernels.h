@@ -79,19 +79,25 @@ void add_inplace(float* y, const float* x, int64_t n);
 // Dot product and axpy used by attention: sum x[i]*y[i]; y[i] += a*x[i].
 float dot(const float* x, const float* y, int64_t n);
 void axpy(float a, const float* x, float* y, int64_t n);
-// Attention over many positions in one call: out[p] = dot(q, K[p]) for p < rows, and
-// out += sum_p a[p] * V[p]; K and V rows are `stride` floats apart, dim used of each.
-void dot_rows(const float* q, const float* K, int64_t stride, int64_t rows, int64_t dim, float* out);
-void axpy_rows(const float* a, const float* V, int64_t stride, int64_t rows, int64_t dim, float* out);
-// The same over f16 rows (IEEE half bits), as the CPU backend's KV cache holds them.
-void dot_rows(const float* q, const uint16_t* K, int64_t stride, int64_t rows, int64_t dim, float* out);
-void axpy_rows(const float* a, const uint16_t* V, int64_t stride, int64_t rows, int64_t dim, float* out);
-// The same over int8 rows with one scale each (row p is scales[p] * V[p]), as the CPU
-// backend's int8 KV cache holds them.
-void dot_rows(const float* q, const int8_t* K, const float* scales, int64_t stride, int64_t rows, int64_t dim,
-              float* out);
-void axpy_rows(const float* a, const int8_t* V, const float* scales, int64_t stride, int64_t rows, int64_t dim,
-               float* out);
+// Attention over many cache rows in one call, for the `heads` query heads that share
+// one KV head (grouped-query attention); rows are `stride` elements apart, `dim` used of
+// each (kernels/cpu/attention-rows.cpp):
+//   scores[j * scores_stride + p] = dot(q + j * dim, K[p])          j < heads, p < rows
+//   out[j * out_stride + i] += sum_p a[j * a_stride + p] * V[p][i]    j < heads, i < dim
+// K and V rows are f32, f16 bits, or int8 with one scale per row (row p is scales[p] *
+// K[p]), the types the CPU backend's KV cache holds.
+void dot_rows(const float* q, int64_t heads, const float* K, int64_t stride, int64_t rows, int64_t dim, float* scores,
+              int64_t scores_stride);
+void dot_rows(const float* q, int64_t heads, const uint16_t* K, int64_t stride, int64_t rows, int64_t dim,
+              float* scores, int64_t scores_stride);
+void dot_rows(const float* q, int64_t heads, const int8_t* K, const float* scales, int64_t stride, int64_t rows,
+              int64_t dim, float* scores, int64_t scores_stride);
+void axpy_rows(const float* a, int64_t a_stride, int64_t heads, const float* V, int64_t stride, int64_t rows,
+               int64_t dim, float* out, int64_t out_stride);
+void axpy_rows(const float* a, int64_t a_stride, int64_t heads, const uint16_t* V, int64_t stride, int64_t rows,
+               int64_t dim, float* out, int64_t out_stride);
+void axpy_rows(const float* a, int64_t a_stride, int64_t heads, const int8_t* V, const float* scales, int64_t stride,
+               int64_t rows, int64_t dim, float* out, int64_t out_stride);
 // q[i] = round(x[i] / s) with s = max |x| / 127 (round to nearest even; s = 0 for a zero
 // row): symmetric int8 with one scale, returned.
 float quantize_i8(const float* x, int64_t n, int8_t* q);

@@ -71,24 +71,35 @@ void Attention::run_item(size_t i, const float* q, const AttentionBatch& b, cons
   const size_t first = size_t(it.g) * size_t(slots) + size_t(b.kv_base[size_t(it.t)] + it.p0);  // cache row
   const size_t row0 = first * size_t(hd);
   const float scale = 1.0f / std::sqrt(float(hd));
+  // The group's query heads are consecutive: their queries, and their outputs in `out`
+  // or in partial_, are one stride apart.
+  const size_t head0 = size_t(it.t) * size_t(b.n_heads) + size_t(it.g * group);
+  const float* qg = q + head0 * size_t(hd);
+  if constexpr (std::is_same_v<KV, int8_t>)
+    dot_rows(qg, group, kv.k + row0, kv.k_scales + first, hd, n, hd, scores, n);
+  else
+    dot_rows(qg, group, kv.k + row0, hd, n, hd, scores, n);
+  float* og = it.whole ? out + head0 * size_t(hd) : partial_.data() + i * size_t(group) * size_t(hd + 2);
+  const int64_t os = it.whole ? hd : hd + 2;
   for (int j = 0; j < group; ++j) {
-    const size_t head = size_t(it.t) * size_t(b.n_heads) + size_t(it.g * group + j);
     float* sc = scores + size_t(j) * size_t(n);
-    if constexpr (std::is_same_v<KV, int8_t>) dot_rows(q + head * size_t(hd), kv.k + row0, kv.k_scales + first, hd, n, hd, sc);
-    else dot_rows(q + head * size_t(hd), kv.k + row0, hd, n, hd, sc);
+    float* o = og + j * os;
     float max = 0;
     const float sum = exp_scaled(sc, n, scale, &max);
-    float* o = it.whole ? out + head * size_t(hd) : partial_.data() + (i * size_t(group) + size_t(j)) * size_t(hd + 2);
     std::memset(o, 0, size_t(hd) * sizeof(float));
-    if constexpr (std::is_same_v<KV, int8_t>) axpy_rows(sc, kv.v + row0, kv.v_scales + first, hd, n, hd, o);
-    else axpy_rows(sc, kv.v + row0, hd, n, hd, o);
     if (it.whole) {
-      for (int d = 0; d < hd; ++d) o[d] /= sum;
+      // Normalized before the sum over V: the output needs no pass of its own.
+      const float inv = 1.0f / sum;
+      for (int64_t p = 0; p < n; ++p) sc[p] *= inv;
     } else {
       o[hd] = max;
       o[hd + 1] = sum;
     }
   }
+  if constexpr (std::is_same_v<KV, int8_t>)
+    axpy_rows(scores, n, group, kv.v + row0, kv.v_scales + first, hd, n, hd, og, os);
+  else
+    axpy_rows(scores, n, group, kv.v + row0, hd, n, hd, og, os);
 }
 
 // Combines the chunks of each split row: every chunk's output and sum were taken

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "hwy/highway.h"
+#include "upg/tensor.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace upg::kernels::HWY_NAMESPACE {
@@ -25,6 +26,18 @@ HWY_INLINE hwy::HWY_NAMESPACE::Vec<DF> LoadAsF32(DF d, const T* HWY_RESTRICT p) 
     return hn::ConvertTo(d, hn::PromoteTo(hn::Rebind<int32_t, DF>(), hn::LoadU(hn::Rebind<int8_t, DF>(), p)));
   } else {
     return hn::PromoteTo(d, hn::LoadU(hn::Rebind<T, DF>(), p));
+  }
+}
+
+// One f32, f16 or int8 value as a float, for the scalar tails of the same loops.
+template <class T>
+HWY_INLINE float ToF32(T v) {
+  if constexpr (std::is_same_v<T, float>) {
+    return v;
+  } else if constexpr (std::is_same_v<T, int8_t>) {
+    return float(v);
+  } else {
+    return upg::fp16_to_fp32(v.bits);
   }
 }
 

@@ -1,6 +1,7 @@
 // Elementwise and reduction kernels (rmsnorm, softmax, silu_mul, add, dot, axpy), one
-// source compiled per SIMD target. dot and axpy sit in the attention inner loop, so they
-// get several accumulators; the others run once per layer and are bandwidth-trivial.
+// source compiled per SIMD target. They run once per layer (dot and axpy also in the
+// merge of attention chunks) and are bandwidth-trivial; attention's loops over cache
+// rows are in attention-rows.cpp.
 #include "kernels/cpu/hwy-targets.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -21,17 +22,6 @@ namespace upg::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
-
-template <class T>
-HWY_INLINE float ToF32(T v) {
-  if constexpr (std::is_same_v<T, float>) {
-    return v;
-  } else if constexpr (std::is_same_v<T, int8_t>) {
-    return float(v);
-  } else {
-    return upg::fp16_to_fp32(v.bits);
-  }
-}
 
 template <class T>
 float DotT(const float* HWY_RESTRICT x, const T* HWY_RESTRICT y, int64_t n) {
@@ -68,136 +58,6 @@ void AxpyT(float a, const T* HWY_RESTRICT x, float* HWY_RESTRICT y, int64_t n) {
 }
 
 void Axpy(float a, const float* HWY_RESTRICT x, float* HWY_RESTRICT y, int64_t n) { AxpyT(a, x, y, n); }
-
-// Rows of up to this many vectors keep the query (DotRows) or the output (AxpyRows) in
-// registers: 8 of AVX2's 16, leaving room for the accumulators.
-constexpr int64_t kMaxRegs = 8;
-
-// The sums of a, b, c and d's lanes, in that order, at out[0..4). Pairs of lanes are
-// added by interleaving within 128-bit blocks (twice), then the blocks are added: two
-// shuffles and two adds per vector instead of a full horizontal sum of each.
-#if HWY_TARGET != HWY_SCALAR
-template <class D, class V>
-HWY_INLINE void StoreSums4(D d, V a, V b, V c, V e, float* HWY_RESTRICT out) {
-  const hn::Repartition<double, D> dd;
-  const V ab = hn::Add(hn::InterleaveLower(d, a, b), hn::InterleaveUpper(d, a, b));
-  const V ce = hn::Add(hn::InterleaveLower(d, c, e), hn::InterleaveUpper(d, c, e));
-  const V s = hn::Add(hn::BitCast(d, hn::InterleaveLower(dd, hn::BitCast(dd, ab), hn::BitCast(dd, ce))),
-                      hn::BitCast(d, hn::InterleaveUpper(dd, hn::BitCast(dd, ab), hn::BitCast(dd, ce))));
-  // Each 128-bit block of s now holds partial sums of the four; add the blocks.
-  HWY_ALIGN float lanes[hn::MaxLanes(d)];
-  hn::Store(s, d, lanes);
-  const hn::FixedTag<float, 4> d4;
-  auto sum = hn::Load(d4, lanes);
-  for (size_t i = 4; i < hn::Lanes(d); i += 4) sum = hn::Add(sum, hn::Load(d4, lanes + i));
-  hn::StoreU(sum, d4, out);
-}
-#endif
-
-// out[p] = dot(q, K + p * stride) over dim, for p < rows: one attention head's scores
-// in one call (a dispatched call per position cost more than the 64-wide dot itself).
-// A head of whole vectors keeps q in registers and takes four rows per pass, sharing one
-// reduction.
-template <class T>
-void DotRowsT(const float* HWY_RESTRICT q, const T* HWY_RESTRICT K, int64_t stride, int64_t rows, int64_t dim,
-              float* HWY_RESTRICT out) {
-  int64_t p = 0;
-#if HWY_TARGET != HWY_SCALAR
-  {
-    const DF d;
-    const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-    if (dim % N == 0 && dim <= kMaxRegs * N) {
-      using V = hn::Vec<DF>;
-      const int64_t nv = dim / N;
-      V qv[kMaxRegs];
-      for (int64_t v = 0; v < kMaxRegs; ++v) qv[v] = v < nv ? hn::LoadU(d, q + v * N) : hn::Zero(d);
-      for (; p + 4 <= rows; p += 4) {
-        const T* k = K + p * stride;
-        V a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
-        for (int64_t v = 0; v < nv; ++v) {
-          a0 = hn::MulAdd(qv[v], LoadAsF32(d, k + v * N), a0);
-          a1 = hn::MulAdd(qv[v], LoadAsF32(d, k + stride + v * N), a1);
-          a2 = hn::MulAdd(qv[v], LoadAsF32(d, k + 2 * stride + v * N), a2);
-          a3 = hn::MulAdd(qv[v], LoadAsF32(d, k + 3 * stride + v * N), a3);
-        }
-        StoreSums4(d, a0, a1, a2, a3, out + p);
-      }
-    }
-  }
-#endif
-  for (; p < rows; ++p) out[p] = DotT(q, K + p * stride, dim);
-}
-
-void DotRows(const float* HWY_RESTRICT q, const float* HWY_RESTRICT K, int64_t stride, int64_t rows, int64_t dim,
-             float* HWY_RESTRICT out) {
-  DotRowsT(q, K, stride, rows, dim, out);
-}
-void DotRowsF16(const float* HWY_RESTRICT q, const hwy::float16_t* HWY_RESTRICT K, int64_t stride, int64_t rows,
-                int64_t dim, float* HWY_RESTRICT out) {
-  DotRowsT(q, K, stride, rows, dim, out);
-}
-// int8 rows with one scale each: the scale factors out of the row's dot product.
-void DotRowsI8(const float* HWY_RESTRICT q, const int8_t* HWY_RESTRICT K, const float* HWY_RESTRICT scales,
-               int64_t stride, int64_t rows, int64_t dim, float* HWY_RESTRICT out) {
-  DotRowsT(q, K, stride, rows, dim, out);
-  for (int64_t p = 0; p < rows; ++p) out[p] *= scales[p];
-}
-
-// out[0..dim) += sum_p a[p] * V[p * stride + ...]: the output stays in registers across
-// rows, the whole head when it is at most kMaxRegs vectors (one pass over the rows, and
-// as many independent FMA chains as vectors), else a block of 4 vectors at a time.
-// int8 rows pass one scale per row (else null), folded into that row's weight a[p].
-template <class T>
-void AxpyRowsT(const float* HWY_RESTRICT a, const T* HWY_RESTRICT V, const float* HWY_RESTRICT scales, int64_t stride,
-               int64_t rows, int64_t dim, float* HWY_RESTRICT out) {
-  auto weight = [&](int64_t p) { return scales ? a[p] * scales[p] : a[p]; };
-  const DF d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  if (dim % N == 0 && dim <= kMaxRegs * N) {
-    const int64_t nv = dim / N;
-    hn::Vec<DF> o[kMaxRegs];
-    for (int64_t v = 0; v < nv; ++v) o[v] = hn::LoadU(d, out + v * N);
-    for (int64_t p = 0; p < rows; ++p) {
-      const auto va = hn::Set(d, weight(p));
-      const T* row = V + p * stride;
-      for (int64_t v = 0; v < nv; ++v) o[v] = hn::MulAdd(va, LoadAsF32(d, row + v * N), o[v]);
-    }
-    for (int64_t v = 0; v < nv; ++v) hn::StoreU(o[v], d, out + v * N);
-    return;
-  }
-  int64_t c = 0;
-  for (; c + 4 * N <= dim; c += 4 * N) {
-    auto o0 = hn::LoadU(d, out + c), o1 = hn::LoadU(d, out + c + N), o2 = hn::LoadU(d, out + c + 2 * N),
-         o3 = hn::LoadU(d, out + c + 3 * N);
-    for (int64_t p = 0; p < rows; ++p) {
-      const auto va = hn::Set(d, weight(p));
-      const T* v = V + p * stride + c;
-      o0 = hn::MulAdd(va, LoadAsF32(d, v), o0);
-      o1 = hn::MulAdd(va, LoadAsF32(d, v + N), o1);
-      o2 = hn::MulAdd(va, LoadAsF32(d, v + 2 * N), o2);
-      o3 = hn::MulAdd(va, LoadAsF32(d, v + 3 * N), o3);
-    }
-    hn::StoreU(o0, d, out + c);
-    hn::StoreU(o1, d, out + c + N);
-    hn::StoreU(o2, d, out + c + 2 * N);
-    hn::StoreU(o3, d, out + c + 3 * N);
-  }
-  if (c < dim)
-    for (int64_t p = 0; p < rows; ++p) AxpyT(weight(p), V + p * stride + c, out + c, dim - c);
-}
-
-void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT V, int64_t stride, int64_t rows, int64_t dim,
-              float* HWY_RESTRICT out) {
-  AxpyRowsT(a, V, nullptr, stride, rows, dim, out);
-}
-void AxpyRowsF16(const float* HWY_RESTRICT a, const hwy::float16_t* HWY_RESTRICT V, int64_t stride, int64_t rows,
-                 int64_t dim, float* HWY_RESTRICT out) {
-  AxpyRowsT(a, V, nullptr, stride, rows, dim, out);
-}
-void AxpyRowsI8(const float* HWY_RESTRICT a, const int8_t* HWY_RESTRICT V, const float* HWY_RESTRICT scales,
-                int64_t stride, int64_t rows, int64_t dim, float* HWY_RESTRICT out) {
-  AxpyRowsT(a, V, scales, stride, rows, dim, out);
-}
 
 // out[i] = x[i] rounded to f16 (nearest even): what the KV cache stores.
 void F32ToF16(const float* HWY_RESTRICT x, hwy::float16_t* HWY_RESTRICT out, int64_t n) {
@@ -332,12 +192,6 @@ namespace upg::kernels {
 
 HWY_EXPORT(Dot);
 HWY_EXPORT(Axpy);
-HWY_EXPORT(DotRows);
-HWY_EXPORT(AxpyRows);
-HWY_EXPORT(DotRowsF16);
-HWY_EXPORT(AxpyRowsF16);
-HWY_EXPORT(DotRowsI8);
-HWY_EXPORT(AxpyRowsI8);
 HWY_EXPORT(F32ToF16);
 HWY_EXPORT(AddInplace);
 HWY_EXPORT(RmsNorm);
@@ -371,33 +225,6 @@ void add_inplace(float* y, const float* x, int64_t n) {
 }
 
 float dot(const float* x, const float* y, int64_t n) { return n > 0 ? HWY_DYNAMIC_DISPATCH(Dot)(x, y, n) : 0.0f; }
-
-void dot_rows(const float* q, const float* K, int64_t stride, int64_t rows, int64_t dim, float* out) {
-  if (rows > 0) HWY_DYNAMIC_DISPATCH(DotRows)(q, K, stride, rows, dim, out);
-}
-
-void axpy_rows(const float* a, const float* V, int64_t stride, int64_t rows, int64_t dim, float* out) {
-  if (rows > 0 && dim > 0) HWY_DYNAMIC_DISPATCH(AxpyRows)(a, V, stride, rows, dim, out);
-}
-
-void dot_rows(const float* q, const uint16_t* K, int64_t stride, int64_t rows, int64_t dim, float* out) {
-  if (rows > 0) HWY_DYNAMIC_DISPATCH(DotRowsF16)(q, reinterpret_cast<const hwy::float16_t*>(K), stride, rows, dim, out);
-}
-
-void axpy_rows(const float* a, const uint16_t* V, int64_t stride, int64_t rows, int64_t dim, float* out) {
-  if (rows > 0 && dim > 0)
-    HWY_DYNAMIC_DISPATCH(AxpyRowsF16)(a, reinterpret_cast<const hwy::float16_t*>(V), stride, rows, dim, out);
-}
-
-void dot_rows(const float* q, const int8_t* K, const float* scales, int64_t stride, int64_t rows, int64_t dim,
-              float* out) {
-  if (rows > 0) HWY_DYNAMIC_DISPATCH(DotRowsI8)(q, K, scales, stride, rows, dim, out);
-}
-
-void axpy_rows(const float* a, const int8_t* V, const float* scales, int64_t stride, int64_t rows, int64_t dim,
-               float* out) {
-  if (rows > 0 && dim > 0) HWY_DYNAMIC_DISPATCH(AxpyRowsI8)(a, V, scales, stride, rows, dim, out);
-}
 
 void f32_to_f16(const float* x, uint16_t* out, int64_t n) {
   if (n > 0) HWY_DYNAMIC_DISPATCH(F32ToF16)(x, reinterpret_cast<hwy::float16_t*>(out), n);
