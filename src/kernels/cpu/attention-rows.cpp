@@ -76,6 +76,17 @@ void DotRowsG(const float* HWY_RESTRICT q, const T* HWY_RESTRICT K, int64_t stri
       }
       for (int j = 0; j < G; ++j) StoreSums4(d, acc[j][0], acc[j][1], acc[j][2], acc[j][3], scores + j * ss + p);
     }
+    // The last rows one at a time, still in vectors: a causal prompt row ends in 0-3 of
+    // them, which in scalar code cost as much as the rest of a short row.
+    for (; p < rows; ++p) {
+      V acc[G];
+      for (int j = 0; j < G; ++j) acc[j] = hn::Zero(d);
+      for (int64_t c = 0; c < dim; c += N) {
+        const V kr = LoadAsF32(d, K + p * stride + c);
+        for (int j = 0; j < G; ++j) acc[j] = hn::MulAdd(hn::LoadU(d, q + j * dim + c), kr, acc[j]);
+      }
+      for (int j = 0; j < G; ++j) scores[j * ss + p] = hn::GetLane(hn::SumOfLanes(d, acc[j]));
+    }
   }
 #endif
   for (; p < rows; ++p)
