@@ -34,7 +34,7 @@ void add_cache_type_option(CLI::App& app, ModelArgs& a) {
   app.add_option("--cache-type", a.cache_type,
                  "KV cache element type: f16 halves its memory and the bytes each decode step reads; f32 is exact; "
                  "int8 (one scale per head and position) halves f16 again, for long contexts, at a small cost "
-                 "in accuracy (docs/QUALITY.md)")
+                 "in accuracy (docs/KERNELS.md, Attention)")
       ->check(CLI::IsMember({"f16", "f32", "int8"}))
       ->capture_default_str();
 }
