@@ -48,18 +48,20 @@ std::string upg_file(Variant v) {
   return out.string();
 }
 
-void run_e2e(benchmark::State& state, upg::DType dtype, std::string path = "") {
+void run_e2e(benchmark::State& state, upg::DType dtype, std::string path = "", upg::DType kv_type = upg::DType::F16) {
   if (!std::ifstream(model_path()).good()) {
     state.SkipWithError("default model missing: run scripts/fetch-model.sh");
     return;
   }
   if (path.empty()) path = model_path();
-  const int n_prompt = int(state.range(0));
   // The ctest smoke run (scripts/bench.sh --smoke) only checks that the path works; 16
-  // decode steps keep it short.
-  const int n_decode = std::getenv("UPG_BENCH_SMOKE") ? std::min(16, int(state.range(1))) : int(state.range(1));
+  // decode steps and at most 256 prompt tokens keep it short.
+  const bool smoke = std::getenv("UPG_BENCH_SMOKE") != nullptr;
+  const int n_prompt = smoke ? std::min(256, int(state.range(0))) : int(state.range(0));
+  const int n_decode = smoke ? std::min(16, int(state.range(1))) : int(state.range(1));
   upg::ModelOptions o;
-  o.context_length = 512;
+  o.context_length = std::max(512, n_prompt + n_decode);
+  o.kv_type = kv_type;
   o.n_threads = int(state.range(2));
   o.load.dequant_to = dtype;
   auto model = upg::Model::from_file(path, o);
@@ -90,7 +92,7 @@ void run_e2e(benchmark::State& state, upg::DType dtype, std::string path = "") {
 
 void BM_E2E_DenseF32(benchmark::State& s) { run_e2e(s, upg::DType::F32); }
 void BM_E2E_DenseF16(benchmark::State& s) { run_e2e(s, upg::DType::F16); }
-void BM_E2E_Upg(benchmark::State& s, Variant v) {
+void BM_E2E_Upg(benchmark::State& s, Variant v, upg::DType kv_type = upg::DType::F16) {
   std::string path;
   try {
     if (std::ifstream(model_path()).good()) path = upg_file(v);
@@ -98,7 +100,7 @@ void BM_E2E_Upg(benchmark::State& s, Variant v) {
     s.SkipWithError(e.what());
     return;
   }
-  run_e2e(s, upg::DType::F16, path);
+  run_e2e(s, upg::DType::F16, path, kv_type);
 }
 
 }  // namespace
@@ -113,3 +115,13 @@ BENCHMARK_CAPTURE(BM_E2E_Upg, upg_50, Variant::Unstructured50)
 BENCHMARK_CAPTURE(BM_E2E_Upg, upg_2_4, Variant::NM24)
     ->Name("UPG_E2E/upg_2_4")->Args({128, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// A long context, where attention and the KV cache weigh: 1024 prompt tokens, then 128
+// decoded at positions 1024-1151, with the default f16 cache and with the int8 one.
+BENCHMARK_CAPTURE(BM_E2E_Upg, upg_2_4_f16, Variant::NM24, upg::DType::F16)
+    ->Name("UPG_E2E_Long/upg_2_4/f16")->Args({1024, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_E2E_Upg, upg_2_4_int8, Variant::NM24, upg::DType::I8)
+    ->Name("UPG_E2E_Long/upg_2_4/int8")->Args({1024, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_E2E_Upg, dense_int8_f16, Variant::DenseInt8, upg::DType::F16)
+    ->Name("UPG_E2E_Long/dense_int8/f16")->Args({1024, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_E2E_Upg, dense_int8_int8, Variant::DenseInt8, upg::DType::I8)
+    ->Name("UPG_E2E_Long/dense_int8/int8")->Args({1024, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -478,7 +478,7 @@ def scaling_section(benches):
 
 
 def e2e_section(benches, base):
-    items = [(name, b) for name, b in benches.items() if segments(name)[0] == "UPG_E2E" and b.ok]
+    items = [(name, b) for name, b in benches.items() if segments(name)[0] in ("UPG_E2E", "UPG_E2E_Long") and b.ok]
     if not items:
         return ""
     parts = ["<section><h2>End to end: tokens per second</h2><p class=\"note\">Default model, fixed "
@@ -495,7 +495,11 @@ def e2e_section(benches, base):
             if old is not None and old.ok and old.counter(key):
                 ov = old.counter(key)
                 text += f" (was {fmt_num(ov, 4)}, {(v - ov) / ov * 100:+.1f}%)"
-            rows.append((seg[1] if len(seg) > 1 else name, v, text, PALETTE[1 if key == "decode_tok_s" else 0]))
+            # UPG_E2E/<variant>, or UPG_E2E_Long/<variant>/<cache> labelled "<variant> <cache>, long"
+            label = seg[1] if len(seg) > 1 else name
+            if seg[0] == "UPG_E2E_Long" and len(seg) > 2:
+                label = f"{seg[1]} {seg[2]}, long"
+            rows.append((label, v, text, PALETTE[1 if key == "decode_tok_s" else 0]))
         if rows:
             parts.append(f"<h3>{title}</h3>" + hbar_chart(rows, f"{title.split()[0].lower()} tok/s"))
     return "".join(parts) + "</section>" if len(parts) > 1 else ""
