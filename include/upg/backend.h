@@ -100,6 +100,8 @@ class Backend {
   // of `type` (F16, F32, or I8 with a scale per head_dim row; ask
   // supports(Op::Attention, type)). The backend picks the memory order.
   virtual void kv_alloc(int n_layers, int64_t n_slots_total, int n_kv_heads, int head_dim, DType type) = 0;
+  // Bytes kv_alloc reserved (keys, values and any scales), as `upg` reports at load.
+  virtual size_t kv_bytes() const = 0;
   // Stores k, v [n_tokens, n_kv_heads * head_dim] of `layer` at the given slots.
   virtual void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) = 0;
   // Causal attention of q [n_tokens, n_heads*head_dim] over `layer`'s stored keys and

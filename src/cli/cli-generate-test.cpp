@@ -109,11 +109,18 @@ TEST_F(CliGenerate, PromptPlusNPredictBeyondContextIsAnError) {
 
 // Bad values must be reported before the model is loaded, which can take minutes for
 // a large model; so these need no model and run even when it is absent.
-// The int8 KV cache answers the same greedy question right.
+// The int8 KV cache answers the same greedy question right. The load line names the
+// cache's type and size: SmolLM2-135M at a context of 64 keeps 30 layers x 64 slots x
+// 3 KV heads x 64 values for K and for V, 1.41 MiB in f16; int8 takes 1 byte a value
+// plus a 4-byte scale per 64.
 TEST_F(CliGenerate, Int8CacheAnswersParis) {
-  ProcessResult r = run({"-p", kCapital, "-n", "24", "--temp", "0", "--cache-type", "int8"});
+  ProcessResult r = run({"-p", kCapital, "-n", "24", "--temp", "0", "--cache-type", "int8", "-c", "64"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "Paris")) << r.out;
+  EXPECT_TRUE(contains(r.err, "context 64, KV cache int8 0.7 MiB")) << r.err;
+  r = run({"-p", kCapital, "-n", "1", "--temp", "0", "-c", "64"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "context 64, KV cache f16 1.4 MiB")) << r.err;
 }
 
 TEST(CliFlags, InvalidSamplingFlagsNameTheFlag) {

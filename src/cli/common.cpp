@@ -58,9 +58,13 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (load_seconds) *load_seconds = s;
   const ModelConfig& c = model->config();
-  fmt::print(stderr, "upg: loaded {} ({}, {} layers, hidden {}, vocab {}) in {:.2f} s on {}, context {}\n", a.path,
-             c.architecture, c.num_layers, c.hidden_size, c.vocab_size, s, model->backend().name(),
-             model->context_length());
+  // The KV cache's size is what the whole context would take; pages are touched only as
+  // it fills, so peak memory at the end of a run shows what was used.
+  fmt::print(stderr,
+             "upg: loaded {} ({}, {} layers, hidden {}, vocab {}) in {:.2f} s on {}, context {}, KV cache {} "
+             "{:.1f} MiB\n",
+             a.path, c.architecture, c.num_layers, c.hidden_size, c.vocab_size, s, model->backend().name(),
+             model->context_length(), a.cache_type, double(model->backend().kv_bytes()) / (1 << 20));
   return model;
 }
 

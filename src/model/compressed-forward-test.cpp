@@ -137,6 +137,7 @@ class QuantizingBackend final : public Backend {
   void kv_alloc(int layers, int64_t slots, int kv_heads, int head_dim, DType type) override {
     be_->kv_alloc(layers, slots, kv_heads, head_dim, type);
   }
+  size_t kv_bytes() const override { return be_->kv_bytes(); }
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
     be_->kv_store(layer, slots, k, v);
   }

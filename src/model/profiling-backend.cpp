@@ -103,6 +103,7 @@ class ProfilingBackend final : public Backend {
   void kv_alloc(int n_layers, int64_t n_slots, int kv_heads, int head_dim, DType type) override {
     in_->kv_alloc(n_layers, n_slots, kv_heads, head_dim, type);
   }
+  size_t kv_bytes() const override { return in_->kv_bytes(); }
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
     timed(ops_[slots.size() == 1][kKvStore], [&] { in_->kv_store(layer, slots, k, v); });
   }

@@ -130,12 +130,15 @@ class CpuBackend final : public Backend {
     // calloc of a large block maps zero pages lazily, so a long context costs memory only
     // as it fills (std::vector would write every byte up front).
     const size_t rows = size_t(n_layers) * size_t(n_slots_total) * size_t(n_kv_heads);
-    const size_t n = rows * size_t(head_dim);
+    const size_t n = rows * size_t(head_dim), scales = type == DType::I8 ? rows * sizeof(float) : 0;
     k_ = zeroed(n * dtype_bytes(type, 1));
     v_ = zeroed(n * dtype_bytes(type, 1));
-    k_scales_ = zeroed(type == DType::I8 ? rows * sizeof(float) : 0);
-    v_scales_ = zeroed(type == DType::I8 ? rows * sizeof(float) : 0);
+    k_scales_ = zeroed(scales);
+    v_scales_ = zeroed(scales);
+    kv_bytes_ = 2 * (n * dtype_bytes(type, 1) + scales);
   }
+
+  size_t kv_bytes() const override { return kv_bytes_; }
 
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
     const size_t hd = size_t(head_dim_), layer0 = size_t(layer) * size_t(n_kv_);
@@ -197,6 +200,7 @@ class CpuBackend final : public Backend {
   int n_kv_ = 0, head_dim_ = 0;
   int64_t slots_ = 0;
   DType kv_type_ = DType::F16;
+  size_t kv_bytes_ = 0;
   struct Free {
     void operator()(std::byte* p) const { std::free(p); }
   };
