@@ -19,22 +19,20 @@ namespace {
 // of the mantissa (exact for |v| < 2^22; here |v| <= 127).
 inline float round_even(float v) { return (v + 0x1.8p23f) - 0x1.8p23f; }
 
+// Each 32-column block is one quantize_i8 (a block past `cols` gets scale 0, and its
+// padding columns zero); the unsigned copy adds the +128 offset.
 void quantize_token(const float* xt, int64_t cols, int64_t stride, uint8_t* q, float* s, float* lanes, int8_t* qs,
                     int32_t* block_offsets) {
   const int64_t blocks = stride / kActBlock;
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t c0 = b * kActBlock, c1 = std::min(cols, c0 + kActBlock);
-    float amax = 0;
-    for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(xt[c]));
-    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-    s[b] = amax / 127.0f;
-    for (int64_t c = c0; c < c1; ++c) q[c] = uint8_t(int(round_even(xt[c] * inv)) + 128);
-    for (int64_t c = std::max(c0, c1); c < c0 + kActBlock; ++c) q[c] = 128;
+    s[b] = quantize_i8(xt + c0, c1 - c0, qs + c0);
+    for (int64_t c = std::max(c0, c1); c < c0 + kActBlock; ++c) qs[c] = 0;
   }
   // kActBlock is 32: two blocks per 64-column vector.
   for (int64_t b = 0; b < blocks; ++b)
     for (int i = 0; i < 8; ++i) lanes[(b / 2) * 16 + (b % 2) * 8 + i] = s[b];
-  for (int64_t c = 0; c < stride; ++c) qs[c] = int8_t(int(q[c]) - 128);
+  for (int64_t c = 0; c < stride; ++c) q[c] = uint8_t(int(qs[c]) + 128);
   for (int64_t b = 0; b < blocks; ++b) {
     int32_t sum = 0;
     for (int64_t c = b * kActBlock; c < (b + 1) * kActBlock; ++c) sum += qs[c];
