@@ -9,11 +9,9 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
-#include "kernels/cpu/load-f32-inl.h"
 
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 
 #include "upg/tensor.h"
 
@@ -23,41 +21,35 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
 
-template <class T>
-float DotT(const float* HWY_RESTRICT x, const T* HWY_RESTRICT y, int64_t n) {
+float Dot(const float* HWY_RESTRICT x, const float* HWY_RESTRICT y, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
   int64_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
-    a0 = hn::MulAdd(hn::LoadU(d, x + i), LoadAsF32(d, y + i), a0);
-    a1 = hn::MulAdd(hn::LoadU(d, x + i + N), LoadAsF32(d, y + i + N), a1);
-    a2 = hn::MulAdd(hn::LoadU(d, x + i + 2 * N), LoadAsF32(d, y + i + 2 * N), a2);
-    a3 = hn::MulAdd(hn::LoadU(d, x + i + 3 * N), LoadAsF32(d, y + i + 3 * N), a3);
+    a0 = hn::MulAdd(hn::LoadU(d, x + i), hn::LoadU(d, y + i), a0);
+    a1 = hn::MulAdd(hn::LoadU(d, x + i + N), hn::LoadU(d, y + i + N), a1);
+    a2 = hn::MulAdd(hn::LoadU(d, x + i + 2 * N), hn::LoadU(d, y + i + 2 * N), a2);
+    a3 = hn::MulAdd(hn::LoadU(d, x + i + 3 * N), hn::LoadU(d, y + i + 3 * N), a3);
   }
-  for (; i + N <= n; i += N) a0 = hn::MulAdd(hn::LoadU(d, x + i), LoadAsF32(d, y + i), a0);
+  for (; i + N <= n; i += N) a0 = hn::MulAdd(hn::LoadU(d, x + i), hn::LoadU(d, y + i), a0);
   float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
-  for (; i < n; ++i) s += x[i] * ToF32(y[i]);
+  for (; i < n; ++i) s += x[i] * y[i];
   return s;
 }
 
-float Dot(const float* HWY_RESTRICT x, const float* HWY_RESTRICT y, int64_t n) { return DotT(x, y, n); }
-
-template <class T>
-void AxpyT(float a, const T* HWY_RESTRICT x, float* HWY_RESTRICT y, int64_t n) {
+void Axpy(float a, const float* HWY_RESTRICT x, float* HWY_RESTRICT y, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const auto va = hn::Set(d, a);
   int64_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {
-    hn::StoreU(hn::MulAdd(va, LoadAsF32(d, x + i), hn::LoadU(d, y + i)), d, y + i);
-    hn::StoreU(hn::MulAdd(va, LoadAsF32(d, x + i + N), hn::LoadU(d, y + i + N)), d, y + i + N);
+    hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+    hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i + N), hn::LoadU(d, y + i + N)), d, y + i + N);
   }
-  for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(va, LoadAsF32(d, x + i), hn::LoadU(d, y + i)), d, y + i);
-  for (; i < n; ++i) y[i] += a * ToF32(x[i]);
+  for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+  for (; i < n; ++i) y[i] += a * x[i];
 }
-
-void Axpy(float a, const float* HWY_RESTRICT x, float* HWY_RESTRICT y, int64_t n) { AxpyT(a, x, y, n); }
 
 // out[i] = x[i] rounded to f16 (nearest even): what the KV cache stores.
 void F32ToF16(const float* HWY_RESTRICT x, hwy::float16_t* HWY_RESTRICT out, int64_t n) {
