@@ -188,25 +188,57 @@ void dense_rows4(const DenseRows4& m, const QuantizedActs& a, int64_t r0, int64_
       [&](int64_t r) { rows_all_tokens<1>(m, r, a, y, ldy); });
 }
 
-// The constants of the 2:4 gather (Nm24Rows): for each register byte, its group's offset
-// inside the 16-column activation lane it reads, plus 0x80 (vpshufb: zero) in the
-// shuffle of the other 32 columns; and the vpsrlvq shifts that bring each 64-bit lane's
-// positions to the bottom of its bytes.
+// The constants of the 2:4 gather (Nm24Rows). The gather's: for each register byte, its
+// group's offset inside the 16-column activation lane it reads, plus 0x80 (vpshufb: zero)
+// in the shuffle of the other 32 columns. The pair codes': each 16-bit half of a dword is
+// one group (its two values), and `arrange` puts the two code bytes that hold the
+// group's 3 bits into it, `lift` moves the code to bits 13-15 (a multiply by 2^(13 -
+// the code's bit in the pair of bytes), AVX2 has no per-element 16-bit shift), and
+// `column` maps code + 8 x (which of the two values) to the value's column.
 struct Nm24Consts {
-  __m256i base0, base1, shifts;
+  __m256i base0, base1, arrange, lift, second, column;
   Nm24Consts() {
-    alignas(32) uint8_t b0[32], b1[32];
+    alignas(32) uint8_t b0[32], b1[32], arr[32], col[32];
+    alignas(32) uint16_t lf[16], sec[16];
+    int group_of[32];  // register byte -> group
+    for (int k = 0; k < 32; ++k) group_of[nm24_register_byte(k)] = k / 2;
     for (int b = 0; b < 32; ++b) {
       const int dword = b % 16 / 4, e = b % 4;
       const int src = dword % 2, offset = 4 * (2 * (dword / 2) + e / 2);
       b0[b] = uint8_t(offset + (src == 0 ? 0 : 0x80));
       b1[b] = uint8_t(offset + (src == 1 ? 0 : 0x80));
+      const int bit = 3 * group_of[b];
+      arr[b] = uint8_t(bit / 8 + b % 2);  // the word is broadcast to every 8 bytes
+      if (b % 2 == 0) lf[b / 2] = uint16_t(1u << (13 - bit % 8));
+      if (b % 2 == 0) sec[b / 2] = 0x0800;
     }
+    for (int i = 0; i < 32; ++i) col[i] = 0;
+    for (int p0 = 0; p0 < 4; ++p0)
+      for (int p1 = p0 + 1; p1 < 4; ++p1) {
+        const int code = nm24_pair_code(p0, p1);
+        col[code] = col[16 + code] = uint8_t(p0);
+        col[8 + code] = col[24 + code] = uint8_t(p1);
+      }
     base0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b0));
     base1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b1));
-    shifts = _mm256_setr_epi64x(0, 2, 4, 6);
+    arrange = _mm256_load_si256(reinterpret_cast<const __m256i*>(arr));
+    lift = _mm256_load_si256(reinterpret_cast<const __m256i*>(lf));
+    second = _mm256_load_si256(reinterpret_cast<const __m256i*>(sec));
+    column = _mm256_load_si256(reinterpret_cast<const __m256i*>(col));
   }
 };
+
+// The column inside its group of each register byte's value, from a row window's 6 code
+// bytes (8 read): a broadcast, a shuffle to bring each group's code bytes to its 16 bits,
+// a multiply that lifts the code to the top, a shift down, a multiply by 0x0101 that
+// copies it to both bytes, + 8 in the second value's byte, and a table lookup.
+inline __m256i nm24_columns(const uint8_t* code, const Nm24Consts& c) {
+  uint64_t word;
+  std::memcpy(&word, code, 8);
+  const __m256i lifted = _mm256_mullo_epi16(_mm256_shuffle_epi8(_mm256_set1_epi64x(int64_t(word)), c.arrange), c.lift);
+  const __m256i both = _mm256_mullo_epi16(_mm256_srli_epi16(lifted, 13), _mm256_set1_epi16(0x0101));
+  return _mm256_shuffle_epi8(c.column, _mm256_or_si256(both, c.second));
+}
 
 // Rows [r, r + R) of a 2:4 matrix against token t; the rows share the activation loads
 // and the scale broadcast. Per row and 64 columns: 3 instructions unpack the positions,
@@ -216,14 +248,14 @@ template <int R>
 void nm24_rows(const Nm24Rows& m, int64_t r, const QuantizedActs& a, int64_t t, const Nm24Consts& c, float* y,
                int64_t ldy) {
   static_assert(R == 1 || R == 4);
-  const __m256i three = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+  const __m256i ones = _mm256_set1_epi16(1);
   Acc<R, 1> acc = Acc<R, 1>::zero();
   const int8_t* xs = a.signed_row(t);
   const float* bs = a.block_scales(t);
   // Row r + i's window w is at(r, 0) + 4 w + i: at() steps over whole groups of 4.
   const int8_t* values = m.values.data() + 32 * m.at(r, 0);
-  const uint64_t* positions = m.positions.data() + m.at(r, 0);
-  for (int64_t w = 0; w < m.windows; ++w, values += 128, positions += 4) {
+  const uint8_t* codes = m.codes.data() + kNm24CodeBytes * m.at(r, 0);
+  for (int64_t w = 0; w < m.windows; ++w, values += 128, codes += 4 * kNm24CodeBytes) {
     const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 64 * w));
     const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 64 * w + 32));
     // Block scales s0 s1 s0 s1 ...: dword parity is the block.
@@ -231,12 +263,11 @@ void nm24_rows(const Nm24Rows& m, int64_t r, const QuantizedActs& a, int64_t t, 
     // One stream when R = 4 (the rows are interleaved): 128 value bytes a window.
     _mm_prefetch(reinterpret_cast<const char*>(values + kAhead), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(values + kAhead + 64), _MM_HINT_T0);
-    if (w % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(positions + kAhead / 32), _MM_HINT_T0);
+    if (w % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(codes + kAhead * kNm24CodeBytes / 32), _MM_HINT_T0);
     for (int i = 0; i < R; ++i) {
-      const __m256i pos =
-          _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(int64_t(positions[i])), c.shifts), three);
-      const __m256i g = _mm256_or_si256(_mm256_shuffle_epi8(x0, _mm256_add_epi8(pos, c.base0)),
-                                        _mm256_shuffle_epi8(x1, _mm256_add_epi8(pos, c.base1)));
+      const __m256i col = nm24_columns(codes + kNm24CodeBytes * i, c);
+      const __m256i g = _mm256_or_si256(_mm256_shuffle_epi8(x0, _mm256_add_epi8(col, c.base0)),
+                                        _mm256_shuffle_epi8(x1, _mm256_add_epi8(col, c.base1)));
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(values + 32 * i));
       const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(g, v)), ones);
       acc.v[i][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc.v[i][0]);
@@ -267,12 +298,10 @@ struct Nm24Expand {
 
 // Row r of a 2:4 matrix decoded to dense int8, block b at tile + 128 b (a panel row).
 void expand_nm24_row(const Nm24Rows& m, int64_t r, const Nm24Consts& c, const Nm24Expand& e, int8_t* tile) {
-  const __m256i three = _mm256_set1_epi8(3);
   for (int64_t w = 0; w < m.windows; ++w) {
     const size_t rw = m.at(r, w);
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m.values.data() + 32 * rw));
-    const __m256i pos =
-        _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(int64_t(m.positions[rw])), c.shifts), three);
+    const __m256i pos = nm24_columns(m.codes.data() + kNm24CodeBytes * rw, c);
     for (int src = 0; src < 2; ++src) {
       __m256i out = _mm256_setzero_si256();
       for (int k = 0; k < 2; ++k) {

@@ -221,6 +221,8 @@ TEST(Int8Kernels, NMMatchesReferenceOnEveryTarget) {
 // Nm24Rows's register order puts each of a window's 32 values in its own byte, and the
 // kernel's shuffle controls (int8-avx2.cpp) assume exactly this order: value k of group
 // k / 2 sits in lane (k / 2) % 8 / 4, in a dword whose parity is the 32-column block.
+// (That the kernel decodes every pair code right, fillers and values out of column order
+// included, the comparisons with the reference kernels above show.)
 TEST(Int8Kernels, Nm24RegisterOrderIsAPermutation) {
   std::vector<int> seen(32, 0);
   for (int k = 0; k < 32; ++k) {
@@ -233,6 +235,14 @@ TEST(Int8Kernels, Nm24RegisterOrderIsAPermutation) {
     EXPECT_EQ(b % 16 / 4 % 2, col / 32) << k;  // dword parity: which 32-column block
   }
   for (int b = 0; b < 32; ++b) EXPECT_EQ(seen[size_t(b)], 1) << b;
+  // The two values of a group share one 16-bit half of a dword (their pair code is
+  // decoded once per half), the lower column first.
+  for (int k = 0; k < 32; k += 2) EXPECT_EQ(nm24_register_byte(k + 1), nm24_register_byte(k) + 1) << k;
+  // The 6 pairs of 4 columns have the 6 codes 0..5, which the kernel's table maps back.
+  std::vector<int> codes;
+  for (int p0 = 0; p0 < 4; ++p0)
+    for (int p1 = p0 + 1; p1 < 4; ++p1) codes.push_back(nm24_pair_code(p0, p1));
+  EXPECT_EQ(codes, (std::vector<int>{0, 1, 2, 3, 4, 5}));
   const format::CompressedData nm48 = format::encode_nm(8, {format::SparseRow{}}, 4, 8);
   EXPECT_THROW(pack_nm24(nm48.view()), Error);
 }

@@ -132,34 +132,38 @@ BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m);
 // A 2:4 int8 matrix repacked at load for AVX2, which has no byte expand: instead of
 // expanding the values, the kernel gathers the activations each value multiplies with
 // one in-lane byte shuffle (vpshufb) per 32 columns, and the shuffle's control comes from
-// the positions in three instructions. Per row and 64-column window:
+// the group's pair code in a few instructions. Per row and 64-column window:
 // - 32 signed values in register order: in 128-bit lane L, dwords 0 and 2 hold columns
 //   16L + 0..7 and 16L + 8..15 (activation block 0), dwords 1 and 3 columns 32 + 16L + 0..7
-//   and 32 + 16L + 8..15 (block 1); each dword is two groups' two kept values. Dword
-//   parity is then the block, so one broadcast of the window's two block scales scales
-//   all eight sums.
-// - one 64-bit word of positions (2 bits per value): value byte b's position inside its
-//   group is bits 2 (b / 8) and up of the word's byte b % 8, so broadcasting the word to
-//   four 64-bit lanes, shifting lane q right by 2q (vpsrlvq) and masking gives all 32.
-// Groups that keep fewer than 2 store zero values; bytes per weight 0.5 + 0.125, as the
-// file's layout.
+//   and 32 + 16L + 8..15 (block 1); each dword is two groups' two kept values, each group
+//   one 16-bit half of it, the value of the lower column first. Dword parity is then the
+//   block, so one broadcast of the window's two block scales scales all eight sums.
+// - 6 bytes of pair codes: which 2 of its 4 columns group g keeps (one of 6 pairs,
+//   nm24_pair_code) in bits 3g..3g+2. The file's layout spends 2 bits on each value's
+//   position, 4 on a group; 3 bits name the pair, so a row streams 38 bytes per 64
+//   columns instead of 40 (the kernel is bound by memory on AVX2, docs/KERNELS.md).
+// Groups that keep fewer than 2 store zero values in free columns.
 //
 // Rows are interleaved by 4 ([rows / 4, windows, 4 rows, ...], rows padded with zeros),
 // so the kernel's 4 rows at a time read one stream instead of four (AVX2 host: one
 // stream per thread read 16-19 GB/s, four 12-14).
+constexpr int kNm24CodeBytes = 6;
 struct Nm24Rows {
   int64_t rows = 0, cols = 0, windows = 0;  // windows = ceil(cols / 64)
   std::vector<int8_t> values;               // [ceil(rows / 4), windows, 4, 32]
-  std::vector<uint64_t> positions;          // [ceil(rows / 4), windows, 4]
+  std::vector<uint8_t> codes;               // [ceil(rows / 4), windows, 4, 6], then 2 bytes of padding
   std::vector<float> scales;                // [rows]
-  size_t bytes() const { return values.size() + positions.size() * 8 + scales.size() * 4; }
-  // Index of row r's window w in positions (and, times 32, in values).
+  size_t bytes() const { return values.size() + codes.size() + scales.size() * 4; }
+  // Index of row r's window w: times 32 in values, times kNm24CodeBytes in codes.
   size_t at(int64_t r, int64_t w) const { return size_t(((r / 4) * windows + w) * 4 + r % 4); }
 };
+// The pair code of columns p0 < p1 of a group of 4: 0 (0, 1), 1 (0, 2), 2 (0, 3),
+// 3 (1, 2), 4 (1, 3), 5 (2, 3).
+int nm24_pair_code(int p0, int p1);
 // Throws upg::Error unless m is a 2:4 int8 matrix.
 Nm24Rows pack_nm24(const format::CompressedMatrix& m);
-// Where Nm24Rows puts window value k (k / 2 its group, k % 2 which of the group's two):
-// its register byte.
+// Where Nm24Rows puts window value k (k / 2 its group, k % 2 which of the group's two,
+// the lower column first): its register byte.
 int nm24_register_byte(int k);
 
 // A dense int8 matrix repacked at load for AVX2: rows interleaved by 4 in 32-column

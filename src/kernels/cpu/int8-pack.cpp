@@ -170,6 +170,13 @@ int nm24_register_byte(int k) {
   return 16 * lane + 4 * (2 * (gi / 2) + src) + 2 * (gi % 2) + slot;
 }
 
+int nm24_pair_code(int p0, int p1) {
+  // Pairs in order (0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3): before p0's pairs come
+  // 3 + 2 + ... of the lower first columns.
+  static constexpr int kFirst[3] = {0, 3, 5};
+  return kFirst[p0] + p1 - p0 - 1;
+}
+
 Nm24Rows pack_nm24(const format::CompressedMatrix& m) {
   if (m.layout != format::Layout::NM || m.nm.n != 2 || m.nm.m != 4 || m.encoding != format::Encoding::Int8)
     throw Error("pack_nm24: only a 2:4 int8 matrix has this form");
@@ -179,23 +186,34 @@ Nm24Rows pack_nm24(const format::CompressedMatrix& m) {
   p.windows = (m.cols + 63) / 64;
   const int64_t padded = (p.rows + 3) / 4 * 4;
   p.values.assign(size_t(padded * p.windows * 32), 0);
-  p.positions.assign(size_t(padded * p.windows), 0);
+  // The kernel reads each row's 6 code bytes as one 8-byte word.
+  p.codes.assign(size_t(padded * p.windows * kNm24CodeBytes + 2), 0);
   p.scales.assign(m.scales.begin(), m.scales.end());
   const int64_t per_row = format::nm_values_per_row(m.cols, 2, 4);
   for (int64_t r = 0; r < m.rows; ++r) {
     const int8_t* vals = m.nm.values.data() + r * per_row;
     const uint8_t* pos = m.nm.positions.data() + r * format::nm_position_bytes_per_row(m.cols, 2, 4);
-    for (int64_t k = 0; k < per_row; ++k) {
-      const int64_t w = k / 32;
-      const int b = nm24_register_byte(int(k % 32));
-      p.values[32 * p.at(r, w) + size_t(b)] = vals[k];
-      p.positions[p.at(r, w)] |= uint64_t(format::nm_position(pos, k, 2)) << (8 * (b % 8) + 2 * (b / 8));
+    for (int64_t k = 0; k < per_row; k += 2) {
+      int p0 = format::nm_position(pos, k, 2), p1 = format::nm_position(pos, k + 1, 2);
+      int8_t v0 = vals[k], v1 = vals[k + 1];
+      if (p0 == p1)
+        throw Error(fmt::format("pack_nm24: row {} group {}: position {} used twice", r, k / 2, p0));
+      if (p0 > p1) {
+        std::swap(p0, p1);
+        std::swap(v0, v1);
+      }
+      const int64_t w = k / 32, g = k % 32 / 2;
+      const size_t at = p.at(r, w);
+      p.values[32 * at + size_t(nm24_register_byte(int(k % 32)))] = v0;
+      p.values[32 * at + size_t(nm24_register_byte(int(k % 32) + 1))] = v1;
+      uint8_t* code = p.codes.data() + at * kNm24CodeBytes;
+      const uint32_t c = uint32_t(nm24_pair_code(p0, p1)) << (3 * g % 8);  // may straddle two bytes
+      code[3 * g / 8] |= uint8_t(c);
+      if (c >> 8) code[3 * g / 8 + 1] |= uint8_t(c >> 8);
     }
   }
   return p;
 }
-
-
 
 // A zero DenseRows4 of this shape, rows padded to whole groups of 4 and columns to whole
 // blocks, with these row scales.

@@ -147,7 +147,7 @@ uint64_t Int8Linear::Job::cost_before(int64_t u) const {
       const BitmapMatrix& b = packed->bitmap;
       return b.row_start[size_t(u)] * (b.f16 ? 2 : 1) + n * uint64_t(b.windows * 8 + 64);
     }
-    case Form::Nm24: return n * uint64_t(packed->nm24.windows) * 40;  // 32 values + 8 position bytes
+    case Form::Nm24: return n * uint64_t(packed->nm24.windows) * (32 + kNm24CodeBytes);  // values + pair codes
     default: return n * cols;
   }
 }
