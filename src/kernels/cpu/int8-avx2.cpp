@@ -241,7 +241,7 @@ inline __m256i nm24_columns(const uint8_t* code, const Nm24Consts& c) {
 }
 
 // Rows [r, r + R) of a 2:4 matrix against token t; the rows share the activation loads
-// and the scale broadcast. Per row and 64 columns: 3 instructions unpack the positions,
+// and the scale broadcast. Per row and 64 columns: 7 instructions decode the pair codes,
 // 2 make the shuffle controls, 3 gather the 32 activations, and 6 multiply and scale.
 // R is 4 for a whole interleaved group (r % 4 == 0), whose windows are adjacent, or 1.
 template <int R>

@@ -171,8 +171,8 @@ int nm24_register_byte(int k) {
 }
 
 int nm24_pair_code(int p0, int p1) {
-  // Pairs in order (0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3): before p0's pairs come
-  // 3 + 2 + ... of the lower first columns.
+  // Pairs in the order (0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3): those whose lower
+  // column is p0 start at code 0, 3 or 5.
   static constexpr int kFirst[3] = {0, 3, 5};
   return kFirst[p0] + p1 - p0 - 1;
 }
