@@ -198,8 +198,8 @@ void dense_rows4(const DenseRows4& m, const QuantizedActs& a, int64_t r0, int64_
 struct Nm24Consts {
   __m256i base0, base1, arrange, lift, second, column;
   Nm24Consts() {
-    alignas(32) uint8_t b0[32], b1[32], arr[32], col[32];
-    alignas(32) uint16_t lf[16], sec[16];
+    alignas(32) uint8_t b0[32], b1[32], arr[32], col[32] = {};
+    alignas(32) uint16_t lf[16];
     int group_of[32];  // register byte -> group
     for (int k = 0; k < 32; ++k) group_of[nm24_register_byte(k)] = k / 2;
     for (int b = 0; b < 32; ++b) {
@@ -210,9 +210,7 @@ struct Nm24Consts {
       const int bit = 3 * group_of[b];
       arr[b] = uint8_t(bit / 8 + b % 2);  // the word is broadcast to every 8 bytes
       if (b % 2 == 0) lf[b / 2] = uint16_t(1u << (13 - bit % 8));
-      if (b % 2 == 0) sec[b / 2] = 0x0800;
     }
-    for (int i = 0; i < 32; ++i) col[i] = 0;
     for (int p0 = 0; p0 < 4; ++p0)
       for (int p1 = p0 + 1; p1 < 4; ++p1) {
         const int code = nm24_pair_code(p0, p1);
@@ -223,7 +221,7 @@ struct Nm24Consts {
     base1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b1));
     arrange = _mm256_load_si256(reinterpret_cast<const __m256i*>(arr));
     lift = _mm256_load_si256(reinterpret_cast<const __m256i*>(lf));
-    second = _mm256_load_si256(reinterpret_cast<const __m256i*>(sec));
+    second = _mm256_set1_epi16(0x0800);  // + 8 in each group's second (high) byte
     column = _mm256_load_si256(reinterpret_cast<const __m256i*>(col));
   }
 };

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "format/format-test-util.h"
@@ -245,6 +246,16 @@ TEST(Int8Kernels, Nm24RegisterOrderIsAPermutation) {
   EXPECT_EQ(codes, (std::vector<int>{0, 1, 2, 3, 4, 5}));
   const format::CompressedData nm48 = format::encode_nm(8, {format::SparseRow{}}, 4, 8);
   EXPECT_THROW(pack_nm24(nm48.view()), Error);
+  // A group that names one position twice has no pair code: the packer says which.
+  format::CompressedData twice = format::encode_nm(4, {format::SparseRow{}}, 2, 4);
+  twice.positions[0] = 0;  // both values of row 0's group 0 at position 0
+  try {
+    pack_nm24(twice.view());
+    ADD_FAILURE() << "pack_nm24 accepted a position used twice";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pack_nm24: row 0 group 0: position 0 used twice"), std::string::npos)
+        << e.what();
+  }
 }
 
 // The 16-row bitmap tiles (BitmapRows16) of MdCSR, int8 and wide (prime, codebook), and of

@@ -160,7 +160,8 @@ struct Nm24Rows {
 // The pair code of columns p0 < p1 of a group of 4: 0 (0, 1), 1 (0, 2), 2 (0, 3),
 // 3 (1, 2), 4 (1, 3), 5 (2, 3).
 int nm24_pair_code(int p0, int p1);
-// Throws upg::Error unless m is a 2:4 int8 matrix.
+// Throws upg::Error unless m is a 2:4 int8 matrix, and for a group that names one
+// position twice (format::validate rejects such a file first).
 Nm24Rows pack_nm24(const format::CompressedMatrix& m);
 // Where Nm24Rows puts window value k (k / 2 its group, k % 2 which of the group's two,
 // the lower column first): its register byte.
