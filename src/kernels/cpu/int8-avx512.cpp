@@ -189,6 +189,121 @@ void bitmap_rows16_tile(const BitmapRows16& m, const QuantizedActs& a, int64_t t
   }
 }
 
+// The constants of the 2:4 gather and expand (Nm24Rows16). Both start from a record's
+// 48 code bytes spread once so that qword j holds the codes of rows 2j and 2j + 1 (its
+// bytes 6j..6j + 5: the reach of vpmultishiftqb is one qword), then per octet pick one
+// 3-bit code per byte with vpmultishiftqb, or in the byte's role (vpternlogd) and look
+// the pair up in a 64-byte vpermb table.
+struct Nm24Consts16 {
+  __m512i spread, code_bits;
+  // Gather: byte 4i + 2h + k <- row i's code of octet v's group h; role (2h + k) << 3;
+  // the table gives the column of the group's k-th value among the octet's 8, 4h + p_k.
+  __m512i gather_shift[4], gather_role, gather_table;
+  // Expand (prefill): byte 4i + c of quad h's dense tile <- row i's code of group h of
+  // octet 0 (+ 12 bits per octet); role c << 3; the table gives k when the pair keeps
+  // column c, else 64 (vpermi2b: zero), to which the base adds the byte of row i's group
+  // h, 4i + 2h.
+  __m512i expand_shift[2], expand_role, expand_table, expand_base[2];
+  Nm24Consts16() {
+    alignas(64) uint8_t spr[64], gs[4][64], gr[64], gt[64] = {}, es[2][64], er[64], et[64], eb[2][64];
+    for (int b = 0; b < 64; ++b) {
+      const int i = b / 4, low = 6 * (i % 2);  // bit of row i's codes of octet 0 in its qword
+      spr[b] = uint8_t(6 * (b / 8) + b % 8);
+      const int h = b % 4 / 2, k = b % 2, col = b % 4;
+      for (int v = 0; v < 4; ++v) gs[v][b] = uint8_t(12 * v + low + 3 * h);
+      gr[b] = uint8_t((2 * h + k) << 3);
+      er[b] = uint8_t(col << 3);
+      for (int hh = 0; hh < 2; ++hh) {
+        es[hh][b] = uint8_t(low + 3 * hh);
+        eb[hh][b] = uint8_t(4 * i + 2 * hh);
+      }
+    }
+    std::fill(et, et + 64, uint8_t(64));
+    for (int p0 = 0; p0 < 4; ++p0)
+      for (int p1 = p0 + 1; p1 < 4; ++p1) {
+        const int code = nm24_pair_code(p0, p1);
+        for (int h = 0; h < 2; ++h) {
+          gt[(2 * h) << 3 | code] = uint8_t(4 * h + p0);
+          gt[(2 * h + 1) << 3 | code] = uint8_t(4 * h + p1);
+        }
+        et[p0 << 3 | code] = 0;
+        et[p1 << 3 | code] = 1;
+      }
+    spread = _mm512_load_si512(spr);
+    code_bits = _mm512_set1_epi8(7);
+    for (int v = 0; v < 4; ++v) gather_shift[v] = _mm512_load_si512(gs[v]);
+    gather_role = _mm512_load_si512(gr);
+    gather_table = _mm512_load_si512(gt);
+    expand_role = _mm512_load_si512(er);
+    expand_table = _mm512_load_si512(et);
+    for (int h = 0; h < 2; ++h) {
+      expand_shift[h] = _mm512_load_si512(es[h]);
+      expand_base[h] = _mm512_load_si512(eb[h]);
+    }
+  }
+};
+const Nm24Consts16& nm24_consts16() {
+  static const Nm24Consts16 c;
+  return c;
+}
+
+// A record's codes with qword j holding rows 2j and 2j + 1. The load reads 16 bytes of
+// the values after them, which the spread leaves out.
+inline __m512i nm24_spread(const uint8_t* rec, const Nm24Consts16& c) {
+  return _mm512_permutexvar_epi8(c.spread, _mm512_loadu_si512(rec));
+}
+
+// (code & 7) | role in one vpternlogd (0xEA = a & b | c), then the table.
+inline __m512i nm24_lookup(__m512i shift, __m512i spread, __m512i role, __m512i table, const Nm24Consts16& c) {
+  return _mm512_permutexvar_epi8(
+      _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(shift, spread), c.code_bits, role, 0xEA), table);
+}
+
+// How far ahead the 2:4 decode kernel prefetches its one stream: nearer than the other
+// kernels' 8 KB, which measured slower for it on a Zen 4 host (docs/KERNELS.md).
+constexpr int64_t kNm24Ahead = 4096;
+
+// 2:4 in Nm24Rows16: per 8 columns of 16 rows, 3 instructions (and a quarter of the
+// spread) turn the codes into a vpshufb control, which gathers each value's activation (+ 128) from an 8-byte
+// broadcast; vpdpbusd sums. The + 128 is taken back once per 32-column block from a
+// second vpdpbusd per vector, 128 * sum(w), shared by the tile's tokens; then the float
+// conversion and the block scale.
+template <int NT>
+void nm24_rows16_tile(const Nm24Rows16& m, const QuantizedActs& a, int64_t t0, int64_t g0, int64_t g1, float* y,
+                      int64_t ldy) {
+  const Nm24Consts16& c = nm24_consts16();
+  const __m512i bias = _mm512_set1_epi8(char(0x80));
+  const uint8_t* xq[NT];
+  const float* bs[NT];
+  for (int j = 0; j < NT; ++j) xq[j] = a.row(t0 + j), bs[j] = a.block_scales(t0 + j);
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* rec = m.record(g, 0);
+    __m512 f[NT];
+    for (int j = 0; j < NT; ++j) f[j] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < m.blocks; ++b, rec += kNm24RecordBytes) {
+      for (int64_t l = 0; l < kNm24RecordBytes; l += 64) prefetch(rec + kNm24Ahead + l);
+      __m512i off = _mm512_setzero_si512(), s[NT];
+      for (int j = 0; j < NT; ++j) s[j] = _mm512_setzero_si512();
+      const __m512i spread = nm24_spread(rec, c);
+      for (int v = 0; v < 4; ++v) {
+        const __m512i ctl = nm24_lookup(c.gather_shift[v], spread, c.gather_role, c.gather_table, c);
+        const __m512i w = _mm512_loadu_si512(rec + kNm24CodeBlockBytes + 64 * v);
+        off = _mm512_dpbusd_epi32(off, bias, w);
+        for (int j = 0; j < NT; ++j) {
+          int64_t x8;
+          std::memcpy(&x8, xq[j] + 32 * b + 8 * v, 8);
+          s[j] = _mm512_dpbusd_epi32(s[j], _mm512_shuffle_epi8(_mm512_set1_epi64(x8), ctl), w);
+        }
+      }
+      for (int j = 0; j < NT; ++j)
+        f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[j], off)), _mm512_set1_ps(bs[j][b]), f[j]);
+    }
+    const __m512 rs = _mm512_loadu_ps(m.scales.data() + 16 * g);
+    const __mmask16 keep = __mmask16(low_bits(m.rows - 16 * g));
+    for (int j = 0; j < NT; ++j) _mm512_mask_storeu_ps(y + (t0 + j) * ldy + 16 * g, keep, _mm512_mul_ps(f[j], rs));
+  }
+}
+
 // ---- Prefill: token-major GEMM ----
 // Rows are brought to dense int8 (copied, or decoded from their layout: sparsity saves
 // bytes, not multiplies, once 16 tokens share each weight), 4 at a time, and every
@@ -289,15 +404,31 @@ void dense_gemm(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1
   });
 }
 
+// The thread's scratch for one 16-row group of `blocks` 32-column blocks decoded to
+// dense int8 tiles [blocks * 8 quads, 16 rows, 4 columns] and its rows' block start values
+// [blocks, 16].
+GemmScratch& group16_scratch(int64_t blocks) {
+  GemmScratch& sc = tls_gemm;
+  if (sc.w.size() < size_t(blocks * 8 * 64)) sc.w.resize(size_t(blocks * 8 * 64));
+  if (sc.sums.size() < size_t(blocks * 16)) sc.sums.resize(size_t(blocks * 16));
+  return sc;
+}
+
+// The GEMM over group g's rows, decoded into group16_scratch, 4 rows at a time.
+void gemm_group16(int64_t rows, int64_t g, const float* scales, const QuantizedActs& a, float* y, int64_t ldy) {
+  const GemmScratch& sc = tls_gemm;
+  for (int64_t i = 0; i < 16 && 16 * g + i < rows; i += kGemmRows)
+    gemm_some(int(std::min<int64_t>(kGemmRows, rows - 16 * g - i)),
+              GemmRows{sc.w.data() + 4 * i, 4, 64, sc.sums.data() + i, 1, 16}, a, 16 * g + i, scales, y, ldy);
+}
+
 // A 16-row group decoded as it is stored, [quads, 16 rows, 4 columns], with each row's
 // block start values [blocks, 16] from one vpdpbusd per tile; then 4 rows at a time.
 void bitmap_rows16_gemm(const BitmapRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y,
                         int64_t ldy) {
   const __m512i zero_weight = _mm512_set1_epi8(char(0x80));
   const int64_t blocks = m.quads / 8;
-  GemmScratch& sc = tls_gemm;
-  if (sc.w.size() < size_t(m.quads * 64)) sc.w.resize(size_t(m.quads * 64));
-  if (sc.sums.size() < size_t(blocks * 16)) sc.sums.resize(size_t(blocks * 16));
+  GemmScratch& sc = group16_scratch(blocks);
   for (int64_t g = g0; g < g1; ++g) {
     const uint8_t* v = m.values.data() + m.group_start[size_t(g)];
     const uint64_t* masks = m.masks.data() + g * m.quads;
@@ -312,10 +443,35 @@ void bitmap_rows16_gemm(const BitmapRows16& m, const QuantizedActs& a, int64_t g
       }
       _mm512_storeu_si512(sc.sums.data() + 16 * b, _mm512_sub_epi32(_mm512_setzero_si512(), sum));
     }
-    for (int i = 0; i < 16 && 16 * g + i < m.rows; i += kGemmRows)
-      gemm_some(int(std::min<int64_t>(kGemmRows, m.rows - 16 * g - i)),
-                GemmRows{sc.w.data() + 4 * i, 4, 64, sc.sums.data() + i, 1, 16}, a, 16 * g + i, m.scales.data(), y,
-                ldy);
+    gemm_group16(m.rows, g, m.scales.data(), a, y, ldy);
+  }
+}
+
+// A 2:4 group decoded into the thread's scratch as bitmap_rows16_gemm does (vpermi2b puts
+// each row's two values of a quad on their columns, zeros elsewhere), then the GEMM.
+void nm24_rows16_gemm(const Nm24Rows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y, int64_t ldy) {
+  const Nm24Consts16& c = nm24_consts16();
+  const __m512i bias = _mm512_set1_epi8(char(0x80)), zero = _mm512_setzero_si512();
+  GemmScratch& sc = group16_scratch(m.blocks);
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* rec = m.record(g, 0);
+    for (int64_t b = 0; b < m.blocks; ++b, rec += kNm24RecordBytes) {
+      __m512i sum = _mm512_setzero_si512();
+      const __m512i spread = nm24_spread(rec, c);
+      for (int v = 0; v < 4; ++v) {
+        const __m512i w = _mm512_loadu_si512(rec + kNm24CodeBlockBytes + 64 * v);
+        for (int h = 0; h < 2; ++h) {
+          const __m512i shift = _mm512_add_epi8(c.expand_shift[h], _mm512_set1_epi8(char(12 * v)));
+          const __m512i idx =
+              _mm512_add_epi8(nm24_lookup(shift, spread, c.expand_role, c.expand_table, c), c.expand_base[h]);
+          const __m512i d = _mm512_permutex2var_epi8(w, idx, zero);
+          _mm512_storeu_si512(sc.w.data() + 64 * (8 * b + 2 * v + h), d);
+          sum = _mm512_dpbusd_epi32(sum, bias, d);
+        }
+      }
+      _mm512_storeu_si512(sc.sums.data() + 16 * b, _mm512_sub_epi32(_mm512_setzero_si512(), sum));
+    }
+    gemm_group16(m.rows, g, m.scales.data(), a, y, ldy);
   }
 }
 
@@ -359,6 +515,19 @@ void dense(const DenseI8& m, const QuantizedActs& a, int64_t r0, int64_t r1, flo
   over_tokens<DenseTile>(a.n_tokens, m, a, r0, r1, y, ldy);
 }
 
+template <int NT>
+struct Nm24Rows16Tile {
+  static void run(int64_t t0, const Nm24Rows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y,
+                  int64_t ldy) {
+    nm24_rows16_tile<NT>(m, a, t0, g0, g1, y, ldy);
+  }
+};
+
+void nm24_rows16(const Nm24Rows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y, int64_t ldy) {
+  if (a.groups > 0) return nm24_rows16_gemm(m, a, g0, g1, y, ldy);
+  over_tokens<Nm24Rows16Tile>(a.n_tokens, m, a, g0, g1, y, ldy);
+}
+
 void bitmap_rows16(const BitmapRows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y, int64_t ldy) {
   // Wide values have no GEMM (they are not int8): prefill runs the decode tiles.
   if (m.wide) return over_tokens<BitmapRows16Tiles<true>::Tile>(a.n_tokens, m, a, g0, g1, y, ldy);
@@ -384,7 +553,7 @@ void bitmap_f16(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t
 
 }  // namespace
 
-const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense, nm, bitmap, bitmap_f16, bitmap_rows16, nullptr, nullptr};
+const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense, nm, bitmap, bitmap_f16, bitmap_rows16, nullptr, nullptr, nm24_rows16};
 
 }  // namespace upg::kernels
 

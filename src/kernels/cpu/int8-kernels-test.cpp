@@ -328,6 +328,66 @@ TEST(Int8Kernels, BitmapRows16MatchesReferenceOnEveryTargetWithIt) {
   }
 }
 
+// 2:4 in Nm24Rows16, on the targets that run it (AVX-512): row counts that leave a
+// partial group, widths that end inside a 32-column block or an 8-column octet, groups
+// with fewer than 2 kept values (zero fillers, values out of column order) in odd rows,
+// an all-zero matrix; decode tiles of 1-8 tokens and the prefill GEMM (17 tokens); row
+// groups in two calls, as threads split them.
+TEST(Int8Kernels, Nm24Rows16MatchesReferenceOnEveryTargetWithIt) {
+  std::mt19937 rng(12);
+  int ran = 0;
+  testing::for_each_target([&](const std::string&) {
+    if (!int8_kernels().nm24_rows16) return;
+    ++ran;
+    for (const Shape& s : {Shape{1, 4}, Shape{1, 64}, Shape{16, 32}, Shape{9, 104}, Shape{33, 576}, Shape{17, 1000},
+                           Shape{40, 40}, Shape{5, 700}, Shape{8, 1536}})
+      for (int64_t nt : {1, 2, 3, 4, 5, 8, 9, 17})
+        for (bool zero : {false, true}) {
+          if (zero && nt > 3) continue;
+          SCOPED_TRACE(::testing::Message() << int8_target() << " " << s.rows << "x" << s.cols << " tokens " << nt
+                                            << (zero ? " all zero" : ""));
+          auto rows = format::testing::random_nm_rows(rng, s.rows, s.cols, 2, 4);
+          const auto full = format::testing::random_nm_rows(rng, s.rows, s.cols, 2, 4, true);
+          for (size_t r = 0; r < rows.size(); r += 2) rows[r] = full[r];
+          if (zero)
+            for (auto& r : rows) r = SparseRow{{}, {}, 1.0f};
+          const format::CompressedData ref = format::encode_nm(s.cols, rows, 2, 4);
+          const Nm24Rows16 p = pack_nm24_rows16(ref.view());
+          ASSERT_EQ(p.groups, (s.rows + 15) / 16);
+          ASSERT_EQ(p.blocks, (s.cols + 31) / 32);
+          const std::vector<float> x = random_x(rng, nt * s.cols);
+          QuantizedActs a;
+          quantize_acts(x.data(), nt, s.cols, a);
+          const std::vector<float> xq = dequantized(a);
+          std::vector<float> want(size_t(nt * s.rows)), y(size_t(nt * s.rows) + 1, 777.0f);
+          format::reference_matmul(ref.view(), xq.data(), nt, want.data());
+          const int64_t mid = p.groups / 2;
+          int8_kernels().nm24_rows16(p, a, 0, mid, y.data(), s.rows);
+          int8_kernels().nm24_rows16(p, a, mid, p.groups, y.data(), s.rows);
+          ASSERT_EQ(y.back(), 777.0f) << "wrote past the output";
+          if (zero) {
+            for (size_t i = 0; i + 1 < y.size(); ++i) ASSERT_EQ(y[i], 0.0f) << i;
+          }
+          expect_close(y, want, format::testing::dense_of(rows, s.cols, Encoding::Int8), xq, s.rows, s.cols, nt,
+                       1e-5);
+        }
+  });
+  if (int8_target() == "avx512-vnni") {
+    EXPECT_GT(ran, 0);
+  }
+  // Only 2:4 int8 has the form, and a group naming one position twice has no pair code.
+  EXPECT_THROW(pack_nm24_rows16(format::encode_nm(8, {SparseRow{}}, 4, 8).view()), Error);
+  format::CompressedData twice = format::encode_nm(4, {SparseRow{}}, 2, 4);
+  twice.positions[0] = 0;
+  try {
+    pack_nm24_rows16(twice.view());
+    ADD_FAILURE() << "pack_nm24_rows16 accepted a position used twice";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pack_nm24_rows16: row 0 group 0: position 0 used twice"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Int8Kernels, AllZeroMatrixGivesZero) {
   testing::for_each_target([&](const std::string&) {
     std::vector<SparseRow> rows(4);

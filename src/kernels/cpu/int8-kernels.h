@@ -167,6 +167,37 @@ Nm24Rows pack_nm24(const format::CompressedMatrix& m);
 // the lower column first): its register byte.
 int nm24_register_byte(int k);
 
+// A 2:4 int8 matrix repacked at load for AVX-512, where decode streams memory and bytes
+// are time: 16 rows side by side (lane i of every sum is row i, as in BitmapRows16), each
+// group's two values with a 3-bit pair code (nm24_pair_code) instead of a 4-bit mask, and
+// codes and values in one stream. Per 16 rows and 32 columns one 304-byte record:
+// - bytes [0, 48): the codes, 6 bytes for each pair of rows (2j, 2j + 1): row i's code of
+//   group h (0, 1) of octet v (8 columns) at bit 48 (i / 2) + 12 v + 6 (i % 2) + 3 h, so
+//   that one vpermb spreads a record's codes to the qwords vpmultishiftqb reads;
+// - bytes [48, 304): 4 value vectors, octet v at 48 + 64v: byte 4i + 2h + k holds row i's
+//   k-th value of group h (the lower column first), signed.
+// A row then streams 19 bytes per 32 columns against 20 in the tiles and 32 dense (a
+// ratio of 1.68 against 1.60). The kernel gathers each row's activations from an 8-byte
+// broadcast with one in-lane vpshufb whose control it derives from the codes, instead
+// of expanding weights, so it needs no mask register and no serial value pointer; one
+// stream per thread also kept closer to dense int8's bandwidth than separate mask and
+// value streams (docs/KERNELS.md). Groups that keep fewer than 2 hold zero values, rows
+// past `rows` zero values and scale 0, columns past `cols` zero values.
+constexpr int64_t kNm24CodeBlockBytes = 48;                           // codes of one record
+constexpr int64_t kNm24RecordBytes = kNm24CodeBlockBytes + 4 * 64;  // one record
+struct Nm24Rows16 {
+  int64_t rows = 0, cols = 0;
+  int64_t groups = 0;           // ceil(rows / 16)
+  int64_t blocks = 0;           // ceil(cols / 32)
+  std::vector<uint8_t> data;    // [groups, blocks, kNm24RecordBytes], then 64 bytes of padding
+  std::vector<float> scales;    // [groups * 16]; padding rows 0
+  size_t bytes() const { return data.size() + scales.size() * 4; }
+  const uint8_t* record(int64_t g, int64_t b) const { return data.data() + (g * blocks + b) * kNm24RecordBytes; }
+};
+// Throws upg::Error unless m is a 2:4 int8 matrix, and for a group that names one
+// position twice.
+Nm24Rows16 pack_nm24_rows16(const format::CompressedMatrix& m);
+
 // A dense int8 matrix repacked at load for AVX2: rows interleaved by 4 in 32-column
 // blocks, [ceil(rows / 4), blocks, 4 rows, 32], zero padded, so the kernel's 4 rows at a
 // time read one stream instead of four (as Nm24Rows). Costs a copy of the matrix.
@@ -212,6 +243,9 @@ struct Int8Kernels {
   void (*nm24)(const Nm24Rows& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy);
   // Dense int8 repacked into DenseRows4; null on targets that run dense int8 in place.
   void (*dense_rows4)(const DenseRows4& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy);
+  // 2:4 int8 in Nm24Rows16, row groups [g0, g1), any number of tokens; null on targets
+  // that run 2:4 otherwise.
+  void (*nm24_rows16)(const Nm24Rows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y, int64_t ldy);
 };
 
 extern const Int8Kernels kInt8Scalar;

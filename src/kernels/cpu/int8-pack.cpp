@@ -177,9 +177,38 @@ int nm24_pair_code(int p0, int p1) {
   return kFirst[p0] + p1 - p0 - 1;
 }
 
-Nm24Rows pack_nm24(const format::CompressedMatrix& m) {
+// Calls fn(r, g, p0, p1, v0, v1) for every 2:4 group g of every row r of m: its two
+// positions in column order (p0 < p1) with their values. `who` names the caller in the
+// errors: m is not 2:4 int8, or a group names one position twice (it has no pair code).
+template <class Fn>
+static void for_each_nm24_group(const format::CompressedMatrix& m, const char* who, Fn&& fn) {
   if (m.layout != format::Layout::NM || m.nm.n != 2 || m.nm.m != 4 || m.encoding != format::Encoding::Int8)
-    throw Error("pack_nm24: only a 2:4 int8 matrix has this form");
+    throw Error(fmt::format("{}: only a 2:4 int8 matrix has this form", who));
+  const int64_t per_row = format::nm_values_per_row(m.cols, 2, 4);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    const int8_t* vals = m.nm.values.data() + r * per_row;
+    const uint8_t* pos = m.nm.positions.data() + r * format::nm_position_bytes_per_row(m.cols, 2, 4);
+    for (int64_t k = 0; k < per_row; k += 2) {
+      int p0 = format::nm_position(pos, k, 2), p1 = format::nm_position(pos, k + 1, 2);
+      int8_t v0 = vals[k], v1 = vals[k + 1];
+      if (p0 == p1) throw Error(fmt::format("{}: row {} group {}: position {} used twice", who, r, k / 2, p0));
+      if (p0 > p1) {
+        std::swap(p0, p1);
+        std::swap(v0, v1);
+      }
+      fn(r, k / 2, p0, p1, v0, v1);
+    }
+  }
+}
+
+// Ors a 3-bit pair code into a little-endian bit stream at `bit` (it may straddle two bytes).
+static void put_code(uint8_t* stream, int64_t bit, int code) {
+  const uint32_t c = uint32_t(code) << (bit % 8);
+  stream[bit / 8] |= uint8_t(c);
+  if (c >> 8) stream[bit / 8 + 1] |= uint8_t(c >> 8);
+}
+
+Nm24Rows pack_nm24(const format::CompressedMatrix& m) {
   Nm24Rows p;
   p.rows = m.rows;
   p.cols = m.cols;
@@ -188,30 +217,34 @@ Nm24Rows pack_nm24(const format::CompressedMatrix& m) {
   p.values.assign(size_t(padded * p.windows * 32), 0);
   // The kernel reads each row's 6 code bytes as one 8-byte word.
   p.codes.assign(size_t(padded * p.windows * kNm24CodeBytes + 2), 0);
+  for_each_nm24_group(m, "pack_nm24", [&](int64_t r, int64_t group, int p0, int p1, int8_t v0, int8_t v1) {
+    const int64_t w = group / 16, g = group % 16;
+    const size_t at = p.at(r, w);
+    p.values[32 * at + size_t(nm24_register_byte(int(2 * g)))] = v0;
+    p.values[32 * at + size_t(nm24_register_byte(int(2 * g) + 1))] = v1;
+    put_code(p.codes.data() + at * kNm24CodeBytes, 3 * g, nm24_pair_code(p0, p1));
+  });
   p.scales.assign(m.scales.begin(), m.scales.end());
-  const int64_t per_row = format::nm_values_per_row(m.cols, 2, 4);
-  for (int64_t r = 0; r < m.rows; ++r) {
-    const int8_t* vals = m.nm.values.data() + r * per_row;
-    const uint8_t* pos = m.nm.positions.data() + r * format::nm_position_bytes_per_row(m.cols, 2, 4);
-    for (int64_t k = 0; k < per_row; k += 2) {
-      int p0 = format::nm_position(pos, k, 2), p1 = format::nm_position(pos, k + 1, 2);
-      int8_t v0 = vals[k], v1 = vals[k + 1];
-      if (p0 == p1)
-        throw Error(fmt::format("pack_nm24: row {} group {}: position {} used twice", r, k / 2, p0));
-      if (p0 > p1) {
-        std::swap(p0, p1);
-        std::swap(v0, v1);
-      }
-      const int64_t w = k / 32, g = k % 32 / 2;
-      const size_t at = p.at(r, w);
-      p.values[32 * at + size_t(nm24_register_byte(int(k % 32)))] = v0;
-      p.values[32 * at + size_t(nm24_register_byte(int(k % 32) + 1))] = v1;
-      uint8_t* code = p.codes.data() + at * kNm24CodeBytes;
-      const uint32_t c = uint32_t(nm24_pair_code(p0, p1)) << (3 * g % 8);  // may straddle two bytes
-      code[3 * g / 8] |= uint8_t(c);
-      if (c >> 8) code[3 * g / 8 + 1] |= uint8_t(c >> 8);
-    }
-  }
+  return p;
+}
+
+Nm24Rows16 pack_nm24_rows16(const format::CompressedMatrix& m) {
+  Nm24Rows16 p;
+  p.rows = m.rows;
+  p.cols = m.cols;
+  p.groups = (m.rows + 15) / 16;
+  p.blocks = (m.cols + 31) / 32;
+  p.data.assign(size_t(p.groups * p.blocks * kNm24RecordBytes + 64), 0);
+  for_each_nm24_group(m, "pack_nm24_rows16", [&](int64_t r, int64_t group, int p0, int p1, int8_t v0, int8_t v1) {
+    const int64_t i = r % 16, octet = group % 8 / 2, h = group % 2;
+    uint8_t* rec = p.data.data() + (r / 16 * p.blocks + group / 8) * kNm24RecordBytes;
+    uint8_t* v = rec + kNm24CodeBlockBytes + 64 * octet + 4 * i + 2 * h;
+    v[0] = uint8_t(v0);
+    v[1] = uint8_t(v1);
+    put_code(rec, 48 * (i / 2) + 12 * octet + 6 * (i % 2) + 3 * h, nm24_pair_code(p0, p1));
+  });
+  p.scales.assign(size_t(p.groups * 16), 0.0f);
+  std::copy(m.scales.begin(), m.scales.end(), p.scales.begin());
   return p;
 }
 

@@ -18,6 +18,8 @@ Int8Linear::Identity Int8Linear::identity(const format::CompressedMatrix& m) {
 
 Int8Linear::Form Int8Linear::form_for(const format::CompressedMatrix& m) {
   const Int8Kernels& k = int8_kernels();
+  const bool nm24 = m.layout == format::Layout::NM && m.nm.n == 2 && m.nm.m == 4 && m.encoding == format::Encoding::Int8;
+  if (k.nm24_rows16 && nm24) return Form::Nm24Rows16;
   if (k.bitmap_rows16) return Form::Tiles16;
   if (k.dense_rows4) {
     // AVX2 has no byte expand: 2:4 gathers its activations instead; any other int8
@@ -26,16 +28,18 @@ Int8Linear::Form Int8Linear::form_for(const format::CompressedMatrix& m) {
     // codebook likewise run as dense fp16: expanded from fp16 bitmap windows they took
     // 3.2-3.6x the time of int8.
     if (m.encoding != format::Encoding::Int8) return Form::DenseF16;
-    return m.layout == format::Layout::NM && m.nm.n == 2 && m.nm.m == 4 ? Form::Nm24 : Form::Dense4;
+    return nm24 ? Form::Nm24 : Form::Dense4;
   }
   return m.layout == format::Layout::MdCsr ? Form::Bitmap : Form::InPlace;
 }
 
 // The execution form of m: what Packed holds for its form.
 static void pack_into(const format::CompressedMatrix& m, Int8Linear::Form form, BitmapMatrix& bitmap,
-                      BitmapRows16& bitmap16, Nm24Rows& nm24, DenseRows4& dense4, DenseF16Rows& f16) {
+                      BitmapRows16& bitmap16, Nm24Rows16& nm24x16, Nm24Rows& nm24, DenseRows4& dense4,
+                      DenseF16Rows& f16) {
   using Form = Int8Linear::Form;
   if (form == Form::Tiles16) bitmap16 = pack_bitmap_rows16(m);
+  else if (form == Form::Nm24Rows16) nm24x16 = pack_nm24_rows16(m);
   else if (form == Form::Nm24) nm24 = pack_nm24(m);
   else if (form == Form::Dense4) dense4 = pack_dense_rows4(m);
   else if (form == Form::DenseF16) f16 = pack_dense_f16(m);
@@ -60,7 +64,7 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
       Packed& p = done[size_t(i)];
       p.id = identity(m);
       p.form = form_for(m);
-      pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24, p.dense4, p.f16);
+      pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24x16, p.nm24, p.dense4, p.f16);
     }
   });
   for (size_t i = 0; i < todo.size(); ++i) packed_.insert_or_assign(todo[i], std::move(done[i]));
@@ -103,8 +107,8 @@ const Int8Linear::Packed* Int8Linear::packed(const format::CompressedMatrix& m) 
 
 const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
   if (const Packed* p = packed(m)) return *p;
-  Packed p{identity(m), form_for(m), {}, {}, {}, {}, {}};
-  pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24, p.dense4, p.f16);
+  Packed p{identity(m), form_for(m), {}, {}, {}, {}, {}, {}};
+  pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24x16, p.nm24, p.dense4, p.f16);
   return packed_.insert_or_assign(&m, std::move(p)).first->second;
 }
 
@@ -121,6 +125,7 @@ Int8Linear::Job Int8Linear::job_for(const LinearWeight& w, float* y) {
     j.form = form_for(*m);
     if (j.form != Form::InPlace) j.packed = &packed_of(*m);
     if (j.form == Form::Tiles16) j.units = j.packed->bitmap16.groups;
+    if (j.form == Form::Nm24Rows16) j.units = j.packed->nm24x16.groups;
     if (j.form == Form::Dense4) j.dense4 = &j.packed->dense4;
   } else {
     j.dense4 = dense_packed(w);
@@ -147,6 +152,7 @@ uint64_t Int8Linear::Job::cost_before(int64_t u) const {
       const BitmapMatrix& b = packed->bitmap;
       return b.row_start[size_t(u)] * (b.f16 ? 2 : 1) + n * uint64_t(b.windows * 8 + 64);
     }
+    case Form::Nm24Rows16: return n * uint64_t(packed->nm24x16.blocks * kNm24RecordBytes);
     case Form::Nm24: return n * uint64_t(packed->nm24.windows) * (32 + kNm24CodeBytes);  // values + pair codes
     default: return n * cols;
   }
@@ -156,8 +162,9 @@ void Int8Linear::Job::run(const Int8Kernels& k, const QuantizedActs& a, const fl
                           int64_t u1) const {
   const int64_t rows = w->rows;
   int64_t r0 = u0, r1 = u1;
-  if (form == Form::Tiles16) {
-    k.bitmap_rows16(packed->bitmap16, a, u0, u1, y, rows);
+  if (form == Form::Tiles16 || form == Form::Nm24Rows16) {
+    if (form == Form::Tiles16) k.bitmap_rows16(packed->bitmap16, a, u0, u1, y, rows);
+    else k.nm24_rows16(packed->nm24x16, a, u0, u1, y, rows);
     r0 = 16 * u0;
     r1 = std::min(rows, 16 * u1);
   } else if (form == Form::Bitmap && packed->bitmap.f16) {
@@ -211,7 +218,7 @@ void Int8Linear::run_jobs(std::span<const Job> jobs, const float* x, int64_t n_t
       if (before + jobs[j].cost_before(mid) < target) lo = mid + 1;
       else hi = mid;
     }
-    if (jobs[j].form != Form::Tiles16) lo = std::min(jobs[j].units, (lo + 3) / 4 * 4);
+    if (jobs[j].form != Form::Tiles16 && jobs[j].form != Form::Nm24Rows16) lo = std::min(jobs[j].units, (lo + 3) / 4 * 4);
     return {j, lo};
   };
   cuts_.clear();  // capacity reserved in the constructor: no allocation
