@@ -1,11 +1,16 @@
 // Perplexity of the default model through the fast int8 kernels against the reference
 // kernels (fp32 activations), on UPG files compressed here: dense int8, 50% unstructured
-// (MdCSR) and 2:4, both run as 16-row bitmap tiles on AVX-512. Skipped when the default
+// (MdCSR) and 2:4, run as 16-row bitmap tiles and Nm24Rows16 on AVX-512. Skipped when the default
 // model is absent.
 //
 // Tolerance: the fast kernels round activations to int8 per 32 columns. Measured on
 // 1024 KJV tokens: dense int8 4.1814 against 4.1750 (mean NLL +0.0015 nats); the stated
-// bound is 0.02 nats of mean NLL. A wrong kernel moves it by whole nats.
+// bound is 0.02 nats of mean NLL. A wrong kernel moves it by whole nats. The 2:4 file,
+// magnitude-pruned, is a barely working model (perplexity about 390 on this text against
+// 4.2), whose flat logits turn the same rounding into more NLL: on a Zen 4 host (AVX-512)
+// fast 5.9540 against reference 5.9782, 0.024 nats, bit for bit the same with the 16-row
+// bitmap tiles and with Nm24Rows16 (integer sums are exact, so the difference comes from
+// the rounding alone); its bound is 0.04.
 //
 // Perplexity runs windows of 128 tokens, which take the prefill (GEMM) kernels; the same
 // text decoded one token at a time takes the decode kernels, checked on its first 48
@@ -58,6 +63,7 @@ struct Variant {
   const char* name;
   bool dense_int8;
   const char* pattern;
+  double nll_tolerance;
 };
 
 class FastKernelsPerplexity : public ::testing::TestWithParam<Variant> {};
@@ -98,15 +104,15 @@ TEST_P(FastKernelsPerplexity, MatchesReferenceKernels) {
   EXPECT_TRUE(std::isfinite(nll[0]));
   RecordProperty("fast_ppl", std::to_string(std::exp(nll[0])));
   RecordProperty("reference_ppl", std::to_string(std::exp(nll[1])));
-  EXPECT_NEAR(nll[0], nll[1], kNllTolerance) << "fast " << std::exp(nll[0]) << ", reference " << std::exp(nll[1]);
+  EXPECT_NEAR(nll[0], nll[1], v.nll_tolerance) << "fast " << std::exp(nll[0]) << ", reference " << std::exp(nll[1]);
   EXPECT_NEAR(step_nll[0], step_nll[1], kStepNllTolerance) << "token by token: fast " << step_nll[0] << ", reference "
                                                         << step_nll[1];
 }
 
 INSTANTIATE_TEST_SUITE_P(DefaultModel, FastKernelsPerplexity,
-                         ::testing::Values(Variant{"dense_int8", true, "unstructured"},
-                                           Variant{"mdcsr_50", false, "unstructured"},
-                                           Variant{"nm_2_4", false, "2:4"}),
+                         ::testing::Values(Variant{"dense_int8", true, "unstructured", kNllTolerance},
+                                           Variant{"mdcsr_50", false, "unstructured", kNllTolerance},
+                                           Variant{"nm_2_4", false, "2:4", 2 * kNllTolerance}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
