@@ -83,6 +83,35 @@ void check_dense_rows4(const format::CompressedMatrix& m, const std::vector<floa
              dense, dequantized(a), n_tokens, 1e-5);
 }
 
+// Random activations for m, quantized, and the reference product of m with the same
+// rounded values: what a 16-row group kernel is checked against.
+struct RoundedCase {
+  QuantizedActs a;
+  std::vector<float> xq;    // [n_tokens, cols], dequantized
+  std::vector<float> want;  // [n_tokens, rows]
+};
+RoundedCase rounded_case(std::mt19937& rng, const format::CompressedMatrix& m, int64_t n_tokens) {
+  RoundedCase c;
+  const std::vector<float> x = random_x(rng, n_tokens * m.cols);
+  quantize_acts(x.data(), n_tokens, m.cols, c.a);
+  c.xq = dequantized(c.a);
+  c.want.resize(size_t(n_tokens * m.rows));
+  format::reference_matmul(m, c.xq.data(), n_tokens, c.want.data());
+  return c;
+}
+
+// Runs kernel(g0, g1, y) over row groups [0, groups) in two calls, as threads split
+// them, and returns y [n_tokens, rows]; fails when the kernel wrote past it.
+template <class Kernel>
+std::vector<float> run_groups(Kernel&& kernel, int64_t groups, int64_t rows, int64_t n_tokens) {
+  std::vector<float> y(size_t(n_tokens * rows) + 1, 777.0f);
+  kernel(0, groups / 2, y.data());
+  kernel(groups / 2, groups, y.data());
+  EXPECT_EQ(y.back(), 777.0f) << "wrote past the output";
+  y.pop_back();
+  return y;
+}
+
 struct Shape {
   int64_t rows, cols;
 };
@@ -292,16 +321,12 @@ TEST(Int8Kernels, BitmapRows16MatchesReferenceOnEveryTargetWithIt) {
           const BitmapRows16 p = pack_bitmap_rows16(ref.view());
           ASSERT_EQ(p.groups, (s.rows + 15) / 16);
           ASSERT_EQ(p.wide, enc != Encoding::Int8);
-          const std::vector<float> x = random_x(rng, nt * s.cols);
-          QuantizedActs a;
-          quantize_acts(x.data(), nt, s.cols, a);
-          const std::vector<float> xq = dequantized(a);
-          std::vector<float> want(size_t(nt * s.rows)), y(size_t(nt * s.rows) + 1, 777.0f);
-          format::reference_matmul(ref.view(), xq.data(), nt, want.data());
-          const int64_t mid = p.groups / 2;
-          int8_kernels().bitmap_rows16(p, a, 0, mid, y.data(), s.rows);
-          int8_kernels().bitmap_rows16(p, a, mid, p.groups, y.data(), s.rows);
-          ASSERT_EQ(y.back(), 777.0f) << "wrote past the output";
+          const RoundedCase c = rounded_case(rng, ref.view(), nt);
+          const std::vector<float>& xq = c.xq;
+          const std::vector<float>& want = c.want;
+          const std::vector<float> y = run_groups(
+              [&](int64_t g0, int64_t g1, float* out) { int8_kernels().bitmap_rows16(p, c.a, g0, g1, out, s.rows); },
+              p.groups, s.rows, nt);
           const std::vector<float> dense = format::testing::dense_of(rows, s.cols, enc, codebook);
           if (!p.wide) {
             expect_close(y, want, dense, xq, s.rows, s.cols, nt, 1e-5);
@@ -355,20 +380,14 @@ TEST(Int8Kernels, Nm24Rows16MatchesReferenceOnEveryTargetWithIt) {
           const Nm24Rows16 p = pack_nm24_rows16(ref.view());
           ASSERT_EQ(p.groups, (s.rows + 15) / 16);
           ASSERT_EQ(p.blocks, (s.cols + 31) / 32);
-          const std::vector<float> x = random_x(rng, nt * s.cols);
-          QuantizedActs a;
-          quantize_acts(x.data(), nt, s.cols, a);
-          const std::vector<float> xq = dequantized(a);
-          std::vector<float> want(size_t(nt * s.rows)), y(size_t(nt * s.rows) + 1, 777.0f);
-          format::reference_matmul(ref.view(), xq.data(), nt, want.data());
-          const int64_t mid = p.groups / 2;
-          int8_kernels().nm24_rows16(p, a, 0, mid, y.data(), s.rows);
-          int8_kernels().nm24_rows16(p, a, mid, p.groups, y.data(), s.rows);
-          ASSERT_EQ(y.back(), 777.0f) << "wrote past the output";
+          const RoundedCase c = rounded_case(rng, ref.view(), nt);
+          const std::vector<float> y = run_groups(
+              [&](int64_t g0, int64_t g1, float* out) { int8_kernels().nm24_rows16(p, c.a, g0, g1, out, s.rows); },
+              p.groups, s.rows, nt);
           if (zero) {
-            for (size_t i = 0; i + 1 < y.size(); ++i) ASSERT_EQ(y[i], 0.0f) << i;
+            for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], 0.0f) << i;
           }
-          expect_close(y, want, format::testing::dense_of(rows, s.cols, Encoding::Int8), xq, s.rows, s.cols, nt,
+          expect_close(y, c.want, format::testing::dense_of(rows, s.cols, Encoding::Int8), c.xq, s.rows, s.cols, nt,
                        1e-5);
         }
   });
