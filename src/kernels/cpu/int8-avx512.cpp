@@ -264,10 +264,10 @@ inline __m512i nm24_lookup(__m512i shift, __m512i spread, __m512i role, __m512i 
 constexpr int64_t kNm24Ahead = 4096;
 
 // 2:4 in Nm24Rows16: per 8 columns of 16 rows, 3 instructions (and a quarter of the
-// spread) turn the codes into a vpshufb control, which gathers each value's activation (+ 128) from an 8-byte
-// broadcast; vpdpbusd sums. The + 128 is taken back once per 32-column block from a
-// second vpdpbusd per vector, 128 * sum(w), shared by the tile's tokens; then the float
-// conversion and the block scale.
+// spread) turn the codes into a vpshufb control, which gathers each value's activation
+// (+ 128) from an 8-byte broadcast; vpdpbusd sums. The + 128 is taken back once per
+// 32-column block from a second vpdpbusd per vector, 128 * sum(w), shared by the tile's
+// tokens; then the float conversion and the block scale.
 template <int NT>
 void nm24_rows16_tile(const Nm24Rows16& m, const QuantizedActs& a, int64_t t0, int64_t g0, int64_t g1, float* y,
                       int64_t ldy) {

@@ -120,7 +120,7 @@ void Int8Linear::check(const LinearWeight& w) {
 }
 
 Int8Linear::Job Int8Linear::job_for(const LinearWeight& w, float* y) {
-  Job j{&w, y, Form::InPlace, nullptr, nullptr, w.rows};
+  Job j{&w, y, Form::InPlace, nullptr, nullptr, w.rows, 0};
   if (const format::CompressedMatrix* m = w.compressed) {
     j.form = form_for(*m);
     if (j.form != Form::InPlace) j.packed = &packed_of(*m);
@@ -162,7 +162,7 @@ void Int8Linear::Job::run(const Int8Kernels& k, const QuantizedActs& a, const fl
                           int64_t u1) const {
   const int64_t rows = w->rows;
   int64_t r0 = u0, r1 = u1;
-  if (form == Form::Tiles16 || form == Form::Nm24Rows16) {
+  if (grouped()) {
     if (form == Form::Tiles16) k.bitmap_rows16(packed->bitmap16, a, u0, u1, y, rows);
     else k.nm24_rows16(packed->nm24x16, a, u0, u1, y, rows);
     r0 = 16 * u0;
@@ -218,7 +218,7 @@ void Int8Linear::run_jobs(std::span<const Job> jobs, const float* x, int64_t n_t
       if (before + jobs[j].cost_before(mid) < target) lo = mid + 1;
       else hi = mid;
     }
-    if (jobs[j].form != Form::Tiles16 && jobs[j].form != Form::Nm24Rows16) lo = std::min(jobs[j].units, (lo + 3) / 4 * 4);
+    if (!jobs[j].grouped()) lo = std::min(jobs[j].units, (lo + 3) / 4 * 4);
     return {j, lo};
   };
   cuts_.clear();  // capacity reserved in the constructor: no allocation

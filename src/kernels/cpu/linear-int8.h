@@ -59,6 +59,7 @@ class Int8Linear {
     int64_t units;
     uint64_t cost;            // cost_before(units), for the cuts
     bool float_acts() const;  // multiplies fp32 activations, not int8 ones
+    bool grouped() const { return form == Form::Tiles16 || form == Form::Nm24Rows16; }  // units are 16-row groups
     uint64_t cost_before(int64_t unit) const;
     void run(const Int8Kernels& k, const QuantizedActs& a, const float* x, int64_t n_tokens, int64_t u0,
              int64_t u1) const;
