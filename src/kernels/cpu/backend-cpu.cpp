@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "core/page-in.h"
 #include "upg/backend.h"
 #include "upg/error.h"
 #include "upg/format.h"
@@ -60,9 +61,19 @@ class CpuBackend final : public Backend {
 
   void prepare(const LinearWeight& w) override {
     const LinearWeight* one = &w;
-    int8_.prepare(std::span<const LinearWeight* const>(&one, 1));
+    prepare(std::span<const LinearWeight* const>(&one, 1));
   }
-  void prepare(std::span<const LinearWeight* const> weights) override { int8_.prepare(weights); }
+  // Weights that run in place (dense, often straight from the model file's mapping) are
+  // paged in here, at load, instead of by the first prompt's faults; compressed ones are
+  // read whole by their repack.
+  void prepare(std::span<const LinearWeight* const> weights) override {
+    for (const LinearWeight* w : weights)
+      if (!w->compressed && w->data) {
+        page_in(w->data, dtype_bytes(w->dtype, w->rows * w->cols));
+        if (w->scales) page_in(w->scales, size_t(w->rows) * sizeof(float));
+      }
+    int8_.prepare(weights);
+  }
 
   void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n_tokens, float eps) override {
     split(n_tokens, dim, [&](int64_t t0, int64_t t1) {
