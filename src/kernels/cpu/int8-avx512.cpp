@@ -128,6 +128,16 @@ void dense_tile(const DenseI8& m, const QuantizedActs& a, int64_t t0, int64_t r0
       [&](int j, int64_t b) { return vector_scales<NT>(a, t0 + j, bs[j], b); });
 }
 
+// A 16-row group's sums for tokens [t0, t0 + NT) times its row scales, in one masked
+// store per token (rows past `rows` are left alone).
+template <int NT>
+inline void store_group16(const __m512 (&f)[NT], const float* scales, int64_t rows, int64_t g, int64_t t0, float* y,
+                          int64_t ldy) {
+  const __m512 rs = _mm512_loadu_ps(scales + 16 * g);
+  const __mmask16 keep = __mmask16(low_bits(rows - 16 * g));
+  for (int j = 0; j < NT; ++j) _mm512_mask_storeu_ps(y + (t0 + j) * ldy + 16 * g, keep, _mm512_mul_ps(f[j], rs));
+}
+
 // Bitmap tiles of 16 rows (BitmapRows16): an expand puts a tile's kept values on their
 // places, and one dot product per token multiplies them by the tile's activations,
 // broadcast: lane i gathers row i. int8: vpexpandb over 128 (weight 0; values are stored
@@ -183,9 +193,7 @@ void bitmap_rows16_tile(const BitmapRows16& m, const QuantizedActs& a, int64_t t
       }
       for (int j = 0; j < NT; ++j) f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[j]), _mm512_set1_ps(bs[j][b]), f[j]);
     }
-    const __m512 rs = _mm512_loadu_ps(m.scales.data() + 16 * g);
-    const __mmask16 keep = __mmask16(low_bits(m.rows - 16 * g));
-    for (int j = 0; j < NT; ++j) _mm512_mask_storeu_ps(y + (t0 + j) * ldy + 16 * g, keep, _mm512_mul_ps(f[j], rs));
+    store_group16(f, m.scales.data(), m.rows, g, t0, y, ldy);
   }
 }
 
@@ -298,9 +306,7 @@ void nm24_rows16_tile(const Nm24Rows16& m, const QuantizedActs& a, int64_t t0, i
       for (int j = 0; j < NT; ++j)
         f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[j], off)), _mm512_set1_ps(bs[j][b]), f[j]);
     }
-    const __m512 rs = _mm512_loadu_ps(m.scales.data() + 16 * g);
-    const __mmask16 keep = __mmask16(low_bits(m.rows - 16 * g));
-    for (int j = 0; j < NT; ++j) _mm512_mask_storeu_ps(y + (t0 + j) * ldy + 16 * g, keep, _mm512_mul_ps(f[j], rs));
+    store_group16(f, m.scales.data(), m.rows, g, t0, y, ldy);
   }
 }
 
