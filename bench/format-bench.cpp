@@ -203,13 +203,17 @@ WeightSet& int8_baseline() {
 // Median seconds of a and of b, called alternately `rounds` times on rotating copies:
 // on a shared machine whose speed drifts by tens of percent between runs, alternation
 // exposes both to the same drift, so their ratio holds where separate runs do not.
+// Both run on b's backend: with each set's own, the thread pool that just finished keeps
+// spinning (kSpinPause, thread-pool.cpp) into the other's call on the same two cores, a
+// cost that falls on whichever call comes second and weighs more on the shorter one.
 std::pair<double, double> interleaved_medians(WeightSet& a, WeightSet& b, int rounds, int64_t n_tokens = 1) {
   std::vector<float> x(static_cast<size_t>(a.weights[0].cols * n_tokens), 0.5f),
       y(static_cast<size_t>(a.weights[0].rows * n_tokens));
   std::vector<double> ta, tb;
+  for (const upg::LinearWeight& lw : a.weights) b.be->prepare(lw);  // as a's own backend did
   auto time_one = [&](WeightSet& w, int i) {
     const auto t0 = std::chrono::steady_clock::now();
-    w.be->matmul(w.weights[size_t(i) % w.weights.size()], x.data(), n_tokens, y.data());
+    b.be->matmul(w.weights[size_t(i) % w.weights.size()], x.data(), n_tokens, y.data());
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   for (int i = 0; i < rounds; ++i) {
