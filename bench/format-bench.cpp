@@ -14,8 +14,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -112,7 +115,14 @@ struct WeightSet {
   size_t bytes = 0;                           // of one copy
   // Its own backend: the backend keeps the repacked form of each matrix it has seen, and
   // a later set must not meet a packing made for an earlier one at a reused address.
-  std::unique_ptr<upg::Backend> be = upg::make_cpu_backend(2);
+  // Baseline sets run on their sparse set's backend and have none.
+  std::unique_ptr<upg::Backend> be;
+  // A 5120 sparse set's dense int8 baselines (sparse_set): the same matrix, and for 2:4
+  // one of as many bytes as its kernel streams.
+  std::unique_ptr<WeightSet> int8, same_bytes;
+  explicit WeightSet(bool own_backend = true) {
+    if (own_backend) be = upg::make_cpu_backend(2);
+  }
 };
 
 size_t copies_for(size_t bytes) {
@@ -129,7 +139,74 @@ WeightSet& cached(const std::string& key) {
   return set;
 }
 
-WeightSet& sparse_set(const std::string& key, int64_t n, const Spec& s, bool rotate) {
+// One dense copy's bytes and row scales: the matrix of cpu_mdcsr_int8_50 (its zeros
+// stored), so every SpMV bar computes the same product; `cols` below its n columns keeps
+// the first ones, a dense matrix of fewer bytes.
+struct DenseContent {
+  upg::DType type = upg::DType::F32;
+  int64_t rows = 0, cols = 0;
+  std::vector<std::byte> bytes;
+  std::vector<float> scales;  // int8: the matrix's row scales
+};
+
+DenseContent dense_content(upg::DType type, int64_t cols) {
+  const int64_t n = spmv_size();
+  const fmtx::CompressedData src = random_matrix(n, n, Spec{}, 42);
+  const std::vector<float> f = fmtx::decode_dense(src.view());
+  DenseContent c{type, n, cols, std::vector<std::byte>(upg::dtype_bytes(type, n * cols)), {}};
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t k = 0; k < cols; ++k) {
+      const size_t i = size_t(r * cols + k), from = size_t(r * n + k);
+      if (type == upg::DType::F32) {
+        reinterpret_cast<float*>(c.bytes.data())[i] = f[from];
+      } else if (type == upg::DType::F16) {
+        reinterpret_cast<uint16_t*>(c.bytes.data())[i] = upg::fp32_to_fp16(f[from]);
+      } else {  // I8: the stored codes again, with the matrix's row scales
+        reinterpret_cast<int8_t*>(c.bytes.data())[i] = int8_t(std::lround(f[from] / src.scales[size_t(r)]));
+      }
+    }
+  if (type == upg::DType::I8) c.scales = src.scales;
+  return c;
+}
+
+// The dense int8 contents of the sparse sets' baselines, by columns: built once.
+const DenseContent& int8_content(int64_t cols) {
+  static std::map<int64_t, DenseContent> built;
+  auto it = built.find(cols);
+  if (it == built.end()) it = built.emplace(cols, dense_content(upg::DType::I8, cols)).first;
+  return it->second;
+}
+
+// Appends one copy of c to w and prepares it on `be`, as a model's load does (AVX2
+// repacks dense int8).
+void add_dense_copy(WeightSet& w, const DenseContent& c, upg::Backend& be) {
+  if (w.dense.empty()) {
+    w.bytes = c.bytes.size();
+    w.scales = c.scales;
+  }
+  w.dense.push_back(c.bytes);
+  upg::LinearWeight lw;
+  lw.dtype = c.type;
+  lw.data = w.dense.back().data();
+  lw.rows = c.rows;
+  lw.cols = c.cols;
+  lw.scales = c.type == upg::DType::I8 ? w.scales.data() : nullptr;
+  lw.name = "bench";
+  w.weights.push_back(lw);
+  be.prepare(lw);
+}
+
+// The columns of a dense int8 matrix of n rows with the bytes of an n x n 2:4 one as its
+// kernel streams it: 3-bit pair codes and values, 19 of every 32 columns' bytes (Nm24Rows16
+// on AVX-512, Nm24Rows on AVX2; the scalar target's file layout streams 20).
+int64_t nm24_stream_cols(int64_t n) { return n * 19 / 32; }
+
+// With `baselines`, also the set's dense int8 baselines (WeightSet::int8, same_bytes),
+// their copies and the sparse ones allocated in turn. Which memory a buffer gets depends
+// on what the process freed before it, and on this VM some memory streams 20-40% slower
+// than other, for every kernel (docs/BENCHMARKS.md): a set built after another would not
+// meet the same memory, and the ratio would measure the allocation order.
+WeightSet& sparse_set(const std::string& key, int64_t n, const Spec& s, bool rotate, bool baselines = false) {
   WeightSet& w = cached(key);
   if (!w.weights.empty()) return w;
   w.data.push_back(random_matrix(n, n, s, 42));
@@ -139,9 +216,24 @@ WeightSet& sparse_set(const std::string& key, int64_t n, const Spec& s, bool rot
   // lower bound of it, one byte per stored entry, so that form too exceeds the cache.
   const size_t copies = rotate ? copies_for(std::min(w.bytes, size_t(w.data[0].view().entries()))) : 1;
   w.data.reserve(copies);
-  while (w.data.size() < copies) w.data.push_back(w.data[0]);
-  for (auto& d : w.data) w.views.push_back(d.view());
-  for (auto& v : w.views) {
+  w.views.reserve(copies);  // the weights point at the views
+  std::vector<std::pair<WeightSet*, const DenseContent*>> dense;
+  if (baselines) {
+    w.int8 = std::make_unique<WeightSet>(false);
+    dense.emplace_back(w.int8.get(), &int8_content(n));
+    if (s.n == 2 && s.m == 4) {
+      w.same_bytes = std::make_unique<WeightSet>(false);
+      dense.emplace_back(w.same_bytes.get(), &int8_content(nm24_stream_cols(n)));
+    }
+  }
+  const auto add_dense = [&](size_t i) {
+    for (const auto& [set, content] : dense)
+      if (i < copies_for(content->bytes.size())) add_dense_copy(*set, *content, *w.be);
+  };
+  const auto add_sparse = [&](size_t i) {
+    if (i >= copies) return;
+    if (i > 0) w.data.push_back(w.data[0]);
+    const fmtx::CompressedMatrix& v = w.views.emplace_back(w.data[i].view());
     upg::LinearWeight lw;
     lw.rows = v.rows;
     lw.cols = v.cols;
@@ -149,80 +241,76 @@ WeightSet& sparse_set(const std::string& key, int64_t n, const Spec& s, bool rot
     lw.name = "bench";
     w.weights.push_back(lw);
     w.be->prepare(lw);  // repacking happens at load, not in the timed loop
+  };
+  size_t most = copies;
+  for (const auto& d : dense) most = std::max(most, copies_for(d.second->bytes.size()));
+  // Turn by turn, and which comes first alternating: either order alone still leaned a
+  // few percent towards one side.
+  for (size_t i = 0; i < most; ++i) {
+    if (i % 2 == 0) add_dense(i), add_sparse(i);
+    else add_sparse(i), add_dense(i);
   }
   return w;
-}
-
-// Dense baselines on the same matrix as cpu_mdcsr_int8_50 (its zeros stored), so every
-// SpMV bar computes the same product.
-void build_dense(WeightSet& w, upg::DType type) {
-  const int64_t n = spmv_size();
-  const fmtx::CompressedData src = random_matrix(n, n, Spec{}, 42);
-  const std::vector<float> f = fmtx::decode_dense(src.view());
-  w.bytes = upg::dtype_bytes(type, n * n);
-  std::vector<std::byte> one(w.bytes);
-  for (size_t i = 0; i < f.size(); ++i) {
-    if (type == upg::DType::F32) {
-      reinterpret_cast<float*>(one.data())[i] = f[i];
-    } else if (type == upg::DType::F16) {
-      reinterpret_cast<uint16_t*>(one.data())[i] = upg::fp32_to_fp16(f[i]);
-    } else {  // I8: the stored codes again, with the matrix's row scales
-      reinterpret_cast<int8_t*>(one.data())[i] = int8_t(std::lround(f[i] / src.scales[i / size_t(n)]));
-    }
-  }
-  w.scales = src.scales;
-  const size_t copies = copies_for(w.bytes);
-  for (size_t c = 0; c < copies; ++c) w.dense.push_back(one);
-  for (auto& d : w.dense) {
-    upg::LinearWeight lw;
-    lw.dtype = type;
-    lw.data = d.data();
-    lw.rows = n;
-    lw.cols = n;
-    lw.scales = type == upg::DType::I8 ? w.scales.data() : nullptr;
-    lw.name = "bench";
-    w.weights.push_back(lw);
-    w.be->prepare(lw);  // as a model's load does (AVX2 repacks dense int8)
-  }
 }
 
 WeightSet& dense_set(upg::DType type) {
   WeightSet& w = cached(fmt::format("dense_{}_{}", upg::dtype_name(type), spmv_size()));
-  if (w.weights.empty()) build_dense(w, type);
+  if (!w.weights.empty()) return w;
+  const DenseContent c = dense_content(type, spmv_size());
+  for (size_t i = 0; i < copies_for(c.bytes.size()); ++i) add_dense_copy(w, c, *w.be);
   return w;
 }
 
-// The dense int8 baseline kept beside whichever set the one-slot cache holds, so sparse
-// benchmarks can time it interleaved with themselves.
-WeightSet& int8_baseline() {
-  static WeightSet w;
-  if (w.weights.empty()) build_dense(w, upg::DType::I8);
-  return w;
-}
+// One set's times in interleaved_medians: the median call, and the slowest copy's median
+// over the fastest's. Copies of one matrix hold the same bytes at different addresses, so
+// a spread well above 1 is memory that streams slower.
+struct Interleaved {
+  double median = 0, copy_spread = 1;
+};
 
-// Median seconds of a and of b, called alternately `rounds` times on rotating copies:
-// on a shared machine whose speed drifts by tens of percent between runs, alternation
-// exposes both to the same drift, so their ratio holds where separate runs do not.
-// Both run on b's backend: with each set's own, the thread pool that just finished keeps
-// spinning (kSpinPause, thread-pool.cpp) into the other's call on the same two cores, a
-// cost that falls on whichever call comes second and weighs more on the shorter one.
-std::pair<double, double> interleaved_medians(WeightSet& a, WeightSet& b, int rounds, int64_t n_tokens = 1) {
-  std::vector<float> x(static_cast<size_t>(a.weights[0].cols * n_tokens), 0.5f),
-      y(static_cast<size_t>(a.weights[0].rows * n_tokens));
-  std::vector<double> ta, tb;
-  for (const upg::LinearWeight& lw : a.weights) b.be->prepare(lw);  // as a's own backend did
-  auto time_one = [&](WeightSet& w, int i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    b.be->matmul(w.weights[size_t(i) % w.weights.size()], x.data(), n_tokens, y.data());
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
-  for (int i = 0; i < rounds; ++i) {
-    ta.push_back(time_one(a, i));
-    tb.push_back(time_one(b, i));
+// Each set called in turn `rounds` times on rotating copies: on a shared machine whose
+// speed drifts by tens of percent between runs, alternation exposes all to the same
+// drift, so their ratios hold where separate runs do not. All run on the last set's
+// backend: with each set's own, the thread pool that just finished keeps spinning
+// (kSpinPause, thread-pool.cpp) into the next one's call on the same two cores, a cost
+// that falls on whichever call comes later and weighs more on the shorter one.
+std::vector<Interleaved> interleaved_medians(std::initializer_list<WeightSet*> sets, int rounds,
+                                             int64_t n_tokens = 1) {
+  upg::Backend& be = *(*(sets.end() - 1))->be;
+  int64_t cols = 0, rows = 0;
+  for (WeightSet* w : sets) {
+    cols = std::max(cols, w->weights[0].cols);
+    rows = std::max(rows, w->weights[0].rows);
+    for (const upg::LinearWeight& lw : w->weights) be.prepare(lw);  // no-op where done
   }
-  std::sort(ta.begin(), ta.end());
-  std::sort(tb.begin(), tb.end());
-  return {ta[ta.size() / 2], tb[tb.size() / 2]};
+  std::vector<float> x(static_cast<size_t>(cols * n_tokens), 0.5f), y(static_cast<size_t>(rows * n_tokens));
+  std::vector<std::vector<std::vector<double>>> t;  // [set][copy][call]
+  for (WeightSet* w : sets) t.emplace_back(w->weights.size());
+  for (int i = 0; i < rounds; ++i) {
+    size_t k = 0;
+    for (WeightSet* w : sets) {
+      const size_t c = size_t(i) % w->weights.size();
+      const auto t0 = std::chrono::steady_clock::now();
+      be.matmul(w->weights[c], x.data(), n_tokens, y.data());
+      t[k++][c].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  }
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::vector<Interleaved> out;
+  for (const auto& copies : t) {
+    std::vector<double> all, per_copy;
+    for (const std::vector<double>& c : copies) {
+      if (c.empty()) continue;  // fewer rounds than copies
+      all.insert(all.end(), c.begin(), c.end());
+      per_copy.push_back(median(c));
+    }
+    const auto [lo, hi] = std::minmax_element(per_copy.begin(), per_copy.end());
+    out.push_back({median(all), *hi / *lo});
+  }
+  return out;
 }
 
 // Seconds per SpMV of the dense f32 baseline: set by UPG_SpMV/cpu_dense_f32 when it ran
@@ -268,17 +356,35 @@ void BM_SpMV_Dense(benchmark::State& state, upg::DType type) { spmv_loop(state, 
 
 void BM_SpMV_Sparse(benchmark::State& state, Spec s, const char* key) {
   const double dense_s = dense_f32_seconds();  // before the sparse set evicts the dense one
-  WeightSet& w = sparse_set(fmt::format("spmv_{}", key), spmv_size(), s, true);
+  WeightSet& w = sparse_set(fmt::format("spmv_{}", key), spmv_size(), s, true, true);
   const auto t0 = std::chrono::steady_clock::now();
   spmv_loop(state, w);
   const double per = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
                      double(std::max<int64_t>(1, state.iterations()));
   state.counters["ratio_vs_dense_f32"] = dense_s / per;
   // Against dense int8, the target of issue 4: interleaved medians, not separate runs.
-  const auto [i8, sparse] = interleaved_medians(int8_baseline(), w, smoke() ? 2 : 200);
-  state.counters["ratio_vs_dense_int8"] = i8 / sparse;
-  state.counters["interleaved_int8_us"] = i8 * 1e6;
-  state.counters["interleaved_us"] = sparse * 1e6;
+  const int rounds = smoke() ? 2 : 200;
+  if (w.same_bytes) {
+    // And dense int8 over the bytes the 2:4 kernel streams: the ratio those bytes allow at
+    // dense int8's streaming rate, and the share of that rate 2:4 reaches, in one run.
+    const std::vector<Interleaved> t = interleaved_medians({w.int8.get(), w.same_bytes.get(), &w}, rounds);
+    state.counters["ratio_vs_dense_int8"] = t[0].median / t[2].median;
+    state.counters["ratio_ceiling"] = t[0].median / t[1].median;
+    state.counters["rate_vs_dense_int8"] = t[1].median / t[2].median;
+    state.counters["interleaved_same_bytes_us"] = t[1].median * 1e6;
+    state.counters["copy_spread_same_bytes"] = t[1].copy_spread;
+    state.counters["interleaved_int8_us"] = t[0].median * 1e6;
+    state.counters["interleaved_us"] = t[2].median * 1e6;
+    state.counters["copy_spread_int8"] = t[0].copy_spread;
+    state.counters["copy_spread"] = t[2].copy_spread;
+  } else {
+    const std::vector<Interleaved> t = interleaved_medians({w.int8.get(), &w}, rounds);
+    state.counters["ratio_vs_dense_int8"] = t[0].median / t[1].median;
+    state.counters["interleaved_int8_us"] = t[0].median * 1e6;
+    state.counters["interleaved_us"] = t[1].median * 1e6;
+    state.counters["copy_spread_int8"] = t[0].copy_spread;
+    state.counters["copy_spread"] = t[1].copy_spread;
+  }
   state.counters["nnz"] = double(w.views[0].entries());
 }
 
@@ -288,12 +394,12 @@ void BM_SpMV_Sparse(benchmark::State& state, Spec s, const char* key) {
 constexpr int64_t kSpmmTokens = 64;
 
 void BM_SpMM_Sparse(benchmark::State& state, Spec s, const char* key) {
-  WeightSet& w = sparse_set(fmt::format("spmv_{}", key), spmv_size(), s, true);
+  WeightSet& w = sparse_set(fmt::format("spmv_{}", key), spmv_size(), s, true, true);
   spmv_loop(state, w, kSpmmTokens);
-  const auto [i8, sparse] = interleaved_medians(int8_baseline(), w, smoke() ? 2 : 20, kSpmmTokens);
-  state.counters["ratio_vs_dense_int8"] = i8 / sparse;
-  state.counters["interleaved_int8_ms"] = i8 * 1e3;
-  state.counters["interleaved_ms"] = sparse * 1e3;
+  const std::vector<Interleaved> t = interleaved_medians({w.int8.get(), &w}, smoke() ? 2 : 20, kSpmmTokens);
+  state.counters["ratio_vs_dense_int8"] = t[0].median / t[1].median;
+  state.counters["interleaved_int8_ms"] = t[0].median * 1e3;
+  state.counters["interleaved_ms"] = t[1].median * 1e3;
 }
 
 // Name segment of issue 5: cpu_<layout>_<encoding>[_<sparsity>]_5120.
