@@ -41,6 +41,9 @@ struct ModelSource {
   // Human-readable facts for `upg info` ("general.name", "file.type", ...), in file order.
   std::vector<std::pair<std::string, std::string>> info;
   uint64_t file_bytes = 0;  // total size of the files read
+  // What loads but looks wrong (duplicate vocabulary entries), one line each; front ends
+  // show them.
+  std::vector<std::string> warnings;
 };
 
 // Detects the format: a .gguf file, a .safetensors file (config.json and tokenizer files

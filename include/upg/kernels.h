@@ -33,7 +33,12 @@ class ChunkFn {
 // parallel regions of one decode step do not each pay a futex wake-up.
 class ThreadPool {
  public:
-  explicit ThreadPool(int n_threads);  // n_threads <= 0: hardware concurrency
+  // Past this a pool only oversubscribes the machine (and 100k threads exhaust its
+  // process ids); llama.cpp caps its pools at the same figure.
+  static constexpr int kMaxThreads = 512;
+  // n_threads 0: hardware concurrency. Throws upg::Error for a negative count, one past
+  // kMaxThreads, or when the system cannot start the threads (after stopping those it did).
+  explicit ThreadPool(int n_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -43,6 +48,7 @@ class ThreadPool {
   void parallel_for(int64_t n, ChunkFn fn);
 
  private:
+  void stop_workers();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -19,8 +19,8 @@ struct ModelWeights;
 
 struct ModelOptions {
   LoadOptions load;
-  int n_threads = 0;       // <= 0: every core
-  int context_length = 0;  // <= 0: the model's max_position_embeddings, capped at 8192
+  int n_threads = 0;       // 0: every core
+  int context_length = 0;  // 0: the model's max_position_embeddings, capped at 8192
   int max_sequences = 1;   // KV cache slots for concurrent sequences (batching)
   // The reference kernels for int8 and compressed weights instead of the fast ones
   // (comparisons and debugging; `upg perplexity --reference-kernels`).

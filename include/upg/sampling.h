@@ -12,7 +12,7 @@ namespace upg {
 
 struct SamplingParams {
   float temperature = 0.8f;  // <= 0: greedy
-  int top_k = 40;            // <= 0: off
+  int top_k = 40;            // 0: off
   float top_p = 0.95f;       // >= 1: off
   float min_p = 0.05f;       // <= 0: off
   float repeat_penalty = 1.0f;     // 1: off (llama.cpp / CTRL-style, divides positive logits)

@@ -102,7 +102,9 @@ TEST_F(CliGenerate, PromptPlusNPredictBeyondContextIsAnError) {
   ProcessResult r = run({"-c", "64", "-n", "100", "-p", "Hi"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_TRUE(contains(r.err, "upg: error: ")) << r.err;
-  EXPECT_TRUE(contains(r.err, "-n 100")) << r.err;
+  EXPECT_TRUE(contains(r.err, "-n/--n-predict: prompt (")) << r.err;
+  EXPECT_TRUE(contains(r.err, "plus 100 new tokens")) << r.err;
+  EXPECT_TRUE(contains(r.err, "(lower -n or raise -c)")) << r.err;
   EXPECT_TRUE(contains(r.err, "context of 64")) << r.err;
   EXPECT_EQ(r.out, "");
 }
@@ -129,7 +131,11 @@ TEST(CliFlags, InvalidSamplingFlagsNameTheFlag) {
   const std::vector<std::vector<std::string>> cases = {
       {"--top-p", "1.5"}, {"--top-p", "0"},      {"--min-p", "-1"},  {"--seed", "abc"},
       {"--seed", "12x"},  {"--dtype", "f8"},     {"--n-predict", "-5"}, {"--repeat-penalty", "0"},
-      {"--repeat-last-n", "-2"}, {"--temp", "fast"}, {"--cache-type", "q4"}};
+      {"--repeat-last-n", "-2"}, {"--temp", "fast"}, {"--cache-type", "q4"},
+      // Were replaced by defaults (or wrapped, for the seed) without a word.
+      {"--top-k", "-5"}, {"--ctx-size", "-5"}, {"--threads", "-1"}, {"--seed", "-2"},
+      // Started 32k threads, then aborted.
+      {"--threads", "100000"}};
   for (const auto& flag : cases) {
     for (const char* cmd : {"run", "chat"}) {
       SCOPED_TRACE(std::string(cmd) + " " + flag[0] + " " + flag[1]);

@@ -44,17 +44,18 @@ void chat(ChatArgs& a) {
     try {
       st = gen.generate(tok.apply_chat_template(msgs, true), params, [&](std::string_view piece, int32_t) {
         reply += piece;
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
+        write_stdout(piece);
         return true;
       });
+    } catch (const OutputError&) {
+      throw;  // nobody can read the session any more
     } catch (const Error& e) {
       // A full context ends the turn, not the session: the user can /reset.
       fmt::print(stderr, "\nupg: {}\n", e.what());
       msgs.pop_back();
       continue;
     }
-    std::fputc('\n', stdout);
+    write_stdout("\n");
     msgs.push_back({"assistant", reply});
     if (a.gen.verbose) print_stats(st, load_s);
   }

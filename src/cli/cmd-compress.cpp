@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "compress/compressor.h"
 #include "compress/synth.h"
 #include "upg/error.h"
@@ -35,7 +36,7 @@ void add_matrix_options(CLI::App& cmd, MatrixArgs& a) {
   cmd.add_option("--quant", a.quant,
                  "Per-row int8/prime scale: absmax, or clip (searches clipping ratios for the least squared error)")
       ->capture_default_str();
-  cmd.add_option("-t,--threads", a.threads, "Threads (default: every core)");
+  add_threads_option(cmd, a.threads, "Threads (default: every core)");
   cmd.add_flag("--per-tensor", a.per_tensor, "Report every tensor instead of one line per kind");
 }
 

@@ -52,6 +52,7 @@ void add_info_command(CLI::App& app) {
   cmd->add_flag("--tensors", *list, "Also list every tensor: name, dtype as stored in the file, shape");
   cmd->callback([a, list] {
     ModelSource src = load_model_source(a->path, inspect_only());
+    for (const std::string& w : src.warnings) fmt::print(stderr, "upg: warning: {}\n", w);
     const ModelConfig& c = src.config;
     fmt::print("file:          {} ({}, {:.1f} MiB)\n", src.path, src.format, double(src.file_bytes) / (1 << 20));
     fmt::print("architecture:  {}\n", c.architecture);

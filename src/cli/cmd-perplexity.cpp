@@ -90,7 +90,7 @@ void add_perplexity_command(CLI::App& app) {
                "Read special tokens written in the text (<|im_start|>...) as tokens: for chat transcripts");
   cmd->add_option("--max-tokens", args->max_tokens, "Evaluate only the first N tokens of the text (0: all)")
       ->capture_default_str();
-  cmd->add_option("-t,--threads", args->model.threads, "Threads for the forward pass (default: every core)");
+  add_threads_option(*cmd, args->model.threads, "Threads for the forward pass (default: every core)");
   add_cache_type_option(*cmd, args->model);
   add_reference_kernels_flag(*cmd, args->model);
   cmd->add_option("--dtype", args->model.dtype, "Type GGUF block-quantized weights are dequantized to at load")

@@ -27,7 +27,8 @@ struct RunArgs {
 
 void run(RunArgs& a) {
   GenerateParams params = finish_generation_args(a.gen);
-  if (!a.prompt_file.empty()) a.prompt = read_file_text(a.prompt_file, "the prompt file");
+  // No context holds 16 MiB of text; the cap stops an endless file (a device, a pipe) early.
+  if (!a.prompt_file.empty()) a.prompt = read_file_text(a.prompt_file, "the prompt file", size_t(16) << 20);
   double load_s = 0;
   auto model = load_model(a.model, &load_s);
   const Tokenizer& tok = model->tokenizer();
@@ -41,11 +42,10 @@ void run(RunArgs& a) {
   Generator gen(*model);
   if (a.gen.verbose) fmt::print(stderr, "upg: sampler: {}\n", Sampler(params.sampling).describe());
   GenerateStats st = gen.generate(text, params, [](std::string_view piece, int32_t) {
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
-    std::fflush(stdout);
+    write_stdout(piece);
     return true;
   });
-  std::fputc('\n', stdout);
+  write_stdout("\n");
   print_stats(st, load_s);
   print_profile(*model);
 }

@@ -12,6 +12,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
 #include "cli/commands.h"
 #include "io/safetensors-writer.h"
 #include "io/upg-file.h"
@@ -89,7 +90,7 @@ void inspect(const std::string& path) {
                src.tokenizer->merges.size(), src.tokenizer->chat_template.empty() ? "no" : "yes");
   else
     fmt::print("tokenizer:    none\n");
-  const auto comp = nlohmann::ordered_json::parse(h.compression_json.empty() ? "{}" : h.compression_json, nullptr, false);
+  const auto comp = parse_json_or_discard<nlohmann::ordered_json>(h.compression_json.empty() ? "{}" : h.compression_json);
   fmt::print("compression:  {}\n", comp.is_discarded() ? h.compression_json : comp.dump(2));
 
   fmt::print("\nsparsity = 1 - nonzero weights / (rows x cols); MdCSR padding entries and values quantized to\n"
@@ -165,7 +166,7 @@ void decompress(const std::string& path, const std::string& out_dir) {
   if (!fs::create_directories(tmp.path, ec) || ec)
     throw Error(fmt::format("{}: cannot create: {}", tmp.path.string(), ec.message()));
 
-  const auto config = nlohmann::ordered_json::parse(h.config_json, nullptr, false);
+  const auto config = parse_json_or_discard<nlohmann::ordered_json>(h.config_json);
   write_text(tmp.path / "config.json", config.is_discarded() ? h.config_json : config.dump(2) + "\n");
   if (!h.tokenizer_json.empty()) write_text(tmp.path / "tokenizer.json", h.tokenizer_json);
   if (!h.tokenizer_config_json.empty()) write_text(tmp.path / "tokenizer_config.json", h.tokenizer_config_json);

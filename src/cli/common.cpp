@@ -3,7 +3,9 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <limits>
 
@@ -12,15 +14,45 @@
 
 #include "upg/backend.h"
 #include "upg/error.h"
+#include "upg/kernels.h"
 
 namespace upg::cli {
+
+std::string describe_param_error(const ParamError& e) {
+  struct Flag {
+    const char* param;
+    const char* flag;
+    const char* hint;
+  };
+  static constexpr Flag kFlags[] = {
+      {"temperature", "--temp", ""},
+      {"top_k", "--top-k", ""},
+      {"top_p", "--top-p", ""},
+      {"min_p", "--min-p", ""},
+      {"repeat_penalty", "--repeat-penalty", ""},
+      {"frequency_penalty", "--frequency-penalty", ""},
+      {"presence_penalty", "--presence-penalty", ""},
+      {"penalty_last_n", "--repeat-last-n", ""},
+      {"n_threads", "-t/--threads", ""},
+      {"context_length", "-c/--ctx-size", ""},
+      {"max_new_tokens", "-n/--n-predict", " (lower -n or raise -c)"},
+      {"prompt", "the prompt", " (raise -c)"},
+      {"sparsity", "--sparsity", ""},
+      {"values", "--values", ""},
+      {"output", "-o/--output", ""},
+  };
+  for (const Flag& f : kFlags)
+    if (e.param() == f.param) return fmt::format("{}: {}{}", f.flag, e.problem(), f.hint);
+  return e.what();
+}
 
 void add_model_options(CLI::App& app, ModelArgs& a, bool with_runtime) {
   app.add_option("model", a.path, "Model: a .gguf file, a .safetensors file or a Hugging Face directory")->required();
   if (!with_runtime) return;
-  app.add_option("-t,--threads", a.threads, "Threads for the forward pass (default: every core)");
+  add_threads_option(app, a.threads, "Threads for the forward pass (default: every core)");
   app.add_option("-c,--ctx-size", a.ctx,
-                 "Context length in tokens: prompt plus generation (default: the model's, at most 8192)");
+                 "Context length in tokens: prompt plus generation (default: the model's, at most 8192)")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
   app.add_option("--dtype", a.dtype, "Type GGUF block-quantized weights are dequantized to at load")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
@@ -28,6 +60,10 @@ void add_model_options(CLI::App& app, ModelArgs& a, bool with_runtime) {
   add_reference_kernels_flag(app, a);
   app.add_flag("--profile", a.profile,
                "Time every backend op and print where the time went (per op and per weight kind) at the end");
+}
+
+void add_threads_option(CLI::App& app, int& threads, const std::string& help) {
+  app.add_option("-t,--threads", threads, help)->check(CLI::Range(0, kernels::ThreadPool::kMaxThreads));
 }
 
 void add_cache_type_option(CLI::App& app, ModelArgs& a) {
@@ -57,6 +93,7 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   auto model = Model::from_file(a.path, opts);
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (load_seconds) *load_seconds = s;
+  for (const std::string& w : model->source().warnings) fmt::print(stderr, "upg: warning: {}\n", w);
   const ModelConfig& c = model->config();
   // The KV cache's size is what the whole context would take; pages are touched only as
   // it fills, so peak memory at the end of a run shows what was used.
@@ -75,7 +112,9 @@ void add_generation_options(CLI::App& app, GenerationArgs& a) {
       ->capture_default_str();
   app.add_option("--temp", s.temperature, "Temperature; 0 means greedy (always the most likely token)")
       ->capture_default_str();
-  app.add_option("--top-k", s.top_k, "Keep the K most likely tokens; 0 disables")->capture_default_str();
+  app.add_option("--top-k", s.top_k, "Keep the K most likely tokens; 0 disables")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()))
+      ->capture_default_str();
   app.add_option("--top-p", s.top_p, "Nucleus sampling: keep the smallest set with this much mass; 1 disables")
       ->capture_default_str();
   app.add_option("--min-p", s.min_p, "Drop tokens less likely than this fraction of the best one; 0 disables")
@@ -97,6 +136,8 @@ void add_generation_options(CLI::App& app, GenerationArgs& a) {
 GenerateParams finish_generation_args(GenerationArgs& a) {
   if (!a.seed_text.empty() && a.seed_text != "-1") {
     try {
+      // stoull reads "-2" as 2^64 - 2: only -1 is special, so a sign is an error.
+      if (a.seed_text[0] == '-' || a.seed_text[0] == '+') throw std::invalid_argument("sign");
       size_t used = 0;
       unsigned long long v = std::stoull(a.seed_text, &used);
       if (used != a.seed_text.size()) throw std::invalid_argument("trailing text");
@@ -111,6 +152,17 @@ GenerateParams finish_generation_args(GenerationArgs& a) {
   Sampler check(a.params.sampling);
   (void)check;
   return a.params;
+}
+
+void write_stdout(std::string_view text) {
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
+    throw OutputError(fmt::format("standard output: write failed: {}", std::strerror(errno)));
+}
+
+bool finish_stdout() {
+  if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return true;
+  fmt::print(stderr, "upg: error: standard output: write failed: {}\n", std::strerror(errno));
+  return false;
 }
 
 double peak_rss_mib() {

@@ -1,7 +1,9 @@
 #pragma once
 // Options and output shared by the upg subcommands.
 #include <string>
+#include <string_view>
 
+#include "upg/error.h"
 #include "upg/generator.h"
 #include "upg/model.h"
 
@@ -25,6 +27,8 @@ void add_cache_type_option(CLI::App& app, ModelArgs& args);
 // --reference-kernels, shared by every command that runs a model.
 void add_reference_kernels_flag(CLI::App& app, ModelArgs& args);
 void add_model_options(CLI::App& app, ModelArgs& args, bool with_runtime = true);
+// -t/--threads in [0, ThreadPool::kMaxThreads], shared by every command that computes.
+void add_threads_option(CLI::App& app, int& threads, const std::string& help);
 // Loads the model, printing the load time to stderr.
 std::unique_ptr<Model> load_model(const ModelArgs& args, double* load_seconds = nullptr);
 
@@ -36,6 +40,20 @@ struct GenerationArgs {
 void add_generation_options(CLI::App& app, GenerationArgs& args);
 // Turns the parsed flags into params (seed, validation); throws upg::Error on bad values.
 GenerateParams finish_generation_args(GenerationArgs& args);
+
+// A library ParamError in the CLI's words: the flag that sets the parameter, and what
+// to change ("-n/--n-predict: prompt (9 tokens) plus 100 new tokens exceeds the context
+// of 64 tokens (lower -n or raise -c)").
+std::string describe_param_error(const ParamError& e);
+
+// Streams generated text: writes and flushes, and throws OutputError when stdout cannot
+// take it (a full disk, a closed descriptor), so generation stops and the exit is non-zero.
+struct OutputError : Error {
+  using Error::Error;
+};
+void write_stdout(std::string_view text);
+// Flushes stdout at exit; false (after printing why) if anything written was lost.
+bool finish_stdout();
 
 // "prompt: 31 tokens, 412.3 tok/s | generated: 64 tokens, 71.2 tok/s | ..." on stderr.
 void print_stats(const GenerateStats& st, double load_seconds);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "upg/error.h"
 #include "upg/version.h"
 
@@ -27,6 +28,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const upg::ParamError& e) {
+    fmt::print(stderr, "upg: error: {}\n", upg::cli::describe_param_error(e));
+    return 1;
   } catch (const upg::Error& e) {
     fmt::print(stderr, "upg: error: {}\n", e.what());
     return 1;
@@ -34,5 +38,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "upg: error: {}\n", e.what());
     return 1;
   }
-  return 0;
+  // Output buffered by fmt::print and the like is only written here; losing it (a full
+  // disk, a closed stdout) is a failure like any other.
+  return upg::cli::finish_stdout() ? 0 : 1;
 }

@@ -160,11 +160,11 @@ void check_sparsegpt_memory(const ModelConfig& c, int64_t params, int64_t tokens
   const double bytes = sparsegpt_memory_bytes(c, params, tokens);
   const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
   if (ram > 0 && bytes > 0.6 * ram)
-    throw Error(fmt::format("{}: --prune sparsegpt would need about {:.1f} GiB for this model (two fp32 copies of "
-                            "it, one layer's input Hessians{}), more than 60% of this machine's {:.1f} GiB; use "
-                            "--prune wanda{}",
+    throw Error(fmt::format("{}: sparsegpt would need about {:.1f} GiB for this model (two fp32 copies of "
+                            "it, one layer's input Hessians{}), more than 60% of this machine's {:.1f} GiB; prune with "
+                            "wanda{}",
                             source, bytes / double(1 << 30), tokens > 0 ? " and the calibration activations" : "",
-                            ram / double(1 << 30), tokens > 0 ? " or a shorter --calib text" : ""));
+                            ram / double(1 << 30), tokens > 0 ? " or a shorter calibration text" : ""));
 }
 
 }  // namespace
@@ -173,12 +173,12 @@ CompressReport compress_model(const CompressOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const MatrixOptions& mo = o.matrix;
   if (mo.pattern.is_nm() && mo.values.encoding != format::Encoding::Int8)
-    throw Error(fmt::format("--values {} cannot be stored in the {} layout (N:M holds int8 values only); use "
-                            "--pattern unstructured",
-                            mo.values.name(), mo.pattern.name()));
+    throw ParamError("values", fmt::format("{} cannot be stored in the {} layout (N:M holds int8 values only); "
+                                           "use the unstructured pattern",
+                                           mo.values.name(), mo.pattern.name()));
   if (!mo.pattern.is_nm() && !(mo.sparsity >= 0.0 && mo.sparsity < 1.0))
-    throw Error(fmt::format("--sparsity {} outside [0, 1)", mo.sparsity));
-  if (o.output.empty()) throw Error("compress: no output path (-o)");
+    throw ParamError("sparsity", fmt::format("{} is outside [0, 1)", mo.sparsity));
+  if (o.output.empty()) throw ParamError("output", "no output path");
   const NameFilter skip(o.skip_regex);
 
   // The as-stored view is only metadata: it tells the config (for calibration) and which

@@ -112,11 +112,11 @@ CompressReport synth_model(const SynthOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const MatrixOptions& mo = o.matrix;
   if (mo.pattern.is_nm() && mo.values.encoding != format::Encoding::Int8)
-    throw Error(fmt::format("--values {} cannot be stored in the {} layout (N:M holds int8 values only)",
-                            mo.values.name(), mo.pattern.name()));
+    throw ParamError("values", fmt::format("{} cannot be stored in the {} layout (N:M holds int8 values only)",
+                                           mo.values.name(), mo.pattern.name()));
   if (!mo.pattern.is_nm() && !(mo.sparsity >= 0.0 && mo.sparsity < 1.0))
-    throw Error(fmt::format("--sparsity {} outside [0, 1)", mo.sparsity));
-  if (o.output.empty()) throw Error("synth: no output path (-o)");
+    throw ParamError("sparsity", fmt::format("{} is outside [0, 1)", mo.sparsity));
+  if (o.output.empty()) throw ParamError("output", "no output path");
   if (!(o.std > 0.0f) || !std::isfinite(o.std)) throw Error(fmt::format("synth: std {} must be positive", o.std));
 
   const std::string config_text = read_file_text(o.config_path, "the config");

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -139,6 +140,24 @@ TEST_F(GeneratorTest, PromptsThatDoNotFitAreErrors) {
   run(gen, "Count:", p, &st);
   EXPECT_EQ(st.stop_reason, "context full");
   EXPECT_EQ(int(gen.history().size()), model_->context_length());
+}
+
+// On the tiny fixture model, so it also runs under the sanitizers: a token limit near
+// INT_MAX overflowed `prompt + limit` (UB; in practice it wrapped negative and the check
+// passed, generating until the context was full).
+TEST(Generator, TokenLimitNearIntMaxIsAnError) {
+  ModelOptions o;
+  o.context_length = 32;
+  o.n_threads = 1;
+  auto m = Model::from_file(test::fixture("tiny/llama"), o);
+  Generator gen(*m);
+  GenerateParams p = greedy(INT_MAX);
+  try {
+    gen.generate(std::vector<int32_t>{1, 2, 3}, p, [](std::string_view, int32_t) { return true; });
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exceeds the context of 32 tokens"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

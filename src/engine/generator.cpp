@@ -28,14 +28,14 @@ GenerateStats Generator::generate(std::string_view prompt, const GenerateParams&
 GenerateStats Generator::generate(const std::vector<int32_t>& prompt, const GenerateParams& params,
                                   const TokenCallback& on_token) {
   const int ctx = model_.context_length();
+  if (prompt.empty()) throw Error("prompt is empty");
+  if (prompt.size() >= size_t(ctx))
+    throw ParamError("prompt", fmt::format("{} tokens do not fit the context of {} tokens", prompt.size(), ctx));
   const int n_prompt = int(prompt.size());
-  if (n_prompt == 0) throw Error("prompt is empty");
-  if (n_prompt >= ctx)
-    throw Error(fmt::format("prompt is {} tokens, which does not fit the context of {} tokens (raise -c)", n_prompt,
-                            ctx));
-  if (params.max_new_tokens >= 0 && n_prompt + params.max_new_tokens > ctx)
-    throw Error(fmt::format("prompt ({} tokens) plus -n {} exceeds the context of {} tokens (lower -n or raise -c)",
-                            n_prompt, params.max_new_tokens, ctx));
+  // In 64 bits: a token limit near INT_MAX ("as many as fit") must not wrap.
+  if (params.max_new_tokens >= 0 && int64_t(n_prompt) + params.max_new_tokens > ctx)
+    throw ParamError("max_new_tokens", fmt::format("prompt ({} tokens) plus {} new tokens exceeds the context of {} tokens",
+                                                   n_prompt, params.max_new_tokens, ctx));
 
   const Tokenizer* tok = model_.has_tokenizer() ? &model_.tokenizer() : nullptr;
   std::vector<int32_t> stop_ids;

@@ -167,7 +167,13 @@ ModelConfig gguf_model_config(const GgufFile& g) {
                               rope_dims, c.head_dim));
     c.partial_rotary_factor = float(rope_dims) / float(c.head_dim);
   }
-  if (g.has(p + "attention.sliding_window")) c.sliding_window = int(g.get_u32(p + "attention.sliding_window"));
+  if (g.has(p + "attention.sliding_window")) {
+    // 0xFFFFFFFF read as int was -1, "no window", where the HF path rejects it.
+    const uint32_t w = g.get_u32(p + "attention.sliding_window");
+    if (w > uint32_t(std::numeric_limits<int32_t>::max()))
+      throw Error(fmt::format("{}: metadata key '{}attention.sliding_window': {} is out of range", g.path(), p, w));
+    c.sliding_window = int(w);
+  }
 
   if (g.has(p + "vocab_size")) {
     c.vocab_size = positive_int(g, p + "vocab_size");

@@ -1,6 +1,7 @@
 #include "io/gguf-dequant.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -15,6 +16,17 @@ namespace {
 
 constexpr int kQK = 32;    // QK4_0 = QK4_1 = QK8_0
 constexpr int kQKK = 256;  // QK_K
+
+// Branch-free so the compiler vectorizes it: an exponent of all ones is Inf or NaN.
+bool all_finite(const float* x, int64_t n) {
+  uint32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, x + i, 4);
+    bad |= uint32_t((b & 0x7F800000u) == 0x7F800000u);
+  }
+  return bad == 0;
+}
 
 inline float half_at(const uint8_t* p) {
   uint16_t h;
@@ -183,6 +195,11 @@ void convert_rows(DType src_type, const std::byte* src, int64_t rows, int64_t co
   const size_t out_row = dtype_bytes(dst_type, cols);
   const bool same = src_type == dst_type;
 
+  // A NaN or infinite block scale turns its row into NaNs, which would reach the logits
+  // and sample nothing. The check runs on the fp32 row while it is in L1: a pass over
+  // what dequantization just wrote.
+  const bool check = dtype_is_quantized(src_type);
+  std::atomic<int64_t> bad_row{rows};
   auto work = [&](int64_t r0, int64_t r1) {
     std::vector<float> scratch(same || dst_type == DType::F32 ? 0 : size_t(cols));
     for (int64_t r = r0; r < r1; ++r) {
@@ -191,13 +208,22 @@ void convert_rows(DType src_type, const std::byte* src, int64_t rows, int64_t co
       std::byte* out = dst + size_t(r) * out_row;
       if (same) {
         std::memcpy(out, in, in_row);
-      } else if (dst_type == DType::F32) {
-        dequantize_row(src_type, in, reinterpret_cast<float*>(out), cols);
-      } else {
-        dequantize_row(src_type, in, scratch.data(), cols);
-        from_f32(scratch.data(), dst_type, out, cols);
+        continue;
       }
+      float* row = dst_type == DType::F32 ? reinterpret_cast<float*>(out) : scratch.data();
+      dequantize_row(src_type, in, row, cols);
+      if (check && !all_finite(row, cols)) {
+        int64_t prev = bad_row.load();
+        while (r < prev && !bad_row.compare_exchange_weak(prev, r)) {
+        }
+      }
+      if (dst_type != DType::F32) from_f32(row, dst_type, out, cols);
     }
+  };
+  auto report = [&] {
+    if (const int64_t r = bad_row.load(); r < rows)
+      throw Error(fmt::format("row {} holds a non-finite value (a NaN or infinite block scale)",
+                              src_rows.empty() ? r : src_rows[size_t(r)]));
   };
 
   // Threads only pay off for big tensors; norms and biases convert inline.
@@ -206,6 +232,7 @@ void convert_rows(DType src_type, const std::byte* src, int64_t rows, int64_t co
   unsigned n_threads = unsigned(std::min<int64_t>({int64_t(hw), rows, elems / (1 << 18) + 1}));
   if (n_threads <= 1) {
     work(0, rows);
+    report();
     return;
   }
   std::vector<std::thread> pool;
@@ -216,6 +243,7 @@ void convert_rows(DType src_type, const std::byte* src, int64_t rows, int64_t co
     pool.emplace_back(work, r0, r1);
   }
   for (auto& th : pool) th.join();
+  report();
 }
 
 }  // namespace upg::io

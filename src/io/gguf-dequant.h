@@ -16,7 +16,8 @@ void dequantize_row(DType t, const std::byte* src, float* dst, int64_t n);
 // Converts a [rows, cols] tensor of `src_type` into `dst_type` (F32, F16 or BF16) at
 // `dst`. Output row r comes from source row src_rows[r] when src_rows is non-empty (how
 // Q/K rows are un-permuted), else from row r. Large tensors are split over threads.
-// Throws upg::Error for an unsupported dst_type or a bad row map.
+// Throws upg::Error for an unsupported dst_type, a bad row map, or a block-quantized row
+// that dequantizes to a NaN or infinity (naming the first such source row).
 void convert_rows(DType src_type, const std::byte* src, int64_t rows, int64_t cols, DType dst_type, std::byte* dst,
                   std::span<const int64_t> src_rows = {});
 

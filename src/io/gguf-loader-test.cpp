@@ -48,7 +48,8 @@ std::vector<std::byte> q8_rows_tagged(int rows) {
 
 // A one-layer model of architecture `arch` in GGUF layout. Q (F32) and K (Q8_0) rows are
 // stored permuted the way llama.cpp's converter does for llama.
-GgufWriter tiny_model(const std::string& arch, bool tied = false) {
+GgufWriter tiny_model(const std::string& arch, bool tied = false,
+                      const std::vector<std::byte>& k_blocks = q8_rows_tagged(kKvHeads * kHeadDim)) {
   GgufWriter w;
   w.set_string("general.architecture", arch);
   w.set_string("general.name", "tiny");
@@ -80,8 +81,7 @@ GgufWriter tiny_model(const std::string& arch, bool tied = false) {
   w.add_f32("blk.0.attn_norm.weight", {uint64_t(kHidden)}, iota_f32(kHidden, 1));
   w.add_f32("blk.0.attn_q.weight", {uint64_t(kHidden), uint64_t(kHidden)}, q);
   // K rows (kKvHeads * kHeadDim = 16) tagged by their GGUF row index.
-  w.add_tensor("blk.0.attn_k.weight", GGML_Q8_0, {uint64_t(kHidden), uint64_t(kKvHeads * kHeadDim)},
-               q8_rows_tagged(kKvHeads * kHeadDim));
+  w.add_tensor("blk.0.attn_k.weight", GGML_Q8_0, {uint64_t(kHidden), uint64_t(kKvHeads * kHeadDim)}, k_blocks);
   w.add_f32("blk.0.attn_v.weight", {uint64_t(kHidden), uint64_t(kKvHeads * kHeadDim)}, iota_f32(16 * 32, 1));
   w.add_f32("blk.0.attn_output.weight", {uint64_t(kHidden), uint64_t(kHidden)}, iota_f32(32 * 32, 1));
   w.add_f32("blk.0.ffn_norm.weight", {uint64_t(kHidden)}, iota_f32(kHidden, 1));
@@ -225,6 +225,56 @@ TEST(GgufLoader, RopeScalingFromMetadataAndTensors) {
   GgufWriter l3bad = tiny_model("llama");
   l3bad.add_f32("rope_freqs.weight", {uint64_t(freqs.size())}, freqs);
   expect_error([&] { load(l3bad); }, {"rope_freqs.weight", "unsupported rope scaling"});
+}
+
+TEST(GgufLoader, NonFiniteBlockScaleNamesTheTensorAndRow) {
+  // A NaN scale made every logit NaN: exit 0 with empty output.
+  std::vector<std::byte> k = q8_rows_tagged(kKvHeads * kHeadDim);
+  k[5 * 34 + 0] = std::byte(0x00);
+  k[5 * 34 + 1] = std::byte(0x7E);  // fp16 NaN
+  for (DType to : {DType::F32, DType::F16}) {
+    LoadOptions o;
+    o.dequant_to = to;
+    expect_error([&] { load(tiny_model("llama", false, k), o); },
+                 {"tensor 'blk.0.attn_k.weight': row 5 holds a non-finite value (a NaN or infinite block scale)"});
+  }
+  k[5 * 34 + 1] = std::byte(0x7C);  // fp16 +Inf
+  expect_error([&] { load(tiny_model("llama", false, k)); }, {"tensor 'blk.0.attn_k.weight': row 5"});
+}
+
+// The checks load_model_source runs on what every reader returns.
+ModelSource load_source(const GgufWriter& w) {
+  TempPath p("gguf-src");
+  w.write(p.str());
+  return load_model_source(p.str(), f32());
+}
+
+TEST(GgufLoader, TokenizerLargerThanTheVocabularyIsAnError) {
+  GgufWriter w = tiny_model("llama");
+  w.set_u32("llama.vocab_size", 4);  // 6 tokens
+  expect_error([&] { load_source(w); },
+               {"the tokenizer has 6 tokens, more than the model's vocab_size of 4: ids from 4 on have no embedding"});
+}
+
+TEST(GgufLoader, DuplicateVocabularyEntriesAreAWarning) {
+  EXPECT_TRUE(load_source(tiny_model("llama")).warnings.empty());
+  GgufWriter w = tiny_model("llama");
+  w.set_string_array("tokenizer.ggml.tokens", {"<s>", "</s>", "a", "b", "ab", "b"});
+  w.set_i32_array("tokenizer.ggml.token_type", {3, 3, 1, 1, 1, 1});
+  ModelSource s = load_source(w);
+  ASSERT_EQ(s.warnings.size(), 1u);
+  EXPECT_NE(s.warnings[0].find("the vocabulary has 1 duplicate entry (\"b\" at ids 3 and 5); text encodes to the "
+                               "lower id"),
+            std::string::npos)
+      << s.warnings[0];
+}
+
+TEST(GgufLoader, SlidingWindowOutOfRangeIsAnError) {
+  GgufWriter w = tiny_model("llama");
+  w.set_u32("llama.attention.sliding_window", 0xFFFFFFFFu);  // read as -1, "no window", before
+  expect_error([&] { load(w); }, {"metadata key 'llama.attention.sliding_window': 4294967295 is out of range"});
+  w.set_u32("llama.attention.sliding_window", 4096);
+  EXPECT_EQ(load(w).config.sliding_window, 4096);
 }
 
 TEST(GgufLoader, BadMetadataNamesTheKey) {

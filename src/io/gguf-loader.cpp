@@ -132,7 +132,11 @@ ModelSource load_gguf(const std::string& path, const LoadOptions& opts) {
       v.dtype = quantized ? opts.dequant_to : t.dtype;
       v.nbytes = dtype_bytes(v.dtype, t.numel());
       std::byte* dst = ws.allocate(v.nbytes);
-      convert_rows(t.dtype, t.data, rows, cols, v.dtype, dst, map);
+      try {
+        convert_rows(t.dtype, t.data, rows, cols, v.dtype, dst, map);
+      } catch (const Error& e) {
+        throw Error(fmt::format("{}: tensor '{}': {}", path, t.name, e.what()));
+      }
       v.data = dst;
     }
     ws.add(std::move(v));

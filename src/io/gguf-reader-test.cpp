@@ -255,6 +255,23 @@ TEST(GgufReaderCorrupt, TensorInfos) {
   expect_bytes_error(bad, {"tensor count 1152921504606846976 cannot fit"});
 }
 
+TEST(GgufReaderCorrupt, OverlappingTensorData) {
+  // Two tensors at one offset, and one shifted by an alignment step into its neighbour:
+  // both loaded as silently wrong weights.
+  GgufWriter same = valid_writer();
+  same.add_tensor("b.weight", GGML_F32, {64}, {}, 0);
+  expect_open_error(same, {"tensors \"a.weight\" (bytes [0, 256)) and \"b.weight\" (bytes [0, 256)) overlap"});
+  GgufWriter shifted = valid_writer();
+  shifted.add_tensor("b.weight", GGML_F32, {64}, {}, 224);
+  shifted.add_tensor("c.weight", GGML_F32, {64}, std::vector<std::byte>(256));  // data up to byte 512
+  expect_open_error(shifted, {"\"a.weight\" (bytes [0, 256)) and \"b.weight\" (bytes [224, 480)) overlap"});
+  GgufWriter apart = valid_writer();
+  apart.add_tensor("b.weight", GGML_F32, {64}, std::vector<std::byte>(256));
+  TempPath p("gguf-ok");
+  apart.write(p.str());
+  EXPECT_NO_THROW(GgufFile::open(p.str()));
+}
+
 TEST(GgufReaderCorrupt, UnsupportedArchitectureNamesTheKey) {
   GgufWriter w = valid_writer();
   w.set_string("general.architecture", "gpt9");

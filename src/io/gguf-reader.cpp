@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "io/data-regions.h"
 #include "upg/error.h"
 
 namespace upg::io {
@@ -376,6 +377,10 @@ GgufFile GgufFile::parse(std::shared_ptr<const MappedFile> file) {
                               printable(ti.name), begin, end, f.size()));
     ti.data = f.data() + begin;
   }
+  std::vector<DataRegion> regions;
+  regions.reserve(g.tensors_.size());
+  for (const auto& ti : g.tensors_) regions.push_back({ti.name, ti.offset, ti.nbytes});
+  check_disjoint(std::move(regions), f.path());
   return g;
 }
 

@@ -289,6 +289,8 @@ TEST(HfConfig, Rejects) {
   expect_error([&] { parse(j); }, {"'vocab_size' is missing"});
 
   expect_error([] { parse_hf_config("{not json", "m/config.json"); }, {"m/config.json", "not valid JSON"});
+  const std::string deep = "{\"a\":" + std::string(100000, '{') + "}";
+  expect_error([&] { parse_hf_config(deep, "m/config.json"); }, {"m/config.json", "nested deeper than 64 levels"});
   expect_error([] { parse_hf_config("[1]", "m/config.json"); }, {"m/config.json", "must be a JSON object"});
 }
 
@@ -322,7 +324,8 @@ TEST(HfConfig, WrongTypes) {
   Json deep = smollm();
   deep.erase("hidden_size");
   std::string text = deep.dump();
-  text.insert(1, R"("hidden_size": )" + std::string(100000, '[') + std::string(100000, ']') + ",");
+  // Under the parser's 64-level limit: the bad value is named by its type, not dumped.
+  text.insert(1, R"("hidden_size": )" + std::string(60, '[') + std::string(60, ']') + ",");
   expect_error([&] { parse_hf_config(text, "m/config.json"); }, {"'hidden_size' must be an integer, got array"});
   // Integral floats are accepted for integer keys.
   Json j = smollm();

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
 #include "io/hf-config.h"
 #include "io/hf-json.h"
 #include "upg/error.h"
@@ -177,12 +178,7 @@ RopeScaling parse_rope_scaling(const char* key, const Fields& top, const ModelCo
 }  // namespace
 
 ModelConfig parse_hf_config(std::string_view config_json, std::string_view origin) {
-  Json j;
-  try {
-    j = Json::parse(config_json);
-  } catch (const Json::exception& e) {
-    throw Error(fmt::format("{}: not valid JSON: {}", origin, e.what()));
-  }
+  const Json j = parse_json<Json>(config_json, origin);
   if (!j.is_object()) throw Error(fmt::format("{}: must be a JSON object, got {}", origin, j.type_name()));
   Fields f(j, origin);
   ModelConfig c;
@@ -259,12 +255,7 @@ ModelConfig parse_hf_config(std::string_view config_json, std::string_view origi
 namespace io {
 
 void apply_generation_config(std::string_view json, std::string_view origin, ModelConfig& config) {
-  Json j;
-  try {
-    j = Json::parse(json);
-  } catch (const Json::exception& e) {
-    throw Error(fmt::format("{}: not valid JSON: {}", origin, e.what()));
-  }
+  const Json j = parse_json<Json>(json, origin);
   if (!j.is_object()) throw Error(fmt::format("{}: must be a JSON object, got {}", origin, j.type_name()));
   Fields f(j, origin);
   if (f.has("bos_token_id")) config.bos_token_id = f.integer("bos_token_id");

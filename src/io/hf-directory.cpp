@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
 #include "io/hf-config.h"
 #include "io/safetensors-reader.h"
 #include "io/hf-json.h"
@@ -50,12 +51,7 @@ void add_tensors(SafetensorsFile&& st, WeightStore& store) {
 void load_sharded(const fs::path& dir, const fs::path& index_path, ModelSource& src,
                   std::vector<std::pair<std::string, std::string>>& metadata, int& shards) {
   const std::string origin = index_path.string();
-  nlohmann::json index;
-  try {
-    index = nlohmann::json::parse(read_file_text(index_path.string(), "the shard index"));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: not valid JSON: {}", origin, e.what()));
-  }
+  const nlohmann::json index = parse_json(read_file_text(index_path.string(), "the shard index"), origin);
   if (!index.is_object()) throw Error(fmt::format("{}: must be a JSON object, got {}", origin, index.type_name()));
   auto wm = index.find("weight_map");
   if (wm == index.end()) throw Error(fmt::format("{}: 'weight_map' is missing", origin));

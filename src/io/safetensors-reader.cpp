@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
+#include "io/data-regions.h"
 #include "io/hf-json.h"
 #include "upg/error.h"
 
@@ -106,12 +108,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
     throw Error(fmt::format("{}: header length {} runs past the end of the file ({} bytes)", path, n, f.size()));
 
   const char* text = reinterpret_cast<const char*>(f.data() + 8);
-  Json header;
-  try {
-    header = Json::parse(text, text + n);
-  } catch (const Json::exception& e) {
-    throw Error(fmt::format("{}: header is not valid JSON: {}", path, e.what()));
-  }
+  const Json header = parse_json<Json>(std::string_view(text, n), fmt::format("{}: header", path));
   if (!header.is_object()) throw Error(fmt::format("{}: header must be a JSON object, got {}", path, header.type_name()));
 
   out.data_start = 8 + n;
@@ -130,6 +127,10 @@ SafetensorsFile read_safetensors(const std::string& path) {
     }
     out.tensors.push_back(parse_tensor(path, key, value, data, data_size));
   }
+  std::vector<DataRegion> regions;
+  regions.reserve(out.tensors.size());
+  for (const TensorView& t : out.tensors) regions.push_back({t.name, uint64_t(t.data - data), t.nbytes});
+  check_disjoint(std::move(regions), path);
   return out;
 }
 

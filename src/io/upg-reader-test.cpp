@@ -194,7 +194,7 @@ TEST_F(UpgCorrupt, CompressedNameAlsoDense) {
 TEST_F(UpgCorrupt, MalformedTensorsJson) {
   FileImage img(good_);
   img.meta("upg.tensors") = "{\"" + kInt8 + "\": {\"layout\": ";
-  expect_rejected(img, "", "'upg.tensors' is not valid JSON");
+  expect_rejected(img, "", "'upg.tensors': not valid JSON");
 
   FileImage img2(good_);
   img2.meta("upg.tensors") = "[1, 2]";

@@ -12,6 +12,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
 #include "io/hf-json.h"
 #include "io/safetensors-reader.h"
 #include "io/upg-file.h"
@@ -169,12 +170,7 @@ class Loader {
   }
 
   void compressed(const std::string& tensors_json) {
-    Json j;
-    try {
-      j = Json::parse(tensors_json);
-    } catch (const Json::exception& e) {
-      throw Error(fmt::format("{}: '{}' is not valid JSON: {}", path_, k::kTensorsKey, e.what()));
-    }
+    const Json j = parse_json<Json>(tensors_json, fmt::format("{}: '{}'", path_, k::kTensorsKey));
     if (!j.is_object())
       throw Error(fmt::format("{}: '{}' must be a JSON object of weight name -> entry, got {}", path_, k::kTensorsKey,
                               j.type_name()));
@@ -224,7 +220,7 @@ class Loader {
 
 // "pattern=2:4 prune=wanda ..." from the scalar fields of upg.compression.
 std::string compression_summary(const std::string& text) {
-  const Json j = Json::parse(text, nullptr, false);
+  const Json j = parse_json_or_discard<Json>(text);
   if (!j.is_object()) return "(not a JSON object)";
   std::vector<std::string> parts;
   for (const auto& [key, v] : j.items()) {
@@ -260,7 +256,7 @@ bool is_upg_file(const std::string& path) {
   if (n < 2 || n > kSafetensorsMaxHeader) return false;
   std::string text(n, '\0');
   if (!in.read(text.data(), std::streamsize(n))) return false;
-  const Json j = Json::parse(text, nullptr, false);
+  const Json j = parse_json_or_discard<Json>(text);
   if (!j.is_object()) return false;
   auto meta = j.find("__metadata__");
   return meta != j.end() && meta->is_object() && meta->contains(k::kVersionKey);

@@ -19,6 +19,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
 #include "io/safetensors-reader.h"
 #include "io/upg-file.h"
 #include "io/upg-parts.h"
@@ -77,11 +78,7 @@ void append_file(int in, uint64_t len, int out, const std::string& path) {
 }
 
 Json parse_json(const std::string& text, const std::string& path, const char* key) {
-  try {
-    return Json::parse(text);
-  } catch (const Json::exception& e) {
-    throw Error(fmt::format("{}: {} is not valid JSON: {}", path, key, e.what()));
-  }
+  return upg::parse_json<Json>(text, fmt::format("{}: {}", path, key));
 }
 
 }  // namespace

@@ -44,8 +44,7 @@ void ForwardPass::validate(const Batch& b) const {
     if (b.tokens[i] < 0 || b.tokens[i] >= cfg_.vocab_size)
       throw Error(fmt::format("batch: token id {} outside the vocabulary of {}", b.tokens[i], cfg_.vocab_size));
     if (b.positions[i] < 0 || b.positions[i] >= ctx_)
-      throw Error(fmt::format("context full: position {} is past the context length {} (use -c to enlarge it)",
-                              b.positions[i], ctx_));
+      throw Error(fmt::format("context full: position {} is past the context length {}", b.positions[i], ctx_));
     if (b.seq_ids[i] < 0 || b.seq_ids[i] >= max_seqs_)
       throw Error(fmt::format("batch: sequence {} outside the {} KV cache slots", b.seq_ids[i], max_seqs_));
   }

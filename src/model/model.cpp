@@ -51,6 +51,8 @@ Model::~Model() = default;
 std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOptions& options) {
   std::unique_ptr<Model> m(new Model());
   Impl& d = *m->impl_;
+  if (options.context_length < 0)
+    throw ParamError("context_length", fmt::format("must be 0 (the model's) or more, got {}", options.context_length));
   d.source = load_model_source(path, options.load);
   const ModelConfig& cfg = d.source.config;
   if (cfg.num_heads <= 0 || cfg.num_kv_heads <= 0 || cfg.num_heads % cfg.num_kv_heads != 0 || cfg.head_dim <= 0 ||
@@ -59,9 +61,9 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
                             cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.hidden_size));
   const int max_pos = cfg.max_position_embeddings > 0 ? cfg.max_position_embeddings : 8192;
   if (options.context_length > max_pos)
-    throw Error(fmt::format("{}: context length {} exceeds the model's max_position_embeddings {}", path,
-                            options.context_length, max_pos));
-  d.ctx = options.context_length > 0 ? options.context_length : std::min(max_pos, 8192);
+    throw ParamError("context_length", fmt::format("{} exceeds the max_position_embeddings {} of {}",
+                                                   options.context_length, max_pos, path));
+  d.ctx = options.context_length != 0 ? options.context_length : std::min(max_pos, 8192);
   d.max_seqs = std::max(1, options.max_sequences);
   try {
     d.weights = bind_weights(d.source);

@@ -1,5 +1,8 @@
 #include "model/weights.h"
 
+#include <cmath>
+#include <string_view>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -21,13 +24,21 @@ const TensorView& WeightBinder::expect(const std::string& name, std::vector<int6
 
 const float* WeightBinder::vector(const std::string& name, int64_t n) {
   const TensorView& t = expect(name, {n});
-  if (t.dtype == DType::F32) return t.as<float>();
-  // Norms and biases are tiny; converting them once keeps every kernel fp32-only here.
-  auto* out = reinterpret_cast<float*>(store_.allocate(size_t(n) * sizeof(float)));
-  if (t.dtype != DType::F16 && t.dtype != DType::BF16)
-    throw Error(fmt::format("{}: tensor '{}' has unsupported dtype {}", store_.source, name, dtype_name(t.dtype)));
-  convert_to_f32(t.dtype, t.data, out, n);
-  return out;
+  const float* v = t.as<float>();
+  if (t.dtype != DType::F32) {
+    // Norms and biases are tiny; converting them once keeps every kernel fp32-only here.
+    auto* out = reinterpret_cast<float*>(store_.allocate(size_t(n) * sizeof(float)));
+    if (t.dtype != DType::F16 && t.dtype != DType::BF16)
+      throw Error(fmt::format("{}: tensor '{}' has unsupported dtype {}", store_.source, name, dtype_name(t.dtype)));
+    convert_to_f32(t.dtype, t.data, out, n);
+    v = out;
+  }
+  // A NaN in a norm, bias or int8 row scale makes every logit NaN: generation then ends
+  // at once with empty output. These vectors are a few KB, so checking costs nothing.
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i]))
+      throw Error(fmt::format("{}: tensor '{}' holds a non-finite value ({}) at index {}", store_.source, name, v[i], i));
+  return v;
 }
 
 LinearWeight WeightBinder::linear_rows(const std::string& name, int64_t total_rows, int64_t cols, int64_t row0,
@@ -87,6 +98,28 @@ LinearWeight WeightBinder::linear(const std::string& name, int64_t rows, int64_t
   return linear_rows(name, rows, cols, 0, rows, bias_name);
 }
 
+namespace {
+
+// Tensors of layers past the config's count were ignored without a word: a config that
+// disagrees with its weights (a truncated block_count, a wrong num_hidden_layers).
+void check_layer_count(const WeightStore& store, const auto& compressed, int num_layers) {
+  constexpr std::string_view kPrefix = "model.layers.";
+  auto check = [&](const std::string& name) {
+    if (!name.starts_with(kPrefix)) return;
+    int64_t layer = 0;
+    size_t i = kPrefix.size();
+    for (; i < name.size() && i < kPrefix.size() + 9 && name[i] >= '0' && name[i] <= '9'; ++i)
+      layer = layer * 10 + (name[i] - '0');
+    if (i > kPrefix.size() && layer >= num_layers)
+      throw Error(fmt::format("{}: tensor '{}' belongs to layer {}, but the config has {} layers", store.source, name,
+                              layer, num_layers));
+  };
+  for (const auto& [name, t] : store.all()) check(name);
+  for (const auto& [name, m] : compressed) check(name);
+}
+
+}  // namespace
+
 ModelWeights bind_weights(ModelSource& src) {
   const ModelConfig& cfg = src.config;
   const WeightStore& store = src.weights;
@@ -100,6 +133,7 @@ ModelWeights bind_weights(ModelSource& src) {
   w.lm_head = b.has("lm_head.weight") ? b.linear("lm_head.weight", cfg.vocab_size, cfg.hidden_size) : w.embed;
   if (!b.has("lm_head.weight") && !cfg.tie_word_embeddings)
     throw Error(fmt::format("{}: missing tensor 'lm_head.weight' (tie_word_embeddings is false)", store.source));
+  check_layer_count(store, src.compressed, cfg.num_layers);
   w.final_norm = b.vector("model.norm.weight", cfg.hidden_size);
   w.layers.resize(size_t(cfg.num_layers));
   for (int l = 0; l < cfg.num_layers; ++l) {

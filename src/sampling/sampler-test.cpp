@@ -195,27 +195,29 @@ void expect_error(const SamplingParams& p, const std::string& prefix) {
   }
 }
 
-TEST(Sampler, InvalidParametersThrowNamingTheFlag) {
+TEST(Sampler, InvalidParametersThrowNamingTheParameter) {
   auto with = [](auto f) {
     SamplingParams p;
     f(p);
     return p;
   };
-  expect_error(with([](auto& p) { p.temperature = NAN; }), "--temp:");
-  expect_error(with([](auto& p) { p.top_p = 1.5f; }), "--top-p: must be in (0, 1], got 1.5");
-  expect_error(with([](auto& p) { p.top_p = -0.1f; }), "--top-p:");
-  expect_error(with([](auto& p) { p.top_p = 0.0f; }), "--top-p:");
-  expect_error(with([](auto& p) { p.top_p = NAN; }), "--top-p:");
-  expect_error(with([](auto& p) { p.min_p = -0.01f; }), "--min-p:");
-  expect_error(with([](auto& p) { p.min_p = 1.01f; }), "--min-p:");
-  expect_error(with([](auto& p) { p.repeat_penalty = 0.0f; }), "--repeat-penalty:");
-  expect_error(with([](auto& p) { p.repeat_penalty = NAN; }), "--repeat-penalty:");
-  expect_error(with([](auto& p) { p.frequency_penalty = NAN; }), "--frequency-penalty:");
-  expect_error(with([](auto& p) { p.presence_penalty = INFINITY; }), "--presence-penalty:");
-  expect_error(with([](auto& p) { p.penalty_last_n = -2; }), "--repeat-last-n:");
+  expect_error(with([](auto& p) { p.temperature = NAN; }), "temperature:");
+  expect_error(with([](auto& p) { p.top_p = 1.5f; }), "top_p: must be in (0, 1], got 1.5");
+  expect_error(with([](auto& p) { p.top_p = -0.1f; }), "top_p:");
+  expect_error(with([](auto& p) { p.top_p = 0.0f; }), "top_p:");
+  expect_error(with([](auto& p) { p.top_p = NAN; }), "top_p:");
+  expect_error(with([](auto& p) { p.min_p = -0.01f; }), "min_p:");
+  expect_error(with([](auto& p) { p.min_p = 1.01f; }), "min_p:");
+  expect_error(with([](auto& p) { p.repeat_penalty = 0.0f; }), "repeat_penalty:");
+  expect_error(with([](auto& p) { p.repeat_penalty = NAN; }), "repeat_penalty:");
+  expect_error(with([](auto& p) { p.frequency_penalty = NAN; }), "frequency_penalty:");
+  expect_error(with([](auto& p) { p.presence_penalty = INFINITY; }), "presence_penalty:");
+  expect_error(with([](auto& p) { p.penalty_last_n = -2; }), "penalty_last_n:");
+  // A negative top_k was taken as "off" without a word.
+  expect_error(with([](auto& p) { p.top_k = -5; }), "top_k: must be >= 0 (0 = off), got -5");
   // Values that mean "off" or "greedy" are valid.
   EXPECT_NO_THROW(Sampler(with([](auto& p) {
-    p.top_k = -1;
+    p.top_k = 0;
     p.top_p = 1.0f;
     p.min_p = 0.0f;
     p.temperature = -3.0f;

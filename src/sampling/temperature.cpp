@@ -31,7 +31,7 @@ std::unique_ptr<SamplerStep> make_temperature(float t) {
   sampling::check_temperature(t);
   // Greedy is the sampler's job (it skips the draw); a step cannot divide by t <= 0.
   if (!(t > 0.0f))
-    throw Error(fmt::format("--temp: the temperature step needs t > 0, got {}", t));
+    throw ParamError("temperature", fmt::format("the temperature step needs t > 0, got {}", t));
   return std::make_unique<Temperature>(t);
 }
 

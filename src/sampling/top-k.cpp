@@ -34,7 +34,7 @@ class TopK final : public SamplerStep {
 }  // namespace
 
 std::unique_ptr<SamplerStep> make_top_k(int k) {
-  if (k <= 0) throw Error(fmt::format("--top-k: the top-k step needs k > 0, got {}", k));
+  if (k <= 0) throw ParamError("top_k", fmt::format("the top-k step needs k > 0, got {}", k));
   return std::make_unique<TopK>(k);
 }
 

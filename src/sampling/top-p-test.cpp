@@ -48,7 +48,7 @@ TEST(TopP, RejectsOutOfRange) {
   try {
     make_top_p(1.5f);
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "--top-p: must be in (0, 1], got 1.5");
+    EXPECT_STREQ(e.what(), "top_p: must be in (0, 1], got 1.5");
   }
 }
 

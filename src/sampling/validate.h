@@ -1,11 +1,12 @@
 #pragma once
-// Parameter checks shared by the step factories and the Sampler constructor. Messages
-// name the CLI flag because that is where a bad value almost always comes from.
+// Parameter checks shared by the step factories and the Sampler constructor. They throw
+// ParamError naming the SamplingParams field; the CLI and the server name it their way.
 #include "upg/sampling.h"
 
 namespace upg::sampling {
 
 void check_temperature(float t);   // finite; <= 0 means greedy
+void check_top_k(int k);           // >= 0; 0 means off
 void check_top_p(float p);         // (0, 1]
 void check_min_p(float p);         // [0, 1]
 void check_repeat_penalty(float r);     // finite, > 0

@@ -170,6 +170,32 @@ TEST(TokenizerJson, RejectsUnsupportedPipelines) {
   EXPECT_ERROR(t, "normalizer.type", "Lowercase");
 }
 
+TEST(TokenizerJson, BoundsNestedSequences) {
+  json t = base();
+  json bl = {{"type", "ByteLevel"}, {"add_prefix_space", false}};
+  // Nested Sequences the JSON depth limit still lets through: four parse, five are refused
+  // before recursing further.
+  for (int i = 0; i < 4; ++i) bl = {{"type", "Sequence"}, {"pretokenizers", {bl}}};
+  t["pre_tokenizer"] = bl;
+  EXPECT_EQ(error_of(t), "no error");
+  t["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {bl}}};
+  EXPECT_ERROR(t, "pre_tokenizer.pretokenizers[0].pretokenizers[0].pretokenizers[0].pretokenizers[0]",
+               "Sequence nested more than 4 deep");
+}
+
+TEST(TokenizerJson, RejectsDeepJson) {
+  // 40k levels of arrays under one key crashed the parser's callers by recursion.
+  const std::string deep = "{\"model\":" + std::string(40000, '[') + std::string(40000, ']') + "}";
+  try {
+    parse_tokenizer_json(deep, "", "dir/tokenizer.json");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dir/tokenizer.json: tokenizer.json: not valid JSON: nested deeper"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(TokenizerJson, RejectsBadJsonAndConfig) {
   EXPECT_THROW(parse_tokenizer_json("{not json", "", "o"), Error);
   const std::string msg = error_of(base(), R"({"bos_token": "<nope>"})");

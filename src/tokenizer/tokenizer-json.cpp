@@ -6,6 +6,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "core/json.h"
 #include "tokenizer/pre-tokenizer.h"
 #include "upg/error.h"
 #include "upg/tokenizer.h"
@@ -24,11 +25,7 @@ class Parser {
   }
 
   json parse(std::string_view text, std::string_view what) const {
-    try {
-      return json::parse(text);
-    } catch (const json::exception& e) {
-      fail(what, fmt::format("invalid JSON ({})", e.what()));
-    }
+    return parse_json(text, fmt::format("{}: {}", origin_, what));
   }
 
   // obj[key] as a string; nullopt when absent or null.
@@ -122,13 +119,20 @@ class Parser {
     }
   }
 
-  void pre_tokenizer(const json& pt, const std::string& field, TokenizerSpec& spec, bool& byte_level) const {
+  // Published tokenizers nest one Sequence at most; the bound keeps a hostile file from
+  // recursing (and building ever longer field names) without limit.
+  static constexpr int kMaxSequenceDepth = 4;
+
+  void pre_tokenizer(const json& pt, const std::string& field, TokenizerSpec& spec, bool& byte_level,
+                     int depth = 0) const {
     const std::string type = type_of(pt, field);
     if (type == "Sequence") {
+      if (depth >= kMaxSequenceDepth)
+        fail(field, fmt::format("Sequence nested more than {} deep", kMaxSequenceDepth));
       auto list = pt.find("pretokenizers");
       if (list == pt.end() || !list->is_array()) fail(field + ".pretokenizers", "missing or not an array");
       for (size_t i = 0; i < list->size(); ++i)
-        pre_tokenizer((*list)[i], fmt::format("{}.pretokenizers[{}]", field, i), spec, byte_level);
+        pre_tokenizer((*list)[i], fmt::format("{}.pretokenizers[{}]", field, i), spec, byte_level, depth + 1);
     } else if (type == "ByteLevel") {
       // HF's default for add_prefix_space is true, so a missing field means true.
       if (opt_bool(pt, "add_prefix_space", field, true))

@@ -1,11 +1,16 @@
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "upg/error.h"
 #include "upg/kernels.h"
 
 namespace upg::kernels {
@@ -33,6 +38,51 @@ TEST(ThreadPool, SizeDefaultsToHardwareConcurrency) {
   ThreadPool three(3);
   EXPECT_EQ(three.size(), 3);
 }
+
+TEST(ThreadPool, RejectsBadCounts) {
+  EXPECT_THROW(ThreadPool(-1), Error);
+  try {
+    ThreadPool pool(100000);  // started 32k threads before failing, and aborted
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "n_threads 100000 exceeds the maximum of 512");
+  }
+}
+
+#if !defined(__SANITIZE_ADDRESS__)
+// A pool whose threads cannot all start stops those that did and throws; before, the
+// half-built pool unwound with running threads and the process called std::terminate.
+// Run in a child whose address space is capped, so thread stacks run out after a few.
+// (Not under ASan: its shadow memory needs a far larger address space than the cap.)
+TEST(ThreadPool, FailedStartCleansUp) {
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // What the process maps now plus 128 MiB: threads get 8 MiB stacks, so a dozen or so fit.
+    unsigned long pages = 0;
+    if (FILE* f = fopen("/proc/self/statm", "r")) {
+      if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+      fclose(f);
+    }
+    struct rlimit lim {};
+    getrlimit(RLIMIT_AS, &lim);
+    lim.rlim_cur = pages * uint64_t(sysconf(_SC_PAGESIZE)) + (128ull << 20);
+    if (pages == 0 || setrlimit(RLIMIT_AS, &lim) != 0) _exit(6);
+    try {
+      ThreadPool pool(ThreadPool::kMaxThreads);
+    } catch (const Error& e) {
+      _exit(std::string(e.what()).find("could not start thread") != std::string::npos ? 0 : 3);
+    } catch (...) {
+      _exit(4);
+    }
+    _exit(5);  // every thread started: the cap did not bite
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "child died by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+#endif
 
 TEST(ThreadPool, CoversRangeForManySizes) {
   for (int threads : {1, 2, 3, 5}) {

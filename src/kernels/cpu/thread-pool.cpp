@@ -4,9 +4,13 @@
 #include <chrono>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "upg/error.h"
 #include "upg/kernels.h"
 
 namespace upg::kernels {
@@ -114,17 +118,31 @@ struct ThreadPool::Impl {
 };
 
 ThreadPool::ThreadPool(int n_threads) : impl_(std::make_unique<Impl>()) {
-  if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n_threads < 0) throw Error(fmt::format("n_threads must be 0 (every core) or more, got {}", n_threads));
+  if (n_threads > kMaxThreads)
+    throw Error(fmt::format("n_threads {} exceeds the maximum of {}", n_threads, kMaxThreads));
+  if (n_threads == 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   impl_->n_threads = n_threads;
   impl_->workers.reserve(n_threads - 1);
-  for (int i = 1; i < n_threads; ++i) impl_->workers.emplace_back([this, i] { impl_->worker_loop(i); });
+  try {
+    for (int i = 1; i < n_threads; ++i) impl_->workers.emplace_back([this, i] { impl_->worker_loop(i); });
+  } catch (const std::system_error& e) {
+    // The workers already running would terminate the process when their std::thread
+    // objects are destroyed unjoined: stop them before reporting.
+    const size_t started = impl_->workers.size();
+    stop_workers();
+    throw Error(fmt::format("n_threads {}: could not start thread {}: {}", n_threads, started + 1, e.what()));
+  }
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::stop_workers() {
   impl_->stop = true;
   impl_->publish();
   for (auto& t : impl_->workers) t.join();
+  impl_->workers.clear();
 }
+
+ThreadPool::~ThreadPool() { stop_workers(); }
 
 int ThreadPool::size() const { return impl_->n_threads; }
 
