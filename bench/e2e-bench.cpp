@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include <filesystem>
@@ -48,7 +49,10 @@ std::string upg_file(Variant v) {
   return out.string();
 }
 
-void run_e2e(benchmark::State& state, upg::DType dtype, std::string path = "", upg::DType kv_type = upg::DType::F16) {
+// dtype: what GGUF block-quantized weights are dequantized to; nullopt runs them as
+// stored, through the integer kernels.
+void run_e2e(benchmark::State& state, std::optional<upg::DType> dtype, std::string path = "",
+             upg::DType kv_type = upg::DType::F16) {
   if (!std::ifstream(model_path()).good()) {
     state.SkipWithError("default model missing: run scripts/fetch-model.sh");
     return;
@@ -92,6 +96,7 @@ void run_e2e(benchmark::State& state, upg::DType dtype, std::string path = "", u
 
 void BM_E2E_DenseF32(benchmark::State& s) { run_e2e(s, upg::DType::F32); }
 void BM_E2E_DenseF16(benchmark::State& s) { run_e2e(s, upg::DType::F16); }
+void BM_E2E_Gguf(benchmark::State& s) { run_e2e(s, std::nullopt); }
 void BM_E2E_Upg(benchmark::State& s, Variant v, upg::DType kv_type = upg::DType::F16) {
   std::string path;
   try {
@@ -108,6 +113,8 @@ void BM_E2E_Upg(benchmark::State& s, Variant v, upg::DType kv_type = upg::DType:
 // Args: prompt tokens, decode tokens, threads.
 BENCHMARK(BM_E2E_DenseF32)->Name("UPG_E2E/dense_f32")->Args({128, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_E2E_DenseF16)->Name("UPG_E2E/dense_f16")->Args({128, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+// The default model's Q4_1 GGUF as shipped, on the integer kernels.
+BENCHMARK(BM_E2E_Gguf)->Name("UPG_E2E/gguf_q4_1")->Args({128, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_E2E_Upg, dense_int8, Variant::DenseInt8)
     ->Name("UPG_E2E/dense_int8")->Args({128, 128, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_E2E_Upg, upg_50, Variant::Unstructured50)

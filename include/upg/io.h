@@ -16,13 +16,13 @@
 namespace upg {
 
 struct LoadOptions {
-  // GGUF block-quantized tensors are dequantized at load to this type (F32, F16 or BF16).
-  // F16 by default: a 4- or 8-bit source loses nothing that matters in F16 (rounding of
-  // 2^-11 relative against a quantization step of 2^-4), and decode streams every weight
-  // once per token, so half the bytes is nearly twice the speed on a memory-bound CPU.
-  // F32 is there for bit-for-bit comparisons with fp32 references.
+  // GGUF block-quantized tensors stay in their blocks by default: the backend runs them
+  // with integer kernels (int8 activations), reading as many bytes per token as the file
+  // holds. Set, they are dequantized at load to this type (F32, F16 or BF16): the float
+  // path, F32 for bit-for-bit comparisons with fp32 references. Norms and other 1-D
+  // tensors are plain floats in every GGUF file and are never block-quantized.
   // F32/F16/BF16 tensors are never converted: they stay zero-copy views into the mmap.
-  DType dequant_to = DType::F16;
+  std::optional<DType> dequant_to;
   // Inspection only (upg info, upg tokenize): every tensor stays a view of the file as
   // stored, block-quantized and (GGUF llama) Q/K-permuted; nothing is converted, so the
   // load costs only the metadata parse. Such weights cannot be run.

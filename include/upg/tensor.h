@@ -15,8 +15,8 @@ namespace upg {
 enum class DType : uint8_t {
   F32, F16, BF16, F64,
   I8, U8, I16, U16, I32, U32, I64, U64, BOOL,
-  // GGUF block-quantized types (dequantized at load).
-  Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K,
+  // GGUF block-quantized types (ggml's block layouts).
+  Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, Q5_0, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS,
 };
 
 const char* dtype_name(DType t);

@@ -11,7 +11,10 @@
 namespace upg::cli_test {
 namespace {
 
-const char* const kCapital = "What is the capital of France?";
+// Berlin, not Paris: the France prompt's first token is a near tie ("The" 25.32 against
+// "L" 25.24 on the float path) that the integer path's int8 activations flip, and these
+// tests are about the CLI, not about that tie (src/engine/gguf-integer-test.cpp).
+const char* const kCapital = "What is the capital of Germany?";
 
 class CliGenerate : public ::testing::Test {
  protected:
@@ -27,10 +30,10 @@ class CliGenerate : public ::testing::Test {
   std::string model_;
 };
 
-TEST_F(CliGenerate, GreedyAnswersParisWithStats) {
+TEST_F(CliGenerate, GreedyAnswersBerlinWithStats) {
   ProcessResult r = run({"-p", kCapital, "-n", "24", "--temp", "0"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(contains(r.out, "Paris")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Berlin")) << r.out;
   // Stats and load messages belong on stderr, never mixed into the generated text.
   EXPECT_FALSE(contains(r.out, "tok/s")) << r.out;
   EXPECT_TRUE(contains(r.err, "tok/s")) << r.err;
@@ -81,9 +84,9 @@ TEST_F(CliGenerate, RawPromptSkipsTheChatTemplate) {
 }
 
 TEST_F(CliGenerate, StopStringIsNotPrinted) {
-  ProcessResult r = run({"-p", kCapital, "-n", "24", "--temp", "0", "-r", "Paris"});
+  ProcessResult r = run({"-p", kCapital, "-n", "24", "--temp", "0", "-r", "Berlin"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_FALSE(contains(r.out, "Paris")) << r.out;
+  EXPECT_FALSE(contains(r.out, "Berlin")) << r.out;
   EXPECT_FALSE(r.out.empty() || r.out == "\n") << "the text before the stop string is missing";
   EXPECT_TRUE(contains(r.err, "stop: stop string")) << r.err;
 }
@@ -115,10 +118,10 @@ TEST_F(CliGenerate, PromptPlusNPredictBeyondContextIsAnError) {
 // cache's type and size: SmolLM2-135M at a context of 64 keeps 30 layers x 64 slots x
 // 3 KV heads x 64 values for K and for V, 1.41 MiB in f16; int8 takes 1 byte a value
 // plus a 4-byte scale per 64.
-TEST_F(CliGenerate, Int8CacheAnswersParis) {
+TEST_F(CliGenerate, Int8CacheAnswersBerlin) {
   ProcessResult r = run({"-p", kCapital, "-n", "24", "--temp", "0", "--cache-type", "int8", "-c", "64"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(contains(r.out, "Paris")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Berlin")) << r.out;
   EXPECT_TRUE(contains(r.err, "context 64, KV cache int8 0.7 MiB")) << r.err;
   r = run({"-p", kCapital, "-n", "1", "--temp", "0", "-c", "64"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -153,7 +156,7 @@ TEST(CliFlags, InvalidSamplingFlagsNameTheFlag) {
 TEST_F(CliGenerate, ChatAnswersFromStdinAndExitsOnEof) {
   ProcessResult r = run_upg({"chat", model_, "--temp", "0", "-n", "32"}, std::string(kCapital) + "\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(contains(r.out, "Paris")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Berlin")) << r.out;
 }
 
 TEST_F(CliGenerate, ChatResetGivesTheSameAnswerAgain) {
@@ -163,7 +166,7 @@ TEST_F(CliGenerate, ChatResetGivesTheSameAnswerAgain) {
   ProcessResult r = run_upg({"chat", model_, "--temp", "0", "-n", "24"}, input);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const size_t half = r.out.size() / 2;
-  EXPECT_TRUE(contains(r.out.substr(0, half), "Paris")) << r.out;
+  EXPECT_TRUE(contains(r.out.substr(0, half), "Berlin")) << r.out;
   EXPECT_EQ(r.out.substr(0, half), r.out.substr(half)) << "the two answers differ:\n" << r.out;
 }
 

@@ -93,9 +93,7 @@ void add_perplexity_command(CLI::App& app) {
   add_threads_option(*cmd, args->model.threads, "Threads for the forward pass (default: every core)");
   add_cache_type_option(*cmd, args->model);
   add_reference_kernels_flag(*cmd, args->model);
-  cmd->add_option("--dtype", args->model.dtype, "Type GGUF block-quantized weights are dequantized to at load")
-      ->check(CLI::IsMember({"f32", "f16", "bf16"}))
-      ->capture_default_str();
+  add_dtype_option(*cmd, args->model);
   cmd->callback([args] { run(*args); });
 }
 

@@ -53,13 +53,18 @@ void add_model_options(CLI::App& app, ModelArgs& a, bool with_runtime) {
   app.add_option("-c,--ctx-size", a.ctx,
                  "Context length in tokens: prompt plus generation (default: the model's, at most 8192)")
       ->check(CLI::Range(0, std::numeric_limits<int>::max()));
-  app.add_option("--dtype", a.dtype, "Type GGUF block-quantized weights are dequantized to at load")
-      ->check(CLI::IsMember({"f32", "f16", "bf16"}))
-      ->capture_default_str();
+  add_dtype_option(app, a);
   add_cache_type_option(app, a);
   add_reference_kernels_flag(app, a);
   app.add_flag("--profile", a.profile,
                "Time every backend op and print where the time went (per op and per weight kind) at the end");
+}
+
+void add_dtype_option(CLI::App& app, ModelArgs& a) {
+  app.add_option("--dtype", a.dtype,
+                 "Dequantize GGUF block-quantized weights (Q4_0 ... IQ4_XS) to this float type at load instead of "
+                 "running them as stored with the integer kernels (the default): more memory, for comparisons")
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}));
 }
 
 void add_threads_option(CLI::App& app, int& threads, const std::string& help) {
@@ -88,7 +93,8 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   opts.reference_kernels = a.reference_kernels;
   opts.profile = a.profile;
   opts.kv_type = a.cache_type == "f32" ? DType::F32 : a.cache_type == "int8" ? DType::I8 : DType::F16;
-  opts.load.dequant_to = a.dtype == "f16" ? DType::F16 : a.dtype == "bf16" ? DType::BF16 : DType::F32;
+  if (!a.dtype.empty())
+    opts.load.dequant_to = a.dtype == "f16" ? DType::F16 : a.dtype == "bf16" ? DType::BF16 : DType::F32;
   auto t0 = std::chrono::steady_clock::now();
   auto model = Model::from_file(a.path, opts);
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

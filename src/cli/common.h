@@ -17,7 +17,7 @@ struct ModelArgs {
   std::string path;
   int threads = 0;
   int ctx = 0;
-  std::string dtype = "f16";  // what GGUF block-quantized weights are dequantized to
+  std::string dtype;  // empty: GGUF block-quantized weights run as stored; else what they are dequantized to
   bool reference_kernels = false;
   bool profile = false;
   std::string cache_type = "f16";
@@ -27,6 +27,8 @@ void add_cache_type_option(CLI::App& app, ModelArgs& args);
 // --reference-kernels, shared by every command that runs a model.
 void add_reference_kernels_flag(CLI::App& app, ModelArgs& args);
 void add_model_options(CLI::App& app, ModelArgs& args, bool with_runtime = true);
+// --dtype f32|f16|bf16: the float path for GGUF block-quantized weights.
+void add_dtype_option(CLI::App& app, ModelArgs& args);
 // -t/--threads in [0, ThreadPool::kMaxThreads], shared by every command that computes.
 void add_threads_option(CLI::App& app, int& threads, const std::string& help);
 // Loads the model, printing the load time to stderr.

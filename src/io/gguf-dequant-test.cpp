@@ -36,7 +36,8 @@ TEST(GgufDequant, MatchesGgufPyForEveryType) {
     EXPECT_EQ(rows, got);
     seen.push_back(dtype_name(t.dtype));
   }
-  EXPECT_EQ(seen, (std::vector<std::string>{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"}));
+  EXPECT_EQ(seen, (std::vector<std::string>{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K",
+                                            "Q5_K", "Q6_K", "Q2_K", "Q3_K", "IQ4_XS", "IQ4_NL"}));
 }
 
 TEST(GgufDequant, ConvertsToHalfTypesAndAppliesRowMap) {

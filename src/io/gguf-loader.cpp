@@ -87,9 +87,10 @@ std::vector<int64_t> unpermute_map(const GgufFile& g, const GgufTensorInfo& t, c
 }  // namespace
 
 ModelSource load_gguf(const std::string& path, const LoadOptions& opts) {
-  if (opts.dequant_to != DType::F32 && opts.dequant_to != DType::F16 && opts.dequant_to != DType::BF16)
+  if (opts.dequant_to && *opts.dequant_to != DType::F32 && *opts.dequant_to != DType::F16 &&
+      *opts.dequant_to != DType::BF16)
     throw Error(fmt::format("{}: cannot dequantize to {} (expected F32, F16 or BF16)", path,
-                            dtype_name(opts.dequant_to)));
+                            dtype_name(*opts.dequant_to)));
   GgufFile g = GgufFile::open(path);
   ModelSource src;
   src.path = path;
@@ -124,12 +125,15 @@ ModelSource load_gguf(const std::string& path, const LoadOptions& opts) {
     // A file with a small general.alignment may leave plain data misaligned for its type.
     const size_t elem_align = quantized ? 1 : size_t(dtype_block_bytes(t.dtype));
     const bool misaligned = reinterpret_cast<uintptr_t>(t.data) % elem_align != 0;
-    if (opts.as_stored || (!quantized && map.empty() && !misaligned)) {
+    // Block-quantized 2-D weights stay in their blocks for the integer kernels unless a
+    // float type is asked for; Q/K rows un-permuted by copying whole rows of blocks.
+    const bool keep_blocks = quantized && !opts.dequant_to && t.ne.size() > 1;
+    if (opts.as_stored || (!quantized && map.empty() && !misaligned) || (keep_blocks && map.empty())) {
       v.dtype = t.dtype;
       v.data = t.data;
       v.nbytes = t.nbytes;
     } else {
-      v.dtype = quantized ? opts.dequant_to : t.dtype;
+      v.dtype = keep_blocks || !quantized ? t.dtype : opts.dequant_to.value_or(DType::F32);
       v.nbytes = dtype_bytes(v.dtype, t.numel());
       std::byte* dst = ws.allocate(v.nbytes);
       try {

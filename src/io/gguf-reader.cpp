@@ -200,34 +200,29 @@ std::string ggml_type_name(uint32_t id) {
   return "unknown";
 }
 
+namespace {
+struct GgmlDType {
+  GgmlType id;
+  DType dtype;
+};
+constexpr GgmlDType kGgmlDTypes[] = {
+    {GGML_F32, DType::F32},   {GGML_F16, DType::F16},       {GGML_BF16, DType::BF16},    {GGML_Q4_0, DType::Q4_0},
+    {GGML_Q4_1, DType::Q4_1}, {GGML_Q5_0, DType::Q5_0},     {GGML_Q5_1, DType::Q5_1},    {GGML_Q8_0, DType::Q8_0},
+    {GGML_Q2_K, DType::Q2_K}, {GGML_Q3_K, DType::Q3_K},     {GGML_Q4_K, DType::Q4_K},    {GGML_Q5_K, DType::Q5_K},
+    {GGML_Q6_K, DType::Q6_K}, {GGML_IQ4_NL, DType::IQ4_NL}, {GGML_IQ4_XS, DType::IQ4_XS},
+};
+}  // namespace
+
 std::optional<DType> ggml_to_dtype(uint32_t id) {
-  switch (id) {
-    case GGML_F32: return DType::F32;
-    case GGML_F16: return DType::F16;
-    case GGML_BF16: return DType::BF16;
-    case GGML_Q4_0: return DType::Q4_0;
-    case GGML_Q4_1: return DType::Q4_1;
-    case GGML_Q8_0: return DType::Q8_0;
-    case GGML_Q4_K: return DType::Q4_K;
-    case GGML_Q5_K: return DType::Q5_K;
-    case GGML_Q6_K: return DType::Q6_K;
-    default: return std::nullopt;
-  }
+  for (const GgmlDType& e : kGgmlDTypes)
+    if (e.id == id) return e.dtype;
+  return std::nullopt;
 }
 
 uint32_t dtype_to_ggml(DType t) {
-  switch (t) {
-    case DType::F32: return GGML_F32;
-    case DType::F16: return GGML_F16;
-    case DType::BF16: return GGML_BF16;
-    case DType::Q4_0: return GGML_Q4_0;
-    case DType::Q4_1: return GGML_Q4_1;
-    case DType::Q8_0: return GGML_Q8_0;
-    case DType::Q4_K: return GGML_Q4_K;
-    case DType::Q5_K: return GGML_Q5_K;
-    case DType::Q6_K: return GGML_Q6_K;
-    default: throw Error(fmt::format("GGUF cannot hold tensors of type {}", dtype_name(t)));
-  }
+  for (const GgmlDType& e : kGgmlDTypes)
+    if (e.dtype == t) return e.id;
+  throw Error(fmt::format("GGUF cannot hold tensors of type {}", dtype_name(t)));
 }
 
 size_t GgufArray::size() const {

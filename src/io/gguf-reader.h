@@ -26,8 +26,9 @@ bool gguf_type_is_integer(GgufType t);  // BOOL excluded
 
 // ggml tensor type ids this engine reads.
 enum GgmlType : uint32_t {
-  GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q8_0 = 8,
-  GGML_Q4_K = 12, GGML_Q5_K = 13, GGML_Q6_K = 14, GGML_BF16 = 30,
+  GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q5_0 = 6, GGML_Q5_1 = 7, GGML_Q8_0 = 8,
+  GGML_Q2_K = 10, GGML_Q3_K = 11, GGML_Q4_K = 12, GGML_Q5_K = 13, GGML_Q6_K = 14, GGML_IQ4_NL = 20,
+  GGML_IQ4_XS = 23, GGML_BF16 = 30,
 };
 // Name of any ggml type id ("Q4_K", "IQ2_XS", ...), or "unknown".
 std::string ggml_type_name(uint32_t id);

@@ -16,9 +16,6 @@ const TensorView& WeightBinder::expect(const std::string& name, std::vector<int6
   if (t.shape != shape)
     throw Error(fmt::format("{}: tensor '{}' has shape [{}], expected [{}]", store_.source, name,
                             fmt::join(t.shape, ", "), fmt::join(shape, ", ")));
-  if (dtype_is_quantized(t.dtype))
-    throw Error(fmt::format("{}: tensor '{}' is still block-quantized ({}); dequantize at load", store_.source, name,
-                            dtype_name(t.dtype)));
   return t;
 }
 
@@ -29,7 +26,8 @@ const float* WeightBinder::vector(const std::string& name, int64_t n) {
     // Norms and biases are tiny; converting them once keeps every kernel fp32-only here.
     auto* out = reinterpret_cast<float*>(store_.allocate(size_t(n) * sizeof(float)));
     if (t.dtype != DType::F16 && t.dtype != DType::BF16)
-      throw Error(fmt::format("{}: tensor '{}' has unsupported dtype {}", store_.source, name, dtype_name(t.dtype)));
+      throw Error(fmt::format("{}: tensor '{}' has unsupported dtype {} (a vector must be F32, F16 or BF16)",
+                              store_.source, name, dtype_name(t.dtype)));
     convert_to_f32(t.dtype, t.data, out, n);
     v = out;
   }
@@ -63,7 +61,7 @@ LinearWeight WeightBinder::linear_rows(const std::string& name, int64_t total_ro
     return w;
   }
   const TensorView& t = expect(name, {total_rows, cols});
-  if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
+  if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && !dtype_is_quantized(t.dtype))
     throw Error(fmt::format("{}: tensor '{}' has unsupported dtype {}", store_.source, name, dtype_name(t.dtype)));
   LinearWeight w;
   w.name = t.name.c_str();

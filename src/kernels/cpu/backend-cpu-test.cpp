@@ -199,7 +199,9 @@ TEST(CompressedSupport, NmIsInt8Only) {
   EXPECT_FALSE(be->supports(Layout::NM, Encoding::Codebook));
   EXPECT_TRUE(be->supports(Op::Matmul, DType::I8));
   EXPECT_TRUE(be->supports(Op::Embed, DType::I8));
-  EXPECT_FALSE(be->supports(Op::Matmul, DType::Q4_0));
+  EXPECT_TRUE(be->supports(Op::Matmul, DType::Q4_0));  // GGUF blocks: the integer kernels
+  EXPECT_TRUE(be->supports(Op::Embed, DType::IQ4_XS));
+  EXPECT_FALSE(be->supports(Op::Matmul, DType::U16));
 }
 
 // Dense int8 with per-row scales: matmul (with a bias, odd column count for the loop

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/page-in.h"
+#include "format/ggml-blocks.h"
 #include "upg/backend.h"
 #include "upg/error.h"
 #include "upg/format.h"
@@ -32,8 +33,10 @@ class CpuBackend final : public Backend {
   int n_threads() const override { return pool_.size(); }
 
   bool supports(Op op, DType t) const override {
+    // Block-quantized (GGUF) weights run through the integer kernels, and embed dequantizes
+    // the rows it needs.
     if (op == Op::Matmul || op == Op::Embed)
-      return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::I8;
+      return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::I8 || dtype_is_quantized(t);
     if (op == Op::Attention) return t == DType::F32 || t == DType::F16 || t == DType::I8;  // the KV cache's type
     return true;
   }
@@ -119,6 +122,9 @@ class CpuBackend final : public Backend {
         throw Error(fmt::format("embed: token id {} outside the {} rows of '{}'", tokens[t], table.rows, table.name));
       if (table.compressed) {
         format::decode_row(*table.compressed, tokens[t], o);
+      } else if (dtype_is_quantized(table.dtype)) {
+        const auto* row = static_cast<const uint8_t*>(table.data) + dtype_bytes(table.dtype, tokens[t] * table.cols);
+        format::dequantize_ggml(table.dtype, row, o, table.cols);
       } else if (table.dtype == DType::I8) {
         const auto* row = static_cast<const int8_t*>(table.data) + int64_t(tokens[t]) * table.cols;
         const float s = table.scales[tokens[t]];

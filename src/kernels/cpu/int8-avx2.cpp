@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/block-quant.h"
 #include "kernels/cpu/int8-kernels.h"
 
 #pragma GCC push_options
@@ -349,7 +350,8 @@ void nm24(const Nm24Rows& m, const QuantizedActs& a, int64_t r0, int64_t r1, flo
 // Bitmap windows and N:M in the file's layout do not run on AVX2 (2:4 as Nm24Rows, other
 // int8 layouts as DenseRows4, prime and codebook as dense fp16 through the float
 // matmul); their entries are the scalar kernels.
-const Int8Kernels kInt8Avx2 = {"avx2", dense, nm_scalar, bitmap_scalar, bitmap_f16_scalar, nullptr, nm24, dense_rows4, nullptr};
+const Int8Kernels kInt8Avx2 = {"avx2", dense,       nm_scalar, bitmap_scalar,   bitmap_f16_scalar, nullptr,
+                               nm24,   dense_rows4, nullptr,   block_quant_avx2};
 
 }  // namespace upg::kernels
 

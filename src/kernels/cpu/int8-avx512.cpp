@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/block-quant.h"
 #include "kernels/cpu/int8-kernels.h"
 
 // After the includes, so only this file's own code is built for AVX-512 (a standard
@@ -559,7 +560,8 @@ void bitmap_f16(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t
 
 }  // namespace
 
-const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense, nm, bitmap, bitmap_f16, bitmap_rows16, nullptr, nullptr, nm24_rows16};
+const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense,   nm,      bitmap,     bitmap_f16,        bitmap_rows16,
+                                 nullptr,       nullptr, nm24_rows16, block_quant_avx512};
 
 }  // namespace upg::kernels
 

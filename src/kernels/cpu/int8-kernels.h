@@ -62,6 +62,7 @@ struct QuantizedActs {
   const float* vector_lane_scales(int64_t t) const { return lane_scales.data() + t * (stride / 4); }
 };
 class ThreadPool;
+struct BlockQuantRows;
 // Symmetric round-to-nearest-even per block. Buffers only grow, so a decode loop reuses
 // them. With a pool, tokens are split over its threads.
 void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs& out, ThreadPool* pool = nullptr);
@@ -246,6 +247,10 @@ struct Int8Kernels {
   // 2:4 int8 in Nm24Rows16, row groups [g0, g1), any number of tokens; null on targets
   // that run 2:4 otherwise.
   void (*nm24_rows16)(const Nm24Rows16& m, const QuantizedActs& a, int64_t g0, int64_t g1, float* y, int64_t ldy);
+  // GGUF block-quantized weights (block-quant.h), rows [r0, r1), any number of tokens;
+  // sums from block_sums.
+  void (*block_quant)(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t r0, int64_t r1,
+                      float* y, int64_t ldy);
 };
 
 extern const Int8Kernels kInt8Scalar;

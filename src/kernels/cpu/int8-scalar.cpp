@@ -3,6 +3,7 @@
 // multiply by the block's activation scale, exactly as the SIMD kernels do.
 #include <algorithm>
 
+#include "kernels/cpu/block-quant.h"
 #include "kernels/cpu/int8-kernels.h"
 #include "upg/tensor.h"
 
@@ -96,6 +97,7 @@ void bitmap_f16_scalar(const BitmapMatrix& m, const float* x, int64_t n_tokens, 
   }
 }
 
-const Int8Kernels kInt8Scalar = {"scalar", dense, nm_scalar, bitmap_scalar, bitmap_f16_scalar, nullptr, nullptr, nullptr, nullptr};
+const Int8Kernels kInt8Scalar = {"scalar", dense,   nm_scalar, bitmap_scalar, bitmap_f16_scalar, nullptr, nullptr,
+                                 nullptr,  nullptr, block_quant_scalar};
 
 }  // namespace upg::kernels

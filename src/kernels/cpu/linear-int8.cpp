@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "format/ggml-blocks.h"
 #include "upg/error.h"
 
 namespace upg::kernels {
@@ -49,6 +50,7 @@ static void pack_into(const format::CompressedMatrix& m, Int8Linear::Form form, 
 void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
   if (kernels_ != CpuKernels::Fast) return;
   prepare_dense(weights);
+  prepare_blocks(weights);
   std::vector<const format::CompressedMatrix*> todo;
   for (const LinearWeight* w : weights) {
     const format::CompressedMatrix* m = w->compressed;
@@ -89,6 +91,39 @@ void Int8Linear::prepare_dense(std::span<const LinearWeight* const> weights) {
   for (size_t i = 0; i < todo.size(); ++i) dense_packed_.insert_or_assign(todo[i]->data, std::move(done[i]));
 }
 
+// pack_block_quant's errors name the row and block; this names the weight.
+BlockQuantRows Int8Linear::pack_block(const LinearWeight& w) {
+  try {
+    return pack_block_quant(w.dtype, static_cast<const std::byte*>(w.data), w.rows, w.cols);
+  } catch (const Error& e) {
+    throw Error(fmt::format("'{}': {}", w.name, e.what()));
+  }
+}
+
+void Int8Linear::prepare_blocks(std::span<const LinearWeight* const> weights) {
+  std::vector<const LinearWeight*> todo;
+  for (const LinearWeight* w : weights) {
+    if (w->compressed || !dtype_is_quantized(w->dtype) || block_packed(*w)) continue;
+    if (std::none_of(todo.begin(), todo.end(), [&](const LinearWeight* o) { return o->data == w->data; }))
+      todo.push_back(w);
+  }
+  std::vector<BlockPacked> done(todo.size());
+  pool_.parallel_for(int64_t(todo.size()), [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const LinearWeight& w = *todo[size_t(i)];
+      done[size_t(i)] = {w.dtype, w.rows, w.cols, pack_block(w)};
+    }
+  });
+  for (size_t i = 0; i < todo.size(); ++i) block_packed_.insert_or_assign(todo[i]->data, std::move(done[i]));
+}
+
+const BlockQuantRows* Int8Linear::block_packed(const LinearWeight& w) const {
+  auto it = block_packed_.find(w.data);
+  if (it == block_packed_.end()) return nullptr;
+  const BlockPacked& p = it->second;
+  return p.type == w.dtype && p.rows == w.rows && p.cols == w.cols ? &p.m : nullptr;
+}
+
 const DenseRows4* Int8Linear::dense_packed(const LinearWeight& w) const {
   if (!int8_kernels().dense_rows4) return nullptr;
   auto it = dense_packed_.find(w.data);
@@ -116,12 +151,18 @@ void Int8Linear::check(const LinearWeight& w) {
   if (w.compressed && (w.compressed->rows != w.rows || w.compressed->cols != w.cols))
     throw Error(fmt::format("matmul: '{}' is bound as [{}, {}] but its compressed matrix is [{}, {}]", w.name, w.rows,
                             w.cols, w.compressed->rows, w.compressed->cols));
-  if (!w.compressed && !w.scales) throw Error(fmt::format("matmul: int8 weight '{}' has no scales", w.name));
+  if (!w.compressed && w.dtype == DType::I8 && !w.scales)
+    throw Error(fmt::format("matmul: int8 weight '{}' has no scales", w.name));
 }
 
 Int8Linear::Job Int8Linear::job_for(const LinearWeight& w, float* y) {
-  Job j{&w, y, Form::InPlace, nullptr, nullptr, w.rows, 0};
-  if (const format::CompressedMatrix* m = w.compressed) {
+  Job j{&w, y, Form::InPlace, nullptr, nullptr, nullptr, nullptr, w.rows, 0};
+  if (dtype_is_quantized(w.dtype) && !w.compressed) {
+    j.form = Form::BlockQuant;
+    j.block = block_packed(w);
+    if (!j.block)  // not prepared: pack on first use, as compressed weights are
+      j.block = &block_packed_.insert_or_assign(w.data, BlockPacked{w.dtype, w.rows, w.cols, pack_block(w)}).first->second.m;
+  } else if (const format::CompressedMatrix* m = w.compressed) {
     j.form = form_for(*m);
     if (j.form != Form::InPlace) j.packed = &packed_of(*m);
     if (j.form == Form::Tiles16) j.units = j.packed->bitmap16.groups;
@@ -154,6 +195,7 @@ uint64_t Int8Linear::Job::cost_before(int64_t u) const {
     }
     case Form::Nm24Rows16: return n * uint64_t(packed->nm24x16.blocks * kNm24RecordBytes);
     case Form::Nm24: return n * uint64_t(packed->nm24.windows) * (32 + kNm24CodeBytes);  // values + pair codes
+    case Form::BlockQuant: return n * uint64_t(block->row_bytes() + block->subs * (block->has_min ? 4 : 2));
     default: return n * cols;
   }
 }
@@ -173,6 +215,8 @@ void Int8Linear::Job::run(const Int8Kernels& k, const QuantizedActs& a, const fl
     k.bitmap(packed->bitmap, a, r0, r1, y, rows);
   } else if (form == Form::Nm24) {
     k.nm24(packed->nm24, a, r0, r1, y, rows);
+  } else if (form == Form::BlockQuant) {
+    k.block_quant(*block, a, sums, r0, r1, y, rows);
   } else if (dense4) {
     k.dense_rows4(*dense4, a, r0, r1, y, rows);
   } else if (w->compressed) {
@@ -185,11 +229,21 @@ void Int8Linear::Job::run(const Int8Kernels& k, const QuantizedActs& a, const fl
     for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += w->bias[r];
 }
 
-void Int8Linear::run_jobs(std::span<const Job> jobs, const float* x, int64_t n_tokens) {
+void Int8Linear::run_jobs(std::span<Job> jobs, const float* x, int64_t n_tokens) {
   // Prime and codebook bitmaps multiply fp32 activations; everything else int8 ones, which
   // every job of the call shares.
   if (std::any_of(jobs.begin(), jobs.end(), [](const Job& j) { return !j.float_acts(); }))
     quantize_acts(x, n_tokens, jobs[0].w->cols, acts_, &pool_);
+  // The activation sums of block-quantized weights, once per sub-block size.
+  bool done16 = false, done32 = false;
+  for (Job& j : jobs) {
+    if (!j.block) continue;
+    const bool s16 = j.block->sub == 16;
+    std::vector<float>& sums = s16 ? sums16_ : sums32_;
+    if (!(s16 ? done16 : done32)) block_sums(acts_, j.block->sub, j.block->subs, sums);
+    (s16 ? done16 : done32) = true;
+    j.sums = sums.data();
+  }
   int64_t units = 0;
   uint64_t total = 0;
   for (const Job& j : jobs) {
@@ -292,6 +346,22 @@ void Int8Linear::reference(const LinearWeight& w, const float* x, int64_t n_toke
       format::reference_matmul(part, x, n_tokens, buf.data(), bias);
       for (int64_t t = 0; t < n_tokens; ++t)
         std::memcpy(y + t * rows + r0, buf.data() + t * n, size_t(n) * sizeof(float));
+      return;
+    }
+    if (dtype_is_quantized(w.dtype)) {
+      // GGUF blocks: each row dequantized as the float path does, then a plain dot product.
+      std::vector<float>& row = ref_scratch_[size_t(thread)];
+      if (row.size() < size_t(cols)) row.resize(size_t(cols));
+      const size_t row_bytes = dtype_bytes(w.dtype, cols);
+      for (int64_t r = r0; r < r1; ++r) {
+        format::dequantize_ggml(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(r) * row_bytes, row.data(), cols);
+        for (int64_t t = 0; t < n_tokens; ++t) {
+          const float* xt = x + t * cols;
+          double acc = 0;
+          for (int64_t c = 0; c < cols; ++c) acc += double(row[size_t(c)]) * xt[c];
+          y[t * rows + r] = float(acc) + (w.bias ? w.bias[r] : 0.0f);
+        }
+      }
       return;
     }
     const auto* W = static_cast<const int8_t*>(w.data);

@@ -1,12 +1,14 @@
 #pragma once
-// The CPU backend's matmul for dense int8 and UPG-compressed weights: picks the layout's
-// kernel, keeps the repacked (bitmap) form of each compressed weight, quantizes activations
-// once per call and splits rows over the threads by work.
+// The CPU backend's matmul for dense int8, UPG-compressed and GGUF block-quantized
+// weights: picks the layout's kernel, keeps the repacked form of each compressed or
+// block-quantized weight, quantizes activations once per call and splits rows over the
+// threads by work.
 #include <cstdint>
 #include <span>
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/cpu/block-quant.h"
 #include "kernels/cpu/int8-kernels.h"
 #include "upg/backend.h"
 #include "upg/kernels.h"
@@ -16,14 +18,16 @@ namespace upg::kernels {
 class Int8Linear {
  public:
   // How a compressed matrix executes on the current target (form_for, below).
-  enum class Form { InPlace, Tiles16, Nm24Rows16, Nm24, Dense4, DenseF16, Bitmap };
+  enum class Form { InPlace, Tiles16, Nm24Rows16, Nm24, Dense4, DenseF16, Bitmap, BlockQuant };
   Int8Linear(ThreadPool& pool, CpuKernels kernels) : pool_(pool), kernels_(kernels) {
     cuts_.reserve(size_t(pool.size()) + 1);
   }
-  // Whether matmul() runs this weight (int8 or compressed).
-  static bool handles(const LinearWeight& w) { return w.compressed || w.dtype == DType::I8; }
-  // Repacks the compressed weights among these into their execution forms, and on AVX2
-  // the dense int8 ones into DenseRows4, spread over the pool's threads.
+  // Whether matmul() runs this weight (int8, compressed or GGUF block-quantized).
+  static bool handles(const LinearWeight& w) {
+    return w.compressed || w.dtype == DType::I8 || dtype_is_quantized(w.dtype);
+  }
+  // Repacks the compressed and block-quantized weights among these into their execution
+  // forms, and on AVX2 the dense int8 ones into DenseRows4, spread over the pool's threads.
   void prepare(std::span<const LinearWeight* const> weights);
   // y[n_tokens, rows] = x W^T (+ bias) for a weight handles() accepts.
   void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
@@ -56,6 +60,8 @@ class Int8Linear {
     Form form;
     const Packed* packed;      // of a compressed weight in a repacked form
     const DenseRows4* dense4;  // dense int8 rows interleaved by 4 (AVX2)
+    const BlockQuantRows* block;  // a GGUF block-quantized weight's execution form
+    const float* sums;            // block_sums of the call's activations, for `block`
     int64_t units;
     uint64_t cost;            // cost_before(units), for the cuts
     bool float_acts() const;  // multiplies fp32 activations, not int8 ones
@@ -66,7 +72,7 @@ class Int8Linear {
   };
   Job job_for(const LinearWeight& w, float* y);
   // Quantizes x once and runs every job's units, split by cost over the pool's threads.
-  void run_jobs(std::span<const Job> jobs, const float* x, int64_t n_tokens);
+  void run_jobs(std::span<Job> jobs, const float* x, int64_t n_tokens);
   struct Cut {  // where a thread's range of a call's units starts
     size_t job;
     int64_t unit;
@@ -103,6 +109,18 @@ class Int8Linear {
   };
   std::unordered_map<const void*, DensePacked> dense_packed_;
   const DenseRows4* dense_packed(const LinearWeight& w) const;
+  // GGUF block-quantized weights in BlockQuantRows, by their data; built by prepare(), or
+  // on first use.
+  struct BlockPacked {
+    DType type;
+    int64_t rows, cols;
+    BlockQuantRows m;
+  };
+  std::unordered_map<const void*, BlockPacked> block_packed_;
+  const BlockQuantRows* block_packed(const LinearWeight& w) const;
+  void prepare_blocks(std::span<const LinearWeight* const> weights);
+  static BlockQuantRows pack_block(const LinearWeight& w);
+  std::vector<float> sums16_, sums32_;          // block_sums of a call, reused
   QuantizedActs acts_;                          // reused by every call: no allocation per token
   std::vector<Job> jobs_;                       // likewise
   std::vector<Cut> cuts_;                       // [threads + 1], likewise

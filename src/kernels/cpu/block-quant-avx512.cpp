@@ -1,0 +1,146 @@
+// block_quant on AVX-512 VNNI: per 64 columns one vpdpbusd with the weight codes as its
+// unsigned operand and the signed activations as the other, one float conversion, and
+// one multiply-add by the product of the weight's and the activations' lane scales.
+// 4-bit codes come as 32 bytes split into low and high nibbles (IQ4 through one in-lane
+// byte shuffle from the table); 8-bit codes as 64 bytes.
+#include <immintrin.h>
+
+#include "format/ggml-blocks.h"
+#include "kernels/cpu/block-quant.h"
+#include "kernels/cpu/int8-kernels.h"
+
+#pragma GCC push_options
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")
+
+namespace upg::kernels {
+namespace {
+
+constexpr int kTile = 8;            // tokens per pass over a row
+constexpr int64_t kPrefetch = 8192;  // bytes ahead on the code stream, as the int8 kernels
+
+// Sixteen lanes from the first values of v, Per lanes each: lane i of a vpdpbusd sum holds
+// columns 4i..4i+3, so a 32-column scale covers 8 lanes and a 16-column one 4.
+template <int Per>
+inline __m512 spread(__m128 v) {
+  const __m512i idx = Per == 8 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                               : _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v));
+}
+
+// The weight scales of 64 columns as lanes: two fp16 values (Sub 32) or four (Sub 16).
+template <int Sub>
+inline __m512 weight_lanes(const uint16_t* d) {
+  if constexpr (Sub == 32) {
+    int32_t two;
+    __builtin_memcpy(&two, d, 4);
+    return spread<8>(_mm_cvtph_ps(_mm_cvtsi32_si128(two)));
+  } else {
+    return spread<4>(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(d))));
+  }
+}
+
+// The activations' block scales of 64 columns (two 32-column blocks) as lanes.
+inline __m512 act_lanes(const float* s) {
+  return spread<8>(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(s))));
+}
+
+// sum_s (m[s] or offset * d[s]) * sums[s] over a row's sub-blocks.
+inline float min_term(const BlockQuantRows& m, int64_t r, const float* sums) {
+  const uint16_t* src = m.has_min ? m.row_m(r) : m.row_d(r);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t s = 0; s < m.subs; s += 16) {
+    const __mmask16 k = m.subs - s >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (m.subs - s)) - 1);
+    const __m512 v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, src + s));
+    acc = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(k, sums + s), acc);
+  }
+  const float t = _mm512_reduce_add_ps(acc);
+  return m.has_min ? t : m.offset * t;
+}
+
+template <int Bits, bool Lut>
+inline __m512i codes64(const uint8_t* codes, int64_t v, __m512i lut) {
+  if constexpr (Bits == 8) {
+    return _mm512_loadu_si512(codes + 64 * v);
+  } else {
+    const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 32 * v));
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    const __m256i lo = _mm256_and_si256(p, low), hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), low);
+    const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    if constexpr (Lut) return _mm512_shuffle_epi8(lut, w);
+    return w;
+  }
+}
+
+template <int NT, int Bits, int Sub, bool Lut>
+void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t t0, int64_t r0, int64_t r1,
+          float* y, int64_t ldy) {
+  constexpr int A = NT >= 4 ? 1 : 2;  // a lone token alternates two chains
+  constexpr int64_t kVecBytes = Bits == 4 ? 32 : 64;
+  const int64_t nv = m.padded_cols / 64;
+  const __m512i lut = Lut ? _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(format::kIq4Lut)))
+                          : _mm512_setzero_si512();
+  const int8_t* xq[NT];
+  const float* bs[NT];
+  for (int j = 0; j < NT; ++j) xq[j] = a.signed_row(t0 + j), bs[j] = a.block_scales(t0 + j);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* codes = m.row_codes(r);
+    const uint16_t* d = m.row_d(r);
+    __m512 f[A][NT];
+    for (int i = 0; i < A; ++i)
+      for (int j = 0; j < NT; ++j) f[i][j] = _mm512_setzero_ps();
+    auto step = [&](int64_t v, __m512(&acc)[NT]) {
+      _mm_prefetch(reinterpret_cast<const char*>(codes + kVecBytes * v + kPrefetch), _MM_HINT_T0);
+      const __m512i w = codes64<Bits, Lut>(codes, v, lut);
+      const __m512 wd = weight_lanes<Sub>(d + v * (64 / Sub));
+      for (int j = 0; j < NT; ++j) {
+        const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq[j] + 64 * v));
+        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wd, act_lanes(bs[j] + 2 * v)), acc[j]);
+      }
+    };
+    int64_t v = 0;
+    for (; v + A <= nv; v += A)
+      for (int i = 0; i < A; ++i) step(v + i, f[i]);
+    for (; v < nv; ++v) step(v, f[0]);
+    for (int j = 0; j < NT; ++j) {
+      __m512 t = f[0][j];
+      for (int i = 1; i < A; ++i) t = _mm512_add_ps(t, f[i][j]);
+      y[(t0 + j) * ldy + r] = _mm512_reduce_add_ps(t) + min_term(m, r, sums + (t0 + j) * m.subs);
+    }
+  }
+}
+
+template <int Bits, int Sub, bool Lut>
+void over_tokens(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t r0, int64_t r1, float* y,
+                 int64_t ldy) {
+  int64_t t = 0;
+  for (; t + kTile <= a.n_tokens; t += kTile) tile<kTile, Bits, Sub, Lut>(m, a, sums, t, r0, r1, y, ldy);
+  if (a.n_tokens - t >= 4) {
+    tile<4, Bits, Sub, Lut>(m, a, sums, t, r0, r1, y, ldy);
+    t += 4;
+  }
+  switch (a.n_tokens - t) {
+    case 3: tile<3, Bits, Sub, Lut>(m, a, sums, t, r0, r1, y, ldy); break;
+    case 2: tile<2, Bits, Sub, Lut>(m, a, sums, t, r0, r1, y, ldy); break;
+    case 1: tile<1, Bits, Sub, Lut>(m, a, sums, t, r0, r1, y, ldy); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+void block_quant_avx512(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t r0, int64_t r1,
+                        float* y, int64_t ldy) {
+  if (m.bits == 8 && m.sub == 32) return over_tokens<8, 32, false>(m, a, sums, r0, r1, y, ldy);
+  if (m.bits == 8) return over_tokens<8, 16, false>(m, a, sums, r0, r1, y, ldy);
+  if (m.lut) return over_tokens<4, 32, true>(m, a, sums, r0, r1, y, ldy);
+  if (m.sub == 32) return over_tokens<4, 32, false>(m, a, sums, r0, r1, y, ldy);
+  over_tokens<4, 16, false>(m, a, sums, r0, r1, y, ldy);
+}
+
+}  // namespace upg::kernels
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options

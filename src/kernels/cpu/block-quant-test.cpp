@@ -1,0 +1,186 @@
+// The GGUF block-quantized kernels on every target this CPU runs, for every type, against
+// a plain double-precision product of the dequantized weights (format::dequantize_ggml,
+// itself checked against gguf-py in the io tests) with the dequantized int8 activations
+// the kernels see: what is left is summation order and, for the K and XS types, fp16
+// rounding of the sub-block scales (2^-11 relative), so the tolerance is 2e-3 of sum |w x|.
+#include "kernels/cpu/block-quant.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "format/ggml-blocks.h"
+#include "kernels/cpu/for-each-target.h"
+#include "kernels/cpu/int8-kernels.h"
+#include "upg/backend.h"
+#include "upg/error.h"
+#include "upg/kernels.h"
+
+namespace upg::kernels {
+namespace {
+
+// Where each type keeps its fp16 scales, so random blocks get sane ones.
+struct ScaleAt {
+  DType type;
+  int at[2];  // byte offsets of d (and dmin); -1: none
+};
+constexpr ScaleAt kTypes[] = {
+    {DType::Q4_0, {0, -1}},   {DType::Q4_1, {0, 2}},    {DType::Q5_0, {0, -1}},   {DType::Q5_1, {0, 2}},
+    {DType::Q8_0, {0, -1}},   {DType::Q2_K, {80, 82}},  {DType::Q3_K, {108, -1}}, {DType::Q4_K, {0, 2}},
+    {DType::Q5_K, {0, 2}},    {DType::Q6_K, {208, -1}}, {DType::IQ4_NL, {0, -1}}, {DType::IQ4_XS, {0, -1}},
+};
+
+std::vector<std::byte> random_blocks(const ScaleAt& t, int64_t rows, int64_t cols, std::mt19937& rng, bool zero) {
+  const int64_t blocks = rows * cols / dtype_block_elems(t.type), bytes = dtype_block_bytes(t.type);
+  std::vector<std::byte> b(size_t(blocks * bytes));
+  if (zero) return b;
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(-0.05f, 0.05f);
+  for (auto& x : b) x = std::byte(byte(rng));
+  for (int64_t k = 0; k < blocks; ++k)
+    for (int at : t.at)
+      if (at >= 0) {
+        const uint16_t h = fp32_to_fp16(scale(rng));
+        std::memcpy(b.data() + k * bytes + at, &h, 2);
+      }
+  return b;
+}
+
+std::vector<float> random_x(std::mt19937& rng, int64_t n) {
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = g(rng);
+  x[size_t(n / 3)] = 30.0f;  // an outlier, as real activations have
+  return x;
+}
+
+void check_type(const ScaleAt& t, int64_t rows, int64_t cols, int64_t n_tokens, bool zero, std::mt19937& rng) {
+  SCOPED_TRACE(::testing::Message() << dtype_name(t.type) << " " << rows << "x" << cols << " tokens " << n_tokens
+                                    << (zero ? " all-zero" : ""));
+  const std::vector<std::byte> blocks = random_blocks(t, rows, cols, rng, zero);
+  std::vector<float> w(size_t(rows * cols));
+  format::dequantize_ggml(t.type, reinterpret_cast<const uint8_t*>(blocks.data()), w.data(), rows * cols);
+  const std::vector<float> x = random_x(rng, n_tokens * cols);
+  QuantizedActs a;
+  quantize_acts(x.data(), n_tokens, cols, a);
+  std::vector<float> xq(size_t(n_tokens * cols));
+  for (int64_t tk = 0; tk < n_tokens; ++tk)
+    for (int64_t c = 0; c < cols; ++c)
+      xq[size_t(tk * cols + c)] = a.block_scales(tk)[c / kActBlock] * float(a.signed_row(tk)[c]);
+
+  const BlockQuantRows m = pack_block_quant(t.type, blocks.data(), rows, cols);
+  std::vector<float> sums;
+  block_sums(a, m.sub, m.subs, sums);
+  testing::for_each_target([&](const std::string&) {
+    std::vector<float> y(size_t(n_tokens * rows) + 1, 777.0f);
+    const int64_t mid = rows / 3;  // two calls: a kernel writing outside its rows shows
+    int8_kernels().block_quant(m, a, sums.data(), 0, mid, y.data(), rows);
+    int8_kernels().block_quant(m, a, sums.data(), mid, rows, y.data(), rows);
+    ASSERT_EQ(y.back(), 777.0f) << "wrote past the output";
+    for (int64_t tk = 0; tk < n_tokens; ++tk)
+      for (int64_t r = 0; r < rows; ++r) {
+        double ref = 0, bound = 0;
+        for (int64_t c = 0; c < cols; ++c) {
+          ref += double(w[size_t(r * cols + c)]) * xq[size_t(tk * cols + c)];
+          bound += std::fabs(double(w[size_t(r * cols + c)]) * xq[size_t(tk * cols + c)]);
+        }
+        ASSERT_NEAR(y[size_t(tk * rows + r)], ref, 2e-3 * bound + 1e-6) << "token " << tk << " row " << r;
+      }
+  });
+}
+
+TEST(BlockQuant, EveryTypeOnEveryTarget) {
+  std::mt19937 rng(7);
+  for (const ScaleAt& t : kTypes) {
+    const int64_t be = dtype_block_elems(t.type);
+    // Odd row counts; 32-element types also with 96 columns (not a whole 64-column
+    // vector: padding) and 576 (the default model's hidden size).
+    const std::vector<int64_t> widths = be == 32 ? std::vector<int64_t>{32, 96, 576} : std::vector<int64_t>{256, 768};
+    for (int64_t cols : widths)
+      for (int64_t n_tokens : {1, 3, 9}) check_type(t, 7, cols, n_tokens, false, rng);
+    check_type(t, 17, be == 32 ? 64 : 256, 2, true, rng);
+  }
+}
+
+TEST(BlockQuant, FormKeepsTheFileSizeForFourBitTypes) {
+  std::mt19937 rng(3);
+  for (DType type : {DType::Q4_0, DType::Q4_1, DType::IQ4_NL, DType::IQ4_XS, DType::Q4_K}) {
+    const ScaleAt* t = nullptr;
+    for (const ScaleAt& s : kTypes)
+      if (s.type == type) t = &s;
+    const int64_t rows = 64, cols = 1024;
+    const auto blocks = random_blocks(*t, rows, cols, rng, false);
+    const BlockQuantRows m = pack_block_quant(type, blocks.data(), rows, cols);
+    // Q4_K's 6-bit sub-block scales and mins become fp16: 5 bits a weight against 4.5;
+    // IQ4_XS's 6-bit scales likewise: 4.5 against 4.25.
+    const double limit = type == DType::Q4_K ? 1.12 : type == DType::IQ4_XS ? 1.06 : 1.0;
+    EXPECT_LE(double(m.bytes()), limit * double(blocks.size())) << dtype_name(type);
+  }
+}
+
+// Through the backend: a weight matmul packs on first use and one prepare() packed give
+// the same output (bias added), the reference kernels agree within the activation
+// rounding, and embed dequantizes a row exactly as the float path does.
+TEST(BlockQuant, BackendMatmulAndEmbed) {
+  std::mt19937 rng(11);
+  const ScaleAt& t = kTypes[7];  // Q4_K
+  ASSERT_EQ(t.type, DType::Q4_K);
+  const int64_t rows = 9, cols = 512, n_tokens = 3;
+  const auto blocks = random_blocks(t, rows, cols, rng, false);
+  std::vector<float> bias(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) bias[size_t(r)] = 0.5f * float(r);
+  LinearWeight w;
+  w.dtype = t.type;
+  w.data = blocks.data();
+  w.rows = rows;
+  w.cols = cols;
+  w.bias = bias.data();
+  w.name = "w";
+  const std::vector<float> x = random_x(rng, n_tokens * cols);
+  std::vector<float> lazy(size_t(n_tokens * rows)), packed(lazy.size()), ref(lazy.size());
+  auto fast = make_cpu_backend(2);
+  fast->matmul(w, x.data(), n_tokens, lazy.data());
+  auto prepared = make_cpu_backend(2);
+  prepared->prepare(w);
+  prepared->matmul(w, x.data(), n_tokens, packed.data());
+  EXPECT_EQ(lazy, packed);
+  make_cpu_backend(2, CpuKernels::Reference)->matmul(w, x.data(), n_tokens, ref.data());
+  // The reference multiplies fp32 activations: the difference is their int8 rounding,
+  // bounded by a fraction of sum |w x| (the outlier of random_x coarsens its block).
+  std::vector<float> dense(static_cast<size_t>(rows * cols));
+  format::dequantize_ggml(t.type, reinterpret_cast<const uint8_t*>(blocks.data()), dense.data(), rows * cols);
+  for (int64_t tk = 0; tk < n_tokens; ++tk)
+    for (int64_t r = 0; r < rows; ++r) {
+      double bound = 0;
+      for (int64_t c = 0; c < cols; ++c) bound += std::fabs(double(dense[size_t(r * cols + c)]) * x[size_t(tk * cols + c)]);
+      const size_t i = size_t(tk * rows + r);
+      EXPECT_NEAR(packed[i], ref[i], 0.01 * bound) << "token " << tk << " row " << r;
+    }
+
+  std::vector<float> row(static_cast<size_t>(cols)), want(static_cast<size_t>(cols));
+  const int32_t token = 4;
+  fast->embed(w, std::span<const int32_t>(&token, 1), row.data());
+  format::dequantize_ggml(t.type, reinterpret_cast<const uint8_t*>(blocks.data()) + 4 * (cols / 256) * 144, want.data(),
+                          cols);
+  EXPECT_EQ(row, want);
+}
+
+TEST(BlockQuant, NonFiniteScaleIsAnError) {
+  std::vector<std::byte> b(34 * 2);
+  const uint16_t nan = 0x7E00;
+  std::memcpy(b.data() + 34, &nan, 2);  // second row's block
+  try {
+    pack_block_quant(DType::Q8_0, b.data(), 2, 32);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "row 1 holds a non-finite value (a NaN or infinite block scale)");
+  }
+  EXPECT_THROW(pack_block_quant(DType::Q8_0, b.data(), 1, 48), Error);  // not whole blocks
+  EXPECT_THROW(pack_block_quant(DType::F16, b.data(), 1, 32), Error);
+}
+
+}  // namespace
+}  // namespace upg::kernels

@@ -1,0 +1,105 @@
+#include "kernels/cpu/block-quant.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "format/ggml-blocks.h"
+#include "kernels/cpu/int8-kernels.h"
+#include "upg/error.h"
+
+namespace upg::kernels {
+
+BlockQuantRows pack_block_quant(DType type, const std::byte* data, int64_t rows, int64_t cols) {
+  const format::GgmlBlockInfo info = format::ggml_block_info(type);
+  if (cols % info.elems != 0)
+    throw Error(fmt::format("{} columns is not a multiple of the {} block size {}", cols, dtype_name(type), info.elems));
+  BlockQuantRows m;
+  m.type = type;
+  m.rows = rows;
+  m.cols = cols;
+  m.padded_cols = (cols + 63) / 64 * 64;
+  m.sub = info.sub;
+  m.bits = info.code_bits <= 4 ? 4 : 8;
+  m.lut = info.lut;
+  m.has_min = info.has_min;
+  m.offset = float(info.offset);
+  m.subs = m.padded_cols / m.sub;
+  m.codes.assign(size_t(rows * m.row_bytes() + 64), 0);
+  m.d.assign(size_t(rows * m.subs), 0);
+  if (m.has_min) m.m.assign(size_t(rows * m.subs), 0);
+
+  const int64_t block_bytes = dtype_block_bytes(type), blocks = cols / info.elems;
+  const int per_block = info.elems / info.sub;
+  uint8_t codes[256];
+  float d[16], mn[16];
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto* src = reinterpret_cast<const uint8_t*>(data) + r * blocks * block_bytes;
+    uint8_t* out = m.codes.data() + r * m.row_bytes();
+    for (int64_t b = 0; b < blocks; ++b, src += block_bytes) {
+      format::unpack_ggml_block(type, src, codes, d, mn);
+      for (int s = 0; s < per_block; ++s) {
+        const int64_t si = b * per_block + s;
+        const uint16_t dh = fp32_to_fp16(d[s]);
+        const uint16_t mh = m.has_min ? fp32_to_fp16(mn[s]) : 0;
+        const float mv = m.has_min ? mn[s] : 0.0f;
+        if (!std::isfinite(d[s]) || !std::isfinite(mv))
+          throw Error(fmt::format("row {} holds a non-finite value (a NaN or infinite block scale)", r));
+        if (!std::isfinite(fp16_to_fp32(dh)) || !std::isfinite(fp16_to_fp32(mh)))
+          throw Error(fmt::format("row {}: block {} has a scale ({} or {}) past fp16's range", r, b, d[s], mv));
+        m.d[size_t(r * m.subs + si)] = dh;
+        if (m.has_min) m.m[size_t(r * m.subs + si)] = mh;
+      }
+      for (int i = 0; i < info.elems; ++i) {
+        const int64_t c = b * info.elems + i;
+        if (m.bits == 8) {
+          out[c] = codes[i];
+        } else {
+          uint8_t& byte = out[(c / 64) * 32 + c % 32];
+          byte = uint8_t(c % 64 < 32 ? (byte & 0xF0) | codes[i] : (byte & 0x0F) | (codes[i] << 4));
+        }
+      }
+    }
+  }
+  return m;
+}
+
+void block_sums(const QuantizedActs& a, int sub, int64_t subs, std::vector<float>& sums) {
+  if (sums.size() < size_t(a.n_tokens * subs)) sums.resize(size_t(a.n_tokens * subs));
+  for (int64_t t = 0; t < a.n_tokens; ++t) {
+    const int8_t* q = a.signed_row(t);
+    const float* scale = a.block_scales(t);
+    for (int64_t s = 0; s < subs; ++s) {
+      int32_t sum = 0;
+      for (int64_t c = s * sub; c < (s + 1) * sub; ++c) sum += q[c];
+      sums[size_t(t * subs + s)] = scale[s * sub / kActBlock] * float(sum);
+    }
+  }
+}
+
+void block_quant_scalar(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t r0, int64_t r1,
+                        float* y, int64_t ldy) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* codes = m.row_codes(r);
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      const int8_t* q = a.signed_row(t);
+      const float* scale = a.block_scales(t);
+      const float* bs = sums + t * m.subs;
+      float acc = 0;
+      for (int64_t s = 0; s < m.subs; ++s) {
+        int32_t dot = 0;
+        for (int64_t c = s * m.sub; c < (s + 1) * m.sub; ++c) {
+          int code = m.bits == 8 ? codes[c] : (codes[(c / 64) * 32 + c % 32] >> (c % 64 < 32 ? 0 : 4)) & 0x0F;
+          if (m.lut) code = format::kIq4Lut[code];
+          dot += code * q[c];
+        }
+        const float d = fp16_to_fp32(m.row_d(r)[s]);
+        const float mm = m.has_min ? fp16_to_fp32(m.row_m(r)[s]) : m.offset * d;
+        acc += d * scale[s * m.sub / kActBlock] * float(dot) + mm * bs[s];
+      }
+      y[t * ldy + r] = acc;
+    }
+  }
+}
+
+}  // namespace upg::kernels
