@@ -151,6 +151,24 @@ TEST(CliUpg, HelpExplains) {
   EXPECT_TRUE(contains(r.out, "--output") && contains(r.out, "transformers")) << r.out;
 }
 
+TEST(CliUpg, GgufFileIsNamedAsSuch) {
+  // "GGUF", version 3, no tensors, no metadata. Read as a safetensors header length the
+  // first 8 bytes say 14064895815, and a message about that limit would not tell the
+  // user they passed the wrong kind of file.
+  TempDir dir;
+  const std::string gguf = (dir / "model.gguf").string();
+  std::string bytes = "GGUF";
+  bytes += std::string("\x03\0\0\0", 4) + std::string(16, '\0');
+  write_file(gguf, bytes);
+  for (const char* cmd : {"inspect", "decompress"}) {
+    ProcessResult r = cmd == std::string("inspect") ? run_upg({cmd, gguf}) : run_upg({cmd, gguf, "-o", (dir / "out").string()});
+    EXPECT_EQ(r.exit_code, 1) << cmd;
+    EXPECT_TRUE(contains(r.err, gguf) && contains(r.err, "GGUF file, not a UPG")) << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(dir / "out"));
+}
+
 TEST(CliUpg, DecompressChecksTheOutputFirst) {
   TempDir dir;
   const std::string path = (dir / "tiny.upg").string();
