@@ -161,7 +161,8 @@ TEST(CliUpg, GgufFileIsNamedAsSuch) {
   bytes += std::string("\x03\0\0\0", 4) + std::string(16, '\0');
   write_file(gguf, bytes);
   for (const char* cmd : {"inspect", "decompress"}) {
-    ProcessResult r = cmd == std::string("inspect") ? run_upg({cmd, gguf}) : run_upg({cmd, gguf, "-o", (dir / "out").string()});
+    const std::string out = (dir / "out").string();
+    ProcessResult r = cmd == std::string("inspect") ? run_upg({cmd, gguf}) : run_upg({cmd, gguf, "-o", out});
     EXPECT_EQ(r.exit_code, 1) << cmd;
     EXPECT_TRUE(contains(r.err, gguf) && contains(r.err, "GGUF file, not a UPG")) << r.err;
     EXPECT_EQ(count_lines(r.err), 1) << r.err;

@@ -186,7 +186,9 @@ AtomicFile::~AtomicFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void AtomicFile::write(const void* data, size_t n) { write_loop(fd_, static_cast<const char*>(data), n, nullptr, target_); }
+void AtomicFile::write(const void* data, size_t n) {
+  write_loop(fd_, static_cast<const char*>(data), n, nullptr, target_);
+}
 
 void AtomicFile::pwrite(const void* data, size_t n, uint64_t offset) {
   write_loop(fd_, static_cast<const char*>(data), n, &offset, target_);
