@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli-test-helpers.h"
+#include "io/atomic-file-test-util.h"
 #include "io/hf-config-writer.h"
 #include "io/safetensors-reader.h"
 #include "io/upg-file.h"
@@ -150,7 +151,65 @@ TEST(CliUpg, HelpExplains) {
   EXPECT_TRUE(contains(r.out, "--output") && contains(r.out, "transformers")) << r.out;
 }
 
+TEST(CliUpg, GgufFileIsNamedAsSuch) {
+  // "GGUF", version 3, no tensors, no metadata. Read as a safetensors header length the
+  // first 8 bytes say 14064895815, and a message about that limit would not tell the
+  // user they passed the wrong kind of file.
+  TempDir dir;
+  const std::string gguf = (dir / "model.gguf").string();
+  std::string bytes = "GGUF";
+  bytes += std::string("\x03\0\0\0", 4) + std::string(16, '\0');
+  write_file(gguf, bytes);
+  for (const char* cmd : {"inspect", "decompress"}) {
+    const std::string out = (dir / "out").string();
+    ProcessResult r = cmd == std::string("inspect") ? run_upg({cmd, gguf}) : run_upg({cmd, gguf, "-o", out});
+    EXPECT_EQ(r.exit_code, 1) << cmd;
+    EXPECT_TRUE(contains(r.err, gguf) && contains(r.err, "GGUF file, not a UPG")) << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(dir / "out"));
+}
+
+TEST(CliUpg, DecompressChecksTheOutputFirst) {
+  TempDir dir;
+  const std::string path = (dir / "tiny.upg").string();
+  write_tiny(path);
+  const std::string out = (dir / "missing" / "hf").string();
+  ProcessResult r = run_upg({"decompress", path, "-o", out});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, out) && contains(r.err, "No such file or directory")) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_EQ(io::testing::dir_entries(dir.path()), std::vector<std::string>{"tiny.upg"});
+}
+
+TEST(CliUpg, DecompressRemovesTheTempOfAKilledRun) {
+  TempDir dir;
+  const std::string path = (dir / "tiny.upg").string();
+  write_tiny(path);
+  const fs::path out = dir / "hf";
+  const fs::path stale = io::testing::temp_name(out.string(), io::testing::dead_pid());
+  fs::create_directory(stale);
+  write_file(stale / "model.safetensors", "half a model");
+  ProcessResult r = run_upg({"decompress", path, "-o", out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "removed " + stale.string())) << r.err;
+  EXPECT_EQ(io::testing::dir_entries(dir.path()), (std::vector<std::string>{"hf", "tiny.upg"}));
+  expect_decompressed_equal(path, out);
+}
+
 // ---- A UPG file from the real model ----
+
+TEST(CliUpg, CompressChecksTheOutputFirst) {
+  const std::string model = model_path();
+  if (model.empty()) GTEST_SKIP() << "model not found (set UPG_MODEL or run scripts/fetch-model.sh)";
+  // Without the check, calibration and SparseGPT run for minutes before the write fails.
+  TempDir dir;
+  const std::string out = (dir / "missing" / "out.upg").string();
+  ProcessResult r = run_upg({"compress", model, "-o", out}, {}, 60);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, out) && contains(r.err, "No such file or directory")) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+}
 
 // Keeps the larger half of each row by magnitude (N:M: the n largest of each group) and
 // quantizes with the row's absmax: not the compressor, just enough to fill every layout

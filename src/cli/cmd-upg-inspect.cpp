@@ -1,9 +1,6 @@
 // upg inspect / upg decompress: look inside a UPG file, or turn it back into a standard
 // Hugging Face model directory (config, tokenizer, dense safetensors) for other tools.
-#include <unistd.h>
-
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -14,6 +11,7 @@
 
 #include "core/json.h"
 #include "cli/commands.h"
+#include "io/atomic-file.h"
 #include "io/safetensors-writer.h"
 #include "io/upg-file.h"
 #include "upg/error.h"
@@ -131,45 +129,27 @@ void inspect(const std::string& path) {
              src.file_bytes);
 }
 
-void write_text(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::binary);
-  out.write(text.data(), std::streamsize(text.size()));
-  out.close();
-  if (!out) throw Error(fmt::format("{}: write failed", p.string()));
-}
-
-// Removes the temp directory unless the run got as far as renaming it.
-struct TempDirGuard {
-  fs::path path;
-  bool keep = false;
-  ~TempDirGuard() {
-    std::error_code ec;
-    if (!keep) fs::remove_all(path, ec);
-  }
-};
-
 void decompress(const std::string& path, const std::string& out_dir) {
   fs::path dir = fs::path(out_dir).lexically_normal();
   if (dir.filename().empty()) dir = dir.parent_path();  // "out/" names "out"
   std::error_code ec;
   if (fs::exists(dir, ec) && !(fs::is_directory(dir, ec) && fs::is_empty(dir, ec)))
     throw Error(fmt::format("{}: already exists and is not an empty directory", out_dir));
+  io::prepare_output(dir.string(), true);  // before the minutes of loading and decoding
 
   const io::UpgHeader h = io::read_upg_header(path);
   const ModelSource src = io::load_upg(path, {});  // validates every compressed tensor
 
   // Built beside the target and renamed into place: an interrupted run leaves no
   // half-written model directory under the final name.
-  const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
-  TempDirGuard tmp{parent / fmt::format(".{}.tmp-{}", dir.filename().string(), ::getpid())};
-  fs::remove_all(tmp.path, ec);
-  if (!fs::create_directories(tmp.path, ec) || ec)
-    throw Error(fmt::format("{}: cannot create: {}", tmp.path.string(), ec.message()));
-
+  io::AtomicDir tmp(dir.string());
+  const fs::path tmp_dir = tmp.path();
   const auto config = parse_json_or_discard<nlohmann::ordered_json>(h.config_json);
-  write_text(tmp.path / "config.json", config.is_discarded() ? h.config_json : config.dump(2) + "\n");
-  if (!h.tokenizer_json.empty()) write_text(tmp.path / "tokenizer.json", h.tokenizer_json);
-  if (!h.tokenizer_config_json.empty()) write_text(tmp.path / "tokenizer_config.json", h.tokenizer_config_json);
+  io::write_file_atomic((tmp_dir / "config.json").string(),
+                        config.is_discarded() ? h.config_json : config.dump(2) + "\n");
+  if (!h.tokenizer_json.empty()) io::write_file_atomic((tmp_dir / "tokenizer.json").string(), h.tokenizer_json);
+  if (!h.tokenizer_config_json.empty())
+    io::write_file_atomic((tmp_dir / "tokenizer_config.json").string(), h.tokenizer_config_json);
 
   // One entry per original weight: compressed and dense int8 ones become F32, the rest
   // keep their stored dtype.
@@ -187,7 +167,7 @@ void decompress(const std::string& path, const std::string& out_dir) {
     }
   }
   const size_t n_tensors = entries.size();
-  io::SafetensorsWriter w((tmp.path / "model.safetensors").string(), std::move(entries), {{"format", "pt"}});
+  io::SafetensorsWriter w((tmp_dir / "model.safetensors").string(), std::move(entries), {{"format", "pt"}});
   std::vector<float> row;
   // Row by row: only one row of a decompressed matrix is in memory at a time.
   for (const auto& [name, m] : src.compressed) {
@@ -211,11 +191,7 @@ void decompress(const std::string& path, const std::string& out_dir) {
     }
   }
   w.finish();
-
-  if (fs::exists(dir, ec)) fs::remove(dir, ec);  // an empty directory, checked above
-  fs::rename(tmp.path, dir, ec);
-  if (ec) throw Error(fmt::format("{}: cannot rename from {}: {}", out_dir, tmp.path.string(), ec.message()));
-  tmp.keep = true;
+  tmp.commit();
   fmt::print(stderr, "upg: wrote {}: {} tensors ({} decompressed to F32), model.safetensors {}\n", out_dir, n_tensors,
              src.compressed.size(), human_bytes(double(w.file_bytes())));
 }

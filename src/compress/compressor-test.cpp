@@ -56,7 +56,7 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
   o.calibration = cal;
   const CompressReport rep = compress_model(o);
   ASSERT_TRUE(fs::exists(o.output));
-  EXPECT_FALSE(fs::exists(o.output + ".tmp"));
+  for (const auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "out.upg");  // no temp left
   EXPECT_EQ(rep.output_bytes, fs::file_size(o.output));
 
   ModelSource src = load_model_source(source, {});
@@ -287,6 +287,25 @@ TEST(Compressor, RejectsBadOptionsWithoutOutput) {
   o.source = (dir.path / "missing").string();
   EXPECT_THROW(compress_model(o), Error);
   EXPECT_TRUE(fs::is_empty(dir.path));
+}
+
+TEST(Compressor, UnwritableOutputFailsBeforeAnyWork) {
+  // Calibration and pruning take minutes: the output path is checked before the source
+  // is even opened, so here the missing directory is reported, not the missing source.
+  TempDir dir;
+  auto o = opts("unstructured", "int8");
+  o.source = (dir.path / "missing-source").string();
+  o.output = (dir.path / "missing-dir" / "out.upg").string();
+  o.quiet = true;
+  try {
+    compress_model(o);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(o.output), std::string::npos) << msg;
+    EXPECT_NE(msg.find("No such file or directory"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
 }
 
 TEST(Compressor, WandaOnDefaultModelCalibrates) {

@@ -18,6 +18,7 @@
 #include "compress/sparsegpt.h"
 #include "compress/sha256.h"
 #include "io/hf-config-writer.h"
+#include "io/atomic-file.h"
 #include "io/upg-file.h"
 #include "upg/file-text.h"
 #include "upg/error.h"
@@ -179,6 +180,8 @@ CompressReport compress_model(const CompressOptions& o) {
   if (!mo.pattern.is_nm() && !(mo.sparsity >= 0.0 && mo.sparsity < 1.0))
     throw ParamError("sparsity", fmt::format("{} is outside [0, 1)", mo.sparsity));
   if (o.output.empty()) throw ParamError("output", "no output path");
+  // Compression takes minutes: an output path that cannot be written fails now.
+  io::prepare_output(o.output);
   const NameFilter skip(o.skip_regex);
 
   // The as-stored view is only metadata: it tells the config (for calibration) and which

@@ -11,6 +11,7 @@
 
 #include "compress/compressor.h"
 #include "compress/progress.h"
+#include "io/atomic-file.h"
 #include "io/upg-file.h"
 #include "tokenizer/byte-level.h"
 #include "upg/file-text.h"
@@ -117,6 +118,8 @@ CompressReport synth_model(const SynthOptions& o) {
   if (!mo.pattern.is_nm() && !(mo.sparsity >= 0.0 && mo.sparsity < 1.0))
     throw ParamError("sparsity", fmt::format("{} is outside [0, 1)", mo.sparsity));
   if (o.output.empty()) throw ParamError("output", "no output path");
+  // Compression takes minutes: an output path that cannot be written fails now.
+  io::prepare_output(o.output);
   if (!(o.std > 0.0f) || !std::isfinite(o.std)) throw Error(fmt::format("synth: std {} must be positive", o.std));
 
   const std::string config_text = read_file_text(o.config_path, "the config");

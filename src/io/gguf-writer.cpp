@@ -1,11 +1,10 @@
 #include "io/gguf-writer.h"
 
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include <fmt/format.h>
 
+#include "io/atomic-file.h"
 #include "upg/error.h"
 
 namespace upg::io {
@@ -180,14 +179,8 @@ std::vector<std::byte> GgufWriter::build() const {
 }
 
 void GgufWriter::write(const std::string& path) const {
-  std::vector<std::byte> bytes = build();
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) throw Error(fmt::format("{}: cannot write: {}", path, std::strerror(errno)));
-  size_t n = std::fwrite(bytes.data(), 1, bytes.size(), f);
-  int e = errno;
-  bool ok = n == bytes.size();
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) throw Error(fmt::format("{}: cannot write: {}", path, std::strerror(e)));
+  const std::vector<std::byte> bytes = build();
+  write_file_atomic(path, {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
 }
 
 }  // namespace upg::io

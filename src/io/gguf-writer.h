@@ -37,7 +37,8 @@ class GgufWriter {
   void add_f32(std::string name, std::vector<uint64_t> ne, std::span<const float> data);
 
   std::vector<std::byte> build() const;
-  // Throws upg::Error("<path>: cannot write: <reason>").
+  // Through a temp file renamed into place (io/atomic-file.h); throws upg::Error
+  // naming the path.
   void write(const std::string& path) const;
 
   // Value builders for set().

@@ -97,6 +97,9 @@ SafetensorsFile read_safetensors(const std::string& path) {
   SafetensorsFile out;
   out.file = MappedFile::open(path);
   const MappedFile& f = *out.file;
+  // GGUF's magic read as a header length is about 14 GB: say what the file is instead.
+  if (f.size() >= 4 && std::memcmp(f.data(), "GGUF", 4) == 0)
+    throw Error(fmt::format("{}: this is a GGUF file, not a UPG or safetensors file", path));
   if (f.size() < 8)
     throw Error(fmt::format("{}: file is {} bytes, too short for the 8-byte safetensors header length", path,
                             f.size()));

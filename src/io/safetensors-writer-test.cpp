@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "io/atomic-file-test-util.h"
 #include "io/safetensors-reader.h"
 #include "io/safetensors-test-util.h"
 
@@ -13,6 +14,7 @@ namespace upg::io {
 namespace {
 
 using testing::expect_error;
+using testing::has_temp;
 using testing::TempDir;
 
 constexpr DType kAll[] = {DType::F64, DType::F32, DType::F16, DType::BF16, DType::I64, DType::I32, DType::I16,
@@ -53,7 +55,7 @@ TEST(SafetensorsWriter, RoundTripAllDtypes) {
   TempDir dir;
   std::string path = dir.file("all.safetensors");
   write_all_dtypes(path);
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(testing::dir_entries(dir.path()), std::vector<std::string>{"all.safetensors"});
 
   SafetensorsFile f = read_safetensors(path);
   EXPECT_EQ(f.data_start % 8, 0u);  // header padded to 8 bytes
@@ -105,7 +107,7 @@ TEST(SafetensorsWriter, WriteSafetensorsFromViews) {
   views[1].nbytes = 20;
   expect_error([&] { write_safetensors(dir.file("bad.safetensors"), views); }, {"tensor 'a'", "20 bytes"});
   EXPECT_FALSE(std::filesystem::exists(dir.file("bad.safetensors")));
-  EXPECT_FALSE(std::filesystem::exists(dir.file("bad.safetensors.tmp")));
+  EXPECT_FALSE(has_temp(dir.path()));
 }
 
 TEST(SafetensorsWriter, UnfinishedWriterLeavesNoFile) {
@@ -113,13 +115,12 @@ TEST(SafetensorsWriter, UnfinishedWriterLeavesNoFile) {
   std::string path = dir.file("out.safetensors");
   {
     SafetensorsWriter w(path, {{"a", DType::F32, {2}}, {"b", DType::I8, {3}}});
-    EXPECT_TRUE(std::filesystem::exists(path + ".tmp"));
+    EXPECT_TRUE(has_temp(dir.path()));
     std::vector<std::byte> bytes(8);
     w.write("a", bytes);
     // b never written, finish() never called: an interrupted run.
   }
-  EXPECT_FALSE(std::filesystem::exists(path));
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
 TEST(SafetensorsWriter, FinishRequiresEveryTensorComplete) {
@@ -133,9 +134,31 @@ TEST(SafetensorsWriter, FinishRequiresEveryTensorComplete) {
   EXPECT_FALSE(std::filesystem::exists(path));
   w.write("b", std::span(bytes).first(1));
   w.finish();
-  EXPECT_TRUE(std::filesystem::exists(path));
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(testing::dir_entries(dir.path()), std::vector<std::string>{"out.safetensors"});
   EXPECT_EQ(read_safetensors(path).tensors.size(), 2u);
+}
+
+TEST(SafetensorsWriter, TwoWritersToOneTargetDoNotClash) {
+  // Two runs writing one path at once each fill their own temp: the target is always
+  // one writer's complete file, never a mix of both.
+  TempDir dir;
+  std::string path = dir.file("out.safetensors");
+  const std::vector<std::byte> a_bytes(8, std::byte{0xAA}), b_bytes(12, std::byte{0xBB});
+  SafetensorsWriter a(path, {{"a", DType::F32, {2}}});
+  SafetensorsWriter b(path, {{"b", DType::F32, {3}}});
+  a.write("a", a_bytes);
+  b.write("b", b_bytes);
+  a.finish();
+  SafetensorsFile fa = read_safetensors(path);
+  ASSERT_EQ(fa.tensors.size(), 1u);
+  EXPECT_EQ(fa.tensors[0].name, "a");
+  EXPECT_EQ(std::memcmp(fa.tensors[0].data, a_bytes.data(), 8), 0);
+  b.finish();
+  SafetensorsFile fb = read_safetensors(path);
+  ASSERT_EQ(fb.tensors.size(), 1u);
+  EXPECT_EQ(fb.tensors[0].name, "b");
+  EXPECT_EQ(std::memcmp(fb.tensors[0].data, b_bytes.data(), 12), 0);
+  EXPECT_EQ(testing::dir_entries(dir.path()), std::vector<std::string>{"out.safetensors"});
 }
 
 TEST(SafetensorsWriter, RejectsBadWrites) {
@@ -157,8 +180,9 @@ TEST(SafetensorsWriter, RejectsBadEntries) {
   expect_error([&] { SafetensorsWriter(path, E{{"n", DType::F32, {-1}}}); }, {"tensor 'n'", "invalid shape"});
   expect_error([&] { SafetensorsWriter(path, E{{"__metadata__", DType::F32, {1}}}); }, {"reserved"});
   expect_error([&] { SafetensorsWriter(path, E{{"", DType::F32, {1}}}); }, {"empty name"});
-  expect_error([&] { SafetensorsWriter(dir.file("no/such/dir/x.safetensors"), E{}); }, {"cannot create"});
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  const std::string missing = dir.file("no/such/dir/x.safetensors");
+  expect_error([&] { SafetensorsWriter(missing, E{}); }, {missing, "No such file or directory"});
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
 TEST(SafetensorsWriter, EmptyFileIsValid) {

@@ -1,43 +1,24 @@
 #include "io/safetensors-writer.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "io/atomic-file.h"
 #include "io/safetensors-reader.h"
 #include "upg/error.h"
 
 namespace upg::io {
 
-namespace {
-
-void write_all(int fd, const void* p, size_t n, uint64_t offset, const std::string& path) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, c, n, off_t(offset));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error(fmt::format("{}: write failed: {}", path, std::strerror(errno)));
-    }
-    c += w;
-    n -= size_t(w);
-    offset += uint64_t(w);
-  }
-}
-
-}  // namespace
-
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<SafetensorsEntry> entries,
                                      std::vector<std::pair<std::string, std::string>> metadata)
-    : path_(std::move(path)), tmp_(path_ + ".tmp") {
+    : path_(std::move(path)) {
   std::set<std::string, std::less<>> names;
   for (auto& e : entries) {
     const std::string where = fmt::format("{}: tensor '{}'", path_, e.name);
@@ -92,28 +73,17 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<SafetensorsEn
   data_start_ = 8 + text.size();
   file_bytes_ = data_start_ + offset;
 
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error(fmt::format("{}: cannot create: {}", tmp_, std::strerror(errno)));
-  try {
-    unsigned char len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(uint64_t(text.size()) >> (8 * i));
-    write_all(fd_, len, 8, 0, tmp_);
-    write_all(fd_, text.data(), text.size(), 8, tmp_);
-    // Sizing the file now means a zero-byte tensor needs no write and the layout is final.
-    if (::ftruncate(fd_, off_t(file_bytes_)) != 0)
-      throw Error(fmt::format("{}: cannot size to {} bytes: {}", tmp_, file_bytes_, std::strerror(errno)));
-  } catch (...) {
-    ::close(fd_);
-    ::unlink(tmp_.c_str());
-    fd_ = -1;
-    throw;
-  }
+  out_ = std::make_unique<AtomicFile>(path_);  // removes its temp if a step below throws
+  unsigned char len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(uint64_t(text.size()) >> (8 * i));
+  out_->pwrite(len, 8, 0);
+  out_->pwrite(text.data(), text.size(), 8);
+  // Sizing the file now means a zero-byte tensor needs no write and the layout is final.
+  if (::ftruncate(out_->fd(), off_t(file_bytes_)) != 0)
+    throw Error(fmt::format("{}: cannot size to {} bytes: {}", path_, file_bytes_, std::strerror(errno)));
 }
 
-SafetensorsWriter::~SafetensorsWriter() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!finished_) ::unlink(tmp_.c_str());
-}
+SafetensorsWriter::~SafetensorsWriter() = default;  // out_ removes an uncommitted temp
 
 void SafetensorsWriter::write(std::string_view name, std::span<const std::byte> bytes) {
   if (finished_) throw Error(fmt::format("{}: write of tensor '{}' after finish()", path_, name));
@@ -122,7 +92,7 @@ void SafetensorsWriter::write(std::string_view name, std::span<const std::byte> 
   if (bytes.size() > it->size - it->written)
     throw Error(fmt::format("{}: tensor '{}': {} more bytes would exceed its size {} ({} already written)", path_,
                             name, bytes.size(), it->size, it->written));
-  write_all(fd_, bytes.data(), bytes.size(), data_start_ + it->begin + it->written, tmp_);
+  out_->pwrite(bytes.data(), bytes.size(), data_start_ + it->begin + it->written);
   it->written += bytes.size();
 }
 
@@ -131,12 +101,7 @@ void SafetensorsWriter::finish() {
   for (const auto& s : slots_)
     if (s.written != s.size)
       throw Error(fmt::format("{}: tensor '{}' has {} of its {} bytes", path_, s.entry.name, s.written, s.size));
-  if (::fsync(fd_) != 0) throw Error(fmt::format("{}: fsync failed: {}", tmp_, std::strerror(errno)));
-  int rc = ::close(fd_);
-  fd_ = -1;
-  if (rc != 0) throw Error(fmt::format("{}: close failed: {}", tmp_, std::strerror(errno)));
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
-    throw Error(fmt::format("{}: cannot rename from {}: {}", path_, tmp_, std::strerror(errno)));
+  out_->commit();
   finished_ = true;
 }
 

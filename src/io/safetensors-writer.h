@@ -2,10 +2,11 @@
 // Streaming safetensors writer. The header (every tensor's name, dtype and shape) is
 // fixed up front, so each tensor's place in the file is known and its bytes can be
 // written whenever they are ready, in pieces, without holding the model in memory.
-// Output goes to "<path>.tmp" and is renamed on finish(): an interrupted run never
-// leaves a truncated file under the final name.
+// Output goes to a temp file beside `path` (io/atomic-file.h) renamed on finish(): an
+// interrupted run never leaves a truncated file under the final name.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,6 +17,8 @@
 
 namespace upg::io {
 
+class AtomicFile;
+
 struct SafetensorsEntry {
   std::string name;
   DType dtype = DType::F32;  // plain types only
@@ -25,10 +28,10 @@ struct SafetensorsEntry {
 class SafetensorsWriter {
  public:
   // Validates the entries (plain dtypes, unique non-empty names, no "__metadata__",
-  // sizes that fit) and writes the header to "<path>.tmp". Throws upg::Error.
+  // sizes that fit) and writes the header to the temp file. Throws upg::Error.
   SafetensorsWriter(std::string path, std::vector<SafetensorsEntry> entries,
                     std::vector<std::pair<std::string, std::string>> metadata = {});
-  ~SafetensorsWriter();  // without finish(), removes "<path>.tmp"
+  ~SafetensorsWriter();  // without finish(), removes the temp file
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
 
@@ -46,10 +49,10 @@ class SafetensorsWriter {
     SafetensorsEntry entry;
     uint64_t begin = 0, size = 0, written = 0;
   };
-  std::string path_, tmp_;
+  std::string path_;
   std::vector<Slot> slots_;  // in file (data) order
   uint64_t data_start_ = 0, file_bytes_ = 0;
-  int fd_ = -1;
+  std::unique_ptr<AtomicFile> out_;
   bool finished_ = false;
 };
 

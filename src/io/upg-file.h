@@ -23,7 +23,9 @@ struct UpgHeader {
 
 // Streams a UPG file tensor by tensor: no more than one tensor is held in memory, so a
 // 14 GB Phi-4-shaped model can be written on a 24 GiB machine. Output goes to a temp
-// file renamed on finish(); destroying an unfinished writer removes every temp file.
+// file beside the target (io/atomic-file.h), created by the constructor, so an
+// unwritable path fails at once, and renamed on finish(); destroying an unfinished
+// writer removes every temp file.
 class UpgWriter {
  public:
   UpgWriter(std::string path, UpgHeader header);

@@ -1,11 +1,18 @@
 // UpgWriter -> load_upg round trips for every layout and encoding, the container's
-// safetensors validity (alignment, no gaps, header padding) and temp-file hygiene.
+// safetensors validity (alignment, no gaps, header padding) and temp-file hygiene:
+// unique temps, concurrent writers, temps of killed runs, unwritable and failing paths.
 #include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 
+#include "io/atomic-file-test-util.h"
 #include "io/safetensors-test-util.h"
 #include "io/upg-test-util.h"
 #include "upg/error.h"
@@ -218,7 +225,120 @@ TEST(UpgFile, WriterRejectsBadInput) {
   w.finish();
   expect_error([&] { w.add_dense("late", DType::F32, {2}, bytes_of(two)); }, {path, "after finish"});
   EXPECT_TRUE(std::filesystem::exists(path));
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(testing::dir_entries(dir.path()), std::vector<std::string>{"model.upg"});
+}
+
+TEST(UpgFile, WriterNeverUsesAFixedTempName) {
+  // "<path>.tmp" may be another run's file, or anything else: it is never opened.
+  TempDir dir;
+  const std::string path = dir.file("model.upg");
+  testing::write_file(path + ".tmp", "not ours");
+  write_sample(path, testing::every_kind(), Dense{});
+  EXPECT_EQ(testing::read_file(path + ".tmp"), "not ours");
+  EXPECT_EQ(load_model_source(path).format, "upg");
+}
+
+// Four processes write one target at once, each a different 4 MB file: all succeed, the
+// target is one of them complete, no temp is left.
+TEST(UpgFile, ConcurrentWritersToOneTargetDoNotClash) {
+  TempDir dir;
+  const std::string path = dir.file("model.upg");
+  constexpr int kWriters = 4;
+  constexpr int64_t kFloats = 1 << 20;
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < kWriters; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(go[1]);
+      int code = 0;
+      try {
+        UpgWriter w(path, testing::tiny_header());
+        const std::vector<float> x(size_t(kFloats), float(i + 1));
+        w.add_dense("x", DType::F32, {kFloats}, bytes_of(x));
+        char c;
+        (void)!::read(go[0], &c, 1);  // all start finish() together
+        w.finish();
+      } catch (...) {  // counted as a failure; a child must never return into the test runner
+        code = 1;
+      }
+      ::_exit(code);
+    }
+    pids.push_back(pid);
+  }
+  ::close(go[0]);
+  ASSERT_EQ(::write(go[1], "gggg", kWriters), kWriters);
+  ::close(go[1]);
+  int succeeded = 0;
+  for (pid_t pid : pids) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status)) << "writer crashed";
+    succeeded += WEXITSTATUS(status) == 0;
+  }
+  EXPECT_EQ(succeeded, kWriters);  // each has its own temp, so every rename succeeds
+  ModelSource src = load_model_source(path);
+  const TensorView& x = src.weights.get("x");
+  ASSERT_EQ(x.numel(), kFloats);
+  const float first = x.as<float>()[0];
+  EXPECT_TRUE(first >= 1.0f && first <= float(kWriters)) << first;
+  for (int64_t k = 0; k < kFloats; ++k) ASSERT_EQ(x.as<float>()[k], first) << k;
+  EXPECT_EQ(testing::dir_entries(dir.path()), std::vector<std::string>{"model.upg"});
+}
+
+TEST(UpgFile, WriterRemovesTheTempOfAKilledRun) {
+  TempDir dir;
+  const std::string path = dir.file("model.upg");
+  const std::string stale = testing::temp_name(path, testing::dead_pid());
+  testing::write_file(stale, "the header and half the tensors of an interrupted run");
+  ::testing::internal::CaptureStderr();
+  write_sample(path, testing::every_kind(), Dense{});
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find(stale), std::string::npos) << err;
+  EXPECT_EQ(testing::dir_entries(dir.path()), std::vector<std::string>{"model.upg"});
+}
+
+TEST(UpgFile, UnwritablePathFailsAtConstruction) {
+  // Compression takes minutes before the first tensor arrives: the path is checked
+  // first, even when no tensor (here not even a tokenizer) is written at construction.
+  TempDir dir;
+  const std::string path = dir.file("missing/model.upg");
+  UpgHeader h = testing::tiny_header();
+  h.tokenizer_json.clear();
+  h.tokenizer_config_json.clear();
+  expect_error([&] { UpgWriter w(path, h); }, {path, "cannot create: " + dir.file("missing") + ": No such file"});
+}
+
+TEST(UpgFile, WriteFailingMidWayLeavesNoTemp) {
+  // finish() hits the file size limit while copying the tensors in: each spill is under
+  // the limit, the whole file is not. In a child, since the limit is per process.
+  TempDir dir;
+  const std::string path = dir.file("model.upg");
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    const struct rlimit lim = {16384, 16384};
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+    int code = 3;
+    try {
+      UpgWriter w(path, testing::tiny_header());
+      w.add_dense("a", DType::F32, {3000}, bytes_of(std::vector<float>(3000, 1.0f)));
+      w.add_dense("b", DType::U8, {12000}, bytes_of(std::vector<uint8_t>(12000, 2)));
+      w.finish();
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      code = msg.find(path) != std::string::npos && msg.find("File too large") != std::string::npos ? 0 : 2;
+    } catch (...) {  // a child must never return into the test runner
+      code = 4;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: message lacks the path or the reason, 3: no error";
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path())) << testing::dir_entries(dir.path()).size();
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 // concatenates the spills largest element size first, which keeps every tensor aligned
 // to its element size with no gaps between tensors (safetensors forbids gaps).
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json.h"
+#include "io/atomic-file.h"
 #include "io/safetensors-reader.h"
 #include "io/upg-file.h"
 #include "io/upg-parts.h"
@@ -57,7 +57,8 @@ void write_all(int fd, const void* p, size_t n, const std::string& path) {
 
 // Appends `len` bytes of `in` (from offset 0) to `out`: copy_file_range where the kernel
 // and file system allow it, a plain read/write loop otherwise.
-void append_file(int in, uint64_t len, int out, const std::string& path) {
+void append_file(int in, uint64_t len, AtomicFile& out_file, const std::string& path) {
+  const int out = out_file.fd();
   loff_t off = 0;
   while (uint64_t(off) < len) {
     ssize_t n = ::copy_file_range(in, &off, out, nullptr, size_t(std::min<uint64_t>(len - uint64_t(off), 1u << 30)), 0);
@@ -71,7 +72,7 @@ void append_file(int in, uint64_t len, int out, const std::string& path) {
       ssize_t r = ::pread(in, buf.data(), size_t(std::min<uint64_t>(len - uint64_t(off), buf.size())), off);
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) throw Error(fmt::format("{}: reading a spill file failed: {}", path, std::strerror(errno)));
-      write_all(out, buf.data(), size_t(r), path);
+      out_file.write(buf.data(), size_t(r));
       off += r;
     }
   }
@@ -96,7 +97,8 @@ struct UpgWriter::Impl {
     std::vector<Record> records;
   };
 
-  std::string path, tmp;
+  std::string path;
+  std::unique_ptr<AtomicFile> out;  // created up front, so an unwritable path fails at once
   UpgHeader header;
   Json tensors = Json::object();  // upg.tensors
   std::set<std::string, std::less<>> names;  // every tensor and compressed weight name
@@ -108,7 +110,6 @@ struct UpgWriter::Impl {
     // The spill files were unlinked at creation: closing them frees their space.
     for (Spill& s : spills)
       if (s.fd >= 0) ::close(s.fd);
-    if (!finished) ::unlink(tmp.c_str());
   }
 
   void claim(const std::string& name, const std::string& what) {
@@ -122,11 +123,7 @@ struct UpgWriter::Impl {
   // reflink) and are unlinked at once: a killed run leaves nothing behind.
   int spill_fd(size_t slot) {
     Spill& s = spills[slot];
-    if (s.fd >= 0) return s.fd;
-    std::string tmpl = path + ".spill-XXXXXX";
-    s.fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
-    if (s.fd < 0) throw Error(fmt::format("{}: cannot create a spill file: {}", path, std::strerror(errno)));
-    ::unlink(tmpl.c_str());
+    if (s.fd < 0) s.fd = create_scratch_file(path);
     return s.fd;
   }
 
@@ -161,7 +158,6 @@ struct UpgWriter::Impl {
 UpgWriter::UpgWriter(std::string path, UpgHeader header) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.path = std::move(path);
-  m.tmp = m.path + ".tmp";
   if (header.compression_json.empty()) header.compression_json = "{}";
   // Checked now so a bad config fails before hours of compression, not at finish().
   if (!parse_json(header.config_json, m.path, k::kConfigKey).is_object())
@@ -169,6 +165,7 @@ UpgWriter::UpgWriter(std::string path, UpgHeader header) : impl_(std::make_uniqu
   if (!parse_json(header.compression_json, m.path, k::kCompressionKey).is_object())
     throw Error(fmt::format("{}: {} must be a JSON object", m.path, k::kCompressionKey));
   m.header = std::move(header);
+  m.out = std::make_unique<AtomicFile>(m.path);
   auto add_text = [&](const char* name, const std::string& text) {
     if (text.empty()) return;
     m.claim(name, "tensor");
@@ -254,23 +251,17 @@ void UpgWriter::finish() {
     throw Error(fmt::format("{}: header of {} bytes exceeds the {} byte limit", m.path, text.size(),
                             kSafetensorsMaxHeader));
 
-  int fd = ::open(m.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(fmt::format("{}: cannot create: {}", m.tmp, std::strerror(errno)));
-  try {
-    unsigned char len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(uint64_t(text.size()) >> (8 * i));
-    write_all(fd, len, 8, m.tmp);
-    write_all(fd, text.data(), text.size(), m.tmp);
-    for (const auto& s : m.spills)
-      if (s.fd >= 0) append_file(s.fd, s.size, fd, m.tmp);
-    if (::fsync(fd) != 0) throw Error(fmt::format("{}: fsync failed: {}", m.tmp, std::strerror(errno)));
-  } catch (...) {
-    ::close(fd);
-    throw;  // ~Impl removes the temp file
-  }
-  if (::close(fd) != 0) throw Error(fmt::format("{}: close failed: {}", m.tmp, std::strerror(errno)));
-  if (std::rename(m.tmp.c_str(), m.path.c_str()) != 0)
-    throw Error(fmt::format("{}: cannot rename from {}: {}", m.path, m.tmp, std::strerror(errno)));
+  // On a throw below, ~AtomicFile removes the temp file; a finish() retried after one
+  // that failed mid-way starts the file over.
+  if (::ftruncate(m.out->fd(), 0) != 0 || ::lseek(m.out->fd(), 0, SEEK_SET) != 0)
+    throw Error(fmt::format("{}: cannot reset {}: {}", m.path, m.out->temp_path(), std::strerror(errno)));
+  unsigned char len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(uint64_t(text.size()) >> (8 * i));
+  m.out->write(len, 8);
+  m.out->write(text.data(), text.size());
+  for (const auto& s : m.spills)
+    if (s.fd >= 0) append_file(s.fd, s.size, *m.out, m.path);
+  m.out->commit();
   m.finished = true;
   m.file_bytes = 8 + text.size() + base;
   for (auto& s : m.spills) {
