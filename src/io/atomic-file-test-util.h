@@ -1,6 +1,8 @@
 #pragma once
 // Test-only helpers for the tests of output files (io/atomic-file.h and its users): a
 // pid that is surely dead, the name a killed run's temp would have, a file's bytes, a directory listing.
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +13,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "upg/error.h"
 
 namespace upg::io::testing {
 
@@ -42,6 +46,32 @@ inline std::vector<std::string> dir_entries(const std::filesystem::path& dir) {
   for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
+}
+
+// Runs `write` in a child whose file size limit is `limit` bytes (the limit is per
+// process) and returns its exit code: 0 when it threw upg::Error naming `path` and the
+// reason "File too large", 2 for another message, 3 for no error, 4 for another exception.
+template <class Write>
+int exit_code_past_size_limit(size_t limit, const std::string& path, Write&& write) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    const struct rlimit lim = {limit, limit};
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+    int code = 3;
+    try {
+      write();
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      code = msg.find(path) != std::string::npos && msg.find("File too large") != std::string::npos ? 0 : 2;
+    } catch (...) {  // a child must never return into the test runner
+      code = 4;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
 }
 
 // True when some name in `dir` ends in ".tmp": a temp left behind.

@@ -107,26 +107,8 @@ TEST(AtomicFile, UncommittedOrFailedWriteLeavesNothing) {
   EXPECT_TRUE(fs::is_empty(dir.path()));
   // Writing fails mid-way (the file size limit is hit): the error names the target and
   // the temp goes away with the writer. In a child, since the limit is per process.
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::signal(SIGXFSZ, SIG_IGN);
-    const struct rlimit lim = {4096, 4096};
-    ::setrlimit(RLIMIT_FSIZE, &lim);
-    int code = 3;
-    try {
-      write_file_atomic(target, std::string(65536, 'x'));
-    } catch (const Error& e) {
-      const std::string msg = e.what();
-      code = msg.find(target) != std::string::npos && msg.find("File too large") != std::string::npos ? 0 : 2;
-    } catch (...) {  // a child must never return into the test runner
-      code = 4;
-    }
-    ::_exit(code);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: message lacks target or reason, 3: no error";
+  EXPECT_EQ(testing::exit_code_past_size_limit(4096, target, [&] { write_file_atomic(target, std::string(65536, 'x')); }), 0)
+      << "2: message lacks target or reason, 3: no error";
   EXPECT_TRUE(fs::is_empty(dir.path())) << dir_entries(dir.path()).size();
 }
 

@@ -113,11 +113,7 @@ void over_tokens(const BlockQuantRows& m, const QuantizedActs& a, const float* s
 
 void block_quant_avx2(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t r0, int64_t r1,
                       float* y, int64_t ldy) {
-  if (m.bits == 8 && m.sub == 32) return over_tokens<8, 32, false>(m, a, sums, r0, r1, y, ldy);
-  if (m.bits == 8) return over_tokens<8, 16, false>(m, a, sums, r0, r1, y, ldy);
-  if (m.lut) return over_tokens<4, 32, true>(m, a, sums, r0, r1, y, ldy);
-  if (m.sub == 32) return over_tokens<4, 32, false>(m, a, sums, r0, r1, y, ldy);
-  over_tokens<4, 16, false>(m, a, sums, r0, r1, y, ldy);
+  for_form(m, [&]<int Bits, int Sub, bool Lut>() { over_tokens<Bits, Sub, Lut>(m, a, sums, r0, r1, y, ldy); });
 }
 
 }  // namespace upg::kernels

@@ -84,7 +84,9 @@ void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, in
                           : _mm512_setzero_si512();
   const int8_t* xq[NT];
   const float* bs[NT];
-  for (int j = 0; j < NT; ++j) xq[j] = a.signed_row(t0 + j), bs[j] = a.block_scales(t0 + j);
+  const float* lanes[NT];
+  for (int j = 0; j < NT; ++j)
+    xq[j] = a.signed_row(t0 + j), bs[j] = a.block_scales(t0 + j), lanes[j] = a.vector_lane_scales(t0 + j);
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* codes = m.row_codes(r);
     const uint16_t* d = m.row_d(r);
@@ -97,7 +99,10 @@ void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, in
       const __m512 wd = weight_lanes<Sub>(d + v * (64 / Sub));
       for (int j = 0; j < NT; ++j) {
         const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq[j] + 64 * v));
-        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wd, act_lanes(bs[j] + 2 * v)), acc[j]);
+        // With a tile of tokens the vector math sets the pace, and the precomputed lane
+        // scales save a permute per token; a lone token is bound by loads instead.
+        const __m512 as = NT >= 4 ? _mm512_loadu_ps(lanes[j] + 16 * v) : act_lanes(bs[j] + 2 * v);
+        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wd, as), acc[j]);
       }
     };
     int64_t v = 0;
@@ -133,11 +138,7 @@ void over_tokens(const BlockQuantRows& m, const QuantizedActs& a, const float* s
 
 void block_quant_avx512(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t r0, int64_t r1,
                         float* y, int64_t ldy) {
-  if (m.bits == 8 && m.sub == 32) return over_tokens<8, 32, false>(m, a, sums, r0, r1, y, ldy);
-  if (m.bits == 8) return over_tokens<8, 16, false>(m, a, sums, r0, r1, y, ldy);
-  if (m.lut) return over_tokens<4, 32, true>(m, a, sums, r0, r1, y, ldy);
-  if (m.sub == 32) return over_tokens<4, 32, false>(m, a, sums, r0, r1, y, ldy);
-  over_tokens<4, 16, false>(m, a, sums, r0, r1, y, ldy);
+  for_form(m, [&]<int Bits, int Sub, bool Lut>() { over_tokens<Bits, Sub, Lut>(m, a, sums, r0, r1, y, ldy); });
 }
 
 }  // namespace upg::kernels

@@ -45,6 +45,17 @@ struct BlockQuantRows {
   size_t bytes() const { return size_t(rows * row_bytes()) + (d.size() + m.size()) * 2; }
 };
 
+// Calls run.template operator()<Bits, Sub, Lut>() for m's form: one list of the forms
+// the SIMD kernels instantiate (IQ4 is 4-bit with 32-column sub-blocks).
+template <class Run>
+void for_form(const BlockQuantRows& m, Run&& run) {
+  if (m.bits == 8 && m.sub == 32) return run.template operator()<8, 32, false>();
+  if (m.bits == 8) return run.template operator()<8, 16, false>();
+  if (m.lut) return run.template operator()<4, 32, true>();
+  if (m.sub == 32) return run.template operator()<4, 32, false>();
+  run.template operator()<4, 16, false>();
+}
+
 // Repacks a [rows, cols] tensor of ggml blocks. Throws upg::Error for a type that is not
 // block-quantized and for a scale that fp16 cannot hold (a corrupt block; --dtype f32
 // would still load it).
