@@ -91,9 +91,12 @@ const char* safetensors_dtype_name(DType t) {
   return dtype_name(t);
 }
 
-SafetensorsFile read_safetensors(const std::string& path) {
+SafetensorsFile read_safetensors(const std::string& path) { return read_safetensors(MappedFile::open(path)); }
+
+SafetensorsFile read_safetensors(std::shared_ptr<MappedFile> file) {
   SafetensorsFile out;
-  out.file = MappedFile::open(path);
+  out.file = std::move(file);
+  const std::string& path = out.file->path();
   const MappedFile& f = *out.file;
   if (f.size() < 8)
     throw Error(fmt::format("{}: file is {} bytes, too short for the 8-byte safetensors header length", path,
