@@ -62,7 +62,11 @@ run_one() {
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   if [ $rc -ne 0 ]; then
     echo "== fuzz: $h FAILED (exit $rc after $((SECONDS - start)) s); log $log, inputs in $art/" >&2
-    grep -v '^#[0-9]' "$log" | tail -n 60 >&2
+    # The report and the top of its stack (a stack overflow has hundreds of frames), then
+    # the lines that name the saved input.
+    awk '/ERROR: |runtime error:|fuzz invariant failed|terminate called|ALARM|out-of-memory|deadly signal/ {p = 1}
+         p && n < 40 {print substr($0, 1, 300); n++}' "$log" >&2
+    grep -E '^(SUMMARY|artifact_prefix|MS:)' "$log" >&2 || tail -n 20 "$log" >&2
     return 1
   fi
   echo "fuzz: $h ok ($((SECONDS - start)) s, $execs runs)" >&2
