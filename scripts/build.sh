@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Configures and builds UPG. Usage: scripts/build.sh [release|asan]
+# Configures and builds UPG. Usage: scripts/build.sh [release|asan|fuzz]
 #   release -> build/      (upg, test binaries, upg-bench)
 #   asan    -> build-asan/ (test binaries under AddressSanitizer + UBSan)
+#   fuzz    -> build-fuzz/ (clang: the libFuzzer harnesses of fuzz/ and the libraries
+#                           they read with, under libFuzzer + ASan + UBSan; fuzz/README.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-release}
@@ -9,7 +11,10 @@ jobs=${UPG_JOBS:-$(nproc)}
 case "$kind" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
   asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DUPG_SANITIZE=ON -DUPG_BUILD_BENCH=OFF) ;;
-  *) echo "usage: $0 [release|asan]" >&2; exit 2 ;;
+  fuzz) dir=build-fuzz
+        flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DUPG_FUZZ=ON -DUPG_BUILD_TESTS=OFF -DUPG_BUILD_BENCH=OFF
+               -DCMAKE_CXX_COMPILER=clang++) ;;
+  *) echo "usage: $0 [release|asan|fuzz]" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
 cmake --build "$dir" -j "$jobs"

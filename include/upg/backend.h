@@ -1,8 +1,9 @@
 #pragma once
-// The backend interface: every op the shared forward pass needs, over buffers the backend
-// owns. The CPU backend implements it with the kernels/cpu layer; a CUDA backend
-// implements the same ops on device memory, so the forward pass in model/ never forks
-// per device. Ask supports() before binding a weight format to a backend.
+// The backend interface: every op the shared forward pass needs. Today the ops take host
+// float buffers the forward pass owns, and the backend owns its KV cache and the
+// execution forms of the weights it prepares. The CPU backend implements it with the
+// kernels/cpu layer; a second backend implements the same ops, so the forward pass in
+// model/ never forks per device. Ask supports() before binding a weight format to a backend.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -15,8 +16,9 @@
 namespace upg {
 
 // A linear layer's weight as the backend sees it: y = W x (+ bias), W [rows, cols].
-// `dtype` names the encoding (F32/F16/BF16, or I8 with per-row `scales`) and kernels
-// take it as a parameter rather than being copied per encoding.
+// `dtype` names the encoding (F32/F16/BF16, I8 with per-row `scales`, or a GGUF
+// block-quantized type whose blocks `data` points at) and kernels take it as a parameter
+// rather than being copied per encoding.
 struct LinearWeight {
   DType dtype = DType::F32;
   const void* data = nullptr;
@@ -48,8 +50,9 @@ struct RopeTable {
 };
 
 // Which keys/values each query token sees. The backend's KV storage is a flat array of
-// slots per layer; the KV manager (engine) decides which slots a sequence owns, and the
-// backend only sees slot numbers: token t attends to kv_base[t] + 0 .. positions[t].
+// slots per layer; the caller decides which slots a sequence owns (today the forward
+// pass: sequence s holds slots s * context .. s * context + context - 1), and the backend
+// only sees slot numbers: token t attends to kv_base[t] + 0 .. positions[t].
 struct AttentionBatch {
   std::span<const int32_t> positions;  // [n_tokens]
   std::span<const int64_t> kv_base;    // [n_tokens] first slot of the token's sequence

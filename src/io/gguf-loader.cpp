@@ -86,12 +86,15 @@ std::vector<int64_t> unpermute_map(const GgufFile& g, const GgufTensorInfo& t, c
 
 }  // namespace
 
-ModelSource load_gguf(const std::string& path, const LoadOptions& opts) {
+ModelSource load_gguf(const std::string& path, const LoadOptions& opts) { return load_gguf(MappedFile::open(path), opts); }
+
+ModelSource load_gguf(std::shared_ptr<const MappedFile> file, const LoadOptions& opts) {
+  const std::string path = file->path();
   if (opts.dequant_to && *opts.dequant_to != DType::F32 && *opts.dequant_to != DType::F16 &&
       *opts.dequant_to != DType::BF16)
     throw Error(fmt::format("{}: cannot dequantize to {} (expected F32, F16 or BF16)", path,
                             dtype_name(*opts.dequant_to)));
-  GgufFile g = GgufFile::open(path);
+  GgufFile g = GgufFile::parse(std::move(file));
   ModelSource src;
   src.path = path;
   src.format = "gguf";

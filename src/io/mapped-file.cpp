@@ -38,8 +38,18 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   return f;
 }
 
+std::shared_ptr<MappedFile> MappedFile::from_bytes(const std::string& path, const void* bytes, size_t size) {
+  std::shared_ptr<MappedFile> f(new MappedFile());
+  f->path_ = path;
+  f->size_ = size;
+  f->owned_.reset(new std::byte[size]);
+  if (size > 0) std::memcpy(f->owned_.get(), bytes, size);
+  f->data_ = f->owned_.get();
+  return f;
+}
+
 MappedFile::~MappedFile() {
-  if (data_) munmap(const_cast<std::byte*>(data_), size_);
+  if (data_ && !owned_) munmap(const_cast<std::byte*>(data_), size_);
 }
 
 }  // namespace upg::io

@@ -93,9 +93,12 @@ const char* safetensors_dtype_name(DType t) {
   return dtype_name(t);
 }
 
-SafetensorsFile read_safetensors(const std::string& path) {
+SafetensorsFile read_safetensors(const std::string& path) { return read_safetensors(MappedFile::open(path)); }
+
+SafetensorsFile read_safetensors(std::shared_ptr<MappedFile> file) {
   SafetensorsFile out;
-  out.file = MappedFile::open(path);
+  out.file = std::move(file);
+  const std::string& path = out.file->path();
   const MappedFile& f = *out.file;
   // GGUF's magic read as a header length is about 14 GB: say what the file is instead.
   if (f.size() >= 4 && std::memcmp(f.data(), "GGUF", 4) == 0)

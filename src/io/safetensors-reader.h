@@ -29,6 +29,8 @@ struct SafetensorsFile {
 
 // Throws upg::Error("<path>: ...") naming the tensor and field that is wrong.
 SafetensorsFile read_safetensors(const std::string& path);
+// The same on a file already in memory (MappedFile::from_bytes); errors name file->path().
+SafetensorsFile read_safetensors(std::shared_ptr<MappedFile> file);
 
 // "F32", "BF16", ... <-> DType, for the plain types safetensors can hold.
 std::optional<DType> safetensors_dtype(std::string_view name);

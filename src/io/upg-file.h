@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "io/mapped-file.h"
 #include "upg/format.h"
 #include "upg/io.h"
 #include "upg/tensor.h"
@@ -55,5 +56,7 @@ bool is_upg_file(const std::string& path);
 // into weights, compressed ones validated into ModelSource::compressed. Every rule of
 // the spec is checked; a violation throws upg::Error naming the file and the tensor.
 ModelSource load_upg(const std::string& path, const LoadOptions& opts);
+// The same on a file already in memory (MappedFile::from_bytes, for the fuzz harness).
+ModelSource load_upg(std::shared_ptr<MappedFile> file, const LoadOptions& opts);
 
 }  // namespace upg::io

@@ -262,8 +262,11 @@ bool is_upg_file(const std::string& path) {
   return meta != j.end() && meta->is_object() && meta->contains(k::kVersionKey);
 }
 
-ModelSource load_upg(const std::string& path, const LoadOptions& opts) {
-  SafetensorsFile st = read_safetensors(path);
+ModelSource load_upg(const std::string& path, const LoadOptions& opts) { return load_upg(MappedFile::open(path), opts); }
+
+ModelSource load_upg(std::shared_ptr<MappedFile> file, const LoadOptions& opts) {
+  const std::string path = file->path();
+  SafetensorsFile st = read_safetensors(std::move(file));
   check_version(st, path);
   ModelSource src;
   src.path = path;

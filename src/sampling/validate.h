@@ -1,6 +1,6 @@
 #pragma once
 // Parameter checks shared by the step factories and the Sampler constructor. They throw
-// ParamError naming the SamplingParams field; the CLI and the server name it their way.
+// ParamError naming the SamplingParams field; front ends (the CLI) name it their way.
 #include "upg/sampling.h"
 
 namespace upg::sampling {

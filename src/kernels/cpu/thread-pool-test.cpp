@@ -45,7 +45,7 @@ TEST(ThreadPool, RejectsBadCounts) {
     ThreadPool pool(100000);  // started 32k threads before failing, and aborted
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "n_threads 100000 exceeds the maximum of 512");
+    EXPECT_STREQ(e.what(), "n_threads: 100000 exceeds the maximum of 512");
   }
 }
 

@@ -118,9 +118,9 @@ struct ThreadPool::Impl {
 };
 
 ThreadPool::ThreadPool(int n_threads) : impl_(std::make_unique<Impl>()) {
-  if (n_threads < 0) throw Error(fmt::format("n_threads must be 0 (every core) or more, got {}", n_threads));
+  if (n_threads < 0) throw ParamError("n_threads", fmt::format("must be 0 (every core) or more, got {}", n_threads));
   if (n_threads > kMaxThreads)
-    throw Error(fmt::format("n_threads {} exceeds the maximum of {}", n_threads, kMaxThreads));
+    throw ParamError("n_threads", fmt::format("{} exceeds the maximum of {}", n_threads, kMaxThreads));
   if (n_threads == 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   impl_->n_threads = n_threads;
   impl_->workers.reserve(n_threads - 1);
