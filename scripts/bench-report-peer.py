@@ -75,9 +75,11 @@ def section(data, path):
             f"{load:.3f}" if not _num(t.get("load_s")) else
             f'<span class="{"faster" if load <= t["load_s"] else "slower"}">{load:.3f}</span>')
         size = f.get("size_bytes")
+        types = f.get("tensor_types") if isinstance(f.get("tensor_types"), dict) else {}
         rows.append(
             f"<tr><td class=\"name\">{esc(f['file'])}</td><td>{esc(f.get('type', ''))}"
             f"{' (shipped)' if f.get('shipped') else ''}</td>"
+            f"<td class=\"muted\">{esc(', '.join(f'{k} {v}' for k, v in types.items()))}</td>"
             f"<td class=\"num\">{f'{size / 2**20:.1f}' if _num(size) else '&ndash;'}</td>"
             f"<td class=\"num\">{_tps(lc.get('pp'))}</td><td class=\"num\">{_tps(up.get('pp'))}</td>"
             f"<td class=\"num\">{_ratio(r.get('pp'), t.get('pp'))}</td>"
@@ -90,7 +92,7 @@ def section(data, path):
             if f[who].get("error"):
                 errors.append(f"<li><code>{esc(f['file'])}</code>: {name}: "
                               f"<span class=\"error\">{esc(f[who]['error'])}</span></li>")
-    table = ("<table class=\"summary\"><tr><th>File</th><th>Type</th><th>MiB</th>"
+    table = ("<table class=\"summary\"><tr><th>File</th><th>Type</th><th>Tensors</th><th>MiB</th>"
              f"<th>llama.cpp {pp}</th><th>UPG {pp}</th><th>{pp} UPG/llama</th>"
              f"<th>llama.cpp {tg}</th><th>UPG {tg}</th><th>{tg} UPG/llama</th>"
              "<th>llama.cpp peak MiB</th><th>UPG peak MiB</th><th>memory UPG/llama</th><th>UPG load s</th></tr>"
@@ -99,7 +101,8 @@ def section(data, path):
              "(<code>bench/peer/peer-bench.py</code>): tok/s of llama-bench and <code>upg bench</code> on the "
              "same files, and each process's peak resident memory. Ratios are UPG over llama.cpp: above 1 is "
              "faster (memory: below 1 is smaller). The requantized files come from an F32 export of the "
-             "shipped one, so they carry its quantization error too.</p>",
+             "shipped one, so they carry its quantization error too; Tensors counts each file's tensor "
+             "types, which llama-quantize changes where a type does not fit a tensor's rows.</p>",
              f"<table class=\"kv\">{kv}</table>", table]
     if errors:
         parts.append(f"<h3>Errors</h3><ul>{''.join(errors)}</ul>")
