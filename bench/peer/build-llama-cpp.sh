@@ -61,6 +61,9 @@ config=(
   -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON
   # The shared ccache holds UPG's objects; a one-off peer build would only evict them.
   -DGGML_CCACHE=OFF
+  # The sdist has no git history: without this, llama-bench reports "unknown", or the
+  # commit of whatever repository the cache folder sits in.
+  -DLLAMA_BUILD_COMMIT="llama-cpp-python-$version"
 )
 stamp="llama-cpp-python $version: ${config[*]}"
 

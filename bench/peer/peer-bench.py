@@ -354,16 +354,23 @@ def print_tables(result):
                          "" if "peak_rss" not in t or f["ratio"]["peak_rss"] is None else
                          f" ({f['ratio']['peak_rss']:.2f}x {'ok' if f['ratio']['peak_rss'] <= t['peak_rss'] else 'MISSED'})"),
                      load_text])
+    m = result["machine"]
+    print(f"{m.get('cpu_model', '?')}, {m.get('num_cpus', '?')} CPUs; load average {m.get('load_avg')} at the start, "
+          f"{m.get('load_avg_end')} at the end")
+    busiest = max(m.get("load_avg", [0])[0], m.get("load_avg_end", [0])[0])
+    if m.get("num_cpus") and busiest > 0.75 * m["num_cpus"]:
+        print("warning: the machine was busy (other work shared the cores): these timings are noisy and low")
+    print()
     print_markdown(head, rows)
     print("\ntensor types (llama-quantize falls back where a type does not fit a tensor's rows):")
     for f in result["files"]:
         types = f.get("tensor_types") or {}
         print(f"  {os.path.basename(f['path'])}: " + ", ".join(f"{k} {v}" for k, v in types.items()))
-    for f in result["files"]:
-        for who in ("llama_cpp", "upg"):
-            if "error" in f[who]:
-                print(f"  {os.path.basename(f['path'])}: {'llama.cpp' if who == 'llama_cpp' else 'UPG'}: "
-                      f"{f[who]['error']}")
+    errors = [(f, who) for f in result["files"] for who in ("llama_cpp", "upg") if "error" in f[who]]
+    if errors:
+        print("\nerrors (the file is left out for that engine):")
+    for f, who in errors:
+        print(f"  {os.path.basename(f['path'])}: {'llama.cpp' if who == 'llama_cpp' else 'UPG'}: {f[who]['error']}")
     if result.get("batched"):
         print(f"\nllama-batched-bench (-npp {s['n_prompt']} -ntg {s['n_gen']} -t {s['threads']}), medians; "
               "UPG has no batched engine yet, so no UPG column:")
