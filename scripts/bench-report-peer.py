@@ -35,7 +35,7 @@ def _tps(v):
 
 
 def _ratio(v, target=None, at_most=False):
-    """'1.62×', coloured and with the target when the file has one."""
+    """'1.62×', coloured, with the target below it when the file has one."""
     if not _num(v):
         return "\u2013"
     text = f"{v:.2f}\u00d7"
@@ -43,24 +43,28 @@ def _ratio(v, target=None, at_most=False):
         return text
     ok = v <= target if at_most else v >= target
     rel = "\u2264" if at_most else "\u2265"
-    return (f'<span class="{"faster" if ok else "slower"}">{text}</span> '
-            f'<span class="muted">(target {rel}{target:g})</span>')
+    return (f'<span class="{"faster" if ok else "slower"}">{text}</span>'
+            f'<br><span class="muted">target {rel}{target:g}</span>')
 
 
-def section(data, path):
+def section(data, path, standalone=False):
+    """The peer section; standalone when the page has no benchmark run beside it, so the
+    machine section above already shows the peer run's machine and load."""
     s = data["settings"]
     pp, tg = f"pp{s.get('n_prompt', '?')}", f"tg{s.get('n_gen', '?')}"
     lc_meta, upg_meta, m = data.get("llama_cpp", {}) or {}, data.get("upg", {}) or {}, data.get("machine", {}) or {}
+    loads = ", ".join(" / ".join(f"{x:.2f}" for x in m[k]) + f" {w}" for k, w in
+                      (("load_avg", "at the start"), ("load_avg_end", "at the end"))
+                      if isinstance(m.get(k), list) and all(_num(x) for x in m[k]))
     facts = [
         ("llama.cpp", f"{lc_meta.get('package', 'llama-cpp-python')} {lc_meta.get('version', '?')} "
-                      f"(vendor/llama.cpp, build {lc_meta.get('build_commit') or '?'})"),
+                      f"(its vendor/llama.cpp, build {lc_meta.get('build_commit') or '?'})"),
         ("llama.cpp build", lc_meta.get("build")),
         ("UPG", f"{upg_meta.get('commit') or '?'}" + (f", upg bench {' '.join(s['upg_args'])}"
                                                         if s.get("upg_args") else "")),
-        ("Machine", f"{m.get('cpu_model', '?')}, {m.get('num_cpus', '?')} CPUs, {' '.join(m.get('isa', []))}"),
-        ("Load average", ", ".join(" / ".join(f"{x:.2f}" for x in m[k]) + f" {w}" for k, w in
-                                   (("load_avg", "at the start"), ("load_avg_end", "at the end"))
-                                   if isinstance(m.get(k), list) and all(_num(x) for x in m[k]))),
+        ("Instruction sets", " ".join(m.get("isa", [])) if standalone else
+         f"{m.get('cpu_model', '?')}, {m.get('num_cpus', '?')} CPUs: {' '.join(m.get('isa', []))}"),
+        ("Load average", None if standalone else loads),
         ("Settings", f"{pp}, {tg}, {s.get('threads', '?')} threads, medians of {s.get('repetitions', '?')} "
                      "interleaved repetitions (each engine one process per file and repetition)"),
         ("Source", (data.get("source") or {}).get("path")),
@@ -76,27 +80,26 @@ def section(data, path):
             f'<span class="{"faster" if load <= t["load_s"] else "slower"}">{load:.3f}</span>')
         size = f.get("size_bytes")
         types = f.get("tensor_types") if isinstance(f.get("tensor_types"), dict) else {}
+        num = '<td class="num">{}</td>'.format
+        shipped = '<br><span class="muted">shipped</span>' if f.get("shipped") else ""
         rows.append(
-            f"<tr><td class=\"name\">{esc(f['file'])}</td><td>{esc(f.get('type', ''))}"
-            f"{' (shipped)' if f.get('shipped') else ''}</td>"
-            f"<td class=\"muted\">{esc(', '.join(f'{k} {v}' for k, v in types.items()))}</td>"
-            f"<td class=\"num\">{f'{size / 2**20:.1f}' if _num(size) else '&ndash;'}</td>"
-            f"<td class=\"num\">{_tps(lc.get('pp'))}</td><td class=\"num\">{_tps(up.get('pp'))}</td>"
-            f"<td class=\"num\">{_ratio(r.get('pp'), t.get('pp'))}</td>"
-            f"<td class=\"num\">{_tps(lc.get('tg'))}</td><td class=\"num\">{_tps(up.get('tg'))}</td>"
-            f"<td class=\"num\">{_ratio(r.get('tg'), t.get('tg'))}</td>"
-            f"<td class=\"num\">{_tps(lc.get('peak_rss_mib'))}</td><td class=\"num\">{_tps(up.get('peak_rss_mib'))}</td>"
-            f"<td class=\"num\">{_ratio(r.get('peak_rss'), t.get('peak_rss'), at_most=True)}</td>"
-            f"<td class=\"num\">{load_cell}</td></tr>")
+            f"<tr><td title=\"{esc(f['file'])}\"><b>{esc(f.get('type', ''))}</b>"
+            f"{shipped}</td>"
+            f"<td class=\"types\">{'<br>'.join(esc(f'{k} {v}') for k, v in types.items())}</td>"
+            + num(f"{size / 2**20:.1f}" if _num(size) else "&ndash;")
+            + num(_tps(lc.get("pp"))) + num(_tps(up.get("pp"))) + num(_ratio(r.get("pp"), t.get("pp")))
+            + num(_tps(lc.get("tg"))) + num(_tps(up.get("tg"))) + num(_ratio(r.get("tg"), t.get("tg")))
+            + num(_tps(lc.get("peak_rss_mib"))) + num(_tps(up.get("peak_rss_mib")))
+            + num(_ratio(r.get("peak_rss"), t.get("peak_rss"), at_most=True)) + num(load_cell) + "</tr>")
         for who, name in (("llama_cpp", "llama.cpp"), ("upg", "UPG")):
             if f[who].get("error"):
-                errors.append(f"<li><code>{esc(f['file'])}</code>: {name}: "
+                errors.append(f"<li><b>{esc(f.get('type', ''))}</b> <code>{esc(f['file'])}</code>: {name}: "
                               f"<span class=\"error\">{esc(f[who]['error'])}</span></li>")
-    table = ("<table class=\"summary\"><tr><th>File</th><th>Type</th><th>Tensors</th><th>MiB</th>"
-             f"<th>llama.cpp {pp}</th><th>UPG {pp}</th><th>{pp} UPG/llama</th>"
-             f"<th>llama.cpp {tg}</th><th>UPG {tg}</th><th>{tg} UPG/llama</th>"
-             "<th>llama.cpp peak MiB</th><th>UPG peak MiB</th><th>memory UPG/llama</th><th>UPG load s</th></tr>"
-             + "".join(rows) + "</table>")
+    sub = "<th>llama.cpp</th><th>UPG</th><th>UPG/llama</th>"
+    table = ("<table class=\"summary peer\"><tr><th rowspan=\"2\">Type</th><th rowspan=\"2\">Tensors</th>"
+             f"<th rowspan=\"2\">MiB</th><th colspan=\"3\">{pp} tok/s</th><th colspan=\"3\">{tg} tok/s</th>"
+             "<th colspan=\"3\">peak memory MiB</th><th>UPG load</th></tr>"
+             f"<tr>{sub}{sub}{sub}<th>s</th></tr>" + "".join(rows) + "</table>")
     parts = [f"<section><h2>Beside llama.cpp</h2><p class=\"note\">From <code>{esc(path)}</code> "
              "(<code>bench/peer/peer-bench.py</code>): tok/s of llama-bench and <code>upg bench</code> on the "
              "same files, and each process's peak resident memory. Ratios are UPG over llama.cpp: above 1 is "

@@ -535,7 +535,7 @@ def render(data, path, base_data=None, base_path=None, threshold=5.0, fail_limit
         busy = busy_warning(ctx)
         if busy:
             body.append(f'<p class="warn">{esc(busy)}</p>')
-        body += [machine_section(ctx, {}), _peer.section(peer, peer_path)]
+        body += [machine_section(ctx, {}), _peer.section(peer, peer_path, standalone=True)]
         return page_html(ctx, body), None
     benches = collect(data)
     base = None
