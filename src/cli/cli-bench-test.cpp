@@ -107,6 +107,14 @@ TEST(CliBenchFlags, BadValuesAreClearErrors) {
   }
 }
 
+TEST_F(CliBench, PromptPastTheModelsContextNamesTheBenchFlags) {
+  ProcessResult r = run_upg({"bench", model_, "-p", "100000", "-n", "1", "-r", "1"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "-p/--n-prompt")) << r.err;
+  EXPECT_TRUE(contains(r.err, "max_position_embeddings")) << r.err;
+  EXPECT_FALSE(contains(r.err, "--ctx-size")) << r.err;
+}
+
 TEST(CliBenchFlags, UnreadableModelIsAnErrorNamingTheFile) {
   TempDir dir;
   write_file(dir / "bad.gguf", "not a gguf file");

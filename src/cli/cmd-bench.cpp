@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -131,6 +133,21 @@ void print_table(const BenchArgs& a, Model& model, const std::vector<TestResult>
   fmt::print("\nload {:.3f} s | dtype {} | peak memory {:.0f} MiB\n", load_s, a.model.dtype, peak_rss_mib());
 }
 
+// A JSON string literal: quotes, backslashes and control characters escaped, other
+// bytes (UTF-8) as they are.
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += {'\\', c};
+    else if (uint8_t(c) < 0x20)
+      out += fmt::format("\\u{:04x}", int(c));
+    else
+      out += c;
+  }
+  return out + '"';
+}
+
 // One JSON object per test and line; the field names follow llama-bench's JSON where
 // there is one (avg_ts, stddev_ts, samples_ts, n_prompt, n_gen).
 void print_json(const BenchArgs& a, Model& model, const std::vector<TestResult>& tests, double load_s) {
@@ -139,10 +156,11 @@ void print_json(const BenchArgs& a, Model& model, const std::vector<TestResult>&
     std::vector<std::string> samples;
     for (double s : t.samples_ts) samples.push_back(fmt::format("{:.3f}", s));
     fmt::print(
-        "{{\"model\": {:?}, \"file_bytes\": {}, \"backend\": {:?}, \"dtype\": {:?}, \"load_s\": {:.4f}, "
-        "\"test\": {:?}, \"n_prompt\": {}, \"n_gen\": {}, \"threads\": {}, \"avg_ts\": {:.3f}, "
+        "{{\"model\": {}, \"file_bytes\": {}, \"backend\": {}, \"dtype\": {}, \"load_s\": {:.4f}, "
+        "\"test\": {}, \"n_prompt\": {}, \"n_gen\": {}, \"threads\": {}, \"avg_ts\": {:.3f}, "
         "\"stddev_ts\": {:.3f}, \"samples_ts\": [{}], \"peak_rss_mib\": {:.1f}}}\n",
-        a.model.path, model.source().file_bytes, model.backend().name(), a.model.dtype, load_s, t.name, t.n_prompt,
+        json_string(a.model.path), model.source().file_bytes, json_string(model.backend().name()),
+        json_string(a.model.dtype), load_s, json_string(t.name), t.n_prompt,
         t.n_gen, model.backend().n_threads(), mean(t.samples_ts), stddev(t.samples_ts), fmt::join(samples, ", "),
         rss);
   }
@@ -153,7 +171,15 @@ void run(BenchArgs& a) {
   // Each test starts a fresh cache, so the longer of the two bounds the context.
   a.model.ctx = std::max(a.n_prompt, a.n_gen);
   double load_s = 0;
-  auto model = load_model(a.model, &load_s);
+  std::unique_ptr<Model> model;
+  try {
+    model = load_model(a.model, &load_s);
+  } catch (const ParamError& e) {
+    // The context is set here from -p and -n, so those are the flags to name, not -c.
+    if (e.param() != "context_length") throw;
+    throw Error(fmt::format("-p/--n-prompt, -n/--n-gen: the longer test needs a context of {} tokens, and {}",
+                            a.model.ctx, e.problem()));
+  }
   Model& m = *model;
   std::vector<TestResult> tests;
   // As llama-bench: every repetition of one test, then of the next, each test after one
