@@ -119,6 +119,7 @@ class PeerBench(unittest.TestCase):
         self.assertEqual(shipped["llama_cpp"]["tg"], 200)
         self.assertEqual(shipped["llama_cpp"]["pp"], 2000)
         self.assertEqual(sorted(shipped["llama_cpp"]["tg_samples"]), [100, 200, 300])
+        self.assertEqual(shipped["llama_cpp"]["tg_spread"], 3.0)
         self.assertEqual(shipped["upg"]["tg"], 400)
         self.assertAlmostEqual(shipped["upg"]["load_s"], 0.2)
         self.assertEqual(shipped["ratio"], {"pp": 2.0, "tg": 2.0, "peak_rss": shipped["ratio"]["peak_rss"]})
@@ -151,6 +152,7 @@ class PeerBench(unittest.TestCase):
         self.assertIn("UPG has no batched engine", table)
         self.assertIn("2.00x (>=1.5 ok)", table)
         self.assertIn("IQ4_XS is not supported", table)
+        self.assertIn("noisy (fastest over slowest repetition above 1.2): Q4_1 llama.cpp pp 3.00", table)
 
     def test_variants_are_made_once(self):
         self.run_harness("--reps", "1", "--no-batched", types="Q8_0")

@@ -49,6 +49,8 @@ TARGETS = {
     "Q8_0": {"tg": 1.3}, "Q4_0": {"tg": 1.3}, "Q4_K_M": {"tg": 1.3}, "Q6_K": {"tg": 1.3},
 }
 LOAD_TARGET_S = 0.5
+# Fastest over slowest repetition past which the table calls a median noisy.
+NOISY_SPREAD = 1.2
 # The instruction sets the llama.cpp build turns on when /proc/cpuinfo lists them.
 ISA_FLAGS = ["sse4_2", "avx", "avx2", "fma", "f16c", "bmi2", "avx_vnni", "avx512f", "avx512cd", "avx512vl",
              "avx512dq", "avx512bw", "avx512vbmi", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"]
@@ -272,6 +274,8 @@ def summarize(samples):
         if vals:
             out[key] = median(vals)
             out[key + "_samples"] = vals
+            if key in ("pp", "tg") and len(vals) > 1 and min(vals) > 0:
+                out[key + "_spread"] = max(vals) / min(vals)  # fastest over slowest repetition
     out["info"] = ok[0].get("info", {})
     errors = [s["error"] for s in samples if "error" in s]
     if errors:
@@ -366,6 +370,11 @@ def print_tables(result):
     for f in result["files"]:
         types = f.get("tensor_types") or {}
         print(f"  {os.path.basename(f['path'])}: " + ", ".join(f"{k} {v}" for k, v in types.items()))
+    noisy = [f"{f['type']} {name} {t} {f[who][t + '_spread']:.2f}" for f in result["files"]
+             for who, name in (("llama_cpp", "llama.cpp"), ("upg", "UPG")) for t in ("pp", "tg")
+             if f[who].get(t + "_spread", 1) > NOISY_SPREAD]
+    if noisy:
+        print(f"\nnoisy (fastest over slowest repetition above {NOISY_SPREAD}): " + ", ".join(noisy))
     errors = [(f, who) for f in result["files"] for who in ("llama_cpp", "upg") if "error" in f[who]]
     if errors:
         print("\nerrors (the file is left out for that engine):")
