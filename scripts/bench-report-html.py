@@ -171,4 +171,5 @@ svg .grid{stroke:#e3e7ec;stroke-width:1}svg .axisline{stroke:#6b7785;stroke-widt
 svg .tick{font-size:11px;fill:#5f6b7a}svg .axis{font-size:12px;fill:#1e2329;font-weight:600}
 svg .lbl{font-size:12.5px;fill:#1e2329}svg .val{font-size:12px;fill:#1e2329}
 ul.fits{margin:0;padding-left:18px}
+table.peer td.types{font-size:11.5px;color:#5f6b7a;white-space:nowrap}table.peer th{text-align:center}
 """

@@ -317,5 +317,81 @@ class Sections(TempDir):
         self.assertNotIn("<i>x</i>", page)
 
 
+def peer_doc(**over):
+    """A peer file as bench/peer/peer-bench.py writes it: the shipped file beside llama.cpp,
+    a requantized one UPG cannot load, and llama-batched-bench rows."""
+    data = {
+        "kind": "upg-peer-bench", "version": 1,
+        "machine": {"host_name": "peerhost", "num_cpus": 2, "cpu_model": "Test CPU 9000", "isa": ["avx2", "fma"],
+                    "date": "2026-01-02T00:00:00+00:00", "load_avg": [0.1, 0.1, 0.1], "load_avg_end": [0.2, 0.1, 0.1]},
+        "settings": {"n_prompt": 128, "n_gen": 128, "threads": 2, "repetitions": 3},
+        "source": {"path": "models/M.Q4_1.gguf", "type": "Q4_1"},
+        "llama_cpp": {"package": "llama-cpp-python", "version": "0.3.36", "build_commit": "abc123",
+                      "build": "-DGGML_NATIVE=OFF"},
+        "upg": {"commit": "deadbeef"},
+        "files": [
+            {"file": "M.Q4_1.gguf", "type": "Q4_1", "shipped": True, "size_bytes": 98362432,
+             "llama_cpp": {"pp": 1000.0, "tg": 100.0, "peak_rss_mib": 200.0},
+             "upg": {"pp": 2500.0, "tg": 140.0, "peak_rss_mib": 180.0, "load_s": 0.3},
+             "ratio": {"pp": 2.5, "tg": 1.4, "peak_rss": 0.9},
+             "targets": {"pp": 2.0, "tg": 1.5, "peak_rss": 1.0, "load_s": 0.5}},
+            {"file": "M.IQ4_XS.gguf", "type": "IQ4_XS", "shipped": False, "size_bytes": 80000000,
+             "llama_cpp": {"pp": 900.0, "tg": 110.0, "peak_rss_mib": 190.0},
+             "upg": {"error": "exit 1: upg: error: GGUF type <IQ4_XS> is not supported"},
+             "ratio": {"pp": None, "tg": None, "peak_rss": None}, "targets": {"load_s": 0.5}},
+        ],
+        "batched": [{"file": "M.Q4_1.gguf", "type": "Q4_1", "upg": None, "upg_note": "UPG has no batched engine yet",
+                     "llama_cpp": {"rows": [{"pl": 8, "speed_pp": 950.0, "speed_tg": 300.0, "speed": 480.0}]}}],
+    }
+    data.update(over)
+    return data
+
+
+class Peer(TempDir):
+    def peer_report(self, peer, *extra):
+        path = self.write("peer.json", peer)
+        out = os.path.join(self.dir, "peer.html")
+        rc, _, err = self.main(*extra, "--peer", path, "-o", out)
+        self.assertEqual(rc, 0, err)
+        with open(out, encoding="utf-8") as f:
+            return f.read()
+
+    def test_peer_alone_shows_the_table_ratios_and_targets(self):
+        page = self.peer_report(peer_doc())
+        self.assertIn("Beside llama.cpp", page)
+        self.assertIn("Test CPU 9000", page)  # the machine section reads the peer's machine
+        self.assertIn("2,500.0", page)
+        self.assertIn('<span class="faster">2.50\u00d7</span>', page)   # pp past its target
+        self.assertIn('<span class="slower">1.40\u00d7</span>', page)   # tg short of 1.5
+        self.assertIn('<span class="faster">0.90\u00d7</span>', page)   # memory at most 1
+        self.assertIn("llama-cpp-python 0.3.36", page)
+        self.assertIn("UPG has no batched engine yet", page)
+        self.assertIn("GGUF type &lt;IQ4_XS&gt; is not supported", page)  # the error, escaped
+        self.assertNotIn("<IQ4_XS>", page)
+
+    def test_peer_beside_a_benchmark_run(self):
+        page = self.peer_report(peer_doc(), self.write("bench.json", doc(runs("BM_A", [1.0]))))
+        self.assertIn("UPG benchmark report", page)
+        self.assertIn("Beside llama.cpp", page)
+        self.assertIn("BM_A", page)
+
+    def test_without_peer_no_peer_section(self):
+        self.assertNotIn("Beside llama.cpp", self.report(doc(runs("BM_A", [1.0]))))
+
+    def test_bad_peer_files_are_one_line_errors(self):
+        for data, fragment in (("{", "not valid JSON"), ({"files": []}, "not a peer benchmark file"),
+                               (peer_doc(files=[{"file": "x"}]), 'files[0] has no "llama_cpp"')):
+            path = self.write("peer.json", data)
+            rc, _, err = self.main("--peer", path, "-o", os.path.join(self.dir, "r.html"))
+            self.assertEqual(rc, 2)
+            self.assertIn(fragment, err)
+            self.assertEqual(err.strip().count("\n"), 0, err)
+
+    def test_nothing_to_show_is_a_usage_error(self):
+        rc, _, err = self.main()
+        self.assertEqual(rc, 2)
+        self.assertIn("--peer", err)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Turns a Google Benchmark JSON file from upg-bench into one self-contained HTML report.
 
-Usage: bench-report.py BENCH.json [--baseline OLD.json] [--threshold PCT]
-                       [--fail-on-regression PCT] [-o report.html]
+Usage: bench-report.py [BENCH.json] [--baseline OLD.json] [--threshold PCT]
+                       [--fail-on-regression PCT] [--peer PEER.json] [-o report.html]
 
 The report holds the machine details, a summary table (median, min, max and coefficient
 of variation over the repetitions, plus counters), and the plots whose benchmarks are
 present: SpMV per encoding against the dense baselines, the UPG_Scaling fit, end-to-end
 tok/s. With --baseline each benchmark is marked faster, slower or unchanged by its median
 real time; with --fail-on-regression the exit status is 1 when one is slower by more than
-that percentage. Exit status 2: unreadable input. Python standard library only, so CI and
+that percentage. With --peer, the JSON of bench/peer/peer-bench.py adds a table of UPG
+beside llama.cpp on the same GGUF files (BENCH.json may then be left out). Exit status 2:
+unreadable input. Python standard library only, so CI and
 users need nothing installed; the HTML has inline CSS and SVG and needs no network or JS.
 """
 import argparse
@@ -33,6 +35,7 @@ def _load_sibling(name):
 
 
 _html = _load_sibling("bench-report-html")
+_peer = _load_sibling("bench-report-peer")
 TIME_TO_NS, UNIT_TEXT, CSS = _html.TIME_TO_NS, _html.UNIT_TEXT, _html.CSS
 PALETTE, BASELINE_COLOR = _html.PALETTE, _html.BASELINE_COLOR
 esc, fmt_num, fmt_si, fmt_time, fmt_counter = _html.esc, _html.fmt_num, _html.fmt_si, _html.fmt_time, _html.fmt_counter
@@ -506,8 +509,34 @@ def e2e_section(benches, base):
 
 
 
-def render(data, path, base_data=None, base_path=None, threshold=5.0, fail_limit=None):
-    """The report as an HTML string, and the comparison (None without a baseline)."""
+def load_peer(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not valid JSON: {e}")
+    problem = _peer.check(data, path)
+    if problem:
+        raise InputError(problem)
+    return data
+
+
+def render(data, path, base_data=None, base_path=None, threshold=5.0, fail_limit=None, peer=None,
+           peer_path=None):
+    """The report as an HTML string, and the comparison (None without a baseline). data is
+    None for a report of the peer file alone."""
+    if data is None:
+        ctx = dict(peer.get("machine") or {})
+        body = [f"<h1>UPG beside llama.cpp</h1><p class=\"muted\">{esc(ctx.get('date', ''))}</p>"]
+        busy = busy_warning(ctx)
+        if busy:
+            body.append(f'<p class="warn">{esc(busy)}</p>')
+        body += [machine_section(ctx, {}), _peer.section(peer, peer_path, standalone=True)]
+        return page_html(ctx, body), None
     benches = collect(data)
     base = None
     comparison = None
@@ -528,13 +557,18 @@ def render(data, path, base_data=None, base_path=None, threshold=5.0, fail_limit
     if comparison is not None:
         body.append(comparison_section(benches, base, comparison, threshold, fail_limit,
                                        smoke_mismatch=is_smoke(ctx) != is_smoke(base.context)))
-    body += [spmv_section(benches), scaling_section(benches), e2e_section(benches, base),
-             summary_section(benches, comparison)]
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    body += [spmv_section(benches), scaling_section(benches), e2e_section(benches, base)]
+    if peer is not None:
+        body.append(_peer.section(peer, peer_path))
+    body.append(summary_section(benches, comparison))
+    return page_html(ctx, body), comparison
+
+
+def page_html(ctx, body):
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
             f"<title>UPG benchmark report {esc(ctx.get('date', ''))}</title><style>{CSS}</style></head>"
             "<body>\n" + "\n".join(s for s in body if s) + "\n</body></html>\n")
-    return page, comparison
 
 
 class BaselineDict(dict):
@@ -564,27 +598,33 @@ def write_atomic(path, text):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="HTML report (and regression check) from upg-bench JSON.")
-    p.add_argument("bench_json", help="Google Benchmark JSON (--benchmark_out_format=json)")
+    p.add_argument("bench_json", nargs="?", help="Google Benchmark JSON (--benchmark_out_format=json)")
     p.add_argument("--baseline", help="an earlier JSON to compare against")
     p.add_argument("--threshold", type=float, default=5.0,
                    help="noise threshold in %%: smaller median changes count as unchanged (default 5)")
     p.add_argument("--fail-on-regression", type=float, metavar="PCT",
                    help="exit 1 when a benchmark's median is slower than the baseline by more than PCT%%")
-    p.add_argument("-o", "--output", help="HTML file to write (default: BENCH.json with .html)")
+    p.add_argument("--peer", help="peer JSON of bench/peer/peer-bench.py: UPG beside llama.cpp")
+    p.add_argument("-o", "--output", help="HTML file to write (default: BENCH.json, else PEER.json, with .html)")
     args = p.parse_args(argv)
+    if not args.bench_json and not args.peer:
+        p.error("give BENCH.json, --peer PEER.json or both")
+    if args.baseline and not args.bench_json:
+        p.error("--baseline needs BENCH.json")
     if args.threshold < 0 or (args.fail_on_regression is not None and args.fail_on_regression < 0):
         p.error("thresholds must not be negative")
     if args.fail_on_regression is not None and not args.baseline:
         p.error("--fail-on-regression needs --baseline")
-    out = args.output or os.path.splitext(args.bench_json)[0] + ".html"
+    out = args.output or os.path.splitext(args.bench_json or args.peer)[0] + ".html"
     try:
-        data = load_json(args.bench_json)
+        data = load_json(args.bench_json) if args.bench_json else None
         base_data = load_json(args.baseline) if args.baseline else None
+        peer = load_peer(args.peer) if args.peer else None
     except InputError as e:
         print(f"bench-report: {e}", file=sys.stderr)
         return 2
     page, comparison = render(data, args.bench_json, base_data, args.baseline, args.threshold,
-                              args.fail_on_regression)
+                              args.fail_on_regression, peer, args.peer)
     try:
         write_atomic(out, page)
     except OSError as e:

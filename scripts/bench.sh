@@ -4,7 +4,7 @@
 #
 # Usage: scripts/bench.sh [--filter REGEX] [--baseline OLD.json] [--threshold PCT]
 #                         [--fail-on-regression PCT] [--out DIR] [--repetitions N]
-#                         [--smoke] [--bin PATH] [--no-fetch]
+#                         [--smoke] [--bin PATH] [--no-fetch] [--peer PEER.json]
 #   --filter REGEX          only benchmarks whose name matches (Google Benchmark regex)
 #   --baseline OLD.json     mark each benchmark faster / slower / unchanged against OLD.json
 #   --threshold PCT         median changes within +-PCT% count as noise (default 5)
@@ -16,16 +16,17 @@
 #   --bin PATH              run this upg-bench instead of building build/upg-bench
 #                           (or $UPG_BUILD_DIR/upg-bench)
 #   --no-fetch              do not fetch the default model (UPG_E2E then reports an error)
+#   --peer PEER.json        also show this run of bench/peer/peer-bench.py (UPG beside llama.cpp)
 # Exit status: 0 fine, 1 regression past --fail-on-regression, 2 usage or input error,
 # other: the build or the benchmark binary failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '4,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
+usage() { sed -n '4,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 die() { echo "bench: $*" >&2; exit 2; }
 need() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 
-filter="" baseline="" threshold="" fail_pct="" out=bench-results reps=5 smoke=0 bin="" fetch=1
+filter="" baseline="" threshold="" fail_pct="" out=bench-results reps=5 smoke=0 bin="" fetch=1 peer=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --filter) need "$@"; filter=$2; shift 2 ;;
@@ -37,6 +38,7 @@ while [ $# -gt 0 ]; do
     --smoke) smoke=1; shift ;;
     --bin) need "$@"; bin=$2; shift 2 ;;
     --no-fetch) fetch=0; shift ;;
+    --peer) need "$@"; peer=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "bench: unknown argument '$1'" >&2; usage ;;
   esac
@@ -44,6 +46,7 @@ done
 [[ "$reps" =~ ^[1-9][0-9]*$ ]] || die "--repetitions must be a positive integer, not '$reps'"
 [ -z "$fail_pct" ] || [ -n "$baseline" ] || die "--fail-on-regression needs --baseline"
 [ -z "$baseline" ] || [ -f "$baseline" ] || die "baseline $baseline: no such file"
+[ -z "$peer" ] || [ -f "$peer" ] || die "peer $peer: no such file"
 
 if [ -z "$bin" ]; then
   # The configuration scripts/build.sh release uses; only the benchmark target is built,
@@ -111,6 +114,7 @@ report=(python3 scripts/bench-report.py "$json" -o "$out/report.html")
 [ -z "$baseline" ] || report+=(--baseline "$baseline")
 [ -z "$threshold" ] || report+=(--threshold "$threshold")
 [ -z "$fail_pct" ] || report+=(--fail-on-regression "$fail_pct")
+[ -z "$peer" ] || report+=(--peer "$peer")
 rc=0
 "${report[@]}" || rc=$?
 errors=$(grep -c '"error_occurred": true' "$json" || true)

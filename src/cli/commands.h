@@ -14,5 +14,6 @@ void add_upg_inspect_commands(CLI::App& app);  // inspect, decompress
 void add_perplexity_command(CLI::App& app);
 void add_compress_command(CLI::App& app);
 void add_synth_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace upg::cli

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Builds the llama.cpp peer (llama-bench, llama-batched-bench, llama-quantize) from the
+# PyPI source package llama-cpp-python at a pinned version, CPU only, into a cache folder,
+# and prints that build's bin/ folder on stdout (all else goes to stderr).
+#
+# Usage: bench/peer/build-llama-cpp.sh [--version V] [--cache DIR]
+#   --version V   llama-cpp-python version (default 0.3.36, or $UPG_PEER_LLAMA_VERSION)
+#   --cache DIR   cache folder (default $UPG_PEER_CACHE, else ~/.cache/upg-peer)
+#   UPG_JOBS      build jobs (default: nproc)
+#
+# Idempotent: a build whose binaries exist and whose recorded flags match is reused as is.
+# The source comes from PyPI (the registry these machines reach) and not from a git
+# clone; the sdist carries llama.cpp in vendor/llama.cpp at the commit that release pins.
+set -euo pipefail
+
+usage() { sed -n '6,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
+die() { echo "build-llama-cpp: $*" >&2; exit 2; }
+
+version=${UPG_PEER_LLAMA_VERSION:-0.3.36}
+cache=${UPG_PEER_CACHE:-$HOME/.cache/upg-peer}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --version) [ $# -ge 2 ] || die "--version needs a value"; version=$2; shift 2 ;;
+    --cache) [ $# -ge 2 ] || die "--cache needs a value"; cache=$2; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "build-llama-cpp: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+[[ "$version" =~ ^[0-9]+(\.[0-9]+)*$ ]] || die "--version must look like 0.3.36, not '$version'"
+
+root=$cache/llama-cpp-python-$version
+src=$root/src
+build=$root/build
+bin=$build/bin
+targets=(llama-bench llama-batched-bench llama-quantize)
+
+# x86 instruction sets from the host's cpuid (as /proc/cpuinfo shows it). A native build
+# (-march=native) dies with SIGILL on these VMs: the compiler sees AMX, the hypervisor
+# does not allow it. So: GGML_NATIVE=OFF, each set the host reports turned on by name,
+# and AMX always off.
+flags=" $(sed -n 's/^flags[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n1) "
+has() { [[ "$flags" == *" $1 "* ]]; }
+onoff() { if has "$1"; then echo ON; else echo OFF; fi; }
+# GGML_AVX512 compiles with -mavx512f/cd/vl/dq/bw together, so it needs all five.
+avx512=OFF
+if has avx512f && has avx512cd && has avx512vl && has avx512dq && has avx512bw; then avx512=ON; fi
+isa=(
+  -DGGML_SSE42="$(onoff sse4_2)" -DGGML_AVX="$(onoff avx)" -DGGML_AVX2="$(onoff avx2)"
+  -DGGML_FMA="$(onoff fma)" -DGGML_F16C="$(onoff f16c)" -DGGML_BMI2="$(onoff bmi2)"
+  -DGGML_AVX_VNNI="$(onoff avx_vnni)" -DGGML_AVX512="$avx512"
+  -DGGML_AVX512_VBMI="$( [ $avx512 = ON ] && onoff avx512vbmi || echo OFF)"
+  -DGGML_AVX512_VNNI="$( [ $avx512 = ON ] && onoff avx512_vnni || echo OFF)"
+  -DGGML_AVX512_BF16="$( [ $avx512 = ON ] && onoff avx512_bf16 || echo OFF)"
+  -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+)
+config=(
+  -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF "${isa[@]}"
+  # CPU only, no network code, nothing but the three tools.
+  -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_BLAS=OFF -DGGML_RPC=OFF
+  -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+  -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON
+  # The shared ccache holds UPG's objects; a one-off peer build would only evict them.
+  -DGGML_CCACHE=OFF
+  # The sdist has no git history: without this, llama-bench reports "unknown", or the
+  # commit of whatever repository the cache folder sits in.
+  -DLLAMA_BUILD_COMMIT="llama-cpp-python-$version"
+)
+stamp="llama-cpp-python $version: ${config[*]}"
+
+built() {
+  [ -f "$build/upg-peer-stamp" ] && [ "$(cat "$build/upg-peer-stamp")" = "$stamp" ] || return 1
+  for t in "${targets[@]}"; do [ -x "$bin/$t" ] || return 1; done
+}
+if built; then
+  echo "build-llama-cpp: reusing $bin" >&2
+  echo "$bin"
+  exit 0
+fi
+
+mkdir -p "$root"
+if [ ! -f "$src/CMakeLists.txt" ]; then
+  sdist=$root/llama_cpp_python-$version.tar.gz
+  if [ ! -f "$sdist" ]; then
+    echo "build-llama-cpp: pip download llama-cpp-python==$version (source only)" >&2
+    dl=$(mktemp -d "$root/download.XXXXXX")
+    python3 -m pip download "llama-cpp-python==$version" --no-binary :all: --no-deps \
+      --disable-pip-version-check -d "$dl" >&2
+    mv "$dl"/llama_cpp_python-*.tar.gz "$sdist"
+    rm -rf "$dl"
+  fi
+  # Only vendor/llama.cpp is needed; extracted beside and renamed so a broken
+  # extraction never looks like a finished one.
+  tmp=$(mktemp -d "$root/extract.XXXXXX")
+  tar -xzf "$sdist" -C "$tmp" "llama_cpp_python-$version/vendor/llama.cpp"
+  rm -rf "$src"
+  mv "$tmp/llama_cpp_python-$version/vendor/llama.cpp" "$src"
+  rm -rf "$tmp"
+fi
+[ -f "$src/CMakeLists.txt" ] || die "$src: no CMakeLists.txt (is vendor/llama.cpp in the sdist?)"
+
+echo "build-llama-cpp: configuring ($(printf '%s ' "${isa[@]}"))" >&2
+rm -f "$build/upg-peer-stamp"
+cmake -S "$src" -B "$build" "${config[@]}" >&2
+start=$(date +%s)
+cmake --build "$build" --target "${targets[@]}" -j "${UPG_JOBS:-$(nproc)}" >&2
+echo "build-llama-cpp: built in $(( $(date +%s) - start )) s" >&2
+echo "$stamp" > "$build/upg-peer-stamp"
+echo "$bin"
