@@ -24,6 +24,9 @@ namespace upg::cli {
 
 namespace {
 
+// "native" when GGUF blocks run as stored (the integer kernels), else the float type.
+std::string dtype_label(const ModelArgs& m) { return m.dtype.empty() ? "native" : m.dtype; }
+
 struct BenchArgs {
   ModelArgs model;
   int n_prompt = 128;
@@ -130,7 +133,7 @@ void print_table(const BenchArgs& a, Model& model, const std::vector<TestResult>
       line += " " + std::string(width[c] - (right[c] ? 1 : 0), '-') + (right[c] ? ":" : "") + " |";
     fmt::print("{}\n", line);
   }
-  fmt::print("\nload {:.3f} s | dtype {} | peak memory {:.0f} MiB\n", load_s, a.model.dtype, peak_rss_mib());
+  fmt::print("\nload {:.3f} s | dtype {} | peak memory {:.0f} MiB\n", load_s, dtype_label(a.model), peak_rss_mib());
 }
 
 // A JSON string literal: quotes, backslashes and control characters escaped, other
@@ -160,7 +163,7 @@ void print_json(const BenchArgs& a, Model& model, const std::vector<TestResult>&
         "\"test\": {}, \"n_prompt\": {}, \"n_gen\": {}, \"threads\": {}, \"avg_ts\": {:.3f}, "
         "\"stddev_ts\": {:.3f}, \"samples_ts\": [{}], \"peak_rss_mib\": {:.1f}}}\n",
         json_string(a.model.path), model.source().file_bytes, json_string(model.backend().name()),
-        json_string(a.model.dtype), load_s, json_string(t.name), t.n_prompt,
+        json_string(dtype_label(a.model)), load_s, json_string(t.name), t.n_prompt,
         t.n_gen, model.backend().n_threads(), mean(t.samples_ts), stddev(t.samples_ts), fmt::join(samples, ", "),
         rss);
   }
@@ -226,9 +229,7 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   add_threads_option(*cmd, args->model.threads, "Threads for the forward pass (default: every core)");
-  cmd->add_option("--dtype", args->model.dtype, "Type GGUF block-quantized weights are dequantized to at load")
-      ->check(CLI::IsMember({"f32", "f16", "bf16"}))
-      ->capture_default_str();
+  add_dtype_option(*cmd, args->model);
   add_cache_type_option(*cmd, args->model);
   cmd->add_flag("--json", args->json,
                 "One JSON object per test and line (model, file_bytes, load_s, test, n_prompt, n_gen, threads, "
