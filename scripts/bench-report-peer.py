@@ -125,7 +125,8 @@ def section(data, path, standalone=False):
                              f"{_tps(r.get('speed'))}</td><td>{esc(b.get('upg_note') or '')}</td></tr>")
         parts.append("<h3>Batched decoding (llama-batched-bench)</h3><p class=\"note\">B sequences of "
                      f"{esc(s.get('n_prompt', '?'))} prompt and {esc(s.get('n_gen', '?'))} generated tokens at once; "
-                     "S_PP, S_TG and S are prompt, generation and overall tok/s across the batch.</p>"
+                     "S_PP, S_TG and S are prompt, generation and overall tok/s across the batch, from the "
+                     "repetition with the median S.</p>"
                      "<table class=\"summary narrow\"><tr><th>File</th><th>Type</th><th>B</th><th>S_PP t/s</th>"
                      "<th>S_TG t/s</th><th>S t/s</th><th>UPG</th></tr>" + "".join(brows) + "</table>")
     return "".join(parts) + "</section>"

@@ -381,8 +381,8 @@ def print_tables(result):
     for f, who in errors:
         print(f"  {os.path.basename(f['path'])}: {'llama.cpp' if who == 'llama_cpp' else 'UPG'}: {f[who]['error']}")
     if result.get("batched"):
-        print(f"\nllama-batched-bench (-npp {s['n_prompt']} -ntg {s['n_gen']} -t {s['threads']}), medians; "
-              "UPG has no batched engine yet, so no UPG column:")
+        print(f"\nllama-batched-bench (-npp {s['n_prompt']} -ntg {s['n_gen']} -t {s['threads']}), the repetition with "
+              "the median S; UPG has no batched engine yet, so no UPG column:")
         rows = []
         for b in result["batched"]:
             if "error" in b["llama_cpp"]:
@@ -515,11 +515,13 @@ def main(argv=None):
             entry["llama_cpp"] = {"error": batched_samples[id(f)][0]["error"] if batched_samples[id(f)] else "not run"}
         else:
             rows = []
-            for i, r0 in enumerate(runs[0]["rows"]):
-                row = {k: r0[k] for k in ("pp", "tg", "pl", "n_kv")}
-                for k in ("speed_pp", "speed_tg", "speed", "t_pp", "t_tg", "t"):
-                    row[k] = median(r["rows"][i][k] for r in runs if i < len(r["rows"]))
-                rows.append(row)
+            for i in range(len(runs[0]["rows"])):
+                # The whole row of the repetition with the median overall speed, so its
+                # prompt, generation and overall figures belong together.
+                ranked = sorted((r["rows"][i] for r in runs if i < len(r["rows"])), key=lambda row: row["speed"])
+                row = ranked[(len(ranked) - 1) // 2]
+                rows.append({k: row.get(k) for k in ("pp", "tg", "pl", "n_kv", "speed_pp", "speed_tg", "speed",
+                                                     "t_pp", "t_tg", "t")})
             entry["llama_cpp"] = {"rows": rows, "peak_rss_mib": median(r["peak_rss_mib"] for r in runs),
                                   "repetitions": len(runs)}
         out_batched.append(entry)
