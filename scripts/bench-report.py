@@ -60,16 +60,21 @@ class InputError(Exception):
 
 # ---------------------------------------------------------------------------- input
 
-def load_json(path):
+def read_json(path):
+    """The JSON document at path; InputError naming the path when it cannot be read."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            return json.load(f)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file")
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror}")
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not valid JSON: {e}")
+
+
+def load_json(path):
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise InputError(f"{path}: not Google Benchmark JSON (no \"benchmarks\" list)")
     if not isinstance(data.get("context", {}), dict):
@@ -510,15 +515,7 @@ def e2e_section(benches, base):
 
 
 def load_peer(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file")
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not valid JSON: {e}")
+    data = read_json(path)
     problem = _peer.check(data, path)
     if problem:
         raise InputError(problem)
