@@ -44,10 +44,7 @@ void dequantize_row(DType t, const std::byte* src, float* dst, int64_t n) {
   const int64_t be = dtype_block_elems(t);
   if (n % be != 0)
     throw Error(fmt::format("{} elements is not a multiple of the {} block size {}", n, dtype_name(t), be));
-  switch (t) {
-    case DType::F32: case DType::F16: case DType::BF16: convert_to_f32(t, src, dst, n); return;
-    default: break;
-  }
+  if (t == DType::F32 || t == DType::F16 || t == DType::BF16) return convert_to_f32(t, src, dst, n);
   if (!dtype_is_quantized(t)) throw Error(fmt::format("cannot dequantize tensors of type {}", dtype_name(t)));
   format::dequantize_ggml(t, reinterpret_cast<const uint8_t*>(src), dst, n);
 }

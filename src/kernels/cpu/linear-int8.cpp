@@ -72,23 +72,31 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
   for (size_t i = 0; i < todo.size(); ++i) packed_.insert_or_assign(todo[i], std::move(done[i]));
 }
 
-void Int8Linear::prepare_dense(std::span<const LinearWeight* const> weights) {
-  if (!int8_kernels().dense_rows4) return;
+template <class Map, class Wanted, class Pack>
+void Int8Linear::pack_missing(std::span<const LinearWeight* const> weights, Map& map, Wanted&& wanted, Pack&& pack) {
   std::vector<const LinearWeight*> todo;
   for (const LinearWeight* w : weights) {
-    if (w->compressed || w->dtype != DType::I8 || !w->scales || dense_packed(*w)) continue;
+    if (!wanted(*w)) continue;
     if (std::none_of(todo.begin(), todo.end(), [&](const LinearWeight* o) { return o->data == w->data; }))
       todo.push_back(w);
   }
-  std::vector<DensePacked> done(todo.size());
+  // Whole matrices per thread; the map is filled afterwards, from this thread only.
+  std::vector<typename Map::mapped_type> done(todo.size());
   pool_.parallel_for(int64_t(todo.size()), [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const LinearWeight& w = *todo[size_t(i)];
-      done[size_t(i)] = {w.scales, w.rows, w.cols,
-                         pack_dense_rows4(DenseI8{static_cast<const int8_t*>(w.data), w.scales, w.rows, w.cols})};
-    }
+    for (int64_t i = i0; i < i1; ++i) done[size_t(i)] = pack(*todo[size_t(i)]);
   });
-  for (size_t i = 0; i < todo.size(); ++i) dense_packed_.insert_or_assign(todo[i]->data, std::move(done[i]));
+  for (size_t i = 0; i < todo.size(); ++i) map.insert_or_assign(todo[i]->data, std::move(done[i]));
+}
+
+void Int8Linear::prepare_dense(std::span<const LinearWeight* const> weights) {
+  if (!int8_kernels().dense_rows4) return;
+  pack_missing(
+      weights, dense_packed_,
+      [&](const LinearWeight& w) { return !w.compressed && w.dtype == DType::I8 && w.scales && !dense_packed(w); },
+      [](const LinearWeight& w) {
+        return DensePacked{w.scales, w.rows, w.cols,
+                           pack_dense_rows4(DenseI8{static_cast<const int8_t*>(w.data), w.scales, w.rows, w.cols})};
+      });
 }
 
 // pack_block_quant's errors name the row and block; this names the weight.
@@ -101,27 +109,17 @@ BlockQuantRows Int8Linear::pack_block(const LinearWeight& w) {
 }
 
 void Int8Linear::prepare_blocks(std::span<const LinearWeight* const> weights) {
-  std::vector<const LinearWeight*> todo;
-  for (const LinearWeight* w : weights) {
-    if (w->compressed || !dtype_is_quantized(w->dtype) || block_packed(*w)) continue;
-    if (std::none_of(todo.begin(), todo.end(), [&](const LinearWeight* o) { return o->data == w->data; }))
-      todo.push_back(w);
-  }
-  std::vector<BlockPacked> done(todo.size());
-  pool_.parallel_for(int64_t(todo.size()), [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const LinearWeight& w = *todo[size_t(i)];
-      done[size_t(i)] = {w.dtype, w.rows, w.cols, pack_block(w)};
-    }
-  });
-  for (size_t i = 0; i < todo.size(); ++i) block_packed_.insert_or_assign(todo[i]->data, std::move(done[i]));
+  pack_missing(
+      weights, block_packed_,
+      [&](const LinearWeight& w) { return !w.compressed && dtype_is_quantized(w.dtype) && !block_packed(w); },
+      pack_block);
 }
 
 const BlockQuantRows* Int8Linear::block_packed(const LinearWeight& w) const {
   auto it = block_packed_.find(w.data);
   if (it == block_packed_.end()) return nullptr;
-  const BlockPacked& p = it->second;
-  return p.type == w.dtype && p.rows == w.rows && p.cols == w.cols ? &p.m : nullptr;
+  const BlockQuantRows& m = it->second;
+  return m.type == w.dtype && m.rows == w.rows && m.cols == w.cols ? &m : nullptr;
 }
 
 const DenseRows4* Int8Linear::dense_packed(const LinearWeight& w) const {
@@ -161,7 +159,7 @@ Int8Linear::Job Int8Linear::job_for(const LinearWeight& w, float* y) {
     j.form = Form::BlockQuant;
     j.block = block_packed(w);
     if (!j.block)  // not prepared: pack on first use, as compressed weights are
-      j.block = &block_packed_.insert_or_assign(w.data, BlockPacked{w.dtype, w.rows, w.cols, pack_block(w)}).first->second.m;
+      j.block = &block_packed_.insert_or_assign(w.data, pack_block(w)).first->second;
   } else if (const format::CompressedMatrix* m = w.compressed) {
     j.form = form_for(*m);
     if (j.form != Form::InPlace) j.packed = &packed_of(*m);
@@ -234,15 +232,16 @@ void Int8Linear::run_jobs(std::span<Job> jobs, const float* x, int64_t n_tokens)
   // every job of the call shares.
   if (std::any_of(jobs.begin(), jobs.end(), [](const Job& j) { return !j.float_acts(); }))
     quantize_acts(x, n_tokens, jobs[0].w->cols, acts_, &pool_);
-  // The activation sums of block-quantized weights, once per sub-block size.
-  bool done16 = false, done32 = false;
-  for (Job& j : jobs) {
-    if (!j.block) continue;
-    const bool s16 = j.block->sub == 16;
-    std::vector<float>& sums = s16 ? sums16_ : sums32_;
-    if (!(s16 ? done16 : done32)) block_sums(acts_, j.block->sub, j.block->subs, sums);
-    (s16 ? done16 : done32) = true;
-    j.sums = sums.data();
+  // The activation sums of block-quantized weights, once per sub-block size (the jobs
+  // share x, so equal sub-blocks give equal sums).
+  for (const int sub : {16, 32}) {
+    auto uses = [&](const Job& j) { return j.block && j.block->sub == sub; };
+    const auto first = std::find_if(jobs.begin(), jobs.end(), uses);
+    if (first == jobs.end()) continue;
+    std::vector<float>& sums = sub == 16 ? sums16_ : sums32_;
+    block_sums(acts_, sub, first->block->subs, sums);
+    for (Job& j : jobs)
+      if (uses(j)) j.sums = sums.data();
   }
   int64_t units = 0;
   uint64_t total = 0;

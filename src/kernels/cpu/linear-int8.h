@@ -50,6 +50,10 @@ class Int8Linear {
   const Packed* packed(const format::CompressedMatrix& m) const;  // null when absent or stale
   void reference(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
   void prepare_dense(std::span<const LinearWeight* const> weights);
+  // Packs, spread over the pool, every weight among `weights` that `wanted` accepts and
+  // `map` does not hold yet (one per distinct data pointer), into map[data].
+  template <class Map, class Wanted, class Pack>
+  void pack_missing(std::span<const LinearWeight* const> weights, Map& map, Wanted&& wanted, Pack&& pack);
   static void check(const LinearWeight& w);  // throws for a weight matmul cannot run
 
   // One weight's part of a call: its output, execution form and kernel. Units are rows,
@@ -109,14 +113,9 @@ class Int8Linear {
   };
   std::unordered_map<const void*, DensePacked> dense_packed_;
   const DenseRows4* dense_packed(const LinearWeight& w) const;
-  // GGUF block-quantized weights in BlockQuantRows, by their data; built by prepare(), or
-  // on first use.
-  struct BlockPacked {
-    DType type;
-    int64_t rows, cols;
-    BlockQuantRows m;
-  };
-  std::unordered_map<const void*, BlockPacked> block_packed_;
+  // GGUF block-quantized weights in BlockQuantRows (which records the type and shape it
+  // was packed from), by their data; built by prepare(), or on first use.
+  std::unordered_map<const void*, BlockQuantRows> block_packed_;
   const BlockQuantRows* block_packed(const LinearWeight& w) const;
   void prepare_blocks(std::span<const LinearWeight* const> weights);
   static BlockQuantRows pack_block(const LinearWeight& w);
