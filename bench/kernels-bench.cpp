@@ -21,11 +21,11 @@
 namespace {
 
 using upg::DType;
-using upg::kernels::ThreadPool;
+using upg::ThreadPool;
 
 constexpr size_t kColdBytes = 256u << 20;  // > any L3 this runs on
 
-upg::kernels::ThreadPool& pool2() {
+upg::ThreadPool& pool2() {
   static ThreadPool pool(2);
   return pool;
 }

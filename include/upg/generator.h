@@ -18,13 +18,18 @@ struct GenerateParams {
   bool ignore_eos = false;
 };
 
+// Why generation ended. A front end names it its own way (the CLI prints stop_reason_name,
+// an OpenAI server maps it to finish_reason).
+enum class StopReason { kNone, kEos, kStopString, kLength, kContextFull, kCallback };
+const char* stop_reason_name(StopReason r);  // "eos", "stop string", "length", ...
+
 struct GenerateStats {
   int prompt_tokens = 0;      // tokens in the prompt
   int prefilled_tokens = 0;   // of which were actually computed (the rest reused the cache)
   int generated_tokens = 0;
   double prompt_seconds = 0;  // prefill time
   double decode_seconds = 0;  // time for every generated token after the first
-  std::string stop_reason;    // "eos", "stop string", "length", "context full", "callback"
+  StopReason stop_reason = StopReason::kNone;
   double prompt_tok_per_s() const { return prompt_seconds > 0 ? prefilled_tokens / prompt_seconds : 0; }
   double decode_tok_per_s() const {
     return decode_seconds > 0 && generated_tokens > 1 ? (generated_tokens - 1) / decode_seconds : 0;

@@ -40,6 +40,8 @@ std::string describe_param_error(const ParamError& e) {
       {"sparsity", "--sparsity", ""},
       {"values", "--values", ""},
       {"output", "-o/--output", ""},
+      {"prune", "--prune", " (use --prune magnitude)"},
+      {"chat_template", "the chat template", " (use --raw)"},
   };
   for (const Flag& f : kFlags)
     if (e.param() == f.param) return fmt::format("{}: {}{}", f.flag, e.problem(), f.hint);
@@ -68,7 +70,7 @@ void add_dtype_option(CLI::App& app, ModelArgs& a) {
 }
 
 void add_threads_option(CLI::App& app, int& threads, const std::string& help) {
-  app.add_option("-t,--threads", threads, help)->check(CLI::Range(0, kernels::ThreadPool::kMaxThreads));
+  app.add_option("-t,--threads", threads, help)->check(CLI::Range(0, ThreadPool::kMaxThreads));
 }
 
 void add_cache_type_option(CLI::App& app, ModelArgs& a) {
@@ -182,7 +184,7 @@ void print_stats(const GenerateStats& st, double load_seconds) {
              "\nupg: load {:.2f} s | prompt {} tokens ({} computed), {:.1f} tok/s | generated {} tokens, "
              "{:.1f} tok/s | stop: {} | peak memory {:.0f} MiB\n",
              load_seconds, st.prompt_tokens, st.prefilled_tokens, st.prompt_tok_per_s(), st.generated_tokens,
-             st.decode_tok_per_s(), st.stop_reason, peak_rss_mib());
+             st.decode_tok_per_s(), stop_reason_name(st.stop_reason), peak_rss_mib());
 }
 
 void print_profile(const Model& model) {

@@ -110,8 +110,9 @@ CalibrationInput open_calibration(const std::string& model_path, const std::stri
   }
   const std::string text = read_file_text(text_path, "the calibration text");
   if (!in.model->has_tokenizer())
-    throw Error(fmt::format("{}: the model has no tokenizer, which calibration needs (use --prune magnitude)",
-                            model_path));
+    throw ParamError("prune", fmt::format("{}: the model has no tokenizer, which calibration needs (magnitude pruning "
+                                          "does not calibrate)",
+                                          model_path));
   // Special tokens are parsed: a chat transcript (tests/fixtures/calibration-chat.txt)
   // calibrates the template tokens the model sees in every conversation.
   in.tokens = in.model->tokenizer().encode(text, in.model->tokenizer().add_bos(), true);

@@ -2,13 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <exception>
-#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "upg/error.h"
+#include "upg/thread-pool.h"
 
 namespace upg::compress {
 
@@ -23,26 +22,16 @@ int thread_count(int threads) {
 }
 
 // f(k) on t threads, k in [0, t); the first exception any of them throws is rethrown
-// once all have joined.
+// once all have finished (ThreadPool::parallel_for does both).
 void on_threads(int t, const std::function<void(int)>& f) {
   if (t <= 1) {
     f(0);
     return;
   }
-  std::vector<std::thread> pool;
-  std::exception_ptr err;
-  std::mutex mu;
-  for (int k = 0; k < t; ++k)
-    pool.emplace_back([&, k] {
-      try {
-        f(k);
-      } catch (...) {
-        std::lock_guard lock(mu);
-        if (!err) err = std::current_exception();
-      }
-    });
-  for (auto& th : pool) th.join();
-  if (err) std::rethrow_exception(err);
+  ThreadPool pool(t);
+  pool.parallel_for(t, [&](int64_t k0, int64_t k1, int) {
+    for (int64_t k = k0; k < k1; ++k) f(int(k));
+  });
 }
 
 }  // namespace
@@ -89,8 +78,8 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
   const Pattern& pat = opts.pattern;
   const Encoding enc = opts.values.encoding;
   if (pat.is_nm() && enc != Encoding::Int8)
-    throw Error(fmt::format("{}: the {} pattern stores int8 values only; {} needs --pattern unstructured", name,
-                            pat.name(), opts.values.name()));
+    throw ParamError("values", fmt::format("{}: the {} pattern stores int8 values only; {} needs the unstructured pattern",
+                                           name, pat.name(), opts.values.name()));
   if (pat.is_nm() && cols % pat.m != 0)
     throw Error(fmt::format("{}: {} columns are not a whole number of {}-column groups for {}", name, cols, pat.m,
                             pat.name()));

@@ -65,7 +65,7 @@ TEST_F(GeneratorTest, GreedyMatchesTransformersIdsAndStopsAtEndOfTurn) {
   Generator gen(*model_);
   GenerateStats st = gen.generate(prompt, greedy(64), [](std::string_view, int32_t) { return true; });
   // The reference ran past <|im_end|>; the generator stops there, so compare up to it.
-  ASSERT_EQ(st.stop_reason, "eos");
+  ASSERT_EQ(st.stop_reason, StopReason::kEos);
   const auto& hist = gen.history();
   ASSERT_EQ(hist.size(), prompt.size() + size_t(st.generated_tokens));
   for (int i = 0; i < st.generated_tokens; ++i) EXPECT_EQ(hist[prompt.size() + size_t(i)], want[size_t(i)]);
@@ -78,7 +78,7 @@ TEST_F(GeneratorTest, StreamedTextEqualsDecodedIds) {
   GenerateParams p = greedy(40);
   p.ignore_eos = true;
   const std::string text = run(gen, "Emoji and accents: café 👍🏽 日本", p, &st);
-  EXPECT_EQ(st.stop_reason, "length");
+  EXPECT_EQ(st.stop_reason, StopReason::kLength);
   EXPECT_EQ(st.generated_tokens, 40);
   std::vector<int32_t> gen_ids(gen.history().end() - 40, gen.history().end());
   EXPECT_EQ(text, model_->tokenizer().decode(gen_ids, true));
@@ -123,7 +123,7 @@ TEST_F(GeneratorTest, StopStringEndsGenerationAndIsNotShown) {
   p.stop_strings = {"Paris"};
   GenerateStats st;
   const std::string cut = run(gen, prompt, p, &st);
-  EXPECT_EQ(st.stop_reason, "stop string");
+  EXPECT_EQ(st.stop_reason, StopReason::kStopString);
   EXPECT_EQ(cut, full.substr(0, full.find("Paris")));
 }
 
@@ -138,7 +138,7 @@ TEST_F(GeneratorTest, PromptsThatDoNotFitAreErrors) {
   p.ignore_eos = true;
   GenerateStats st;
   run(gen, "Count:", p, &st);
-  EXPECT_EQ(st.stop_reason, "context full");
+  EXPECT_EQ(st.stop_reason, StopReason::kContextFull);
   EXPECT_EQ(int(gen.history().size()), model_->context_length());
 }
 

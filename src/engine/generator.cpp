@@ -69,28 +69,28 @@ GenerateStats Generator::generate(const std::vector<int32_t>& prompt, const Gene
     std::string shown = stops.push(piece);
     bool go = shown.empty() || on_token(shown, id);
     if (stops.stopped()) {
-      st.stop_reason = "stop string";
+      st.stop_reason = StopReason::kStopString;
       return false;
     }
-    if (!go) st.stop_reason = "callback";
+    if (!go) st.stop_reason = StopReason::kCallback;
     return go;
   };
   while (true) {
     const int32_t next = sampler.sample(logits, cached_);
     if (st.generated_tokens == 0) t1 = std::chrono::steady_clock::now();  // decode timing starts after token 1
     if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) {
-      st.stop_reason = "eos";
+      st.stop_reason = StopReason::kEos;
       break;
     }
     cached_.push_back(next);
     ++st.generated_tokens;
     if (!emit(text ? text->push(next) : fmt::format("[{}]", next), next)) break;
     if (params.max_new_tokens >= 0 && st.generated_tokens >= params.max_new_tokens) {
-      st.stop_reason = "length";
+      st.stop_reason = StopReason::kLength;
       break;
     }
     if (int(cached_.size()) >= ctx) {
-      st.stop_reason = "context full";
+      st.stop_reason = StopReason::kContextFull;
       break;
     }
     batch_.clear();
@@ -98,13 +98,25 @@ GenerateStats Generator::generate(const std::vector<int32_t>& prompt, const Gene
     logits = model_.decode(batch_);
     n_kv_ = cached_.size();
   }
-  if (st.stop_reason != "stop string" && st.stop_reason != "callback") {
+  if (st.stop_reason != StopReason::kStopString && st.stop_reason != StopReason::kCallback) {
     std::string rest = text ? text->flush() : std::string();
     rest = stops.push(rest) + stops.flush();
     if (!rest.empty()) on_token(rest, -1);
   }
   st.decode_seconds = st.generated_tokens > 1 ? seconds_since(t1) : 0;
   return st;
+}
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::kNone: return "none";
+    case StopReason::kEos: return "eos";
+    case StopReason::kStopString: return "stop string";
+    case StopReason::kLength: return "length";
+    case StopReason::kContextFull: return "context full";
+    case StopReason::kCallback: return "callback";
+  }
+  return "unknown";
 }
 
 }  // namespace upg

@@ -10,6 +10,7 @@
 
 #include "format/ggml-blocks.h"
 #include "upg/error.h"
+#include "upg/thread-pool.h"
 
 namespace upg::io {
 
@@ -106,14 +107,8 @@ void convert_rows(DType src_type, const std::byte* src, int64_t rows, int64_t co
     report();
     return;
   }
-  std::vector<std::thread> pool;
-  int64_t per = (rows + n_threads - 1) / n_threads;
-  for (unsigned t = 0; t < n_threads; ++t) {
-    int64_t r0 = int64_t(t) * per, r1 = std::min(rows, r0 + per);
-    if (r0 >= r1) break;
-    pool.emplace_back(work, r0, r1);
-  }
-  for (auto& th : pool) th.join();
+  ThreadPool pool(static_cast<int>(n_threads));
+  pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) { work(r0, r1); });
   report();
 }
 

@@ -79,9 +79,10 @@ TEST(ChatTemplate, UnknownOrEmptyIsRejected) {
     EXPECT_EQ(t.format, ChatFormat::kUnsupported);
     try {
       render_chat(t, kUserOnly, true);
-      FAIL() << "expected upg::Error";
-    } catch (const Error& e) {
-      EXPECT_STREQ(e.what(), "unsupported chat template; use --raw");
+      FAIL() << "expected upg::ParamError";
+    } catch (const ParamError& e) {
+      EXPECT_EQ(e.param(), "chat_template");
+      EXPECT_EQ(e.problem(), "the model's chat template is not one UPG renders");
     }
   }
 }

@@ -63,7 +63,7 @@ std::string render_chat(const ChatTemplate& tmpl, const std::vector<ChatMessage>
   std::string out;
   switch (tmpl.format) {
     case ChatFormat::kUnsupported:
-      throw Error("unsupported chat template; use --raw");
+      throw ParamError("chat_template", "the model's chat template is not one UPG renders");
     case ChatFormat::kChatML:
       // As in SmolLM2's template the default sits inside the message loop: none for an
       // empty conversation.

@@ -21,7 +21,7 @@ struct ChatTemplate {
 
 ChatTemplate detect_chat_template(std::string_view jinja_source);
 
-// Throws upg::Error "unsupported chat template; use --raw" for kUnsupported.
+// Throws ParamError("chat_template", ...) for kUnsupported; the CLI suggests --raw.
 std::string render_chat(const ChatTemplate& tmpl, const std::vector<ChatMessage>& messages,
                         bool add_generation_prompt);
 

@@ -210,7 +210,7 @@ class CpuBackend final : public Backend {
     pool_.parallel_for(pieces, [&](int64_t p0, int64_t p1, int) { fn(n * p0 / pieces, n * p1 / pieces); });
   }
 
-  kernels::ThreadPool pool_;
+  ThreadPool pool_;
   kernels::Int8Linear int8_;
   kernels::Attention attention_;
   CpuKernels kernels_;

@@ -22,6 +22,8 @@
 #include "core/aligned-vector.h"
 #include "upg/format.h"
 
+#include "upg/thread-pool.h"
+
 namespace upg::kernels {
 
 inline constexpr int64_t kActBlock = 32;   // columns per activation scale
@@ -61,7 +63,6 @@ struct QuantizedActs {
   const float* block_scales(int64_t t) const { return scales.data() + t * (stride / kActBlock); }
   const float* vector_lane_scales(int64_t t) const { return lane_scales.data() + t * (stride / 4); }
 };
-class ThreadPool;
 struct BlockQuantRows;
 // Symmetric round-to-nearest-even per block. Buffers only grow, so a decode loop reuses
 // them. With a pool, tokens are split over its threads.

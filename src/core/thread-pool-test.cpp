@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "upg/error.h"
-#include "upg/kernels.h"
+#include "upg/thread-pool.h"
 
-namespace upg::kernels {
+namespace upg {
 namespace {
 
 // Every index in [0, n) is visited exactly once, by contiguous non-empty chunks, with
@@ -181,4 +181,4 @@ TEST(ThreadPool, ConcurrentCallersAreSerialised) {
 }
 
 }  // namespace
-}  // namespace upg::kernels
+}  // namespace upg

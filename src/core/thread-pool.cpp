@@ -11,9 +11,9 @@
 #include <fmt/format.h>
 
 #include "upg/error.h"
-#include "upg/kernels.h"
+#include "upg/thread-pool.h"
 
-namespace upg::kernels {
+namespace upg {
 
 namespace {
 
@@ -174,4 +174,4 @@ void ThreadPool::parallel_for(int64_t n, ChunkFn fn) {
   }
 }
 
-}  // namespace upg::kernels
+}  // namespace upg
