@@ -52,23 +52,53 @@ std::unique_ptr<SamplerStep> make_top_k(int k);
 std::unique_ptr<SamplerStep> make_top_p(float p);
 std::unique_ptr<SamplerStep> make_min_p(float p);
 
+// What verify_draft decided for one drafted token.
+struct DraftVerdict {
+  bool accepted = false;
+  int32_t token = -1;  // the drafted token when accepted, else the replacement drawn
+};
+
 class Sampler {
  public:
   // Builds penalties -> top-k -> temperature -> top-p -> min-p -> draw (or greedy when
   // temperature <= 0). Steps that are off are left out of the chain.
   explicit Sampler(const SamplingParams& p);
+  // A copy continues the same random stream from where this one is: a sequence forked
+  // (several completions of one prompt), or a snapshot to roll back to.
+  Sampler(const Sampler& other);
+  Sampler& operator=(const Sampler& other);
   ~Sampler();
   // Picks the next token from raw logits [vocab]. Allocation-free after the first call.
+  // The same as draw(distribution(logits, history)).
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+  // The distribution the chain leaves for these logits: candidates whose p sum to 1 (at
+  // temperature <= 0, the argmax alone with p = 1). Valid until the next call.
+  const CandidateList& distribution(std::span<const float> logits, std::span<const int32_t> history);
+  // One token drawn from a distribution (items with p summing to 1) with this sampler's
+  // random stream; at temperature <= 0 the most likely item, without a draw.
+  int32_t draw(const CandidateList& dist);
+  // Speculative sampling (Leviathan et al. 2023, Chen et al. 2023): `drafted` was drawn
+  // from `draft`; it is accepted with probability min(1, target(x) / draft(x)), otherwise
+  // a replacement is drawn from max(0, target - draft), normalised. The tokens that come
+  // out follow `target` exactly, whatever the draft. A deterministic draft (prompt
+  // lookup) is a one-item list with p = 1. At temperature <= 0 this draws nothing: the
+  // draft is accepted if it is the argmax, else replaced by it.
+  DraftVerdict verify_draft(const CandidateList& target, const CandidateList& draft, int32_t drafted);
   void reseed(uint64_t seed);
   std::string describe() const;  // "penalties -> top-k(40) -> ..." for --verbose
 
  private:
+  double uniform();  // [0, 1) from the random stream, the same on every standard library
+  void build_chain();
+
+  SamplingParams params_;
   std::vector<std::unique_ptr<SamplerStep>> steps_;
   bool greedy_;
   std::mt19937_64 rng_;
   uint64_t seed_ = 0;  // the seed actually in use (drawn from random_device for the default)
   CandidateList work_;
+  std::vector<Candidate> scratch_;  // verify_draft's residual
+  std::vector<float> draft_p_;      // verify_draft: the draft's p by token id, zero between calls
 };
 
 }  // namespace upg

@@ -27,8 +27,33 @@ double uniform01(std::mt19937_64& rng) { return double(rng() >> 11) * 0x1.0p-53;
 
 }  // namespace
 
-Sampler::Sampler(const SamplingParams& p) : greedy_(p.temperature <= 0.0f) {
+Sampler::Sampler(const SamplingParams& p) : params_(p), greedy_(p.temperature <= 0.0f) {
   sampling::check_params(p);
+  build_chain();
+  reseed(p.seed);
+}
+
+Sampler::Sampler(const Sampler& other)
+    : params_(other.params_), greedy_(other.greedy_), rng_(other.rng_), seed_(other.seed_) {
+  build_chain();
+}
+
+Sampler& Sampler::operator=(const Sampler& other) {
+  if (this != &other) {
+    params_ = other.params_;
+    greedy_ = other.greedy_;
+    rng_ = other.rng_;
+    seed_ = other.seed_;
+    steps_.clear();
+    build_chain();
+  }
+  return *this;
+}
+
+Sampler::~Sampler() = default;
+
+void Sampler::build_chain() {
+  const SamplingParams& p = params_;
   const bool penalties_on =
       p.penalty_last_n != 0 &&
       (p.repeat_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f);
@@ -42,15 +67,14 @@ Sampler::Sampler(const SamplingParams& p) : greedy_(p.temperature <= 0.0f) {
     if (p.top_p < 1.0f) steps_.push_back(make_top_p(p.top_p));
     if (p.min_p > 0.0f) steps_.push_back(make_min_p(p.min_p));
   }
-  reseed(p.seed);
 }
-
-Sampler::~Sampler() = default;
 
 void Sampler::reseed(uint64_t seed) {
   seed_ = resolve_seed(seed);
   rng_.seed(seed_);
 }
+
+double Sampler::uniform() { return uniform01(rng_); }
 
 std::string Sampler::describe() const {
   std::string s;
@@ -59,7 +83,7 @@ std::string Sampler::describe() const {
   return s;
 }
 
-int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+const CandidateList& Sampler::distribution(std::span<const float> logits, std::span<const int32_t> history) {
   if (logits.empty()) throw Error("sampler: empty logits");
   if (logits.size() > size_t(std::numeric_limits<int32_t>::max()))
     throw Error(fmt::format("sampler: {} logits exceed the int32 token id range", logits.size()));
@@ -80,23 +104,41 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   for (auto& step : steps_) step->apply(work_, history);
   if (work_.items.empty()) throw Error("sampler: the chain left no candidates");
 
-  const size_t best = sampling::best_index(work_);
   // Greedy, or nothing left with any probability (all -inf): the best index is the
   // lowest-id candidate among equals, which is a valid token rather than a crash.
-  if (greedy_ || work_.items[best].logit == -std::numeric_limits<float>::infinity())
-    return work_.items[best].id;
-
+  const size_t best = sampling::best_index(work_);
+  if (greedy_ || work_.items[best].logit == -std::numeric_limits<float>::infinity()) {
+    const Candidate top = work_.items[best];
+    work_.items.assign(1, {top.id, top.logit, 1.0f});
+    work_.sorted = work_.normalized = true;
+    return work_;
+  }
   sampling::ensure_normalized(work_);
-  const double u = uniform01(rng_);
+  return work_;
+}
+
+int32_t Sampler::draw(const CandidateList& dist) {
+  if (dist.items.empty()) throw Error("sampler: drawing from an empty distribution");
+  if (greedy_) {  // no draw at temperature <= 0: the most likely item, the first among equals
+    size_t top = 0;
+    for (size_t i = 1; i < dist.items.size(); ++i)
+      if (dist.items[i].p > dist.items[top].p) top = i;
+    return dist.items[top].id;
+  }
+  const double u = uniform();
   double cum = 0.0;
-  for (const auto& it : work_.items) {
+  for (const auto& it : dist.items) {
     cum += it.p;
     if (u < cum) return it.id;
   }
   // Rounding can leave the total a hair below u; the last item with mass takes it.
-  for (size_t i = work_.items.size(); i-- > 0;)
-    if (work_.items[i].p > 0.0f) return work_.items[i].id;
-  return work_.items[best].id;
+  for (size_t i = dist.items.size(); i-- > 0;)
+    if (dist.items[i].p > 0.0f) return dist.items[i].id;
+  return dist.items.back().id;
+}
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  return draw(distribution(logits, history));
 }
 
 }  // namespace upg
