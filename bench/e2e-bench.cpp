@@ -16,9 +16,9 @@
 
 #include "compress/compressor.h"
 #include "core/test-paths.h"
-#include "upg/backend.h"
-#include "upg/error.h"
-#include "upg/model.h"
+#include "upg/kernels/backend.h"
+#include "upg/core/error.h"
+#include "upg/model/model.h"
 
 namespace {
 

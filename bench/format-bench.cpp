@@ -23,10 +23,11 @@
 
 #include <fmt/format.h>
 
-#include "upg/backend.h"
-#include "upg/format.h"
-#include "upg/primes.h"
-#include "upg/tensor.h"
+#include "upg/kernels/backend.h"
+#include "upg/kernels/cpu.h"
+#include "upg/format/format.h"
+#include "upg/format/primes.h"
+#include "upg/core/tensor.h"
 
 namespace {
 

@@ -14,9 +14,9 @@
 #include <random>
 #include <vector>
 
-#include "upg/backend.h"
-#include "upg/kernels.h"
-#include "upg/tensor.h"
+#include "upg/kernels/backend.h"
+#include "kernels/cpu/kernels.h"
+#include "upg/core/tensor.h"
 
 namespace {
 

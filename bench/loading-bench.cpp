@@ -22,8 +22,8 @@
 #include "compress/prune.h"
 #include "compress/synth.h"
 #include "core/test-paths.h"
-#include "upg/error.h"
-#include "upg/model.h"
+#include "upg/core/error.h"
+#include "upg/model/model.h"
 
 namespace {
 

@@ -12,7 +12,7 @@
 
 #include "fuzz-util.h"
 #include "tokenizer/utf8.h"
-#include "upg/tokenizer.h"
+#include "upg/tokenizer/tokenizer.h"
 
 using namespace upg;
 

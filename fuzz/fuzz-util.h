@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::fuzz {
 

@@ -10,7 +10,7 @@
 #include "io/gguf-reader.h"
 #include "io/gguf-tokenizer.h"
 #include "io/mapped-file.h"
-#include "upg/tokenizer.h"
+#include "upg/tokenizer/tokenizer.h"
 
 using namespace upg;
 using namespace upg::io;

@@ -4,9 +4,9 @@
 #include <cstring>
 
 #include "fuzz-util.h"
-#include "io/hf-config-writer.h"
+#include "upg/io/hf-config-writer.h"
 #include "io/hf-config.h"
-#include "upg/io.h"
+#include "upg/io/io.h"
 
 using namespace upg;
 using upg::fuzz::accept_errors;

@@ -26,11 +26,11 @@
 #include "io/gguf-tokenizer.h"
 #include "io/gguf-writer.h"
 #include "io/safetensors-writer.h"
-#include "io/upg-file.h"
-#include "tokenizer/byte-level.h"
-#include "upg/error.h"
-#include "upg/format.h"
-#include "upg/tokenizer.h"
+#include "upg/io/upg-file.h"
+#include "upg/tokenizer/byte-level.h"
+#include "upg/core/error.h"
+#include "upg/format/format.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 using namespace upg;

@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "fuzz-util.h"
-#include "upg/tokenizer.h"
+#include "upg/tokenizer/tokenizer.h"
 
 using namespace upg;
 using upg::fuzz::accept_errors;

@@ -7,9 +7,9 @@
 
 #include "fuzz-util.h"
 #include "io/mapped-file.h"
-#include "io/upg-file.h"
-#include "upg/format.h"
-#include "upg/tokenizer.h"
+#include "upg/io/upg-file.h"
+#include "upg/format/format.h"
+#include "upg/tokenizer/tokenizer.h"
 
 using namespace upg;
 using namespace upg::io;

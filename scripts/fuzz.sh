@@ -32,7 +32,7 @@ if [ ${#harnesses[@]} -eq 0 ]; then
 fi
 
 # Per-harness dictionary and input size cap: large enough for nesting far past the JSON
-# depth limit (64 levels, src/core/json.h) and for several GGUF tensors.
+# depth limit (64 levels, include/upg/core/json.h) and for several GGUF tensors.
 settings() {
   case $1 in
     gguf-reader-fuzz) echo "gguf.dict 65536" ;;

@@ -13,12 +13,12 @@
 
 #include "cli/cli-test-helpers.h"
 #include "io/atomic-file-test-util.h"
-#include "io/hf-config-writer.h"
+#include "upg/io/hf-config-writer.h"
 #include "io/safetensors-reader.h"
-#include "io/upg-file.h"
+#include "upg/io/upg-file.h"
 #include "io/upg-test-util.h"
-#include "upg/io.h"
-#include "upg/primes.h"
+#include "upg/io/io.h"
+#include "upg/format/primes.h"
 
 namespace upg::cli_test {
 namespace {

@@ -17,8 +17,8 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "upg/backend.h"
-#include "upg/error.h"
+#include "upg/kernels/backend.h"
+#include "upg/core/error.h"
 
 namespace upg::cli {
 

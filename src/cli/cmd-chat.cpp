@@ -8,7 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::cli {
 

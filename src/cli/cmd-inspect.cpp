@@ -5,8 +5,8 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "upg/error.h"
-#include "upg/io.h"
+#include "upg/core/error.h"
+#include "upg/io/io.h"
 
 namespace upg::cli {
 

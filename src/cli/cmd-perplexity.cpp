@@ -1,5 +1,5 @@
 // upg perplexity: how well a model predicts a text (docs/QUALITY.md's measure); the
-// method is documented in include/upg/perplexity.h.
+// method is documented in include/upg/engine/perplexity.h.
 #include <unistd.h>
 
 #include <chrono>
@@ -12,9 +12,9 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "upg/file-text.h"
-#include "upg/error.h"
-#include "upg/perplexity.h"
+#include "upg/core/file-text.h"
+#include "upg/core/error.h"
+#include "upg/engine/perplexity.h"
 
 namespace upg::cli {
 

@@ -8,8 +8,8 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "upg/file-text.h"
-#include "upg/error.h"
+#include "upg/core/file-text.h"
+#include "upg/core/error.h"
 
 namespace upg::cli {
 

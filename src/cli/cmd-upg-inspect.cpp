@@ -9,14 +9,14 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
-#include "core/json.h"
+#include "upg/core/json.h"
 #include "cli/commands.h"
-#include "io/atomic-file.h"
+#include "upg/io/atomic-file.h"
 #include "io/safetensors-writer.h"
-#include "io/upg-file.h"
-#include "upg/error.h"
-#include "upg/format.h"
-#include "upg/io.h"
+#include "upg/io/upg-file.h"
+#include "upg/core/error.h"
+#include "upg/format/format.h"
+#include "upg/io/io.h"
 
 namespace upg::cli {
 

@@ -12,9 +12,10 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "upg/backend.h"
-#include "upg/error.h"
-#include "upg/kernels.h"
+#include "upg/kernels/backend.h"
+#include "upg/core/error.h"
+#include "upg/core/thread-pool.h"
+#include "upg/kernels/cpu.h"
 
 namespace upg::cli {
 

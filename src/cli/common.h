@@ -3,9 +3,9 @@
 #include <string>
 #include <string_view>
 
-#include "upg/error.h"
-#include "upg/generator.h"
-#include "upg/model.h"
+#include "upg/core/error.h"
+#include "upg/engine/generator.h"
+#include "upg/model/model.h"
 
 namespace CLI {
 class App;

@@ -7,8 +7,8 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "upg/error.h"
-#include "upg/version.h"
+#include "upg/core/error.h"
+#include "upg/core/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"UPG: an inference engine for compressed language models.\n"

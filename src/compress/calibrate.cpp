@@ -12,9 +12,9 @@
 #include <fmt/format.h>
 
 #include "compress/sha256.h"
-#include "upg/file-text.h"
-#include "upg/error.h"
-#include "upg/model.h"
+#include "upg/core/file-text.h"
+#include "upg/core/error.h"
+#include "upg/model/model.h"
 
 namespace upg::compress {
 

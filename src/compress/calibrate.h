@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "compress/hessian.h"
-#include "upg/model.h"
+#include "upg/model/model.h"
 
 namespace upg::compress {
 

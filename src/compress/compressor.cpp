@@ -17,12 +17,12 @@
 #include "compress/layerwise.h"
 #include "compress/sparsegpt.h"
 #include "compress/sha256.h"
-#include "io/hf-config-writer.h"
-#include "io/atomic-file.h"
-#include "io/upg-file.h"
-#include "upg/file-text.h"
-#include "upg/error.h"
-#include "upg/io.h"
+#include "upg/io/hf-config-writer.h"
+#include "upg/io/atomic-file.h"
+#include "upg/io/upg-file.h"
+#include "upg/core/file-text.h"
+#include "upg/core/error.h"
+#include "upg/io/io.h"
 
 namespace upg::compress {
 

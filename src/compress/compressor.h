@@ -3,8 +3,8 @@
 // tensor by tensor, so memory stays near one tensor beyond the source's own mapping.
 #include <string>
 
-#include "upg/config.h"
-#include "upg/version.h"
+#include "upg/io/config.h"
+#include "upg/core/version.h"
 #include "compress/calibrate.h"
 #include "compress/matrix.h"
 #include "compress/report.h"

@@ -6,7 +6,7 @@
 
 #include "compress/calibrate.h"
 #include "compress/sparsegpt.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::compress {
 

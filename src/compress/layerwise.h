@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "compress/matrix.h"
-#include "upg/format.h"
-#include "upg/model.h"
+#include "upg/format/format.h"
+#include "upg/model/model.h"
 
 namespace upg::compress {
 

@@ -9,7 +9,7 @@
 
 #include "compress/prune.h"
 #include "compress/quantize.h"
-#include "upg/format.h"
+#include "upg/format/format.h"
 
 namespace upg::compress {
 

@@ -5,8 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include "upg/error.h"
-#include "upg/primes.h"
+#include "upg/core/error.h"
+#include "upg/format/primes.h"
 
 namespace upg::compress {
 namespace {

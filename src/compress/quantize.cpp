@@ -7,8 +7,8 @@
 
 #include <fmt/format.h>
 
-#include "upg/error.h"
-#include "upg/primes.h"
+#include "upg/core/error.h"
+#include "upg/format/primes.h"
 
 namespace upg::compress {
 

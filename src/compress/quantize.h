@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "upg/format.h"
+#include "upg/format/format.h"
 
 namespace upg::compress {
 

@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "compress/hessian.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::compress {
 namespace {

@@ -8,8 +8,8 @@
 #include <fmt/format.h>
 
 #include "compress/matrix.h"
-#include "upg/error.h"
-#include "upg/kernels.h"
+#include "upg/core/error.h"
+#include "upg/kernels/cpu.h"
 
 namespace upg::compress {
 

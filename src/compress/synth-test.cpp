@@ -11,10 +11,10 @@
 #include <gtest/gtest.h>
 
 #include "core/test-paths.h"
-#include "io/upg-file.h"
-#include "upg/error.h"
-#include "upg/io.h"
-#include "upg/model.h"
+#include "upg/io/upg-file.h"
+#include "upg/core/error.h"
+#include "upg/io/io.h"
+#include "upg/model/model.h"
 
 namespace upg::compress {
 namespace {

@@ -11,12 +11,12 @@
 
 #include "compress/compressor.h"
 #include "compress/progress.h"
-#include "io/atomic-file.h"
-#include "io/upg-file.h"
-#include "tokenizer/byte-level.h"
-#include "upg/file-text.h"
-#include "upg/error.h"
-#include "upg/io.h"
+#include "upg/io/atomic-file.h"
+#include "upg/io/upg-file.h"
+#include "upg/tokenizer/byte-level.h"
+#include "upg/core/file-text.h"
+#include "upg/core/error.h"
+#include "upg/io/io.h"
 
 namespace upg::compress {
 

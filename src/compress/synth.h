@@ -13,8 +13,8 @@
 
 #include "compress/matrix.h"
 #include "compress/report.h"
-#include "upg/config.h"
-#include "upg/tokenizer.h"
+#include "upg/io/config.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg::compress {
 

@@ -1,4 +1,4 @@
-#include "upg/file-text.h"
+#include "upg/core/file-text.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <fstream>
 #include <unistd.h>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 namespace {

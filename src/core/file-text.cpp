@@ -1,4 +1,4 @@
-#include "upg/file-text.h"
+#include "upg/core/file-text.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 

@@ -1,4 +1,4 @@
-#include "core/json.h"
+#include "upg/core/json.h"
 
 namespace upg {
 

@@ -13,7 +13,7 @@
 #include <fstream>
 #include <string>
 
-#include "core/page-in.h"
+#include "upg/core/page-in.h"
 
 namespace upg {
 namespace {

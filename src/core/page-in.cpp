@@ -1,4 +1,4 @@
-#include "core/page-in.h"
+#include "upg/core/page-in.h"
 
 #include <sys/mman.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "upg/tensor.h"
+#include "upg/core/tensor.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 

@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "upg/error.h"
-#include "upg/thread-pool.h"
+#include "upg/core/error.h"
+#include "upg/core/thread-pool.h"
 
 namespace upg {
 namespace {

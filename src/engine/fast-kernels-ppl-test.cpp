@@ -29,8 +29,8 @@
 
 #include "compress/compressor.h"
 #include "core/test-paths.h"
-#include "upg/model.h"
-#include "upg/perplexity.h"
+#include "upg/model/model.h"
+#include "upg/engine/perplexity.h"
 
 namespace upg {
 namespace {

@@ -1,6 +1,6 @@
 // Generator on the default model: greedy output equals transformers' continuation,
 // seeds reproduce, stop conditions and context limits behave.
-#include "upg/generator.h"
+#include "upg/engine/generator.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/test-paths.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 namespace {

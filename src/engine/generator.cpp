@@ -1,4 +1,4 @@
-#include "upg/generator.h"
+#include "upg/engine/generator.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "engine/stop-strings.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 

@@ -16,8 +16,8 @@
 #include <string>
 
 #include "core/test-paths.h"
-#include "upg/model.h"
-#include "upg/perplexity.h"
+#include "upg/model/model.h"
+#include "upg/engine/perplexity.h"
 
 namespace upg {
 namespace {

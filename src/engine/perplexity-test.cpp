@@ -1,7 +1,7 @@
 // Perplexity: against transformers (tests/fixtures/eval/ppl-golden.json, same windows),
 // against NLL computed here from Model::forward logits, its window bookkeeping and its
 // errors; on the default model (skipped when absent) it must be sane and deterministic.
-#include "upg/perplexity.h"
+#include "upg/engine/perplexity.h"
 
 #include <gtest/gtest.h>
 
@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/test-paths.h"
-#include "upg/error.h"
-#include "upg/model.h"
+#include "upg/core/error.h"
+#include "upg/model/model.h"
 
 namespace upg {
 namespace {

@@ -1,4 +1,4 @@
-#include "upg/perplexity.h"
+#include "upg/engine/perplexity.h"
 
 #include <algorithm>
 #include <chrono>
@@ -6,8 +6,8 @@
 
 #include <fmt/format.h>
 
-#include "upg/error.h"
-#include "upg/model.h"
+#include "upg/core/error.h"
+#include "upg/model/model.h"
 
 namespace upg {
 

@@ -1,8 +1,8 @@
 // Shape bookkeeping shared by every layout: names, sizes, row slices, views.
 #include <fmt/format.h>
 
-#include "upg/error.h"
-#include "upg/format.h"
+#include "upg/core/error.h"
+#include "upg/format/format.h"
 
 namespace upg::format {
 

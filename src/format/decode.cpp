@@ -6,9 +6,9 @@
 
 #include <algorithm>
 
-#include "upg/error.h"
-#include "upg/format.h"
-#include "upg/primes.h"
+#include "upg/core/error.h"
+#include "upg/format/format.h"
+#include "upg/format/primes.h"
 
 namespace upg::format {
 namespace {

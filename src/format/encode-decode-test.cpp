@@ -5,8 +5,8 @@
 #include <cmath>
 
 #include "format-test-util.h"
-#include "upg/error.h"
-#include "upg/format.h"
+#include "upg/core/error.h"
+#include "upg/format/format.h"
 
 namespace upg::format {
 namespace {

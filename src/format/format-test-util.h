@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "upg/format.h"
+#include "upg/format/format.h"
 
 namespace upg::format::testing {
 

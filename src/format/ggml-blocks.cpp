@@ -1,13 +1,13 @@
 // Hand-written: the block layouts of ggml's quant types have no library here (ggml itself
 // is what we are measured against, and gguf-py is Python). Each unpack_* reads one block
 // the way ggml's dequantize_row_* does and writes codes in element order.
-#include "format/ggml-blocks.h"
+#include "upg/format/ggml-blocks.h"
 
 #include <cstring>
 
 #include <fmt/format.h>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::format {
 

@@ -1,10 +1,10 @@
-#include "upg/primes.h"
+#include "upg/format/primes.h"
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 namespace {

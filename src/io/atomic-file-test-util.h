@@ -1,5 +1,5 @@
 #pragma once
-// Test-only helpers for the tests of output files (io/atomic-file.h and its users): a
+// Test-only helpers for the tests of output files (upg/io/atomic-file.h and its users): a
 // pid that is surely dead, the name a killed run's temp would have, a file's bytes, a directory listing.
 #include <signal.h>
 #include <sys/resource.h>
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::io::testing {
 
@@ -28,7 +28,7 @@ inline pid_t dead_pid() {
   return pid;
 }
 
-// The temp name a run with `pid` uses for `target` (see io/atomic-file.h).
+// The temp name a run with `pid` uses for `target` (see upg/io/atomic-file.h).
 inline std::string temp_name(const std::string& target, pid_t pid, const std::string& tag = "aB3xY9") {
   return target + "." + std::to_string(pid) + "-" + tag + ".tmp";
 }

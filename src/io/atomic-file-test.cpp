@@ -1,7 +1,7 @@
 // Output files appear complete or not at all: unique exclusive temps, the rename and
 // the directory sync, temps of killed runs removed (and only theirs), and an unwritable
 // target named in one line before anything is written.
-#include "io/atomic-file.h"
+#include "upg/io/atomic-file.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -21,7 +21,7 @@
 
 #include "io/atomic-file-test-util.h"
 #include "io/safetensors-test-util.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "io/atomic-file.h"
+#include "upg/io/atomic-file.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -18,7 +18,7 @@
 
 #include <fmt/format.h>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::io {
 

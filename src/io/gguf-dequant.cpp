@@ -8,9 +8,9 @@
 
 #include <fmt/format.h>
 
-#include "format/ggml-blocks.h"
-#include "upg/error.h"
-#include "upg/thread-pool.h"
+#include "upg/format/ggml-blocks.h"
+#include "upg/core/error.h"
+#include "upg/core/thread-pool.h"
 
 namespace upg::io {
 

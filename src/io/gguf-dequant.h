@@ -1,12 +1,12 @@
 #pragma once
-// Dequantization of ggml block types (every type format/ggml-blocks.h describes), plus
+// Dequantization of ggml block types (every type upg/format/ggml-blocks.h describes), plus
 // plain F32/F16/BF16 conversion, so every GGUF tensor can become F32, F16 or BF16 at load
 // time (the float path, --dtype).
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
-#include "upg/tensor.h"
+#include "upg/core/tensor.h"
 
 namespace upg::io {
 

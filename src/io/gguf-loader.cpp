@@ -10,7 +10,7 @@
 #include "io/gguf-names.h"
 #include "io/gguf-reader.h"
 #include "io/gguf-tokenizer.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::io {
 

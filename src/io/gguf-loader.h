@@ -5,7 +5,7 @@
 #include <string>
 
 #include "io/mapped-file.h"
-#include "upg/io.h"
+#include "upg/io/io.h"
 
 namespace upg::io {
 

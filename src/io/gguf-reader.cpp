@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "io/data-regions.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::io {
 

@@ -15,7 +15,7 @@
 
 #include "io/gguf-writer.h"
 #include "core/test-paths.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::io::gguf_test {
 

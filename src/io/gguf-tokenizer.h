@@ -3,7 +3,7 @@
 #include <optional>
 
 #include "io/gguf-reader.h"
-#include "upg/tokenizer.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg::io {
 

@@ -4,8 +4,8 @@
 
 #include <fmt/format.h>
 
-#include "io/atomic-file.h"
-#include "upg/error.h"
+#include "upg/io/atomic-file.h"
+#include "upg/core/error.h"
 
 namespace upg::io {
 

@@ -37,7 +37,7 @@ class GgufWriter {
   void add_f32(std::string name, std::vector<uint64_t> ne, std::span<const float> data);
 
   std::vector<std::byte> build() const;
-  // Through a temp file renamed into place (io/atomic-file.h); throws upg::Error
+  // Through a temp file renamed into place (upg/io/atomic-file.h); throws upg::Error
   // naming the path.
   void write(const std::string& path) const;
 

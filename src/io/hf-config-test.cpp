@@ -4,7 +4,7 @@
 
 #include "io/hf-config.h"
 #include "io/safetensors-test-util.h"
-#include "upg/io.h"
+#include "upg/io/io.h"
 
 namespace upg {
 namespace {

@@ -1,15 +1,15 @@
 // to_hf_config_json: parse_hf_config reads back an equal ModelConfig for every
 // architecture and rope scaling variant, and the keys transformers needs are present.
 #include "core/test-paths.h"
-#include "io/hf-config-writer.h"
+#include "upg/io/hf-config-writer.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "upg/error.h"
-#include "upg/io.h"
+#include "upg/core/error.h"
+#include "upg/io/io.h"
 
 namespace upg::io {
 namespace {

@@ -1,7 +1,7 @@
 // to_hf_config_json: the inverse of parse_hf_config, for models whose source (GGUF)
 // carries no config.json. Keys follow the transformers config classes of each
 // architecture, so `transformers` builds the same model that parse_hf_config describes.
-#include "io/hf-config-writer.h"
+#include "upg/io/hf-config-writer.h"
 
 #include <cmath>
 #include <string>
@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::io {
 

@@ -7,11 +7,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "core/json.h"
+#include "upg/core/json.h"
 #include "io/hf-config.h"
 #include "io/hf-json.h"
-#include "upg/error.h"
-#include "upg/io.h"
+#include "upg/core/error.h"
+#include "upg/io/io.h"
 
 namespace upg {
 

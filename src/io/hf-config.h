@@ -1,8 +1,8 @@
 #pragma once
-// Internal companion of parse_hf_config (declared in upg/io.h).
+// Internal companion of parse_hf_config (declared in upg/io/io.h).
 #include <string_view>
 
-#include "upg/config.h"
+#include "upg/io/config.h"
 
 namespace upg::io {
 

@@ -7,7 +7,7 @@
 
 #include "io/safetensors-test-util.h"
 #include "io/safetensors-writer.h"
-#include "upg/io.h"
+#include "upg/io/io.h"
 
 namespace upg::io {
 namespace {

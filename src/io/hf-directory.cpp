@@ -12,12 +12,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "core/json.h"
+#include "upg/core/json.h"
 #include "io/hf-config.h"
 #include "io/safetensors-reader.h"
 #include "io/hf-json.h"
-#include "upg/file-text.h"
-#include "upg/error.h"
+#include "upg/core/file-text.h"
+#include "upg/core/error.h"
 
 namespace upg::io {
 

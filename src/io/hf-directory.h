@@ -4,7 +4,7 @@
 // config files. Tensors stay zero-copy views into the mmaps where alignment allows.
 #include <string>
 
-#include "upg/io.h"
+#include "upg/io/io.h"
 
 namespace upg::io {
 

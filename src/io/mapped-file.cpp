@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::io {
 

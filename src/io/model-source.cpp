@@ -11,9 +11,9 @@
 
 #include "io/gguf-loader.h"
 #include "io/hf-directory.h"
-#include "io/upg-file.h"
-#include "upg/error.h"
-#include "upg/io.h"
+#include "upg/io/upg-file.h"
+#include "upg/core/error.h"
+#include "upg/io/io.h"
 
 namespace upg {
 

@@ -6,10 +6,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "core/json.h"
+#include "upg/core/json.h"
 #include "io/data-regions.h"
 #include "io/hf-json.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::io {
 

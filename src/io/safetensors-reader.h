@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "io/mapped-file.h"
-#include "upg/tensor.h"
+#include "upg/core/tensor.h"
 
 namespace upg::io {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <unistd.h>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::io::testing {
 

@@ -10,9 +10,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "io/atomic-file.h"
+#include "upg/io/atomic-file.h"
 #include "io/safetensors-reader.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::io {
 

@@ -2,7 +2,7 @@
 // Streaming safetensors writer. The header (every tensor's name, dtype and shape) is
 // fixed up front, so each tensor's place in the file is known and its bytes can be
 // written whenever they are ready, in pieces, without holding the model in memory.
-// Output goes to a temp file beside `path` (io/atomic-file.h) renamed on finish(): an
+// Output goes to a temp file beside `path` (upg/io/atomic-file.h) renamed on finish(): an
 // interrupted run never leaves a truncated file under the final name.
 #include <cstddef>
 #include <cstdint>
@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "upg/tensor.h"
+#include "upg/core/tensor.h"
 
 namespace upg::io {
 

@@ -7,8 +7,8 @@
 
 #include "io/safetensors-test-util.h"
 #include "io/upg-test-util.h"
-#include "upg/error.h"
-#include "upg/io.h"
+#include "upg/core/error.h"
+#include "upg/io/io.h"
 
 namespace upg::io {
 namespace {

@@ -12,12 +12,12 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
-#include "core/json.h"
+#include "upg/core/json.h"
 #include "io/hf-json.h"
 #include "io/safetensors-reader.h"
-#include "io/upg-file.h"
+#include "upg/io/upg-file.h"
 #include "io/upg-parts.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::io {
 

@@ -13,9 +13,9 @@
 
 #include "io/safetensors-reader.h"
 #include "io/safetensors-writer.h"
-#include "io/upg-file.h"
-#include "upg/format.h"
-#include "upg/primes.h"
+#include "upg/io/upg-file.h"
+#include "upg/format/format.h"
+#include "upg/format/primes.h"
 
 namespace upg::io::testing {
 

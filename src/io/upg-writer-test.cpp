@@ -15,8 +15,8 @@
 #include "io/atomic-file-test-util.h"
 #include "io/safetensors-test-util.h"
 #include "io/upg-test-util.h"
-#include "upg/error.h"
-#include "upg/io.h"
+#include "upg/core/error.h"
+#include "upg/io/io.h"
 
 namespace upg::io {
 namespace {

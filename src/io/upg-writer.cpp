@@ -18,12 +18,12 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
-#include "core/json.h"
-#include "io/atomic-file.h"
+#include "upg/core/json.h"
+#include "upg/io/atomic-file.h"
 #include "io/safetensors-reader.h"
-#include "io/upg-file.h"
+#include "upg/io/upg-file.h"
 #include "io/upg-parts.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::io {
 

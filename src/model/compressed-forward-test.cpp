@@ -17,9 +17,10 @@
 #include "model/reference-forward.h"
 #include "model/test-util.h"
 #include "model/weights.h"
-#include "upg/error.h"
-#include "upg/format.h"
-#include "upg/io.h"
+#include "upg/core/error.h"
+#include "upg/kernels/cpu.h"
+#include "upg/format/format.h"
+#include "upg/io/io.h"
 
 namespace upg {
 namespace {

@@ -6,7 +6,7 @@
 
 #include "core/count-allocations.h"
 #include "core/test-paths.h"
-#include "upg/model.h"
+#include "upg/model/model.h"
 
 namespace upg {
 namespace {

@@ -7,9 +7,9 @@
 #include "model/forward.h"
 #include "model/reference-forward.h"
 #include "model/test-util.h"
-#include "upg/error.h"
-#include "upg/io.h"
-#include "upg/kernels.h"
+#include "upg/core/error.h"
+#include "upg/io/io.h"
+#include "upg/kernels/cpu.h"
 
 namespace upg {
 namespace {

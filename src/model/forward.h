@@ -6,8 +6,8 @@
 
 #include "model/rope.h"
 #include "model/weights.h"
-#include "upg/backend.h"
-#include "upg/model.h"
+#include "upg/kernels/backend.h"
+#include "upg/model/batch.h"
 
 namespace upg {
 

@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "model/test-util.h"
-#include "upg/model.h"
+#include "upg/model/model.h"
 
 namespace upg {
 namespace {

@@ -10,9 +10,9 @@
 #include "model/reference-forward.h"
 #include "model/test-util.h"
 #include "model/weights.h"
-#include "upg/error.h"
-#include "upg/io.h"
-#include "upg/model.h"
+#include "upg/core/error.h"
+#include "upg/io/io.h"
+#include "upg/model/model.h"
 
 namespace upg {
 namespace {

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "core/test-paths.h"
-#include "upg/error.h"
-#include "upg/model.h"
+#include "upg/core/error.h"
+#include "upg/model/model.h"
 
 namespace upg {
 namespace {

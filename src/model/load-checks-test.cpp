@@ -11,8 +11,8 @@
 
 #include "io/safetensors-reader.h"
 #include "model/test-util.h"
-#include "upg/error.h"
-#include "upg/model.h"
+#include "upg/core/error.h"
+#include "upg/model/model.h"
 
 namespace upg {
 namespace {

@@ -1,4 +1,4 @@
-#include "upg/model.h"
+#include "upg/model/model.h"
 
 #include <algorithm>
 #include <map>
@@ -8,8 +8,9 @@
 #include "model/forward.h"
 #include "model/profiling-backend.h"
 #include "model/weights.h"
-#include "upg/backend.h"
-#include "upg/error.h"
+#include "upg/kernels/backend.h"
+#include "upg/kernels/cpu.h"
+#include "upg/core/error.h"
 
 namespace upg {
 

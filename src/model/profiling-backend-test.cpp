@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/profiling-backend.h"
+#include "upg/kernels/cpu.h"
 
 namespace upg {
 namespace {

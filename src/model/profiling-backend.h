@@ -5,8 +5,8 @@
 #include <memory>
 #include <vector>
 
-#include "upg/backend.h"
-#include "upg/model.h"
+#include "upg/kernels/backend.h"
+#include "upg/model/op-profile.h"
 
 namespace upg {
 

@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "upg/error.h"
-#include "upg/format.h"
+#include "upg/core/error.h"
+#include "upg/format/format.h"
 
 namespace upg {
 

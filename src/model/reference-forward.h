@@ -6,7 +6,7 @@
 
 #include "model/rope.h"
 #include "model/weights.h"
-#include "upg/config.h"
+#include "upg/io/config.h"
 
 namespace upg {
 

@@ -1,8 +1,8 @@
 #pragma once
 #include <vector>
 
-#include "upg/backend.h"
-#include "upg/config.h"
+#include "upg/kernels/backend.h"
+#include "upg/io/config.h"
 
 namespace upg {
 

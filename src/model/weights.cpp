@@ -7,7 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "model/arch-registry.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 

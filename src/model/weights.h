@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "upg/backend.h"
-#include "upg/config.h"
-#include "upg/io.h"
-#include "upg/tensor.h"
+#include "upg/kernels/backend.h"
+#include "upg/io/config.h"
+#include "upg/io/io.h"
+#include "upg/core/tensor.h"
 
 namespace upg {
 

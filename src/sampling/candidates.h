@@ -1,7 +1,7 @@
 #pragma once
 // Lazy sorting and normalisation shared by the steps: each step asks for the state it
 // needs and the flags on the list say whether the work has already been done.
-#include "upg/sampling.h"
+#include "upg/sampling/sampling.h"
 
 namespace upg::sampling {
 

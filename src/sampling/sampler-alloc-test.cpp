@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "core/count-allocations.h"
-#include "upg/sampling.h"
+#include "upg/sampling/sampling.h"
 
 namespace upg {
 namespace {

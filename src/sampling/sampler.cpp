@@ -7,7 +7,7 @@
 
 #include "sampling/candidates.h"
 #include "sampling/validate.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 namespace {

@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "upg/error.h"
-#include "upg/sampling.h"
+#include "upg/core/error.h"
+#include "upg/sampling/sampling.h"
 
 namespace upg {
 namespace {

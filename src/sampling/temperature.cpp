@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "sampling/validate.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 namespace {

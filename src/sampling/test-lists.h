@@ -2,7 +2,7 @@
 // Hand-made candidate lists for the step tests.
 #include <vector>
 
-#include "upg/sampling.h"
+#include "upg/sampling/sampling.h"
 
 namespace upg::sampling::test {
 

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "sampling/test-lists.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 namespace {

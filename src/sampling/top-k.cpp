@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "sampling/candidates.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 namespace {

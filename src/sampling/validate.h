@@ -1,7 +1,7 @@
 #pragma once
 // Parameter checks shared by the step factories and the Sampler constructor. They throw
 // ParamError naming the SamplingParams field; front ends (the CLI) name it their way.
-#include "upg/sampling.h"
+#include "upg/sampling/sampling.h"
 
 namespace upg::sampling {
 

@@ -4,8 +4,8 @@
 
 #include <queue>
 
-#include "tokenizer/byte-level.h"
-#include "upg/error.h"
+#include "upg/tokenizer/byte-level.h"
+#include "upg/core/error.h"
 
 namespace upg::tokenizer {
 namespace {

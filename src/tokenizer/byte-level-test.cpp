@@ -1,4 +1,4 @@
-#include "tokenizer/byte-level.h"
+#include "upg/tokenizer/byte-level.h"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "tokenizer/test-vocab.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::tokenizer {
 namespace {

@@ -1,6 +1,6 @@
 #include "tokenizer/chat-template.h"
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::tokenizer {
 namespace {

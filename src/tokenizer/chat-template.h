@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "upg/tokenizer.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg::tokenizer {
 

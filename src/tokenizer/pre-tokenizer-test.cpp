@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::tokenizer {
 namespace {

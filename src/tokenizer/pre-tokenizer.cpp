@@ -6,7 +6,7 @@
 
 #include <memory>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::tokenizer {
 namespace {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "tokenizer/test-vocab.h"
-#include "upg/tokenizer.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg {
 namespace {

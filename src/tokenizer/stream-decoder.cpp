@@ -1,5 +1,5 @@
 #include "tokenizer/utf8.h"
-#include "upg/tokenizer.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg {
 namespace {

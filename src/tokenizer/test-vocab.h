@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "tokenizer/byte-level.h"
-#include "upg/tokenizer.h"
+#include "upg/tokenizer/byte-level.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg::tokenizer::testing {
 

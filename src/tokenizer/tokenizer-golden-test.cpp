@@ -11,8 +11,8 @@
 #include <sstream>
 
 #include "core/test-paths.h"
-#include "upg/io.h"
-#include "upg/tokenizer.h"
+#include "upg/io/io.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg {
 namespace {

@@ -2,9 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tokenizer/byte-level.h"
-#include "upg/error.h"
-#include "upg/tokenizer.h"
+#include "upg/tokenizer/byte-level.h"
+#include "upg/core/error.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg {
 namespace {

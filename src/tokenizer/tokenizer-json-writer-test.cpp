@@ -12,9 +12,9 @@
 #include "core/test-paths.h"
 #include "tokenizer/pre-tokenizer.h"
 #include "tokenizer/test-vocab.h"
-#include "upg/error.h"
-#include "upg/io.h"
-#include "upg/tokenizer.h"
+#include "upg/core/error.h"
+#include "upg/io/io.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg {
 namespace {

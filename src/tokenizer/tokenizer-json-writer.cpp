@@ -8,8 +8,8 @@
 #include <unordered_map>
 
 #include "tokenizer/pre-tokenizer.h"
-#include "upg/error.h"
-#include "upg/tokenizer.h"
+#include "upg/core/error.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg {
 namespace {

@@ -6,10 +6,10 @@
 #include <optional>
 #include <unordered_map>
 
-#include "core/json.h"
+#include "upg/core/json.h"
 #include "tokenizer/pre-tokenizer.h"
-#include "upg/error.h"
-#include "upg/tokenizer.h"
+#include "upg/core/error.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg {
 namespace {

@@ -3,8 +3,8 @@
 #include <thread>
 
 #include "tokenizer/test-vocab.h"
-#include "upg/error.h"
-#include "upg/tokenizer.h"
+#include "upg/core/error.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg {
 namespace {

@@ -1,15 +1,15 @@
-#include "upg/tokenizer.h"
+#include "upg/tokenizer/tokenizer.h"
 
 #include <fmt/format.h>
 
 #include <optional>
 
 #include "tokenizer/bpe.h"
-#include "tokenizer/byte-level.h"
+#include "upg/tokenizer/byte-level.h"
 #include "tokenizer/chat-template.h"
 #include "tokenizer/pre-tokenizer.h"
 #include "tokenizer/special-tokens.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 

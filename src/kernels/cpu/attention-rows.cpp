@@ -19,7 +19,7 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "upg/tensor.h"
+#include "upg/core/tensor.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace upg::kernels::HWY_NAMESPACE {
@@ -211,7 +211,7 @@ void AxpyRowsI8(const float* a, int64_t as, int64_t heads, const int8_t* V, cons
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include "upg/kernels.h"
+#include "kernels/cpu/kernels.h"
 
 namespace upg::kernels {
 

@@ -9,7 +9,7 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/for-each-target.h"
-#include "upg/tensor.h"
+#include "upg/core/tensor.h"
 
 namespace upg::kernels {
 namespace {

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "upg/backend.h"
-#include "upg/kernels.h"
+#include "upg/kernels/backend.h"
+#include "kernels/cpu/kernels.h"
 
 namespace upg::kernels {
 

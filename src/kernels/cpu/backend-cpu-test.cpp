@@ -11,9 +11,10 @@
 
 #include "format/format-test-util.h"
 #include "kernels/cpu/for-each-target.h"
-#include "upg/backend.h"
-#include "upg/error.h"
-#include "upg/format.h"
+#include "upg/kernels/backend.h"
+#include "upg/kernels/cpu.h"
+#include "upg/core/error.h"
+#include "upg/format/format.h"
 
 namespace upg {
 namespace {

@@ -1,4 +1,4 @@
-// The CPU backend: the Backend ops (include/upg/backend.h) over this folder's kernels,
+// The CPU backend: the Backend ops (include/upg/kernels/backend.h) over this folder's kernels,
 // threaded with one pool. The forward pass in model/ only sees the Backend interface.
 #include <algorithm>
 #include <cmath>
@@ -9,12 +9,12 @@
 
 #include <fmt/format.h>
 
-#include "core/page-in.h"
-#include "format/ggml-blocks.h"
-#include "upg/backend.h"
-#include "upg/error.h"
-#include "upg/format.h"
-#include "upg/kernels.h"
+#include "upg/core/page-in.h"
+#include "upg/format/ggml-blocks.h"
+#include "upg/kernels/backend.h"
+#include "upg/core/error.h"
+#include "upg/format/format.h"
+#include "kernels/cpu/kernels.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/linear-int8.h"
 

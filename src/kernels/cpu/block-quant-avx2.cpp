@@ -7,7 +7,7 @@
 // with 128 * d (and for those types it then cancels their offset of -128 exactly).
 #include <immintrin.h>
 
-#include "format/ggml-blocks.h"
+#include "upg/format/ggml-blocks.h"
 #include "kernels/cpu/block-quant.h"
 #include "kernels/cpu/int8-kernels.h"
 

@@ -5,7 +5,7 @@
 // byte shuffle from the table); 8-bit codes as 64 bytes.
 #include <immintrin.h>
 
-#include "format/ggml-blocks.h"
+#include "upg/format/ggml-blocks.h"
 #include "kernels/cpu/block-quant.h"
 #include "kernels/cpu/int8-kernels.h"
 

@@ -12,12 +12,12 @@
 #include <random>
 #include <vector>
 
-#include "format/ggml-blocks.h"
+#include "upg/format/ggml-blocks.h"
 #include "kernels/cpu/for-each-target.h"
 #include "kernels/cpu/int8-kernels.h"
-#include "upg/backend.h"
-#include "upg/error.h"
-#include "upg/kernels.h"
+#include "upg/kernels/backend.h"
+#include "upg/core/error.h"
+#include "kernels/cpu/kernels.h"
 
 namespace upg::kernels {
 namespace {

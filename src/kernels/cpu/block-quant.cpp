@@ -4,9 +4,9 @@
 
 #include <fmt/format.h>
 
-#include "format/ggml-blocks.h"
+#include "upg/format/ggml-blocks.h"
 #include "kernels/cpu/int8-kernels.h"
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg::kernels {
 

@@ -1,6 +1,6 @@
 #pragma once
 // GGUF block-quantized weights (Q4_0 ... IQ4_XS) in the int8 kernels' execution form:
-// repacked once at load from ggml's blocks (format/ggml-blocks.h) into integer codes and
+// repacked once at load from ggml's blocks (upg/format/ggml-blocks.h) into integer codes and
 // fp16 sub-block scales, multiplied with the int8 activations every other int8 kernel
 // uses, never expanded to floats.
 //
@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "upg/tensor.h"
+#include "upg/core/tensor.h"
 
 namespace upg::kernels {
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "upg/kernels.h"
+#include "kernels/cpu/kernels.h"
 
 namespace upg::kernels::testing {
 

@@ -2,7 +2,7 @@
 #include <atomic>
 
 #include "kernels/cpu/int8-kernels.h"
-#include "upg/kernels.h"
+#include "kernels/cpu/kernels.h"
 
 namespace upg::kernels {
 namespace {

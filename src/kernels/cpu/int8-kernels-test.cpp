@@ -4,7 +4,7 @@
 // tolerance can be tight. A separate test bounds the quantization error itself.
 #include <gtest/gtest.h>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,7 +15,7 @@
 #include "format/format-test-util.h"
 #include "kernels/cpu/for-each-target.h"
 #include "kernels/cpu/int8-kernels.h"
-#include "upg/kernels.h"
+#include "kernels/cpu/kernels.h"
 
 namespace upg::kernels {
 namespace {

@@ -19,10 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "core/aligned-vector.h"
-#include "upg/format.h"
+#include "upg/core/aligned-vector.h"
+#include "upg/format/format.h"
 
-#include "upg/thread-pool.h"
+#include "upg/core/thread-pool.h"
 
 namespace upg::kernels {
 

@@ -8,8 +8,8 @@
 #include <fmt/format.h>
 
 #include "kernels/cpu/int8-kernels.h"
-#include "upg/error.h"
-#include "upg/tensor.h"
+#include "upg/core/error.h"
+#include "upg/core/tensor.h"
 
 namespace upg::kernels {
 

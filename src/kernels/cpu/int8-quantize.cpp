@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "kernels/cpu/int8-kernels.h"
-#include "upg/kernels.h"
+#include "kernels/cpu/kernels.h"
 
 static_assert(upg::kernels::kActBlock == 32, "the lane scale layouts below assume 32-column blocks");
 

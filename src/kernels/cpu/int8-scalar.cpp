@@ -5,7 +5,7 @@
 
 #include "kernels/cpu/block-quant.h"
 #include "kernels/cpu/int8-kernels.h"
-#include "upg/tensor.h"
+#include "upg/core/tensor.h"
 
 namespace upg::kernels {
 namespace {

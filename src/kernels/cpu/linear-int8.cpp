@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "format/ggml-blocks.h"
-#include "upg/error.h"
+#include "upg/format/ggml-blocks.h"
+#include "upg/core/error.h"
 
 namespace upg::kernels {
 

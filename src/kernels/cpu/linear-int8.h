@@ -10,8 +10,8 @@
 
 #include "kernels/cpu/block-quant.h"
 #include "kernels/cpu/int8-kernels.h"
-#include "upg/backend.h"
-#include "upg/kernels.h"
+#include "upg/kernels/backend.h"
+#include "kernels/cpu/kernels.h"
 
 namespace upg::kernels {
 

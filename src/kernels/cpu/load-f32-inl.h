@@ -10,7 +10,7 @@
 #include <type_traits>
 
 #include "hwy/highway.h"
-#include "upg/tensor.h"
+#include "upg/core/tensor.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace upg::kernels::HWY_NAMESPACE {

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "kernels/cpu/for-each-target.h"
-#include "upg/error.h"
-#include "upg/kernels.h"
+#include "upg/core/error.h"
+#include "kernels/cpu/kernels.h"
 
 namespace upg::kernels {
 namespace {

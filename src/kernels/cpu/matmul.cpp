@@ -173,8 +173,8 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <fmt/format.h>
 
-#include "upg/error.h"
-#include "upg/kernels.h"
+#include "upg/core/error.h"
+#include "kernels/cpu/kernels.h"
 
 namespace upg::kernels {
 

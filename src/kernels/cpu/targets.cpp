@@ -19,7 +19,7 @@ HWY_AFTER_NAMESPACE();
 
 #include "hwy/targets.h"
 #include "kernels/cpu/int8-kernels.h"
-#include "upg/kernels.h"
+#include "kernels/cpu/kernels.h"
 
 namespace upg::kernels {
 

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "kernels/cpu/for-each-target.h"
-#include "upg/kernels.h"
-#include "upg/tensor.h"
+#include "kernels/cpu/kernels.h"
+#include "upg/core/tensor.h"
 
 namespace upg::kernels {
 namespace {

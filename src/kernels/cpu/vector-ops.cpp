@@ -13,7 +13,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "upg/tensor.h"
+#include "upg/core/tensor.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace upg::kernels::HWY_NAMESPACE {
@@ -178,7 +178,7 @@ void SiluMul(const float* gate, const float* up, float* out, int64_t n) {
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include "upg/kernels.h"
+#include "kernels/cpu/kernels.h"
 
 namespace upg::kernels {
 

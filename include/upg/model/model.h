@@ -7,10 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "upg/backend.h"
-#include "upg/config.h"
-#include "upg/io.h"
-#include "upg/tokenizer.h"
+#include "upg/kernels/backend.h"
+#include "upg/model/batch.h"
+#include "upg/model/op-profile.h"
+#include "upg/io/config.h"
+#include "upg/io/io.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg {
 
@@ -31,39 +33,6 @@ struct ModelOptions {
   // step's attention reads), F32 (exact; the golden tests against transformers) or I8
   // (a quarter, with one scale per head and position: for long contexts).
   DType kv_type = DType::F16;
-};
-
-// Time spent in one kind of backend op: an op (attention, rmsnorm, ...) or the matmuls
-// of one weight kind across layers ("matmul model.layers.*.self_attn.q_proj.weight"),
-// counted apart for calls of one token (decode steps) and of several (prompts, batches).
-struct OpProfile {
-  std::string name;
-  bool single_token = false;
-  int64_t calls = 0;
-  double seconds = 0;
-  int64_t weight_bytes = 0;  // matmuls: bytes of the weight as stored, summed over calls
-};
-
-// A batch of tokens from one or more sequences, as plain data (vLLM style): the engine's
-// scheduler fills it, the model runs it in one pass.
-struct Batch {
-  std::vector<int32_t> tokens;
-  std::vector<int32_t> positions;   // position of each token inside its sequence
-  std::vector<int32_t> seq_ids;     // KV cache sequence slot of each token
-  std::vector<uint8_t> want_logits; // 1: return logits for this token
-  void add(int32_t token, int32_t pos, int32_t seq, bool logits) {
-    tokens.push_back(token);
-    positions.push_back(pos);
-    seq_ids.push_back(seq);
-    want_logits.push_back(logits ? 1 : 0);
-  }
-  void clear() {
-    tokens.clear();
-    positions.clear();
-    seq_ids.clear();
-    want_logits.clear();
-  }
-  size_t size() const { return tokens.size(); }
 };
 
 class Model {

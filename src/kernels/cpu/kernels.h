@@ -1,29 +1,14 @@
 #pragma once
 // CPU kernels: one source per kernel compiled for every SIMD target (Highway), the best
 // target chosen once at start. Shapes are given explicitly; nothing here allocates in the
-// hot path.
+// hot path. Private to kernels/cpu (and its tests and benchmarks).
 #include <cstdint>
-#include <memory>
-#include <string>
-#include <type_traits>
-#include <vector>
 
-#include "upg/tensor.h"
-#include "upg/thread-pool.h"
+#include "upg/core/tensor.h"
+#include "upg/core/thread-pool.h"
+#include "upg/kernels/cpu.h"
 
 namespace upg::kernels {
-
-// Name of the SIMD target in use (hwy::TargetName: "AVX3", "AVX2", "SSE4", "SCALAR" ...;
-// Highway 1.0.3 has no AVX3_ZEN4, so a Zen 4 reports "AVX3").
-std::string simd_target();
-// Names of the targets this CPU can run, best first (for tests that force each one).
-std::vector<std::string> available_targets();
-// Forces a target by name for subsequent calls (tests only); returns false if unknown
-// or not supported here. An empty name restores the automatic choice.
-bool force_target(const std::string& name);
-// Name of the int8 kernel set in use ("avx512-vnni", "avx2" or "scalar"); force_target
-// switches it along with the Highway target.
-std::string int8_target();
 
 // y[t, r] = sum_c W[r, c] * x[t, c] (+ bias[r]) for t < n_tokens, r < rows.
 // W: row-major [rows, cols] of F32, F16 or BF16. x: [n_tokens, cols] fp32 (row stride
@@ -42,9 +27,6 @@ float exp_scaled(float* x, int64_t n, float scale, float* max_out);
 void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 // y[i] += x[i]
 void add_inplace(float* y, const float* x, int64_t n);
-// Dot product and axpy used by attention: sum x[i]*y[i]; y[i] += a*x[i].
-float dot(const float* x, const float* y, int64_t n);
-void axpy(float a, const float* x, float* y, int64_t n);
 // Attention over many cache rows in one call, for the `heads` query heads that share
 // one KV head (grouped-query attention); rows are `stride` elements apart, `dim` used of
 // each (kernels/cpu/attention-rows.cpp):

@@ -8,10 +8,10 @@
 #include <utility>
 #include <vector>
 
-#include "upg/config.h"
-#include "upg/format.h"
-#include "upg/tensor.h"
-#include "upg/tokenizer.h"
+#include "upg/io/config.h"
+#include "upg/format/format.h"
+#include "upg/core/tensor.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg {
 

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "io/mapped-file.h"
-#include "upg/format.h"
-#include "upg/io.h"
-#include "upg/tensor.h"
+#include "upg/format/format.h"
+#include "upg/io/io.h"
+#include "upg/core/tensor.h"
 
 namespace upg::io {
 
@@ -24,7 +24,7 @@ struct UpgHeader {
 
 // Streams a UPG file tensor by tensor: no more than one tensor is held in memory, so a
 // 14 GB Phi-4-shaped model can be written on a 24 GiB machine. Output goes to a temp
-// file beside the target (io/atomic-file.h), created by the constructor, so an
+// file beside the target (upg/io/atomic-file.h), created by the constructor, so an
 // unwritable path fails at once, and renamed on finish(); destroying an unfinished
 // writer removes every temp file.
 class UpgWriter {

@@ -11,7 +11,7 @@
 // and dequantize_row_* (checked against gguf-py's dequantize in the io tests).
 #include <cstdint>
 
-#include "upg/tensor.h"
+#include "upg/core/tensor.h"
 
 namespace upg::format {
 

@@ -6,8 +6,8 @@
 #include <string_view>
 #include <vector>
 
-#include "upg/model.h"
-#include "upg/sampling.h"
+#include "upg/model/model.h"
+#include "upg/sampling/sampling.h"
 
 namespace upg {
 

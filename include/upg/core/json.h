@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "upg/error.h"
+#include "upg/core/error.h"
 
 namespace upg {
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "upg/config.h"
+#include "upg/io/config.h"
 
 namespace upg::io {
 

@@ -10,8 +10,8 @@
 #include <span>
 #include <string>
 
-#include "upg/format.h"
-#include "upg/tensor.h"
+#include "upg/format/format.h"
+#include "upg/core/tensor.h"
 
 namespace upg {
 
@@ -111,13 +111,5 @@ class Backend {
   // values (GQA: query head h reads kv head h / (n_heads / n_kv_heads)); out has q's shape.
   virtual void attention(int layer, const float* q, const AttentionBatch& b, float* out) = 0;
 };
-
-// Which kernels the CPU backend runs for int8 and compressed weights: the fast int8
-// kernels (int8 activations, SIMD), or the plain reference kernels of format/ with fp32
-// activations (what the fast ones are tested against).
-enum class CpuKernels { Fast, Reference };
-
-// The CPU backend over kernels/cpu; n_threads <= 0 uses every core.
-std::unique_ptr<Backend> make_cpu_backend(int n_threads, CpuKernels kernels = CpuKernels::Fast);
 
 }  // namespace upg
