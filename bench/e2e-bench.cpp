@@ -25,7 +25,7 @@ namespace {
 std::string model_path() { return upg::test::default_model_path(); }
 
 // The UPG files the compressed variants run: made from the default model on first use
-// (about 6 s each) and kept beside it. Magnitude pruning: speed does not depend on which
+// and kept beside it. Magnitude pruning: speed does not depend on which
 // weights survive, and it needs no calibration pass. The embedding / LM head is dense
 // int8 in all three, so only the decoder layers differ.
 enum class Variant { DenseInt8, Unstructured50, NM24 };

@@ -204,8 +204,8 @@ int64_t nm24_stream_cols(int64_t n) { return n * 19 / 32; }
 
 // A rotated set (the SpMV and SpMM ones) comes with its dense int8 baselines
 // (WeightSet::int8, same_bytes), their copies and the sparse ones allocated in turn.
-// Which memory a buffer gets depends on what the process freed before it, and on this VM
-// some memory streams 20-60% slower than other, for every kernel (docs/BENCHMARKS.md): a
+// Which memory a buffer gets depends on what the process freed before it, and on the
+// project's VMs some memory streams slower than other, for every kernel (docs/BENCHMARKS.md): a
 // set built after another would not meet the same memory, and the ratio would measure
 // the allocation order.
 WeightSet& sparse_set(const std::string& key, int64_t n, const Spec& s, bool rotate) {

@@ -1,8 +1,8 @@
 #pragma once
 // `upg synth`: a model of any supported shape with random weights (normal, std 0.02,
 // seeded), compressed as asked and written tensor by tensor, for benchmarks where real
-// weights cannot be fetched. Peak memory is about 2.5x the largest tensor in fp32
-// (measured: 480 MB for a 200 MB tensor; about 1.8 GB for a Phi-4-shaped 14 GB file).
+// weights cannot be fetched. Tensors are made and written one at a time, so peak memory
+// follows the largest tensor in fp32, not the file (docs/BENCHMARKS.md, "Compression speed").
 //
 // The file carries a minimal byte-level tokenizer (one token per byte, then
 // <|endoftext|> as eos, then <|unused_N|> fillers up to vocab_size) so it is

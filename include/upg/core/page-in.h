@@ -2,8 +2,8 @@
 // Maps memory in now rather than on first touch. Weights used in place from a memory-
 // mapped file are otherwise mapped page by page by the first forward pass: on the
 // default model's dense int8 file that is 131 MB of faults inside the first prompt
-// (10-18 ms of a 128-token prefill of about 110 ms, docs/BENCHMARKS.md), where load time
-// is the place for them, as it is for the layouts repacked at load.
+// (docs/BENCHMARKS.md, "End to end"), where load time is the place for them, as it is
+// for the layouts repacked at load.
 #include <cstddef>
 
 namespace upg {

@@ -52,9 +52,8 @@ class CpuBackend final : public Backend {
   }
 
   // The int8 and compressed weights of a group share one quantization of x and one
-  // parallel region: on the default model a decode step's k and v projections (110 KB
-  // each) had streamed at half the bandwidth of the larger matrices, and each region
-  // costs a wake-up and a wait of every thread.
+  // parallel region: each region costs a wake-up and a wait of every thread, which a
+  // small matrix (a decode step's k and v projections) cannot hide (docs/KERNELS.md).
   void matmul_same_input(std::span<const LinearWeight* const> ws, const float* x, int64_t n_tokens,
                          std::span<float* const> ys) override {
     if (std::all_of(ws.begin(), ws.end(), [](const LinearWeight* w) { return kernels::Int8Linear::handles(*w); }))
@@ -234,10 +233,9 @@ class CpuBackend final : public Backend {
   // [layers, kv_heads, slots, head_dim] of f16 (the default, as llama.cpp's) or f32:
   // head-major, so attention reads each head's keys and values as one sequential stream
   // (slot-major, its rows were a whole slot apart). A decode step reads the cache from
-  // memory (the weights streamed since have evicted it): f16 halves those bytes and
-  // took a decode token's attention at position 1024 from 143-169 to 82 us a layer, and
-  // at 4096 from 581 to 330 (UPG_AttentionDecode cold, docs/BENCHMARKS.md). Its
-  // rounding, 2^-11 of each value, moves the default model's logits by a few 1e-3.
+  // memory (the weights streamed since have evicted it), so f16 halves the time as well
+  // as the bytes (UPG_AttentionDecode, docs/BENCHMARKS.md, "Attention"). Its rounding,
+  // 2^-11 of each value, moves the default model's logits by a few 1e-3.
   // int8 (--cache-type int8) halves the bytes again, with one scale per row of head_dim
   // values, [layers, kv_heads, slots], in k_scales_ and v_scales_.
   Buffer k_, v_, k_scales_, v_scales_;

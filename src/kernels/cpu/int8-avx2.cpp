@@ -21,10 +21,8 @@ namespace {
 static_assert(kActBlock == 32, "one 32-byte half per activation block");
 
 // Software prefetch distance of each row's weight stream, in bytes, as in the AVX-512
-// kernels. On this project's AVX2 host (2 threads, about 18 GB/s) it took the 2:4 kernel
-// from 1.07-1.17x dense int8 to 1.41-1.56x, while dense int8 moved within the noise
-// (interleaved medians, docs/BENCHMARKS.md). A prefetch past the end of an array never
-// faults.
+// kernels: the 2:4 kernel needs it to stream as fast as dense int8, which it leaves
+// unchanged (docs/KERNELS.md, "AVX2"). A prefetch past the end of an array never faults.
 constexpr int64_t kAhead = 8192;
 
 // The sum of v's lanes, added in the order of store()'s reduction of 4 rows at once, so
@@ -51,8 +49,8 @@ struct Acc {
 // Returns `in` plus, in v[i][t], row i's and token t's sum over blocks [0, nb): row i's
 // block b sits at src + row_step i + pitch b, token t's at x[t] + 32 b with scale s[t][b].
 // R rows share every activation load, and each (row, token) pair has its own
-// accumulator: with one accumulator per row the FMA latency chain limited dense int8 to
-// 13.7 GB/s. The rows and tokens come as base pointers and steps, not recomputed per
+// accumulator: with one accumulator per row the FMA latency chain, not memory, set the
+// pace. The rows and tokens come as base pointers and steps, not recomputed per
 // block: with 8 accumulators live, the per-block address arithmetic spilled to the stack,
 // and its loads and multiplies were among the hottest instructions of a prompt.
 template <int R, int T, bool Prefetch>
@@ -314,8 +312,7 @@ void expand_nm24_row(const Nm24Rows& m, int64_t r, const Nm24Consts& c, const Nm
 
 // A batch of tokens: each group of 4 rows is expanded once into an L1 tile and runs the
 // dense kernel over every token. Per token the gather costs its shuffles again, and
-// multiplies 32 columns of 64 at the price of 64: the 2:4 prompt ran at 334 tok/s
-// against dense int8's 490 (docs/BENCHMARKS.md).
+// multiplies 32 columns of 64 at the price of 64 (docs/KERNELS.md, "Prefill on AVX2").
 void nm24_expanded(const Nm24Rows& m, const QuantizedActs& a, int64_t r0, int64_t r1, const Nm24Consts& c,
                    float* y, int64_t ldy) {
   static const Nm24Expand e;

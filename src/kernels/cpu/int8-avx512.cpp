@@ -57,10 +57,9 @@ inline __m512i offset_start(__m512i w) {
 }
 
 // How far ahead of its loads a decode kernel prefetches its weight stream. The hardware
-// prefetcher alone left the kernels short of bandwidth on a Zen 5 host (one thread, 64 MB
-// matrix from memory): dense int8 streamed 31 GB/s without and 38 with 8 KB, and the
-// bitmap kernel 12 without and 53 with, because an expand waiting on a load that missed
-// the caches holds up the core. A prefetch past the end of an array cannot fault.
+// prefetcher alone left the kernels short of bandwidth, the bitmap kernel by far: an
+// expand waiting on a load that missed the caches holds up the core (docs/KERNELS.md,
+// "Prefetch"). A prefetch past the end of an array cannot fault.
 constexpr int64_t kPrefetch = 8192;
 inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
 
@@ -269,7 +268,7 @@ inline __m512i nm24_lookup(__m512i shift, __m512i spread, __m512i role, __m512i 
 }
 
 // How far ahead the 2:4 decode kernel prefetches its one stream: nearer than the other
-// kernels' 8 KB, which measured slower for it on a Zen 4 host (docs/KERNELS.md).
+// kernels' 8 KB, which was slower for it (docs/KERNELS.md, the 2:4 section).
 constexpr int64_t kNm24Ahead = 4096;
 
 // 2:4 in Nm24Rows16: per 8 columns of 16 rows, 3 instructions (and a quarter of the

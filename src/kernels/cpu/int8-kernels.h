@@ -104,7 +104,7 @@ BitmapMatrix pack_bitmap(const format::CompressedMatrix& m);
 // vector, and 16 results leave in one store with no horizontal sum. Per 64 weights the
 // int8 kernel runs one expand and one vpdpbusd per token, so it streams memory instead
 // of computing; the row-major form took four more vector instructions per 64 weights,
-// and on a Zen 5 host that left it slower than dense int8 at 50% (docs/BENCHMARKS.md).
+// which made it bound by computation, slower than dense int8 at 50% (docs/KERNELS.md).
 //
 // int8 values: a tile is 16 rows x 4 columns (byte 4i + k: row i, column 4q + k) for
 // vpdpbusd; values are stored + 128 and expanded over 128 (weight 0), as in
@@ -147,8 +147,8 @@ BitmapRows16 pack_bitmap_rows16(const format::CompressedMatrix& m);
 // Groups that keep fewer than 2 store zero values in free columns.
 //
 // Rows are interleaved by 4 ([rows / 4, windows, 4 rows, ...], rows padded with zeros),
-// so the kernel's 4 rows at a time read one stream instead of four (AVX2 host: one
-// stream per thread read 16-19 GB/s, four 12-14).
+// so the kernel's 4 rows at a time read one stream instead of four (four streams per
+// thread read slower than one; docs/KERNELS.md, "AVX2").
 constexpr int kNm24CodeBytes = 6;
 struct Nm24Rows {
   int64_t rows = 0, cols = 0, windows = 0;  // windows = ceil(cols / 64)

@@ -33,8 +33,8 @@ constexpr int kRowTile = 4;
 // Decode (one token) has registers to spare, and more rows in flight means more
 // concurrent DRAM streams per core.
 constexpr int kRowTileDecode = 8;
-// One tile ahead measured best on a Sapphire Rapids VM (2 and 4 tiles were 10-40%
-// slower: the lines arrive too early and compete with the current tile's).
+// One tile ahead: from further ahead the lines arrive too early and compete with the
+// current tile's (docs/BENCHMARKS.md, "Dense GEMV/GEMM").
 constexpr int64_t kPrefetchTiles = 1;
 
 // One R x T register tile: rows r0.., tokens t0... Each weight vector is loaded once and
@@ -135,8 +135,8 @@ HWY_INLINE void tile_tokens(int T, const WT* W, int64_t rows, int64_t cols, cons
 template <class WT>
 void matmul_rows(const WT* W, int64_t rows, int64_t cols, const float* x, int64_t n_tokens, float* y,
                  const float* bias, int64_t r_begin, int64_t r_end) {
-  // 16, 64 and 256 KiB measured the same within noise on a Sapphire Rapids VM; 256 KiB
-  // (a quarter of a Zen 4 / SPR L2) leaves room for x and y.
+  // Smaller blocks gained nothing (docs/BENCHMARKS.md, "Dense GEMV/GEMM"); 256 KiB (a
+  // quarter of a Zen 4 / SPR L2) leaves room for x and y.
   constexpr int64_t kBlockBytes = 256 * 1024;
   const int64_t block_rows =
       n_tokens <= kTokTile ? (r_end - r_begin)
