@@ -176,7 +176,7 @@ TEST(BlockQuant, NonFiniteScaleIsAnError) {
     pack_block_quant(DType::Q8_0, b.data(), 2, 32);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "row 1 holds a non-finite value (a NaN or infinite block scale)");
+    EXPECT_STREQ(e.what(), "row 1: a NaN or infinite block scale");
   }
   EXPECT_THROW(pack_block_quant(DType::Q8_0, b.data(), 1, 48), Error);  // not whole blocks
   EXPECT_THROW(pack_block_quant(DType::F16, b.data(), 1, 32), Error);
