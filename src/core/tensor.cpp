@@ -1,5 +1,6 @@
 #include "upg/core/tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -66,6 +67,17 @@ void WeightStore::add(TensorView v) {
 
 void WeightStore::remove(std::string_view name) {
   if (auto it = tensors_.find(name); it != tensors_.end()) tensors_.erase(it);
+}
+
+void WeightStore::keep_alive(std::shared_ptr<const void> owner, const std::byte* data, size_t size, DropPages drop) {
+  owners_.push_back(std::move(owner));
+  droppable_.push_back({data, size, std::move(drop)});
+}
+
+void WeightStore::release(const void* p, size_t n) const {
+  const auto* b = static_cast<const std::byte*>(p);
+  for (const Droppable& d : droppable_)
+    if (b >= d.data && b < d.data + d.size) return d.drop(b, std::min(n, size_t(d.data + d.size - b)));
 }
 
 std::byte* WeightStore::allocate(size_t nbytes) {

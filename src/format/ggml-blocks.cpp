@@ -168,7 +168,9 @@ GgmlBlockInfo ggml_block_info(DType t) {
   }
 }
 
-void unpack_ggml_block(DType t, const uint8_t* x, uint8_t* codes, float* d, float* m) {
+namespace {
+
+void unpack_codes_and_scales(DType t, const uint8_t* x, uint8_t* codes, float* d, float* m) {
   switch (t) {
     case DType::Q4_0:
     case DType::IQ4_NL:
@@ -201,6 +203,22 @@ void unpack_ggml_block(DType t, const uint8_t* x, uint8_t* codes, float* d, floa
     case DType::IQ4_XS: return unpack_iq4_xs(x, codes, d);
     default: throw Error(fmt::format("{} is not a block-quantized type", dtype_name(t)));
   }
+}
+
+}  // namespace
+
+void unpack_ggml_block(DType t, const uint8_t* x, uint8_t* codes, float* d, float* m) {
+  unpack_codes_and_scales(t, x, codes, d, m);
+  const GgmlBlockInfo info = ggml_block_info(t);
+  // Branch-free over the block's few scales: an exponent of all ones is Inf or NaN.
+  uint32_t bad = 0;
+  for (int s = 0; s < info.elems / info.sub; ++s)
+    for (const float v : {d[s], info.has_min ? m[s] : 0.0f}) {
+      uint32_t b;
+      std::memcpy(&b, &v, 4);
+      bad |= uint32_t((b & 0x7F800000u) == 0x7F800000u);
+    }
+  if (bad) throw Error("a NaN or infinite block scale");
 }
 
 void dequantize_ggml(DType t, const uint8_t* src, float* dst, int64_t n) {

@@ -1,8 +1,9 @@
 #include "io/gguf-dequant.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -15,17 +16,6 @@
 namespace upg::io {
 
 namespace {
-
-// Branch-free so the compiler vectorizes it: an exponent of all ones is Inf or NaN.
-bool all_finite(const float* x, int64_t n) {
-  uint32_t bad = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t b;
-    std::memcpy(&b, x + i, 4);
-    bad |= uint32_t((b & 0x7F800000u) == 0x7F800000u);
-  }
-  return bad == 0;
-}
 
 void from_f32(const float* src, DType t, std::byte* dst, int64_t n) {
   if (t == DType::F32) {
@@ -67,11 +57,11 @@ void convert_rows(DType src_type, const std::byte* src, int64_t rows, int64_t co
   const size_t out_row = dtype_bytes(dst_type, cols);
   const bool same = src_type == dst_type;
 
-  // A NaN or infinite block scale turns its row into NaNs, which would reach the logits
-  // and sample nothing. The check runs on the fp32 row while it is in L1: a pass over
-  // what dequantization just wrote.
-  const bool check = dtype_is_quantized(src_type) && !same;
-  std::atomic<int64_t> bad_row{rows};
+  // A corrupt block (unpack_ggml_block's check) fails the first row that holds one,
+  // whichever thread meets it.
+  std::mutex bad_mutex;
+  int64_t bad_row = rows;
+  std::string bad_what;
   auto work = [&](int64_t r0, int64_t r1) {
     std::vector<float> scratch(same || dst_type == DType::F32 ? 0 : size_t(cols));
     for (int64_t r = r0; r < r1; ++r) {
@@ -83,19 +73,19 @@ void convert_rows(DType src_type, const std::byte* src, int64_t rows, int64_t co
         continue;
       }
       float* row = dst_type == DType::F32 ? reinterpret_cast<float*>(out) : scratch.data();
-      dequantize_row(src_type, in, row, cols);
-      if (check && !all_finite(row, cols)) {
-        int64_t prev = bad_row.load();
-        while (r < prev && !bad_row.compare_exchange_weak(prev, r)) {
-        }
+      try {
+        dequantize_row(src_type, in, row, cols);
+      } catch (const Error& e) {
+        const std::lock_guard lock(bad_mutex);
+        if (r < bad_row) bad_row = r, bad_what = e.what();
+        return;
       }
       if (dst_type != DType::F32) from_f32(row, dst_type, out, cols);
     }
   };
   auto report = [&] {
-    if (const int64_t r = bad_row.load(); r < rows)
-      throw Error(fmt::format("row {} holds a non-finite value (a NaN or infinite block scale)",
-                              src_rows.empty() ? r : src_rows[size_t(r)]));
+    if (bad_row < rows)
+      throw Error(fmt::format("row {}: {}", src_rows.empty() ? bad_row : src_rows[size_t(bad_row)], bad_what));
   };
 
   // Threads only pay off for big tensors; norms and biases convert inline.

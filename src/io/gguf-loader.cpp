@@ -104,7 +104,13 @@ ModelSource load_gguf(std::shared_ptr<const MappedFile> file, const LoadOptions&
   src.info = file_info(g);
   WeightStore& ws = src.weights;
   ws.source = path;
-  ws.keep_alive(g.file());
+  // The mapping's pages go back once what reads them has its own copy: the header,
+  // parsed into GgufFile's values (the tokenizer's vocabulary is most of it), a tensor
+  // converted here, below, and a weight a backend repacks (Model::from_file).
+  const std::shared_ptr<const MappedFile>& mapped = g.file();
+  ws.keep_alive(mapped, mapped->data(), mapped->size(),
+                [f = mapped.get()](const std::byte* p, size_t n) { f->drop_pages(p, n); });
+  ws.release(mapped->data(), g.data_offset());
 
   const std::string& arch = g.get_string("general.architecture");
   for (const GgufTensorInfo& t : g.tensors()) {
@@ -145,6 +151,7 @@ ModelSource load_gguf(std::shared_ptr<const MappedFile> file, const LoadOptions&
         throw Error(fmt::format("{}: tensor '{}': {}", path, t.name, e.what()));
       }
       v.data = dst;
+      ws.release(t.data, t.nbytes);
     }
     ws.add(std::move(v));
   }

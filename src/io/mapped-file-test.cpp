@@ -2,13 +2,19 @@
 // harnesses) read exactly what the same bytes read from a file give.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <vector>
 
 #include "io/gguf-reader.h"
 #include "io/gguf-writer.h"
 #include "io/mapped-file.h"
 #include "io/safetensors-reader.h"
 #include "io/safetensors-test-util.h"
+#include "upg/core/tensor.h"
 
 namespace upg::io {
 namespace {
@@ -54,6 +60,45 @@ TEST(MappedFile, GgufFromBytes) {
   EXPECT_EQ(std::memcmp(g.find_tensor("t")->data, data.data(), 16), 0);
   testing::expect_error([&] { GgufFile::parse(MappedFile::from_bytes("mem.gguf", bytes.data(), 20)); },
                         {"mem.gguf"});
+}
+
+// Resident pages of the process (/proc/self/statm's second field).
+long resident_pages() {
+  std::ifstream statm("/proc/self/statm");
+  long size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident;
+}
+
+// Dropping a read mapping's pages gives the memory back, and a later read sees the same
+// bytes again (from the file); the store releases only the ranges kept as droppable.
+TEST(MappedFile, DropPagesGivesMemoryBackAndKeepsContents) {
+  const size_t n = size_t(8) << 20, page = size_t(sysconf(_SC_PAGESIZE));
+  std::vector<char> want(n);
+  for (size_t i = 0; i < n; ++i) want[i] = char(i * 2654435761u >> 24);
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("upg-drop-pages-" + std::to_string(getpid()))).string();
+  std::ofstream(path, std::ios::binary).write(want.data(), std::streamsize(n));
+  auto f = MappedFile::open(path);
+  std::filesystem::remove(path);  // the mapping keeps the file's pages reachable
+  const char* data = reinterpret_cast<const char*>(f->data());
+  ASSERT_EQ(std::memcmp(data, want.data(), n), 0);
+  const long before = resident_pages();
+  WeightStore store;
+  store.keep_alive(f, f->data(), f->size(), [&](const std::byte* p, size_t len) { f->drop_pages(p, len); });
+  store.release(f->data() + 100, n - 200);  // unaligned ends
+  const long dropped = before - resident_pages();
+  EXPECT_GE(dropped, long(n / page) * 3 / 4) << "resident pages before " << before;
+  EXPECT_EQ(std::memcmp(data, want.data(), n), 0);
+
+  // A store's own buffers and from_bytes copies are not mappings: nothing is dropped.
+  std::byte* own = store.allocate(n);
+  std::memcpy(own, want.data(), n);
+  store.release(own, n);
+  EXPECT_EQ(std::memcmp(own, want.data(), n), 0);
+  auto copy = MappedFile::from_bytes("mem", want.data(), n);
+  copy->drop_pages(copy->data(), n);
+  EXPECT_EQ(std::memcmp(copy->data(), want.data(), n), 0);
 }
 
 }  // namespace

@@ -48,6 +48,18 @@ std::shared_ptr<MappedFile> MappedFile::from_bytes(const std::string& path, cons
   return f;
 }
 
+void MappedFile::drop_pages(const std::byte* p, size_t n) const {
+  if (owned_ || !data_ || p < data_ || n == 0 || uint64_t(p - data_) > size_ || n > size_ - uint64_t(p - data_)) return;
+  static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  // Inward, to the whole pages inside: the pages at either end may hold a neighbour read
+  // in place (a norm), and dropping those cost more than it saved, since that read maps
+  // back up to 16 pages around it from the page cache (fault-around; docs/BENCHMARKS.md,
+  // issue 24).
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // a failure only keeps them
+}
+
 MappedFile::~MappedFile() {
   if (data_ && !owned_) munmap(const_cast<std::byte*>(data_), size_);
 }

@@ -25,6 +25,12 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // True when [offset, offset + len) lies inside the file (overflow-safe).
   bool contains(uint64_t offset, uint64_t len) const { return offset <= size_ && len <= size_ - offset; }
+  // Gives back the whole pages inside [p, p + n) of the mapping (madvise MADV_DONTNEED): the
+  // process's resident memory drops, and a later read maps them again from the page
+  // cache or the file, since the mapping is private, read-only and never written, so
+  // what any view reads never changes. For a reader that has copied bytes into another
+  // form. A no-op for from_bytes and for a range outside the file.
+  void drop_pages(const std::byte* p, size_t n) const;
 
  private:
   MappedFile() = default;

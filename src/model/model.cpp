@@ -81,6 +81,7 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
   if (!d.backend->supports(Op::Attention, options.kv_type))
     throw Error(fmt::format("the {} backend cannot keep a KV cache of {}", d.backend->name(),
                             dtype_name(options.kv_type)));
+  d.backend->set_source_unused([&store = d.source.weights](const void* p, size_t n) { store.release(p, n); });
   d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs, 256, options.kv_type);
   if (d.source.tokenizer) d.tokenizer = std::make_unique<Tokenizer>(*d.source.tokenizer);
   return m;

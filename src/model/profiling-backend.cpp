@@ -71,6 +71,7 @@ class ProfilingBackend final : public Backend {
   int n_threads() const override { return in_->n_threads(); }
   void prepare(const LinearWeight& w) override { in_->prepare(w); }
   void prepare(std::span<const LinearWeight* const> ws) override { in_->prepare(ws); }
+  void set_source_unused(SourceUnused f) override { in_->set_source_unused(std::move(f)); }
 
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y) override {
     OpProfile& p = matmul_row(w, n == 1);

@@ -3,6 +3,7 @@
 // store that keeps those owners alive. io/ fills a WeightStore; model/ only reads it.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -60,6 +61,16 @@ class WeightStore {
   // Used when a tensor is replaced by another form (tests swap dense for compressed).
   void remove(std::string_view name);
   void keep_alive(std::shared_ptr<const void> owner) { owners_.push_back(std::move(owner)); }
+  // Keeps `owner` alive, and lets release() give back pages of [data, data + size) by
+  // calling drop(p, n) with a part of it: for a file mapping, which a later read maps
+  // again from the file, so releasing never changes what a view reads.
+  using DropPages = std::function<void(const std::byte* p, size_t n)>;
+  void keep_alive(std::shared_ptr<const void> owner, const std::byte* data, size_t size, DropPages drop);
+  // Nothing reads [p, p + n) for now (its bytes were copied into another form, such as a
+  // backend's repack): the pages of it that lie in a range kept with a DropPages go back
+  // to the system. Other memory (allocate()'s buffers) stays as it is. Callable from
+  // several threads at once.
+  void release(const void* p, size_t n) const;
   // Allocates an owned, 64-byte aligned buffer that lives as long as the store.
   std::byte* allocate(size_t nbytes);
   size_t total_bytes() const;
@@ -67,6 +78,12 @@ class WeightStore {
  private:
   std::map<std::string, TensorView, std::less<>> tensors_;
   std::vector<std::shared_ptr<const void>> owners_;
+  struct Droppable {
+    const std::byte* data;
+    size_t size;
+    DropPages drop;
+  };
+  std::vector<Droppable> droppable_;
 };
 
 // Scalar conversions shared by readers and kernels.

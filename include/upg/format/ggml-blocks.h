@@ -31,7 +31,10 @@ GgmlBlockInfo ggml_block_info(DType t);
 // 128 is taken back by offset = -128.
 extern const uint8_t kIq4Lut[16];
 
-// Unpacks one block of type t: codes[elems], and d[elems / sub], m[elems / sub].
+// Unpacks one block of type t: codes[elems], and d[elems / sub], m[elems / sub]. Throws
+// upg::Error("a NaN or infinite block scale") for a corrupt
+// block, which would turn its whole row into NaNs that reach the logits and sample
+// nothing: the one check of both the float and the integer path (callers name the row).
 void unpack_ggml_block(DType t, const uint8_t* block, uint8_t* codes, float* d, float* m);
 
 // n elements (whole blocks) of type t to fp32 through unpack_ggml_block.

@@ -77,6 +77,12 @@ class Backend {
   virtual void prepare(std::span<const LinearWeight* const> weights) {
     for (const LinearWeight* w : weights) prepare(*w);
   }
+  // Called by prepare, from any of its threads, with a weight's source bytes once the
+  // backend holds its own execution form of them and matmul reads them no more, so the
+  // loader can give back their pages (WeightStore::release) while the next weight is
+  // repacked. The bytes must stay readable: a tied embedding still reads its rows.
+  using SourceUnused = std::function<void(const void* data, size_t nbytes)>;
+  virtual void set_source_unused(SourceUnused) {}
 
   // y[n_tokens, rows] = x[n_tokens, cols] W^T (+ bias)
   virtual void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) = 0;

@@ -66,16 +66,19 @@ class CpuBackend final : public Backend {
     prepare(std::span<const LinearWeight* const>(&one, 1));
   }
   // Weights that run in place (dense, often straight from the model file's mapping) are
-  // paged in here, at load, instead of by the first prompt's faults; compressed ones are
-  // read whole by their repack.
+  // paged in here, at load, instead of by the first prompt's faults; compressed and
+  // block-quantized ones are read whole by their repack (which pages a block-quantized
+  // one in, and gives its pages back, one weight at a time).
   void prepare(std::span<const LinearWeight* const> weights) override {
     for (const LinearWeight* w : weights)
-      if (!w->compressed && w->data) {
+      if (!w->compressed && w->data && !int8_.repacks(*w)) {
         page_in(w->data, dtype_bytes(w->dtype, w->rows * w->cols));
         if (w->scales) page_in(w->scales, size_t(w->rows) * sizeof(float));
       }
     int8_.prepare(weights);
   }
+
+  void set_source_unused(SourceUnused f) override { int8_.set_source_unused(std::move(f)); }
 
   void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n_tokens, float eps) override {
     split(n_tokens, dim, [&](int64_t t0, int64_t t1) {

@@ -2,11 +2,17 @@
 // unsigned operand and the signed activations as the other, one float conversion, and
 // one multiply-add by the product of the weight's and the activations' lane scales.
 // 4-bit codes come as 32 bytes split into low and high nibbles (IQ4 through one in-lane
-// byte shuffle from the table); 8-bit codes as 64 bytes.
+// byte shuffle from the table); 8-bit codes as 64 bytes. Prefill (16 tokens or more)
+// runs the int8 kernels' token-major GEMM instead (int8-gemm-avx512.h).
 #include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
 
 #include "upg/format/ggml-blocks.h"
 #include "kernels/cpu/block-quant.h"
+#include "kernels/cpu/int8-gemm-avx512.h"
 #include "kernels/cpu/int8-kernels.h"
 
 #pragma GCC push_options
@@ -134,11 +140,82 @@ void over_tokens(const BlockQuantRows& m, const QuantizedActs& a, const float* s
   }
 }
 
+// ---- Prefill (a.groups > 0): the token-major GEMM of the int8 kernels ----
+// Rows are decoded 4 at a time to signed int8, each weight's integer part: code + offset
+// for the types without a min (Q4_0 -8, Q8_0 and the IQ4 table -128, Q6_K -32, ...),
+// which fits int8 for every one of them, so that only the types with a min keep a term
+// apart. Each sub-block's sum is then scaled by its d, as the dense GEMM scales a block.
+
+// Per-thread buffers: sized by the first prefill, reused after.
+struct GemmScratch {
+  std::vector<int8_t> w;            // [kGemmRows, stride]
+  std::vector<int32_t> starts;      // [kGemmRows, subs]: -128 * sum of each sub-block's weights
+  std::vector<float> scales, mins;  // [kGemmRows, subs]
+  std::vector<float> act_sums;      // [groups, subs, 16]: block_sums token-major
+};
+thread_local GemmScratch tls_gemm;
+
+template <class T>
+T* at_least(std::vector<T>& v, int64_t n) {
+  if (v.size() < size_t(n)) v.resize(size_t(n));
+  return v.data();
+}
+
+template <int Bits, int Sub, bool Lut>
+void gemm(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t r0, int64_t r1, float* y,
+          int64_t ldy) {
+  GemmScratch& sc = tls_gemm;
+  const int64_t subs = m.subs, stride = a.stride, nv = m.padded_cols / 64;
+  int8_t* w = at_least(sc.w, kGemmRows * stride);
+  int32_t* starts = at_least(sc.starts, kGemmRows * subs);
+  float* scales = at_least(sc.scales, kGemmRows * subs);
+  float* mins = at_least(sc.mins, kGemmRows * subs);
+  float* act_sums = at_least(sc.act_sums, a.groups * subs * 16);
+  if (m.has_min)
+    for (int64_t g = 0; g < a.groups; ++g)
+      for (int64_t s = 0; s < subs; ++s)
+        for (int j = 0; j < 16; ++j) {
+          const int64_t t = 16 * g + j;
+          act_sums[(g * subs + s) * 16 + j] = t < a.n_tokens ? sums[t * subs + s] : 0.0f;
+        }
+  const __m512i lut = Lut ? _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(format::kIq4Lut)))
+                          : _mm512_setzero_si512();
+  const __m512i offset = _mm512_set1_epi8(char(m.has_min ? 0 : int(m.offset)));
+  const __m512i bias = _mm512_set1_epi8(char(0x80));
+  for (int64_t r = r0; r < r1; r += kGemmRows) {
+    const int n = int(std::min<int64_t>(kGemmRows, r1 - r));
+    for (int i = 0; i < n; ++i) {
+      const uint8_t* codes = m.row_codes(r + i);
+      int8_t* dst = w + i * stride;
+      int32_t* st = starts + i * subs;
+      for (int64_t v = 0; v < nv; ++v) {
+        const __m512i wv = _mm512_add_epi8(codes64<Bits, Lut>(codes, v, lut), offset);
+        _mm512_storeu_si512(dst + 64 * v, wv);
+        // 128 * the sum of each 4 columns; a sub-block spans 8 lanes (Sub 32) or 4.
+        const __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, wv);
+        constexpr unsigned kLanes = (1u << (Sub / 4)) - 1;
+        for (int k = 0; k < 64 / Sub; ++k)
+          st[v * (64 / Sub) + k] = -_mm512_mask_reduce_add_epi32(__mmask16(kLanes << (k * Sub / 4)), lanes);
+      }
+      std::memset(dst + m.padded_cols, 0, size_t(stride - m.padded_cols));
+      for (int64_t s = 0; s < subs; ++s) {
+        scales[i * subs + s] = _cvtsh_ss(m.row_d(r + i)[s]);
+        if (m.has_min) mins[i * subs + s] = _cvtsh_ss(m.row_m(r + i)[s]);
+      }
+    }
+    const GemmRows rows{w, stride, 4, starts, subs, 1, Sub, subs, scales, m.has_min ? mins : nullptr, act_sums};
+    gemm_rows_avx512(n, rows, a, r, nullptr, y, ldy);
+  }
+}
+
 }  // namespace
 
 void block_quant_avx512(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t r0, int64_t r1,
                         float* y, int64_t ldy) {
-  for_form(m, [&]<int Bits, int Sub, bool Lut>() { over_tokens<Bits, Sub, Lut>(m, a, sums, r0, r1, y, ldy); });
+  for_form(m, [&]<int Bits, int Sub, bool Lut>() {
+    if (a.groups > 0) gemm<Bits, Sub, Lut>(m, a, sums, r0, r1, y, ldy);
+    else over_tokens<Bits, Sub, Lut>(m, a, sums, r0, r1, y, ldy);
+  });
 }
 
 }  // namespace upg::kernels

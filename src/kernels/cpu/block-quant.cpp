@@ -10,7 +10,7 @@
 
 namespace upg::kernels {
 
-BlockQuantRows pack_block_quant(DType type, const std::byte* data, int64_t rows, int64_t cols) {
+BlockQuantRows block_quant_form(DType type, int64_t rows, int64_t cols) {
   const format::GgmlBlockInfo info = format::ggml_block_info(type);
   if (cols % info.elems != 0)
     throw Error(fmt::format("{} columns is not a multiple of the {} block size {}", cols, dtype_name(type), info.elems));
@@ -28,23 +28,29 @@ BlockQuantRows pack_block_quant(DType type, const std::byte* data, int64_t rows,
   m.codes.assign(size_t(rows * m.row_bytes() + 64), 0);
   m.d.assign(size_t(rows * m.subs), 0);
   if (m.has_min) m.m.assign(size_t(rows * m.subs), 0);
+  return m;
+}
 
-  const int64_t block_bytes = dtype_block_bytes(type), blocks = cols / info.elems;
+void pack_block_quant_rows(BlockQuantRows& m, const std::byte* data, int64_t r0, int64_t r1) {
+  const format::GgmlBlockInfo info = format::ggml_block_info(m.type);
+  const int64_t block_bytes = dtype_block_bytes(m.type), blocks = m.cols / info.elems;
   const int per_block = info.elems / info.sub;
   uint8_t codes[256];
   float d[16], mn[16];
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = r0; r < r1; ++r) {
     const auto* src = reinterpret_cast<const uint8_t*>(data) + r * blocks * block_bytes;
     uint8_t* out = m.codes.data() + r * m.row_bytes();
     for (int64_t b = 0; b < blocks; ++b, src += block_bytes) {
-      format::unpack_ggml_block(type, src, codes, d, mn);
+      try {
+        format::unpack_ggml_block(m.type, src, codes, d, mn);
+      } catch (const Error& e) {
+        throw Error(fmt::format("row {}: {}", r, e.what()));
+      }
       for (int s = 0; s < per_block; ++s) {
         const int64_t si = b * per_block + s;
         const uint16_t dh = fp32_to_fp16(d[s]);
         const uint16_t mh = m.has_min ? fp32_to_fp16(mn[s]) : 0;
         const float mv = m.has_min ? mn[s] : 0.0f;
-        if (!std::isfinite(d[s]) || !std::isfinite(mv))
-          throw Error(fmt::format("row {} holds a non-finite value (a NaN or infinite block scale)", r));
         if (!std::isfinite(fp16_to_fp32(dh)) || !std::isfinite(fp16_to_fp32(mh)))
           throw Error(fmt::format("row {}: block {} has a scale ({} or {}) past fp16's range", r, b, d[s], mv));
         m.d[size_t(r * m.subs + si)] = dh;
@@ -61,6 +67,11 @@ BlockQuantRows pack_block_quant(DType type, const std::byte* data, int64_t rows,
       }
     }
   }
+}
+
+BlockQuantRows pack_block_quant(DType type, const std::byte* data, int64_t rows, int64_t cols) {
+  BlockQuantRows m = block_quant_form(type, rows, cols);
+  pack_block_quant_rows(m, data, 0, rows);
   return m;
 }
 

@@ -57,9 +57,13 @@ void for_form(const BlockQuantRows& m, Run&& run) {
 }
 
 // Repacks a [rows, cols] tensor of ggml blocks. Throws upg::Error for a type that is not
-// block-quantized and for a scale that fp16 cannot hold (a corrupt block; --dtype f32
-// would still load it).
+// block-quantized, for a corrupt block (format::unpack_ggml_block) and for a scale that
+// fp16 cannot hold (--dtype f32 would still load it).
 BlockQuantRows pack_block_quant(DType type, const std::byte* data, int64_t rows, int64_t cols);
+// The same in parts, so a caller can let go of each part of `data` once it is packed:
+// the form with no row packed yet, then rows [r0, r1) of `data` (the whole tensor).
+BlockQuantRows block_quant_form(DType type, int64_t rows, int64_t cols);
+void pack_block_quant_rows(BlockQuantRows& m, const std::byte* data, int64_t r0, int64_t r1);
 
 // Per token, the activations' part of the second sum: sums[t * subs + s] = block scale *
 // (sum of the signed activations over sub-block s), for subs of `sub` columns. Computed

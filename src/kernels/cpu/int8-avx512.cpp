@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/cpu/block-quant.h"
+#include "kernels/cpu/int8-gemm-avx512.h"
 #include "kernels/cpu/int8-kernels.h"
 
 // After the includes, so only this file's own code is built for AVX-512 (a standard
@@ -310,13 +311,9 @@ void nm24_rows16_tile(const Nm24Rows16& m, const QuantizedActs& a, int64_t t0, i
   }
 }
 
-// ---- Prefill: token-major GEMM ----
+// ---- Prefill: token-major GEMM (int8-gemm-avx512.h) ----
 // Rows are brought to dense int8 (copied, or decoded from their layout: sparsity saves
-// bytes, not multiplies, once 16 tokens share each weight), 4 at a time, and every
-// vpdpbusd multiplies 4 weights broadcast against 4 columns of 16 tokens. Per 32-column
-// block and 4 rows: 8 loads of activations, 32 vpdpbusd, 4 conversions and FMAs.
-
-constexpr int kGemmRows = 4;
+// bytes, not multiplies, once 16 tokens share each weight), 4 at a time.
 
 // Per-thread decode buffers: sized by the first prefill, reused after (decode never
 // comes here, so the decode loop still does not allocate).
@@ -326,21 +323,15 @@ struct GemmScratch {
 };
 thread_local GemmScratch tls_gemm;
 
-// Where R decoded rows sit: row r's 4 weights of quad k at w + r * row_pitch + k *
-// quad_pitch (row-major rows, or a 16-row group's tiles), its start value for block b at
-// sums[r * sum_row_pitch + b * sum_block_pitch].
-struct GemmRows {
-  const int8_t* w;
-  int64_t row_pitch, quad_pitch;
-  const int32_t* sums;
-  int64_t sum_row_pitch, sum_block_pitch;
-};
-
-template <int R>
+// Per sub-block of Sub columns and 4 rows: Sub / 4 loads of activations, Sub vpdpbusd,
+// 4 conversions and multiply-adds by the activations' scales (times the weights' own
+// per sub-block with Scaled); with Min one more multiply-add per row and sub-block.
+template <int R, int Sub, bool Scaled, bool Min>
 void gemm_tile(const GemmRows& rows, const QuantizedActs& a, int64_t r0, const float* row_scales, float* y,
                int64_t ldy) {
+  constexpr int kQuads = Sub / 4;
   const int64_t quads = a.stride / 4, blocks_total = a.stride / kActBlock;
-  const int64_t blocks = (a.cols + kActBlock - 1) / kActBlock;
+  const int64_t subs = (a.cols + Sub - 1) / Sub;
   const __m512i token_rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                                 _mm512_set1_epi32(int32_t(ldy)));
   for (int64_t g = 0; g < a.groups; ++g) {
@@ -348,37 +339,61 @@ void gemm_tile(const GemmRows& rows, const QuantizedActs& a, int64_t r0, const f
     const float* st = a.scales_t.data() + g * blocks_total * 16;
     __m512 f[R];
     for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t s = 0; s < subs; ++s) {
       __m512i ia[R];
-      for (int r = 0; r < R; ++r) ia[r] = _mm512_set1_epi32(rows.sums[r * rows.sum_row_pitch + b * rows.sum_block_pitch]);
-      for (int k = 0; k < kActBlock / 4; ++k) {
-        const __m512i xv = _mm512_loadu_si512(xt + (b * (kActBlock / 4) + k) * 64);
+      for (int r = 0; r < R; ++r)
+        ia[r] = _mm512_set1_epi32(rows.starts[r * rows.start_row_pitch + s * rows.start_sub_pitch]);
+      for (int k = 0; k < kQuads; ++k) {
+        const int64_t q = s * kQuads + k;
+        const __m512i xv = _mm512_loadu_si512(xt + q * 64);
         for (int r = 0; r < R; ++r) {
           int32_t w4;
-          std::memcpy(&w4, rows.w + r * rows.row_pitch + (b * (kActBlock / 4) + k) * rows.quad_pitch, 4);
+          std::memcpy(&w4, rows.w + r * rows.row_pitch + q * rows.quad_pitch, 4);
           ia[r] = _mm512_dpbusd_epi32(ia[r], xv, _mm512_set1_epi32(w4));
         }
       }
-      const __m512 sv = _mm512_loadu_ps(st + b * 16);
-      for (int r = 0; r < R; ++r) f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r]), sv, f[r]);
+      const __m512 sv = _mm512_loadu_ps(st + s * Sub / kActBlock * 16);
+      for (int r = 0; r < R; ++r) {
+        const __m512 scale = Scaled ? _mm512_mul_ps(sv, _mm512_set1_ps(rows.scales[r * rows.subs + s])) : sv;
+        f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r]), scale, f[r]);
+      }
     }
+    if constexpr (Min)
+      for (int64_t s = 0; s < subs; ++s) {
+        const __m512 as = _mm512_loadu_ps(rows.act_sums + (g * rows.subs + s) * 16);
+        for (int r = 0; r < R; ++r) f[r] = _mm512_fmadd_ps(_mm512_set1_ps(rows.mins[r * rows.subs + s]), as, f[r]);
+      }
     const __mmask16 valid = __mmask16(low_bits(std::min<int64_t>(16, a.n_tokens - 16 * g)));
     for (int r = 0; r < R; ++r)
       _mm512_mask_i32scatter_ps(y + 16 * g * ldy + r0 + r, valid, token_rows,
-                                _mm512_mul_ps(f[r], _mm512_set1_ps(row_scales[r0 + r])), 4);
+                                row_scales ? _mm512_mul_ps(f[r], _mm512_set1_ps(row_scales[r0 + r])) : f[r], 4);
   }
 }
 
-// gemm_tile for n <= kGemmRows rows.
+template <int Sub, bool Scaled, bool Min>
 void gemm_some(int n, const GemmRows& rows, const QuantizedActs& a, int64_t r0, const float* row_scales, float* y,
                int64_t ldy) {
   switch (n) {
-    case 4: return gemm_tile<4>(rows, a, r0, row_scales, y, ldy);
-    case 3: return gemm_tile<3>(rows, a, r0, row_scales, y, ldy);
-    case 2: return gemm_tile<2>(rows, a, r0, row_scales, y, ldy);
-    default: return gemm_tile<1>(rows, a, r0, row_scales, y, ldy);
+    case 4: return gemm_tile<4, Sub, Scaled, Min>(rows, a, r0, row_scales, y, ldy);
+    case 3: return gemm_tile<3, Sub, Scaled, Min>(rows, a, r0, row_scales, y, ldy);
+    case 2: return gemm_tile<2, Sub, Scaled, Min>(rows, a, r0, row_scales, y, ldy);
+    default: return gemm_tile<1, Sub, Scaled, Min>(rows, a, r0, row_scales, y, ldy);
   }
 }
+
+}  // namespace
+
+void gemm_rows_avx512(int n, const GemmRows& rows, const QuantizedActs& a, int64_t r0, const float* row_scales,
+                      float* y, int64_t ldy) {
+  if (!rows.scales) return gemm_some<32, false, false>(n, rows, a, r0, row_scales, y, ldy);
+  if (rows.sub == 16)
+    return rows.mins ? gemm_some<16, true, true>(n, rows, a, r0, row_scales, y, ldy)
+                     : gemm_some<16, true, false>(n, rows, a, r0, row_scales, y, ldy);
+  return rows.mins ? gemm_some<32, true, true>(n, rows, a, r0, row_scales, y, ldy)
+                   : gemm_some<32, true, false>(n, rows, a, r0, row_scales, y, ldy);
+}
+
+namespace {
 
 // decode(r, dst) writes row r as dense int8 into dst[stride] (zeros past cols).
 template <class Decode>
@@ -399,7 +414,7 @@ void gemm_rows(int64_t r0, int64_t r1, const float* row_scales, const QuantizedA
         sc.sums[size_t(i * blocks_total + b)] = -128 * sum;
       }
     }
-    gemm_some(n, GemmRows{sc.w.data(), stride, 4, sc.sums.data(), blocks_total, 1}, a, r, row_scales, y, ldy);
+    gemm_rows_avx512(n, GemmRows{sc.w.data(), stride, 4, sc.sums.data(), blocks_total, 1}, a, r, row_scales, y, ldy);
   }
 }
 
@@ -424,8 +439,8 @@ GemmScratch& group16_scratch(int64_t blocks) {
 void gemm_group16(int64_t rows, int64_t g, const float* scales, const QuantizedActs& a, float* y, int64_t ldy) {
   const GemmScratch& sc = tls_gemm;
   for (int64_t i = 0; i < 16 && 16 * g + i < rows; i += kGemmRows)
-    gemm_some(int(std::min<int64_t>(kGemmRows, rows - 16 * g - i)),
-              GemmRows{sc.w.data() + 4 * i, 4, 64, sc.sums.data() + i, 1, 16}, a, 16 * g + i, scales, y, ldy);
+    gemm_rows_avx512(int(std::min<int64_t>(kGemmRows, rows - 16 * g - i)),
+                     GemmRows{sc.w.data() + 4 * i, 4, 64, sc.sums.data() + i, 1, 16}, a, 16 * g + i, scales, y, ldy);
 }
 
 // A 16-row group decoded as it is stored, [quads, 16 rows, 4 columns], with each row's

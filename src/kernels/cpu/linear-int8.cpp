@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "upg/core/page-in.h"
 #include "upg/format/ggml-blocks.h"
 #include "upg/core/error.h"
 
@@ -99,10 +100,26 @@ void Int8Linear::prepare_dense(std::span<const LinearWeight* const> weights) {
       });
 }
 
-// pack_block_quant's errors name the row and block; this names the weight.
-BlockQuantRows Int8Linear::pack_block(const LinearWeight& w) {
+// pack_block_quant's errors name the row and block; this names the weight. Its bytes
+// are paged in and given back a part at a time: the source pages resident during the
+// repack are a part per thread, not a whole weight (the tied embedding of the default
+// model is 30 MB) beside the forms.
+BlockQuantRows Int8Linear::pack_block(const LinearWeight& w) const {
+  constexpr size_t kPart = size_t(1) << 20;
+  const auto* data = static_cast<const std::byte*>(w.data);
   try {
-    return pack_block_quant(w.dtype, static_cast<const std::byte*>(w.data), w.rows, w.cols);
+    BlockQuantRows m = block_quant_form(w.dtype, w.rows, w.cols);
+    const size_t row_bytes = dtype_bytes(w.dtype, w.cols);
+    const int64_t part_rows = std::max<int64_t>(1, int64_t(kPart / std::max<size_t>(row_bytes, 1)));
+    for (int64_t r = 0; r < w.rows; r += part_rows) {
+      const int64_t r1 = std::min(w.rows, r + part_rows);
+      const std::byte* part = data + size_t(r) * row_bytes;
+      const size_t bytes = size_t(r1 - r) * row_bytes;
+      page_in(part, bytes);
+      pack_block_quant_rows(m, data, r, r1);
+      if (source_unused_) source_unused_(part, bytes);
+    }
+    return m;
   } catch (const Error& e) {
     throw Error(fmt::format("'{}': {}", w.name, e.what()));
   }
@@ -112,7 +129,7 @@ void Int8Linear::prepare_blocks(std::span<const LinearWeight* const> weights) {
   pack_missing(
       weights, block_packed_,
       [&](const LinearWeight& w) { return !w.compressed && dtype_is_quantized(w.dtype) && !block_packed(w); },
-      pack_block);
+      [&](const LinearWeight& w) { return pack_block(w); });
 }
 
 const BlockQuantRows* Int8Linear::block_packed(const LinearWeight& w) const {

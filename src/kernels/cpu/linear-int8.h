@@ -29,6 +29,14 @@ class Int8Linear {
   // Repacks the compressed and block-quantized weights among these into their execution
   // forms, and on AVX2 the dense int8 ones into DenseRows4, spread over the pool's threads.
   void prepare(std::span<const LinearWeight* const> weights);
+  // Whether prepare (or a first matmul) copies w into a form that matmul reads instead
+  // of w.data: the GGUF block-quantized weights, on the fast kernels.
+  bool repacks(const LinearWeight& w) const {
+    return kernels_ == CpuKernels::Fast && !w.compressed && dtype_is_quantized(w.dtype);
+  }
+  // Backend::set_source_unused: called with a weight's bytes once repacks() has them
+  // copied (before that, pack_block pages them in).
+  void set_source_unused(Backend::SourceUnused f) { source_unused_ = std::move(f); }
   // y[n_tokens, rows] = x W^T (+ bias) for a weight handles() accepts.
   void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y);
   // ys[i] = x ws[i]^T (+ bias) for weights handles() accepts, all with x's columns: x is
@@ -118,7 +126,8 @@ class Int8Linear {
   std::unordered_map<const void*, BlockQuantRows> block_packed_;
   const BlockQuantRows* block_packed(const LinearWeight& w) const;
   void prepare_blocks(std::span<const LinearWeight* const> weights);
-  static BlockQuantRows pack_block(const LinearWeight& w);
+  BlockQuantRows pack_block(const LinearWeight& w) const;
+  Backend::SourceUnused source_unused_;
   std::vector<float> sums16_, sums32_;          // block_sums of a call, reused
   QuantizedActs acts_;                          // reused by every call: no allocation per token
   std::vector<Job> jobs_;                       // likewise
