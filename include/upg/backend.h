@@ -60,6 +60,12 @@ struct AttentionBatch {
   int sliding_window = 0;  // 0: attend to every earlier position
 };
 
+// One block of the paged KV cache copied onto another, in every layer (copy-on-write:
+// a sequence about to write into a block it shares gets its own copy first).
+struct BlockCopy {
+  int32_t src = 0, dst = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
