@@ -31,6 +31,10 @@ struct ModelOptions {
   // step's attention reads), F32 (exact; the golden tests against transformers) or I8
   // (a quarter, with one scale per head and position: for long contexts).
   DType kv_type = DType::F16;
+  // The KV cache is a pool of kv_blocks blocks of kv_block_size tokens (paged: the
+  // engine's KvManager hands them to sequences). 0 blocks: max_sequences whole contexts.
+  int kv_block_size = 16;
+  int kv_blocks = 0;
 };
 
 // Time spent in one kind of backend op: an op (attention, rmsnorm, ...) or the matmuls
@@ -46,22 +50,46 @@ struct OpProfile {
 
 // A batch of tokens from one or more sequences, as plain data (vLLM style): the engine's
 // scheduler fills it, the model runs it in one pass.
+//
+// Where each token's keys and values live: with block tables (the engine's KvManager),
+// token i's sequence's table is tables[i], and position p of it is in cache slot
+// table[p / block size] * block size + p % block size. Without them (tables empty), the
+// cache is split into max_sequences contiguous contexts and seq_ids picks one: the
+// default for callers that run fixed sequences (perplexity, calibration, tests).
 struct Batch {
   std::vector<int32_t> tokens;
   std::vector<int32_t> positions;   // position of each token inside its sequence
-  std::vector<int32_t> seq_ids;     // KV cache sequence slot of each token
+  std::vector<int32_t> seq_ids;     // the token's sequence (without tables: its context, < max_sequences)
   std::vector<uint8_t> want_logits; // 1: return logits for this token
+  std::vector<int32_t> tables;         // [size()] the block table of each token, or empty
+  std::vector<int32_t> block_ids;      // the block tables, one after another
+  std::vector<int32_t> table_offsets;  // table t is block_ids[table_offsets[t] .. table_offsets[t + 1])
   void add(int32_t token, int32_t pos, int32_t seq, bool logits) {
     tokens.push_back(token);
     positions.push_back(pos);
     seq_ids.push_back(seq);
     want_logits.push_back(logits ? 1 : 0);
   }
+  // A token whose keys and values go through block table `table` (from add_table).
+  void add(int32_t token, int32_t pos, int32_t seq, bool logits, int32_t table) {
+    add(token, pos, seq, logits);
+    tables.push_back(table);
+  }
+  // Adds a sequence's block table; returns its number for add().
+  int32_t add_table(std::span<const int32_t> blocks) {
+    if (table_offsets.empty()) table_offsets.push_back(0);
+    block_ids.insert(block_ids.end(), blocks.begin(), blocks.end());
+    table_offsets.push_back(int32_t(block_ids.size()));
+    return int32_t(table_offsets.size() - 2);
+  }
   void clear() {
     tokens.clear();
     positions.clear();
     seq_ids.clear();
     want_logits.clear();
+    tables.clear();
+    block_ids.clear();
+    table_offsets.clear();
   }
   size_t size() const { return tokens.size(); }
 };
@@ -78,6 +106,12 @@ class Model {
   const Tokenizer& tokenizer() const;  // throws when the model has none
   int context_length() const;
   int max_sequences() const;
+  // The KV cache's pool, for a KvManager: its blocks and their size in tokens.
+  int kv_blocks() const;
+  int kv_block_size() const;
+  // Performs a KvManager's copy-on-write block copies; call before the decode() that
+  // writes into the copies.
+  void copy_kv_blocks(std::span<const BlockCopy> copies);
   Backend& backend();
   // Per-op times since load when ModelOptions::profile was set: several-token calls, then
   // single-token ones, slowest first in each; empty without the option.
