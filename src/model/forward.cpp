@@ -116,8 +116,9 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
     const size_t i = begin + size_t(t);
     const int32_t pos = b.positions[i];
     positions_[size_t(t)] = pos;
-    block_begin_[size_t(t)] = paged ? b.table_offsets[size_t(b.tables[i])] : b.seq_ids[i] * blocks_per_sequence();
-    slots_[size_t(t)] = int64_t(ids[size_t(block_begin_[size_t(t)] + pos / block_size_)]) * block_size_ + pos % block_size_;
+    const int32_t first = paged ? b.table_offsets[size_t(b.tables[i])] : b.seq_ids[i] * blocks_per_sequence();
+    block_begin_[size_t(t)] = first;
+    slots_[size_t(t)] = int64_t(ids[size_t(first + pos / block_size_)]) * block_size_ + pos % block_size_;
   }
   return AttentionBatch{std::span<const int32_t>(positions_.data(), size_t(n)),
                         std::span<const int32_t>(ids),
