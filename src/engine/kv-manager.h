@@ -34,7 +34,8 @@ class KvManager {
   // takes the committed blocks holding the prompt's leading full blocks and returns how
   // many tokens they cover: the caller computes only prompt[returned..]. At least the
   // last prompt token is left to compute, so that it yields logits. The sequence then
-  // holds those tokens; append() the rest.
+  // holds those tokens; append() the rest, or free() it when can_append() says no (a
+  // scheduler keeping the request waiting).
   int start(int32_t seq, std::span<const int32_t> prompt);
   // Whether appending n_tokens to seq fits the free blocks (new blocks and any copy).
   bool can_append(int32_t seq, int n_tokens) const;
