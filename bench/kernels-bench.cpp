@@ -132,10 +132,10 @@ void BM_AttentionDecode(benchmark::State& state) {
   auto be = upg::make_cpu_backend(2);
   // One layer first, for its size (the backend maps the cache's pages lazily, so this
   // costs nothing), then as many as make the cache cold.
-  be->kv_alloc(1, P, n_kv, hd, type);
+  be->kv_alloc(1, 1, P, n_kv, hd, type);
   const size_t layer_bytes = be->kv_bytes();
   const int layers = state.range(1) ? int(kColdBytes / layer_bytes) + 1 : 1;
-  if (layers > 1) be->kv_alloc(layers, P, n_kv, hd, type);
+  if (layers > 1) be->kv_alloc(layers, 1, P, n_kv, hd, type);
   std::mt19937 rng(5);
   std::normal_distribution<float> dist;
   std::vector<float> kv(size_t(n_kv) * hd), q(size_t(n_heads) * hd), out(q.size());
@@ -146,9 +146,9 @@ void BM_AttentionDecode(benchmark::State& state) {
       be->kv_store(l, std::span<const int64_t>(&p, 1), kv.data(), kv.data());
     }
   const int32_t pos = P - 1;
-  const int64_t base = 0;
-  const upg::AttentionBatch b{std::span<const int32_t>(&pos, 1), std::span<const int64_t>(&base, 1), n_heads, n_kv, hd,
-                              0};
+  const int32_t table = 0, begin = 0;  // one block of P slots
+  const upg::AttentionBatch b{std::span<const int32_t>(&pos, 1), std::span<const int32_t>(&table, 1),
+                              std::span<const int32_t>(&begin, 1), P, n_heads, n_kv, hd, 0};
   int l = 0;
   for (auto _ : state) {
     be->attention(l, q.data(), b, out.data());

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/kv-manager.h"
 #include "engine/stop-strings.h"
 #include "upg/core/error.h"
 
@@ -17,7 +18,28 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-Generator::Generator(Model& model) : model_(model) {}
+Generator::Generator(Model& model)
+    : model_(model), kv_(std::make_unique<KvManager>(model.kv_blocks(), model.kv_block_size(), false)) {
+  kv_->start(0, {});
+}
+
+Generator::~Generator() = default;
+
+std::span<const float> Generator::decode(size_t begin, size_t end) {
+  slots_.clear();
+  copies_.clear();
+  kv_->append(0, std::span<const int32_t>(cached_).subspan(begin, end - begin), slots_, copies_);
+  if (!copies_.empty()) model_.copy_kv_blocks(copies_);
+  batch_.clear();
+  const int32_t table = batch_.add_table(kv_->block_table(0));
+  for (size_t i = begin; i < end; ++i) batch_.add(cached_[i], int32_t(i), 0, i + 1 == end, table);
+  try {
+    return model_.decode(batch_);
+  } catch (...) {
+    kv_->truncate(0, int(begin));  // their keys and values were never computed
+    throw;
+  }
+}
 
 GenerateStats Generator::generate(std::string_view prompt, const GenerateParams& params,
                                   const TokenCallback& on_token) {
@@ -44,9 +66,11 @@ GenerateStats Generator::generate(const std::vector<int32_t>& prompt, const Gene
     if (!params.ignore_eos && std::find(stop_ids.begin(), stop_ids.end(), id) == stop_ids.end()) stop_ids.push_back(id);
 
   // Reuse the cached prefix; at least the last prompt token is recomputed for its logits.
+  const std::vector<int32_t>& in_cache = kv_->tokens(0);
   size_t keep = 0;
-  while (keep < n_kv_ && keep < prompt.size() && cached_[keep] == prompt[keep]) ++keep;
+  while (keep < in_cache.size() && keep < prompt.size() && in_cache[keep] == prompt[keep]) ++keep;
   keep = std::min(keep, prompt.size() - 1);
+  kv_->truncate(0, int(keep));
   cached_.assign(prompt.begin(), prompt.end());
 
   GenerateStats st;
@@ -58,10 +82,7 @@ GenerateStats Generator::generate(const std::vector<int32_t>& prompt, const Gene
   if (tok) text.emplace(*tok, true);
 
   auto t0 = std::chrono::steady_clock::now();
-  batch_.clear();
-  for (size_t i = keep; i < prompt.size(); ++i) batch_.add(prompt[i], int32_t(i), 0, i + 1 == prompt.size());
-  std::span<const float> logits = model_.decode(batch_);
-  n_kv_ = prompt.size();
+  std::span<const float> logits = decode(keep, prompt.size());
   st.prompt_seconds = seconds_since(t0);
 
   auto t1 = std::chrono::steady_clock::now();
@@ -93,10 +114,7 @@ GenerateStats Generator::generate(const std::vector<int32_t>& prompt, const Gene
       st.stop_reason = StopReason::kContextFull;
       break;
     }
-    batch_.clear();
-    batch_.add(next, int32_t(cached_.size() - 1), 0, true);
-    logits = model_.decode(batch_);
-    n_kv_ = cached_.size();
+    logits = decode(cached_.size() - 1, cached_.size());
   }
   if (st.stop_reason != StopReason::kStopString && st.stop_reason != StopReason::kCallback) {
     std::string rest = text ? text->flush() : std::string();

@@ -135,13 +135,14 @@ class QuantizingBackend final : public Backend {
   void silu_mul(const float* g, const float* u, float* out, int64_t n) override { be_->silu_mul(g, u, out, n); }
   void add(float* y, const float* x, int64_t n) override { be_->add(y, x, n); }
   void embed(const LinearWeight& t, std::span<const int32_t> tokens, float* out) override { be_->embed(t, tokens, out); }
-  void kv_alloc(int layers, int64_t slots, int kv_heads, int head_dim, DType type) override {
-    be_->kv_alloc(layers, slots, kv_heads, head_dim, type);
+  void kv_alloc(int layers, int64_t blocks, int block_size, int kv_heads, int head_dim, DType type) override {
+    be_->kv_alloc(layers, blocks, block_size, kv_heads, head_dim, type);
   }
   size_t kv_bytes() const override { return be_->kv_bytes(); }
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
     be_->kv_store(layer, slots, k, v);
   }
+  void kv_copy_blocks(std::span<const BlockCopy> copies) override { be_->kv_copy_blocks(copies); }
   void attention(int layer, const float* q, const AttentionBatch& b, float* out) override {
     be_->attention(layer, q, b, out);
   }

@@ -15,12 +15,18 @@ class ForwardPass {
  public:
   // max_ubatch: tokens run through the layers at once; larger batches are split.
   // kv_type: the KV cache's element type, F32 (exact, what tests against the reference
-  // forward pass use) or F16 (Model's default).
+  // forward pass use) or F16 (Model's default). The cache is a pool of kv_blocks blocks
+  // of kv_block_size tokens; 0 blocks: enough for max_sequences whole contexts, which
+  // is also the layout of batches without block tables (sequence s owns the
+  // blocks_per_sequence() blocks from s * blocks_per_sequence(), in order).
   ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend& backend, int context_length, int max_sequences,
-              int max_ubatch = 256, DType kv_type = DType::F32);
+              int max_ubatch = 256, DType kv_type = DType::F32, int kv_block_size = 16, int kv_blocks = 0);
   // Logits [n_wanted, vocab] for the tokens with want_logits, in batch order.
   std::span<const float> run(const Batch& batch);
   int context_length() const { return ctx_; }
+  int kv_block_size() const { return block_size_; }
+  int kv_blocks() const { return n_blocks_; }
+  int blocks_per_sequence() const { return (ctx_ + block_size_ - 1) / block_size_; }
   // Calibration hook: sees every matmul input (null to remove). Costs nothing when unset.
   void set_observer(MatmulObserver obs) { observer_ = std::move(obs); }
   // Layer by layer (sequential calibration): the residual stream of the whole batch
@@ -30,7 +36,8 @@ class ForwardPass {
   void run_layer(int l, const Batch& b, float* x);
 
  private:
-  // Positions and cache slots of tokens [begin, end) of b, into positions_/slots_/kv_base_.
+  // Positions, cache slots and block tables of tokens [begin, end) of b, into
+  // positions_/slots_/block_begin_.
   AttentionBatch setup_ubatch(const Batch& b, size_t begin, size_t end);
   // Decoder layer l over n tokens of the residual stream x [n, hidden], in place.
   void layer(int l, int64_t n, float* x, const AttentionBatch& ab);
@@ -44,7 +51,7 @@ class ForwardPass {
   const ModelConfig& cfg_;
   const ModelWeights& w_;
   Backend& be_;
-  int ctx_, max_seqs_, max_ubatch_;
+  int ctx_, max_seqs_, max_ubatch_, block_size_, n_blocks_;
   RopeCache rope_;
   // Activations for one ubatch, allocated once (shapes in comments, U = max_ubatch).
   std::vector<float> x_;     // [U, hidden] residual stream
@@ -58,7 +65,9 @@ class ForwardPass {
   std::vector<float> up_;    // [U, inter]
   std::vector<float> last_;  // [U, hidden] final-normed rows that want logits
   std::vector<int32_t> positions_;
-  std::vector<int64_t> slots_, kv_base_;
+  std::vector<int64_t> slots_;
+  std::vector<int32_t> block_begin_;
+  std::vector<int32_t> default_tables_;  // 0 .. n: the tables of batches without their own
   std::vector<float> logits_;  // [n_wanted, vocab], grows only when a batch wants more rows
   size_t n_wanted_ = 0;
   MatmulObserver observer_;

@@ -82,7 +82,8 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
     throw Error(fmt::format("the {} backend cannot keep a KV cache of {}", d.backend->name(),
                             dtype_name(options.kv_type)));
   d.backend->set_source_unused([&store = d.source.weights](const void* p, size_t n) { store.release(p, n); });
-  d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs, 256, options.kv_type);
+  d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs, 256, options.kv_type,
+                                            options.kv_block_size, options.kv_blocks);
   if (d.source.tokenizer) d.tokenizer = std::make_unique<Tokenizer>(*d.source.tokenizer);
   return m;
 }
@@ -96,6 +97,9 @@ const Tokenizer& Model::tokenizer() const {
 }
 int Model::context_length() const { return impl_->ctx; }
 int Model::max_sequences() const { return impl_->max_seqs; }
+int Model::kv_blocks() const { return impl_->forward->kv_blocks(); }
+int Model::kv_block_size() const { return impl_->forward->kv_block_size(); }
+void Model::copy_kv_blocks(std::span<const BlockCopy> copies) { impl_->backend->kv_copy_blocks(copies); }
 Backend& Model::backend() { return *impl_->backend; }
 std::vector<OpProfile> Model::profile() const { return profile_of(*impl_->backend); }
 

@@ -101,13 +101,14 @@ class ProfilingBackend final : public Backend {
   void embed(const LinearWeight& t, std::span<const int32_t> tokens, float* out) override {
     timed(op(Op::Embed, int64_t(tokens.size())), [&] { in_->embed(t, tokens, out); });
   }
-  void kv_alloc(int n_layers, int64_t n_slots, int kv_heads, int head_dim, DType type) override {
-    in_->kv_alloc(n_layers, n_slots, kv_heads, head_dim, type);
+  void kv_alloc(int n_layers, int64_t n_blocks, int block_size, int kv_heads, int head_dim, DType type) override {
+    in_->kv_alloc(n_layers, n_blocks, block_size, kv_heads, head_dim, type);
   }
   size_t kv_bytes() const override { return in_->kv_bytes(); }
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
     timed(ops_[slots.size() == 1][kKvStore], [&] { in_->kv_store(layer, slots, k, v); });
   }
+  void kv_copy_blocks(std::span<const BlockCopy> copies) override { in_->kv_copy_blocks(copies); }
   void attention(int layer, const float* q, const AttentionBatch& b, float* out) override {
     timed(op(Op::Attention, int64_t(b.positions.size())), [&] { in_->attention(layer, q, b, out); });
   }

@@ -2,6 +2,8 @@
 // Streaming text generation for one sequence on top of Model::decode.
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,9 +42,12 @@ struct GenerateStats {
 // the token that completed it; return false to stop.
 using TokenCallback = std::function<bool(std::string_view text, int32_t token)>;
 
+class KvManager;
+
 class Generator {
  public:
   explicit Generator(Model& model);
+  ~Generator();
 
   // Tokenizes `prompt` (special tokens parsed, BOS added if the tokenizer asks) and
   // generates. Throws upg::Error when the prompt does not fit the context.
@@ -56,10 +61,19 @@ class Generator {
   const std::vector<int32_t>& history() const { return cached_; }
 
  private:
+  // Appends tokens [begin, end) of cached_ to the sequence's blocks and runs them; only
+  // the last one yields logits.
+  std::span<const float> decode(size_t begin, size_t end);
+
   Model& model_;
   std::vector<int32_t> cached_;  // the sequence: prompt and generated tokens
-  size_t n_kv_ = 0;              // leading tokens of cached_ whose keys/values are in the cache
+  // Its blocks of the model's KV cache, and which tokens they hold (sequence 0). Prefix
+  // sharing is off: the one sequence lives on between calls, so the longest common
+  // prefix with the new prompt is kept to the token, not to the block.
+  std::unique_ptr<KvManager> kv_;
   Batch batch_;
+  std::vector<int64_t> slots_;
+  std::vector<BlockCopy> copies_;
 };
 
 }  // namespace upg

@@ -49,15 +49,25 @@ struct RopeTable {
   const float* sin = nullptr;
 };
 
-// Which keys/values each query token sees. The backend's KV storage is a flat array of
-// slots per layer; the caller decides which slots a sequence owns (today the forward
-// pass: sequence s holds slots s * context .. s * context + context - 1), and the backend
-// only sees slot numbers: token t attends to kv_base[t] + 0 .. positions[t].
+// Which keys/values each query token sees. The backend's KV storage is a pool of blocks
+// of block_size slots per layer; the caller decides which blocks a sequence owns (the
+// engine's KvManager, or Model's default of one contiguous run per sequence) and the
+// backend only reads block tables: token t's keys at position p < block_size * its
+// table's length are in slot block_ids[block_begin[t] + p / block_size] * block_size +
+// p % block_size, and it attends to positions 0 .. positions[t].
 struct AttentionBatch {
-  std::span<const int32_t> positions;  // [n_tokens]
-  std::span<const int64_t> kv_base;    // [n_tokens] first slot of the token's sequence
+  std::span<const int32_t> positions;    // [n_tokens]
+  std::span<const int32_t> block_ids;    // the block tables of the batch's sequences
+  std::span<const int32_t> block_begin;  // [n_tokens] where the token's table starts in block_ids
+  int block_size = 0;
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
   int sliding_window = 0;  // 0: attend to every earlier position
+};
+
+// One block of the paged KV cache copied onto another, in every layer (copy-on-write:
+// a sequence about to write into a block it shares gets its own copy first).
+struct BlockCopy {
+  int32_t src = 0, dst = 0;
 };
 
 class Backend {
@@ -105,14 +115,16 @@ class Backend {
   // Rows of the embedding table (F32/F16/BF16, dense I8 with scales, or compressed) to fp32.
   virtual void embed(const LinearWeight& table, std::span<const int32_t> tokens, float* out) = 0;
 
-  // KV storage for K and for V: n_slots_total slots per layer, each n_kv_heads x head_dim
-  // of `type` (F16, F32, or I8 with a scale per head_dim row; ask
+  // KV storage for K and for V: n_blocks blocks of block_size slots per layer, each slot
+  // n_kv_heads x head_dim of `type` (F16, F32, or I8 with a scale per head_dim row; ask
   // supports(Op::Attention, type)). The backend picks the memory order.
-  virtual void kv_alloc(int n_layers, int64_t n_slots_total, int n_kv_heads, int head_dim, DType type) = 0;
+  virtual void kv_alloc(int n_layers, int64_t n_blocks, int block_size, int n_kv_heads, int head_dim, DType type) = 0;
   // Bytes kv_alloc reserved (keys, values and any scales), as `upg` reports at load.
   virtual size_t kv_bytes() const = 0;
   // Stores k, v [n_tokens, n_kv_heads * head_dim] of `layer` at the given slots.
   virtual void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) = 0;
+  // Copies whole blocks, src onto dst, in every layer (copy-on-write), in order.
+  virtual void kv_copy_blocks(std::span<const BlockCopy> copies) = 0;
   // Causal attention of q [n_tokens, n_heads*head_dim] over `layer`'s stored keys and
   // values (GQA: query head h reads kv head h / (n_heads / n_kv_heads)); out has q's shape.
   virtual void attention(int layer, const float* q, const AttentionBatch& b, float* out) = 0;

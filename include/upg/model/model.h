@@ -33,6 +33,10 @@ struct ModelOptions {
   // step's attention reads), F32 (exact; the golden tests against transformers) or I8
   // (a quarter, with one scale per head and position: for long contexts).
   DType kv_type = DType::F16;
+  // The KV cache is a pool of kv_blocks blocks of kv_block_size tokens (paged: the
+  // engine's KvManager hands them to sequences). 0 blocks: max_sequences whole contexts.
+  int kv_block_size = 16;
+  int kv_blocks = 0;
 };
 
 class Model {
@@ -47,6 +51,12 @@ class Model {
   const Tokenizer& tokenizer() const;  // throws when the model has none
   int context_length() const;
   int max_sequences() const;
+  // The KV cache's pool, for a KvManager: its blocks and their size in tokens.
+  int kv_blocks() const;
+  int kv_block_size() const;
+  // Performs a KvManager's copy-on-write block copies; call before the decode() that
+  // writes into the copies.
+  void copy_kv_blocks(std::span<const BlockCopy> copies);
   Backend& backend();
   // Per-op times since load when ModelOptions::profile was set: several-token calls, then
   // single-token ones, slowest first in each; empty without the option.

@@ -15,6 +15,23 @@ int32_t first_position(const AttentionBatch& b, size_t t) {
   return b.sliding_window > 0 ? std::max(0, pos - b.sliding_window + 1) : 0;
 }
 
+// Calls fn(p, slot, rows) for positions [p0, p1) of token t, cut where its block table
+// is not contiguous: positions p .. p + rows are slots slot .. slot + rows. A sequence
+// whose blocks follow each other is one run, which the row kernels take in one call
+// (they group rows in fours from a run's start, so fewer cuts also round as before).
+template <class Fn>
+void for_each_run(const AttentionBatch& b, size_t t, int64_t p0, int64_t p1, Fn&& fn) {
+  const int64_t B = b.block_size;
+  const int32_t* table = b.block_ids.data() + b.block_begin[t];
+  for (int64_t p = p0; p < p1;) {
+    int64_t i = p / B;
+    while ((i + 1) * B < p1 && table[i + 1] == table[i] + 1) ++i;
+    const int64_t end = std::min(p1, (i + 1) * B);
+    fn(p, int64_t(table[p / B]) * B + p % B, end - p);
+    p = end;
+  }
+}
+
 }  // namespace
 
 template <class KV>
@@ -68,17 +85,20 @@ void Attention::run_item(size_t i, const float* q, const AttentionBatch& b, cons
   const Item& it = items_[i];
   const int group = b.n_heads / b.n_kv_heads, hd = b.head_dim;
   const int64_t n = it.p1 - it.p0;
-  const size_t first = size_t(it.g) * size_t(slots) + size_t(b.kv_base[size_t(it.t)] + it.p0);  // cache row
-  const size_t row0 = first * size_t(hd);
+  const size_t head_rows = size_t(it.g) * size_t(slots);  // the head's first cache row
   const float scale = 1.0f / std::sqrt(float(hd));
   // The group's query heads are consecutive: their queries, and their outputs in `out`
   // or in partial_, are one stride apart.
   const size_t head0 = size_t(it.t) * size_t(b.n_heads) + size_t(it.g * group);
   const float* qg = q + head0 * size_t(hd);
-  if constexpr (std::is_same_v<KV, int8_t>)
-    dot_rows(qg, group, kv.k + row0, kv.k_scales + first, hd, n, hd, scores, n);
-  else
-    dot_rows(qg, group, kv.k + row0, hd, n, hd, scores, n);
+  for_each_run(b, size_t(it.t), it.p0, it.p1, [&](int64_t p, int64_t slot, int64_t rows) {
+    const size_t first = head_rows + size_t(slot), row0 = first * size_t(hd);
+    float* sc = scores + (p - it.p0);
+    if constexpr (std::is_same_v<KV, int8_t>)
+      dot_rows(qg, group, kv.k + row0, kv.k_scales + first, hd, rows, hd, sc, n);
+    else
+      dot_rows(qg, group, kv.k + row0, hd, rows, hd, sc, n);
+  });
   float* og = it.whole ? out + head0 * size_t(hd) : partial_.data() + i * size_t(group) * size_t(hd + 2);
   const int64_t os = it.whole ? hd : hd + 2;
   for (int j = 0; j < group; ++j) {
@@ -96,10 +116,15 @@ void Attention::run_item(size_t i, const float* q, const AttentionBatch& b, cons
       o[hd + 1] = sum;
     }
   }
-  if constexpr (std::is_same_v<KV, int8_t>)
-    axpy_rows(scores, n, group, kv.v + row0, kv.v_scales + first, hd, n, hd, og, os);
-  else
-    axpy_rows(scores, n, group, kv.v + row0, hd, n, hd, og, os);
+  // Runs add into og one after another, so the sum over positions keeps its order.
+  for_each_run(b, size_t(it.t), it.p0, it.p1, [&](int64_t p, int64_t slot, int64_t rows) {
+    const size_t first = head_rows + size_t(slot), row0 = first * size_t(hd);
+    const float* sc = scores + (p - it.p0);
+    if constexpr (std::is_same_v<KV, int8_t>)
+      axpy_rows(sc, n, group, kv.v + row0, kv.v_scales + first, hd, rows, hd, og, os);
+    else
+      axpy_rows(sc, n, group, kv.v + row0, hd, rows, hd, og, os);
+  });
 }
 
 // Combines the chunks of each split row: every chunk's output and sum were taken

@@ -366,18 +366,48 @@ TEST(ElementwiseOps, SplitOverThreadsEqualsOneThread) {
   std::vector<int64_t> slots(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) slots[size_t(t)] = t;
   auto whole = make_cpu_backend(3), by_token = make_cpu_backend(3);
-  for (Backend* be : {whole.get(), by_token.get()}) be->kv_alloc(1, n, kv_heads, hd, DType::F16);
+  for (Backend* be : {whole.get(), by_token.get()}) be->kv_alloc(1, 1, int(n), kv_heads, hd, DType::F16);
   whole->kv_store(0, slots, k.data(), v.data());
   for (int64_t t = 0; t < n; ++t)
     by_token->kv_store(0, std::span<const int64_t>(&slots[size_t(t)], 1), k.data() + t * kv_heads * hd,
                        v.data() + t * kv_heads * hd);
   const int32_t last = int32_t(n - 1);
-  const int64_t base = 0;
-  const AttentionBatch ab{std::span<const int32_t>(&last, 1), std::span<const int64_t>(&base, 1), heads, kv_heads, hd};
+  const int32_t table = 0, begin = 0;
+  const AttentionBatch ab{std::span<const int32_t>(&last, 1), std::span<const int32_t>(&table, 1),
+                          std::span<const int32_t>(&begin, 1), int(n), heads, kv_heads, hd};
   std::vector<float> out_whole(size_t(heads * hd)), out_tokens(out_whole.size());
   whole->attention(0, q.data(), ab, out_whole.data());
   by_token->attention(0, q.data(), ab, out_tokens.data());
   EXPECT_EQ(out_whole, out_tokens);
+}
+
+// Copy-on-write: a copied block attends exactly as its source, in every layer and for
+// every cache type (the int8 scales travel with the rows); bad block ids are errors.
+TEST(KvCache, CopiedBlockAttendsAsItsSource) {
+  const int heads = 4, kv_heads = 2, hd = 16, B = 8, layers = 2;
+  const std::vector<float> k = random_vec(size_t(B * kv_heads * hd), 31), v = random_vec(k.size(), 32),
+                           q = random_vec(size_t(heads * hd), 33);
+  for (DType type : {DType::F32, DType::F16, DType::I8}) {
+    auto be = make_cpu_backend(2);
+    be->kv_alloc(layers, 4, B, kv_heads, hd, type);
+    std::vector<int64_t> slots;
+    for (int t = 0; t < B; ++t) slots.push_back(1 * B + t);
+    for (int l = 0; l < layers; ++l) be->kv_store(l, slots, k.data(), v.data());
+    const std::vector<BlockCopy> copies = {{1, 3}};
+    be->kv_copy_blocks(copies);
+    const int32_t last = B - 1, begin = 0;
+    for (int l = 0; l < layers; ++l) {
+      std::vector<float> from_src(q.size()), from_copy(q.size());
+      for (int32_t block : {1, 3}) {
+        const AttentionBatch ab{std::span<const int32_t>(&last, 1), std::span<const int32_t>(&block, 1),
+                                std::span<const int32_t>(&begin, 1), B, heads, kv_heads, hd};
+        be->attention(l, q.data(), ab, block == 1 ? from_src.data() : from_copy.data());
+      }
+      EXPECT_EQ(from_src, from_copy) << dtype_name(type) << " layer " << l;
+    }
+    const std::vector<BlockCopy> bad = {{1, 4}};
+    EXPECT_THROW(be->kv_copy_blocks(bad), Error);
+  }
 }
 
 }  // namespace

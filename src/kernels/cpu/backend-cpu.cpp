@@ -139,11 +139,16 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void kv_alloc(int n_layers, int64_t n_slots_total, int n_kv_heads, int head_dim, DType type) override {
+  void kv_alloc(int n_layers, int64_t n_blocks, int block_size, int n_kv_heads, int head_dim, DType type) override {
     if (!supports(Op::Attention, type))
       throw Error(fmt::format("the CPU backend keeps its KV cache in f16, f32 or int8, not {}", dtype_name(type)));
+    if (n_blocks <= 0 || block_size <= 0)
+      throw Error(fmt::format("KV cache: {} blocks of {} slots", n_blocks, block_size));
+    const int64_t n_slots_total = n_blocks * block_size;
+    n_layers_ = n_layers;
     n_kv_ = n_kv_heads;
     head_dim_ = head_dim;
+    block_size_ = block_size;
     slots_ = n_slots_total;
     kv_type_ = type;
     // calloc of a large block maps zero pages lazily, so a long context costs memory only
@@ -183,6 +188,31 @@ class CpuBackend final : public Backend {
     });
   }
 
+  // A block is block_size_ rows of each (layer, head) run: one memcpy per run, of keys,
+  // values and int8 scales alike.
+  void kv_copy_blocks(std::span<const BlockCopy> copies) override {
+    const int64_t n_blocks = slots_ / block_size_;
+    for (const BlockCopy& c : copies)
+      if (c.src < 0 || c.dst < 0 || c.src >= n_blocks || c.dst >= n_blocks)
+        throw Error(fmt::format("KV cache: block copy {} -> {} outside the {} blocks", c.src, c.dst, n_blocks));
+    const size_t B = size_t(block_size_), hd = size_t(head_dim_), runs = size_t(n_layers_) * size_t(n_kv_);
+    auto copy = [&](void* base, size_t row_bytes) {
+      if (!base) return;
+      for (const BlockCopy& c : copies)
+        for (size_t r = 0; r < runs; ++r) {
+          auto* run = static_cast<std::byte*>(base) + r * size_t(slots_) * row_bytes;
+          std::memmove(run + size_t(c.dst) * B * row_bytes, run + size_t(c.src) * B * row_bytes, B * row_bytes);
+        }
+    };
+    const size_t row = dtype_bytes(kv_type_, int64_t(hd));
+    copy(k_.get(), row);
+    copy(v_.get(), row);
+    if (kv_type_ == DType::I8) {
+      copy(k_scales_.get(), sizeof(float));
+      copy(v_scales_.get(), sizeof(float));
+    }
+  }
+
   void attention(int layer, const float* q, const AttentionBatch& b, float* out) override {
     const size_t row = size_t(layer) * size_t(n_kv_) * size_t(slots_), off = row * size_t(head_dim_);
     switch (kv_type_) {
@@ -216,7 +246,7 @@ class CpuBackend final : public Backend {
   kernels::Int8Linear int8_;
   kernels::Attention attention_;
   CpuKernels kernels_;
-  int n_kv_ = 0, head_dim_ = 0;
+  int n_layers_ = 0, n_kv_ = 0, head_dim_ = 0, block_size_ = 1;
   int64_t slots_ = 0;
   DType kv_type_ = DType::F16;
   size_t kv_bytes_ = 0;
@@ -240,7 +270,9 @@ class CpuBackend final : public Backend {
   // as the bytes (UPG_AttentionDecode, docs/BENCHMARKS.md, "Attention"). Its rounding,
   // 2^-11 of each value, moves the default model's logits by a few 1e-3.
   // int8 (--cache-type int8) halves the bytes again, with one scale per row of head_dim
-  // values, [layers, kv_heads, slots], in k_scales_ and v_scales_.
+  // values, [layers, kv_heads, slots], in k_scales_ and v_scales_. Slots are counted
+  // block by block (block * block_size + offset), so a paged sequence whose blocks follow
+  // each other is still one stream per head.
   Buffer k_, v_, k_scales_, v_scales_;
 };
 
