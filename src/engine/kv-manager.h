@@ -12,7 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "upg/kernels/backend.h"
+#include "upg/core/block-copy.h"
 
 namespace upg {
 

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 
+#include "upg/core/block-copy.h"
 #include "upg/format/format.h"
 #include "upg/core/tensor.h"
 
@@ -62,12 +63,6 @@ struct AttentionBatch {
   int block_size = 0;
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
   int sliding_window = 0;  // 0: attend to every earlier position
-};
-
-// One block of the paged KV cache copied onto another, in every layer (copy-on-write:
-// a sequence about to write into a block it shares gets its own copy first).
-struct BlockCopy {
-  int32_t src = 0, dst = 0;
 };
 
 class Backend {
