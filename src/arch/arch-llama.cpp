@@ -1,0 +1,24 @@
+// Llama (and SmolLM2, which is a Llama with tied embeddings): the shared layout as is.
+// Defaults are those of transformers' LlamaConfig.
+#include "arch/arch-registry.h"
+
+namespace upg {
+
+const ArchSpec& arch_llama() {
+  static constexpr ArchSpec spec{
+      .hf_class = "LlamaForCausalLM",
+      .model_type = "llama",
+      .gguf_name = "llama",
+      .default_max_position_embeddings = 2048,
+      .default_rms_norm_eps = 1e-6f,
+      .qkv_bias = BiasRule::FromConfig,
+      .sliding_window = WindowRule::IfSet,
+      .writes_partial_rotary_factor = false,
+      .gguf_qk_permuted = true,
+      .gguf_rope_freqs = true,
+      .layout = kSeparateProjections,
+  };
+  return spec;
+}
+
+}  // namespace upg
