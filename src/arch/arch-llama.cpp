@@ -10,13 +10,8 @@ const ArchSpec& arch_llama() {
       .model_type = "llama",
       .gguf_name = "llama",
       .default_max_position_embeddings = 2048,
-      .default_rms_norm_eps = 1e-6f,
-      .qkv_bias = BiasRule::FromConfig,
-      .sliding_window = WindowRule::IfSet,
-      .writes_partial_rotary_factor = false,
       .gguf_qk_permuted = true,
       .gguf_rope_freqs = true,
-      .layout = kSeparateProjections,
   };
   return spec;
 }

@@ -25,8 +25,6 @@ const ArchSpec& arch_phi3() {
       .qkv_bias = BiasRule::Never,
       .sliding_window = WindowRule::AlwaysWritten,
       .writes_partial_rotary_factor = true,
-      .gguf_qk_permuted = false,
-      .gguf_rope_freqs = false,
       .layout = kFused,
   };
   return spec;

@@ -10,13 +10,8 @@ const ArchSpec& arch_qwen2() {
       .model_type = "qwen2",
       .gguf_name = "qwen2",
       .default_max_position_embeddings = 32768,
-      .default_rms_norm_eps = 1e-6f,
       .qkv_bias = BiasRule::Always,
       .sliding_window = WindowRule::BehindSwitch,
-      .writes_partial_rotary_factor = false,
-      .gguf_qk_permuted = false,
-      .gguf_rope_freqs = false,
-      .layout = kSeparateProjections,
   };
   return spec;
 }

@@ -61,19 +61,21 @@ enum class WindowRule : uint8_t {
   BehindSwitch,   // "sliding_window" counts only with "use_sliding_window": true
 };
 
+// An architecture file sets the names, its context default and the fields where it
+// differs from these defaults (those of a Llama-style decoder).
 struct ArchSpec {
-  const char* hf_class;    // config.json "architectures"[0], e.g. "LlamaForCausalLM"
-  const char* model_type;  // config.json "model_type" when absent; GGUF sources get it
-  const char* gguf_name;   // GGUF general.architecture; nullptr when its GGUF files say another
+  const char* hf_class = nullptr;    // config.json "architectures"[0], e.g. "LlamaForCausalLM"
+  const char* model_type = nullptr;  // config.json "model_type" when absent; GGUF sources get it
+  const char* gguf_name = nullptr;   // GGUF general.architecture; nullptr when its GGUF files say another
   // Defaults of the transformers config class, for configs that omit the key.
-  int default_max_position_embeddings;
-  float default_rms_norm_eps;
-  BiasRule qkv_bias;
-  WindowRule sliding_window;
-  bool writes_partial_rotary_factor;  // config writer: the key always, not only when != 1
-  bool gguf_qk_permuted;              // llama.cpp permuted the Q/K rows for interleaved RoPE
-  bool gguf_rope_freqs;               // llama3 rope scaling may come as rope_freqs.weight
-  std::span<const LayerTensor> layout;  // the layer's weight tensors, in Proj order
+  int default_max_position_embeddings = 0;
+  float default_rms_norm_eps = 1e-6f;
+  BiasRule qkv_bias = BiasRule::FromConfig;
+  WindowRule sliding_window = WindowRule::IfSet;
+  bool writes_partial_rotary_factor = false;  // config writer: the key always, not only when != 1
+  bool gguf_qk_permuted = false;              // llama.cpp permuted the Q/K rows for interleaved RoPE
+  bool gguf_rope_freqs = false;               // llama3 rope scaling may come as rope_freqs.weight
+  std::span<const LayerTensor> layout = kSeparateProjections;  // the layer's tensors, in Proj order
 };
 
 std::span<const ArchSpec* const> all_archs();
