@@ -75,7 +75,8 @@ std::string to_hf_config_json(const ModelConfig& c, std::string_view torch_dtype
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["rms_norm_eps"] = tidy(c.rms_norm_eps);
   j["rope_theta"] = tidy(c.rope_theta);
-  if (arch.writes_partial_rotary_factor || c.partial_rotary_factor != 1.0f) j["partial_rotary_factor"] = tidy(c.partial_rotary_factor);
+  if (arch.writes_partial_rotary_factor || c.partial_rotary_factor != 1.0f)
+    j["partial_rotary_factor"] = tidy(c.partial_rotary_factor);
   j["rope_scaling"] = rope_scaling(c, j);
   j["hidden_act"] = c.hidden_act;
   // Only the config classes whose bias comes from the config have the keys.

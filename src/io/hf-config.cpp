@@ -1,6 +1,7 @@
 // parse_hf_config: config.json -> ModelConfig for the architectures of
-// arch/arch-registry.h, with their defaults. Anything the model layer could not run is rejected here, so a
-// wrong model fails at load with the offending key named, not mid-inference.
+// arch/arch-registry.h, with their defaults. Anything the model layer could not run is
+// rejected here, so a wrong model fails at load with the offending key named, not
+// mid-inference.
 #include <cmath>
 #include <limits>
 
