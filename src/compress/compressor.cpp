@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "upg/arch/arch-registry.h"
 #include "compress/progress.h"
 #include "compress/layerwise.h"
 #include "compress/sparsegpt.h"
@@ -62,9 +63,10 @@ double sparsegpt_memory_bytes(const ModelConfig& c, int64_t params, int64_t toke
 
 bool is_compressible(const std::string& name, size_t rank) {
   if (rank != 2 || !name.starts_with("model.layers.")) return false;
-  for (const char* p : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv_proj",
-                        "gate_up_proj"})
-    if (name.ends_with(std::string(".") + p + ".weight")) return true;
+  // The projections of any architecture's layout (a fused tensor compresses as a whole).
+  for (const ArchSpec* a : all_archs())
+    for (const LayerTensor& t : a->layout)
+      if (name.ends_with(fmt::format(".{}.weight", t.hf))) return true;
   return false;
 }
 

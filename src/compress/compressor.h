@@ -3,7 +3,7 @@
 // tensor by tensor, so memory stays near one tensor beyond the source's own mapping.
 #include <string>
 
-#include "upg/io/config.h"
+#include "upg/core/config.h"
 #include "upg/core/version.h"
 #include "compress/calibrate.h"
 #include "compress/matrix.h"
@@ -35,8 +35,8 @@ struct CompressOptions {
   bool quiet = false;     // no progress output at all
 };
 
-// Whether a tensor is compressed: a 2-D linear weight of a decoder layer
-// (model.layers.N.*.{q,k,v,o,gate,up,down,qkv,gate_up}_proj.weight).
+// Whether a tensor is compressed: a 2-D linear weight of a decoder layer, a projection
+// tensor of some architecture's layout (model.layers.N.self_attn.q_proj.weight, ...).
 bool is_compressible(const std::string& name, size_t rank);
 
 // Memory --prune sparsegpt needs beyond the file mappings (docs/COMPRESSION.md): the

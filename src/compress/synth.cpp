@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "upg/arch/arch-registry.h"
 #include "compress/compressor.h"
 #include "compress/progress.h"
 #include "upg/io/atomic-file.h"
@@ -23,35 +24,27 @@ namespace upg::compress {
 namespace fs = std::filesystem;
 
 std::vector<SynthTensor> synth_tensors(const ModelConfig& c) {
-  const int64_t hidden = c.hidden_size, inter = c.intermediate_size, vocab = c.vocab_size,
-                q_dim = int64_t(c.num_heads) * c.head_dim, kv_dim = int64_t(c.num_kv_heads) * c.head_dim;
+  const int64_t hidden = c.hidden_size, vocab = c.vocab_size;
+  const std::span<const LayerTensor> layout = find_arch(c.architecture).layout;
   std::vector<SynthTensor> t;
   t.push_back({"model.embed_tokens.weight", {vocab, hidden}, SynthTensor::Embedding});
-  const bool fused = c.architecture == "Phi3ForCausalLM";
   for (int l = 0; l < c.num_layers; ++l) {
     const std::string p = fmt::format("model.layers.{}.", l);
     t.push_back({p + "input_layernorm.weight", {hidden}, SynthTensor::Norm});
-    if (fused) {
-      t.push_back({p + "self_attn.qkv_proj.weight", {q_dim + 2 * kv_dim, hidden}, SynthTensor::Linear});
-    } else {
-      t.push_back({p + "self_attn.q_proj.weight", {q_dim, hidden}, SynthTensor::Linear});
-      t.push_back({p + "self_attn.k_proj.weight", {kv_dim, hidden}, SynthTensor::Linear});
-      t.push_back({p + "self_attn.v_proj.weight", {kv_dim, hidden}, SynthTensor::Linear});
-      if (c.attention_bias) {
-        t.push_back({p + "self_attn.q_proj.bias", {q_dim}, SynthTensor::Bias});
-        t.push_back({p + "self_attn.k_proj.bias", {kv_dim}, SynthTensor::Bias});
-        t.push_back({p + "self_attn.v_proj.bias", {kv_dim}, SynthTensor::Bias});
-      }
+    // q/k/v biases follow the run of weights that carry them, before o_proj.
+    std::vector<SynthTensor> biases;
+    auto flush = [&] {
+      t.insert(t.end(), biases.begin(), biases.end());
+      biases.clear();
+    };
+    for (const LayerTensor& lt : layout) {
+      if (!lt.bias) flush();
+      if (lt.first == Proj::Gate) t.push_back({p + "post_attention_layernorm.weight", {hidden}, SynthTensor::Norm});
+      const int64_t rows = tensor_rows(c, lt);
+      t.push_back({p + lt.hf + ".weight", {rows, proj_shape(c, lt.first).cols}, SynthTensor::Linear});
+      if (c.attention_bias && lt.bias) biases.push_back({p + lt.hf + ".bias", {rows}, SynthTensor::Bias});
     }
-    t.push_back({p + "self_attn.o_proj.weight", {hidden, q_dim}, SynthTensor::Linear});
-    t.push_back({p + "post_attention_layernorm.weight", {hidden}, SynthTensor::Norm});
-    if (fused) {
-      t.push_back({p + "mlp.gate_up_proj.weight", {2 * inter, hidden}, SynthTensor::Linear});
-    } else {
-      t.push_back({p + "mlp.gate_proj.weight", {inter, hidden}, SynthTensor::Linear});
-      t.push_back({p + "mlp.up_proj.weight", {inter, hidden}, SynthTensor::Linear});
-    }
-    t.push_back({p + "mlp.down_proj.weight", {hidden, inter}, SynthTensor::Linear});
+    flush();
   }
   t.push_back({"model.norm.weight", {hidden}, SynthTensor::Norm});
   if (!c.tie_word_embeddings) t.push_back({"lm_head.weight", {vocab, hidden}, SynthTensor::Embedding});

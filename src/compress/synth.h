@@ -13,7 +13,7 @@
 
 #include "compress/matrix.h"
 #include "compress/report.h"
-#include "upg/io/config.h"
+#include "upg/core/config.h"
 #include "upg/tokenizer/tokenizer.h"
 
 namespace upg::compress {

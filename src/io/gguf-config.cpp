@@ -7,23 +7,12 @@
 
 #include <fmt/format.h>
 
+#include "upg/arch/arch-registry.h"
 #include "upg/core/error.h"
 
 namespace upg::io {
 
 namespace {
-
-struct Arch {
-  std::string_view gguf;
-  const char* hf_class;
-  const char* model_type;
-  bool attention_bias;
-};
-constexpr Arch kArchs[] = {
-    {"llama", "LlamaForCausalLM", "llama", false},
-    {"qwen2", "Qwen2ForCausalLM", "qwen2", true},
-    {"phi3", "Phi3ForCausalLM", "phi3", false},
-};
 
 int positive_int(const GgufFile& g, const std::string& key) {
   uint32_t v = g.get_u32(key);
@@ -75,7 +64,7 @@ void llama3_from_rope_freqs(const GgufFile& g, const GgufTensorInfo& t, const Mo
   rs.original_max_position_embeddings = int(orig);
 }
 
-void rope_scaling(const GgufFile& g, const std::string& arch, ModelConfig& c, int rope_dims) {
+void rope_scaling(const GgufFile& g, const std::string& arch, const ArchSpec& spec, ModelConfig& c, int rope_dims) {
   RopeScaling& rs = c.rope_scaling;
   const std::string key = arch + ".rope.scaling.type";
   std::string type = g.opt_string(key).value_or("none");
@@ -98,7 +87,7 @@ void rope_scaling(const GgufFile& g, const std::string& arch, ModelConfig& c, in
     throw Error(fmt::format("{}: both '{}' = '{}' and rope factor tensors are present; unsupported", g.path(), key,
                             rs.type));
   if (freqs) {
-    if (arch != "llama")
+    if (!spec.gguf_rope_freqs)
       throw Error(fmt::format("{}: tensor 'rope_freqs.weight': unsupported for architecture '{}'", g.path(), arch));
     llama3_from_rope_freqs(g, *freqs, c, rope_dims, rs);
   } else if (lf || sf) {
@@ -124,16 +113,12 @@ void rope_scaling(const GgufFile& g, const std::string& arch, ModelConfig& c, in
 
 ModelConfig gguf_model_config(const GgufFile& g) {
   const std::string arch = g.get_string("general.architecture");
-  const Arch* a = nullptr;
-  for (auto& x : kArchs)
-    if (x.gguf == arch) a = &x;
-  if (!a)
-    throw Error(fmt::format("{}: metadata key 'general.architecture': unsupported architecture '{}'", g.path(), arch));
+  const ArchSpec& a = find_gguf_arch(arch, fmt::format("{}: metadata key 'general.architecture'", g.path()));
 
   ModelConfig c;
-  c.architecture = a->hf_class;
-  c.model_type = a->model_type;
-  c.attention_bias = a->attention_bias;
+  c.architecture = a.hf_class;
+  c.model_type = a.model_type;
+  c.attention_bias = a.qkv_bias == BiasRule::Always;  // GGUF has no key for it
   const std::string p = arch + ".";
   c.hidden_size = positive_int(g, p + "embedding_length");
   c.num_layers = positive_int(g, p + "block_count");
@@ -189,7 +174,7 @@ ModelConfig gguf_model_config(const GgufFile& g) {
   c.tie_word_embeddings = g.find_tensor("output.weight") == nullptr;
   if (auto b = g.opt_i32("tokenizer.ggml.bos_token_id")) c.bos_token_id = int(*b);
   if (auto e = g.opt_i32("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {int(*e)};
-  rope_scaling(g, arch, c, rope_dims);
+  rope_scaling(g, arch, a, c, rope_dims);
   return c;
 }
 

@@ -2,7 +2,7 @@
 // ModelConfig from GGUF metadata ({arch}.* keys, plus rope tensors where the converter
 // stored rope scaling as a tensor).
 #include "io/gguf-reader.h"
-#include "upg/io/config.h"
+#include "upg/core/config.h"
 
 namespace upg::io {
 

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "upg/arch/arch-registry.h"
 #include "io/gguf-config.h"
 #include "io/gguf-dequant.h"
 #include "io/gguf-names.h"
@@ -66,8 +67,8 @@ std::vector<std::pair<std::string, std::string>> file_info(const GgufFile& g) {
 
 // Row map that undoes llama.cpp's Q/K permutation, or empty when the tensor is not permuted.
 std::vector<int64_t> unpermute_map(const GgufFile& g, const GgufTensorInfo& t, const std::string& hf,
-                                   const ModelConfig& c) {
-  if (c.model_type != "llama") return {};
+                                   const ModelConfig& c, const ArchSpec& arch) {
+  if (!arch.gguf_qk_permuted) return {};
   int64_t n_head = 0;
   if (hf.find(".self_attn.q_proj.") != std::string::npos)
     n_head = c.num_heads;
@@ -113,12 +114,13 @@ ModelSource load_gguf(std::shared_ptr<const MappedFile> file, const LoadOptions&
   ws.release(mapped->data(), g.data_offset());
 
   const std::string& arch = g.get_string("general.architecture");
+  const ArchSpec& spec = find_gguf_arch(arch, path);  // gguf_model_config has checked it
   for (const GgufTensorInfo& t : g.tensors()) {
     std::optional<std::string> hf = gguf_to_hf_name(t.name, arch);
     if (!hf) continue;
     if (ws.contains(*hf))
       throw Error(fmt::format("{}: tensor '{}': maps to '{}', which another tensor already maps to", path, t.name, *hf));
-    std::vector<int64_t> map = unpermute_map(g, t, *hf, src.config);
+    std::vector<int64_t> map = unpermute_map(g, t, *hf, src.config, spec);
     TensorView v;
     v.name = *hf;
     v.shape = t.shape();

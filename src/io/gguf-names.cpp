@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "upg/arch/arch-registry.h"
 #include "upg/core/error.h"
 
 namespace upg::io {
@@ -14,21 +15,13 @@ struct Part {
   std::string_view gguf;
   std::string_view hf;
 };
-// Per-layer tensors (blk.N.<gguf> -> model.layers.N.<hf>); phi3's fused ffn_up is
-// handled before this table.
+// Per-layer tensors other than the projections (blk.N.<gguf> -> model.layers.N.<hf>);
+// the projections' names are the architecture's (its layout in upg/arch/arch-registry.h).
 constexpr Part kLayerParts[] = {
     {"attn_norm", "input_layernorm"},
-    {"attn_q", "self_attn.q_proj"},
-    {"attn_k", "self_attn.k_proj"},
-    {"attn_v", "self_attn.v_proj"},
-    {"attn_qkv", "self_attn.qkv_proj"},
-    {"attn_output", "self_attn.o_proj"},
     {"attn_q_norm", "self_attn.q_norm"},
     {"attn_k_norm", "self_attn.k_norm"},
     {"ffn_norm", "post_attention_layernorm"},
-    {"ffn_gate", "mlp.gate_proj"},
-    {"ffn_up", "mlp.up_proj"},
-    {"ffn_down", "mlp.down_proj"},
 };
 
 constexpr Part kGlobal[] = {
@@ -83,7 +76,9 @@ std::optional<std::string> gguf_to_hf_name(std::string_view name, std::string_vi
   auto [p, ec] = std::from_chars(rest.data(), rest.data() + dot, layer);
   if (ec != std::errc() || p != rest.data() + dot) return std::string(name);
   std::string_view part = rest.substr(dot + 1);
-  if (arch == "phi3" && part == "ffn_up") return fmt::format("model.layers.{}.mlp.gate_up_proj{}", layer, suffix);
+  if (const ArchSpec* a = arch_by_gguf(arch))
+    for (const LayerTensor& t : a->layout)
+      if (part == t.gguf) return fmt::format("model.layers.{}.{}{}", layer, t.hf, suffix);
   for (auto& lp : kLayerParts)
     if (part == lp.gguf) return fmt::format("model.layers.{}.{}{}", layer, lp.hf, suffix);
   return std::string(name);

@@ -8,9 +8,10 @@
 
 namespace upg::io {
 
-// The Hugging Face name for a GGUF tensor of architecture `arch` ("llama", "qwen2",
-// "phi3"). Tensors that hold rope parameters rather than weights (rope_freqs,
-// rope_factors_*) give nullopt; names this table does not know pass through unchanged.
+// The Hugging Face name for a GGUF tensor of architecture `arch` (general.architecture:
+// "llama", "qwen2", "phi3"); projections are named by the architecture's layout. Tensors
+// that hold rope parameters rather than weights (rope_freqs, rope_factors_*) give
+// nullopt; names this table does not know pass through unchanged.
 std::optional<std::string> gguf_to_hf_name(std::string_view gguf_name, std::string_view arch);
 
 // llama.cpp's converter reorders each head's Q/K rows for interleaved RoPE:

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "upg/arch/arch-registry.h"
 #include "upg/core/error.h"
 
 namespace upg::io {
@@ -59,10 +60,7 @@ Json rope_scaling(const ModelConfig& c, Json& top) {
 }  // namespace
 
 std::string to_hf_config_json(const ModelConfig& c, std::string_view torch_dtype) {
-  const bool qwen2 = c.architecture == "Qwen2ForCausalLM", phi3 = c.architecture == "Phi3ForCausalLM";
-  const bool mistral = c.architecture == "MistralForCausalLM";
-  if (!qwen2 && !phi3 && !mistral && c.architecture != "LlamaForCausalLM")
-    throw Error(fmt::format("config.json writer: unsupported architecture '{}'", c.architecture));
+  const ArchSpec& arch = find_arch(c.architecture, "config.json writer");
 
   Json j = Json::object();
   j["architectures"] = {c.architecture};
@@ -77,18 +75,18 @@ std::string to_hf_config_json(const ModelConfig& c, std::string_view torch_dtype
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["rms_norm_eps"] = tidy(c.rms_norm_eps);
   j["rope_theta"] = tidy(c.rope_theta);
-  if (phi3 || c.partial_rotary_factor != 1.0f) j["partial_rotary_factor"] = tidy(c.partial_rotary_factor);
+  if (arch.writes_partial_rotary_factor || c.partial_rotary_factor != 1.0f)
+    j["partial_rotary_factor"] = tidy(c.partial_rotary_factor);
   j["rope_scaling"] = rope_scaling(c, j);
   j["hidden_act"] = c.hidden_act;
-  // Qwen2 always has q/k/v biases and Phi-3 never; only Llama and Mistral have the key.
-  if (!qwen2 && !phi3) j["attention_bias"] = c.attention_bias;
-  if (!qwen2 && !phi3) j["mlp_bias"] = false;
-  if (qwen2) {
-    j["use_sliding_window"] = c.sliding_window > 0;
-    j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
-  } else if (mistral || phi3 || c.sliding_window > 0) {
-    j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
+  // Only the config classes whose bias comes from the config have the keys.
+  if (arch.qkv_bias == BiasRule::FromConfig) {
+    j["attention_bias"] = c.attention_bias;
+    j["mlp_bias"] = false;
   }
+  if (arch.sliding_window == WindowRule::BehindSwitch) j["use_sliding_window"] = c.sliding_window > 0;
+  if (arch.sliding_window != WindowRule::IfSet || c.sliding_window > 0)
+    j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["bos_token_id"] = c.bos_token_id >= 0 ? Json(c.bos_token_id) : Json(nullptr);
   if (c.eos_token_ids.empty())

@@ -1,12 +1,14 @@
-// parse_hf_config: config.json -> ModelConfig for the Llama family (Llama, Mistral,
-// Qwen2, Phi-3/Phi-4). Anything the model layer could not run is rejected here, so a
-// wrong model fails at load with the offending key named, not mid-inference.
+// parse_hf_config: config.json -> ModelConfig for the architectures of
+// upg/arch/arch-registry.h, with their defaults. Anything the model layer could not run is
+// rejected here, so a wrong model fails at load with the offending key named, not
+// mid-inference.
 #include <cmath>
 #include <limits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "upg/arch/arch-registry.h"
 #include "upg/core/json.h"
 #include "io/hf-config.h"
 #include "io/hf-json.h"
@@ -19,8 +21,6 @@ namespace {
 
 using Json = nlohmann::json;
 using io::json_brief;
-
-constexpr const char* kSupported = "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Phi3ForCausalLM";
 
 // Typed access to one JSON object, with errors naming `origin` and the dotted key.
 class Fields {
@@ -187,11 +187,8 @@ ModelConfig parse_hf_config(std::string_view config_json, std::string_view origi
   if (!archs.is_array() || archs.empty() || !archs[0].is_string())
     f.fail("architectures", fmt::format("must be a non-empty list of strings, got {}", json_brief(archs)));
   c.architecture = archs[0].get<std::string>();
-  const bool llama = c.architecture == "LlamaForCausalLM", mistral = c.architecture == "MistralForCausalLM",
-             qwen2 = c.architecture == "Qwen2ForCausalLM", phi3 = c.architecture == "Phi3ForCausalLM";
-  if (!llama && !mistral && !qwen2 && !phi3)
-    throw Error(fmt::format("{}: unsupported architecture '{}' (supported: {})", origin, c.architecture, kSupported));
-  c.model_type = f.string("model_type", llama ? "llama" : mistral ? "mistral" : qwen2 ? "qwen2" : "phi3");
+  const ArchSpec& arch = find_arch(c.architecture, origin);
+  c.model_type = f.string("model_type", arch.model_type);
 
   c.hidden_size = f.positive("hidden_size");
   c.intermediate_size = f.positive("intermediate_size");
@@ -211,8 +208,8 @@ ModelConfig parse_hf_config(std::string_view config_json, std::string_view origi
   }
   c.vocab_size = f.positive("vocab_size");
   // Defaults are those of the transformers config classes, for configs that omit keys.
-  c.max_position_embeddings = f.positive("max_position_embeddings", llama ? 2048 : phi3 ? 4096 : 32768);
-  c.rms_norm_eps = f.number("rms_norm_eps", phi3 ? 1e-5f : 1e-6f);
+  c.max_position_embeddings = f.positive("max_position_embeddings", arch.default_max_position_embeddings);
+  c.rms_norm_eps = f.number("rms_norm_eps", arch.default_rms_norm_eps);
   if (!(c.rms_norm_eps > 0)) f.fail("rms_norm_eps", fmt::format("must be positive, got {}", c.rms_norm_eps));
   // transformers 5 moved rope_theta (and Phi's partial_rotary_factor) into
   // "rope_parameters"; a top-level key, as older configs have, wins.
@@ -231,14 +228,13 @@ ModelConfig parse_hf_config(std::string_view config_json, std::string_view origi
     f.fail("partial_rotary_factor", fmt::format("{} x head_dim {} is not an even whole number",
                                                 c.partial_rotary_factor, c.head_dim));
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
-  // Qwen2 always has q/k/v biases and its config has no key for it.
-  c.attention_bias = qwen2 ? true : phi3 ? false : f.boolean("attention_bias", false);
+  c.attention_bias = arch.qkv_bias == BiasRule::FromConfig ? f.boolean("attention_bias", false)
+                                                           : arch.qkv_bias == BiasRule::Always;
   c.hidden_act = f.string("hidden_act", "silu");
   if (c.hidden_act != "silu")
     f.fail("hidden_act", fmt::format("'{}' is not supported (only silu)", c.hidden_act));
 
-  // Qwen2 configs carry a sliding_window that is only used with use_sliding_window.
-  bool use_window = qwen2 ? f.boolean("use_sliding_window", false) : true;
+  bool use_window = arch.sliding_window == WindowRule::BehindSwitch ? f.boolean("use_sliding_window", false) : true;
   c.sliding_window = use_window ? f.integer("sliding_window", 0) : 0;
   if (c.sliding_window < 0) f.fail("sliding_window", fmt::format("must not be negative, got {}", c.sliding_window));
 

@@ -2,7 +2,7 @@
 // Internal companion of parse_hf_config (declared in upg/io/io.h).
 #include <string_view>
 
-#include "upg/io/config.h"
+#include "upg/core/config.h"
 
 namespace upg::io {
 

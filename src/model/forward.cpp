@@ -41,7 +41,7 @@ ForwardPass::ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend&
   // Repacking (or uploading) every weight now keeps that cost out of the first token.
   std::vector<const LinearWeight*> all = {&w.lm_head};
   for (const LayerWeights& l : w.layers)
-    for (const LinearWeight* lw : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) all.push_back(lw);
+    for (auto proj : kProjections) all.push_back(&(l.*proj));
   be_.prepare(std::span<const LinearWeight* const>(all));
 }
 

@@ -41,7 +41,7 @@ void check_backend_supports(const Backend& be, const ModelWeights& w, const std:
   };
   check(w.lm_head);
   for (const LayerWeights& l : w.layers)
-    for (const LinearWeight* lw : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) check(*lw);
+    for (auto proj : kProjections) check(l.*proj);
 }
 
 }  // namespace
@@ -127,8 +127,8 @@ void Model::replace_weight(const std::string& name, std::vector<float> w) {
   // buffer at its own row offset. Only the fp32 matmul reads them: no backend packs
   // dense weights at prepare time.
   for (LayerWeights& l : d.weights.layers)
-    for (LinearWeight* lw : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
-      if (!lw->compressed && !lw->scales && name == lw->name) {
+    for (auto proj : kProjections)
+      if (LinearWeight* lw = &(l.*proj); !lw->compressed && !lw->scales && name == lw->name) {
         bound_to.push_back(lw);
         rows0.push_back((static_cast<const std::byte*>(lw->data) - base) / row_bytes);
       }

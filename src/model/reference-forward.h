@@ -6,7 +6,7 @@
 
 #include "model/rope.h"
 #include "model/weights.h"
-#include "upg/io/config.h"
+#include "upg/core/config.h"
 
 namespace upg {
 

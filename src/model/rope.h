@@ -2,7 +2,7 @@
 #include <vector>
 
 #include "upg/kernels/backend.h"
-#include "upg/io/config.h"
+#include "upg/core/config.h"
 
 namespace upg {
 

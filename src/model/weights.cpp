@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "model/arch-registry.h"
 #include "upg/core/error.h"
 
 namespace upg {
@@ -98,6 +97,23 @@ LinearWeight WeightBinder::linear(const std::string& name, int64_t rows, int64_t
 
 namespace {
 
+// Every projection of one layer, as row ranges of the layout's tensors (a tensor holding
+// one projection is the range of all its rows).
+void bind_layer(WeightBinder& b, const ArchSpec& arch, const std::string& p, LayerWeights& lw) {
+  const ModelConfig& c = b.config();
+  for (const LayerTensor& t : arch.layout) {
+    const std::string stem = p + t.hf, bias = c.attention_bias && t.bias ? stem + ".bias" : std::string();
+    const int64_t total = tensor_rows(c, t);
+    int64_t row0 = 0;
+    for (int i = 0; i < t.count; ++i) {
+      const Proj proj = Proj(int(t.first) + i);
+      const ProjShape s = proj_shape(c, proj);
+      lw.*kProjections[int(proj)] = b.linear_rows(stem + ".weight", total, s.cols, row0, s.rows, bias);
+      row0 += s.rows;
+    }
+  }
+}
+
 // Tensors of layers past the config's count were ignored without a word: a config that
 // disagrees with its weights (a truncated block_count, a wrong num_hidden_layers).
 void check_layer_count(const WeightStore& store, const auto& compressed, int num_layers) {
@@ -122,7 +138,9 @@ ModelWeights bind_weights(ModelSource& src) {
   const ModelConfig& cfg = src.config;
   const WeightStore& store = src.weights;
   const ArchSpec& arch = find_arch(cfg.architecture);
-  if (arch.check_config) arch.check_config(cfg);
+  if (arch.qkv_bias == BiasRule::Always && !cfg.attention_bias)
+    throw Error(fmt::format("{}: attention_bias must be true (the architecture always has q/k/v biases)",
+                            arch.hf_class));
   ModelWeights w;
   WeightBinder b(src, w);
   w.embed = b.linear("model.embed_tokens.weight", cfg.vocab_size, cfg.hidden_size);
@@ -139,7 +157,7 @@ ModelWeights bind_weights(ModelSource& src) {
     std::string p = fmt::format("model.layers.{}.", l);
     lw.attn_norm = b.vector(p + "input_layernorm.weight", cfg.hidden_size);
     lw.mlp_norm = b.vector(p + "post_attention_layernorm.weight", cfg.hidden_size);
-    arch.bind_layer(b, p, lw);
+    bind_layer(b, arch, p, lw);
   }
   return w;
 }

@@ -5,8 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "upg/arch/arch-registry.h"
 #include "upg/kernels/backend.h"
-#include "upg/io/config.h"
+#include "upg/core/config.h"
 #include "upg/io/io.h"
 #include "upg/core/tensor.h"
 
@@ -19,6 +20,12 @@ struct LayerWeights {
   LinearWeight gate, up, down;       // [inter, hidden] x2, [hidden, inter]
 };
 
+// The seven projections as members, indexed by Proj: the one list that binding, prepare
+// and the load checks walk.
+inline constexpr LinearWeight LayerWeights::* kProjections[kProjCount] = {
+    &LayerWeights::q, &LayerWeights::k, &LayerWeights::v, &LayerWeights::o,
+    &LayerWeights::gate, &LayerWeights::up, &LayerWeights::down};
+
 struct ModelWeights {
   LinearWeight embed;    // [vocab, hidden]
   LinearWeight lm_head;  // [vocab, hidden]; the embedding when tied
@@ -27,8 +34,8 @@ struct ModelWeights {
   std::deque<format::CompressedMatrix> slices;  // row ranges of fused compressed weights
 };
 
-// Checked access to the store for architecture binders: every getter validates the
-// tensor's shape against the config and names the tensor in its error.
+// Checked access to the store for weight binding: every getter validates the tensor's
+// shape against the config and names the tensor in its error.
 class WeightBinder {
  public:
   WeightBinder(ModelSource& src, ModelWeights& out)
@@ -56,8 +63,8 @@ class WeightBinder {
   ModelWeights& out_;
 };
 
-// Binds the non-layer weights and every layer through the architecture's binder. The
-// result points into `src`, which must outlive it.
+// Binds the non-layer weights and every layer through the architecture's layout
+// (upg/arch/arch-registry.h). The result points into `src`, which must outlive it.
 ModelWeights bind_weights(ModelSource& src);
 
 }  // namespace upg

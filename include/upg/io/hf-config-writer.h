@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "upg/io/config.h"
+#include "upg/core/config.h"
 
 namespace upg::io {
 

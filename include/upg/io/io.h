@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "upg/io/config.h"
+#include "upg/core/config.h"
 #include "upg/format/format.h"
 #include "upg/core/tensor.h"
 #include "upg/tokenizer/tokenizer.h"

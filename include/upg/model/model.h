@@ -10,7 +10,7 @@
 #include "upg/kernels/backend.h"
 #include "upg/model/batch.h"
 #include "upg/model/op-profile.h"
-#include "upg/io/config.h"
+#include "upg/core/config.h"
 #include "upg/io/io.h"
 #include "upg/tokenizer/tokenizer.h"
 
