@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "sampling/test-lists.h"
 #include "upg/core/error.h"
 #include "upg/sampling/sampling.h"
 
@@ -13,15 +14,7 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-SamplingParams plain(float temp, uint64_t seed = 42) {
-  SamplingParams p;
-  p.temperature = temp;
-  p.top_k = 0;
-  p.top_p = 1.0f;
-  p.min_p = 0.0f;
-  p.seed = seed;
-  return p;
-}
+using sampling::test::plain;
 
 TEST(Sampler, GreedyTakesArgmaxLowestIdOnTies) {
   Sampler s(plain(0.0f));

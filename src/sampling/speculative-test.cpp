@@ -4,21 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include "sampling/test-lists.h"
 #include "upg/core/error.h"
 #include "upg/sampling/sampling.h"
 
 namespace upg {
 namespace {
 
-SamplingParams params(float temp, uint64_t seed) {
-  SamplingParams p;
-  p.temperature = temp;
-  p.top_k = 0;
-  p.top_p = 1.0f;
-  p.min_p = 0.0f;
-  p.seed = seed;
-  return p;
-}
+SamplingParams params(float temp, uint64_t seed) { return sampling::test::plain(temp, seed); }
 
 CandidateList dist_of(const std::vector<float>& p) {
   CandidateList c;

@@ -6,6 +6,17 @@
 
 namespace upg::sampling::test {
 
+// Only the temperature and the seed: top-k, top-p and min-p off.
+inline SamplingParams plain(float temp, uint64_t seed = 42) {
+  SamplingParams p;
+  p.temperature = temp;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  p.seed = seed;
+  return p;
+}
+
 // Item i gets id i and logits[i], unsorted and unnormalised, as Sampler::sample builds it.
 inline CandidateList make_list(const std::vector<float>& logits) {
   CandidateList c;
