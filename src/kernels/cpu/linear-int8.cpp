@@ -25,10 +25,10 @@ Int8Linear::Form Int8Linear::form_for(const format::CompressedMatrix& m) {
   if (k.bitmap_rows16) return Form::Tiles16;
   if (k.dense_rows4) {
     // AVX2 has no byte expand: 2:4 gathers its activations instead; any other int8
-    // layout runs as dense int8, since expanding a bitmap by shuffles from a table ran at
-    // 0.58-0.60x its speed at 50% and 70% alike (docs/KERNELS.md, "AVX2"). Prime and
-    // codebook likewise run as dense fp16: expanded from fp16 bitmap windows they took
-    // 3.2-3.6x the time of int8.
+    // layout runs as dense int8, since expanding a bitmap by shuffles from a table was
+    // slower than dense int8 even at 70% sparsity. Prime and codebook likewise run as
+    // dense fp16, which beat expanding them from fp16 bitmap windows (docs/KERNELS.md,
+    // "AVX2", has the measurements).
     if (m.encoding != format::Encoding::Int8) return Form::DenseF16;
     return nm24 ? Form::Nm24 : Form::Dense4;
   }
@@ -275,7 +275,7 @@ void Int8Linear::run_jobs(std::span<Job> jobs, const float* x, int64_t n_tokens)
   // (job, unit) whose cost before it, in that order, reaches share i of the total,
   // rounded up to a whole group of 4 rows (the kernels' interleaved groups). One
   // parallel region runs them all. (Pieces taken in turn from a shared counter, 2 or 4
-  // per thread, decoded no faster on the noisy 2-core host.)
+  // per thread, were measured and decoded no faster.)
   auto cut = [&](int i) -> Cut {
     if (i == n) return {jobs.size() - 1, jobs.back().units};
     const uint64_t target = uint64_t(double(total) * i / n);
