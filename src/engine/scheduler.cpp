@@ -1,0 +1,120 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "upg/core/error.h"
+
+namespace upg {
+
+Scheduler::Scheduler(KvManager& kv, SchedulerLimits limits) : kv_(kv), limits_(limits) {
+  if (limits.max_step_tokens < 1)
+    throw ParamError("max_step_tokens", fmt::format("must be 1 or more, got {}", limits.max_step_tokens));
+  if (limits.max_running < 1)
+    throw ParamError("max_running", fmt::format("must be 1 or more, got {}", limits.max_running));
+}
+
+Scheduler::Seq& Scheduler::get(int32_t seq) {
+  auto it = seqs_.find(seq);
+  if (it == seqs_.end()) throw Error(fmt::format("scheduler: no sequence {}", seq));
+  return it->second;
+}
+
+const std::vector<int32_t>& Scheduler::tokens(int32_t seq) const {
+  auto it = seqs_.find(seq);
+  if (it == seqs_.end()) throw Error(fmt::format("scheduler: no sequence {}", seq));
+  return it->second.tokens;
+}
+
+void Scheduler::add(int32_t seq, std::vector<int32_t> prompt) {
+  if (seqs_.count(seq)) throw Error(fmt::format("scheduler: sequence {} already exists", seq));
+  if (prompt.empty()) throw ParamError("prompt", "is empty");
+  const int64_t B = kv_.block_size(), need = (int64_t(prompt.size()) + B - 1) / B;
+  if (need > kv_.n_blocks())
+    throw ParamError("prompt", fmt::format("{} tokens need {} KV cache blocks of {} tokens; the pool has {}",
+                                           prompt.size(), need, B, kv_.n_blocks()));
+  seqs_.emplace(seq, Seq{std::move(prompt), 0});
+  waiting_.push_back(seq);
+}
+
+void Scheduler::append_token(int32_t seq, int32_t token) {
+  Seq& s = get(seq);
+  if (s.computed != int(s.tokens.size()))
+    throw Error(fmt::format("scheduler: sequence {} gets a token before its last one ran", seq));
+  s.tokens.push_back(token);
+}
+
+void Scheduler::finish(int32_t seq) {
+  get(seq);
+  if (kv_.has(seq)) kv_.free(seq);
+  running_.erase(std::remove(running_.begin(), running_.end(), seq), running_.end());
+  waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), seq), waiting_.end());
+  seqs_.erase(seq);
+}
+
+void Scheduler::commit(const StepPlan& plan) {
+  for (const ScheduledSeq& c : plan.seqs)
+    if (kv_.has(c.seq)) kv_.commit(c.seq);
+}
+
+bool Scheduler::try_run(int32_t seq, int budget, StepPlan& plan) {
+  Seq& s = get(seq);
+  const int n = std::min(budget, int(s.tokens.size()) - s.computed);
+  if (n <= 0) return true;  // nothing new (its sampled token has not come back yet)
+  if (!kv_.can_append(seq, n)) return false;
+  const std::span<const int32_t> chunk(s.tokens.data() + s.computed, size_t(n));
+  kv_.append(seq, chunk, plan.slots, plan.copies);
+  plan.seqs.push_back({seq, s.computed, n, s.computed + n == int(s.tokens.size())});
+  s.computed += n;
+  return true;
+}
+
+void Scheduler::preempt(int32_t seq, StepPlan& plan) {
+  Seq& s = get(seq);
+  kv_.free(seq);
+  s.computed = 0;
+  running_.erase(std::remove(running_.begin(), running_.end(), seq), running_.end());
+  waiting_.push_front(seq);
+  plan.preempted.push_back(seq);
+}
+
+StepPlan Scheduler::schedule() {
+  StepPlan plan;
+  int budget = limits_.max_step_tokens;
+  // Running sequences, oldest first; the newest gives way when the pool is short.
+  for (size_t i = 0; i < running_.size() && budget > 0;) {
+    const int32_t seq = running_[i];
+    const int before = plan.n_tokens();
+    if (try_run(seq, budget, plan)) {
+      budget -= plan.n_tokens() - before;
+      ++i;
+      continue;
+    }
+    // Preempting a sequence already scheduled this step would free blocks its slots
+    // use, so only those after i give way; with none left, seq itself waits.
+    preempt(running_.back(), plan);
+  }
+  // Waiting sequences, first come first served: the first that does not fit stops the
+  // queue (a later, smaller one does not jump it).
+  while (!waiting_.empty() && budget > 0 && int(running_.size()) < limits_.max_running) {
+    const int32_t seq = waiting_.front();
+    Seq& s = get(seq);
+    s.computed = kv_.start(seq, s.tokens);
+    const int before = plan.n_tokens();
+    if (!try_run(seq, budget, plan)) {
+      kv_.free(seq);
+      s.computed = 0;
+      if (running_.empty() && plan.seqs.empty())
+        throw Error(fmt::format("scheduler: sequence {} ({} tokens) does not fit the free KV cache blocks even alone",
+                                seq, s.tokens.size()));
+      break;
+    }
+    budget -= plan.n_tokens() - before;
+    waiting_.pop_front();
+    running_.push_back(seq);
+  }
+  return plan;
+}
+
+}  // namespace upg

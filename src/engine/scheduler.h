@@ -1,0 +1,87 @@
+#pragma once
+// Continuous batching, as plain data: every step, which tokens of which sequences run.
+// vLLM's v1 scheduler is the model: one token budget per step; the running sequences
+// first, in arrival order (a decode token each, or the next chunk of an unfinished
+// prompt); then waiting prompts, first come first served, in chunks so that a long
+// prompt never stalls the others. When the KV pool cannot hold a running sequence's next
+// tokens, the newest running sequence is preempted: its blocks are freed and it waits
+// again at the front, to be recomputed (its committed prefix blocks usually survive in
+// the pool's cache, so recomputing is often cheap). The scheduler never touches a
+// tensor: the plan says which tokens, which cache slots and which block copies, and the
+// caller runs them through the model.
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/kv-manager.h"
+#include "upg/core/block-copy.h"
+
+namespace upg {
+
+struct SchedulerLimits {
+  int max_step_tokens = 512;  // tokens of all sequences in one forward pass
+  int max_running = 32;       // sequences in one forward pass
+};
+
+// One sequence's share of a step: its tokens [first, first + count).
+struct ScheduledSeq {
+  int32_t seq = 0;
+  int first = 0;
+  int count = 0;
+  bool wants_logits = false;  // the chunk ends the sequence's known tokens: sample after it
+};
+
+struct StepPlan {
+  std::vector<ScheduledSeq> seqs;  // the chunks, each one's slots consecutive in `slots`
+  std::vector<int64_t> slots;      // per token of the step, its KV cache slot
+  std::vector<BlockCopy> copies;   // copy-on-write: perform before the forward pass
+  std::vector<int32_t> preempted;  // sequences sent back to waiting this step
+  int n_tokens() const { return int(slots.size()); }
+};
+
+class Scheduler {
+ public:
+  // Throws ParamError for limits below 1.
+  Scheduler(KvManager& kv, SchedulerLimits limits);
+
+  // A new sequence (an id not in use) with its prompt; it waits until schedule() admits
+  // it. Throws ParamError("prompt", ...) when the prompt alone needs more blocks than the
+  // whole pool: such a request could never run.
+  void add(int32_t seq, std::vector<int32_t> prompt);
+  // The token sampled for seq after a step that wanted its logits: it runs next step.
+  void append_token(int32_t seq, int32_t token);
+  // Finished or cancelled, whether running or waiting: its blocks go back to the pool.
+  void finish(int32_t seq);
+  // The plan's forward pass has run: its tokens' keys and values are in the cache.
+  void commit(const StepPlan& plan);
+
+  // Decides the next step. Empty when nothing waits or runs. Throws upg::Error when a
+  // waiting sequence cannot be admitted although nothing runs (it cannot fit even alone).
+  StepPlan schedule();
+
+  const std::vector<int32_t>& tokens(int32_t seq) const;
+  bool has(int32_t seq) const { return seqs_.count(seq) != 0; }
+  int n_running() const { return int(running_.size()); }
+  int n_waiting() const { return int(waiting_.size()); }
+
+ private:
+  struct Seq {
+    std::vector<int32_t> tokens;  // prompt and generated tokens
+    int computed = 0;             // leading tokens whose keys and values are (being) cached
+  };
+
+  Seq& get(int32_t seq);
+  // Schedules up to `budget` of seq's uncomputed tokens; false when the pool is too short.
+  bool try_run(int32_t seq, int budget, StepPlan& plan);
+  void preempt(int32_t seq, StepPlan& plan);
+
+  KvManager& kv_;
+  SchedulerLimits limits_;
+  std::unordered_map<int32_t, Seq> seqs_;
+  std::vector<int32_t> running_;  // admission order
+  std::deque<int32_t> waiting_;   // arrival order; preempted ones go to the front
+};
+
+}  // namespace upg
