@@ -151,6 +151,11 @@ TEST(Engine, BadRequestsAreParamErrors) {
   bad.sampling.temperature = -1;
   bad.sampling.top_p = 2;
   EXPECT_THROW(e.submit(bad), ParamError);
+  // A pool of 2 blocks of 4 tokens can never hold a 9-token prompt: refused at submit.
+  auto small = tiny(2);
+  Engine e2(*small);
+  EXPECT_THROW(e2.submit(greedy_request(std::vector<int32_t>(9, 1), 1)), ParamError);
+  EXPECT_NO_THROW(e2.submit(greedy_request(std::vector<int32_t>(8, 1), 1)));
 }
 
 }  // namespace

@@ -17,18 +17,18 @@ Engine::Engine(Model& model, EngineOptions options)
 Engine::~Engine() = default;
 
 int64_t Engine::submit(Request r) {
-  if (r.prompt.empty()) throw ParamError("prompt", "is empty");
+  sched_.check_fits(r.prompt);  // empty, or past the KV pool; reads only the pool's fixed size
   const int vocab = model_.config().vocab_size;
   for (int32_t t : r.prompt)
     if (t < 0 || t >= vocab) throw ParamError("prompt", fmt::format("token id {} is outside the vocabulary of {}", t, vocab));
   if (int64_t(r.prompt.size()) >= model_.context_length())
     throw ParamError("prompt", fmt::format("{} tokens do not fit the context of {} tokens", r.prompt.size(),
                                            model_.context_length()));
-  Sampler check(r.sampling);  // validates the sampling parameters now, in the caller's thread
+  auto live = std::make_unique<Live>(std::move(r));  // its Sampler checks the sampling parameters
   std::lock_guard lock(mu_);
   if (next_id_ == std::numeric_limits<int32_t>::max()) throw Error("engine: request ids exhausted");
   const int64_t id = next_id_++;
-  submitted_.emplace_back(id, std::move(r));
+  submitted_.emplace_back(id, std::move(live));
   return id;
 }
 
@@ -49,23 +49,15 @@ void Engine::end(int64_t id, StopReason reason, std::vector<RequestEvent>& event
 }
 
 void Engine::take_queued(std::vector<RequestEvent>& events) {
-  std::vector<std::pair<int64_t, Request>> submitted;
+  std::vector<std::pair<int64_t, std::unique_ptr<Live>>> submitted;
   std::vector<int64_t> cancelled;
   {
     std::lock_guard lock(mu_);
     submitted.swap(submitted_);
     cancelled.swap(cancelled_);
   }
-  for (auto& [id, req] : submitted) {
-    auto live = std::make_unique<Live>(Live{std::move(req), Sampler(SamplingParams{}), 0});
-    live->sampler = Sampler(live->req.sampling);
-    try {
-      sched_.add(int32_t(id), live->req.prompt);
-    } catch (const Error&) {
-      // The pool is smaller than the context: a prompt that cannot fit it ends at once.
-      events.push_back({id, -1, true, StopReason::kContextFull});
-      continue;
-    }
+  for (auto& [id, live] : submitted) {
+    sched_.add(int32_t(id), live->req.prompt);
     live_.emplace(id, std::move(live));
   }
   for (int64_t id : cancelled)

@@ -47,7 +47,7 @@ class Engine {
 
   // Queues a request; it joins at the next step. Returns its id. Thread-safe. Throws
   // ParamError for a bad request (empty prompt, token ids outside the vocabulary, bad
-  // sampling parameters, a prompt that cannot fit the context or the pool).
+  // sampling parameters, a prompt that cannot fit the context or the KV pool).
   int64_t submit(Request r);
   // Ends a request at the next step (a finished event with StopReason::kCallback is
   // reported); unknown or finished ids are ignored. Thread-safe.
@@ -64,8 +64,9 @@ class Engine {
 
  private:
   struct Live {
+    explicit Live(Request r) : req(std::move(r)), sampler(req.sampling) {}
     Request req;
-    Sampler sampler;
+    Sampler sampler;  // built from req.sampling, which it validates
     int generated = 0;
   };
   void take_queued(std::vector<RequestEvent>& events);
@@ -80,7 +81,7 @@ class Engine {
 
   mutable std::mutex mu_;  // guards the queues below
   int64_t next_id_ = 0;
-  std::vector<std::pair<int64_t, Request>> submitted_;
+  std::vector<std::pair<int64_t, std::unique_ptr<Live>>> submitted_;
   std::vector<int64_t> cancelled_;
 };
 

@@ -1,6 +1,7 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -15,25 +16,27 @@ Scheduler::Scheduler(KvManager& kv, SchedulerLimits limits) : kv_(kv), limits_(l
     throw ParamError("max_running", fmt::format("must be 1 or more, got {}", limits.max_running));
 }
 
-Scheduler::Seq& Scheduler::get(int32_t seq) {
+const Scheduler::Seq& Scheduler::get(int32_t seq) const {
   auto it = seqs_.find(seq);
   if (it == seqs_.end()) throw Error(fmt::format("scheduler: no sequence {}", seq));
   return it->second;
 }
 
-const std::vector<int32_t>& Scheduler::tokens(int32_t seq) const {
-  auto it = seqs_.find(seq);
-  if (it == seqs_.end()) throw Error(fmt::format("scheduler: no sequence {}", seq));
-  return it->second.tokens;
-}
+Scheduler::Seq& Scheduler::get(int32_t seq) { return const_cast<Seq&>(std::as_const(*this).get(seq)); }
 
-void Scheduler::add(int32_t seq, std::vector<int32_t> prompt) {
-  if (seqs_.count(seq)) throw Error(fmt::format("scheduler: sequence {} already exists", seq));
+const std::vector<int32_t>& Scheduler::tokens(int32_t seq) const { return get(seq).tokens; }
+
+void Scheduler::check_fits(std::span<const int32_t> prompt) const {
   if (prompt.empty()) throw ParamError("prompt", "is empty");
   const int64_t B = kv_.block_size(), need = (int64_t(prompt.size()) + B - 1) / B;
   if (need > kv_.n_blocks())
     throw ParamError("prompt", fmt::format("{} tokens need {} KV cache blocks of {} tokens; the pool has {}",
                                            prompt.size(), need, B, kv_.n_blocks()));
+}
+
+void Scheduler::add(int32_t seq, std::vector<int32_t> prompt) {
+  if (seqs_.count(seq)) throw Error(fmt::format("scheduler: sequence {} already exists", seq));
+  check_fits(prompt);
   seqs_.emplace(seq, Seq{std::move(prompt), 0});
   waiting_.push_back(seq);
 }

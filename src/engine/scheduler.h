@@ -50,6 +50,9 @@ class Scheduler {
   // it. Throws ParamError("prompt", ...) when the prompt alone needs more blocks than the
   // whole pool: such a request could never run.
   void add(int32_t seq, std::vector<int32_t> prompt);
+  // add()'s check alone: throws that ParamError when the prompt could never fit the pool.
+  // Reads only the pool's fixed size, so any thread may call it.
+  void check_fits(std::span<const int32_t> prompt) const;
   // The token sampled for seq after a step that wanted its logits: it runs next step.
   void append_token(int32_t seq, int32_t token);
   // Finished or cancelled, whether running or waiting: its blocks go back to the pool.
@@ -72,6 +75,7 @@ class Scheduler {
     int computed = 0;             // leading tokens whose keys and values are (being) cached
   };
 
+  const Seq& get(int32_t seq) const;
   Seq& get(int32_t seq);
   // Schedules up to `budget` of seq's uncomputed tokens; false when the pool is too short.
   bool try_run(int32_t seq, int budget, StepPlan& plan);
