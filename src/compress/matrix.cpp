@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -18,7 +17,7 @@ double MatrixStats::rel_error() const { return ref_sq > 0 ? std::sqrt(err_sq / r
 namespace {
 
 int thread_count(int threads) {
-  return threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  return threads > 0 ? threads : ThreadPool::hardware_threads();
 }
 
 // f(k) on t threads, k in [0, t); the first exception any of them throws is rethrown

@@ -117,11 +117,13 @@ struct ThreadPool::Impl {
   }
 };
 
+int ThreadPool::hardware_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
 ThreadPool::ThreadPool(int n_threads) : impl_(std::make_unique<Impl>()) {
   if (n_threads < 0) throw ParamError("n_threads", fmt::format("must be 0 (every core) or more, got {}", n_threads));
   if (n_threads > kMaxThreads)
     throw ParamError("n_threads", fmt::format("{} exceeds the maximum of {}", n_threads, kMaxThreads));
-  if (n_threads == 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n_threads == 0) n_threads = hardware_threads();
   impl_->n_threads = n_threads;
   impl_->workers.reserve(n_threads - 1);
   try {

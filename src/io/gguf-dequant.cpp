@@ -4,7 +4,6 @@
 #include <cstring>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -90,14 +89,13 @@ void convert_rows(DType src_type, const std::byte* src, int64_t rows, int64_t co
 
   // Threads only pay off for big tensors; norms and biases convert inline.
   const int64_t elems = rows * cols;
-  unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  unsigned n_threads = unsigned(std::min<int64_t>({int64_t(hw), rows, elems / (1 << 18) + 1}));
+  const int n_threads = int(std::min<int64_t>({ThreadPool::hardware_threads(), rows, elems / (1 << 18) + 1}));
   if (n_threads <= 1) {
     work(0, rows);
     report();
     return;
   }
-  ThreadPool pool(static_cast<int>(n_threads));
+  ThreadPool pool(n_threads);
   pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) { work(r0, r1); });
   report();
 }

@@ -49,7 +49,7 @@ std::shared_ptr<MappedFile> MappedFile::from_bytes(const std::string& path, cons
 }
 
 void MappedFile::drop_pages(const std::byte* p, size_t n) const {
-  if (owned_ || !data_ || p < data_ || n == 0 || uint64_t(p - data_) > size_ || n > size_ - uint64_t(p - data_)) return;
+  if (owned_ || !data_ || p < data_ || n == 0 || !contains(uint64_t(p - data_), n)) return;
   static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   // Inward, to the whole pages inside: the pages at either end may hold a neighbour read
   // in place (a norm), and dropping those cost more than it saved, since that read maps

@@ -47,4 +47,11 @@ void ensure_normalized(CandidateList& c) {
   c.normalized = true;
 }
 
+size_t most_likely(const CandidateList& c) {
+  size_t top = 0;
+  for (size_t i = 1; i < c.items.size(); ++i)
+    if (c.items[i].p > c.items[top].p) top = i;
+  return top;
+}
+
 }  // namespace upg::sampling

@@ -19,5 +19,7 @@ void ensure_normalized(CandidateList& c);
 
 // Index of the best item (highest logit, lowest id on ties); the list must be non-empty.
 size_t best_index(const CandidateList& c);
+// Index of the item with the highest p, the first among equals; the list must be non-empty.
+size_t most_likely(const CandidateList& c);
 
 }  // namespace upg::sampling

@@ -38,18 +38,6 @@ Sampler::Sampler(const Sampler& other)
   build_chain();
 }
 
-Sampler& Sampler::operator=(const Sampler& other) {
-  if (this != &other) {
-    params_ = other.params_;
-    greedy_ = other.greedy_;
-    rng_ = other.rng_;
-    seed_ = other.seed_;
-    steps_.clear();
-    build_chain();
-  }
-  return *this;
-}
-
 Sampler::~Sampler() = default;
 
 void Sampler::build_chain() {
@@ -119,12 +107,7 @@ const CandidateList& Sampler::distribution(std::span<const float> logits, std::s
 
 int32_t Sampler::draw(const CandidateList& dist) {
   if (dist.items.empty()) throw Error("sampler: drawing from an empty distribution");
-  if (greedy_) {  // no draw at temperature <= 0: the most likely item, the first among equals
-    size_t top = 0;
-    for (size_t i = 1; i < dist.items.size(); ++i)
-      if (dist.items[i].p > dist.items[top].p) top = i;
-    return dist.items[top].id;
-  }
+  if (greedy_) return dist.items[sampling::most_likely(dist)].id;  // no draw at temperature <= 0
   const double u = uniform();
   double cum = 0.0;
   for (const auto& it : dist.items) {

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "sampling/candidates.h"
 #include "upg/core/error.h"
 #include "upg/sampling/sampling.h"
 
@@ -17,13 +18,6 @@ float prob_of(const CandidateList& dist, int32_t id) {
   return 0.0f;
 }
 
-size_t most_likely(const CandidateList& dist) {
-  size_t top = 0;
-  for (size_t i = 1; i < dist.items.size(); ++i)
-    if (dist.items[i].p > dist.items[top].p) top = i;
-  return top;
-}
-
 }  // namespace
 
 DraftVerdict Sampler::verify_draft(const CandidateList& target, const CandidateList& draft, int32_t drafted) {
@@ -31,7 +25,7 @@ DraftVerdict Sampler::verify_draft(const CandidateList& target, const CandidateL
   for (const Candidate& c : draft.items)
     if (c.id < 0) throw Error(fmt::format("sampler: draft candidate with token id {}", c.id));
   if (greedy_) {
-    const int32_t best = target.items[most_likely(target)].id;
+    const int32_t best = target.items[sampling::most_likely(target)].id;
     return {best == drafted, best};
   }
   const double p = prob_of(target, drafted), q = prob_of(draft, drafted);

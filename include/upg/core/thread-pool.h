@@ -34,6 +34,8 @@ class ThreadPool {
   // n_threads 0: hardware concurrency. Throws upg::Error for a negative count, one past
   // kMaxThreads, or when the system cannot start the threads (after stopping those it did).
   explicit ThreadPool(int n_threads);
+  // What n_threads 0 means: the hardware's concurrency, at least 1.
+  static int hardware_threads();
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;

@@ -66,7 +66,9 @@ class Sampler {
   // A copy continues the same random stream from where this one is: a sequence forked
   // (several completions of one prompt), or a snapshot to roll back to.
   Sampler(const Sampler& other);
-  Sampler& operator=(const Sampler& other);
+  Sampler& operator=(const Sampler& other) { return *this = Sampler(other); }
+  Sampler(Sampler&&) = default;
+  Sampler& operator=(Sampler&&) = default;
   ~Sampler();
   // Picks the next token from raw logits [vocab]. Allocation-free after the first call.
   // The same as draw(distribution(logits, history)).
