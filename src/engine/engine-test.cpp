@@ -1,6 +1,6 @@
 // The engine on the tiny fixture model (so this also runs under the sanitizers): many
 // requests at once give, token for token, what each gives alone.
-#include "engine/engine.h"
+#include "upg/engine/engine.h"
 
 #include <gtest/gtest.h>
 
@@ -61,6 +61,7 @@ Request greedy_request(std::vector<int32_t> prompt, int n) {
   r.prompt = std::move(prompt);
   r.sampling.temperature = 0;
   r.max_new_tokens = n;
+  r.ignore_eos = true;  // greedy_alone does not stop either
   return r;
 }
 
@@ -81,8 +82,8 @@ int64_t expect_batch_equals_alone(int kv_blocks, SchedulerLimits limits) {
     EXPECT_EQ(got.at(id), toks) << "request " << id;
     EXPECT_EQ(reasons.at(id), StopReason::kLength);
   }
-  EXPECT_EQ(e.free_kv_blocks(), m->kv_blocks());
-  return e.preemptions();
+  EXPECT_EQ(e.stats().kv_blocks_free, m->kv_blocks());
+  return e.stats().preemptions;
 }
 
 TEST(Engine, GreedyRequestsInOneBatchGiveWhatEachGivesAlone) {
@@ -103,6 +104,7 @@ TEST(Engine, SeededSamplingDoesNotDependOnTheBatch) {
   r.sampling.temperature = 1.0f;
   r.sampling.seed = 1234;
   r.max_new_tokens = 10;
+  r.ignore_eos = true;
   std::vector<int32_t> alone;
   {
     Engine e(*m);
@@ -138,7 +140,7 @@ TEST(Engine, CancelMidPrefillAndMidDecodeFreesItsBlocks) {
     if (ev.finished) reasons[ev.id] = ev.reason;
   EXPECT_EQ(reasons.at(b), StopReason::kCallback);
   EXPECT_TRUE(e.idle());
-  EXPECT_EQ(e.free_kv_blocks(), m->kv_blocks());
+  EXPECT_EQ(e.stats().kv_blocks_free, m->kv_blocks());
 }
 
 TEST(Engine, BadRequestsAreParamErrors) {

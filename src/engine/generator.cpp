@@ -125,16 +125,4 @@ GenerateStats Generator::generate(const std::vector<int32_t>& prompt, const Gene
   return st;
 }
 
-const char* stop_reason_name(StopReason r) {
-  switch (r) {
-    case StopReason::kNone: return "none";
-    case StopReason::kEos: return "eos";
-    case StopReason::kStopString: return "stop string";
-    case StopReason::kLength: return "length";
-    case StopReason::kContextFull: return "context full";
-    case StopReason::kCallback: return "callback";
-  }
-  return "unknown";
-}
-
 }  // namespace upg

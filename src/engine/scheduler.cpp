@@ -37,7 +37,7 @@ void Scheduler::check_fits(std::span<const int32_t> prompt) const {
 void Scheduler::add(int32_t seq, std::vector<int32_t> prompt) {
   if (seqs_.count(seq)) throw Error(fmt::format("scheduler: sequence {} already exists", seq));
   check_fits(prompt);
-  seqs_.emplace(seq, Seq{std::move(prompt), 0});
+  seqs_.emplace(seq, Seq{std::move(prompt), 0, -1});
   waiting_.push_back(seq);
 }
 
@@ -114,6 +114,7 @@ StepPlan Scheduler::schedule() {
       break;
     }
     budget -= plan.n_tokens() - before;
+    if (s.cached < 0) s.cached = plan.seqs.back().first;
     waiting_.pop_front();
     running_.push_back(seq);
   }

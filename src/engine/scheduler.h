@@ -9,6 +9,7 @@
 // the pool's cache, so recomputing is often cheap). The scheduler never touches a
 // tensor: the plan says which tokens, which cache slots and which block copies, and the
 // caller runs them through the model.
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <span>
@@ -17,13 +18,9 @@
 
 #include "engine/kv-manager.h"
 #include "upg/core/block-copy.h"
+#include "upg/engine/request.h"  // SchedulerLimits
 
 namespace upg {
-
-struct SchedulerLimits {
-  int max_step_tokens = 512;  // tokens of all sequences in one forward pass
-  int max_running = 32;       // sequences in one forward pass
-};
 
 // One sequence's share of a step: its tokens [first, first + count).
 struct ScheduledSeq {
@@ -65,6 +62,8 @@ class Scheduler {
   StepPlan schedule();
 
   const std::vector<int32_t>& tokens(int32_t seq) const;
+  // Prompt tokens found in the KV cache when seq was first admitted (0 before).
+  int cached_tokens(int32_t seq) const { return std::max(0, get(seq).cached); }
   bool has(int32_t seq) const { return seqs_.count(seq) != 0; }
   int n_running() const { return int(running_.size()); }
   int n_waiting() const { return int(waiting_.size()); }
@@ -73,6 +72,7 @@ class Scheduler {
   struct Seq {
     std::vector<int32_t> tokens;  // prompt and generated tokens
     int computed = 0;             // leading tokens whose keys and values are (being) cached
+    int cached = -1;              // computed by start() at the first admission; -1 before
   };
 
   const Seq& get(int32_t seq) const;

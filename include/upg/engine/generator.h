@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "upg/engine/request.h"
 #include "upg/model/model.h"
 #include "upg/sampling/sampling.h"
 
@@ -19,11 +20,6 @@ struct GenerateParams {
   std::vector<std::string> stop_strings;
   bool ignore_eos = false;
 };
-
-// Why generation ended. A front end names it its own way (the CLI prints stop_reason_name,
-// an OpenAI server maps it to finish_reason).
-enum class StopReason { kNone, kEos, kStopString, kLength, kContextFull, kCallback };
-const char* stop_reason_name(StopReason r);  // "eos", "stop string", "length", ...
 
 struct GenerateStats {
   int prompt_tokens = 0;      // tokens in the prompt
