@@ -94,6 +94,8 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   opts.n_threads = a.threads;
   opts.context_length = a.ctx;
   opts.reference_kernels = a.reference_kernels;
+  opts.max_sequences = a.max_sequences;
+  opts.kv_blocks = a.kv_blocks;
   opts.profile = a.profile;
   opts.kv_type = a.cache_type == "f32" ? DType::F32 : a.cache_type == "int8" ? DType::I8 : DType::F16;
   if (!a.dtype.empty())

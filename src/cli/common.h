@@ -21,6 +21,8 @@ struct ModelArgs {
   bool reference_kernels = false;
   bool profile = false;
   std::string cache_type = "f16";
+  int max_sequences = 1;  // KV cache for this many sequences at once (the engine's batch)
+  int kv_blocks = 0;      // the paged pool's size; 0: max_sequences whole contexts
 };
 // --cache-type f16|f32|int8, shared by every command that runs a model.
 void add_cache_type_option(CLI::App& app, ModelArgs& args);
