@@ -26,7 +26,7 @@ struct RunArgs {
 
 
 void run(RunArgs& a) {
-  GenerateParams params = finish_generation_args(a.gen);
+  Request req = finish_generation_args(a.gen);
   // No context holds 16 MiB of text; the cap stops an endless file (a device, a pipe) early.
   if (!a.prompt_file.empty()) a.prompt = read_file_text(a.prompt_file, "the prompt file", size_t(16) << 20);
   double load_s = 0;
@@ -39,9 +39,10 @@ void run(RunArgs& a) {
     msgs.push_back({"user", a.prompt});
     text = tok.apply_chat_template(msgs, true);
   }
-  Generator gen(*model);
-  if (a.gen.verbose) fmt::print(stderr, "upg: sampler: {}\n", Sampler(params.sampling).describe());
-  GenerateStats st = gen.generate(text, params, [](std::string_view piece, int32_t) {
+  req.prompt = tok.encode(text, tok.add_bos(), true);
+  if (a.gen.verbose) fmt::print(stderr, "upg: sampler: {}\n", Sampler(req.sampling).describe());
+  Engine engine(*model);
+  GenerateStats st = generate(engine, std::move(req), [](std::string_view piece) {
     write_stdout(piece);
     return true;
   });

@@ -38,6 +38,7 @@ std::string describe_param_error(const ParamError& e) {
       {"context_length", "-c/--ctx-size", ""},
       {"max_new_tokens", "-n/--n-predict", " (lower -n or raise -c)"},
       {"prompt", "the prompt", " (raise -c)"},
+      {"stop_strings", "-r/--stop", ""},
       {"sparsity", "--sparsity", ""},
       {"values", "--values", ""},
       {"output", "-o/--output", ""},
@@ -115,7 +116,7 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
 }
 
 void add_generation_options(CLI::App& app, GenerationArgs& a) {
-  GenerateParams& p = a.params;
+  Request& p = a.request;
   SamplingParams& s = p.sampling;
   app.add_option("-n,--n-predict", p.max_new_tokens, "Tokens to generate at most; -1: until the context is full")
       ->capture_default_str();
@@ -142,7 +143,7 @@ void add_generation_options(CLI::App& app, GenerationArgs& a) {
   app.add_flag("-v,--verbose", a.verbose, "Print the sampler chain and token counts");
 }
 
-GenerateParams finish_generation_args(GenerationArgs& a) {
+Request finish_generation_args(GenerationArgs& a) {
   if (!a.seed_text.empty() && a.seed_text != "-1") {
     try {
       // stoull reads "-2" as 2^64 - 2: only -1 is special, so a sign is an error.
@@ -150,17 +151,17 @@ GenerateParams finish_generation_args(GenerationArgs& a) {
       size_t used = 0;
       unsigned long long v = std::stoull(a.seed_text, &used);
       if (used != a.seed_text.size()) throw std::invalid_argument("trailing text");
-      a.params.sampling.seed = v;
+      a.request.sampling.seed = v;
     } catch (const std::exception&) {
       throw Error(fmt::format("--seed: '{}' is not a non-negative integer or -1", a.seed_text));
     }
   }
-  if (a.params.max_new_tokens < -1) throw Error("--n-predict: must be -1 or more");
+  if (a.request.max_new_tokens < -1) throw Error("--n-predict: must be -1 or more");
   // The Sampler validates its flags; building one here reports a bad --top-p before a
   // model load that can take minutes.
-  Sampler check(a.params.sampling);
+  Sampler check(a.request.sampling);
   (void)check;
-  return a.params;
+  return a.request;
 }
 
 void write_stdout(std::string_view text) {
