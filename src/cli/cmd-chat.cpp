@@ -17,6 +17,7 @@ namespace {
 struct ChatArgs {
   ModelArgs model;
   GenerationArgs gen;
+  EngineArgs engine;
   std::string system;
 };
 
@@ -27,7 +28,7 @@ void chat(ChatArgs& a) {
   const Tokenizer& tok = model->tokenizer();
   // One engine for the whole session: each turn re-sends the conversation, and prefix
   // sharing finds the earlier turns' KV blocks, so only the new turn is prefilled.
-  Engine engine(*model);
+  Engine engine(*model, finish_engine_args(a.engine));
   std::vector<ChatMessage> msgs;
   if (!a.system.empty()) msgs.push_back({"system", a.system});
   fmt::print(stderr, "upg: chat ready; type a message, /reset to start over, Ctrl-D to quit.\n");
@@ -73,6 +74,7 @@ void add_chat_command(CLI::App& app) {
   add_model_options(*cmd, args->model);
   cmd->add_option("--system-prompt,--sys", args->system, "System message");
   add_generation_options(*cmd, args->gen);
+  add_engine_options(*cmd, args->engine);
   cmd->callback([args] { chat(*args); });
 }
 

@@ -18,6 +18,7 @@ namespace {
 struct RunArgs {
   ModelArgs model;
   GenerationArgs gen;
+  EngineArgs engine;
   std::string prompt = "What is the capital of France? Answer in one sentence.";
   std::string prompt_file;
   std::string system;
@@ -41,7 +42,7 @@ void run(RunArgs& a) {
   }
   req.prompt = tok.encode(text, tok.add_bos(), true);
   if (a.gen.verbose) fmt::print(stderr, "upg: sampler: {}\n", Sampler(req.sampling).describe());
-  Engine engine(*model);
+  Engine engine(*model, finish_engine_args(a.engine));
   GenerateStats st = generate(engine, std::move(req), [](std::string_view piece) {
     write_stdout(piece);
     return true;
@@ -68,6 +69,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--system-prompt,--sys", args->system, "System message for the chat template");
   cmd->add_flag("--raw", args->raw, "Send the prompt as is, without the chat template");
   add_generation_options(*cmd, args->gen);
+  add_engine_options(*cmd, args->engine);
   cmd->callback([args] { run(*args); });
 }
 

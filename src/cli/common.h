@@ -34,6 +34,15 @@ void add_threads_option(CLI::App& app, int& threads, const std::string& help);
 // Loads the model, printing the load time to stderr.
 std::unique_ptr<Model> load_model(const ModelArgs& args, double* load_seconds = nullptr);
 
+// Flags for the commands that run requests through the engine: the scheduler's limits,
+// prefix sharing, speculative decoding.
+struct EngineArgs {
+  EngineOptions options;
+  bool no_prefix_cache = false;
+};
+void add_engine_options(CLI::App& app, EngineArgs& args);
+EngineOptions finish_engine_args(const EngineArgs& args);
+
 struct GenerationArgs {
   Request request;  // its prompt comes from the command's own options
   std::string seed_text;  // kept as text so "-1" (random) reads like llama.cpp

@@ -38,6 +38,7 @@ GenerateStats generate(Engine& e, Request r, const TextCallback& on_text) {
   st.prompt_tokens = int(r.prompt.size());
   const auto t0 = Clock::now();
   auto t1 = t0;  // the first token's time: decode timing starts there
+  const EngineStats before = e.stats();
   const int64_t id = e.submit(std::move(r));
   bool listening = true;  // until the callback says stop
   try {
@@ -47,6 +48,12 @@ GenerateStats generate(Engine& e, Request r, const TextCallback& on_text) {
     throw;
   }
   st.decode_seconds = st.generated_tokens > 1 ? seconds_since(t1) : 0;
+  // The engine ran this request alone (other requests' events were dropped): its
+  // counters' growth is this request's.
+  const EngineStats after = e.stats();
+  st.forward_passes = after.steps - before.steps;
+  st.drafted_tokens = after.drafted_tokens - before.drafted_tokens;
+  st.accepted_tokens = after.accepted_tokens - before.accepted_tokens;
   return st;
 }
 

@@ -16,6 +16,10 @@ struct GenerateStats {
   double prompt_seconds = 0;  // submit to the first token: prefill and the first sample
   double decode_seconds = 0;  // time for every generated token after the first
   StopReason stop_reason = StopReason::kNone;
+  int64_t forward_passes = 0;   // engine steps that ran it
+  int64_t drafted_tokens = 0;   // speculative decoding: proposed
+  int64_t accepted_tokens = 0;  // of which kept
+  double tokens_per_forward() const { return forward_passes > 0 ? double(generated_tokens) / forward_passes : 0; }
   double prompt_tok_per_s() const { return prompt_seconds > 0 ? prefilled_tokens / prompt_seconds : 0; }
   double decode_tok_per_s() const {
     return decode_seconds > 0 && generated_tokens > 1 ? (generated_tokens - 1) / decode_seconds : 0;
