@@ -23,17 +23,15 @@ namespace {
 
 struct ServeArgs {
   ModelArgs model;
+  EngineArgs engine;
   server::ServerOptions server;
   std::vector<std::string> api_keys;
   std::string api_key_file;
   std::string alias;
-  int parallel = 32;
-  int step_tokens = 512;
   int kv_tokens = 16384;
   double timeout_s = 600;
   double grace_s = 10;
   int max_body_mib = 8;
-  bool no_prefix_cache = false;
   bool quiet = false;
 };
 
@@ -45,7 +43,8 @@ void serve(ServeArgs& a) {
   o.request_timeout = std::chrono::milliseconds(int64_t(a.timeout_s * 1000));
   o.max_body_bytes = size_t(a.max_body_mib) << 20;
   o.log_requests = !a.quiet;
-  a.model.max_sequences = a.parallel;
+  const EngineOptions eo = finish_engine_args(a.engine);
+  a.model.max_sequences = eo.limits.max_running;
   a.model.kv_blocks = (a.kv_tokens + 15) / 16;  // the default block size (ModelOptions::kv_block_size)
 
   // Signals are taken by one thread (sigwait), so they are blocked before any thread
@@ -79,10 +78,6 @@ void serve(ServeArgs& a) {
   });
   try {
     model = load_model(a.model);
-    EngineOptions eo;
-    eo.limits.max_running = a.parallel;
-    eo.limits.max_step_tokens = a.step_tokens;
-    eo.prefix_sharing = !a.no_prefix_cache;
     engine = std::make_unique<Engine>(*model, eo);
   } catch (...) {
     pthread_kill(waiter.native_handle(), SIGUSR1);
@@ -92,7 +87,7 @@ void serve(ServeArgs& a) {
   const std::string id = a.alias.empty() ? std::filesystem::path(a.model.path).filename().replace_extension().string()
                                          : a.alias;
   srv.attach(*model, *engine, id);
-  fmt::print(stderr, "upg: serve: ready: model '{}', {} sequences at once, KV cache {} tokens\n", id, a.parallel,
+  fmt::print(stderr, "upg: serve: ready: model '{}', {} sequences at once, KV cache {} tokens\n", id, eo.limits.max_running,
              model->kv_blocks() * model->kv_block_size());
   std::fflush(stderr);
   waiter.join();  // until SIGINT/SIGTERM has drained and stopped the server
@@ -121,16 +116,10 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--api-key", a.api_keys, "Require 'Authorization: Bearer KEY' (repeatable; /health is exempt)");
   cmd->add_option("--api-key-file", a.api_key_file, "Read API keys from a file, one per line ('#' comments)");
   cmd->add_option("--alias", a.alias, "Model name clients use (default: the file name without extension)");
-  cmd->add_option("--parallel,--np", a.parallel, "Sequences decoded together in one batch")
-      ->check(CLI::Range(1, 1024))
-      ->capture_default_str();
-  cmd->add_option("--step-tokens", a.step_tokens, "Tokens of all sequences in one forward pass (prompt chunks)")
-      ->check(CLI::Range(1, 1 << 20))
-      ->capture_default_str();
+  add_engine_options(*cmd, a.engine);
   cmd->add_option("--kv-tokens", a.kv_tokens, "KV cache size in tokens, shared by all sequences (paged)")
       ->check(CLI::Range(16, 1 << 26))
       ->capture_default_str();
-  cmd->add_flag("--no-prefix-cache", a.no_prefix_cache, "Do not share the KV blocks of identical prompt prefixes");
   cmd->add_option("--max-queue", a.server.max_queue,
                   "Choices admitted at once, running or waiting; more are answered 429 with Retry-After")
       ->check(CLI::Range(1, 4096))

@@ -66,10 +66,11 @@ Request greedy_request(std::vector<int32_t> prompt, int n) {
 }
 
 // Returns the engine's preemptions.
-int64_t expect_batch_equals_alone(int kv_blocks, SchedulerLimits limits) {
+int64_t expect_batch_equals_alone(int kv_blocks, SchedulerLimits limits, SpeculativeOptions spec = {},
+                                  EngineStats* stats = nullptr) {
   auto m = tiny(kv_blocks), ref = tiny();
   const int vocab = m->config().vocab_size;
-  Engine e(*m, {limits, true});
+  Engine e(*m, {limits, true, spec});
   std::map<int64_t, std::vector<int32_t>> want;
   for (int k = 0; k < 8; ++k) {
     const int n = 4 + k % 4;
@@ -83,6 +84,7 @@ int64_t expect_batch_equals_alone(int kv_blocks, SchedulerLimits limits) {
     EXPECT_EQ(reasons.at(id), StopReason::kLength);
   }
   EXPECT_EQ(e.stats().kv_blocks_free, m->kv_blocks());
+  if (stats) *stats = e.stats();
   return e.stats().preemptions;
 }
 
@@ -94,6 +96,19 @@ TEST(Engine, SmallBudgetsAndAShortPoolChunkAndPreemptWithoutChangingOutputs) {
   // 10 blocks of 4 tokens for 8 requests of 10-14 prompt tokens: most wait, some are
   // preempted and recomputed; prompts run in chunks of at most 6 tokens per step.
   EXPECT_GT(expect_batch_equals_alone(10, {6, 4}), 0);
+}
+
+TEST(Engine, PromptLookupDraftsLeaveGreedyOutputsUnchanged) {
+  EngineStats st;
+  SpeculativeOptions spec;
+  spec.lookup = 4;
+  expect_batch_equals_alone(0, {512, 32}, spec, &st);
+  EXPECT_GT(st.drafted_tokens, 0);
+  EXPECT_GT(st.accepted_tokens, 0);  // the tiny model repeats itself: some drafts hold
+  EXPECT_LT(st.accepted_tokens, st.drafted_tokens);
+  // Drafts that do not fit a small budget or a short pool are dropped, never cut.
+  expect_batch_equals_alone(10, {6, 4}, spec, &st);
+  EXPECT_GT(st.drafted_tokens, 0);
 }
 
 TEST(Engine, SeededSamplingDoesNotDependOnTheBatch) {

@@ -11,6 +11,7 @@
 
 #include "engine/kv-manager.h"
 #include "engine/logprobs.h"
+#include "engine/prompt-lookup.h"
 #include "engine/scheduler.h"
 #include "engine/stop-strings.h"
 #include "upg/core/error.h"
@@ -76,6 +77,12 @@ void check_request(const Request& r, const Model& model) {
 struct Engine::Impl {
   Impl(Model& m, EngineOptions o)
       : model(m), kv(m.kv_blocks(), m.kv_block_size(), o.prefix_sharing), sched(kv, o.limits) {
+    lookup.max_draft = o.speculative.lookup;
+    lookup.ngram_max = o.speculative.ngram_max;
+    lookup.ngram_min = o.speculative.ngram_min;
+    check_lookup_params(lookup);
+    one_draft.items.assign(1, Candidate{0, 0, 1});
+    one_draft.normalized = true;
     counted.kv_blocks = kv.n_blocks();
     counted.kv_block_size = kv.block_size();
     counted.kv_blocks_free = kv.free_blocks();
@@ -86,9 +93,17 @@ struct Engine::Impl {
   // Ends request id: flushes its held-back text (unless a stop string ended it) into a
   // finished event with its usage.
   void end(int64_t id, StopReason reason, std::vector<RequestEvent>& events);
-  // Takes the token sampled for id from `logits`: an event, and the end when it stops the
-  // request. Returns whether the request goes on.
-  bool emit(int64_t id, Live& live, int32_t token, std::span<const float> logits, std::vector<RequestEvent>& events);
+  // Reports `token`, which makes id's sequence n_after tokens long, sampled from
+  // `logits`: an event, and the end when it stops the request. Returns whether the
+  // request goes on (the caller then appends the token where it is not there yet).
+  bool emit(int64_t id, Live& live, int32_t token, int64_t n_after, std::span<const float> logits,
+            std::vector<RequestEvent>& events);
+  // Gives every decoding request its prompt-lookup drafts for this step.
+  void propose();
+  // The tokens chunk c's logits rows decide: for a plain chunk the one sampled, for one
+  // with drafts the accepted drafts and the target's own next token (the rejected
+  // drafts are truncated out of the sequence and its blocks).
+  void decide(const ScheduledSeq& c, std::span<const float> rows, std::vector<int32_t>& out);
   void publish_stats();
 
   Model& model;
@@ -97,6 +112,15 @@ struct Engine::Impl {
   std::unordered_map<int64_t, std::unique_ptr<Live>> live;
   Batch batch;
   std::vector<int32_t> order_scratch;  // token_logprobs
+  LookupParams lookup;                 // max_draft 0: no prompt lookup
+  std::vector<int32_t> draft;          // propose()'s scratch
+  CandidateList one_draft;             // a deterministic draft for verify_draft: one token, p = 1
+  struct Decided {
+    const ScheduledSeq* chunk;
+    size_t row;                   // its first logits row
+    std::vector<int32_t> tokens;  // to report, in order
+  };
+  std::vector<Decided> decided;
   EngineStats counted;  // the totals, kept on the step thread; published under mu
 
   mutable std::mutex mu;  // guards the queues and `stats` below
@@ -185,7 +209,7 @@ void Engine::Impl::end(int64_t id, StopReason reason, std::vector<RequestEvent>&
   events.push_back(std::move(ev));
 }
 
-bool Engine::Impl::emit(int64_t id, Live& l, int32_t token, std::span<const float> logits,
+bool Engine::Impl::emit(int64_t id, Live& l, int32_t token, int64_t n_after, std::span<const float> logits,
                         std::vector<RequestEvent>& events) {
   const auto& stop_tokens = l.req.stop_tokens;
   if (std::find(stop_tokens.begin(), stop_tokens.end(), token) != stop_tokens.end()) {
@@ -200,18 +224,62 @@ bool Engine::Impl::emit(int64_t id, Live& l, int32_t token, std::span<const floa
   ev.text = l.stops.push(l.decoder ? l.decoder->push(token) : fmt::format("[{}]", token));
   if (l.req.top_logprobs >= 0) ev.logprob = token_logprobs(logits, token, l.req.top_logprobs, ev.top_logprobs, order_scratch);
   events.push_back(std::move(ev));
-  const int64_t n_tokens = int64_t(sched.tokens(int32_t(id)).size()) + 1;
   if (l.stops.stopped()) {
     end(id, StopReason::kStopString, events);
   } else if (l.req.max_new_tokens >= 0 && l.generated >= l.req.max_new_tokens) {
     end(id, StopReason::kLength, events);
-  } else if (n_tokens >= model.context_length()) {
+  } else if (n_after >= model.context_length()) {
     end(id, StopReason::kContextFull, events);
   } else {
-    sched.append_token(int32_t(id), token);
     return true;
   }
   return false;
+}
+
+void Engine::Impl::propose() {
+  for (int32_t seq : sched.running()) {
+    if (!sched.decoding(seq)) continue;
+    const Live& l = *live.at(seq);
+    const std::vector<int32_t>& toks = sched.tokens(seq);
+    // Room for the drafts and the target's own token after them: in the context, and in
+    // the request's token limit (a draft past it would be computed for nothing).
+    int room = int(model.context_length() - int64_t(toks.size())) - 1;
+    if (l.req.max_new_tokens >= 0) room = std::min(room, l.req.max_new_tokens - l.generated - 1);
+    if (room <= 0) continue;
+    propose_lookup(toks, lookup, draft);
+    if (int(draft.size()) > room) draft.resize(size_t(room));
+    if (!draft.empty()) sched.add_drafts(seq, draft);
+  }
+}
+
+void Engine::Impl::decide(const ScheduledSeq& c, std::span<const float> rows, std::vector<int32_t>& out) {
+  Live& l = *live.at(c.seq);
+  const size_t vocab = size_t(model.config().vocab_size);
+  const std::vector<int32_t>& toks = sched.tokens(c.seq);
+  const size_t first_draft = toks.size() - size_t(c.drafts);  // the drafts' place in toks
+  out.clear();
+  int accepted = 0;
+  bool rejected = false;
+  for (int i = 0; i < c.drafts && !rejected; ++i) {
+    const CandidateList& target =
+        l.sampler.distribution(rows.subspan(size_t(i) * vocab, vocab), std::span(toks).first(first_draft + size_t(i)));
+    const int32_t drafted = toks[first_draft + size_t(i)];
+    one_draft.items[0].id = drafted;
+    const DraftVerdict v = l.sampler.verify_draft(target, one_draft, drafted);
+    out.push_back(v.token);  // the draft, or the target's correction in its place
+    if (v.accepted) ++accepted;
+    else rejected = true;
+  }
+  if (c.drafts > 0) {
+    counted.drafted_tokens += c.drafts;
+    counted.accepted_tokens += accepted;
+    sched.truncate(c.seq, int(first_draft) + accepted);
+    if (rejected) return;
+  }
+  // Every draft accepted (or none): the target's own next token after them.
+  const size_t row = out.size();
+  const std::vector<int32_t>& now = sched.tokens(c.seq);
+  out.push_back(l.sampler.sample(rows.subspan(row * vocab, vocab), now));
 }
 
 void Engine::Impl::take_queued(std::vector<RequestEvent>& events) {
@@ -235,6 +303,7 @@ std::vector<RequestEvent> Engine::step() {
   Impl& I = *impl_;
   std::vector<RequestEvent> events;
   I.take_queued(events);
+  if (I.lookup.max_draft > 0) I.propose();
   const StepPlan plan = I.sched.schedule();
   I.counted.preemptions += int64_t(plan.preempted.size());
   if (!plan.seqs.empty()) {
@@ -245,21 +314,38 @@ std::vector<RequestEvent> Engine::step() {
       const int32_t table = I.batch.add_table(I.kv.block_table(c.seq));
       for (int i = 0; i < c.count; ++i) {
         const int pos = c.first + i;
-        I.batch.add(toks[size_t(pos)], pos, c.seq, c.wants_logits && i + 1 == c.count, table);
+        // Logits after the last token, and after each token a draft follows.
+        I.batch.add(toks[size_t(pos)], pos, c.seq, c.wants_logits && i >= c.count - 1 - c.drafts, table);
       }
     }
     const std::span<const float> logits = I.model.decode(I.batch);
-    I.sched.commit(plan);
     ++I.counted.steps;
 
+    // Decide every request's tokens (truncating rejected drafts), then commit the full
+    // blocks (so a request that ends now leaves its prefix findable), then report.
     const size_t vocab = size_t(I.model.config().vocab_size);
-    size_t row = 0;
+    I.decided.resize(plan.seqs.size());
+    size_t row = 0, n_decided = 0;
     for (const ScheduledSeq& c : plan.seqs) {
       if (!c.wants_logits) continue;
-      Live& l = *I.live.at(c.seq);
-      const std::span<const float> row_logits = logits.subspan(row++ * vocab, vocab);
-      const int32_t next = l.sampler.sample(row_logits, I.sched.tokens(c.seq));
-      I.emit(c.seq, l, next, row_logits, events);
+      Impl::Decided& d = I.decided[n_decided++];
+      d.chunk = &c;
+      d.row = row;
+      const size_t n_rows = size_t(c.drafts) + 1;
+      I.decide(c, logits.subspan(row * vocab, n_rows * vocab), d.tokens);
+      row += n_rows;
+    }
+    I.sched.commit(plan);
+    for (size_t k = 0; k < n_decided; ++k) {
+      const Impl::Decided& d = I.decided[k];
+      const int32_t seq = d.chunk->seq;
+      Live& l = *I.live.at(seq);
+      // The accepted drafts are in the sequence already; the last token is new.
+      const int64_t base = int64_t(I.sched.tokens(seq).size()) - int64_t(d.tokens.size()) + 1;
+      bool goes_on = true;
+      for (size_t j = 0; j < d.tokens.size() && goes_on; ++j)
+        goes_on = I.emit(seq, l, d.tokens[j], base + int64_t(j) + 1, logits.subspan((d.row + j) * vocab, vocab), events);
+      if (goes_on) I.sched.append_token(seq, d.tokens.back());
     }
   }
   I.publish_stats();

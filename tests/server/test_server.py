@@ -111,7 +111,7 @@ class ServerTest(unittest.TestCase):
         # Without prefix sharing, so a request repeated gives what it gave: a prompt whose
         # first blocks come from the cache prefills only its tail, through other kernels
         # (decode tiles below 16 rows, the GEMM from 16), which round differently.
-        cls.server = ServerProcess("--parallel", "32", "--max-queue", "48", "--max-body", "1", "--timeout", "60",
+        cls.server = ServerProcess("--max-queue", "48", "--max-body", "1", "--timeout", "60",
                                    "--no-prefix-cache")
         cls.saw_loading = cls.server.wait_ready()
         cls.url = cls.server.url
@@ -345,7 +345,7 @@ class SmallServerTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = ServerProcess("--parallel", "1", "--max-queue", "1", "--api-key", "sk-test-key", "--grace", "30")
+        cls.server = ServerProcess("--max-seqs", "1", "--max-queue", "1", "--api-key", "sk-test-key", "--grace", "30")
         cls.server.wait_ready()
         cls.url = cls.server.url
 

@@ -65,9 +65,23 @@ struct SchedulerLimits {
   int max_running = 32;       // sequences in one forward pass
 };
 
+// Speculative decoding as lookahead slots: each step, a decoding request's proposer gives
+// up to a few draft tokens, the step runs them after its last token in the same forward
+// pass, and the target's logits after each decide how many to keep (Sampler::verify_draft:
+// the output follows the target's distribution; at temperature 0 it is exactly what plain
+// decoding gives) plus one token of its own.
+struct SpeculativeOptions {
+  // Prompt lookup: up to `lookup` draft tokens from the most recent earlier match of the
+  // context's last ngram_max .. ngram_min tokens. 0: off.
+  int lookup = 0;
+  int ngram_max = 3;
+  int ngram_min = 1;
+};
+
 struct EngineOptions {
   SchedulerLimits limits;
   bool prefix_sharing = true;  // full KV blocks of identical prefixes found by hash and shared
+  SpeculativeOptions speculative;
 };
 
 // Counters for monitoring (a server's /metrics); Engine::stats() reads them thread-safely.
