@@ -140,6 +140,9 @@ class ServerTest(unittest.TestCase):
         return text, finish, usage, roles
 
     def test_health_and_models(self):
+        # The listener starts before the model loads (/health answers 503 meanwhile).
+        log = "".join(self.server.log)
+        self.assertLess(log.index("listening on"), log.index("upg: loaded"))
         self.assertEqual(httpx.get(self.url + "/health").json(), {"status": "ok"})
         models = httpx.get(self.url + "/v1/models").json()
         self.assertEqual(models["object"], "list")
