@@ -28,7 +28,6 @@ struct ServeArgs {
   std::vector<std::string> api_keys;
   std::string api_key_file;
   std::string alias;
-  int kv_tokens = 16384;
   double timeout_s = 600;
   double grace_s = 10;
   int max_body_mib = 8;
@@ -45,7 +44,6 @@ void serve(ServeArgs& a) {
   o.log_requests = !a.quiet;
   const EngineOptions eo = finish_engine_args(a.engine);
   a.model.max_sequences = eo.limits.max_running;
-  a.model.kv_blocks = (a.kv_tokens + 15) / 16;  // the default block size (ModelOptions::kv_block_size)
 
   // Signals are taken by one thread (sigwait), so they are blocked before any thread
   // starts; a client gone mid-write is an error return, not SIGPIPE.
@@ -117,9 +115,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--api-key-file", a.api_key_file, "Read API keys from a file, one per line ('#' comments)");
   cmd->add_option("--alias", a.alias, "Model name clients use (default: the file name without extension)");
   add_engine_options(*cmd, a.engine);
-  cmd->add_option("--kv-tokens", a.kv_tokens, "KV cache size in tokens, shared by all sequences (paged)")
-      ->check(CLI::Range(16, 1 << 26))
-      ->capture_default_str();
+  add_kv_tokens_option(*cmd, a.model, 16384);
   cmd->add_option("--max-queue", a.server.max_queue,
                   "Choices admitted at once, running or waiting; more are answered 429 with Retry-After")
       ->check(CLI::Range(1, 4096))

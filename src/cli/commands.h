@@ -16,5 +16,6 @@ void add_compress_command(CLI::App& app);
 void add_synth_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
+void add_batch_command(CLI::App& app);
 
 }  // namespace upg::cli

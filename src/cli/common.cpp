@@ -78,6 +78,16 @@ void add_threads_option(CLI::App& app, int& threads, const std::string& help) {
   app.add_option("-t,--threads", threads, help)->check(CLI::Range(0, ThreadPool::kMaxThreads));
 }
 
+void add_kv_tokens_option(CLI::App& app, ModelArgs& a, int default_tokens) {
+  const int block = ModelOptions{}.kv_block_size;
+  a.kv_blocks = (default_tokens + block - 1) / block;
+  app.add_option_function<int>(
+         "--kv-tokens", [&a, block](int tokens) { a.kv_blocks = (tokens + block - 1) / block; },
+         fmt::format("KV cache size in tokens, shared by all sequences in blocks of {} (default {})", block,
+                     default_tokens))
+      ->check(CLI::Range(16, 1 << 26));
+}
+
 void add_cache_type_option(CLI::App& app, ModelArgs& a) {
   app.add_option("--cache-type", a.cache_type,
                  "KV cache element type: f16 halves its memory and the bytes each decode step reads; f32 is exact; "

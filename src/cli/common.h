@@ -26,6 +26,9 @@ struct ModelArgs {
 };
 // --cache-type f16|f32|int8, shared by every command that runs a model.
 void add_cache_type_option(CLI::App& app, ModelArgs& args);
+// --kv-tokens N: the paged KV pool, in tokens, that the sequences of upg serve and upg
+// batch share (ModelArgs::kv_blocks, rounded up to whole blocks).
+void add_kv_tokens_option(CLI::App& app, ModelArgs& args, int default_tokens);
 // --reference-kernels, shared by every command that runs a model.
 void add_reference_kernels_flag(CLI::App& app, ModelArgs& args);
 void add_model_options(CLI::App& app, ModelArgs& args, bool with_runtime = true);

@@ -170,6 +170,10 @@ ApiRequest parse_request(std::string_view text, Endpoint endpoint, const Request
   } catch (const Error& e) {
     throw ApiError(400, e.what());
   }
+  return parse_request_body(body, endpoint, limits);
+}
+
+ApiRequest parse_request_body(const json& body, Endpoint endpoint, const RequestLimits& limits) {
   if (!body.is_object()) throw ApiError(400, "request body: must be a JSON object");
   const auto& known = known_fields(endpoint);
   for (const auto& [key, value] : body.items())

@@ -52,6 +52,8 @@ struct RequestLimits {
 
 // Parses a body; throws ApiError (400) for every problem.
 ApiRequest parse_request(std::string_view body, Endpoint endpoint, const RequestLimits& limits);
+// The same from a parsed body (upg batch reads JSON lines).
+ApiRequest parse_request_body(const nlohmann::json& body, Endpoint endpoint, const RequestLimits& limits);
 
 // The request field a library ParamError's parameter stands for ("repeat_penalty" ->
 // "repetition_penalty", "prompt" -> "messages" on chat), as the CLI maps them to flags.
