@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <unordered_set>
 
 #include "jinja/builtins.h"
@@ -244,9 +245,10 @@ class Interpreter {
         if (k == p.name) v = val;
       f.emplace_back(p.name, std::move(v));
     }
-    for (const auto& [k, val] : a.named) {
-      const bool known = std::any_of(m.params.begin(), m.params.end(), [&](const MacroParam& p) { return p.name == k; });
-      if (!known) throw Problem(fmt::format("macro '{}' takes no argument '{}'", m.text, k));
+    for (const auto& arg : a.named) {
+      const bool known =
+          std::any_of(m.params.begin(), m.params.end(), [&](const MacroParam& p) { return p.name == arg.first; });
+      if (!known) throw Problem(fmt::format("macro '{}' takes no argument '{}'", m.text, arg.first));
     }
     const size_t saved_floor = floor_;
     frames_.push_back(std::move(f));
