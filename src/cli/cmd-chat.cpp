@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <iostream>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -31,11 +33,19 @@ void chat(ChatArgs& a) {
   Engine engine(*model, finish_engine_args(a.engine));
   std::vector<ChatMessage> msgs;
   if (!a.system.empty()) msgs.push_back({"system", a.system});
+  if (a.gen.verbose) fmt::print(stderr, "upg: chat template: {}\n", tok.chat_template_description());
   fmt::print(stderr, "upg: chat ready; type a message, /reset to start over, Ctrl-D to quit.\n");
+  // Piped input is not echoed by a terminal: echo it after the prompt so that the
+  // transcript reads "> message", then the reply on its own line.
+  const bool interactive = isatty(fileno(stdin)) != 0;
   std::string line;
   while (true) {
     fmt::print(stderr, "> ");
-    if (!std::getline(std::cin, line)) break;
+    if (!std::getline(std::cin, line)) {
+      fmt::print(stderr, "\n");  // end the prompt's line at end of input
+      break;
+    }
+    if (!interactive) fmt::print(stderr, "{}\n", line);
     if (line.empty()) continue;
     if (line == "/reset") {
       msgs.resize(a.system.empty() ? 0 : 1);

@@ -39,6 +39,7 @@ void run(RunArgs& a) {
     if (!a.system.empty()) msgs.push_back({"system", a.system});
     msgs.push_back({"user", a.prompt});
     text = tok.apply_chat_template(msgs, true);
+    if (a.gen.verbose) fmt::print(stderr, "upg: chat template: {}\n", tok.chat_template_description());
   }
   req.prompt = tok.encode(text, tok.add_bos(), true);
   if (a.gen.verbose) fmt::print(stderr, "upg: sampler: {}\n", Sampler(req.sampling).describe());

@@ -160,6 +160,13 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens)
         self.assertLessEqual(r.usage.completion_tokens, 12)
 
+    def test_chat_equals_upg_run(self):
+        # The same chat template, tokenization and greedy decode as the CLI.
+        prompt = "What is the capital of France?"
+        run = subprocess.run([CLI, "run", MODEL, "-p", prompt, "--temp", "0", "-n", "12", "-t", "2"],
+                             capture_output=True, text=True, timeout=120, check=True)
+        self.assertEqual(self.chat(prompt, max_tokens=12).choices[0].message.content, run.stdout[:-1])
+
     def test_chat_streamed_equals_non_streamed(self):
         alone = self.chat("Name three colors.", max_tokens=16)
         text, finish, usage, roles = self.chat_streamed("Name three colors.", max_tokens=16)
