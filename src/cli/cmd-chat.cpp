@@ -74,7 +74,7 @@ void add_chat_command(CLI::App& app) {
   add_model_options(*cmd, args->model);
   cmd->add_option("--system-prompt,--sys", args->system, "System message");
   add_generation_options(*cmd, args->gen);
-  add_engine_options(*cmd, args->engine);
+  add_engine_options(*cmd, args->engine, args->model);
   cmd->callback([args] { chat(*args); });
 }
 

@@ -69,7 +69,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--system-prompt,--sys", args->system, "System message for the chat template");
   cmd->add_flag("--raw", args->raw, "Send the prompt as is, without the chat template");
   add_generation_options(*cmd, args->gen);
-  add_engine_options(*cmd, args->engine);
+  add_engine_options(*cmd, args->engine, args->model);
   cmd->callback([args] { run(*args); });
 }
 

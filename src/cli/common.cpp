@@ -40,6 +40,7 @@ std::string describe_param_error(const ParamError& e) {
       {"prompt", "the prompt", " (raise -c)"},
       {"stop_strings", "-r/--stop", ""},
       {"max_step_tokens", "--batch-tokens", ""},
+      {"kv_memory", "--kv-memory", ""},
       {"max_running", "--max-seqs", ""},
       {"lookup_max_draft", "--lookup", ""},
       {"sparsity", "--sparsity", ""},
@@ -100,6 +101,7 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   opts.reference_kernels = a.reference_kernels;
   opts.profile = a.profile;
   opts.kv_type = a.cache_type == "f32" ? DType::F32 : a.cache_type == "int8" ? DType::I8 : DType::F16;
+  opts.kv_memory_bytes = int64_t(a.kv_memory_mib * double(1 << 20));
   if (!a.dtype.empty())
     opts.load.dequant_to = a.dtype == "f16" ? DType::F16 : a.dtype == "bf16" ? DType::BF16 : DType::F32;
   auto t0 = std::chrono::steady_clock::now();
@@ -112,14 +114,18 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   // it fills, so peak memory at the end of a run shows what was used.
   fmt::print(stderr,
              "upg: loaded {} ({}, {} layers, hidden {}, vocab {}) in {:.2f} s on {}, context {}, KV cache {} "
-             "{:.1f} MiB\n",
+             "{:.1f} MiB ({} blocks of {} tokens)\n",
              a.path, c.architecture, c.num_layers, c.hidden_size, c.vocab_size, s, model->backend().name(),
-             model->context_length(), a.cache_type, double(model->backend().kv_bytes()) / (1 << 20));
+             model->context_length(), a.cache_type, double(model->backend().kv_bytes()) / (1 << 20),
+             model->kv_blocks(), model->kv_block_size());
   return model;
 }
 
-void add_engine_options(CLI::App& app, EngineArgs& a) {
+void add_engine_options(CLI::App& app, EngineArgs& a, ModelArgs& model) {
   EngineOptions& o = a.options;
+  app.add_option("--kv-memory", model.kv_memory_mib,
+                 "KV cache pool in MiB, shared by all sequences in blocks of 16 tokens (default: the whole context)")
+      ->check(CLI::Range(0.0, 1e9));
   app.add_option("--max-seqs", o.limits.max_running, "Sequences in one forward pass at most")
       ->check(CLI::Range(1, std::numeric_limits<int>::max()))
       ->capture_default_str();

@@ -21,6 +21,7 @@ struct ModelArgs {
   bool reference_kernels = false;
   bool profile = false;
   std::string cache_type = "f16";
+  double kv_memory_mib = 0;  // 0: the whole context for each sequence
 };
 // --cache-type f16|f32|int8, shared by every command that runs a model.
 void add_cache_type_option(CLI::App& app, ModelArgs& args);
@@ -40,7 +41,8 @@ struct EngineArgs {
   EngineOptions options;
   bool no_prefix_cache = false;
 };
-void add_engine_options(CLI::App& app, EngineArgs& args);
+// Also --kv-memory, the KV pool's size, which the model is loaded with.
+void add_engine_options(CLI::App& app, EngineArgs& args, ModelArgs& model);
 EngineOptions finish_engine_args(const EngineArgs& args);
 
 struct GenerationArgs {

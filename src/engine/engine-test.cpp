@@ -158,6 +158,26 @@ TEST(Engine, CancelMidPrefillAndMidDecodeFreesItsBlocks) {
   EXPECT_EQ(e.stats().kv_blocks_free, m->kv_blocks());
 }
 
+TEST(Engine, AMemoryBudgetSizesTheKvPool) {
+  ModelOptions o;
+  o.context_length = 64;
+  o.n_threads = 1;
+  o.kv_type = DType::F32;
+  o.kv_block_size = 4;
+  auto whole = Model::from_file(test::fixture("tiny/llama"), o);
+  const int64_t block = int64_t(whole->backend().kv_bytes()) / whole->kv_blocks();
+  o.kv_memory_bytes = 7 * block + block / 2;  // room for 7 whole blocks
+  auto m = Model::from_file(test::fixture("tiny/llama"), o);
+  EXPECT_EQ(m->kv_blocks(), 7);
+  EXPECT_EQ(int64_t(m->backend().kv_bytes()), 7 * block);
+  Engine e(*m);
+  EXPECT_EQ(e.stats().kv_blocks, 7);
+  e.submit(greedy_request(prompt_of(0, m->config().vocab_size), 4));
+  EXPECT_EQ(run_all(e).begin()->second.size(), 4u);
+  o.kv_memory_bytes = block - 1;
+  EXPECT_THROW(Model::from_file(test::fixture("tiny/llama"), o), ParamError);
+}
+
 TEST(Engine, BadRequestsAreParamErrors) {
   auto m = tiny();
   Engine e(*m);
