@@ -28,7 +28,8 @@ void chat(ChatArgs& a) {
   const Tokenizer& tok = model->tokenizer();
   // One engine for the whole session: each turn re-sends the conversation, and prefix
   // sharing finds the earlier turns' KV blocks, so only the new turn is prefilled.
-  Engine engine(*model, finish_engine_args(a.engine));
+  const std::unique_ptr<Model> draft = load_draft_model(a.model, a.engine);
+  Engine engine(*model, finish_engine_args(a.engine, draft.get()));
   std::vector<ChatMessage> msgs;
   if (!a.system.empty()) msgs.push_back({"system", a.system});
   fmt::print(stderr, "upg: chat ready; type a message, /reset to start over, Ctrl-D to quit.\n");

@@ -42,7 +42,8 @@ void run(RunArgs& a) {
   }
   req.prompt = tok.encode(text, tok.add_bos(), true);
   if (a.gen.verbose) fmt::print(stderr, "upg: sampler: {}\n", Sampler(req.sampling).describe());
-  Engine engine(*model, finish_engine_args(a.engine));
+  const std::unique_ptr<Model> draft = load_draft_model(a.model, a.engine);
+  Engine engine(*model, finish_engine_args(a.engine, draft.get()));
   GenerateStats st = generate(engine, std::move(req), [](std::string_view piece) {
     write_stdout(piece);
     return true;

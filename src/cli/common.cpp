@@ -43,6 +43,8 @@ std::string describe_param_error(const ParamError& e) {
       {"kv_memory", "--kv-memory", ""},
       {"max_running", "--max-seqs", ""},
       {"lookup_max_draft", "--lookup", ""},
+      {"draft", "--draft", ""},
+      {"draft_max", "--draft-max", ""},
       {"sparsity", "--sparsity", ""},
       {"values", "--values", ""},
       {"output", "-o/--output", ""},
@@ -140,11 +142,26 @@ void add_engine_options(CLI::App& app, EngineArgs& a, ModelArgs& model) {
                  "context (rewrites, extractions, code edits); 0: off")
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
+  app.add_option("--draft", a.draft,
+                 "Speculative decoding with a draft model: a smaller or more strongly compressed model with the same "
+                 "vocabulary proposes tokens that the model verifies in one forward pass");
+  app.add_option("--draft-max", o.speculative.draft_max, "Draft tokens per step at most with --draft")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
 }
 
-EngineOptions finish_engine_args(const EngineArgs& a) {
+std::unique_ptr<Model> load_draft_model(const ModelArgs& model, const EngineArgs& a) {
+  if (a.draft.empty()) return nullptr;
+  ModelArgs d = model;
+  d.path = a.draft;
+  d.profile = false;
+  return load_model(d);
+}
+
+EngineOptions finish_engine_args(const EngineArgs& a, Model* draft) {
   EngineOptions o = a.options;
   o.prefix_sharing = !a.no_prefix_cache;
+  o.speculative.draft = draft;
   return o;
 }
 

@@ -40,10 +40,14 @@ std::unique_ptr<Model> load_model(const ModelArgs& args, double* load_seconds = 
 struct EngineArgs {
   EngineOptions options;
   bool no_prefix_cache = false;
+  std::string draft;  // --draft MODEL
 };
 // Also --kv-memory, the KV pool's size, which the model is loaded with.
 void add_engine_options(CLI::App& app, EngineArgs& args, ModelArgs& model);
-EngineOptions finish_engine_args(const EngineArgs& args);
+// The --draft model, loaded with the target's runtime flags; null without --draft.
+std::unique_ptr<Model> load_draft_model(const ModelArgs& model, const EngineArgs& args);
+// The engine's options, with the draft model when there is one.
+EngineOptions finish_engine_args(const EngineArgs& args, Model* draft);
 
 struct GenerationArgs {
   Request request;  // its prompt comes from the command's own options

@@ -67,8 +67,9 @@ Request greedy_request(std::vector<int32_t> prompt, int n) {
 
 // Returns the engine's preemptions.
 int64_t expect_batch_equals_alone(int kv_blocks, SchedulerLimits limits, SpeculativeOptions spec = {},
-                                  EngineStats* stats = nullptr) {
-  auto m = tiny(kv_blocks), ref = tiny();
+                                  EngineStats* stats = nullptr, bool draft_model = false) {
+  auto m = tiny(kv_blocks), ref = tiny(), draft = tiny(kv_blocks);
+  if (draft_model) spec.draft = draft.get();
   const int vocab = m->config().vocab_size;
   Engine e(*m, {limits, true, spec});
   std::map<int64_t, std::vector<int32_t>> want;
@@ -109,6 +110,43 @@ TEST(Engine, PromptLookupDraftsLeaveGreedyOutputsUnchanged) {
   // Drafts that do not fit a small budget or a short pool are dropped, never cut.
   expect_batch_equals_alone(10, {6, 4}, spec, &st);
   EXPECT_GT(st.drafted_tokens, 0);
+}
+
+TEST(Engine, DraftModelDraftsLeaveGreedyOutputsUnchanged) {
+  EngineStats st;
+  SpeculativeOptions spec;
+  spec.draft_max = 3;
+  // The draft is the target itself (another instance): every greedy draft is accepted.
+  expect_batch_equals_alone(0, {512, 32}, spec, &st, true);
+  EXPECT_GT(st.drafted_tokens, 0);
+  EXPECT_EQ(st.accepted_tokens, st.drafted_tokens);
+  EXPECT_LT(st.steps, 12);  // 4-7 tokens each: in about two steps of drafts, not one a token
+  // A short pool (the draft's as short as the target's) and small budgets: drafts that do
+  // not fit are dropped.
+  expect_batch_equals_alone(10, {6, 4}, spec, &st, true);
+}
+
+TEST(Engine, SampledDraftsKeepTheSeededRequestReproducible) {
+  auto m = tiny(), draft = tiny();
+  const int vocab = m->config().vocab_size;
+  SpeculativeOptions spec;
+  spec.draft = draft.get();
+  Request r;
+  r.prompt = prompt_of(2, vocab);
+  r.sampling.temperature = 1.0f;
+  r.sampling.seed = 99;
+  r.max_new_tokens = 12;
+  r.ignore_eos = true;
+  std::vector<int32_t> first;
+  for (int k = 0; k < 2; ++k) {
+    Engine e(*m, {{512, 32}, true, spec});
+    const int64_t id = e.submit(r);
+    const auto out = run_all(e).at(id);
+    EXPECT_EQ(out.size(), 12u);
+    if (k == 0) first = out;
+    else EXPECT_EQ(out, first);
+    EXPECT_GT(e.stats().drafted_tokens, 0);
+  }
 }
 
 TEST(Engine, SeededSamplingDoesNotDependOnTheBatch) {

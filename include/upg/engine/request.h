@@ -12,6 +12,8 @@
 
 namespace upg {
 
+class Model;
+
 // Why a request ended. A front end names it its own way (the CLI prints stop_reason_name,
 // an OpenAI server maps it to finish_reason).
 enum class StopReason { kNone, kEos, kStopString, kLength, kContextFull, kCallback };
@@ -76,6 +78,10 @@ struct SpeculativeOptions {
   int lookup = 0;
   int ngram_max = 3;
   int ngram_min = 1;
+  // A draft model (same vocabulary, its own KV pool; it must outlive the engine): up to
+  // draft_max tokens drawn from it per step. Used instead of prompt lookup when set.
+  Model* draft = nullptr;
+  int draft_max = 4;
 };
 
 struct EngineOptions {
