@@ -8,21 +8,13 @@
 #include <map>
 
 #include "core/test-paths.h"
+#include "engine/test-tiny-model.h"
 #include "upg/core/error.h"
 
 namespace upg {
 namespace {
 
-std::unique_ptr<Model> tiny(int kv_blocks = 0) {
-  ModelOptions o;
-  o.context_length = 64;
-  o.n_threads = 2;
-  o.kv_type = DType::F32;
-  o.kv_block_size = 4;
-  o.max_sequences = 8;
-  o.kv_blocks = kv_blocks;
-  return Model::from_file(test::fixture("tiny/llama"), o);
-}
+std::unique_ptr<Model> tiny(int kv_blocks = 0) { return test::tiny_engine_model(kv_blocks); }
 
 std::vector<int32_t> prompt_of(int k, int vocab) {
   std::vector<int32_t> p;
@@ -54,6 +46,16 @@ std::map<int64_t, std::vector<int32_t>> run_all(Engine& e, std::map<int64_t, Sto
     }
   EXPECT_TRUE(e.idle());
   return out;
+}
+
+Request sampled_request(std::vector<int32_t> prompt, uint64_t seed, int n) {
+  Request r;
+  r.prompt = std::move(prompt);
+  r.sampling.temperature = 1.0f;
+  r.sampling.seed = seed;
+  r.max_new_tokens = n;
+  r.ignore_eos = true;
+  return r;
 }
 
 Request greedy_request(std::vector<int32_t> prompt, int n) {
@@ -131,12 +133,7 @@ TEST(Engine, SampledDraftsKeepTheSeededRequestReproducible) {
   const int vocab = m->config().vocab_size;
   SpeculativeOptions spec;
   spec.draft = draft.get();
-  Request r;
-  r.prompt = prompt_of(2, vocab);
-  r.sampling.temperature = 1.0f;
-  r.sampling.seed = 99;
-  r.max_new_tokens = 12;
-  r.ignore_eos = true;
+  const Request r = sampled_request(prompt_of(2, vocab), 99, 12);
   std::vector<int32_t> first;
   for (int k = 0; k < 2; ++k) {
     Engine e(*m, {{512, 32}, true, spec});
@@ -152,12 +149,7 @@ TEST(Engine, SampledDraftsKeepTheSeededRequestReproducible) {
 TEST(Engine, SeededSamplingDoesNotDependOnTheBatch) {
   auto m = tiny();
   const int vocab = m->config().vocab_size;
-  Request r;
-  r.prompt = prompt_of(3, vocab);
-  r.sampling.temperature = 1.0f;
-  r.sampling.seed = 1234;
-  r.max_new_tokens = 10;
-  r.ignore_eos = true;
+  const Request r = sampled_request(prompt_of(3, vocab), 1234, 10);
   std::vector<int32_t> alone;
   {
     Engine e(*m);
