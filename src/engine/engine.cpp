@@ -112,7 +112,7 @@ struct Engine::Impl {
   // request goes on (the caller then appends the token where it is not there yet).
   bool emit(int64_t id, Live& live, int32_t token, int64_t n_after, std::span<const float> logits,
             std::vector<RequestEvent>& events);
-  // Gives every decoding request its prompt-lookup drafts for this step.
+  // Gives every decoding request its drafts for this step (prompt lookup or the draft model).
   void propose();
   // The tokens chunk c's logits rows decide: for a plain chunk the one sampled, for one
   // with drafts the accepted drafts and the target's own next token (the rejected
