@@ -30,7 +30,8 @@ void chat(ChatArgs& a) {
   const Tokenizer& tok = model->tokenizer();
   // One engine for the whole session: each turn re-sends the conversation, and prefix
   // sharing finds the earlier turns' KV blocks, so only the new turn is prefilled.
-  Engine engine(*model, finish_engine_args(a.engine));
+  const std::unique_ptr<Model> draft = load_draft_model(a.model, a.engine);
+  Engine engine(*model, finish_engine_args(a.engine, draft.get()));
   std::vector<ChatMessage> msgs;
   if (!a.system.empty()) msgs.push_back({"system", a.system});
   if (a.gen.verbose) fmt::print(stderr, "upg: chat template: {}\n", tok.chat_template_description());
@@ -84,7 +85,7 @@ void add_chat_command(CLI::App& app) {
   add_model_options(*cmd, args->model);
   cmd->add_option("--system-prompt,--sys", args->system, "System message");
   add_generation_options(*cmd, args->gen);
-  add_engine_options(*cmd, args->engine);
+  add_engine_options(*cmd, args->engine, args->model);
   cmd->callback([args] { chat(*args); });
 }
 
