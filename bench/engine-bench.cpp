@@ -11,7 +11,7 @@
 #include <fstream>
 
 #include "core/test-paths.h"
-#include "engine/engine.h"
+#include "upg/engine/engine.h"
 #include "upg/model/model.h"
 
 namespace {
@@ -38,6 +38,7 @@ void BM_Engine(benchmark::State& state) {
       for (int i = 0; i < n_prompt; ++i) r.prompt.push_back(int32_t(100 + (s * 104729 + i * 7919) % 40000));
       r.sampling.temperature = 0;
       r.max_new_tokens = n_gen;
+      r.ignore_eos = true;  // every sequence generates n_gen tokens, as llama-batched-bench's do
       engine.submit(std::move(r));
     }
     const auto t0 = std::chrono::steady_clock::now();

@@ -17,15 +17,18 @@ namespace {
 struct ChatArgs {
   ModelArgs model;
   GenerationArgs gen;
+  EngineArgs engine;
   std::string system;
 };
 
 void chat(ChatArgs& a) {
-  GenerateParams params = finish_generation_args(a.gen);
+  const Request params = finish_generation_args(a.gen);
   double load_s = 0;
   auto model = load_model(a.model, &load_s);
   const Tokenizer& tok = model->tokenizer();
-  Generator gen(*model);
+  // One engine for the whole session: each turn re-sends the conversation, and prefix
+  // sharing finds the earlier turns' KV blocks, so only the new turn is prefilled.
+  Engine engine(*model, finish_engine_args(a.engine));
   std::vector<ChatMessage> msgs;
   if (!a.system.empty()) msgs.push_back({"system", a.system});
   fmt::print(stderr, "upg: chat ready; type a message, /reset to start over, Ctrl-D to quit.\n");
@@ -42,7 +45,9 @@ void chat(ChatArgs& a) {
     std::string reply;
     GenerateStats st;
     try {
-      st = gen.generate(tok.apply_chat_template(msgs, true), params, [&](std::string_view piece, int32_t) {
+      Request req = params;
+      req.prompt = tok.encode(tok.apply_chat_template(msgs, true), tok.add_bos(), true);
+      st = generate(engine, std::move(req), [&](std::string_view piece) {
         reply += piece;
         write_stdout(piece);
         return true;
@@ -69,6 +74,7 @@ void add_chat_command(CLI::App& app) {
   add_model_options(*cmd, args->model);
   cmd->add_option("--system-prompt,--sys", args->system, "System message");
   add_generation_options(*cmd, args->gen);
+  add_engine_options(*cmd, args->engine);
   cmd->callback([args] { chat(*args); });
 }
 

@@ -18,6 +18,7 @@ namespace {
 struct RunArgs {
   ModelArgs model;
   GenerationArgs gen;
+  EngineArgs engine;
   std::string prompt = "What is the capital of France? Answer in one sentence.";
   std::string prompt_file;
   std::string system;
@@ -26,7 +27,7 @@ struct RunArgs {
 
 
 void run(RunArgs& a) {
-  GenerateParams params = finish_generation_args(a.gen);
+  Request req = finish_generation_args(a.gen);
   // No context holds 16 MiB of text; the cap stops an endless file (a device, a pipe) early.
   if (!a.prompt_file.empty()) a.prompt = read_file_text(a.prompt_file, "the prompt file", size_t(16) << 20);
   double load_s = 0;
@@ -39,9 +40,10 @@ void run(RunArgs& a) {
     msgs.push_back({"user", a.prompt});
     text = tok.apply_chat_template(msgs, true);
   }
-  Generator gen(*model);
-  if (a.gen.verbose) fmt::print(stderr, "upg: sampler: {}\n", Sampler(params.sampling).describe());
-  GenerateStats st = gen.generate(text, params, [](std::string_view piece, int32_t) {
+  req.prompt = tok.encode(text, tok.add_bos(), true);
+  if (a.gen.verbose) fmt::print(stderr, "upg: sampler: {}\n", Sampler(req.sampling).describe());
+  Engine engine(*model, finish_engine_args(a.engine));
+  GenerateStats st = generate(engine, std::move(req), [](std::string_view piece) {
     write_stdout(piece);
     return true;
   });
@@ -67,6 +69,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--system-prompt,--sys", args->system, "System message for the chat template");
   cmd->add_flag("--raw", args->raw, "Send the prompt as is, without the chat template");
   add_generation_options(*cmd, args->gen);
+  add_engine_options(*cmd, args->engine);
   cmd->callback([args] { run(*args); });
 }
 

@@ -38,6 +38,10 @@ std::string describe_param_error(const ParamError& e) {
       {"context_length", "-c/--ctx-size", ""},
       {"max_new_tokens", "-n/--n-predict", " (lower -n or raise -c)"},
       {"prompt", "the prompt", " (raise -c)"},
+      {"stop_strings", "-r/--stop", ""},
+      {"max_step_tokens", "--batch-tokens", ""},
+      {"max_running", "--max-seqs", ""},
+      {"lookup_max_draft", "--lookup", ""},
       {"sparsity", "--sparsity", ""},
       {"values", "--values", ""},
       {"output", "-o/--output", ""},
@@ -114,8 +118,32 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   return model;
 }
 
+void add_engine_options(CLI::App& app, EngineArgs& a) {
+  EngineOptions& o = a.options;
+  app.add_option("--max-seqs", o.limits.max_running, "Sequences in one forward pass at most")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()))
+      ->capture_default_str();
+  app.add_option("--batch-tokens", o.limits.max_step_tokens,
+                 "Tokens of all sequences in one forward pass at most (long prompts run in chunks)")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()))
+      ->capture_default_str();
+  app.add_flag("--no-prefix-cache", a.no_prefix_cache,
+               "Do not share the KV cache blocks of identical prompt prefixes between requests and turns");
+  app.add_option("--lookup", o.speculative.lookup,
+                 "Speculative decoding by prompt lookup: up to N draft tokens per step from earlier matches in the "
+                 "context (rewrites, extractions, code edits); 0: off")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+}
+
+EngineOptions finish_engine_args(const EngineArgs& a) {
+  EngineOptions o = a.options;
+  o.prefix_sharing = !a.no_prefix_cache;
+  return o;
+}
+
 void add_generation_options(CLI::App& app, GenerationArgs& a) {
-  GenerateParams& p = a.params;
+  Request& p = a.request;
   SamplingParams& s = p.sampling;
   app.add_option("-n,--n-predict", p.max_new_tokens, "Tokens to generate at most; -1: until the context is full")
       ->capture_default_str();
@@ -142,7 +170,7 @@ void add_generation_options(CLI::App& app, GenerationArgs& a) {
   app.add_flag("-v,--verbose", a.verbose, "Print the sampler chain and token counts");
 }
 
-GenerateParams finish_generation_args(GenerationArgs& a) {
+Request finish_generation_args(GenerationArgs& a) {
   if (!a.seed_text.empty() && a.seed_text != "-1") {
     try {
       // stoull reads "-2" as 2^64 - 2: only -1 is special, so a sign is an error.
@@ -150,17 +178,17 @@ GenerateParams finish_generation_args(GenerationArgs& a) {
       size_t used = 0;
       unsigned long long v = std::stoull(a.seed_text, &used);
       if (used != a.seed_text.size()) throw std::invalid_argument("trailing text");
-      a.params.sampling.seed = v;
+      a.request.sampling.seed = v;
     } catch (const std::exception&) {
       throw Error(fmt::format("--seed: '{}' is not a non-negative integer or -1", a.seed_text));
     }
   }
-  if (a.params.max_new_tokens < -1) throw Error("--n-predict: must be -1 or more");
+  if (a.request.max_new_tokens < -1) throw Error("--n-predict: must be -1 or more");
   // The Sampler validates its flags; building one here reports a bad --top-p before a
   // model load that can take minutes.
-  Sampler check(a.params.sampling);
+  Sampler check(a.request.sampling);
   (void)check;
-  return a.params;
+  return a.request;
 }
 
 void write_stdout(std::string_view text) {
@@ -186,6 +214,10 @@ void print_stats(const GenerateStats& st, double load_seconds) {
              "{:.1f} tok/s | stop: {} | peak memory {:.0f} MiB\n",
              load_seconds, st.prompt_tokens, st.prefilled_tokens, st.prompt_tok_per_s(), st.generated_tokens,
              st.decode_tok_per_s(), stop_reason_name(st.stop_reason), peak_rss_mib());
+  if (st.drafted_tokens > 0)
+    fmt::print(stderr, "upg: speculative: drafted {}, accepted {} ({:.0f}%), {:.2f} tokens per forward pass\n",
+               st.drafted_tokens, st.accepted_tokens, 100.0 * double(st.accepted_tokens) / double(st.drafted_tokens),
+               st.tokens_per_forward());
 }
 
 void print_profile(const Model& model) {

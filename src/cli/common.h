@@ -4,7 +4,7 @@
 #include <string_view>
 
 #include "upg/core/error.h"
-#include "upg/engine/generator.h"
+#include "upg/engine/generate.h"
 #include "upg/model/model.h"
 
 namespace CLI {
@@ -34,14 +34,24 @@ void add_threads_option(CLI::App& app, int& threads, const std::string& help);
 // Loads the model, printing the load time to stderr.
 std::unique_ptr<Model> load_model(const ModelArgs& args, double* load_seconds = nullptr);
 
+// Flags for the commands that run requests through the engine: the scheduler's limits,
+// prefix sharing, speculative decoding.
+struct EngineArgs {
+  EngineOptions options;
+  bool no_prefix_cache = false;
+};
+void add_engine_options(CLI::App& app, EngineArgs& args);
+EngineOptions finish_engine_args(const EngineArgs& args);
+
 struct GenerationArgs {
-  GenerateParams params;
+  Request request;  // its prompt comes from the command's own options
   std::string seed_text;  // kept as text so "-1" (random) reads like llama.cpp
   bool verbose = false;
 };
 void add_generation_options(CLI::App& app, GenerationArgs& args);
-// Turns the parsed flags into params (seed, validation); throws upg::Error on bad values.
-GenerateParams finish_generation_args(GenerationArgs& args);
+// Turns the parsed flags into a request without its prompt (seed, validation); throws
+// upg::Error on bad values.
+Request finish_generation_args(GenerationArgs& args);
 
 // A library ParamError in the CLI's words: the flag that sets the parameter, and what
 // to change ("-n/--n-predict: prompt (9 tokens) plus 100 new tokens exceeds the context

@@ -1,6 +1,6 @@
 // The engine on the tiny fixture model (so this also runs under the sanitizers): many
 // requests at once give, token for token, what each gives alone.
-#include "engine/engine.h"
+#include "upg/engine/engine.h"
 
 #include <gtest/gtest.h>
 
@@ -61,14 +61,16 @@ Request greedy_request(std::vector<int32_t> prompt, int n) {
   r.prompt = std::move(prompt);
   r.sampling.temperature = 0;
   r.max_new_tokens = n;
+  r.ignore_eos = true;  // greedy_alone does not stop either
   return r;
 }
 
 // Returns the engine's preemptions.
-int64_t expect_batch_equals_alone(int kv_blocks, SchedulerLimits limits) {
+int64_t expect_batch_equals_alone(int kv_blocks, SchedulerLimits limits, SpeculativeOptions spec = {},
+                                  EngineStats* stats = nullptr) {
   auto m = tiny(kv_blocks), ref = tiny();
   const int vocab = m->config().vocab_size;
-  Engine e(*m, {limits, true});
+  Engine e(*m, {limits, true, spec});
   std::map<int64_t, std::vector<int32_t>> want;
   for (int k = 0; k < 8; ++k) {
     const int n = 4 + k % 4;
@@ -81,8 +83,9 @@ int64_t expect_batch_equals_alone(int kv_blocks, SchedulerLimits limits) {
     EXPECT_EQ(got.at(id), toks) << "request " << id;
     EXPECT_EQ(reasons.at(id), StopReason::kLength);
   }
-  EXPECT_EQ(e.free_kv_blocks(), m->kv_blocks());
-  return e.preemptions();
+  EXPECT_EQ(e.stats().kv_blocks_free, m->kv_blocks());
+  if (stats) *stats = e.stats();
+  return e.stats().preemptions;
 }
 
 TEST(Engine, GreedyRequestsInOneBatchGiveWhatEachGivesAlone) {
@@ -95,6 +98,19 @@ TEST(Engine, SmallBudgetsAndAShortPoolChunkAndPreemptWithoutChangingOutputs) {
   EXPECT_GT(expect_batch_equals_alone(10, {6, 4}), 0);
 }
 
+TEST(Engine, PromptLookupDraftsLeaveGreedyOutputsUnchanged) {
+  EngineStats st;
+  SpeculativeOptions spec;
+  spec.lookup = 4;
+  expect_batch_equals_alone(0, {512, 32}, spec, &st);
+  EXPECT_GT(st.drafted_tokens, 0);
+  EXPECT_GT(st.accepted_tokens, 0);  // the tiny model repeats itself: some drafts hold
+  EXPECT_LT(st.accepted_tokens, st.drafted_tokens);
+  // Drafts that do not fit a small budget or a short pool are dropped, never cut.
+  expect_batch_equals_alone(10, {6, 4}, spec, &st);
+  EXPECT_GT(st.drafted_tokens, 0);
+}
+
 TEST(Engine, SeededSamplingDoesNotDependOnTheBatch) {
   auto m = tiny();
   const int vocab = m->config().vocab_size;
@@ -103,6 +119,7 @@ TEST(Engine, SeededSamplingDoesNotDependOnTheBatch) {
   r.sampling.temperature = 1.0f;
   r.sampling.seed = 1234;
   r.max_new_tokens = 10;
+  r.ignore_eos = true;
   std::vector<int32_t> alone;
   {
     Engine e(*m);
@@ -138,7 +155,7 @@ TEST(Engine, CancelMidPrefillAndMidDecodeFreesItsBlocks) {
     if (ev.finished) reasons[ev.id] = ev.reason;
   EXPECT_EQ(reasons.at(b), StopReason::kCallback);
   EXPECT_TRUE(e.idle());
-  EXPECT_EQ(e.free_kv_blocks(), m->kv_blocks());
+  EXPECT_EQ(e.stats().kv_blocks_free, m->kv_blocks());
 }
 
 TEST(Engine, BadRequestsAreParamErrors) {

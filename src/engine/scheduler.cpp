@@ -37,7 +37,7 @@ void Scheduler::check_fits(std::span<const int32_t> prompt) const {
 void Scheduler::add(int32_t seq, std::vector<int32_t> prompt) {
   if (seqs_.count(seq)) throw Error(fmt::format("scheduler: sequence {} already exists", seq));
   check_fits(prompt);
-  seqs_.emplace(seq, Seq{std::move(prompt), 0});
+  seqs_.emplace(seq, Seq{std::move(prompt), 0, -1});
   waiting_.push_back(seq);
 }
 
@@ -46,6 +46,35 @@ void Scheduler::append_token(int32_t seq, int32_t token) {
   if (s.computed != int(s.tokens.size()))
     throw Error(fmt::format("scheduler: sequence {} gets a token before its last one ran", seq));
   s.tokens.push_back(token);
+}
+
+bool Scheduler::decoding(int32_t seq) const {
+  const Seq& s = get(seq);
+  return s.drafts == 0 && s.computed > 0 && s.computed + 1 == int(s.tokens.size()) && kv_.has(seq);
+}
+
+void Scheduler::add_drafts(int32_t seq, std::span<const int32_t> drafts) {
+  if (!decoding(seq)) throw Error(fmt::format("scheduler: sequence {} is not decoding: no drafts", seq));
+  Seq& s = get(seq);
+  s.tokens.insert(s.tokens.end(), drafts.begin(), drafts.end());
+  s.drafts = int(drafts.size());
+}
+
+void Scheduler::drop_drafts(Seq& s) {
+  s.tokens.resize(s.tokens.size() - size_t(s.drafts));
+  s.drafts = 0;
+}
+
+void Scheduler::truncate(int32_t seq, int n_tokens) {
+  Seq& s = get(seq);
+  if (n_tokens < 0 || n_tokens > int(s.tokens.size()))
+    throw Error(fmt::format("scheduler: sequence {} has {} tokens, not {}", seq, s.tokens.size(), n_tokens));
+  s.tokens.resize(size_t(n_tokens));
+  s.drafts = 0;
+  if (s.computed > n_tokens) {
+    s.computed = n_tokens;
+    if (kv_.has(seq)) kv_.truncate(seq, n_tokens);
+  }
 }
 
 void Scheduler::finish(int32_t seq) {
@@ -63,12 +92,17 @@ void Scheduler::commit(const StepPlan& plan) {
 
 bool Scheduler::try_run(int32_t seq, int budget, StepPlan& plan) {
   Seq& s = get(seq);
-  const int n = std::min(budget, int(s.tokens.size()) - s.computed);
+  int n = std::min(budget, int(s.tokens.size()) - s.computed);
+  // Drafts run whole or not at all: a cut one would leave nothing to verify them with.
+  if (s.drafts > 0 && (n < int(s.tokens.size()) - s.computed || !kv_.can_append(seq, n))) {
+    drop_drafts(s);
+    n = std::min(budget, int(s.tokens.size()) - s.computed);
+  }
   if (n <= 0) return true;  // nothing new (its sampled token has not come back yet)
   if (!kv_.can_append(seq, n)) return false;
   const std::span<const int32_t> chunk(s.tokens.data() + s.computed, size_t(n));
   kv_.append(seq, chunk, plan.slots, plan.copies);
-  plan.seqs.push_back({seq, s.computed, n, s.computed + n == int(s.tokens.size())});
+  plan.seqs.push_back({seq, s.computed, n, s.computed + n == int(s.tokens.size()), s.drafts});
   s.computed += n;
   return true;
 }
@@ -76,6 +110,7 @@ bool Scheduler::try_run(int32_t seq, int budget, StepPlan& plan) {
 void Scheduler::preempt(int32_t seq, StepPlan& plan) {
   Seq& s = get(seq);
   kv_.free(seq);
+  drop_drafts(s);
   s.computed = 0;
   running_.erase(std::remove(running_.begin(), running_.end(), seq), running_.end());
   waiting_.push_front(seq);
@@ -114,6 +149,7 @@ StepPlan Scheduler::schedule() {
       break;
     }
     budget -= plan.n_tokens() - before;
+    if (s.cached < 0) s.cached = plan.seqs.back().first;
     waiting_.pop_front();
     running_.push_back(seq);
   }

@@ -9,6 +9,7 @@
 // the pool's cache, so recomputing is often cheap). The scheduler never touches a
 // tensor: the plan says which tokens, which cache slots and which block copies, and the
 // caller runs them through the model.
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <span>
@@ -17,13 +18,9 @@
 
 #include "engine/kv-manager.h"
 #include "upg/core/block-copy.h"
+#include "upg/engine/request.h"  // SchedulerLimits
 
 namespace upg {
-
-struct SchedulerLimits {
-  int max_step_tokens = 512;  // tokens of all sequences in one forward pass
-  int max_running = 32;       // sequences in one forward pass
-};
 
 // One sequence's share of a step: its tokens [first, first + count).
 struct ScheduledSeq {
@@ -31,6 +28,9 @@ struct ScheduledSeq {
   int first = 0;
   int count = 0;
   bool wants_logits = false;  // the chunk ends the sequence's known tokens: sample after it
+  // Speculative decoding: the chunk's last `drafts` tokens are proposals, and the step
+  // wants logits after each of the chunk's last drafts + 1 tokens to verify them.
+  int drafts = 0;
 };
 
 struct StepPlan {
@@ -55,6 +55,16 @@ class Scheduler {
   void check_fits(std::span<const int32_t> prompt) const;
   // The token sampled for seq after a step that wanted its logits: it runs next step.
   void append_token(int32_t seq, int32_t token);
+  // A running sequence whose next step is one decode token (its sampled token came back):
+  // it may take draft tokens.
+  bool decoding(int32_t seq) const;
+  // Appends proposed tokens after a decoding sequence's last one: lookahead slots, in the
+  // step's token budget with it. When the budget or the pool cannot hold them all the
+  // drafts are dropped and the sequence runs its one token as usual.
+  void add_drafts(int32_t seq, std::span<const int32_t> drafts);
+  // Keeps seq's first n_tokens (the accepted prefix of its drafts), in the KV cache too.
+  void truncate(int32_t seq, int n_tokens);
+  const std::vector<int32_t>& running() const { return running_; }
   // Finished or cancelled, whether running or waiting: its blocks go back to the pool.
   void finish(int32_t seq);
   // The plan's forward pass has run: its tokens' keys and values are in the cache.
@@ -65,6 +75,8 @@ class Scheduler {
   StepPlan schedule();
 
   const std::vector<int32_t>& tokens(int32_t seq) const;
+  // Prompt tokens found in the KV cache when seq was first admitted (0 before).
+  int cached_tokens(int32_t seq) const { return std::max(0, get(seq).cached); }
   bool has(int32_t seq) const { return seqs_.count(seq) != 0; }
   int n_running() const { return int(running_.size()); }
   int n_waiting() const { return int(waiting_.size()); }
@@ -73,6 +85,8 @@ class Scheduler {
   struct Seq {
     std::vector<int32_t> tokens;  // prompt and generated tokens
     int computed = 0;             // leading tokens whose keys and values are (being) cached
+    int cached = -1;              // computed by start() at the first admission; -1 before
+    int drafts = 0;               // trailing tokens that are proposals (add_drafts)
   };
 
   const Seq& get(int32_t seq) const;
@@ -80,6 +94,7 @@ class Scheduler {
   // Schedules up to `budget` of seq's uncomputed tokens; false when the pool is too short.
   bool try_run(int32_t seq, int budget, StepPlan& plan);
   void preempt(int32_t seq, StepPlan& plan);
+  void drop_drafts(Seq& s);
 
   KvManager& kv_;
   SchedulerLimits limits_;
