@@ -50,7 +50,8 @@ load() {  # $1 label, $2 port
 echo "== serve-bench: $model, $threads threads, levels $levels, $requests requests per client, $max_tokens tokens" \
      "(load average at start: $(cut -d' ' -f1-3 /proc/loadavg))"
 port=$(free_port)
-"$upg" serve "$model" --port "$port" -t "$threads" --max-seqs 32 --max-queue 256 -q 2>"$out/upg-serve.log" &
+# 360 MiB: 16384 tokens of the default model's f16 KV cache (23040 bytes a token).
+"$upg" serve "$model" --port "$port" -t "$threads" --max-seqs 32 --max-queue 256 --kv-memory 360 -q 2>"$out/upg-serve.log" &
 pid=$!
 wait_health "$port"
 load upg "$port"
@@ -59,7 +60,7 @@ kill -TERM "$pid"; wait "$pid"; pid=""
 if [ "$peer" = 1 ]; then
   bin=$(bench/peer/build-llama-cpp.sh)
   port=$(free_port)
-  # 32 slots sharing one unified KV cache as large as upg's default pool (16384 tokens).
+  # 32 slots sharing one unified KV cache of 16384 tokens, as upg's above.
   "$bin/llama-server" -m "$model" --host 127.0.0.1 --port "$port" -t "$threads" -np 32 -c 16384 -kvu --no-webui \
     >"$out/llama-server.log" 2>&1 &
   pid=$!

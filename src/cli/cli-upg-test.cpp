@@ -275,6 +275,7 @@ TEST(CliUpg, RealModelDecompressesExactly) {
   {
     LoadOptions opts;
     opts.dequant_to = DType::F32;
+    opts.keep_gguf_qk_rows = false;  // a UPG file holds Hugging Face's order
     const ModelSource src = load_model_source(model, opts);
     io::UpgHeader h;
     h.config_json = io::to_hf_config_json(src.config);

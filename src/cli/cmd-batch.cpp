@@ -75,9 +75,9 @@ void run_batch(BatchArgs& a) {
   int64_t total = 0;
   for (const std::string& l : lines) total += l.find_first_not_of(" \t\r") != std::string::npos;
 
-  const EngineOptions eo = finish_engine_args(a.engine);
-  a.model.max_sequences = eo.limits.max_running;
   auto model = load_model(a.model);
+  auto draft = load_draft_model(a.model, a.engine);
+  const EngineOptions eo = finish_engine_args(a.engine, draft.get());
   Engine engine(*model, eo);
   server::EngineLoop loop(engine);
   server::Metrics metrics;
@@ -163,8 +163,9 @@ void add_batch_command(CLI::App& app) {
   BatchArgs& a = *args;
   cmd->add_option("input", a.input, "Input JSON Lines file")->required();
   cmd->add_option("-o,--output", a.output, "Output JSON Lines file (appended to; its ids are skipped)")->required();
-  add_engine_options(*cmd, a.engine);
-  add_kv_tokens_option(*cmd, a.model, 16384);
+  // As for a server: a KV pool many requests share, 1 GiB unless --kv-memory says otherwise.
+  a.model.kv_memory_mib = 1024;
+  add_engine_options(*cmd, a.engine, a.model);
   cmd->add_option("--window", a.window, "Requests handed to the engine at once (default: twice --max-seqs)")
       ->check(CLI::Range(0, 1 << 20));
   cmd->add_flag("-q,--quiet", a.quiet, "No progress on stderr");

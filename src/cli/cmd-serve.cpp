@@ -42,8 +42,6 @@ void serve(ServeArgs& a) {
   o.request_timeout = std::chrono::milliseconds(int64_t(a.timeout_s * 1000));
   o.max_body_bytes = size_t(a.max_body_mib) << 20;
   o.log_requests = !a.quiet;
-  const EngineOptions eo = finish_engine_args(a.engine);
-  a.model.max_sequences = eo.limits.max_running;
 
   // Signals are taken by one thread (sigwait), so they are blocked before any thread
   // starts; a client gone mid-write is an error return, not SIGPIPE.
@@ -56,7 +54,7 @@ void serve(ServeArgs& a) {
   signal(SIGPIPE, SIG_IGN);
 
   // Declared before the server, so the server (its engine loop) stops before they go.
-  std::unique_ptr<Model> model;
+  std::unique_ptr<Model> model, draft;
   std::unique_ptr<Engine> engine;
   server::Server srv(o);
   const int port = srv.bind();
@@ -76,7 +74,8 @@ void serve(ServeArgs& a) {
   });
   try {
     model = load_model(a.model);
-    engine = std::make_unique<Engine>(*model, eo);
+    draft = load_draft_model(a.model, a.engine);
+    engine = std::make_unique<Engine>(*model, finish_engine_args(a.engine, draft.get()));
   } catch (...) {
     pthread_kill(waiter.native_handle(), SIGUSR1);
     waiter.join();
@@ -85,7 +84,7 @@ void serve(ServeArgs& a) {
   const std::string id = a.alias.empty() ? std::filesystem::path(a.model.path).filename().replace_extension().string()
                                          : a.alias;
   srv.attach(*model, *engine, id);
-  fmt::print(stderr, "upg: serve: ready: model '{}', {} sequences at once, KV cache {} tokens\n", id, eo.limits.max_running,
+  fmt::print(stderr, "upg: serve: ready: model '{}', {} sequences at once, KV cache {} tokens\n", id, a.engine.options.limits.max_running,
              model->kv_blocks() * model->kv_block_size());
   std::fflush(stderr);
   waiter.join();  // until SIGINT/SIGTERM has drained and stopped the server
@@ -114,8 +113,10 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--api-key", a.api_keys, "Require 'Authorization: Bearer KEY' (repeatable; /health is exempt)");
   cmd->add_option("--api-key-file", a.api_key_file, "Read API keys from a file, one per line ('#' comments)");
   cmd->add_option("--alias", a.alias, "Model name clients use (default: the file name without extension)");
-  add_engine_options(*cmd, a.engine);
-  add_kv_tokens_option(*cmd, a.model, 16384);
+  // A server's KV pool is shared by many requests: 1 GiB unless --kv-memory says otherwise
+  // (pages are touched only as the pool fills).
+  a.model.kv_memory_mib = 1024;
+  add_engine_options(*cmd, a.engine, a.model);
   cmd->add_option("--max-queue", a.server.max_queue,
                   "Choices admitted at once, running or waiting; more are answered 429 with Retry-After")
       ->check(CLI::Range(1, 4096))

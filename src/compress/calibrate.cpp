@@ -101,6 +101,7 @@ CalibrationInput open_calibration(const std::string& model_path, const std::stri
   CalibrationInput in;
   ModelOptions opts;
   opts.load.dequant_to = DType::F32;
+  opts.load.keep_gguf_qk_rows = false;  // layerwise compression swaps in Hugging Face-order weights
   opts.n_threads = threads;
   opts.context_length = max_positions > 0 ? std::min(chunk, max_positions) : chunk;
   in.model = Model::from_file(model_path, opts);

@@ -239,6 +239,7 @@ CompressReport compress_model(const CompressOptions& o) {
 
   LoadOptions load_opts;
   load_opts.dequant_to = DType::F32;
+  load_opts.keep_gguf_qk_rows = false;  // UPG files hold Hugging Face's row order
   ModelSource src = load_model_source(o.source, load_opts);
   Sources s = describe_source(o.source, src);
   s.header.compression_json = compression_record(o, s.source_record, cal).dump(2);

@@ -154,8 +154,15 @@ TEST(GgufLoader, TinyLlamaConfigTokenizerAndNames) {
   EXPECT_EQ(info_value(s, "tensor types"), "F32: 11, Q8_0: 1");
 }
 
+LoadOptions f32_hf_order() {
+  LoadOptions o = f32();
+  o.keep_gguf_qk_rows = false;
+  return o;
+}
+
 TEST(GgufLoader, LlamaQkRowsAreUnpermuted) {
-  ModelSource s = load(tiny_model("llama"));
+  ModelSource s = load(tiny_model("llama"), f32_hf_order());
+  EXPECT_FALSE(s.config.rope_interleaved);
   const TensorView& q = s.weights.get("model.layers.0.self_attn.q_proj.weight");
   ASSERT_EQ(q.dtype, DType::F32);
   std::vector<float> want = iota_f32(size_t(kHidden * kHidden), 0.5f);
@@ -170,6 +177,16 @@ TEST(GgufLoader, LlamaQkRowsAreUnpermuted) {
     int src = h * kHeadDim + 2 * i + half;
     EXPECT_EQ(k.as<float>()[r * 32 + 3], float(int8_t(src - 3))) << "row " << r;
   }
+}
+
+// By default the rows stay as llama.cpp stored them and the config says RoPE pairs
+// adjacent dims.
+TEST(GgufLoader, LlamaQkRowsStayAsStoredByDefault) {
+  ModelSource s = load(tiny_model("llama"));
+  EXPECT_TRUE(s.config.rope_interleaved);
+  const TensorView& k = s.weights.get("model.layers.0.self_attn.k_proj.weight");
+  ASSERT_EQ(k.dtype, DType::F32);
+  for (int r = 0; r < 16; ++r) EXPECT_EQ(k.as<float>()[r * 32 + 3], float(int8_t(r - 3))) << "row " << r;
 }
 
 TEST(GgufLoader, Qwen2IsNotPermutedAndHasBias) {
@@ -313,7 +330,7 @@ class RealGguf : public ::testing::Test {
 
 TEST_F(RealGguf, LoadsSmolLM2) {
   auto t0 = std::chrono::steady_clock::now();
-  ModelSource s = load_gguf(path_, f32());
+  ModelSource s = load_gguf(path_, f32_hf_order());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("load_gguf(%s): %.3f s\n", path_.c_str(), secs);
 

@@ -115,12 +115,17 @@ ModelSource load_gguf(std::shared_ptr<const MappedFile> file, const LoadOptions&
 
   const std::string& arch = g.get_string("general.architecture");
   const ArchSpec& spec = find_gguf_arch(arch, path);  // gguf_model_config has checked it
+  const bool interleave = spec.gguf_qk_permuted && opts.keep_gguf_qk_rows && !opts.as_stored &&
+                          src.config.partial_rotary_factor == 1.0f;
+  src.config.rope_interleaved = interleave;
   for (const GgufTensorInfo& t : g.tensors()) {
     std::optional<std::string> hf = gguf_to_hf_name(t.name, arch);
     if (!hf) continue;
     if (ws.contains(*hf))
       throw Error(fmt::format("{}: tensor '{}': maps to '{}', which another tensor already maps to", path, t.name, *hf));
+    // Built even when the rows stay, for its check that the heads divide the rows.
     std::vector<int64_t> map = unpermute_map(g, t, *hf, src.config, spec);
+    if (interleave) map.clear();
     TensorView v;
     v.name = *hf;
     v.shape = t.shape();

@@ -61,6 +61,10 @@ Json rope_scaling(const ModelConfig& c, Json& top) {
 
 std::string to_hf_config_json(const ModelConfig& c, std::string_view torch_dtype) {
   const ArchSpec& arch = find_arch(c.architecture, "config.json writer");
+  // Hugging Face models rotate halves; weights loaded in llama.cpp's Q/K order would be
+  // written wrong beside this config (LoadOptions::keep_gguf_qk_rows off avoids it).
+  if (c.rope_interleaved)
+    throw Error("config.json writer: the model's Q/K rows are in llama.cpp's order, not Hugging Face's");
 
   Json j = Json::object();
   j["architectures"] = {c.architecture};

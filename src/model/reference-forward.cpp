@@ -39,15 +39,17 @@ void rmsnorm(float* out, const float* x, const float* weight, int n, float eps) 
   for (int i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
 }
 
-// Rotate-half RoPE on the first rotary_dim dims of one head.
+// RoPE on the first rotary_dim dims of one head: rotate-half, or adjacent pairs.
 void rope_head(float* v, const RopeTable& rope, int pos) {
   const int half = rope.rotary_dim / 2;
   const float* c = rope.cos + size_t(pos) * half;
   const float* s = rope.sin + size_t(pos) * half;
   for (int i = 0; i < half; ++i) {
-    const float a = v[i], b = v[i + half];
-    v[i] = a * c[i] - b * s[i];
-    v[i + half] = b * c[i] + a * s[i];
+    float& a = rope.interleaved ? v[2 * i] : v[i];
+    float& b = rope.interleaved ? v[2 * i + 1] : v[i + half];
+    const float a0 = a, b0 = b;
+    a = a0 * c[i] - b0 * s[i];
+    b = b0 * c[i] + a0 * s[i];
   }
 }
 

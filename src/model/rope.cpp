@@ -72,7 +72,7 @@ RopeCache build_rope(const ModelConfig& cfg, int max_positions) {
       rc.sin[size_t(p) * half + i] = float(std::sin(double(angle))) * attn_factor;
     }
   }
-  rc.table = RopeTable{cfg.head_dim, rotary_dim, max_positions, rc.cos.data(), rc.sin.data()};
+  rc.table = RopeTable{cfg.head_dim, rotary_dim, max_positions, rc.cos.data(), rc.sin.data(), cfg.rope_interleaved};
   return rc;
 }
 

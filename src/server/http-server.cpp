@@ -24,6 +24,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// When the request this thread handles arrived: httplib runs a request's routing, handler,
+// response writing and logger on one thread, so the log line can tell how long it took.
+thread_local Clock::time_point request_start;
+
 void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
   res.set_content(dump_json(body), "application/json");
@@ -121,6 +125,11 @@ void Server::Impl::completions(const httplib::Request& req, httplib::Response& r
           // The headers are gone: the error goes in the stream, as OpenAI sends one.
           const std::string ev = sse_event(e.body());
           sink.write(ev.data(), ev.size());
+        } catch (const std::exception& e) {
+          // Nothing may leave a content provider: httplib's worker would end the process.
+          const std::string ev =
+              sse_event(ApiError(500, fmt::format("internal error: {}", e.what()), {}, "server_error").body());
+          sink.write(ev.data(), ev.size());
         }
         if (ok) sink.done();
         return ok;
@@ -130,6 +139,7 @@ void Server::Impl::completions(const httplib::Request& req, httplib::Response& r
 
 void Server::Impl::routes() {
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    request_start = Clock::now();
     if (req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
     if (!opt.api_keys.empty() && !authorized(req.get_header_value("Authorization"), opt.api_keys)) {
       res.set_header("WWW-Authenticate", "Bearer");
@@ -198,8 +208,12 @@ void Server::Impl::routes() {
   });
   http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     metrics.count_request(endpoint_label(req.path), res.status);
+    // Requests httplib refuses before routing (413, a bad request line) have no start.
+    const std::string took = request_start == Clock::time_point{} ? std::string("-") :
+        fmt::format("{:.3f} s", std::chrono::duration<double>(Clock::now() - request_start).count());
+    request_start = {};
     if (opt.log_requests)
-      fmt::print(stderr, "upg: serve: {} {} {} {}\n", req.remote_addr, req.method, req.path, res.status);
+      fmt::print(stderr, "upg: serve: {} {} {} {} {}\n", req.remote_addr, req.method, req.path, res.status, took);
   });
 }
 

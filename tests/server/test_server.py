@@ -160,6 +160,13 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens)
         self.assertLessEqual(r.usage.completion_tokens, 12)
 
+    def test_chat_equals_upg_run(self):
+        # The same chat template, tokenization and greedy decode as the CLI.
+        prompt = "What is the capital of France?"
+        run = subprocess.run([CLI, "run", MODEL, "-p", prompt, "--temp", "0", "-n", "12", "-t", "2"],
+                             capture_output=True, text=True, timeout=120, check=True)
+        self.assertEqual(self.chat(prompt, max_tokens=12).choices[0].message.content, run.stdout[:-1])
+
     def test_chat_streamed_equals_non_streamed(self):
         alone = self.chat("Name three colors.", max_tokens=16)
         text, finish, usage, roles = self.chat_streamed("Name three colors.", max_tokens=16)
@@ -342,13 +349,14 @@ class ServerTest(unittest.TestCase):
 
 @unittest.skipUnless(HAVE_MODEL, "UPG_MODEL (the default model) is not available")
 class SmallServerTest(unittest.TestCase):
-    """A server with an API key and a queue of one: 401, 429, then SIGTERM mid-stream."""
+    """A server with an API key, a queue of one and a 4 s timeout: 401, 429, "abort", then SIGTERM mid-stream."""
 
     KEY = {"Authorization": "Bearer sk-test-key"}
 
     @classmethod
     def setUpClass(cls):
-        cls.server = ServerProcess("--max-seqs", "1", "--max-queue", "1", "--api-key", "sk-test-key", "--grace", "30")
+        cls.server = ServerProcess("--max-seqs", "1", "--max-queue", "1", "--api-key", "sk-test-key", "--grace", "30",
+                                   "--timeout", "4")
         cls.server.wait_ready()
         cls.url = cls.server.url
 
@@ -388,8 +396,18 @@ class SmallServerTest(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual(r.status_code, 200)
 
+    def test_c_timeout_ends_with_abort(self):
+        t0 = time.time()
+        r = httpx.post(self.url + "/v1/chat/completions", headers=self.KEY, timeout=60,
+                       json=chat_body("Tell me a long story.", max_tokens=4000, ignore_eos=True))
+        took = time.time() - t0
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual(r.json()["choices"][0]["finish_reason"], "abort")
+        self.assertGreater(r.json()["usage"]["completion_tokens"], 0)
+        self.assertTrue(4 <= took < 30, took)
+
     def test_z_sigterm_drains_the_stream_and_exits_0(self):
-        body = chat_body("Tell me a story.", max_tokens=24, ignore_eos=True, stream=True)
+        body = chat_body("Tell me a story.", max_tokens=16, ignore_eos=True, stream=True)
         with httpx.Client(timeout=60) as c:
             with c.stream("POST", self.url + "/v1/chat/completions", json=body, headers=self.KEY) as resp:
                 lines = resp.iter_lines()

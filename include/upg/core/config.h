@@ -38,6 +38,11 @@ struct ModelConfig {
   bool attention_bias = false;  // q/k/v biases (Qwen2 always has them)
   std::string hidden_act = "silu";
   int sliding_window = 0;  // 0: full attention
+  // Q and K rows of each head are in llama.cpp's order, where the two dims RoPE rotates
+  // together are adjacent (2i, 2i + 1) rather than half a rotary span apart (i, i +
+  // rotary_dim / 2): set by the GGUF loader when it leaves such rows as stored
+  // (LoadOptions::keep_gguf_qk_rows), and then RoPE rotates adjacent pairs.
+  bool rope_interleaved = false;
   int bos_token_id = -1;
   std::vector<int> eos_token_ids;
 };

@@ -27,6 +27,13 @@ struct LoadOptions {
   // stored, block-quantized and (GGUF llama) Q/K-permuted; nothing is converted, so the
   // load costs only the metadata parse. Such weights cannot be run.
   bool as_stored = false;
+  // GGUF files of architectures whose converter permuted the Q and K rows (llama.cpp's
+  // Llama family) keep those rows as stored, a view of the file with no copy, and the
+  // config says RoPE pairs adjacent dims (ModelConfig::rope_interleaved); attention
+  // scores are the same either way, as both q and k move alike. Off: the rows are put
+  // back in Hugging Face's order (a copy), as the compressor needs for the files it
+  // writes and the weights it swaps by name. Partial rotary keeps the copy.
+  bool keep_gguf_qk_rows = true;
 };
 
 struct ModelSource {

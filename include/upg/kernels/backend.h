@@ -48,6 +48,9 @@ struct RopeTable {
   int max_positions = 0;
   const float* cos = nullptr;
   const float* sin = nullptr;
+  // Pairs (2i, 2i + 1) rotate by frequency i instead of (i, i + rotary_dim / 2): Q/K rows
+  // in llama.cpp's order (ModelConfig::rope_interleaved).
+  bool interleaved = false;
 };
 
 // Which keys/values each query token sees. The backend's KV storage is a pool of blocks

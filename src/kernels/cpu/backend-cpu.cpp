@@ -100,10 +100,13 @@ class CpuBackend final : public Backend {
       const float* s = r.sin + size_t(positions[t]) * half;
       for (int h = 0; h < n_heads; ++h) {
         float* v = x + (t * size_t(n_heads) + size_t(h)) * size_t(r.head_dim);
+        // The partner of dim i: half a rotary span on (rotate-half), or the next dim.
+        const int step = r.interleaved ? 2 : 1, partner = r.interleaved ? 1 : half;
         for (int i = 0; i < half; ++i) {
-          const float a = v[i], b = v[i + half];
-          v[i] = a * c[i] - b * s[i];
-          v[i + half] = b * c[i] + a * s[i];
+          float* p = v + i * step;
+          const float a = p[0], b = p[partner];
+          p[0] = a * c[i] - b * s[i];
+          p[partner] = b * c[i] + a * s[i];
         }
       }
     }

@@ -43,14 +43,29 @@ float min_term(const BlockQuantRows& m, int64_t r, const float* sums) {
   return t;
 }
 
-// Codes of 32 columns, 64h + 32 half + (0..31) of the row.
+// 32 bits as 32 bytes: 0xFF where the bit is set (byte i from bit i).
+inline __m256i bits_to_bytes(uint32_t bits) {
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(int(bits)), _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
+                                                     2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m256i select = _mm256_set1_epi64x(int64_t(0x8040201008040201));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
+}
+
+// Codes of 32 columns, 64v + 32 half + (0..31) of the row; `high` is the row's high-bit
+// planes (5 and 6 bits), one 64-bit word per plane and 64 columns.
 template <int Bits, bool Lut>
-inline __m256i codes32(const uint8_t* codes, int64_t v, int half, __m256i lut) {
+inline __m256i codes32(const uint8_t* codes, const uint8_t* high, int64_t v, int half, __m256i lut) {
   if constexpr (Bits == 8) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 64 * v + 32 * half));
   } else {
     const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 32 * v));
-    const __m256i w = _mm256_and_si256(half ? _mm256_srli_epi16(p, 4) : p, _mm256_set1_epi8(0x0F));
+    __m256i w = _mm256_and_si256(half ? _mm256_srli_epi16(p, 4) : p, _mm256_set1_epi8(0x0F));
+    for (int j = 0; j < Bits - 4; ++j) {
+      uint32_t plane;
+      __builtin_memcpy(&plane, high + ((Bits - 4) * v + j) * 8 + 4 * half, 4);
+      w = _mm256_or_si256(w, _mm256_and_si256(bits_to_bytes(plane), _mm256_set1_epi8(char(16 << j))));
+    }
     if constexpr (Lut) return _mm256_shuffle_epi8(lut, w);
     return w;
   }
@@ -67,7 +82,7 @@ template <int NT, int Bits, int Sub, bool Lut>
 void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t t0, int64_t r0, int64_t r1,
           float* y, int64_t ldy) {
   constexpr bool kSigned = Bits == 8 || Lut;
-  constexpr int64_t kVecBytes = Bits == 4 ? 32 : 64;
+  constexpr int64_t kVecBytes = Bits == 8 ? 64 : 32;  // on the nibble stream
   const int64_t nv = m.padded_cols / 64;
   const __m256i lut = Lut ? _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(format::kIq4Lut)))
                           : _mm256_setzero_si256();
@@ -77,13 +92,14 @@ void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, in
   for (int j = 0; j < NT; ++j) xq[j] = a.signed_row(t0 + j), bs[j] = a.block_scales(t0 + j);
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* codes = m.row_codes(r);
+    const uint8_t* high = m.row_high(r);
     const uint16_t* d = m.row_d(r);
     __m256 acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
     for (int64_t v = 0; v < nv; ++v) {
       _mm_prefetch(reinterpret_cast<const char*>(codes + kVecBytes * v + kAhead), _MM_HINT_T0);
       for (int half = 0; half < 2; ++half) {
-        __m256i w = codes32<Bits, Lut>(codes, v, half, lut);
+        __m256i w = codes32<Bits, Lut>(codes, high, v, half, lut);
         if constexpr (kSigned) w = _mm256_xor_si256(w, flip);  // code - 128, signed
         const __m256i uw = kSigned ? _mm256_sign_epi8(w, w) : w;
         const __m256 wd = weight_lanes<Sub>(d + (64 * v + 32 * half) / Sub);

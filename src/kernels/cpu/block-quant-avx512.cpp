@@ -2,7 +2,8 @@
 // unsigned operand and the signed activations as the other, one float conversion, and
 // one multiply-add by the product of the weight's and the activations' lane scales.
 // 4-bit codes come as 32 bytes split into low and high nibbles (IQ4 through one in-lane
-// byte shuffle from the table); 8-bit codes as 64 bytes. Prefill (16 tokens or more)
+// byte shuffle from the table), 5- and 6-bit codes so plus one masked add per high-bit
+// plane; 8-bit codes as 64 bytes. Prefill (16 tokens or more)
 // runs the int8 kernels' token-major GEMM instead (int8-gemm-avx512.h).
 #include <immintrin.h>
 
@@ -66,15 +67,22 @@ inline float min_term(const BlockQuantRows& m, int64_t r, const float* sums) {
   return m.has_min ? t : m.offset * t;
 }
 
+// Codes of columns 64v .. 64v + 63 as bytes; `high` is the row's high-bit planes (5 and
+// 6 bits), whose 64-bit words are byte masks as they stand.
 template <int Bits, bool Lut>
-inline __m512i codes64(const uint8_t* codes, int64_t v, __m512i lut) {
+inline __m512i codes64(const uint8_t* codes, const uint8_t* high, int64_t v, __m512i lut) {
   if constexpr (Bits == 8) {
     return _mm512_loadu_si512(codes + 64 * v);
   } else {
     const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 32 * v));
     const __m256i low = _mm256_set1_epi8(0x0F);
     const __m256i lo = _mm256_and_si256(p, low), hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), low);
-    const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    for (int j = 0; j < Bits - 4; ++j) {
+      uint64_t plane;
+      __builtin_memcpy(&plane, high + ((Bits - 4) * v + j) * 8, 8);
+      w = _mm512_mask_add_epi8(w, __mmask64(plane), w, _mm512_set1_epi8(char(16 << j)));
+    }
     if constexpr (Lut) return _mm512_shuffle_epi8(lut, w);
     return w;
   }
@@ -84,7 +92,7 @@ template <int NT, int Bits, int Sub, bool Lut>
 void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t t0, int64_t r0, int64_t r1,
           float* y, int64_t ldy) {
   constexpr int A = NT >= 4 ? 1 : 2;  // a lone token alternates two chains
-  constexpr int64_t kVecBytes = Bits == 4 ? 32 : 64;
+  constexpr int64_t kVecBytes = Bits == 8 ? 64 : 32;  // on the nibble stream
   const int64_t nv = m.padded_cols / 64;
   const __m512i lut = Lut ? _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(format::kIq4Lut)))
                           : _mm512_setzero_si512();
@@ -95,13 +103,14 @@ void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, in
     xq[j] = a.signed_row(t0 + j), bs[j] = a.block_scales(t0 + j), lanes[j] = a.vector_lane_scales(t0 + j);
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* codes = m.row_codes(r);
+    const uint8_t* high = m.row_high(r);
     const uint16_t* d = m.row_d(r);
     __m512 f[A][NT];
     for (int i = 0; i < A; ++i)
       for (int j = 0; j < NT; ++j) f[i][j] = _mm512_setzero_ps();
     auto step = [&](int64_t v, __m512(&acc)[NT]) {
       _mm_prefetch(reinterpret_cast<const char*>(codes + kVecBytes * v + kPrefetch), _MM_HINT_T0);
-      const __m512i w = codes64<Bits, Lut>(codes, v, lut);
+      const __m512i w = codes64<Bits, Lut>(codes, high, v, lut);
       const __m512 wd = weight_lanes<Sub>(d + v * (64 / Sub));
       for (int j = 0; j < NT; ++j) {
         const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq[j] + 64 * v));
@@ -186,10 +195,11 @@ void gemm(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, in
     const int n = int(std::min<int64_t>(kGemmRows, r1 - r));
     for (int i = 0; i < n; ++i) {
       const uint8_t* codes = m.row_codes(r + i);
+      const uint8_t* high = m.row_high(r + i);
       int8_t* dst = w + i * stride;
       int32_t* st = starts + i * subs;
       for (int64_t v = 0; v < nv; ++v) {
-        const __m512i wv = _mm512_add_epi8(codes64<Bits, Lut>(codes, v, lut), offset);
+        const __m512i wv = _mm512_add_epi8(codes64<Bits, Lut>(codes, high, v, lut), offset);
         _mm512_storeu_si512(dst + 64 * v, wv);
         // 128 * the sum of each 4 columns; a sub-block spans 8 lanes (Sub 32) or 4.
         const __m512i lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, wv);

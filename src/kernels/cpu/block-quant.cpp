@@ -20,11 +20,16 @@ BlockQuantRows block_quant_form(DType type, int64_t rows, int64_t cols) {
   m.cols = cols;
   m.padded_cols = (cols + 63) / 64 * 64;
   m.sub = info.sub;
-  m.bits = info.code_bits <= 4 ? 4 : 8;
+  m.bits = info.code_bits <= 4 ? 4 : info.code_bits <= 6 ? info.code_bits : 8;
   m.lut = info.lut;
   m.has_min = info.has_min;
   m.offset = float(info.offset);
   m.subs = m.padded_cols / m.sub;
+  // The forms for_form instantiates; a new ggml type outside them needs a kernel first.
+  const bool known = (m.bits == 8 && m.sub == 32) || (m.bits == 6 && m.sub == 16) || (m.bits == 5 && m.sub == 32) ||
+                     (m.bits == 4 && (m.sub == 32 || (m.sub == 16 && !m.lut)));
+  if (!known)
+    throw Error(fmt::format("{}: no integer kernel for {}-bit codes in sub-blocks of {}", dtype_name(type), m.bits, m.sub));
   m.codes.assign(size_t(rows * m.row_bytes() + 64), 0);
   m.d.assign(size_t(rows * m.subs), 0);
   if (m.has_min) m.m.assign(size_t(rows * m.subs), 0);
@@ -60,9 +65,15 @@ void pack_block_quant_rows(BlockQuantRows& m, const std::byte* data, int64_t r0,
         const int64_t c = b * info.elems + i;
         if (m.bits == 8) {
           out[c] = codes[i];
-        } else {
-          uint8_t& byte = out[(c / 64) * 32 + c % 32];
-          byte = uint8_t(c % 64 < 32 ? (byte & 0xF0) | codes[i] : (byte & 0x0F) | (codes[i] << 4));
+          continue;
+        }
+        uint8_t& byte = out[(c / 64) * 32 + c % 32];
+        const uint8_t low = codes[i] & 0x0F;
+        byte = uint8_t(c % 64 < 32 ? (byte & 0xF0) | low : (byte & 0x0F) | (low << 4));
+        for (int j = 0; j < m.bits - 4; ++j) {
+          uint8_t& plane = out[m.padded_cols / 2 + ((c / 64) * (m.bits - 4) + j) * 8 + (c % 64) / 8];
+          const uint8_t bit = uint8_t(1u << (c % 8));
+          plane = uint8_t((codes[i] >> (4 + j)) & 1 ? plane | bit : plane & ~bit);
         }
       }
     }
@@ -88,6 +99,14 @@ void block_sums(const QuantizedActs& a, int sub, int64_t subs, std::vector<float
   }
 }
 
+int block_quant_code(const BlockQuantRows& m, const uint8_t* row, int64_t c) {
+  if (m.bits == 8) return row[c];
+  int code = (row[(c / 64) * 32 + c % 32] >> (c % 64 < 32 ? 0 : 4)) & 0x0F;
+  for (int j = 0; j < m.bits - 4; ++j)
+    code |= ((row[m.padded_cols / 2 + ((c / 64) * (m.bits - 4) + j) * 8 + (c % 64) / 8] >> (c % 8)) & 1) << (4 + j);
+  return m.lut ? format::kIq4Lut[code] : code;
+}
+
 void block_quant_scalar(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t r0, int64_t r1,
                         float* y, int64_t ldy) {
   for (int64_t r = r0; r < r1; ++r) {
@@ -99,11 +118,7 @@ void block_quant_scalar(const BlockQuantRows& m, const QuantizedActs& a, const f
       float acc = 0;
       for (int64_t s = 0; s < m.subs; ++s) {
         int32_t dot = 0;
-        for (int64_t c = s * m.sub; c < (s + 1) * m.sub; ++c) {
-          int code = m.bits == 8 ? codes[c] : (codes[(c / 64) * 32 + c % 32] >> (c % 64 < 32 ? 0 : 4)) & 0x0F;
-          if (m.lut) code = format::kIq4Lut[code];
-          dot += code * q[c];
-        }
+        for (int64_t c = s * m.sub; c < (s + 1) * m.sub; ++c) dot += block_quant_code(m, codes, c) * q[c];
         const float d = fp16_to_fp32(m.row_d(r)[s]);
         const float mm = m.has_min ? fp16_to_fp32(m.row_m(r)[s]) : m.offset * d;
         acc += d * scale[s * m.sub / kActBlock] * float(dot) + mm * bs[s];

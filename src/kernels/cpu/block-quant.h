@@ -13,8 +13,11 @@
 // the codes as its unsigned operand; the second sum is 1/16 or 1/32 of the work.
 //
 // Codes of at most 4 bits are stored two to a byte, so Q4_0, Q4_1, IQ4_NL and IQ4_XS stay
-// the size of the file (and Q4_K within 11% of it: its 6-bit scales become fp16); codes
-// of 5 to 8 bits take a byte each (Q5_*, Q6_K: 1.4-1.6x the file; docs/KERNELS.md).
+// the size of the file (and Q4_K within 11% of it: its 6-bit scales become fp16). Codes
+// of 5 and 6 bits (Q5_*, Q6_K) keep their low 4 bits that way and their high bits as
+// planes of one bit per column, a 64-bit word per 64 columns, so they too take the bits
+// the file gives them: AVX-512 adds a plane with one masked byte add, the mask being the
+// word itself. Q8_0 takes a byte per code. docs/KERNELS.md has the sizes.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -30,7 +33,10 @@ struct BlockQuantRows {
   int64_t rows = 0, cols = 0;
   int64_t padded_cols = 0;  // cols rounded up to 64: whole vectors; padding codes 0, scales 0
   int sub = 32;             // columns per (d, m) pair: 16 or 32
-  int bits = 4;             // 4: columns 64v + k and 64v + 32 + k share byte 32v + k (low, high nibble); 8: a byte each
+  // 4: columns 64v + k and 64v + 32 + k share byte 32v + k (low, high nibble); 5 and 6:
+  // those nibbles, then per 64 columns bits - 4 words whose bit i is bit 4 + j of column
+  // 64v + i (word j); 8: a byte each.
+  int bits = 4;
   bool lut = false;         // 4-bit codes index format::kIq4Lut
   bool has_min = false;     // m per sub-block; otherwise m = offset * d
   float offset = 0;
@@ -38,8 +44,10 @@ struct BlockQuantRows {
   std::vector<uint8_t> codes;  // [rows, row_bytes()], then 64 bytes of padding
   std::vector<uint16_t> d;     // [rows, subs] fp16
   std::vector<uint16_t> m;     // [rows, subs] fp16 when has_min
-  int64_t row_bytes() const { return bits == 4 ? padded_cols / 2 : padded_cols; }
+  int64_t row_bytes() const { return padded_cols * bits / 8; }
   const uint8_t* row_codes(int64_t r) const { return codes.data() + r * row_bytes(); }
+  // The high-bit planes of a 5- or 6-bit row: bits - 4 words per 64 columns.
+  const uint8_t* row_high(int64_t r) const { return row_codes(r) + padded_cols / 2; }
   const uint16_t* row_d(int64_t r) const { return d.data() + r * subs; }
   const uint16_t* row_m(int64_t r) const { return m.data() + r * subs; }
   size_t bytes() const { return size_t(rows * row_bytes()) + (d.size() + m.size()) * 2; }
@@ -47,10 +55,12 @@ struct BlockQuantRows {
 
 // Calls run.template operator()<Bits, Sub, Lut>() for m's form: one list of the forms
 // the SIMD kernels instantiate (IQ4 is 4-bit with 32-column sub-blocks).
+// block_quant_form only makes these.
 template <class Run>
 void for_form(const BlockQuantRows& m, Run&& run) {
-  if (m.bits == 8 && m.sub == 32) return run.template operator()<8, 32, false>();
-  if (m.bits == 8) return run.template operator()<8, 16, false>();
+  if (m.bits == 8) return run.template operator()<8, 32, false>();
+  if (m.bits == 6) return run.template operator()<6, 16, false>();
+  if (m.bits == 5) return run.template operator()<5, 32, false>();
   if (m.lut) return run.template operator()<4, 32, true>();
   if (m.sub == 32) return run.template operator()<4, 32, false>();
   run.template operator()<4, 16, false>();
@@ -59,6 +69,9 @@ void for_form(const BlockQuantRows& m, Run&& run) {
 // Repacks a [rows, cols] tensor of ggml blocks. Throws upg::Error for a type that is not
 // block-quantized, for a corrupt block (format::unpack_ggml_block) and for a scale that
 // fp16 cannot hold (--dtype f32 would still load it).
+// Code c of a packed row, any form (the scalar reference and the tests read it so).
+int block_quant_code(const BlockQuantRows& m, const uint8_t* row, int64_t c);
+
 BlockQuantRows pack_block_quant(DType type, const std::byte* data, int64_t rows, int64_t cols);
 // The same in parts, so a caller can let go of each part of `data` once it is packed:
 // the form with no row packed yet, then rows [r0, r1) of `data` (the whole tensor).
