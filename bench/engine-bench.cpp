@@ -3,12 +3,17 @@
 // (distinct, so prefix sharing does not help) and 128 greedy tokens each, all submitted
 // at once, run until idle. gen_tok_s is llama-batched-bench's S_TG analogue over the
 // whole run (generated tokens / wall time, prefill included); all_tok_s counts prompt
-// tokens too (its S).
+// tokens too (its S). decode_tok_s counts only the steps after every request has its
+// first token (no prompt left: llama-batched-bench's S_TG proper), and int_gops the
+// integer multiply-adds of the linear layers in those steps (2 ops each, attention left
+// out) against peak_gops: cores x clock x 128 int8 ops per cycle, one 512-bit VNNI dot
+// product (64 multiply-adds) a cycle, as Zen 4 and Sapphire Rapids issue them.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <vector>
 
 #include "core/test-paths.h"
 #include "upg/engine/engine.h"
@@ -30,7 +35,13 @@ void BM_Engine(benchmark::State& state) {
   o.max_sequences = n_seq;
   o.n_threads = int(state.range(1));
   auto model = upg::Model::from_file(path, o);
-  double seconds = 0;
+  const upg::ModelConfig& c = model->config();
+  const double q_dim = double(c.num_heads) * c.head_dim, kv_dim = double(c.num_kv_heads) * c.head_dim,
+               hidden = c.hidden_size;
+  const double macs_per_token =
+      c.num_layers * (hidden * (q_dim + 2 * kv_dim) + q_dim * hidden + 3 * hidden * c.intermediate_size) +
+      double(c.vocab_size) * hidden;
+  double seconds = 0, decode_seconds = 0, decode_tokens = 0;
   for (auto _ : state) {
     upg::Engine engine(*model, {{512, 64}, false});
     for (int s = 0; s < n_seq; ++s) {
@@ -42,9 +53,29 @@ void BM_Engine(benchmark::State& state) {
       engine.submit(std::move(r));
     }
     const auto t0 = std::chrono::steady_clock::now();
-    while (!engine.idle()) engine.step();
-    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::vector<bool> started(size_t(n_seq), false);
+    int n_started = 0;
+    bool decoding = false;  // every request has its first token: the steps from here decode only
+    auto t_decode = t0;
+    while (!engine.idle()) {
+      for (const upg::RequestEvent& ev : engine.step()) {
+        if (ev.token < 0) continue;
+        if (decoding) ++decode_tokens;
+        else if (!started[size_t(ev.id)]) started[size_t(ev.id)] = true, ++n_started;
+      }
+      if (!decoding && n_started == n_seq) {
+        decoding = true;
+        t_decode = std::chrono::steady_clock::now();
+      }
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    seconds += std::chrono::duration<double>(t1 - t0).count();
+    decode_seconds += std::chrono::duration<double>(t1 - t_decode).count();
   }
+  const double peak_ops = double(state.range(1)) * benchmark::CPUInfo::Get().cycles_per_second * 128;
+  state.counters["decode_tok_s"] = decode_seconds > 0 ? decode_tokens / decode_seconds : 0;
+  state.counters["int_gops"] = decode_seconds > 0 ? 2 * macs_per_token * decode_tokens / decode_seconds / 1e9 : 0;
+  state.counters["peak_gops"] = peak_ops / 1e9;
   const double iters = double(state.iterations());
   state.counters["gen_tok_s"] = double(n_seq) * n_gen * iters / seconds;
   state.counters["all_tok_s"] = double(n_seq) * (n_prompt + n_gen) * iters / seconds;

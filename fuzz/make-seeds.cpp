@@ -148,28 +148,29 @@ void bpe_seeds() {
   }
 }
 
+// Every committed model template (tests/fixtures/chat-templates/) over a chat with a
+// system turn, with and without a generation prompt and tools, plus a few small ones.
 void chat_template_seeds() {
   const fs::path dir = corpus("chat-template-fuzz");
-  const Json cfg = Json::parse(read_file(g_root / "tests" / "fixtures" / "tokenizer-small" / "tokenizer_config.json"));
-  const std::string smollm2 = cfg.value("chat_template", "");
-  const std::string qwen =
-      R"({%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }})"
-      R"({%- else %}{{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You\'re helpful.<|im_end|>\n' }})"
-      R"({%- endif %}{%- for message in messages %}...{%- endfor %})";
-  const std::string phi4 =
-      "{% for message in messages %}{% if (message['role'] == 'system') %}{{'<|im_start|>system<|im_sep|>' + "
-      "message['content'] + '<|im_end|>'}}{% endif %}{% endfor %}{% if add_generation_prompt %}"
-      "{{ '<|im_start|>assistant<|im_sep|>' }}{% endif %}";
-  const std::string chat = std::string("user\0Hi\0assistant\0Hello!\0user\0Bye", 33);
-  const std::string sys = std::string("system\0Be brief.\0user\0Hi", 24);
-  const std::pair<const char*, std::string> seeds[] = {
-      {"seed-smollm2", std::string(1, '\1') + smollm2 + '\0' + chat},
-      {"seed-smollm2-system", std::string(1, '\0') + smollm2 + '\0' + sys},
-      {"seed-qwen", std::string(1, '\1') + qwen + '\0' + chat},
-      {"seed-phi4", std::string(1, '\1') + phi4 + '\0' + sys},
-      {"seed-unsupported", std::string(1, '\1') + "{{ messages }}" + '\0' + chat},
+  const std::string chat = std::string("system\0Be brief.\0user\0Hi\0assistant\0Hello!\0user\0Bye", 49);
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(g_root / "tests" / "fixtures" / "chat-templates"))
+    if (e.path().extension() == ".jinja") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  int i = 0;
+  for (const fs::path& f : files) {
+    const std::string flags(1, char(i % 4));  // generation prompt and tools in turn
+    write_file(dir / ("seed-" + f.stem().string()), flags + read_file(f) + '\0' + chat);
+    ++i;
+  }
+  const std::pair<const char*, std::string> small[] = {
+      {"seed-loop", "{% for m in messages %}{{ loop.index }}{{ m.role | upper }}{{ m['content'] | trim }}{% endfor %}"},
+      {"seed-namespace", "{% set ns = namespace(n=0) %}{% for m in messages if m.role == 'user' %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}"},
+      {"seed-macro", "{% macro f(x, y='-') %}{{ x ~ y }}{% endmacro %}{{ f(messages | length) }}{{ messages | tojson(indent=2) }}"},
+      {"seed-raise", "{% if messages[0].role != 'user' %}{{ raise_exception('first must be user') }}{% endif %}"},
+      {"seed-slices", "{{ messages[1:][::-1] | map(attribute='content') | join(', ') }}{{ 'a,b'.split(',') }}"},
   };
-  for (const auto& [name, bytes] : seeds) write_file(dir / name, bytes);
+  for (const auto& [name, text] : small) write_file(dir / name, std::string(1, '\1') + text + '\0' + chat);
 }
 
 // ---- tokenizer-json-fuzz ----

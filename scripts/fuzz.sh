@@ -38,7 +38,8 @@ settings() {
     gguf-reader-fuzz) echo "gguf.dict 65536" ;;
     safetensors-reader-fuzz | upg-reader-fuzz | hf-config-fuzz) echo "json.dict ${UPG_FUZZ_JSON_MAX_LEN:-65536}" ;;
     tokenizer-json-fuzz) echo "json.dict ${UPG_FUZZ_JSON_MAX_LEN:-65536}" ;;
-    bpe-tokenizer-fuzz | chat-template-fuzz) echo "text.dict 4096" ;;
+    bpe-tokenizer-fuzz) echo "text.dict 4096" ;;
+    chat-template-fuzz) echo "jinja.dict 32768" ;;  # whole model templates are seeds
     *) echo "none 4096" ;;
   esac
 }

@@ -8,6 +8,8 @@ PACKAGES=(
   python3 python3-pip
   nlohmann-json3-dev libpcre2-dev libcli11-dev libhwy-dev libfmt-dev
   libgtest-dev libbenchmark-dev
+  # upg serve's HTTP (header plus compiled library; pulls libssl-dev, zlib, brotli).
+  libcpp-httplib-dev
   # The fuzz build (scripts/build.sh fuzz): clang, and libFuzzer's and the sanitizers'
   # runtimes (libclang_rt.fuzzer*.a), which Debian ships apart from the compiler.
   clang libclang-rt-14-dev

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/install-python-deps.sh
 scripts/fetch-model.sh
 scripts/build.sh release
 scripts/build.sh asan

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the llama.cpp peer (llama-bench, llama-batched-bench, llama-quantize) from the
+# Builds the llama.cpp peer (llama-bench, llama-batched-bench, llama-quantize, llama-server) from the
 # PyPI source package llama-cpp-python at a pinned version, CPU only, into a cache folder,
 # and prints that build's bin/ folder on stdout (all else goes to stderr).
 #
@@ -32,7 +32,7 @@ root=$cache/llama-cpp-python-$version
 src=$root/src
 build=$root/build
 bin=$build/bin
-targets=(llama-bench llama-batched-bench llama-quantize)
+targets=(llama-bench llama-batched-bench llama-quantize llama-server)
 
 # x86 instruction sets from the host's cpuid (as /proc/cpuinfo shows it). A native build
 # (-march=native) dies with SIGILL on these VMs: the compiler sees AMX, the hypervisor
@@ -55,10 +55,10 @@ isa=(
 )
 config=(
   -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF "${isa[@]}"
-  # CPU only, no network code, nothing but the three tools.
+  # CPU only, no network code but llama-server's HTTP, nothing but the four tools.
   -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_BLAS=OFF -DGGML_RPC=OFF
   -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
-  -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON
+  -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON
   # The shared ccache holds UPG's objects; a one-off peer build would only evict them.
   -DGGML_CCACHE=OFF
   # The sdist has no git history: without this, llama-bench reports "unknown", or the

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <iostream>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -28,14 +30,23 @@ void chat(ChatArgs& a) {
   const Tokenizer& tok = model->tokenizer();
   // One engine for the whole session: each turn re-sends the conversation, and prefix
   // sharing finds the earlier turns' KV blocks, so only the new turn is prefilled.
-  Engine engine(*model, finish_engine_args(a.engine));
+  const std::unique_ptr<Model> draft = load_draft_model(a.model, a.engine);
+  Engine engine(*model, finish_engine_args(a.engine, draft.get()));
   std::vector<ChatMessage> msgs;
   if (!a.system.empty()) msgs.push_back({"system", a.system});
+  if (a.gen.verbose) fmt::print(stderr, "upg: chat template: {}\n", tok.chat_template_description());
   fmt::print(stderr, "upg: chat ready; type a message, /reset to start over, Ctrl-D to quit.\n");
+  // Piped input is not echoed by a terminal: echo it after the prompt so that the
+  // transcript reads "> message", then the reply on its own line.
+  const bool interactive = isatty(fileno(stdin)) != 0;
   std::string line;
   while (true) {
     fmt::print(stderr, "> ");
-    if (!std::getline(std::cin, line)) break;
+    if (!std::getline(std::cin, line)) {
+      fmt::print(stderr, "\n");  // end the prompt's line at end of input
+      break;
+    }
+    if (!interactive) fmt::print(stderr, "{}\n", line);
     if (line.empty()) continue;
     if (line == "/reset") {
       msgs.resize(a.system.empty() ? 0 : 1);
@@ -74,7 +85,7 @@ void add_chat_command(CLI::App& app) {
   add_model_options(*cmd, args->model);
   cmd->add_option("--system-prompt,--sys", args->system, "System message");
   add_generation_options(*cmd, args->gen);
-  add_engine_options(*cmd, args->engine);
+  add_engine_options(*cmd, args->engine, args->model);
   cmd->callback([args] { chat(*args); });
 }
 

@@ -39,10 +39,12 @@ void run(RunArgs& a) {
     if (!a.system.empty()) msgs.push_back({"system", a.system});
     msgs.push_back({"user", a.prompt});
     text = tok.apply_chat_template(msgs, true);
+    if (a.gen.verbose) fmt::print(stderr, "upg: chat template: {}\n", tok.chat_template_description());
   }
   req.prompt = tok.encode(text, tok.add_bos(), true);
   if (a.gen.verbose) fmt::print(stderr, "upg: sampler: {}\n", Sampler(req.sampling).describe());
-  Engine engine(*model, finish_engine_args(a.engine));
+  const std::unique_ptr<Model> draft = load_draft_model(a.model, a.engine);
+  Engine engine(*model, finish_engine_args(a.engine, draft.get()));
   GenerateStats st = generate(engine, std::move(req), [](std::string_view piece) {
     write_stdout(piece);
     return true;
@@ -69,7 +71,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--system-prompt,--sys", args->system, "System message for the chat template");
   cmd->add_flag("--raw", args->raw, "Send the prompt as is, without the chat template");
   add_generation_options(*cmd, args->gen);
-  add_engine_options(*cmd, args->engine);
+  add_engine_options(*cmd, args->engine, args->model);
   cmd->callback([args] { run(*args); });
 }
 

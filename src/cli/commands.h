@@ -15,5 +15,7 @@ void add_perplexity_command(CLI::App& app);
 void add_compress_command(CLI::App& app);
 void add_synth_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
+void add_batch_command(CLI::App& app);
 
 }  // namespace upg::cli

@@ -40,8 +40,11 @@ std::string describe_param_error(const ParamError& e) {
       {"prompt", "the prompt", " (raise -c)"},
       {"stop_strings", "-r/--stop", ""},
       {"max_step_tokens", "--batch-tokens", ""},
+      {"kv_memory", "--kv-memory", ""},
       {"max_running", "--max-seqs", ""},
       {"lookup_max_draft", "--lookup", ""},
+      {"draft", "--draft", ""},
+      {"draft_max", "--draft-max", ""},
       {"sparsity", "--sparsity", ""},
       {"values", "--values", ""},
       {"output", "-o/--output", ""},
@@ -100,6 +103,7 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   opts.reference_kernels = a.reference_kernels;
   opts.profile = a.profile;
   opts.kv_type = a.cache_type == "f32" ? DType::F32 : a.cache_type == "int8" ? DType::I8 : DType::F16;
+  opts.kv_memory_bytes = int64_t(a.kv_memory_mib * double(1 << 20));
   if (!a.dtype.empty())
     opts.load.dequant_to = a.dtype == "f16" ? DType::F16 : a.dtype == "bf16" ? DType::BF16 : DType::F32;
   auto t0 = std::chrono::steady_clock::now();
@@ -112,14 +116,18 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   // it fills, so peak memory at the end of a run shows what was used.
   fmt::print(stderr,
              "upg: loaded {} ({}, {} layers, hidden {}, vocab {}) in {:.2f} s on {}, context {}, KV cache {} "
-             "{:.1f} MiB\n",
+             "{:.1f} MiB ({} blocks of {} tokens)\n",
              a.path, c.architecture, c.num_layers, c.hidden_size, c.vocab_size, s, model->backend().name(),
-             model->context_length(), a.cache_type, double(model->backend().kv_bytes()) / (1 << 20));
+             model->context_length(), a.cache_type, double(model->backend().kv_bytes()) / (1 << 20),
+             model->kv_blocks(), model->kv_block_size());
   return model;
 }
 
-void add_engine_options(CLI::App& app, EngineArgs& a) {
+void add_engine_options(CLI::App& app, EngineArgs& a, ModelArgs& model) {
   EngineOptions& o = a.options;
+  app.add_option("--kv-memory", model.kv_memory_mib,
+                 "KV cache pool in MiB, shared by all sequences in blocks of 16 tokens (default: the whole context)")
+      ->check(CLI::Range(0.0, 1e9));
   app.add_option("--max-seqs", o.limits.max_running, "Sequences in one forward pass at most")
       ->check(CLI::Range(1, std::numeric_limits<int>::max()))
       ->capture_default_str();
@@ -134,11 +142,26 @@ void add_engine_options(CLI::App& app, EngineArgs& a) {
                  "context (rewrites, extractions, code edits); 0: off")
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
+  app.add_option("--draft", a.draft,
+                 "Speculative decoding with a draft model: a smaller or more strongly compressed model with the same "
+                 "vocabulary proposes tokens that the model verifies in one forward pass");
+  app.add_option("--draft-max", o.speculative.draft_max, "Draft tokens per step at most with --draft")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
 }
 
-EngineOptions finish_engine_args(const EngineArgs& a) {
+std::unique_ptr<Model> load_draft_model(const ModelArgs& model, const EngineArgs& a) {
+  if (a.draft.empty()) return nullptr;
+  ModelArgs d = model;
+  d.path = a.draft;
+  d.profile = false;
+  return load_model(d);
+}
+
+EngineOptions finish_engine_args(const EngineArgs& a, Model* draft) {
   EngineOptions o = a.options;
   o.prefix_sharing = !a.no_prefix_cache;
+  o.speculative.draft = draft;
   return o;
 }
 

@@ -21,6 +21,7 @@ struct ModelArgs {
   bool reference_kernels = false;
   bool profile = false;
   std::string cache_type = "f16";
+  double kv_memory_mib = 0;  // 0: the whole context for each sequence
 };
 // --cache-type f16|f32|int8, shared by every command that runs a model.
 void add_cache_type_option(CLI::App& app, ModelArgs& args);
@@ -39,9 +40,14 @@ std::unique_ptr<Model> load_model(const ModelArgs& args, double* load_seconds = 
 struct EngineArgs {
   EngineOptions options;
   bool no_prefix_cache = false;
+  std::string draft;  // --draft MODEL
 };
-void add_engine_options(CLI::App& app, EngineArgs& args);
-EngineOptions finish_engine_args(const EngineArgs& args);
+// Also --kv-memory, the KV pool's size, which the model is loaded with.
+void add_engine_options(CLI::App& app, EngineArgs& args, ModelArgs& model);
+// The --draft model, loaded with the target's runtime flags; null without --draft.
+std::unique_ptr<Model> load_draft_model(const ModelArgs& model, const EngineArgs& args);
+// The engine's options, with the draft model when there is one.
+EngineOptions finish_engine_args(const EngineArgs& args, Model* draft);
 
 struct GenerationArgs {
   Request request;  // its prompt comes from the command's own options

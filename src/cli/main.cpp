@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   upg::cli::add_compress_command(app);
   upg::cli::add_synth_command(app);
   upg::cli::add_bench_command(app);
+  upg::cli::add_serve_command(app);
+  upg::cli::add_batch_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -8,21 +8,13 @@
 #include <map>
 
 #include "core/test-paths.h"
+#include "engine/test-tiny-model.h"
 #include "upg/core/error.h"
 
 namespace upg {
 namespace {
 
-std::unique_ptr<Model> tiny(int kv_blocks = 0) {
-  ModelOptions o;
-  o.context_length = 64;
-  o.n_threads = 2;
-  o.kv_type = DType::F32;
-  o.kv_block_size = 4;
-  o.max_sequences = 8;
-  o.kv_blocks = kv_blocks;
-  return Model::from_file(test::fixture("tiny/llama"), o);
-}
+std::unique_ptr<Model> tiny(int kv_blocks = 0) { return test::tiny_engine_model(kv_blocks); }
 
 std::vector<int32_t> prompt_of(int k, int vocab) {
   std::vector<int32_t> p;
@@ -56,6 +48,16 @@ std::map<int64_t, std::vector<int32_t>> run_all(Engine& e, std::map<int64_t, Sto
   return out;
 }
 
+Request sampled_request(std::vector<int32_t> prompt, uint64_t seed, int n) {
+  Request r;
+  r.prompt = std::move(prompt);
+  r.sampling.temperature = 1.0f;
+  r.sampling.seed = seed;
+  r.max_new_tokens = n;
+  r.ignore_eos = true;
+  return r;
+}
+
 Request greedy_request(std::vector<int32_t> prompt, int n) {
   Request r;
   r.prompt = std::move(prompt);
@@ -67,8 +69,9 @@ Request greedy_request(std::vector<int32_t> prompt, int n) {
 
 // Returns the engine's preemptions.
 int64_t expect_batch_equals_alone(int kv_blocks, SchedulerLimits limits, SpeculativeOptions spec = {},
-                                  EngineStats* stats = nullptr) {
-  auto m = tiny(kv_blocks), ref = tiny();
+                                  EngineStats* stats = nullptr, bool draft_model = false) {
+  auto m = tiny(kv_blocks), ref = tiny(), draft = tiny(kv_blocks);
+  if (draft_model) spec.draft = draft.get();
   const int vocab = m->config().vocab_size;
   Engine e(*m, {limits, true, spec});
   std::map<int64_t, std::vector<int32_t>> want;
@@ -102,6 +105,7 @@ TEST(Engine, PromptLookupDraftsLeaveGreedyOutputsUnchanged) {
   EngineStats st;
   SpeculativeOptions spec;
   spec.lookup = 4;
+  spec.ngram_min = 1;  // 1-gram matches: many drafts, some wrong, so rejection runs too
   expect_batch_equals_alone(0, {512, 32}, spec, &st);
   EXPECT_GT(st.drafted_tokens, 0);
   EXPECT_GT(st.accepted_tokens, 0);  // the tiny model repeats itself: some drafts hold
@@ -111,15 +115,42 @@ TEST(Engine, PromptLookupDraftsLeaveGreedyOutputsUnchanged) {
   EXPECT_GT(st.drafted_tokens, 0);
 }
 
+TEST(Engine, DraftModelDraftsLeaveGreedyOutputsUnchanged) {
+  EngineStats st;
+  SpeculativeOptions spec;
+  spec.draft_max = 3;
+  // The draft is the target itself (another instance): every greedy draft is accepted.
+  expect_batch_equals_alone(0, {512, 32}, spec, &st, true);
+  EXPECT_GT(st.drafted_tokens, 0);
+  EXPECT_EQ(st.accepted_tokens, st.drafted_tokens);
+  EXPECT_LT(st.steps, 12);  // 4-7 tokens each: in about two steps of drafts, not one a token
+  // A short pool (the draft's as short as the target's) and small budgets: drafts that do
+  // not fit are dropped.
+  expect_batch_equals_alone(10, {6, 4}, spec, &st, true);
+}
+
+TEST(Engine, SampledDraftsKeepTheSeededRequestReproducible) {
+  auto m = tiny(), draft = tiny();
+  const int vocab = m->config().vocab_size;
+  SpeculativeOptions spec;
+  spec.draft = draft.get();
+  const Request r = sampled_request(prompt_of(2, vocab), 99, 12);
+  std::vector<int32_t> first;
+  for (int k = 0; k < 2; ++k) {
+    Engine e(*m, {{512, 32}, true, spec});
+    const int64_t id = e.submit(r);
+    const auto out = run_all(e).at(id);
+    EXPECT_EQ(out.size(), 12u);
+    if (k == 0) first = out;
+    else EXPECT_EQ(out, first);
+    EXPECT_GT(e.stats().drafted_tokens, 0);
+  }
+}
+
 TEST(Engine, SeededSamplingDoesNotDependOnTheBatch) {
   auto m = tiny();
   const int vocab = m->config().vocab_size;
-  Request r;
-  r.prompt = prompt_of(3, vocab);
-  r.sampling.temperature = 1.0f;
-  r.sampling.seed = 1234;
-  r.max_new_tokens = 10;
-  r.ignore_eos = true;
+  const Request r = sampled_request(prompt_of(3, vocab), 1234, 10);
   std::vector<int32_t> alone;
   {
     Engine e(*m);
@@ -156,6 +187,26 @@ TEST(Engine, CancelMidPrefillAndMidDecodeFreesItsBlocks) {
   EXPECT_EQ(reasons.at(b), StopReason::kCallback);
   EXPECT_TRUE(e.idle());
   EXPECT_EQ(e.stats().kv_blocks_free, m->kv_blocks());
+}
+
+TEST(Engine, AMemoryBudgetSizesTheKvPool) {
+  ModelOptions o;
+  o.context_length = 64;
+  o.n_threads = 1;
+  o.kv_type = DType::F32;
+  o.kv_block_size = 4;
+  auto whole = Model::from_file(test::fixture("tiny/llama"), o);
+  const int64_t block = int64_t(whole->backend().kv_bytes()) / whole->kv_blocks();
+  o.kv_memory_bytes = 7 * block + block / 2;  // room for 7 whole blocks
+  auto m = Model::from_file(test::fixture("tiny/llama"), o);
+  EXPECT_EQ(m->kv_blocks(), 7);
+  EXPECT_EQ(int64_t(m->backend().kv_bytes()), 7 * block);
+  Engine e(*m);
+  EXPECT_EQ(e.stats().kv_blocks, 7);
+  e.submit(greedy_request(prompt_of(0, m->config().vocab_size), 4));
+  EXPECT_EQ(run_all(e).begin()->second.size(), 4u);
+  o.kv_memory_bytes = block - 1;
+  EXPECT_THROW(Model::from_file(test::fixture("tiny/llama"), o), ParamError);
 }
 
 TEST(Engine, BadRequestsAreParamErrors) {

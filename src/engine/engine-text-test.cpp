@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "core/test-paths.h"
+#include "engine/test-tiny-model.h"
 #include "upg/core/error.h"
 #include "upg/engine/engine.h"
 #include "upg/tokenizer/tokenizer.h"
@@ -141,15 +142,7 @@ TEST_F(EngineTextTest, StopStringSplitOverTokensIsNeverReleased) {
 }
 
 // The tiny fixture model (no tokenizer: tokens print as "[id]").
-std::unique_ptr<Model> tiny() {
-  ModelOptions o;
-  o.context_length = 64;
-  o.n_threads = 2;
-  o.kv_type = DType::F32;
-  o.kv_block_size = 4;
-  o.max_sequences = 4;
-  return Model::from_file(test::fixture("tiny/llama"), o);
-}
+std::unique_ptr<Model> tiny() { return test::tiny_engine_model(); }
 
 Request tiny_request(int n) {
   Request r;

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/draft-model.h"
 #include "engine/kv-manager.h"
 #include "engine/logprobs.h"
 #include "engine/prompt-lookup.h"
@@ -48,11 +49,23 @@ struct Live {
     if (req.stop_tokens.empty() && !req.ignore_eos) req.stop_tokens = default_stop_tokens(model);
     if (model.has_tokenizer()) decoder.emplace(model.tokenizer(), true);
   }
+  // With a draft model: what draws its drafts (the request's settings, another stream).
+  Sampler& draft_sampler() {
+    if (!drafter) {
+      SamplingParams p = req.sampling;
+      if (p.seed != SamplingParams{}.seed) p.seed ^= 0x9E3779B97F4A7C15ull;
+      drafter.emplace(p);
+    }
+    return *drafter;
+  }
   Request req;
   Sampler sampler;  // built from req.sampling, which it validates
   StopStringFilter stops;
   std::optional<StreamDecoder> decoder;  // none without a tokenizer: tokens print as "[id]"
   int generated = 0;
+  std::optional<Sampler> drafter;
+  std::vector<int32_t> drafts;            // this step's, from the draft model
+  std::vector<CandidateList> draft_dists;  // the distribution each was drawn from
 };
 
 void check_request(const Request& r, const Model& model) {
@@ -81,6 +94,7 @@ struct Engine::Impl {
     lookup.ngram_max = o.speculative.ngram_max;
     lookup.ngram_min = o.speculative.ngram_min;
     check_lookup_params(lookup);
+    if (o.speculative.draft) draft_model = std::make_unique<DraftModel>(*o.speculative.draft, m, o.speculative.draft_max);
     one_draft.items.assign(1, Candidate{0, 0, 1});
     one_draft.normalized = true;
     counted.kv_blocks = kv.n_blocks();
@@ -98,7 +112,7 @@ struct Engine::Impl {
   // request goes on (the caller then appends the token where it is not there yet).
   bool emit(int64_t id, Live& live, int32_t token, int64_t n_after, std::span<const float> logits,
             std::vector<RequestEvent>& events);
-  // Gives every decoding request its prompt-lookup drafts for this step.
+  // Gives every decoding request its drafts for this step (prompt lookup or the draft model).
   void propose();
   // The tokens chunk c's logits rows decide: for a plain chunk the one sampled, for one
   // with drafts the accepted drafts and the target's own next token (the rejected
@@ -113,6 +127,8 @@ struct Engine::Impl {
   Batch batch;
   std::vector<int32_t> order_scratch;  // token_logprobs
   LookupParams lookup;                 // max_draft 0: no prompt lookup
+  std::unique_ptr<DraftModel> draft_model;  // when set, it proposes instead
+  std::vector<DraftModel::Job> draft_jobs;
   std::vector<int32_t> draft;          // propose()'s scratch
   CandidateList one_draft;             // a deterministic draft for verify_draft: one token, p = 1
   struct Decided {
@@ -203,6 +219,7 @@ void Engine::Impl::end(int64_t id, StopReason reason, std::vector<RequestEvent>&
   ev.cached_tokens = sched.has(int32_t(id)) ? sched.cached_tokens(int32_t(id)) : 0;
   ev.generated_tokens = l.generated;
   counted.cached_tokens += ev.cached_tokens;
+  if (draft_model) draft_model->free(int32_t(id));
   ++counted.requests_finished;
   sched.finish(int32_t(id));
   live.erase(id);
@@ -237,19 +254,28 @@ bool Engine::Impl::emit(int64_t id, Live& l, int32_t token, int64_t n_after, std
 }
 
 void Engine::Impl::propose() {
+  draft_jobs.clear();
   for (int32_t seq : sched.running()) {
     if (!sched.decoding(seq)) continue;
-    const Live& l = *live.at(seq);
+    Live& l = *live.at(seq);
     const std::vector<int32_t>& toks = sched.tokens(seq);
     // Room for the drafts and the target's own token after them: in the context, and in
     // the request's token limit (a draft past it would be computed for nothing).
     int room = int(model.context_length() - int64_t(toks.size())) - 1;
     if (l.req.max_new_tokens >= 0) room = std::min(room, l.req.max_new_tokens - l.generated - 1);
     if (room <= 0) continue;
+    if (draft_model) {
+      draft_jobs.push_back({seq, toks, room, &l.draft_sampler(), &l.drafts, &l.draft_dists});
+      continue;
+    }
     propose_lookup(toks, lookup, draft);
     if (int(draft.size()) > room) draft.resize(size_t(room));
     if (!draft.empty()) sched.add_drafts(seq, draft);
   }
+  if (draft_jobs.empty()) return;
+  draft_model->propose(draft_jobs);
+  for (const DraftModel::Job& j : draft_jobs)
+    if (!j.tokens->empty()) sched.add_drafts(j.seq, *j.tokens);
 }
 
 void Engine::Impl::decide(const ScheduledSeq& c, std::span<const float> rows, std::vector<int32_t>& out) {
@@ -265,7 +291,8 @@ void Engine::Impl::decide(const ScheduledSeq& c, std::span<const float> rows, st
         l.sampler.distribution(rows.subspan(size_t(i) * vocab, vocab), std::span(toks).first(first_draft + size_t(i)));
     const int32_t drafted = toks[first_draft + size_t(i)];
     one_draft.items[0].id = drafted;
-    const DraftVerdict v = l.sampler.verify_draft(target, one_draft, drafted);
+    const DraftVerdict v =
+        l.sampler.verify_draft(target, draft_model ? l.draft_dists[size_t(i)] : one_draft, drafted);
     out.push_back(v.token);  // the draft, or the target's correction in its place
     if (v.accepted) ++accepted;
     else rejected = true;
@@ -303,7 +330,7 @@ std::vector<RequestEvent> Engine::step() {
   Impl& I = *impl_;
   std::vector<RequestEvent> events;
   I.take_queued(events);
-  if (I.lookup.max_draft > 0) I.propose();
+  if (I.lookup.max_draft > 0 || I.draft_model) I.propose();
   const StepPlan plan = I.sched.schedule();
   I.counted.preemptions += int64_t(plan.preempted.size());
   if (!plan.seqs.empty()) {

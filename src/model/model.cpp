@@ -82,8 +82,20 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
     throw Error(fmt::format("the {} backend cannot keep a KV cache of {}", d.backend->name(),
                             dtype_name(options.kv_type)));
   d.backend->set_source_unused([&store = d.source.weights](const void* p, size_t n) { store.release(p, n); });
+  int kv_blocks = options.kv_blocks;
+  if (kv_blocks == 0 && options.kv_memory_bytes != 0) {
+    // Keys and values per layer, head and slot, and int8's one scale per row: what the
+    // backend's kv_alloc reserves for a block.
+    const int64_t row = int64_t(cfg.head_dim) * int64_t(dtype_bytes(options.kv_type, 1)) +
+                        (options.kv_type == DType::I8 ? int64_t(sizeof(float)) : 0);
+    const int64_t block = 2 * int64_t(cfg.num_layers) * cfg.num_kv_heads * std::max(1, options.kv_block_size) * row;
+    if (options.kv_memory_bytes < block)
+      throw ParamError("kv_memory", fmt::format("{} bytes is less than one KV cache block ({} bytes)",
+                                                options.kv_memory_bytes, block));
+    kv_blocks = int(std::min<int64_t>(options.kv_memory_bytes / block, INT32_MAX));
+  }
   d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs, 256, options.kv_type,
-                                            options.kv_block_size, options.kv_blocks);
+                                            options.kv_block_size, kv_blocks);
   if (d.source.tokenizer) d.tokenizer = std::make_unique<Tokenizer>(*d.source.tokenizer);
   return m;
 }

@@ -4,9 +4,12 @@
 
 #include "tokenizer/test-vocab.h"
 #include "upg/core/error.h"
+#include "upg/tokenizer/tokenizer.h"
 
 namespace upg::tokenizer {
 namespace {
+
+using json = nlohmann::ordered_json;
 
 // SmolLM2-Instruct's template as stored in its GGUF (real newlines inside the literals).
 constexpr const char* kSmolLM2 =
@@ -15,87 +18,103 @@ constexpr const char* kSmolLM2 =
     "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
-// Qwen2.5-style, as JSON-decoded from tokenizer_config.json: "\n" is a Jinja escape and
-// the first system branch concatenates the user's content.
-constexpr const char* kQwen =
-    R"({%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }})"
-    R"({%- else %}{{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You\'re helpful.<|im_end|>\n' }})"
-    R"({%- endif %}{%- for message in messages %}...{%- endfor %})";
-
 constexpr const char* kPhi4 =
     "{% for message in messages %}{% if (message['role'] == 'system') %}{{'<|im_start|>system<|im_sep|>' + "
     "message['content'] + '<|im_end|>'}}{% elif (message['role'] == 'user') %}{{'<|im_start|>user<|im_sep|>' + "
     "message['content'] + '<|im_end|>'}}{% endif %}{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|im_start|>assistant<|im_sep|>' }}{% endif %}";
 
-const std::vector<ChatMessage> kUserOnly = {{"user", "Hi"}};
-const std::vector<ChatMessage> kWithSystem = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello"},
-                                              {"user", "Bye"}};
+json messages(std::initializer_list<std::pair<const char*, const char*>> turns) {
+  json out = json::array();
+  for (const auto& [role, content] : turns) out.push_back({{"role", role}, {"content", content}});
+  return out;
+}
 
-TEST(ChatTemplate, SmolLM2InsertsItsDefaultSystemMessage) {
-  const ChatTemplate t = detect_chat_template(kSmolLM2);
-  ASSERT_EQ(t.format, ChatFormat::kChatML);
-  ASSERT_TRUE(t.default_system.has_value());
-  EXPECT_EQ(*t.default_system, "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
-  EXPECT_EQ(render_chat(t, kUserOnly, true),
+ChatTemplate from(const char* source, bool im_start = false, bool im_sep = false) {
+  return make_chat_template(source, "<s>", "</s>", im_start, im_sep);
+}
+
+TEST(ChatTemplate, RunsTheModelsTemplate) {
+  const ChatTemplate t = from(kSmolLM2);
+  EXPECT_EQ(render_chat(t, messages({{"user", "Hi"}}), true, nullptr),
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-}
-
-TEST(ChatTemplate, ChatMLWithSystemMessage) {
-  const ChatTemplate t = detect_chat_template(kSmolLM2);
-  EXPECT_EQ(render_chat(t, kWithSystem, true),
-            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-            "<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_EQ(render_chat(t, kWithSystem, false).find("<|im_start|>assistant\n", 90), std::string::npos);
-}
-
-TEST(ChatTemplate, EscapedTemplateDefaultSystem) {
-  const ChatTemplate t = detect_chat_template(kQwen);
-  ASSERT_EQ(t.format, ChatFormat::kChatML);
-  ASSERT_TRUE(t.default_system.has_value());
-  EXPECT_EQ(*t.default_system, "You are Qwen, created by Alibaba Cloud. You're helpful.");
-}
-
-TEST(ChatTemplate, ChatMLWithoutDefaultSystem) {
-  const ChatTemplate t =
-      detect_chat_template("{% for m in messages %}{{'<|im_start|>' + m['role'] + '\n' + m['content']}}{% endfor %}");
-  ASSERT_EQ(t.format, ChatFormat::kChatML);
-  EXPECT_FALSE(t.default_system.has_value());
-  EXPECT_EQ(render_chat(t, kUserOnly, true), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-}
-
-TEST(ChatTemplate, Phi4) {
-  const ChatTemplate t = detect_chat_template(kPhi4);
-  ASSERT_EQ(t.format, ChatFormat::kPhi4);
-  EXPECT_EQ(render_chat(t, {{"system", "S"}, {"user", "Hi"}}, true),
+  EXPECT_EQ(render_chat(t, messages({{"system", "Be brief."}, {"user", "Hi"}}), false, nullptr),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
+  EXPECT_EQ(render_chat(from(kPhi4), messages({{"system", "S"}, {"user", "Hi"}}), true, nullptr),
             "<|im_start|>system<|im_sep|>S<|im_end|><|im_start|>user<|im_sep|>Hi<|im_end|>"
             "<|im_start|>assistant<|im_sep|>");
+  EXPECT_EQ(describe(t), "the model's own chat template (Jinja)");
 }
 
-TEST(ChatTemplate, UnknownOrEmptyIsRejected) {
-  for (const char* src : {"", "{{ bos_token }}[INST] {{ m }} [/INST]"}) {
-    const ChatTemplate t = detect_chat_template(src);
-    EXPECT_EQ(t.format, ChatFormat::kUnsupported);
-    try {
-      render_chat(t, kUserOnly, true);
-      FAIL() << "expected upg::ParamError";
-    } catch (const ParamError& e) {
-      EXPECT_EQ(e.param(), "chat_template");
-      EXPECT_EQ(e.problem(), "the model's chat template is not one UPG renders");
-    }
+TEST(ChatTemplate, PassesTokensToolsAndMessageFieldsThrough) {
+  const ChatTemplate t = from(
+      "{{ bos_token }}{% for m in messages %}{{ m.role }}:{{ m.content }}{% if m.tool_calls %}"
+      "{{ m.tool_calls[0].function.arguments | tojson }}{% endif %};{% endfor %}{{ tools | length }}{{ eos_token }}");
+  json msgs = messages({{"user", "Weather?"}});
+  msgs.push_back({{"role", "assistant"},
+                  {"content", ""},
+                  {"tool_calls", {{{"function", {{"name", "w"}, {"arguments", {{"city", "Köln"}}}}}}}}});
+  EXPECT_EQ(render_chat(t, msgs, false, json::array({{{"name", "w"}}})), R"(<s>user:Weather?;assistant:{"city": "Köln"};1</s>)");
+  // A model without a bos token leaves bos_token undefined, which prints as nothing.
+  const ChatTemplate no_bos = make_chat_template("[{{ bos_token }}]", std::nullopt, "</s>", false, false);
+  EXPECT_EQ(render_chat(no_bos, json::array(), false, nullptr), "[]");
+}
+
+TEST(ChatTemplate, FallbackOnlyWithoutATemplate) {
+  const json chat = messages({{"system", "S"}, {"user", "Hi"}});
+  const ChatTemplate chatml = from("", true, false);
+  EXPECT_EQ(render_chat(chatml, chat, true, nullptr),
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(describe(chatml), "built-in ChatML (the model carries no chat template)");
+  const ChatTemplate phi4 = from("", true, true);
+  EXPECT_EQ(render_chat(phi4, chat, true, nullptr),
+            "<|im_start|>system<|im_sep|>S<|im_end|><|im_start|>user<|im_sep|>Hi<|im_end|><|im_start|>assistant<|im_sep|>");
+  try {
+    render_chat(from(""), chat, true, nullptr);
+    FAIL() << "expected upg::ParamError";
+  } catch (const ParamError& e) {
+    EXPECT_EQ(e.param(), "chat_template");
+    EXPECT_EQ(e.problem(), "the model carries no chat template and its vocabulary fits no built-in one");
   }
 }
 
-TEST(ChatTemplate, TokenizerStopIds) {
+TEST(ChatTemplate, BrokenTemplateFailsTheChatNotTheModel) {
+  const ChatTemplate t = from("{% for m in messages %}{{ m.content }", true);
+  try {
+    render_chat(t, messages({{"user", "Hi"}}), true, nullptr);
+    FAIL() << "expected upg::ParamError";
+  } catch (const ParamError& e) {
+    EXPECT_EQ(e.param(), "chat_template");
+    EXPECT_EQ(e.problem(), "chat template:1:37: unexpected '}'");
+  }
+}
+
+TEST(ChatTemplate, TemplateRefusalIsAnError) {
+  const ChatTemplate t = from(
+      "{% for m in messages %}{% if (m.role == 'user') != (loop.index0 % 2 == 0) %}"
+      "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% endfor %}");
+  try {
+    render_chat(t, messages({{"user", "a"}, {"user", "b"}}), true, nullptr);
+    FAIL() << "expected upg::Error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "chat template:1:80: raise_exception: Conversation roles must alternate "
+                           "user/assistant/user/assistant/...");
+  }
+}
+
+TEST(ChatTemplate, TokenizerStopIdsAndTemplate) {
   auto spec = testing::byte_spec({"<|endoftext|>", "<|im_start|>", "<|im_end|>"});
   spec.eos_id = 256;
   spec.chat_template = kSmolLM2;
   Tokenizer tok(spec);
   EXPECT_EQ(tok.stop_ids(), (std::vector<int32_t>{256, 258}));
   EXPECT_EQ(tok.apply_chat_template({{"system", "x"}}, false), "<|im_start|>system\nx<|im_end|>\n");
+  EXPECT_EQ(tok.apply_chat_template(messages({{"system", "x"}}), nullptr, false), "<|im_start|>system\nx<|im_end|>\n");
   spec.eos_id = 258;  // SmolLM2's GGUF uses <|im_end|> as eos: no duplicate
   EXPECT_EQ(Tokenizer(spec).stop_ids(), (std::vector<int32_t>{258}));
+  spec.chat_template.clear();
+  EXPECT_EQ(Tokenizer(spec).chat_template_description(), "built-in ChatML (the model carries no chat template)");
 }
 
 }  // namespace

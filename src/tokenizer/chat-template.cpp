@@ -1,83 +1,89 @@
 #include "tokenizer/chat-template.h"
 
+#include <fmt/format.h>
+
 #include "upg/core/error.h"
 
 namespace upg::tokenizer {
 namespace {
 
-// Reads the literal system text after `<|im_start|>system` + newline up to `<|im_end|>`
-// inside one Jinja string literal. A quote before `<|im_end|>` means the text is built
-// from an expression (e.g. messages[0]['content']), so that occurrence is not a default.
-std::optional<std::string> literal_after(std::string_view src, size_t pos) {
-  // The newline is a real one in GGUF metadata and a Jinja "\n" escape in JSON-decoded
-  // tokenizer_config.json templates; accept both.
-  if (src.substr(pos, 1) == "\n") {
-    pos += 1;
-  } else if (src.substr(pos, 2) == "\\n") {
-    pos += 2;
-  } else {
-    return std::nullopt;
-  }
-  static constexpr std::string_view kEnd = "<|im_end|>";
-  std::string text;
-  while (pos < src.size()) {
-    if (src.compare(pos, kEnd.size(), kEnd) == 0) return text.empty() ? std::nullopt : std::optional(text);
-    const char c = src[pos];
-    if (c == '\'' || c == '"' || c == '{' || c == '}') return std::nullopt;
-    if (c == '\\' && pos + 1 < src.size()) {
-      const char e = src[pos + 1];
-      text += e == 'n' ? '\n' : e == 't' ? '\t' : e;
-      pos += 2;
-      continue;
-    }
-    text += c;
-    ++pos;
-  }
-  return std::nullopt;
+using json = nlohmann::ordered_json;
+
+// Text content of a message for the built-in formats: a string, or the text parts of
+// an OpenAI content list.
+std::string content_text(const json& m) {
+  const auto c = m.find("content");
+  if (c == m.end() || c->is_null()) return "";
+  if (c->is_string()) return c->get<std::string>();
+  std::string out;
+  if (c->is_array())
+    for (const json& part : *c)
+      if (part.is_object() && part.value("type", "") == "text" && part.contains("text") && part["text"].is_string())
+        out += part["text"].get<std::string>();
+  return out;
 }
 
-std::optional<std::string> find_default_system(std::string_view src) {
-  static constexpr std::string_view kStart = "<|im_start|>system";
-  for (size_t pos = src.find(kStart); pos != std::string_view::npos; pos = src.find(kStart, pos + 1)) {
-    if (auto text = literal_after(src, pos + kStart.size())) return text;
+// The built-in formats, used only for a model that carries no chat template.
+std::string render_fallback(ChatFallback format, const json& messages, bool add_generation_prompt) {
+  const char* sep = format == ChatFallback::kPhi4 ? "<|im_sep|>" : "\n";
+  const char* end = format == ChatFallback::kPhi4 ? "<|im_end|>" : "<|im_end|>\n";
+  std::string out;
+  for (const json& m : messages) {
+    const auto role = m.find("role");
+    if (role == m.end() || !role->is_string()) throw ParamError("messages", "every message needs a string role");
+    out += "<|im_start|>" + role->get<std::string>() + sep + content_text(m) + end;
   }
-  return std::nullopt;
+  if (add_generation_prompt) out += std::string("<|im_start|>assistant") + sep;
+  return out;
 }
 
 }  // namespace
 
-ChatTemplate detect_chat_template(std::string_view src) {
+ChatTemplate make_chat_template(std::string_view source, std::optional<std::string> bos_token,
+                                std::optional<std::string> eos_token, bool has_im_start, bool has_im_sep) {
   ChatTemplate t;
-  // Phi-4 also uses <|im_start|>, so its separator is checked first.
-  if (src.find("<|im_sep|>") != std::string_view::npos) {
-    t.format = ChatFormat::kPhi4;
-  } else if (src.find("<|im_start|>") != std::string_view::npos) {
-    t.format = ChatFormat::kChatML;
-    t.default_system = find_default_system(src);
+  t.bos_token = std::move(bos_token);
+  t.eos_token = std::move(eos_token);
+  if (!source.empty()) {
+    // A template that does not parse fails the chat, not the model: --raw still works.
+    try {
+      t.jinja.emplace(source, "chat template");
+    } catch (const Error& e) {
+      t.parse_error = e.what();
+    }
+    return t;
   }
+  t.fallback = has_im_sep ? ChatFallback::kPhi4 : has_im_start ? ChatFallback::kChatML : ChatFallback::kNone;
   return t;
 }
 
-std::string render_chat(const ChatTemplate& tmpl, const std::vector<ChatMessage>& messages,
-                        bool add_generation_prompt) {
-  std::string out;
-  switch (tmpl.format) {
-    case ChatFormat::kUnsupported:
-      throw ParamError("chat_template", "the model's chat template is not one UPG renders");
-    case ChatFormat::kChatML:
-      // As in SmolLM2's template the default sits inside the message loop: none for an
-      // empty conversation.
-      if (tmpl.default_system && !messages.empty() && messages.front().role != "system")
-        out += "<|im_start|>system\n" + *tmpl.default_system + "<|im_end|>\n";
-      for (const ChatMessage& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-      if (add_generation_prompt) out += "<|im_start|>assistant\n";
-      break;
-    case ChatFormat::kPhi4:
-      for (const ChatMessage& m : messages) out += "<|im_start|>" + m.role + "<|im_sep|>" + m.content + "<|im_end|>";
-      if (add_generation_prompt) out += "<|im_start|>assistant<|im_sep|>";
-      break;
+std::string render_chat(const ChatTemplate& tmpl, const json& messages, bool add_generation_prompt,
+                        const json& tools) {
+  if (!messages.is_array()) throw ParamError("messages", "must be a list of messages");
+  if (!tmpl.parse_error.empty()) throw ParamError("chat_template", tmpl.parse_error);
+  if (!tmpl.jinja) {
+    if (tmpl.fallback == ChatFallback::kNone)
+      throw ParamError("chat_template", "the model carries no chat template and its vocabulary fits no built-in one");
+    return render_fallback(tmpl.fallback, messages, add_generation_prompt);
   }
-  return out;
+  // The variables transformers' apply_chat_template passes.
+  json context = {{"messages", messages},
+                  {"tools", tools},
+                  {"documents", nullptr},
+                  {"add_generation_prompt", add_generation_prompt}};
+  if (tmpl.bos_token) context["bos_token"] = *tmpl.bos_token;
+  if (tmpl.eos_token) context["eos_token"] = *tmpl.eos_token;
+  return tmpl.jinja->render(context);
+}
+
+std::string describe(const ChatTemplate& tmpl) {
+  if (tmpl.jinja || !tmpl.parse_error.empty()) return "the model's own chat template (Jinja)";
+  switch (tmpl.fallback) {
+    case ChatFallback::kChatML: return "built-in ChatML (the model carries no chat template)";
+    case ChatFallback::kPhi4: return "built-in Phi-4 format (the model carries no chat template)";
+    case ChatFallback::kNone: break;
+  }
+  return "none (the model carries no chat template)";
 }
 
 }  // namespace upg::tokenizer

@@ -52,7 +52,10 @@ TEST(TokenizerJson, ParsesAndEncodes) {
   json cfg = {{"bos_token", "<|im_start|>"},
               {"eos_token", {{"content", "<|im_end|>"}, {"lstrip", false}}},
               {"add_bos_token", true},
-              {"chat_template", "{{'<|im_start|>' + m}}"}};
+              // bos_token and eos_token reach the template as the config's token texts.
+              {"chat_template",
+               "{% for m in messages %}{{ bos_token + m.role + '\\n' + m.content + eos_token + '\\n' }}{% endfor %}"
+               "{% if add_generation_prompt %}{{ bos_token + 'assistant\\n' }}{% endif %}"}};
   const TokenizerSpec spec = parse_tokenizer_json(base().dump(), cfg.dump(), "dir/tokenizer.json");
   EXPECT_EQ(spec.vocab.size(), 261u);
   EXPECT_EQ(spec.merges.size(), 3u);

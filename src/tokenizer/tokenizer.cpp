@@ -105,7 +105,12 @@ Tokenizer::Tokenizer(TokenizerSpec spec) : impl_(std::make_unique<Impl>()) {
   m.pre.emplace(regexes);
   m.bpe.emplace(spec.vocab, spec.merges, spec.unk_id, ignore_merges);
 
-  m.chat = tokenizer::detect_chat_template(spec.chat_template);
+  const auto token_text = [&](int32_t id) -> std::optional<std::string> {
+    if (id < 0) return std::nullopt;
+    return m.bytes[static_cast<size_t>(id)];
+  };
+  m.chat = tokenizer::make_chat_template(spec.chat_template, token_text(spec.bos_id), token_text(spec.eos_id),
+                                         m.bpe->find("<|im_start|>") >= 0, m.bpe->find("<|im_sep|>") >= 0);
   if (spec.eos_id >= 0) m.stops.push_back(spec.eos_id);
   for (const char* eot : {"<|im_end|>", "<|end|>", "<|eot_id|>"}) {
     const int32_t id = m.bpe->find(eot);
@@ -173,8 +178,17 @@ bool Tokenizer::add_bos() const { return impl_->spec.add_bos; }
 
 std::string Tokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
                                            bool add_generation_prompt) const {
-  return tokenizer::render_chat(impl_->chat, messages, add_generation_prompt);
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  for (const ChatMessage& m : messages) list.push_back({{"role", m.role}, {"content", m.content}});
+  return tokenizer::render_chat(impl_->chat, list, add_generation_prompt, nullptr);
 }
+
+std::string Tokenizer::apply_chat_template(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                                           bool add_generation_prompt) const {
+  return tokenizer::render_chat(impl_->chat, messages, add_generation_prompt, tools);
+}
+
+std::string Tokenizer::chat_template_description() const { return tokenizer::describe(impl_->chat); }
 
 std::vector<int32_t> Tokenizer::stop_ids() const { return impl_->stops; }
 

@@ -12,6 +12,8 @@
 
 namespace upg {
 
+class Model;
+
 // Why a request ended. A front end names it its own way (the CLI prints stop_reason_name,
 // an OpenAI server maps it to finish_reason).
 enum class StopReason { kNone, kEos, kStopString, kLength, kContextFull, kCallback };
@@ -72,10 +74,16 @@ struct SchedulerLimits {
 // decoding gives) plus one token of its own.
 struct SpeculativeOptions {
   // Prompt lookup: up to `lookup` draft tokens from the most recent earlier match of the
-  // context's last ngram_max .. ngram_min tokens. 0: off.
+  // context's last ngram_max .. ngram_min tokens. 0: off. Shorter matches draft more
+  // often and are wrong more often: each draft row costs a forward pass's worth of logits,
+  // so on chat prompts 1-grams made decoding slower (docs/BENCHMARKS.md).
   int lookup = 0;
   int ngram_max = 3;
-  int ngram_min = 1;
+  int ngram_min = 3;
+  // A draft model (same vocabulary, its own KV pool; it must outlive the engine): up to
+  // draft_max tokens drawn from it per step. Used instead of prompt lookup when set.
+  Model* draft = nullptr;
+  int draft_max = 4;
 };
 
 struct EngineOptions {

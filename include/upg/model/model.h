@@ -37,6 +37,9 @@ struct ModelOptions {
   // engine's KvManager hands them to sequences). 0 blocks: max_sequences whole contexts.
   int kv_block_size = 16;
   int kv_blocks = 0;
+  // With kv_blocks 0: the pool's size in bytes (as many whole blocks as fit; at least
+  // one). 0: max_sequences whole contexts.
+  int64_t kv_memory_bytes = 0;
 };
 
 class Model {

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace upg {
 
 // Plain data describing a tokenizer; no behaviour.
@@ -34,7 +36,7 @@ struct TokenizerSpec {
   bool ignore_merges = false;
   int32_t bos_id = -1, eos_id = -1, pad_id = -1, unk_id = -1;
   bool add_bos = false;
-  std::string chat_template;  // Jinja source, used to pick the chat format
+  std::string chat_template;  // Jinja source (tokenizer.chat_template / tokenizer_config.json)
 };
 
 // Parses tokenizer.json text (and optionally tokenizer_config.json text for the chat
@@ -75,9 +77,18 @@ class Tokenizer {
   int32_t eos_id() const;
   bool add_bos() const;
 
-  // Chat formatting: ChatML (SmolLM2, Qwen2) or Phi-4, chosen from the chat template.
-  // Returns the prompt text ending with the assistant turn's header.
+  // Chat formatting with the model's own chat template, run by the Jinja interpreter
+  // (upg/jinja); a model that carries none gets a built-in ChatML or Phi-4 format.
+  // With add_generation_prompt the text ends with the assistant turn's header. Throws
+  // ParamError("chat_template", ...) when there is no usable template, upg::Error when
+  // the template refuses the conversation (raise_exception).
   std::string apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt = true) const;
+  // The same for OpenAI-style messages (role, content, tool_calls, name, ...) and a list
+  // of tools (or null), passed to the template as they are.
+  std::string apply_chat_template(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                                  bool add_generation_prompt) const;
+  // Which template renders chats, for verbose output.
+  std::string chat_template_description() const;
   // Ids that end an assistant turn (eos plus the template's end-of-turn token).
   std::vector<int32_t> stop_ids() const;
 

@@ -1,0 +1,22 @@
+#pragma once
+// The tiny fixture model as the engine tests load it: a short context, an exact (f32) KV
+// cache in blocks of 4 tokens, so small pools and block boundaries come up quickly.
+#include <memory>
+
+#include "core/test-paths.h"
+#include "upg/model/model.h"
+
+namespace upg::test {
+
+inline std::unique_ptr<Model> tiny_engine_model(int kv_blocks = 0) {
+  ModelOptions o;
+  o.context_length = 64;
+  o.n_threads = 2;
+  o.kv_type = DType::F32;
+  o.kv_block_size = 4;
+  o.max_sequences = 8;
+  o.kv_blocks = kv_blocks;
+  return Model::from_file(fixture("tiny/llama"), o);
+}
+
+}  // namespace upg::test

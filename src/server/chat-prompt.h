@@ -1,0 +1,16 @@
+#pragma once
+// The prompt text of a chat request: the model's chat template over the OpenAI messages.
+// One function, so the renderer behind it can change without touching the handlers.
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "upg/tokenizer/tokenizer.h"
+
+namespace upg::server {
+
+// messages: parse_request's normalised array of {role, content: string}. Ends with the
+// assistant turn's header. Throws ApiError (400) when the model has no usable template.
+std::string render_chat_prompt(const Tokenizer& tok, const nlohmann::json& messages);
+
+}  // namespace upg::server

@@ -1,0 +1,166 @@
+#include "server/completion.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "server/chat-prompt.h"
+#include "upg/core/error.h"
+
+namespace upg::server {
+
+namespace {
+
+double seconds(Completion::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+Completion::Completion(const CompletionContext& ctx, ApiRequest req, Clock::time_point arrival, uint64_t serial)
+    : ctx_(ctx), req_(std::move(req)), arrival_(arrival) {
+  head_.endpoint = req_.endpoint;
+  head_.id = make_response_id(req_.endpoint, serial);
+  head_.created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  head_.model = ctx_.model_id;
+  head_.logprobs = req_.logprobs >= 0;
+
+  const Tokenizer& tok = ctx_.tokenizer;
+  std::vector<std::vector<int32_t>> prompts;
+  if (req_.endpoint == Endpoint::kChat) {
+    prompts.push_back(tok.encode(render_chat_prompt(tok, req_.messages), tok.add_bos(), true));
+  } else {
+    for (const PromptInput& p : req_.prompts)
+      prompts.push_back(p.is_tokens ? p.tokens : tok.encode(p.text, tok.add_bos(), true));
+  }
+  const std::string prompt_field = req_.endpoint == Endpoint::kChat ? "messages" : "prompt";
+  std::vector<Request> requests;
+  for (const std::vector<int32_t>& prompt : prompts) {
+    const int len = int(prompt.size());
+    if (len >= ctx_.context_length)
+      throw ApiError(400,
+                     fmt::format("{}: {} tokens do not fit the context of {} tokens (one more is needed to generate)",
+                                 prompt_field, len, ctx_.context_length),
+                     prompt_field, "invalid_request_error", "context_length_exceeded");
+    prompt_tokens_ += len;
+    for (int j = 0; j < req_.n; ++j) {
+      Request r;
+      r.prompt = prompt;
+      r.sampling = req_.sampling;
+      // Each choice its own stream: seed + choice index when seeded, a random seed else.
+      if (req_.seeded) r.sampling.seed = req_.sampling.seed + uint64_t(requests.size());
+      // max_tokens is capped by what the context leaves (finish_reason "length").
+      r.max_new_tokens = req_.max_tokens < 0 ? -1 : std::min(req_.max_tokens, ctx_.context_length - len);
+      r.stop_strings = req_.stop;
+      r.ignore_eos = req_.ignore_eos;
+      r.top_logprobs = req_.logprobs;
+      requests.push_back(std::move(r));
+    }
+  }
+  try {
+    ids_ = ctx_.loop.submit(std::move(requests), channel_);
+  } catch (const ParamError& e) {
+    throw bad_field(field_for_param(e.param(), req_.endpoint), e.problem());
+  }
+  choices_.resize(ids_.size());
+  for (size_t i = 0; i < ids_.size(); ++i) {
+    choices_[i].done.index = int(i);
+    choice_of_[ids_[i]] = int(i);
+  }
+  unfinished_ = int(ids_.size());
+}
+
+Completion::~Completion() {
+  std::vector<int64_t> open;
+  for (size_t i = 0; i < ids_.size(); ++i)
+    if (!choices_[i].finished) open.push_back(ids_[i]);
+  if (!open.empty()) ctx_.loop.cancel(open);
+}
+
+void Completion::pump(const std::function<void(int, const RequestEvent&)>& on_event) {
+  // After the timeout the choices are cancelled; their last events follow within a step.
+  const Clock::time_point deadline = timed_out_ ? Clock::now() + std::chrono::seconds(1) : arrival_ + ctx_.timeout;
+  scratch_.clear();
+  if (!channel_->wait(scratch_, deadline)) {
+    if (!timed_out_) {
+      timed_out_ = true;
+      ctx_.loop.cancel(ids_);
+    }
+    return;
+  }
+  for (const RequestEvent& e : scratch_) {
+    auto it = choice_of_.find(e.id);
+    if (it == choice_of_.end()) continue;
+    on_event(it->second, e);
+    record(it->second, e);
+  }
+}
+
+void Completion::record(int choice, const RequestEvent& e) {
+  ChoiceState& c = choices_[size_t(choice)];
+  const Clock::time_point now = Clock::now();
+  if (e.token >= 0) {
+    if (!c.any_token)
+      ctx_.metrics.observe_time_to_first_token(seconds(now - arrival_));
+    else
+      ctx_.metrics.observe_inter_token(seconds(now - c.last_token));
+    c.any_token = true;
+    c.last_token = now;
+    if (head_.logprobs) {
+      c.done.logprobs.push_back(logprob_of(e));
+      c.token_bytes += int64_t(c.done.logprobs.back().token.size());
+    }
+  }
+  c.done.text += e.text;
+  if (e.finished && !c.finished) {
+    c.finished = true;
+    c.done.reason = e.reason;
+    completion_tokens_ += e.generated_tokens;
+    if (--unfinished_ == 0) ctx_.metrics.observe_end_to_end(seconds(now - arrival_));
+  }
+}
+
+TokenLogprob Completion::logprob_of(const RequestEvent& e) const {
+  TokenLogprob t;
+  t.token = ctx_.tokenizer.token_bytes(e.token);
+  t.logprob = e.logprob;
+  for (const auto& [id, lp] : e.top_logprobs) t.top.emplace_back(ctx_.tokenizer.token_bytes(id), lp);
+  return t;
+}
+
+Usage Completion::usage() const { return {prompt_tokens_, completion_tokens_}; }
+
+nlohmann::json Completion::collect() {
+  while (unfinished_ > 0) pump([](int, const RequestEvent&) {});
+  std::vector<Choice> out;
+  out.reserve(choices_.size());
+  for (const ChoiceState& c : choices_) out.push_back(c.done);
+  return completion_response(head_, out, usage());
+}
+
+bool Completion::stream(const std::function<bool(std::string_view)>& write) {
+  bool ok = true;
+  auto send = [&](const nlohmann::json& j) { ok = ok && write(sse_event(j)); };
+  if (req_.endpoint == Endpoint::kChat)
+    for (const ChoiceState& c : choices_) {
+      Choice role;
+      role.index = c.done.index;
+      send(stream_chunk(head_, role, true, req_.include_usage));
+    }
+  while (ok && unfinished_ > 0) {
+    pump([&](int i, const RequestEvent& e) {
+      const ChoiceState& c = choices_[size_t(i)];
+      Choice d;
+      d.index = i;
+      d.text = e.text;
+      d.text_offset = c.token_bytes;
+      if (head_.logprobs && e.token >= 0) d.logprobs.push_back(logprob_of(e));
+      if (e.finished) d.reason = e.reason;
+      if (d.text.empty() && d.logprobs.empty() && !e.finished) return;  // text held back
+      send(stream_chunk(head_, d, false, req_.include_usage));
+    });
+  }
+  if (ok && req_.include_usage) send(usage_chunk(head_, usage()));
+  ok = ok && write(sse_done());
+  return ok;  // on failure the destructor cancels what is left
+}
+
+}  // namespace upg::server

@@ -1,0 +1,429 @@
+#!/usr/bin/env python3
+"""Integration tests of `upg serve`: the real binary on an ephemeral loopback port, the
+default model, the official openai client and raw HTTP (httpx).
+
+Run by ctest (server-integration) with UPG_CLI (the binary) and UPG_MODEL (the default
+model; every test skips when it is absent, as in the sanitizer run). Few tokens per
+request keep the whole file within about a minute and a half on two cores.
+"""
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+from concurrent.futures import ThreadPoolExecutor
+
+try:
+    import httpx
+    import openai
+except ImportError as e:  # the set-up installs them: scripts/install-python-deps.sh
+    sys.exit(f"test_server: {e}; run scripts/install-python-deps.sh")
+
+CLI = os.environ.get("UPG_CLI", "build/upg")
+MODEL = os.environ.get("UPG_MODEL", "")
+HAVE_MODEL = bool(MODEL) and os.path.isfile(MODEL)
+STARTUP_S = 120
+
+
+class ServerProcess:
+    """`upg serve MODEL --port 0 ...`, the port read from its "listening on" line."""
+
+    def __init__(self, *flags):
+        self.proc = subprocess.Popen([CLI, "serve", MODEL, "--port", "0", "-t", "2", *flags],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.log = []
+        self.port = None
+        got_port = threading.Event()
+
+        def read():
+            for line in self.proc.stderr:
+                self.log.append(line)
+                m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+                if m:
+                    self.port = int(m.group(1))
+                    got_port.set()
+            got_port.set()
+
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+        if not got_port.wait(STARTUP_S) or self.port is None:
+            self.kill()
+            raise RuntimeError("upg serve did not start:\n" + "".join(self.log))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, headers=None):
+        deadline = time.time() + STARTUP_S
+        seen_loading = False
+        while time.time() < deadline:
+            r = httpx.get(self.url + "/health", headers=headers)
+            if r.status_code == 200:
+                return seen_loading
+            assert r.status_code == 503, r.text
+            seen_loading = True
+            time.sleep(0.05)
+        raise RuntimeError("upg serve never became ready:\n" + "".join(self.log))
+
+    def metrics(self, headers=None):
+        text = httpx.get(self.url + "/metrics", headers=headers).text
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def chat_body(content, max_tokens=8, **kw):
+    return {"messages": [{"role": "user", "content": content}], "max_tokens": max_tokens, "temperature": 0, **kw}
+
+
+def read_stream(lines):
+    """Chunks of one SSE response (its lines, parsed), and whether it ended with [DONE]."""
+    chunks, done = [], False
+    for line in lines:
+        if not line:
+            continue
+        assert line.startswith("data: "), line
+        data = line[len("data: "):]
+        if data == "[DONE]":
+            done = True
+            continue
+        chunks.append(json.loads(data))
+    return chunks, done
+
+
+@unittest.skipUnless(HAVE_MODEL, "UPG_MODEL (the default model) is not available")
+class ServerTest(unittest.TestCase):
+    """One server, many tests: the API, concurrency, bad input."""
+
+    @classmethod
+    def setUpClass(cls):
+        # Without prefix sharing, so a request repeated gives what it gave: a prompt whose
+        # first blocks come from the cache prefills only its tail, through other kernels
+        # (decode tiles below 16 rows, the GEMM from 16), which round differently.
+        cls.server = ServerProcess("--max-queue", "48", "--max-body", "1", "--timeout", "60",
+                                   "--no-prefix-cache")
+        cls.saw_loading = cls.server.wait_ready()
+        cls.url = cls.server.url
+        cls.client = openai.OpenAI(base_url=cls.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+        cls.model = cls.client.models.list().data[0].id
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.kill()
+
+    def chat(self, content, max_tokens=8, **kw):
+        return self.client.chat.completions.create(model=self.model, messages=[{"role": "user", "content": content}],
+                                                   max_tokens=max_tokens, temperature=0, **kw)
+
+    def chat_streamed(self, content, max_tokens=8, **kw):
+        text, finish, usage, roles = "", None, None, 0
+        for chunk in self.client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": content}], max_tokens=max_tokens,
+                temperature=0, stream=True, stream_options={"include_usage": True}, **kw):
+            if chunk.usage is not None:
+                usage = chunk.usage
+            for c in chunk.choices:
+                roles += c.delta.role == "assistant"
+                text += c.delta.content or ""
+                finish = c.finish_reason or finish
+        return text, finish, usage, roles
+
+    def test_health_and_models(self):
+        # The listener starts before the model loads (/health answers 503 meanwhile).
+        log = "".join(self.server.log)
+        self.assertLess(log.index("listening on"), log.index("upg: loaded"))
+        self.assertEqual(httpx.get(self.url + "/health").json(), {"status": "ok"})
+        models = httpx.get(self.url + "/v1/models").json()
+        self.assertEqual(models["object"], "list")
+        self.assertEqual(models["data"][0]["id"], os.path.basename(MODEL).rsplit(".", 1)[0])
+
+    def test_chat_non_streamed(self):
+        r = self.chat("What is the capital of France?", max_tokens=12)
+        self.assertTrue(r.id.startswith("chatcmpl-"))
+        self.assertEqual(r.object, "chat.completion")
+        self.assertEqual(r.model, self.model)
+        self.assertEqual(r.choices[0].message.role, "assistant")
+        self.assertTrue(r.choices[0].message.content)
+        self.assertIn(r.choices[0].finish_reason, ("stop", "length"))
+        self.assertGreater(r.usage.prompt_tokens, 5)
+        self.assertEqual(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens)
+        self.assertLessEqual(r.usage.completion_tokens, 12)
+
+    def test_chat_equals_upg_run(self):
+        # The same chat template, tokenization and greedy decode as the CLI.
+        prompt = "What is the capital of France?"
+        run = subprocess.run([CLI, "run", MODEL, "-p", prompt, "--temp", "0", "-n", "12", "-t", "2"],
+                             capture_output=True, text=True, timeout=120, check=True)
+        self.assertEqual(self.chat(prompt, max_tokens=12).choices[0].message.content, run.stdout[:-1])
+
+    def test_chat_streamed_equals_non_streamed(self):
+        alone = self.chat("Name three colors.", max_tokens=16)
+        text, finish, usage, roles = self.chat_streamed("Name three colors.", max_tokens=16)
+        self.assertEqual(text, alone.choices[0].message.content)
+        self.assertEqual(finish, alone.choices[0].finish_reason)
+        self.assertEqual(roles, 1)
+        self.assertEqual(usage.completion_tokens, alone.usage.completion_tokens)
+        self.assertEqual(usage.prompt_tokens, alone.usage.prompt_tokens)
+
+    def test_completions_streamed_and_not(self):
+        kw = dict(model=self.model, prompt="The quick brown fox", max_tokens=10, temperature=0)
+        whole = self.client.completions.create(**kw)
+        self.assertEqual(whole.object, "text_completion")
+        self.assertEqual(whole.choices[0].finish_reason, "length")
+        self.assertEqual(whole.usage.completion_tokens, 10)
+        streamed = "".join(c.choices[0].text for c in self.client.completions.create(stream=True, **kw) if c.choices)
+        self.assertEqual(streamed, whole.choices[0].text)
+        # Token ids as the prompt give what their text gives.
+        ids = httpx.post(self.url + "/v1/completions", json={"prompt": "The quick brown fox", "max_tokens": 1,
+                                                              "logprobs": 0, "temperature": 0}).json()
+        self.assertEqual(len(ids["choices"][0]["logprobs"]["tokens"]), 1)
+
+    def test_stop_seed_n_and_logprobs(self):
+        base = self.chat("Count from one to ten in words.", max_tokens=16).choices[0].message.content
+        words = base.split()
+        self.assertGreater(len(words), 2)
+        stopped = self.chat("Count from one to ten in words.", max_tokens=16, stop=[words[2]])
+        self.assertEqual(stopped.choices[0].finish_reason, "stop")
+        self.assertEqual(stopped.choices[0].message.content, base[:base.index(words[2])])
+        # n choices with a seed: reproducible, and sampled (temperature 1) they differ.
+        kw = dict(model=self.model, messages=[{"role": "user", "content": "Say something."}], max_tokens=8,
+                  temperature=1.0, n=3, seed=11)
+        a = self.client.chat.completions.create(**kw)
+        b = self.client.chat.completions.create(**kw)
+        self.assertEqual([c.message.content for c in a.choices], [c.message.content for c in b.choices])
+        self.assertEqual([c.index for c in a.choices], [0, 1, 2])
+        self.assertGreater(len({c.message.content for c in a.choices}), 1)
+        lp = self.chat("Hello", max_tokens=4, logprobs=True, top_logprobs=3)
+        content = lp.choices[0].logprobs.content
+        self.assertEqual(len(content), lp.usage.completion_tokens)
+        for t in content:
+            self.assertEqual(len(t.top_logprobs), 3)
+            # At temperature 0 the sampled token is the most likely one.
+            self.assertAlmostEqual(t.logprob, t.top_logprobs[0].logprob, places=4)
+            self.assertLessEqual(t.logprob, 0)
+
+    def test_concurrent_streams_equal_alone(self):
+        prompts = [f"Write a short sentence about the number {i}." for i in range(32)]
+        alone = [self.chat(p, max_tokens=8, logprobs=True, top_logprobs=2) for p in prompts]
+        with ThreadPoolExecutor(32) as pool:
+            results = list(pool.map(lambda p: self.chat_streamed(p, max_tokens=8), prompts))
+        diverged = []
+        for i, (text, finish, usage, _) in enumerate(results):
+            self.assertIsNotNone(finish)
+            want = alone[i].choices[0]
+            if text == want.message.content:
+                continue
+            # A batch of 32 decodes through the token-major GEMM and one sequence alone
+            # through the decode tiles, which quantize activations differently: logits
+            # move by up to about 0.2, so where the two most likely tokens are that close
+            # the batch may take the other (3 of 32 here, gaps 0.02-0.17). A token of
+            # another request, or a wrong one where the choice was clear, fails.
+            got, prefix = text.encode(), b""
+            for t in want.logprobs.content:
+                if not got.startswith(prefix + bytes(t.bytes)):
+                    gap = t.top_logprobs[0].logprob - t.top_logprobs[1].logprob
+                    self.assertLess(gap, 0.5, f"request {i}: {text!r} != {want.message.content!r}")
+                    diverged.append(i)
+                    break
+                prefix += bytes(t.bytes)
+            else:
+                self.fail(f"request {i}: {text!r} != {want.message.content!r}")
+        self.assertLessEqual(len(diverged), 8, diverged)
+
+    def test_client_dropping_mid_stream_frees_its_blocks(self):
+        body = chat_body("Tell me a long story.", max_tokens=400, ignore_eos=True, stream=True)
+        with httpx.Client(timeout=30) as c:
+            with c.stream("POST", self.url + "/v1/chat/completions", json=body) as resp:
+                self.assertEqual(resp.status_code, 200)
+                lines = resp.iter_lines()
+                got = 0
+                for line in lines:
+                    got += line.startswith("data: ")
+                    if got >= 4:
+                        break
+        # The connection is closed: the server notices at its next write and cancels.
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            m = self.server.metrics()
+            if m["upg_requests_running"] == 0 and m["upg_kv_blocks_used"] == 0:
+                break
+            time.sleep(0.1)
+        m = self.server.metrics()
+        self.assertEqual(m["upg_requests_running"], 0)
+        self.assertEqual(m["upg_requests_waiting"], 0)
+        self.assertEqual(m["upg_kv_blocks_used"], 0)
+        self.assertLess(m["upg_generated_tokens_total"], 1e9)
+        self.assertEqual(httpx.get(self.url + "/health").status_code, 200)
+        self.assertTrue(self.chat("Hi", max_tokens=2).choices[0].message.content is not None)
+
+    def test_bad_requests(self):
+        msgs = [{"role": "user", "content": "hi"}]
+        long_prompt = "hello " * 9000
+        cases = [  # (path, body, status, param)
+            ("/v1/chat/completions", b"{not json", 400, None),
+            ("/v1/chat/completions", b"[1, 2]", 400, None),
+            ("/v1/chat/completions", '{"messages": [{"role": "user", "content": "\xff"}]}'.encode("latin-1"), 400, None),
+            ("/v1/chat/completions", {"messages": "hi"}, 400, "messages"),
+            ("/v1/chat/completions", {"messages": []}, 400, "messages"),
+            ("/v1/chat/completions", {"messages": msgs, "max_tokens": -5}, 400, "max_tokens"),
+            ("/v1/chat/completions", {"messages": msgs, "max_tokens": 10 ** 12}, 400, "max_tokens"),
+            ("/v1/chat/completions", {"messages": msgs, "max_tokens": "8"}, 400, "max_tokens"),
+            ("/v1/chat/completions", {"messages": msgs, "temperature": "hot"}, 400, "temperature"),
+            ("/v1/chat/completions", {"messages": msgs, "n": 1000}, 400, "n"),
+            ("/v1/chat/completions", {"messages": msgs, "max_tokenz": 4}, 400, "max_tokenz"),
+            ("/v1/chat/completions", {"messages": msgs, "model": "gpt-17"}, 404, "model"),
+            ("/v1/chat/completions", {"messages": [{"role": "user", "content": long_prompt}]}, 400, "messages"),
+            ("/v1/completions", {"prompt": long_prompt, "max_tokens": 4}, 400, "prompt"),
+            ("/v1/completions", {"prompt": [10 ** 7]}, 400, "prompt"),
+            ("/v1/completions", {"prompt": 5}, 400, "prompt"),
+            ("/v1/completions", {"prompt": "x", "stop": [""]}, 400, "stop"),
+            ("/v1/nowhere", {"prompt": "x"}, 404, None),
+            ("/v1/completions", b"{\"prompt\": \"" + b"a" * (2 << 20) + b"\"}", 413, None),
+        ]
+        for path, body, status, param in cases:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            r = httpx.post(self.url + path, content=data, headers={"Content-Type": "application/json"}, timeout=30)
+            with self.subTest(path=path, body=data[:80]):
+                self.assertEqual(r.status_code, status, r.text[:300])
+                err = r.json()["error"]
+                self.assertEqual(set(err), {"message", "type", "param", "code"})
+                self.assertTrue(err["message"])
+                self.assertEqual(err["param"], param)
+        # The openai client raises its typed errors for them.
+        with self.assertRaises(openai.BadRequestError):
+            self.client.chat.completions.create(model=self.model, messages=[], max_tokens=4)
+        with self.assertRaises(openai.NotFoundError):
+            self.client.chat.completions.create(model="nope", messages=msgs, max_tokens=4)
+        self.assertEqual(httpx.get(self.url + "/health").status_code, 200)
+
+    def test_malformed_body_fuzz(self):
+        rng = random.Random(26)
+        seeds = [json.dumps(chat_body("Hi there", max_tokens=2)),
+                 json.dumps({"prompt": ["a b", [1, 2]], "max_tokens": 2, "n": 2, "stop": ["x"], "logprobs": 2}),
+                 json.dumps(chat_body("x", max_tokens=3, stream=True, top_p=0.5, seed=3, logprobs=True))]
+        alphabet = '{}[]",:0123456789-.eEtrufalsn \\\xff\x00'
+        statuses = {}
+        with httpx.Client(timeout=30) as c:
+            for i in range(300):
+                body = list(rng.choice(seeds))
+                for _ in range(rng.randint(1, 4)):
+                    op, pos = rng.randrange(3), rng.randrange(len(body))
+                    if op == 0:
+                        body[pos] = rng.choice(alphabet)
+                    elif op == 1:
+                        body.insert(pos, rng.choice(alphabet))
+                    else:
+                        del body[pos:pos + rng.randint(1, 8)]
+                data = "".join(body).encode("utf-8", "surrogateescape") if rng.random() < 0.9 else \
+                    bytes(rng.randrange(256) for _ in range(rng.randint(0, 64)))
+                path = "/v1/chat/completions" if rng.random() < 0.5 else "/v1/completions"
+                r = c.post(self.url + path, content=data, headers={"Content-Type": "application/json"})
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                self.assertLess(r.status_code, 500, (data, r.text))
+                if r.status_code != 200:
+                    self.assertIn("error", r.json())
+        self.assertGreater(statuses.get(400, 0), 100, statuses)
+        self.assertEqual(httpx.get(self.url + "/health").status_code, 200)
+
+    def test_metrics(self):
+        self.chat("Hi", max_tokens=2)
+        m = self.server.metrics()
+        self.assertGreater(m['upg_requests_total{endpoint="/v1/chat/completions",status="200"}'], 0)
+        self.assertGreater(m["upg_time_to_first_token_seconds_count"], 0)
+        self.assertGreater(m["upg_generated_tokens_total"], 0)
+        self.assertEqual(m["upg_ready"], 1)
+        self.assertIn("upg_kv_blocks_free", m)
+        self.assertIn("upg_spec_accepted_tokens_total", m)
+
+
+@unittest.skipUnless(HAVE_MODEL, "UPG_MODEL (the default model) is not available")
+class SmallServerTest(unittest.TestCase):
+    """A server with an API key, a queue of one and a 4 s timeout: 401, 429, "abort", then SIGTERM mid-stream."""
+
+    KEY = {"Authorization": "Bearer sk-test-key"}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = ServerProcess("--max-seqs", "1", "--max-queue", "1", "--api-key", "sk-test-key", "--grace", "30",
+                                   "--timeout", "4")
+        cls.server.wait_ready()
+        cls.url = cls.server.url
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.kill()
+
+    def test_a_api_key(self):
+        body = chat_body("Hi", max_tokens=2)
+        self.assertEqual(httpx.get(self.url + "/health").status_code, 200)  # exempt
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "sk-test-key"}):
+            r = httpx.post(self.url + "/v1/chat/completions", json=body, headers=headers)
+            self.assertEqual(r.status_code, 401)
+            self.assertEqual(r.json()["error"]["code"], "invalid_api_key")
+        self.assertEqual(httpx.get(self.url + "/metrics").status_code, 401)
+        r = httpx.post(self.url + "/v1/chat/completions", json=body, headers=self.KEY, timeout=30)
+        self.assertEqual(r.status_code, 200, r.text)
+        client = openai.OpenAI(base_url=self.url + "/v1", api_key="sk-test-key", max_retries=0)
+        self.assertEqual(len(client.models.list().data), 1)
+
+    def test_b_full_queue_gives_429(self):
+        body = chat_body("Tell me a long story.", max_tokens=300, ignore_eos=True, stream=True)
+        with httpx.Client(timeout=30) as c:
+            with c.stream("POST", self.url + "/v1/chat/completions", json=body, headers=self.KEY) as resp:
+                self.assertEqual(resp.status_code, 200)
+                next(resp.iter_lines())
+                r = httpx.post(self.url + "/v1/chat/completions", json=chat_body("Hi", max_tokens=2),
+                               headers=self.KEY)
+                self.assertEqual(r.status_code, 429)
+                self.assertEqual(r.headers["Retry-After"], "1")
+                self.assertEqual(r.json()["error"]["code"], "rate_limit_exceeded")
+        deadline = time.time() + 20  # the dropped stream leaves the queue
+        while time.time() < deadline:
+            r = httpx.post(self.url + "/v1/chat/completions", json=chat_body("Hi", max_tokens=2), headers=self.KEY)
+            if r.status_code == 200:
+                break
+            time.sleep(0.1)
+        self.assertEqual(r.status_code, 200)
+
+    def test_c_timeout_ends_with_abort(self):
+        t0 = time.time()
+        r = httpx.post(self.url + "/v1/chat/completions", headers=self.KEY, timeout=60,
+                       json=chat_body("Tell me a long story.", max_tokens=4000, ignore_eos=True))
+        took = time.time() - t0
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual(r.json()["choices"][0]["finish_reason"], "abort")
+        self.assertGreater(r.json()["usage"]["completion_tokens"], 0)
+        self.assertTrue(4 <= took < 30, took)
+
+    def test_z_sigterm_drains_the_stream_and_exits_0(self):
+        body = chat_body("Tell me a story.", max_tokens=16, ignore_eos=True, stream=True)
+        with httpx.Client(timeout=60) as c:
+            with c.stream("POST", self.url + "/v1/chat/completions", json=body, headers=self.KEY) as resp:
+                lines = resp.iter_lines()
+                first = next(lines)
+                self.assertTrue(first.startswith("data: "))
+                self.server.proc.send_signal(signal.SIGTERM)
+                time.sleep(0.2)
+                # Draining: new work is refused, the stream in flight goes on.
+                r = httpx.post(self.url + "/v1/chat/completions", json=chat_body("Hi"), headers=self.KEY)
+                self.assertEqual(r.status_code, 503)
+                self.assertEqual(httpx.get(self.url + "/health").status_code, 503)
+                chunks, done = read_stream(lines)
+        self.assertTrue(done)
+        self.assertEqual(chunks[-1]["choices"][0]["finish_reason"], "length")
+        self.assertEqual(self.server.proc.wait(timeout=60), 0, "".join(self.server.log))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
