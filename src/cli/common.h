@@ -21,7 +21,10 @@ struct ModelArgs {
   bool reference_kernels = false;
   bool profile = false;
   std::string cache_type = "f16";
+  std::string device = "cpu";
 };
+// --device cpu|cuda, shared by every command that runs a model.
+void add_device_option(CLI::App& app, ModelArgs& args);
 // --cache-type f16|f32|int8, shared by every command that runs a model.
 void add_cache_type_option(CLI::App& app, ModelArgs& args);
 // --reference-kernels, shared by every command that runs a model.
