@@ -72,13 +72,23 @@ __device__ inline void finish(const DeviceWeight& w, int64_t r, float (&acc)[NT]
   }
 }
 
+// This warp's row, and the tokens [t0, t0 + nt) of its block's token group.
+struct Task {
+  int lane, nt;
+  int64_t row, t0;
+};
+template <int NT>
+__device__ inline Task task_of(const DeviceWeight& w, int64_t n) {
+  const int64_t t0 = int64_t(blockIdx.y) * NT;
+  return {int(threadIdx.x % 32), int(n - t0 < NT ? n - t0 : NT), int64_t(blockIdx.x) * kWarps + threadIdx.x / 32, t0};
+}
+
 template <WeightKind K, bool Vec, int NT>
 __global__ void __launch_bounds__(kWarps * 32) dense_kernel(DeviceWeight w, const float* x, int64_t n, float* y) {
-  const int lane = threadIdx.x % 32;
-  const int64_t r = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
-  if (r >= w.rows) return;
-  const int64_t t0 = int64_t(blockIdx.y) * NT, cols = w.cols;
-  const int nt = int(n - t0 < NT ? n - t0 : NT);
+  const Task task = task_of<NT>(w, n);
+  if (task.row >= w.rows) return;
+  const int lane = task.lane, nt = task.nt;
+  const int64_t r = task.row, t0 = task.t0, cols = w.cols;
   const void* row = static_cast<const char*>(w.data) + r * cols * elem_bytes<K>();
   float acc[NT] = {};
   int64_t done = 0;
@@ -114,11 +124,10 @@ __global__ void __launch_bounds__(kWarps * 32) dense_kernel(DeviceWeight w, cons
 // no values there.
 template <int Bits, int NT>
 __global__ void __launch_bounds__(kWarps * 32) block_kernel(DeviceWeight w, const float* x, int64_t n, float* y) {
-  const int lane = threadIdx.x % 32;
-  const int64_t r = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
-  if (r >= w.rows) return;
-  const int64_t t0 = int64_t(blockIdx.y) * NT, cols = w.cols;
-  const int nt = int(n - t0 < NT ? n - t0 : NT);
+  const Task task = task_of<NT>(w, n);
+  if (task.row >= w.rows) return;
+  const int lane = task.lane, nt = task.nt;
+  const int64_t r = task.row, t0 = task.t0, cols = w.cols;
   const uint8_t* codes = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
   const uint16_t* dr = w.d + r * w.subs;
   const uint16_t* mr = w.has_min ? w.m + r * w.subs : nullptr;
