@@ -10,9 +10,9 @@ kind=${1:-release}
 jobs=${UPG_JOBS:-$(nproc)}
 case "$kind" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
-  asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DUPG_SANITIZE=ON -DUPG_BUILD_BENCH=OFF) ;;
+  asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DUPG_SANITIZE=ON -DUPG_BUILD_BENCH=OFF -DUPG_CUDA=OFF) ;;
   fuzz) dir=build-fuzz
-        flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DUPG_FUZZ=ON -DUPG_BUILD_TESTS=OFF -DUPG_BUILD_BENCH=OFF
+        flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DUPG_FUZZ=ON -DUPG_BUILD_TESTS=OFF -DUPG_BUILD_BENCH=OFF -DUPG_CUDA=OFF
                -DCMAKE_CXX_COMPILER=clang++) ;;
   *) echo "usage: $0 [release|asan|fuzz]" >&2; exit 2 ;;
 esac

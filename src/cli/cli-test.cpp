@@ -1,6 +1,7 @@
 // End-to-end tests of the `upg` binary: help and usage errors, and bad model files.
 // Every bad input must end in exit code 1 and ONE stderr line "upg: error: ..." that
 // names the file, never a crash or a partial load.
+#include <algorithm>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -9,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "cli/cli-test-helpers.h"
+#include "upg/kernels_cuda/cuda.h"
 
 namespace upg::cli_test {
 namespace {
@@ -203,6 +205,30 @@ TEST(CliBadInput, MissingPromptFile) {
   EXPECT_EQ(r.err.rfind("upg: error: ", 0), 0u) << r.err;
   EXPECT_TRUE(contains(r.err, "no-prompt.txt")) << r.err;
   EXPECT_EQ(r.out, "");
+}
+
+}  // namespace
+}  // namespace upg::cli_test
+
+namespace upg::cli_test {
+namespace {
+
+// Without a GPU (CI) or in a build without the CUDA backend, --device cuda is one line
+// on stderr and exit 1, for every command that runs a model.
+TEST(CliDevice, CudaWithoutAGpuIsOneClearError) {
+  std::string why;
+  if (cuda_available(&why)) GTEST_SKIP() << "a CUDA device is present";
+  const std::string model = UPG_SOURCE_DIR "/tests/fixtures/tiny/llama";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"run", model, "--device", "cuda", "-p", "hi", "-n", "2"},
+        std::vector<std::string>{"perplexity", model, "--device", "cuda", "--ctx", "64", "--text", model + "/config.json"}}) {
+    ProcessResult r = run_upg(args);
+    EXPECT_EQ(r.exit_code, 1) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find(why), std::string::npos) << args[0] << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args[0] << ": " << r.err;
+  }
+  ProcessResult r = run_upg({"run", model, "--device", "tpu"});
+  EXPECT_NE(r.exit_code, 0);
 }
 
 }  // namespace

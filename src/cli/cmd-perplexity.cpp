@@ -92,6 +92,7 @@ void add_perplexity_command(CLI::App& app) {
       ->capture_default_str();
   add_threads_option(*cmd, args->model.threads, "Threads for the forward pass (default: every core)");
   add_cache_type_option(*cmd, args->model);
+  add_device_option(*cmd, args->model);
   add_reference_kernels_flag(*cmd, args->model);
   add_dtype_option(*cmd, args->model);
   cmd->callback([args] { run(*args); });

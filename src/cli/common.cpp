@@ -66,6 +66,7 @@ void add_model_options(CLI::App& app, ModelArgs& a, bool with_runtime) {
   add_dtype_option(app, a);
   add_cache_type_option(app, a);
   add_reference_kernels_flag(app, a);
+  add_device_option(app, a);
   app.add_flag("--profile", a.profile,
                "Time every backend op and print where the time went (per op and per weight kind) at the end");
 }
@@ -90,6 +91,14 @@ void add_cache_type_option(CLI::App& app, ModelArgs& a) {
       ->capture_default_str();
 }
 
+void add_device_option(CLI::App& app, ModelArgs& a) {
+  app.add_option("--device", a.device,
+                 "Where the forward pass runs: cpu, or cuda (the whole model on GPU 0; needs a build with the CUDA "
+                 "backend and an NVIDIA GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+}
+
 void add_reference_kernels_flag(CLI::App& app, ModelArgs& a) {
   app.add_flag("--reference-kernels", a.reference_kernels,
                "Run int8 and compressed weights through the plain reference kernels (fp32 activations) instead "
@@ -102,6 +111,7 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   opts.context_length = a.ctx;
   opts.reference_kernels = a.reference_kernels;
   opts.profile = a.profile;
+  opts.device = a.device == "cuda" ? Device::Cuda : Device::Cpu;
   opts.kv_type = a.cache_type == "f32" ? DType::F32 : a.cache_type == "int8" ? DType::I8 : DType::F16;
   opts.kv_memory_bytes = int64_t(a.kv_memory_mib * double(1 << 20));
   if (!a.dtype.empty())

@@ -22,7 +22,10 @@ struct ModelArgs {
   bool profile = false;
   std::string cache_type = "f16";
   double kv_memory_mib = 0;  // 0: the whole context for each sequence
+  std::string device = "cpu";
 };
+// --device cpu|cuda, shared by every command that runs a model.
+void add_device_option(CLI::App& app, ModelArgs& args);
 // --cache-type f16|f32|int8, shared by every command that runs a model.
 void add_cache_type_option(CLI::App& app, ModelArgs& args);
 // --reference-kernels, shared by every command that runs a model.

@@ -117,6 +117,10 @@ class QuantizingBackend final : public Backend {
   bool supports(Op op, DType t) const override { return be_->supports(op, t); }
   bool supports(format::Layout l, format::Encoding e) const override { return be_->supports(l, e); }
   int n_threads() const override { return be_->n_threads(); }
+  BackendBuffer alloc(size_t bytes) override { return be_->alloc(bytes); }
+  void upload(void* dst, const void* src, size_t bytes) override { be_->upload(dst, src, bytes); }
+  void download(void* dst, const void* src, size_t bytes) override { be_->download(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override { be_->copy(dst, src, bytes); }
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y) override {
     // Dense float weights run in fp32 in both paths; prime and codebook use fp32 activations.
     const bool int8_path = w.compressed ? w.compressed->encoding == format::Encoding::Int8 : w.dtype == DType::I8;

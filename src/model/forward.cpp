@@ -21,22 +21,30 @@ ForwardPass::ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend&
   const size_t U = size_t(max_ubatch), hidden = size_t(cfg.hidden_size),
                qd = size_t(cfg.num_heads) * cfg.head_dim, kvd = size_t(cfg.num_kv_heads) * cfg.head_dim,
                inter = size_t(cfg.intermediate_size);
-  x_.resize(U * hidden);
-  xb_.resize(U * hidden);
-  q_.resize(U * qd);
-  k_.resize(U * kvd);
-  v_.resize(U * kvd);
-  att_.resize(U * qd);
-  tmp_.resize(U * hidden);
-  gate_.resize(U * inter);
-  up_.resize(U * inter);
-  last_.resize(U * hidden);
+  auto floats = [&](size_t n) { return be_.alloc(n * sizeof(float)); };
+  x_ = floats(U * hidden);
+  xb_ = floats(U * hidden);
+  q_ = floats(U * qd);
+  k_ = floats(U * kvd);
+  v_ = floats(U * kvd);
+  att_ = floats(U * qd);
+  tmp_ = floats(U * hidden);
+  gate_ = floats(U * inter);
+  up_ = floats(U * inter);
+  last_ = floats(U * hidden);
+  tokens_.resize(U);
   positions_.resize(U);
   slots_.resize(U);
   block_begin_.resize(U);
+  tokens_dev_ = be_.alloc(U * sizeof(int32_t));
+  positions_dev_ = be_.alloc(U * sizeof(int32_t));
+  slots_dev_ = be_.alloc(U * sizeof(int64_t));
+  block_begin_dev_ = be_.alloc(U * sizeof(int32_t));
   // A pool smaller than the contiguous layout serves only batches with block tables.
   default_tables_.resize(size_t(std::min<int64_t>(contiguous, n_blocks_)));
   for (size_t i = 0; i < default_tables_.size(); ++i) default_tables_[i] = int32_t(i);
+  default_tables_dev_ = be_.alloc(default_tables_.size() * sizeof(int32_t));
+  be_.upload(default_tables_dev_.data(), default_tables_.data(), default_tables_.size() * sizeof(int32_t));
   be_.kv_alloc(cfg.num_layers, n_blocks_, block_size_, cfg.num_kv_heads, cfg.head_dim, kv_type);
   // Repacking (or uploading) every weight now keeps that cost out of the first token.
   std::vector<const LinearWeight*> all = {&w.lm_head};
@@ -109,20 +117,32 @@ void ForwardPass::matmul_same_input(std::initializer_list<const LinearWeight*> w
 
 AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t end) {
   const ModelConfig& c = cfg_;
-  const int64_t n = int64_t(end - begin);
+  const size_t n = end - begin;
   const bool paged = !b.tables.empty();
   const std::vector<int32_t>& ids = paged ? b.block_ids : default_tables_;
-  for (int64_t t = 0; t < n; ++t) {
-    const size_t i = begin + size_t(t);
+  for (size_t t = 0; t < n; ++t) {
+    const size_t i = begin + t;
     const int32_t pos = b.positions[i];
-    positions_[size_t(t)] = pos;
+    tokens_[t] = b.tokens[i];
+    positions_[t] = pos;
     const int32_t first = paged ? b.table_offsets[size_t(b.tables[i])] : b.seq_ids[i] * blocks_per_sequence();
-    block_begin_[size_t(t)] = first;
-    slots_[size_t(t)] = int64_t(ids[size_t(first + pos / block_size_)]) * block_size_ + pos % block_size_;
+    block_begin_[t] = first;
+    slots_[t] = int64_t(ids[size_t(first + pos / block_size_)]) * block_size_ + pos % block_size_;
   }
-  return AttentionBatch{std::span<const int32_t>(positions_.data(), size_t(n)),
-                        std::span<const int32_t>(ids),
-                        std::span<const int32_t>(block_begin_.data(), size_t(n)),
+  be_.upload(tokens_dev_.data(), tokens_.data(), n * sizeof(int32_t));
+  be_.upload(positions_dev_.data(), positions_.data(), n * sizeof(int32_t));
+  be_.upload(slots_dev_.data(), slots_.data(), n * sizeof(int64_t));
+  be_.upload(block_begin_dev_.data(), block_begin_.data(), n * sizeof(int32_t));
+  const int32_t* ids_dev = default_tables_dev_.as<int32_t>();
+  if (paged) {
+    const size_t bytes = ids.size() * sizeof(int32_t);
+    if (block_ids_dev_.bytes() < bytes) block_ids_dev_ = be_.alloc(std::max(bytes, 2 * block_ids_dev_.bytes()));
+    be_.upload(block_ids_dev_.data(), ids.data(), bytes);
+    ids_dev = block_ids_dev_.as<int32_t>();
+  }
+  return AttentionBatch{std::span<const int32_t>(positions_dev_.as<int32_t>(), n),
+                        std::span<const int32_t>(ids_dev, ids.size()),
+                        std::span<const int32_t>(block_begin_dev_.as<int32_t>(), n),
                         block_size_,
                         c.num_heads,
                         c.num_kv_heads,
@@ -134,59 +154,79 @@ void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
   const ModelConfig& c = cfg_;
   const int64_t hidden = c.hidden_size, inter = c.intermediate_size;
   const std::span<const int32_t> pos = ab.positions;
-  const std::span<const int64_t> slots(slots_.data(), size_t(n));
+  const std::span<const int64_t> slots(slots_dev_.as<int64_t>(), size_t(n));
   const LayerWeights& lw = w_.layers[size_t(l)];
-  be_.rmsnorm(x, lw.attn_norm, xb_.data(), hidden, n, c.rms_norm_eps);
-  matmul_same_input({&lw.q, &lw.k, &lw.v}, xb_.data(), n, {q_.data(), k_.data(), v_.data()});
-  be_.rope(q_.data(), pos, c.num_heads, rope_.table);
-  be_.rope(k_.data(), pos, c.num_kv_heads, rope_.table);
-  be_.kv_store(l, slots, k_.data(), v_.data());
-  be_.attention(l, q_.data(), ab, att_.data());
-  matmul(lw.o, att_.data(), n, tmp_.data());
-  be_.add(x, tmp_.data(), n * hidden);
+  float *xb = f(xb_), *q = f(q_), *k = f(k_), *v = f(v_), *att = f(att_), *tmp = f(tmp_), *gate = f(gate_),
+        *up = f(up_);
+  be_.rmsnorm(x, lw.attn_norm, xb, hidden, n, c.rms_norm_eps);
+  matmul_same_input({&lw.q, &lw.k, &lw.v}, xb, n, {q, k, v});
+  be_.rope(q, pos, c.num_heads, rope_.table);
+  be_.rope(k, pos, c.num_kv_heads, rope_.table);
+  be_.kv_store(l, slots, k, v);
+  be_.attention(l, q, ab, att);
+  matmul(lw.o, att, n, tmp);
+  be_.add(x, tmp, n * hidden);
 
-  be_.rmsnorm(x, lw.mlp_norm, xb_.data(), hidden, n, c.rms_norm_eps);
-  matmul_same_input({&lw.gate, &lw.up}, xb_.data(), n, {gate_.data(), up_.data()});
-  be_.silu_mul(gate_.data(), up_.data(), gate_.data(), n * inter);
-  matmul(lw.down, gate_.data(), n, tmp_.data());
-  be_.add(x, tmp_.data(), n * hidden);
+  be_.rmsnorm(x, lw.mlp_norm, xb, hidden, n, c.rms_norm_eps);
+  matmul_same_input({&lw.gate, &lw.up}, xb, n, {gate, up});
+  be_.silu_mul(gate, up, gate, n * inter);
+  matmul(lw.down, gate, n, tmp);
+  be_.add(x, tmp, n * hidden);
 }
 
 void ForwardPass::embed(const Batch& b, float* x) {
   validate(b);
-  be_.embed(w_.embed, std::span<const int32_t>(b.tokens.data(), b.size()), x);
+  const size_t hidden = size_t(cfg_.hidden_size);
+  for (size_t begin = 0; begin < b.size(); begin += size_t(max_ubatch_)) {
+    const size_t end = std::min(b.size(), begin + size_t(max_ubatch_));
+    const AttentionBatch ab = setup_ubatch(b, begin, end);
+    be_.embed(w_.embed, std::span<const int32_t>(tokens_dev_.as<int32_t>(), ab.positions.size()), f(x_));
+    be_.download(x + begin * hidden, x_.data(), (end - begin) * hidden * sizeof(float));
+  }
 }
 
 void ForwardPass::run_layer(int l, const Batch& b, float* x) {
   if (l < 0 || l >= cfg_.num_layers)
     throw Error(fmt::format("run_layer: layer {} outside the model's {} layers", l, cfg_.num_layers));
   validate(b);
+  const size_t hidden = size_t(cfg_.hidden_size);
   for (size_t begin = 0; begin < b.size(); begin += size_t(max_ubatch_)) {
     const size_t end = std::min(b.size(), begin + size_t(max_ubatch_));
+    const size_t bytes = (end - begin) * hidden * sizeof(float);
     const AttentionBatch ab = setup_ubatch(b, begin, end);
-    layer(l, int64_t(end - begin), x + begin * size_t(cfg_.hidden_size), ab);
+    be_.upload(x_.data(), x + begin * hidden, bytes);
+    layer(l, int64_t(end - begin), f(x_), ab);
+    be_.download(x + begin * hidden, x_.data(), bytes);
   }
 }
 
 void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end) {
   const ModelConfig& c = cfg_;
   const int64_t n = int64_t(end - begin);
-  const int64_t hidden = c.hidden_size;
+  const size_t hidden = size_t(c.hidden_size), vocab = size_t(c.vocab_size);
   const AttentionBatch ab = setup_ubatch(b, begin, end);
-  be_.embed(w_.embed, std::span<const int32_t>(b.tokens.data() + begin, size_t(n)), x_.data());
-  for (int l = 0; l < c.num_layers; ++l) layer(l, n, x_.data(), ab);
+  be_.embed(w_.embed, std::span<const int32_t>(tokens_dev_.as<int32_t>(), size_t(n)), f(x_));
+  for (int l = 0; l < c.num_layers; ++l) layer(l, n, f(x_), ab);
   // Only the rows that want logits go through the final norm and the LM head, which is
-  // the single largest matrix of a small model.
-  int64_t m = 0;
-  for (int64_t t = 0; t < n; ++t) {
-    if (!b.want_logits[begin + size_t(t)]) continue;
-    std::copy_n(x_.data() + t * hidden, hidden, last_.data() + m * hidden);
-    ++m;
+  // the single largest matrix of a small model; consecutive ones move as one copy.
+  size_t m = 0;
+  for (size_t t = 0; t < size_t(n);) {
+    if (!b.want_logits[begin + t]) {
+      ++t;
+      continue;
+    }
+    size_t run = 1;
+    while (t + run < size_t(n) && b.want_logits[begin + t + run]) ++run;
+    be_.copy(f(last_) + m * hidden, f(x_) + t * hidden, run * hidden * sizeof(float));
+    m += run;
+    t += run;
   }
   if (m == 0) return;
-  be_.rmsnorm(last_.data(), w_.final_norm, last_.data(), hidden, m, c.rms_norm_eps);
-  matmul(w_.lm_head, last_.data(), m, logits_.data() + n_wanted_ * size_t(c.vocab_size));
-  n_wanted_ += size_t(m);
+  if (out_.bytes() < m * vocab * sizeof(float)) out_ = be_.alloc(m * vocab * sizeof(float));
+  be_.rmsnorm(f(last_), w_.final_norm, f(last_), int64_t(hidden), int64_t(m), c.rms_norm_eps);
+  matmul(w_.lm_head, f(last_), int64_t(m), f(out_));
+  be_.download(logits_.data() + n_wanted_ * vocab, out_.data(), m * vocab * sizeof(float));
+  n_wanted_ += m;
 }
 
 }  // namespace upg

@@ -28,20 +28,23 @@ class ForwardPass {
   int kv_blocks() const { return n_blocks_; }
   int blocks_per_sequence() const { return (ctx_ + block_size_ - 1) / block_size_; }
   // Calibration hook: sees every matmul input (null to remove). Costs nothing when unset.
+  // The input is backend memory: host memory on the CPU backend, the one calibration runs on.
   void set_observer(MatmulObserver obs) { observer_ = std::move(obs); }
   // Layer by layer (sequential calibration): the residual stream of the whole batch
-  // lives in the caller's x [b.size(), hidden]. embed writes it; run_layer runs decoder
-  // layer l on it in place, writing that layer's KV cache entries as run() would.
+  // lives in the caller's host x [b.size(), hidden]. embed writes it; run_layer runs
+  // decoder layer l on it in place, writing that layer's KV cache entries as run() would
+  // (each ubatch goes through the backend's memory and back).
   void embed(const Batch& b, float* x);
   void run_layer(int l, const Batch& b, float* x);
 
  private:
-  // Positions, cache slots and block tables of tokens [begin, end) of b, into
-  // positions_/slots_/block_begin_.
+  // Token ids, positions, cache slots and block tables of tokens [begin, end) of b, in
+  // the backend's memory: the one host-to-backend exchange of a ubatch.
   AttentionBatch setup_ubatch(const Batch& b, size_t begin, size_t end);
   // Decoder layer l over n tokens of the residual stream x [n, hidden], in place.
   void layer(int l, int64_t n, float* x, const AttentionBatch& ab);
   void run_ubatch(const Batch& b, size_t begin, size_t end);
+  float* f(const BackendBuffer& b) const { return b.as<float>(); }
   void validate(const Batch& b) const;
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y);
   // Weights on the same input as one backend op (Backend::matmul_same_input).
@@ -53,22 +56,28 @@ class ForwardPass {
   Backend& be_;
   int ctx_, max_seqs_, max_ubatch_, block_size_, n_blocks_;
   RopeCache rope_;
-  // Activations for one ubatch, allocated once (shapes in comments, U = max_ubatch).
-  std::vector<float> x_;     // [U, hidden] residual stream
-  std::vector<float> xb_;    // [U, hidden] normed input
-  std::vector<float> q_;     // [U, H * hd]
-  std::vector<float> k_;     // [U, KV * hd]
-  std::vector<float> v_;     // [U, KV * hd]
-  std::vector<float> att_;   // [U, H * hd]
-  std::vector<float> tmp_;   // [U, hidden]
-  std::vector<float> gate_;  // [U, inter]
-  std::vector<float> up_;    // [U, inter]
-  std::vector<float> last_;  // [U, hidden] final-normed rows that want logits
-  std::vector<int32_t> positions_;
+  // Activations for one ubatch in the backend's memory, allocated once (shapes in
+  // comments, U = max_ubatch).
+  BackendBuffer x_;     // [U, hidden] residual stream
+  BackendBuffer xb_;    // [U, hidden] normed input
+  BackendBuffer q_;     // [U, H * hd]
+  BackendBuffer k_;     // [U, KV * hd]
+  BackendBuffer v_;     // [U, KV * hd]
+  BackendBuffer att_;   // [U, H * hd]
+  BackendBuffer tmp_;   // [U, hidden]
+  BackendBuffer gate_;  // [U, inter]
+  BackendBuffer up_;    // [U, inter]
+  BackendBuffer last_;  // [U, hidden] final-normed rows that want logits
+  BackendBuffer out_;   // [rows, vocab] their logits; grows with the rows a ubatch wants
+  // The ubatch's tables: built on the host, then uploaded (tokens, positions, slots,
+  // block_begin, then the block ids, which grow with the batch's tables).
+  std::vector<int32_t> tokens_, positions_, block_begin_;
   std::vector<int64_t> slots_;
-  std::vector<int32_t> block_begin_;
+  BackendBuffer tokens_dev_, positions_dev_, slots_dev_, block_begin_dev_;
   std::vector<int32_t> default_tables_;  // 0 .. n: the tables of batches without their own
-  std::vector<float> logits_;  // [n_wanted, vocab], grows only when a batch wants more rows
+  BackendBuffer default_tables_dev_;     // uploaded once
+  BackendBuffer block_ids_dev_;          // a paged batch's block ids
+  std::vector<float> logits_;  // [n_wanted, vocab] on the host, grows only when a batch wants more rows
   size_t n_wanted_ = 0;
   MatmulObserver observer_;
 };

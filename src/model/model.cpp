@@ -10,6 +10,7 @@
 #include "model/weights.h"
 #include "upg/kernels/backend.h"
 #include "upg/kernels/cpu.h"
+#include "upg/kernels_cuda/cuda.h"
 #include "upg/core/error.h"
 
 namespace upg {
@@ -22,6 +23,7 @@ struct Model::Impl {
   std::unique_ptr<Tokenizer> tokenizer;
   int ctx = 0;
   int max_seqs = 1;
+  Device device = Device::Cpu;
   std::map<std::string, std::vector<float>, std::less<>> replaced;  // replace_weight's buffers
 };
 
@@ -42,6 +44,10 @@ void check_backend_supports(const Backend& be, const ModelWeights& w, const std:
   check(w.lm_head);
   for (const LayerWeights& l : w.layers)
     for (auto proj : kProjections) check(l.*proj);
+  // The embedding table goes through embed, not matmul.
+  const bool embed_ok = w.embed.compressed ? be.supports(w.embed.compressed->layout, w.embed.compressed->encoding)
+                                           : be.supports(Op::Embed, w.embed.dtype);
+  if (!embed_ok) check(w.embed);
 }
 
 }  // namespace
@@ -74,8 +80,11 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
     if (msg.rfind(path, 0) != 0) msg = path + ": " + msg;
     throw Error(msg);
   }
-  d.backend = make_cpu_backend(options.n_threads,
-                               options.reference_kernels ? CpuKernels::Reference : CpuKernels::Fast);
+  d.device = options.device;
+  d.backend = options.device == Device::Cuda
+                  ? make_cuda_backend()
+                  : make_cpu_backend(options.n_threads,
+                                     options.reference_kernels ? CpuKernels::Reference : CpuKernels::Fast);
   if (options.profile) d.backend = make_profiling_backend(std::move(d.backend));
   check_backend_supports(*d.backend, d.weights, path);
   if (!d.backend->supports(Op::Attention, options.kv_type))
@@ -115,7 +124,12 @@ void Model::copy_kv_blocks(std::span<const BlockCopy> copies) { impl_->backend->
 Backend& Model::backend() { return *impl_->backend; }
 std::vector<OpProfile> Model::profile() const { return profile_of(*impl_->backend); }
 
-void Model::set_matmul_observer(MatmulObserver obs) { impl_->forward->set_observer(std::move(obs)); }
+void Model::set_matmul_observer(MatmulObserver obs) {
+  if (obs && impl_->device != Device::Cpu)
+    throw Error(fmt::format("{}: calibration (a matmul observer) runs on the CPU backend, not {}", impl_->source.path,
+                            impl_->backend->name()));
+  impl_->forward->set_observer(std::move(obs));
+}
 
 std::span<const float> Model::decode(const Batch& batch) { return impl_->forward->run(batch); }
 

@@ -72,6 +72,10 @@ class ProfilingBackend final : public Backend {
   void prepare(const LinearWeight& w) override { in_->prepare(w); }
   void prepare(std::span<const LinearWeight* const> ws) override { in_->prepare(ws); }
   void set_source_unused(SourceUnused f) override { in_->set_source_unused(std::move(f)); }
+  BackendBuffer alloc(size_t bytes) override { return in_->alloc(bytes); }
+  void upload(void* dst, const void* src, size_t bytes) override { in_->upload(dst, src, bytes); }
+  void download(void* dst, const void* src, size_t bytes) override { in_->download(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override { in_->copy(dst, src, bytes); }
 
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y) override {
     OpProfile& p = matmul_row(w, n == 1);

@@ -1,10 +1,14 @@
 #pragma once
-// The backend interface: every op the shared forward pass needs. Today the ops take host
-// float buffers the forward pass owns, and the backend owns its KV cache and the
-// execution forms of the weights it prepares. The CPU backend implements it with the
-// kernels/cpu layer; a second backend implements the same ops, so the forward pass in
-// model/ never forks per device. Ask supports() before binding a weight format to a backend.
+// The backend interface: every op the shared forward pass needs. The backend owns the
+// memory the ops run on (activations, token ids, positions, slots and block tables live
+// in buffers from alloc(): host memory on the CPU, device memory on a GPU), its KV cache,
+// and the execution forms of the weights it prepares. Weights, norm vectors and rope
+// tables stay host memory that the backend brings in itself (a GPU backend uploads each
+// once, keyed by its host address). The CPU backend implements it with the kernels/cpu
+// layer, the CUDA backend with kernels/cuda; the forward pass in model/ never forks per
+// device. Ask supports() before binding a weight format to a backend.
 #include <cstdint>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <span>
@@ -68,6 +72,25 @@ struct AttentionBatch {
   int sliding_window = 0;  // 0: attend to every earlier position
 };
 
+// Memory a backend allocated (Backend::alloc), freed with this handle. Its data() is only
+// for the backend's own ops, upload, download and copy: on a GPU it is a device address.
+class BackendBuffer {
+ public:
+  BackendBuffer() = default;
+  BackendBuffer(void* data, size_t bytes, std::function<void(void*)> free)
+      : data_(data, std::move(free)), bytes_(bytes) {}
+  void* data() const { return data_.get(); }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(data_.get());
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  std::unique_ptr<void, std::function<void(void*)>> data_{nullptr, [](void*) {}};
+  size_t bytes_ = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -91,6 +114,17 @@ class Backend {
   // repacked. The bytes must stay readable: a tied embedding still reads its rows.
   using SourceUnused = std::function<void(const void* data, size_t nbytes)>;
   virtual void set_source_unused(SourceUnused) {}
+
+  // Backend memory for activations and per-step tables, 64-byte aligned; throws
+  // upg::Error naming the size when it does not fit. Every float/int pointer and span an
+  // op below takes points into such memory (the CPU's is plain host memory, so any host
+  // pointer will do there).
+  virtual BackendBuffer alloc(size_t bytes) = 0;
+  // Host -> backend memory, backend -> host memory (after the ops before it have
+  // finished), and backend -> backend memory.
+  virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
 
   // y[n_tokens, rows] = x[n_tokens, cols] W^T (+ bias)
   virtual void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) = 0;

@@ -19,8 +19,14 @@ namespace upg {
 class Backend;
 struct ModelWeights;
 
+// Where the forward pass runs: the CPU backend, or the CUDA backend on GPU 0.
+enum class Device { Cpu, Cuda };
+
 struct ModelOptions {
   LoadOptions load;
+  // Cuda fails at load, with one upg::Error line, in a build without the CUDA backend
+  // or on a machine without a CUDA device.
+  Device device = Device::Cpu;
   int n_threads = 0;       // 0: every core
   int context_length = 0;  // 0: the model's max_position_embeddings, capped at 8192
   int max_sequences = 1;   // KV cache slots for concurrent sequences (batching)
@@ -70,7 +76,8 @@ class Model {
   // a position at or past context_length() throws upg::Error.
   std::span<const float> decode(const Batch& batch);
 
-  // Calibration: `obs` sees the input of every matmul of later decode() calls.
+  // Calibration: `obs` sees the input of every matmul of later decode() calls (CPU only:
+  // it reads activations in host memory; throws upg::Error on another device).
   void set_matmul_observer(MatmulObserver obs);
 
   // Sequential calibration, one decoder layer at a time (upg compress --prune sparsegpt):

@@ -80,6 +80,18 @@ class CpuBackend final : public Backend {
 
   void set_source_unused(SourceUnused f) override { int8_.set_source_unused(std::move(f)); }
 
+  // Host memory: the ops run on it in place, and the exchanges are copies.
+  BackendBuffer alloc(size_t bytes) override {
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    if (!p) throw Error(fmt::format("out of memory allocating {} bytes for activations", bytes));
+    return BackendBuffer(p, bytes, [](void* q) { std::free(q); });
+  }
+  void upload(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
+  void download(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (bytes) std::memmove(dst, src, bytes);
+  }
+
   void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n_tokens, float eps) override {
     split(n_tokens, dim, [&](int64_t t0, int64_t t1) {
       kernels::rmsnorm(x + t0 * dim, w, out + t0 * dim, dim, t1 - t0, eps);

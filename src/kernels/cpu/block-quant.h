@@ -1,82 +1,21 @@
 #pragma once
-// GGUF block-quantized weights (Q4_0 ... IQ4_XS) in the int8 kernels' execution form:
-// repacked once at load from ggml's blocks (upg/format/ggml-blocks.h) into integer codes and
-// fp16 sub-block scales, multiplied with the int8 activations every other int8 kernel
-// uses, never expanded to floats.
-//
-// Why one form for twelve types: every ggml type is value = d * code + m per sub-block
-// of 16 or 32 columns (IQ4 through a 16-entry table), so one kernel per target, with the
-// code width, sub-block size, table and offset as parameters, runs them all:
+// GGUF block-quantized weights on the CPU: the execution form (upg/kernels/block-quant-form.h)
+// multiplied with the int8 activations every other int8 kernel uses, never expanded to
+// floats:
 //   y = sum_s d[s] * a_scale(s) * sum_{c in s} code[c] * a[c]  +  sum_s m[s] * a_sum(s)
 // where a are the signed int8 activations, a_scale their block scale and a_sum(s) the
 // scaled sum of a over sub-block s. The integer sum is one vpdpbusd per 64 columns with
 // the codes as its unsigned operand; the second sum is 1/16 or 1/32 of the work.
-//
-// Codes of at most 4 bits are stored two to a byte, so Q4_0, Q4_1, IQ4_NL and IQ4_XS stay
-// the size of the file (and Q4_K within 11% of it: its 6-bit scales become fp16). Codes
-// of 5 and 6 bits (Q5_*, Q6_K) keep their low 4 bits that way and their high bits as
-// planes of one bit per column, a 64-bit word per 64 columns, so they too take the bits
-// the file gives them: AVX-512 adds a plane with one masked byte add, the mask being the
-// word itself. Q8_0 takes a byte per code. docs/KERNELS.md has the sizes.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "upg/core/tensor.h"
+#include "upg/kernels/block-quant-form.h"
 
 namespace upg::kernels {
 
 struct QuantizedActs;
-
-struct BlockQuantRows {
-  DType type = DType::F32;  // the GGUF type it came from
-  int64_t rows = 0, cols = 0;
-  int64_t padded_cols = 0;  // cols rounded up to 64: whole vectors; padding codes 0, scales 0
-  int sub = 32;             // columns per (d, m) pair: 16 or 32
-  // 4: columns 64v + k and 64v + 32 + k share byte 32v + k (low, high nibble); 5 and 6:
-  // those nibbles, then per 64 columns bits - 4 words whose bit i is bit 4 + j of column
-  // 64v + i (word j); 8: a byte each.
-  int bits = 4;
-  bool lut = false;         // 4-bit codes index format::kIq4Lut
-  bool has_min = false;     // m per sub-block; otherwise m = offset * d
-  float offset = 0;
-  int64_t subs = 0;         // padded_cols / sub
-  std::vector<uint8_t> codes;  // [rows, row_bytes()], then 64 bytes of padding
-  std::vector<uint16_t> d;     // [rows, subs] fp16
-  std::vector<uint16_t> m;     // [rows, subs] fp16 when has_min
-  int64_t row_bytes() const { return padded_cols * bits / 8; }
-  const uint8_t* row_codes(int64_t r) const { return codes.data() + r * row_bytes(); }
-  // The high-bit planes of a 5- or 6-bit row: bits - 4 words per 64 columns.
-  const uint8_t* row_high(int64_t r) const { return row_codes(r) + padded_cols / 2; }
-  const uint16_t* row_d(int64_t r) const { return d.data() + r * subs; }
-  const uint16_t* row_m(int64_t r) const { return m.data() + r * subs; }
-  size_t bytes() const { return size_t(rows * row_bytes()) + (d.size() + m.size()) * 2; }
-};
-
-// Calls run.template operator()<Bits, Sub, Lut>() for m's form: one list of the forms
-// the SIMD kernels instantiate (IQ4 is 4-bit with 32-column sub-blocks).
-// block_quant_form only makes these.
-template <class Run>
-void for_form(const BlockQuantRows& m, Run&& run) {
-  if (m.bits == 8) return run.template operator()<8, 32, false>();
-  if (m.bits == 6) return run.template operator()<6, 16, false>();
-  if (m.bits == 5) return run.template operator()<5, 32, false>();
-  if (m.lut) return run.template operator()<4, 32, true>();
-  if (m.sub == 32) return run.template operator()<4, 32, false>();
-  run.template operator()<4, 16, false>();
-}
-
-// Repacks a [rows, cols] tensor of ggml blocks. Throws upg::Error for a type that is not
-// block-quantized, for a corrupt block (format::unpack_ggml_block) and for a scale that
-// fp16 cannot hold (--dtype f32 would still load it).
-// Code c of a packed row, any form (the scalar reference and the tests read it so).
-int block_quant_code(const BlockQuantRows& m, const uint8_t* row, int64_t c);
-
-BlockQuantRows pack_block_quant(DType type, const std::byte* data, int64_t rows, int64_t cols);
-// The same in parts, so a caller can let go of each part of `data` once it is packed:
-// the form with no row packed yet, then rows [r0, r1) of `data` (the whole tensor).
-BlockQuantRows block_quant_form(DType type, int64_t rows, int64_t cols);
-void pack_block_quant_rows(BlockQuantRows& m, const std::byte* data, int64_t r0, int64_t r1);
 
 // Per token, the activations' part of the second sum: sums[t * subs + s] = block scale *
 // (sum of the signed activations over sub-block s), for subs of `sub` columns. Computed

@@ -1,0 +1,143 @@
+// UPG_Cuda*: the CUDA backend on its GPU (each skips, saying why, without one).
+//   UPG_CudaCopy: a 1 GiB device-to-device copy, the bandwidth the GEMVs are measured against
+//     (bytes read plus written).
+//   UPG_CudaGemv/<kind>: y = W x at 5120 x 5120, one token, rotating over enough matrices
+//     (over 200 MB) that every launch reads its weights from HBM, not the 50 MB L2.
+//   UPG_CudaDecode/<type>: single-stream greedy decode of a SmolLM2-shaped random GGUF
+//     (kernels/cuda/test-gguf-model.h), 128 tokens after a 16-token prompt.
+// An iteration is many queued launches (10 copies, 200 GEMVs) and one synchronizing
+// download, timed on the wall clock, so the sync is amortized; per-launch figures are
+// counters (GB_s, us_per_gemv).
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/test-random-blocks.h"
+#include "kernels/cuda/test-gguf-model.h"
+#include "upg/core/error.h"
+#include "upg/kernels/backend.h"
+#include "upg/kernels_cuda/cuda.h"
+#include "upg/model/model.h"
+
+namespace {
+
+using namespace upg;
+
+bool have_cuda(benchmark::State& state) {
+  std::string why;
+  if (cuda_available(&why)) return true;
+  state.SkipWithError(why.c_str());
+  return false;
+}
+
+void sync(Backend& be, const BackendBuffer& b) {
+  float x;
+  be.download(&x, b.data(), sizeof x);
+}
+
+void BM_CudaCopy(benchmark::State& state) {
+  if (!have_cuda(state)) return;
+  auto be = make_cuda_backend();
+  const size_t bytes = size_t(1) << 30;
+  BackendBuffer a = be->alloc(bytes), b = be->alloc(bytes);
+  constexpr int kReps = 10;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kReps; ++i) be->copy(b.data(), a.data(), bytes);
+    sync(*be, b);
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  state.counters["GB_s"] = benchmark::Counter(2.0 * double(bytes) * kReps, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_CudaGemv(benchmark::State& state, DType type) {
+  if (!have_cuda(state)) return;
+  auto be = make_cuda_backend();
+  constexpr int64_t kN = 5120;
+  const size_t weight_bytes = dtype_bytes(type, kN * kN) + (type == DType::I8 ? kN * 4 : 0);
+  const int copies = int(std::max<size_t>(4, (size_t(200) << 20) / weight_bytes + 1));
+  std::mt19937 rng(7);
+  std::vector<std::vector<std::byte>> data{size_t(copies)};
+  std::vector<float> scales(size_t(kN), 0.01f);
+  std::vector<LinearWeight> ws{size_t(copies)};
+  for (int i = 0; i < copies; ++i) {
+    if (dtype_is_quantized(type)) {
+      for (const auto& s : kernels::kTypes)
+        if (s.type == type) data[size_t(i)] = kernels::random_blocks(s, kN, kN, rng, false);
+    } else {
+      data[size_t(i)].resize(dtype_bytes(type, kN * kN));
+      std::uniform_int_distribution<int> byte(0, 255);
+      // Random bytes, with bf16/f16 exponents kept small so no value is inf or NaN.
+      for (size_t j = 0; j < data[size_t(i)].size(); ++j)
+        data[size_t(i)][j] = std::byte(j % 2 == 1 && type != DType::I8 ? uint8_t(0x3C & byte(rng)) : uint8_t(byte(rng)));
+    }
+    LinearWeight& w = ws[size_t(i)];
+    w.dtype = type;
+    w.data = data[size_t(i)].data();
+    w.rows = w.cols = kN;
+    w.scales = type == DType::I8 ? scales.data() : nullptr;
+    w.name = "gemv";
+    be->prepare(w);
+  }
+  std::vector<float> x(size_t(kN), 0.5f);
+  BackendBuffer xd = be->alloc(kN * 4), yd = be->alloc(kN * 4);
+  be->upload(xd.data(), x.data(), kN * 4);
+  constexpr int kReps = 200;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kReps; ++i) be->matmul(ws[size_t(i % copies)], xd.as<float>(), 1, yd.as<float>());
+    sync(*be, yd);
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  state.counters["weight_bytes"] = double(weight_bytes);
+  state.counters["GB_s"] = benchmark::Counter(double(weight_bytes) * kReps, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["us_per_gemv"] =
+      benchmark::Counter(kReps / 1e6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.SetLabel(be->name());
+}
+
+void BM_CudaDecode(benchmark::State& state, uint32_t ggml_type) {
+  if (!have_cuda(state)) return;
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("upg-cuda-bench-" + std::to_string(ggml_type) + ".gguf")).string();
+  if (!std::filesystem::exists(path)) test::write_llama_gguf(path, test::LlamaShape{}, ggml_type);
+  ModelOptions o;
+  o.device = Device::Cuda;
+  o.context_length = 512;
+  auto model = Model::from_file(path, o);
+  const int n_prompt = 16, n_decode = 128;
+  double decode_s = 0;
+  for (auto _ : state) {
+    Batch b;
+    for (int i = 0; i < n_prompt; ++i) b.add(100 + i * 13, i, 0, i + 1 == n_prompt);
+    auto logits = model->decode(b);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n_decode; ++i) {
+      const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      b.clear();
+      b.add(next, n_prompt + i, 0, true);
+      logits = model->decode(b);
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    decode_s += s;
+    state.SetIterationTime(s);
+  }
+  state.counters["decode_tok_s"] = n_decode * double(state.iterations()) / decode_s;
+  state.SetLabel(model->backend().name());
+}
+
+}  // namespace
+
+BENCHMARK(BM_CudaCopy)->Name("UPG_CudaCopy/1GiB")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CudaGemv, int8, upg::DType::I8)->Name("UPG_CudaGemv/int8_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CudaGemv, bf16, upg::DType::BF16)->Name("UPG_CudaGemv/bf16_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CudaGemv, f16, upg::DType::F16)->Name("UPG_CudaGemv/f16_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CudaGemv, q8_0, upg::DType::Q8_0)->Name("UPG_CudaGemv/q8_0_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CudaGemv, q4_0, upg::DType::Q4_0)->Name("UPG_CudaGemv/q4_0_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CudaDecode, q8_0, upg::io::GGML_Q8_0)->Name("UPG_CudaDecode/smollm2_q8_0")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(BM_CudaDecode, f16, upg::io::GGML_F16)->Name("UPG_CudaDecode/smollm2_f16")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(BM_CudaDecode, q4_0, upg::io::GGML_Q4_0)->Name("UPG_CudaDecode/smollm2_q4_0")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);

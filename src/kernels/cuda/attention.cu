@@ -1,0 +1,105 @@
+// Causal attention over the paged KV cache: one block per (query head, token), its
+// warps taking every kWarps-th position of the token's range (its sliding window or
+// 0 .. position) through the block table, with an online softmax per warp (running
+// maximum, sum and weighted values), merged across warps at the end. Each lane holds
+// head_dim / 32 of the query and of the output. A first version: one block per head
+// leaves most of the GPU idle for a single long sequence (splitting the positions over
+// blocks is the next step, ARCHITECTURE.md), but it reads each cached row once.
+#include <cuda_fp16.h>
+
+#include <cmath>
+
+#include "kernels/cuda/cuda-check.h"
+#include "kernels/cuda/kernels.h"
+
+namespace upg::cuda {
+
+namespace {
+
+constexpr int kWarps = 8;
+
+template <bool Half>
+__device__ inline float kv_at(const void* base, int64_t i) {
+  if constexpr (Half) return __half2float(static_cast<const __half*>(base)[i]);
+  return static_cast<const float*>(base)[i];
+}
+
+// PerLane = ceil(head_dim / 32) values of q, and of the output, per lane.
+template <bool Half, int PerLane>
+__global__ void __launch_bounds__(kWarps * 32) attention_kernel(const float* q, KvLayer kv, AttentionArgs a, float* out) {
+  const int h = blockIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t t = blockIdx.y;
+  const int hd = a.head_dim, kv_dim = a.n_kv_heads * hd, g = h / (a.n_heads / a.n_kv_heads);
+  const int32_t pos = a.positions[t];
+  const int32_t first = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
+  const int32_t* table = a.block_ids + a.block_begin[t];
+  const float scale = rsqrtf(float(hd));
+  float qv[PerLane], acc[PerLane];
+#pragma unroll
+  for (int i = 0; i < PerLane; ++i) {
+    const int e = lane + 32 * i;
+    qv[i] = e < hd ? q[(t * a.n_heads + h) * hd + e] * scale : 0.0f;
+    acc[i] = 0;
+  }
+  float m = -INFINITY, l = 0;
+  for (int32_t p = first + warp; p <= pos; p += kWarps) {
+    const int64_t slot = int64_t(table[p / a.block_size]) * a.block_size + p % a.block_size;
+    const int64_t row = slot * kv_dim + int64_t(g) * hd;
+    float s = 0;
+#pragma unroll
+    for (int i = 0; i < PerLane; ++i) {
+      const int e = lane + 32 * i;
+      if (e < hd) s += qv[i] * kv_at<Half>(kv.k, row + e);
+    }
+    for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
+    const float m_new = fmaxf(m, s), corr = __expf(m - m_new), e_s = __expf(s - m_new);
+    l = l * corr + e_s;
+#pragma unroll
+    for (int i = 0; i < PerLane; ++i) {
+      const int e = lane + 32 * i;
+      acc[i] = acc[i] * corr + (e < hd ? e_s * kv_at<Half>(kv.v, row + e) : 0.0f);
+    }
+    m = m_new;
+  }
+  // Merge the warps: each rescales to the largest maximum.
+  __shared__ float s_m[kWarps], s_l[kWarps];
+  __shared__ float s_acc[kWarps][PerLane * 32];
+  if (lane == 0) s_m[warp] = m, s_l[warp] = l;
+#pragma unroll
+  for (int i = 0; i < PerLane; ++i) s_acc[warp][lane + 32 * i] = acc[i];
+  __syncthreads();
+  float m_all = -INFINITY;
+  for (int w = 0; w < kWarps; ++w) m_all = fmaxf(m_all, s_m[w]);
+  float l_all = 0;
+  for (int w = 0; w < kWarps; ++w) l_all += s_m[w] == -INFINITY ? 0.0f : s_l[w] * __expf(s_m[w] - m_all);
+  for (int e = threadIdx.x; e < hd; e += blockDim.x) {
+    float v = 0;
+    for (int w = 0; w < kWarps; ++w)
+      if (s_m[w] != -INFINITY) v += s_acc[w][e] * __expf(s_m[w] - m_all);
+    out[(t * a.n_heads + h) * hd + e] = v / l_all;
+  }
+}
+
+template <bool Half>
+void launch(const float* q, const KvLayer& kv, const AttentionArgs& a, float* out, cudaStream_t s) {
+  const dim3 grid(unsigned(a.n_heads), unsigned(a.n_tokens));
+  if (a.head_dim <= 64)
+    attention_kernel<Half, 2><<<grid, kWarps * 32, 0, s>>>(q, kv, a, out);
+  else if (a.head_dim <= 128)
+    attention_kernel<Half, 4><<<grid, kWarps * 32, 0, s>>>(q, kv, a, out);
+  else
+    attention_kernel<Half, 8><<<grid, kWarps * 32, 0, s>>>(q, kv, a, out);
+  UPG_CUDA_CHECK_LAUNCH("attention");
+}
+
+}  // namespace
+
+void attention(const float* q, const KvLayer& kv, const AttentionArgs& a, float* out, cudaStream_t s) {
+  if (a.n_tokens <= 0) return;
+  if (kv.half)
+    launch<true>(q, kv, a, out, s);
+  else
+    launch<false>(q, kv, a, out, s);
+}
+
+}  // namespace upg::cuda

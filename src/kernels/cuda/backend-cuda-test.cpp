@@ -1,0 +1,258 @@
+// Every op of the CUDA backend against the CPU backend (reference kernels: fp32
+// activations, as the GPU's) on random inputs: odd shapes, padding, one and many tokens,
+// paged block tables. Errors are ||gpu - cpu|| / ||cpu||: fp32 on both sides leaves
+// summation order (1e-5); the f16 KV cache is the same on both. The K and XS GGUF types
+// also carry the block form's fp16 rounding of their sub-block scales (2^-11 relative;
+// the CPU reference dequantizes exactly), hence their 1e-3. Skips without a GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kernels/cpu/test-random-blocks.h"
+#include "kernels/cuda/test-cuda.h"
+#include "upg/core/error.h"
+#include "upg/kernels/backend.h"
+#include "upg/kernels/cpu.h"
+#include "upg/kernels_cuda/cuda.h"
+
+namespace upg {
+namespace {
+
+using test::from_backend;
+using test::rel_error;
+using test::to_backend;
+
+constexpr double kTol = 2e-5;
+
+// The K and XS types' sub-block scales are products the block form rounds to fp16.
+double tolerance(DType t) { return dtype_block_elems(t) == 256 ? 1e-3 : kTol; }
+
+std::vector<float> normal(std::mt19937& rng, size_t n, float std = 1.0f) {
+  std::normal_distribution<float> g(0.0f, std);
+  std::vector<float> v(n);
+  for (auto& x : v) x = g(rng);
+  return v;
+}
+
+class CudaBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    UPG_SKIP_WITHOUT_CUDA();
+    gpu_ = make_cuda_backend();
+    cpu_ = make_cpu_backend(2, CpuKernels::Reference);
+  }
+  std::unique_ptr<Backend> gpu_, cpu_;
+  std::mt19937 rng_{1234};
+};
+
+// Host bytes of a random [rows, cols] weight of `t`, with per-row scales for I8.
+struct HostWeight {
+  std::vector<std::byte> data;
+  std::vector<float> scales, bias;
+  LinearWeight lw;
+};
+
+HostWeight random_weight(DType t, int64_t rows, int64_t cols, bool bias, std::mt19937& rng) {
+  HostWeight h;
+  if (dtype_is_quantized(t)) {
+    for (const auto& s : kernels::kTypes)
+      if (s.type == t) h.data = kernels::random_blocks(s, rows, cols, rng, false);
+  } else {
+    const std::vector<float> f = normal(rng, size_t(rows * cols), 0.1f);
+    h.data.resize(dtype_bytes(t, rows * cols));
+    if (t == DType::I8) {
+      std::uniform_int_distribution<int> q(-127, 127);
+      for (auto& b : h.data) b = std::byte(uint8_t(int8_t(q(rng))));
+      h.scales = normal(rng, size_t(rows), 0.01f);
+    } else if (t == DType::F32) {
+      std::memcpy(h.data.data(), f.data(), h.data.size());
+    } else {
+      for (size_t i = 0; i < f.size(); ++i) {
+        const uint16_t v = t == DType::F16 ? fp32_to_fp16(f[i]) : uint16_t(std::bit_cast<uint32_t>(f[i]) >> 16);
+        std::memcpy(h.data.data() + 2 * i, &v, 2);
+      }
+    }
+  }
+  if (bias) h.bias = normal(rng, size_t(rows));
+  h.lw.dtype = t;
+  h.lw.data = h.data.data();
+  h.lw.rows = rows;
+  h.lw.cols = cols;
+  h.lw.scales = h.scales.empty() ? nullptr : h.scales.data();
+  h.lw.bias = h.bias.empty() ? nullptr : h.bias.data();
+  h.lw.name = "test.weight";
+  return h;
+}
+
+// Backends key a weight's execution form by its host address (the model's weights live as
+// long as the backend), so every weight a test makes stays alive until the test ends:
+// a freed one's address, reused by the next, would read the earlier form.
+TEST_F(CudaBackendTest, MatmulEveryWeightKindAgainstCpu) {
+  std::vector<std::unique_ptr<HostWeight>> alive;
+  struct Shape {
+    int64_t rows, cols;
+  };
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::I8, DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q5_0,
+                  DType::Q4_K, DType::Q6_K, DType::Q2_K, DType::IQ4_NL}) {
+    const int64_t blk = dtype_block_elems(t);
+    // Odd rows; columns that leave a vector tail (dense) or a half 64-column group (blocks).
+    const std::vector<Shape> shapes = blk == 1 ? std::vector<Shape>{{37, 61}, {5, 8}, {130, 96}, {3, 1000}}
+                                               : std::vector<Shape>{{37, blk}, {13, 3 * blk}, {130, 4 * blk}};
+    for (const Shape& s : shapes)
+      for (int64_t n : {1, 3, 9, 17}) {
+        SCOPED_TRACE(fmt::format("{} [{}, {}] x {} tokens", dtype_name(t), s.rows, s.cols, n));
+        alive.push_back(std::make_unique<HostWeight>(random_weight(t, s.rows, s.cols, n % 2 == 1, rng_)));
+        const HostWeight& w = *alive.back();
+        const std::vector<float> x = normal(rng_, size_t(n * s.cols));
+        std::vector<float> want(size_t(n * s.rows));
+        ASSERT_TRUE(w.lw.data);
+        cpu_->matmul(w.lw, x.data(), n, want.data());
+        BackendBuffer xd = to_backend(*gpu_, x), yd = gpu_->alloc(want.size() * sizeof(float));
+        gpu_->matmul(w.lw, xd.as<float>(), n, yd.as<float>());
+        EXPECT_LT(rel_error(from_backend<float>(*gpu_, yd, want.size()), want), tolerance(t));
+      }
+  }
+}
+
+TEST_F(CudaBackendTest, EmbedEveryTableKind) {
+  std::vector<std::unique_ptr<HostWeight>> alive;
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::I8, DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q6_K}) {
+    SCOPED_TRACE(dtype_name(t));
+    const int64_t cols = dtype_block_elems(t) == 1 ? 75 : 2 * dtype_block_elems(t);
+    alive.push_back(std::make_unique<HostWeight>(random_weight(t, 50, cols, false, rng_)));
+    const HostWeight& w = *alive.back();
+    const std::vector<int32_t> tokens = {0, 49, 7, 7, 23};
+    std::vector<float> want(tokens.size() * size_t(cols));
+    cpu_->embed(w.lw, tokens, want.data());
+    BackendBuffer td = to_backend(*gpu_, tokens), out = gpu_->alloc(want.size() * sizeof(float));
+    gpu_->embed(w.lw, std::span<const int32_t>(td.as<int32_t>(), tokens.size()), out.as<float>());
+    EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), tolerance(t));
+  }
+}
+
+TEST_F(CudaBackendTest, ElementwiseOps) {
+  for (int64_t n : {1, 7}) {
+    const int64_t dim = 579;
+    const std::vector<float> x = normal(rng_, size_t(n * dim)), y = normal(rng_, size_t(n * dim)),
+                             w = normal(rng_, size_t(dim));
+    BackendBuffer xd = to_backend(*gpu_, x), yd = to_backend(*gpu_, y), out = gpu_->alloc(x.size() * sizeof(float));
+    std::vector<float> want(x.size());
+
+    cpu_->rmsnorm(x.data(), w.data(), want.data(), dim, n, 1e-5f);
+    gpu_->rmsnorm(xd.as<float>(), w.data(), out.as<float>(), dim, n, 1e-5f);
+    EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), kTol) << "rmsnorm";
+
+    cpu_->silu_mul(x.data(), y.data(), want.data(), n * dim);
+    gpu_->silu_mul(xd.as<float>(), yd.as<float>(), out.as<float>(), n * dim);
+    EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), kTol) << "silu_mul";
+
+    want = y;
+    cpu_->add(want.data(), x.data(), n * dim);
+    gpu_->add(yd.as<float>(), xd.as<float>(), n * dim);
+    EXPECT_LT(rel_error(from_backend<float>(*gpu_, yd, want.size()), want), kTol) << "add";
+  }
+}
+
+TEST_F(CudaBackendTest, RopePerTokenPositions) {
+  const int head_dim = 64, rotary = 48, heads = 5, max_pos = 100;
+  std::vector<float> cos(size_t(max_pos * rotary / 2)), sin(cos.size());
+  for (int p = 0; p < max_pos; ++p)
+    for (int i = 0; i < rotary / 2; ++i) {
+      const double a = p * std::pow(10000.0, -2.0 * i / rotary);
+      cos[size_t(p * rotary / 2 + i)] = float(std::cos(a));
+      sin[size_t(p * rotary / 2 + i)] = float(std::sin(a));
+    }
+  const RopeTable table{head_dim, rotary, max_pos, cos.data(), sin.data()};
+  const std::vector<int32_t> pos = {0, 99, 5, 6, 42};
+  std::vector<float> want = normal(rng_, pos.size() * heads * head_dim);
+  BackendBuffer xd = to_backend(*gpu_, want), pd = to_backend(*gpu_, pos);
+  cpu_->rope(want.data(), pos, heads, table);
+  gpu_->rope(xd.as<float>(), std::span<const int32_t>(pd.as<int32_t>(), pos.size()), heads, table);
+  EXPECT_LT(rel_error(from_backend<float>(*gpu_, xd, want.size()), want), kTol);
+}
+
+// Three sequences through shuffled blocks of one pool: a prefill of each (causal), a
+// copy-on-write block copy, then one decode token each; GQA, with and without a window.
+TEST_F(CudaBackendTest, PagedAttentionPrefillAndDecode) {
+  for (DType kv : {DType::F16, DType::F32})
+    for (int window : {0, 5}) {
+      SCOPED_TRACE(fmt::format("kv {} window {}", dtype_name(kv), window));
+      const int layers = 2, block = 4, n_blocks = 24, heads = 8, kv_heads = 2, hd = 64, kvd = kv_heads * hd;
+      for (Backend* be : {gpu_.get(), cpu_.get()}) be->kv_alloc(layers, n_blocks, block, kv_heads, hd, kv);
+      std::vector<int32_t> order(n_blocks);
+      std::iota(order.begin(), order.end(), 0);
+      std::shuffle(order.begin(), order.end(), rng_);
+      const std::vector<int> lens = {13, 1, 9};  // tokens of each sequence's prefill
+      std::vector<int32_t> ids, positions, begin;
+      std::vector<int64_t> slots;
+      for (size_t s = 0; s < lens.size(); ++s) {
+        const int32_t first = int32_t(ids.size());
+        for (int b = 0; b < 5; ++b) ids.push_back(order[s * 5 + size_t(b)]);
+        for (int p = 0; p < lens[s]; ++p) {
+          positions.push_back(p);
+          begin.push_back(first);
+          slots.push_back(int64_t(ids[size_t(first + p / block)]) * block + p % block);
+        }
+      }
+      auto run = [&](int layer) {
+        const size_t n = positions.size();
+        const std::vector<float> q = normal(rng_, n * heads * hd), k = normal(rng_, n * kvd), v = normal(rng_, n * kvd);
+        std::vector<float> want(q.size());
+        const AttentionBatch cb{positions, ids, begin, block, heads, kv_heads, hd, window};
+        cpu_->kv_store(layer, slots, k.data(), v.data());
+        cpu_->attention(layer, q.data(), cb, want.data());
+        BackendBuffer qd = to_backend(*gpu_, q), kd = to_backend(*gpu_, k), vd = to_backend(*gpu_, v),
+                      pd = to_backend(*gpu_, positions), id = to_backend(*gpu_, ids), bd = to_backend(*gpu_, begin),
+                      sd = to_backend(*gpu_, slots), out = gpu_->alloc(q.size() * sizeof(float));
+        const AttentionBatch gb{std::span<const int32_t>(pd.as<int32_t>(), n),
+                                std::span<const int32_t>(id.as<int32_t>(), ids.size()),
+                                std::span<const int32_t>(bd.as<int32_t>(), n),
+                                block, heads, kv_heads, hd, window};
+        gpu_->kv_store(layer, std::span<const int64_t>(sd.as<int64_t>(), n), kd.as<float>(), vd.as<float>());
+        gpu_->attention(layer, qd.as<float>(), gb, out.as<float>());
+        EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), 1e-4) << "layer " << layer;
+      };
+      for (int l = 0; l < layers; ++l) run(l);
+      // Sequence 0 forks into a fresh block for its partly filled last block (13 = 3 * 4 + 1).
+      const BlockCopy copy{ids[3], order[20]};
+      for (Backend* be : {gpu_.get(), cpu_.get()}) be->kv_copy_blocks(std::span<const BlockCopy>(&copy, 1));
+      ids[3] = order[20];
+      // Decode: one token each at the next position.
+      std::vector<int32_t> dpos, dbegin;
+      std::vector<int64_t> dslots;
+      for (size_t s = 0; s < lens.size(); ++s) {
+        const int p = lens[s];
+        dpos.push_back(p);
+        dbegin.push_back(int32_t(s * 5));
+        dslots.push_back(int64_t(ids[s * 5 + size_t(p / block)]) * block + p % block);
+      }
+      positions = dpos;
+      begin = dbegin;
+      slots = dslots;
+      for (int l = 0; l < layers; ++l) run(l);
+    }
+}
+
+TEST_F(CudaBackendTest, UnsupportedIsAClearError) {
+  EXPECT_FALSE(gpu_->supports(format::Layout::MdCsr, format::Encoding::Int8));
+  EXPECT_FALSE(gpu_->supports(Op::Attention, DType::I8));
+  EXPECT_THROW(gpu_->kv_alloc(1, 4, 4, 1, 64, DType::I8), Error);
+  // More than the device holds: the error names what and how many bytes.
+  try {
+    (void)gpu_->alloc(size_t(1) << 50);
+    FAIL() << "a petabyte allocation succeeded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("out of device memory"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("1125899906842624 bytes"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace upg

@@ -1,0 +1,301 @@
+// The CUDA backend: the Backend ops (include/upg/kernels/backend.h) over this folder's
+// kernels, on one stream of one device. Activations live in device buffers from alloc();
+// weights, norm vectors and rope tables are uploaded once, in their execution forms,
+// keyed by their host address (prepare() does it at load; an op meeting one it has not
+// seen uploads it then). A decode step's only exchanges with the host are the ForwardPass's
+// uploads of token ids, positions, slots and block tables and its download of logits.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kernels/cuda/cuda-check.h"
+#include "kernels/cuda/kernels.h"
+#include "upg/core/error.h"
+#include "upg/format/ggml-blocks.h"
+#include "upg/kernels/backend.h"
+#include "upg/kernels/block-quant-form.h"
+#include "upg/kernels_cuda/cuda.h"
+
+namespace upg {
+
+namespace cuda {
+
+void throw_cuda_error(cudaError_t e, const char* call, const char* file, int line) {
+  const char* base = std::strrchr(file, '/');
+  throw Error(fmt::format("CUDA: {} failed ({}:{}): {} ({})", call, base ? base + 1 : file, line, cudaGetErrorString(e),
+                          cudaGetErrorName(e)));
+}
+
+}  // namespace cuda
+
+namespace {
+
+using cuda::DeviceWeight;
+using cuda::WeightKind;
+
+// Device memory for `what`; out of memory is an error naming it, its size and what was free.
+BackendBuffer device_alloc(size_t bytes, const std::string& what) {
+  void* p = nullptr;
+  const cudaError_t e = cudaMalloc(&p, std::max<size_t>(bytes, 1));
+  if (e == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();  // clears the sticky-free error so later calls see their own
+    size_t free_b = 0, total = 0;
+    (void)cudaMemGetInfo(&free_b, &total);
+    throw Error(fmt::format("CUDA: out of device memory for {}: {} bytes needed, {} of {} free", what, bytes, free_b,
+                            total));
+  }
+  if (e != cudaSuccess) cuda::throw_cuda_error(e, "cudaMalloc", __FILE__, __LINE__);
+  return BackendBuffer(p, bytes, [](void* q) { cudaFree(q); });
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    UPG_CUDA_CHECK(cudaSetDevice(device));
+    cudaDeviceProp prop{};
+    UPG_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    device_name_ = prop.name;
+    UPG_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    lut_ = upload_new(format::kIq4Lut, 16, "the IQ4 table");
+  }
+  ~CudaBackend() override {
+    // Buffers free after this body; nothing may still run on them.
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return fmt::format("cuda ({}, device {})", device_name_, device_); }
+  int n_threads() const override { return 1; }
+
+  // Dense F32/F16/BF16/I8 run as stored; every GGUF block type runs through the one
+  // block form. The KV cache is f16 or f32 (int8 is not written yet).
+  bool supports(Op op, DType t) const override {
+    if (op == Op::Matmul || op == Op::Embed)
+      return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::I8 || dtype_is_quantized(t);
+    if (op == Op::Attention) return t == DType::F16 || t == DType::F32;
+    return true;
+  }
+  // UPG compressed layouts (MdCSR, N:M) have no CUDA kernel yet.
+  bool supports(format::Layout, format::Encoding) const override { return false; }
+
+  void prepare(const LinearWeight& w) override { (void)weight(w); }
+  void set_source_unused(SourceUnused f) override { source_unused_ = std::move(f); }
+
+  BackendBuffer alloc(size_t bytes) override { return device_alloc(bytes, "an activation buffer"); }
+  void upload(void* dst, const void* src, size_t bytes) override {
+    if (bytes) UPG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+  void download(void* dst, const void* src, size_t bytes) override {
+    if (bytes) UPG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    UPG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (bytes) UPG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+  }
+
+  void matmul(const LinearWeight& w, const float* x, int64_t n, float* y) override {
+    cuda::matmul(weight(w), x, n, y, stream_);
+  }
+  void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps) override {
+    cuda::rmsnorm(x, vector_on_device(w, size_t(dim), "a norm weight"), out, dim, n, eps, stream_);
+  }
+  void rope(float* x, std::span<const int32_t> positions, int n_heads, const RopeTable& r) override {
+    const size_t n = size_t(r.max_positions) * size_t(r.rotary_dim / 2);
+    cuda::rope(x, positions.data(), int64_t(positions.size()), n_heads, r.head_dim, r.rotary_dim, r.interleaved,
+               vector_on_device(r.cos, n, "the rope table"), vector_on_device(r.sin, n, "the rope table"), stream_);
+  }
+  void silu_mul(const float* gate, const float* up, float* out, int64_t n) override {
+    cuda::silu_mul(gate, up, out, n, stream_);
+  }
+  void add(float* y, const float* x, int64_t n) override { cuda::add(y, x, n, stream_); }
+  // Token ids are device memory here: the forward pass has checked them against the
+  // vocabulary, which every bound embedding table covers.
+  void embed(const LinearWeight& table, std::span<const int32_t> tokens, float* out) override {
+    cuda::embed(weight(table), tokens.data(), int64_t(tokens.size()), out, stream_);
+  }
+
+  void kv_alloc(int n_layers, int64_t n_blocks, int block_size, int n_kv_heads, int head_dim, DType type) override {
+    if (!supports(Op::Attention, type))
+      throw Error(fmt::format("the CUDA backend keeps its KV cache in f16 or f32, not {}", dtype_name(type)));
+    if (n_blocks <= 0 || block_size <= 0)
+      throw Error(fmt::format("KV cache: {} blocks of {} slots", n_blocks, block_size));
+    n_layers_ = n_layers;
+    block_size_ = block_size;
+    n_blocks_ = n_blocks;
+    kv_dim_ = n_kv_heads * head_dim;
+    kv_half_ = type == DType::F16;
+    layer_bytes_ = size_t(n_blocks) * size_t(block_size) * size_t(kv_dim_) * (kv_half_ ? 2 : 4);
+    const size_t bytes = size_t(n_layers) * layer_bytes_;
+    k_ = BackendBuffer();
+    v_ = BackendBuffer();
+    k_ = device_alloc(bytes, fmt::format("the KV cache's keys ({} blocks of {} tokens)", n_blocks, block_size));
+    v_ = device_alloc(bytes, fmt::format("the KV cache's values ({} blocks of {} tokens)", n_blocks, block_size));
+    UPG_CUDA_CHECK(cudaMemsetAsync(k_.data(), 0, bytes, stream_));
+    UPG_CUDA_CHECK(cudaMemsetAsync(v_.data(), 0, bytes, stream_));
+  }
+  size_t kv_bytes() const override { return 2 * size_t(n_layers_) * layer_bytes_; }
+
+  void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
+    cuda::kv_store(kv_layer(layer), slots.data(), int64_t(slots.size()), kv_dim_, k, v, stream_);
+  }
+  // Layer-major [layers, slots, kv_dim]: a block is one run of block_size * kv_dim values
+  // per layer, of keys and of values.
+  void kv_copy_blocks(std::span<const BlockCopy> copies) override {
+    for (const BlockCopy& c : copies)
+      if (c.src < 0 || c.dst < 0 || c.src >= n_blocks_ || c.dst >= n_blocks_)
+        throw Error(fmt::format("KV cache: block copy {} -> {} outside the {} blocks", c.src, c.dst, n_blocks_));
+    const size_t block_bytes = layer_bytes_ / size_t(n_blocks_);
+    for (const BlockCopy& c : copies)
+      for (int l = 0; l < n_layers_; ++l)
+        for (const BackendBuffer* b : {&k_, &v_}) {
+          auto* base = b->as<std::byte>() + size_t(l) * layer_bytes_;
+          copy(base + size_t(c.dst) * block_bytes, base + size_t(c.src) * block_bytes, block_bytes);
+        }
+  }
+  void attention(int layer, const float* q, const AttentionBatch& b, float* out) override {
+    cuda::AttentionArgs a;
+    a.positions = b.positions.data();
+    a.block_ids = b.block_ids.data();
+    a.block_begin = b.block_begin.data();
+    a.n_tokens = int64_t(b.positions.size());
+    a.block_size = b.block_size;
+    a.n_heads = b.n_heads;
+    a.n_kv_heads = b.n_kv_heads;
+    a.head_dim = b.head_dim;
+    a.sliding_window = b.sliding_window;
+    if (b.head_dim > 256) throw Error(fmt::format("the CUDA attention runs head_dim up to 256, not {}", b.head_dim));
+    cuda::attention(q, kv_layer(layer), a, out, stream_);
+  }
+
+ private:
+  // A weight's device form, with the host facts it was made from (a changed weight,
+  // Model::replace_weight, gets a new form).
+  struct Prepared {
+    DeviceWeight w;
+    DType dtype = DType::F32;
+    int64_t rows = 0, cols = 0;
+    const float* scales = nullptr;
+    const float* bias = nullptr;
+    std::vector<BackendBuffer> buffers;
+  };
+
+  const DeviceWeight& weight(const LinearWeight& lw) {
+    auto it = weights_.find(lw.data);
+    if (it != weights_.end() && it->second.dtype == lw.dtype && it->second.rows == lw.rows &&
+        it->second.cols == lw.cols && it->second.scales == lw.scales && it->second.bias == lw.bias)
+      return it->second.w;
+    if (lw.compressed)
+      throw Error(fmt::format("tensor '{}': the CUDA backend cannot run {} {} weights yet", lw.name,
+                              format::layout_name(lw.compressed->layout), format::encoding_name(lw.compressed->encoding)));
+    if (!supports(Op::Matmul, lw.dtype))
+      throw Error(fmt::format("tensor '{}': the CUDA backend cannot run {}", lw.name, dtype_name(lw.dtype)));
+    Prepared p;
+    p.dtype = lw.dtype;
+    p.rows = lw.rows;
+    p.cols = lw.cols;
+    p.scales = lw.scales;
+    p.bias = lw.bias;
+    DeviceWeight& d = p.w;
+    d.rows = lw.rows;
+    d.cols = lw.cols;
+    const std::string what = fmt::format("tensor '{}'", lw.name);
+    const size_t bytes = dtype_bytes(lw.dtype, lw.rows * lw.cols);
+    if (dtype_is_quantized(lw.dtype)) {
+      const kernels::BlockQuantRows form =
+          kernels::pack_block_quant(lw.dtype, static_cast<const std::byte*>(lw.data), lw.rows, lw.cols);
+      d.kind = WeightKind::Block;
+      d.row_bytes = form.row_bytes();
+      d.subs = form.subs;
+      d.sub = form.sub;
+      d.bits = form.bits;
+      d.has_min = form.has_min;
+      d.offset = form.offset;
+      d.lut = form.lut ? lut_.as<uint8_t>() : nullptr;
+      d.data = keep(p, form.codes.data(), form.codes.size(), what);
+      d.d = static_cast<const uint16_t*>(keep(p, form.d.data(), form.d.size() * 2, what));
+      if (form.has_min) d.m = static_cast<const uint16_t*>(keep(p, form.m.data(), form.m.size() * 2, what));
+    } else {
+      d.kind = lw.dtype == DType::F32    ? WeightKind::F32
+               : lw.dtype == DType::F16  ? WeightKind::F16
+               : lw.dtype == DType::BF16 ? WeightKind::BF16
+                                         : WeightKind::I8;
+      if (lw.dtype == DType::I8 && !lw.scales) throw Error(fmt::format("{}: int8 weights without row scales", what));
+      d.data = keep(p, lw.data, bytes, what);
+      if (lw.scales) d.scales = static_cast<const float*>(keep(p, lw.scales, size_t(lw.rows) * 4, what));
+    }
+    if (lw.bias) d.bias = static_cast<const float*>(keep(p, lw.bias, size_t(lw.rows) * 4, what + "'s bias"));
+    if (source_unused_) source_unused_(lw.data, bytes);
+    Prepared& slot = weights_[lw.data];
+    slot = std::move(p);
+    return slot.w;
+  }
+
+  // Uploads host bytes into a new device buffer that p keeps.
+  const void* keep(Prepared& p, const void* host, size_t bytes, const std::string& what) {
+    p.buffers.push_back(upload_new(host, bytes, what));
+    return p.buffers.back().data();
+  }
+  BackendBuffer upload_new(const void* host, size_t bytes, const std::string& what) {
+    BackendBuffer b = device_alloc(bytes, what);
+    UPG_CUDA_CHECK(cudaMemcpyAsync(b.data(), host, bytes, cudaMemcpyHostToDevice, stream_));
+    // The host bytes may be given back (set_source_unused) once this returns.
+    UPG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return b;
+  }
+
+  // A host vector (norm weight, rope table) on the device, uploaded on first use.
+  const float* vector_on_device(const float* host, size_t n, const char* what) {
+    auto it = vectors_.find(host);
+    if (it != vectors_.end() && it->second.bytes() == n * sizeof(float)) return it->second.as<float>();
+    return (vectors_[host] = upload_new(host, n * sizeof(float), what)).as<float>();
+  }
+
+  cuda::KvLayer kv_layer(int layer) const {
+    if (layer < 0 || layer >= n_layers_) throw Error(fmt::format("KV cache: layer {} of {}", layer, n_layers_));
+    return {k_.as<std::byte>() + size_t(layer) * layer_bytes_, v_.as<std::byte>() + size_t(layer) * layer_bytes_,
+            kv_half_};
+  }
+
+  int device_ = 0;
+  std::string device_name_;
+  cudaStream_t stream_ = nullptr;
+  SourceUnused source_unused_;
+  BackendBuffer lut_;
+  std::unordered_map<const void*, Prepared> weights_;
+  std::unordered_map<const void*, BackendBuffer> vectors_;
+  int n_layers_ = 0, block_size_ = 1, kv_dim_ = 0;
+  int64_t n_blocks_ = 0;
+  bool kv_half_ = true;
+  size_t layer_bytes_ = 0;
+  BackendBuffer k_, v_;
+};
+
+}  // namespace
+
+bool cuda_available(std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    if (why)
+      *why = e != cudaSuccess ? fmt::format("no CUDA device: cudaGetDeviceCount says {}", cudaGetErrorString(e))
+                              : std::string("no CUDA device: cudaGetDeviceCount found none");
+    (void)cudaGetLastError();
+    return false;
+  }
+  return true;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(int device) {
+  std::string why;
+  if (!cuda_available(&why)) throw Error(why);
+  return std::make_unique<CudaBackend>(device);
+}
+
+}  // namespace upg

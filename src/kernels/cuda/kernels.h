@@ -1,0 +1,67 @@
+#pragma once
+// The CUDA kernels behind CudaBackend (backend-cuda.cpp), as host functions that launch
+// on a stream. Pointers are device memory. One file per concern: vector-ops.cu
+// (rmsnorm, rope, silu_mul, add, embed, kv_store), matmul.cu, attention.cu.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace upg::cuda {
+
+// How a weight's rows are stored on the device.
+enum class WeightKind : uint8_t { F32, F16, BF16, I8, Block };
+
+// A weight's execution form in device memory: dense rows of F32/F16/BF16/I8 (I8 with a
+// scale per row), or GGUF blocks in the block form of upg/kernels/block-quant-form.h
+// (codes, fp16 d and m per sub-block of `sub` columns), value = d * code + m.
+struct DeviceWeight {
+  WeightKind kind = WeightKind::F32;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;      // dense [rows, cols], or block codes [rows, row_bytes]
+  const float* scales = nullptr;   // I8: [rows]
+  const float* bias = nullptr;     // [rows] or null
+  const uint16_t* d = nullptr;     // Block: [rows, subs] fp16
+  const uint16_t* m = nullptr;     // Block: [rows, subs] fp16, when has_min
+  int64_t row_bytes = 0, subs = 0;
+  int sub = 32, bits = 4;
+  const uint8_t* lut = nullptr;    // Block: the IQ4 table [16] the codes index, or null
+  bool has_min = false;
+  float offset = 0;
+};
+
+// y[n, rows] = x[n, cols] W^T (+ bias).
+void matmul(const DeviceWeight& w, const float* x, int64_t n, float* y, cudaStream_t s);
+// out[t] = row tokens[t] of w, as fp32 (tokens already checked against w.rows).
+void embed(const DeviceWeight& w, const int32_t* tokens, int64_t n, float* out, cudaStream_t s);
+
+void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps, cudaStream_t s);
+// Rotate-half (or adjacent pairs when interleaved) over the first rotary_dim dims of each
+// head; cos/sin [positions, rotary_dim / 2].
+void rope(float* x, const int32_t* positions, int64_t n, int n_heads, int head_dim, int rotary_dim, bool interleaved,
+          const float* cos, const float* sin, cudaStream_t s);
+void silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s);
+void add(float* y, const float* x, int64_t n, cudaStream_t s);
+
+// The KV cache of one layer: [slots, kv_heads * head_dim] of keys and of values, fp16
+// (half = true) or fp32.
+struct KvLayer {
+  void* k = nullptr;
+  void* v = nullptr;
+  bool half = true;
+};
+// Stores k, v [n, kv_dim] at the given slots.
+void kv_store(const KvLayer& kv, const int64_t* slots, int64_t n, int kv_dim, const float* k, const float* v,
+              cudaStream_t s);
+
+struct AttentionArgs {
+  const int32_t* positions = nullptr;    // [n_tokens]
+  const int32_t* block_ids = nullptr;    // the batch's block tables
+  const int32_t* block_begin = nullptr;  // [n_tokens]
+  int64_t n_tokens = 0;
+  int block_size = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, sliding_window = 0;
+};
+// Causal attention of q [n_tokens, n_heads * head_dim] over the layer's cache through
+// the block tables; out has q's shape. head_dim at most 256.
+void attention(const float* q, const KvLayer& kv, const AttentionArgs& a, float* out, cudaStream_t s);
+
+}  // namespace upg::cuda
