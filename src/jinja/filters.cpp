@@ -71,24 +71,11 @@ Value f_last(const Value& v, const CallArgs& a, size_t) {
   return items.empty() ? Value(Undefined{"last"}) : items.back();
 }
 
-Value f_upper(const Value& v, const CallArgs& a, size_t limit) {
-  a.check("upper", 0, {});
-  return ascii_upper(text_of(v, limit));
-}
-
-Value f_lower(const Value& v, const CallArgs& a, size_t limit) {
-  a.check("lower", 0, {});
-  return ascii_lower(text_of(v, limit));
-}
-
-Value f_title(const Value& v, const CallArgs& a, size_t limit) {
-  a.check("title", 0, {});
-  return jinja_title(text_of(v, limit));
-}
-
-Value f_capitalize(const Value& v, const CallArgs& a, size_t limit) {
-  a.check("capitalize", 0, {});
-  return py_capitalize(text_of(v, limit));
+// upper, lower, title, capitalize: a text function over str(value), no arguments.
+template <std::string (*F)(std::string_view)>
+Value text_filter(const Value& v, const CallArgs& a, size_t limit) {
+  a.check("this filter", 0, {});
+  return F(text_of(v, limit));
 }
 
 Value f_replace(const Value& v, const CallArgs& a, size_t limit) {
@@ -374,24 +361,20 @@ struct Entry {
 };
 
 constexpr std::array kFilters = {
-    Entry{"abs", f_abs},           Entry{"capitalize", f_capitalize}, Entry{"count", f_length},
+    Entry{"abs", f_abs},           Entry{"capitalize", text_filter<py_capitalize>}, Entry{"count", f_length},
     Entry{"d", f_default},         Entry{"default", f_default},       Entry{"dictsort", f_dictsort},
     Entry{"first", f_first},       Entry{"float", f_float},           Entry{"indent", f_indent},           Entry{"int", f_int},
     Entry{"items", f_items},       Entry{"join", f_join},             Entry{"last", f_last},
-    Entry{"length", f_length},     Entry{"list", f_list},             Entry{"lower", f_lower},
+    Entry{"length", f_length},     Entry{"list", f_list},             Entry{"lower", text_filter<ascii_lower>},
     Entry{"map", f_map},           Entry{"reject", f_reject},         Entry{"rejectattr", f_rejectattr},
     Entry{"replace", f_replace},   Entry{"reverse", f_reverse},       Entry{"safe", f_safe},
     Entry{"select", f_select},     Entry{"selectattr", f_selectattr}, Entry{"sort", f_sort},
-    Entry{"string", f_string},     Entry{"striptags", f_striptags},   Entry{"title", f_title},
+    Entry{"string", f_string},     Entry{"striptags", f_striptags},   Entry{"title", text_filter<jinja_title>},
     Entry{"tojson", f_tojson},     Entry{"trim", f_trim},             Entry{"unique", f_unique},
-    Entry{"upper", f_upper},
+    Entry{"upper", text_filter<ascii_upper>},
 };
 
-const Entry* find_filter(std::string_view name) {
-  for (const Entry& e : kFilters)
-    if (e.name == name) return &e;
-  return nullptr;
-}
+const Entry* find_filter(std::string_view name) { return find_named(kFilters, name); }
 
 }  // namespace
 

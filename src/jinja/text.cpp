@@ -3,29 +3,17 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "upg/core/utf8.h"
+
 namespace upg::jinja {
 namespace {
 
-size_t sequence_length(unsigned char lead) {
-  if (lead < 0x80) return 1;
-  if ((lead & 0xE0) == 0xC0) return 2;
-  if ((lead & 0xF0) == 0xE0) return 3;
-  if ((lead & 0xF8) == 0xF0) return 4;
-  return 1;
-}
-
-// The code point starting at s[i] and its byte length (an invalid byte is itself).
+// The code point starting at s[i] and its byte length; an invalid or truncated
+// sequence counts as one code point per byte, valued as the byte.
 std::pair<uint32_t, size_t> decode_at(std::string_view s, size_t i) {
-  const auto lead = static_cast<unsigned char>(s[i]);
-  size_t n = sequence_length(lead);
-  if (i + n > s.size()) return {lead, 1};
-  uint32_t cp = n == 1 ? lead : n == 2 ? (lead & 0x1F) : n == 3 ? (lead & 0x0F) : (lead & 0x07);
-  for (size_t k = 1; k < n; ++k) {
-    const auto c = static_cast<unsigned char>(s[i + k]);
-    if ((c & 0xC0) != 0x80) return {lead, 1};
-    cp = (cp << 6) | (c & 0x3F);
-  }
-  return {cp, n};
+  const Utf8Seq seq = next_utf8(s, i);
+  if (seq.kind == Utf8Seq::kValid) return {seq.cp, seq.len};
+  return {static_cast<unsigned char>(s[i]), 1};
 }
 
 bool is_space(uint32_t cp) {
