@@ -55,7 +55,7 @@ Value f_items(const Value& v, const CallArgs& a, size_t) {
   if (v.is_undefined()) return List{};
   if (!v.is_dict() || v.dict().is_namespace) throw Problem("Can only get item pairs from a mapping.");
   List out;
-  for (const auto& [k, e] : v.dict().entries) out.push_back(List{Value(k), e});
+  for (const auto& [k, e] : v.dict().entries) out.push_back(Value::make_tuple({Value(k), e}));
   return out;
 }
 
@@ -240,7 +240,7 @@ Value f_rejectattr(const Value& v, const CallArgs& a, size_t l) { return select(
 
 // Sort keys compare case-insensitively unless asked (jinja2's ignore_case).
 Value sort_key(const Value& v, bool case_sensitive) {
-  return !case_sensitive && v.is_string() ? Value(ascii_lower(v.str())) : v;
+  return !case_sensitive && v.is_string() ? Value(py_lower(v.str())) : v;
 }
 
 Value f_dictsort(const Value& v, const CallArgs& a, size_t) {
@@ -250,7 +250,7 @@ Value f_dictsort(const Value& v, const CallArgs& a, size_t) {
   if (!v.is_dict() || v.dict().is_namespace) throw Problem("dictsort needs a mapping");
   const size_t pos = by.is_string() && by.str() == "value" ? 1 : 0;
   List items;
-  for (const auto& [k, e] : v.dict().entries) items.push_back(List{Value(k), e});
+  for (const auto& [k, e] : v.dict().entries) items.push_back(Value::make_tuple({Value(k), e}));
   std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
     const int c = compare(sort_key(x.list()[pos], cs), sort_key(y.list()[pos], cs));
     return rev ? c > 0 : c < 0;
@@ -365,13 +365,13 @@ constexpr std::array kFilters = {
     Entry{"d", f_default},         Entry{"default", f_default},       Entry{"dictsort", f_dictsort},
     Entry{"first", f_first},       Entry{"float", f_float},           Entry{"indent", f_indent},           Entry{"int", f_int},
     Entry{"items", f_items},       Entry{"join", f_join},             Entry{"last", f_last},
-    Entry{"length", f_length},     Entry{"list", f_list},             Entry{"lower", text_filter<ascii_lower>},
+    Entry{"length", f_length},     Entry{"list", f_list},             Entry{"lower", text_filter<py_lower>},
     Entry{"map", f_map},           Entry{"reject", f_reject},         Entry{"rejectattr", f_rejectattr},
     Entry{"replace", f_replace},   Entry{"reverse", f_reverse},       Entry{"safe", f_safe},
     Entry{"select", f_select},     Entry{"selectattr", f_selectattr}, Entry{"sort", f_sort},
     Entry{"string", f_string},     Entry{"striptags", f_striptags},   Entry{"title", text_filter<jinja_title>},
     Entry{"tojson", f_tojson},     Entry{"trim", f_trim},             Entry{"unique", f_unique},
-    Entry{"upper", text_filter<ascii_upper>},
+    Entry{"upper", text_filter<py_upper>},
 };
 
 const Entry* find_filter(std::string_view name) { return find_named(kFilters, name); }
