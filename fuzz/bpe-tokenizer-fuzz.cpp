@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "fuzz-util.h"
-#include "tokenizer/utf8.h"
+#include "upg/core/utf8.h"
 #include "upg/tokenizer/tokenizer.h"
 
 using namespace upg;
@@ -39,8 +39,8 @@ const Tokenizer& small_tokenizer() {
 
 bool valid_utf8(std::string_view s) {
   for (size_t pos = 0; pos < s.size();) {
-    const auto seq = upg::tokenizer::next_utf8(s, pos);
-    if (seq.kind != upg::tokenizer::Utf8Seq::kValid) return false;
+    const auto seq = upg::next_utf8(s, pos);
+    if (seq.kind != upg::Utf8Seq::kValid) return false;
     pos += seq.len;
   }
   return true;

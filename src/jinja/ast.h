@@ -17,7 +17,7 @@ struct Expr {
   enum class Kind {
     kLiteral,  // value
     kName,     // name
-    kList,     // args: items
+    kList,     // args: items (a tuple when name is "tuple")
     kDict,     // args: key, value, key, value, ...
     kAttr,     // args[0].name
     kItem,     // args[0][args[1]]

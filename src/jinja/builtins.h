@@ -14,6 +14,14 @@
 
 namespace upg::jinja {
 
+// The entry called `name` in a table of {name, fn} entries, or null.
+template <class Table>
+const typename Table::value_type* find_named(const Table& table, std::string_view name) {
+  for (const auto& e : table)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
 bool known_filter(std::string_view name);
 // `limit` caps the bytes of any text a filter builds.
 Value apply_filter(std::string_view name, const Value& subject, const CallArgs& args, size_t limit);

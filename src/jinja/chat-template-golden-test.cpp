@@ -79,8 +79,9 @@ TEST(ChatTemplateGolden, MatchesJinja2) {
         } catch (const Error& e) {
           const std::string what = e.what();
           EXPECT_EQ(what.rfind(file + ":", 0), 0u) << what;
-          if (c.value("raised", false))
+          if (c.value("raised", false)) {
             EXPECT_NE(what.find("raise_exception: " + want), std::string::npos) << label << ": " << what;
+          }
         }
         ++refused;
       }

@@ -55,7 +55,7 @@ Value f_items(const Value& v, const CallArgs& a, size_t) {
   if (v.is_undefined()) return List{};
   if (!v.is_dict() || v.dict().is_namespace) throw Problem("Can only get item pairs from a mapping.");
   List out;
-  for (const auto& [k, e] : v.dict().entries) out.push_back(List{Value(k), e});
+  for (const auto& [k, e] : v.dict().entries) out.push_back(Value::make_tuple({Value(k), e}));
   return out;
 }
 
@@ -71,24 +71,11 @@ Value f_last(const Value& v, const CallArgs& a, size_t) {
   return items.empty() ? Value(Undefined{"last"}) : items.back();
 }
 
-Value f_upper(const Value& v, const CallArgs& a, size_t limit) {
-  a.check("upper", 0, {});
-  return ascii_upper(text_of(v, limit));
-}
-
-Value f_lower(const Value& v, const CallArgs& a, size_t limit) {
-  a.check("lower", 0, {});
-  return ascii_lower(text_of(v, limit));
-}
-
-Value f_title(const Value& v, const CallArgs& a, size_t limit) {
-  a.check("title", 0, {});
-  return jinja_title(text_of(v, limit));
-}
-
-Value f_capitalize(const Value& v, const CallArgs& a, size_t limit) {
-  a.check("capitalize", 0, {});
-  return py_capitalize(text_of(v, limit));
+// upper, lower, title, capitalize: a text function over str(value), no arguments.
+template <std::string (*F)(std::string_view)>
+Value text_filter(const Value& v, const CallArgs& a, size_t limit) {
+  a.check("this filter", 0, {});
+  return F(text_of(v, limit));
 }
 
 Value f_replace(const Value& v, const CallArgs& a, size_t limit) {
@@ -253,7 +240,7 @@ Value f_rejectattr(const Value& v, const CallArgs& a, size_t l) { return select(
 
 // Sort keys compare case-insensitively unless asked (jinja2's ignore_case).
 Value sort_key(const Value& v, bool case_sensitive) {
-  return !case_sensitive && v.is_string() ? Value(ascii_lower(v.str())) : v;
+  return !case_sensitive && v.is_string() ? Value(py_lower(v.str())) : v;
 }
 
 Value f_dictsort(const Value& v, const CallArgs& a, size_t) {
@@ -263,7 +250,7 @@ Value f_dictsort(const Value& v, const CallArgs& a, size_t) {
   if (!v.is_dict() || v.dict().is_namespace) throw Problem("dictsort needs a mapping");
   const size_t pos = by.is_string() && by.str() == "value" ? 1 : 0;
   List items;
-  for (const auto& [k, e] : v.dict().entries) items.push_back(List{Value(k), e});
+  for (const auto& [k, e] : v.dict().entries) items.push_back(Value::make_tuple({Value(k), e}));
   std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
     const int c = compare(sort_key(x.list()[pos], cs), sort_key(y.list()[pos], cs));
     return rev ? c > 0 : c < 0;
@@ -374,24 +361,20 @@ struct Entry {
 };
 
 constexpr std::array kFilters = {
-    Entry{"abs", f_abs},           Entry{"capitalize", f_capitalize}, Entry{"count", f_length},
+    Entry{"abs", f_abs},           Entry{"capitalize", text_filter<py_capitalize>}, Entry{"count", f_length},
     Entry{"d", f_default},         Entry{"default", f_default},       Entry{"dictsort", f_dictsort},
     Entry{"first", f_first},       Entry{"float", f_float},           Entry{"indent", f_indent},           Entry{"int", f_int},
     Entry{"items", f_items},       Entry{"join", f_join},             Entry{"last", f_last},
-    Entry{"length", f_length},     Entry{"list", f_list},             Entry{"lower", f_lower},
+    Entry{"length", f_length},     Entry{"list", f_list},             Entry{"lower", text_filter<py_lower>},
     Entry{"map", f_map},           Entry{"reject", f_reject},         Entry{"rejectattr", f_rejectattr},
     Entry{"replace", f_replace},   Entry{"reverse", f_reverse},       Entry{"safe", f_safe},
     Entry{"select", f_select},     Entry{"selectattr", f_selectattr}, Entry{"sort", f_sort},
-    Entry{"string", f_string},     Entry{"striptags", f_striptags},   Entry{"title", f_title},
+    Entry{"string", f_string},     Entry{"striptags", f_striptags},   Entry{"title", text_filter<jinja_title>},
     Entry{"tojson", f_tojson},     Entry{"trim", f_trim},             Entry{"unique", f_unique},
-    Entry{"upper", f_upper},
+    Entry{"upper", text_filter<py_upper>},
 };
 
-const Entry* find_filter(std::string_view name) {
-  for (const Entry& e : kFilters)
-    if (e.name == name) return &e;
-  return nullptr;
-}
+const Entry* find_filter(std::string_view name) { return find_named(kFilters, name); }
 
 }  // namespace
 

@@ -314,7 +314,7 @@ class Interpreter {
       case Expr::Kind::kList: {
         List l;
         for (const auto& x : e.args) l.push_back(eval(*x));
-        return l;
+        return e.name == "tuple" ? Value::make_tuple(std::move(l)) : Value(std::move(l));
       }
       case Expr::Kind::kDict: {
         std::vector<std::pair<std::string, Value>> entries;

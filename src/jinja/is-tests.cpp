@@ -85,11 +85,7 @@ constexpr std::array kTests = {
     Entry{"undefined", t_undefined}, Entry{"upper", t_upper},
 };
 
-const Entry* find_test(std::string_view name) {
-  for (const Entry& e : kTests)
-    if (e.name == name) return &e;
-  return nullptr;
-}
+const Entry* find_test(std::string_view name) { return find_named(kTests, name); }
 
 }  // namespace
 

@@ -73,6 +73,7 @@ TEST(Jinja, FiltersAndMethods) {
             "1 3");
   EXPECT_EQ(render("{{ x | default('d') }}{{ '' | default('e', true) }}{{ 'ab' | upper }}{{ 'hello world' | title }}"),
             "deABHello World");
+  EXPECT_EQ(render("{{ 'ça va' | title }} {{ 'ÉTÉ' | lower }} {{ 'ñ'.upper() }}"), "Ça Va été Ñ");
   EXPECT_EQ(render("{{ 'abc'.startswith(('x', 'a')) }}{{ {'a': 1}.get('b', 2) }}{{ '12' | int + 1 }}"), "True213");
   EXPECT_EQ(render("{{ 'a' in 'cat' }}{{ 2 not in [1, 3] }}{{ none is none }}{{ 'x' is string }}{{ {} is mapping }}"),
             "TrueTrueTrueTrueTrue");

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "upg/core/utf8.h"
+
 namespace upg::jinja {
 namespace {
 
@@ -26,24 +28,6 @@ std::string normalize_newlines(std::string_view src) {
   }
   if (!s.empty() && s.back() == '\n') s.pop_back();
   return s;
-}
-
-void append_utf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 class Lexer {
@@ -238,7 +222,7 @@ class Lexer {
           }
           if (cp > 0x10FFFF) throw SyntaxError(p, "escape past U+10FFFF");
           pos_ += n;
-          append_utf8(cp, value);
+          append_utf8(value, cp);
           break;
         }
         default:

@@ -64,7 +64,7 @@ Value str_method(const std::string& s, std::string_view name, const CallArgs& a,
   }
   if (name == "upper" || name == "lower" || name == "title" || name == "capitalize") {
     a.check(name, 0, {});
-    return name == "upper" ? ascii_upper(s) : name == "lower" ? ascii_lower(s) : name == "title" ? py_title(s) : py_capitalize(s);
+    return name == "upper" ? py_upper(s) : name == "lower" ? py_lower(s) : name == "title" ? py_title(s) : py_capitalize(s);
   }
   if (name == "replace") {
     a.check(name, 3, {"count"});
@@ -114,7 +114,7 @@ Value dict_method(const Dict& d, std::string_view name, const CallArgs& a) {
   List out;
   for (const auto& [k, v] : d.entries) {
     if (name == "items") {
-      out.push_back(List{Value(k), v});
+      out.push_back(Value::make_tuple({Value(k), v}));
     } else {
       out.push_back(name == "keys" ? Value(k) : v);
     }

@@ -227,6 +227,7 @@ class Parser {
     ExprPtr first = expression(with_cond);
     if (!is_op(",")) return first;
     auto list = node(Expr::Kind::kList, p);
+    list->name = "tuple";
     list->args.push_back(std::move(first));
     while (accept_op(",")) {
       if (cur().type == Tok::kBlockEnd || cur().type == Tok::kVarEnd) break;
@@ -402,10 +403,15 @@ class Parser {
       return e;
     }
     if (accept_op("(")) {
-      if (accept_op(")")) return node(Expr::Kind::kList, p);
+      if (accept_op(")")) {
+        auto empty = node(Expr::Kind::kList, p);
+        empty->name = "tuple";
+        return empty;
+      }
       ExprPtr first = expression(true);
       if (accept_op(")")) return first;
       auto list = node(Expr::Kind::kList, p);
+      list->name = "tuple";
       list->args.push_back(std::move(first));
       while (accept_op(",")) {
         if (is_op(")")) break;

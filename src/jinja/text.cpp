@@ -2,30 +2,20 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <locale.h>
+#include <wctype.h>
+
+#include "upg/core/utf8.h"
 
 namespace upg::jinja {
 namespace {
 
-size_t sequence_length(unsigned char lead) {
-  if (lead < 0x80) return 1;
-  if ((lead & 0xE0) == 0xC0) return 2;
-  if ((lead & 0xF0) == 0xE0) return 3;
-  if ((lead & 0xF8) == 0xF0) return 4;
-  return 1;
-}
-
-// The code point starting at s[i] and its byte length (an invalid byte is itself).
+// The code point starting at s[i] and its byte length; an invalid or truncated
+// sequence counts as one code point per byte, valued as the byte.
 std::pair<uint32_t, size_t> decode_at(std::string_view s, size_t i) {
-  const auto lead = static_cast<unsigned char>(s[i]);
-  size_t n = sequence_length(lead);
-  if (i + n > s.size()) return {lead, 1};
-  uint32_t cp = n == 1 ? lead : n == 2 ? (lead & 0x1F) : n == 3 ? (lead & 0x0F) : (lead & 0x07);
-  for (size_t k = 1; k < n; ++k) {
-    const auto c = static_cast<unsigned char>(s[i + k]);
-    if ((c & 0xC0) != 0x80) return {lead, 1};
-    cp = (cp << 6) | (c & 0x3F);
-  }
-  return {cp, n};
+  const Utf8Seq seq = next_utf8(s, i);
+  if (seq.kind == Utf8Seq::kValid) return {seq.cp, seq.len};
+  return {static_cast<unsigned char>(s[i]), 1};
 }
 
 bool is_space(uint32_t cp) {
@@ -34,9 +24,45 @@ bool is_space(uint32_t cp) {
          cp == 0x3000;
 }
 
-char upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c; }
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+// glibc's C.UTF-8 locale carries the Unicode case tables; without it (a libc built
+// without it) case mapping covers ASCII.
+locale_t utf8_locale() {
+  static const locale_t l = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+  return l;
+}
+
+uint32_t upper(uint32_t cp) {
+  if (locale_t l = utf8_locale()) return static_cast<uint32_t>(towupper_l(static_cast<wint_t>(cp), l));
+  return cp >= 'a' && cp <= 'z' ? cp - 32 : cp;
+}
+
+uint32_t lower(uint32_t cp) {
+  if (locale_t l = utf8_locale()) return static_cast<uint32_t>(towlower_l(static_cast<wint_t>(cp), l));
+  return cp >= 'A' && cp <= 'Z' ? cp + 32 : cp;
+}
+
+bool is_alpha(uint32_t cp) {
+  if (locale_t l = utf8_locale()) return iswalpha_l(static_cast<wint_t>(cp), l) != 0;
+  return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z');
+}
+
+// Maps every code point of `s` through f(index, code point); invalid bytes pass as they are.
+template <class F>
+std::string map_code_points(std::string_view s, F&& f) {
+  std::string out;
+  out.reserve(s.size());
+  size_t k = 0;
+  for (std::string_view piece : split_code_points(s)) {
+    const Utf8Seq seq = next_utf8(piece, 0);
+    if (seq.kind != Utf8Seq::kValid) {
+      out += piece;
+    } else {
+      append_utf8(out, f(k, seq.cp));
+    }
+    ++k;
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -136,49 +162,40 @@ std::string py_replace(std::string_view s, std::string_view from, std::string_vi
   return out;
 }
 
-std::string ascii_upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = upper(c);
-  return out;
+std::string py_upper(std::string_view s) {
+  return map_code_points(s, [](size_t, uint32_t cp) { return upper(cp); });
 }
 
-std::string ascii_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = lower(c);
-  return out;
+std::string py_lower(std::string_view s) {
+  return map_code_points(s, [](size_t, uint32_t cp) { return lower(cp); });
 }
 
 std::string py_capitalize(std::string_view s) {
-  std::string out = ascii_lower(s);
-  if (!out.empty()) out[0] = upper(out[0]);
-  return out;
+  return map_code_points(s, [](size_t k, uint32_t cp) { return k == 0 ? upper(cp) : lower(cp); });
 }
 
 std::string jinja_title(std::string_view s) {
   // Words begin after runs of whitespace, '-', '(', '{', '[' or '<'.
-  std::string out(s);
   bool begin = true;
-  for (char& c : out) {
-    const bool sep = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == '-' ||
-                     c == '(' || c == '{' || c == '[' || c == '<';
-    if (sep) {
+  return map_code_points(s, [&](size_t, uint32_t cp) {
+    if (is_space(cp) || cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<') {
       begin = true;
-      continue;
+      return cp;
     }
-    c = begin ? upper(c) : lower(c);
+    const uint32_t r = begin ? upper(cp) : lower(cp);
     begin = false;
-  }
-  return out;
+    return r;
+  });
 }
 
 std::string py_title(std::string_view s) {
-  std::string out(s);
+  // A letter after a non-letter starts a word.
   bool prev_letter = false;
-  for (char& c : out) {
-    c = prev_letter ? lower(c) : upper(c);
-    prev_letter = is_alpha(c) || static_cast<unsigned char>(c) >= 0x80;
-  }
-  return out;
+  return map_code_points(s, [&](size_t, uint32_t cp) {
+    const uint32_t r = prev_letter ? lower(cp) : upper(cp);
+    prev_letter = is_alpha(cp);
+    return r;
+  });
 }
 
 }  // namespace upg::jinja

@@ -1,7 +1,8 @@
 #pragma once
 // Python str operations on UTF-8 text, as templates see them: lengths and indexes count
-// code points, whitespace is Python's str.isspace(). Case mapping covers ASCII only
-// (templates upper-case role names, not message text).
+// code points, whitespace is Python's str.isspace(). Case mapping is Unicode's simple
+// one-to-one mapping (glibc's C.UTF-8 tables); Python's few one-to-many mappings (such
+// as "ß".upper() == "SS") are not made.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -24,8 +25,8 @@ std::vector<std::string> py_split(std::string_view s, const std::optional<std::s
 // str.replace(old, new, count); count < 0 replaces all.
 std::string py_replace(std::string_view s, std::string_view from, std::string_view to, long count);
 
-std::string ascii_upper(std::string_view s);
-std::string ascii_lower(std::string_view s);
+std::string py_upper(std::string_view s);
+std::string py_lower(std::string_view s);
 std::string py_capitalize(std::string_view s);  // first upper, the rest lower
 std::string jinja_title(std::string_view s);    // jinja2's title filter
 std::string py_title(std::string_view s);       // str.title()

@@ -285,14 +285,15 @@ void append_repr(const Value& v, std::string& out, size_t limit) {
   if (v.is_string()) {
     append_string_repr(v.str(), out);
   } else if (v.is_list()) {
-    out += '[';
+    out += v.tuple ? '(' : '[';
     bool first = true;
     for (const Value& e : v.list()) {
       if (!first) out += ", ";
       first = false;
       append_repr(e, out, limit);
     }
-    out += ']';
+    if (v.tuple && v.list().size() == 1) out += ',';
+    out += v.tuple ? ')' : ']';
   } else if (v.is_dict() && !v.dict().is_namespace) {
     out += '{';
     bool first = true;

@@ -39,6 +39,9 @@ struct Value {
   using DictPtr = std::shared_ptr<Dict>;
   using FunctionPtr = std::shared_ptr<const Function>;
   std::variant<Undefined, None, bool, int64_t, double, std::string, ListPtr, DictPtr, FunctionPtr> v;
+  // A list that Python would hold as a tuple (dict items, "(a, b)"): it prints as
+  // "(a, b)"; everything else treats it as a list.
+  bool tuple = false;
 
   Value() = default;
   Value(None) : v(None{}) {}
@@ -54,6 +57,12 @@ struct Value {
   Value(List l) : v(std::make_shared<const List>(std::move(l))) {}
   Value(DictPtr d) : v(std::move(d)) {}
   Value(Function f) : v(std::make_shared<const Function>(std::move(f))) {}
+
+  static Value make_tuple(List items) {
+    Value t(std::move(items));
+    t.tuple = true;
+    return t;
+  }
 
   bool is_undefined() const { return std::holds_alternative<Undefined>(v); }
   bool is_none() const { return std::holds_alternative<None>(v); }

@@ -4,7 +4,7 @@
 
 #include <set>
 
-#include "tokenizer/utf8.h"
+#include "upg/core/utf8.h"
 
 namespace upg::tokenizer {
 namespace {

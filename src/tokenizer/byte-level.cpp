@@ -2,7 +2,7 @@
 
 #include <array>
 
-#include "tokenizer/utf8.h"
+#include "upg/core/utf8.h"
 
 namespace upg::tokenizer {
 namespace {

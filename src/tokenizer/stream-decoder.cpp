@@ -1,4 +1,4 @@
-#include "tokenizer/utf8.h"
+#include "upg/core/utf8.h"
 #include "upg/tokenizer/tokenizer.h"
 
 namespace upg {
@@ -11,17 +11,17 @@ std::string take_printable(std::string& pending, bool final) {
   std::string out;
   size_t pos = 0;
   while (pos < pending.size()) {
-    const auto seq = tokenizer::next_utf8(pending, pos);
-    if (seq.kind == tokenizer::Utf8Seq::kValid) {
+    const auto seq = next_utf8(pending, pos);
+    if (seq.kind == Utf8Seq::kValid) {
       out.append(pending, pos, seq.len);
       pos += seq.len;
-    } else if (seq.kind == tokenizer::Utf8Seq::kIncomplete && !final) {
+    } else if (seq.kind == Utf8Seq::kIncomplete && !final) {
       break;
     } else {
       // A byte that cannot continue the text becomes one U+FFFD; a sequence cut short by
       // the end of the stream becomes one in all.
-      out += tokenizer::kReplacementChar;
-      pos += seq.kind == tokenizer::Utf8Seq::kIncomplete ? seq.len : 1;
+      out += kReplacementChar;
+      pos += seq.kind == Utf8Seq::kIncomplete ? seq.len : 1;
     }
   }
   pending.erase(0, pos);

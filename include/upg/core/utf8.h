@@ -1,11 +1,12 @@
 #pragma once
-// UTF-8 helpers shared by the byte-level mapping and the stream decoder.
+// UTF-8 helpers shared by the tokenizer (byte-level mapping, stream decoder) and the
+// Jinja interpreter (string escapes, code points).
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-namespace upg::tokenizer {
+namespace upg {
 
 // Appends the UTF-8 encoding of code point `cp` (must be <= 0x10FFFF).
 void append_utf8(std::string& out, uint32_t cp);
@@ -22,4 +23,4 @@ Utf8Seq next_utf8(std::string_view s, size_t pos);
 
 inline constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
 
-}  // namespace upg::tokenizer
+}  // namespace upg

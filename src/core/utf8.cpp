@@ -1,6 +1,6 @@
-#include "tokenizer/utf8.h"
+#include "upg/core/utf8.h"
 
-namespace upg::tokenizer {
+namespace upg {
 
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
@@ -51,4 +51,4 @@ Utf8Seq next_utf8(std::string_view s, size_t pos) {
   return {Utf8Seq::kValid, need + 1, cp};
 }
 
-}  // namespace upg::tokenizer
+}  // namespace upg
