@@ -407,18 +407,23 @@ class SmallServerTest(unittest.TestCase):
         self.assertTrue(4 <= took < 30, took)
 
     def test_z_sigterm_drains_the_stream_and_exits_0(self):
-        body = chat_body("Tell me a story.", max_tokens=16, ignore_eos=True, stream=True)
+        # Long enough to be still streaming while the checks below run on a quiet machine
+        # (a few hundred ms), short enough to end within the server's 4 s timeout on a busy one.
+        body = chat_body("Tell me a story.", max_tokens=64, ignore_eos=True, stream=True)
         with httpx.Client(timeout=60) as c:
             with c.stream("POST", self.url + "/v1/chat/completions", json=body, headers=self.KEY) as resp:
                 lines = resp.iter_lines()
                 first = next(lines)
                 self.assertTrue(first.startswith("data: "))
                 self.server.proc.send_signal(signal.SIGTERM)
-                time.sleep(0.2)
-                # Draining: new work is refused, the stream in flight goes on.
+                # Draining: /health says so as soon as the signal is handled, new work is
+                # refused, the stream in flight goes on.
+                deadline = time.time() + 2
+                while httpx.get(self.url + "/health").status_code != 503 and time.time() < deadline:
+                    time.sleep(0.01)
+                self.assertEqual(httpx.get(self.url + "/health").status_code, 503)
                 r = httpx.post(self.url + "/v1/chat/completions", json=chat_body("Hi"), headers=self.KEY)
                 self.assertEqual(r.status_code, 503)
-                self.assertEqual(httpx.get(self.url + "/health").status_code, 503)
                 chunks, done = read_stream(lines)
         self.assertTrue(done)
         self.assertEqual(chunks[-1]["choices"][0]["finish_reason"], "length")
