@@ -9,12 +9,13 @@
 // of 16 or 32 columns (IQ4 through a 16-entry table), so one kernel, with the code
 // width, sub-block size, table and offset as parameters, runs them all.
 //
-// Codes of at most 4 bits are stored two to a byte, so Q4_0, Q4_1, IQ4_NL and IQ4_XS stay
-// the size of the file (and Q4_K within 11% of it: its 6-bit scales become fp16). Codes
-// of 5 and 6 bits (Q5_*, Q6_K) keep their low 4 bits that way and their high bits as
-// planes of one bit per column, a 64-bit word per 64 columns, so they too take the bits
-// the file gives them (AVX-512 adds a plane with one masked byte add, the mask being the
-// word itself). Q8_0 takes a byte per code. docs/KERNELS.md has the sizes.
+// 4-bit codes are stored two to a byte, so Q4_0, Q4_1, IQ4_NL and IQ4_XS stay the size of
+// the file (and Q4_K within 11% of it: its 6-bit scales become fp16). Other widths use
+// bit planes, one bit per column in a 64-bit word per 64 columns: 5- and 6-bit codes
+// (Q5_*, Q6_K) keep their low 4 bits as nibbles and their high bits as planes, 2- and
+// 3-bit codes (Q2_K, Q3_K) are planes only, so every type takes about the bits the file
+// gives it (AVX-512 adds a plane with one masked byte add, the mask being the word
+// itself). Q8_0 takes a byte per code. docs/KERNELS.md has the sizes.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -30,7 +31,8 @@ struct BlockQuantRows {
   int sub = 32;             // columns per (d, m) pair: 16 or 32
   // 4: columns 64v + k and 64v + 32 + k share byte 32v + k (low, high nibble); 5 and 6:
   // those nibbles, then per 64 columns bits - 4 words whose bit i is bit 4 + j of column
-  // 64v + i (word j); 8: a byte each.
+  // 64v + i (word j); 2 and 3: per 64 columns `bits` such words for bits 0 .. bits - 1,
+  // no nibbles; 8: a byte each.
   int bits = 4;
   bool lut = false;         // 4-bit codes index format::kIq4Lut
   bool has_min = false;     // m per sub-block; otherwise m = offset * d
@@ -41,8 +43,11 @@ struct BlockQuantRows {
   std::vector<uint16_t> m;     // [rows, subs] fp16 when has_min
   int64_t row_bytes() const { return padded_cols * bits / 8; }
   const uint8_t* row_codes(int64_t r) const { return codes.data() + r * row_bytes(); }
-  // The high-bit planes of a 5- or 6-bit row: bits - 4 words per 64 columns.
-  const uint8_t* row_high(int64_t r) const { return row_codes(r) + padded_cols / 2; }
+  // Bits held as nibbles (4 for 4-6 bit codes, 0 for 2 and 3), and the planes of a row:
+  // planes() words per 64 columns, for bits nibble_bits() .. bits - 1.
+  int nibble_bits() const { return bits >= 4 && bits <= 6 ? 4 : 0; }
+  int planes() const { return bits <= 6 ? bits - nibble_bits() : 0; }
+  const uint8_t* row_high(int64_t r) const { return row_codes(r) + (nibble_bits() ? padded_cols / 2 : 0); }
   const uint16_t* row_d(int64_t r) const { return d.data() + r * subs; }
   const uint16_t* row_m(int64_t r) const { return m.data() + r * subs; }
   size_t bytes() const { return size_t(rows * row_bytes()) + (d.size() + m.size()) * 2; }
@@ -56,6 +61,8 @@ void for_form(const BlockQuantRows& m, Run&& run) {
   if (m.bits == 8) return run.template operator()<8, 32, false>();
   if (m.bits == 6) return run.template operator()<6, 16, false>();
   if (m.bits == 5) return run.template operator()<5, 32, false>();
+  if (m.bits == 3) return run.template operator()<3, 16, false>();
+  if (m.bits == 2) return run.template operator()<2, 16, false>();
   if (m.lut) return run.template operator()<4, 32, true>();
   if (m.sub == 32) return run.template operator()<4, 32, false>();
   run.template operator()<4, 16, false>();

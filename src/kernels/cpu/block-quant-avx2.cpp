@@ -58,6 +58,14 @@ template <int Bits, bool Lut>
 inline __m256i codes32(const uint8_t* codes, const uint8_t* high, int64_t v, int half, __m256i lut) {
   if constexpr (Bits == 8) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 64 * v + 32 * half));
+  } else if constexpr (Bits <= 3) {  // planes only: bit j of every code from word j
+    __m256i w = _mm256_setzero_si256();
+    for (int j = 0; j < Bits; ++j) {
+      uint32_t plane;
+      __builtin_memcpy(&plane, high + (Bits * v + j) * 8 + 4 * half, 4);
+      w = _mm256_or_si256(w, _mm256_and_si256(bits_to_bytes(plane), _mm256_set1_epi8(char(1 << j))));
+    }
+    return w;
   } else {
     const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 32 * v));
     __m256i w = _mm256_and_si256(half ? _mm256_srli_epi16(p, 4) : p, _mm256_set1_epi8(0x0F));
@@ -82,7 +90,7 @@ template <int NT, int Bits, int Sub, bool Lut>
 void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t t0, int64_t r0, int64_t r1,
           float* y, int64_t ldy) {
   constexpr bool kSigned = Bits == 8 || Lut;
-  constexpr int64_t kVecBytes = Bits == 8 ? 64 : 32;  // on the nibble stream
+  constexpr int64_t kVecBytes = Bits == 8 ? 64 : Bits <= 3 ? 8 * Bits : 32;  // on the nibble (or plane) stream
   const int64_t nv = m.padded_cols / 64;
   const __m256i lut = Lut ? _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(format::kIq4Lut)))
                           : _mm256_setzero_si256();

@@ -73,6 +73,14 @@ template <int Bits, bool Lut>
 inline __m512i codes64(const uint8_t* codes, const uint8_t* high, int64_t v, __m512i lut) {
   if constexpr (Bits == 8) {
     return _mm512_loadu_si512(codes + 64 * v);
+  } else if constexpr (Bits <= 3) {  // planes only: bit j of every code from word j
+    __m512i w = _mm512_setzero_si512();
+    for (int j = 0; j < Bits; ++j) {
+      uint64_t plane;
+      __builtin_memcpy(&plane, high + (Bits * v + j) * 8, 8);
+      w = _mm512_mask_add_epi8(w, __mmask64(plane), w, _mm512_set1_epi8(char(1 << j)));
+    }
+    return w;
   } else {
     const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 32 * v));
     const __m256i low = _mm256_set1_epi8(0x0F);
@@ -92,7 +100,7 @@ template <int NT, int Bits, int Sub, bool Lut>
 void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t t0, int64_t r0, int64_t r1,
           float* y, int64_t ldy) {
   constexpr int A = NT >= 4 ? 1 : 2;  // a lone token alternates two chains
-  constexpr int64_t kVecBytes = Bits == 8 ? 64 : 32;  // on the nibble stream
+  constexpr int64_t kVecBytes = Bits == 8 ? 64 : Bits <= 3 ? 8 * Bits : 32;  // on the nibble (or plane) stream
   const int64_t nv = m.padded_cols / 64;
   const __m512i lut = Lut ? _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(format::kIq4Lut)))
                           : _mm512_setzero_si512();

@@ -86,7 +86,7 @@ TEST(BlockQuant, EveryTypeOnEveryTarget) {
 TEST(BlockQuant, FormKeepsAboutTheFileSize) {
   std::mt19937 rng(3);
   for (DType type : {DType::Q4_0, DType::Q4_1, DType::IQ4_NL, DType::IQ4_XS, DType::Q4_K, DType::Q5_0, DType::Q5_1,
-                     DType::Q5_K, DType::Q6_K}) {
+                     DType::Q5_K, DType::Q6_K, DType::Q3_K, DType::Q2_K}) {
     const ScaleAt* t = nullptr;
     for (const ScaleAt& s : kTypes)
       if (s.type == type) t = &s;
@@ -95,12 +95,15 @@ TEST(BlockQuant, FormKeepsAboutTheFileSize) {
     const BlockQuantRows m = pack_block_quant(type, blocks.data(), rows, cols);
     // The K types' 6-bit sub-block scales (and mins) become fp16: Q4_K 5 bits a weight
     // against 4.5, Q5_K 6 against 5.5, Q6_K (16-column sub-blocks) 7 against 6.5625;
-    // IQ4_XS's 6-bit scales likewise: 4.5 against 4.25. The high bits of 5- and 6-bit
-    // codes are planes of a bit each, so Q5_0 and Q5_1 are the file's size.
-    const double limit = type == DType::Q4_K   ? 1.12
-                         : type == DType::Q5_K ? 1.10
-                         : type == DType::Q6_K ? 1.07
+    // IQ4_XS's 6-bit scales likewise: 4.5 against 4.25; Q3_K 4 against 3.44, and Q2_K,
+    // whose 4-bit scale and min per 16 columns become two fp16, 4 against 2.63. Codes of
+    // 2, 3, 5 and 6 bits are bit planes, so Q5_0 and Q5_1 are the file's size.
+    const double limit = type == DType::Q4_K     ? 1.12
+                         : type == DType::Q5_K   ? 1.10
+                         : type == DType::Q6_K   ? 1.07
                          : type == DType::IQ4_XS ? 1.06
+                         : type == DType::Q3_K   ? 1.17
+                         : type == DType::Q2_K   ? 1.53
                                                  : 1.0;
     EXPECT_LE(double(m.bytes()), limit * double(blocks.size())) << dtype_name(type);
   }

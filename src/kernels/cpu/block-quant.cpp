@@ -20,14 +20,17 @@ BlockQuantRows block_quant_form(DType type, int64_t rows, int64_t cols) {
   m.cols = cols;
   m.padded_cols = (cols + 63) / 64 * 64;
   m.sub = info.sub;
-  m.bits = info.code_bits <= 4 ? 4 : info.code_bits <= 6 ? info.code_bits : 8;
+  m.bits = info.code_bits <= 3 || (info.code_bits >= 5 && info.code_bits <= 6) ? info.code_bits
+           : info.code_bits == 4                                                  ? 4
+                                                                                  : 8;
   m.lut = info.lut;
   m.has_min = info.has_min;
   m.offset = float(info.offset);
   m.subs = m.padded_cols / m.sub;
   // The forms for_form instantiates; a new ggml type outside them needs a kernel first.
   const bool known = (m.bits == 8 && m.sub == 32) || (m.bits == 6 && m.sub == 16) || (m.bits == 5 && m.sub == 32) ||
-                     (m.bits == 4 && (m.sub == 32 || (m.sub == 16 && !m.lut)));
+                     (m.bits == 4 && (m.sub == 32 || (m.sub == 16 && !m.lut))) ||
+                     ((m.bits == 2 || m.bits == 3) && m.sub == 16 && !m.lut);
   if (!known)
     throw Error(fmt::format("{}: no integer kernel for {}-bit codes in sub-blocks of {}", dtype_name(type), m.bits, m.sub));
   m.codes.assign(size_t(rows * m.row_bytes() + 64), 0);
@@ -67,13 +70,17 @@ void pack_block_quant_rows(BlockQuantRows& m, const std::byte* data, int64_t r0,
           out[c] = codes[i];
           continue;
         }
-        uint8_t& byte = out[(c / 64) * 32 + c % 32];
-        const uint8_t low = codes[i] & 0x0F;
-        byte = uint8_t(c % 64 < 32 ? (byte & 0xF0) | low : (byte & 0x0F) | (low << 4));
-        for (int j = 0; j < m.bits - 4; ++j) {
-          uint8_t& plane = out[m.padded_cols / 2 + ((c / 64) * (m.bits - 4) + j) * 8 + (c % 64) / 8];
+        const int low_bits = m.nibble_bits(), planes = m.planes();
+        if (low_bits) {
+          uint8_t& byte = out[(c / 64) * 32 + c % 32];
+          const uint8_t low = codes[i] & 0x0F;
+          byte = uint8_t(c % 64 < 32 ? (byte & 0xF0) | low : (byte & 0x0F) | (low << 4));
+        }
+        uint8_t* high = out + (low_bits ? m.padded_cols / 2 : 0);
+        for (int j = 0; j < planes; ++j) {
+          uint8_t& plane = high[((c / 64) * planes + j) * 8 + (c % 64) / 8];
           const uint8_t bit = uint8_t(1u << (c % 8));
-          plane = uint8_t((codes[i] >> (4 + j)) & 1 ? plane | bit : plane & ~bit);
+          plane = uint8_t((codes[i] >> (low_bits + j)) & 1 ? plane | bit : plane & ~bit);
         }
       }
     }
@@ -101,9 +108,11 @@ void block_sums(const QuantizedActs& a, int sub, int64_t subs, std::vector<float
 
 int block_quant_code(const BlockQuantRows& m, const uint8_t* row, int64_t c) {
   if (m.bits == 8) return row[c];
-  int code = (row[(c / 64) * 32 + c % 32] >> (c % 64 < 32 ? 0 : 4)) & 0x0F;
-  for (int j = 0; j < m.bits - 4; ++j)
-    code |= ((row[m.padded_cols / 2 + ((c / 64) * (m.bits - 4) + j) * 8 + (c % 64) / 8] >> (c % 8)) & 1) << (4 + j);
+  const int low_bits = m.nibble_bits(), planes = m.planes();
+  int code = low_bits ? (row[(c / 64) * 32 + c % 32] >> (c % 64 < 32 ? 0 : 4)) & 0x0F : 0;
+  const uint8_t* high = row + (low_bits ? m.padded_cols / 2 : 0);
+  for (int j = 0; j < planes; ++j)
+    code |= ((high[((c / 64) * planes + j) * 8 + (c % 64) / 8] >> (c % 8)) & 1) << (low_bits + j);
   return m.lut ? format::kIq4Lut[code] : code;
 }
 

@@ -147,6 +147,16 @@ __global__ void __launch_bounds__(kWarps * 32) block_kernel(DeviceWeight w, cons
       acc[t] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w;
     }
   };
+  if constexpr (Bits <= 3) {  // planes only: 4 columns a step, each code from its planes
+    for (int64_t c = 4 * lane; c < w.subs * w.sub; c += 4 * 32) {
+      int q[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) q[i] = block_plane_bits(w, codes, c / 64, int(c % 64) + i);
+      run4(c, q);
+    }
+    finish<NT>(w, r, acc, t0, nt, y);
+    return;
+  }
   const int64_t units = (Bits == 8 ? w.row_bytes : w.subs * w.sub / 2) / 4;  // the nibbles, not the planes
   for (int64_t u = lane; u < units; u += 32) {
     const uint32_t word = reinterpret_cast<const uint32_t*>(codes)[u];
@@ -161,8 +171,8 @@ __global__ void __launch_bounds__(kWarps * 32) block_kernel(DeviceWeight w, cons
       if constexpr (Bits == 5 || Bits == 6) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-          lo[i] |= block_high_bits(w, codes, c / 64, int(c % 64) + i);
-          hi[i] |= block_high_bits(w, codes, c / 64, int(c % 64) + 32 + i);
+          lo[i] |= block_plane_bits(w, codes, c / 64, int(c % 64) + i);
+          hi[i] |= block_plane_bits(w, codes, c / 64, int(c % 64) + 32 + i);
         }
       }
       run4(c, lo);
@@ -196,6 +206,10 @@ void launch(const DeviceWeight& w, const float* x, int64_t n, float* y, cudaStre
         block_kernel<6, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);
       else if (w.bits == 5)
         block_kernel<5, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);
+      else if (w.bits == 3)
+        block_kernel<3, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);
+      else if (w.bits == 2)
+        block_kernel<2, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);
       else
         block_kernel<4, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);
       break;
