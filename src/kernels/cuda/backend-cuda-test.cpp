@@ -138,10 +138,13 @@ TEST_F(CudaBackendTest, EmbedEveryTableKind) {
 }
 
 TEST_F(CudaBackendTest, ElementwiseOps) {
+  const int64_t dim = 579;
+  // One norm weight for both runs: the backend keeps its upload by host address, so a
+  // weight freed and another allocated at its address would read the old upload (a model's
+  // norms live as long as the backend).
+  const std::vector<float> w = normal(rng_, size_t(dim));
   for (int64_t n : {1, 7}) {
-    const int64_t dim = 579;
-    const std::vector<float> x = normal(rng_, size_t(n * dim)), y = normal(rng_, size_t(n * dim)),
-                             w = normal(rng_, size_t(dim));
+    const std::vector<float> x = normal(rng_, size_t(n * dim)), y = normal(rng_, size_t(n * dim));
     BackendBuffer xd = to_backend(*gpu_, x), yd = to_backend(*gpu_, y), out = gpu_->alloc(x.size() * sizeof(float));
     std::vector<float> want(x.size());
 
