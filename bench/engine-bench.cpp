@@ -43,7 +43,7 @@ void BM_Engine(benchmark::State& state) {
       double(c.vocab_size) * hidden;
   double seconds = 0, decode_seconds = 0, decode_tokens = 0;
   for (auto _ : state) {
-    upg::Engine engine(*model, {{512, 64}, false});
+    upg::Engine engine(*model, {{512, 64}, false, {}});
     for (int s = 0; s < n_seq; ++s) {
       upg::Request r;
       for (int i = 0; i < n_prompt; ++i) r.prompt.push_back(int32_t(100 + (s * 104729 + i * 7919) % 40000));

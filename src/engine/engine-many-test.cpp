@@ -83,7 +83,7 @@ void expect_batch_equals_alone(const std::string& path) {
   ASSERT_EQ(reqs.size(), 32u);
   std::vector<std::vector<int32_t>> alone;
   for (const Request& r : reqs) {
-    Engine e(*m, {{512, 32}, false});
+    Engine e(*m, {{512, 32}, false, {}});
     alone.push_back(run_together(e, {r}).at(0));
     ASSERT_EQ(alone.back().size(), size_t(kTokens));
   }

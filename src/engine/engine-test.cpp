@@ -171,7 +171,7 @@ TEST(Engine, SeededSamplingDoesNotDependOnTheBatch) {
 TEST(Engine, CancelMidPrefillAndMidDecodeFreesItsBlocks) {
   auto m = tiny();
   const int vocab = m->config().vocab_size;
-  Engine e(*m, {{4, 8}, true});  // 4 tokens a step: a prompt takes several steps
+  Engine e(*m, {{4, 8}, true, {}});  // 4 tokens a step: a prompt takes several steps
   const int64_t a = e.submit(greedy_request(prompt_of(1, vocab), 20));
   const int64_t b = e.submit(greedy_request(prompt_of(2, vocab), 20));
   e.step();
