@@ -48,6 +48,8 @@ struct BlockQuantRows {
   int nibble_bits() const { return bits >= 4 && bits <= 6 ? 4 : 0; }
   int planes() const { return bits <= 6 ? bits - nibble_bits() : 0; }
   const uint8_t* row_high(int64_t r) const { return row_codes(r) + (nibble_bits() ? padded_cols / 2 : 0); }
+  // The byte of a row's planes that holds column c's bit of plane j (at bit c % 8).
+  int64_t plane_byte(int64_t c, int j) const { return ((c / 64) * planes() + j) * 8 + (c % 64) / 8; }
   const uint16_t* row_d(int64_t r) const { return d.data() + r * subs; }
   const uint16_t* row_m(int64_t r) const { return m.data() + r * subs; }
   size_t bytes() const { return size_t(rows * row_bytes()) + (d.size() + m.size()) * 2; }

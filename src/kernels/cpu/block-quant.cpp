@@ -78,7 +78,7 @@ void pack_block_quant_rows(BlockQuantRows& m, const std::byte* data, int64_t r0,
         }
         uint8_t* high = out + (low_bits ? m.padded_cols / 2 : 0);
         for (int j = 0; j < planes; ++j) {
-          uint8_t& plane = high[((c / 64) * planes + j) * 8 + (c % 64) / 8];
+          uint8_t& plane = high[m.plane_byte(c, j)];
           const uint8_t bit = uint8_t(1u << (c % 8));
           plane = uint8_t((codes[i] >> (low_bits + j)) & 1 ? plane | bit : plane & ~bit);
         }
@@ -112,7 +112,7 @@ int block_quant_code(const BlockQuantRows& m, const uint8_t* row, int64_t c) {
   int code = low_bits ? (row[(c / 64) * 32 + c % 32] >> (c % 64 < 32 ? 0 : 4)) & 0x0F : 0;
   const uint8_t* high = row + (low_bits ? m.padded_cols / 2 : 0);
   for (int j = 0; j < planes; ++j)
-    code |= ((high[((c / 64) * planes + j) * 8 + (c % 64) / 8] >> (c % 8)) & 1) << (low_bits + j);
+    code |= ((high[m.plane_byte(c, j)] >> (c % 8)) & 1) << (low_bits + j);
   return m.lut ? format::kIq4Lut[code] : code;
 }
 
