@@ -127,7 +127,7 @@ TEST(ApiRequest, BadBodiesNameTheirField) {
   EXPECT_EQ(refused(m + R"("logprobs": true, "top_logprobs": 99})").second, "top_logprobs");
   EXPECT_EQ(refused(m + R"("max_token": 5})").second, "max_token");
   EXPECT_EQ(refused(m + R"("stream_options": {"x": 1}})").second, "stream_options.x");
-  EXPECT_EQ(refused(m + R"("tools": [{"type": "function"}]})").second, "tools");
+  EXPECT_EQ(refused(m + R"("tools": [{"type": "function"}]})").second, "tools[0].function");
   EXPECT_EQ(refused(m + R"("logit_bias": {"5": 100}})").second, "logit_bias");
   EXPECT_EQ(refused(m + R"("seed": 18446744073709551615})").second, "seed");
   EXPECT_EQ(refused(m + R"("model": 5})").second, "model");

@@ -84,8 +84,26 @@ json parse_messages(const json& v) {
     if (!m.contains("role") || !m["role"].is_string()) throw bad_field(where + ".role", "must be a string");
     const std::string role = m["role"].get<std::string>();
     if (!roles.count(role)) throw bad_field(where + ".role", fmt::format("unknown role '{}'", role));
-    if (!m.contains("content")) throw bad_field(where + ".content", "is missing");
-    out.push_back({{"role", role}, {"content", message_content(m["content"], where + ".content")}});
+    // Other fields (refusal, annotations, audio: what a client echoes back from a
+    // response) are left out, as before.
+    json msg = {{"role", role}};
+    // An assistant message that calls tools may have no content (OpenAI sends null).
+    const bool calls = role == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null();
+    if (!m.contains("content") && !calls) throw bad_field(where + ".content", "is missing");
+    const json content = m.value("content", json());
+    msg["content"] = calls && content.is_null() ? json() : json(message_content(content, where + ".content"));
+    if (m.contains("name")) msg["name"] = string_field(m["name"], where + ".name");
+    if (m.contains("tool_calls") && !m["tool_calls"].is_null()) {
+      if (role != "assistant") throw bad_field(where + ".tool_calls", "only assistant messages carry tool calls");
+      msg["tool_calls"] = parse_message_tool_calls(m["tool_calls"], where + ".tool_calls");
+    }
+    if (role == "tool") {
+      if (!m.contains("tool_call_id")) throw bad_field(where + ".tool_call_id", "is missing (the call this answers)");
+      msg["tool_call_id"] = string_field(m["tool_call_id"], where + ".tool_call_id");
+    } else if (m.contains("tool_call_id")) {
+      throw bad_field(where + ".tool_call_id", "only tool messages answer a tool call");
+    }
+    out.push_back(std::move(msg));
   }
   return out;
 }
@@ -144,10 +162,6 @@ void refuse_unsupported(const json& body, Endpoint e) {
   auto present = [&](const char* k) { return body.contains(k) && !body[k].is_null(); };
   if (present("logit_bias") && !(body["logit_bias"].is_object() && body["logit_bias"].empty()))
     throw bad_field("logit_bias", "is not supported");
-  if (present("tools") && !(body["tools"].is_array() && body["tools"].empty()))
-    throw bad_field("tools", "tool calls are not supported");
-  if (present("tool_choice") && body["tool_choice"] != "none" && body["tool_choice"] != "auto")
-    throw bad_field("tool_choice", "tool calls are not supported");
   if (present("response_format") &&
       !(body["response_format"].is_object() && body["response_format"].value("type", json()) == "text"))
     throw bad_field("response_format", "only {\"type\": \"text\"} is supported");
@@ -195,6 +209,7 @@ ApiRequest parse_request_body(const json& body, Endpoint endpoint, const Request
     const json* m = get("messages");
     if (!m) throw bad_field("messages", "is required");
     r.messages = parse_messages(*m);
+    r.tools = parse_tool_request(body);
   } else {
     const json* p = get("prompt");
     if (!p) throw bad_field("prompt", "is required");

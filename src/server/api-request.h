@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/api-error.h"
+#include "server/tool-calls.h"
 #include "upg/sampling/sampling.h"
 
 namespace upg::server {
@@ -28,7 +29,10 @@ struct PromptInput {
 struct ApiRequest {
   Endpoint endpoint = Endpoint::kChat;
   std::string model;                 // empty: the one served
-  nlohmann::json messages;           // chat: an array of {role, content: string}, content parts joined
+  // chat: an array of {role, content: string (parts joined) or null, and name,
+  // tool_calls (arguments as objects), tool_call_id where given}
+  nlohmann::json messages;
+  ToolRequest tools;                 // chat: tools, tool_choice, parallel_tool_calls
   std::vector<PromptInput> prompts;  // completions: one choice group per prompt
   bool stream = false;
   bool include_usage = false;        // stream_options.include_usage

@@ -94,6 +94,33 @@ TEST(ApiResponse, StreamChunks) {
   EXPECT_EQ(text["choices"][0]["text"], "Hi");
 }
 
+TEST(ApiResponse, ToolCalls) {
+  Choice c;
+  c.text = "\n";
+  c.reason = StopReason::kEos;
+  c.tool_calls = {{"call_1_0_0", "get_time", "{}"}, {"call_1_0_1", "get_weather", R"({"city":"Oslo"})"}};
+  c.called_tools = true;
+  const json r = completion_response(head(Endpoint::kChat), {c}, {});
+  const json& m = r["choices"][0]["message"];
+  EXPECT_TRUE(m["content"].is_null());  // only calls: no content, as OpenAI sends it
+  EXPECT_EQ(r["choices"][0]["finish_reason"], "tool_calls");
+  ASSERT_EQ(m["tool_calls"].size(), 2u);
+  EXPECT_EQ(m["tool_calls"][1], json::parse(R"({"id": "call_1_0_1", "type": "function",
+    "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}})"));
+  c.reason = StopReason::kLength;  // cut off: the reason says so
+  EXPECT_EQ(completion_response(head(Endpoint::kChat), {c}, {})["choices"][0]["finish_reason"], "length");
+
+  // A stream's delta numbers its calls among the choice's.
+  Choice d;
+  d.tool_calls = {c.tool_calls[1]};
+  d.tool_call_base = 1;
+  d.called_tools = true;
+  const json delta = stream_chunk(head(Endpoint::kChat), d, false, false)["choices"][0]["delta"];
+  EXPECT_FALSE(delta.contains("content"));
+  EXPECT_EQ(delta["tool_calls"][0]["index"], 1);
+  EXPECT_EQ(delta["tool_calls"][0]["function"]["name"], "get_weather");
+}
+
 TEST(ApiResponse, ServerSentEvents) {
   EXPECT_EQ(sse_event(json{{"a", 1}}), "data: {\"a\":1}\n\n");
   EXPECT_EQ(sse_done(), "data: [DONE]\n\n");

@@ -50,9 +50,22 @@ json logprobs_field(const ResponseHead& h, const Choice& c) {
   return h.endpoint == Endpoint::kChat ? chat_logprobs(c.logprobs) : completion_logprobs(c.logprobs, c.text_offset);
 }
 
-json reason_field(StopReason r) {
-  auto f = finish_reason(r);
+json reason_field(const Choice& c) {
+  auto f = finish_reason(c.reason);
+  if (f && *f == "stop" && c.called_tools) return "tool_calls";
   return f ? json(*f) : json(nullptr);
+}
+
+// OpenAI's tool_calls entries; a stream's deltas carry their index among the choice's calls.
+json tool_calls_json(const Choice& c, bool with_index) {
+  json out = json::array();
+  for (size_t i = 0; i < c.tool_calls.size(); ++i) {
+    const ToolCall& t = c.tool_calls[i];
+    json e = {{"id", t.id}, {"type", "function"}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}};
+    if (with_index) e["index"] = c.tool_call_base + int(i);
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 json usage_json(const Usage& u) {
@@ -86,11 +99,17 @@ std::string make_response_id(Endpoint e, uint64_t serial) {
 json completion_response(const ResponseHead& h, const std::vector<Choice>& choices, const Usage& usage) {
   json cs = json::array();
   for (const Choice& c : choices) {
-    json choice = {{"index", c.index}, {"logprobs", logprobs_field(h, c)}, {"finish_reason", reason_field(c.reason)}};
-    if (h.endpoint == Endpoint::kChat)
+    json choice = {{"index", c.index}, {"logprobs", logprobs_field(h, c)}, {"finish_reason", reason_field(c)}};
+    if (h.endpoint == Endpoint::kChat) {
       choice["message"] = {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
-    else
+      if (!c.tool_calls.empty()) {
+        // Text beside the calls is kept; a reply that is only calls has null content.
+        if (c.text.find_first_not_of(" \n\r\t") == std::string::npos) choice["message"]["content"] = nullptr;
+        choice["message"]["tool_calls"] = tool_calls_json(c, false);
+      }
+    } else {
       choice["text"] = c.text;
+    }
     cs.push_back(std::move(choice));
   }
   return {{"id", h.id},
@@ -102,11 +121,12 @@ json completion_response(const ResponseHead& h, const std::vector<Choice>& choic
 }
 
 json stream_chunk(const ResponseHead& h, const Choice& delta, bool first, bool include_usage) {
-  json choice = {{"index", delta.index}, {"logprobs", logprobs_field(h, delta)}, {"finish_reason", reason_field(delta.reason)}};
+  json choice = {{"index", delta.index}, {"logprobs", logprobs_field(h, delta)}, {"finish_reason", reason_field(delta)}};
   if (h.endpoint == Endpoint::kChat) {
     json d = json::object();
     if (first) d["role"] = "assistant";
     if (first || !delta.text.empty()) d["content"] = delta.text;
+    if (!delta.tool_calls.empty()) d["tool_calls"] = tool_calls_json(delta, true);
     choice["delta"] = d;
   } else {
     choice["text"] = delta.text;

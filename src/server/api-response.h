@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/api-request.h"
+#include "server/tool-calls.h"
 #include "upg/engine/request.h"
 
 namespace upg::server {
@@ -35,6 +36,12 @@ struct Choice {
   StopReason reason = StopReason::kNone;
   std::vector<TokenLogprob> logprobs;  // empty unless asked
   int64_t text_offset = 0;  // completions' text_offset of the first token here (a stream's bytes so far)
+  // Chat with tools: the calls here (a stream's chunk: the ones completed in it, the
+  // first of them the choice's call number tool_call_base), and whether the choice has
+  // called any (its finish reason is then "tool_calls" where the model ended its turn).
+  std::vector<ToolCall> tool_calls;
+  int tool_call_base = 0;
+  bool called_tools = false;
 };
 
 struct Usage {

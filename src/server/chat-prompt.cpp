@@ -5,10 +5,11 @@
 
 namespace upg::server {
 
-std::string render_chat_prompt(const Tokenizer& tok, const nlohmann::json& messages) {
+std::string render_chat_prompt(const Tokenizer& tok, const nlohmann::json& messages, const ToolRequest& tools,
+                               const ToolCallFormat& format) {
   try {
-    // The model's own Jinja template over the OpenAI messages as they are (tools: none).
-    return tok.apply_chat_template(nlohmann::ordered_json(messages), nlohmann::ordered_json(), true);
+    // The model's own Jinja template over the OpenAI messages.
+    return tok.apply_chat_template(prompt_messages(messages, tools, format), prompt_tools(tools, format), true);
   } catch (const ParamError& e) {
     throw ApiError(400, "the model's chat template cannot be used: " + e.problem() + " (use /v1/completions)",
                    "messages");

@@ -26,7 +26,12 @@ Completion::Completion(const CompletionContext& ctx, ApiRequest req, Clock::time
   const Tokenizer& tok = ctx_.tokenizer;
   std::vector<std::vector<int32_t>> prompts;
   if (req_.endpoint == Endpoint::kChat) {
-    prompts.push_back(tok.encode(render_chat_prompt(tok, req_.messages), tok.add_bos(), true));
+    // Forcing a call takes a grammar over the model's output; until the sampler chain has
+    // one, such a request is refused rather than answered with a call it may not make.
+    if (req_.tools.choice == ToolChoice::kRequired || req_.tools.choice == ToolChoice::kNamed)
+      throw bad_field("tool_choice", "\"required\" and a named function are not supported yet (\"auto\" and \"none\" are)");
+    tool_format_ = &tool_call_format_for(tok.chat_template_source());
+    prompts.push_back(tok.encode(render_chat_prompt(tok, req_.messages, req_.tools, *tool_format_), tok.add_bos(), true));
   } else {
     for (const PromptInput& p : req_.prompts)
       prompts.push_back(p.is_tokens ? p.tokens : tok.encode(p.text, tok.add_bos(), true));
@@ -63,6 +68,8 @@ Completion::Completion(const CompletionContext& ctx, ApiRequest req, Clock::time
   choices_.resize(ids_.size());
   for (size_t i = 0; i < ids_.size(); ++i) {
     choices_[i].done.index = int(i);
+    if (req_.tools.active())
+      choices_[i].tools = std::make_unique<ToolCallParser>(*tool_format_, req_.tools, tool_call_id_prefix(int(i)));
     choice_of_[ids_[i]] = int(i);
   }
   unfinished_ = int(ids_.size());
@@ -128,11 +135,27 @@ TokenLogprob Completion::logprob_of(const RequestEvent& e) const {
 
 Usage Completion::usage() const { return {prompt_tokens_, completion_tokens_}; }
 
+std::string Completion::tool_call_id_prefix(int choice) const {
+  // Unique within the server's life: the response id's serial and the choice.
+  return fmt::format("call_{}_{}", head_.id.substr(head_.id.find('-') + 1), choice);
+}
+
+void Completion::split_tool_calls(int i) {
+  Choice& c = choices_[size_t(i)].done;
+  ToolCallParser::Output o = parse_tool_calls(c.text, *tool_format_, req_.tools, tool_call_id_prefix(i));
+  c.text = std::move(o.content);
+  c.tool_calls = std::move(o.calls);
+  c.called_tools = !c.tool_calls.empty();
+}
+
 nlohmann::json Completion::collect() {
   while (unfinished_ > 0) pump([](int, const RequestEvent&) {});
   std::vector<Choice> out;
   out.reserve(choices_.size());
-  for (const ChoiceState& c : choices_) out.push_back(c.done);
+  for (size_t i = 0; i < choices_.size(); ++i) {
+    if (choices_[i].tools) split_tool_calls(int(i));
+    out.push_back(choices_[i].done);
+  }
   return completion_response(head_, out, usage());
 }
 
@@ -147,14 +170,27 @@ bool Completion::stream(const std::function<bool(std::string_view)>& write) {
     }
   while (ok && unfinished_ > 0) {
     pump([&](int i, const RequestEvent& e) {
-      const ChoiceState& c = choices_[size_t(i)];
+      ChoiceState& c = choices_[size_t(i)];
       Choice d;
       d.index = i;
       d.text = e.text;
       d.text_offset = c.token_bytes;
+      if (c.tools) {  // text that may open a tool call is held back until it does or cannot
+        ToolCallParser::Output o = c.tools->feed(e.text);
+        if (e.finished) {
+          ToolCallParser::Output rest = c.tools->finish();
+          o.content += rest.content;
+          for (ToolCall& t : rest.calls) o.calls.push_back(std::move(t));
+        }
+        d.text = std::move(o.content);
+        d.tool_call_base = int(c.done.tool_calls.size());
+        d.tool_calls = std::move(o.calls);
+        c.done.tool_calls.insert(c.done.tool_calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+        d.called_tools = !c.done.tool_calls.empty();
+      }
       if (head_.logprobs && e.token >= 0) d.logprobs.push_back(logprob_of(e));
       if (e.finished) d.reason = e.reason;
-      if (d.text.empty() && d.logprobs.empty() && !e.finished) return;  // text held back
+      if (d.text.empty() && d.tool_calls.empty() && d.logprobs.empty() && !e.finished) return;  // held back
       send(stream_chunk(head_, d, false, req_.include_usage));
     });
   }

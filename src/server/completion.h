@@ -53,6 +53,7 @@ class Completion {
  private:
   struct ChoiceState {
     Choice done;  // accumulated text, logprobs and reason
+    std::unique_ptr<ToolCallParser> tools;  // chat with tools: splits the streamed text
     int64_t token_bytes = 0;  // bytes of the tokens so far (completions' text_offset)
     Clock::time_point last_token;
     bool any_token = false;
@@ -65,8 +66,13 @@ class Completion {
   TokenLogprob logprob_of(const RequestEvent& e) const;
   Usage usage() const;
 
+  // The text of choice i split into content and calls (collect).
+  void split_tool_calls(int i);
+  std::string tool_call_id_prefix(int choice) const;
+
   const CompletionContext& ctx_;
   ApiRequest req_;
+  const ToolCallFormat* tool_format_ = nullptr;  // the model's, when the request has tools
   Clock::time_point arrival_;
   ResponseHead head_;
   std::shared_ptr<Channel> channel_ = std::make_shared<Channel>();

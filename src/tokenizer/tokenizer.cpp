@@ -188,6 +188,8 @@ std::string Tokenizer::apply_chat_template(const nlohmann::ordered_json& message
   return tokenizer::render_chat(impl_->chat, messages, add_generation_prompt, tools);
 }
 
+const std::string& Tokenizer::chat_template_source() const { return impl_->spec.chat_template; }
+
 std::string Tokenizer::chat_template_description() const { return tokenizer::describe(impl_->chat); }
 
 std::vector<int32_t> Tokenizer::stop_ids() const { return impl_->stops; }

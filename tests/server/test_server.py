@@ -267,6 +267,56 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(httpx.get(self.url + "/health").status_code, 200)
         self.assertTrue(self.chat("Hi", max_tokens=2).choices[0].message.content is not None)
 
+    TOOLS = [{"type": "function", "function": {
+        "name": "get_weather", "description": "The weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+
+    def test_tool_results_fed_back_and_streamed_equals_whole(self):
+        # The second half of a tool round trip: the call and its result go back through
+        # the chat template (SmolLM2's knows no tools: the generic format describes them in
+        # the system message and writes the earlier call as its JSON reply).
+        messages = [{"role": "user", "content": "What is the weather in Paris?"},
+                    {"role": "assistant", "content": None, "tool_calls": [{
+                        "id": "call_1", "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "21 C and sunny"}]
+        kw = dict(model=self.model, messages=messages, tools=self.TOOLS, max_tokens=24, temperature=0)
+        whole = self.client.chat.completions.create(**kw)
+        choice = whole.choices[0]
+        self.assertIn(choice.finish_reason, ("stop", "length", "tool_calls"))
+        plain = self.client.chat.completions.create(**{**kw, "tools": None})
+        self.assertNotEqual(whole.usage.prompt_tokens, plain.usage.prompt_tokens)  # the tools are in the prompt
+        text, calls, finish = "", {}, None
+        for chunk in self.client.chat.completions.create(stream=True, **kw):
+            for c in chunk.choices:
+                text += c.delta.content or ""
+                for t in c.delta.tool_calls or []:
+                    got = calls.setdefault(t.index, {"id": "", "name": "", "arguments": ""})
+                    got["id"] += t.id or ""
+                    got["name"] += t.function.name or ""
+                    got["arguments"] += t.function.arguments or ""
+                finish = c.finish_reason or finish
+        self.assertEqual(text, choice.message.content or "")
+        self.assertEqual(finish, choice.finish_reason)
+        # Ids are the response's own; the calls otherwise reassemble to the whole reply's.
+        self.assertTrue(all(c.pop("id").startswith("call_") for c in calls.values()))
+        self.assertEqual([calls[i] for i in sorted(calls)],
+                         [{"name": t.function.name, "arguments": t.function.arguments}
+                          for t in choice.message.tool_calls or []])
+
+    def test_bad_tool_requests(self):
+        def refused(**body):
+            r = httpx.post(self.url + "/v1/chat/completions", json=chat_body("hi", **body))
+            self.assertEqual(r.status_code, 400, r.text)
+            return r.json()["error"]["param"]
+        self.assertEqual(refused(tools=self.TOOLS, tool_choice={"type": "function", "function": {"name": "nope"}}),
+                         "tool_choice.function.name")
+        self.assertEqual(refused(tools=[{"type": "function", "function": {"name": "a b"}}]), "tools[0].function.name")
+        self.assertEqual(refused(tool_choice="required"), "tool_choice")
+        r = httpx.post(self.url + "/v1/chat/completions", json={
+            "messages": [{"role": "tool", "content": "x"}], "max_tokens": 2})
+        self.assertEqual(r.json()["error"]["param"], "messages[0].tool_call_id")
+
     def test_bad_requests(self):
         msgs = [{"role": "user", "content": "hi"}]
         long_prompt = "hello " * 9000

@@ -87,6 +87,9 @@ class Tokenizer {
   // of tools (or null), passed to the template as they are.
   std::string apply_chat_template(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
                                   bool add_generation_prompt) const;
+  // The model's own template source (empty when it carries none): what tells a caller
+  // which tool-call format the model writes.
+  const std::string& chat_template_source() const;
   // Which template renders chats, for verbose output.
   std::string chat_template_description() const;
   // Ids that end an assistant turn (eos plus the template's end-of-turn token).
