@@ -2,13 +2,16 @@
 // The tiny fixture model as the engine tests load it: a short context, an exact (f32) KV
 // cache in blocks of 4 tokens, so small pools and block boundaries come up quickly.
 #include <memory>
+#include <string>
 
 #include "core/test-paths.h"
 #include "upg/model/model.h"
 
 namespace upg::test {
 
-inline std::unique_ptr<Model> tiny_engine_model(int kv_blocks = 0) {
+// family: a folder of tests/fixtures/tiny (the others share llama's vocabulary of 256,
+// so any of them can draft for it).
+inline std::unique_ptr<Model> tiny_engine_model(int kv_blocks = 0, const std::string& family = "llama") {
   ModelOptions o;
   o.context_length = 64;
   o.n_threads = 2;
@@ -16,7 +19,7 @@ inline std::unique_ptr<Model> tiny_engine_model(int kv_blocks = 0) {
   o.kv_block_size = 4;
   o.max_sequences = 8;
   o.kv_blocks = kv_blocks;
-  return Model::from_file(fixture("tiny/llama"), o);
+  return Model::from_file(fixture("tiny/" + family), o);
 }
 
 }  // namespace upg::test
