@@ -142,8 +142,13 @@ std::vector<Case> cases() {
        {{"get_weather", {{"city", "Oslo"}}}, {"get_time", json::object()}}},
       {"llama3-json", "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Lima\"}}", "",
        {{"get_weather", {{"city", "Lima"}}}}},
-      {"llama3-json", "  {\"name\": \"get_time\", \"parameters\": {}}", "", {{"get_time", json::object()}}},
-      {"llama3-json", "It is sunny {\"name\": \"get_time\"}", "It is sunny {\"name\": \"get_time\"}", {}},
+      {"llama3-json", "  {\"name\": \"get_time\", \"parameters\": {}}", "  ", {{"get_time", json::object()}}},
+      // Text, then a call (what the grammar's triggered tags allow); a call naming no
+      // given tool, or with arguments that are no object, stays text.
+      {"llama3-json", "It is sunny {\"name\": \"get_time\", \"parameters\": {}}", "It is sunny ",
+       {{"get_time", json::object()}}},
+      {"llama3-json", "It is {\"name\": \"ls\", \"parameters\": {}} {\"name\": \"get_time\", \"parameters\": 5}",
+       "It is {\"name\": \"ls\", \"parameters\": {}} {\"name\": \"get_time\", \"parameters\": 5}", {}},
       {"generic-json", "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Kyiv\"}}]}", "",
        {{"get_weather", {{"city", "Kyiv"}}}}},
       {"generic-json", "{\"response\": \"Hello!\"}", "Hello!", {}},
@@ -220,6 +225,55 @@ TEST(ToolPrompt, GenericFormatDescribesToolsInTheSystemMessage) {
   EXPECT_EQ(prompt_messages(messages, t, format("hermes"))[1]["tool_calls"][0]["function"]["name"], "get_weather");
   // No active tools: no preamble.
   EXPECT_EQ(prompt_messages(messages, tools({{"tool_choice", "none"}}), format("generic-json")).size(), 3u);
+}
+
+TEST(ToolStructuralTag, WhatItAllowsIsWhatTheParserReads) {
+  const ToolRequest t = tools();
+  for (const ToolCallFormat& f : tool_call_formats()) {
+    const auto tag = tool_call_structural_tag(f, t);
+    ASSERT_EQ(tag["type"], "structural_tag");
+    const auto& fmt = tag["format"];
+    EXPECT_EQ(fmt["type"], "triggered_tags");
+    EXPECT_FALSE(fmt["at_least_one"].get<bool>());  // auto: text, or calls
+    EXPECT_FALSE(fmt["stop_after_first"].get<bool>());
+    ASSERT_EQ(fmt["tags"].size(), 2u);
+    const std::string trigger = fmt["triggers"][0];
+    for (const auto& tag_item : fmt["tags"]) {
+      const std::string begin = tag_item["begin"], end = tag_item["end"];
+      EXPECT_EQ(begin.rfind(trigger, 0), 0u) << f.name << ": a tag begins with its trigger";
+      // A call as the grammar would let the model write it, read back by the parser.
+      const std::string reply = "Let me check. " + begin + R"({"city": "Paris"})" + end;
+      const auto o = parse_tool_calls(reply, f, t, "id");
+      ASSERT_EQ(o.calls.size(), 1u) << f.name << ": " << reply;
+      EXPECT_EQ(o.content, "Let me check. ") << f.name;
+    }
+  }
+  // A reply that is the call alone:
+  for (const char* name : {"llama3-json", "generic-json"}) {
+    const auto tag = tool_call_structural_tag(format(name), t);
+    const std::string reply = tag["format"]["tags"][0]["begin"].get<std::string>() + R"({"city": "Rome"})" +
+                              tag["format"]["tags"][0]["end"].get<std::string>();
+    const auto o = parse_tool_calls(reply, format(name), t, "id");
+    ASSERT_EQ(o.calls.size(), 1u) << reply;
+    EXPECT_EQ(o.calls[0].name, "get_weather");
+    EXPECT_EQ(json::parse(o.calls[0].arguments), json({{"city", "Rome"}}));
+    EXPECT_EQ(o.content, "");
+  }
+  // A named function: that tool alone, and exactly one call; required: at least one.
+  auto named = tool_call_structural_tag(format("hermes"),
+                                        tools({{"tool_choice", {{"type", "function"}, {"function", {{"name", "get_time"}}}}}}));
+  ASSERT_EQ(named["format"]["tags"].size(), 1u);
+  EXPECT_NE(named["format"]["tags"][0]["begin"].get<std::string>().find("get_time"), std::string::npos);
+  EXPECT_TRUE(named["format"]["at_least_one"].get<bool>());
+  EXPECT_TRUE(named["format"]["stop_after_first"].get<bool>());
+  auto required = tool_call_structural_tag(format("hermes"), tools({{"tool_choice", "required"}}));
+  EXPECT_TRUE(required["format"]["at_least_one"].get<bool>());
+  EXPECT_FALSE(required["format"]["stop_after_first"].get<bool>());
+  EXPECT_TRUE(tool_call_structural_tag(format("hermes"), tools({{"parallel_tool_calls", false}}))["format"]
+                  ["stop_after_first"].get<bool>());
+  EXPECT_TRUE(tool_call_structural_tag(format("hermes"), tools({{"tool_choice", "none"}})).is_null());
+  // The tool's own schema is what the arguments are held to.
+  EXPECT_EQ(required["format"]["tags"][0]["content"]["json_schema"]["required"][0], "city");
 }
 
 TEST(JsonValueEnd, FindsTheEndOfTheFirstValue) {

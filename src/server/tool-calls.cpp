@@ -70,6 +70,14 @@ json arguments_object(const json& v, const std::string& where) {
   throw bad_field(where, "must be a JSON object, or a string holding one");
 }
 
+// The text that opens a call: the format's open marker, or for bare JSON the start of
+// the call's object (the parser looks for it, the grammar triggers on it).
+std::string call_opener(const ToolCallFormat& f) {
+  if (!f.open.empty()) return std::string(f.open);
+  if (!f.wrapper_key.empty()) return "{\"" + std::string(f.wrapper_key) + "\"";
+  return "{\"" + std::string(f.name_key) + "\"";
+}
+
 }  // namespace
 
 ToolRequest parse_tool_request(const json& body) {
@@ -177,6 +185,42 @@ ojson prompt_messages(const json& messages, const ToolRequest& t, const ToolCall
   return out;
 }
 
+ojson tool_call_structural_tag(const ToolCallFormat& f, const ToolRequest& t) {
+  if (!t.active()) return nullptr;
+  const std::string name_key(f.name_key), args_key(f.args_keys.front());
+  // What opens any call, and what opens and closes the call of `name`: the same text the
+  // parser looks for (JSON with the format's keys, its open and close markers).
+  const std::string trigger = call_opener(f);
+  auto begin_end = [&](const std::string& name) -> std::pair<std::string, std::string> {
+    const std::string head = "{\"" + name_key + "\": " + ojson(name).dump() + ", \"" + args_key + "\": ";
+    if (!f.args_marker.empty()) return {std::string(f.open) + name + std::string(f.args_marker), ""};
+    if (!f.wrapper_key.empty()) return {"{\"" + std::string(f.wrapper_key) + "\": [" + head, "}]}"};
+    if (f.array) return {std::string(f.open) + "[" + head, "}]"};
+    if (!f.open.empty()) return {std::string(f.open) + "\n" + head, "}\n" + std::string(f.close)};
+    return {head, "}"};
+  };
+  ojson tags = ojson::array();
+  for (const ojson& tool : t.tools) {
+    const std::string name = tool["function"]["name"];
+    if (t.choice == ToolChoice::kNamed && name != t.named) continue;
+    const ojson params = tool["function"].contains("parameters") ? tool["function"]["parameters"]
+                                                                  : ojson{{"type", "object"}};
+    const auto [begin, end] = begin_end(name);
+    tags.push_back({{"type", "tag"},
+                    {"begin", begin},
+                    {"content", {{"type", "json_schema"}, {"json_schema", params}}},
+                    {"end", end}});
+  }
+  const bool forced = t.choice == ToolChoice::kRequired || t.choice == ToolChoice::kNamed;
+  return {{"type", "structural_tag"},
+          {"format",
+           {{"type", "triggered_tags"},
+            {"triggers", ojson::array({trigger})},
+            {"tags", tags},
+            {"at_least_one", forced},
+            {"stop_after_first", !t.parallel || t.choice == ToolChoice::kNamed}}}};
+}
+
 size_t json_value_end(std::string_view s) {
   size_t i = 0;
   while (i < s.size() && is_space(s[i])) ++i;
@@ -212,7 +256,11 @@ size_t json_value_end(std::string_view s) {
 }
 
 ToolCallParser::ToolCallParser(const ToolCallFormat& f, const ToolRequest& t, std::string id_prefix)
-    : f_(f), t_(t), id_prefix_(std::move(id_prefix)), state_(f.open.empty() ? State::kStart : State::kText) {}
+    : f_(f),
+      t_(t),
+      id_prefix_(std::move(id_prefix)),
+      opener_(call_opener(f)),
+      state_(f.wrapper_key.empty() ? State::kText : State::kStart) {}
 
 bool ToolCallParser::take_call_object(const json& j, Output& out) {
   if (!j.is_object() || !j.contains(f_.name_key) || !j[f_.name_key].is_string()) return false;
@@ -233,7 +281,31 @@ bool ToolCallParser::take_call_object(const json& j, Output& out) {
   return true;
 }
 
-// One call's text after `open` (and before `close`, or the complete JSON value).
+// Calls from a JSON value: one call object, an array of them, or the wrapper object.
+// All or nothing: a value with one bad call is no call at all.
+bool ToolCallParser::take_calls(const json& j, Output& out) {
+  const json* list = &j;
+  if (!f_.wrapper_key.empty()) {
+    if (!j.is_object() || j.size() != 1 || !j.contains(f_.wrapper_key)) return false;
+    list = &j[f_.wrapper_key];
+  }
+  if (!f_.wrapper_key.empty() || f_.array) {
+    if (!list->is_array() || list->empty()) return false;
+    Output trial;
+    const int before = n_calls_;
+    for (const json& c : *list)
+      if (!take_call_object(c, trial)) {
+        n_calls_ = before;
+        return false;
+      }
+    for (ToolCall& c : trial.calls) out.calls.push_back(std::move(c));
+    return true;
+  }
+  return take_call_object(j, out);
+}
+
+// One call's text: after `open` (and before `close`, or the complete JSON value), or for
+// bare JSON formats the value itself.
 bool ToolCallParser::take_call(std::string_view body, Output& out) {
   body = trim(body);
   if (!f_.args_marker.empty()) {
@@ -245,95 +317,69 @@ bool ToolCallParser::take_call(std::string_view body, Output& out) {
                             out);
   }
   const json j = json::parse(body, nullptr, false);
-  if (j.is_discarded()) return false;
-  if (!f_.array) return take_call_object(j, out);
-  if (!j.is_array() || j.empty()) return false;
-  Output trial;
-  const int before = n_calls_;
-  for (const json& c : j)
-    if (!take_call_object(c, trial)) {
-      n_calls_ = before;
-      return false;
-    }
-  for (ToolCall& c : trial.calls) out.calls.push_back(std::move(c));
-  return true;
+  return !j.is_discarded() && take_calls(j, out);
 }
 
-void ToolCallParser::settle_held(Output& out) {
-  // Bare JSON: a call, the wrapper with calls, or the wrapper's plain answer.
-  std::string_view body = trim(buf_);
-  if (!f_.prefix.empty() && body.substr(0, f_.prefix.size()) == f_.prefix) body.remove_prefix(f_.prefix.size());
-  const json j = json::parse(body, nullptr, false);
-  bool ok = false;
-  Output got;
-  if (!j.is_discarded() && j.is_object()) {
-    if (f_.wrapper_key.empty()) {
-      ok = take_call_object(j, got);
-    } else if (j.size() == 1 && j.contains("response") && j["response"].is_string()) {
-      got.content = j["response"].get<std::string>();
-      ok = true;
-    } else if (j.size() == 1 && j.contains(f_.wrapper_key) && j[f_.wrapper_key].is_array() &&
-               !j[f_.wrapper_key].empty()) {
-      ok = true;
-      for (const json& c : j[f_.wrapper_key]) ok = ok && take_call_object(c, got);
-    }
+// Text that is content, less the format's optional prefix where it stands right before a
+// call (Llama 3.1's <|python_tag|>).
+void ToolCallParser::emit_content(std::string_view text, bool before_call, Output& out) {
+  if (before_call && !f_.prefix.empty()) {
+    const std::string_view t = trim(text);
+    if (t.size() >= f_.prefix.size() && t.substr(t.size() - f_.prefix.size()) == f_.prefix)
+      text = text.substr(0, size_t(t.data() - text.data()) + t.size() - f_.prefix.size());
   }
-  if (ok) {
-    out.content += got.content;
-    for (ToolCall& c : got.calls) out.calls.push_back(std::move(c));
-  } else {
-    n_calls_ -= int(got.calls.size());
-    out.content += buf_;
-  }
-  buf_.clear();
+  out.content.append(text);
 }
 
 void ToolCallParser::scan(Output& out, bool final) {
   for (;;) {
     switch (state_) {
-      case State::kStart: {
+      case State::kStart: {  // wrapper formats: a reply that is one JSON object is read whole
         const size_t first = buf_.find_first_not_of(" \n\r\t");
-        if (first == std::string::npos) {
-          if (final) out.content += std::exchange(buf_, {});
-          return;
-        }
-        const std::string_view rest = std::string_view(buf_).substr(first);
-        const bool may_be_prefix = !f_.prefix.empty() && f_.prefix.substr(0, std::min(rest.size(), f_.prefix.size())) ==
-                                                             rest.substr(0, std::min(rest.size(), f_.prefix.size()));
-        if (rest[0] == '{' || may_be_prefix) {
-          state_ = State::kHeld;
-        } else {
-          state_ = State::kText;
-          if (f_.open.empty()) {  // bare formats: a reply that does not start as JSON is text
-            out.content += std::exchange(buf_, {});
-            return;
-          }
-        }
+        if (first == std::string::npos && !final) return;
+        state_ = first != std::string::npos && buf_[first] == '{' ? State::kHeld : State::kText;
         continue;
       }
-      case State::kHeld:
-        if (final) settle_held(out);
-        return;
-      case State::kText: {
-        if (f_.open.empty()) {
-          out.content += std::exchange(buf_, {});
+      case State::kHeld: {
+        if (!final) return;
+        // The wrapper's plain answer, {"response": "..."}; anything else is read as text
+        // that may hold a call.
+        const json j = json::parse(trim(buf_), nullptr, false);
+        if (!j.is_discarded() && j.is_object() && j.size() == 1 && j.contains("response") &&
+            j["response"].is_string()) {
+          out.content += j["response"].get<std::string>();
+          buf_.clear();
           return;
         }
-        const size_t at = buf_.find(f_.open);
+        state_ = State::kText;
+        continue;
+      }
+      case State::kText: {
+        const size_t at = buf_.find(opener_);
         if (at == std::string::npos) {
-          const size_t keep = final ? 0 : partial_suffix(buf_, f_.open);
-          out.content += buf_.substr(0, buf_.size() - keep);
+          size_t keep = final ? 0 : partial_suffix(buf_, opener_);
+          if (!final && !f_.prefix.empty()) {  // a prefix that a call may follow is held too
+            const size_t p = buf_.rfind(f_.prefix);
+            if (p != std::string::npos) {  // the prefix, then perhaps the start of a call
+              const std::string_view after = trim(std::string_view(buf_).substr(p + f_.prefix.size()));
+              if (std::string_view(opener_).substr(0, after.size()) == after) keep = std::max(keep, buf_.size() - p);
+            }
+            keep = std::max(keep, partial_suffix(buf_, f_.prefix));
+          }
+          emit_content(std::string_view(buf_).substr(0, buf_.size() - keep), false, out);
           buf_.erase(0, buf_.size() - keep);
           return;
         }
-        out.content += buf_.substr(0, at);
-        buf_.erase(0, at);  // the open marker stays at the front until its call completes
+        emit_content(std::string_view(buf_).substr(0, at), true, out);
+        buf_.erase(0, at);  // the opener stays at the front until its call completes
         state_ = State::kCall;
         continue;
       }
       case State::kCall: {
-        const std::string_view body = std::string_view(buf_).substr(f_.open.size());
-        size_t end = std::string::npos, next = 0;  // the call's body ends at `end`, the text after at `next`
+        // The call's text starts after the open marker, or at the JSON value itself.
+        const size_t skip = f_.open.empty() ? 0 : f_.open.size();
+        const std::string_view body = std::string_view(buf_).substr(skip);
+        size_t end = std::string::npos, next = 0;  // the body ends at `end`, the text after it at `next`
         if (!f_.close.empty()) {
           end = body.find(f_.close);
           next = end == std::string::npos ? 0 : end + f_.close.size();
@@ -353,10 +399,10 @@ void ToolCallParser::scan(Output& out, bool final) {
           return;
         }
         if (take_call(body.substr(0, end), out)) {
-          buf_.erase(0, f_.open.size() + next);
-        } else {  // not a call after all: its text is content, and scanning goes on after it
-          out.content += buf_.substr(0, f_.open.size() + next);
-          buf_.erase(0, f_.open.size() + next);
+          buf_.erase(0, skip + next);
+        } else {  // not a call after all: its opener is content, and scanning goes on after it
+          out.content += buf_.substr(0, opener_.size());
+          buf_.erase(0, opener_.size());
         }
         state_ = State::kText;
         continue;

@@ -45,6 +45,14 @@ nlohmann::json parse_message_tool_calls(const nlohmann::json& v, const std::stri
 nlohmann::ordered_json prompt_messages(const nlohmann::json& messages, const ToolRequest& t, const ToolCallFormat& f);
 nlohmann::ordered_json prompt_tools(const ToolRequest& t, const ToolCallFormat& f);
 
+// The structural tag (XGrammar's JSON form: triggered tags) that holds a reply to the
+// request's tool_choice in format f, written so that ToolCallParser reads what it allows:
+// "auto" leaves text free until the format's call opener, then holds each call to one of
+// the tools' parameter schemas; "required" asks for at least one call, a named function
+// for exactly that one; parallel_tool_calls off stops after the first. Null when no tool
+// is active.
+nlohmann::ordered_json tool_call_structural_tag(const ToolCallFormat& f, const ToolRequest& t);
+
 // Splits a reply into content and calls as its text arrives: feed() returns the text
 // that is surely content and the calls it completed; text that may open a call is held
 // back until it does or cannot. finish() settles what is held: a call that never
@@ -63,15 +71,18 @@ class ToolCallParser {
   int calls() const { return n_calls_; }
 
  private:
-  enum class State { kStart, kText, kCall, kHeld };
+  // kStart and kHeld: formats with a wrapper, whose reply may be {"response": text}.
+  enum class State { kStart, kHeld, kText, kCall };
   void scan(Output& out, bool final);
   bool take_call(std::string_view body, Output& out);
+  bool take_calls(const nlohmann::json& j, Output& out);
   bool take_call_object(const nlohmann::json& j, Output& out);
-  void settle_held(Output& out);
+  void emit_content(std::string_view text, bool before_call, Output& out);
 
   const ToolCallFormat& f_;
   const ToolRequest& t_;
   std::string id_prefix_;
+  std::string opener_;  // what opens a call (the open marker, or a bare call's first text)
   State state_;
   std::string buf_;
   int n_calls_ = 0;
