@@ -1,6 +1,8 @@
 // Perplexity of the default model through the fast int8 kernels against the reference
 // kernels (fp32 activations), on UPG files compressed here: dense int8, 50% unstructured
-// (MdCSR) and 2:4, run as 16-row bitmap tiles and Nm24Rows16 on AVX-512. Skipped when the default
+// (MdCSR) and 2:4, run as 16-row bitmap tiles and Nm24Rows16 on AVX-512, and int4 (dense
+// with groups of 32 and zero points, and of 128; 2:4 with groups of 64), run by the 4-bit
+// block kernels. Skipped when the default
 // model is absent.
 //
 // Tolerance: the fast kernels round activations to int8 per 32 columns. Measured on
@@ -64,6 +66,9 @@ struct Variant {
   bool dense_int8;
   const char* pattern;
   double nll_tolerance;
+  const char* values = "int8";
+  int group_size = 128;  // int4
+  bool zero_point = false;
 };
 
 class FastKernelsPerplexity : public ::testing::TestWithParam<Variant> {};
@@ -81,7 +86,11 @@ TEST_P(FastKernelsPerplexity, MatchesReferenceKernels) {
   o.dense_int8_embeddings = true;
   o.dense_int8_linears = v.dense_int8;
   o.matrix.pattern = compress::parse_pattern(v.pattern);
-  o.matrix.sparsity = 0.5;
+  o.matrix.values = compress::parse_values(v.values);
+  o.matrix.values.group_size = v.group_size;
+  o.matrix.values.zero_point = v.zero_point;
+  const bool int4 = o.matrix.values.encoding == format::Encoding::Int4;
+  o.matrix.sparsity = int4 && !o.matrix.pattern.is_nm() ? 0.0 : 0.5;
   o.quiet = true;
   compress::compress_model(o);
 
@@ -112,7 +121,11 @@ TEST_P(FastKernelsPerplexity, MatchesReferenceKernels) {
 INSTANTIATE_TEST_SUITE_P(DefaultModel, FastKernelsPerplexity,
                          ::testing::Values(Variant{"dense_int8", true, "unstructured", kNllTolerance},
                                            Variant{"mdcsr_50", false, "unstructured", kNllTolerance},
-                                           Variant{"nm_2_4", false, "2:4", 2 * kNllTolerance}),
+                                           Variant{"nm_2_4", false, "2:4", 2 * kNllTolerance},
+                                           Variant{"int4_g32_zero_points", false, "unstructured", kNllTolerance,
+                                                   "int4", 32, true},
+                                           Variant{"int4_g128", false, "unstructured", kNllTolerance, "int4", 128},
+                                           Variant{"int4_2_4_g64", false, "2:4", 2 * kNllTolerance, "int4", 64}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

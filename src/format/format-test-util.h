@@ -34,6 +34,7 @@ inline int32_t random_code(std::mt19937& rng, Encoding enc, int k) {
       return idx | (rng() % 2 ? 0x8000 : 0);
     }
     case Encoding::Codebook: return std::uniform_int_distribution<int>(0, k - 1)(rng);
+    case Encoding::Int4: return std::uniform_int_distribution<int>(0, 15)(rng);
   }
   return 0;
 }
@@ -68,6 +69,7 @@ inline float code_value(int32_t code, Encoding enc, const std::vector<float>& co
       return (code & 0x8000) ? -p : p;
     }
     case Encoding::Codebook: return codebook[size_t(code)];
+    case Encoding::Int4: break;  // group scales: int4-test.cpp
   }
   return 0;
 }

@@ -261,7 +261,7 @@ TEST(Validate, NMGeometry) {
   {
     auto d = nm();
     d.encoding = Encoding::Prime;
-    expect_rejected(d.view(), {"layout nm supports only encoding int8, not prime"});
+    expect_rejected(d.view(), {"layout nm does not take encoding prime"});
   }
 }
 
