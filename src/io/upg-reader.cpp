@@ -191,6 +191,7 @@ class Loader {
                             format::layout_name(e.layout), format::encoding_name(e.encoding)));
     }
     format::validate(c, what(w));
+    if (c.encoding == format::Encoding::Int4) src_.weights.release(c.int4.codes.data(), c.int4.codes.size_bytes());
     return c;
   }
 
@@ -305,11 +306,17 @@ ModelSource load_upg(std::shared_ptr<MappedFile> file, const LoadOptions& opts) 
   const std::string* tensors = find_meta(st, k::kTensorsKey);
   if (!tensors) throw Error(fmt::format("{}: '{}' is missing from the metadata", path, k::kTensorsKey));
 
+  // The mapping's pages may go back once something holds its own copy of them: int4
+  // codes after validation (the backend reads them again to copy them into its form, one
+  // weight at a time, and gives them back after), so a load never holds the whole file
+  // and every copy at once.
+  const std::shared_ptr<MappedFile>& mapped = st.file;
+  src.weights.keep_alive(mapped, mapped->data(), mapped->size(),
+                         [f = mapped.get()](const std::byte* p, size_t n) { f->drop_pages(p, n); });
   Loader loader(path, st, src);
   loader.tokenizer();
   loader.compressed(*tensors);
   loader.dense();
-  src.weights.keep_alive(std::move(st.file));
 
   int64_t mdcsr = 0, nm = 0;
   for (const auto& [name, m] : src.compressed) (m.layout == format::Layout::NM ? nm : mdcsr) += 1;

@@ -81,15 +81,13 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
       p.id = identity(m);
       p.form = form_for(m);
       pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24x16, p.nm24, p.dense4, p.f16, p.block);
+      // int4 codes are copied into the form whole: the file's pages go back at once, so
+      // resident memory stays about the file size while the forms are built.
+      if (source_unused_ && m.encoding == format::Encoding::Int4)
+        source_unused_(m.int4.codes.data(), m.int4.codes.size_bytes());
     }
   });
-  for (size_t i = 0; i < todo.size(); ++i) {
-    packed_.insert_or_assign(todo[i], std::move(done[i]));
-    // int4 codes are copied into the form whole: the file's pages can go (resident memory
-    // stays about the file size).
-    if (source_unused_ && todo[i]->encoding == format::Encoding::Int4)
-      source_unused_(todo[i]->int4.codes.data(), todo[i]->int4.codes.size_bytes());
-  }
+  for (size_t i = 0; i < todo.size(); ++i) packed_.insert_or_assign(todo[i], std::move(done[i]));
 }
 
 template <class Map, class Wanted, class Pack>
