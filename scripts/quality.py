@@ -69,7 +69,7 @@ CONFIGS = [
     (f"dense int4 g{g}{' zero points' if z else ''}, int8 embedding",
      ["--values", "int4", "--group-size", str(g), "--dense-int8-embeddings"] + (["--zero-point"] if z else []),
      g == 32 and not z)
-    for g, z in ((32, False), (64, False), (128, False), (32, True), (128, True))
+    for g, z in ((32, False), (64, False), (128, False), (32, True), (64, True), (128, True))
 ] + [
     (f"2:4 {p} int4 g64, int8 embedding",
      ["--pattern", "2:4", "--prune", p, "--values", "int4", "--group-size", "64", "--dense-int8-embeddings"], False)

@@ -6,6 +6,11 @@
 #include <random>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "upg/core/error.h"
 #include "upg/format/format.h"
 
 namespace upg::format::testing {
@@ -112,6 +117,21 @@ inline std::vector<SparseRow> random_nm_rows(std::mt19937& rng, int64_t rows, in
     }
   }
   return out;
+}
+
+// validate() must reject m with one line that starts with the tensor's name and contains
+// every fragment.
+inline void expect_rejected(const CompressedMatrix& m, const std::string& name,
+                            std::initializer_list<const char*> fragments) {
+  try {
+    validate(m, name);
+    FAIL() << "validate accepted a corrupted matrix";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.rfind(name + ": ", 0), 0u) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    for (const char* f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << "missing \"" << f << "\" in: " << msg;
+  }
 }
 
 }  // namespace upg::format::testing

@@ -2,6 +2,8 @@
 // corrupted part is rejected with one line naming the file, the tensor and the part.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "io/safetensors-test-util.h"
 #include "io/upg-test-util.h"
 #include "upg/core/error.h"
@@ -51,47 +53,27 @@ TEST_F(UpgInt4, LoadsAsWritten) {
 }
 
 TEST_F(UpgInt4, RejectsBadFields) {
-  {
+  // Each case edits one upg.tensors entry of the good file.
+  const struct {
+    std::string tensor, field;
+    nlohmann::json value;  // null: the field is removed
+    const char* what;
+  } cases[] = {
+      {kDense, "group_size", 48, "group_size"},
+      {kDense, "zero_points", nullptr, "zero_points"},
+      {kDense, "zero_points", false, "group_zeros"},  // group_zeros then belongs to nothing
+      {kDense128, "layout", "mdcsr", "not defined for the mdcsr layout"},
+      {kDense128, "entries", 601, "entries 601"},
+      {kDense128, "group_size", 64, "group_scales"},  // group_scales now has the wrong shape
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.tensor + " " + c.field);
     FileImage img(good_);
     auto j = img.tensors_json();
-    j[kDense]["group_size"] = 48;
+    if (c.value.is_null()) j[c.tensor].erase(c.field);
+    else j[c.tensor][c.field] = c.value;
     img.set_tensors_json(j);
-    expect_rejected(img, kDense, "group_size");
-  }
-  {
-    FileImage img(good_);
-    auto j = img.tensors_json();
-    j[kDense].erase("zero_points");
-    img.set_tensors_json(j);
-    expect_rejected(img, kDense, "zero_points");
-  }
-  {
-    FileImage img(good_);
-    auto j = img.tensors_json();
-    j[kDense]["zero_points"] = false;  // group_zeros then belongs to nothing
-    img.set_tensors_json(j);
-    expect_rejected(img, kDense, "group_zeros");
-  }
-  {
-    FileImage img(good_);
-    auto j = img.tensors_json();
-    j[kDense128]["layout"] = "mdcsr";
-    img.set_tensors_json(j);
-    expect_rejected(img, kDense128, "not defined for the mdcsr layout");
-  }
-  {
-    FileImage img(good_);
-    auto j = img.tensors_json();
-    j[kDense128]["entries"] = 601;
-    img.set_tensors_json(j);
-    expect_rejected(img, kDense128, "entries 601");
-  }
-  {
-    FileImage img(good_);
-    auto j = img.tensors_json();
-    j[kDense128]["group_size"] = 64;  // group_scales now has the wrong shape
-    img.set_tensors_json(j);
-    expect_rejected(img, kDense128, "group_scales");
+    expect_rejected(img, c.tensor, c.what);
   }
 }
 

@@ -14,6 +14,7 @@
 #include "kernels/cpu/block-quant.h"
 #include "kernels/cpu/for-each-target.h"
 #include "kernels/cpu/int8-kernels.h"
+#include "kernels/cpu/test-random-blocks.h"
 #include "upg/core/tensor.h"
 #include "upg/format/format.h"
 #include "upg/kernels/backend.h"
@@ -50,14 +51,6 @@ format::CompressedData random_int4(std::mt19937& rng, int64_t rows, int64_t cols
   return m ? format::encode_nm_int4(cols, rs, groups, n, m, group) : format::encode_dense_int4(cols, rs, groups, group);
 }
 
-std::vector<float> random_x(std::mt19937& rng, int64_t n) {
-  std::normal_distribution<float> g(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (auto& v : x) v = g(rng);
-  x[size_t(n / 3)] = 30.0f;  // an outlier, as real activations have
-  return x;
-}
-
 void check(const format::CompressedData& d, int64_t n_tokens, std::mt19937& rng) {
   const format::CompressedMatrix c = d.view();
   const int64_t rows = c.rows, cols = c.cols;
@@ -67,11 +60,7 @@ void check(const format::CompressedData& d, int64_t n_tokens, std::mt19937& rng)
   const std::vector<float> w = format::decode_dense(c);
   const std::vector<float> x = random_x(rng, n_tokens * cols);
   QuantizedActs a;
-  quantize_acts(x.data(), n_tokens, cols, a);
-  std::vector<float> xq(size_t(n_tokens * cols));
-  for (int64_t tk = 0; tk < n_tokens; ++tk)
-    for (int64_t col = 0; col < cols; ++col)
-      xq[size_t(tk * cols + col)] = a.block_scales(tk)[col / kActBlock] * float(a.signed_row(tk)[col]);
+  const std::vector<float> xq = quantized_x(x, n_tokens, cols, a);
 
   const BlockQuantRows m = int4_block_form(c);
   std::vector<float> sums;
@@ -89,21 +78,12 @@ void check(const format::CompressedData& d, int64_t n_tokens, std::mt19937& rng)
       else int8_kernels().block_quant(m, a, sums.data(), r0, r1, y.data(), rows);
     }
     ASSERT_EQ(y.back(), 777.0f) << "wrote past the output";
-    for (int64_t tk = 0; tk < n_tokens; ++tk)
-      for (int64_t r = 0; r < rows; ++r) {
-        double ref = 0, bound = 0;
-        for (int64_t col = 0; col < cols; ++col) {
-          ref += double(w[size_t(r * cols + col)]) * xq[size_t(tk * cols + col)];
-          bound += std::fabs(double(w[size_t(r * cols + col)]) * xq[size_t(tk * cols + col)]);
-          // The expanded form's fp16 min (-scale * zero) meets every column, pruned ones too.
-          if (!c.int4.group_zeros.empty()) {
-            const size_t g = size_t(r * format::int4_groups(cols, c.int4.group_size) + col / c.int4.group_size);
-            bound += std::fabs(double(fp16_to_fp32(c.int4.group_scales[g])) * c.int4.group_zeros[g] *
-                               xq[size_t(tk * cols + col)]);
-          }
-        }
-        ASSERT_NEAR(y[size_t(tk * rows + r)], ref, 2e-3 * bound + 1e-6) << "token " << tk << " row " << r;
-      }
+    // The expanded form's fp16 min (-scale * zero) meets every column, pruned ones too.
+    expect_product(y, w, xq, n_tokens, rows, cols, [&](int64_t r, int64_t col) {
+      if (c.int4.group_zeros.empty()) return 0.0;
+      const size_t g = size_t(r * format::int4_groups(cols, c.int4.group_size) + col / c.int4.group_size);
+      return double(fp16_to_fp32(c.int4.group_scales[g])) * c.int4.group_zeros[g];
+    });
     }
   });
 }
@@ -163,15 +143,8 @@ TEST(Int4Kernels, BackendMatmul) {
     w.name = "w";
     const int64_t n_tokens = 3;
     const std::vector<float> x = random_x(rng, n_tokens * c.cols);
-    std::vector<float> lazy(size_t(n_tokens * c.rows)), packed(lazy.size()), ref(lazy.size());
-    auto fast = make_cpu_backend(2);
-    EXPECT_TRUE(fast->supports(c.layout, c.encoding));
-    fast->matmul(w, x.data(), n_tokens, lazy.data());
-    auto prepared = make_cpu_backend(2);
-    prepared->prepare(w);
-    prepared->matmul(w, x.data(), n_tokens, packed.data());
-    EXPECT_EQ(lazy, packed);
-    make_cpu_backend(2, CpuKernels::Reference)->matmul(w, x.data(), n_tokens, ref.data());
+    EXPECT_TRUE(make_cpu_backend(2)->supports(c.layout, c.encoding));
+    const auto [packed, ref] = packed_and_reference(w, x, n_tokens);
     const std::vector<float> dense = format::decode_dense(c);
     for (int64_t tk = 0; tk < n_tokens; ++tk)
       for (int64_t r = 0; r < c.rows; ++r) {
