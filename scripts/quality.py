@@ -185,7 +185,9 @@ def findings(rows):
         out.append(f"- int4 against GGUF Q4_0 ({q40['bpw']} bytes/weight, chat {q40['chat']:.2f}): " +
                    "; ".join(f"{r['label']} {r['bpw']} bytes/weight, chat {r['chat']:.2f}" for r in int4) +
                    ". Smaller and better than Q4_0: " + (", ".join(better) or "none") + ". These are plain "
-                   "round-to-nearest int4 (no error compensation yet) with an fp32 embedding and fp16 group scales.")
+                   "round-to-nearest int4 with a clipping search (no error compensation yet: GPTQ is the next "
+                   "step), the embedding and tied LM head as per-row int8; zero points matter here because the "
+                   "source's own grid (Q4_1) is asymmetric.")
     out += ["", "Defaults of `upg compress`, from these numbers: `--prune sparsegpt` calibrated on "
             "`tests/fixtures/calibration-chat.txt` (the chat transcripts measure what users of an instruct model "
             "see; SparseGPT fits its calibration text closely, so a text unlike the use lowers its quality, as "
