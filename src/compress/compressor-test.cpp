@@ -312,6 +312,11 @@ TEST(Compressor, SparseGptWithCalibration) {
     o.calibration_tokens = ids;
     round_trip(o, &first);
   }
+  // SparseGPT's 2:4 mask and updated weights, quantized to int4 afterwards.
+  auto o4 = int4_opts("2:4", 32, true);
+  o4.prune = PruneMethod::SparseGPT;
+  o4.calibration_tokens = ids;
+  round_trip(o4, &first);
   // Fused q/k/v and gate/up (Phi-3: one Hessian per fused weight, every row slice
   // rebound when the layer is replaced) and attention biases (Qwen2).
   for (const char* arch : {"tiny/phi3", "tiny/qwen2"}) {
