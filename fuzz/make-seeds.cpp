@@ -29,6 +29,7 @@
 #include "upg/io/upg-file.h"
 #include "upg/tokenizer/byte-level.h"
 #include "upg/core/error.h"
+#include "upg/core/tensor.h"
 #include "upg/format/format.h"
 #include "upg/tokenizer/tokenizer.h"
 
@@ -530,6 +531,24 @@ void upg_seeds(const fs::path& tmp) {
     w.finish();
   }
   write_file(dir / "seed-minimal.upg", read_file(p));
+  {
+    // int4 (docs/FORMAT.md 4.3): dense with zero points and a partial last group, and 2:4.
+    UpgHeader bare;
+    bare.config_json = config;
+    UpgWriter w(p.string(), bare);
+    std::vector<format::SparseRow> dense(3);
+    std::vector<format::Int4Groups> dense_groups(3, {{fp32_to_fp16(0.5f), fp32_to_fp16(0.25f)}, {8, 3}});
+    for (auto& row : dense)
+      for (uint32_t c = 0; c < 40; ++c) row.cols.push_back(c), row.codes.push_back(int32_t(c % 16));
+    w.add_compressed("model.layers.0.self_attn.q_proj.weight", format::encode_dense_int4(40, dense, dense_groups, 32));
+    auto nm = nm_rows_of(2, 32, 2, 4);
+    for (auto& row : nm)
+      for (int32_t& c : row.codes) c = c % 16;
+    const std::vector<format::Int4Groups> nm_groups(2, {{fp32_to_fp16(0.125f)}, {}});
+    w.add_compressed("model.layers.0.mlp.gate_proj.weight", format::encode_nm_int4(32, nm, nm_groups, 2, 4, 32));
+    w.finish();
+  }
+  write_file(dir / "seed-int4.upg", read_file(p));
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ tests/fixtures/calibration.txt (hand-written prose). About 80 minutes on 2 cores
 SparseGPT file takes about 6 minutes to compress).
 """
 import argparse
+import importlib.util
 import datetime
 import os
 import platform
@@ -34,6 +35,11 @@ UPG = os.environ.get("UPG_BIN", os.path.join(ROOT, "build", "upg"))
 MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 EVAL = os.path.join(ROOT, "tests", "fixtures", "eval", "kjv-slice.txt")
 CHAT = os.path.join(ROOT, "tests", "fixtures", "eval", "chat-heldout.txt")
+PEER_MODELS = os.path.join(os.environ.get("UPG_PEER_CACHE", os.path.expanduser("~/.cache/upg-peer")), "models",
+                           "SmolLM2-135M-Instruct")
+_spec = importlib.util.spec_from_file_location("gguf_types", os.path.join(ROOT, "bench", "peer", "gguf-types.py"))
+GGUF_TYPES = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(GGUF_TYPES)
 STORY = ["--calib", "tests/fixtures/calibration.txt"]
 
 # (label, compress flags, show sample answers); None = the dense model itself. Without
@@ -55,6 +61,23 @@ CONFIGS = [
     (f"unstructured 0.5 sparsegpt {v}",
      ["--sparsity", "0.5", "--pattern", "unstructured", "--prune", "sparsegpt", "--values", v], False)
     for v in ("prime:127", "prime:10000", "codebook:256")
+] + [
+    # int4 (docs/FORMAT.md 4.3), plain round-to-nearest with a clipping search: dense
+    # (nothing pruned) with scale groups of 32, 64 and 128 columns, and 2:4.
+    # The embedding (and tied LM head, a fifth of the weights) as dense int8: kept in its
+    # source's F16 it alone would take 0.42 bytes per weight of the whole model.
+    (f"dense int4 g{g}{' zero points' if z else ''}, int8 embedding",
+     ["--values", "int4", "--group-size", str(g), "--dense-int8-embeddings"] + (["--zero-point"] if z else []),
+     g == 32 and not z)
+    for g, z in ((32, False), (64, False), (128, False), (32, True), (64, True), (128, True))
+] + [
+    (f"2:4 {p} int4 g64, int8 embedding",
+     ["--pattern", "2:4", "--prune", p, "--values", "int4", "--group-size", "64", "--dense-int8-embeddings"], False)
+    for p in ("wanda",)
+] + [
+    # GGUF files of the same model from the peer harness (bench/peer/peer-bench.py: llama-quantize
+    # from an F32 export of the Q4_1 source), measured by the same evaluator.
+    (f"GGUF {t} (llama-quantize)", {"gguf": t}, False) for t in ("Q4_0", "Q8_0")
 ]
 
 # Held out from calibration; answered greedily by the configurations marked above.
@@ -155,6 +178,16 @@ def findings(rows):
                    ", ".join(f"{k.split()[-1]} {chat[k]:.2f}" for k in enc) +
                    ": the encodings store 2 bytes per kept weight (uint16 indices) against 1 for int8, so int8 "
                    "stays the default.")
+    int4 = [r for r in rows if " int4 " in r["label"] + " "]
+    q40 = next((r for r in rows if r["label"].startswith("GGUF Q4_0")), None)
+    if int4 and q40:
+        better = [r["label"] for r in int4 if r["bpw"] and r["bpw"] <= q40["bpw"] and r["chat"] <= q40["chat"]]
+        out.append(f"- int4 against GGUF Q4_0 ({q40['bpw']} bytes/weight, chat {q40['chat']:.2f}): " +
+                   "; ".join(f"{r['label']} {r['bpw']} bytes/weight, chat {r['chat']:.2f}" for r in int4) +
+                   ". Smaller and better than Q4_0: " + (", ".join(better) or "none") + ". These are plain "
+                   "round-to-nearest int4 with a clipping search (no error compensation yet: GPTQ is the next "
+                   "step), the embedding and tied LM head as per-row int8; zero points matter here because the "
+                   "source's own grid (Q4_1) is asymmetric.")
     out += ["", "Defaults of `upg compress`, from these numbers: `--prune sparsegpt` calibrated on "
             "`tests/fixtures/calibration-chat.txt` (the chat transcripts measure what users of an instruct model "
             "see; SparseGPT fits its calibration text closely, so a text unlike the use lowers its quality, as "
@@ -189,6 +222,11 @@ def main():
                  "date": str(datetime.date.today())}
             if flags is None:
                 model = MODEL
+            elif isinstance(flags, dict):
+                model = os.path.join(PEER_MODELS, f"SmolLM2-135M-Instruct.{flags['gguf']}.gguf")
+                if not os.path.exists(model):
+                    sys.exit(f"quality: {model} is missing (bench/peer/peer-bench.py --types {flags['gguf']} makes it)")
+                r["bpw"] = round(os.path.getsize(model) / GGUF_TYPES.tensor_elements(MODEL), 3)
             else:
                 model = os.path.join(tmp, "m.upg")
                 out = run([UPG, "compress", MODEL, "-o", model] + flags)
@@ -228,13 +266,17 @@ def main():
         "(`tests/fixtures/calibration.txt`, hand-written prose). Bytes per weight count the whole file "
         "(embedding, norms, tokenizer included) over all weights; the ratio is against BF16 (2 bytes per "
         "weight). Relative error is ||W - W_hat||_F / ||W||_F over the compressed tensors (SparseGPT moves the "
-        "kept weights on purpose, so its error is larger while its outputs are closer).",
+        "kept weights on purpose, so its error is larger while its outputs are closer). The GGUF rows are the peer "
+        "harness's files (`bench/peer/peer-bench.py`: llama-quantize from an F32 export of the same Q4_1 file), "
+        "so every row, UPG or GGUF, starts from the Q4_1 source and inherits its 4-bit error; their bytes per "
+        "weight are the file's size over the same weight count.",
         "",
         "| configuration | compress flags | bytes/weight | vs BF16 | rel. error | chat ppl | vs dense | KJV ppl | vs dense | measured |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        f = "`" + " ".join(r["flags"]) + "`" if r["flags"] else "(none)"
+        f = (f"peer harness: llama-quantize {r['flags']['gguf']}" if isinstance(r["flags"], dict)
+             else "`" + " ".join(r["flags"]) + "`" if r["flags"] else "(none)")
         bpw = r["bpw"] if r["bpw"] is not None else "Q4_1 source: 0.73"
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] else "-"
         err = f"{r['err']:.3f}" if r["err"] is not None else "-"

@@ -57,9 +57,9 @@ class _Reader:
             raise ValueError(f"unknown GGUF value type {vtype}")
 
 
-def tensor_types(path):
-    """{type name: tensor count} of a GGUF file, most tensors first. Raises ValueError
-    (or OSError) for a file that is not GGUF v2 or v3."""
+def _tensors(path):
+    """(dims, type name) of every tensor of a GGUF file. Raises ValueError (or OSError)
+    for a file that is not GGUF v2 or v3."""
     with open(path, "rb") as f:
         r = _Reader(f)
         if r.take(4) != b"GGUF":
@@ -70,12 +70,30 @@ def tensor_types(path):
         for _ in range(n_kv):
             r.string()
             r.skip_value(r.u32())
-        counts = {}
+        out = []
         for _ in range(n_tensors):
             r.string()
-            r.f.seek(8 * r.u32(), 1)  # dims
-            name = GGML_TYPES.get(r.u32())
+            dims = [r.u64() for _ in range(r.u32())]
+            name = GGML_TYPES.get(r.u32()) or "unknown"
             r.u64()  # offset
-            name = name or "unknown"
-            counts[name] = counts.get(name, 0) + 1
+            out.append((dims, name))
+    return out
+
+
+def tensor_types(path):
+    """{type name: tensor count} of a GGUF file, most tensors first."""
+    counts = {}
+    for _, name in _tensors(path):
+        counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def tensor_elements(path):
+    """The number of weights of a GGUF file (every tensor's elements)."""
+    total = 0
+    for dims, _ in _tensors(path):
+        n = 1
+        for d in dims:
+            n *= d
+        total += n
+    return total

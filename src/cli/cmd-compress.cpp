@@ -21,8 +21,12 @@ struct MatrixArgs {
   std::string values = "int8";
   std::string quant = "clip";
   int threads = 0;
+  int group_size = 128;
+  bool zero_point = false;
   bool per_tensor = false;
   CLI::Option* sparsity_opt = nullptr;
+  CLI::Option* group_size_opt = nullptr;
+  CLI::Option* zero_point_opt = nullptr;
 };
 
 void add_matrix_options(CLI::App& cmd, MatrixArgs& a) {
@@ -31,8 +35,13 @@ void add_matrix_options(CLI::App& cmd, MatrixArgs& a) {
                        ->capture_default_str();
   cmd.add_option("--pattern", a.pattern, "unstructured (MdCSR layout), 2:4 or 4:8 (N:M layout)")
       ->capture_default_str();
-  cmd.add_option("--values", a.values, "Value encoding: int8, prime:K (K <= 10000) or codebook:K (K <= 65536)")
+  cmd.add_option("--values", a.values,
+                 "Value encoding: int8, int4 (stored dense, or N:M with --pattern; --sparsity defaults to 0), "
+                 "prime:K (K <= 10000) or codebook:K (K <= 65536)")
       ->capture_default_str();
+  a.group_size_opt = cmd.add_option("--group-size", a.group_size, "int4: columns per fp16 scale (32, 64 or 128)")
+                         ->capture_default_str();
+  a.zero_point_opt = cmd.add_flag("--zero-point", a.zero_point, "int4: asymmetric groups, each with a zero point");
   cmd.add_option("--quant", a.quant,
                  "Per-row int8/prime scale: absmax, or clip (searches clipping ratios for the least squared error)")
       ->capture_default_str();
@@ -47,6 +56,13 @@ compress::MatrixOptions finish_matrix_options(const MatrixArgs& a) {
   m.quant = compress::parse_quant_method(a.quant);
   m.threads = a.threads;
   m.sparsity = a.sparsity;
+  const bool int4 = m.values.encoding == format::Encoding::Int4;
+  if (!int4 && (a.group_size_opt->count() > 0 || a.zero_point_opt->count() > 0))
+    throw Error(fmt::format("--group-size and --zero-point apply to --values int4, not {}", a.values));
+  m.values.group_size = a.group_size;
+  m.values.zero_point = a.zero_point;
+  // int4 is stored dense unless a pattern or a sparsity says otherwise.
+  if (int4 && !m.pattern.is_nm() && a.sparsity_opt->count() == 0) m.sparsity = 0;
   if (m.pattern.is_nm()) {
     const double implied = 1.0 - double(m.pattern.n) / m.pattern.m;
     if (a.sparsity_opt->count() > 0 && std::fabs(a.sparsity - implied) > 1e-9)
@@ -56,8 +72,8 @@ compress::MatrixOptions finish_matrix_options(const MatrixArgs& a) {
   } else if (!(a.sparsity >= 0.0 && a.sparsity < 1.0)) {
     throw Error(fmt::format("--sparsity {} outside [0, 1)", a.sparsity));
   }
-  if (m.pattern.is_nm() && m.values.encoding != format::Encoding::Int8)
-    throw Error(fmt::format("--values {} with --pattern {}: the N:M layout stores int8 values only", a.values,
+  if (m.pattern.is_nm() && m.values.encoding != format::Encoding::Int8 && !int4)
+    throw Error(fmt::format("--values {} with --pattern {}: the N:M layout stores int8 or int4 values only", a.values,
                             a.pattern));
   return m;
 }
@@ -73,6 +89,7 @@ void add_compress_command(CLI::App& app) {
     bool int8_embeddings = false;
     bool int8_linears = false;
     MatrixArgs matrix;
+    CLI::Option* prune_opt = nullptr;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("compress", "Prune and quantize a model into one self-contained UPG file");
@@ -81,7 +98,7 @@ void add_compress_command(CLI::App& app) {
   cmd->add_option("-o,--output", a->output, "Output .upg file (written to a temporary file, then renamed)")
       ->required();
   add_matrix_options(*cmd, a->matrix);
-  cmd->add_option("--prune", a->prune,
+  a->prune_opt = cmd->add_option("--prune", a->prune,
                   "Ranking: wanda (|w| x input activation norm), sparsegpt (second-order saliency, and the "
                   "surviving weights are updated towards the source model's outputs; the slowest: 6-10 "
                   "minutes for SmolLM2-135M on 2 quiet cores, docs/BENCHMARKS.md) or magnitude (|w|). "
@@ -101,6 +118,11 @@ void add_compress_command(CLI::App& app) {
     o.output = a->output;
     o.matrix = finish_matrix_options(a->matrix);
     o.prune = compress::parse_prune_method(a->prune);
+    // Dense int4 prunes nothing: without --prune it is plain round-to-nearest (sparsegpt
+    // would still move weights, and take minutes).
+    if (a->prune_opt->count() == 0 && o.matrix.values.encoding == format::Encoding::Int4 && !o.matrix.pattern.is_nm() &&
+        o.matrix.sparsity == 0)
+      o.prune = compress::PruneMethod::Magnitude;
     o.calib_path = a->calib;
     o.skip_regex = a->skip;
     o.dense_int8_embeddings = a->int8_embeddings;

@@ -28,6 +28,14 @@ namespace fs = std::filesystem;
 // zero are stored but count as zero.
 int64_t nonzero_weights(const format::CompressedMatrix& m) {
   int64_t n = 0;
+  if (m.encoding == format::Encoding::Int4) {
+    std::vector<float> row(size_t(m.cols));
+    for (int64_t r = 0; r < m.rows; ++r) {
+      format::decode_row(m, r, row.data());
+      for (float v : row) n += v != 0.0f;
+    }
+    return n;
+  }
   if (m.layout == format::Layout::NM) {
     for (int8_t v : m.nm.values) n += v != 0;
     return n;
@@ -42,6 +50,7 @@ int64_t nonzero_weights(const format::CompressedMatrix& m) {
     case format::Encoding::Codebook:
       for (uint16_t v : m.mdcsr.prime_indices) n += m.mdcsr.codebook[v] != 0.0f;
       break;
+    case format::Encoding::Int4: break;  // above
   }
   return n;
 }
@@ -100,7 +109,9 @@ void inspect(const std::string& path) {
   for (const auto& [name, m] : src.compressed) {
     const int64_t weights = m.rows * m.cols, nz = nonzero_weights(m);
     std::string enc = format::encoding_name(m.encoding);
-    if (m.layout == format::Layout::NM) enc = fmt::format("int8 {}:{}", m.nm.n, m.nm.m);
+    if (m.layout == format::Layout::NM) enc = fmt::format("{} {}:{}", enc, m.nm.n, m.nm.m);
+    if (m.encoding == format::Encoding::Int4)
+      enc += fmt::format(" g{}{}", m.int4.group_size, m.int4.group_zeros.empty() ? "" : "z");
     if (m.encoding == format::Encoding::Codebook) enc += fmt::format(":{}", m.mdcsr.codebook.size());
     fmt::print("{:<52} {:<6} {:<11} {:>14} {:>10} {:>8.4f} {:>10} {:>7.3f}\n", name, format::layout_name(m.layout), enc,
                fmt::format("[{}, {}]", m.rows, m.cols), m.entries(), 1.0 - double(nz) / double(weights), m.bytes(),

@@ -47,6 +47,7 @@ std::string describe_param_error(const ParamError& e) {
       {"draft_max", "--draft-max", ""},
       {"sparsity", "--sparsity", ""},
       {"values", "--values", ""},
+      {"group_size", "--group-size", ""},
       {"output", "-o/--output", ""},
       {"prune", "--prune", " (use --prune magnitude)"},
       {"chat_template", "the chat template", " (use --raw)"},

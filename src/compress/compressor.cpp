@@ -132,8 +132,14 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   j["values"] = m.values.name();
   // Codebook rows always scale by their absmax; the codebook itself is the fit.
   j["quantization"] = m.values.encoding == format::Encoding::Codebook ? "absmax" : quant_method_name(m.quant);
+  const bool int4 = m.values.encoding == format::Encoding::Int4;
   if (m.quant == QuantMethod::Clip && m.values.encoding != format::Encoding::Codebook)
-    j["clip_ratios"] = std::vector<float>(std::begin(kClipRatios), std::end(kClipRatios));
+    j["clip_ratios"] = int4 ? std::vector<float>(std::begin(kInt4ClipRatios), std::end(kInt4ClipRatios))
+                            : std::vector<float>(std::begin(kClipRatios), std::end(kClipRatios));
+  if (int4) {
+    j["group_size"] = m.values.group_size;
+    j["zero_points"] = m.values.zero_point;
+  }
   if (m.values.encoding == format::Encoding::Codebook) j["codebook_seed"] = m.seed;
   if (cal)
     j["calibration"] = {{"file", fs::path(cal->text_file).filename().string()},
@@ -175,12 +181,7 @@ void check_sparsegpt_memory(const ModelConfig& c, int64_t params, int64_t tokens
 CompressReport compress_model(const CompressOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const MatrixOptions& mo = o.matrix;
-  if (mo.pattern.is_nm() && mo.values.encoding != format::Encoding::Int8)
-    throw ParamError("values", fmt::format("{} cannot be stored in the {} layout (N:M holds int8 values only); "
-                                           "use the unstructured pattern",
-                                           mo.values.name(), mo.pattern.name()));
-  if (!mo.pattern.is_nm() && !(mo.sparsity >= 0.0 && mo.sparsity < 1.0))
-    throw ParamError("sparsity", fmt::format("{} is outside [0, 1)", mo.sparsity));
+  check_matrix_options(mo);
   if (o.output.empty()) throw ParamError("output", "no output path");
   // Compression takes minutes: an output path that cannot be written fails now.
   io::prepare_output(o.output);

@@ -65,7 +65,49 @@ struct Partial {
   int64_t kept = 0;
 };
 
+// One row's int4 codes: each group of spec.group_size dense columns gets its grid from
+// the values it keeps (`vals`, in the order of row.cols), then every value its code.
+void quantize_int4_row(format::SparseRow& row, format::Int4Groups& out, std::span<const float> vals,
+                       const ValueSpec& spec, QuantMethod q, int64_t cols, std::vector<Int4Group>& groups) {
+  const int64_t n_groups = format::int4_groups(cols, spec.group_size);
+  groups.assign(size_t(n_groups), Int4Group{});
+  row.codes.resize(vals.size());
+  out.scales.resize(size_t(n_groups));
+  out.zeros.resize(spec.zero_point ? size_t(n_groups) : 0);
+  for (size_t k = 0, g = 0; g < size_t(n_groups); ++g) {
+    const size_t begin = k;
+    while (k < vals.size() && row.cols[k] / uint32_t(spec.group_size) == g) ++k;
+    const std::span<const float> part = vals.subspan(begin, k - begin);
+    groups[g] = int4_group(part, spec.zero_point, q);
+    for (size_t i = begin; i < k; ++i) row.codes[i] = int4_code(vals[i], groups[g]);
+    out.scales[g] = groups[g].scale;
+    if (spec.zero_point) out.zeros[g] = uint8_t(groups[g].zero);
+  }
+}
+
 }  // namespace
+
+void check_matrix_options(const MatrixOptions& o) {
+  const Encoding enc = o.values.encoding;
+  const bool int4 = enc == Encoding::Int4;
+  if (o.pattern.is_nm() && enc != Encoding::Int8 && !int4)
+    throw ParamError("values", fmt::format("{} cannot be stored in the {} layout (N:M holds int8 or int4 values only); "
+                                           "use the unstructured pattern",
+                                           o.values.name(), o.pattern.name()));
+  if (!o.pattern.is_nm() && !(o.sparsity >= 0.0 && o.sparsity < 1.0))
+    throw ParamError("sparsity", fmt::format("{} is outside [0, 1)", o.sparsity));
+  if (!int4) return;
+  if (!o.pattern.is_nm() && o.sparsity != 0.0)
+    throw ParamError("sparsity", fmt::format("{} with int4 values: int4 is stored dense (sparsity 0) or N:M; "
+                                             "unstructured int4 would cost more bits than dense int4 "
+                                             "(docs/FORMAT.md 4.3)",
+                                             o.sparsity));
+  if (!format::int4_group_size_ok(o.values.group_size))
+    throw ParamError("group_size", fmt::format("{} (expected 32, 64 or 128)", o.values.group_size));
+  if (o.pattern.is_nm() && o.values.group_size % o.pattern.m != 0)
+    throw ParamError("group_size", fmt::format("{} is not a multiple of M = {} of the {} pattern", o.values.group_size,
+                                               o.pattern.m, o.pattern.name()));
+}
 
 format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, int64_t cols,
                                        std::span<const float> col_norms, const MatrixOptions& opts,
@@ -76,9 +118,8 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
     throw Error(fmt::format("{}: {} source weights for {} compressed ones", name, original.size(), w.size()));
   const Pattern& pat = opts.pattern;
   const Encoding enc = opts.values.encoding;
-  if (pat.is_nm() && enc != Encoding::Int8)
-    throw ParamError("values", fmt::format("{}: the {} pattern stores int8 values only; {} needs the unstructured pattern",
-                                           name, pat.name(), opts.values.name()));
+  check_matrix_options(opts);
+  const bool int4 = enc == Encoding::Int4;
   if (pat.is_nm() && cols % pat.m != 0)
     throw Error(fmt::format("{}: {} columns are not a whole number of {}-column groups for {}", name, cols, pat.m,
                             pat.name()));
@@ -109,12 +150,14 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
     codebook = train_codebook(normalized, opts.values.k, opts.seed);
   }
 
+  std::vector<format::Int4Groups> int4_groups(int4 ? size_t(rows) : 0);
   if (reference) reference->assign(size_t(rows * cols), 0.0f);
   std::mutex mu;
   Partial total;
   parallel_rows(rows, opts.threads, [&](int64_t b, int64_t e) {
     Partial part;
     std::vector<float> vals;
+    std::vector<Int4Group> groups;  // int4: the row's groups
     for (int64_t r = b; r < e; ++r) {
       const float* row = w.data() + r * cols;
       format::SparseRow& sr = srows[size_t(r)];
@@ -124,6 +167,9 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
         case Encoding::Int8: sr.scale = quantize_int8(vals, opts.quant, sr.codes); break;
         case Encoding::Prime: sr.scale = quantize_prime(vals, opts.values.k, opts.quant, sr.codes); break;
         case Encoding::Codebook: sr.scale = quantize_codebook(vals, codebook, sr.codes); break;
+        case Encoding::Int4:
+          quantize_int4_row(sr, int4_groups[size_t(r)], vals, opts.values, opts.quant, cols, groups);
+          break;
       }
       part.kept += int64_t(sr.cols.size());
       // Pruned weights contribute their full square, kept ones their quantization error
@@ -134,7 +180,8 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
         const double x = src_row[c];
         double wh = 0;
         if (size_t(k) < sr.cols.size() && sr.cols[size_t(k)] == uint32_t(c)) {
-          const float q = dequantize(enc, sr.codes[size_t(k)], sr.scale, codebook);
+          const float q = int4 ? int4_dequantize(sr.codes[size_t(k)], groups[size_t(c) / size_t(opts.values.group_size)])
+                               : dequantize(enc, sr.codes[size_t(k)], sr.scale, codebook);
           if (reference) (*reference)[size_t(r * cols + c)] = q;
           wh = q;
           ++k;
@@ -152,6 +199,8 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
   });
   if (stats) *stats = {total.err_sq, total.ref_sq, total.kept};
 
+  if (int4 && pat.is_nm()) return format::encode_nm_int4(cols, srows, int4_groups, pat.n, pat.m, opts.values.group_size);
+  if (int4) return format::encode_dense_int4(cols, srows, int4_groups, opts.values.group_size);
   if (pat.is_nm()) return format::encode_nm(cols, srows, pat.n, pat.m);
   return format::encode_mdcsr(cols, srows, enc, std::move(codebook));
 }

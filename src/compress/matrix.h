@@ -29,6 +29,11 @@ struct MatrixStats {
   double rel_error() const;  // ||W - W_hat||_F / ||W||_F (0 for an all-zero W)
 };
 
+// Throws upg::ParamError for options no file can hold: a non-int8/int4 encoding with N:M,
+// a sparsity outside [0, 1), unstructured int4 with sparsity > 0 (docs/FORMAT.md 4.3),
+// an int4 group size other than 32, 64 or 128 (or not a multiple of M).
+void check_matrix_options(const MatrixOptions& o);
+
 // Throws upg::Error naming `name` for a non-finite weight, a shape that the pattern cannot
 // take (cols % M), N:M with a non-int8 encoding, or col_norms of the wrong size.
 // `col_norms` empty: magnitude pruning; else Wanda with these input-channel norms [cols].

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "upg/core/error.h"
+#include "upg/core/tensor.h"
 #include "upg/format/primes.h"
 
 namespace upg::compress {
@@ -151,10 +152,70 @@ TEST(Quantize, ParseValues) {
   EXPECT_EQ(parse_values("int8").encoding, Encoding::Int8);
   EXPECT_EQ(parse_values("prime:127").k, 127);
   EXPECT_EQ(parse_values("codebook:65536").k, 65536);
-  for (const char* bad : {"prime", "prime:0", "prime:10001", "codebook:1", "codebook:65537", "int4", "prime:1x"})
+  for (const char* bad : {"prime", "prime:0", "prime:10001", "codebook:1", "codebook:65537", "int4:8", "int2", "prime:1x"})
     EXPECT_THROW(parse_values(bad), Error) << bad;
   EXPECT_EQ(parse_values("prime:10000").name(), "prime:10000");
+  EXPECT_EQ(parse_values("int4").encoding, Encoding::Int4);
+  EXPECT_EQ(parse_values("int4").name(), "int4");
   EXPECT_THROW(parse_quant_method("max"), Error);
+}
+
+// The int4 grid (docs/FORMAT.md 4.3): symmetric groups use levels -8..7 around zero 8,
+// asymmetric ones span [min(v, 0), max(v, 0)]; every value lands within half a step
+// (absmax), clipping never raises the squared error, and 0 stays exactly 0.
+TEST(Quantize, Int4Grid) {
+  std::mt19937 rng(21);
+  std::normal_distribution<float> g(0.0f, 0.02f);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<float> v(size_t(trial % 3 == 0 ? 32 : trial % 3 == 1 ? 64 : 17));
+    for (float& x : v) x = g(rng) + (trial % 5 == 0 ? 0.01f : 0.0f);  // some groups all one sign
+    v[3] = 0.0f;
+    for (bool zp : {false, true}) {
+      const Int4Group a = int4_group(v, zp, QuantMethod::Absmax), c = int4_group(v, zp, QuantMethod::Clip);
+      if (!zp) {
+        EXPECT_EQ(a.zero, 8);
+      }
+      EXPECT_GE(a.zero, 0);
+      EXPECT_LE(a.zero, 15);
+      double ea = 0, ec = 0;
+      for (float x : v) {
+        const int qa = int4_code(x, a), qc = int4_code(x, c);
+        ASSERT_GE(qa, 0);
+        ASSERT_LE(qa, 15);
+        const float da = int4_dequantize(qa, a);
+        // With a zero point the range maps onto 0..15 exactly (fp16 rounding of the step,
+        // 2^-11 relative, can put an extreme a hair outside); symmetric absmax may clip
+        // the extreme of the other sign (-8 reaches one step further than 7), checked
+        // against the plain grid below.
+        if (zp) {
+          EXPECT_LE(std::fabs(x - da), 0.5f * a.step() * 1.01f) << x;
+        }
+        ea += double(x - da) * double(x - da);
+        ec += double(x - int4_dequantize(qc, c)) * double(x - int4_dequantize(qc, c));
+      }
+      EXPECT_LE(ec, ea * (1 + 1e-9)) << "clip worse than absmax";
+      if (!zp) {  // no worse than the plain symmetric grid, step max |v| / 7
+        float amax = 0;
+        for (float x : v) amax = std::max(amax, std::fabs(x));
+        const Int4Group plain{fp32_to_fp16(amax / 7.0f), 8};
+        double ep = 0;
+        for (float x : v) {
+          const double d = double(x) - double(int4_dequantize(int4_code(x, plain), plain));
+          ep += d * d;
+        }
+        EXPECT_LE(ea, ep * (1 + 1e-9));
+      }
+      EXPECT_EQ(int4_dequantize(int4_code(0.0f, a), a), 0.0f);
+      EXPECT_EQ(int4_dequantize(int4_code(0.0f, c), c), 0.0f);
+    }
+  }
+  // All-zero group: scale 0, every code its zero.
+  const std::vector<float> zeros(32, 0.0f);
+  const Int4Group z = int4_group(zeros, true, QuantMethod::Clip);
+  EXPECT_EQ(z.step(), 0.0f);
+  EXPECT_EQ(int4_dequantize(int4_code(0.0f, z), z), 0.0f);
+  const std::vector<float> nan = {1.0f, NAN};
+  EXPECT_THROW(int4_group(nan, false, QuantMethod::Clip), Error);
 }
 
 }  // namespace

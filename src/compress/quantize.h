@@ -13,11 +13,13 @@
 
 namespace upg::compress {
 
-// --values: int8, prime:K (1 <= K <= 10000) or codebook:K (2 <= K <= 65536).
+// --values: int8, prime:K (1 <= K <= 10000), codebook:K (2 <= K <= 65536) or int4.
 struct ValueSpec {
   format::Encoding encoding = format::Encoding::Int8;
   int k = 0;  // primes used, or codebook entries (codebook[0] = 0 included)
-  std::string name() const;  // "int8", "prime:127", "codebook:256"
+  int group_size = 128;     // int4: columns per scale group (32, 64 or 128)
+  bool zero_point = false;  // int4: asymmetric groups with a zero point each
+  std::string name() const;  // "int8", "prime:127", "codebook:256", "int4"
 };
 ValueSpec parse_values(std::string_view s, std::string_view origin = "--values");
 
@@ -47,6 +49,29 @@ float quantize_codebook(std::span<const float> v, std::span<const float> codeboo
 // ascending. Deterministic for a given input and seed.
 std::vector<float> train_codebook(std::span<const float> normalized, int k, uint64_t seed, int iters = 8,
                                   size_t max_samples = size_t(1) << 20);
+
+// ---- int4 (docs/FORMAT.md 4.3): the grid, one group at a time ----
+// A group's weight is step() * (code - zero), code 0..15. GPTQ quantizes onto the same
+// grid: int4_group once per group (from the group's current weights), then int4_code for
+// each weight as its column comes up.
+struct Int4Group {
+  uint16_t scale = 0;  // fp16, as stored
+  int zero = format::kInt4DefaultZero;
+  float step() const;
+};
+// Clip ratios for 4 bits: with 16 levels rounding error is large, so shrinking the range
+// pays further down than for int8.
+inline constexpr float kInt4ClipRatios[] = {1.0f, 0.95f, 0.9f, 0.85f, 0.8f, 0.75f, 0.7f, 0.65f, 0.6f};
+// The scale and zero of one group from its values (the kept ones, for N:M). Symmetric
+// (zero 8, levels -8..7): the scale maps the largest |v| to -8 or 7, whichever fits its
+// sign; with a zero point the range [min(v, 0), max(v, 0)] onto 0..15. Clip also tries
+// the ranges shrunk by kInt4ClipRatios and keeps the least squared error (the first on
+// ties). Throws upg::Error for a non-finite value.
+Int4Group int4_group(std::span<const float> v, bool zero_point, QuantMethod q);
+// The code of w on a group's grid: nearest level (ties to even), clamped to 0..15.
+int int4_code(float w, const Int4Group& g);
+// The weight a code decodes to, as format::decode_row computes it.
+float int4_dequantize(int code, const Int4Group& g);
 
 // The weight a code decodes to (scale applied), as format::decode_row computes it.
 float dequantize(format::Encoding enc, int32_t code, float scale, std::span<const float> codebook);

@@ -105,11 +105,7 @@ void synth_row(uint64_t seed, const std::string& name, int64_t row, float std, f
 CompressReport synth_model(const SynthOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const MatrixOptions& mo = o.matrix;
-  if (mo.pattern.is_nm() && mo.values.encoding != format::Encoding::Int8)
-    throw ParamError("values", fmt::format("{} cannot be stored in the {} layout (N:M holds int8 values only)",
-                                           mo.values.name(), mo.pattern.name()));
-  if (!mo.pattern.is_nm() && !(mo.sparsity >= 0.0 && mo.sparsity < 1.0))
-    throw ParamError("sparsity", fmt::format("{} is outside [0, 1)", mo.sparsity));
+  check_matrix_options(mo);
   if (o.output.empty()) throw ParamError("output", "no output path");
   // Compression takes minutes: an output path that cannot be written fails now.
   io::prepare_output(o.output);
@@ -135,6 +131,10 @@ CompressReport synth_model(const SynthOptions& o) {
   rec["sparsity"] = mo.pattern.is_nm() ? 1.0 - double(mo.pattern.n) / mo.pattern.m : mo.sparsity;
   rec["values"] = mo.values.name();
   rec["quantization"] = mo.values.encoding == format::Encoding::Codebook ? "absmax" : quant_method_name(mo.quant);
+  if (mo.values.encoding == format::Encoding::Int4) {
+    rec["group_size"] = mo.values.group_size;
+    rec["zero_points"] = mo.values.zero_point;
+  }
   rec["calibration"] = nullptr;
   header.compression_json = rec.dump(2);
 

@@ -6,13 +6,34 @@
 
 namespace upg::format {
 
-const char* layout_name(Layout l) { return l == Layout::MdCsr ? "mdcsr" : "nm"; }
+const char* layout_name(Layout l) {
+  switch (l) {
+    case Layout::MdCsr: return "mdcsr";
+    case Layout::NM: return "nm";
+    case Layout::Dense: return "dense";
+  }
+  return "?";
+}
+
+bool layout_allows(Layout l, Encoding e) {
+  switch (l) {
+    case Layout::MdCsr: return e != Encoding::Int4;
+    case Layout::NM: return e == Encoding::Int8 || e == Encoding::Int4;
+    case Layout::Dense: return e == Encoding::Int4;
+  }
+  return false;
+}
+
+bool int4_group_size_ok(int g) { return g == 32 || g == 64 || g == 128; }
+int64_t int4_row_bytes(int64_t values) { return (values + 63) / 64 * 32; }
+int64_t int4_groups(int64_t cols, int group_size) { return (cols + group_size - 1) / group_size; }
 
 const char* encoding_name(Encoding e) {
   switch (e) {
     case Encoding::Int8: return "int8";
     case Encoding::Prime: return "prime";
     case Encoding::Codebook: return "codebook";
+    case Encoding::Int4: return "int4";
   }
   return "?";
 }
@@ -20,14 +41,16 @@ const char* encoding_name(Encoding e) {
 Layout parse_layout(std::string_view name, const std::string& what) {
   if (name == "mdcsr") return Layout::MdCsr;
   if (name == "nm") return Layout::NM;
-  throw Error(fmt::format("{}: unknown layout \"{}\" (expected mdcsr or nm)", what, name));
+  if (name == "dense") return Layout::Dense;
+  throw Error(fmt::format("{}: unknown layout \"{}\" (expected mdcsr, nm or dense)", what, name));
 }
 
 Encoding parse_encoding(std::string_view name, const std::string& what) {
   if (name == "int8") return Encoding::Int8;
   if (name == "prime") return Encoding::Prime;
   if (name == "codebook") return Encoding::Codebook;
-  throw Error(fmt::format("{}: unknown encoding \"{}\" (expected int8, prime or codebook)", what, name));
+  if (name == "int4") return Encoding::Int4;
+  throw Error(fmt::format("{}: unknown encoding \"{}\" (expected int8, prime, codebook or int4)", what, name));
 }
 
 int nm_bits(int m) {
@@ -46,22 +69,45 @@ int64_t nm_position_bytes_per_row(int64_t cols, int n, int m) {
   return (nm_values_per_row(cols, n, m) * nm_bits(m) + 7) / 8;
 }
 
+int64_t CompressedMatrix::values_per_row() const {
+  if (layout == Layout::Dense) return cols;
+  if (layout == Layout::NM) return nm_values_per_row(cols, nm.n, nm.m);
+  return 0;
+}
+
 int64_t CompressedMatrix::entries() const {
-  if (layout == Layout::NM) return int64_t(nm.values.size());
+  if (layout != Layout::MdCsr) return rows * values_per_row();
   return mdcsr.row_pointers.empty() ? 0 : int64_t(mdcsr.row_pointers.back()) - int64_t(mdcsr.row_pointers.front());
 }
 
 size_t CompressedMatrix::bytes() const {
   return scales.size_bytes() + mdcsr.row_pointers.size_bytes() + mdcsr.delta_indices.size_bytes() +
          mdcsr.values.size_bytes() + mdcsr.prime_indices.size_bytes() + mdcsr.codebook.size_bytes() +
-         nm.values.size_bytes() + nm.positions.size_bytes();
+         nm.values.size_bytes() + nm.positions.size_bytes() + int4.codes.size_bytes() +
+         int4.group_scales.size_bytes() + int4.group_zeros.size_bytes();
 }
 
 CompressedMatrix slice_rows(const CompressedMatrix& m, int64_t r0, int64_t n) {
-  if (r0 < 0 || n < 0 || r0 + n > m.rows || size_t(m.rows) > m.scales.size())
+  if (r0 < 0 || n < 0 || r0 + n > m.rows || (m.encoding != Encoding::Int4 && size_t(m.rows) > m.scales.size()))
     throw Error(fmt::format("slice_rows: rows [{}, {}) outside a matrix of {} rows", r0, r0 + n, m.rows));
   CompressedMatrix s = m;
   s.rows = n;
+  if (m.encoding == Encoding::Int4) {
+    const size_t per_c = size_t(int4_row_bytes(m.values_per_row())), per_g = size_t(int4_groups(m.cols, m.int4.group_size));
+    if (m.int4.codes.size() < size_t(m.rows) * per_c || m.int4.group_scales.size() < size_t(m.rows) * per_g ||
+        (!m.int4.group_zeros.empty() && m.int4.group_zeros.size() < size_t(m.rows) * per_g))
+      throw Error(fmt::format("slice_rows: int4 parts too small for {} rows", m.rows));
+    s.int4.codes = m.int4.codes.subspan(size_t(r0) * per_c, size_t(n) * per_c);
+    s.int4.group_scales = m.int4.group_scales.subspan(size_t(r0) * per_g, size_t(n) * per_g);
+    if (!m.int4.group_zeros.empty()) s.int4.group_zeros = m.int4.group_zeros.subspan(size_t(r0) * per_g, size_t(n) * per_g);
+    if (m.layout == Layout::NM) {
+      const size_t per_row_p = size_t(nm_position_bytes_per_row(m.cols, m.nm.n, m.nm.m));
+      if (m.nm.positions.size() < size_t(m.rows) * per_row_p)
+        throw Error(fmt::format("slice_rows: N:M parts too small for {} rows", m.rows));
+      s.nm.positions = m.nm.positions.subspan(size_t(r0) * per_row_p, size_t(n) * per_row_p);
+    }
+    return s;
+  }
   s.scales = m.scales.subspan(size_t(r0), size_t(n));
   if (m.layout == Layout::MdCsr) {
     if (m.mdcsr.row_pointers.size() < size_t(m.rows) + 1)
@@ -93,12 +139,16 @@ CompressedMatrix CompressedData::view() const {
   v.mdcsr.codebook = codebook;
   if (layout == Layout::MdCsr) {
     v.mdcsr.values = values;
-  } else {
+  } else if (layout == Layout::NM) {
     v.nm.n = n;
     v.nm.m = m;
     v.nm.values = values;
     v.nm.positions = positions;
   }
+  v.int4.group_size = group_size;
+  v.int4.codes = q4;
+  v.int4.group_scales = group_scales;
+  v.int4.group_zeros = group_zeros;
   return v;
 }
 

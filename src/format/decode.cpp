@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "upg/core/error.h"
+#include "upg/core/tensor.h"
 #include "upg/format/format.h"
 #include "upg/format/primes.h"
 
@@ -18,6 +19,20 @@ namespace {
 template <typename F>
 void for_each_entry(const CompressedMatrix& m, int64_t r, F&& f) {
   if (r < 0 || r >= m.rows) throw Error(fmt::format("decode: row {} outside a matrix of {} rows", r, m.rows));
+  if (m.encoding == Encoding::Int4) {
+    const int64_t per_v = m.values_per_row();
+    if (m.layout == Layout::Dense) {
+      for (int64_t k = 0; k < per_v; ++k) f(k, int4_value(m, r, k, k));
+      return;
+    }
+    const int n = m.nm.n, mm = m.nm.m, bits = nm_bits(mm);
+    const uint8_t* pos = m.nm.positions.data() + r * nm_position_bytes_per_row(m.cols, n, mm);
+    for (int64_t k = 0; k < per_v; ++k) {
+      const int64_t c = (k / n) * mm + nm_position(pos, k, bits);
+      f(c, int4_value(m, r, k, c));
+    }
+    return;
+  }
   const float scale = m.scales[size_t(r)];
   if (m.layout == Layout::MdCsr) {
     int64_t col = 0;
@@ -37,6 +52,14 @@ void for_each_entry(const CompressedMatrix& m, int64_t r, F&& f) {
 
 }  // namespace
 
+float int4_value(const CompressedMatrix& m, int64_t r, int64_t k, int64_t c) {
+  const Int4View& v = m.int4;
+  const int64_t groups = int4_groups(m.cols, v.group_size), g = r * groups + c / v.group_size;
+  const int code = int4_code(v.codes.data() + r * int4_row_bytes(m.values_per_row()), k);
+  const int zero = v.group_zeros.empty() ? kInt4DefaultZero : v.group_zeros[size_t(g)];
+  return fp16_to_fp32(v.group_scales[size_t(g)]) * float(code - zero);
+}
+
 float mdcsr_value(const CompressedMatrix& m, size_t k) {
   switch (m.encoding) {
     case Encoding::Int8: return float(m.mdcsr.values[k]);
@@ -47,6 +70,7 @@ float mdcsr_value(const CompressedMatrix& m, size_t k) {
       const float p = float(nth_prime(index));
       return (code & kPrimeSignBit) ? -p : p;
     }
+    case Encoding::Int4: break;
     case Encoding::Codebook: {
       const uint16_t index = m.mdcsr.prime_indices[k];
       if (index >= m.mdcsr.codebook.size())

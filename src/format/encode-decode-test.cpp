@@ -210,11 +210,11 @@ TEST(SliceRows, MatchesTheRowsOfTheWhole) {
 }
 
 TEST(Names, ParseAndPrint) {
-  for (Layout l : {Layout::MdCsr, Layout::NM}) EXPECT_EQ(parse_layout(layout_name(l), "w"), l);
-  for (Encoding e : {Encoding::Int8, Encoding::Prime, Encoding::Codebook})
+  for (Layout l : {Layout::MdCsr, Layout::NM, Layout::Dense}) EXPECT_EQ(parse_layout(layout_name(l), "w"), l);
+  for (Encoding e : {Encoding::Int8, Encoding::Prime, Encoding::Codebook, Encoding::Int4})
     EXPECT_EQ(parse_encoding(encoding_name(e), "w"), e);
   EXPECT_THROW(parse_layout("csr", "w"), Error);
-  EXPECT_THROW(parse_encoding("int4", "w"), Error);
+  EXPECT_THROW(parse_encoding("int2", "w"), Error);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "upg/core/error.h"
+#include "upg/core/tensor.h"
 #include "upg/format/format.h"
 #include "upg/format/primes.h"
 
@@ -31,7 +32,66 @@ void check_int8(int32_t code, int64_t r, const char* who) {
     throw Error(fmt::format("{}: row {} int8 code {} outside [-127, 127]", who, r, code));
 }
 
+// int4: the geometry, then per row its group scales and zeros (codes are put by the caller).
+void start_int4(CompressedData& d, int64_t values_per_row, int group_size, const char* who) {
+  if (!int4_group_size_ok(group_size))
+    throw Error(fmt::format("{}: int4 group size {} (expected 32, 64 or 128)", who, group_size));
+  if (d.layout == Layout::NM && group_size % d.m != 0)
+    throw Error(fmt::format("{}: int4 group size {} is not a multiple of M = {}", who, group_size, d.m));
+  d.encoding = Encoding::Int4;
+  d.group_size = group_size;
+  const int64_t groups = int4_groups(d.cols, group_size);
+  d.q4.assign(size_t(d.rows * int4_row_bytes(values_per_row)), 0);
+  d.group_scales.reserve(size_t(d.rows * groups));
+}
+
+void push_int4_groups(CompressedData& d, const std::vector<Int4Groups>& all, size_t r, const char* who) {
+  const size_t groups = size_t(int4_groups(d.cols, d.group_size));
+  if (all.size() != size_t(d.rows)) throw Error(fmt::format("{}: {} group lists for {} rows", who, all.size(), d.rows));
+  const Int4Groups& row = all[r];
+  const bool zero_points = !all[0].zeros.empty();
+  if (row.scales.size() != groups || row.zeros.size() != (zero_points ? groups : 0))
+    throw Error(fmt::format("{}: row {} has {} group scales and {} zeros for {} groups", who, r, row.scales.size(),
+                            row.zeros.size(), groups));
+  for (size_t g = 0; g < groups; ++g) {
+    if (!std::isfinite(fp16_to_fp32(row.scales[g])))
+      throw Error(fmt::format("{}: row {} group {} scale is not finite", who, r, g));
+    if (zero_points && row.zeros[g] > 15)
+      throw Error(fmt::format("{}: row {} group {} zero {} outside 0..15", who, r, g, row.zeros[g]));
+  }
+  d.group_scales.insert(d.group_scales.end(), row.scales.begin(), row.scales.end());
+  d.group_zeros.insert(d.group_zeros.end(), row.zeros.begin(), row.zeros.end());
+}
+
+void check_int4(int32_t code, int64_t r, const char* who) {
+  if (code < 0 || code > 15) throw Error(fmt::format("{}: row {} int4 code {} outside 0..15", who, r, code));
+}
+
 }  // namespace
+
+CompressedData encode_dense_int4(int64_t cols, const std::vector<SparseRow>& rows,
+                                 const std::vector<Int4Groups>& groups, int group_size) {
+  constexpr const char* who = "encode_dense_int4";
+  if (cols < 1) throw Error(fmt::format("{}: cols = {} must be positive", who, cols));
+  CompressedData d;
+  d.layout = Layout::Dense;
+  d.rows = int64_t(rows.size());
+  d.cols = cols;
+  start_int4(d, cols, group_size, who);
+  const int64_t row_bytes = int4_row_bytes(cols);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const SparseRow& row = rows[r];
+    if (int64_t(row.codes.size()) != cols)
+      throw Error(fmt::format("{}: row {} has {} codes for {} columns", who, r, row.codes.size(), cols));
+    uint8_t* out = d.q4.data() + r * size_t(row_bytes);
+    for (int64_t c = 0; c < cols; ++c) {
+      check_int4(row.codes[size_t(c)], int64_t(r), who);
+      set_int4_code(out, c, row.codes[size_t(c)]);
+    }
+    push_int4_groups(d, groups, r, who);
+  }
+  return d;
+}
 
 CompressedData encode_mdcsr(int64_t cols, const std::vector<SparseRow>& rows, Encoding enc,
                             std::vector<float> codebook) {
@@ -94,8 +154,12 @@ CompressedData encode_mdcsr(int64_t cols, const std::vector<SparseRow>& rows, En
   return d;
 }
 
-CompressedData encode_nm(int64_t cols, const std::vector<SparseRow>& rows, int n, int m) {
-  constexpr const char* who = "encode_nm";
+namespace {
+
+// int8 (groups null) or int4 values.
+CompressedData encode_nm_any(int64_t cols, const std::vector<SparseRow>& rows, int n, int m,
+                             const std::vector<Int4Groups>* groups, int group_size) {
+  const char* who = groups ? "encode_nm_int4" : "encode_nm";
   const int bits = nm_bits(m);
   if (n < 1 || n >= m) throw Error(fmt::format("{}: N = {} outside 1..{} for M = {}", who, n, m - 1, m));
   if (cols < 1 || cols % m != 0)
@@ -110,14 +174,20 @@ CompressedData encode_nm(int64_t cols, const std::vector<SparseRow>& rows, int n
   d.m = m;
   const int64_t per_row_v = nm_values_per_row(cols, n, m);
   const int64_t per_row_p = nm_position_bytes_per_row(cols, n, m);
-  d.values.assign(size_t(d.rows * per_row_v), 0);
+  const bool int4 = groups != nullptr;
+  const bool zero_points = int4 && !groups->empty() && !(*groups)[0].zeros.empty();
+  if (int4) start_int4(d, per_row_v, group_size, who);
+  else d.values.assign(size_t(d.rows * per_row_v), 0);
   d.positions.assign(size_t(d.rows * per_row_p), 0);
-  d.scales.reserve(rows.size());
+  if (!int4) d.scales.reserve(rows.size());
+  const int zero = int4 ? kInt4DefaultZero : 0;  // a filler's code: weight 0 (or its group's zero, below)
 
   for (size_t r = 0; r < rows.size(); ++r) {
     const SparseRow& row = rows[r];
     check_row_columns(row, int64_t(r), cols, who);
-    int8_t* vals = d.values.data() + r * size_t(per_row_v);
+    int8_t* vals = int4 ? nullptr : d.values.data() + r * size_t(per_row_v);
+    uint8_t* q4 = int4 ? d.q4.data() + r * size_t(int4_row_bytes(per_row_v)) : nullptr;
+    if (int4) push_int4_groups(d, *groups, r, who);  // checks the zeros the fillers take
     uint8_t* pos = d.positions.data() + r * size_t(per_row_p);
     auto put_position = [&](int64_t k, unsigned p) {
       const int64_t bit = k * bits;
@@ -132,19 +202,40 @@ CompressedData encode_nm(int64_t cols, const std::vector<SparseRow>& rows, int n
         if (slot == n)
           throw Error(fmt::format("{}: row {} keeps more than {} values in columns [{}, {})", who, r, n, g * m,
                                   (g + 1) * m));
-        check_int8(row.codes[k], int64_t(r), who);
         const unsigned p = unsigned(row.cols[k] - g * m);
-        vals[g * n + slot] = int8_t(row.codes[k]);
+        if (int4) {
+          check_int4(row.codes[k], int64_t(r), who);
+          set_int4_code(q4, g * n + slot, row.codes[k]);
+        } else {
+          check_int8(row.codes[k], int64_t(r), who);
+          vals[g * n + slot] = int8_t(row.codes[k]);
+        }
         put_position(g * n + slot, p);
         used |= 1u << p;
       }
       // Zero fillers take the lowest unused positions, so no two values share one.
+      // An int4 filler holds its group's zero point, so it too decodes to 0.
+      const int filler = zero_points ? (*groups)[r].zeros[size_t(g * m / group_size)] : zero;
       for (unsigned p = 0; slot < n; ++p)
-        if (!(used & (1u << p))) put_position(g * n + slot++, p);
+        if (!(used & (1u << p))) {
+          if (int4) set_int4_code(q4, g * n + slot, filler);
+          put_position(g * n + slot++, p);
+        }
     }
-    d.scales.push_back(row.scale);
+    if (!int4) d.scales.push_back(row.scale);
   }
   return d;
+}
+
+}  // namespace
+
+CompressedData encode_nm(int64_t cols, const std::vector<SparseRow>& rows, int n, int m) {
+  return encode_nm_any(cols, rows, n, m, nullptr, 0);
+}
+
+CompressedData encode_nm_int4(int64_t cols, const std::vector<SparseRow>& rows, const std::vector<Int4Groups>& groups,
+                              int n, int m, int group_size) {
+  return encode_nm_any(cols, rows, n, m, &groups, group_size);
 }
 
 }  // namespace upg::format

@@ -6,6 +6,11 @@
 #include <random>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "upg/core/error.h"
 #include "upg/format/format.h"
 
 namespace upg::format::testing {
@@ -34,6 +39,7 @@ inline int32_t random_code(std::mt19937& rng, Encoding enc, int k) {
       return idx | (rng() % 2 ? 0x8000 : 0);
     }
     case Encoding::Codebook: return std::uniform_int_distribution<int>(0, k - 1)(rng);
+    case Encoding::Int4: return std::uniform_int_distribution<int>(0, 15)(rng);
   }
   return 0;
 }
@@ -68,6 +74,7 @@ inline float code_value(int32_t code, Encoding enc, const std::vector<float>& co
       return (code & 0x8000) ? -p : p;
     }
     case Encoding::Codebook: return codebook[size_t(code)];
+    case Encoding::Int4: break;  // group scales: int4-test.cpp
   }
   return 0;
 }
@@ -110,6 +117,21 @@ inline std::vector<SparseRow> random_nm_rows(std::mt19937& rng, int64_t rows, in
     }
   }
   return out;
+}
+
+// validate() must reject m with one line that starts with the tensor's name and contains
+// every fragment.
+inline void expect_rejected(const CompressedMatrix& m, const std::string& name,
+                            std::initializer_list<const char*> fragments) {
+  try {
+    validate(m, name);
+    FAIL() << "validate accepted a corrupted matrix";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.rfind(name + ": ", 0), 0u) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    for (const char* f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << "missing \"" << f << "\" in: " << msg;
+  }
 }
 
 }  // namespace upg::format::testing

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "upg/core/error.h"
+#include "upg/core/tensor.h"
 #include "upg/format/format.h"
 #include "upg/format/primes.h"
 
@@ -97,10 +98,38 @@ void validate_mdcsr(const CompressedMatrix& m, const std::string& what) {
   }
 }
 
+// The parts of int4 values (docs/FORMAT.md 4.3) for `values` values per row.
+void validate_int4(const CompressedMatrix& m, int64_t values, const std::string& what) {
+  const Int4View& v = m.int4;
+  if (!int4_group_size_ok(v.group_size))
+    throw Error(fmt::format("{}: group_size = {} (expected 32, 64 or 128)", what, v.group_size));
+  if (m.layout == Layout::NM && v.group_size % m.nm.m != 0)
+    throw Error(fmt::format("{}: group_size = {} is not a multiple of M = {}", what, v.group_size, m.nm.m));
+  check_absent(what, "scales", m.scales, "encoding int4 (its scales are group_scales)");
+  const int64_t row_bytes = int4_row_bytes(values), groups = int4_groups(m.cols, v.group_size);
+  check_size(what, "q4", v.codes, m.rows * row_bytes);
+  check_size(what, "group_scales", v.group_scales, m.rows * groups);
+  if (!v.group_zeros.empty()) check_size(what, "group_zeros", v.group_zeros, m.rows * groups);
+  for (size_t g = 0; g < v.group_scales.size(); ++g)
+    if (!std::isfinite(fp16_to_fp32(v.group_scales[g])))
+      throw Error(fmt::format("{}: group_scales[{}] = {:#06x} is not finite", what, g, v.group_scales[g]));
+  for (size_t g = 0; g < v.group_zeros.size(); ++g)
+    if (v.group_zeros[g] > 15)
+      throw Error(fmt::format("{}: group_zeros[{}] = {} outside 0..15", what, g, v.group_zeros[g]));
+  // Codes past the row's values, in its last 32 bytes, are 0: the stored bytes are
+  // canonical, and kernels may run whole 64-code vectors.
+  for (int64_t r = 0; r < m.rows; ++r) {
+    const uint8_t* row = v.codes.data() + r * row_bytes;
+    for (int64_t k = values; k < row_bytes * 2; ++k)
+      if (int4_code(row, k) != 0)
+        throw Error(fmt::format("{}: q4 row {}: padding code {} (past the row's {} values) is {}, not 0", what, r, k,
+                                values, int4_code(row, k)));
+  }
+}
+
 void validate_nm(const CompressedMatrix& m, const std::string& what) {
   const NMView& v = m.nm;
-  if (m.encoding != Encoding::Int8)
-    throw Error(fmt::format("{}: layout nm supports only encoding int8, not {}", what, encoding_name(m.encoding)));
+  const bool int4 = m.encoding == Encoding::Int4;
   if (v.m != 2 && v.m != 4 && v.m != 8 && v.m != 16)
     throw Error(fmt::format("{}: N:M with M = {} unsupported (expected 2, 4, 8 or 16)", what, v.m));
   if (v.n < 1 || v.n >= v.m) throw Error(fmt::format("{}: N:M with N = {} outside 1..{}", what, v.n, v.m - 1));
@@ -111,9 +140,14 @@ void validate_nm(const CompressedMatrix& m, const std::string& what) {
   check_absent(what, "prime_indices", m.mdcsr.prime_indices, "layout nm");
   check_absent(what, "codebook", m.mdcsr.codebook, "layout nm");
   const int64_t per_v = nm_values_per_row(m.cols, v.n, v.m), per_p = nm_position_bytes_per_row(m.cols, v.n, v.m);
-  check_size(what, "nm_values", v.values, m.rows * per_v);
   check_size(what, "nm_positions", v.positions, m.rows * per_p);
-  check_int8_values(what, "nm_values", v.values);
+  if (int4) {
+    check_absent(what, "nm_values", v.values, "encoding int4 (its values are q4)");
+    validate_int4(m, per_v, what);
+  } else {
+    check_size(what, "nm_values", v.values, m.rows * per_v);
+    check_int8_values(what, "nm_values", v.values);
+  }
 
   const int bits = nm_bits(v.m);
   const int64_t used_bits = per_v * bits;
@@ -137,17 +171,39 @@ void validate_nm(const CompressedMatrix& m, const std::string& what) {
   }
 }
 
+void validate_dense(const CompressedMatrix& m, const std::string& what) {
+  check_absent(what, "row_pointers", m.mdcsr.row_pointers, "layout dense");
+  check_absent(what, "delta_indices", m.mdcsr.delta_indices, "layout dense");
+  check_absent(what, "values", m.mdcsr.values, "layout dense");
+  check_absent(what, "prime_indices", m.mdcsr.prime_indices, "layout dense");
+  check_absent(what, "codebook", m.mdcsr.codebook, "layout dense");
+  check_absent(what, "nm_values", m.nm.values, "layout dense");
+  check_absent(what, "nm_positions", m.nm.positions, "layout dense");
+  validate_int4(m, m.cols, what);
+}
+
 }  // namespace
 
 void validate(const CompressedMatrix& m, const std::string& what) {
   if (m.rows < 0 || m.rows >= kMaxDim || m.cols < 1 || m.cols >= kMaxDim)
     throw Error(fmt::format("{}: shape [{}, {}] out of range", what, m.rows, m.cols));
-  check_size(what, "scales", m.scales, m.rows);
+  if (m.layout > Layout::Dense) throw Error(fmt::format("{}: unknown layout {}", what, int(m.layout)));
+  if (m.encoding > Encoding::Int4) throw Error(fmt::format("{}: unknown encoding {}", what, int(m.encoding)));
+  if (!layout_allows(m.layout, m.encoding))
+    throw Error(fmt::format("{}: layout {} does not take encoding {}", what, layout_name(m.layout),
+                            encoding_name(m.encoding)));
+  if (m.encoding != Encoding::Int4) {
+    check_size(what, "scales", m.scales, m.rows);
+    check_absent(what, "q4", m.int4.codes, "an encoding other than int4");
+    check_absent(what, "group_scales", m.int4.group_scales, "an encoding other than int4");
+    check_absent(what, "group_zeros", m.int4.group_zeros, "an encoding other than int4");
+  }
   for (size_t r = 0; r < m.scales.size(); ++r)
     if (!std::isfinite(m.scales[r])) throw Error(fmt::format("{}: scales[{}] = {} is not finite", what, r, m.scales[r]));
   switch (m.layout) {
     case Layout::MdCsr: validate_mdcsr(m, what); break;
     case Layout::NM: validate_nm(m, what); break;
+    case Layout::Dense: validate_dense(m, what); break;
     default: throw Error(fmt::format("{}: unknown layout {}", what, int(m.layout)));
   }
 }

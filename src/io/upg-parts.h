@@ -21,8 +21,12 @@ inline constexpr const char* kPrimeIndices = ".prime_indices";
 inline constexpr const char* kCodebook = ".codebook";
 inline constexpr const char* kNmValues = ".nm_values";
 inline constexpr const char* kNmPositions = ".nm_positions";
+inline constexpr const char* kQ4 = ".q4";
+inline constexpr const char* kGroupScales = ".group_scales";
+inline constexpr const char* kGroupZeros = ".group_zeros";
 
-inline constexpr const char* kAllParts[] = {kRowPointers, kDeltaIndices, kScales,   kValues,
-                                            kPrimeIndices, kCodebook,    kNmValues, kNmPositions};
+inline constexpr const char* kAllParts[] = {kRowPointers, kDeltaIndices, kScales,      kValues,     kPrimeIndices,
+                                            kCodebook,    kNmValues,     kNmPositions, kQ4,         kGroupScales,
+                                            kGroupZeros};
 
 }  // namespace upg::io::upg_keys

@@ -55,6 +55,8 @@ struct Entry {
   int64_t rows = 0, cols = 0, entries = 0;
   int n = 0, m = 0;
   int64_t codebook_size = 0;
+  int group_size = 0;  // int4
+  bool zero_points = false;
 };
 
 class Loader {
@@ -100,12 +102,24 @@ class Loader {
     r.rows = int_value((*shape)[0], "shape[0]", w, 1, kMaxDim);
     r.cols = int_value((*shape)[1], "shape[1]", w, 1, kMaxDim);
     r.entries = integer(e, "entries", w, 0, int64_t(UINT32_MAX));
+    if (!format::layout_allows(r.layout, r.encoding))
+      fail(w, fmt::format("encoding '{}' is not defined for the {} layout", format::encoding_name(r.encoding),
+                          format::layout_name(r.layout)));
+    if (r.encoding == format::Encoding::Int4) {
+      r.group_size = int(integer(e, "group_size", w, 1, 1 << 20));
+      if (!format::int4_group_size_ok(r.group_size))
+        fail(w, fmt::format("upg.tensors field 'group_size' = {} (expected 32, 64 or 128)", r.group_size));
+      auto z = e.find("zero_points");
+      if (z == e.end() || !z->is_boolean()) fail(w, "upg.tensors field 'zero_points' is missing or not a boolean");
+      r.zero_points = z->get<bool>();
+    }
+    if (r.layout == format::Layout::Dense && r.entries != r.rows * r.cols)
+      fail(w, fmt::format("upg.tensors entries {} disagree with shape [{}, {}] ({} expected)", r.entries, r.rows, r.cols,
+                          r.rows * r.cols));
     if (r.layout == format::Layout::NM) {
       r.m = int(integer(e, "m", w, 2, 16));
       r.n = int(integer(e, "n", w, 1, r.m - 1));
       if (r.m != 2 && r.m != 4 && r.m != 8 && r.m != 16) fail(w, fmt::format("N:M with M = {} (expected 2, 4, 8 or 16)", r.m));
-      if (r.encoding != format::Encoding::Int8)
-        fail(w, fmt::format("encoding '{}' is not defined for the N:M layout (only int8)", format::encoding_name(r.encoding)));
       if (r.cols % r.m != 0) fail(w, fmt::format("cols {} is not a multiple of M = {}", r.cols, r.m));
       if (r.entries != format::nm_values_per_row(r.cols, r.n, r.m) * r.rows)
         fail(w, fmt::format("upg.tensors entries {} disagree with shape [{}, {}] at {}:{} ({} expected)", r.entries,
@@ -140,7 +154,17 @@ class Loader {
     c.encoding = e.encoding;
     c.rows = e.rows;
     c.cols = e.cols;
-    c.scales = part<float>(w, k::kScales, DType::F32, {e.rows});
+    if (e.encoding == format::Encoding::Int4) {
+      // Shapes from the entry's fields; validate() then checks them against the layout.
+      const int64_t values = e.layout == format::Layout::NM ? format::nm_values_per_row(e.cols, e.n, e.m) : e.cols;
+      const int64_t groups = format::int4_groups(e.cols, e.group_size);
+      c.int4.group_size = e.group_size;
+      c.int4.codes = part<uint8_t>(w, k::kQ4, DType::U8, {e.rows, format::int4_row_bytes(values)});
+      c.int4.group_scales = part<uint16_t>(w, k::kGroupScales, DType::F16, {e.rows, groups});
+      if (e.zero_points) c.int4.group_zeros = part<uint8_t>(w, k::kGroupZeros, DType::U8, {e.rows, groups});
+    } else {
+      c.scales = part<float>(w, k::kScales, DType::F32, {e.rows});
+    }
     if (e.layout == format::Layout::MdCsr) {
       c.mdcsr.row_pointers = part<uint32_t>(w, k::kRowPointers, DType::U32, {e.rows + 1});
       c.mdcsr.delta_indices = part<uint8_t>(w, k::kDeltaIndices, DType::U8, {e.entries});
@@ -151,10 +175,11 @@ class Loader {
         if (e.encoding == format::Encoding::Codebook)
           c.mdcsr.codebook = part<float>(w, k::kCodebook, DType::F32, {e.codebook_size});
       }
-    } else {
+    } else if (e.layout == format::Layout::NM) {
       c.nm.n = e.n;
       c.nm.m = e.m;
-      c.nm.values = part<int8_t>(w, k::kNmValues, DType::I8, {e.rows, format::nm_values_per_row(e.cols, e.n, e.m)});
+      if (e.encoding == format::Encoding::Int8)
+        c.nm.values = part<int8_t>(w, k::kNmValues, DType::I8, {e.rows, format::nm_values_per_row(e.cols, e.n, e.m)});
       c.nm.positions = part<uint8_t>(w, k::kNmPositions, DType::U8,
                                      {e.rows, format::nm_position_bytes_per_row(e.cols, e.n, e.m)});
     }
@@ -166,6 +191,7 @@ class Loader {
                             format::layout_name(e.layout), format::encoding_name(e.encoding)));
     }
     format::validate(c, what(w));
+    if (c.encoding == format::Encoding::Int4) src_.weights.release(c.int4.codes.data(), c.int4.codes.size_bytes());
     return c;
   }
 
@@ -280,11 +306,17 @@ ModelSource load_upg(std::shared_ptr<MappedFile> file, const LoadOptions& opts) 
   const std::string* tensors = find_meta(st, k::kTensorsKey);
   if (!tensors) throw Error(fmt::format("{}: '{}' is missing from the metadata", path, k::kTensorsKey));
 
+  // The mapping's pages may go back once something holds its own copy of them: int4
+  // codes after validation (the backend reads them again to copy them into its form, one
+  // weight at a time, and gives them back after), so a load never holds the whole file
+  // and every copy at once.
+  const std::shared_ptr<MappedFile>& mapped = st.file;
+  src.weights.keep_alive(mapped, mapped->data(), mapped->size(),
+                         [f = mapped.get()](const std::byte* p, size_t n) { f->drop_pages(p, n); });
   Loader loader(path, st, src);
   loader.tokenizer();
   loader.compressed(*tensors);
   loader.dense();
-  src.weights.keep_alive(std::move(st.file));
 
   int64_t mdcsr = 0, nm = 0;
   for (const auto& [name, m] : src.compressed) (m.layout == format::Layout::NM ? nm : mdcsr) += 1;

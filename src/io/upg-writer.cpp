@@ -199,6 +199,15 @@ void UpgWriter::add_compressed(const std::string& name, const format::Compressed
   entry["n"] = v.layout == format::Layout::NM ? v.nm.n : 0;
   entry["m"] = v.layout == format::Layout::NM ? v.nm.m : 0;
   entry["codebook_size"] = v.encoding == format::Encoding::Codebook ? int64_t(v.mdcsr.codebook.size()) : 0;
+  const bool int4 = v.encoding == format::Encoding::Int4;
+  if (int4) {
+    entry["group_size"] = v.int4.group_size;
+    entry["zero_points"] = !v.int4.group_zeros.empty();
+    const int64_t groups = format::int4_groups(v.cols, v.int4.group_size);
+    m.part(name, k::kQ4, DType::U8, {v.rows, format::int4_row_bytes(v.values_per_row())}, v.int4.codes);
+    m.part(name, k::kGroupScales, DType::F16, {v.rows, groups}, v.int4.group_scales);
+    if (!v.int4.group_zeros.empty()) m.part(name, k::kGroupZeros, DType::U8, {v.rows, groups}, v.int4.group_zeros);
+  }
 
   if (v.layout == format::Layout::MdCsr) {
     const int64_t entries = int64_t(v.mdcsr.delta_indices.size());
@@ -212,12 +221,12 @@ void UpgWriter::add_compressed(const std::string& name, const format::Compressed
       if (v.encoding == format::Encoding::Codebook)
         m.part(name, k::kCodebook, DType::F32, {int64_t(v.mdcsr.codebook.size())}, v.mdcsr.codebook);
     }
-  } else {
+  } else if (v.layout == format::Layout::NM) {
     const int64_t per_row_v = format::nm_values_per_row(v.cols, v.nm.n, v.nm.m);
     const int64_t per_row_p = format::nm_position_bytes_per_row(v.cols, v.nm.n, v.nm.m);
-    m.part(name, k::kNmValues, DType::I8, {v.rows, per_row_v}, v.nm.values);
+    if (!int4) m.part(name, k::kNmValues, DType::I8, {v.rows, per_row_v}, v.nm.values);
     m.part(name, k::kNmPositions, DType::U8, {v.rows, per_row_p}, v.nm.positions);
-    m.part(name, k::kScales, DType::F32, {v.rows}, v.scales);
+    if (!int4) m.part(name, k::kScales, DType::F32, {v.rows}, v.scales);
   }
   m.tensors[name] = std::move(entry);
 }

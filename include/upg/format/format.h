@@ -11,11 +11,14 @@
 
 namespace upg::format {
 
-enum class Layout : uint8_t { MdCsr, NM };
-enum class Encoding : uint8_t { Int8, Prime, Codebook };
+enum class Layout : uint8_t { MdCsr, NM, Dense };
+enum class Encoding : uint8_t { Int8, Prime, Codebook, Int4 };
 
-const char* layout_name(Layout l);      // "mdcsr", "nm"
-const char* encoding_name(Encoding e);  // "int8", "prime", "codebook"
+const char* layout_name(Layout l);      // "mdcsr", "nm", "dense"
+const char* encoding_name(Encoding e);  // "int8", "prime", "codebook", "int4"
+// Whether the spec defines this pair (dense: int4 only; nm: int8 and int4; mdcsr: all
+// but int4).
+bool layout_allows(Layout l, Encoding e);
 // Inverse of the above for upg.tensors metadata; throws upg::Error naming `what` (the
 // tensor) for an unknown name.
 Layout parse_layout(std::string_view name, const std::string& what);
@@ -41,6 +44,21 @@ inline int nm_position(const uint8_t* row_positions, int64_t k, int bits) {
   return int(v & ((1u << bits) - 1));
 }
 
+// int4 codes (docs/FORMAT.md 4.3): each 64 values of a row in 32 bytes, value 64v + i
+// (i < 32) the low nibble of byte 32v + i, value 64v + 32 + i its high nibble; the order
+// the CPU's 4-bit kernels read (kernels::BlockQuantRows).
+constexpr int kInt4DefaultZero = 8;  // the zero point of every group without zero points
+bool int4_group_size_ok(int g);      // 32, 64 or 128
+int64_t int4_row_bytes(int64_t values);            // ceil(values / 64) * 32
+int64_t int4_groups(int64_t cols, int group_size);  // ceil(cols / group_size)
+inline int int4_code(const uint8_t* row, int64_t k) {
+  return (row[(k / 64) * 32 + k % 32] >> (k % 64 < 32 ? 0 : 4)) & 0x0F;
+}
+inline void set_int4_code(uint8_t* row, int64_t k, int code) {
+  uint8_t& b = row[(k / 64) * 32 + k % 32];
+  b = uint8_t(k % 64 < 32 ? (b & 0xF0) | (code & 0x0F) : (b & 0x0F) | ((code & 0x0F) << 4));
+}
+
 // MdCSR: CSR whose column indices are stored as uint8 gaps. Row r owns entries
 // [row_pointers[r], row_pointers[r+1]); an entry's column is the previous entry's column
 // in the row plus its delta (the previous column is 0 before a row's first entry). Gaps
@@ -63,15 +81,27 @@ struct NMView {
   std::span<const uint8_t> positions;
 };
 
+// int4 values of the dense and N:M layouts: weight = fp16 group_scales[r, g] * (code -
+// zero), g = column / group_size, zero = group_zeros[r, g] or kInt4DefaultZero.
+struct Int4View {
+  int group_size = 0;
+  std::span<const uint8_t> codes;          // [rows, int4_row_bytes(values per row)]
+  std::span<const uint16_t> group_scales;  // [rows, int4_groups(cols, group_size)] fp16
+  std::span<const uint8_t> group_zeros;    // the same shape, or empty (symmetric)
+};
+
 struct CompressedMatrix {
   Layout layout = Layout::MdCsr;
   Encoding encoding = Encoding::Int8;
   int64_t rows = 0, cols = 0;
-  std::span<const float> scales;  // [rows]: weight = scales[r] * decoded value
+  std::span<const float> scales;  // [rows]: weight = scales[r] * decoded value (not int4)
   MdCsrView mdcsr;
-  NMView nm;
+  NMView nm;  // int4: n, m and positions; the values are in int4
+  Int4View int4;
 
-  int64_t entries() const;  // stored entries (MdCSR incl. padding; N:M rows*cols*N/M)
+  // Stored entries (MdCSR incl. padding; N:M rows*cols*N/M; dense rows*cols).
+  int64_t entries() const;
+  int64_t values_per_row() const;  // N:M and dense: cols / M * N or cols
   size_t bytes() const;     // total bytes of every part
 };
 
@@ -80,6 +110,9 @@ struct CompressedMatrix {
 // codebook[0] == 0; positions inside their group and no two values on one position;
 // part sizes agree with the shape). Throws upg::Error naming `what` (the tensor).
 void validate(const CompressedMatrix& m, const std::string& what);
+
+// The weight of int4 value k of row r (in dense column c), as 4.3 defines it.
+float int4_value(const CompressedMatrix& m, int64_t r, int64_t k, int64_t c);
 
 // The unscaled weight of MdCSR entry k: the int8 value, the signed prime, or the codebook
 // entry (0 for padding). Throws upg::Error for a codebook index past the codebook.
@@ -108,6 +141,13 @@ struct SparseRow {
   float scale = 0;
 };
 
+// int4 (codes 0..15 in SparseRow::codes): one row's groups of group_size dense columns,
+// an fp16 scale each, and a zero point each when the matrix has them.
+struct Int4Groups {
+  std::vector<uint16_t> scales;
+  std::vector<uint8_t> zeros;
+};
+
 // Owns the arrays of a CompressedMatrix; view() points into them.
 struct CompressedData {
   Layout layout = Layout::MdCsr;
@@ -121,6 +161,10 @@ struct CompressedData {
   std::vector<uint16_t> prime_indices;
   std::vector<float> codebook;
   std::vector<uint8_t> positions;
+  int group_size = 0;  // int4
+  std::vector<uint8_t> q4;
+  std::vector<uint16_t> group_scales;
+  std::vector<uint8_t> group_zeros;
   CompressedMatrix view() const;
 };
 
@@ -131,5 +175,12 @@ CompressedData encode_mdcsr(int64_t cols, const std::vector<SparseRow>& rows, En
 // Encodes rows as N:M; throws upg::Error if a group holds more than N kept columns.
 // Only Encoding::Int8 is defined for N:M.
 CompressedData encode_nm(int64_t cols, const std::vector<SparseRow>& rows, int n, int m);
+// int4 values (docs/FORMAT.md 4.3): each row's codes (0..15) with its groups[r]; zero
+// points are stored when the rows have them (all or none). N:M as encode_nm; dense: every
+// row keeps all its columns, codes in column order.
+CompressedData encode_nm_int4(int64_t cols, const std::vector<SparseRow>& rows, const std::vector<Int4Groups>& groups,
+                              int n, int m, int group_size);
+CompressedData encode_dense_int4(int64_t cols, const std::vector<SparseRow>& rows,
+                                 const std::vector<Int4Groups>& groups, int group_size);
 
 }  // namespace upg::format

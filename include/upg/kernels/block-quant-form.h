@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "upg/core/tensor.h"
+#include "upg/format/format.h"
 
 namespace upg::kernels {
 
@@ -28,7 +29,9 @@ struct BlockQuantRows {
   DType type = DType::F32;  // the GGUF type it came from
   int64_t rows = 0, cols = 0;
   int64_t padded_cols = 0;  // cols rounded up to 64: whole vectors; padding codes 0, scales 0
-  int sub = 32;             // columns per (d, m) pair: 16 or 32
+  // Columns per (d, m) pair: 16 or 32 (GGUF), 32, 64 or 128 (UPG int4 groups, whose last
+  // one may be partial: subs rounds up).
+  int sub = 32;
   // 4: columns 64v + k and 64v + 32 + k share byte 32v + k (low, high nibble); 5 and 6:
   // those nibbles, then per 64 columns bits - 4 words whose bit i is bit 4 + j of column
   // 64v + i (word j); 2 and 3: per 64 columns `bits` such words for bits 0 .. bits - 1,
@@ -37,7 +40,7 @@ struct BlockQuantRows {
   bool lut = false;         // 4-bit codes index format::kIq4Lut
   bool has_min = false;     // m per sub-block; otherwise m = offset * d
   float offset = 0;
-  int64_t subs = 0;         // padded_cols / sub
+  int64_t subs = 0;         // ceil(padded_cols / sub)
   std::vector<uint8_t> codes;  // [rows, row_bytes()], then 64 bytes of padding
   std::vector<uint16_t> d;     // [rows, subs] fp16
   std::vector<uint16_t> m;     // [rows, subs] fp16 when has_min
@@ -67,6 +70,8 @@ void for_form(const BlockQuantRows& m, Run&& run) {
   if (m.bits == 2) return run.template operator()<2, 16, false>();
   if (m.lut) return run.template operator()<4, 32, true>();
   if (m.sub == 32) return run.template operator()<4, 32, false>();
+  if (m.sub == 64) return run.template operator()<4, 64, false>();
+  if (m.sub == 128) return run.template operator()<4, 128, false>();
   run.template operator()<4, 16, false>();
 }
 
@@ -80,5 +85,11 @@ int block_quant_code(const BlockQuantRows& m, const uint8_t* row, int64_t c);
 // the form with no row packed yet, then rows [r0, r1) of `data` (the whole tensor).
 BlockQuantRows block_quant_form(DType type, int64_t rows, int64_t cols);
 void pack_block_quant_rows(BlockQuantRows& m, const std::byte* data, int64_t r0, int64_t r1);
+// A UPG dense int4 matrix (docs/FORMAT.md 4.3) in the same form: its codes are already in
+// the form's nibble order, so they are copied as they are; a group of G columns is a
+// sub-block of G, symmetric groups take offset -8 (as Q4_0) and zero points become the
+// min -d * z (as Q4_1). Throws upg::Error for another layout or
+// encoding, or a min past fp16's range.
+BlockQuantRows int4_block_form(const format::CompressedMatrix& m);
 
 }  // namespace upg::kernels

@@ -41,10 +41,8 @@ class CpuBackend final : public Backend {
     return true;
   }
 
-  // Every layout has a fast kernel and a reference one; N:M is defined for int8 only.
-  bool supports(format::Layout l, format::Encoding e) const override {
-    return l == format::Layout::MdCsr || e == format::Encoding::Int8;
-  }
+  // Every pair the format defines has a fast kernel and a reference one.
+  bool supports(format::Layout l, format::Encoding e) const override { return format::layout_allows(l, e); }
 
   void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) override {
     if (kernels::Int8Linear::handles(w)) return int8_.matmul(w, x, n_tokens, y);

@@ -82,7 +82,7 @@ inline __m256i codes32(const uint8_t* codes, const uint8_t* high, int64_t v, int
 // The weight scales of 32 columns as 8 lanes (lane i: columns 4i..4i+3).
 template <int Sub>
 inline __m256 weight_lanes(const uint16_t* d) {
-  if constexpr (Sub == 32) return _mm256_set1_ps(_cvtsh_ss(d[0]));
+  if constexpr (Sub >= 32) return _mm256_set1_ps(_cvtsh_ss(d[0]));  // int4 groups of 64 and 128 too
   return _mm256_set_m128(_mm_set1_ps(_cvtsh_ss(d[1])), _mm_set1_ps(_cvtsh_ss(d[0])));
 }
 

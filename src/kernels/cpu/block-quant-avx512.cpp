@@ -37,10 +37,13 @@ inline __m512 spread(__m128 v) {
   return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v));
 }
 
-// The weight scales of 64 columns as lanes: two fp16 values (Sub 32) or four (Sub 16).
+// The weight scales of 64 columns as lanes: two fp16 values (Sub 32), four (Sub 16), or
+// one for all (the int4 groups of 64 and 128).
 template <int Sub>
 inline __m512 weight_lanes(const uint16_t* d) {
-  if constexpr (Sub == 32) {
+  if constexpr (Sub >= 64) {
+    return _mm512_set1_ps(_cvtsh_ss(d[0]));
+  } else if constexpr (Sub == 32) {
     int32_t two;
     __builtin_memcpy(&two, d, 4);
     return spread<8>(_mm_cvtph_ps(_mm_cvtsi32_si128(two)));
@@ -119,7 +122,7 @@ void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, in
     auto step = [&](int64_t v, __m512(&acc)[NT]) {
       _mm_prefetch(reinterpret_cast<const char*>(codes + kVecBytes * v + kPrefetch), _MM_HINT_T0);
       const __m512i w = codes64<Bits, Lut>(codes, high, v, lut);
-      const __m512 wd = weight_lanes<Sub>(d + v * (64 / Sub));
+      const __m512 wd = weight_lanes<Sub>(d + v * 64 / Sub);
       for (int j = 0; j < NT; ++j) {
         const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq[j] + 64 * v));
         // With a tile of tokens the vector math sets the pace, and the precomputed lane
@@ -178,17 +181,22 @@ T* at_least(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 
-template <int Bits, int Sub, bool Lut>
-void gemm(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t r0, int64_t r1, float* y,
+// Groups wider than an activation block (int4 groups of 64 and 128) run as sub-blocks of
+// 32 whose scales repeat; their mins are added apart, from the call's per-group sums.
+template <int Bits, int Group, bool Lut>
+void gemm(const BlockQuantRows& m, const QuantizedActs& a, const float* group_sums, int64_t r0, int64_t r1, float* y,
           int64_t ldy) {
+  constexpr int Sub = Group > 32 ? 32 : Group;
+  constexpr bool kWide = Group > 32;
   GemmScratch& sc = tls_gemm;
-  const int64_t subs = m.subs, stride = a.stride, nv = m.padded_cols / 64;
+  const int64_t subs = kWide ? m.padded_cols / Sub : m.subs, stride = a.stride, nv = m.padded_cols / 64;
+  const float* sums = group_sums;
   int8_t* w = at_least(sc.w, kGemmRows * stride);
   int32_t* starts = at_least(sc.starts, kGemmRows * subs);
   float* scales = at_least(sc.scales, kGemmRows * subs);
   float* mins = at_least(sc.mins, kGemmRows * subs);
   float* act_sums = at_least(sc.act_sums, a.groups * subs * 16);
-  if (m.has_min)
+  if (m.has_min && !kWide)
     for (int64_t g = 0; g < a.groups; ++g)
       for (int64_t s = 0; s < subs; ++s)
         for (int j = 0; j < 16; ++j) {
@@ -217,12 +225,20 @@ void gemm(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, in
       }
       std::memset(dst + m.padded_cols, 0, size_t(stride - m.padded_cols));
       for (int64_t s = 0; s < subs; ++s) {
-        scales[i * subs + s] = _cvtsh_ss(m.row_d(r + i)[s]);
-        if (m.has_min) mins[i * subs + s] = _cvtsh_ss(m.row_m(r + i)[s]);
+        scales[i * subs + s] = _cvtsh_ss(m.row_d(r + i)[s * Sub / Group]);
+        if (m.has_min && !kWide) mins[i * subs + s] = _cvtsh_ss(m.row_m(r + i)[s]);
       }
     }
-    const GemmRows rows{w, stride, 4, starts, subs, 1, Sub, subs, scales, m.has_min ? mins : nullptr, act_sums};
+    const bool min_here = m.has_min && !kWide;
+    const GemmRows rows{w, stride, 4, starts, subs, 1, Sub, subs, scales, min_here ? mins : nullptr, act_sums};
     gemm_rows_avx512(n, rows, a, r, nullptr, y, ldy);
+    if (m.has_min && kWide)
+      for (int i = 0; i < n; ++i)
+        for (int64_t t = 0; t < a.n_tokens; ++t) {
+          float acc = 0;
+          for (int64_t s = 0; s < m.subs; ++s) acc += _cvtsh_ss(m.row_m(r + i)[s]) * sums[t * m.subs + s];
+          y[t * ldy + r + i] += acc;
+        }
   }
 }
 

@@ -23,14 +23,6 @@
 namespace upg::kernels {
 namespace {
 
-std::vector<float> random_x(std::mt19937& rng, int64_t n) {
-  std::normal_distribution<float> g(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (auto& v : x) v = g(rng);
-  x[size_t(n / 3)] = 30.0f;  // an outlier, as real activations have
-  return x;
-}
-
 void check_type(const ScaleAt& t, int64_t rows, int64_t cols, int64_t n_tokens, bool zero, std::mt19937& rng) {
   SCOPED_TRACE(::testing::Message() << dtype_name(t.type) << " " << rows << "x" << cols << " tokens " << n_tokens
                                     << (zero ? " all-zero" : ""));
@@ -39,11 +31,7 @@ void check_type(const ScaleAt& t, int64_t rows, int64_t cols, int64_t n_tokens, 
   format::dequantize_ggml(t.type, reinterpret_cast<const uint8_t*>(blocks.data()), w.data(), rows * cols);
   const std::vector<float> x = random_x(rng, n_tokens * cols);
   QuantizedActs a;
-  quantize_acts(x.data(), n_tokens, cols, a);
-  std::vector<float> xq(size_t(n_tokens * cols));
-  for (int64_t tk = 0; tk < n_tokens; ++tk)
-    for (int64_t c = 0; c < cols; ++c)
-      xq[size_t(tk * cols + c)] = a.block_scales(tk)[c / kActBlock] * float(a.signed_row(tk)[c]);
+  const std::vector<float> xq = quantized_x(x, n_tokens, cols, a);
 
   const BlockQuantRows m = pack_block_quant(t.type, blocks.data(), rows, cols);
   std::vector<float> sums;
@@ -54,15 +42,7 @@ void check_type(const ScaleAt& t, int64_t rows, int64_t cols, int64_t n_tokens, 
     int8_kernels().block_quant(m, a, sums.data(), 0, mid, y.data(), rows);
     int8_kernels().block_quant(m, a, sums.data(), mid, rows, y.data(), rows);
     ASSERT_EQ(y.back(), 777.0f) << "wrote past the output";
-    for (int64_t tk = 0; tk < n_tokens; ++tk)
-      for (int64_t r = 0; r < rows; ++r) {
-        double ref = 0, bound = 0;
-        for (int64_t c = 0; c < cols; ++c) {
-          ref += double(w[size_t(r * cols + c)]) * xq[size_t(tk * cols + c)];
-          bound += std::fabs(double(w[size_t(r * cols + c)]) * xq[size_t(tk * cols + c)]);
-        }
-        ASSERT_NEAR(y[size_t(tk * rows + r)], ref, 2e-3 * bound + 1e-6) << "token " << tk << " row " << r;
-      }
+    expect_product(y, w, xq, n_tokens, rows, cols, [](int64_t, int64_t) { return 0.0; });
   });
 }
 
@@ -128,14 +108,8 @@ TEST(BlockQuant, BackendMatmulAndEmbed) {
   w.bias = bias.data();
   w.name = "w";
   const std::vector<float> x = random_x(rng, n_tokens * cols);
-  std::vector<float> lazy(size_t(n_tokens * rows)), packed(lazy.size()), ref(lazy.size());
+  const auto [packed, ref] = packed_and_reference(w, x, n_tokens);
   auto fast = make_cpu_backend(2);
-  fast->matmul(w, x.data(), n_tokens, lazy.data());
-  auto prepared = make_cpu_backend(2);
-  prepared->prepare(w);
-  prepared->matmul(w, x.data(), n_tokens, packed.data());
-  EXPECT_EQ(lazy, packed);
-  make_cpu_backend(2, CpuKernels::Reference)->matmul(w, x.data(), n_tokens, ref.data());
   // The reference multiplies fp32 activations: the difference is their int8 rounding,
   // bounded by a fraction of sum |w x| (the outlier of random_x coarsens its block).
   std::vector<float> dense(static_cast<size_t>(rows * cols));

@@ -1,5 +1,6 @@
 #include "kernels/cpu/block-quant.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -87,6 +88,59 @@ void pack_block_quant_rows(BlockQuantRows& m, const std::byte* data, int64_t r0,
   }
 }
 
+BlockQuantRows int4_block_form(const format::CompressedMatrix& c) {
+  if (c.layout == format::Layout::MdCsr || c.encoding != format::Encoding::Int4)
+    throw Error(fmt::format("int4_block_form: layout {} with encoding {} is not int4", format::layout_name(c.layout),
+                            format::encoding_name(c.encoding)));
+  BlockQuantRows m;
+  m.type = DType::U8;  // no GGUF type: the form of a UPG file's int4 codes
+  m.rows = c.rows;
+  m.cols = c.cols;
+  m.padded_cols = (c.cols + 63) / 64 * 64;
+  m.sub = c.int4.group_size;
+  m.bits = 4;
+  m.has_min = !c.int4.group_zeros.empty();
+  m.offset = float(-format::kInt4DefaultZero);
+  m.subs = format::int4_groups(m.padded_cols, m.sub);
+  const int64_t groups = format::int4_groups(c.cols, m.sub);  // the file's; subs may add one of padding
+  m.codes.assign(size_t(m.rows * m.row_bytes() + 64), 0);
+  if (c.layout == format::Layout::Dense) {
+    // The file's rows are the form's rows (ceil(cols / 64) * 32 bytes each).
+    std::copy(c.int4.codes.begin(), c.int4.codes.end(), m.codes.begin());
+  } else {
+    // N:M: each value to its column, and every column a group does not keep to its
+    // group's zero point (weight 0).
+    const int bits = format::nm_bits(c.nm.m);
+    const int64_t per_v = c.values_per_row(), in_bytes = format::int4_row_bytes(per_v),
+                  pos_bytes = format::nm_position_bytes_per_row(c.cols, c.nm.n, c.nm.m);
+    for (int64_t r = 0; r < m.rows; ++r) {
+      uint8_t* out = m.codes.data() + r * m.row_bytes();
+      const uint8_t* in = c.int4.codes.data() + r * in_bytes;
+      const uint8_t* pos = c.nm.positions.data() + r * pos_bytes;
+      for (int64_t col = 0; col < c.cols; ++col) {
+        const int64_t g = r * groups + col / m.sub;
+        format::set_int4_code(out, col, c.int4.group_zeros.empty() ? format::kInt4DefaultZero : c.int4.group_zeros[size_t(g)]);
+      }
+      for (int64_t k = 0; k < per_v; ++k)
+        format::set_int4_code(out, (k / c.nm.n) * c.nm.m + format::nm_position(pos, k, bits), format::int4_code(in, k));
+    }
+  }
+  m.d.assign(size_t(m.rows * m.subs), 0);
+  if (m.has_min) m.m.assign(size_t(m.rows * m.subs), 0);
+  for (int64_t r = 0; r < m.rows; ++r)
+    for (int64_t g = 0; g < groups; ++g) {
+      const uint16_t d = c.int4.group_scales[size_t(r * groups + g)];
+      m.d[size_t(r * m.subs + g)] = d;
+      if (!m.has_min) continue;
+      const float mn = -fp16_to_fp32(d) * float(c.int4.group_zeros[size_t(r * groups + g)]);
+      const uint16_t mh = fp32_to_fp16(mn);
+      if (!std::isfinite(fp16_to_fp32(mh)))
+        throw Error(fmt::format("row {}: group {} has a min {} past fp16's range", r, g, mn));
+      m.m[size_t(r * m.subs + g)] = mh;
+    }
+  return m;
+}
+
 BlockQuantRows pack_block_quant(DType type, const std::byte* data, int64_t rows, int64_t cols) {
   BlockQuantRows m = block_quant_form(type, rows, cols);
   pack_block_quant_rows(m, data, 0, rows);
@@ -95,13 +149,20 @@ BlockQuantRows pack_block_quant(DType type, const std::byte* data, int64_t rows,
 
 void block_sums(const QuantizedActs& a, int sub, int64_t subs, std::vector<float>& sums) {
   if (sums.size() < size_t(a.n_tokens * subs)) sums.resize(size_t(a.n_tokens * subs));
+  // A sub-block wider than an activation block (int4 groups of 64 or 128) sums its
+  // blocks' scaled sums.
+  const int64_t part = std::min<int64_t>(sub, kActBlock);
   for (int64_t t = 0; t < a.n_tokens; ++t) {
     const int8_t* q = a.signed_row(t);
     const float* scale = a.block_scales(t);
     for (int64_t s = 0; s < subs; ++s) {
-      int32_t sum = 0;
-      for (int64_t c = s * sub; c < (s + 1) * sub; ++c) sum += q[c];
-      sums[size_t(t * subs + s)] = scale[s * sub / kActBlock] * float(sum);
+      float total = 0;
+      for (int64_t c0 = s * sub; c0 < (s + 1) * sub; c0 += part) {
+        int32_t sum = 0;
+        for (int64_t c = c0; c < c0 + part; ++c) sum += q[c];
+        total += scale[c0 / kActBlock] * float(sum);
+      }
+      sums[size_t(t * subs + s)] = total;
     }
   }
 }
@@ -125,12 +186,16 @@ void block_quant_scalar(const BlockQuantRows& m, const QuantizedActs& a, const f
       const float* scale = a.block_scales(t);
       const float* bs = sums + t * m.subs;
       float acc = 0;
+      const int64_t part = std::min<int64_t>(m.sub, kActBlock);  // one weight and one activation scale
       for (int64_t s = 0; s < m.subs; ++s) {
-        int32_t dot = 0;
-        for (int64_t c = s * m.sub; c < (s + 1) * m.sub; ++c) dot += block_quant_code(m, codes, c) * q[c];
         const float d = fp16_to_fp32(m.row_d(r)[s]);
         const float mm = m.has_min ? fp16_to_fp32(m.row_m(r)[s]) : m.offset * d;
-        acc += d * scale[s * m.sub / kActBlock] * float(dot) + mm * bs[s];
+        for (int64_t c0 = s * m.sub; c0 < std::min((s + 1) * m.sub, m.padded_cols); c0 += part) {
+          int32_t dot = 0;
+          for (int64_t c = c0; c < c0 + part; ++c) dot += block_quant_code(m, codes, c) * q[c];
+          acc += d * scale[c0 / kActBlock] * float(dot);
+        }
+        acc += mm * bs[s];
       }
       y[t * ldy + r] = acc;
     }

@@ -348,7 +348,7 @@ void nm24(const Nm24Rows& m, const QuantizedActs& a, int64_t r0, int64_t r1, flo
 // int8 layouts as DenseRows4, prime and codebook as dense fp16 through the float
 // matmul); their entries are the scalar kernels.
 const Int8Kernels kInt8Avx2 = {"avx2", dense,       nm_scalar, bitmap_scalar,   bitmap_f16_scalar, nullptr,
-                               nm24,   dense_rows4, nullptr,   block_quant_avx2};
+                               nm24,   dense_rows4, nullptr,   block_quant_avx2, nullptr};
 
 }  // namespace upg::kernels
 

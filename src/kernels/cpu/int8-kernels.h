@@ -252,7 +252,13 @@ struct Int8Kernels {
   // sums from block_sums.
   void (*block_quant)(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t r0, int64_t r1,
                       float* y, int64_t ldy);
+  // 2:4 int4 (docs/FORMAT.md 4.3) read in place, rows [r0, r1), any number of tokens;
+  // null on targets that run it expanded to dense int4 (int4_block_form).
+  void (*nm24_int4)(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
+                    int64_t ldy);
 };
+void nm24_int4_avx512(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
+                      int64_t ldy);
 
 extern const Int8Kernels kInt8Scalar;
 // The scalar kernels the SIMD targets fall back on for shapes they do not vectorize.

@@ -12,6 +12,7 @@
 namespace upg::kernels {
 
 Int8Linear::Identity Int8Linear::identity(const format::CompressedMatrix& m) {
+  if (m.encoding == format::Encoding::Int4) return {m.int4.codes.data(), m.int4.group_scales.data(), m.rows, m.cols};
   if (m.layout == format::Layout::NM) return {m.nm.values.data(), m.nm.positions.data(), m.rows, m.cols};
   const void* values = m.encoding == format::Encoding::Int8 ? static_cast<const void*>(m.mdcsr.values.data())
                                                             : static_cast<const void*>(m.mdcsr.prime_indices.data());
@@ -20,6 +21,12 @@ Int8Linear::Identity Int8Linear::identity(const format::CompressedMatrix& m) {
 
 Int8Linear::Form Int8Linear::form_for(const format::CompressedMatrix& m) {
   const Int8Kernels& k = int8_kernels();
+  // int4: 2:4 in place where the target has a kernel for it; else as the 4-bit GGUF
+  // forms run (other N:M expanded to dense int4), on every target.
+  if (m.encoding == format::Encoding::Int4) {
+    const bool nm24 = m.layout == format::Layout::NM && m.nm.n == 2 && m.nm.m == 4;
+    return nm24 && k.nm24_int4 ? Form::Nm24Int4 : Form::BlockQuant;
+  }
   const bool nm24 = m.layout == format::Layout::NM && m.nm.n == 2 && m.nm.m == 4 && m.encoding == format::Encoding::Int8;
   if (k.nm24_rows16 && nm24) return Form::Nm24Rows16;
   if (k.bitmap_rows16) return Form::Tiles16;
@@ -38,9 +45,10 @@ Int8Linear::Form Int8Linear::form_for(const format::CompressedMatrix& m) {
 // The execution form of m: what Packed holds for its form.
 static void pack_into(const format::CompressedMatrix& m, Int8Linear::Form form, BitmapMatrix& bitmap,
                       BitmapRows16& bitmap16, Nm24Rows16& nm24x16, Nm24Rows& nm24, DenseRows4& dense4,
-                      DenseF16Rows& f16) {
+                      DenseF16Rows& f16, BlockQuantRows& block) {
   using Form = Int8Linear::Form;
-  if (form == Form::Tiles16) bitmap16 = pack_bitmap_rows16(m);
+  if (form == Form::BlockQuant) block = int4_block_form(m);
+  else if (form == Form::Tiles16) bitmap16 = pack_bitmap_rows16(m);
   else if (form == Form::Nm24Rows16) nm24x16 = pack_nm24_rows16(m);
   else if (form == Form::Nm24) nm24 = pack_nm24(m);
   else if (form == Form::Dense4) dense4 = pack_dense_rows4(m);
@@ -55,6 +63,11 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
   std::vector<const format::CompressedMatrix*> todo;
   for (const LinearWeight* w : weights) {
     const format::CompressedMatrix* m = w->compressed;
+    if (m && form_for(*m) == Form::Nm24Int4) {  // read in place: paged in now, not by the first prompt
+      page_in(m->int4.codes.data(), m->int4.codes.size_bytes());
+      page_in(m->nm.positions.data(), m->nm.positions.size_bytes());
+      continue;
+    }
     if (!m || form_for(*m) == Form::InPlace) continue;
     if (packed(*m)) continue;
     if (std::find(todo.begin(), todo.end(), m) == todo.end()) todo.push_back(m);
@@ -67,7 +80,11 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
       Packed& p = done[size_t(i)];
       p.id = identity(m);
       p.form = form_for(m);
-      pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24x16, p.nm24, p.dense4, p.f16);
+      pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24x16, p.nm24, p.dense4, p.f16, p.block);
+      // int4 codes are copied into the form whole: the file's pages go back at once, so
+      // resident memory stays about the file size while the forms are built.
+      if (source_unused_ && m.encoding == format::Encoding::Int4)
+        source_unused_(m.int4.codes.data(), m.int4.codes.size_bytes());
     }
   });
   for (size_t i = 0; i < todo.size(); ++i) packed_.insert_or_assign(todo[i], std::move(done[i]));
@@ -157,8 +174,8 @@ const Int8Linear::Packed* Int8Linear::packed(const format::CompressedMatrix& m) 
 
 const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
   if (const Packed* p = packed(m)) return *p;
-  Packed p{identity(m), form_for(m), {}, {}, {}, {}, {}, {}};
-  pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24x16, p.nm24, p.dense4, p.f16);
+  Packed p{identity(m), form_for(m), {}, {}, {}, {}, {}, {}, {}};
+  pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24x16, p.nm24, p.dense4, p.f16, p.block);
   return packed_.insert_or_assign(&m, std::move(p)).first->second;
 }
 
@@ -179,10 +196,11 @@ Int8Linear::Job Int8Linear::job_for(const LinearWeight& w, float* y) {
       j.block = &block_packed_.insert_or_assign(w.data, pack_block(w)).first->second;
   } else if (const format::CompressedMatrix* m = w.compressed) {
     j.form = form_for(*m);
-    if (j.form != Form::InPlace) j.packed = &packed_of(*m);
+    if (j.form != Form::InPlace && j.form != Form::Nm24Int4) j.packed = &packed_of(*m);
     if (j.form == Form::Tiles16) j.units = j.packed->bitmap16.groups;
     if (j.form == Form::Nm24Rows16) j.units = j.packed->nm24x16.groups;
     if (j.form == Form::Dense4) j.dense4 = &j.packed->dense4;
+    if (j.form == Form::BlockQuant) j.block = &j.packed->block;
   } else {
     j.dense4 = dense_packed(w);
   }
@@ -211,6 +229,7 @@ uint64_t Int8Linear::Job::cost_before(int64_t u) const {
     case Form::Nm24Rows16: return n * uint64_t(packed->nm24x16.blocks * kNm24RecordBytes);
     case Form::Nm24: return n * uint64_t(packed->nm24.windows) * (32 + kNm24CodeBytes);  // values + pair codes
     case Form::BlockQuant: return n * uint64_t(block->row_bytes() + block->subs * (block->has_min ? 4 : 2));
+    case Form::Nm24Int4: return n * uint64_t(cols / 4 + cols / 8);  // codes and positions
     default: return n * cols;
   }
 }
@@ -232,6 +251,8 @@ void Int8Linear::Job::run(const Int8Kernels& k, const QuantizedActs& a, const fl
     k.nm24(packed->nm24, a, r0, r1, y, rows);
   } else if (form == Form::BlockQuant) {
     k.block_quant(*block, a, sums, r0, r1, y, rows);
+  } else if (form == Form::Nm24Int4) {
+    k.nm24_int4(*w->compressed, a, r0, r1, y, rows);
   } else if (dense4) {
     k.dense_rows4(*dense4, a, r0, r1, y, rows);
   } else if (w->compressed) {
@@ -251,11 +272,12 @@ void Int8Linear::run_jobs(std::span<Job> jobs, const float* x, int64_t n_tokens)
     quantize_acts(x, n_tokens, jobs[0].w->cols, acts_, &pool_);
   // The activation sums of block-quantized weights, once per sub-block size (the jobs
   // share x, so equal sub-blocks give equal sums).
-  for (const int sub : {16, 32}) {
+  for (size_t i = 0; i < kBlockSubs.size(); ++i) {
+    const int sub = kBlockSubs[i];
     auto uses = [&](const Job& j) { return j.block && j.block->sub == sub; };
     const auto first = std::find_if(jobs.begin(), jobs.end(), uses);
     if (first == jobs.end()) continue;
-    std::vector<float>& sums = sub == 16 ? sums16_ : sums32_;
+    std::vector<float>& sums = block_sums_[i];
     block_sums(acts_, sub, first->block->subs, sums);
     for (Job& j : jobs)
       if (uses(j)) j.sums = sums.data();

@@ -3,6 +3,7 @@
 // weights: picks the layout's kernel, keeps the repacked form of each compressed or
 // block-quantized weight, quantizes activations once per call and splits rows over the
 // threads by work.
+#include <array>
 #include <cstdint>
 #include <span>
 #include <unordered_map>
@@ -18,7 +19,7 @@ namespace upg::kernels {
 class Int8Linear {
  public:
   // How a compressed matrix executes on the current target (form_for, below).
-  enum class Form { InPlace, Tiles16, Nm24Rows16, Nm24, Dense4, DenseF16, Bitmap, BlockQuant };
+  enum class Form { InPlace, Tiles16, Nm24Rows16, Nm24, Dense4, DenseF16, Bitmap, BlockQuant, Nm24Int4 };
   Int8Linear(ThreadPool& pool, CpuKernels kernels) : pool_(pool), kernels_(kernels) {
     cuts_.reserve(size_t(pool.size()) + 1);
   }
@@ -110,6 +111,7 @@ class Int8Linear {
     Nm24Rows nm24;
     DenseRows4 dense4;
     DenseF16Rows f16;
+    BlockQuantRows block;  // int4 (dense, or N:M expanded)
   };
   std::unordered_map<const format::CompressedMatrix*, Packed> packed_;
   // Dense int8 weights in DenseRows4, by their data, for targets with a kernel for it
@@ -128,7 +130,9 @@ class Int8Linear {
   void prepare_blocks(std::span<const LinearWeight* const> weights);
   BlockQuantRows pack_block(const LinearWeight& w) const;
   Backend::SourceUnused source_unused_;
-  std::vector<float> sums16_, sums32_;          // block_sums of a call, reused
+  // block_sums of a call per sub-block size (GGUF 16 and 32, int4 groups 32 to 128), reused.
+  static constexpr std::array<int, 4> kBlockSubs = {16, 32, 64, 128};
+  std::array<std::vector<float>, 4> block_sums_;
   QuantizedActs acts_;                          // reused by every call: no allocation per token
   std::vector<Job> jobs_;                       // likewise
   std::vector<Cut> cuts_;                       // [threads + 1], likewise

@@ -1,12 +1,19 @@
 #pragma once
 // Random GGUF blocks of every type with sane fp16 scales, for the tests of the CPU and
-// CUDA block-quantized kernels.
+// CUDA block-quantized kernels, and random activations for them.
 #include <cstddef>
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "kernels/cpu/int8-kernels.h"
+#include "upg/kernels/backend.h"
+#include "upg/kernels/cpu.h"
 #include "upg/core/tensor.h"
 
 namespace upg::kernels {
@@ -36,6 +43,60 @@ inline std::vector<std::byte> random_blocks(const ScaleAt& t, int64_t rows, int6
         std::memcpy(b.data() + k * bytes + at, &h, 2);
       }
   return b;
+}
+
+// Normal activations with one outlier, as real activations have.
+inline std::vector<float> random_x(std::mt19937& rng, int64_t n) {
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = g(rng);
+  x[size_t(n / 3)] = 30.0f;
+  return x;
+}
+
+// x quantized as the int8 kernels see it, and those int8 activations dequantized
+// [n_tokens, cols]: the input of a plain reference product.
+inline std::vector<float> quantized_x(const std::vector<float>& x, int64_t n_tokens, int64_t cols, QuantizedActs& a) {
+  quantize_acts(x.data(), n_tokens, cols, a);
+  std::vector<float> xq(size_t(n_tokens * cols));
+  for (int64_t tk = 0; tk < n_tokens; ++tk)
+    for (int64_t c = 0; c < cols; ++c)
+      xq[size_t(tk * cols + c)] = a.block_scales(tk)[c / kActBlock] * float(a.signed_row(tk)[c]);
+  return xq;
+}
+
+// y [n_tokens, rows] (a kernel's output) against the double-precision product of w [rows,
+// cols] and xq: what is left is summation order and fp16 scales, 2e-3 of sum |w x|, plus
+// extra(r, c) * |x| for a weight's own known rounding.
+template <class Extra>
+void expect_product(const std::vector<float>& y, const std::vector<float>& w, const std::vector<float>& xq,
+                    int64_t n_tokens, int64_t rows, int64_t cols, Extra extra) {
+  for (int64_t tk = 0; tk < n_tokens; ++tk)
+    for (int64_t r = 0; r < rows; ++r) {
+      double ref = 0, bound = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        const double x = xq[size_t(tk * cols + c)];
+        ref += double(w[size_t(r * cols + c)]) * x;
+        bound += (std::fabs(double(w[size_t(r * cols + c)])) + extra(r, c)) * std::fabs(x);
+      }
+      ASSERT_NEAR(y[size_t(tk * rows + r)], ref, 2e-3 * bound + 1e-6) << "token " << tk << " row " << r;
+    }
+}
+
+// w through a backend that packs it on first use and one that prepare()d it first (the
+// two must agree exactly), and through the reference kernels: the packed output and the
+// reference one, [n_tokens, w.rows] each.
+inline std::pair<std::vector<float>, std::vector<float>> packed_and_reference(const LinearWeight& w,
+                                                                              const std::vector<float>& x,
+                                                                              int64_t n_tokens) {
+  std::vector<float> lazy(size_t(n_tokens * w.rows)), packed(lazy.size()), ref(lazy.size());
+  make_cpu_backend(2)->matmul(w, x.data(), n_tokens, lazy.data());
+  auto prepared = make_cpu_backend(2);
+  prepared->prepare(w);
+  prepared->matmul(w, x.data(), n_tokens, packed.data());
+  EXPECT_EQ(lazy, packed);
+  make_cpu_backend(2, CpuKernels::Reference)->matmul(w, x.data(), n_tokens, ref.data());
+  return {packed, ref};
 }
 
 }  // namespace upg::kernels
