@@ -86,15 +86,14 @@ struct GrammarCompiler::Impl {
           return wrap(xg.CompileJSONSchema(R"({"type":"object"})", spec.any_whitespace, std::nullopt,
                                            std::nullopt, /*strict_mode=*/false));
         case GrammarKind::kJsonSchema: {
-          nlohmann::json schema;
+          nlohmann::ordered_json schema;
           try {
-            schema = parse_json(spec.text, "json_schema");
+            schema = parse_json<nlohmann::ordered_json>(spec.text, "json_schema");
           } catch (const Error& e) {
             throw ParamError(param, std::string(e.what()).substr(sizeof("json_schema: ") - 1));
           }
-          grammar::check_json_schema(schema);
-          return wrap(xg.CompileJSONSchema(spec.text, spec.any_whitespace, std::nullopt, std::nullopt,
-                                           spec.strict));
+          return wrap(xg.CompileJSONSchema(grammar::prepare_json_schema(schema).dump(), spec.any_whitespace,
+                                           std::nullopt, std::nullopt, spec.strict, std::nullopt, spec.any_order));
         }
       }
     } catch (const Error&) {
@@ -132,8 +131,9 @@ size_t GrammarCompiler::cached() const {
 std::shared_ptr<const CompiledGrammar> GrammarCompiler::compile(const GrammarSpec& spec) {
   Impl& m = *impl_;
   const bool json = spec.kind == GrammarKind::kJsonSchema || spec.kind == GrammarKind::kAnyJson;
-  std::string key = fmt::format("{}/{}/{}\n", grammar_kind_name(spec.kind), json && spec.any_whitespace,
-                                spec.kind == GrammarKind::kJsonSchema && spec.strict);
+  const bool schema = spec.kind == GrammarKind::kJsonSchema;
+  std::string key = fmt::format("{}/{}/{}/{}\n", grammar_kind_name(spec.kind), json && spec.any_whitespace,
+                                schema && spec.strict, schema && spec.any_order);
   if (spec.kind != GrammarKind::kAnyJson) key += spec.text;
   {
     std::lock_guard lock(m.mu);

@@ -4,7 +4,9 @@
 // was traced to one of them; docs/GRAMMAR.md lists them).
 #include "grammar/schema-check.h"
 
+#include <algorithm>
 #include <initializer_list>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -16,7 +18,8 @@
 namespace upg::grammar {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
+using Ptr = json::json_pointer;
 
 // Keywords XGrammar skips, that constrain an instance: refused wherever they appear.
 constexpr std::string_view kIgnored[] = {
@@ -39,6 +42,13 @@ const std::set<std::string, std::less<>> kObjectKw = {"properties", "required", 
 const std::set<std::string, std::less<>> kBuiltinFormats = {
     "date", "date-time", "duration", "email", "hostname", "json-pointer", "relative-json-pointer",
     "time", "uri", "uri-reference", "uri-template", "uuid"};
+// RFC 3339 dates and times as exact patterns (days per month, leap years): XGrammar's
+// own patterns take any day 01-31 in any month.
+constexpr const char* kDate =
+    "([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|"
+    "02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)-02-29)";
+constexpr const char* kTime =
+    "([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])";
 // Formats JSON Schema defines that XGrammar does not enforce. Other format names are not
 // JSON Schema's ("int32", "phone"): annotations, which validators ignore too.
 const std::set<std::string, std::less<>> kUnenforcedFormats = {
@@ -76,7 +86,10 @@ class Checker {
  public:
   explicit Checker(const json& root) : root_(root) {}
 
-  void node(const json& v, const std::string& path, int depth) {
+  // Rewrites to apply to a copy of the schema: the value to set at a pointer, or erase.
+  std::vector<std::pair<Ptr, std::optional<json>>> rewrites;
+
+  void node(const json& v, const std::string& path, const Ptr& ptr, int depth) {
     if (depth > 128) refuse(path, "schema nested too deeply");
     if (v.is_boolean()) return;
     if (!v.is_object()) refuse(path, "a schema must be an object or a boolean");
@@ -92,8 +105,8 @@ class Checker {
         break;
       }
     if (dispatch) check_dispatch(v, path, dispatch);
-    else check_typed(v, path);
-    recurse(v, path, depth);
+    else check_typed(v, path, ptr);
+    recurse(v, path, ptr, depth);
   }
 
  private:
@@ -147,7 +160,7 @@ class Checker {
     return true;
   }
 
-  void check_typed(const json& v, const std::string& path) {
+  void check_typed(const json& v, const std::string& path, const Ptr& ptr) {
     // The types XGrammar reads the node as: `type`, else object or array from their
     // keywords, else any value (where no type-specific keyword is read).
     std::set<std::string> types;
@@ -181,7 +194,11 @@ class Checker {
           refuse(path, "minLength/maxLength beside 'format' is not supported");
       }
       if (lengths && has(v, "pattern")) refuse(path, "minLength/maxLength beside 'pattern' is not supported");
+      rewrite_string(v, path, ptr);
     }
+    // XGrammar's numbers take multipleOf only in whole steps.
+    if (has(v, "multipleOf") && types.count("number") && !types.count("integer"))
+      refuse(child_path(path, "multipleOf"), "multipleOf on a non-integer number is not supported");
     for (const char* k : {"exclusiveMinimum", "exclusiveMaximum"})
       if (has(v, k) && v[k].is_boolean())
         refuse(child_path(path, k), fmt::format("'{}' as a boolean (draft 4) is not supported", k));
@@ -189,18 +206,52 @@ class Checker {
       refuse(child_path(path, "items"), "'items' as an array (draft 4 tuples) is not supported; use prefixItems");
   }
 
-  void recurse(const json& v, const std::string& path, int depth) {
+  void recurse(const json& v, const std::string& path, const Ptr& ptr, int depth) {
     for (const char* map : {"properties", "patternProperties", "$defs", "definitions"})
       if (has(v, map) && v[map].is_object())
         for (const auto& [k, sub] : v[map].items())
-          node(sub, child_path(child_path(path, map), k), depth + 1);
+          node(sub, child_path(child_path(path, map), k), ptr / map / k, depth + 1);
     for (const char* one : {"additionalProperties", "unevaluatedProperties", "items", "unevaluatedItems",
                             "propertyNames"})
-      if (has(v, one) && !v[one].is_array()) node(v[one], child_path(path, one), depth + 1);
+      if (has(v, one) && !v[one].is_array()) node(v[one], child_path(path, one), ptr / one, depth + 1);
     for (const char* list : {"anyOf", "oneOf", "allOf", "prefixItems"})
       if (has(v, list) && v[list].is_array())
         for (size_t i = 0; i < v[list].size(); ++i)
-          node(v[list][i], index_path(child_path(path, list), i), depth + 1);
+          node(v[list][i], index_path(child_path(path, list), i), ptr / list / i, depth + 1);
+  }
+
+  // JSON Schema's `pattern` matches anywhere in the string, XGrammar's the whole string;
+  // and its date and time formats are looser than RFC 3339.
+  void rewrite_string(const json& v, const std::string& path, const Ptr& ptr) {
+    if (has(v, "format") && v["format"].is_string() && !has(v, "pattern")) {
+      const std::string f = v["format"].get<std::string>();
+      std::optional<std::string> exact;
+      if (f == "date") exact = std::string("^") + kDate + "$";
+      else if (f == "time") exact = std::string("^") + kTime + "$";
+      else if (f == "date-time") exact = std::string("^") + kDate + "[Tt]" + kTime + "$";
+      if (exact) {
+        rewrites.emplace_back(ptr / "format", std::nullopt);
+        rewrites.emplace_back(ptr / "pattern", json(*exact));
+      }
+      return;
+    }
+    if (!has(v, "pattern") || !v["pattern"].is_string()) return;
+    if (has(v, "format")) refuse(child_path(path, "format"), "'format' beside 'pattern' is not supported");
+    const std::string p = v["pattern"].get<std::string>();
+    const bool head = p.starts_with("^");
+    const bool tail = p.ends_with("$") && !p.ends_with("\\$");
+    if (head && tail) return;
+    // An alternation at the top level would bind the anchors to one branch only.
+    int depth = 0;
+    for (size_t i = 0; i < p.size(); ++i) {
+      if (p[i] == '\\') ++i;
+      else if (p[i] == '(' || p[i] == '[') ++depth;
+      else if (p[i] == ')' || p[i] == ']') --depth;
+      else if (p[i] == '|' && depth == 0)
+        refuse(child_path(path, "pattern"), "an unanchored pattern with a top-level '|' is not supported");
+    }
+    const std::string body = p.substr(head ? 1 : 0, p.size() - (head ? 1 : 0) - (tail ? 1 : 0));
+    rewrites.emplace_back(ptr / "pattern", json(fmt::format("^{}({}){}$", head ? "" : ".*", body, tail ? "" : ".*")));
   }
 
   const json& resolve(const std::string& ref, const std::string& path) const {
@@ -291,6 +342,15 @@ class Checker {
 
 }  // namespace
 
-void check_json_schema(const json& schema) { Checker(schema).node(schema, "$", 0); }
+json prepare_json_schema(const json& schema) {
+  Checker c(schema);
+  c.node(schema, "$", Ptr(), 0);
+  json out = schema;
+  for (const auto& [ptr, value] : c.rewrites) {
+    if (value) out[ptr] = *value;
+    else out[ptr.parent_pointer()].erase(ptr.back());
+  }
+  return out;
+}
 
 }  // namespace upg::grammar

@@ -6,12 +6,16 @@
 // `if`, `uniqueItems`, `contains`, `dependencies` and more with at most a log line: each
 // of these accepts output the schema forbids. This check refuses every such schema with
 // one error naming the keyword and its JSON path, so what compiles is enforced.
+// Hand-written: no library knows what XGrammar enforces.
 #include <nlohmann/json.hpp>
 
 namespace upg::grammar {
 
-// Throws ParamError("json_schema", "<path>: <problem>") for the first keyword that would
-// not be enforced, or a schema that is not one (a node neither object nor boolean).
-void check_json_schema(const nlohmann::json& schema);
+// The schema XGrammar is given: `schema` with the rewrites that make XGrammar enforce
+// what JSON Schema says (an unanchored `pattern` matched anywhere in the string; formats
+// date, time and date-time as exact RFC 3339 patterns, where XGrammar's own accept
+// 2022-02-31). Throws ParamError("json_schema", "<path>: <problem>") for the first
+// keyword that would not be enforced, or a node that is not a schema.
+nlohmann::ordered_json prepare_json_schema(const nlohmann::ordered_json& schema);
 
 }  // namespace upg::grammar
