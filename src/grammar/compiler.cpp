@@ -25,8 +25,24 @@ const char* param_of(GrammarKind k) {
     case GrammarKind::kJsonSchema: return "json_schema";
     case GrammarKind::kRegex: return "regex";
     case GrammarKind::kAnyJson: return "json";
+    case GrammarKind::kStructuralTag: return "structural_tag";
   }
   return "grammar";
+}
+
+// The structural tag with every embedded JSON Schema (a {"type": "json_schema"} format's
+// "json_schema") checked and prepared as a JSON Schema grammar's is.
+void prepare_structural_tag(nlohmann::ordered_json& node) {
+  if (node.is_array()) {
+    for (auto& item : node) prepare_structural_tag(item);
+    return;
+  }
+  if (!node.is_object()) return;
+  if (node.value("type", "") == "json_schema" && node.contains("json_schema")) {
+    node["json_schema"] = grammar::prepare_json_schema(node["json_schema"]);
+    return;
+  }
+  for (auto& [key, value] : node.items()) prepare_structural_tag(value);
 }
 
 // XGrammar's messages may span lines and start with "[time] file:line: "; ours are one
@@ -63,6 +79,7 @@ const char* grammar_kind_name(GrammarKind k) {
     case GrammarKind::kJsonSchema: return "json_schema";
     case GrammarKind::kRegex: return "regex";
     case GrammarKind::kAnyJson: return "json";
+    case GrammarKind::kStructuralTag: return "structural_tag";
   }
   return "?";
 }
@@ -85,6 +102,16 @@ struct GrammarCompiler::Impl {
         case GrammarKind::kAnyJson:
           return wrap(xg.CompileJSONSchema(R"({"type":"object"})", spec.any_whitespace, std::nullopt,
                                            std::nullopt, /*strict_mode=*/false));
+        case GrammarKind::kStructuralTag: {
+          nlohmann::ordered_json tag;
+          try {
+            tag = parse_json<nlohmann::ordered_json>(spec.text, "structural_tag");
+          } catch (const Error& e) {
+            throw ParamError(param, std::string(e.what()).substr(sizeof("structural_tag: ") - 1));
+          }
+          prepare_structural_tag(tag);
+          return wrap(xg.CompileStructuralTag(tag.dump()));
+        }
         case GrammarKind::kJsonSchema: {
           nlohmann::ordered_json schema;
           try {

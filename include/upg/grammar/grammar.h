@@ -21,6 +21,10 @@ enum class GrammarKind {
   kJsonSchema,  // JSON Schema text (checked first: every keyword is enforced or refused)
   kRegex,       // a regular expression the whole output must match
   kAnyJson,     // any JSON object (`--json`, OpenAI's json_object); text unused
+  // XGrammar's structural tag (JSON): text and JSON Schema parts in sequence, or tags
+  // that a trigger opens within free text (the server's tool calls). Each embedded
+  // JSON Schema is checked as kJsonSchema is.
+  kStructuralTag,
 };
 const char* grammar_kind_name(GrammarKind k);  // "gbnf", "json_schema", "regex", "json"
 
