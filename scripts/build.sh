@@ -22,5 +22,7 @@ case "$kind" in
                -DCMAKE_CXX_COMPILER=clang++) ;;
   *) echo "usage: $0 [release|asan|fuzz]" >&2; exit 2 ;;
 esac
+# XGrammar's sources (src/grammar's engine), pinned; a no-op once fetched.
+scripts/fetch-xgrammar.sh
 cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
 cmake --build "$dir" -j "$jobs"

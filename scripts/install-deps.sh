@@ -5,6 +5,8 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git
+  # scripts/fetch-xgrammar.sh (XGrammar's source package from PyPI's file host).
+  curl ca-certificates
   python3 python3-pip
   nlohmann-json3-dev libpcre2-dev libcli11-dev libhwy-dev libfmt-dev
   libgtest-dev libbenchmark-dev

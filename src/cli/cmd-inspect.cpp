@@ -10,14 +10,6 @@
 
 namespace upg::cli {
 
-namespace {
-LoadOptions inspect_only() {
-  LoadOptions o;
-  o.as_stored = true;
-  return o;
-}
-}  // namespace
-
 void add_tokenize_command(CLI::App& app) {
   struct Args {
     ModelArgs model;

@@ -17,5 +17,6 @@ void add_synth_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_batch_command(CLI::App& app);
+void add_grammar_command(CLI::App& app);  // grammar check, grammar bench
 
 }  // namespace upg::cli

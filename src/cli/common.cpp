@@ -14,6 +14,7 @@
 
 #include "upg/kernels/backend.h"
 #include "upg/core/error.h"
+#include "upg/core/file-text.h"
 #include "upg/core/thread-pool.h"
 #include "upg/kernels/cpu.h"
 
@@ -51,10 +52,20 @@ std::string describe_param_error(const ParamError& e) {
       {"output", "-o/--output", ""},
       {"prune", "--prune", " (use --prune magnitude)"},
       {"chat_template", "the chat template", " (use --raw)"},
+      {"json_schema", "--json-schema", ""},
+      {"grammar", "--grammar-file", ""},
+      {"regex", "--regex", ""},
+      {"json", "--json", ""},
   };
   for (const Flag& f : kFlags)
     if (e.param() == f.param) return fmt::format("{}: {}{}", f.flag, e.problem(), f.hint);
   return e.what();
+}
+
+LoadOptions inspect_only() {
+  LoadOptions o;
+  o.as_stored = true;
+  return o;
 }
 
 void add_model_options(CLI::App& app, ModelArgs& a, bool with_runtime) {
@@ -202,6 +213,14 @@ void add_generation_options(CLI::App& app, GenerationArgs& a) {
   app.add_option("-r,--reverse-prompt,--stop", p.stop_strings, "Stop when this text is generated (repeatable)");
   app.add_flag("--ignore-eos", p.ignore_eos, "Keep generating past the end-of-sequence token");
   app.add_flag("-v,--verbose", a.verbose, "Print the sampler chain and token counts");
+  auto* g = app.add_option("--grammar-file", a.grammar_file,
+                           "Constrain the output to a GBNF grammar (llama.cpp's syntax; a `root` rule)");
+  auto* js = app.add_option("--json-schema", a.json_schema_file,
+                            "Constrain the output to JSON valid under this JSON Schema file (unsupported keywords "
+                            "are refused, naming their path)");
+  auto* j = app.add_flag("--json", a.json, "Constrain the output to a JSON object");
+  g->excludes(js, j);
+  js->excludes(j);
 }
 
 Request finish_generation_args(GenerationArgs& a) {
@@ -218,6 +237,14 @@ Request finish_generation_args(GenerationArgs& a) {
     }
   }
   if (a.request.max_new_tokens < -1) throw Error("--n-predict: must be -1 or more");
+  // Structured output (compiled when the request is submitted): compact JSON, properties
+  // in the schema's order, no property the schema does not name.
+  if (!a.grammar_file.empty())
+    a.request.grammar = GrammarSpec{GrammarKind::kGbnf, read_file_text(a.grammar_file, "the grammar file")};
+  else if (!a.json_schema_file.empty())
+    a.request.grammar = GrammarSpec{GrammarKind::kJsonSchema, read_file_text(a.json_schema_file, "the JSON Schema file")};
+  else if (a.json)
+    a.request.grammar = GrammarSpec{GrammarKind::kAnyJson, ""};
   // The Sampler validates its flags; building one here reports a bad --top-p before a
   // model load that can take minutes.
   Sampler check(a.request.sampling);

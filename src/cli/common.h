@@ -35,6 +35,8 @@ void add_model_options(CLI::App& app, ModelArgs& args, bool with_runtime = true)
 void add_dtype_option(CLI::App& app, ModelArgs& args);
 // -t/--threads in [0, ThreadPool::kMaxThreads], shared by every command that computes.
 void add_threads_option(CLI::App& app, int& threads, const std::string& help);
+// Load options for reading a model's metadata and tokenizer without running it.
+LoadOptions inspect_only();
 // Loads the model, printing the load time to stderr.
 std::unique_ptr<Model> load_model(const ModelArgs& args, double* load_seconds = nullptr);
 
@@ -56,6 +58,9 @@ struct GenerationArgs {
   Request request;  // its prompt comes from the command's own options
   std::string seed_text;  // kept as text so "-1" (random) reads like llama.cpp
   bool verbose = false;
+  // Structured output: at most one of these (request.grammar).
+  std::string grammar_file, json_schema_file;
+  bool json = false;
 };
 void add_generation_options(CLI::App& app, GenerationArgs& args);
 // Turns the parsed flags into a request without its prompt (seed, validation); throws

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   upg::cli::add_bench_command(app);
   upg::cli::add_serve_command(app);
   upg::cli::add_batch_command(app);
+  upg::cli::add_grammar_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -44,10 +44,25 @@ namespace {
 
 // A request inside the engine: its sampler and the state that turns its tokens into text.
 struct Live {
-  Live(Request r, const Model& model)
+  Live(Request r, const Model& model, std::shared_ptr<const CompiledGrammar> grammar)
       : req(std::move(r)), sampler(req.sampling), stops(req.stop_strings) {
-    if (req.stop_tokens.empty() && !req.ignore_eos) req.stop_tokens = default_stop_tokens(model);
+    if (req.stop_tokens.empty() && (!req.ignore_eos || grammar)) req.stop_tokens = default_stop_tokens(model);
     if (model.has_tokenizer()) decoder.emplace(model.tokenizer(), true);
+    if (grammar) {
+      matcher.emplace(std::move(grammar), req.stop_tokens);
+      mask.assign(size_t(matcher->mask_words()), 0);
+    }
+  }
+  // The grammar's mask for the next token (empty without a grammar).
+  std::span<const uint32_t> next_mask() {
+    if (!matcher) return {};
+    matcher->fill_mask(mask);
+    return mask;
+  }
+  // Advances the grammar on a decided token (the sampler drew it from the mask).
+  void advance(int32_t token) {
+    if (matcher && !matcher->accept(token))
+      throw Error(fmt::format("engine: the grammar refused token {} that its mask allowed", token));
   }
   // With a draft model: what draws its drafts (the request's settings, another stream).
   Sampler& draft_sampler() {
@@ -66,6 +81,10 @@ struct Live {
   std::optional<Sampler> drafter;
   std::vector<int32_t> drafts;            // this step's, from the draft model
   std::vector<CandidateList> draft_dists;  // the distribution each was drawn from
+  // With Request::grammar: where the output is in it. It advances only on decided tokens
+  // (drafts as they are verified), so a rejected draft never reaches it.
+  std::optional<GrammarMatcher> matcher;
+  std::vector<uint32_t> mask;
 };
 
 void check_request(const Request& r, const Model& model) {
@@ -119,6 +138,17 @@ struct Engine::Impl {
   // drafts are truncated out of the sequence and its blocks).
   void decide(const ScheduledSeq& c, std::span<const float> rows, std::vector<int32_t>& out);
   void publish_stats();
+  // The grammar compiler for the model's vocabulary, built on first use (thread-safe).
+  GrammarCompiler& grammars() {
+    std::call_once(grammars_once, [&] {
+      if (!model.has_tokenizer()) throw ParamError("grammar", "the model has no tokenizer to compile a grammar for");
+      GrammarCompilerOptions o;
+      o.vocab_size = model.config().vocab_size;
+      o.stop_tokens = default_stop_tokens(model);
+      grammar_compiler = std::make_unique<GrammarCompiler>(model.tokenizer(), o);
+    });
+    return *grammar_compiler;
+  }
 
   Model& model;
   KvManager kv;
@@ -138,6 +168,8 @@ struct Engine::Impl {
   };
   std::vector<Decided> decided;
   EngineStats counted;  // the totals, kept on the step thread; published under mu
+  std::once_flag grammars_once;
+  std::unique_ptr<GrammarCompiler> grammar_compiler;
 
   mutable std::mutex mu;  // guards the queues and `stats` below
   std::condition_variable work;
@@ -158,7 +190,9 @@ int64_t Engine::submit(Request r) {
   Impl& I = *impl_;
   I.sched.check_fits(r.prompt);  // empty, or past the KV pool; reads only the pool's fixed size
   check_request(r, I.model);
-  auto live = std::make_unique<Live>(std::move(r), I.model);  // its Sampler checks the sampling parameters
+  std::shared_ptr<const CompiledGrammar> grammar;
+  if (r.grammar) grammar = I.grammars().compile(*r.grammar);  // cached; outside the step thread
+  auto live = std::make_unique<Live>(std::move(r), I.model, std::move(grammar));  // its Sampler checks the sampling parameters
   {
     std::lock_guard lock(I.mu);
     if (I.next_id == std::numeric_limits<int32_t>::max()) throw Error("engine: request ids exhausted");
@@ -287,12 +321,15 @@ void Engine::Impl::decide(const ScheduledSeq& c, std::span<const float> rows, st
   int accepted = 0;
   bool rejected = false;
   for (int i = 0; i < c.drafts && !rejected; ++i) {
-    const CandidateList& target =
-        l.sampler.distribution(rows.subspan(size_t(i) * vocab, vocab), std::span(toks).first(first_draft + size_t(i)));
+    // The target's distribution under the grammar: a draft it forbids has p = 0 there, so
+    // it is rejected and the replacement comes from what the grammar allows.
+    const CandidateList& target = l.sampler.distribution(
+        rows.subspan(size_t(i) * vocab, vocab), std::span(toks).first(first_draft + size_t(i)), l.next_mask());
     const int32_t drafted = toks[first_draft + size_t(i)];
     one_draft.items[0].id = drafted;
     const DraftVerdict v =
         l.sampler.verify_draft(target, draft_model ? l.draft_dists[size_t(i)] : one_draft, drafted);
+    l.advance(v.token);
     out.push_back(v.token);  // the draft, or the target's correction in its place
     if (v.accepted) ++accepted;
     else rejected = true;
@@ -306,7 +343,9 @@ void Engine::Impl::decide(const ScheduledSeq& c, std::span<const float> rows, st
   // Every draft accepted (or none): the target's own next token after them.
   const size_t row = out.size();
   const std::vector<int32_t>& now = sched.tokens(c.seq);
-  out.push_back(l.sampler.sample(rows.subspan(row * vocab, vocab), now));
+  const int32_t token = l.sampler.sample(rows.subspan(row * vocab, vocab), now, l.next_mask());
+  l.advance(token);
+  out.push_back(token);
 }
 
 void Engine::Impl::take_queued(std::vector<RequestEvent>& events) {

@@ -28,6 +28,13 @@ TEST(SamplerAlloc, NoAllocationAfterFirstCall) {
   const long before = test::allocations();
   for (int i = 0; i < 50; ++i) s.sample(logits, hist);
   EXPECT_EQ(test::allocations() - before, 0);
+  // With a grammar's token mask, the list shrinks and grows back within its capacity.
+  std::vector<uint32_t> mask(logits.size() / 32, 0);
+  for (size_t w = 0; w < mask.size(); w += 3) mask[w] = 0x0F0F0F0Fu;
+  s.sample(logits, hist, mask);
+  const long masked = test::allocations();
+  for (int i = 0; i < 50; ++i) s.sample(logits, hist, i % 2 ? std::span<const uint32_t>(mask) : std::span<const uint32_t>());
+  EXPECT_EQ(test::allocations() - masked, 0);
 }
 
 }  // namespace

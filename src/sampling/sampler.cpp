@@ -71,21 +71,27 @@ std::string Sampler::describe() const {
   return s;
 }
 
-const CandidateList& Sampler::distribution(std::span<const float> logits, std::span<const int32_t> history) {
+const CandidateList& Sampler::distribution(std::span<const float> logits, std::span<const int32_t> history,
+                                           std::span<const uint32_t> allowed) {
   if (logits.empty()) throw Error("sampler: empty logits");
   if (logits.size() > size_t(std::numeric_limits<int32_t>::max()))
     throw Error(fmt::format("sampler: {} logits exceed the int32 token id range", logits.size()));
 
   // resize() on a vector that already has the capacity does not allocate.
+  if (!allowed.empty() && allowed.size() * 32 < logits.size())
+    throw Error(fmt::format("sampler: a token mask of {} words for {} logits", allowed.size(), logits.size()));
   work_.items.resize(logits.size());
+  size_t n = 0;
   for (size_t i = 0; i < logits.size(); ++i) {
+    if (!allowed.empty() && !((allowed[i / 32] >> (i % 32)) & 1u)) continue;
     // NaN compares false with everything: it would break std::sort's ordering (undefined
     // behaviour) and poison the softmax sum. A NaN logit is a broken score, so the safe
     // reading is "never pick it": -inf.
     const float l = logits[i];
-    work_.items[i] = {int32_t(i), std::isnan(l) ? -std::numeric_limits<float>::infinity() : l,
-                      0.0f};
+    work_.items[n++] = {int32_t(i), std::isnan(l) ? -std::numeric_limits<float>::infinity() : l, 0.0f};
   }
+  if (n == 0) throw Error("sampler: the token mask allows no token");
+  work_.items.resize(n);  // shrinking keeps the capacity: no allocation on the next call
   work_.sorted = false;
   work_.normalized = false;
 
@@ -120,8 +126,9 @@ int32_t Sampler::draw(const CandidateList& dist) {
   return dist.items.back().id;
 }
 
-int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
-  return draw(distribution(logits, history));
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history,
+                        std::span<const uint32_t> allowed) {
+  return draw(distribution(logits, history, allowed));
 }
 
 }  // namespace upg

@@ -162,5 +162,37 @@ TEST(ApiError, BodyIsOpenAIs) {
   EXPECT_TRUE(ApiError(500, "x", {}, "server_error").body()["error"]["param"].is_null());
 }
 
+TEST(ApiRequest, StructuredOutput) {
+  const std::string m = std::string("{") + kMsgs + ", ";
+  ApiRequest r = chat(m + R"("response_format": {"type": "json_object"}})");
+  ASSERT_TRUE(r.grammar);
+  EXPECT_EQ(r.grammar->kind, GrammarKind::kAnyJson);
+  r = chat(m + R"("response_format": {"type": "json_schema", "json_schema": {"name": "p", "strict": true,
+    "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}})");
+  ASSERT_TRUE(r.grammar);
+  EXPECT_EQ(r.grammar->kind, GrammarKind::kJsonSchema);
+  EXPECT_TRUE(r.grammar->strict);
+  EXPECT_EQ(nlohmann::json::parse(r.grammar->text)["properties"]["a"]["type"], "integer");
+  EXPECT_EQ(r.grammar_field, "response_format.json_schema.schema");
+  EXPECT_FALSE(chat(m + R"("response_format": {"type": "text"}})").grammar);
+  r = chat(m + R"("grammar": "root ::= \"yes\" | \"no\""})");
+  ASSERT_TRUE(r.grammar);
+  EXPECT_EQ(r.grammar->kind, GrammarKind::kGbnf);
+  r = completion(R"({"prompt": "x", "json_schema": {"type": "string"}})");
+  ASSERT_TRUE(r.grammar);
+  EXPECT_EQ(r.grammar_field, "json_schema");
+
+  EXPECT_EQ(refused(m + R"("response_format": {"type": "xml"}})").second, "response_format.type");
+  EXPECT_EQ(refused(m + R"("response_format": {"type": "json_schema"}})").second, "response_format.json_schema");
+  EXPECT_EQ(refused(m + R"("response_format": {"type": "json_schema", "json_schema": {"schema": {}}}})").second,
+            "response_format.json_schema.name");
+  EXPECT_EQ(refused(m + R"("response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": 3}}})").second,
+            "response_format.json_schema.schema");
+  EXPECT_EQ(refused(m + R"("response_format": {"type": "json_object"}, "grammar": "root ::= \"a\""})").second, "grammar");
+  EXPECT_EQ(refused(m + R"("grammar": 5})").second, "grammar");
+  EXPECT_EQ(refused(m + R"("response_format": {"type": "json_object"}, "tools": [{"type": "function",
+    "function": {"name": "f"}}]})").second, "response_format");
+}
+
 }  // namespace
 }  // namespace upg::server

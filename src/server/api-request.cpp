@@ -13,7 +13,8 @@ namespace upg::server {
 
 namespace {
 
-using nlohmann::json;
+// Ordered: a JSON Schema's properties come out in the order they were given.
+using json = nlohmann::ordered_json;
 
 const std::set<std::string, std::less<>>& known_fields(Endpoint e) {
   // Fields of the OpenAI API (and top_k, min_p, repetition_penalty, ignore_eos as vLLM and
@@ -23,11 +24,11 @@ const std::set<std::string, std::less<>>& known_fields(Endpoint e) {
       "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
       "top_p", "frequency_penalty", "presence_penalty", "stop", "seed", "n", "logprobs", "top_logprobs",
       "user", "top_k", "min_p", "repetition_penalty", "ignore_eos", "logit_bias", "response_format",
-      "tools", "tool_choice", "parallel_tool_calls", "store", "metadata", "service_tier"};
+      "tools", "tool_choice", "parallel_tool_calls", "store", "metadata", "service_tier", "grammar", "json_schema"};
   static const std::set<std::string, std::less<>> completions = {
       "model", "prompt", "stream", "stream_options", "max_tokens", "temperature", "top_p",
       "frequency_penalty", "presence_penalty", "stop", "seed", "n", "logprobs", "user", "top_k", "min_p",
-      "repetition_penalty", "ignore_eos", "logit_bias", "echo", "best_of", "suffix"};
+      "repetition_penalty", "ignore_eos", "logit_bias", "echo", "best_of", "suffix", "grammar", "json_schema"};
   return e == Endpoint::kChat ? chat : completions;
 }
 
@@ -157,14 +158,53 @@ std::vector<std::string> parse_stop(const json& v, int max_stop) {
   return out;
 }
 
+// response_format, or llama.cpp's grammar / json_schema: at most one of them.
+void parse_structured_output(const json& body, ApiRequest& r) {
+  auto get = [&](const char* key) -> const json* {
+    auto it = body.find(key);
+    return it == body.end() || it->is_null() ? nullptr : &*it;
+  };
+  auto take = [&](GrammarSpec spec, const std::string& field) {
+    if (r.grammar) throw bad_field(field, fmt::format("only one of response_format, grammar and json_schema ({} is given too)", r.grammar_field));
+    r.grammar = std::move(spec);
+    r.grammar_field = field;
+  };
+  if (const json* v = get("response_format")) {
+    if (!v->is_object() || !v->contains("type") || !(*v)["type"].is_string())
+      throw bad_field("response_format", "must be an object with a type");
+    const std::string type = (*v)["type"].get<std::string>();
+    if (type == "json_object") {
+      take({GrammarKind::kAnyJson, "", false, true, false}, "response_format");
+    } else if (type == "json_schema") {
+      const json js = v->value("json_schema", json());
+      if (!js.is_object()) throw bad_field("response_format.json_schema", "must be an object {name, schema, strict}");
+      if (!js.contains("name") || !js["name"].is_string())
+        throw bad_field("response_format.json_schema.name", "must be a string");
+      if (!js.contains("schema") || !(js["schema"].is_object() || js["schema"].is_boolean()))
+        throw bad_field("response_format.json_schema.schema", "must be a JSON Schema (an object)");
+      // strict (OpenAI's default false) still lets nothing past the schema; true also
+      // closes objects that do not say additionalProperties, as OpenAI's strict mode does.
+      bool strict = false;
+      if (js.contains("strict") && !js["strict"].is_null()) strict = bool_field(js["strict"], "response_format.json_schema.strict");
+      take({GrammarKind::kJsonSchema, js["schema"].dump(), false, strict, false}, "response_format.json_schema.schema");
+    } else if (type != "text") {
+      throw bad_field("response_format.type", "must be \"text\", \"json_object\" or \"json_schema\"");
+    }
+  }
+  if (const json* v = get("grammar")) take({GrammarKind::kGbnf, string_field(*v, "grammar"), false, true, false}, "grammar");
+  if (const json* v = get("json_schema")) {
+    if (!v->is_object() && !v->is_boolean()) throw bad_field("json_schema", "must be a JSON Schema (an object)");
+    take({GrammarKind::kJsonSchema, v->dump(), false, false, false}, "json_schema");
+  }
+  if (r.grammar && r.tools.active())
+    throw bad_field(r.grammar_field, "structured output together with tools is not supported (tool calls have their own grammar)");
+}
+
 // Fields accepted for compatibility that must not ask for something this server lacks.
 void refuse_unsupported(const json& body, Endpoint e) {
   auto present = [&](const char* k) { return body.contains(k) && !body[k].is_null(); };
   if (present("logit_bias") && !(body["logit_bias"].is_object() && body["logit_bias"].empty()))
     throw bad_field("logit_bias", "is not supported");
-  if (present("response_format") &&
-      !(body["response_format"].is_object() && body["response_format"].value("type", json()) == "text"))
-    throw bad_field("response_format", "only {\"type\": \"text\"} is supported");
   if (present("echo") && bool_field(body["echo"], "echo")) throw bad_field("echo", "is not supported");
   if (present("suffix") && !(body["suffix"].is_string() && body["suffix"].get<std::string>().empty()))
     throw bad_field("suffix", "is not supported");
@@ -180,7 +220,7 @@ void refuse_unsupported(const json& body, Endpoint e) {
 ApiRequest parse_request(std::string_view text, Endpoint endpoint, const RequestLimits& limits) {
   json body;
   try {
-    body = parse_json(text, "request body");
+    body = parse_json<json>(text, "request body");
   } catch (const Error& e) {
     throw ApiError(400, e.what());
   }
@@ -260,6 +300,7 @@ ApiRequest parse_request_body(const json& body, Endpoint endpoint, const Request
   if (const json* v = get("ignore_eos")) r.ignore_eos = bool_field(*v, "ignore_eos");
   if (const json* v = get("user")) r.user = string_field(*v, "user");
   refuse_unsupported(body, endpoint);
+  parse_structured_output(body, r);
   // The sampler's own checks (the ones above are the API's ranges), named as fields.
   try {
     Sampler check(r.sampling);

@@ -5,6 +5,7 @@
 // field. What the engine checks itself (sampling parameters, a prompt past the context)
 // is checked again at submit, whose ParamErrors field_for_param() names.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +14,7 @@
 
 #include "server/api-error.h"
 #include "server/tool-calls.h"
+#include "upg/grammar/grammar.h"
 #include "upg/sampling/sampling.h"
 
 namespace upg::server {
@@ -31,8 +33,13 @@ struct ApiRequest {
   std::string model;                 // empty: the one served
   // chat: an array of {role, content: string (parts joined) or null, and name,
   // tool_calls (arguments as objects), tool_call_id where given}
-  nlohmann::json messages;
+  nlohmann::ordered_json messages;
   ToolRequest tools;                 // chat: tools, tool_choice, parallel_tool_calls
+  // Structured output: response_format (json_object, json_schema) or llama.cpp's
+  // `grammar` (GBNF) and `json_schema` fields; grammar_field names the field it came
+  // from, for the errors its compilation may raise at submit.
+  std::optional<GrammarSpec> grammar;
+  std::string grammar_field;
   std::vector<PromptInput> prompts;  // completions: one choice group per prompt
   bool stream = false;
   bool include_usage = false;        // stream_options.include_usage
@@ -57,7 +64,7 @@ struct RequestLimits {
 // Parses a body; throws ApiError (400) for every problem.
 ApiRequest parse_request(std::string_view body, Endpoint endpoint, const RequestLimits& limits);
 // The same from a parsed body (upg batch reads JSON lines).
-ApiRequest parse_request_body(const nlohmann::json& body, Endpoint endpoint, const RequestLimits& limits);
+ApiRequest parse_request_body(const nlohmann::ordered_json& body, Endpoint endpoint, const RequestLimits& limits);
 
 // The request field a library ParamError's parameter stands for ("repeat_penalty" ->
 // "repetition_penalty", "prompt" -> "messages" on chat), as the CLI maps them to flags.

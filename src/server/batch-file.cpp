@@ -24,9 +24,9 @@ std::string batch_key(const json& id) {
 }
 
 BatchLine parse_batch_line(std::string_view line, const RequestLimits& limits) {
-  json body;
+  nlohmann::ordered_json body;
   try {
-    body = parse_json(line, "line");
+    body = parse_json<nlohmann::ordered_json>(line, "line");
   } catch (const Error& e) {
     throw ApiError(400, e.what());
   }

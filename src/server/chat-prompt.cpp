@@ -5,7 +5,7 @@
 
 namespace upg::server {
 
-std::string render_chat_prompt(const Tokenizer& tok, const nlohmann::json& messages, const ToolRequest& tools,
+std::string render_chat_prompt(const Tokenizer& tok, const nlohmann::ordered_json& messages, const ToolRequest& tools,
                                const ToolCallFormat& format) {
   try {
     // The model's own Jinja template over the OpenAI messages.

@@ -13,7 +13,7 @@ namespace upg::server {
 // messages: parse_request's normalised messages; tools and the model's tool-call format
 // decide what else the template sees (tool-calls.h). Ends with the assistant turn's
 // header. Throws ApiError (400) when the model has no usable template.
-std::string render_chat_prompt(const Tokenizer& tok, const nlohmann::json& messages, const ToolRequest& tools,
+std::string render_chat_prompt(const Tokenizer& tok, const nlohmann::ordered_json& messages, const ToolRequest& tools,
                                const ToolCallFormat& format);
 
 }  // namespace upg::server

@@ -26,11 +26,16 @@ Completion::Completion(const CompletionContext& ctx, ApiRequest req, Clock::time
   const Tokenizer& tok = ctx_.tokenizer;
   std::vector<std::vector<int32_t>> prompts;
   if (req_.endpoint == Endpoint::kChat) {
-    // Forcing a call takes a grammar over the model's output; until the sampler chain has
-    // one, such a request is refused rather than answered with a call it may not make.
-    if (req_.tools.choice == ToolChoice::kRequired || req_.tools.choice == ToolChoice::kNamed)
-      throw bad_field("tool_choice", "\"required\" and a named function are not supported yet (\"auto\" and \"none\" are)");
     tool_format_ = &tool_call_format_for(tok.chat_template_source());
+    // Tool calls are held to the tools' schemas by the grammar engine: free text until
+    // the format's call opener under "auto", at least one call under "required".
+    if (req_.tools.active()) {
+      GrammarSpec spec;
+      spec.kind = GrammarKind::kStructuralTag;
+      spec.text = tool_call_structural_tag(*tool_format_, req_.tools).dump();
+      req_.grammar = std::move(spec);
+      req_.grammar_field = "tools";
+    }
     prompts.push_back(tok.encode(render_chat_prompt(tok, req_.messages, req_.tools, *tool_format_), tok.add_bos(), true));
   } else {
     for (const PromptInput& p : req_.prompts)
@@ -57,13 +62,19 @@ Completion::Completion(const CompletionContext& ctx, ApiRequest req, Clock::time
       r.stop_strings = req_.stop;
       r.ignore_eos = req_.ignore_eos;
       r.top_logprobs = req_.logprobs;
+      r.grammar = req_.grammar;
       requests.push_back(std::move(r));
     }
   }
   try {
     ids_ = ctx_.loop.submit(std::move(requests), channel_);
   } catch (const ParamError& e) {
-    throw bad_field(field_for_param(e.param(), req_.endpoint), e.problem());
+    // The grammar's compiler names its kind ("json_schema", "grammar", ...): the request
+    // field it came from is what the client sent.
+    const std::string& p = e.param();
+    const bool grammar = req_.grammar && (p == "grammar" || p == "json_schema" || p == "regex" || p == "json" ||
+                                          p == "structural_tag");
+    throw bad_field(grammar ? req_.grammar_field : field_for_param(p, req_.endpoint), e.problem());
   }
   choices_.resize(ids_.size());
   for (size_t i = 0; i < ids_.size(); ++i) {

@@ -9,7 +9,7 @@
 namespace upg::server {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 const json kTools = json::parse(R"([
   {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
@@ -264,9 +264,11 @@ TEST(ToolStructuralTag, WhatItAllowsIsWhatTheParserReads) {
                                         tools({{"tool_choice", {{"type", "function"}, {"function", {{"name", "get_time"}}}}}}));
   ASSERT_EQ(named["format"]["tags"].size(), 1u);
   EXPECT_NE(named["format"]["tags"][0]["begin"].get<std::string>().find("get_time"), std::string::npos);
+  EXPECT_EQ(named["format"]["type"], "tags_with_separator");  // no text before the call
   EXPECT_TRUE(named["format"]["at_least_one"].get<bool>());
   EXPECT_TRUE(named["format"]["stop_after_first"].get<bool>());
   auto required = tool_call_structural_tag(format("hermes"), tools({{"tool_choice", "required"}}));
+  EXPECT_EQ(required["format"]["type"], "tags_with_separator");
   EXPECT_TRUE(required["format"]["at_least_one"].get<bool>());
   EXPECT_FALSE(required["format"]["stop_after_first"].get<bool>());
   EXPECT_TRUE(tool_call_structural_tag(format("hermes"), tools({{"parallel_tool_calls", false}}))["format"]

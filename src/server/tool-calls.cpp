@@ -12,7 +12,8 @@ namespace upg::server {
 
 namespace {
 
-using nlohmann::json;
+// Ordered throughout: schemas keep their properties' order, calls their arguments'.
+using json = nlohmann::ordered_json;
 using ojson = nlohmann::ordered_json;
 
 bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
@@ -97,7 +98,7 @@ ToolRequest parse_tool_request(const json& body) {
       t.names.push_back(std::move(name));
     }
     if (!t.names.empty()) {
-      t.tools = ojson::parse((*tools).dump());  // the order of keys as given, for the template
+      t.tools = *tools;
       t.choice = ToolChoice::kAuto;
     }
   }
@@ -160,7 +161,7 @@ ojson prompt_tools(const ToolRequest& t, const ToolCallFormat& f) {
 }
 
 ojson prompt_messages(const json& messages, const ToolRequest& t, const ToolCallFormat& f) {
-  ojson out = ojson::parse(messages.dump());
+  ojson out = messages;
   if (f.template_renders_tools) return out;
   // The template knows no tool calls: earlier calls become the reply text this format
   // asks for, and the tools are described in the system message.
@@ -208,17 +209,27 @@ ojson tool_call_structural_tag(const ToolCallFormat& f, const ToolRequest& t) {
     const auto [begin, end] = begin_end(name);
     tags.push_back({{"type", "tag"},
                     {"begin", begin},
-                    {"content", {{"type", "json_schema"}, {"json_schema", params}}},
+                    // At most one whitespace character between JSON tokens: a small model
+                    // left free to add whitespace can add it until max_tokens.
+                    {"content", {{"type", "json_schema"}, {"json_schema", params}, {"max_whitespace_cnt", 1}}},
                     {"end", end}});
   }
-  const bool forced = t.choice == ToolChoice::kRequired || t.choice == ToolChoice::kNamed;
+  const bool one = !t.parallel || t.choice == ToolChoice::kNamed;
+  if (t.choice == ToolChoice::kRequired || t.choice == ToolChoice::kNamed)  // calls from the first token on
+    return {{"type", "structural_tag"},
+            {"format",
+             {{"type", "tags_with_separator"},
+              {"tags", tags},
+              {"separator", "\n"},
+              {"at_least_one", true},
+              {"stop_after_first", one}}}};
   return {{"type", "structural_tag"},
           {"format",
            {{"type", "triggered_tags"},
             {"triggers", ojson::array({trigger})},
             {"tags", tags},
-            {"at_least_one", forced},
-            {"stop_after_first", !t.parallel || t.choice == ToolChoice::kNamed}}}};
+            {"at_least_one", false},
+            {"stop_after_first", one}}}};
 }
 
 size_t json_value_end(std::string_view s) {

@@ -33,24 +33,25 @@ struct ToolRequest {
 
 // tools, tool_choice and parallel_tool_calls of a chat body. Throws ApiError (400)
 // naming the field and its path (tools[2].function.name, tool_choice.function.name).
-ToolRequest parse_tool_request(const nlohmann::json& body);
+ToolRequest parse_tool_request(const nlohmann::ordered_json& body);
 
 // An assistant message's tool_calls, checked; arguments become JSON objects (templates
 // write them with tojson, as Hugging Face's and vLLM's do). `where`: "messages[3].tool_calls".
-nlohmann::json parse_message_tool_calls(const nlohmann::json& v, const std::string& where);
+nlohmann::ordered_json parse_message_tool_calls(const nlohmann::ordered_json& v, const std::string& where);
 
 // What the chat template renders: the messages (with the format's system preamble, and
 // earlier calls as reply text where the template knows no tool calls) and the tools
 // (null when the template does not render them or no tool is active).
-nlohmann::ordered_json prompt_messages(const nlohmann::json& messages, const ToolRequest& t, const ToolCallFormat& f);
+nlohmann::ordered_json prompt_messages(const nlohmann::ordered_json& messages, const ToolRequest& t,
+                                       const ToolCallFormat& f);
 nlohmann::ordered_json prompt_tools(const ToolRequest& t, const ToolCallFormat& f);
 
 // The structural tag (XGrammar's JSON form: triggered tags) that holds a reply to the
 // request's tool_choice in format f, written so that ToolCallParser reads what it allows:
-// "auto" leaves text free until the format's call opener, then holds each call to one of
-// the tools' parameter schemas; "required" asks for at least one call, a named function
-// for exactly that one; parallel_tool_calls off stops after the first. Null when no tool
-// is active.
+// "auto" (triggered tags) leaves text free until the format's call opener, then holds
+// each call to one of the tools' parameter schemas; "required" (tags with a separator)
+// asks for calls from the first token on, a named function for exactly that one;
+// parallel_tool_calls off stops after the first. Null when no tool is active.
 nlohmann::ordered_json tool_call_structural_tag(const ToolCallFormat& f, const ToolRequest& t);
 
 // Splits a reply into content and calls as its text arrives: feed() returns the text
@@ -75,8 +76,8 @@ class ToolCallParser {
   enum class State { kStart, kHeld, kText, kCall };
   void scan(Output& out, bool final);
   bool take_call(std::string_view body, Output& out);
-  bool take_calls(const nlohmann::json& j, Output& out);
-  bool take_call_object(const nlohmann::json& j, Output& out);
+  bool take_calls(const nlohmann::ordered_json& j, Output& out);
+  bool take_call_object(const nlohmann::ordered_json& j, Output& out);
   void emit_content(std::string_view text, bool before_call, Output& out);
 
   const ToolCallFormat& f_;

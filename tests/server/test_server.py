@@ -304,6 +304,94 @@ class ServerTest(unittest.TestCase):
                          [{"name": t.function.name, "arguments": t.function.arguments}
                           for t in choice.message.tool_calls or []])
 
+    def tool_chat(self, messages, **kw):
+        return self.client.chat.completions.create(model=self.model, messages=messages, tools=self.TOOLS,
+                                                   max_tokens=48, temperature=0, **kw)
+
+    def test_tool_call_required_round_trip(self):
+        # "required": the grammar holds the reply to a call of a given tool with valid
+        # arguments; the call and its result then go back for the final answer.
+        # One call (parallel_tool_calls off): left free to call again, the small model
+        # repeats its call until max_tokens.
+        question = [{"role": "user", "content": "What is the weather in Paris?"}]
+        r = self.tool_chat(question, tool_choice="required", parallel_tool_calls=False)
+        choice = r.choices[0]
+        self.assertEqual(choice.finish_reason, "tool_calls", choice)
+        call = choice.message.tool_calls[0]
+        self.assertEqual(call.type, "function")
+        self.assertEqual(call.function.name, "get_weather")
+        args = json.loads(call.function.arguments)
+        self.assertIsInstance(args["city"], str)
+        # Streamed, the call's deltas reassemble to the same call.
+        calls, finish = {}, None
+        for chunk in self.client.chat.completions.create(
+                model=self.model, messages=question, tools=self.TOOLS, max_tokens=48, temperature=0,
+                tool_choice="required", parallel_tool_calls=False, stream=True):
+            for c in chunk.choices:
+                for t in c.delta.tool_calls or []:
+                    got = calls.setdefault(t.index, {"name": "", "arguments": ""})
+                    got["name"] += t.function.name or ""
+                    got["arguments"] += t.function.arguments or ""
+                finish = c.finish_reason or finish
+        self.assertEqual(finish, "tool_calls")
+        self.assertEqual(calls[0], {"name": call.function.name, "arguments": call.function.arguments})
+        # The result goes back; the model answers.
+        history = question + [
+            {"role": "assistant", "content": None, "tool_calls": [call.model_dump(exclude_none=True)]},
+            {"role": "tool", "tool_call_id": call.id, "content": "21 C and sunny"}]
+        final = self.tool_chat(history, tool_choice="none")
+        self.assertIn(final.choices[0].finish_reason, ("stop", "length"))
+        self.assertTrue(final.choices[0].message.content)
+        self.assertIsNone(final.choices[0].message.tool_calls)
+
+    def test_tool_call_named_function(self):
+        tools = self.TOOLS + [{"type": "function", "function": {
+            "name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}},
+                                               "required": ["zone"]}}}]
+        r = self.client.chat.completions.create(
+            model=self.model, messages=[{"role": "user", "content": "What is the weather in Paris?"}], tools=tools,
+            tool_choice={"type": "function", "function": {"name": "get_time"}}, max_tokens=48, temperature=0)
+        calls = r.choices[0].message.tool_calls
+        self.assertEqual([c.function.name for c in calls], ["get_time"])
+        self.assertIsInstance(json.loads(calls[0].function.arguments)["zone"], str)
+
+    def test_structured_output(self):
+        import pydantic
+
+        class City(pydantic.BaseModel):
+            name: str
+            country: str
+            population: int = pydantic.Field(ge=0, le=100_000_000)  # bounds are enforced too
+
+        parsed = self.client.chat.completions.parse(
+            model=self.model, messages=[{"role": "user", "content": "Give the name, country and population of Paris."}],
+            response_format=City, max_tokens=64, temperature=0)
+        choice = parsed.choices[0]
+        self.assertEqual(choice.finish_reason, "stop", choice.message.content)
+        self.assertIsInstance(choice.message.parsed, City)
+        r = self.chat("Give me a JSON object about cats.", max_tokens=48, response_format={"type": "json_object"})
+        if r.choices[0].finish_reason == "stop":
+            self.assertIsInstance(json.loads(r.choices[0].message.content), dict)
+        else:  # cut by max_tokens: a valid prefix of an object
+            self.assertTrue(r.choices[0].message.content.startswith("{"))
+        # llama.cpp's fields: a GBNF grammar.
+        g = httpx.post(self.url + "/v1/chat/completions", json=chat_body(
+            "Is the sky blue?", max_tokens=4, grammar='root ::= "yes" | "no"')).json()
+        self.assertIn(g["choices"][0]["message"]["content"], ("yes", "no"))
+        self.assertEqual(g["choices"][0]["finish_reason"], "stop")
+
+    def test_bad_structured_output(self):
+        def refused(**body):
+            r = httpx.post(self.url + "/v1/chat/completions", json=chat_body("hi", **body))
+            self.assertEqual(r.status_code, 400, r.text)
+            return r.json()["error"]
+        err = refused(response_format={"type": "json_schema", "json_schema": {
+            "name": "x", "schema": {"type": "object", "properties": {
+                "a": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}}})
+        self.assertEqual(err["param"], "response_format.json_schema.schema")
+        self.assertIn("$.properties.a.uniqueItems", err["message"])  # the keyword and where it is
+        self.assertEqual(refused(grammar="root ::= ")["param"], "grammar")
+
     def test_bad_tool_requests(self):
         def refused(**body):
             r = httpx.post(self.url + "/v1/chat/completions", json=chat_body("hi", **body))

@@ -4,10 +4,12 @@
 // for monitoring (EngineStats). A front end (the CLI, the HTTP server, `upg batch`) sees
 // only these and upg/engine/engine.h.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "upg/grammar/grammar.h"
 #include "upg/sampling/sampling.h"
 
 namespace upg {
@@ -34,6 +36,13 @@ struct Request {
   // most likely tokens (at most kMaxTopLogprobs).
   int top_logprobs = -1;
   static constexpr int kMaxTopLogprobs = 20;
+  // Structured output: every token is drawn from those the grammar allows (a mask before
+  // the sampler's other steps), and the request ends (StopReason::kEos) once the grammar
+  // is complete and the model picks a stop token, the only tokens then allowed. A
+  // request cut short by max_new_tokens ends with kLength and a valid prefix. Compiled at
+  // submit (cached per engine); a bad or unsupported grammar throws ParamError there.
+  // With a grammar, ignore_eos does not apply: the grammar's end is the output's end.
+  std::optional<GrammarSpec> grammar;
 };
 
 // One generated token of a request, or its end. A request's events come in order; the

@@ -71,11 +71,17 @@ class Sampler {
   Sampler& operator=(Sampler&&) = default;
   ~Sampler();
   // Picks the next token from raw logits [vocab]. Allocation-free after the first call.
-  // The same as draw(distribution(logits, history)).
-  int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+  // The same as draw(distribution(logits, history, allowed)).
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history,
+                 std::span<const uint32_t> allowed = {});
   // The distribution the chain leaves for these logits: candidates whose p sum to 1 (at
   // temperature <= 0, the argmax alone with p = 1). Valid until the next call.
-  const CandidateList& distribution(std::span<const float> logits, std::span<const int32_t> history);
+  // `allowed`, when not empty, is a token mask (a grammar's; upg/grammar/grammar.h): bit
+  // (id % 32) of word (id / 32) set lets token id through. The mask is the chain's first
+  // step: the other tokens are gone before penalties, top-k and the rest, so those act
+  // on what the grammar allows. A mask that allows nothing is an Error.
+  const CandidateList& distribution(std::span<const float> logits, std::span<const int32_t> history,
+                                    std::span<const uint32_t> allowed = {});
   // One token drawn from a distribution (items with p summing to 1) with this sampler's
   // random stream; at temperature <= 0 the most likely item, without a draw.
   int32_t draw(const CandidateList& dist);

@@ -1,0 +1,111 @@
+#include "cli/grammar-bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "upg/core/error.h"
+#include "upg/core/file-text.h"
+#include "upg/core/json.h"
+#include "upg/tokenizer/tokenizer.h"
+
+namespace upg::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double us_since(Clock::time_point t0) { return std::chrono::duration<double, std::micro>(Clock::now() - t0).count(); }
+
+}  // namespace
+
+const char* outcome_name(SchemaOutcome o) {
+  switch (o) {
+    case SchemaOutcome::kPassing: return "passing";
+    case SchemaOutcome::kUnsupported: return "unsupported";
+    case SchemaOutcome::kValidRejected: return "validation_error";
+    case SchemaOutcome::kInvalidAccepted: return "invalidation_error";
+    case SchemaOutcome::kCrash: return "crash";
+    case SchemaOutcome::kTimeout: return "timeout";
+  }
+  return "?";
+}
+
+double percentile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t rank = size_t(std::ceil(q * double(v.size())));
+  return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
+}
+
+BenchResult run_maskbench(GrammarCompiler& compiler, const Tokenizer& tok, int32_t stop_token,
+                          const std::string& dir, double time_limit_s, bool any_order) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".json") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  BenchResult out;
+  std::vector<uint32_t> mask;
+  for (const auto& path : files) {
+    // Ordered: an instance's properties stay in the order its file gives them.
+    const auto doc = parse_json<nlohmann::ordered_json>(read_file_text(path.string(), "a MaskBench file", size_t(64) << 20), path.string());
+    if (!doc.is_object() || !doc.contains("schema") || !doc.contains("tests") || !doc["tests"].is_array()) continue;
+    SchemaResult r;
+    r.file = path.filename().string();
+    const auto t_start = Clock::now();
+    std::shared_ptr<const CompiledGrammar> g;
+    try {
+      GrammarSpec spec{GrammarKind::kJsonSchema, doc["schema"].dump()};
+      // Instances as written by others: any whitespace, and JSON Schema's own defaults.
+      spec.any_whitespace = true;
+      spec.strict = false;
+      spec.any_order = any_order;
+      g = compiler.compile(spec);
+      r.compile_us = us_since(t_start);
+    } catch (const Error& e) {
+      r.outcome = SchemaOutcome::kUnsupported;
+      r.detail = e.what();
+      out.schemas.push_back(std::move(r));
+      continue;
+    }
+    const auto& tests = doc["tests"];
+    for (size_t i = 0; i < tests.size() && r.outcome == SchemaOutcome::kPassing; ++i) {
+      const bool valid = tests[i].value("valid", false);
+      ++r.tests;
+      try {
+        GrammarMatcher m(g);
+        mask.assign(size_t(m.mask_words()), 0);
+        const auto ids = tok.encode(tests[i]["data"].dump(), false, false);
+        bool accepted = true;
+        for (int32_t id : ids) {
+          const auto t0 = Clock::now();
+          m.fill_mask(mask);
+          const bool ok = m.accept(id);
+          out.mask_us.push_back(us_since(t0));
+          ++out.tokens;
+          if (!ok) {
+            accepted = false;
+            break;
+          }
+        }
+        if (accepted) accepted = m.accept(stop_token);
+        if (accepted != valid) {
+          r.outcome = valid ? SchemaOutcome::kValidRejected : SchemaOutcome::kInvalidAccepted;
+          r.detail = fmt::format("test #{}: should {} but didn't", i, valid ? "accept" : "reject");
+        }
+      } catch (const std::exception& e) {
+        r.outcome = SchemaOutcome::kCrash;
+        r.detail = fmt::format("test #{}: {}", i, e.what());
+      }
+      if (r.outcome == SchemaOutcome::kPassing && us_since(t_start) > time_limit_s * 1e6) {
+        r.outcome = SchemaOutcome::kTimeout;
+        r.detail = fmt::format("over {} s after test #{}", time_limit_s, i);
+      }
+    }
+    out.schemas.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace upg::cli
