@@ -20,13 +20,15 @@ defaults plus flexible whitespace.
 """
 import argparse
 import glob
+import importlib.util
 import json
 import math
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts", "fixtures"))
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "scripts", "fixtures")
+sys.path.insert(0, FIXTURES)
 from reference_tokenizer import load_reference_tokenizer  # noqa: E402
 
 EOS = 2  # SmolLM2's <|im_end|>; also what `upg grammar bench` takes (the model's first stop id)
@@ -123,19 +125,16 @@ class Xgr:
         return mm[0].accept_token(EOS)
 
 
-def bytes_decoder():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
+def load_fixture_module(name):
+    """A dashed script of scripts/fixtures/ as a module (its main() is guarded)."""
+    spec = importlib.util.spec_from_file_location(name.replace("-", "_"), os.path.join(FIXTURES, name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-BYTE_DECODER = bytes_decoder()
+# GPT-2's byte-level text -> bytes, from the table the tokenizer fixtures use.
+BYTE_DECODER = {c: b for b, c in load_fixture_module("make-tokenizer-fixtures").bytes_to_unicode().items()}
 
 
 def run(engine, tok, files, time_limit):
