@@ -7,35 +7,27 @@
 
 #include <gtest/gtest.h>
 
-#include "core/test-paths.h"
+#include "engine/test-default-model.h"
 #include "upg/core/error.h"
 #include "upg/engine/engine.h"
 
 namespace upg {
 namespace {
 
-using test::default_model_path;
-
 constexpr const char* kSchema =
     R"({"type":"object","properties":{"name":{"type":"string","maxLength":12},"n":{"type":"integer","minimum":0,"maximum":99},)"
     R"("tags":{"type":"array","items":{"enum":["red","green","blue"]},"maxItems":3}},"required":["name","n","tags"]})";
 
-class EngineGrammarTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (!std::ifstream(default_model_path()).good()) return;
+class EngineGrammarTest : public test::DefaultModelSuite<EngineGrammarTest> {
+ public:
+  static ModelOptions options() {
     ModelOptions o;
     o.context_length = 256;
     o.max_sequences = 4;
-    model_ = Model::from_file(default_model_path(), o).release();
+    return o;
   }
-  static void TearDownTestSuite() {
-    delete model_;
-    model_ = nullptr;
-  }
-  void SetUp() override {
-    if (!model_) GTEST_SKIP() << "default model not found at " << default_model_path();
-  }
+
+ protected:
   static Request request(uint64_t seed, int n) {
     const Tokenizer& tok = model_->tokenizer();
     Request r;
@@ -78,9 +70,7 @@ class EngineGrammarTest : public ::testing::Test {
       if (!m.accept(t)) return false;
     return !whole || m.accept(default_stop_tokens(*model_).front());
   }
-  static Model* model_;
 };
-Model* EngineGrammarTest::model_ = nullptr;
 
 TEST_F(EngineGrammarTest, OutputsFollowTheGrammarWithAndWithoutDrafts) {
   for (int lookup : {0, 3}) {
