@@ -162,5 +162,26 @@ TEST(ApiError, BodyIsOpenAIs) {
   EXPECT_TRUE(ApiError(500, "x", {}, "server_error").body()["error"]["param"].is_null());
 }
 
+TEST(ApiRequest, ResponseFormatGivesTheGrammar) {
+  EXPECT_FALSE(chat(std::string("{") + kMsgs + R"(, "response_format": {"type": "text"}})").grammar);
+  const auto j = chat(std::string("{") + kMsgs + R"(, "response_format": {"type": "json_object"}})").grammar;
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->kind, GrammarKind::kAnyJson);
+  const auto s = chat(std::string("{") + kMsgs +
+                      R"(, "response_format": {"type": "json_schema", "json_schema": {"name": "p", "strict": true,
+                         "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}})")
+                     .grammar;
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->kind, GrammarKind::kJsonSchema);
+  EXPECT_EQ(nlohmann::json::parse(s->text), nlohmann::json::parse(R"({"type":"object","properties":{"a":{"type":"integer"}}})"));
+  const auto bad = [](const char* rf) { return refused(std::string("{") + kMsgs + R"(, "response_format": )" + rf + "}"); };
+  EXPECT_EQ(bad(R"({"type": "xml"})"), std::make_pair(400, std::string("response_format.type")));
+  EXPECT_EQ(bad(R"({"type": "json_schema"})"), std::make_pair(400, std::string("response_format.json_schema")));
+  EXPECT_EQ(bad(R"({"type": "json_schema", "json_schema": {"schema": 3}})"),
+            std::make_pair(400, std::string("response_format.json_schema.schema")));
+  EXPECT_EQ(bad(R"({"type": "json_object", "extra": 1})"), std::make_pair(400, std::string("response_format.extra")));
+  EXPECT_EQ(field_for_param("json_schema", Endpoint::kChat), "response_format.json_schema.schema");
+}
+
 }  // namespace
 }  // namespace upg::server

@@ -139,6 +139,31 @@ std::vector<std::string> parse_stop(const json& v, int max_stop) {
   return out;
 }
 
+// OpenAI's response_format: text (no grammar), json_object (any JSON object) or
+// json_schema {name, schema, strict, description}. Generation keeps the schema's property
+// order and adds no property it does not name, with or without strict.
+std::optional<GrammarSpec> parse_response_format(const json& v) {
+  if (!v.is_object() || !v.contains("type") || !v["type"].is_string())
+    throw bad_field("response_format", "must be an object with a string \"type\"");
+  const std::string type = v["type"].get<std::string>();
+  for (const auto& [k, _] : v.items())
+    if (k != "type" && !(k == "json_schema" && type == "json_schema"))
+      throw bad_field("response_format." + k, "unknown field");
+  if (type == "text") return std::nullopt;
+  if (type == "json_object") return GrammarSpec{GrammarKind::kAnyJson, ""};
+  if (type != "json_schema") throw bad_field("response_format.type", "must be text, json_object or json_schema");
+  const json* js = v.contains("json_schema") ? &v["json_schema"] : nullptr;
+  if (!js || !js->is_object()) throw bad_field("response_format.json_schema", "must be an object with a \"schema\"");
+  for (const auto& [k, f] : js->items()) {
+    if (k == "name" || k == "description") (void)string_field(f, "response_format.json_schema." + k);
+    else if (k == "strict") (void)bool_field(f, "response_format.json_schema.strict");
+    else if (k != "schema") throw bad_field("response_format.json_schema." + k, "unknown field");
+  }
+  if (!js->contains("schema") || !((*js)["schema"].is_object() || (*js)["schema"].is_boolean()))
+    throw bad_field("response_format.json_schema.schema", "must be a JSON Schema (an object)");
+  return GrammarSpec{GrammarKind::kJsonSchema, (*js)["schema"].dump()};
+}
+
 // Fields accepted for compatibility that must not ask for something this server lacks.
 void refuse_unsupported(const json& body, Endpoint e) {
   auto present = [&](const char* k) { return body.contains(k) && !body[k].is_null(); };
@@ -148,9 +173,6 @@ void refuse_unsupported(const json& body, Endpoint e) {
     throw bad_field("tools", "tool calls are not supported");
   if (present("tool_choice") && body["tool_choice"] != "none" && body["tool_choice"] != "auto")
     throw bad_field("tool_choice", "tool calls are not supported");
-  if (present("response_format") &&
-      !(body["response_format"].is_object() && body["response_format"].value("type", json()) == "text"))
-    throw bad_field("response_format", "only {\"type\": \"text\"} is supported");
   if (present("echo") && bool_field(body["echo"], "echo")) throw bad_field("echo", "is not supported");
   if (present("suffix") && !(body["suffix"].is_string() && body["suffix"].get<std::string>().empty()))
     throw bad_field("suffix", "is not supported");
@@ -244,6 +266,7 @@ ApiRequest parse_request_body(const json& body, Endpoint endpoint, const Request
   }
   if (const json* v = get("ignore_eos")) r.ignore_eos = bool_field(*v, "ignore_eos");
   if (const json* v = get("user")) r.user = string_field(*v, "user");
+  if (const json* v = get("response_format")) r.grammar = parse_response_format(*v);
   refuse_unsupported(body, endpoint);
   // The sampler's own checks (the ones above are the API's ranges), named as fields.
   try {
@@ -258,6 +281,8 @@ std::string field_for_param(const std::string& param, Endpoint endpoint) {
   if (param == "repeat_penalty") return "repetition_penalty";
   if (param == "max_new_tokens") return "max_tokens";
   if (param == "prompt") return endpoint == Endpoint::kChat ? "messages" : "prompt";
+  if (param == "json_schema") return "response_format.json_schema.schema";
+  if (param == "json") return "response_format";
   return param;
 }
 

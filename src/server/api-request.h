@@ -5,6 +5,7 @@
 // field. What the engine checks itself (sampling parameters, a prompt past the context)
 // is checked again at submit, whose ParamErrors field_for_param() names.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/api-error.h"
+#include "upg/grammar/grammar.h"
 #include "upg/sampling/sampling.h"
 
 namespace upg::server {
@@ -40,6 +42,8 @@ struct ApiRequest {
   int logprobs = -1;                 // -1: none; k >= 0: the sampled token's plus the k most likely
   bool ignore_eos = false;
   std::string user;
+  // response_format json_object / json_schema: the output's grammar (compiled at submit).
+  std::optional<GrammarSpec> grammar;
 };
 
 struct RequestLimits {

@@ -52,6 +52,7 @@ Completion::Completion(const CompletionContext& ctx, ApiRequest req, Clock::time
       r.stop_strings = req_.stop;
       r.ignore_eos = req_.ignore_eos;
       r.top_logprobs = req_.logprobs;
+      r.grammar = req_.grammar;
       requests.push_back(std::move(r));
     }
   }
