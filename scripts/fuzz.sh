@@ -40,6 +40,8 @@ settings() {
     tokenizer-json-fuzz) echo "json.dict ${UPG_FUZZ_JSON_MAX_LEN:-65536}" ;;
     bpe-tokenizer-fuzz) echo "text.dict 4096" ;;
     chat-template-fuzz) echo "jinja.dict 32768" ;;  # whole model templates are seeds
+    # Short texts: a grammar's compile time grows with its size and repetition counts.
+    grammar-fuzz) echo "json.dict 1024" ;;
     *) echo "none 4096" ;;
   esac
 }

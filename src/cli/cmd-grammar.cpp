@@ -54,7 +54,6 @@ void check(const CheckArgs& a) {
   // Checking an instance: JSON Schema's own defaults and any whitespace.
   spec.any_whitespace = true;
   spec.strict = false;
-  spec.any_order = true;
   const std::string text = read_file_text(a.instance, "the instance");
   Vocab v = load_vocab(a.model);
   std::shared_ptr<const CompiledGrammar> g;
@@ -87,12 +86,11 @@ struct BenchArgs {
   bool json = false;
   bool strict = false;
   double time_limit_s = 60;
-  bool any_order = false;
 };
 
 void bench(const BenchArgs& a) {
   Vocab v = load_vocab(a.model);
-  BenchResult r = run_maskbench(*v.compiler, *v.tok, v.stop, a.dir, a.time_limit_s, a.any_order);
+  BenchResult r = run_maskbench(*v.compiler, *v.tok, v.stop, a.dir, a.time_limit_s);
   std::map<SchemaOutcome, int> counts;
   std::vector<double> compile_us;
   for (const auto& s : r.schemas) {
@@ -134,6 +132,15 @@ void bench(const BenchArgs& a) {
     throw CLI::RuntimeError(1);
 }
 
+// A `grammar` subcommand with its help footer and the MODEL argument both take.
+CLI::App* add_grammar_subcommand(CLI::App& parent, const char* name, const char* what, const char* footer,
+                                 std::string& model) {
+  CLI::App* cmd = parent.add_subcommand(name, what);
+  cmd->footer(footer);
+  cmd->add_option("model", model, "Model whose vocabulary to use (only its tokenizer is read)")->required();
+  return cmd;
+}
+
 }  // namespace
 
 void add_grammar_command(CLI::App& app) {
@@ -141,16 +148,17 @@ void add_grammar_command(CLI::App& app) {
   cmd->require_subcommand(1);
 
   auto c = std::make_shared<CheckArgs>();
-  CLI::App* chk = cmd->add_subcommand("check", "Feed a file token by token through a grammar: accepted or rejected");
-  chk->footer(
+  CLI::App* chk = add_grammar_subcommand(
+      *cmd, "check", "Feed a file token by token through a grammar: accepted or rejected",
       "Tokenizes INSTANCE_FILE with the model's vocabulary and feeds it to the grammar one token at a\n"
       "time, then the end-of-sequence token. Exit 0: accepted. Exit 1: rejected (the first token the\n"
       "grammar refuses, its index and byte offset). Exit 2: the schema or grammar is invalid or uses a\n"
       "feature that is not enforced (one line says which, with its JSON path).\n"
-      "JSON is checked with JSON Schema's defaults: any whitespace, properties in any order.\n"
+      "JSON is checked with JSON Schema's defaults and any whitespace; an object's properties must come in\n"
+      "the order its schema lists them (then any others).\n"
       "Example:\n"
-      "  upg grammar check models/SmolLM2-135M-Instruct.Q4_1.gguf --json-schema person.json reply.json");
-  chk->add_option("model", c->model, "Model whose vocabulary to use (only its tokenizer is read)")->required();
+      "  upg grammar check models/SmolLM2-135M-Instruct.Q4_1.gguf --json-schema person.json reply.json",
+      c->model);
   auto* js = chk->add_option("--json-schema", c->json_schema, "A JSON Schema file");
   auto* gr = chk->add_option("--grammar,--grammar-file", c->grammar, "A GBNF grammar file (a `root` rule)");
   auto* re = chk->add_option("--regex", c->regex, "A regular expression the whole instance must match");
@@ -164,19 +172,18 @@ void add_grammar_command(CLI::App& app) {
   });
 
   auto b = std::make_shared<BenchArgs>();
-  CLI::App* bn = cmd->add_subcommand("bench", "MaskBench over a folder of its files: counts, compile and mask times");
-  bn->footer(
+  CLI::App* bn = add_grammar_subcommand(
+      *cmd, "bench", "MaskBench over a folder of its files: counts, compile and mask times",
       "DIR holds files in MaskBench's format (github.com/guidance-ai/jsonschemabench, maskbench/data):\n"
       "{\"schema\": ..., \"tests\": [{\"valid\": bool, \"data\": ...}]}. Per schema: compile, then each test\n"
       "instance token by token (mask + accept timed per token). A schema passes when it compiles, every\n"
       "valid instance is accepted and every invalid one rejected. Counts as MaskBench names them;\n"
       "percentiles of compile time per schema and of mask time per token. One thread.\n"
       "Example:\n"
-      "  upg grammar bench models/SmolLM2-135M-Instruct.Q4_1.gguf tests/fixtures/maskbench");
-  bn->add_option("model", b->model, "Model whose vocabulary to use (only its tokenizer is read)")->required();
+      "  upg grammar bench models/SmolLM2-135M-Instruct.Q4_1.gguf tests/fixtures/maskbench",
+      b->model);
   bn->add_option("dir", b->dir, "Folder of MaskBench files")->required()->check(CLI::ExistingDirectory);
   bn->add_flag("--json", b->json, "Print one JSON object (counts, percentiles, each schema's outcome)");
-  bn->add_flag("--any-order", b->any_order, "Properties in any order (default: the schema's, as MaskBench's instances are)");
   bn->add_flag("--strict", b->strict, "Exit 1 on any valid instance rejected, invalid accepted, crash or timeout");
   bn->add_option("--time-limit", b->time_limit_s, "Seconds per schema before it counts as a timeout")
       ->capture_default_str()

@@ -36,9 +36,9 @@ struct BenchResult {
 
 // Runs every MaskBench file (*.json with "schema" and "tests") in `dir`, sorted by name.
 // A schema whose tests run past time_limit_s stops there and counts as a timeout.
-// Properties in the schema's order unless any_order (MaskBench's instances keep it).
+// Properties in the schema's order, as MaskBench's instances give them.
 BenchResult run_maskbench(GrammarCompiler& compiler, const Tokenizer& tok, int32_t stop_token,
-                          const std::string& dir, double time_limit_s, bool any_order);
+                          const std::string& dir, double time_limit_s);
 
 // Nearest-rank percentile (q in [0, 1]) of `v` (sorted in place); 0 when empty.
 double percentile(std::vector<double>& v, double q);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/test-paths.h"
+#include "engine/test-default-model.h"
 #include "upg/core/error.h"
 #include "upg/tokenizer/tokenizer.h"
 
@@ -22,22 +23,16 @@ namespace {
 using test::default_model_path;
 using test::source_dir;
 
-class GenerateTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (!std::ifstream(default_model_path()).good()) return;
+class GenerateTest : public test::DefaultModelSuite<GenerateTest> {
+ public:
+  static ModelOptions options() {
     ModelOptions o;
     o.context_length = 160;
     o.load.dequant_to = DType::F32;  // greedy ids are compared with an fp32 reference
-    model_ = Model::from_file(default_model_path(), o).release();
+    return o;
   }
-  static void TearDownTestSuite() {
-    delete model_;
-    model_ = nullptr;
-  }
-  void SetUp() override {
-    if (!model_) GTEST_SKIP() << "default model not found at " << default_model_path();
-  }
+
+ protected:
   static Request request(const std::string& prompt, int n, float temperature = 0) {
     const Tokenizer& tok = model_->tokenizer();
     Request r;
@@ -55,9 +50,7 @@ class GenerateTest : public ::testing::Test {
     if (st) *st = s;
     return out;
   }
-  static Model* model_;
 };
-Model* GenerateTest::model_ = nullptr;
 
 TEST_F(GenerateTest, GreedyMatchesTransformersIdsAndStopsAtEndOfTurn) {
   std::ifstream in(source_dir() + "/tests/fixtures/smollm2-golden.json");

@@ -120,7 +120,7 @@ struct GrammarCompiler::Impl {
             throw ParamError(param, std::string(e.what()).substr(sizeof("json_schema: ") - 1));
           }
           return wrap(xg.CompileJSONSchema(grammar::prepare_json_schema(schema).dump(), spec.any_whitespace,
-                                           std::nullopt, std::nullopt, spec.strict, std::nullopt, spec.any_order));
+                                           std::nullopt, std::nullopt, spec.strict));
         }
       }
     } catch (const Error&) {
@@ -158,9 +158,8 @@ size_t GrammarCompiler::cached() const {
 std::shared_ptr<const CompiledGrammar> GrammarCompiler::compile(const GrammarSpec& spec) {
   Impl& m = *impl_;
   const bool json = spec.kind == GrammarKind::kJsonSchema || spec.kind == GrammarKind::kAnyJson;
-  const bool schema = spec.kind == GrammarKind::kJsonSchema;
-  std::string key = fmt::format("{}/{}/{}/{}\n", grammar_kind_name(spec.kind), json && spec.any_whitespace,
-                                schema && spec.strict, schema && spec.any_order);
+  std::string key = fmt::format("{}/{}/{}\n", grammar_kind_name(spec.kind), json && spec.any_whitespace,
+                                spec.kind == GrammarKind::kJsonSchema && spec.strict);
   if (spec.kind != GrammarKind::kAnyJson) key += spec.text;
   {
     std::lock_guard lock(m.mu);

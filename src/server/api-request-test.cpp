@@ -192,6 +192,24 @@ TEST(ApiRequest, StructuredOutput) {
   EXPECT_EQ(refused(m + R"("grammar": 5})").second, "grammar");
   EXPECT_EQ(refused(m + R"("response_format": {"type": "json_object"}, "tools": [{"type": "function",
     "function": {"name": "f"}}]})").second, "response_format");
+TEST(ApiRequest, ResponseFormatGivesTheGrammar) {
+  EXPECT_FALSE(chat(std::string("{") + kMsgs + R"(, "response_format": {"type": "text"}})").grammar);
+  const auto j = chat(std::string("{") + kMsgs + R"(, "response_format": {"type": "json_object"}})").grammar;
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->kind, GrammarKind::kAnyJson);
+  const auto s = chat(std::string("{") + kMsgs +
+                      R"(, "response_format": {"type": "json_schema", "json_schema": {"name": "p", "strict": true,
+                         "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}})")
+                     .grammar;
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->kind, GrammarKind::kJsonSchema);
+  EXPECT_EQ(nlohmann::json::parse(s->text), nlohmann::json::parse(R"({"type":"object","properties":{"a":{"type":"integer"}}})"));
+  const auto bad = [](const char* rf) { return refused(std::string("{") + kMsgs + R"(, "response_format": )" + rf + "}"); };
+  EXPECT_EQ(bad(R"({"type": "xml"})"), std::make_pair(400, std::string("response_format.type")));
+  EXPECT_EQ(bad(R"({"type": "json_schema"})"), std::make_pair(400, std::string("response_format.json_schema")));
+  EXPECT_EQ(bad(R"({"type": "json_schema", "json_schema": {"name": "x", "schema": 3}})"),
+            std::make_pair(400, std::string("response_format.json_schema.schema")));
+  EXPECT_EQ(bad(R"({"type": "json_object", "extra": 1})"), std::make_pair(400, std::string("response_format.extra")));
 }
 
 }  // namespace

@@ -173,6 +173,9 @@ void parse_structured_output(const json& body, ApiRequest& r) {
     if (!v->is_object() || !v->contains("type") || !(*v)["type"].is_string())
       throw bad_field("response_format", "must be an object with a type");
     const std::string type = (*v)["type"].get<std::string>();
+    for (const auto& [k, _] : v->items())
+      if (k != "type" && !(k == "json_schema" && type == "json_schema"))
+        throw bad_field("response_format." + k, "unknown field");
     if (type == "json_object") {
       take({GrammarKind::kAnyJson, "", false, true, false}, "response_format");
     } else if (type == "json_schema") {
@@ -180,13 +183,17 @@ void parse_structured_output(const json& body, ApiRequest& r) {
       if (!js.is_object()) throw bad_field("response_format.json_schema", "must be an object {name, schema, strict}");
       if (!js.contains("name") || !js["name"].is_string())
         throw bad_field("response_format.json_schema.name", "must be a string");
+      for (const auto& [k, f] : js.items()) {
+        if (k == "description") (void)string_field(f, "response_format.json_schema.description");
+        else if (k == "strict" && !f.is_null()) (void)bool_field(f, "response_format.json_schema.strict");
+        else if (k != "schema" && k != "name" && k != "strict") throw bad_field("response_format.json_schema." + k, "unknown field");
+      }
       if (!js.contains("schema") || !(js["schema"].is_object() || js["schema"].is_boolean()))
         throw bad_field("response_format.json_schema.schema", "must be a JSON Schema (an object)");
-      // strict (OpenAI's default false) still lets nothing past the schema; true also
-      // closes objects that do not say additionalProperties, as OpenAI's strict mode does.
-      bool strict = false;
-      if (js.contains("strict") && !js["strict"].is_null()) strict = bool_field(js["strict"], "response_format.json_schema.strict");
-      take({GrammarKind::kJsonSchema, js["schema"].dump(), false, strict, false}, "response_format.json_schema.schema");
+      // Generated output keeps the schema's property order and adds no property it does
+      // not name, strict or not: still inside what the schema allows, and a small model
+      // left free to add properties can add them until max_tokens.
+      take({GrammarKind::kJsonSchema, js["schema"].dump(), false, true, false}, "response_format.json_schema.schema");
     } else if (type != "text") {
       throw bad_field("response_format.type", "must be \"text\", \"json_object\" or \"json_schema\"");
     }
@@ -194,7 +201,7 @@ void parse_structured_output(const json& body, ApiRequest& r) {
   if (const json* v = get("grammar")) take({GrammarKind::kGbnf, string_field(*v, "grammar"), false, true, false}, "grammar");
   if (const json* v = get("json_schema")) {
     if (!v->is_object() && !v->is_boolean()) throw bad_field("json_schema", "must be a JSON Schema (an object)");
-    take({GrammarKind::kJsonSchema, v->dump(), false, false, false}, "json_schema");
+    take({GrammarKind::kJsonSchema, v->dump(), false, true, false}, "json_schema");
   }
   if (r.grammar && r.tools.active())
     throw bad_field(r.grammar_field, "structured output together with tools is not supported (tool calls have their own grammar)");
@@ -314,6 +321,7 @@ std::string field_for_param(const std::string& param, Endpoint endpoint) {
   if (param == "repeat_penalty") return "repetition_penalty";
   if (param == "max_new_tokens") return "max_tokens";
   if (param == "prompt") return endpoint == Endpoint::kChat ? "messages" : "prompt";
+  if (param == "json") return "response_format";
   return param;
 }
 
