@@ -72,6 +72,7 @@ void add_compress_command(CLI::App& app) {
     std::string source, output, prune = "sparsegpt", calib, skip;
     bool int8_embeddings = false;
     bool int8_linears = false;
+    bool gptq = false, act_order = false;
     MatrixArgs matrix;
   };
   auto a = std::make_shared<Args>();
@@ -95,6 +96,13 @@ void add_compress_command(CLI::App& app) {
   cmd->add_flag("--dense-int8", a->int8_linears,
                 "Store every decoder linear as dense per-row int8, nothing pruned (the dense int8 baseline; "
                 "--sparsity, --pattern and --prune are then unused)");
+  cmd->add_flag("--gptq", a->gptq,
+                "Round the int8 values with GPTQ: in SparseGPT's sweep, each value's rounding error is compensated "
+                "by the weights not yet rounded (with --prune sparsegpt, pruning and rounding in one sweep; with "
+                "--dense-int8, every linear dense int8 through GPTQ). Calibrates like sparsegpt");
+  cmd->add_flag("--act-order", a->act_order,
+                "With --gptq: sweep the input channels by decreasing activation energy (GPTQ's act-order); "
+                "unstructured or dense only");
   cmd->callback([a] {
     compress::CompressOptions o;
     o.source = a->source;
@@ -105,7 +113,9 @@ void add_compress_command(CLI::App& app) {
     o.skip_regex = a->skip;
     o.dense_int8_embeddings = a->int8_embeddings;
     o.dense_int8_linears = a->int8_linears;
-    if (!a->calib.empty() && o.prune == compress::PruneMethod::Magnitude)
+    o.gptq = a->gptq;
+    o.act_order = a->act_order;
+    if (!a->calib.empty() && o.prune == compress::PruneMethod::Magnitude && !o.gptq)
       throw Error("--calib is only used with --prune wanda or sparsegpt");
     const compress::CompressReport rep = compress::compress_model(o);
     fmt::print("{}", compress::format_report(rep, a->matrix.per_tensor));

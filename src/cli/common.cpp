@@ -49,6 +49,8 @@ std::string describe_param_error(const ParamError& e) {
       {"values", "--values", ""},
       {"output", "-o/--output", ""},
       {"prune", "--prune", " (use --prune magnitude)"},
+      {"gptq", "--gptq", ""},
+      {"act_order", "--act-order", ""},
       {"chat_template", "the chat template", " (use --raw)"},
   };
   for (const Flag& f : kFlags)
