@@ -73,6 +73,7 @@ void add_compress_command(CLI::App& app) {
     bool int8_embeddings = false;
     bool int8_linears = false;
     bool gptq = false, act_order = false;
+    int64_t calib_tokens = 0;
     MatrixArgs matrix;
   };
   auto a = std::make_shared<Args>();
@@ -96,6 +97,10 @@ void add_compress_command(CLI::App& app) {
   cmd->add_flag("--dense-int8", a->int8_linears,
                 "Store every decoder linear as dense per-row int8, nothing pruned (the dense int8 baseline; "
                 "--sparsity, --pattern and --prune are then unused)");
+  cmd->add_option("--calib-tokens", a->calib_tokens,
+                  "Calibrate on at most this many tokens, the text's first (0: all). sparsegpt and gptq spend most "
+                  "of their time in forward passes over them")
+      ->capture_default_str();
   cmd->add_flag("--gptq", a->gptq,
                 "Round the int8 values with GPTQ: in SparseGPT's sweep, each value's rounding error is compensated "
                 "by the weights not yet rounded (with --prune sparsegpt, pruning and rounding in one sweep; with "
@@ -115,6 +120,7 @@ void add_compress_command(CLI::App& app) {
     o.dense_int8_linears = a->int8_linears;
     o.gptq = a->gptq;
     o.act_order = a->act_order;
+    o.calib_tokens = a->calib_tokens;
     if (!a->calib.empty() && o.prune == compress::PruneMethod::Magnitude && !o.gptq)
       throw Error("--calib is only used with --prune wanda or sparsegpt");
     const compress::CompressReport rep = compress::compress_model(o);

@@ -50,6 +50,7 @@ std::string describe_param_error(const ParamError& e) {
       {"output", "-o/--output", ""},
       {"prune", "--prune", " (use --prune magnitude)"},
       {"gptq", "--gptq", ""},
+      {"calib_tokens", "--calib-tokens", ""},
       {"act_order", "--act-order", ""},
       {"chat_template", "the chat template", " (use --raw)"},
   };

@@ -190,6 +190,7 @@ CompressReport compress_model(const CompressOptions& o) {
     throw ParamError("gptq", fmt::format("GPTQ runs in SparseGPT's sweep: prune with sparsegpt (not {}) or store "
                                          "dense int8",
                                          prune_method_name(o.prune)));
+  if (o.calib_tokens < 0) throw ParamError("calib_tokens", fmt::format("{} is negative", o.calib_tokens));
   if (o.act_order && !o.gptq) throw ParamError("act_order", "activation order is GPTQ's; it needs GPTQ");
   if (o.act_order && mo.pattern.is_nm() && !o.dense_int8_linears)
     throw ParamError("act_order", fmt::format("the {} pattern prunes adjacent columns, which activation order "
@@ -229,6 +230,7 @@ CompressReport compress_model(const CompressOptions& o) {
       const std::string text = o.calib_path.empty() ? default_calibration_path() : o.calib_path;
       constexpr int kChunk = 512;
       CalibrationInput in = open_calibration(o.source, text, max_pos, kChunk, mo.threads, o.calibration_tokens);
+      if (o.calib_tokens > 0 && int64_t(in.tokens.size()) > o.calib_tokens) in.tokens.resize(size_t(o.calib_tokens));
       if (!o.quiet && o.calibration_tokens.empty())
         fmt::print(stderr, "upg: calibrating on {} ({} tokens)\n", text, in.tokens.size());
       if (layerwise) {

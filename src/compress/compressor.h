@@ -19,6 +19,9 @@ struct CompressOptions {
   MatrixOptions matrix;  // pattern, sparsity, values, quantization, threads
   PruneMethod prune = PruneMethod::Magnitude;
   std::string calib_path;  // Wanda calibration text; empty: default_calibration_path()
+  // At most this many calibration tokens, the text's first (0: all). SparseGPT's time is
+  // mostly forward passes over them.
+  int64_t calib_tokens = 0;
   std::string skip_regex;  // decoder weights whose name matches stay dense
   bool dense_int8_embeddings = false;
   // Every decoder linear as dense per-row int8 too, nothing pruned: the dense int8

@@ -152,8 +152,7 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     std::vector<InputGroup> groups = record_source_inputs(model, l, mine, streams, source, tokens.size());
     // Group by group (true sequential): each group's Hessian comes from the layer with the
     // groups before it already pruned, so o_proj makes up for what q, k and v lost.
-    for (size_t gi = 0; gi < groups.size(); ++gi) {
-      InputGroup& g = groups[gi];
+    for (InputGroup& g : groups) {
       // The group's input in the model as compressed so far, then its Hessian (and the
       // cross term with the source's input) in one BLAS call each.
       g.seen = 0;
@@ -175,7 +174,7 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
           }
           // Everything after the group's matmuls would be thrown away: the engine has no
           // partial layer run, so the rest of the layer is skipped by unwinding.
-          if (w.name == g.names.back() && batch_left == 0 && gi + 1 < groups.size()) throw StopLayer{};
+          if (w.name == g.names.back() && batch_left == 0) throw StopLayer{};
         });
         streams.each(scratch, [&](const Batch& b, float* xs) {
           batch_left = b.size();
