@@ -7,11 +7,16 @@ methods, calibration texts and value encodings, on two evaluation texts (held-ou
 transcripts and the KJV slice), with the file size of each and greedy answers of some.
 
     python3 scripts/quality.py [--max-tokens 2048] [--ctx 512] [--out docs/QUALITY.md] [--only REGEX]
+                               [--reuse DIR]
 
 --only REGEX measures only the configurations whose label matches and keeps the other
 rows (numbers, answers and the date each was measured) from the existing --out file, so a
 change to one method need not re-measure the rest; rows without a previous measurement
 are measured anyway.
+
+--reuse DIR takes a row's file from DIR/<label>.upg, with the output of the `upg compress`
+that made it (the row's flags, same source) in DIR/<label>.log, instead of compressing
+again: for files compressed beside other work, or in parallel.
 
 Needs build/upg (scripts/build.sh release) and the model (scripts/fetch-model.sh).
 Evaluation texts: tests/fixtures/eval/chat-heldout.txt and kjv-slice.txt (King James
@@ -55,6 +60,12 @@ CONFIGS = [
     (f"unstructured 0.5 sparsegpt {v}",
      ["--sparsity", "0.5", "--pattern", "unstructured", "--prune", "sparsegpt", "--values", v], False)
     for v in ("prime:127", "prime:10000", "codebook:256")
+] + [
+    # Rounding without and with GPTQ's error compensation, dense and with SparseGPT's 50%.
+    ("dense int8", ["--dense-int8"], False),
+    ("dense gptq int8", ["--dense-int8", "--gptq"], False),
+    ("unstructured 0.5 sparsegpt+gptq int8",
+     ["--sparsity", "0.5", "--pattern", "unstructured", "--prune", "sparsegpt", "--values", "int8", "--gptq"], False),
 ]
 
 # Held out from calibration; answered greedily by the configurations marked above.
@@ -155,6 +166,12 @@ def findings(rows):
                    ", ".join(f"{k.split()[-1]} {chat[k]:.2f}" for k in enc) +
                    ": the encodings store 2 bytes per kept weight (uint16 indices) against 1 for int8, so int8 "
                    "stays the default.")
+    gq = [("dense int8", "dense gptq int8"), ("unstructured 0.5 sparsegpt int8", "unstructured 0.5 sparsegpt+gptq int8")]
+    gq = [(a, b) for a, b in gq if a in chat and b in chat]
+    if gq:
+        out.append("- GPTQ (int8 values rounded with error compensation, chat and KJV perplexity): " +
+                   "; ".join(f"{a} {chat[a]:.2f} and {kjv[a]:.2f}, with GPTQ {chat[b]:.2f} and {kjv[b]:.2f}"
+                             for a, b in gq) + ".")
     out += ["", "Defaults of `upg compress`, from these numbers: `--prune sparsegpt` calibrated on "
             "`tests/fixtures/calibration-chat.txt` (the chat transcripts measure what users of an instruct model "
             "see; SparseGPT fits its calibration text closely, so a text unlike the use lowers its quality, as "
@@ -171,6 +188,7 @@ def main():
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "QUALITY.md"))
     ap.add_argument("--only", help="measure only the configurations whose label matches; keep the other rows")
+    ap.add_argument("--reuse", help="a folder of <label>.upg files (and <label>.log, their compress output)")
     args = ap.parse_args()
     before = previous_rows(args.out) if args.only else {}
     for p in (UPG, MODEL, EVAL, CHAT):
@@ -190,8 +208,13 @@ def main():
             if flags is None:
                 model = MODEL
             else:
-                model = os.path.join(tmp, "m.upg")
-                out = run([UPG, "compress", MODEL, "-o", model] + flags)
+                reused = os.path.join(args.reuse or "", label)
+                if args.reuse and os.path.exists(reused + ".upg"):
+                    model = reused + ".upg"
+                    out = open(reused + ".log").read()
+                else:
+                    model = os.path.join(tmp, "m.upg")
+                    out = run([UPG, "compress", MODEL, "-o", model] + flags)
                 m = re.search(r"file: [0-9.]+ MiB, ([0-9.]+) bytes per weight; ratio vs BF16 ([0-9.]+)x", out)
                 e = re.search(r"total \(tensors\)\s+.*?\s([0-9.]+)\s+mixed", out)
                 if m:

@@ -273,6 +273,15 @@ CompressReport compress_model(const CompressOptions& o) {
   const auto& all = src.weights.all();
   Progress progress(int(all.size()), stderr, o.progress_tty);
   std::vector<float> buf;
+  // A weight the layerwise pass compressed, handed over once.
+  auto take_pruned = [&](const std::string& name) {
+    auto it = pruned.find(name);
+    if (it == pruned.end())
+      throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
+    PrunedTensor p = std::move(it->second);
+    pruned.erase(it);
+    return p;
+  };
   int i = 0;
   for (const auto& [name, t] : all) {
     ++i;
@@ -286,12 +295,9 @@ CompressReport compress_model(const CompressOptions& o) {
       MatrixStats st;
       format::CompressedData d;
       if (layerwise) {
-        auto it = pruned.find(name);
-        if (it == pruned.end())
-          throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
-        d = std::move(it->second.data);
-        st = it->second.stats;
-        pruned.erase(it);
+        PrunedTensor p = take_pruned(name);
+        d = std::move(p.data);
+        st = p.stats;
       } else {
         std::span<const float> norms;
         if (cal) {
@@ -311,12 +317,9 @@ CompressReport compress_model(const CompressOptions& o) {
       MatrixStats st;
       DenseInt8 q;
       if (compressible && layerwise) {  // dense GPTQ
-        auto it = pruned.find(name);
-        if (it == pruned.end())
-          throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
-        q = std::move(it->second.dense);
-        st = it->second.stats;
-        pruned.erase(it);
+        PrunedTensor p = take_pruned(name);
+        q = std::move(p.dense);
+        st = p.stats;
       } else {
         q = quantize_dense_int8(as_f32(t, buf), t.shape[0], t.shape[1], mo.quant, name, &st, mo.threads);
       }

@@ -85,11 +85,8 @@ std::vector<float> unblocked_prune(std::vector<float> w, int64_t rows, int64_t c
 }
 
 TEST(Sweep, LazyBlockUpdatesMatchTheColumnByColumnSweep) {
-  const int64_t n = 300, rows = 16, cols = 80;
-  const auto x = correlated_inputs(n, cols, 21);
-  const Hessian h = hessian_of(x, n, cols);
-  const std::vector<float> u = inverse_factor(h, 0.01, 2);
-  const std::vector<float> w = random_weights(rows, cols, 22);
+  const Layer layer = make_layer(300, 16, 80, 21);
+  const auto& [n, rows, cols, x, h, u, w] = layer;
   for (int64_t block : {16, 32}) {
     std::vector<float> lazy = w;
     sparsegpt_prune(lazy, rows, cols, u, Pattern{}, 0.5, 2, block);
@@ -164,11 +161,8 @@ TEST(Gptq, ActivationOrderHelpsWhereLoudInputsComeLast) {
 // Pruning and rounding compensated in one sweep against SparseGPT's pruning followed by
 // rounding the survivors.
 TEST(Gptq, JointPruneAndQuantizeBelowPruneThenRound) {
-  const int64_t n = 400, rows = 24, cols = 96;
-  const auto x = correlated_inputs(n, cols, 51);
-  const Hessian h = hessian_of(x, n, cols);
-  const std::vector<float> u = inverse_factor(h, 0.01, 2);
-  const std::vector<float> w = random_weights(rows, cols, 52);
+  const Layer layer = make_layer(400, 24, 96, 51);
+  const auto& [n, rows, cols, x, h, u, w] = layer;
   const CoarseGrid g(7, 32);
   for (const auto& [p, sparsity] : {std::pair{Pattern{}, 0.5}, {Pattern{2, 4}, 0.0}}) {
     SCOPED_TRACE(p.name());

@@ -31,12 +31,7 @@ std::vector<float> gptq_sweep(std::span<float> w, int64_t rows, int64_t cols, co
     throw ParamError("act_order", fmt::format("the {} pattern prunes adjacent columns; activation order reorders "
                                               "them (use the unstructured pattern)",
                                               o.pattern.name()));
-  SweepOptions so;
-  so.pattern = o.pattern;
-  so.sparsity = o.sparsity;
-  so.grid = o.grid;
-  so.block = o.block;
-  so.threads = o.threads;
+  SweepOptions so{.pattern = o.pattern, .sparsity = o.sparsity, .grid = o.grid, .block = o.block, .threads = o.threads};
   if (!o.act_order) {
     std::vector<float> own;
     if (u.empty()) own = inverse_factor(H, o.damp, o.threads);

@@ -122,11 +122,8 @@ std::vector<float> wanda(const std::vector<float>& w, const Hessian& h, int64_t 
 }
 
 TEST(SparseGpt, ExactCountsAndLessOutputErrorThanWanda) {
-  const int64_t n = 256, rows = 24, cols = 96;
-  const auto x = correlated_inputs(n, cols, 4);
-  const Hessian h = hessian_of(x, n, cols);
-  const std::vector<float> u = inverse_factor(h, 0.01, 2);
-  const std::vector<float> w = random_weights(rows, cols, 5);
+  const Layer layer = make_layer(256, 24, 96, 4);
+  const auto& [n, rows, cols, x, h, u, w] = layer;
   for (const auto& [p, sparsity] : {std::pair{Pattern{}, 0.5}, {Pattern{}, 0.3}, {Pattern{2, 4}, 0.0}, {Pattern{4, 8}, 0.0}}) {
     SCOPED_TRACE(p.name() + " " + std::to_string(sparsity));
     std::vector<float> s = w;

@@ -56,4 +56,19 @@ inline double output_error(const std::vector<float>& w, const std::vector<float>
   return e;
 }
 
+// A layer's calibration inputs x [n, cols], their Hessian h and its inverse factor u (1%
+// dampening), and weights w [rows, cols].
+struct Layer {
+  int64_t n, rows, cols;
+  std::vector<float> x;
+  Hessian h;
+  std::vector<float> u, w;
+};
+inline Layer make_layer(int64_t n, int64_t rows, int64_t cols, uint32_t seed) {
+  Layer l{n, rows, cols, correlated_inputs(n, cols, seed), {}, {}, random_weights(rows, cols, seed + 1)};
+  l.h = hessian_of(l.x, n, cols);
+  l.u = inverse_factor(l.h, 0.01, 2);
+  return l;
+}
+
 }  // namespace upg::compress::fixtures
