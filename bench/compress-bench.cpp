@@ -6,11 +6,14 @@
 // tokens; the per-phase seconds are counters, so docs/COMPRESSION.md can extrapolate to a
 // whole model (Hessian time grows with the tokens, the factor and the sweeps do not).
 //
-// UPG_BENCH_SMOKE=1 (the ctest smoke run) shrinks it to 256 x 896 and 256 tokens.
+// UPG_BENCH_SMOKE=1 (the ctest smoke run) shrinks it to 256 x 896 and 256 tokens;
+// UPG_COMPRESS_LAYER=ROWSxCOLSxTOKENS picks another shape (the sweeps grow with rows, so a
+// full-width layer with fewer rows measures the factor exactly and the sweeps per row).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <vector>
@@ -44,7 +47,15 @@ std::vector<float> random_matrix(int64_t rows, int64_t cols, uint32_t seed, bool
 }
 
 void UPG_CompressLayer(benchmark::State& state) {
-  const int64_t rows = smoke() ? 256 : 5120, cols = smoke() ? 896 : 17920, tokens = smoke() ? 256 : 2048;
+  int64_t rows = smoke() ? 256 : 5120, cols = smoke() ? 896 : 17920, tokens = smoke() ? 256 : 2048;
+  if (const char* shape = std::getenv("UPG_COMPRESS_LAYER")) {
+    long long r = 0, c = 0, t = 0;
+    if (std::sscanf(shape, "%lldx%lldx%lld", &r, &c, &t) != 3 || r <= 0 || c <= 0 || t <= 0) {
+      state.SkipWithError("UPG_COMPRESS_LAYER: expected ROWSxCOLSxTOKENS");
+      return;
+    }
+    rows = r, cols = c, tokens = t;
+  }
   const int threads = int(state.range(0));
   const std::vector<float> x = random_matrix(tokens, cols, 1, true), w0 = random_matrix(rows, cols, 2, false);
   for (auto _ : state) {
