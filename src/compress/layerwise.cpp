@@ -111,13 +111,9 @@ PrunedTensor sweep_one(std::vector<float>& w, const std::vector<float>& src, int
     return p;
   }
   const Int8RowGrid grid(mo.quant);
-  GptqOptions go;
+  GptqOptions go{.grid = &grid, .act_order = lo.act_order, .damp = kSparseGptDamp, .block = kSparseGptBlock,
+                 .threads = mo.threads};
   if (!lo.dense) go.pattern = mo.pattern, go.sparsity = mo.sparsity;
-  go.grid = &grid;
-  go.act_order = lo.act_order;
-  go.damp = kSparseGptDamp;
-  go.block = kSparseGptBlock;
-  go.threads = mo.threads;
   const std::vector<float> scales = gptq_sweep(w, rows, cols, H, u, go);
   if (lo.dense) {
     p.dense = quantize_dense_int8(w, rows, cols, mo.quant, name, &p.stats, mo.threads, scales, src);
@@ -154,7 +150,8 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     // groups before it already pruned, so o_proj makes up for what q, k and v lost.
     for (InputGroup& g : groups) {
       // The group's input in the model as compressed so far, then its Hessian (and the
-      // cross term with the source's input) in one BLAS call each.
+      // cross term with the source's input) as BLAS calls once the pass is over, so the
+      // engine's threads and OpenBLAS's do not take turns on the cores.
       g.seen = 0;
       current.resize(tokens.size() * size_t(g.cols));
       size_t batch_left = 0;  // tokens of the running batch whose input is still to come
