@@ -50,6 +50,12 @@ void gemm_nn(float* c_mat, int64_t ldc, const float* a, int64_t lda, const float
               b, blasint(ldb), 1.0f, c_mat, blasint(ldc));
 }
 
+void trmm_right_upper(float* b, int64_t m, int64_t n, const float* u, bool transpose) {
+  if (m <= 0 || n <= 0) return;
+  cblas_strmm(CblasRowMajor, CblasRight, CblasUpper, transpose ? CblasTrans : CblasNoTrans, CblasNonUnit, blasint(m),
+              blasint(n), 1.0f, u, blasint(n), b, blasint(n));
+}
+
 // A row-major lower triangle is a column-major upper one: LAPACK is asked for 'U'.
 bool cholesky_lower(double* a, int64_t n) {
   const int nn = as_int(n, "order");

@@ -19,6 +19,9 @@ void gemm_tn(float* c_mat, const float* a, const float* b, int64_t n, int64_t m,
 void gemm_nn(float* c_mat, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int64_t m,
              int64_t n, int64_t k, float alpha);
 
+// B [m, n] := B U^T (transpose) or B U, in place, for U [n, n] upper triangular.
+void trmm_right_upper(float* b, int64_t m, int64_t n, const float* u, bool transpose);
+
 // In place on a row-major [n, n] symmetric matrix whose lower triangle holds the values:
 // its Cholesky factor L (A = L L^T) in the lower triangle. False when A is not positive
 // definite (the matrix is then partly overwritten).

@@ -134,23 +134,15 @@ void sparsegpt_target(std::span<float> w, int64_t rows, int64_t cols, const Hess
     throw Error(fmt::format("sparsegpt: a [{}, {}] matrix with {} weights, a {}-column cross term, a {}-value "
                             "inverse factor and blend {}",
                             rows, cols, w.size(), C.cols, u.size(), blend));
-  parallel_rows(rows, threads, [&](int64_t b, int64_t e) {
-    std::vector<float> a(static_cast<size_t>(cols)), t(static_cast<size_t>(cols)), w0(static_cast<size_t>(cols));
-    for (int64_t r = b; r < e; ++r) {
-      float* row = w.data() + r * cols;
-      std::copy(row, row + cols, w0.begin());
-      // a = w (C + lambda I)
-      for (int64_t j = 0; j < cols; ++j) a[size_t(j)] = float(lambda) * row[j];
-      for (int64_t i = 0; i < cols; ++i)
-        if (row[i] != 0.0f) kernels::axpy(row[i], C.h.data() + i * cols, a.data(), cols);
-      // (H + lambda I)^-1 = U^T U, U upper: t = a U^T, then row = t U.
-      for (int64_t p = 0; p < cols; ++p) t[size_t(p)] = kernels::dot(a.data() + p, u.data() + p * cols + p, cols - p);
-      std::fill(row, row + cols, 0.0f);
-      for (int64_t p = 0; p < cols; ++p)
-        if (t[size_t(p)] != 0.0f) kernels::axpy(t[size_t(p)], u.data() + p * cols + p, row + p, cols - p);
-      for (int64_t j = 0; j < cols; ++j) row[j] = float(blend * row[j] + (1.0 - blend) * w0[size_t(j)]);
-    }
-  });
+  // Three matrix products over all rows at once: A = W (C + lambda I), then
+  // (H + lambda I)^-1 = U^T U with U upper, so W' = A U^T U.
+  std::vector<float> a(w.begin(), w.end());
+  for (float& v : a) v *= float(lambda);
+  blas::set_threads(threads);
+  blas::gemm_nn(a.data(), cols, w.data(), cols, C.h.data(), cols, rows, cols, cols, 1.0f);
+  blas::trmm_right_upper(a.data(), rows, cols, u.data(), true);
+  blas::trmm_right_upper(a.data(), rows, cols, u.data(), false);
+  for (size_t k = 0; k < w.size(); ++k) w[k] = float(blend * a[k] + (1.0 - blend) * w[k]);
 }
 
 }  // namespace upg::compress
