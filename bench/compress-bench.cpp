@@ -1,7 +1,7 @@
 // The compressor's second-order work on one weight matrix, phase by phase
 // (UPG_CompressLayer): the input Hessian from calibration activations (BLAS ssyrk), its
-// damped inverse factor (LAPACK), then the SparseGPT sweep (50% unstructured) and the
-// GPTQ sweep (int8 per row) with their lazy block updates. The default shape is Phi-4's
+// damped inverse factor (LAPACK), the asymmetric target (BLAS), then the SparseGPT sweep
+// (50% unstructured) and the GPTQ sweep (int8 per row) with their lazy block updates. The default shape is Phi-4's
 // down_proj (5120 x 17920, the widest input of a 14B model) with 2048 random calibration
 // tokens; the per-phase seconds are counters, so docs/COMPRESSION.md can extrapolate to a
 // whole model (Hessian time grows with the tokens, the factor and the sweeps do not).
@@ -67,9 +67,15 @@ void UPG_CompressLayer(benchmark::State& state) {
     symmetrize(H);
     state.counters["hessian_s"] = seconds_since(t0);
     t0 = std::chrono::steady_clock::now();
-    const std::vector<float> u = inverse_factor(H, kSparseGptDamp, threads);
+    double lambda = 0;
+    const std::vector<float> u = inverse_factor(H, kSparseGptDamp, threads, &lambda);
     state.counters["factor_s"] = seconds_since(t0);
     std::vector<float> w = w0;
+    // The asymmetric target with H standing in for the cross term (the same products).
+    t0 = std::chrono::steady_clock::now();
+    sparsegpt_target(w, rows, cols, H, lambda, u, kAsymmetricBlend, threads);
+    state.counters["target_s"] = seconds_since(t0);
+    w = w0;
     t0 = std::chrono::steady_clock::now();
     sparsegpt_prune(w, rows, cols, u, Pattern{}, 0.5, threads, kSparseGptBlock);
     state.counters["sparsegpt_s"] = seconds_since(t0);
