@@ -10,6 +10,8 @@ PACKAGES=(
   python3 python3-pip
   nlohmann-json3-dev libpcre2-dev libcli11-dev libhwy-dev libfmt-dev
   libgtest-dev libbenchmark-dev
+  # The compressor's BLAS and LAPACK (Hessians, Cholesky, the GPTQ/SparseGPT sweep).
+  libopenblas-dev
   # upg serve's HTTP (header plus compiled library; pulls libssl-dev, zlib, brotli).
   libcpp-httplib-dev
   # The fuzz build (scripts/build.sh fuzz): clang, and libFuzzer's and the sanitizers'

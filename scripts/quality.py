@@ -7,11 +7,16 @@ methods, calibration texts and value encodings, on two evaluation texts (held-ou
 transcripts and the KJV slice), with the file size of each and greedy answers of some.
 
     python3 scripts/quality.py [--max-tokens 2048] [--ctx 512] [--out docs/QUALITY.md] [--only REGEX]
+                               [--reuse DIR]
 
 --only REGEX measures only the configurations whose label matches and keeps the other
 rows (numbers, answers and the date each was measured) from the existing --out file, so a
 change to one method need not re-measure the rest; rows without a previous measurement
 are measured anyway.
+
+--reuse DIR takes a row's file from DIR/<label>.upg, with the output of the `upg compress`
+that made it (the row's flags, same source) in DIR/<label>.log, instead of compressing
+again: for files compressed beside other work, or in parallel.
 
 Needs build/upg (scripts/build.sh release) and the model (scripts/fetch-model.sh).
 Evaluation texts: tests/fixtures/eval/chat-heldout.txt and kjv-slice.txt (King James
@@ -78,6 +83,18 @@ CONFIGS = [
     # GGUF files of the same model from the peer harness (bench/peer/peer-bench.py: llama-quantize
     # from an F32 export of the Q4_1 source), measured by the same evaluator.
     (f"GGUF {t} (llama-quantize)", {"gguf": t}, False) for t in ("Q4_0", "Q8_0")
+] + [
+    ("dense int8", ["--dense-int8"], False),
+] + [
+    # Rounding without and with GPTQ's error compensation, dense and with SparseGPT's 50%,
+    # on the calibration text's first 8192 tokens (a quarter of the time).
+    (f"{label}, 8k calibration tokens", flags + ["--calib-tokens", "8192"], False)
+    for label, flags in (
+        ("unstructured 0.5 sparsegpt int8",
+         ["--sparsity", "0.5", "--pattern", "unstructured", "--prune", "sparsegpt", "--values", "int8"]),
+        ("dense gptq int8", ["--dense-int8", "--gptq"]),
+        ("unstructured 0.5 sparsegpt+gptq int8",
+         ["--sparsity", "0.5", "--pattern", "unstructured", "--prune", "sparsegpt", "--values", "int8", "--gptq"]))
 ]
 
 # Held out from calibration; answered greedily by the configurations marked above.
@@ -188,6 +205,14 @@ def findings(rows):
                    "round-to-nearest int4 with a clipping search (no error compensation yet: GPTQ is the next "
                    "step), the embedding and tied LM head as per-row int8; zero points matter here because the "
                    "source's own grid (Q4_1) is asymmetric.")
+    k8 = ", 8k calibration tokens"
+    gq = [("dense int8", "dense gptq int8" + k8),
+          ("unstructured 0.5 sparsegpt int8" + k8, "unstructured 0.5 sparsegpt+gptq int8" + k8)]
+    gq = [(a, b) for a, b in gq if a in chat and b in chat]
+    if gq:
+        out.append("- GPTQ (int8 values rounded with error compensation, chat and KJV perplexity): " +
+                   "; ".join(f"{a} {chat[a]:.2f} and {kjv[a]:.2f}, with GPTQ {chat[b]:.2f} and {kjv[b]:.2f}"
+                             for a, b in gq) + ".")
     out += ["", "Defaults of `upg compress`, from these numbers: `--prune sparsegpt` calibrated on "
             "`tests/fixtures/calibration-chat.txt` (the chat transcripts measure what users of an instruct model "
             "see; SparseGPT fits its calibration text closely, so a text unlike the use lowers its quality, as "
@@ -204,6 +229,7 @@ def main():
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "QUALITY.md"))
     ap.add_argument("--only", help="measure only the configurations whose label matches; keep the other rows")
+    ap.add_argument("--reuse", help="a folder of <label>.upg files (and <label>.log, their compress output)")
     args = ap.parse_args()
     before = previous_rows(args.out) if args.only else {}
     for p in (UPG, MODEL, EVAL, CHAT):
@@ -228,8 +254,13 @@ def main():
                     sys.exit(f"quality: {model} is missing (bench/peer/peer-bench.py --types {flags['gguf']} makes it)")
                 r["bpw"] = round(os.path.getsize(model) / GGUF_TYPES.tensor_elements(MODEL), 3)
             else:
-                model = os.path.join(tmp, "m.upg")
-                out = run([UPG, "compress", MODEL, "-o", model] + flags)
+                reused = os.path.join(args.reuse or "", label)
+                if args.reuse and os.path.exists(reused + ".upg"):
+                    model = reused + ".upg"
+                    out = open(reused + ".log").read()
+                else:
+                    model = os.path.join(tmp, "m.upg")
+                    out = run([UPG, "compress", MODEL, "-o", model] + flags)
                 m = re.search(r"file: [0-9.]+ MiB, ([0-9.]+) bytes per weight; ratio vs BF16 ([0-9.]+)x", out)
                 e = re.search(r"total \(tensors\)\s+.*?\s([0-9.]+)\s+mixed", out)
                 if m:

@@ -88,6 +88,8 @@ void add_compress_command(CLI::App& app) {
     std::string source, output, prune = "sparsegpt", calib, skip;
     bool int8_embeddings = false;
     bool int8_linears = false;
+    bool gptq = false, act_order = false;
+    int64_t calib_tokens = 0;
     MatrixArgs matrix;
     CLI::Option* prune_opt = nullptr;
   };
@@ -100,8 +102,8 @@ void add_compress_command(CLI::App& app) {
   add_matrix_options(*cmd, a->matrix);
   a->prune_opt = cmd->add_option("--prune", a->prune,
                   "Ranking: wanda (|w| x input activation norm), sparsegpt (second-order saliency, and the "
-                  "surviving weights are updated towards the source model's outputs; the slowest: 6-10 "
-                  "minutes for SmolLM2-135M on 2 quiet cores, docs/BENCHMARKS.md) or magnitude (|w|). "
+                  "surviving weights are updated towards the source model's outputs; the slowest: about 5 "
+                  "minutes for SmolLM2-135M on 2 idle cores, docs/BENCHMARKS.md) or magnitude (|w|). "
                   "wanda and sparsegpt need the model's tokenizer and a calibration text")
       ->capture_default_str();
   cmd->add_option("--calib", a->calib, "Calibration text for wanda and sparsegpt; special tokens in it are read as tokens (default: "
@@ -112,6 +114,17 @@ void add_compress_command(CLI::App& app) {
   cmd->add_flag("--dense-int8", a->int8_linears,
                 "Store every decoder linear as dense per-row int8, nothing pruned (the dense int8 baseline; "
                 "--sparsity, --pattern and --prune are then unused)");
+  cmd->add_option("--calib-tokens", a->calib_tokens,
+                  "Calibrate on at most this many tokens, the text's first (0: all). sparsegpt and gptq spend most "
+                  "of their time in forward passes over them")
+      ->capture_default_str();
+  cmd->add_flag("--gptq", a->gptq,
+                "Round the int8 values with GPTQ: in SparseGPT's sweep, each value's rounding error is compensated "
+                "by the weights not yet rounded (with --prune sparsegpt, pruning and rounding in one sweep; with "
+                "--dense-int8, every linear dense int8 through GPTQ). Calibrates like sparsegpt");
+  cmd->add_flag("--act-order", a->act_order,
+                "With --gptq: sweep the input channels by decreasing activation energy (GPTQ's act-order); "
+                "unstructured or dense only");
   cmd->callback([a] {
     compress::CompressOptions o;
     o.source = a->source;
@@ -127,7 +140,10 @@ void add_compress_command(CLI::App& app) {
     o.skip_regex = a->skip;
     o.dense_int8_embeddings = a->int8_embeddings;
     o.dense_int8_linears = a->int8_linears;
-    if (!a->calib.empty() && o.prune == compress::PruneMethod::Magnitude)
+    o.gptq = a->gptq;
+    o.act_order = a->act_order;
+    o.calib_tokens = a->calib_tokens;
+    if (!a->calib.empty() && o.prune == compress::PruneMethod::Magnitude && !o.gptq)
       throw Error("--calib is only used with --prune wanda or sparsegpt");
     const compress::CompressReport rep = compress::compress_model(o);
     fmt::print("{}", compress::format_report(rep, a->matrix.per_tensor));

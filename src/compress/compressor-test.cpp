@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/test-paths.h"
+#include "compress/gptq.h"
 #include "compress/sparsegpt.h"
 #include "upg/io/upg-file.h"
 #include "upg/core/error.h"
@@ -48,6 +49,27 @@ std::vector<float> f32(const TensorView& t) {
   return v;
 }
 
+nlohmann::json j_of(const std::string& upg) { return nlohmann::json::parse(io::read_upg_header(upg).compression_json); }
+
+// What the layerwise compressor does to a weight whose inputs are the source model's (layer
+// 0's q, k and v): SparseGPT's pruning, with GPTQ's rounding when asked. Returns the
+// grid's row scales (empty without GPTQ).
+std::vector<float> reference_sweep(const CompressOptions& o, const Hessian& H, std::vector<float>& w, int64_t rows,
+                                   int64_t cols) {
+  const std::vector<float> u = inverse_factor(H, kSparseGptDamp);
+  if (!o.gptq) {
+    sparsegpt_prune(w, rows, cols, u, o.matrix.pattern, o.matrix.sparsity, 1, kSparseGptBlock);
+    return {};
+  }
+  const Int8RowGrid grid(o.matrix.quant);
+  GptqOptions go;
+  if (!o.dense_int8_linears) go.pattern = o.matrix.pattern, go.sparsity = o.matrix.sparsity;
+  go.grid = &grid;
+  go.act_order = o.act_order;
+  go.threads = 1;
+  return gptq_sweep(w, rows, cols, H, u, go);
+}
+
 // Compresses the tiny model and checks every tensor of the result against the source.
 void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::string& source = tiny()) {
   TempDir dir;
@@ -66,7 +88,8 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
   int compressed = 0, later_layers = 0;
   for (const auto& [name, t] : src.weights.all()) {
     SCOPED_TRACE(name);
-    if (is_compressible(name, t.shape.size()) && !skip.matches(name)) {
+    const bool linear = is_compressible(name, t.shape.size()) && !skip.matches(name);
+    if (linear && !o.dense_int8_linears) {
       ++compressed;
       auto it = out.compressed.find(name);
       ASSERT_NE(it, out.compressed.end());
@@ -86,23 +109,22 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
       auto tr = std::find_if(rep.tensors.begin(), rep.tensors.end(), [&](const auto& x) { return x.name == name; });
       ASSERT_NE(tr, rep.tensors.end());
       EXPECT_EQ(tr->kept, per_row * t.shape[0]);
-      const bool layerwise = o.prune == PruneMethod::SparseGPT;
+      const bool layerwise = o.prune == PruneMethod::SparseGPT || o.gptq;
       // SparseGPT calibrates each group of matmuls on the pruned ones before it: only the
       // first group's inputs (layer 0's q, k and v) are those of the dense model, where the
       // reference below can start.
       if (!layerwise || (name.starts_with("model.layers.0.self_attn.") && !name.ends_with("o_proj.weight"))) {
         std::vector<float> ref;
         std::span<const float> norms;
-        std::vector<float> w = f32(t), original;
+        std::vector<float> w = f32(t), original, scales;
         if (layerwise) {
           original = w;
-          const std::vector<float> u = inverse_factor(*cal->hessians.at(name), kSparseGptDamp);
-          sparsegpt_prune(w, t.shape[0], t.shape[1], u, o.matrix.pattern, o.matrix.sparsity, 1, kSparseGptBlock);
+          scales = reference_sweep(o, *cal->hessians.at(name), w, t.shape[0], t.shape[1]);
         } else if (cal) {
           norms = cal->col_norms.at(name);
         }
         MatrixStats st;
-        compress_matrix(w, t.shape[0], t.shape[1], norms, o.matrix, name, &st, &ref, original);
+        compress_matrix(w, t.shape[0], t.shape[1], norms, o.matrix, name, &st, &ref, original, scales);
         const std::vector<float> got = format::decode_dense(m);
         ASSERT_EQ(got.size(), ref.size());
         for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], ref[i]) << "element " << i;
@@ -114,11 +136,17 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
         ++later_layers;
       }
       EXPECT_FALSE(out.weights.contains(name));
-    } else if (o.dense_int8_embeddings && name == "model.embed_tokens.weight") {
+    } else if ((o.dense_int8_embeddings && name == "model.embed_tokens.weight") || linear) {
       const TensorView& q = out.weights.get(name + ".qweight");
       const TensorView& s = out.weights.get(name + ".scales");
       EXPECT_EQ(q.dtype, DType::I8);
-      const DenseInt8 ref = quantize_dense_int8(f32(t), t.shape[0], t.shape[1], o.matrix.quant, name);
+      std::vector<float> w = f32(t), scales;
+      // Dense GPTQ: only layer 0's q, k and v see the source model's inputs (as above).
+      if (linear && o.gptq) {
+        if (!name.starts_with("model.layers.0.self_attn.") || name.ends_with("o_proj.weight")) continue;
+        scales = reference_sweep(o, *cal->hessians.at(name), w, t.shape[0], t.shape[1]);
+      }
+      const DenseInt8 ref = quantize_dense_int8(w, t.shape[0], t.shape[1], o.matrix.quant, name, nullptr, 1, scales);
       ASSERT_EQ(q.nbytes, ref.qweight.size());
       EXPECT_EQ(0, std::memcmp(q.data, ref.qweight.data(), q.nbytes));
       EXPECT_EQ(0, std::memcmp(s.data, ref.scales.data(), s.nbytes));
@@ -131,7 +159,10 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
     }
   }
   EXPECT_EQ(int(out.compressed.size()), compressed);
-  if (o.prune == PruneMethod::SparseGPT) {
+  if (o.gptq) {
+    EXPECT_EQ(j_of(o.output)["gptq"]["act_order"], o.act_order);
+  }
+  if (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) {
     EXPECT_GT(later_layers, 0);
     const auto j = nlohmann::json::parse(io::read_upg_header(o.output).compression_json);
     EXPECT_EQ(j["sparsegpt"]["sequential"], "input group");
@@ -337,6 +368,72 @@ TEST(Compressor, SparseGptWithCalibration) {
   round_trip(o, &first);
 }
 
+// GPTQ in SparseGPT's sweep (pruned, 50% and 2:4; and activation order) and dense.
+TEST(Compressor, GptqWithCalibration) {
+  auto model = calibration_model(tiny());
+  const std::vector<int32_t> ids = calibration_ids(*model);
+  const Calibration first = calibrate_tokens(*model, ids, 512, every_linear, 2);
+  for (const char* pattern : {"unstructured", "2:4"}) {
+    SCOPED_TRACE(pattern);
+    auto o = opts(pattern, "int8");
+    o.prune = PruneMethod::SparseGPT;
+    o.gptq = true;
+    o.calibration_tokens = ids;
+    round_trip(o, &first);
+  }
+  auto o = opts("unstructured", "int8");
+  o.prune = PruneMethod::SparseGPT;
+  o.gptq = o.act_order = true;
+  o.calibration_tokens = ids;
+  round_trip(o, &first);
+  o.dense_int8_linears = true;
+  round_trip(o, &first);
+  // Calibrating on fewer tokens: the record says how many.
+  o.act_order = false;
+  o.calib_tokens = 100;
+  TempDir dir;
+  o.source = tiny();
+  o.output = (dir.path / "few.upg").string();
+  o.quiet = true;
+  compress_model(o);
+  EXPECT_EQ(j_of(o.output)["calibration"]["tokens"], 100);
+}
+
+TEST(Compressor, GptqRejectsWhatItCannotDo) {
+  TempDir dir;
+  auto expect_param = [&](CompressOptions o, const char* param) {
+    o.source = tiny();
+    o.output = (dir.path / "bad.upg").string();
+    o.quiet = true;
+    try {
+      compress_model(o);
+      ADD_FAILURE() << "no error for " << param;
+    } catch (const ParamError& e) {
+      EXPECT_EQ(e.param(), param) << e.what();
+    }
+  };
+  auto o = opts("unstructured", "prime:127");
+  o.gptq = true;
+  o.prune = PruneMethod::SparseGPT;
+  expect_param(o, "values");
+  o = opts("unstructured", "int8");
+  o.gptq = true;
+  o.prune = PruneMethod::Wanda;
+  expect_param(o, "gptq");
+  o = opts("unstructured", "int8");
+  o.prune = PruneMethod::SparseGPT;
+  o.act_order = true;
+  expect_param(o, "act_order");
+  o = opts("2:4", "int8");
+  o.prune = PruneMethod::SparseGPT;
+  o.gptq = o.act_order = true;
+  expect_param(o, "act_order");
+  o = opts("unstructured", "int8");
+  o.calib_tokens = -1;
+  expect_param(o, "calib_tokens");
+  EXPECT_TRUE(fs::is_empty(dir.path));
+}
+
 TEST(Compressor, CompressedTinyRuns) {
   TempDir dir;
   auto o = opts("2:4", "int8");
@@ -408,10 +505,11 @@ TEST(Compressor, WandaOnDefaultModelCalibrates) {
 TEST(Compressor, SparseGptMemory) {
   ModelConfig c;  // SmolLM2-135M: about 1.1 GB
   c.hidden_size = 576, c.intermediate_size = 1536, c.num_layers = 30, c.num_heads = 9, c.head_dim = 64;
-  EXPECT_NEAR(sparsegpt_memory_bytes(c, 134515008), 8.0 * 1536 * 1536 + 8.0 * 134515008, 1.0);
-  // 31,752 calibration tokens: three streams of 576 and the inputs of q, o, gate and down.
+  EXPECT_NEAR(sparsegpt_memory_bytes(c, 134515008), 28.0 * 1536 * 1536 + 8.0 * 134515008, 1.0);
+  // 31,752 calibration tokens: three streams of 576, the inputs of q, o, gate and down,
+  // and down's input in the compressed model.
   EXPECT_NEAR(sparsegpt_memory_bytes(c, 134515008, 31752) - sparsegpt_memory_bytes(c, 134515008),
-              4.0 * 31752 * (3 * 576 + 576 + 576 + 576 + 1536), 1.0);
+              4.0 * 31752 * (3 * 576 + 576 + 576 + 576 + 1536 + 1536), 1.0);
   c.hidden_size = 5120, c.intermediate_size = 17920, c.num_layers = 40, c.num_heads = 40, c.head_dim = 0;
   EXPECT_GT(sparsegpt_memory_bytes(c, 14'659'507'200), 100e9);  // Phi-4-shaped: refused on this 24 GiB machine
 }

@@ -58,7 +58,9 @@ double sparsegpt_memory_bytes(const ModelConfig& c, int64_t params, int64_t toke
   const double h = c.hidden_size, in = c.intermediate_size;
   const double attn = double(c.num_heads) * (c.head_dim > 0 ? c.head_dim : (c.num_heads > 0 ? h / c.num_heads : 0));
   const double widest = std::max({h, attn, in});
-  return 2 * 4.0 * widest * widest + 2 * 4.0 * double(params) + 4.0 * double(tokens) * (5 * h + attn + in);
+  // Per widest input: H and C (fp32), the factorisation (fp64), its factor U (fp32), and
+  // with activation order the permuted H and its factor (fp32 each).
+  return 28.0 * widest * widest + 2 * 4.0 * double(params) + 4.0 * double(tokens) * (5 * h + attn + in + widest);
 }
 
 bool is_compressible(const std::string& name, size_t rank) {
@@ -122,7 +124,8 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   j["tool"] = kToolVersion;
   j["source"] = source;
   j["prune"] = prune_method_name(o.prune);
-  if (o.prune == PruneMethod::SparseGPT)
+  if (o.gptq) j["gptq"] = {{"grid", "int8 per row"}, {"act_order", o.act_order}};
+  if (o.prune == PruneMethod::SparseGPT || o.gptq)
     j["sparsegpt"] = {{"damp", kSparseGptDamp},
                       {"block", kSparseGptBlock},
                       {"sequential", "input group"},
@@ -182,10 +185,23 @@ CompressReport compress_model(const CompressOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const MatrixOptions& mo = o.matrix;
   check_matrix_options(mo);
+  if (o.gptq && mo.values.encoding != format::Encoding::Int8)
+    throw ParamError("values", fmt::format("GPTQ rounds onto the int8 grid, not {}", mo.values.name()));
+  if (o.gptq && !o.dense_int8_linears && o.prune != PruneMethod::SparseGPT)
+    throw ParamError("gptq", fmt::format("GPTQ runs in SparseGPT's sweep: prune with sparsegpt (not {}) or store "
+                                         "dense int8",
+                                         prune_method_name(o.prune)));
+  if (o.calib_tokens < 0) throw ParamError("calib_tokens", fmt::format("{} is negative", o.calib_tokens));
+  if (o.act_order && !o.gptq) throw ParamError("act_order", "activation order is GPTQ's; it needs GPTQ");
+  if (o.act_order && mo.pattern.is_nm() && !o.dense_int8_linears)
+    throw ParamError("act_order", fmt::format("the {} pattern prunes adjacent columns, which activation order "
+                                              "reorders; use the unstructured pattern",
+                                              mo.pattern.name()));
   if (o.output.empty()) throw ParamError("output", "no output path");
   // Compression takes minutes: an output path that cannot be written fails now.
   io::prepare_output(o.output);
   const NameFilter skip(o.skip_regex);
+  const bool layerwise = (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) || o.gptq;
 
   // The as-stored view is only metadata: it tells the config (for calibration) and which
   // GGUF tensors were block-quantized (written as F16, not as the fp32 they load as).
@@ -200,33 +216,40 @@ CompressReport compress_model(const CompressOptions& o) {
       throw Error(fmt::format("{}: already a compressed UPG file; compress the original model", o.source));
     for (const auto& [name, t] : peek.weights.all()) stored[name] = t.dtype, params += t.numel();
     max_pos = peek.config.max_position_embeddings;
-    if (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) check_sparsegpt_memory(peek.config, params, 0, o.source);
+    if (layerwise) check_sparsegpt_memory(peek.config, params, 0, o.source);
   }
 
   Calibration own_cal;
   const Calibration* cal = nullptr;
-  const bool sparsegpt = o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears;
-  // SparseGPT prunes and quantizes every compressible tensor here, layer by layer, before
-  // the file is written (docs/COMPRESSION.md); Wanda only collects its norms.
+  // SparseGPT (and GPTQ) prune and quantize every compressible tensor here, layer by
+  // layer, before the file is written (docs/COMPRESSION.md); Wanda only collects its norms.
   std::map<std::string, PrunedTensor, std::less<>> pruned;
-  if (o.prune != PruneMethod::Magnitude && !o.dense_int8_linears) {
-    if (o.calibration && !sparsegpt) {
+  if ((o.prune != PruneMethod::Magnitude && !o.dense_int8_linears) || layerwise) {
+    if (o.calibration && !layerwise) {
       cal = o.calibration;
     } else {
       const std::string text = o.calib_path.empty() ? default_calibration_path() : o.calib_path;
       constexpr int kChunk = 512;
       CalibrationInput in = open_calibration(o.source, text, max_pos, kChunk, mo.threads, o.calibration_tokens);
+      if (o.calib_tokens > 0 && int64_t(in.tokens.size()) > o.calib_tokens) in.tokens.resize(size_t(o.calib_tokens));
       if (!o.quiet && o.calibration_tokens.empty())
         fmt::print(stderr, "upg: calibrating on {} ({} tokens)\n", text, in.tokens.size());
-      if (sparsegpt) {
+      if (layerwise) {
         check_sparsegpt_memory(in.model->config(), params, int64_t(in.tokens.size()), o.source);
         const int layers = in.model->config().num_layers;
         Progress lp(layers, stderr, o.progress_tty);
+        LayerwiseOptions lo;
+        lo.gptq = o.gptq;
+        lo.act_order = o.act_order;
+        lo.dense = o.dense_int8_linears;
+        const char* what = o.gptq ? (o.dense_int8_linears ? "gptq" : "sparsegpt+gptq") : "sparsegpt";
         pruned = sparsegpt_layerwise(
             *in.model, in.tokens, mo, [&](const std::string& n) { return is_compressible(n, 2) && !skip.matches(n); },
-            kChunk, [&](int l) {
-              if (!o.quiet) lp.step(l + 1, fmt::format("sparsegpt: layer {} of {}", l + 1, layers));
-            });
+            kChunk,
+            [&](int l) {
+              if (!o.quiet) lp.step(l + 1, fmt::format("{}: layer {} of {}", what, l + 1, layers));
+            },
+            lo);
         if (!o.quiet) lp.finish();
         own_cal.tokens = int64_t(in.tokens.size());
       } else {
@@ -251,6 +274,15 @@ CompressReport compress_model(const CompressOptions& o) {
   const auto& all = src.weights.all();
   Progress progress(int(all.size()), stderr, o.progress_tty);
   std::vector<float> buf;
+  // A weight the layerwise pass compressed, handed over once.
+  auto take_pruned = [&](const std::string& name) {
+    auto it = pruned.find(name);
+    if (it == pruned.end())
+      throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
+    PrunedTensor p = std::move(it->second);
+    pruned.erase(it);
+    return p;
+  };
   int i = 0;
   for (const auto& [name, t] : all) {
     ++i;
@@ -263,13 +295,10 @@ CompressReport compress_model(const CompressOptions& o) {
     if (compressible && !o.dense_int8_linears) {
       MatrixStats st;
       format::CompressedData d;
-      if (sparsegpt) {
-        auto it = pruned.find(name);
-        if (it == pruned.end())
-          throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
-        d = std::move(it->second.data);
-        st = it->second.stats;
-        pruned.erase(it);
+      if (layerwise) {
+        PrunedTensor p = take_pruned(name);
+        d = std::move(p.data);
+        st = p.stats;
       } else {
         std::span<const float> norms;
         if (cal) {
@@ -287,7 +316,14 @@ CompressReport compress_model(const CompressOptions& o) {
     } else if (compressible || (o.dense_int8_embeddings && t.shape.size() == 2 &&
                                 (name == "model.embed_tokens.weight" || name == "lm_head.weight"))) {
       MatrixStats st;
-      DenseInt8 q = quantize_dense_int8(as_f32(t, buf), t.shape[0], t.shape[1], mo.quant, name, &st, mo.threads);
+      DenseInt8 q;
+      if (compressible && layerwise) {  // dense GPTQ
+        PrunedTensor p = take_pruned(name);
+        q = std::move(p.dense);
+        st = p.stats;
+      } else {
+        q = quantize_dense_int8(as_f32(t, buf), t.shape[0], t.shape[1], mo.quant, name, &st, mo.threads);
+      }
       writer.add_dense(name + ".qweight", DType::I8, t.shape, bytes_of(q.qweight));
       writer.add_dense(name + ".scales", DType::F32, {t.shape[0]}, bytes_of(q.scales));
       tr.layout = "int8-dense";

@@ -19,11 +19,20 @@ struct CompressOptions {
   MatrixOptions matrix;  // pattern, sparsity, values, quantization, threads
   PruneMethod prune = PruneMethod::Magnitude;
   std::string calib_path;  // Wanda calibration text; empty: default_calibration_path()
+  // At most this many calibration tokens, the text's first (0: all). SparseGPT's time is
+  // mostly forward passes over them.
+  int64_t calib_tokens = 0;
   std::string skip_regex;  // decoder weights whose name matches stay dense
   bool dense_int8_embeddings = false;
   // Every decoder linear as dense per-row int8 too, nothing pruned: the dense int8
   // baseline each sparse file is measured against (`upg compress --dense-int8`).
   bool dense_int8_linears = false;
+  // GPTQ: the int8 values rounded in SparseGPT's sweep with their error compensated
+  // (compress/gptq.h): with SparseGPT pruning, pruning and rounding together; with
+  // dense_int8_linears, every linear dense int8 through GPTQ. `act_order` sweeps the
+  // input channels by decreasing energy.
+  bool gptq = false;
+  bool act_order = false;
   // Precomputed activation norms for Wanda (tests, or a caller compressing several
   // variants); when null they are collected from calib_path. SparseGPT ignores it: it
   // calibrates layer by layer on the model it prunes.
@@ -40,10 +49,11 @@ struct CompressOptions {
 bool is_compressible(const std::string& name, size_t rank);
 
 // Memory --prune sparsegpt needs beyond the file mappings (docs/COMPRESSION.md): the
-// calibration model and the source as fp32 (`params` weights each), the Hessian and cross
-// term of the widest input group (cols^2 floats each), and per calibration token three
-// residual streams plus one layer's matmul inputs in the source model (the attention input,
-// the attention output, the MLP input and the MLP's inner activations). compress_model
+// calibration model and the source as fp32 (`params` weights each), the Hessian, cross
+// term and factorisation of the widest input group (28 cols^2 bytes), and per calibration
+// token three residual streams, one layer's matmul inputs in the source model (the
+// attention input, the attention output, the MLP input and the MLP's inner activations)
+// and the widest group's input in the compressed model. compress_model
 // refuses a model that would need more than 60% of the machine's memory, naming
 // --prune wanda as the way out: first before loading anything (`tokens` = 0), again once
 // the calibration text is tokenized.

@@ -5,46 +5,11 @@
 
 #include <fmt/format.h>
 
+#include "compress/blas.h"
 #include "compress/matrix.h"
 #include "upg/core/error.h"
-#include "upg/kernels/cpu.h"
 
 namespace upg::compress {
-
-namespace {
-
-// Four accumulators: the factorisations are nothing but these dot products, and one
-// accumulator would serialise on the add latency.
-double dot_d(const double* a, const double* b, int64_t n) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t k = 0;
-  for (; k + 4 <= n; k += 4) {
-    s0 += a[k] * b[k];
-    s1 += a[k + 1] * b[k + 1];
-    s2 += a[k + 2] * b[k + 2];
-    s3 += a[k + 3] * b[k + 3];
-  }
-  for (; k < n; ++k) s0 += a[k] * b[k];
-  return (s0 + s1) + (s2 + s3);
-}
-
-// In-place Cholesky A = L L^T of a row-major [n, n] matrix, lower triangle (the upper is
-// left as it was). False when a pivot is not positive.
-bool cholesky_lower(std::vector<double>& a, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    double* li = a.data() + i * n;
-    for (int64_t j = 0; j < i; ++j) {
-      const double* lj = a.data() + j * n;
-      li[j] = (li[j] - dot_d(li, lj, j)) / lj[j];
-    }
-    const double d = li[i] - dot_d(li, li, i);
-    if (!(d > 0) || !std::isfinite(d)) return false;
-    li[i] = std::sqrt(d);
-  }
-  return true;
-}
-
-}  // namespace
 
 Hessian make_hessian(int64_t cols) {
   Hessian H;
@@ -53,34 +18,15 @@ Hessian make_hessian(int64_t cols) {
   return H;
 }
 
-namespace {
-
-// out[i, j] += sum_t a_t[i] * b_t[j] for a, b [n, c]: from column i0 of each block of
-// rows when `upper` (the Hessian: entries left of the diagonal land in the lower
-// triangle, which symmetrize() overwrites), else every column.
-void accumulate_outer(float* out, const float* a, const float* b, int64_t n, int64_t c, bool upper, int threads) {
-  constexpr int64_t kRows = 4;  // rows of `out` updated per pass over x: 4 x 6 KB stay in L1
-  // Row i of the upper triangle is c - i long: blocks are dealt round-robin to even out.
-  parallel_interleaved((c + kRows - 1) / kRows, threads, [&](int64_t blk) {
-    const int64_t i0 = blk * kRows, i1 = std::min(c, i0 + kRows), j0 = upper ? i0 : 0;
-    for (int64_t t = 0; t < n; ++t) {
-      const float* at = a + t * c;
-      const float* bt = b + t * c;
-      for (int64_t i = i0; i < i1; ++i)
-        if (at[i] != 0.0f) kernels::axpy(at[i], bt + j0, out + i * c + j0, c - j0);
-    }
-  });
-}
-
-}  // namespace
-
 void accumulate_hessian(Hessian& H, const float* x, int64_t n, int threads) {
-  accumulate_outer(H.h.data(), x, x, n, H.cols, true, threads);
+  blas::set_threads(threads);
+  blas::syrk_upper(H.h.data(), x, n, H.cols);
   H.tokens += n;
 }
 
 void accumulate_cross(Hessian& C, const float* target, const float* x, int64_t n, int threads) {
-  accumulate_outer(C.h.data(), target, x, n, C.cols, false, threads);
+  blas::set_threads(threads);
+  blas::gemm_tn(C.h.data(), target, x, n, C.cols, C.cols, 1.0f, C.cols);
   C.tokens += n;
 }
 
@@ -97,6 +43,7 @@ std::vector<float> inverse_factor(const Hessian& H, double damp, int threads, do
   // Reversed: r(a) = n-1-a. Cholesky of the reversed matrix gives, once inverted and
   // reversed back, the upper factor of the inverse (see the header).
   auto rev = [n](int64_t a) { return n - 1 - a; };
+  blas::set_threads(threads);
   double mean = 0;
   for (int64_t i = 0; i < n; ++i) {
     const double d = H.h[size_t(i * n + i)];
@@ -114,27 +61,19 @@ std::vector<float> inverse_factor(const Hessian& H, double damp, int threads, do
       if (!(d > 0)) d = 1.0;
       d += lambda;
     }
-    ok = cholesky_lower(a, n);
+    ok = blas::cholesky_lower(a.data(), n);
     if (ok && lambda_used) *lambda_used = lambda;
   }
   if (!ok) throw Error(fmt::format("sparsegpt: the {}x{} input Hessian is not positive definite even damped", n, n));
 
-  // M = L^-1 (lower), stored transposed so both operands of every dot are contiguous:
-  // inv[j][i] = M[i][j] = -(sum_{k=j}^{i-1} L[i][k] M[k][j]) / L[i][i] for i > j.
-  // Each column j is independent of the others; its cost shrinks with j (interleaved).
-  std::vector<double> inv(size_t(n * n), 0.0);
-  parallel_interleaved(n, threads, [&](int64_t j) {
-    double* mj = inv.data() + j * n;
-    mj[j] = 1.0 / a[size_t(j * n + j)];
-    for (int64_t i = j + 1; i < n; ++i) {
-      const double* li = a.data() + i * n;
-      mj[i] = -dot_d(li + j, mj + j, i - j) / li[i];
-    }
-  });
-  // U[p][q] = M[rev p][rev q] = inv[rev q][rev p], upper because M is lower.
+  // M = L^-1, lower.
+  blas::invert_lower(a.data(), n);
+  // U[p][q] = M[rev p][rev q], upper because M is lower.
   std::vector<float> u(size_t(n * n), 0.0f);
-  for (int64_t p = 0; p < n; ++p)
-    for (int64_t q = p; q < n; ++q) u[size_t(p * n + q)] = float(inv[size_t(rev(q) * n + rev(p))]);
+  parallel_rows(n, threads, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p)
+      for (int64_t q = p; q < n; ++q) u[size_t(p * n + q)] = float(a[size_t(rev(p) * n + rev(q))]);
+  });
   return u;
 }
 

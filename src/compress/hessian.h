@@ -17,7 +17,8 @@ struct Hessian {
 
 Hessian make_hessian(int64_t cols);
 
-// h += x^T x for x [n, cols] (upper triangle), on `threads` threads (<= 0: every core).
+// h += x^T x for x [n, cols] (upper triangle; BLAS ssyrk, fp32 like the activations),
+// on `threads` threads (<= 0: every core).
 void accumulate_hessian(Hessian& H, const float* x, int64_t n, int threads = 0);
 
 // C += target^T x for target, x [n, cols] (all of C): the cross term between what a
@@ -32,7 +33,8 @@ void symmetrize(Hessian& H);
 // (SparseGPT's dampening; 1% by default), as fp32 [cols, cols] row-major with zeros below
 // the diagonal. An input column that never fired (H_ii == 0) gets H_ii = 1 so the matrix
 // stays positive definite; its weights then carry no information the loss could use.
-// Computed in double: Cholesky of the reversed matrix, then its triangular inverse,
+// Computed in double (LAPACK dpotrf and dtrtri: fp32 loses the small pivots of a
+// near-singular H): Cholesky of the reversed matrix, then its triangular inverse,
 // reversed back (the reversal turns the lower inverse factor into the upper one). When H
 // is not positive definite after damping (rounding on a rank-deficient H), lambda grows
 // tenfold and the factorisation is retried; `lambda_used` receives the lambda that

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "compress/calibrate.h"
+#include "compress/gptq.h"
 #include "compress/sparsegpt.h"
 #include "upg/core/error.h"
 
@@ -94,11 +95,41 @@ std::vector<InputGroup> record_source_inputs(Model& model, int l, const std::fun
   return groups;
 }
 
+// Thrown by an observer to end a layer run once the matmul inputs it wanted were seen.
+struct StopLayer {};
+
+// One weight through the sweep (SparseGPT's pruning, GPTQ's rounding or both) and into
+// its stored form; `decoded` receives the weights as the file will give them back.
+PrunedTensor sweep_one(std::vector<float>& w, const std::vector<float>& src, int64_t rows, int64_t cols,
+                       const Hessian& H, const std::vector<float>& u, const MatrixOptions& mo,
+                       const LayerwiseOptions& lo, const std::string& name, std::vector<float>& decoded) {
+  PrunedTensor p;
+  if (!lo.gptq) {
+    sparsegpt_prune(w, rows, cols, u, mo.pattern, mo.sparsity, mo.threads, kSparseGptBlock);
+    // The update leaves exactly the survivors nonzero: magnitude selection keeps them.
+    p.data = compress_matrix(w, rows, cols, {}, mo, name, &p.stats, &decoded, src);
+    return p;
+  }
+  const Int8RowGrid grid(mo.quant);
+  GptqOptions go{.grid = &grid, .act_order = lo.act_order, .damp = kSparseGptDamp, .block = kSparseGptBlock,
+                 .threads = mo.threads};
+  if (!lo.dense) go.pattern = mo.pattern, go.sparsity = mo.sparsity;
+  const std::vector<float> scales = gptq_sweep(w, rows, cols, H, u, go);
+  if (lo.dense) {
+    p.dense = quantize_dense_int8(w, rows, cols, mo.quant, name, &p.stats, mo.threads, scales, src);
+    decoded = w;  // already the grid's values
+  } else {
+    p.data = compress_matrix(w, rows, cols, {}, mo, name, &p.stats, &decoded, src, scales);
+  }
+  return p;
+}
+
 }  // namespace
 
 std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     Model& model, const std::vector<int32_t>& tokens, const MatrixOptions& mo,
-    const std::function<bool(const std::string&)>& prune, int chunk, const std::function<void(int)>& progress) {
+    const std::function<bool(const std::string&)>& prune, int chunk, const std::function<void(int)>& progress,
+    const LayerwiseOptions& lo) {
   const ModelConfig& c = model.config();
   const Streams streams(model, tokens, chunk);
   // The residual stream of every calibration token [tokens, hidden] through the source
@@ -109,7 +140,7 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
   source = x;
 
   std::map<std::string, PrunedTensor, std::less<>> out;
-  std::vector<float> src, updated, decoded;
+  std::vector<float> src, updated, decoded, current;
   bool drifted = false;  // whether any weight was replaced yet: until then x == source
   for (int l = 0; l < c.num_layers; ++l) {
     const std::string prefix = fmt::format("model.layers.{}.", l);
@@ -118,24 +149,52 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     // Group by group (true sequential): each group's Hessian comes from the layer with the
     // groups before it already pruned, so o_proj makes up for what q, k and v lost.
     for (InputGroup& g : groups) {
+      // The group's input in the model as compressed so far, then its Hessian (and the
+      // cross term with the source's input) as BLAS calls once the pass is over, so the
+      // engine's threads and OpenBLAS's do not take turns on the cores.
       g.seen = 0;
-      Hessian H = make_hessian(g.cols), C = drifted ? make_hessian(g.cols) : Hessian{};
+      current.resize(tokens.size() * size_t(g.cols));
+      size_t batch_left = 0;  // tokens of the running batch whose input is still to come
+      std::vector<int64_t> chunks;
       scratch = x;
       {
         NewInput fresh;
         ObserverScope scope(model, [&](const LinearWeight& w, const float* xin, int64_t n) {
-          if (!fresh(w) || w.name != g.names.front()) return;
-          if (g.seen + size_t(n) > tokens.size())
-            throw Error(fmt::format("sparsegpt: {} saw more than the {} calibration tokens", w.name, tokens.size()));
-          accumulate_hessian(H, xin, n, mo.threads);
-          if (drifted) accumulate_cross(C, g.source_input.data() + g.seen * size_t(g.cols), xin, n, mo.threads);
-          g.seen += size_t(n);
+          const bool first_call = fresh(w);
+          if (first_call && w.name == g.names.front()) {
+            if (g.seen + size_t(n) > tokens.size())
+              throw Error(fmt::format("sparsegpt: {} saw more than the {} calibration tokens", w.name, tokens.size()));
+            std::copy(xin, xin + n * g.cols, current.data() + g.seen * size_t(g.cols));
+            chunks.push_back(n);
+            g.seen += size_t(n);
+            batch_left -= std::min(batch_left, size_t(n));
+          }
+          // Everything after the group's matmuls would be thrown away: the engine has no
+          // partial layer run, so the rest of the layer is skipped by unwinding.
+          if (w.name == g.names.back() && batch_left == 0) throw StopLayer{};
         });
-        streams.each(scratch, [&](const Batch& b, float* xs) { model.run_layer(l, b, xs); });
+        streams.each(scratch, [&](const Batch& b, float* xs) {
+          batch_left = b.size();
+          fresh = NewInput{};  // a stopped run leaves the last name seen behind
+          try {
+            model.run_layer(l, b, xs);
+          } catch (const StopLayer&) {
+          }
+        });
       }
       if (g.seen != tokens.size())
         throw Error(fmt::format("sparsegpt: {} saw {} of the {} calibration tokens", g.names.front(), g.seen,
                                 tokens.size()));
+      // Chunk by chunk as the engine delivered them, so the sums are the ones a Hessian
+      // collected during the forward pass (CalibrationCollector) has, bit for bit.
+      Hessian H = make_hessian(g.cols), C = drifted ? make_hessian(g.cols) : Hessian{};
+      size_t off = 0;
+      for (int64_t n : chunks) {
+        const float* cur = current.data() + off * size_t(g.cols);
+        accumulate_hessian(H, cur, n, mo.threads);
+        if (drifted) accumulate_cross(C, g.source_input.data() + off * size_t(g.cols), cur, n, mo.threads);
+        off += size_t(n);
+      }
       g.source_input = {};
       symmetrize(H);
       double lambda = 0;
@@ -148,12 +207,8 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
         updated = src;
         // Until a weight changed, the inputs are the source's (C = H) and the target is w.
         if (drifted) sparsegpt_target(updated, rows, cols, C, lambda, u, kAsymmetricBlend, mo.threads);
-        sparsegpt_prune(updated, rows, cols, u, mo.pattern, mo.sparsity, mo.threads, kSparseGptBlock);
-        PrunedTensor p;
-        // The update leaves exactly the survivors nonzero: magnitude selection keeps them.
-        p.data = compress_matrix(updated, rows, cols, {}, mo, name, &p.stats, &decoded, src);
+        out.emplace(name, sweep_one(updated, src, rows, cols, H, u, mo, lo, name, decoded));
         model.replace_weight(name, decoded);
-        out.emplace(name, std::move(p));
       }
       drifted = true;
     }

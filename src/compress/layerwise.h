@@ -17,8 +17,19 @@
 namespace upg::compress {
 
 struct PrunedTensor {
-  format::CompressedData data;
-  MatrixStats stats;  // against the source weights
+  format::CompressedData data;  // the pruned (sparse) form
+  DenseInt8 dense;              // LayerwiseOptions::dense: the dense int8 form instead
+  MatrixStats stats;            // against the source weights
+};
+
+// How each weight is swept (compress/gptq.h).
+struct LayerwiseOptions {
+  // Round the kept weights onto the int8 grid in the pruning's sweep (GPTQ), so rounding
+  // errors are compensated like pruned weights; else round them afterwards.
+  bool gptq = false;
+  bool act_order = false;  // GPTQ's activation order (GptqOptions::act_order)
+  // Nothing pruned: every weight dense int8 through GPTQ (needs gptq).
+  bool dense = false;
 };
 
 // `model` must hold the source weights as fp32 (LoadOptions::dequant_to = F32); its
@@ -26,13 +37,14 @@ struct PrunedTensor {
 // afterwards. For each layer: run it with its dense weights on the source stream,
 // recording each group's source inputs; for each group, run the layer on the pruned
 // stream to collect its Hessian and cross term, then target, SparseGPT-prune and quantize
-// its weights (mo) and swap in the decoded result; finally run the layer to produce the
-// next layer's input. Memory: three [tokens, hidden] streams, one layer's source inputs
-// and one group's Hessian and cross term (sparsegpt_memory_bytes). `progress(layer)` is
-// called after each layer.
+// its weights (mo, lo) and swap in the decoded result; finally run the layer to produce
+// the next layer's input. A group's pass stops at its own matmuls (the rest of the layer
+// would be discarded). Memory: three [tokens, hidden] streams, one layer's source inputs,
+// one group's input in the compressed model, and its Hessian and cross term
+// (sparsegpt_memory_bytes). `progress(layer)` is called after each layer.
 std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     Model& model, const std::vector<int32_t>& tokens, const MatrixOptions& mo,
     const std::function<bool(const std::string&)>& prune, int chunk = 512,
-    const std::function<void(int)>& progress = {});
+    const std::function<void(int)>& progress = {}, const LayerwiseOptions& lo = {});
 
 }  // namespace upg::compress

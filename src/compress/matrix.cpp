@@ -59,6 +59,22 @@ void check_finite_row(const float* row, int64_t cols, int64_t r, const std::stri
     if (!std::isfinite(row[c])) throw Error(fmt::format("{}: weight [{}, {}] is not finite", name, r, c));
 }
 
+// The optional inputs of compress_matrix / quantize_dense_int8, sized against w.
+void check_given(std::span<const float> original, std::span<const float> row_scales, int64_t rows, size_t n,
+                 const std::string& name) {
+  if (!original.empty() && original.size() != n)
+    throw Error(fmt::format("{}: {} source weights for {} compressed ones", name, original.size(), n));
+  if (!row_scales.empty() && int64_t(row_scales.size()) != rows)
+    throw Error(fmt::format("{}: {} row scales for {} rows", name, row_scales.size(), rows));
+}
+
+// Int8 codes of `v` for a scale chosen elsewhere (weights already on its grid).
+float codes_for_scale(std::span<const float> v, float scale, std::vector<int32_t>& codes) {
+  codes.resize(v.size());
+  for (size_t j = 0; j < v.size(); ++j) codes[j] = scale > 0 ? int8_code(v[j], scale) : 0;
+  return scale;
+}
+
 // Per-thread partial sums, merged once at the end so rows can run in parallel.
 struct Partial {
   double err_sq = 0, ref_sq = 0;
@@ -112,10 +128,11 @@ void check_matrix_options(const MatrixOptions& o) {
 format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, int64_t cols,
                                        std::span<const float> col_norms, const MatrixOptions& opts,
                                        const std::string& name, MatrixStats* stats, std::vector<float>* reference,
-                                       std::span<const float> original) {
+                                       std::span<const float> original, std::span<const float> row_scales) {
   check_shape(w, rows, cols, name);
-  if (!original.empty() && original.size() != w.size())
-    throw Error(fmt::format("{}: {} source weights for {} compressed ones", name, original.size(), w.size()));
+  check_given(original, row_scales, rows, w.size(), name);
+  if (!row_scales.empty() && opts.values.encoding != Encoding::Int8)
+    throw Error(fmt::format("{}: given row scales need int8 values, not {}", name, opts.values.name()));
   const Pattern& pat = opts.pattern;
   const Encoding enc = opts.values.encoding;
   check_matrix_options(opts);
@@ -164,7 +181,10 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
       vals.clear();
       for (uint32_t c : sr.cols) vals.push_back(row[c]);
       switch (enc) {
-        case Encoding::Int8: sr.scale = quantize_int8(vals, opts.quant, sr.codes); break;
+        case Encoding::Int8:
+          if (row_scales.empty()) sr.scale = quantize_int8(vals, opts.quant, sr.codes);
+          else sr.scale = codes_for_scale(vals, row_scales[size_t(r)], sr.codes);
+          break;
         case Encoding::Prime: sr.scale = quantize_prime(vals, opts.values.k, opts.quant, sr.codes); break;
         case Encoding::Codebook: sr.scale = quantize_codebook(vals, codebook, sr.codes); break;
         case Encoding::Int4:
@@ -206,8 +226,10 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
 }
 
 DenseInt8 quantize_dense_int8(std::span<const float> w, int64_t rows, int64_t cols, QuantMethod q,
-                              const std::string& name, MatrixStats* stats, int threads) {
+                              const std::string& name, MatrixStats* stats, int threads,
+                              std::span<const float> row_scales, std::span<const float> original) {
   check_shape(w, rows, cols, name);
+  check_given(original, row_scales, rows, w.size(), name);
   DenseInt8 d;
   d.qweight.resize(size_t(rows * cols));
   d.scales.resize(size_t(rows));
@@ -219,11 +241,13 @@ DenseInt8 quantize_dense_int8(std::span<const float> w, int64_t rows, int64_t co
     for (int64_t r = b; r < e; ++r) {
       const float* row = w.data() + r * cols;
       check_finite_row(row, cols, r, name);
-      const float scale = quantize_int8({row, size_t(cols)}, q, codes);
+      const float scale = row_scales.empty() ? quantize_int8({row, size_t(cols)}, q, codes)
+                                             : codes_for_scale({row, size_t(cols)}, row_scales[size_t(r)], codes);
       d.scales[size_t(r)] = scale;
+      const float* src_row = (original.empty() ? w.data() : original.data()) + r * cols;
       for (int64_t c = 0; c < cols; ++c) {
         d.qweight[size_t(r * cols + c)] = int8_t(codes[size_t(c)]);
-        const double x = row[c], diff = x - double(scale * float(codes[size_t(c)]));
+        const double x = src_row[c], diff = x - double(scale * float(codes[size_t(c)]));
         part.err_sq += diff * diff;
         part.ref_sq += x * x;
       }

@@ -17,14 +17,20 @@ std::string Progress::bar(int done, int total, int width) {
   return "[" + std::string(size_t(filled), '#') + std::string(size_t(width - filled), ' ') + "]";
 }
 
+std::string Progress::eta(double elapsed_s, int done, int total) {
+  if (done <= 0 || done >= total) return "";
+  return fmt::format(" ETA {:.0f}s", elapsed_s / done * (total - done));
+}
+
 void Progress::step(int done, const std::string& label) {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (tty_) {
     // \x1b[K clears what a longer previous label left on the line.
-    fmt::print(out_, "\r{} {}/{} {:.0f}s {}\x1b[K", bar(done, total_, 30), done, total_, s, label);
+    fmt::print(out_, "\r{} {}/{} {:.0f}s{} {}\x1b[K", bar(done, total_, 30), done, total_, s, eta(s, done, total_),
+               label);
     open_ = true;
   } else {
-    fmt::print(out_, "{}/{} {:.1f}s {}\n", done, total_, s, label);
+    fmt::print(out_, "{}/{} {:.1f}s{} {}\n", done, total_, s, eta(s, done, total_), label);
   }
   std::fflush(out_);
 }

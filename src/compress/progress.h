@@ -11,12 +11,15 @@ class Progress {
  public:
   // `tty` < 0: detect from the stream; 0 / 1 force line or bar mode (tests).
   explicit Progress(int total, std::FILE* out = stderr, int tty = -1);
-  // Tensor `done` of total (1-based) is being processed.
+  // `done` of total (1-based): a layer just finished, or a tensor being written. The
+  // line shows the time so far and, from the rate so far, the time left.
   void step(int done, const std::string& label);
   void finish();  // ends the bar line
   bool tty() const { return tty_; }
 
   static std::string bar(int done, int total, int width);  // "[#####     ]"
+  // " ETA 12s": the rest at the rate of the first `done` (empty before any or at the end).
+  static std::string eta(double elapsed_s, int done, int total);
 
  private:
   int total_;

@@ -126,10 +126,6 @@ float absmax(std::span<const float> v) {
   return a;
 }
 
-int32_t int8_code(float x, float scale) {
-  return int32_t(std::clamp(std::nearbyint(x / scale), -127.0f, 127.0f));
-}
-
 // sign | index of the nearest value among {0, the first k primes} to |x| / scale.
 int32_t prime_code(float x, float scale, int k) {
   const float mag = std::fabs(x) / scale;
@@ -173,6 +169,10 @@ float search_scale(std::span<const float> v, float top, QuantMethod q, Encoding 
 }
 
 }  // namespace
+
+int32_t int8_code(float x, float scale) {
+  return int32_t(std::clamp(std::nearbyint(x / scale), -127.0f, 127.0f));
+}
 
 float quantize_int8(std::span<const float> v, QuantMethod q, std::vector<int32_t>& codes) {
   return search_scale(v, 127.0f, q, Encoding::Int8, int8_code, codes);

@@ -38,6 +38,8 @@ inline constexpr float kClipRatios[] = {1.0f,  0.99f, 0.98f, 0.97f, 0.96f, 0.95f
 // Row quantizers: `v` are the kept weights in column order; codes get one code per value
 // (int8 value; prime sign|index with the sign in bit 15). Return the row's scale.
 float quantize_int8(std::span<const float> v, QuantMethod q, std::vector<int32_t>& codes);
+// The int8 code of one weight for a given scale (> 0): round to nearest, within +-127.
+int32_t int8_code(float x, float scale);
 float quantize_prime(std::span<const float> v, int k, QuantMethod q, std::vector<int32_t>& codes);
 // Codebook: scale = the row's absmax; each v / scale goes to the nearest codebook entry
 // (lower index on ties). codebook[0] must be 0 and the rest ascending (train_codebook).

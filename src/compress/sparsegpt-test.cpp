@@ -9,57 +9,12 @@
 #include <gtest/gtest.h>
 
 #include "compress/hessian.h"
+#include "compress/sweep-fixtures.h"
 #include "upg/core/error.h"
 
 namespace upg::compress {
 namespace {
-
-// x [n, cols] with correlated columns (random mixing of independent normals), so the
-// Hessian is far from diagonal: that is where SparseGPT's update pays.
-std::vector<float> correlated_inputs(int64_t n, int64_t cols, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd;
-  std::vector<float> z(size_t(n * cols)), mix(size_t(cols * cols)), x(size_t(n * cols), 0.0f);
-  for (auto& v : z) v = nd(rng);
-  for (auto& v : mix) v = nd(rng) / std::sqrt(float(cols));
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t j = 0; j < cols; ++j) {
-      float s = 0.5f * z[size_t(t * cols + j)];
-      for (int64_t k = 0; k < cols; ++k) s += z[size_t(t * cols + k)] * mix[size_t(k * cols + j)];
-      x[size_t(t * cols + j)] = s;
-    }
-  return x;
-}
-
-std::vector<float> random_weights(int64_t rows, int64_t cols, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd;
-  std::vector<float> w(size_t(rows * cols));
-  for (auto& v : w) v = nd(rng);
-  return w;
-}
-
-Hessian hessian_of(const std::vector<float>& x, int64_t n, int64_t cols) {
-  Hessian h = make_hessian(cols);
-  accumulate_hessian(h, x.data(), n / 2, 2);  // in two calls, as calibration chunks do
-  accumulate_hessian(h, x.data() + (n / 2) * cols, n - n / 2, 1);
-  symmetrize(h);
-  return h;
-}
-
-// sum over tokens and rows of ((W - W') x)^2
-double output_error(const std::vector<float>& w, const std::vector<float>& w2, const std::vector<float>& x,
-                    int64_t rows, int64_t cols, int64_t n) {
-  double e = 0;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t t = 0; t < n; ++t) {
-      double s = 0;
-      for (int64_t j = 0; j < cols; ++j)
-        s += (double(w[size_t(r * cols + j)]) - w2[size_t(r * cols + j)]) * x[size_t(t * cols + j)];
-      e += s * s;
-    }
-  return e;
-}
+using namespace fixtures;
 
 TEST(Hessian, AccumulatesXtX) {
   const int64_t n = 37, cols = 11;
@@ -167,11 +122,8 @@ std::vector<float> wanda(const std::vector<float>& w, const Hessian& h, int64_t 
 }
 
 TEST(SparseGpt, ExactCountsAndLessOutputErrorThanWanda) {
-  const int64_t n = 256, rows = 24, cols = 96;
-  const auto x = correlated_inputs(n, cols, 4);
-  const Hessian h = hessian_of(x, n, cols);
-  const std::vector<float> u = inverse_factor(h, 0.01, 2);
-  const std::vector<float> w = random_weights(rows, cols, 5);
+  const Layer layer = make_layer(256, 24, 96, 4);
+  const auto& [n, rows, cols, x, h, u, w] = layer;
   for (const auto& [p, sparsity] : {std::pair{Pattern{}, 0.5}, {Pattern{}, 0.3}, {Pattern{2, 4}, 0.0}, {Pattern{4, 8}, 0.0}}) {
     SCOPED_TRACE(p.name() + " " + std::to_string(sparsity));
     std::vector<float> s = w;

@@ -10,6 +10,7 @@
 // M (N:M) from the already-updated weights, by the OBS saliency (w_j / U_jj)^2.
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "compress/hessian.h"
 #include "compress/prune.h"
@@ -23,6 +24,27 @@ inline constexpr int64_t kSparseGptBlock = 128;
 // SmolLM2-135M (docs/COMPRESSION.md): half way beat both the full target, which fits the
 // calibration text so closely that text unlike it got worse, and none.
 inline constexpr double kAsymmetricBlend = 0.5;
+
+class QuantGrid;  // compress/gptq.h
+
+// The sweep of both SparseGPT and GPTQ. Column i's weight becomes q_i (0 when pruned, its
+// grid value when a grid is given, else itself) and the columns after it absorb the
+// difference: w_j -= (w_i - q_i) / U_ii * U_ij. Within a block of `block` columns the
+// updates are applied at once; each block's updates to all later columns are one GEMM at
+// its end (GPTQ's lazy batch updates: the same arithmetic, reordered). `order`, when
+// given, says which source column each sweep position holds (w and u are already in that
+// order): quantization groups are the source's. Returns the grid's scales
+// [rows, cols / group_size] by source group (empty without a grid).
+struct SweepOptions {
+  Pattern pattern;
+  double sparsity = 0;  // unstructured; 0: nothing pruned
+  const QuantGrid* grid = nullptr;
+  std::span<const int64_t> order;
+  int64_t block = 128;
+  int threads = 0;
+};
+std::vector<float> obs_sweep(std::span<float> w, int64_t rows, int64_t cols, std::span<const float> u,
+                             const SweepOptions& o);
 
 // w [rows, cols] in place: afterwards every row holds exactly round(sparsity * cols)
 // zeros at its pruned columns (unstructured: round(sparsity * end) - round(sparsity *

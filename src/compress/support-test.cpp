@@ -25,6 +25,9 @@ TEST(Progress, Bar) {
   EXPECT_EQ(Progress::bar(5, 10, 10), "[#####     ]");
   EXPECT_EQ(Progress::bar(10, 10, 10), "[##########]");
   EXPECT_EQ(Progress::bar(3, 0, 4), "[####]");
+  EXPECT_EQ(Progress::eta(30.0, 3, 10), " ETA 70s");
+  EXPECT_EQ(Progress::eta(30.0, 0, 10), "");
+  EXPECT_EQ(Progress::eta(30.0, 10, 10), "");
 }
 
 TEST(Progress, LineModeWritesOneLinePerTensor) {
@@ -37,6 +40,7 @@ TEST(Progress, LineModeWritesOneLinePerTensor) {
   std::fclose(f);
   const std::string s = buf;
   EXPECT_NE(s.find("1/2"), std::string::npos);
+  EXPECT_NE(s.find(" ETA "), std::string::npos);
   EXPECT_NE(s.find("b.weight\n"), std::string::npos);
   EXPECT_EQ(s.find('\r'), std::string::npos);
 }
