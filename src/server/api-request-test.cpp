@@ -192,6 +192,8 @@ TEST(ApiRequest, StructuredOutput) {
   EXPECT_EQ(refused(m + R"("grammar": 5})").second, "grammar");
   EXPECT_EQ(refused(m + R"("response_format": {"type": "json_object"}, "tools": [{"type": "function",
     "function": {"name": "f"}}]})").second, "response_format");
+}
+
 TEST(ApiRequest, ResponseFormatGivesTheGrammar) {
   EXPECT_FALSE(chat(std::string("{") + kMsgs + R"(, "response_format": {"type": "text"}})").grammar);
   const auto j = chat(std::string("{") + kMsgs + R"(, "response_format": {"type": "json_object"}})").grammar;
