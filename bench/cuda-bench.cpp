@@ -3,8 +3,12 @@
 //     (bytes read plus written).
 //   UPG_CudaGemv/<kind>: y = W x at 5120 x 5120, one token, rotating over enough matrices
 //     (over 200 MB) that every launch reads its weights from HBM, not the 50 MB L2.
-//   UPG_CudaDecode/<type>: single-stream greedy decode of a SmolLM2-shaped random GGUF
-//     (kernels/cuda/test-gguf-model.h), 128 tokens after a 16-token prompt.
+//   UPG_CudaDecode/<type>[_nograph]: single-stream greedy decode of a SmolLM2-shaped
+//     random GGUF (kernels/cuda/test-gguf-model.h), 128 tokens after a 16-token prompt,
+//     with CUDA graphs (the default) and without.
+//   UPG_CudaDecode32/<type>: 32 sequences decoded side by side, 64 steps of 32 tokens
+//     (aggregate tok/s).
+//   UPG_CudaPrefill/<type>: one 512-token prompt (prefill tok/s).
 // An iteration is many queued launches (10 copies, 200 GEMVs) and one synchronizing
 // download, timed on the wall clock, so the sync is amortized; per-launch figures are
 // counters (GB_s, us_per_gemv).
@@ -100,15 +104,21 @@ void BM_CudaGemv(benchmark::State& state, DType type) {
   state.SetLabel(be->name());
 }
 
-void BM_CudaDecode(benchmark::State& state, uint32_t ggml_type) {
-  if (!have_cuda(state)) return;
+std::unique_ptr<Model> smol_model(uint32_t ggml_type, bool graphs, int max_sequences, int context) {
   const std::string path =
       (std::filesystem::temp_directory_path() / ("upg-cuda-bench-" + std::to_string(ggml_type) + ".gguf")).string();
   if (!std::filesystem::exists(path)) test::write_llama_gguf(path, test::LlamaShape{}, ggml_type);
   ModelOptions o;
   o.device = Device::Cuda;
-  o.context_length = 512;
-  auto model = Model::from_file(path, o);
+  o.context_length = context;
+  o.cuda_graphs = graphs;
+  o.max_sequences = max_sequences;
+  return Model::from_file(path, o);
+}
+
+void BM_CudaDecode(benchmark::State& state, uint32_t ggml_type, bool graphs) {
+  if (!have_cuda(state)) return;
+  auto model = smol_model(ggml_type, graphs, 1, 512);
   const int n_prompt = 16, n_decode = 128;
   double decode_s = 0;
   for (auto _ : state) {
@@ -130,6 +140,57 @@ void BM_CudaDecode(benchmark::State& state, uint32_t ggml_type) {
   state.SetLabel(model->backend().name());
 }
 
+// Aggregate decode: n_seqs sequences (a 16-token prompt each) step together, each
+// taking its own greedy token.
+void BM_CudaDecodeMany(benchmark::State& state, uint32_t ggml_type) {
+  if (!have_cuda(state)) return;
+  const int n_seqs = 32, n_prompt = 16, n_decode = 64;
+  auto model = smol_model(ggml_type, true, n_seqs, 256);
+  const size_t vocab = size_t(model->config().vocab_size);
+  double decode_s = 0;
+  for (auto _ : state) {
+    Batch b;
+    for (int s = 0; s < n_seqs; ++s)
+      for (int i = 0; i < n_prompt; ++i) b.add(100 + i * 13 + s, i, s, i + 1 == n_prompt);
+    auto logits = model->decode(b);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n_decode; ++i) {
+      std::vector<int32_t> next(static_cast<size_t>(n_seqs));
+      for (int s = 0; s < n_seqs; ++s) {
+        const auto row = logits.begin() + std::ptrdiff_t(size_t(s) * vocab);
+        next[size_t(s)] = int32_t(std::max_element(row, row + std::ptrdiff_t(vocab)) - row);
+      }
+      b.clear();
+      for (int s = 0; s < n_seqs; ++s) b.add(next[size_t(s)], n_prompt + i, s, true);
+      logits = model->decode(b);
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    decode_s += s;
+    state.SetIterationTime(s);
+  }
+  state.counters["aggregate_tok_s"] = double(n_seqs) * n_decode * double(state.iterations()) / decode_s;
+  state.SetLabel(model->backend().name());
+}
+
+void BM_CudaPrefill(benchmark::State& state, uint32_t ggml_type) {
+  if (!have_cuda(state)) return;
+  const int n_prompt = 512;
+  auto model = smol_model(ggml_type, true, 1, 1024);
+  Batch b;
+  for (int i = 0; i < n_prompt; ++i) b.add(100 + (i * 7919) % 40000, i, 0, i + 1 == n_prompt);
+  model->decode(b);  // first use: scratch sizes
+  double total = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    model->decode(b);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    total += s;
+    state.SetIterationTime(s);
+  }
+  state.counters["prefill_tok_s"] = n_prompt * double(state.iterations()) / total;
+  state.SetLabel(model->backend().name());
+}
+
 }  // namespace
 
 BENCHMARK(BM_CudaCopy)->Name("UPG_CudaCopy/1GiB")->UseManualTime()->Unit(benchmark::kMicrosecond);
@@ -138,6 +199,19 @@ BENCHMARK_CAPTURE(BM_CudaGemv, bf16, upg::DType::BF16)->Name("UPG_CudaGemv/bf16_
 BENCHMARK_CAPTURE(BM_CudaGemv, f16, upg::DType::F16)->Name("UPG_CudaGemv/f16_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CudaGemv, q8_0, upg::DType::Q8_0)->Name("UPG_CudaGemv/q8_0_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CudaGemv, q4_0, upg::DType::Q4_0)->Name("UPG_CudaGemv/q4_0_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaDecode, q8_0, upg::io::GGML_Q8_0)->Name("UPG_CudaDecode/smollm2_q8_0")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK_CAPTURE(BM_CudaDecode, f16, upg::io::GGML_F16)->Name("UPG_CudaDecode/smollm2_f16")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK_CAPTURE(BM_CudaDecode, q4_0, upg::io::GGML_Q4_0)->Name("UPG_CudaDecode/smollm2_q4_0")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(BM_CudaGemv, q4_1, upg::DType::Q4_1)->Name("UPG_CudaGemv/q4_1_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CudaGemv, q4_k, upg::DType::Q4_K)->Name("UPG_CudaGemv/q4_k_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CudaGemv, q6_k, upg::DType::Q6_K)->Name("UPG_CudaGemv/q6_k_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
+#define UPG_DECODE(TYPE, GGML)                                                                                   \
+  BENCHMARK_CAPTURE(BM_CudaDecode, TYPE, upg::io::GGML, true)                                                     \
+      ->Name("UPG_CudaDecode/smollm2_" #TYPE)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);      \
+  BENCHMARK_CAPTURE(BM_CudaDecode, TYPE##_nograph, upg::io::GGML, false)                                          \
+      ->Name("UPG_CudaDecode/smollm2_" #TYPE "_nograph")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3); \
+  BENCHMARK_CAPTURE(BM_CudaDecodeMany, TYPE, upg::io::GGML)                                                       \
+      ->Name("UPG_CudaDecode32/smollm2_" #TYPE)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);    \
+  BENCHMARK_CAPTURE(BM_CudaPrefill, TYPE, upg::io::GGML)                                                          \
+      ->Name("UPG_CudaPrefill/smollm2_" #TYPE)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+UPG_DECODE(q8_0, GGML_Q8_0)
+UPG_DECODE(q4_0, GGML_Q4_0)
+UPG_DECODE(f16, GGML_F16)
+#undef UPG_DECODE

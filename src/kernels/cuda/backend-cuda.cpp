@@ -3,7 +3,8 @@
 // weights, norm vectors and rope tables are uploaded once, in their execution forms,
 // keyed by their host address (prepare() does it at load; an op meeting one it has not
 // seen uploads it then). A decode step's only exchanges with the host are the ForwardPass's
-// uploads of token ids, positions, slots and block tables and its download of logits.
+// upload of token ids, positions, slots and block tables and its download of logits; the
+// step's kernels run as one CUDA graph once it has been seen twice (step-graphs.h).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 
 #include "kernels/cuda/cuda-check.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/step-graphs.h"
 #include "upg/core/error.h"
 #include "upg/format/ggml-blocks.h"
 #include "upg/kernels/backend.h"
@@ -57,17 +59,19 @@ BackendBuffer device_alloc(size_t bytes, const std::string& what) {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device) {
+  CudaBackend(int device, bool graphs) : device_(device) {
     UPG_CUDA_CHECK(cudaSetDevice(device));
     cudaDeviceProp prop{};
     UPG_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     device_name_ = prop.name;
     UPG_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    graphs_ = std::make_unique<cuda::StepGraphs>(stream_, graphs);
     lut_ = upload_new(format::kIq4Lut, 16, "the IQ4 table");
   }
   ~CudaBackend() override {
     // Buffers free after this body; nothing may still run on them.
     cudaStreamSynchronize(stream_);
+    graphs_.reset();
     cudaStreamDestroy(stream_);
   }
 
@@ -100,8 +104,32 @@ class CudaBackend final : public Backend {
     if (bytes) UPG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
   }
 
+  bool replay_step(std::span<const int64_t> key) override { return graphs_->replay(key); }
+  void begin_step(std::span<const int64_t> key) override { graphs_->begin(key); }
+  void end_step(bool completed) override { graphs_->end(completed); }
+
+  // Forms with an integer kernel take int8 activations (matmul-int8.cu), the rest fp32.
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y) override {
-    cuda::matmul(weight(w), x, n, y, stream_);
+    const DeviceWeight& d = weight(w);
+    if (!cuda::runs_int8(d)) return cuda::matmul(d, x, n, y, stream_);
+    const DeviceWeight* one = &d;
+    cuda::matmul_int8(&one, &y, 1, int8_acts(x, n, d.cols), n, stream_);
+  }
+  // Weights of one integer form share one quantization of x and run kMaxFused to a launch.
+  void matmul_same_input(std::span<const LinearWeight* const> ws, const float* x, int64_t n,
+                         std::span<float* const> ys) override {
+    std::vector<const DeviceWeight*>& ds = fused_;
+    ds.clear();
+    for (const LinearWeight* w : ws) ds.push_back(&weight(*w));
+    const DeviceWeight& d0 = *ds[0];
+    const bool same = std::all_of(ds.begin(), ds.end(), [&](const DeviceWeight* d) {
+      return cuda::runs_int8(*d) && d->kind == d0.kind && d->bits == d0.bits && d->cols == d0.cols;
+    });
+    if (!same || ws.size() != ys.size()) return Backend::matmul_same_input(ws, x, n, ys);
+    const cuda::Int8Acts a = int8_acts(x, n, d0.cols);
+    for (size_t i = 0; i < ds.size(); i += cuda::kMaxFused)
+      cuda::matmul_int8(ds.data() + i, ys.data() + i, int(std::min<size_t>(cuda::kMaxFused, ds.size() - i)), a, n,
+                        stream_);
   }
   void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps) override {
     cuda::rmsnorm(x, vector_on_device(w, size_t(dim), "a norm weight"), out, dim, n, eps, stream_);
@@ -126,6 +154,7 @@ class CudaBackend final : public Backend {
       throw Error(fmt::format("the CUDA backend keeps its KV cache in f16 or f32, not {}", dtype_name(type)));
     if (n_blocks <= 0 || block_size <= 0)
       throw Error(fmt::format("KV cache: {} blocks of {} slots", n_blocks, block_size));
+    graphs_->forget();
     n_layers_ = n_layers;
     block_size_ = block_size;
     n_blocks_ = n_blocks;
@@ -233,8 +262,29 @@ class CudaBackend final : public Backend {
     if (lw.bias) d.bias = static_cast<const float*>(keep(p, lw.bias, size_t(lw.rows) * 4, what + "'s bias"));
     if (source_unused_) source_unused_(lw.data, bytes);
     Prepared& slot = weights_[lw.data];
+    if (!slot.buffers.empty()) graphs_->forget();  // a graph may read the form it replaces
     slot = std::move(p);
     return slot.w;
+  }
+
+  // x [n, cols] quantized into the scratch buffer, which grows (outside a capture: a
+  // step's first run, which is never captured, grows it to what the step needs).
+  cuda::Int8Acts int8_acts(const float* x, int64_t n, int64_t cols) {
+    cuda::Int8Acts a;
+    a.stride = cuda::int8_stride(cols);
+    const size_t q = size_t(n * a.stride), bytes = q + size_t(n * a.stride / 32) * 4 + size_t(n * a.stride / 16) * 4;
+    if (acts_.bytes() < bytes) {
+      if (graphs_->capturing()) throw Error("CUDA: activation scratch grew while recording a graph");
+      graphs_->forget();
+      const size_t grown = std::max(bytes, 2 * acts_.bytes());
+      acts_ = BackendBuffer();
+      acts_ = device_alloc(grown, "int8 activations");
+    }
+    a.q = acts_.as<int8_t>();
+    a.scales = reinterpret_cast<float*>(acts_.as<std::byte>() + q);
+    a.sums = reinterpret_cast<int32_t*>(a.scales + n * a.stride / 32);
+    cuda::quantize_acts(x, n, cols, a, stream_);
+    return a;
   }
 
   // Uploads host bytes into a new device buffer that p keeps.
@@ -243,6 +293,8 @@ class CudaBackend final : public Backend {
     return p.buffers.back().data();
   }
   BackendBuffer upload_new(const void* host, size_t bytes, const std::string& what) {
+    if (graphs_ && graphs_->capturing())
+      throw Error(fmt::format("CUDA: {} first met while recording a graph (a step's ops changed between runs)", what));
     BackendBuffer b = device_alloc(bytes, what);
     UPG_CUDA_CHECK(cudaMemcpyAsync(b.data(), host, bytes, cudaMemcpyHostToDevice, stream_));
     // The host bytes may be given back (set_source_unused) once this returns.
@@ -254,6 +306,7 @@ class CudaBackend final : public Backend {
   const float* vector_on_device(const float* host, size_t n, const char* what) {
     auto it = vectors_.find(host);
     if (it != vectors_.end() && it->second.bytes() == n * sizeof(float)) return it->second.as<float>();
+    if (it != vectors_.end()) graphs_->forget();
     return (vectors_[host] = upload_new(host, n * sizeof(float), what)).as<float>();
   }
 
@@ -266,8 +319,11 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   std::string device_name_;
   cudaStream_t stream_ = nullptr;
+  std::unique_ptr<cuda::StepGraphs> graphs_;
   SourceUnused source_unused_;
   BackendBuffer lut_;
+  BackendBuffer acts_;  // int8_acts' scratch
+  std::vector<const DeviceWeight*> fused_;
   std::unordered_map<const void*, Prepared> weights_;
   std::unordered_map<const void*, BackendBuffer> vectors_;
   int n_layers_ = 0, block_size_ = 1, kv_dim_ = 0;
@@ -292,10 +348,10 @@ bool cuda_available(std::string* why) {
   return true;
 }
 
-std::unique_ptr<Backend> make_cuda_backend(int device) {
+std::unique_ptr<Backend> make_cuda_backend(int device, bool graphs) {
   std::string why;
   if (!cuda_available(&why)) throw Error(why);
-  return std::make_unique<CudaBackend>(device);
+  return std::make_unique<CudaBackend>(device, graphs);
 }
 
 }  // namespace upg
