@@ -211,6 +211,36 @@ TEST_F(CudaBackendTest, ElementwiseOps) {
   }
 }
 
+// rmsnorm and silu_mul quantize what they write for the matmul after them: that matmul
+// gives, bit for bit, what it gives on the same values quantized by itself (the values
+// downloaded and uploaded again, so no op before it wrote them).
+TEST_F(CudaBackendTest, OpsQuantizeForTheNextMatmul) {
+  std::vector<std::unique_ptr<HostWeight>> alive;
+  for (int64_t dim : {576, 96}) {
+    const std::vector<float> w = normal(rng_, size_t(dim));
+    alive.push_back(std::make_unique<HostWeight>(random_weight(DType::Q4_0, 40, dim, false, rng_)));
+    for (int64_t n : {1, 5}) {
+      SCOPED_TRACE(fmt::format("dim {}, {} tokens", dim, n));
+      const LinearWeight& lw = alive.back()->lw;
+      const std::vector<float> x = normal(rng_, size_t(n * dim)), y = normal(rng_, size_t(n * dim));
+      BackendBuffer xd = to_backend(*gpu_, x), yd = to_backend(*gpu_, y), out = gpu_->alloc(x.size() * 4);
+      BackendBuffer r1 = gpu_->alloc(size_t(n * 40) * 4), r2 = gpu_->alloc(size_t(n * 40) * 4);
+      auto check = [&](const char* op) {
+        gpu_->matmul(lw, out.as<float>(), n, r1.as<float>());
+        const std::vector<float> again = from_backend<float>(*gpu_, out, x.size());
+        BackendBuffer od = to_backend(*gpu_, again);
+        gpu_->matmul(lw, od.as<float>(), n, r2.as<float>());
+        EXPECT_EQ(from_backend<float>(*gpu_, r1, size_t(n * 40)), from_backend<float>(*gpu_, r2, size_t(n * 40)))
+            << op;
+      };
+      gpu_->rmsnorm(xd.as<float>(), w.data(), out.as<float>(), dim, n, 1e-5f);
+      check("rmsnorm");
+      gpu_->silu_mul(xd.as<float>(), yd.as<float>(), out.as<float>(), n * dim);
+      check("silu_mul");
+    }
+  }
+}
+
 TEST_F(CudaBackendTest, RopePerTokenPositions) {
   const int head_dim = 64, rotary = 48, heads = 5, max_pos = 100;
   std::vector<float> cos(size_t(max_pos * rotary / 2)), sin(cos.size());

@@ -94,6 +94,7 @@ class CudaBackend final : public Backend {
 
   BackendBuffer alloc(size_t bytes) override { return device_alloc(bytes, "an activation buffer"); }
   void upload(void* dst, const void* src, size_t bytes) override {
+    quantized_ = {};
     if (bytes) UPG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
   }
   void download(void* dst, const void* src, size_t bytes) override {
@@ -101,6 +102,7 @@ class CudaBackend final : public Backend {
     UPG_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   void copy(void* dst, const void* src, size_t bytes) override {
+    quantized_ = {};
     if (bytes) UPG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
   }
 
@@ -111,7 +113,10 @@ class CudaBackend final : public Backend {
   // Forms with an integer kernel take int8 activations (matmul-int8.cu), the rest fp32.
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y) override {
     const DeviceWeight& d = weight(w);
-    if (!cuda::runs_int8(d)) return cuda::matmul(d, x, n, y, stream_);
+    if (!cuda::runs_int8(d)) {
+      quantized_ = {};
+      return cuda::matmul(d, x, n, y, stream_);
+    }
     const DeviceWeight* one = &d;
     cuda::matmul_int8(&one, &y, 1, int8_acts(x, n, d.cols), n, stream_);
   }
@@ -125,27 +130,43 @@ class CudaBackend final : public Backend {
     const bool same = std::all_of(ds.begin(), ds.end(), [&](const DeviceWeight* d) {
       return cuda::runs_int8(*d) && d->kind == d0.kind && d->bits == d0.bits && d->cols == d0.cols;
     });
-    if (!same || ws.size() != ys.size()) return Backend::matmul_same_input(ws, x, n, ys);
+    if (!same || ws.size() != ys.size()) {
+      quantized_ = {};
+      return Backend::matmul_same_input(ws, x, n, ys);
+    }
     const cuda::Int8Acts a = int8_acts(x, n, d0.cols);
     for (size_t i = 0; i < ds.size(); i += cuda::kMaxFused)
       cuda::matmul_int8(ds.data() + i, ys.data() + i, int(std::min<size_t>(cuda::kMaxFused, ds.size() - i)), a, n,
                         stream_);
   }
+  // rmsnorm and silu_mul quantize what they write for the matmul that usually follows
+  // (int8_acts finds it), which saves that matmul a launch of its own.
   void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps) override {
-    cuda::rmsnorm(x, vector_on_device(w, size_t(dim), "a norm weight"), out, dim, n, eps, stream_);
+    const float* wd = vector_on_device(w, size_t(dim), "a norm weight");
+    const cuda::Int8Acts a = acts_scratch(n, cuda::int8_stride(dim));
+    cuda::rmsnorm(x, wd, out, dim, n, eps, a, stream_);
+    quantized_ = {out, n, dim, a.stride};
   }
   void rope(float* x, std::span<const int32_t> positions, int n_heads, const RopeTable& r) override {
+    quantized_ = {};
     const size_t n = size_t(r.max_positions) * size_t(r.rotary_dim / 2);
     cuda::rope(x, positions.data(), int64_t(positions.size()), n_heads, r.head_dim, r.rotary_dim, r.interleaved,
                vector_on_device(r.cos, n, "the rope table"), vector_on_device(r.sin, n, "the rope table"), stream_);
   }
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override {
-    cuda::silu_mul(gate, up, out, n, stream_);
+    quantized_ = {};
+    if (n % 32 != 0) return cuda::silu_mul(gate, up, out, n, {}, stream_);
+    cuda::silu_mul(gate, up, out, n, acts_scratch(1, n), stream_);
+    quantized_ = {out, 1, n, n};
   }
-  void add(float* y, const float* x, int64_t n) override { cuda::add(y, x, n, stream_); }
+  void add(float* y, const float* x, int64_t n) override {
+    quantized_ = {};
+    cuda::add(y, x, n, stream_);
+  }
   // Token ids are device memory here: the forward pass has checked them against the
   // vocabulary, which every bound embedding table covers.
   void embed(const LinearWeight& table, std::span<const int32_t> tokens, float* out) override {
+    quantized_ = {};
     cuda::embed(weight(table), tokens.data(), int64_t(tokens.size()), out, stream_);
   }
 
@@ -172,6 +193,7 @@ class CudaBackend final : public Backend {
   size_t kv_bytes() const override { return 2 * size_t(n_layers_) * layer_bytes_; }
 
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
+    quantized_ = {};
     cuda::kv_store(kv_layer(layer), slots.data(), int64_t(slots.size()), kv_dim_, k, v, stream_);
   }
   // Layer-major [layers, slots, kv_dim]: a block is one run of block_size * kv_dim values
@@ -189,6 +211,7 @@ class CudaBackend final : public Backend {
         }
   }
   void attention(int layer, const float* q, const AttentionBatch& b, float* out) override {
+    quantized_ = {};
     cuda::AttentionArgs a;
     a.positions = b.positions.data();
     a.block_ids = b.block_ids.data();
@@ -267,11 +290,23 @@ class CudaBackend final : public Backend {
     return slot.w;
   }
 
-  // x [n, cols] quantized into the scratch buffer, which grows (outside a capture: a
-  // step's first run, which is never captured, grows it to what the step needs).
+  // x [n, cols] as int8: what the op just before wrote and quantized, when x is that and
+  // [n, cols] its row shape; otherwise quantized now. Only for the matmul op that asks:
+  // it may write where x was.
   cuda::Int8Acts int8_acts(const float* x, int64_t n, int64_t cols) {
+    const Quantized z = quantized_;
+    quantized_ = {};
+    const cuda::Int8Acts a = acts_scratch(n, cuda::int8_stride(cols));
+    const bool done = z.x == x && ((z.n == n && z.cols == cols && z.stride == a.stride) ||
+                                   (z.n == 1 && z.cols == n * cols && cols % 64 == 0));
+    if (!done) cuda::quantize_acts(x, n, cols, a, stream_);
+    return a;
+  }
+  // The scratch for [n, stride] int8 activations, which grows (outside a capture: a
+  // step's first run, which is never captured, grows it to what the step needs).
+  cuda::Int8Acts acts_scratch(int64_t n, int64_t stride) {
     cuda::Int8Acts a;
-    a.stride = cuda::int8_stride(cols);
+    a.stride = stride;
     const size_t q = size_t(n * a.stride), bytes = q + size_t(n * a.stride / 32) * 4 + size_t(n * a.stride / 16) * 4;
     if (acts_.bytes() < bytes) {
       if (graphs_->capturing()) throw Error("CUDA: activation scratch grew while recording a graph");
@@ -283,7 +318,6 @@ class CudaBackend final : public Backend {
     a.q = acts_.as<int8_t>();
     a.scales = reinterpret_cast<float*>(acts_.as<std::byte>() + q);
     a.sums = reinterpret_cast<int32_t*>(a.scales + n * a.stride / 32);
-    cuda::quantize_acts(x, n, cols, a, stream_);
     return a;
   }
 
@@ -322,7 +356,12 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::StepGraphs> graphs_;
   SourceUnused source_unused_;
   BackendBuffer lut_;
-  BackendBuffer acts_;  // int8_acts' scratch
+  BackendBuffer acts_;  // int8 activations (acts_scratch)
+  // What acts_ holds: x [n, cols] quantized, until an op may have written x or acts_.
+  struct Quantized {
+    const float* x = nullptr;
+    int64_t n = 0, cols = 0, stride = 0;
+  } quantized_;
   std::vector<const DeviceWeight*> fused_;
   std::unordered_map<const void*, Prepared> weights_;
   std::unordered_map<const void*, BackendBuffer> vectors_;

@@ -53,12 +53,16 @@ void matmul_int8(const DeviceWeight* const* ws, float* const* ys, int count, con
 // out[t] = row tokens[t] of w, as fp32 (tokens already checked against w.rows).
 void embed(const DeviceWeight& w, const int32_t* tokens, int64_t n, float* out, cudaStream_t s);
 
-void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps, cudaStream_t s);
+// rmsnorm and silu_mul also quantize what they write into acts when acts.q is set:
+// rmsnorm as [n, dim] rows, silu_mul as one row of n values (n % 32 == 0), which is
+// [n / cols, cols] rows when cols % 64 == 0.
+void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps, const Int8Acts& acts,
+             cudaStream_t s);
 // Rotate-half (or adjacent pairs when interleaved) over the first rotary_dim dims of each
 // head; cos/sin [positions, rotary_dim / 2].
 void rope(float* x, const int32_t* positions, int64_t n, int n_heads, int head_dim, int rotary_dim, bool interleaved,
           const float* cos, const float* sin, cudaStream_t s);
-void silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s);
+void silu_mul(const float* gate, const float* up, float* out, int64_t n, const Int8Acts& acts, cudaStream_t s);
 void add(float* y, const float* x, int64_t n, cudaStream_t s);
 
 // The KV cache of one layer: [slots, kv_heads * head_dim] of keys and of values, fp16

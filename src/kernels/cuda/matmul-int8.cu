@@ -18,6 +18,7 @@
 #include "kernels/cuda/cuda-check.h"
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/quantize.cuh"
 
 namespace upg::cuda {
 
@@ -38,16 +39,7 @@ __global__ void quantize_kernel(const float* x, int64_t n, int64_t cols, Int8Act
   if (gw >= n * blocks) return;
   const int lane = threadIdx.x % 32;
   const int64_t t = gw / blocks, b = gw % blocks, c = b * 32 + lane;
-  const float v = c < cols ? x[t * cols + c] : 0.0f;
-  float amax = fabsf(v);
-  for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-  const int q = int(rintf(v * inv));
-  a.q[t * a.stride + c] = int8_t(q);
-  int s = q;
-  for (int o = 8; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);  // within each half
-  if (lane == 0) a.scales[t * blocks + b] = amax / 127.0f;
-  if (lane % 16 == 0) a.sums[t * (a.stride / 16) + c / 16] = s;
+  quantize32(c < cols ? x[t * cols + c] : 0.0f, lane, a, t, b);
 }
 
 struct Fused {
