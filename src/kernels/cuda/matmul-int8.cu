@@ -12,7 +12,10 @@
 // multiply per 16 columns. Why not fp32 activations (matmul.cu): converting each code to
 // a float made the block GEMVs bound by instructions at a third of the bandwidth.
 // One warp per row, 8 rows per block, up to 8 tokens per block; one launch runs up to
-// kMaxFused weights on the same input (a layer's q, k and v).
+// kMaxFused weights on the same input (a layer's q, k and v). A block first copies its
+// tokens' activations into shared memory (when they fit in 48 KB), so the warps' reads
+// of them wait on shared memory rather than L2; each lane keeps kInFlight 16-byte weight
+// loads in flight. A GEMV at decode waits on memory latency more than on bandwidth.
 #include <cuda_fp16.h>
 
 #include "kernels/cuda/cuda-check.h"
@@ -25,6 +28,11 @@ namespace upg::cuda {
 namespace {
 
 constexpr int kWarps = 8;
+constexpr int kInFlight = 4;
+constexpr int64_t kSmemBytes = 48 << 10;
+
+// Bytes of one token's Int8Acts: codes, scales per 32 and sums per 16 columns.
+__host__ __device__ inline int64_t acts_bytes(int64_t stride) { return stride + stride / 8 + stride / 4; }
 
 enum class Form { I8, B8, B4 };
 
@@ -56,17 +64,35 @@ __device__ inline int dot16(uint4 w, int4 a) {
   return dot4(int(w.w), a.w, dot4(int(w.z), a.z, dot4(int(w.y), a.y, dot4(int(w.x), a.x, 0))));
 }
 
-template <Form F, int NT>
+template <Form F, int NT, bool Smem>
 __global__ void __launch_bounds__(kWarps * 32) int8_kernel(Fused f, Int8Acts a, int64_t n) {
   int wi = 0;
   while (wi + 1 < f.count && int64_t(blockIdx.x) >= f.first_block[wi + 1]) ++wi;
   const DeviceWeight& w = f.w[wi];
   const int lane = threadIdx.x % 32;
   const int64_t r = (int64_t(blockIdx.x) - f.first_block[wi]) * kWarps + threadIdx.x / 32;
-  if (r >= w.rows) return;
   const int64_t t0 = int64_t(blockIdx.y) * NT;
   const int nt = int(n - t0 < NT ? n - t0 : NT);
   const int64_t blocks = a.stride / 32, halves = a.stride / 16;
+  // The block's tokens t0 .. t0 + nt: token t (from 0) at q + t * stride, and so on.
+  const int8_t* aq = a.q + t0 * a.stride;
+  const float* as = a.scales + t0 * blocks;
+  const int32_t* am = a.sums + t0 * halves;
+  if constexpr (Smem) {
+    extern __shared__ int4 smem[];
+    int4* sq = smem;
+    const int4* gq = reinterpret_cast<const int4*>(aq);
+    for (int64_t i = threadIdx.x; i < nt * a.stride / 16; i += blockDim.x) sq[i] = gq[i];
+    float* ss = reinterpret_cast<float*>(smem + NT * a.stride / 16);
+    for (int64_t i = threadIdx.x; i < nt * blocks; i += blockDim.x) ss[i] = as[i];
+    int32_t* sm = reinterpret_cast<int32_t*>(ss + NT * blocks);
+    for (int64_t i = threadIdx.x; i < nt * halves; i += blockDim.x) sm[i] = am[i];
+    __syncthreads();
+    aq = reinterpret_cast<const int8_t*>(sq);
+    as = ss;
+    am = sm;
+  }
+  if (r >= w.rows) return;
   const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * (F == Form::I8 ? w.cols : w.row_bytes);
   const int64_t units = (F == Form::I8 ? w.cols : w.row_bytes) / 16;
   const uint16_t* dr = F == Form::I8 ? nullptr : w.d + r * w.subs;
@@ -84,14 +110,13 @@ __global__ void __launch_bounds__(kWarps * 32) int8_kernel(Fused f, Int8Acts a, 
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
       if (t >= nt) break;
-      const int64_t tt = t0 + t;
-      const int4 av = __ldg(reinterpret_cast<const int4*>(a.q + tt * a.stride + c));
-      const float s = __ldg(a.scales + tt * blocks + c / 32);
+      const int4 av = *reinterpret_cast<const int4*>(aq + t * a.stride + c);
+      const float s = as[t * blocks + c / 32];
       const int isum = dot16(wq, av);
       if constexpr (F == Form::I8)
         acc[t] += s * float(isum);
       else
-        acc[t] += s * (d * float(isum) + m * float(__ldg(a.sums + tt * halves + c / 16)));
+        acc[t] += s * (d * float(isum) + m * float(am[t * halves + c / 16]));
     }
   };
   auto unit = [&](int64_t u, uint4 wq) {
@@ -109,14 +134,14 @@ __global__ void __launch_bounds__(kWarps * 32) int8_kernel(Fused f, Int8Acts a, 
       part(u * 16, wq);
     }
   };
-  // Two loads in flight per lane before either is used.
   const uint4* p = reinterpret_cast<const uint4*>(row);
-  for (int64_t u = lane; u < units; u += 64) {
-    const uint4 w0 = __ldg(p + u);
-    const bool two = u + 32 < units;
-    const uint4 w1 = two ? __ldg(p + u + 32) : make_uint4(0, 0, 0, 0);
-    unit(u, w0);
-    if (two) unit(u + 32, w1);
+  for (int64_t u = lane; u < units; u += 32 * kInFlight) {
+    uint4 wq[kInFlight];
+#pragma unroll
+    for (int i = 0; i < kInFlight; ++i) wq[i] = u + 32 * i < units ? __ldg(p + u + 32 * i) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int i = 0; i < kInFlight; ++i)
+      if (u + 32 * i < units) unit(u + 32 * i, wq[i]);
   }
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
@@ -127,16 +152,21 @@ __global__ void __launch_bounds__(kWarps * 32) int8_kernel(Fused f, Int8Acts a, 
   }
 }
 
+template <Form F, int NT>
+void launch_nt(const Fused& f, const Int8Acts& a, int64_t n, cudaStream_t s) {
+  const dim3 grid(unsigned(f.first_block[f.count]), unsigned((n + NT - 1) / NT));
+  const int64_t smem = NT * acts_bytes(a.stride);
+  if (smem <= kSmemBytes)
+    int8_kernel<F, NT, true><<<grid, kWarps * 32, size_t(smem), s>>>(f, a, n);
+  else
+    int8_kernel<F, NT, false><<<grid, kWarps * 32, 0, s>>>(f, a, n);
+}
+
 template <Form F>
 void launch(const Fused& f, const Int8Acts& a, int64_t n, cudaStream_t s) {
-  const unsigned blocks = unsigned(f.first_block[f.count]);
-  if (n == 1) {
-    int8_kernel<F, 1><<<dim3(blocks, 1), kWarps * 32, 0, s>>>(f, a, n);
-  } else if (n <= 4) {
-    int8_kernel<F, 4><<<dim3(blocks, 1), kWarps * 32, 0, s>>>(f, a, n);
-  } else {
-    int8_kernel<F, 8><<<dim3(blocks, unsigned((n + 7) / 8)), kWarps * 32, 0, s>>>(f, a, n);
-  }
+  if (n == 1) return launch_nt<F, 1>(f, a, n, s);
+  if (n <= 4) return launch_nt<F, 4>(f, a, n, s);
+  launch_nt<F, 8>(f, a, n, s);
 }
 
 }  // namespace
