@@ -3,6 +3,7 @@
 //     (bytes read plus written).
 //   UPG_CudaGemv/<kind>: y = W x at 5120 x 5120, one token, rotating over enough matrices
 //     (over 200 MB) that every launch reads its weights from HBM, not the 50 MB L2.
+//   UPG_CudaPhi4Layer/<type>: the seven GEMVs of one Phi-4 layer at decode (340M weights).
 //   UPG_CudaDecode/<type>[_nograph]: single-stream greedy decode of a SmolLM2-shaped
 //     random GGUF (kernels/cuda/test-gguf-model.h), 128 tokens after a 16-token prompt,
 //     with CUDA graphs (the default) and without.
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -58,6 +60,36 @@ void BM_CudaCopy(benchmark::State& state) {
   state.counters["GB_s"] = benchmark::Counter(2.0 * double(bytes) * kReps, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Host bytes of a random [rows, cols] weight of `type` (I8 with row scales 0.01).
+struct RandomWeight {
+  std::vector<std::byte> data;
+  std::vector<float> scales;
+  LinearWeight w;
+  size_t bytes() const { return data.size() + scales.size() * sizeof(float); }
+};
+
+std::unique_ptr<RandomWeight> random_weight(DType type, int64_t rows, int64_t cols, std::mt19937& rng) {
+  auto r = std::make_unique<RandomWeight>();
+  if (dtype_is_quantized(type)) {
+    for (const auto& s : kernels::kTypes)
+      if (s.type == type) r->data = kernels::random_blocks(s, rows, cols, rng, false);
+  } else {
+    r->data.resize(dtype_bytes(type, rows * cols));
+    std::uniform_int_distribution<int> byte(0, 255);
+    // Random bytes, with bf16/f16 exponents kept small so no value is inf or NaN.
+    for (size_t j = 0; j < r->data.size(); ++j)
+      r->data[j] = std::byte(j % 2 == 1 && type != DType::I8 ? uint8_t(0x3C & byte(rng)) : uint8_t(byte(rng)));
+  }
+  if (type == DType::I8) r->scales.assign(size_t(rows), 0.01f);
+  r->w.dtype = type;
+  r->w.data = r->data.data();
+  r->w.rows = rows;
+  r->w.cols = cols;
+  r->w.scales = r->scales.empty() ? nullptr : r->scales.data();
+  r->w.name = "gemv";
+  return r;
+}
+
 void BM_CudaGemv(benchmark::State& state, DType type) {
   if (!have_cuda(state)) return;
   auto be = make_cuda_backend();
@@ -65,27 +97,10 @@ void BM_CudaGemv(benchmark::State& state, DType type) {
   const size_t weight_bytes = dtype_bytes(type, kN * kN) + (type == DType::I8 ? kN * 4 : 0);
   const int copies = int(std::max<size_t>(4, (size_t(200) << 20) / weight_bytes + 1));
   std::mt19937 rng(7);
-  std::vector<std::vector<std::byte>> data{size_t(copies)};
-  std::vector<float> scales(size_t(kN), 0.01f);
-  std::vector<LinearWeight> ws{size_t(copies)};
+  std::vector<std::unique_ptr<RandomWeight>> ws;
   for (int i = 0; i < copies; ++i) {
-    if (dtype_is_quantized(type)) {
-      for (const auto& s : kernels::kTypes)
-        if (s.type == type) data[size_t(i)] = kernels::random_blocks(s, kN, kN, rng, false);
-    } else {
-      data[size_t(i)].resize(dtype_bytes(type, kN * kN));
-      std::uniform_int_distribution<int> byte(0, 255);
-      // Random bytes, with bf16/f16 exponents kept small so no value is inf or NaN.
-      for (size_t j = 0; j < data[size_t(i)].size(); ++j)
-        data[size_t(i)][j] = std::byte(j % 2 == 1 && type != DType::I8 ? uint8_t(0x3C & byte(rng)) : uint8_t(byte(rng)));
-    }
-    LinearWeight& w = ws[size_t(i)];
-    w.dtype = type;
-    w.data = data[size_t(i)].data();
-    w.rows = w.cols = kN;
-    w.scales = type == DType::I8 ? scales.data() : nullptr;
-    w.name = "gemv";
-    be->prepare(w);
+    ws.push_back(random_weight(type, kN, kN, rng));
+    be->prepare(ws.back()->w);
   }
   std::vector<float> x(size_t(kN), 0.5f);
   BackendBuffer xd = be->alloc(kN * 4), yd = be->alloc(kN * 4);
@@ -93,13 +108,62 @@ void BM_CudaGemv(benchmark::State& state, DType type) {
   constexpr int kReps = 200;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < kReps; ++i) be->matmul(ws[size_t(i % copies)], xd.as<float>(), 1, yd.as<float>());
+    for (int i = 0; i < kReps; ++i) be->matmul(ws[size_t(i % copies)]->w, xd.as<float>(), 1, yd.as<float>());
     sync(*be, yd);
     state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   state.counters["weight_bytes"] = double(weight_bytes);
   state.counters["GB_s"] = benchmark::Counter(double(weight_bytes) * kReps, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["us_per_gemv"] =
+      benchmark::Counter(kReps / 1e6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.SetLabel(be->name());
+}
+
+// One Phi-4 layer's GEMVs (hidden 5120, 40 heads and 10 KV heads of 128, intermediate
+// 17920) as the forward pass runs them at decode: q, k, v on one input, o, gate and up
+// on one input, down. Its 340M weights (over 300 MB at 8 bits) come from HBM each time.
+void BM_CudaPhi4Layer(benchmark::State& state, DType type) {
+  if (!have_cuda(state)) return;
+  auto be = make_cuda_backend();
+  const int64_t h = 5120, kv = 1280, inter = 17920;
+  const int64_t shapes[7][2] = {{h, h}, {kv, h}, {kv, h}, {h, h}, {inter, h}, {inter, h}, {h, inter}};
+  std::mt19937 rng(11);
+  std::vector<std::unique_ptr<RandomWeight>> ws;
+  size_t bytes = 0;
+  for (const auto& s : shapes) {
+    ws.push_back(random_weight(type, s[0], s[1], rng));
+    bytes += ws.back()->bytes();
+    be->prepare(ws.back()->w);
+  }
+  std::vector<float> x(static_cast<size_t>(inter));
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (float& v : x) v = g(rng);
+  BackendBuffer xd = be->alloc(size_t(inter) * 4);
+  be->upload(xd.data(), x.data(), size_t(inter) * 4);
+  std::vector<BackendBuffer> ys;
+  for (const auto& s : shapes) ys.push_back(be->alloc(size_t(s[0]) * 4));
+  const float* xp = xd.as<float>();
+  auto layer = [&] {
+    const LinearWeight* qkv[] = {&ws[0]->w, &ws[1]->w, &ws[2]->w};
+    float* yqkv[] = {ys[0].as<float>(), ys[1].as<float>(), ys[2].as<float>()};
+    be->matmul_same_input(qkv, xp, 1, yqkv);
+    be->matmul(ws[3]->w, xp, 1, ys[3].as<float>());
+    const LinearWeight* gu[] = {&ws[4]->w, &ws[5]->w};
+    float* ygu[] = {ys[4].as<float>(), ys[5].as<float>()};
+    be->matmul_same_input(gu, xp, 1, ygu);
+    be->matmul(ws[6]->w, xp, 1, ys[6].as<float>());
+  };
+  layer();
+  constexpr int kReps = 20;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kReps; ++i) layer();
+    sync(*be, ys[6]);
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  state.counters["weight_bytes"] = double(bytes);
+  state.counters["GB_s"] = benchmark::Counter(double(bytes) * kReps, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["us_per_layer"] =
       benchmark::Counter(kReps / 1e6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
   state.SetLabel(be->name());
 }
@@ -202,6 +266,10 @@ BENCHMARK_CAPTURE(BM_CudaGemv, q4_0, upg::DType::Q4_0)->Name("UPG_CudaGemv/q4_0_
 BENCHMARK_CAPTURE(BM_CudaGemv, q4_1, upg::DType::Q4_1)->Name("UPG_CudaGemv/q4_1_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CudaGemv, q4_k, upg::DType::Q4_K)->Name("UPG_CudaGemv/q4_k_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CudaGemv, q6_k, upg::DType::Q6_K)->Name("UPG_CudaGemv/q6_k_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CudaPhi4Layer, int8, upg::DType::I8)->Name("UPG_CudaPhi4Layer/int8")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CudaPhi4Layer, q8_0, upg::DType::Q8_0)->Name("UPG_CudaPhi4Layer/q8_0")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CudaPhi4Layer, q4_0, upg::DType::Q4_0)->Name("UPG_CudaPhi4Layer/q4_0")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CudaPhi4Layer, bf16, upg::DType::BF16)->Name("UPG_CudaPhi4Layer/bf16")->UseManualTime()->Unit(benchmark::kMicrosecond);
 #define UPG_DECODE(TYPE, GGML)                                                                                   \
   BENCHMARK_CAPTURE(BM_CudaDecode, TYPE, upg::io::GGML, true)                                                     \
       ->Name("UPG_CudaDecode/smollm2_" #TYPE)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);      \
