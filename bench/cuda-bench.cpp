@@ -20,6 +20,8 @@
 #include <filesystem>
 #include <memory>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/test-random-blocks.h"
@@ -58,6 +60,24 @@ void BM_CudaCopy(benchmark::State& state) {
     state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   state.counters["GB_s"] = benchmark::Counter(2.0 * double(bytes) * kReps, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Times `reps` queued calls of `one` (each moving `bytes` of weights) and one
+// synchronizing download from `out` per iteration; counters per call.
+template <class Fn>
+void time_reps(benchmark::State& state, Backend& be, const BackendBuffer& out, int reps, size_t bytes,
+               const char* per_call, Fn&& one) {
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) one();
+    sync(be, out);
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  state.counters["weight_bytes"] = double(bytes);
+  state.counters["GB_s"] = benchmark::Counter(double(bytes) * reps, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters[per_call] =
+      benchmark::Counter(reps / 1e6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.SetLabel(be.name());
 }
 
 // Host bytes of a random [rows, cols] weight of `type` (I8 with row scales 0.01).
@@ -105,18 +125,9 @@ void BM_CudaGemv(benchmark::State& state, DType type) {
   std::vector<float> x(size_t(kN), 0.5f);
   BackendBuffer xd = be->alloc(kN * 4), yd = be->alloc(kN * 4);
   be->upload(xd.data(), x.data(), kN * 4);
-  constexpr int kReps = 200;
-  for (auto _ : state) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < kReps; ++i) be->matmul(ws[size_t(i % copies)]->w, xd.as<float>(), 1, yd.as<float>());
-    sync(*be, yd);
-    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  state.counters["weight_bytes"] = double(weight_bytes);
-  state.counters["GB_s"] = benchmark::Counter(double(weight_bytes) * kReps, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["us_per_gemv"] =
-      benchmark::Counter(kReps / 1e6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
-  state.SetLabel(be->name());
+  int i = 0;
+  time_reps(state, *be, yd, 200, weight_bytes, "us_per_gemv",
+            [&] { be->matmul(ws[size_t(i++ % copies)]->w, xd.as<float>(), 1, yd.as<float>()); });
 }
 
 // One Phi-4 layer's GEMVs (hidden 5120, 40 heads and 10 KV heads of 128, intermediate
@@ -154,18 +165,7 @@ void BM_CudaPhi4Layer(benchmark::State& state, DType type) {
     be->matmul(ws[6]->w, xp, 1, ys[6].as<float>());
   };
   layer();
-  constexpr int kReps = 20;
-  for (auto _ : state) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < kReps; ++i) layer();
-    sync(*be, ys[6]);
-    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  state.counters["weight_bytes"] = double(bytes);
-  state.counters["GB_s"] = benchmark::Counter(double(bytes) * kReps, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["us_per_layer"] =
-      benchmark::Counter(kReps / 1e6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
-  state.SetLabel(be->name());
+  time_reps(state, *be, ys[6], 20, bytes, "us_per_layer", layer);
 }
 
 std::unique_ptr<Model> smol_model(uint32_t ggml_type, bool graphs, int max_sequences, int context) {
@@ -258,18 +258,24 @@ void BM_CudaPrefill(benchmark::State& state, uint32_t ggml_type) {
 }  // namespace
 
 BENCHMARK(BM_CudaCopy)->Name("UPG_CudaCopy/1GiB")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, int8, upg::DType::I8)->Name("UPG_CudaGemv/int8_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, bf16, upg::DType::BF16)->Name("UPG_CudaGemv/bf16_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, f16, upg::DType::F16)->Name("UPG_CudaGemv/f16_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, q8_0, upg::DType::Q8_0)->Name("UPG_CudaGemv/q8_0_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, q4_0, upg::DType::Q4_0)->Name("UPG_CudaGemv/q4_0_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, q4_1, upg::DType::Q4_1)->Name("UPG_CudaGemv/q4_1_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, q4_k, upg::DType::Q4_K)->Name("UPG_CudaGemv/q4_k_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, q6_k, upg::DType::Q6_K)->Name("UPG_CudaGemv/q6_k_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaPhi4Layer, int8, upg::DType::I8)->Name("UPG_CudaPhi4Layer/int8")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaPhi4Layer, q8_0, upg::DType::Q8_0)->Name("UPG_CudaPhi4Layer/q8_0")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaPhi4Layer, q4_0, upg::DType::Q4_0)->Name("UPG_CudaPhi4Layer/q4_0")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaPhi4Layer, bf16, upg::DType::BF16)->Name("UPG_CudaPhi4Layer/bf16")->UseManualTime()->Unit(benchmark::kMicrosecond);
+// Per-call kernels, in microseconds: GEMVs per weight type, and a Phi-4 layer's.
+const int kKernelBenchmarks = [] {
+  using upg::DType;
+  const std::pair<const char*, DType> gemv[] = {{"int8", DType::I8}, {"bf16", DType::BF16}, {"f16", DType::F16},
+                                                {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"q4_1", DType::Q4_1},
+                                                {"q4_k", DType::Q4_K}, {"q6_k", DType::Q6_K}};
+  for (const auto& [tag, t] : gemv)
+    benchmark::RegisterBenchmark((std::string("UPG_CudaGemv/") + tag + "_5120").c_str(), BM_CudaGemv, t)
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+  const std::pair<const char*, DType> layer[] = {
+      {"int8", DType::I8}, {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"bf16", DType::BF16}};
+  for (const auto& [tag, t] : layer)
+    benchmark::RegisterBenchmark((std::string("UPG_CudaPhi4Layer/") + tag).c_str(), BM_CudaPhi4Layer, t)
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+  return 0;
+}();
 #define UPG_DECODE(TYPE, GGML)                                                                                   \
   BENCHMARK_CAPTURE(BM_CudaDecode, TYPE, upg::io::GGML, true)                                                     \
       ->Name("UPG_CudaDecode/smollm2_" #TYPE)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);      \
