@@ -3,8 +3,13 @@
 //     (bytes read plus written).
 //   UPG_CudaGemv/<kind>: y = W x at 5120 x 5120, one token, rotating over enough matrices
 //     (over 200 MB) that every launch reads its weights from HBM, not the 50 MB L2.
-//   UPG_CudaDecode/<type>: single-stream greedy decode of a SmolLM2-shaped random GGUF
-//     (kernels/cuda/test-gguf-model.h), 128 tokens after a 16-token prompt.
+//   UPG_CudaPhi4Layer/<type>: the seven GEMVs of one Phi-4 layer at decode (340M weights).
+//   UPG_CudaDecode/<type>[_nograph]: single-stream greedy decode of a SmolLM2-shaped
+//     random GGUF (kernels/cuda/test-gguf-model.h), 128 tokens after a 16-token prompt,
+//     with CUDA graphs (the default) and without.
+//   UPG_CudaDecode32/<type>: 32 sequences decoded side by side, 64 steps of 32 tokens
+//     (aggregate tok/s).
+//   UPG_CudaPrefill/<type>: one 512-token prompt (prefill tok/s).
 // An iteration is many queued launches (10 copies, 200 GEMVs) and one synchronizing
 // download, timed on the wall clock, so the sync is amortized; per-launch figures are
 // counters (GB_s, us_per_gemv).
@@ -13,7 +18,10 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/test-random-blocks.h"
@@ -54,6 +62,54 @@ void BM_CudaCopy(benchmark::State& state) {
   state.counters["GB_s"] = benchmark::Counter(2.0 * double(bytes) * kReps, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Times `reps` queued calls of `one` (each moving `bytes` of weights) and one
+// synchronizing download from `out` per iteration; counters per call.
+template <class Fn>
+void time_reps(benchmark::State& state, Backend& be, const BackendBuffer& out, int reps, size_t bytes,
+               const char* per_call, Fn&& one) {
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) one();
+    sync(be, out);
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  state.counters["weight_bytes"] = double(bytes);
+  state.counters["GB_s"] = benchmark::Counter(double(bytes) * reps, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters[per_call] =
+      benchmark::Counter(reps / 1e6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.SetLabel(be.name());
+}
+
+// Host bytes of a random [rows, cols] weight of `type` (I8 with row scales 0.01).
+struct RandomWeight {
+  std::vector<std::byte> data;
+  std::vector<float> scales;
+  LinearWeight w;
+  size_t bytes() const { return data.size() + scales.size() * sizeof(float); }
+};
+
+std::unique_ptr<RandomWeight> random_weight(DType type, int64_t rows, int64_t cols, std::mt19937& rng) {
+  auto r = std::make_unique<RandomWeight>();
+  if (dtype_is_quantized(type)) {
+    for (const auto& s : kernels::kTypes)
+      if (s.type == type) r->data = kernels::random_blocks(s, rows, cols, rng, false);
+  } else {
+    r->data.resize(dtype_bytes(type, rows * cols));
+    std::uniform_int_distribution<int> byte(0, 255);
+    // Random bytes, with bf16/f16 exponents kept small so no value is inf or NaN.
+    for (size_t j = 0; j < r->data.size(); ++j)
+      r->data[j] = std::byte(j % 2 == 1 && type != DType::I8 ? uint8_t(0x3C & byte(rng)) : uint8_t(byte(rng)));
+  }
+  if (type == DType::I8) r->scales.assign(size_t(rows), 0.01f);
+  r->w.dtype = type;
+  r->w.data = r->data.data();
+  r->w.rows = rows;
+  r->w.cols = cols;
+  r->w.scales = r->scales.empty() ? nullptr : r->scales.data();
+  r->w.name = "gemv";
+  return r;
+}
+
 void BM_CudaGemv(benchmark::State& state, DType type) {
   if (!have_cuda(state)) return;
   auto be = make_cuda_backend();
@@ -61,54 +117,72 @@ void BM_CudaGemv(benchmark::State& state, DType type) {
   const size_t weight_bytes = dtype_bytes(type, kN * kN) + (type == DType::I8 ? kN * 4 : 0);
   const int copies = int(std::max<size_t>(4, (size_t(200) << 20) / weight_bytes + 1));
   std::mt19937 rng(7);
-  std::vector<std::vector<std::byte>> data{size_t(copies)};
-  std::vector<float> scales(size_t(kN), 0.01f);
-  std::vector<LinearWeight> ws{size_t(copies)};
+  std::vector<std::unique_ptr<RandomWeight>> ws;
   for (int i = 0; i < copies; ++i) {
-    if (dtype_is_quantized(type)) {
-      for (const auto& s : kernels::kTypes)
-        if (s.type == type) data[size_t(i)] = kernels::random_blocks(s, kN, kN, rng, false);
-    } else {
-      data[size_t(i)].resize(dtype_bytes(type, kN * kN));
-      std::uniform_int_distribution<int> byte(0, 255);
-      // Random bytes, with bf16/f16 exponents kept small so no value is inf or NaN.
-      for (size_t j = 0; j < data[size_t(i)].size(); ++j)
-        data[size_t(i)][j] = std::byte(j % 2 == 1 && type != DType::I8 ? uint8_t(0x3C & byte(rng)) : uint8_t(byte(rng)));
-    }
-    LinearWeight& w = ws[size_t(i)];
-    w.dtype = type;
-    w.data = data[size_t(i)].data();
-    w.rows = w.cols = kN;
-    w.scales = type == DType::I8 ? scales.data() : nullptr;
-    w.name = "gemv";
-    be->prepare(w);
+    ws.push_back(random_weight(type, kN, kN, rng));
+    be->prepare(ws.back()->w);
   }
   std::vector<float> x(size_t(kN), 0.5f);
   BackendBuffer xd = be->alloc(kN * 4), yd = be->alloc(kN * 4);
   be->upload(xd.data(), x.data(), kN * 4);
-  constexpr int kReps = 200;
-  for (auto _ : state) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < kReps; ++i) be->matmul(ws[size_t(i % copies)], xd.as<float>(), 1, yd.as<float>());
-    sync(*be, yd);
-    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  state.counters["weight_bytes"] = double(weight_bytes);
-  state.counters["GB_s"] = benchmark::Counter(double(weight_bytes) * kReps, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["us_per_gemv"] =
-      benchmark::Counter(kReps / 1e6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
-  state.SetLabel(be->name());
+  int i = 0;
+  time_reps(state, *be, yd, 200, weight_bytes, "us_per_gemv",
+            [&] { be->matmul(ws[size_t(i++ % copies)]->w, xd.as<float>(), 1, yd.as<float>()); });
 }
 
-void BM_CudaDecode(benchmark::State& state, uint32_t ggml_type) {
+// One Phi-4 layer's GEMVs (hidden 5120, 40 heads and 10 KV heads of 128, intermediate
+// 17920) as the forward pass runs them at decode: q, k, v on one input, o, gate and up
+// on one input, down. Its 340M weights (over 300 MB at 8 bits) come from HBM each time.
+void BM_CudaPhi4Layer(benchmark::State& state, DType type) {
   if (!have_cuda(state)) return;
+  auto be = make_cuda_backend();
+  const int64_t h = 5120, kv = 1280, inter = 17920;
+  const int64_t shapes[7][2] = {{h, h}, {kv, h}, {kv, h}, {h, h}, {inter, h}, {inter, h}, {h, inter}};
+  std::mt19937 rng(11);
+  std::vector<std::unique_ptr<RandomWeight>> ws;
+  size_t bytes = 0;
+  for (const auto& s : shapes) {
+    ws.push_back(random_weight(type, s[0], s[1], rng));
+    bytes += ws.back()->bytes();
+    be->prepare(ws.back()->w);
+  }
+  std::vector<float> x(static_cast<size_t>(inter));
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (float& v : x) v = g(rng);
+  BackendBuffer xd = be->alloc(size_t(inter) * 4);
+  be->upload(xd.data(), x.data(), size_t(inter) * 4);
+  std::vector<BackendBuffer> ys;
+  for (const auto& s : shapes) ys.push_back(be->alloc(size_t(s[0]) * 4));
+  const float* xp = xd.as<float>();
+  auto layer = [&] {
+    const LinearWeight* qkv[] = {&ws[0]->w, &ws[1]->w, &ws[2]->w};
+    float* yqkv[] = {ys[0].as<float>(), ys[1].as<float>(), ys[2].as<float>()};
+    be->matmul_same_input(qkv, xp, 1, yqkv);
+    be->matmul(ws[3]->w, xp, 1, ys[3].as<float>());
+    const LinearWeight* gu[] = {&ws[4]->w, &ws[5]->w};
+    float* ygu[] = {ys[4].as<float>(), ys[5].as<float>()};
+    be->matmul_same_input(gu, xp, 1, ygu);
+    be->matmul(ws[6]->w, xp, 1, ys[6].as<float>());
+  };
+  layer();
+  time_reps(state, *be, ys[6], 20, bytes, "us_per_layer", layer);
+}
+
+std::unique_ptr<Model> smol_model(uint32_t ggml_type, bool graphs, int max_sequences, int context) {
   const std::string path =
       (std::filesystem::temp_directory_path() / ("upg-cuda-bench-" + std::to_string(ggml_type) + ".gguf")).string();
   if (!std::filesystem::exists(path)) test::write_llama_gguf(path, test::LlamaShape{}, ggml_type);
   ModelOptions o;
   o.device = Device::Cuda;
-  o.context_length = 512;
-  auto model = Model::from_file(path, o);
+  o.context_length = context;
+  o.cuda_graphs = graphs;
+  o.max_sequences = max_sequences;
+  return Model::from_file(path, o);
+}
+
+void BM_CudaDecode(benchmark::State& state, uint32_t ggml_type, bool graphs) {
+  if (!have_cuda(state)) return;
+  auto model = smol_model(ggml_type, graphs, 1, 512);
   const int n_prompt = 16, n_decode = 128;
   double decode_s = 0;
   for (auto _ : state) {
@@ -130,14 +204,88 @@ void BM_CudaDecode(benchmark::State& state, uint32_t ggml_type) {
   state.SetLabel(model->backend().name());
 }
 
+// Aggregate decode: n_seqs sequences (a 16-token prompt each) step together, each
+// taking its own greedy token.
+void BM_CudaDecodeMany(benchmark::State& state, uint32_t ggml_type) {
+  if (!have_cuda(state)) return;
+  const int n_seqs = 32, n_prompt = 16, n_decode = 64;
+  auto model = smol_model(ggml_type, true, n_seqs, 256);
+  const size_t vocab = size_t(model->config().vocab_size);
+  double decode_s = 0;
+  for (auto _ : state) {
+    Batch b;
+    for (int s = 0; s < n_seqs; ++s)
+      for (int i = 0; i < n_prompt; ++i) b.add(100 + i * 13 + s, i, s, i + 1 == n_prompt);
+    auto logits = model->decode(b);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n_decode; ++i) {
+      std::vector<int32_t> next(static_cast<size_t>(n_seqs));
+      for (int s = 0; s < n_seqs; ++s) {
+        const auto row = logits.begin() + std::ptrdiff_t(size_t(s) * vocab);
+        next[size_t(s)] = int32_t(std::max_element(row, row + std::ptrdiff_t(vocab)) - row);
+      }
+      b.clear();
+      for (int s = 0; s < n_seqs; ++s) b.add(next[size_t(s)], n_prompt + i, s, true);
+      logits = model->decode(b);
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    decode_s += s;
+    state.SetIterationTime(s);
+  }
+  state.counters["aggregate_tok_s"] = double(n_seqs) * n_decode * double(state.iterations()) / decode_s;
+  state.SetLabel(model->backend().name());
+}
+
+void BM_CudaPrefill(benchmark::State& state, uint32_t ggml_type) {
+  if (!have_cuda(state)) return;
+  const int n_prompt = 512;
+  auto model = smol_model(ggml_type, true, 1, 1024);
+  Batch b;
+  for (int i = 0; i < n_prompt; ++i) b.add(100 + (i * 7919) % 40000, i, 0, i + 1 == n_prompt);
+  model->decode(b);  // first use: scratch sizes
+  double total = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    model->decode(b);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    total += s;
+    state.SetIterationTime(s);
+  }
+  state.counters["prefill_tok_s"] = n_prompt * double(state.iterations()) / total;
+  state.SetLabel(model->backend().name());
+}
+
 }  // namespace
 
 BENCHMARK(BM_CudaCopy)->Name("UPG_CudaCopy/1GiB")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, int8, upg::DType::I8)->Name("UPG_CudaGemv/int8_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, bf16, upg::DType::BF16)->Name("UPG_CudaGemv/bf16_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, f16, upg::DType::F16)->Name("UPG_CudaGemv/f16_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, q8_0, upg::DType::Q8_0)->Name("UPG_CudaGemv/q8_0_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaGemv, q4_0, upg::DType::Q4_0)->Name("UPG_CudaGemv/q4_0_5120")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CudaDecode, q8_0, upg::io::GGML_Q8_0)->Name("UPG_CudaDecode/smollm2_q8_0")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK_CAPTURE(BM_CudaDecode, f16, upg::io::GGML_F16)->Name("UPG_CudaDecode/smollm2_f16")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
-BENCHMARK_CAPTURE(BM_CudaDecode, q4_0, upg::io::GGML_Q4_0)->Name("UPG_CudaDecode/smollm2_q4_0")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+// Per-call kernels, in microseconds: GEMVs per weight type, and a Phi-4 layer's.
+const int kKernelBenchmarks = [] {
+  using upg::DType;
+  const std::pair<const char*, DType> gemv[] = {{"int8", DType::I8}, {"bf16", DType::BF16}, {"f16", DType::F16},
+                                                {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"q4_1", DType::Q4_1},
+                                                {"q4_k", DType::Q4_K}, {"q6_k", DType::Q6_K}};
+  for (const auto& [tag, t] : gemv)
+    benchmark::RegisterBenchmark((std::string("UPG_CudaGemv/") + tag + "_5120").c_str(), BM_CudaGemv, t)
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+  const std::pair<const char*, DType> layer[] = {
+      {"int8", DType::I8}, {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"bf16", DType::BF16}};
+  for (const auto& [tag, t] : layer)
+    benchmark::RegisterBenchmark((std::string("UPG_CudaPhi4Layer/") + tag).c_str(), BM_CudaPhi4Layer, t)
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+  return 0;
+}();
+#define UPG_DECODE(TYPE, GGML)                                                                                   \
+  BENCHMARK_CAPTURE(BM_CudaDecode, TYPE, upg::io::GGML, true)                                                     \
+      ->Name("UPG_CudaDecode/smollm2_" #TYPE)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);      \
+  BENCHMARK_CAPTURE(BM_CudaDecode, TYPE##_nograph, upg::io::GGML, false)                                          \
+      ->Name("UPG_CudaDecode/smollm2_" #TYPE "_nograph")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3); \
+  BENCHMARK_CAPTURE(BM_CudaDecodeMany, TYPE, upg::io::GGML)                                                       \
+      ->Name("UPG_CudaDecode32/smollm2_" #TYPE)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);    \
+  BENCHMARK_CAPTURE(BM_CudaPrefill, TYPE, upg::io::GGML)                                                          \
+      ->Name("UPG_CudaPrefill/smollm2_" #TYPE)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+UPG_DECODE(q8_0, GGML_Q8_0)
+UPG_DECODE(q4_0, GGML_Q4_0)
+UPG_DECODE(f16, GGML_F16)
+#undef UPG_DECODE

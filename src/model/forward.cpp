@@ -32,14 +32,8 @@ ForwardPass::ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend&
   gate_ = floats(U * inter);
   up_ = floats(U * inter);
   last_ = floats(U * hidden);
-  tokens_.resize(U);
-  positions_.resize(U);
-  slots_.resize(U);
-  block_begin_.resize(U);
-  tokens_dev_ = be_.alloc(U * sizeof(int32_t));
-  positions_dev_ = be_.alloc(U * sizeof(int32_t));
-  slots_dev_ = be_.alloc(U * sizeof(int64_t));
-  block_begin_dev_ = be_.alloc(U * sizeof(int32_t));
+  tables_.resize(U + (3 * U + 1) / 2);  // slots, then three int32 arrays
+  tables_dev_ = be_.alloc(tables_.size() * sizeof(int64_t));
   // A pool smaller than the contiguous layout serves only batches with block tables.
   default_tables_.resize(size_t(std::min<int64_t>(contiguous, n_blocks_)));
   for (size_t i = 0; i < default_tables_.size(); ++i) default_tables_[i] = int32_t(i);
@@ -123,16 +117,14 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
   for (size_t t = 0; t < n; ++t) {
     const size_t i = begin + t;
     const int32_t pos = b.positions[i];
-    tokens_[t] = b.tokens[i];
-    positions_[t] = pos;
+    host32(kTokens)[t] = b.tokens[i];
+    host32(kPositions)[t] = pos;
     const int32_t first = paged ? b.table_offsets[size_t(b.tables[i])] : b.seq_ids[i] * blocks_per_sequence();
-    block_begin_[t] = first;
-    slots_[t] = int64_t(ids[size_t(first + pos / block_size_)]) * block_size_ + pos % block_size_;
+    host32(kBlockBegin)[t] = first;
+    tables_[t] = int64_t(ids[size_t(first + pos / block_size_)]) * block_size_ + pos % block_size_;
   }
-  be_.upload(tokens_dev_.data(), tokens_.data(), n * sizeof(int32_t));
-  be_.upload(positions_dev_.data(), positions_.data(), n * sizeof(int32_t));
-  be_.upload(slots_dev_.data(), slots_.data(), n * sizeof(int64_t));
-  be_.upload(block_begin_dev_.data(), block_begin_.data(), n * sizeof(int32_t));
+  // One copy of all four (a few KB): on a GPU each copy is a round of driver work.
+  be_.upload(tables_dev_.data(), tables_.data(), tables_.size() * sizeof(int64_t));
   const int32_t* ids_dev = default_tables_dev_.as<int32_t>();
   if (paged) {
     const size_t bytes = ids.size() * sizeof(int32_t);
@@ -140,9 +132,9 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
     be_.upload(block_ids_dev_.data(), ids.data(), bytes);
     ids_dev = block_ids_dev_.as<int32_t>();
   }
-  return AttentionBatch{std::span<const int32_t>(positions_dev_.as<int32_t>(), n),
+  return AttentionBatch{std::span<const int32_t>(dev32(kPositions), n),
                         std::span<const int32_t>(ids_dev, ids.size()),
-                        std::span<const int32_t>(block_begin_dev_.as<int32_t>(), n),
+                        std::span<const int32_t>(dev32(kBlockBegin), n),
                         block_size_,
                         c.num_heads,
                         c.num_kv_heads,
@@ -154,7 +146,7 @@ void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
   const ModelConfig& c = cfg_;
   const int64_t hidden = c.hidden_size, inter = c.intermediate_size;
   const std::span<const int32_t> pos = ab.positions;
-  const std::span<const int64_t> slots(slots_dev_.as<int64_t>(), size_t(n));
+  const std::span<const int64_t> slots(tables_dev_.as<int64_t>(), size_t(n));
   const LayerWeights& lw = w_.layers[size_t(l)];
   float *xb = f(xb_), *q = f(q_), *k = f(k_), *v = f(v_), *att = f(att_), *tmp = f(tmp_), *gate = f(gate_),
         *up = f(up_);
@@ -180,7 +172,7 @@ void ForwardPass::embed(const Batch& b, float* x) {
   for (size_t begin = 0; begin < b.size(); begin += size_t(max_ubatch_)) {
     const size_t end = std::min(b.size(), begin + size_t(max_ubatch_));
     const AttentionBatch ab = setup_ubatch(b, begin, end);
-    be_.embed(w_.embed, std::span<const int32_t>(tokens_dev_.as<int32_t>(), ab.positions.size()), f(x_));
+    be_.embed(w_.embed, std::span<const int32_t>(dev32(kTokens), ab.positions.size()), f(x_));
     be_.download(x + begin * hidden, x_.data(), (end - begin) * hidden * sizeof(float));
   }
 }
@@ -201,14 +193,12 @@ void ForwardPass::run_layer(int l, const Batch& b, float* x) {
 }
 
 void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end) {
-  const ModelConfig& c = cfg_;
   const int64_t n = int64_t(end - begin);
-  const size_t hidden = size_t(c.hidden_size), vocab = size_t(c.vocab_size);
+  const size_t vocab = size_t(cfg_.vocab_size);
   const AttentionBatch ab = setup_ubatch(b, begin, end);
-  be_.embed(w_.embed, std::span<const int32_t>(tokens_dev_.as<int32_t>(), size_t(n)), f(x_));
-  for (int l = 0; l < c.num_layers; ++l) layer(l, n, f(x_), ab);
   // Only the rows that want logits go through the final norm and the LM head, which is
   // the single largest matrix of a small model; consecutive ones move as one copy.
+  runs_.clear();
   size_t m = 0;
   for (size_t t = 0; t < size_t(n);) {
     if (!b.want_logits[begin + t]) {
@@ -217,16 +207,45 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end) {
     }
     size_t run = 1;
     while (t + run < size_t(n) && b.want_logits[begin + t + run]) ++run;
-    be_.copy(f(last_) + m * hidden, f(x_) + t * hidden, run * hidden * sizeof(float));
+    runs_.emplace_back(t, run);
     m += run;
     t += run;
   }
-  if (m == 0) return;
   if (out_.bytes() < m * vocab * sizeof(float)) out_ = be_.alloc(m * vocab * sizeof(float));
-  be_.rmsnorm(f(last_), w_.final_norm, f(last_), int64_t(hidden), int64_t(m), c.rms_norm_eps);
-  matmul(w_.lm_head, f(last_), int64_t(m), f(out_));
+  // Everything step_ops takes that is not in backend memory.
+  step_key_.assign({n, int64_t(reinterpret_cast<uintptr_t>(ab.block_ids.data())),
+                    int64_t(reinterpret_cast<uintptr_t>(out_.data())), generation_});
+  for (const auto& [t, run] : runs_) step_key_.insert(step_key_.end(), {int64_t(t), int64_t(run)});
+  // The calibration observer reads each matmul's input as it runs: nothing recorded.
+  const bool record = !observer_;
+  if (!record || !be_.replay_step(step_key_)) {
+    if (record) be_.begin_step(step_key_);
+    try {
+      step_ops(n, ab, m);
+    } catch (...) {
+      if (record) be_.end_step(false);
+      throw;
+    }
+    if (record) be_.end_step(true);
+  }
+  if (m == 0) return;
   be_.download(logits_.data() + n_wanted_ * vocab, out_.data(), m * vocab * sizeof(float));
   n_wanted_ += m;
+}
+
+void ForwardPass::step_ops(int64_t n, const AttentionBatch& ab, size_t m) {
+  const ModelConfig& c = cfg_;
+  const size_t hidden = size_t(c.hidden_size);
+  be_.embed(w_.embed, std::span<const int32_t>(dev32(kTokens), size_t(n)), f(x_));
+  for (int l = 0; l < c.num_layers; ++l) layer(l, n, f(x_), ab);
+  if (m == 0) return;
+  size_t row = 0;
+  for (const auto& [t, run] : runs_) {
+    be_.copy(f(last_) + row * hidden, f(x_) + t * hidden, run * hidden * sizeof(float));
+    row += run;
+  }
+  be_.rmsnorm(f(last_), w_.final_norm, f(last_), int64_t(hidden), int64_t(m), c.rms_norm_eps);
+  matmul(w_.lm_head, f(last_), int64_t(m), f(out_));
 }
 
 }  // namespace upg

@@ -2,6 +2,7 @@
 // The forward pass over a Batch, expressed in Backend ops so CPU and CUDA share it.
 #include <initializer_list>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "model/rope.h"
@@ -36,6 +37,9 @@ class ForwardPass {
   // (each ubatch goes through the backend's memory and back).
   void embed(const Batch& b, float* x);
   void run_layer(int l, const Batch& b, float* x);
+  // The weights' device forms changed (Model::replace_weight): steps a backend recorded
+  // with the old ones are not replayed.
+  void weights_changed() { ++generation_; }
 
  private:
   // Token ids, positions, cache slots and block tables of tokens [begin, end) of b, in
@@ -44,6 +48,9 @@ class ForwardPass {
   // Decoder layer l over n tokens of the residual stream x [n, hidden], in place.
   void layer(int l, int64_t n, float* x, const AttentionBatch& ab);
   void run_ubatch(const Batch& b, size_t begin, size_t end);
+  // A ubatch's ops after its tables are uploaded: embedding, layers, and the LM head on
+  // the rows of runs_. What a backend may record and replay (Backend::replay_step).
+  void step_ops(int64_t n, const AttentionBatch& ab, size_t m);
   float* f(const BackendBuffer& b) const { return b.as<float>(); }
   void validate(const Batch& b) const;
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y);
@@ -69,15 +76,25 @@ class ForwardPass {
   BackendBuffer up_;    // [U, inter]
   BackendBuffer last_;  // [U, hidden] final-normed rows that want logits
   BackendBuffer out_;   // [rows, vocab] their logits; grows with the rows a ubatch wants
-  // The ubatch's tables: built on the host, then uploaded (tokens, positions, slots,
-  // block_begin, then the block ids, which grow with the batch's tables).
-  std::vector<int32_t> tokens_, positions_, block_begin_;
-  std::vector<int64_t> slots_;
-  BackendBuffer tokens_dev_, positions_dev_, slots_dev_, block_begin_dev_;
+  // The ubatch's tables: slots [U] int64, then tokens, positions and block_begin [U]
+  // int32 each, built on the host in one array and uploaded as one copy; then the block
+  // ids, which grow with the batch's tables.
+  std::vector<int64_t> tables_;
+  BackendBuffer tables_dev_;
+  enum Table32 { kTokens, kPositions, kBlockBegin };
+  int32_t* host32(Table32 i) { return reinterpret_cast<int32_t*>(tables_.data() + max_ubatch_) + i * max_ubatch_; }
+  int32_t* dev32(Table32 i) const {
+    return reinterpret_cast<int32_t*>(tables_dev_.as<int64_t>() + max_ubatch_) + i * max_ubatch_;
+  }
   std::vector<int32_t> default_tables_;  // 0 .. n: the tables of batches without their own
   BackendBuffer default_tables_dev_;     // uploaded once
   BackendBuffer block_ids_dev_;          // a paged batch's block ids
   std::vector<float> logits_;  // [n_wanted, vocab] on the host, grows only when a batch wants more rows
+  // The ubatch rows that reach the LM head, as (first, count) runs, and the key of the
+  // ubatch's step (Backend::replay_step).
+  std::vector<std::pair<size_t, size_t>> runs_;
+  std::vector<int64_t> step_key_;
+  int64_t generation_ = 0;
   size_t n_wanted_ = 0;
   MatmulObserver observer_;
 };

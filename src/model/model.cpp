@@ -82,7 +82,7 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
   }
   d.device = options.device;
   d.backend = options.device == Device::Cuda
-                  ? make_cuda_backend()
+                  ? make_cuda_backend(0, options.cuda_graphs)
                   : make_cpu_backend(options.n_threads,
                                      options.reference_kernels ? CpuKernels::Reference : CpuKernels::Fast);
   if (options.profile) d.backend = make_profiling_backend(std::move(d.backend));
@@ -164,6 +164,7 @@ void Model::replace_weight(const std::string& name, std::vector<float> w) {
     bound_to[i]->data = buf.data() + rows0[i] * cols;
     bound_to[i]->dtype = DType::F32;
   }
+  d.forward->weights_changed();
 }
 
 std::vector<float> Model::forward(const std::vector<int32_t>& tokens) {

@@ -126,6 +126,23 @@ class Backend {
   virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
 
+  // Recorded steps (CUDA graphs). The forward pass brackets the ops of one ubatch:
+  //   if (!replay_step(key)) { begin_step(key); ...ops...; end_step(true); }
+  // `key` names everything those ops take that is not in backend memory (token count,
+  // which rows reach the LM head, buffer addresses, the weights' generation); what changes
+  // from step to step (token ids, positions, slots, block tables) lives in buffers the
+  // caller uploads before. A recording backend may capture the ops between begin_step and
+  // end_step (then run the capture) and replay it for a later step of the same key, so
+  // the ops must not depend on anything else. end_step(false), after an op threw, drops
+  // a capture half made. The CPU runs every op as it comes: replay_step answers false and
+  // the other two do nothing.
+  virtual bool replay_step(std::span<const int64_t> key) {
+    (void)key;
+    return false;
+  }
+  virtual void begin_step(std::span<const int64_t> key) { (void)key; }
+  virtual void end_step(bool completed) { (void)completed; }
+
   // y[n_tokens, rows] = x[n_tokens, cols] W^T (+ bias)
   virtual void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) = 0;
   // Several weights on one input, all with x's columns (a layer's q, k and v; its gate

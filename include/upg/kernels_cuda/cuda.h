@@ -14,7 +14,8 @@ class Backend;
 bool cuda_available(std::string* why = nullptr);
 
 // The CUDA backend on device `device`. Throws upg::Error when the build has no CUDA
-// backend or no device is present.
-std::unique_ptr<Backend> make_cuda_backend(int device = 0);
+// backend or no device is present. graphs: record forward-pass steps as CUDA graphs and
+// replay them (Backend::replay_step); off runs every op as it comes.
+std::unique_ptr<Backend> make_cuda_backend(int device = 0, bool graphs = true);
 
 }  // namespace upg

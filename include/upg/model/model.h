@@ -35,6 +35,9 @@ struct ModelOptions {
   bool reference_kernels = false;
   // Time every backend op (Model::profile, `upg run --profile`); costs a clock read per op.
   bool profile = false;
+  // Cuda: record each decode step's ops once as a CUDA graph and replay it (one launch
+  // instead of hundreds); off runs every op as it comes (comparisons, `upg bench`).
+  bool cuda_graphs = true;
   // The KV cache's element type: F16 (half the memory, and half the bytes a decode
   // step's attention reads), F32 (exact; the golden tests against transformers) or I8
   // (a quarter, with one scale per head and position: for long contexts).

@@ -4,7 +4,8 @@
 // maximum, sum and weighted values), merged across warps at the end. Each lane holds
 // head_dim / 32 of the query and of the output. A first version: one block per head
 // leaves most of the GPU idle for a single long sequence (splitting the positions over
-// blocks is the next step, ARCHITECTURE.md), but it reads each cached row once.
+// blocks is the next step, ARCHITECTURE.md), but it reads each cached row once, and each
+// warp has kInFlight positions' loads in flight at once.
 #include <cuda_fp16.h>
 
 #include <cmath>
@@ -17,6 +18,7 @@ namespace upg::cuda {
 namespace {
 
 constexpr int kWarps = 8;
+constexpr int kInFlight = 4;
 
 template <bool Half>
 __device__ inline float kv_at(const void* base, int64_t i) {
@@ -42,24 +44,43 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const float* q, 
     acc[i] = 0;
   }
   float m = -INFINITY, l = 0;
-  for (int32_t p = first + warp; p <= pos; p += kWarps) {
-    const int64_t slot = int64_t(table[p / a.block_size]) * a.block_size + p % a.block_size;
-    const int64_t row = slot * kv_dim + int64_t(g) * hd;
-    float s = 0;
+  // kInFlight positions a warp at a time: their table entries, keys and values are all
+  // loaded before the first is used, so a step waits on memory once, not once per
+  // position (decode is bound by that latency, not by bytes).
+  for (int32_t p0 = first + warp; p0 <= pos; p0 += kInFlight * kWarps) {
+    float kk[kInFlight][PerLane], vv[kInFlight][PerLane];
 #pragma unroll
-    for (int i = 0; i < PerLane; ++i) {
-      const int e = lane + 32 * i;
-      if (e < hd) s += qv[i] * kv_at<Half>(kv.k, row + e);
-    }
-    for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
-    const float m_new = fmaxf(m, s), corr = __expf(m - m_new), e_s = __expf(s - m_new);
-    l = l * corr + e_s;
+    for (int j = 0; j < kInFlight; ++j) {
+      const int32_t p = p0 + j * kWarps;
+      const bool ok = p <= pos;
+      const int64_t slot = ok ? int64_t(table[p / a.block_size]) * a.block_size + p % a.block_size : 0;
+      const int64_t row = slot * kv_dim + int64_t(g) * hd;
 #pragma unroll
-    for (int i = 0; i < PerLane; ++i) {
-      const int e = lane + 32 * i;
-      acc[i] = acc[i] * corr + (e < hd ? e_s * kv_at<Half>(kv.v, row + e) : 0.0f);
+      for (int i = 0; i < PerLane; ++i) {
+        const int e = lane + 32 * i;
+        kk[j][i] = ok && e < hd ? kv_at<Half>(kv.k, row + e) : 0.0f;
+        vv[j][i] = ok && e < hd ? kv_at<Half>(kv.v, row + e) : 0.0f;
+      }
     }
-    m = m_new;
+    float sc[kInFlight];
+#pragma unroll
+    for (int j = 0; j < kInFlight; ++j) {
+      sc[j] = 0;
+#pragma unroll
+      for (int i = 0; i < PerLane; ++i) sc[j] += qv[i] * kk[j][i];
+    }
+    for (int o = 16; o > 0; o /= 2)
+#pragma unroll
+      for (int j = 0; j < kInFlight; ++j) sc[j] += __shfl_xor_sync(0xffffffffu, sc[j], o);
+#pragma unroll
+    for (int j = 0; j < kInFlight; ++j) {
+      if (p0 + j * kWarps > pos) break;
+      const float m_new = fmaxf(m, sc[j]), corr = __expf(m - m_new), e_s = __expf(sc[j] - m_new);
+      l = l * corr + e_s;
+#pragma unroll
+      for (int i = 0; i < PerLane; ++i) acc[i] = acc[i] * corr + e_s * vv[j][i];
+      m = m_new;
+    }
   }
   // Merge the warps: each rescales to the largest maximum.
   __shared__ float s_m[kWarps], s_l[kWarps];

@@ -1,9 +1,13 @@
-// Every op of the CUDA backend against the CPU backend (reference kernels: fp32
-// activations, as the GPU's) on random inputs: odd shapes, padding, one and many tokens,
-// paged block tables. Errors are ||gpu - cpu|| / ||cpu||: fp32 on both sides leaves
-// summation order (1e-5); the f16 KV cache is the same on both. The K and XS GGUF types
-// also carry the block form's fp16 rounding of their sub-block scales (2^-11 relative;
-// the CPU reference dequantizes exactly), hence their 1e-3. Skips without a GPU.
+// Every op of the CUDA backend against the CPU backend on random inputs: odd shapes,
+// padding, one and many tokens, paged block tables. Errors are ||gpu - cpu|| / ||cpu||.
+// Weights the GPU runs with fp32 activations are compared with the CPU's reference
+// kernels (fp32 too): summation order (1e-5); the f16 KV cache is the same on both. The K
+// and XS GGUF types also carry the block form's fp16 rounding of their sub-block scales
+// (2^-11 relative; the CPU reference dequantizes exactly), hence their 1e-3. Weights the
+// GPU runs with int8 activations (dense int8, Q4_0, Q4_1, Q8_0, Q4_K) are compared with
+// the CPU's fast kernels, which quantize the activations the same way and use the same
+// block form: the integer sums are equal, only the order of the scaled sums differs
+// (1e-5). Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -47,8 +51,15 @@ class CudaBackendTest : public ::testing::Test {
     UPG_SKIP_WITHOUT_CUDA();
     gpu_ = make_cuda_backend();
     cpu_ = make_cpu_backend(2, CpuKernels::Reference);
+    cpu_fast_ = make_cpu_backend(2, CpuKernels::Fast);
   }
-  std::unique_ptr<Backend> gpu_, cpu_;
+  // The CPU backend that computes what the GPU does for a weight of t with cols columns.
+  Backend& cpu_for(DType t, int64_t cols) {
+    const bool int8 = (t == DType::I8 && cols % 16 == 0) || t == DType::Q4_0 || t == DType::Q4_1 ||
+                      t == DType::Q8_0 || t == DType::Q4_K;
+    return int8 ? *cpu_fast_ : *cpu_;
+  }
+  std::unique_ptr<Backend> gpu_, cpu_, cpu_fast_;
   std::mt19937 rng_{1234};
 };
 
@@ -103,7 +114,7 @@ TEST_F(CudaBackendTest, MatmulEveryWeightKindAgainstCpu) {
                   DType::Q4_K, DType::Q6_K, DType::Q2_K, DType::IQ4_NL}) {
     const int64_t blk = dtype_block_elems(t);
     // Odd rows; columns that leave a vector tail (dense) or a half 64-column group (blocks).
-    const std::vector<Shape> shapes = blk == 1 ? std::vector<Shape>{{37, 61}, {5, 8}, {130, 96}, {3, 1000}}
+    const std::vector<Shape> shapes = blk == 1 ? std::vector<Shape>{{37, 61}, {5, 8}, {130, 96}, {3, 1000}, {9, 48}}
                                                : std::vector<Shape>{{37, blk}, {13, 3 * blk}, {130, 4 * blk}};
     for (const Shape& s : shapes)
       for (int64_t n : {1, 3, 9, 17}) {
@@ -113,12 +124,49 @@ TEST_F(CudaBackendTest, MatmulEveryWeightKindAgainstCpu) {
         const std::vector<float> x = normal(rng_, size_t(n * s.cols));
         std::vector<float> want(size_t(n * s.rows));
         ASSERT_TRUE(w.lw.data);
-        cpu_->matmul(w.lw, x.data(), n, want.data());
+        cpu_for(t, s.cols).matmul(w.lw, x.data(), n, want.data());
         BackendBuffer xd = to_backend(*gpu_, x), yd = gpu_->alloc(want.size() * sizeof(float));
         gpu_->matmul(w.lw, xd.as<float>(), n, yd.as<float>());
         EXPECT_LT(rel_error(from_backend<float>(*gpu_, yd, want.size()), want), tolerance(t));
       }
   }
+}
+
+// Several weights on one input (a layer's q, k, v): one quantization and one launch for
+// up to three weights of one integer form, a launch per weight otherwise; every output
+// as the CPU's.
+TEST_F(CudaBackendTest, MatmulSameInputFusedAndMixed) {
+  std::vector<std::unique_ptr<HostWeight>> alive;
+  const int64_t cols = 192;
+  struct Case {
+    std::vector<DType> types;
+    std::vector<int64_t> rows;
+  };
+  const std::vector<Case> cases = {{{DType::Q4_0, DType::Q4_0, DType::Q4_0}, {64, 21, 21}},
+                                   {{DType::Q8_0, DType::Q8_0, DType::Q8_0, DType::Q8_0}, {9, 70, 3, 33}},
+                                   {{DType::I8, DType::I8}, {100, 7}},
+                                   {{DType::Q4_1, DType::Q8_0, DType::F16}, {17, 40, 5}}};
+  for (const Case& c : cases)
+    for (int64_t n : {1, 6, 19}) {
+      SCOPED_TRACE(fmt::format("{} weights, first {}, {} tokens", c.types.size(), dtype_name(c.types[0]), n));
+      const std::vector<float> x = normal(rng_, size_t(n * cols));
+      BackendBuffer xd = to_backend(*gpu_, x);
+      std::vector<const LinearWeight*> ws;
+      std::vector<BackendBuffer> outs;
+      std::vector<float*> ys;
+      for (size_t i = 0; i < c.types.size(); ++i) {
+        alive.push_back(std::make_unique<HostWeight>(random_weight(c.types[i], c.rows[i], cols, i == 1, rng_)));
+        ws.push_back(&alive.back()->lw);
+        outs.push_back(gpu_->alloc(size_t(n * c.rows[i]) * sizeof(float)));
+        ys.push_back(outs.back().as<float>());
+      }
+      gpu_->matmul_same_input(ws, xd.as<float>(), n, ys);
+      for (size_t i = 0; i < ws.size(); ++i) {
+        std::vector<float> want(size_t(n * c.rows[i]));
+        cpu_for(c.types[i], cols).matmul(*ws[i], x.data(), n, want.data());
+        EXPECT_LT(rel_error(from_backend<float>(*gpu_, outs[i], want.size()), want), kTol) << "weight " << i;
+      }
+    }
 }
 
 TEST_F(CudaBackendTest, EmbedEveryTableKind) {
@@ -160,6 +208,36 @@ TEST_F(CudaBackendTest, ElementwiseOps) {
     cpu_->add(want.data(), x.data(), n * dim);
     gpu_->add(yd.as<float>(), xd.as<float>(), n * dim);
     EXPECT_LT(rel_error(from_backend<float>(*gpu_, yd, want.size()), want), kTol) << "add";
+  }
+}
+
+// rmsnorm and silu_mul quantize what they write for the matmul after them: that matmul
+// gives, bit for bit, what it gives on the same values quantized by itself (the values
+// downloaded and uploaded again, so no op before it wrote them).
+TEST_F(CudaBackendTest, OpsQuantizeForTheNextMatmul) {
+  std::vector<std::unique_ptr<HostWeight>> alive;
+  for (int64_t dim : {576, 96}) {
+    const std::vector<float> w = normal(rng_, size_t(dim));
+    alive.push_back(std::make_unique<HostWeight>(random_weight(DType::Q4_0, 40, dim, false, rng_)));
+    for (int64_t n : {1, 5}) {
+      SCOPED_TRACE(fmt::format("dim {}, {} tokens", dim, n));
+      const LinearWeight& lw = alive.back()->lw;
+      const std::vector<float> x = normal(rng_, size_t(n * dim)), y = normal(rng_, size_t(n * dim));
+      BackendBuffer xd = to_backend(*gpu_, x), yd = to_backend(*gpu_, y), out = gpu_->alloc(x.size() * 4);
+      BackendBuffer r1 = gpu_->alloc(size_t(n * 40) * 4), r2 = gpu_->alloc(size_t(n * 40) * 4);
+      auto check = [&](const char* op) {
+        gpu_->matmul(lw, out.as<float>(), n, r1.as<float>());
+        const std::vector<float> again = from_backend<float>(*gpu_, out, x.size());
+        BackendBuffer od = to_backend(*gpu_, again);
+        gpu_->matmul(lw, od.as<float>(), n, r2.as<float>());
+        EXPECT_EQ(from_backend<float>(*gpu_, r1, size_t(n * 40)), from_backend<float>(*gpu_, r2, size_t(n * 40)))
+            << op;
+      };
+      gpu_->rmsnorm(xd.as<float>(), w.data(), out.as<float>(), dim, n, 1e-5f);
+      check("rmsnorm");
+      gpu_->silu_mul(xd.as<float>(), yd.as<float>(), out.as<float>(), n * dim);
+      check("silu_mul");
+    }
   }
 }
 

@@ -3,7 +3,8 @@
 // weights, norm vectors and rope tables are uploaded once, in their execution forms,
 // keyed by their host address (prepare() does it at load; an op meeting one it has not
 // seen uploads it then). A decode step's only exchanges with the host are the ForwardPass's
-// uploads of token ids, positions, slots and block tables and its download of logits.
+// upload of token ids, positions, slots and block tables and its download of logits; the
+// step's kernels run as one CUDA graph once it has been seen twice (step-graphs.h).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 
 #include "kernels/cuda/cuda-check.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/step-graphs.h"
 #include "upg/core/error.h"
 #include "upg/format/ggml-blocks.h"
 #include "upg/kernels/backend.h"
@@ -57,17 +59,19 @@ BackendBuffer device_alloc(size_t bytes, const std::string& what) {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device) {
+  CudaBackend(int device, bool graphs) : device_(device) {
     UPG_CUDA_CHECK(cudaSetDevice(device));
     cudaDeviceProp prop{};
     UPG_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     device_name_ = prop.name;
     UPG_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    graphs_ = std::make_unique<cuda::StepGraphs>(stream_, graphs);
     lut_ = upload_new(format::kIq4Lut, 16, "the IQ4 table");
   }
   ~CudaBackend() override {
     // Buffers free after this body; nothing may still run on them.
     cudaStreamSynchronize(stream_);
+    graphs_.reset();
     cudaStreamDestroy(stream_);
   }
 
@@ -90,6 +94,7 @@ class CudaBackend final : public Backend {
 
   BackendBuffer alloc(size_t bytes) override { return device_alloc(bytes, "an activation buffer"); }
   void upload(void* dst, const void* src, size_t bytes) override {
+    quantized_ = {};
     if (bytes) UPG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
   }
   void download(void* dst, const void* src, size_t bytes) override {
@@ -97,27 +102,71 @@ class CudaBackend final : public Backend {
     UPG_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   void copy(void* dst, const void* src, size_t bytes) override {
+    quantized_ = {};
     if (bytes) UPG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
   }
 
+  bool replay_step(std::span<const int64_t> key) override { return graphs_->replay(key); }
+  void begin_step(std::span<const int64_t> key) override { graphs_->begin(key); }
+  void end_step(bool completed) override { graphs_->end(completed); }
+
+  // Forms with an integer kernel take int8 activations (matmul-int8.cu), the rest fp32.
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y) override {
-    cuda::matmul(weight(w), x, n, y, stream_);
+    const DeviceWeight& d = weight(w);
+    if (!cuda::runs_int8(d)) {
+      quantized_ = {};
+      return cuda::matmul(d, x, n, y, stream_);
+    }
+    const DeviceWeight* one = &d;
+    cuda::matmul_int8(&one, &y, 1, int8_acts(x, n, d.cols), n, stream_);
   }
+  // Weights of one integer form share one quantization of x and run kMaxFused to a launch.
+  void matmul_same_input(std::span<const LinearWeight* const> ws, const float* x, int64_t n,
+                         std::span<float* const> ys) override {
+    std::vector<const DeviceWeight*>& ds = fused_;
+    ds.clear();
+    for (const LinearWeight* w : ws) ds.push_back(&weight(*w));
+    const DeviceWeight& d0 = *ds[0];
+    const bool same = std::all_of(ds.begin(), ds.end(), [&](const DeviceWeight* d) {
+      return cuda::runs_int8(*d) && d->kind == d0.kind && d->bits == d0.bits && d->cols == d0.cols;
+    });
+    if (!same || ws.size() != ys.size()) {
+      quantized_ = {};
+      return Backend::matmul_same_input(ws, x, n, ys);
+    }
+    const cuda::Int8Acts a = int8_acts(x, n, d0.cols);
+    for (size_t i = 0; i < ds.size(); i += cuda::kMaxFused)
+      cuda::matmul_int8(ds.data() + i, ys.data() + i, int(std::min<size_t>(cuda::kMaxFused, ds.size() - i)), a, n,
+                        stream_);
+  }
+  // rmsnorm and silu_mul quantize what they write for the matmul that usually follows
+  // (int8_acts finds it), which saves that matmul a launch of its own.
   void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps) override {
-    cuda::rmsnorm(x, vector_on_device(w, size_t(dim), "a norm weight"), out, dim, n, eps, stream_);
+    const float* wd = vector_on_device(w, size_t(dim), "a norm weight");
+    const cuda::Int8Acts a = acts_scratch(n, cuda::int8_stride(dim));
+    cuda::rmsnorm(x, wd, out, dim, n, eps, a, stream_);
+    quantized_ = {out, n, dim, a.stride};
   }
   void rope(float* x, std::span<const int32_t> positions, int n_heads, const RopeTable& r) override {
+    quantized_ = {};
     const size_t n = size_t(r.max_positions) * size_t(r.rotary_dim / 2);
     cuda::rope(x, positions.data(), int64_t(positions.size()), n_heads, r.head_dim, r.rotary_dim, r.interleaved,
                vector_on_device(r.cos, n, "the rope table"), vector_on_device(r.sin, n, "the rope table"), stream_);
   }
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override {
-    cuda::silu_mul(gate, up, out, n, stream_);
+    quantized_ = {};
+    if (n % 32 != 0) return cuda::silu_mul(gate, up, out, n, {}, stream_);
+    cuda::silu_mul(gate, up, out, n, acts_scratch(1, n), stream_);
+    quantized_ = {out, 1, n, n};
   }
-  void add(float* y, const float* x, int64_t n) override { cuda::add(y, x, n, stream_); }
+  void add(float* y, const float* x, int64_t n) override {
+    quantized_ = {};
+    cuda::add(y, x, n, stream_);
+  }
   // Token ids are device memory here: the forward pass has checked them against the
   // vocabulary, which every bound embedding table covers.
   void embed(const LinearWeight& table, std::span<const int32_t> tokens, float* out) override {
+    quantized_ = {};
     cuda::embed(weight(table), tokens.data(), int64_t(tokens.size()), out, stream_);
   }
 
@@ -126,6 +175,7 @@ class CudaBackend final : public Backend {
       throw Error(fmt::format("the CUDA backend keeps its KV cache in f16 or f32, not {}", dtype_name(type)));
     if (n_blocks <= 0 || block_size <= 0)
       throw Error(fmt::format("KV cache: {} blocks of {} slots", n_blocks, block_size));
+    graphs_->forget();
     n_layers_ = n_layers;
     block_size_ = block_size;
     n_blocks_ = n_blocks;
@@ -143,6 +193,7 @@ class CudaBackend final : public Backend {
   size_t kv_bytes() const override { return 2 * size_t(n_layers_) * layer_bytes_; }
 
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
+    quantized_ = {};
     cuda::kv_store(kv_layer(layer), slots.data(), int64_t(slots.size()), kv_dim_, k, v, stream_);
   }
   // Layer-major [layers, slots, kv_dim]: a block is one run of block_size * kv_dim values
@@ -160,6 +211,7 @@ class CudaBackend final : public Backend {
         }
   }
   void attention(int layer, const float* q, const AttentionBatch& b, float* out) override {
+    quantized_ = {};
     cuda::AttentionArgs a;
     a.positions = b.positions.data();
     a.block_ids = b.block_ids.data();
@@ -233,8 +285,40 @@ class CudaBackend final : public Backend {
     if (lw.bias) d.bias = static_cast<const float*>(keep(p, lw.bias, size_t(lw.rows) * 4, what + "'s bias"));
     if (source_unused_) source_unused_(lw.data, bytes);
     Prepared& slot = weights_[lw.data];
+    if (!slot.buffers.empty()) graphs_->forget();  // a graph may read the form it replaces
     slot = std::move(p);
     return slot.w;
+  }
+
+  // x [n, cols] as int8: what the op just before wrote and quantized, when x is that and
+  // [n, cols] its row shape; otherwise quantized now. Only for the matmul op that asks:
+  // it may write where x was.
+  cuda::Int8Acts int8_acts(const float* x, int64_t n, int64_t cols) {
+    const Quantized z = quantized_;
+    quantized_ = {};
+    const cuda::Int8Acts a = acts_scratch(n, cuda::int8_stride(cols));
+    const bool done = z.x == x && ((z.n == n && z.cols == cols && z.stride == a.stride) ||
+                                   (z.n == 1 && z.cols == n * cols && cols % 64 == 0));
+    if (!done) cuda::quantize_acts(x, n, cols, a, stream_);
+    return a;
+  }
+  // The scratch for [n, stride] int8 activations, which grows (outside a capture: a
+  // step's first run, which is never captured, grows it to what the step needs).
+  cuda::Int8Acts acts_scratch(int64_t n, int64_t stride) {
+    cuda::Int8Acts a;
+    a.stride = stride;
+    const size_t q = size_t(n * a.stride), bytes = q + size_t(n * a.stride / 32) * 4 + size_t(n * a.stride / 16) * 4;
+    if (acts_.bytes() < bytes) {
+      if (graphs_->capturing()) throw Error("CUDA: activation scratch grew while recording a graph");
+      graphs_->forget();
+      const size_t grown = std::max(bytes, 2 * acts_.bytes());
+      acts_ = BackendBuffer();
+      acts_ = device_alloc(grown, "int8 activations");
+    }
+    a.q = acts_.as<int8_t>();
+    a.scales = reinterpret_cast<float*>(acts_.as<std::byte>() + q);
+    a.sums = reinterpret_cast<int32_t*>(a.scales + n * a.stride / 32);
+    return a;
   }
 
   // Uploads host bytes into a new device buffer that p keeps.
@@ -243,6 +327,8 @@ class CudaBackend final : public Backend {
     return p.buffers.back().data();
   }
   BackendBuffer upload_new(const void* host, size_t bytes, const std::string& what) {
+    if (graphs_ && graphs_->capturing())
+      throw Error(fmt::format("CUDA: {} first met while recording a graph (a step's ops changed between runs)", what));
     BackendBuffer b = device_alloc(bytes, what);
     UPG_CUDA_CHECK(cudaMemcpyAsync(b.data(), host, bytes, cudaMemcpyHostToDevice, stream_));
     // The host bytes may be given back (set_source_unused) once this returns.
@@ -254,6 +340,7 @@ class CudaBackend final : public Backend {
   const float* vector_on_device(const float* host, size_t n, const char* what) {
     auto it = vectors_.find(host);
     if (it != vectors_.end() && it->second.bytes() == n * sizeof(float)) return it->second.as<float>();
+    if (it != vectors_.end()) graphs_->forget();
     return (vectors_[host] = upload_new(host, n * sizeof(float), what)).as<float>();
   }
 
@@ -266,8 +353,16 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   std::string device_name_;
   cudaStream_t stream_ = nullptr;
+  std::unique_ptr<cuda::StepGraphs> graphs_;
   SourceUnused source_unused_;
   BackendBuffer lut_;
+  BackendBuffer acts_;  // int8 activations (acts_scratch)
+  // What acts_ holds: x [n, cols] quantized, until an op may have written x or acts_.
+  struct Quantized {
+    const float* x = nullptr;
+    int64_t n = 0, cols = 0, stride = 0;
+  } quantized_;
+  std::vector<const DeviceWeight*> fused_;
   std::unordered_map<const void*, Prepared> weights_;
   std::unordered_map<const void*, BackendBuffer> vectors_;
   int n_layers_ = 0, block_size_ = 1, kv_dim_ = 0;
@@ -292,10 +387,10 @@ bool cuda_available(std::string* why) {
   return true;
 }
 
-std::unique_ptr<Backend> make_cuda_backend(int device) {
+std::unique_ptr<Backend> make_cuda_backend(int device, bool graphs) {
   std::string why;
   if (!cuda_available(&why)) throw Error(why);
-  return std::make_unique<CudaBackend>(device);
+  return std::make_unique<CudaBackend>(device, graphs);
 }
 
 }  // namespace upg

@@ -1,7 +1,8 @@
 #pragma once
 // The CUDA kernels behind CudaBackend (backend-cuda.cpp), as host functions that launch
 // on a stream. Pointers are device memory. One file per concern: vector-ops.cu
-// (rmsnorm, rope, silu_mul, add, embed, kv_store), matmul.cu, attention.cu.
+// (rmsnorm, rope, silu_mul, add, embed, kv_store), matmul.cu (fp32 activations),
+// matmul-int8.cu (int8 activations), attention.cu.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -31,15 +32,37 @@ struct DeviceWeight {
 
 // y[n, rows] = x[n, cols] W^T (+ bias).
 void matmul(const DeviceWeight& w, const float* x, int64_t n, float* y, cudaStream_t s);
+// int8 activations for matmul_int8: per token `stride` (cols rounded up to 64) values,
+// a scale per 32 columns (max |x| / 127) and the sum of the values per 16 columns.
+struct Int8Acts {
+  int8_t* q = nullptr;       // [n, stride], zero past cols
+  float* scales = nullptr;   // [n, stride / 32]
+  int32_t* sums = nullptr;   // [n, stride / 16]
+  int64_t stride = 0;
+};
+inline int64_t int8_stride(int64_t cols) { return (cols + 63) / 64 * 64; }
+// Whether matmul_int8 runs w: dense int8 with cols % 16 == 0, or a block form of 4- or
+// 8-bit codes in 32-column sub-blocks without a table (Q4_0, Q4_1, Q8_0, Q4_K).
+bool runs_int8(const DeviceWeight& w);
+void quantize_acts(const float* x, int64_t n, int64_t cols, const Int8Acts& a, cudaStream_t s);
+// ys[i][n, ws[i]->rows] = acts ws[i]^T (+ bias) for count <= kMaxFused weights of one
+// form (all I8, all 8-bit blocks, or all 4-bit blocks) with the activations' columns.
+constexpr int kMaxFused = 3;
+void matmul_int8(const DeviceWeight* const* ws, float* const* ys, int count, const Int8Acts& a, int64_t n,
+                 cudaStream_t s);
 // out[t] = row tokens[t] of w, as fp32 (tokens already checked against w.rows).
 void embed(const DeviceWeight& w, const int32_t* tokens, int64_t n, float* out, cudaStream_t s);
 
-void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps, cudaStream_t s);
+// rmsnorm and silu_mul also quantize what they write into acts when acts.q is set:
+// rmsnorm as [n, dim] rows, silu_mul as one row of n values (n % 32 == 0), which is
+// [n / cols, cols] rows when cols % 64 == 0.
+void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps, const Int8Acts& acts,
+             cudaStream_t s);
 // Rotate-half (or adjacent pairs when interleaved) over the first rotary_dim dims of each
 // head; cos/sin [positions, rotary_dim / 2].
 void rope(float* x, const int32_t* positions, int64_t n, int n_heads, int head_dim, int rotary_dim, bool interleaved,
           const float* cos, const float* sin, cudaStream_t s);
-void silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s);
+void silu_mul(const float* gate, const float* up, float* out, int64_t n, const Int8Acts& acts, cudaStream_t s);
 void add(float* y, const float* x, int64_t n, cudaStream_t s);
 
 // The KV cache of one layer: [slots, kv_heads * head_dim] of keys and of values, fp16

@@ -1,13 +1,18 @@
-// Whole models on the GPU against the same models on the CPU (reference kernels, fp32
-// activations like the GPU's): the tiny fixtures of every architecture (fp32/fp16/bf16,
-// biases, fused projections, partial rotary, sliding window), and a SmolLM2-shaped
-// random GGUF at Q8_0 and Q4_0 through prefill and 64 greedy tokens. Skips without a GPU.
+// Whole models on the GPU against the same models on the CPU: the tiny fixtures of every
+// architecture (fp32/fp16/bf16, biases, fused projections, partial rotary, sliding
+// window) against the reference kernels (fp32 activations like the GPU's for those
+// weights), and a SmolLM2-shaped random GGUF at Q8_0 and Q4_0 (int8 activations on both
+// sides, the CPU's fast kernels) through prefill and 64 greedy tokens; the same GGUF with
+// and without CUDA graphs. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <iostream>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "core/test-paths.h"
 #include "kernels/cuda/test-cuda.h"
@@ -18,12 +23,15 @@
 namespace upg {
 namespace {
 
-std::unique_ptr<Model> load(const std::string& path, Device device, DType kv) {
+std::unique_ptr<Model> load(const std::string& path, Device device, DType kv, bool reference = true,
+                            bool graphs = true, int max_sequences = 1) {
   ModelOptions o;
   o.device = device;
   o.kv_type = kv;
   o.context_length = 256;
-  o.reference_kernels = true;
+  o.reference_kernels = reference;
+  o.cuda_graphs = graphs;
+  o.max_sequences = max_sequences;
   return Model::from_file(path, o);
 }
 
@@ -43,19 +51,22 @@ INSTANTIATE_TEST_SUITE_P(Archs, TinyOnCuda, ::testing::Values("llama", "mistral"
 
 class SmolShapedOnCuda : public ::testing::TestWithParam<uint32_t> {};
 
-// Prompt logits within 1e-3 (the f16 cache rounds the same values on both sides, and
-// 30 layers of fp32 summation-order differences pass through it), then 64 greedy tokens
-// identical: where they part, the CPU's own top two must be within 1e-3 of each other.
+// Prompt logits within 1e-2: both sides quantize activations to int8 alike, but 30
+// layers of fp32 summation-order differences now and then flip an int8 or f16 rounding
+// and carry it on (ARCHITECTURE.md, "Not batch-invariant"). Then 64 greedy tokens
+// identical: where they part, the CPU's own top two must be within 1e-2 of each other.
 TEST_P(SmolShapedOnCuda, PrefillLogitsAndGreedyTokens) {
   UPG_SKIP_WITHOUT_CUDA();
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("upg-cuda-test-" + std::to_string(GetParam()) + ".gguf")).string();
   test::write_llama_gguf(path, test::LlamaShape{}, GetParam());
-  auto cpu = load(path, Device::Cpu, DType::F16), gpu = load(path, Device::Cuda, DType::F16);
+  auto cpu = load(path, Device::Cpu, DType::F16, false), gpu = load(path, Device::Cuda, DType::F16, false);
   std::filesystem::remove(path);
   std::vector<int32_t> prompt;
   for (int i = 0; i < 24; ++i) prompt.push_back(int32_t((i * 7919 + 100) % 49152));
-  EXPECT_LT(test::rel_error(gpu->forward(prompt), cpu->forward(prompt)), 1e-3);
+  const double err = test::rel_error(gpu->forward(prompt), cpu->forward(prompt));
+  std::cout << "prompt logits: relative error " << err << "\n";
+  EXPECT_LT(err, 1e-2);
 
   Batch bc, bg;
   for (size_t i = 0; i < prompt.size(); ++i) {
@@ -71,7 +82,7 @@ TEST_P(SmolShapedOnCuda, PrefillLogitsAndGreedyTokens) {
     if (tc != tg) {
       std::vector<float> sorted = c;
       std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
-      EXPECT_LT(sorted[0] - sorted[1], 1e-3f) << "step " << step << ": cpu " << tc << ", gpu " << tg;
+      EXPECT_LT(sorted[0] - sorted[1], 1e-2f) << "step " << step << ": cpu " << tc << ", gpu " << tg;
       break;
     }
     bc.clear();
@@ -82,6 +93,35 @@ TEST_P(SmolShapedOnCuda, PrefillLogitsAndGreedyTokens) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, SmolShapedOnCuda, ::testing::Values(uint32_t(io::GGML_Q8_0), uint32_t(io::GGML_Q4_0)));
+
+// A replayed CUDA graph runs the kernels the ops would launch, on the same data: every
+// step's logits equal, bit for bit, with graphs on and off, for one sequence (prefill,
+// then 64 greedy tokens) and for two decoded side by side in one batch.
+TEST(CudaGraphs, SameLogitsWithAndWithout) {
+  UPG_SKIP_WITHOUT_CUDA();
+  const std::string path = (std::filesystem::temp_directory_path() / "upg-cuda-graph-test.gguf").string();
+  test::write_llama_gguf(path, test::LlamaShape{}, io::GGML_Q4_0);
+  auto on = load(path, Device::Cuda, DType::F16, false, true, 2), off = load(path, Device::Cuda, DType::F16, false, false, 2);
+  std::filesystem::remove(path);
+  for (int n_seqs : {1, 2}) {
+    SCOPED_TRACE(fmt::format("{} sequences", n_seqs));
+    Batch b;
+    for (int s = 0; s < n_seqs; ++s)
+      for (int i = 0; i < 20; ++i) b.add(int32_t((i * 7919 + 100 + s) % 49152), i, s, i == 19);
+    for (int step = 0; step < 64; ++step) {
+      const auto lon = on->decode(b);
+      const auto loff = off->decode(b);
+      const std::vector<float> a(lon.begin(), lon.end()), c(loff.begin(), loff.end());
+      ASSERT_EQ(a, c) << "step " << step;
+      const size_t vocab = a.size() / size_t(n_seqs);
+      b.clear();
+      for (int s = 0; s < n_seqs; ++s) {
+        const auto row = a.begin() + std::ptrdiff_t(size_t(s) * vocab);
+        b.add(int32_t(std::max_element(row, row + std::ptrdiff_t(vocab)) - row), 20 + step, s, true);
+      }
+    }
+  }
+}
 
 // On a machine without a GPU (CI), --device cuda is one line saying why.
 TEST(CudaModel, NoDeviceIsOneClearError) {

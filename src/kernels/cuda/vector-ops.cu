@@ -7,6 +7,7 @@
 #include "kernels/cuda/cuda-check.h"
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/quantize.cuh"
 
 namespace upg::cuda {
 
@@ -27,7 +28,8 @@ __device__ inline float block_sum(float v, float* shared) {
   return total;
 }
 
-__global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int64_t dim, float eps) {
+// With a.q set, each warp then quantizes 32 columns of what the block wrote.
+__global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int64_t dim, float eps, Int8Acts a) {
   __shared__ float partial[kThreads / 32];
   const float* xr = x + int64_t(blockIdx.x) * dim;
   float* o = out + int64_t(blockIdx.x) * dim;
@@ -35,6 +37,13 @@ __global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int64
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
   const float scale = rsqrtf(block_sum(ss, partial) / float(dim) + eps);
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) o[i] = xr[i] * scale * w[i];
+  if (!a.q) return;
+  __syncthreads();
+  const int lane = threadIdx.x % 32;
+  for (int64_t b = threadIdx.x / 32; b < a.stride / 32; b += kThreads / 32) {
+    const int64_t c = b * 32 + lane;
+    quantize32(c < dim ? o[c] : 0.0f, lane, a, blockIdx.x, b);
+  }
 }
 
 // One block per (token, head); thread i rotates the pair (i, i + half), or (2i, 2i + 1)
@@ -57,6 +66,16 @@ __global__ void rope_kernel(float* x, const int32_t* positions, int n_heads, int
 __global__ void silu_mul_kernel(const float* g, const float* u, float* out, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+// Quantizing: one warp per 32 values (n % 32 == 0), the whole as one row of a.
+__global__ void silu_mul_q_kernel(const float* g, const float* u, float* out, int64_t n, Int8Acts a) {
+  const int64_t gw = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32;
+  if (gw * 32 >= n) return;
+  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const float v = g[i] / (1.0f + expf(-g[i])) * u[i];
+  out[i] = v;
+  quantize32(v, threadIdx.x % 32, a, 0, gw);
 }
 
 __global__ void add_kernel(float* y, const float* x, int64_t n) {
@@ -85,9 +104,10 @@ __global__ void kv_store_kernel(KvLayer kv, const int64_t* slots, int kv_dim, co
 
 }  // namespace
 
-void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps, cudaStream_t s) {
+void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps, const Int8Acts& acts,
+             cudaStream_t s) {
   if (n <= 0) return;
-  rmsnorm_kernel<<<unsigned(n), kThreads, 0, s>>>(x, w, out, dim, eps);
+  rmsnorm_kernel<<<unsigned(n), kThreads, 0, s>>>(x, w, out, dim, eps, acts);
   UPG_CUDA_CHECK_LAUNCH("rmsnorm");
 }
 
@@ -100,9 +120,12 @@ void rope(float* x, const int32_t* positions, int64_t n, int n_heads, int head_d
   UPG_CUDA_CHECK_LAUNCH("rope");
 }
 
-void silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s) {
+void silu_mul(const float* gate, const float* up, float* out, int64_t n, const Int8Acts& acts, cudaStream_t s) {
   if (n <= 0) return;
-  silu_mul_kernel<<<blocks_for(n), kThreads, 0, s>>>(gate, up, out, n);
+  if (acts.q)
+    silu_mul_q_kernel<<<unsigned((n + kThreads - 1) / kThreads), kThreads, 0, s>>>(gate, up, out, n, acts);
+  else
+    silu_mul_kernel<<<blocks_for(n), kThreads, 0, s>>>(gate, up, out, n);
   UPG_CUDA_CHECK_LAUNCH("silu_mul");
 }
 

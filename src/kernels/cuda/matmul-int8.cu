@@ -1,0 +1,205 @@
+// y = x W^T with int8 activations and integer dot products (dp4a), for dense int8 rows
+// and the GGUF block forms whose codes are 4 or 8 bits in 32-column sub-blocks (Q4_0,
+// Q4_1, Q8_0, Q4_K). The activations are quantized on the GPU exactly as the CPU's
+// int8 kernels quantize them (kernels/cpu/int8-quantize.cpp: per 32 columns, scale
+// max |x| / 127, round to nearest even), so both compute the same integer sums and
+// differ only in the order their scaled parts are added.
+//
+// Per 16 columns (one 16-byte load of 8-bit codes, or of 4-bit codes holding 16 columns
+// of two sub-blocks each) a lane does 4 or 8 dp4a per token and folds them in with
+//   acc += a_scale * (d * sum(code * a) + m * sum(a))
+// where sum(a) over those 16 columns was made by the quantizer, so the m term costs one
+// multiply per 16 columns. Why not fp32 activations (matmul.cu): converting each code to
+// a float made the block GEMVs bound by instructions at a third of the bandwidth.
+// One warp per row, 8 rows per block, up to 8 tokens per block; one launch runs up to
+// kMaxFused weights on the same input (a layer's q, k and v). A block first copies its
+// tokens' activations into shared memory (when they fit in 48 KB), so the warps' reads
+// of them wait on shared memory rather than L2; each lane keeps kInFlight 16-byte weight
+// loads in flight. A GEMV at decode waits on memory latency more than on bandwidth.
+#include <cuda_fp16.h>
+
+#include "kernels/cuda/cuda-check.h"
+#include "kernels/cuda/dequant.cuh"
+#include "kernels/cuda/kernels.h"
+#include "kernels/cuda/quantize.cuh"
+
+namespace upg::cuda {
+
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kInFlight = 4;
+constexpr int64_t kSmemBytes = 48 << 10;
+
+// Bytes of one token's Int8Acts: codes, scales per 32 and sums per 16 columns.
+__host__ __device__ inline int64_t acts_bytes(int64_t stride) { return stride + stride / 8 + stride / 4; }
+
+enum class Form { I8, B8, B4 };
+
+Form form_of(const DeviceWeight& w) {
+  return w.kind == WeightKind::I8 ? Form::I8 : w.bits == 8 ? Form::B8 : Form::B4;
+}
+
+// One warp per 32 columns of a token: lanes past cols quantize 0.
+__global__ void quantize_kernel(const float* x, int64_t n, int64_t cols, Int8Acts a) {
+  const int64_t blocks = a.stride / 32;
+  const int64_t gw = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  if (gw >= n * blocks) return;
+  const int lane = threadIdx.x % 32;
+  const int64_t t = gw / blocks, b = gw % blocks, c = b * 32 + lane;
+  quantize32(c < cols ? x[t * cols + c] : 0.0f, lane, a, t, b);
+}
+
+struct Fused {
+  DeviceWeight w[kMaxFused];
+  float* y[kMaxFused];
+  int64_t first_block[kMaxFused + 1];  // blockIdx.x ranges of each weight
+  int count;
+};
+
+__device__ inline int dot4(int w, int a, int c) { return __dp4a(w, a, c); }
+
+// The 4 dp4a of 16 codes (as 4 words of signed bytes) against 16 activations.
+__device__ inline int dot16(uint4 w, int4 a) {
+  return dot4(int(w.w), a.w, dot4(int(w.z), a.z, dot4(int(w.y), a.y, dot4(int(w.x), a.x, 0))));
+}
+
+template <Form F, int NT, bool Smem>
+__global__ void __launch_bounds__(kWarps * 32) int8_kernel(Fused f, Int8Acts a, int64_t n) {
+  int wi = 0;
+  while (wi + 1 < f.count && int64_t(blockIdx.x) >= f.first_block[wi + 1]) ++wi;
+  const DeviceWeight& w = f.w[wi];
+  const int lane = threadIdx.x % 32;
+  const int64_t r = (int64_t(blockIdx.x) - f.first_block[wi]) * kWarps + threadIdx.x / 32;
+  const int64_t t0 = int64_t(blockIdx.y) * NT;
+  const int nt = int(n - t0 < NT ? n - t0 : NT);
+  const int64_t blocks = a.stride / 32, halves = a.stride / 16;
+  // The block's tokens t0 .. t0 + nt: token t (from 0) at q + t * stride, and so on.
+  const int8_t* aq = a.q + t0 * a.stride;
+  const float* as = a.scales + t0 * blocks;
+  const int32_t* am = a.sums + t0 * halves;
+  if constexpr (Smem) {
+    extern __shared__ int4 smem[];
+    int4* sq = smem;
+    const int4* gq = reinterpret_cast<const int4*>(aq);
+    for (int64_t i = threadIdx.x; i < nt * a.stride / 16; i += blockDim.x) sq[i] = gq[i];
+    float* ss = reinterpret_cast<float*>(smem + NT * a.stride / 16);
+    for (int64_t i = threadIdx.x; i < nt * blocks; i += blockDim.x) ss[i] = as[i];
+    int32_t* sm = reinterpret_cast<int32_t*>(ss + NT * blocks);
+    for (int64_t i = threadIdx.x; i < nt * halves; i += blockDim.x) sm[i] = am[i];
+    __syncthreads();
+    aq = reinterpret_cast<const int8_t*>(sq);
+    as = ss;
+    am = sm;
+  }
+  if (r >= w.rows) return;
+  const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * (F == Form::I8 ? w.cols : w.row_bytes);
+  const int64_t units = (F == Form::I8 ? w.cols : w.row_bytes) / 16;
+  const uint16_t* dr = F == Form::I8 ? nullptr : w.d + r * w.subs;
+  const uint16_t* mr = w.has_min ? w.m + r * w.subs : nullptr;
+  float acc[NT] = {};
+
+  // 16 columns from column c (all in one sub-block); wq its codes as signed bytes.
+  auto part = [&](int64_t c, uint4 wq) {
+    float d = 1, m = 0;
+    if constexpr (F != Form::I8) {
+      d = half_bits_to_float(dr[c / 32]);
+      m = mr ? half_bits_to_float(mr[c / 32]) : w.offset * d;
+      if constexpr (F == Form::B8) m += 128.0f * d;  // the codes were made signed (code - 128)
+    }
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (t >= nt) break;
+      const int4 av = *reinterpret_cast<const int4*>(aq + t * a.stride + c);
+      const float s = as[t * blocks + c / 32];
+      const int isum = dot16(wq, av);
+      if constexpr (F == Form::I8)
+        acc[t] += s * float(isum);
+      else
+        acc[t] += s * (d * float(isum) + m * float(am[t * halves + c / 16]));
+    }
+  };
+  auto unit = [&](int64_t u, uint4 wq) {
+    if constexpr (F == Form::B4) {
+      // Bytes 32v + k .. + 15 (k = 0 or 16): columns 64v + k .. in the low nibbles,
+      // 64v + 32 + k .. in the high ones.
+      const int64_t b = u * 16, c = (b / 32) * 64 + b % 32;
+      const uint32_t k = 0x0F0F0F0Fu;
+      part(c, make_uint4(wq.x & k, wq.y & k, wq.z & k, wq.w & k));
+      part(c + 32, make_uint4((wq.x >> 4) & k, (wq.y >> 4) & k, (wq.z >> 4) & k, (wq.w >> 4) & k));
+    } else if constexpr (F == Form::B8) {
+      const uint32_t k = 0x80808080u;
+      part(u * 16, make_uint4(wq.x ^ k, wq.y ^ k, wq.z ^ k, wq.w ^ k));
+    } else {
+      part(u * 16, wq);
+    }
+  };
+  const uint4* p = reinterpret_cast<const uint4*>(row);
+  for (int64_t u = lane; u < units; u += 32 * kInFlight) {
+    uint4 wq[kInFlight];
+#pragma unroll
+    for (int i = 0; i < kInFlight; ++i) wq[i] = u + 32 * i < units ? __ldg(p + u + 32 * i) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int i = 0; i < kInFlight; ++i)
+      if (u + 32 * i < units) unit(u + 32 * i, wq[i]);
+  }
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    float v = acc[t];
+    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0 && t < nt)
+      f.y[wi][(t0 + t) * w.rows + r] = v * (w.scales ? w.scales[r] : 1.0f) + (w.bias ? w.bias[r] : 0.0f);
+  }
+}
+
+template <Form F, int NT>
+void launch_nt(const Fused& f, const Int8Acts& a, int64_t n, cudaStream_t s) {
+  const dim3 grid(unsigned(f.first_block[f.count]), unsigned((n + NT - 1) / NT));
+  const int64_t smem = NT * acts_bytes(a.stride);
+  if (smem <= kSmemBytes)
+    int8_kernel<F, NT, true><<<grid, kWarps * 32, size_t(smem), s>>>(f, a, n);
+  else
+    int8_kernel<F, NT, false><<<grid, kWarps * 32, 0, s>>>(f, a, n);
+}
+
+template <Form F>
+void launch(const Fused& f, const Int8Acts& a, int64_t n, cudaStream_t s) {
+  if (n == 1) return launch_nt<F, 1>(f, a, n, s);
+  if (n <= 4) return launch_nt<F, 4>(f, a, n, s);
+  launch_nt<F, 8>(f, a, n, s);
+}
+
+}  // namespace
+
+bool runs_int8(const DeviceWeight& w) {
+  if (w.kind == WeightKind::I8) return w.cols % 16 == 0 && w.scales;
+  return w.kind == WeightKind::Block && !w.lut && w.sub == 32 && (w.bits == 4 || w.bits == 8);
+}
+
+void quantize_acts(const float* x, int64_t n, int64_t cols, const Int8Acts& a, cudaStream_t s) {
+  const int64_t warps = n * (a.stride / 32);
+  if (warps == 0) return;
+  quantize_kernel<<<unsigned((warps + 7) / 8), 256, 0, s>>>(x, n, cols, a);
+  UPG_CUDA_CHECK_LAUNCH("quantize_acts");
+}
+
+void matmul_int8(const DeviceWeight* const* ws, float* const* ys, int count, const Int8Acts& a, int64_t n,
+                 cudaStream_t s) {
+  if (n <= 0 || count <= 0) return;
+  Fused f{};
+  f.count = count;
+  for (int i = 0; i < count; ++i) {
+    f.w[i] = *ws[i];
+    f.y[i] = ys[i];
+    f.first_block[i + 1] = f.first_block[i] + (ws[i]->rows + kWarps - 1) / kWarps;
+  }
+  if (f.first_block[count] == 0) return;
+  switch (form_of(*ws[0])) {
+    case Form::I8: launch<Form::I8>(f, a, n, s); break;
+    case Form::B8: launch<Form::B8>(f, a, n, s); break;
+    case Form::B4: launch<Form::B4>(f, a, n, s); break;
+  }
+  UPG_CUDA_CHECK_LAUNCH("matmul_int8");
+}
+
+}  // namespace upg::cuda
