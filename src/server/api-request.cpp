@@ -158,6 +158,14 @@ std::vector<std::string> parse_stop(const json& v, int max_stop) {
   return out;
 }
 
+// A grammar for generation: GrammarSpec's defaults (no free whitespace, strict objects).
+GrammarSpec spec_of(GrammarKind kind, std::string text) {
+  GrammarSpec s;
+  s.kind = kind;
+  s.text = std::move(text);
+  return s;
+}
+
 // response_format, or llama.cpp's grammar / json_schema: at most one of them.
 void parse_structured_output(const json& body, ApiRequest& r) {
   auto get = [&](const char* key) -> const json* {
@@ -177,7 +185,7 @@ void parse_structured_output(const json& body, ApiRequest& r) {
       if (k != "type" && !(k == "json_schema" && type == "json_schema"))
         throw bad_field("response_format." + k, "unknown field");
     if (type == "json_object") {
-      take({GrammarKind::kAnyJson, "", false, true, false}, "response_format");
+      take(spec_of(GrammarKind::kAnyJson, ""), "response_format");
     } else if (type == "json_schema") {
       const json js = v->value("json_schema", json());
       if (!js.is_object()) throw bad_field("response_format.json_schema", "must be an object {name, schema, strict}");
@@ -193,15 +201,15 @@ void parse_structured_output(const json& body, ApiRequest& r) {
       // Generated output keeps the schema's property order and adds no property it does
       // not name, strict or not: still inside what the schema allows, and a small model
       // left free to add properties can add them until max_tokens.
-      take({GrammarKind::kJsonSchema, js["schema"].dump(), false, true, false}, "response_format.json_schema.schema");
+      take(spec_of(GrammarKind::kJsonSchema, js["schema"].dump()), "response_format.json_schema.schema");
     } else if (type != "text") {
       throw bad_field("response_format.type", "must be \"text\", \"json_object\" or \"json_schema\"");
     }
   }
-  if (const json* v = get("grammar")) take({GrammarKind::kGbnf, string_field(*v, "grammar"), false, true, false}, "grammar");
+  if (const json* v = get("grammar")) take(spec_of(GrammarKind::kGbnf, string_field(*v, "grammar")), "grammar");
   if (const json* v = get("json_schema")) {
     if (!v->is_object() && !v->is_boolean()) throw bad_field("json_schema", "must be a JSON Schema (an object)");
-    take({GrammarKind::kJsonSchema, v->dump(), false, true, false}, "json_schema");
+    take(spec_of(GrammarKind::kJsonSchema, v->dump()), "json_schema");
   }
   if (r.grammar && r.tools.active())
     throw bad_field(r.grammar_field, "structured output together with tools is not supported (tool calls have their own grammar)");
