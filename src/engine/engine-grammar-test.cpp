@@ -84,7 +84,9 @@ TEST_F(EngineGrammarTest, OutputsFollowTheGrammarWithAndWithoutDrafts) {
       EXPECT_EQ(out.reason, StopReason::kEos) << "lookup " << lookup << ", request " << id;
       EXPECT_TRUE(matches(out.tokens, true)) << "lookup " << lookup << ", request " << id;
     }
-    if (lookup > 0) EXPECT_GT(e.stats().drafted_tokens, 0);
+    if (lookup > 0) {
+      EXPECT_GT(e.stats().drafted_tokens, 0);
+    }
   }
 }
 
