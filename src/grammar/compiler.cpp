@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <list>
 #include <mutex>
+#include <string_view>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -17,18 +18,6 @@
 
 namespace upg {
 namespace {
-
-// The parameter an error about this kind of grammar names.
-const char* param_of(GrammarKind k) {
-  switch (k) {
-    case GrammarKind::kGbnf: return "grammar";
-    case GrammarKind::kJsonSchema: return "json_schema";
-    case GrammarKind::kRegex: return "regex";
-    case GrammarKind::kAnyJson: return "json";
-    case GrammarKind::kStructuralTag: return "structural_tag";
-  }
-  return "grammar";
-}
 
 // The structural tag with every embedded JSON Schema (a {"type": "json_schema"} format's
 // "json_schema") checked and prepared as a JSON Schema grammar's is.
@@ -73,6 +62,8 @@ xgrammar::TokenizerInfo make_tokenizer_info(const Tokenizer& tok, const GrammarC
 
 }  // namespace
 
+const char* grammar_param(GrammarKind k) { return k == GrammarKind::kGbnf ? "grammar" : grammar_kind_name(k); }
+
 const char* grammar_kind_name(GrammarKind k) {
   switch (k) {
     case GrammarKind::kGbnf: return "gbnf";
@@ -94,7 +85,16 @@ struct GrammarCompiler::Impl {
         xg(info, /*max_threads=*/1, /*cache_enabled=*/false) {}
 
   std::shared_ptr<const CompiledGrammar> build(const GrammarSpec& spec) {
-    const char* param = param_of(spec.kind);
+    const char* param = grammar_param(spec.kind);
+    // JSON text (a schema, a structural tag), its parse error without the "<param>: " prefix
+    // ParamError adds again.
+    auto parse_text = [&] {
+      try {
+        return parse_json<nlohmann::ordered_json>(spec.text, param);
+      } catch (const Error& e) {
+        throw ParamError(param, std::string(e.what()).substr(std::string_view(param).size() + 2));
+      }
+    };
     try {
       switch (spec.kind) {
         case GrammarKind::kGbnf: return wrap(xg.CompileGrammar(spec.text, "root"));
@@ -103,23 +103,12 @@ struct GrammarCompiler::Impl {
           return wrap(xg.CompileJSONSchema(R"({"type":"object"})", spec.any_whitespace, std::nullopt,
                                            std::nullopt, /*strict_mode=*/false));
         case GrammarKind::kStructuralTag: {
-          nlohmann::ordered_json tag;
-          try {
-            tag = parse_json<nlohmann::ordered_json>(spec.text, "structural_tag");
-          } catch (const Error& e) {
-            throw ParamError(param, std::string(e.what()).substr(sizeof("structural_tag: ") - 1));
-          }
+          nlohmann::ordered_json tag = parse_text();
           prepare_structural_tag(tag);
           return wrap(xg.CompileStructuralTag(tag.dump()));
         }
         case GrammarKind::kJsonSchema: {
-          nlohmann::ordered_json schema;
-          try {
-            schema = parse_json<nlohmann::ordered_json>(spec.text, "json_schema");
-          } catch (const Error& e) {
-            throw ParamError(param, std::string(e.what()).substr(sizeof("json_schema: ") - 1));
-          }
-          return wrap(xg.CompileJSONSchema(grammar::prepare_json_schema(schema).dump(), spec.any_whitespace,
+          return wrap(xg.CompileJSONSchema(grammar::prepare_json_schema(parse_text()).dump(), spec.any_whitespace,
                                            std::nullopt, std::nullopt, spec.strict));
         }
       }

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "server/request-fields.h"
 #include "upg/core/error.h"
 #include "upg/core/json.h"
 
@@ -46,16 +47,6 @@ float number_field(const json& v, const std::string& name, double lo, double hi)
   const double x = v.get<double>();
   if (!std::isfinite(x) || x < lo || x > hi) throw bad_field(name, fmt::format("{} is outside [{}, {}]", x, lo, hi));
   return float(x);
-}
-
-bool bool_field(const json& v, const std::string& name) {
-  if (!v.is_boolean()) throw bad_field(name, "must be true or false");
-  return v.get<bool>();
-}
-
-std::string string_field(const json& v, const std::string& name) {
-  if (!v.is_string()) throw bad_field(name, "must be a string");
-  return v.get<std::string>();
 }
 
 // Message content: a string, or an array of {"type": "text", "text": ...} parts (joined).
@@ -168,10 +159,7 @@ GrammarSpec spec_of(GrammarKind kind, std::string text) {
 
 // response_format, or llama.cpp's grammar / json_schema: at most one of them.
 void parse_structured_output(const json& body, ApiRequest& r) {
-  auto get = [&](const char* key) -> const json* {
-    auto it = body.find(key);
-    return it == body.end() || it->is_null() ? nullptr : &*it;
-  };
+  auto get = [&](const char* key) { return given(body, key); };
   auto take = [&](GrammarSpec spec, const std::string& field) {
     if (r.grammar) throw bad_field(field, fmt::format("only one of response_format, grammar and json_schema ({} is given too)", r.grammar_field));
     r.grammar = std::move(spec);
@@ -255,10 +243,7 @@ ApiRequest parse_request_body(const json& body, Endpoint endpoint, const Request
   r.sampling.top_p = 1.0f;
   r.sampling.top_k = 0;
   r.sampling.min_p = 0.0f;
-  auto get = [&](const char* key) -> const json* {
-    auto it = body.find(key);
-    return it == body.end() || it->is_null() ? nullptr : &*it;
-  };
+  auto get = [&](const char* key) { return given(body, key); };
   if (const json* v = get("model")) r.model = string_field(*v, "model");
   if (endpoint == Endpoint::kChat) {
     const json* m = get("messages");

@@ -69,12 +69,10 @@ Completion::Completion(const CompletionContext& ctx, ApiRequest req, Clock::time
   try {
     ids_ = ctx_.loop.submit(std::move(requests), channel_);
   } catch (const ParamError& e) {
-    // The grammar's compiler names its kind ("json_schema", "grammar", ...): the request
-    // field it came from is what the client sent.
-    const std::string& p = e.param();
-    const bool grammar = req_.grammar && (p == "grammar" || p == "json_schema" || p == "regex" || p == "json" ||
-                                          p == "structural_tag");
-    throw bad_field(grammar ? req_.grammar_field : field_for_param(p, req_.endpoint), e.problem());
+    // The grammar's compiler names its kind (grammar_param): the request field it came
+    // from is what the client sent.
+    const bool grammar = req_.grammar && e.param() == grammar_param(req_.grammar->kind);
+    throw bad_field(grammar ? req_.grammar_field : field_for_param(e.param(), req_.endpoint), e.problem());
   }
   choices_.resize(ids_.size());
   for (size_t i = 0; i < ids_.size(); ++i) {
@@ -152,8 +150,9 @@ std::string Completion::tool_call_id_prefix(int choice) const {
 }
 
 void Completion::split_tool_calls(int i) {
-  Choice& c = choices_[size_t(i)].done;
-  ToolCallParser::Output o = parse_tool_calls(c.text, *tool_format_, req_.tools, tool_call_id_prefix(i));
+  ChoiceState& state = choices_[size_t(i)];
+  Choice& c = state.done;
+  ToolCallParser::Output o = state.tools->feed(c.text, true);
   c.text = std::move(o.content);
   c.tool_calls = std::move(o.calls);
   c.called_tools = !c.tool_calls.empty();
@@ -187,12 +186,7 @@ bool Completion::stream(const std::function<bool(std::string_view)>& write) {
       d.text = e.text;
       d.text_offset = c.token_bytes;
       if (c.tools) {  // text that may open a tool call is held back until it does or cannot
-        ToolCallParser::Output o = c.tools->feed(e.text);
-        if (e.finished) {
-          ToolCallParser::Output rest = c.tools->finish();
-          o.content += rest.content;
-          for (ToolCall& t : rest.calls) o.calls.push_back(std::move(t));
-        }
+        ToolCallParser::Output o = c.tools->feed(e.text, e.finished);
         d.text = std::move(o.content);
         d.tool_call_base = int(c.done.tool_calls.size());
         d.tool_calls = std::move(o.calls);

@@ -53,7 +53,7 @@ class Completion {
  private:
   struct ChoiceState {
     Choice done;  // accumulated text, logprobs and reason
-    std::unique_ptr<ToolCallParser> tools;  // chat with tools: splits the streamed text
+    std::unique_ptr<ToolCallParser> tools;  // chat with tools: splits the text into content and calls
     int64_t token_bytes = 0;  // bytes of the tokens so far (completions' text_offset)
     Clock::time_point last_token;
     bool any_token = false;

@@ -183,7 +183,7 @@ TEST(ToolCallParser, StreamedInAnyPiecesGivesTheWholeReplysResult) {
         for (ToolCall& k : o.calls) all.calls.push_back(std::move(k));
       };
       for (size_t at = 0; at < c.reply.size(); at += piece) add(p.feed(std::string_view(c.reply).substr(at, piece)));
-      add(p.finish());
+      add(p.feed({}, true));
       expect_output(c, all, "in pieces of " + std::to_string(piece));
     }
 }

@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "server/api-error.h"
+#include "server/request-fields.h"
 
 namespace upg::server {
 
@@ -14,7 +14,6 @@ namespace {
 
 // Ordered throughout: schemas keep their properties' order, calls their arguments'.
 using json = nlohmann::ordered_json;
-using ojson = nlohmann::ordered_json;
 
 bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
@@ -47,16 +46,13 @@ std::string tool_name(const json& tool, const std::string& where) {
   for (const auto& [key, value] : fn.items())
     if (key != "name" && key != "description" && key != "parameters" && key != "strict")
       throw bad_field(where + ".function." + key, "unknown field");
-  if (!fn.contains("name") || !fn["name"].is_string()) throw bad_field(where + ".function.name", "must be a string");
-  const std::string name = fn["name"].get<std::string>();
+  const std::string name = string_field(fn.value("name", json()), where + ".function.name");
   if (!valid_function_name(name))
     throw bad_field(where + ".function.name", "must be 1 to 64 letters, digits, '_' or '-'");
-  if (fn.contains("description") && !fn["description"].is_string())
-    throw bad_field(where + ".function.description", "must be a string");
+  if (fn.contains("description")) (void)string_field(fn["description"], where + ".function.description");
   if (fn.contains("parameters") && !fn["parameters"].is_object())
     throw bad_field(where + ".function.parameters", "must be a JSON Schema object");
-  if (fn.contains("strict") && !fn["strict"].is_boolean())
-    throw bad_field(where + ".function.strict", "must be true or false");
+  if (fn.contains("strict")) (void)bool_field(fn["strict"], where + ".function.strict");
   return name;
 }
 
@@ -83,10 +79,7 @@ std::string call_opener(const ToolCallFormat& f) {
 
 ToolRequest parse_tool_request(const json& body) {
   ToolRequest t;
-  auto get = [&](const char* key) -> const json* {
-    auto it = body.find(key);
-    return it == body.end() || it->is_null() ? nullptr : &*it;
-  };
+  auto get = [&](const char* key) { return given(body, key); };
   const json* tools = get("tools");
   if (tools) {
     if (!tools->is_array()) throw bad_field("tools", "must be an array of tools");
@@ -124,10 +117,7 @@ ToolRequest parse_tool_request(const json& body) {
     if (t.choice == ToolChoice::kRequired && t.names.empty())
       throw bad_field("tool_choice", "\"required\" needs tools");
   }
-  if (const json* v = get("parallel_tool_calls")) {
-    if (!v->is_boolean()) throw bad_field("parallel_tool_calls", "must be true or false");
-    t.parallel = v->get<bool>();
-  }
+  if (const json* v = get("parallel_tool_calls")) t.parallel = bool_field(*v, "parallel_tool_calls");
   return t;
 }
 
@@ -141,71 +131,68 @@ json parse_message_tool_calls(const json& v, const std::string& where) {
     if (c.contains("type") && c["type"] != "function") throw bad_field(w + ".type", "must be \"function\"");
     if (!c.contains("function") || !c["function"].is_object()) throw bad_field(w + ".function", "must be an object");
     const json& fn = c["function"];
-    if (!fn.contains("name") || !fn["name"].is_string()) throw bad_field(w + ".function.name", "must be a string");
+    (void)string_field(fn.value("name", json()), w + ".function.name");
     json call = {{"type", "function"},
                  {"function",
                   {{"name", fn["name"]},
                    {"arguments", arguments_object(fn.value("arguments", json("{}")), w + ".function.arguments")}}}};
-    if (c.contains("id")) {
-      if (!c["id"].is_string()) throw bad_field(w + ".id", "must be a string");
-      call["id"] = c["id"];
-    }
+    if (c.contains("id")) call["id"] = string_field(c["id"], w + ".id");
     out.push_back(std::move(call));
   }
   return out;
 }
 
-ojson prompt_tools(const ToolRequest& t, const ToolCallFormat& f) {
+json prompt_tools(const ToolRequest& t, const ToolCallFormat& f) {
   if (!t.active() || !f.template_renders_tools) return nullptr;
   return t.tools;
 }
 
-ojson prompt_messages(const json& messages, const ToolRequest& t, const ToolCallFormat& f) {
-  ojson out = messages;
+json prompt_messages(const json& messages, const ToolRequest& t, const ToolCallFormat& f) {
+  json out = messages;
   if (f.template_renders_tools) return out;
   // The template knows no tool calls: earlier calls become the reply text this format
   // asks for, and the tools are described in the system message.
-  for (ojson& m : out) {
+  for (json& m : out) {
     if (!m.contains("tool_calls")) continue;
-    ojson calls = ojson::array();
-    for (const ojson& c : m["tool_calls"])
+    json calls = json::array();
+    for (const json& c : m["tool_calls"])
       calls.push_back({{"name", c["function"]["name"]}, {"arguments", c["function"]["arguments"]}});
-    m["content"] = ojson{{std::string(f.wrapper_key), calls}}.dump();
+    m["content"] = json{{std::string(f.wrapper_key), calls}}.dump();
     m.erase("tool_calls");
   }
   if (!t.active()) return out;
   std::string listing;
-  for (const ojson& tool : t.tools) listing += tool["function"].dump() + "\n";
+  for (const json& tool : t.tools) listing += tool["function"].dump() + "\n";
   if (!listing.empty()) listing.pop_back();
   std::string preamble(f.system_preamble);
   if (const size_t at = preamble.find("{tools}"); at != std::string::npos) preamble.replace(at, 7, listing);
   if (!out.empty() && out[0].value("role", "") == "system" && out[0]["content"].is_string())
     out[0]["content"] = out[0]["content"].get<std::string>() + "\n\n" + preamble;
   else
-    out.insert(out.begin(), ojson{{"role", "system"}, {"content", preamble}});
+    out.insert(out.begin(), json{{"role", "system"}, {"content", preamble}});
   return out;
 }
 
-ojson tool_call_structural_tag(const ToolCallFormat& f, const ToolRequest& t) {
+json tool_call_structural_tag(const ToolCallFormat& f, const ToolRequest& t) {
   if (!t.active()) return nullptr;
   const std::string name_key(f.name_key), args_key(f.args_keys.front());
   // What opens any call, and what opens and closes the call of `name`: the same text the
   // parser looks for (JSON with the format's keys, its open and close markers).
   const std::string trigger = call_opener(f);
   auto begin_end = [&](const std::string& name) -> std::pair<std::string, std::string> {
-    const std::string head = "{\"" + name_key + "\": " + ojson(name).dump() + ", \"" + args_key + "\": ";
+    const std::string head = "{\"" + name_key + "\": " + json(name).dump() + ", \"" + args_key + "\": ";
     if (!f.args_marker.empty()) return {std::string(f.open) + name + std::string(f.args_marker), ""};
     if (!f.wrapper_key.empty()) return {"{\"" + std::string(f.wrapper_key) + "\": [" + head, "}]}"};
     if (f.array) return {std::string(f.open) + "[" + head, "}]"};
     if (!f.open.empty()) return {std::string(f.open) + "\n" + head, "}\n" + std::string(f.close)};
     return {head, "}"};
   };
-  ojson tags = ojson::array();
-  for (const ojson& tool : t.tools) {
+  json tags = json::array();
+  for (const json& tool : t.tools) {
     const std::string name = tool["function"]["name"];
     if (t.choice == ToolChoice::kNamed && name != t.named) continue;
-    const ojson params = tool["function"].contains("parameters") ? tool["function"]["parameters"]
-                                                                  : ojson{{"type", "object"}};
+    const json params = tool["function"].contains("parameters") ? tool["function"]["parameters"]
+                                                                  : json{{"type", "object"}};
     const auto [begin, end] = begin_end(name);
     tags.push_back({{"type", "tag"},
                     {"begin", begin},
@@ -214,22 +201,12 @@ ojson tool_call_structural_tag(const ToolCallFormat& f, const ToolRequest& t) {
                     {"content", {{"type", "json_schema"}, {"json_schema", params}, {"max_whitespace_cnt", 1}}},
                     {"end", end}});
   }
-  const bool one = !t.parallel || t.choice == ToolChoice::kNamed;
-  if (t.choice == ToolChoice::kRequired || t.choice == ToolChoice::kNamed)  // calls from the first token on
-    return {{"type", "structural_tag"},
-            {"format",
-             {{"type", "tags_with_separator"},
-              {"tags", tags},
-              {"separator", "\n"},
-              {"at_least_one", true},
-              {"stop_after_first", one}}}};
-  return {{"type", "structural_tag"},
-          {"format",
-           {{"type", "triggered_tags"},
-            {"triggers", ojson::array({trigger})},
-            {"tags", tags},
-            {"at_least_one", false},
-            {"stop_after_first", one}}}};
+  const bool forced = t.choice == ToolChoice::kRequired || t.choice == ToolChoice::kNamed;
+  json format = forced ? json{{"type", "tags_with_separator"}, {"tags", tags}, {"separator", "\n"}}  // calls from the first token on
+                       : json{{"type", "triggered_tags"}, {"triggers", json::array({trigger})}, {"tags", tags}};
+  format["at_least_one"] = forced;
+  format["stop_after_first"] = !t.parallel || t.choice == ToolChoice::kNamed;
+  return {{"type", "structural_tag"}, {"format", format}};
 }
 
 size_t json_value_end(std::string_view s) {
@@ -422,27 +399,16 @@ void ToolCallParser::scan(Output& out, bool final) {
   }
 }
 
-ToolCallParser::Output ToolCallParser::feed(std::string_view text) {
+ToolCallParser::Output ToolCallParser::feed(std::string_view text, bool last) {
   Output out;
   buf_.append(text);
-  scan(out, false);
-  return out;
-}
-
-ToolCallParser::Output ToolCallParser::finish() {
-  Output out;
-  scan(out, true);
+  scan(out, last);
   return out;
 }
 
 ToolCallParser::Output parse_tool_calls(std::string_view reply, const ToolCallFormat& f, const ToolRequest& t,
                                         const std::string& id_prefix) {
-  ToolCallParser p(f, t, id_prefix);
-  ToolCallParser::Output out = p.feed(reply);
-  ToolCallParser::Output rest = p.finish();
-  out.content += rest.content;
-  for (ToolCall& c : rest.calls) out.calls.push_back(std::move(c));
-  return out;
+  return ToolCallParser(f, t, id_prefix).feed(reply, true);
 }
 
 }  // namespace upg::server

@@ -56,9 +56,9 @@ nlohmann::ordered_json tool_call_structural_tag(const ToolCallFormat& f, const T
 
 // Splits a reply into content and calls as its text arrives: feed() returns the text
 // that is surely content and the calls it completed; text that may open a call is held
-// back until it does or cannot. finish() settles what is held: a call that never
-// completed, or one that names no given tool or is not valid JSON, comes back as the
-// content it was, so no text is lost.
+// back until it does or cannot. The last piece (last = true) settles what is held: a
+// call that never completed, or one that names no given tool or is not valid JSON, comes
+// back as the content it was, so no text is lost.
 class ToolCallParser {
  public:
   struct Output {
@@ -67,8 +67,7 @@ class ToolCallParser {
   };
   // Call ids are id_prefix + "_" + their index.
   ToolCallParser(const ToolCallFormat& f, const ToolRequest& t, std::string id_prefix);
-  Output feed(std::string_view text);
-  Output finish();
+  Output feed(std::string_view text, bool last = false);
   int calls() const { return n_calls_; }
 
  private:

@@ -27,6 +27,9 @@ enum class GrammarKind {
   kStructuralTag,
 };
 const char* grammar_kind_name(GrammarKind k);  // "gbnf", "json_schema", "regex", "json"
+// The parameter a ParamError about a grammar of this kind names: its kind's name, and
+// "grammar" for GBNF.
+const char* grammar_param(GrammarKind k);
 
 struct GrammarSpec {
   GrammarKind kind = GrammarKind::kAnyJson;
