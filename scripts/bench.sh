@@ -52,6 +52,7 @@ if [ -z "$bin" ]; then
   # The configuration scripts/build.sh release uses; only the benchmark target is built,
   # so a layer whose tests are mid-edit does not block a benchmark run.
   dir=${UPG_BUILD_DIR:-build}
+  scripts/fetch-xgrammar.sh  # the grammar engine's sources, as scripts/build.sh fetches them
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$dir" --target upg-bench -j "${UPG_JOBS:-$(nproc)}"
   bin=$dir/upg-bench
