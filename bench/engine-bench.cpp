@@ -21,7 +21,7 @@
 
 namespace {
 
-void BM_Engine(benchmark::State& state) {
+void BM_Engine(benchmark::State& state, bool batch_invariant) {
   const std::string path = upg::test::default_model_path();
   if (!std::ifstream(path).good()) {
     state.SkipWithError("default model missing: run scripts/fetch-model.sh");
@@ -43,7 +43,11 @@ void BM_Engine(benchmark::State& state) {
       double(c.vocab_size) * hidden;
   double seconds = 0, decode_seconds = 0, decode_tokens = 0;
   for (auto _ : state) {
-    upg::Engine engine(*model, {{512, 64}, false, {}});
+    upg::EngineOptions eo;
+    eo.limits = {512, 64};
+    eo.prefix_sharing = false;
+    eo.batch_invariant = batch_invariant;
+    upg::Engine engine(*model, eo);
     for (int s = 0; s < n_seq; ++s) {
       upg::Request r;
       for (int i = 0; i < n_prompt; ++i) r.prompt.push_back(int32_t(100 + (s * 104729 + i * 7919) % 40000));
@@ -84,5 +88,9 @@ void BM_Engine(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_Engine)->Name("UPG_Engine/gguf_q4_1")->ArgsProduct({{1, 8, 32}, {2}})->Unit(benchmark::kMillisecond)
+BENCHMARK_CAPTURE(BM_Engine, plain, false)->Name("UPG_Engine/gguf_q4_1")->ArgsProduct({{1, 8, 32}, {2}})->Unit(benchmark::kMillisecond)
     ->UseRealTime()->Iterations(1);
+// The same with EngineOptions::batch_invariant: decode tokens stay on the tiles however
+// many sequences decode (the price of a request's tokens not depending on its batch).
+BENCHMARK_CAPTURE(BM_Engine, invariant, true)->Name("UPG_Engine/gguf_q4_1_batch_invariant")->ArgsProduct({{1, 8, 32}, {2}})
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);

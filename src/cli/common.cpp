@@ -46,6 +46,7 @@ std::string describe_param_error(const ParamError& e) {
       {"lookup_max_draft", "--lookup", ""},
       {"draft", "--draft", ""},
       {"draft_max", "--draft-max", ""},
+      {"batch_invariant", "--batch-invariant", ""},
       {"sparsity", "--sparsity", ""},
       {"values", "--values", ""},
       {"group_size", "--group-size", ""},
@@ -162,6 +163,10 @@ void add_engine_options(CLI::App& app, EngineArgs& a, ModelArgs& model) {
       ->capture_default_str();
   app.add_flag("--no-prefix-cache", a.no_prefix_cache,
                "Do not share the KV cache blocks of identical prompt prefixes between requests and turns");
+  app.add_flag("--batch-invariant", o.batch_invariant,
+               "Every request gives the same tokens (with the same seed) whatever else runs beside it: each token "
+               "keeps to the decode or the prompt kernels whatever the batch's size. Slower where many sequences "
+               "decode at once");
   app.add_option("--lookup", o.speculative.lookup,
                  "Speculative decoding by prompt lookup: up to N draft tokens per step from earlier matches in the "
                  "context (rewrites, extractions, code edits); 0: off")

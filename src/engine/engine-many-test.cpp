@@ -106,9 +106,54 @@ void expect_batch_equals_alone(const std::string& path) {
 
 bool have_default_model() { return std::ifstream(test::default_model_path()).good(); }
 
+// With EngineOptions::batch_invariant a request's tokens do not depend on its batch at
+// all: the 32 prompts together, in steps of 24 tokens that mix prompt chunks with decode
+// tokens, and (greedy) with prompt lookup, give exactly what each gives alone, greedy and
+// sampled with a seed. The same requests in an ordinary engine part at near-ties (above).
+void expect_invariant(const std::string& path) {
+  ModelOptions o;
+  o.context_length = 256;
+  o.n_threads = 2;
+  o.max_sequences = 32;
+  auto m = Model::from_file(path, o);
+  std::vector<Request> reqs = chat_requests(*m);
+  for (size_t i = 0; i < reqs.size(); i += 2) {  // every second one sampled, seeded
+    reqs[i].sampling.temperature = 1.0f;
+    reqs[i].sampling.seed = 1000 + i;
+  }
+  EngineOptions inv;
+  inv.batch_invariant = true;
+  std::vector<std::vector<int32_t>> alone;
+  for (const Request& r : reqs) {
+    Engine e(*m, inv);
+    alone.push_back(run_together(e, {r}).at(0));
+  }
+  Engine together(*m, inv);
+  EXPECT_EQ(run_together(together, reqs), alone) << "32 at once";
+  EngineOptions lookup = inv;
+  lookup.speculative.lookup = 4;
+  Engine drafting(*m, lookup);
+  const auto drafted = run_together(drafting, reqs);
+  EXPECT_GT(drafting.stats().drafted_tokens, 0);
+  // Sampled drafts draw their own random numbers (the distribution holds, not the
+  // tokens): the greedy requests, among them, must match.
+  for (size_t i = 1; i < reqs.size(); i += 2) EXPECT_EQ(drafted[i], alone[i]) << "greedy prompt " << i << " with prompt lookup";
+  // A step budget of 24 tokens chunks every prompt and mixes prefill chunks with decode
+  // tokens in one step.
+  EngineOptions chunked = inv;
+  chunked.limits.max_step_tokens = 24;
+  Engine small(*m, chunked);
+  EXPECT_EQ(run_together(small, reqs), alone) << "24-token steps";
+}
+
 TEST(EngineMany, ThirtyTwoPromptsGiveWhatEachGivesAloneOnTheShippedGguf) {
   if (!have_default_model()) GTEST_SKIP() << "default model not found at " << test::default_model_path();
   expect_batch_equals_alone(test::default_model_path());
+}
+
+TEST(EngineMany, BatchInvariantRequestsGiveExactlyWhatTheyGiveAloneOnTheShippedGguf) {
+  if (!have_default_model()) GTEST_SKIP() << "default model not found at " << test::default_model_path();
+  expect_invariant(test::default_model_path());
 }
 
 TEST(EngineMany, ThirtyTwoPromptsGiveWhatEachGivesAloneOnACompressedFile) {

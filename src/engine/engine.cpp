@@ -108,7 +108,11 @@ void check_request(const Request& r, const Model& model) {
 
 struct Engine::Impl {
   Impl(Model& m, EngineOptions o)
-      : model(m), kv(m.kv_blocks(), m.kv_block_size(), o.prefix_sharing), sched(kv, o.limits) {
+      : model(m), kv(m.kv_blocks(), m.kv_block_size(), o.prefix_sharing), sched(kv, o.limits, !o.batch_invariant),
+        batch_invariant(o.batch_invariant) {
+    if (batch_invariant && !m.backend().batch_invariant())
+      throw ParamError("batch_invariant", fmt::format("the backend ({}) cannot keep a token's numbers independent of its batch",
+                                                      m.backend().name()));
     lookup.max_draft = o.speculative.lookup;
     lookup.ngram_max = o.speculative.ngram_max;
     lookup.ngram_min = o.speculative.ngram_min;
@@ -153,6 +157,7 @@ struct Engine::Impl {
   Model& model;
   KvManager kv;
   Scheduler sched;
+  bool batch_invariant;  // EngineOptions::batch_invariant: the batch carries token classes
   std::unordered_map<int64_t, std::unique_ptr<Live>> live;
   Batch batch;
   std::vector<int32_t> order_scratch;  // token_logprobs
@@ -378,10 +383,13 @@ std::vector<RequestEvent> Engine::step() {
     for (const ScheduledSeq& c : plan.seqs) {
       const std::vector<int32_t>& toks = I.sched.tokens(c.seq);
       const int32_t table = I.batch.add_table(I.kv.block_table(c.seq));
+      const int prompt = I.sched.prompt_length(c.seq);
       for (int i = 0; i < c.count; ++i) {
         const int pos = c.first + i;
         // Logits after the last token, and after each token a draft follows.
         I.batch.add(toks[size_t(pos)], pos, c.seq, c.wants_logits && i >= c.count - 1 - c.drafts, table);
+        // A generated token recomputed after preemption keeps its class.
+        if (I.batch_invariant) I.batch.prompt.push_back(pos < prompt ? 1 : 0);
       }
     }
     const std::span<const float> logits = I.model.decode(I.batch);

@@ -157,10 +157,10 @@ void KvManager::append(int32_t seq, std::span<const int32_t> tokens, std::vector
   }
 }
 
-void KvManager::commit(int32_t seq) {
+void KvManager::commit(int32_t seq, size_t max_tokens) {
   Seq& s = get(seq);
   if (!prefix_sharing_) return;
-  const size_t B = size_t(block_size_), full = s.tokens.size() / B;
+  const size_t B = size_t(block_size_), full = std::min(s.tokens.size(), max_tokens) / B;
   for (size_t i = s.hashes.size(); i < full; ++i) {
     const std::span<const int32_t> toks(s.tokens.data() + i * B, B);
     const uint64_t hash = chain(i == 0 ? kRootHash : s.hashes[i - 1], toks);

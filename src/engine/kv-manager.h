@@ -48,8 +48,9 @@ class KvManager {
   void append(int32_t seq, std::span<const int32_t> tokens, std::vector<int64_t>& slots,
               std::vector<BlockCopy>& copies);
   // The keys and values of every token appended to seq so far are in the cache: its full
-  // blocks may now be shared with sequences that start with the same tokens.
-  void commit(int32_t seq);
+  // blocks within its first max_tokens tokens may now be shared with sequences that
+  // start with the same tokens.
+  void commit(int32_t seq, size_t max_tokens = SIZE_MAX);
   // Drops seq's tokens from n_tokens on (a rejected draft, a chat that diverged),
   // releasing the blocks it no longer needs.
   void truncate(int32_t seq, int n_tokens);

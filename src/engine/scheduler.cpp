@@ -9,7 +9,8 @@
 
 namespace upg {
 
-Scheduler::Scheduler(KvManager& kv, SchedulerLimits limits) : kv_(kv), limits_(limits) {
+Scheduler::Scheduler(KvManager& kv, SchedulerLimits limits, bool share_generated)
+    : kv_(kv), limits_(limits), share_generated_(share_generated) {
   if (limits.max_step_tokens < 1)
     throw ParamError("max_step_tokens", fmt::format("must be 1 or more, got {}", limits.max_step_tokens));
   if (limits.max_running < 1)
@@ -37,7 +38,8 @@ void Scheduler::check_fits(std::span<const int32_t> prompt) const {
 void Scheduler::add(int32_t seq, std::vector<int32_t> prompt) {
   if (seqs_.count(seq)) throw Error(fmt::format("scheduler: sequence {} already exists", seq));
   check_fits(prompt);
-  seqs_.emplace(seq, Seq{std::move(prompt), 0, -1});
+  const int n = int(prompt.size());
+  seqs_.emplace(seq, Seq{std::move(prompt), 0, -1, 0, n});
   waiting_.push_back(seq);
 }
 
@@ -87,7 +89,7 @@ void Scheduler::finish(int32_t seq) {
 
 void Scheduler::commit(const StepPlan& plan) {
   for (const ScheduledSeq& c : plan.seqs)
-    if (kv_.has(c.seq)) kv_.commit(c.seq);
+    if (kv_.has(c.seq)) kv_.commit(c.seq, share_generated_ ? SIZE_MAX : size_t(get(c.seq).prompt));
 }
 
 bool Scheduler::try_run(int32_t seq, int budget, StepPlan& plan) {

@@ -43,8 +43,11 @@ struct StepPlan {
 
 class Scheduler {
  public:
-  // Throws ParamError for limits below 1.
-  Scheduler(KvManager& kv, SchedulerLimits limits);
+  // Throws ParamError for limits below 1. share_generated false: only blocks of prompt
+  // tokens are offered for prefix sharing (batch invariance: a block of generated tokens
+  // was computed by the decode kernels, and a later prompt holding the same tokens would
+  // have computed them by the prefill ones).
+  Scheduler(KvManager& kv, SchedulerLimits limits, bool share_generated = true);
 
   // A new sequence (an id not in use) with its prompt; it waits until schedule() admits
   // it. Throws ParamError("prompt", ...) when the prompt alone needs more blocks than the
@@ -75,6 +78,8 @@ class Scheduler {
   StepPlan schedule();
 
   const std::vector<int32_t>& tokens(int32_t seq) const;
+  // How many of seq's leading tokens are its prompt (the rest it generated).
+  int prompt_length(int32_t seq) const { return get(seq).prompt; }
   // Prompt tokens found in the KV cache when seq was first admitted (0 before).
   int cached_tokens(int32_t seq) const { return std::max(0, get(seq).cached); }
   bool has(int32_t seq) const { return seqs_.count(seq) != 0; }
@@ -87,6 +92,7 @@ class Scheduler {
     int computed = 0;             // leading tokens whose keys and values are (being) cached
     int cached = -1;              // computed by start() at the first admission; -1 before
     int drafts = 0;               // trailing tokens that are proposals (add_drafts)
+    int prompt = 0;               // leading tokens that are the prompt
   };
 
   const Seq& get(int32_t seq) const;
@@ -98,6 +104,7 @@ class Scheduler {
 
   KvManager& kv_;
   SchedulerLimits limits_;
+  bool share_generated_;
   std::unordered_map<int32_t, Seq> seqs_;
   std::vector<int32_t> running_;  // admission order
   std::deque<int32_t> waiting_;   // arrival order; preempted ones go to the front

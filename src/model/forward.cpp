@@ -53,6 +53,7 @@ void ForwardPass::validate(const Batch& b) const {
     throw Error("batch: tokens, positions, seq_ids and want_logits differ in length");
   const bool paged = !b.tables.empty();
   if (paged && b.tables.size() != b.size()) throw Error("batch: some tokens have a block table and some do not");
+  if (!b.prompt.empty() && b.prompt.size() != b.size()) throw Error("batch: some tokens have a class and some do not");
   if (paged) {
     // Every table lies inside block_ids and names blocks of the pool, so no token reads
     // or writes outside the cache whatever the caller sends.
@@ -91,9 +92,39 @@ std::span<const float> ForwardPass::run(const Batch& b) {
   const size_t wanted = size_t(std::count(b.want_logits.begin(), b.want_logits.end(), 1));
   if (logits_.size() < wanted * vocab) logits_.resize(wanted * vocab);
   n_wanted_ = 0;
-  for (size_t begin = 0; begin < b.size(); begin += size_t(max_ubatch_))
-    run_ubatch(b, begin, std::min(b.size(), begin + size_t(max_ubatch_)));
+  for (size_t begin = 0; begin < b.size(); begin += size_t(max_ubatch_)) {
+    const size_t end = std::min(b.size(), begin + size_t(max_ubatch_));
+    if (b.prompt.empty()) run_ubatch(b, begin, end);
+    else run_classes(b, begin, end);
+  }
   return {logits_.data(), wanted * vocab};
+}
+
+void ForwardPass::run_classes(const Batch& b, size_t begin, size_t end) {
+  // The order of a ubatch's tokens changes nothing but their rows: every token's keys
+  // and values are stored before any token attends.
+  ordered_.clear();
+  ordered_.block_ids.assign(b.block_ids.begin(), b.block_ids.end());
+  ordered_.table_offsets.assign(b.table_offsets.begin(), b.table_offsets.end());
+  int64_t decode = 0;
+  size_t decode_wanted = 0;
+  for (int prompt = 0; prompt < 2; ++prompt)
+    for (size_t i = begin; i < end; ++i) {
+      if (int(b.prompt[i] != 0) != prompt) continue;
+      ordered_.add(b.tokens[i], b.positions[i], b.seq_ids[i], b.want_logits[i] != 0);
+      if (!b.tables.empty()) ordered_.tables.push_back(b.tables[i]);
+      if (!prompt) ++decode, decode_wanted += b.want_logits[i] != 0;
+    }
+  const size_t first = n_wanted_;
+  run_ubatch(ordered_, 0, ordered_.size(), decode);
+  const size_t vocab = size_t(cfg_.vocab_size);
+  ordered_logits_.assign(logits_.begin() + ptrdiff_t(first * vocab), logits_.begin() + ptrdiff_t(n_wanted_ * vocab));
+  size_t next[2] = {0, decode_wanted}, row = first;  // each class's next row in ordered_logits_
+  for (size_t i = begin; i < end; ++i) {
+    if (!b.want_logits[i]) continue;
+    const size_t from = next[b.prompt[i] != 0]++;
+    std::copy_n(ordered_logits_.begin() + ptrdiff_t(from * vocab), vocab, logits_.begin() + ptrdiff_t(row++ * vocab));
+  }
 }
 
 void ForwardPass::matmul(const LinearWeight& w, const float* x, int64_t n, float* y) {
@@ -192,7 +223,7 @@ void ForwardPass::run_layer(int l, const Batch& b, float* x) {
   }
 }
 
-void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end) {
+void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t decode_rows) {
   const int64_t n = int64_t(end - begin);
   const size_t vocab = size_t(cfg_.vocab_size);
   const AttentionBatch ab = setup_ubatch(b, begin, end);
@@ -212,16 +243,20 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end) {
     t += run;
   }
   if (out_.bytes() < m * vocab * sizeof(float)) out_ = be_.alloc(m * vocab * sizeof(float));
+  // The LM head's rows keep the ubatch's order: its decode-class rows come first too.
+  const int64_t decode_logit_rows =
+      decode_rows < 0 ? -1 : std::count(b.want_logits.begin() + ptrdiff_t(begin),
+                                        b.want_logits.begin() + ptrdiff_t(begin) + decode_rows, 1);
   // Everything step_ops takes that is not in backend memory.
   step_key_.assign({n, int64_t(reinterpret_cast<uintptr_t>(ab.block_ids.data())),
-                    int64_t(reinterpret_cast<uintptr_t>(out_.data())), generation_});
+                    int64_t(reinterpret_cast<uintptr_t>(out_.data())), generation_, decode_rows, decode_logit_rows});
   for (const auto& [t, run] : runs_) step_key_.insert(step_key_.end(), {int64_t(t), int64_t(run)});
   // The calibration observer reads each matmul's input as it runs: nothing recorded.
   const bool record = !observer_;
   if (!record || !be_.replay_step(step_key_)) {
     if (record) be_.begin_step(step_key_);
     try {
-      step_ops(n, ab, m);
+      step_ops(n, ab, m, decode_rows, decode_logit_rows);
     } catch (...) {
       if (record) be_.end_step(false);
       throw;
@@ -233,12 +268,20 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end) {
   n_wanted_ += m;
 }
 
-void ForwardPass::step_ops(int64_t n, const AttentionBatch& ab, size_t m) {
+void ForwardPass::step_ops(int64_t n, const AttentionBatch& ab, size_t m, int64_t decode_rows,
+                           int64_t decode_logit_rows) {
   const ModelConfig& c = cfg_;
   const size_t hidden = size_t(c.hidden_size);
+  // The classes hold for this step's ops only (calibration's run_layer has none).
+  struct Classes {
+    Backend& be;
+    ~Classes() { be.set_decode_rows(-1); }
+  } classes{be_};
+  be_.set_decode_rows(decode_rows);
   be_.embed(w_.embed, std::span<const int32_t>(dev32(kTokens), size_t(n)), f(x_));
   for (int l = 0; l < c.num_layers; ++l) layer(l, n, f(x_), ab);
   if (m == 0) return;
+  be_.set_decode_rows(decode_logit_rows);
   size_t row = 0;
   for (const auto& [t, run] : runs_) {
     be_.copy(f(last_) + row * hidden, f(x_) + t * hidden, run * hidden * sizeof(float));

@@ -47,10 +47,15 @@ class ForwardPass {
   AttentionBatch setup_ubatch(const Batch& b, size_t begin, size_t end);
   // Decoder layer l over n tokens of the residual stream x [n, hidden], in place.
   void layer(int l, int64_t n, float* x, const AttentionBatch& ab);
-  void run_ubatch(const Batch& b, size_t begin, size_t end);
+  void run_ubatch(const Batch& b, size_t begin, size_t end, int64_t decode_rows = -1);
+  // A batch with token classes (Batch::prompt): each ubatch runs with its generated
+  // tokens first (set_decode_rows), and its logits go back to the batch's order.
+  void run_classes(const Batch& b, size_t begin, size_t end);
   // A ubatch's ops after its tables are uploaded: embedding, layers, and the LM head on
   // the rows of runs_. What a backend may record and replay (Backend::replay_step).
-  void step_ops(int64_t n, const AttentionBatch& ab, size_t m);
+  // decode_rows, decode_logit_rows: the leading tokens and LM-head rows of the decode
+  // class (Backend::set_decode_rows), -1 without classes.
+  void step_ops(int64_t n, const AttentionBatch& ab, size_t m, int64_t decode_rows, int64_t decode_logit_rows);
   float* f(const BackendBuffer& b) const { return b.as<float>(); }
   void validate(const Batch& b) const;
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y);
@@ -96,6 +101,9 @@ class ForwardPass {
   std::vector<int64_t> step_key_;
   int64_t generation_ = 0;
   size_t n_wanted_ = 0;
+  // run_classes' scratch, reused: the reordered ubatch, and its logits in that order.
+  Batch ordered_;
+  std::vector<float> ordered_logits_;
   MatmulObserver observer_;
 };
 

@@ -72,6 +72,8 @@ class ProfilingBackend final : public Backend {
   void prepare(const LinearWeight& w) override { in_->prepare(w); }
   void prepare(std::span<const LinearWeight* const> ws) override { in_->prepare(ws); }
   void set_source_unused(SourceUnused f) override { in_->set_source_unused(std::move(f)); }
+  bool batch_invariant() const override { return in_->batch_invariant(); }
+  void set_decode_rows(int64_t n) override { in_->set_decode_rows(n); }
   BackendBuffer alloc(size_t bytes) override { return in_->alloc(bytes); }
   void upload(void* dst, const void* src, size_t bytes) override { in_->upload(dst, src, bytes); }
   void download(void* dst, const void* src, size_t bytes) override { in_->download(dst, src, bytes); }

@@ -99,6 +99,13 @@ struct EngineOptions {
   SchedulerLimits limits;
   bool prefix_sharing = true;  // full KV blocks of identical prefixes found by hash and shared
   SpeculativeOptions speculative;
+  // Every request gives the same tokens (with the same seed) whatever else is in the
+  // batch: a token runs through the decode kernels if generated and the prefill ones if
+  // of the prompt, whatever the step's size (Backend::set_decode_rows), and only prompt
+  // blocks are shared. Costs throughput where many sequences decode at once (the GEMM is
+  // faster from 16 tokens on): docs/BENCHMARKS.md. Needs a backend that keeps it
+  // (Backend::batch_invariant): the CPU's.
+  bool batch_invariant = false;
 };
 
 // Counters for monitoring (a server's /metrics); Engine::stats() reads them thread-safely.

@@ -143,6 +143,18 @@ class Backend {
   virtual void begin_step(std::span<const int64_t> key) { (void)key; }
   virtual void end_step(bool completed) { (void)completed; }
 
+  // Batch invariance. A backend's kernels may sum in an order that depends on how many
+  // tokens an op has (tiles for a few, a GEMM for many; attention split into chunks when
+  // the batch is small), so a token's logits can move with what else is in its batch. A
+  // backend that answers batch_invariant() true computes every token from that token and
+  // its class alone once set_decode_rows(n) (n >= 0) has said, for the ops that follow,
+  // that their first n tokens are generated ones (decode class) and the rest prompt
+  // tokens (prefill class); a caller that keeps a token's class fixed (a request's prompt
+  // tokens prefill, its generated ones decode) then gets the same tokens from a request
+  // whatever shares its batch. -1: no classes, each op picks its fastest kernels.
+  virtual bool batch_invariant() const { return false; }
+  virtual void set_decode_rows(int64_t n) { (void)n; }
+
   // y[n_tokens, rows] = x[n_tokens, cols] W^T (+ bias)
   virtual void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) = 0;
   // Several weights on one input, all with x's columns (a layer's q, k and v; its gate

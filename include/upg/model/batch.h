@@ -21,6 +21,11 @@ struct Batch {
   std::vector<int32_t> tables;         // [size()] the block table of each token, or empty
   std::vector<int32_t> block_ids;      // the block tables, one after another
   std::vector<int32_t> table_offsets;  // table t is block_ids[table_offsets[t] .. table_offsets[t + 1])
+  // Batch invariance (Backend::set_decode_rows), or empty: [size()] 1 for a token of its
+  // request's prompt, 0 for a generated one. A token then runs through its class's
+  // kernels whatever else the batch holds, so a request gives the same logits alone or
+  // among others (on a backend whose batch_invariant() is true).
+  std::vector<uint8_t> prompt;
   void add(int32_t token, int32_t pos, int32_t seq, bool logits) {
     tokens.push_back(token);
     positions.push_back(pos);
@@ -47,6 +52,7 @@ struct Batch {
     tables.clear();
     block_ids.clear();
     table_offsets.clear();
+    prompt.clear();
   }
   size_t size() const { return tokens.size(); }
 };

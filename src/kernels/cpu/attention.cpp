@@ -45,7 +45,9 @@ void Attention::run(const float* q, const AttentionBatch& b, const KvLayer<KV>& 
   // keep the slowest thread within an eighth of the rest, and 32 positions keep a
   // chunk's fixed cost (its merge) small.
   const int64_t pairs = int64_t(n_tokens) * b.n_kv_heads;
-  const int64_t chunk = pairs >= 8 * threads ? INT32_MAX : std::max<int64_t>(32, (total + 8 * threads - 1) / (8 * threads));
+  const int64_t chunk = fixed_chunks_         ? kFixedChunk
+                        : pairs >= 8 * threads ? INT32_MAX
+                                               : std::max<int64_t>(32, (total + 8 * threads - 1) / (8 * threads));
   // Buffers only grow, and start large enough that a decode step never grows them: one
   // token's chunks number at most 8 per thread plus one per kv head, and hold under
   // 4096 positions up to a context of about 20000 (a chunk is an eighth of a thread's

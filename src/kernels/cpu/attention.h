@@ -30,6 +30,11 @@ class Attention {
   // than any before it.
   template <class KV>
   void run(const float* q, const AttentionBatch& b, const KvLayer<KV>& kv, int64_t slots, float* out);
+  // Chunks of a fixed length (kFixedChunk) instead of a length fitted to the batch: a
+  // token's softmax sums then run in the same order whatever else is in the batch
+  // (Backend::set_decode_rows).
+  void set_fixed_chunks(bool on) { fixed_chunks_ = on; }
+  static constexpr int64_t kFixedChunk = 128;
 
  private:
   // Positions [p0, p1) of token t's KV head g; `whole` when that is every position it
@@ -48,6 +53,7 @@ class Attention {
   std::vector<float> partial_;  // [items, group, head_dim + 2]: unnormalized output, max, sum
   std::vector<float> scores_;   // [threads, group, longest item]
   int64_t longest_ = 0;
+  bool fixed_chunks_ = false;
 };
 
 }  // namespace upg::kernels

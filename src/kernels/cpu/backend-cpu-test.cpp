@@ -11,6 +11,7 @@
 
 #include "format/format-test-util.h"
 #include "kernels/cpu/for-each-target.h"
+#include "kernels/cpu/test-random-blocks.h"
 #include "upg/kernels/backend.h"
 #include "upg/kernels/cpu.h"
 #include "upg/core/error.h"
@@ -331,6 +332,73 @@ TEST(MatmulSameInput, EqualsOneMatmulPerWeight) {
   std::vector<float> x(static_cast<size_t>(cols)), y0(19), y1(19);
   const std::vector<float*> ys = {y0.data(), y1.data()};
   EXPECT_THROW(be->matmul_same_input(bad, x.data(), 1, ys), Error);
+}
+
+// Backend::set_decode_rows: a token's output depends on its class alone. In a call of 40
+// tokens whose first d are of the decode class, every token equals, bit for bit, itself
+// run alone in its class: every compressed layout, dense int8 and every GGUF block type,
+// on every SIMD target (without classes a call of 40 runs the GEMM and one the tiles).
+TEST(BatchInvariance, EveryTokenEqualsItselfAloneInItsClass) {
+  const int64_t cols = 768, n_tokens = 40;  // whole K-quant super-blocks
+  const Case cases[] = {{"mdcsr_int8", Layout::MdCsr, Encoding::Int8},
+                        {"mdcsr_prime", Layout::MdCsr, Encoding::Prime},
+                        {"mdcsr_codebook", Layout::MdCsr, Encoding::Codebook},
+                        {"nm_2_4", Layout::NM, Encoding::Int8, 2, 4},
+                        {"nm_4_8", Layout::NM, Encoding::Int8, 4, 8}};
+  std::vector<Built> built;
+  std::vector<LinearWeight> ws;
+  for (size_t i = 0; i < std::size(cases); ++i) built.push_back(build(cases[i], 37, cols, 60 + uint32_t(i)));
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    LinearWeight w;
+    w.rows = 37;
+    w.cols = cols;
+    w.compressed = &built[i].view;
+    w.name = cases[i].name.c_str();
+    ws.push_back(w);
+  }
+  std::mt19937 rng(21);
+  std::vector<int8_t> q(size_t(19 * cols));
+  for (auto& v : q) v = int8_t(std::uniform_int_distribution<int>(-127, 127)(rng));
+  const std::vector<float> scales = random_vec(19, 22);
+  LinearWeight i8;
+  i8.dtype = DType::I8;
+  i8.data = q.data();
+  i8.rows = 19;
+  i8.cols = cols;
+  i8.scales = scales.data();
+  i8.name = "dense_int8";
+  ws.push_back(i8);
+  std::vector<std::vector<std::byte>> blocks;
+  for (const kernels::ScaleAt& t : kernels::kTypes) blocks.push_back(kernels::random_blocks(t, 21, cols, rng, false));
+  for (size_t i = 0; i < std::size(kernels::kTypes); ++i) {
+    LinearWeight w;
+    w.dtype = kernels::kTypes[i].type;
+    w.data = blocks[i].data();
+    w.rows = 21;
+    w.cols = cols;
+    w.name = "gguf";
+    ws.push_back(w);
+  }
+  const std::vector<float> x = random_vec(size_t(n_tokens * cols), 23);
+  kernels::testing::for_each_target([&](const std::string&) {
+    auto be = make_cpu_backend(2, CpuKernels::Fast);
+    ASSERT_TRUE(be->batch_invariant());
+    for (const LinearWeight& w : ws) {
+      SCOPED_TRACE(::testing::Message() << w.name << " " << dtype_name(w.dtype));
+      std::vector<float> all(size_t(n_tokens * w.rows)), one(size_t(w.rows));
+      for (const int64_t d : {int64_t(0), int64_t(13), n_tokens}) {
+        be->set_decode_rows(d);
+        be->matmul(w, x.data(), n_tokens, all.data());
+        for (int64_t t = 0; t < n_tokens; ++t) {
+          be->set_decode_rows(t < d ? 1 : 0);
+          be->matmul(w, x.data() + t * cols, 1, one.data());
+          for (int64_t r = 0; r < w.rows; ++r)
+            ASSERT_EQ(all[size_t(t * w.rows + r)], one[size_t(r)]) << "decode rows " << d << ", token " << t << ", row " << r;
+        }
+      }
+      be->set_decode_rows(-1);
+    }
+  });
 }
 
 // The elementwise ops split a prompt's tokens over the threads: every output equals the

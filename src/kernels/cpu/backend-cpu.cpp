@@ -44,6 +44,15 @@ class CpuBackend final : public Backend {
   // Every pair the format defines has a fast kernel and a reference one.
   bool supports(format::Layout l, format::Encoding e) const override { return format::layout_allows(l, e); }
 
+  // The float matmul sums each token in its own chains whatever the call (its tiles
+  // only share weight loads), and so do embed, the norms and the element-wise ops; the
+  // integer kernels and attention keep to the classes once told them.
+  bool batch_invariant() const override { return true; }
+  void set_decode_rows(int64_t n) override {
+    int8_.set_decode_rows(n);
+    attention_.set_fixed_chunks(n >= 0);
+  }
+
   void matmul(const LinearWeight& w, const float* x, int64_t n_tokens, float* y) override {
     if (kernels::Int8Linear::handles(w)) return int8_.matmul(w, x, n_tokens, y);
     kernels::matmul(pool_, w.dtype, w.data, w.rows, w.cols, x, n_tokens, y, w.bias);

@@ -102,7 +102,7 @@ inline __m512i codes64(const uint8_t* codes, const uint8_t* high, int64_t v, __m
 template <int NT, int Bits, int Sub, bool Lut>
 void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t t0, int64_t r0, int64_t r1,
           float* y, int64_t ldy) {
-  constexpr int A = NT >= 4 ? 1 : 2;  // a lone token alternates two chains
+  constexpr int A = 2;  // two chains per token in every tile size: kAcc in int8-avx512.cpp says why
   constexpr int64_t kVecBytes = Bits == 8 ? 64 : Bits <= 3 ? 8 * Bits : 32;  // on the nibble (or plane) stream
   const int64_t nv = m.padded_cols / 64;
   const __m512i lut = Lut ? _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(format::kIq4Lut)))

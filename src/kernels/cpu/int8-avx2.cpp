@@ -336,7 +336,10 @@ constexpr int64_t kExpandTokens = 4;
 
 void nm24(const Nm24Rows& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   static const Nm24Consts c;
-  if (a.n_tokens >= kExpandTokens) return nm24_expanded(m, a, r0, r1, c, y, ldy);
+  // The two paths sum in different orders: a fixed class keeps to one (TokenClass).
+  const bool expand = a.token_class == TokenClass::ByCount ? a.n_tokens >= kExpandTokens
+                                                           : a.token_class == TokenClass::Prefill;
+  if (expand) return nm24_expanded(m, a, r0, r1, c, y, ldy);
   by_groups_of_4(
       r0, r1, [&](int64_t r) { for (int64_t t = 0; t < a.n_tokens; ++t) nm24_rows<4>(m, r, a, t, c, y, ldy); },
       [&](int64_t r) { for (int64_t t = 0; t < a.n_tokens; ++t) nm24_rows<1>(m, r, a, t, c, y, ldy); });

@@ -30,6 +30,14 @@ inline constexpr int64_t kActBlock = 32;   // columns per activation scale
 inline constexpr int64_t kActAlign = 128;  // row stride multiple: N:M reads 128-column windows
 inline constexpr int64_t kGemmTokens = 16;  // tokens from which the token-major (GEMM) layout is built
 
+// Which kernels a call's tokens run through. The decode kernels (tiles over a few
+// tokens) and the prefill ones (the token-major GEMM) sum in different orders, so a
+// token's result depends on the class it runs in; each class on its own gives a token
+// the same result whatever else the call holds. ByCount picks by the call's size (the
+// GEMM from kGemmTokens tokens): fastest, but a token's numbers then depend on its batch.
+// Decode and Prefill fix the class (batch invariance: Backend::set_decode_rows).
+enum class TokenClass : uint8_t { ByCount, Decode, Prefill };
+
 // x quantized for the int8 kernels. A value is stored with a +128 offset (u8, the
 // unsigned operand of vpdpbusd); x ~= scale * (q - 128). Padding columns hold 128 (zero)
 // and padding blocks a zero scale, so kernels may read whole windows past `cols`.
@@ -48,13 +56,14 @@ struct QuantizedActs {
   // depends on the activations only, so it costs nothing per row.
   std::vector<int8_t> qs;
   std::vector<int32_t> block_offsets;
-  // Prefill (n_tokens >= kGemmTokens): the activations of each group of 16 tokens
+  // Prefill (token_major, see quantize_acts): the activations of each group of 16 tokens
   // interleaved by 4 columns, qt [groups, stride / 4, 16 tokens x 4 bytes], and their
   // block scales [groups, stride / 32, 16 tokens], padding tokens zero (q 128, scale 0).
   // One 64-byte load then feeds a vpdpbusd against 4 weights broadcast: 16 tokens at
   // once, with one float conversion per 32 columns instead of per 64-column vector
   // and token (int8-avx512.cpp, gemm).
   int64_t groups = 0;
+  TokenClass token_class = TokenClass::ByCount;  // as quantize_acts was asked
   std::vector<uint8_t> qt;
   std::vector<float> scales_t;
   const uint8_t* row(int64_t t) const { return q.data() + t * stride; }
@@ -66,7 +75,10 @@ struct QuantizedActs {
 struct BlockQuantRows;
 // Symmetric round-to-nearest-even per block. Buffers only grow, so a decode loop reuses
 // them. With a pool, tokens are split over its threads.
-void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs& out, ThreadPool* pool = nullptr);
+// The token-major copy (groups > 0, the prefill kernels) is built from kGemmTokens tokens
+// with TokenClass::ByCount, always with Prefill, never with Decode.
+void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs& out, ThreadPool* pool = nullptr,
+                   TokenClass token_class = TokenClass::ByCount);
 
 // A dense int8 weight ("W.qweight" + "W.scales"), used in place: W[r, c] = scales[r] * w[r * cols + c].
 struct DenseI8 {

@@ -50,8 +50,10 @@ float quantize_i8(const float* x, int64_t n, int8_t* q) {
   return amax / 127.0f;
 }
 
-void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs& out, ThreadPool* pool) {
+void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs& out, ThreadPool* pool,
+                   TokenClass token_class) {
   out.n_tokens = n_tokens;
+  out.token_class = token_class;
   out.cols = cols;
   out.stride = (cols + kActAlign - 1) / kActAlign * kActAlign;
   const int64_t blocks = out.stride / kActBlock;
@@ -70,7 +72,9 @@ void quantize_acts(const float* x, int64_t n_tokens, int64_t cols, QuantizedActs
   if (pool && n_tokens > 1) pool->parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) { rows(t0, t1); });
   else rows(0, n_tokens);
   out.groups = 0;
-  if (n_tokens < kGemmTokens) return;
+  const bool token_major =
+      token_class == TokenClass::Prefill || (token_class == TokenClass::ByCount && n_tokens >= kGemmTokens);
+  if (!token_major || n_tokens == 0) return;
   // Token-major copy for the prefill kernels: group g, column quad k, token lane l.
   out.groups = (n_tokens + 15) / 16;
   const int64_t quads = out.stride / 4;

@@ -265,11 +265,11 @@ void Int8Linear::Job::run(const Int8Kernels& k, const QuantizedActs& a, const fl
     for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += w->bias[r];
 }
 
-void Int8Linear::run_jobs(std::span<Job> jobs, const float* x, int64_t n_tokens) {
+void Int8Linear::run_jobs(std::span<Job> jobs, const float* x, int64_t n_tokens, TokenClass token_class) {
   // Prime and codebook bitmaps multiply fp32 activations; everything else int8 ones, which
   // every job of the call shares.
   if (std::any_of(jobs.begin(), jobs.end(), [](const Job& j) { return !j.float_acts(); }))
-    quantize_acts(x, n_tokens, jobs[0].w->cols, acts_, &pool_);
+    quantize_acts(x, n_tokens, jobs[0].w->cols, acts_, &pool_, token_class);
   // The activation sums of block-quantized weights, once per sub-block size (the jobs
   // share x, so equal sub-blocks give equal sums).
   for (size_t i = 0; i < kBlockSubs.size(); ++i) {
@@ -346,6 +346,18 @@ void Int8Linear::matmul_same_input(std::span<const LinearWeight* const> ws, cons
     for (size_t i = 0; i < ws.size(); ++i) reference(*ws[i], x, n_tokens, ys[i]);
     return;
   }
+  if (decode_rows_ < 0) return run_class(ws, x, n_tokens, ys, TokenClass::ByCount);
+  // Batch invariance: each class of tokens through its own kernels (TokenClass).
+  const int64_t d = std::min(decode_rows_, n_tokens);
+  if (d > 0) run_class(ws, x, d, ys, TokenClass::Decode);
+  if (d == n_tokens) return;
+  split_ys_.clear();  // capacity reserved in the constructor: no allocation per step
+  for (size_t i = 0; i < ws.size(); ++i) split_ys_.push_back(ys[i] + d * ws[i]->rows);
+  run_class(ws, x + d * ws[0]->cols, n_tokens - d, split_ys_, TokenClass::Prefill);
+}
+
+void Int8Linear::run_class(std::span<const LinearWeight* const> ws, const float* x, int64_t n_tokens,
+                           std::span<float* const> ys, TokenClass token_class) {
   jobs_.clear();
   for (size_t i = 0; i < ws.size(); ++i) {
     const Job j = job_for(*ws[i], ys[i]);
@@ -363,7 +375,7 @@ void Int8Linear::matmul_same_input(std::span<const LinearWeight* const> ws, cons
       for (int64_t r = 0; r < rows; ++r)
         y[t * rows + r] = y[t * rows + r] * f.scales[size_t(r)] + (ws[i]->bias ? ws[i]->bias[r] : 0.0f);
   }
-  if (!jobs_.empty()) run_jobs(jobs_, x, n_tokens);
+  if (!jobs_.empty()) run_jobs(jobs_, x, n_tokens, token_class);
 }
 
 // The plain kernels with fp32 activations: format::reference_matmul per row slice for

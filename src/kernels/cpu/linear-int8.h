@@ -22,6 +22,7 @@ class Int8Linear {
   enum class Form { InPlace, Tiles16, Nm24Rows16, Nm24, Dense4, DenseF16, Bitmap, BlockQuant, Nm24Int4 };
   Int8Linear(ThreadPool& pool, CpuKernels kernels) : pool_(pool), kernels_(kernels) {
     cuts_.reserve(size_t(pool.size()) + 1);
+    split_ys_.reserve(8);
   }
   // Whether matmul() runs this weight (int8, compressed or GGUF block-quantized).
   static bool handles(const LinearWeight& w) {
@@ -45,6 +46,10 @@ class Int8Linear {
   // region (Backend::matmul_same_input).
   void matmul_same_input(std::span<const LinearWeight* const> ws, const float* x, int64_t n_tokens,
                          std::span<float* const> ys);
+  // Backend::set_decode_rows: from now on the first n tokens of a call run through the
+  // decode kernels and the rest through the prefill ones (TokenClass), so that a token's
+  // result depends on its class alone; -1 picks by each call's size again.
+  void set_decode_rows(int64_t n) { decode_rows_ = n; }
 
  private:
   struct Packed;
@@ -84,8 +89,11 @@ class Int8Linear {
              int64_t u1) const;
   };
   Job job_for(const LinearWeight& w, float* y);
+  // matmul_same_input's work for tokens of one class.
+  void run_class(std::span<const LinearWeight* const> ws, const float* x, int64_t n_tokens,
+                 std::span<float* const> ys, TokenClass token_class);
   // Quantizes x once and runs every job's units, split by cost over the pool's threads.
-  void run_jobs(std::span<Job> jobs, const float* x, int64_t n_tokens);
+  void run_jobs(std::span<Job> jobs, const float* x, int64_t n_tokens, TokenClass token_class);
   struct Cut {  // where a thread's range of a call's units starts
     size_t job;
     int64_t unit;
@@ -136,6 +144,8 @@ class Int8Linear {
   QuantizedActs acts_;                          // reused by every call: no allocation per token
   std::vector<Job> jobs_;                       // likewise
   std::vector<Cut> cuts_;                       // [threads + 1], likewise
+  std::vector<float*> split_ys_;                // the outputs' prefill rows, likewise
+  int64_t decode_rows_ = -1;                    // set_decode_rows
   std::vector<std::vector<float>> ref_scratch_; // [threads] reference-kernel outputs
 };
 
