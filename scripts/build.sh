@@ -24,6 +24,9 @@ case "$kind" in
                -DUPG_BUILD_TESTS=OFF -DUPG_BUILD_BENCH=OFF -DUPG_CUDA=OFF -DCMAKE_CXX_COMPILER=clang++) ;;
   *) echo "usage: $0 [release|asan|fuzz]" >&2; exit 2 ;;
 esac
+# Paths under the tree enter ccache's keys relative to it, so clones and worktrees share
+# objects (CMakeLists.txt's -fdebug-prefix-map says why the -g builds need this too).
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 # XGrammar's sources (src/grammar's engine), pinned; a no-op once fetched.
 scripts/fetch-xgrammar.sh
 cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
