@@ -23,7 +23,14 @@ namespace {
 using upg::DType;
 using upg::ThreadPool;
 
-constexpr size_t kColdBytes = 256u << 20;  // > any L3 this runs on
+// More than any L3 this runs on. The smoke run (UPG_BENCH_SMOKE: scripts/bench.sh --smoke,
+// the ctest bench-smoke) only checks that each benchmark runs, and 16 MiB still cycles
+// through several weight copies and KV layers without filling 256 MiB for each benchmark
+// (that filling was most of the smoke run's time).
+size_t cold_bytes() {
+  static const size_t bytes = std::getenv("UPG_BENCH_SMOKE") ? size_t(16) << 20 : size_t(256) << 20;
+  return bytes;
+}
 
 upg::ThreadPool& pool2() {
   static ThreadPool pool(2);
@@ -57,7 +64,7 @@ void fill(DType type, std::byte* dst, int64_t n, std::mt19937& rng) {
 void BM_Matmul(benchmark::State& state, DType type) {
   const int64_t rows = state.range(0), cols = state.range(1), n_tokens = state.range(2);
   const size_t wbytes = upg::dtype_bytes(type, rows * cols);
-  const size_t copies = std::max<size_t>(1, kColdBytes / wbytes);
+  const size_t copies = std::max<size_t>(1, cold_bytes() / wbytes);
   std::mt19937 rng(1);
   Buffer w = alloc(wbytes * copies);
   fill(type, w.get(), rows * cols, rng);
@@ -93,7 +100,7 @@ BENCHMARK_CAPTURE(BM_Matmul, BF16, DType::BF16)->Apply(matmul_args);
 // GEMV can reach.
 void BM_StreamRead(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
-  const size_t bytes = kColdBytes;
+  const size_t bytes = cold_bytes();
   Buffer buf = alloc(bytes);
   auto* f = reinterpret_cast<float*>(buf.get());
   const int64_t n = static_cast<int64_t>(bytes / sizeof(float));
@@ -134,7 +141,7 @@ void BM_AttentionDecode(benchmark::State& state) {
   // costs nothing), then as many as make the cache cold.
   be->kv_alloc(1, 1, P, n_kv, hd, type);
   const size_t layer_bytes = be->kv_bytes();
-  const int layers = state.range(1) ? int(kColdBytes / layer_bytes) + 1 : 1;
+  const int layers = state.range(1) ? int(cold_bytes() / layer_bytes) + 1 : 1;
   if (layers > 1) be->kv_alloc(layers, 1, P, n_kv, hd, type);
   std::mt19937 rng(5);
   std::normal_distribution<float> dist;

@@ -1,10 +1,10 @@
 // UPG_Loading: Model::from_file until it returns a model ready to decode, for the default
-// GGUF, the same model compressed to UPG (magnitude, 50% and 2:4, written once per run into a
-// temp file), a small synthetic UPG model, and a Phi-4-shaped file when UPG_BENCH_PHI4
-// names one (`upg synth` writes it; too large to make here). `_first_touch` evicts the
-// file from the page cache before each load (posix_fadvise DONTNEED, which needs no root
-// and drops clean unmapped pages), so the time includes reading it from disk; `_warm`
-// loads it from the page cache.
+// GGUF, the same model compressed to UPG (magnitude, 50% and 2:4, written once per run into
+// a temp file; the smoke run loads bench-models.h's instead), a small synthetic UPG model,
+// and a Phi-4-shaped file when UPG_BENCH_PHI4 names one (`upg synth` writes it; too large
+// to make here). `_first_touch` evicts the file from the page cache before each load
+// (posix_fadvise DONTNEED, which needs no root and drops clean unmapped pages), so the
+// time includes reading it from disk; `_warm` loads it from the page cache.
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include "bench-models.h"
 #include "compress/compressor.h"
 #include "compress/prune.h"
 #include "compress/synth.h"
@@ -66,6 +67,15 @@ std::string compressed_default(const std::string& pattern, std::string* why) {
       m.error = "default model missing: run scripts/fetch-model.sh";
     } else {
       try {
+        // The smoke run (UPG_BENCH_SMOKE) loads the files UPG_E2E makes and keeps
+        // (bench-models.h: the same pruning, the embedding in int8 too) rather than
+        // compressing the model twice more.
+        if (std::getenv("UPG_BENCH_SMOKE")) {
+          m.path = upg::bench::upg_file(pattern == "2:4" ? upg::bench::Variant::NM24
+                                                         : upg::bench::Variant::Unstructured50);
+          *why = m.error;
+          return m.path;
+        }
         upg::compress::CompressOptions o;
         o.source = default_gguf();
         o.output = temp().make(pattern == "2:4" ? "default-2-4.upg" : "default.upg").string();

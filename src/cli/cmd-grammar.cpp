@@ -86,11 +86,12 @@ struct BenchArgs {
   bool json = false;
   bool strict = false;
   double time_limit_s = 60;
+  int jobs = 1;
 };
 
 void bench(const BenchArgs& a) {
   Vocab v = load_vocab(a.model);
-  BenchResult r = run_maskbench(*v.compiler, *v.tok, v.stop, a.dir, a.time_limit_s);
+  BenchResult r = run_maskbench(*v.compiler, *v.tok, v.stop, a.dir, a.time_limit_s, a.jobs);
   std::map<SchemaOutcome, int> counts;
   std::vector<double> compile_us;
   for (const auto& s : r.schemas) {
@@ -178,7 +179,7 @@ void add_grammar_command(CLI::App& app) {
       "{\"schema\": ..., \"tests\": [{\"valid\": bool, \"data\": ...}]}. Per schema: compile, then each test\n"
       "instance token by token (mask + accept timed per token). A schema passes when it compiles, every\n"
       "valid instance is accepted and every invalid one rejected. Counts as MaskBench names them;\n"
-      "percentiles of compile time per schema and of mask time per token. One thread.\n"
+      "percentiles of compile time per schema and of mask time per token. One thread unless --jobs.\n"
       "Example:\n"
       "  upg grammar bench models/SmolLM2-135M-Instruct.Q4_1.gguf tests/fixtures/maskbench",
       b->model);
@@ -188,6 +189,9 @@ void add_grammar_command(CLI::App& app) {
   bn->add_option("--time-limit", b->time_limit_s, "Seconds per schema before it counts as a timeout")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  bn->add_option("--jobs", b->jobs, "Schemas run at once, one thread each (quicker; timings noisier)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   bn->callback([b] { bench(*b); });
 }
 

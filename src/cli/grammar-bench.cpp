@@ -1,9 +1,13 @@
 #include "cli/grammar-bench.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <filesystem>
+#include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -39,71 +43,102 @@ double percentile(std::vector<double>& v, double q) {
   return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
+namespace {
+
+// One MaskBench file: compile its schema, then each test instance token by token (its
+// mask + accept times appended to mask_us). nullopt: not a MaskBench file.
+std::optional<SchemaResult> run_schema(GrammarCompiler& compiler, const Tokenizer& tok, int32_t stop_token,
+                                       const std::filesystem::path& path, double time_limit_s,
+                                       std::vector<double>& mask_us) {
+  // Ordered: an instance's properties stay in the order its file gives them.
+  const auto doc = parse_json<nlohmann::ordered_json>(read_file_text(path.string(), "a MaskBench file", size_t(64) << 20), path.string());
+  if (!doc.is_object() || !doc.contains("schema") || !doc.contains("tests") || !doc["tests"].is_array()) return std::nullopt;
+  SchemaResult r;
+  r.file = path.filename().string();
+  const auto t_start = Clock::now();
+  std::shared_ptr<const CompiledGrammar> g;
+  try {
+    GrammarSpec spec{GrammarKind::kJsonSchema, doc["schema"].dump()};
+    // Instances as written by others: any whitespace, and JSON Schema's own defaults.
+    spec.any_whitespace = true;
+    spec.strict = false;
+    g = compiler.compile(spec);
+    r.compile_us = us_since(t_start);
+  } catch (const Error& e) {
+    r.outcome = SchemaOutcome::kUnsupported;
+    r.detail = e.what();
+    return r;
+  }
+  std::vector<uint32_t> mask;
+  const auto& tests = doc["tests"];
+  for (size_t i = 0; i < tests.size() && r.outcome == SchemaOutcome::kPassing; ++i) {
+    const bool valid = tests[i].value("valid", false);
+    ++r.tests;
+    try {
+      GrammarMatcher m(g);
+      mask.assign(size_t(m.mask_words()), 0);
+      const auto ids = tok.encode(tests[i]["data"].dump(), false, false);
+      bool accepted = true;
+      for (int32_t id : ids) {
+        const auto t0 = Clock::now();
+        m.fill_mask(mask);
+        const bool ok = m.accept(id);
+        mask_us.push_back(us_since(t0));
+        if (!ok) {
+          accepted = false;
+          break;
+        }
+      }
+      if (accepted) accepted = m.accept(stop_token);
+      if (accepted != valid) {
+        r.outcome = valid ? SchemaOutcome::kValidRejected : SchemaOutcome::kInvalidAccepted;
+        r.detail = fmt::format("test #{}: should {} but didn't", i, valid ? "accept" : "reject");
+      }
+    } catch (const std::exception& e) {
+      r.outcome = SchemaOutcome::kCrash;
+      r.detail = fmt::format("test #{}: {}", i, e.what());
+    }
+    if (r.outcome == SchemaOutcome::kPassing && us_since(t_start) > time_limit_s * 1e6) {
+      r.outcome = SchemaOutcome::kTimeout;
+      r.detail = fmt::format("over {} s after test #{}", time_limit_s, i);
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
 BenchResult run_maskbench(GrammarCompiler& compiler, const Tokenizer& tok, int32_t stop_token,
-                          const std::string& dir, double time_limit_s) {
+                          const std::string& dir, double time_limit_s, int jobs) {
   std::vector<std::filesystem::path> files;
   for (const auto& e : std::filesystem::directory_iterator(dir))
     if (e.is_regular_file() && e.path().extension() == ".json") files.push_back(e.path());
   std::sort(files.begin(), files.end());
-  BenchResult out;
-  std::vector<uint32_t> mask;
-  for (const auto& path : files) {
-    // Ordered: an instance's properties stay in the order its file gives them.
-    const auto doc = parse_json<nlohmann::ordered_json>(read_file_text(path.string(), "a MaskBench file", size_t(64) << 20), path.string());
-    if (!doc.is_object() || !doc.contains("schema") || !doc.contains("tests") || !doc["tests"].is_array()) continue;
-    SchemaResult r;
-    r.file = path.filename().string();
-    const auto t_start = Clock::now();
-    std::shared_ptr<const CompiledGrammar> g;
+  // Each worker takes the next file; results keep the files' order whatever the timing.
+  std::vector<std::optional<SchemaResult>> results(files.size());
+  std::vector<std::vector<double>> mask_us(size_t(std::max(jobs, 1)));
+  std::vector<std::exception_ptr> errors(mask_us.size());
+  std::atomic<size_t> next{0};
+  auto work = [&](size_t w) {
     try {
-      GrammarSpec spec{GrammarKind::kJsonSchema, doc["schema"].dump()};
-      // Instances as written by others: any whitespace, and JSON Schema's own defaults.
-      spec.any_whitespace = true;
-      spec.strict = false;
-      g = compiler.compile(spec);
-      r.compile_us = us_since(t_start);
-    } catch (const Error& e) {
-      r.outcome = SchemaOutcome::kUnsupported;
-      r.detail = e.what();
-      out.schemas.push_back(std::move(r));
-      continue;
+      for (size_t i; (i = next++) < files.size();)
+        results[i] = run_schema(compiler, tok, stop_token, files[i], time_limit_s, mask_us[w]);
+    } catch (...) {  // a file that is not JSON: the run fails, as with one thread
+      errors[w] = std::current_exception();
+      next = files.size();
     }
-    const auto& tests = doc["tests"];
-    for (size_t i = 0; i < tests.size() && r.outcome == SchemaOutcome::kPassing; ++i) {
-      const bool valid = tests[i].value("valid", false);
-      ++r.tests;
-      try {
-        GrammarMatcher m(g);
-        mask.assign(size_t(m.mask_words()), 0);
-        const auto ids = tok.encode(tests[i]["data"].dump(), false, false);
-        bool accepted = true;
-        for (int32_t id : ids) {
-          const auto t0 = Clock::now();
-          m.fill_mask(mask);
-          const bool ok = m.accept(id);
-          out.mask_us.push_back(us_since(t0));
-          ++out.tokens;
-          if (!ok) {
-            accepted = false;
-            break;
-          }
-        }
-        if (accepted) accepted = m.accept(stop_token);
-        if (accepted != valid) {
-          r.outcome = valid ? SchemaOutcome::kValidRejected : SchemaOutcome::kInvalidAccepted;
-          r.detail = fmt::format("test #{}: should {} but didn't", i, valid ? "accept" : "reject");
-        }
-      } catch (const std::exception& e) {
-        r.outcome = SchemaOutcome::kCrash;
-        r.detail = fmt::format("test #{}: {}", i, e.what());
-      }
-      if (r.outcome == SchemaOutcome::kPassing && us_since(t_start) > time_limit_s * 1e6) {
-        r.outcome = SchemaOutcome::kTimeout;
-        r.detail = fmt::format("over {} s after test #{}", time_limit_s, i);
-      }
-    }
-    out.schemas.push_back(std::move(r));
-  }
+  };
+  std::vector<std::thread> workers;
+  for (size_t w = 1; w < mask_us.size(); ++w) workers.emplace_back(work, w);
+  work(0);
+  for (std::thread& t : workers) t.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+  BenchResult out;
+  for (std::optional<SchemaResult>& r : results)
+    if (r) out.schemas.push_back(std::move(*r));
+  for (const std::vector<double>& m : mask_us) out.mask_us.insert(out.mask_us.end(), m.begin(), m.end());
+  out.tokens = int64_t(out.mask_us.size());
   return out;
 }
 

@@ -36,9 +36,11 @@ struct BenchResult {
 
 // Runs every MaskBench file (*.json with "schema" and "tests") in `dir`, sorted by name.
 // A schema whose tests run past time_limit_s stops there and counts as a timeout.
-// Properties in the schema's order, as MaskBench's instances give them.
+// Properties in the schema's order, as MaskBench's instances give them. `jobs` threads
+// take the files in turn (the compiler is shared; results come in file order either way);
+// more than one makes the run quicker and its timings noisier.
 BenchResult run_maskbench(GrammarCompiler& compiler, const Tokenizer& tok, int32_t stop_token,
-                          const std::string& dir, double time_limit_s);
+                          const std::string& dir, double time_limit_s, int jobs = 1);
 
 // Nearest-rank percentile (q in [0, 1]) of `v` (sorted in place); 0 when empty.
 double percentile(std::vector<double>& v, double q);

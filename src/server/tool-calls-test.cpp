@@ -205,6 +205,28 @@ TEST(ToolCallParser, OneCallWhenParallelCallsAreOff) {
   EXPECT_EQ(o.calls[0].name, "get_weather");
 }
 
+// JSON nested past the server's limit (upg/core/json.h), in a request's arguments string
+// or in a reply's call, is refused or left as text: copied or dumped, it overflowed the
+// stack (seen with fuzz/tool-call-fuzz.cpp on hand-made inputs).
+TEST(ToolCallParser, DeeplyNestedArgumentsAreNoCall) {
+  const std::string deep = "{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  try {
+    parse_message_tool_calls(json::array({{{"function", {{"name", "f"}, {"arguments", deep}}}}}),
+                             "messages[1].tool_calls");
+    ADD_FAILURE();
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.param(), "messages[1].tool_calls[0].function.arguments");
+  }
+  const ToolRequest t = tools();
+  for (const std::string& reply :
+       {"<tool_call>{\"name\": \"get_time\", \"arguments\": " + deep + "}</tool_call>",
+        "<tool_call>{\"name\": \"get_time\", \"arguments\": " + json(deep).dump() + "}</tool_call>"}) {
+    const auto o = parse_tool_calls(reply, format("hermes"), t, "id");
+    EXPECT_TRUE(o.calls.empty());
+    EXPECT_EQ(o.content, reply);
+  }
+}
+
 TEST(ToolPrompt, GenericFormatDescribesToolsInTheSystemMessage) {
   const ToolRequest t = tools();
   const json messages = json::parse(R"([{"role": "user", "content": "Weather in Paris?"},

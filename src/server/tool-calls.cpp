@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "server/request-fields.h"
+#include "upg/core/json.h"
 
 namespace upg::server {
 
@@ -14,6 +15,11 @@ namespace {
 
 // Ordered throughout: schemas keep their properties' order, calls their arguments'.
 using json = nlohmann::ordered_json;
+
+// JSON inside a request's strings and in the model's reply, or a discarded value: under
+// the nesting limit of every other JSON the server reads (upg/core/json.h), since a value
+// nested thousands deep overflows the stack when it is copied or dumped.
+json parse_or_discard(std::string_view text) { return parse_json_or_discard<json>(text); }
 
 bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
@@ -61,7 +67,7 @@ std::string tool_name(const json& tool, const std::string& where) {
 json arguments_object(const json& v, const std::string& where) {
   if (v.is_object()) return v;
   if (v.is_string()) {
-    json j = json::parse(v.get<std::string>(), nullptr, false);
+    json j = parse_or_discard(v.get<std::string>());
     if (!j.is_discarded() && j.is_object()) return j;
   }
   throw bad_field(where, "must be a JSON object, or a string holding one");
@@ -258,7 +264,7 @@ bool ToolCallParser::take_call_object(const json& j, Output& out) {
   for (std::string_view key : f_.args_keys) {
     auto it = j.find(key);
     if (it == j.end()) continue;
-    if (it->is_string()) args = json::parse(it->get<std::string>(), nullptr, false);
+    if (it->is_string()) args = parse_or_discard(it->get<std::string>());
     else args = *it;
     break;
   }
@@ -299,12 +305,12 @@ bool ToolCallParser::take_call(std::string_view body, Output& out) {
   if (!f_.args_marker.empty()) {
     const size_t at = body.find(f_.args_marker);
     if (at == std::string_view::npos) return false;
-    json args = json::parse(body.substr(at + f_.args_marker.size()), nullptr, false);
+    json args = parse_or_discard(body.substr(at + f_.args_marker.size()));
     return take_call_object({{std::string(f_.name_key), std::string(trim(body.substr(0, at)))},
                              {std::string(f_.args_keys.front()), args}},
                             out);
   }
-  const json j = json::parse(body, nullptr, false);
+  const json j = parse_or_discard(body);
   return !j.is_discarded() && take_calls(j, out);
 }
 
@@ -332,7 +338,7 @@ void ToolCallParser::scan(Output& out, bool final) {
         if (!final) return;
         // The wrapper's plain answer, {"response": "..."}; anything else is read as text
         // that may hold a call.
-        const json j = json::parse(trim(buf_), nullptr, false);
+        const json j = parse_or_discard(trim(buf_));
         if (!j.is_discarded() && j.is_object() && j.size() == 1 && j.contains("response") &&
             j["response"].is_string()) {
           out.content += j["response"].get<std::string>();
