@@ -73,12 +73,17 @@ bool near_tie_or_equal(Model& m, std::vector<int32_t> prefix, const std::vector<
   return false;
 }
 
-void expect_batch_equals_alone(const std::string& path) {
+// The model as the tests below run it: 32 sequences of a 256-token context, 2 threads.
+std::unique_ptr<Model> load_for_32(const std::string& path) {
   ModelOptions o;
   o.context_length = 256;
   o.n_threads = 2;
   o.max_sequences = 32;
-  auto m = Model::from_file(path, o);
+  return Model::from_file(path, o);
+}
+
+void expect_batch_equals_alone(const std::string& path) {
+  auto m = load_for_32(path);
   const std::vector<Request> reqs = chat_requests(*m);
   ASSERT_EQ(reqs.size(), 32u);
   std::vector<std::vector<int32_t>> alone;
@@ -111,11 +116,7 @@ bool have_default_model() { return std::ifstream(test::default_model_path()).goo
 // tokens, and (greedy) with prompt lookup, give exactly what each gives alone, greedy and
 // sampled with a seed. The same requests in an ordinary engine part at near-ties (above).
 void expect_invariant(const std::string& path) {
-  ModelOptions o;
-  o.context_length = 256;
-  o.n_threads = 2;
-  o.max_sequences = 32;
-  auto m = Model::from_file(path, o);
+  auto m = load_for_32(path);
   std::vector<Request> reqs = chat_requests(*m);
   for (size_t i = 0; i < reqs.size(); i += 2) {  // every second one sampled, seeded
     reqs[i].sampling.temperature = 1.0f;
