@@ -10,6 +10,7 @@
 // product (64 multiply-adds) a cycle, as Zen 4 and Sapphire Rapids issue them.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -94,3 +95,58 @@ BENCHMARK_CAPTURE(BM_Engine, plain, false)->Name("UPG_Engine/gguf_q4_1")->ArgsPr
 // many sequences decode (the price of a request's tokens not depending on its batch).
 BENCHMARK_CAPTURE(BM_Engine, invariant, true)->Name("UPG_Engine/gguf_q4_1_batch_invariant")->ArgsProduct({{1, 8, 32}, {2}})
     ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+namespace {
+
+// UPG_PrefixSharing: 32 requests whose prompts share a 400-token system prefix and end
+// in 16 tokens of their own, all submitted at once, one generated token each (arg 1:
+// prefix sharing on, 0: off). kv_blocks_peak is the most KV blocks held at the end of a
+// step, ttft_ms_mean / ttft_ms_max the time from submission to each first token.
+void BM_PrefixSharing(benchmark::State& state) {
+  const std::string path = upg::test::default_model_path();
+  if (!std::ifstream(path).good()) {
+    state.SkipWithError("default model missing: run scripts/fetch-model.sh");
+    return;
+  }
+  const bool smoke = std::getenv("UPG_BENCH_SMOKE") != nullptr;
+  const int n_req = smoke ? 4 : 32, n_prefix = smoke ? 48 : 400, n_own = 16;
+  upg::ModelOptions o;
+  o.context_length = 512;
+  o.max_sequences = n_req;
+  o.n_threads = 2;
+  auto model = upg::Model::from_file(path, o);
+  double ttft_sum = 0, ttft_max = 0;
+  int peak = 0;
+  for (auto _ : state) {
+    upg::EngineOptions eo;
+    eo.prefix_sharing = state.range(0) != 0;
+    upg::Engine engine(*model, eo);
+    for (int s = 0; s < n_req; ++s) {
+      upg::Request r;
+      for (int i = 0; i < n_prefix; ++i) r.prompt.push_back(int32_t(100 + (i * 7919) % 40000));
+      for (int i = 0; i < n_own; ++i) r.prompt.push_back(int32_t(100 + (s * 104729 + i * 31) % 40000));
+      r.sampling.temperature = 0;
+      r.max_new_tokens = 1;
+      r.ignore_eos = true;
+      engine.submit(std::move(r));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!engine.idle()) {
+      for (const upg::RequestEvent& ev : engine.step()) {
+        if (ev.token < 0) continue;
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        ttft_sum += ms;
+        ttft_max = std::max(ttft_max, ms);
+      }
+      peak = std::max(peak, engine.stats().kv_blocks_used);
+    }
+  }
+  state.counters["kv_blocks_peak"] = peak;
+  state.counters["ttft_ms_mean"] = ttft_sum / (double(n_req) * double(state.iterations()));
+  state.counters["ttft_ms_max"] = ttft_max;
+}
+
+}  // namespace
+
+BENCHMARK(BM_PrefixSharing)->Name("UPG_PrefixSharing")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()
+    ->Iterations(1);
