@@ -62,6 +62,10 @@ BenchResult run_maskbench(GrammarCompiler& compiler, const Tokenizer& tok, int32
       spec.strict = false;
       g = compiler.compile(spec);
       r.compile_us = us_since(t_start);
+      GrammarMatcher first(g);
+      mask.assign(size_t(first.mask_words()), 0);
+      first.fill_mask(mask);
+      r.first_mask_us = us_since(t_start);
     } catch (const Error& e) {
       r.outcome = SchemaOutcome::kUnsupported;
       r.detail = e.what();

@@ -59,6 +59,31 @@ TEST(Grammar, MaskEqualsBruteForceOnSmallGrammars) {
   check_mask_against_brute_force(f, {GrammarKind::kAnyJson, ""}, 4, 2, 5);
 }
 
+// Masks computed when first reached, and precomputed by two threads, are the masks
+// precomputed by one.
+TEST(Grammar, LazyMasksAndThreadsGiveTheSameMasks) {
+  Fixture f;
+  GrammarCompiler other{f.tok, {.vocab_size = f.tok.vocab_size() + 3, .stop_tokens = {f.end}, .threads = 2,
+                                .lazy_masks = true}};
+  const GrammarSpec spec{GrammarKind::kJsonSchema,
+                         R"({"type":"object","properties":{"a":{"type":"array","items":{"enum":[12,"ab"]}}},"required":["a"]})"};
+  GrammarMatcher ref(f.compiler.compile(spec)), lazy(other.compile(spec));
+  std::mt19937_64 rng(7);
+  for (int step = 0; step < 12 && !ref.terminated(); ++step) {
+    std::vector<uint32_t> m1(size_t(ref.mask_words()), 0), m2(size_t(lazy.mask_words()), 0);
+    ref.fill_mask(m1);
+    lazy.fill_mask(m2);
+    ASSERT_EQ(m1, m2) << "step " << step;
+    std::vector<int32_t> ok;
+    for (int32_t id = 0; id < f.compiler.vocab_size(); ++id)
+      if (allowed(m1, id)) ok.push_back(id);
+    ASSERT_FALSE(ok.empty());
+    const int32_t pick = ok[rng() % ok.size()];
+    ASSERT_TRUE(ref.accept(pick));
+    ASSERT_TRUE(lazy.accept(pick));
+  }
+}
+
 TEST(Grammar, AcceptRollbackTerminate) {
   Fixture f;
   auto g = f.compiler.compile({GrammarKind::kGbnf, R"(root ::= "ab" "ba")"});
