@@ -82,6 +82,9 @@ TEST_F(SchemaRewrite, WhatCannotBeMergedExactlyIsRefused) {
   EXPECT_EQ(refusal(R"({"allOf":[{"type":"object","properties":{"a":{}},"additionalProperties":false},
                                  {"properties":{"b":{"type":"integer"}}}]})"),
             "json_schema: $.allOf: allOf of more than one schema is not supported");
+  // Self-references that branch at every level end (a budget), and are refused.
+  EXPECT_EQ(refusal(R"({"allOf":[{"$ref":"#"},{"$ref":"#"},{"$ref":"#"}],"type":"object"})"),
+            "json_schema: $.type: keyword 'type' beside 'allOf' is not supported");
   // A reference into the allOf: rewriting it would change what the reference means.
   EXPECT_EQ(refusal(R"({"allOf":[{"type":"object"},{"required":["a"]}],"properties":{"x":{"$ref":"#/allOf/1"}}})"),
             "json_schema: $.properties: keyword 'properties' beside 'allOf' is not supported");

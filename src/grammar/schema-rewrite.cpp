@@ -279,7 +279,9 @@ class Rewriter {
 
   // The schema both `a` and `b` describe, or nullopt where it cannot be written exactly.
   Opt merge(const json& a0, const json& b0, int depth) {
-    if (depth > 16) return std::nullopt;
+    // Self-references can branch at every level ({"allOf": [{"$ref": "#"}, {"$ref": "#"}]}):
+    // a budget for the whole rewrite keeps that bounded; past it nothing more merges.
+    if (depth > 16 || --merge_budget_ < 0) return std::nullopt;
     if (a0 == b0 && !has(a0, "$ref") && !has(a0, "allOf")) return a0;
     const Opt ea = expand(a0, depth), eb = expand(b0, depth);
     if (!ea || !eb) return std::nullopt;
@@ -461,6 +463,7 @@ class Rewriter {
   bool old_draft_ = false, draft_2020_ = false;
   std::vector<std::string> ref_targets_;
   std::set<std::string> visited_;
+  int merge_budget_ = 20000;
 };
 
 }  // namespace
