@@ -8,6 +8,11 @@
 // integer multiply-adds of the linear layers in those steps (2 ops each, attention left
 // out) against peak_gops: cores x clock x 128 int8 ops per cycle, one 512-bit VNNI dot
 // product (64 multiply-adds) a cycle, as Zen 4 and Sapphire Rapids issue them.
+//
+// UPG_EngineGrammar: the same at 1 and 32 sequences without (0) and with (1) a JSON
+// Schema on every request, one that cannot end within 128 tokens (an array of at least
+// 200 integers), so each request still generates all 128: what the grammar's masks cost
+// a decode step.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -22,7 +27,10 @@
 
 namespace {
 
-void BM_Engine(benchmark::State& state, bool batch_invariant) {
+// A JSON Schema no output of 128 tokens completes.
+constexpr const char* kLongSchema = R"({"type":"array","items":{"type":"integer"},"minItems":200})";
+
+void run_engine(benchmark::State& state, bool grammar, bool batch_invariant) {
   const std::string path = upg::test::default_model_path();
   if (!std::ifstream(path).good()) {
     state.SkipWithError("default model missing: run scripts/fetch-model.sh");
@@ -55,6 +63,7 @@ void BM_Engine(benchmark::State& state, bool batch_invariant) {
       r.sampling.temperature = 0;
       r.max_new_tokens = n_gen;
       r.ignore_eos = true;  // every sequence generates n_gen tokens, as llama-batched-bench's do
+      if (grammar) r.grammar = upg::GrammarSpec{upg::GrammarKind::kJsonSchema, kLongSchema};
       engine.submit(std::move(r));
     }
     const auto t0 = std::chrono::steady_clock::now();
@@ -87,10 +96,15 @@ void BM_Engine(benchmark::State& state, bool batch_invariant) {
   state.SetLabel(model->backend().name());
 }
 
+void BM_Engine(benchmark::State& state, bool batch_invariant) { run_engine(state, false, batch_invariant); }
+void BM_EngineGrammar(benchmark::State& state) { run_engine(state, state.range(2) != 0, false); }
+
 }  // namespace
 
 BENCHMARK_CAPTURE(BM_Engine, plain, false)->Name("UPG_Engine/gguf_q4_1")->ArgsProduct({{1, 8, 32}, {2}})->Unit(benchmark::kMillisecond)
     ->UseRealTime()->Iterations(1);
+BENCHMARK(BM_EngineGrammar)->Name("UPG_EngineGrammar/gguf_q4_1")->ArgsProduct({{1, 32}, {2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 // The same with EngineOptions::batch_invariant: decode tokens stay on the tiles however
 // many sequences decode (the price of a request's tokens not depending on its batch).
 BENCHMARK_CAPTURE(BM_Engine, invariant, true)->Name("UPG_Engine/gguf_q4_1_batch_invariant")->ArgsProduct({{1, 8, 32}, {2}})

@@ -2,6 +2,7 @@
 // resuming after an unfinished line and after SIGKILL.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <sstream>
 #include <string>
@@ -94,6 +95,49 @@ TEST(CliBatch, ResumesAfterAnUnfinishedLineAndAfterSigkill) {
   EXPECT_EQ(by_id.at("0")[0]["text"], "KEPT");
   EXPECT_EQ(by_id.at("1")[0]["text"], "KEPT");
   EXPECT_NE(by_id.at("2")[0]["text"], "KEPT");
+}
+
+// --json-schema holds every line to the schema except those that choose their own output
+// format (response_format, even "text"); a schema it cannot enforce stops the run before
+// any line, naming the flag and the keyword's path.
+TEST(CliBatch, GrammarFlagsApplyToLinesWithoutTheirOwnFormat) {
+  const std::string model = model_path();
+  if (model.empty()) GTEST_SKIP() << "model not found (set UPG_MODEL or run scripts/fetch-model.sh)";
+  TempDir dir;
+  const auto in = dir / "in.jsonl", out = dir / "out.jsonl", schema = dir / "schema.json";
+  write_file(schema, R"({"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]})");
+  auto with = [](int id, const char* text, json response_format) {
+    json line = json::parse(chat_line(id, text, 24));
+    if (!response_format.is_null()) line["response_format"] = std::move(response_format);
+    return line.dump() + "\n";
+  };
+  const json colour = {{"type", "json_schema"},
+                       {"json_schema",
+                        {{"name", "colour"},
+                         {"schema",
+                          {{"type", "object"},
+                           {"properties", {{"colour", {{"enum", {"red", "blue"}}}}}},
+                           {"required", {"colour"}}}}}}};
+  write_file(in, with(1, "What is 2 + 2?", nullptr) + with(2, "Name a colour.", colour) +
+                     with(3, "Name a colour.", {{"type", "text"}}));
+  const ProcessResult r =
+      run_upg({"batch", model, in.string(), "-o", out.string(), "-q", "--json-schema", schema.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto by_id = records(read_file(out));
+  ASSERT_EQ(by_id.size(), 3u);
+  const json one = json::parse(by_id["1"][0]["text"].get<std::string>());
+  EXPECT_TRUE(one.is_object() && one.size() == 1 && one["answer"].is_number_integer()) << one;
+  const json two = json::parse(by_id["2"][0]["text"].get<std::string>());
+  EXPECT_TRUE(two == json({{"colour", "red"}}) || two == json({{"colour", "blue"}})) << two;
+  EXPECT_FALSE(by_id["3"][0]["text"].get<std::string>().starts_with("{\"answer\"")) << by_id["3"][0];
+
+  write_file(schema, R"({"type": "array", "uniqueItems": true})");
+  const auto out2 = dir / "out2.jsonl";
+  const ProcessResult bad =
+      run_upg({"batch", model, in.string(), "-o", out2.string(), "-q", "--json-schema", schema.string()});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_TRUE(contains(bad.err, "--json-schema: $.uniqueItems: keyword 'uniqueItems' is not supported")) << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(out2));
 }
 
 }  // namespace

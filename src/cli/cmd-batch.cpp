@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -30,6 +31,7 @@ namespace {
 struct BatchArgs {
   ModelArgs model;
   EngineArgs engine;
+  GrammarArgs grammar;  // every line's, unless the line chooses its own output format
   std::string input, output;
   int window = 0;
   bool quiet = false;
@@ -75,10 +77,19 @@ void run_batch(BatchArgs& a) {
   int64_t total = 0;
   for (const std::string& l : lines) total += l.find_first_not_of(" \t\r") != std::string::npos;
 
+  const std::optional<GrammarSpec> grammar = finish_grammar_args(a.grammar);
+  // The flag each grammar kind comes from, for the lines' error records.
+  const char* grammar_flag = !a.grammar.grammar_file.empty() ? "--grammar-file"
+                             : !a.grammar.json_schema_file.empty() ? "--json-schema"
+                                                                     : "--json";
+
   auto model = load_model(a.model);
   auto draft = load_draft_model(a.model, a.engine);
   const EngineOptions eo = finish_engine_args(a.engine, draft.get());
   Engine engine(*model, eo);
+  // A bad or unsupported grammar stops the run here, not once per line; and the lines
+  // then find it compiled.
+  if (grammar) engine.prepare_grammar(*grammar);
   server::EngineLoop loop(engine);
   server::Metrics metrics;
   const server::CompletionContext ctx{model->tokenizer(), loop, metrics,
@@ -119,6 +130,11 @@ void run_batch(BatchArgs& a) {
         continue;
       }
       id = bl.id;
+      // A line's own response_format (even "text"), grammar, json_schema or tools wins.
+      if (grammar && bl.request.grammar_field.empty() && !bl.request.tools.active()) {
+        bl.request.grammar = grammar;
+        bl.request.grammar_field = grammar_flag;
+      }
       flight.push_back({bl.id, std::make_unique<server::Completion>(ctx, std::move(bl.request),
                                                                      std::chrono::steady_clock::now(), ++serial)});
     } catch (const server::ApiError& e) {
@@ -155,6 +171,8 @@ void add_batch_command(CLI::App& app) {
       "OpenAI's names (max_tokens, temperature, top_p, seed, stop, n, ...). Each output line has the\n"
       "id, the text, finish_reason, prompt_tokens and completion_tokens, or an error naming the input\n"
       "line. Lines are written whole; a rerun with the same output file skips the ids it holds.\n"
+      "--grammar-file, --json-schema or --json constrain every line's output, except a line that chooses\n"
+      "its own (response_format, even {\"type\": \"text\"}; grammar; json_schema; tools).\n"
       "Exit status 1 when any line failed.\n"
       "Example:\n"
       "  echo '{\"id\": 1, \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 16}' > in.jsonl\n"
@@ -166,6 +184,7 @@ void add_batch_command(CLI::App& app) {
   // As for a server: a KV pool many requests share, 1 GiB unless --kv-memory says otherwise.
   a.model.kv_memory_mib = 1024;
   add_engine_options(*cmd, a.engine, a.model);
+  add_grammar_options(*cmd, a.grammar);
   cmd->add_option("--window", a.window, "Requests handed to the engine at once (default: twice --max-seqs)")
       ->check(CLI::Range(0, 1 << 20));
   cmd->add_flag("-q,--quiet", a.quiet, "No progress on stderr");

@@ -221,6 +221,10 @@ void add_generation_options(CLI::App& app, GenerationArgs& a) {
   app.add_option("-r,--reverse-prompt,--stop", p.stop_strings, "Stop when this text is generated (repeatable)");
   app.add_flag("--ignore-eos", p.ignore_eos, "Keep generating past the end-of-sequence token");
   app.add_flag("-v,--verbose", a.verbose, "Print the sampler chain and token counts");
+  add_grammar_options(app, a.grammar);
+}
+
+void add_grammar_options(CLI::App& app, GrammarArgs& a) {
   auto* g = app.add_option("--grammar-file", a.grammar_file,
                            "Constrain the output to a GBNF grammar (llama.cpp's syntax; a `root` rule)");
   auto* js = app.add_option("--json-schema", a.json_schema_file,
@@ -245,19 +249,20 @@ Request finish_generation_args(GenerationArgs& a) {
     }
   }
   if (a.request.max_new_tokens < -1) throw Error("--n-predict: must be -1 or more");
-  // Structured output (compiled when the request is submitted): compact JSON, properties
-  // in the schema's order, no property the schema does not name.
-  if (!a.grammar_file.empty())
-    a.request.grammar = GrammarSpec{GrammarKind::kGbnf, read_file_text(a.grammar_file, "the grammar file")};
-  else if (!a.json_schema_file.empty())
-    a.request.grammar = GrammarSpec{GrammarKind::kJsonSchema, read_file_text(a.json_schema_file, "the JSON Schema file")};
-  else if (a.json)
-    a.request.grammar = GrammarSpec{GrammarKind::kAnyJson, ""};
+  a.request.grammar = finish_grammar_args(a.grammar);
   // The Sampler validates its flags; building one here reports a bad --top-p before a
   // model load that can take minutes.
   Sampler check(a.request.sampling);
   (void)check;
   return a.request;
+}
+
+std::optional<GrammarSpec> finish_grammar_args(const GrammarArgs& a) {
+  if (!a.grammar_file.empty()) return GrammarSpec{GrammarKind::kGbnf, read_file_text(a.grammar_file, "the grammar file")};
+  if (!a.json_schema_file.empty())
+    return GrammarSpec{GrammarKind::kJsonSchema, read_file_text(a.json_schema_file, "the JSON Schema file")};
+  if (a.json) return GrammarSpec{GrammarKind::kAnyJson, ""};
+  return std::nullopt;
 }
 
 void write_stdout(std::string_view text) {

@@ -1,5 +1,6 @@
 #pragma once
 // Options and output shared by the upg subcommands.
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -54,13 +55,22 @@ std::unique_ptr<Model> load_draft_model(const ModelArgs& model, const EngineArgs
 // The engine's options, with the draft model when there is one.
 EngineOptions finish_engine_args(const EngineArgs& args, Model* draft);
 
+// Structured output: --grammar-file, --json-schema, --json (at most one), shared by run,
+// chat and batch.
+struct GrammarArgs {
+  std::string grammar_file, json_schema_file;
+  bool json = false;
+};
+void add_grammar_options(CLI::App& app, GrammarArgs& args);
+// The grammar the flags ask for (files read now; compiled when a request is submitted):
+// compact JSON, properties in the schema's order, no property the schema does not name.
+std::optional<GrammarSpec> finish_grammar_args(const GrammarArgs& args);
+
 struct GenerationArgs {
   Request request;  // its prompt comes from the command's own options
   std::string seed_text;  // kept as text so "-1" (random) reads like llama.cpp
   bool verbose = false;
-  // Structured output: at most one of these (request.grammar).
-  std::string grammar_file, json_schema_file;
-  bool json = false;
+  GrammarArgs grammar;  // request.grammar
 };
 void add_generation_options(CLI::App& app, GenerationArgs& args);
 // Turns the parsed flags into a request without its prompt (seed, validation); throws

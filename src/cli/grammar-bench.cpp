@@ -70,6 +70,12 @@ std::optional<SchemaResult> run_schema(GrammarCompiler& compiler, const Tokenize
     return r;
   }
   std::vector<uint32_t> mask;
+  {
+    GrammarMatcher first(g);
+    mask.assign(size_t(first.mask_words()), 0);
+    first.fill_mask(mask);
+    r.first_mask_us = us_since(t_start);
+  }
   const auto& tests = doc["tests"];
   for (size_t i = 0; i < tests.size() && r.outcome == SchemaOutcome::kPassing; ++i) {
     const bool valid = tests[i].value("valid", false);

@@ -25,6 +25,7 @@ struct SchemaResult {
   SchemaOutcome outcome = SchemaOutcome::kPassing;
   std::string detail;  // the compile error, or which test failed
   double compile_us = 0;
+  double first_mask_us = 0;  // compile plus a fresh matcher's first mask: a new schema's wait
   int tests = 0;
 };
 

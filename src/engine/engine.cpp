@@ -191,6 +191,8 @@ Engine::~Engine() = default;
 
 const Model& Engine::model() const { return impl_->model; }
 
+void Engine::prepare_grammar(const GrammarSpec& spec) { (void)impl_->grammars().compile(spec); }
+
 int64_t Engine::submit(Request r) {
   Impl& I = *impl_;
   I.sched.check_fits(r.prompt);  // empty, or past the KV pool; reads only the pool's fixed size

@@ -79,10 +79,8 @@ struct GrammarCompiler::Impl {
   Impl(const Tokenizer& tok, GrammarCompilerOptions o)
       : opt(std::move(o)),
         info(make_tokenizer_info(tok, opt)),
-        // One thread: the step that precomputes each state's token mask is XGrammar's
-        // only parallel part, and compile times stay comparable with MaskBench's.
         // XGrammar's own cache is off: ours (below) keys on the checked text.
-        xg(info, /*max_threads=*/1, /*cache_enabled=*/false) {}
+        xg(info, std::max(1, opt.threads), /*cache_enabled=*/false, /*max_memory_bytes=*/-1, opt.lazy_masks) {}
 
   std::shared_ptr<const CompiledGrammar> build(const GrammarSpec& spec) {
     const char* param = grammar_param(spec.kind);

@@ -7,12 +7,15 @@
 #include <algorithm>
 #include <initializer_list>
 #include <optional>
+#include <regex>
 #include <set>
 #include <string>
 #include <string_view>
 
 #include <fmt/format.h>
 
+#include "grammar/schema-rewrite.h"
+#include "grammar/schema-values.h"
 #include "upg/core/error.h"
 
 namespace upg::grammar {
@@ -91,6 +94,7 @@ class Checker {
 
   void node(const json& v, const std::string& path, const Ptr& ptr, int depth) {
     if (depth > 128) refuse(path, "schema nested too deeply");
+    if (!visited_.insert(ptr.to_string()).second) return;
     if (v.is_boolean()) return;
     if (!v.is_object()) refuse(path, "a schema must be an object or a boolean");
     for (std::string_view k : kIgnored)
@@ -104,13 +108,13 @@ class Checker {
         dispatch = k.data();
         break;
       }
-    if (dispatch) check_dispatch(v, path, dispatch);
+    if (dispatch) check_dispatch(v, path, dispatch, depth);
     else check_typed(v, path, ptr);
     recurse(v, path, ptr, depth);
   }
 
  private:
-  void check_dispatch(const json& v, const std::string& path, std::string_view d) {
+  void check_dispatch(const json& v, const std::string& path, std::string_view d, int depth) {
     // What XGrammar would not read beside the keyword it dispatches on.
     for (const auto& [k, _] : v.items()) {
       if (k == d || k == "$defs" || k == "definitions") continue;
@@ -125,7 +129,11 @@ class Checker {
       const json& r = v["$ref"];
       if (!r.is_string() || !r.get<std::string>().starts_with("#"))
         refuse(child_path(path, "$ref"), "only references inside the schema ('#...') are supported");
-      resolve(r.get<std::string>(), child_path(path, "$ref"));
+      // The target is checked where it is, also when no schema keyword leads there
+      // ("definitions": {"group": {"name": {...}}}).
+      const std::string target = r.get<std::string>();
+      const json& t = resolve(target, child_path(path, "$ref"));
+      node(t, target, Ptr(target.substr(1)), depth + 1);
     } else if (d == "allOf") {
       const json& a = v["allOf"];
       if (a.is_array() && a.size() > 1)
@@ -196,6 +204,7 @@ class Checker {
       if (lengths && has(v, "pattern")) refuse(path, "minLength/maxLength beside 'pattern' is not supported");
       rewrite_string(v, path, ptr);
     }
+    if (types.count("object") && has(v, "patternProperties")) check_pattern_properties(v, path);
     // XGrammar's numbers take multipleOf only in whole steps.
     if (has(v, "multipleOf") && types.count("number") && !types.count("integer"))
       refuse(child_path(path, "multipleOf"), "multipleOf on a non-integer number is not supported");
@@ -204,6 +213,28 @@ class Checker {
         refuse(child_path(path, k), fmt::format("'{}' as a boolean (draft 4) is not supported", k));
     if (has(v, "items") && v["items"].is_array())
       refuse(child_path(path, "items"), "'items' as an array (draft 4 tuples) is not supported; use prefixItems");
+  }
+
+  // XGrammar offers a member that matches a pattern the additionalProperties schema as
+  // well, and checks a named property against its own schema only: enforced exactly
+  // when additionalProperties is false and no named property matches a pattern.
+  void check_pattern_properties(const json& v, const std::string& path) {
+    const std::string at = child_path(path, "patternProperties");
+    if (v.value("additionalProperties", json(true)) != false)
+      refuse(at, "patternProperties without \"additionalProperties\": false is not supported");
+    if (!v["patternProperties"].is_object() || !has(v, "properties") || !v["properties"].is_object()) return;
+    for (const auto& [p, _] : v["patternProperties"].items()) {
+      std::optional<std::regex> re;
+      try {
+        if (!grammar::regex_is_small(p)) throw std::regex_error(std::regex_constants::error_complexity);
+        re.emplace(p, std::regex::ECMAScript);
+      } catch (const std::regex_error&) {
+        refuse(at, fmt::format("pattern '{}' beside named properties is not supported", p));
+      }
+      for (const auto& [name, __] : v["properties"].items())
+        if (std::regex_search(name, *re))
+          refuse(at, fmt::format("property '{}' also matching pattern '{}' is not supported", name, p));
+    }
   }
 
   void recurse(const json& v, const std::string& path, const Ptr& ptr, int depth) {
@@ -299,9 +330,30 @@ class Checker {
     return out;
   }
 
-  // Two oneOf branches no instance matches both of: different types, or objects that
-  // both require a property whose const/enum values differ (a discriminator).
-  bool disjoint(const json& a0, const json& b0) const {
+  // The values a schema allows, where they are few: const, enum, or a string pattern that
+  // is one literal ("^success$"); empty otherwise.
+  static std::vector<json> few_values(const json& p) {
+    std::vector<json> out;
+    if (!p.is_object()) return out;
+    if (p.contains("const")) out.push_back(p["const"]);
+    else if (p.contains("enum") && p["enum"].is_array())
+      for (const auto& e : p["enum"]) out.push_back(e);
+    else if (p.value("type", json()) == "string" && p.contains("pattern") && p["pattern"].is_string()) {
+      const std::string pat = p["pattern"].get<std::string>();
+      const bool literal = pat.size() > 2 && pat.front() == '^' && pat.back() == '$' &&
+                           std::all_of(pat.begin() + 1, pat.end() - 1, [](char c) {
+                             return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == ' ';
+                           });
+      if (literal) out.push_back(json(pat.substr(1, pat.size() - 2)));
+    }
+    return out;
+  }
+
+  // Two oneOf branches no instance matches both of: different types, value sets that do
+  // not meet, or objects with a property both require whose schemas are disjoint (a
+  // discriminator, also nested) or that one requires and the other forbids.
+  bool disjoint(const json& a0, const json& b0, int depth = 0) const {
+    if (depth > 8) return false;
     const json& a = follow(a0);
     const json& b = follow(b0);
     const auto ta = branch_types(a), tb = branch_types(b);
@@ -310,39 +362,45 @@ class Checker {
       for (const auto& t : ta) overlap |= tb.count(t) > 0;
       if (!overlap) return true;
     }
+    const auto va = few_values(a), vb = few_values(b);
+    if (!va.empty() && !vb.empty()) {
+      bool shared = false;
+      for (const auto& x : va)
+        for (const auto& y : vb) shared |= x == y;
+      if (!shared) return true;
+    }
     if (!a.is_object() || !b.is_object() || !a.contains("properties") || !b.contains("properties")) return false;
+    if (!a["properties"].is_object() || !b["properties"].is_object()) return false;
     auto required = [](const json& s, const std::string& k) {
       if (!s.contains("required") || !s["required"].is_array()) return false;
       for (const auto& r : s["required"])
         if (r == k) return true;
       return false;
     };
-    auto values = [](const json& p) {
-      std::vector<json> out;
-      if (p.is_object() && p.contains("const")) out.push_back(p["const"]);
-      else if (p.is_object() && p.contains("enum") && p["enum"].is_array())
-        for (const auto& e : p["enum"]) out.push_back(e);
-      return out;
+    // additionalProperties false and no pattern that could admit the name.
+    auto forbids = [](const json& s, const std::string& k) {
+      return s.value("additionalProperties", json(true)) == false && !s.contains("patternProperties") &&
+             !s["properties"].contains(k);
     };
-    if (!a["properties"].is_object() || !b["properties"].is_object()) return false;
-    for (const auto& [k, pa] : a["properties"].items()) {
-      if (!b["properties"].contains(k) || !required(a, k) || !required(b, k)) continue;
-      const auto va = values(follow(pa)), vb = values(follow(b["properties"][k]));
-      if (va.empty() || vb.empty()) continue;
-      bool shared = false;
-      for (const auto& x : va)
-        for (const auto& y : vb) shared |= x == y;
-      if (!shared) return true;
-    }
+    for (const auto& [x, y] : {std::pair{&a, &b}, std::pair{&b, &a}})
+      if ((*x).contains("required") && (*x)["required"].is_array())
+        for (const auto& r : (*x)["required"])
+          if (r.is_string() && forbids(*y, r.get<std::string>())) return true;
+    for (const auto& [k, pa] : a["properties"].items())
+      if (b["properties"].contains(k) && required(a, k) && required(b, k) &&
+          disjoint(pa, b["properties"][k], depth + 1))
+        return true;
     return false;
   }
 
   const json& root_;
+  std::set<std::string> visited_;  // pointers of the nodes checked
 };
 
 }  // namespace
 
-json prepare_json_schema(const json& schema) {
+json prepare_json_schema(const json& written) {
+  const json schema = rewrite_json_schema(written);
   Checker c(schema);
   c.node(schema, "$", Ptr(), 0);
   json out = schema;

@@ -190,7 +190,9 @@ void parse_structured_output(const json& body, ApiRequest& r) {
       // not name, strict or not: still inside what the schema allows, and a small model
       // left free to add properties can add them until max_tokens.
       take(spec_of(GrammarKind::kJsonSchema, js["schema"].dump()), "response_format.json_schema.schema");
-    } else if (type != "text") {
+    } else if (type == "text") {
+      r.grammar_field = "response_format";
+    } else {
       throw bad_field("response_format.type", "must be \"text\", \"json_object\" or \"json_schema\"");
     }
   }

@@ -37,7 +37,9 @@ struct ApiRequest {
   ToolRequest tools;                 // chat: tools, tool_choice, parallel_tool_calls
   // Structured output: response_format (json_object, json_schema) or llama.cpp's
   // `grammar` (GBNF) and `json_schema` fields; grammar_field names the field it came
-  // from, for the errors its compilation may raise at submit.
+  // from, for the errors its compilation may raise at submit. grammar_field is also set
+  // for response_format {"type": "text"}, which asks for no grammar: the body chose its
+  // output format (upg batch's --json-schema and --json then leave it alone).
   std::optional<GrammarSpec> grammar;
   std::string grammar_field;
   std::vector<PromptInput> prompts;  // completions: one choice group per prompt

@@ -37,6 +37,9 @@ class Engine {
   // Ends a request at the next step (a finished event with StopReason::kCallback is
   // reported); unknown or finished ids are ignored. Thread-safe.
   void cancel(int64_t id);
+  // Compiles a grammar into the engine's cache now, so that requests with it start at
+  // once; throws ParamError for a bad or unsupported one, as submit would. Thread-safe.
+  void prepare_grammar(const GrammarSpec& spec);
 
   // Runs one step; returns the events of this step, in the batch's request order.
   std::vector<RequestEvent> step();

@@ -57,6 +57,12 @@ struct GrammarCompilerOptions {
   // Tokens that end the output once the grammar is complete (the model's end of sequence).
   std::vector<int32_t> stop_tokens;
   size_t cache_entries = 64;  // compiled grammars kept (least recently used dropped)
+  // Threads that precompute a new grammar's token masks (XGrammar's compile step).
+  int threads = 1;
+  // Token masks computed the first time the matcher reaches a state instead of for every
+  // state at compile time (XGrammar's dynamic compilation): a new grammar's first mask
+  // comes sooner, each state's first mask costs more.
+  bool lazy_masks = false;
 };
 
 // Compiles grammars for one vocabulary; compiled grammars are cached by (kind, text,
