@@ -53,18 +53,20 @@ nlohmann::json j_of(const std::string& upg) { return nlohmann::json::parse(io::r
 
 // What the layerwise compressor does to a weight whose inputs are the source model's (layer
 // 0's q, k and v): SparseGPT's pruning, with GPTQ's rounding when asked. Returns the
-// grid's row scales (empty without GPTQ).
-std::vector<float> reference_sweep(const CompressOptions& o, const Hessian& H, std::vector<float>& w, int64_t rows,
+// grids (empty without GPTQ).
+std::vector<GridParams> reference_sweep(const CompressOptions& o, const Hessian& H, std::vector<float>& w, int64_t rows,
                                    int64_t cols) {
   const std::vector<float> u = inverse_factor(H, kSparseGptDamp);
   if (!o.gptq) {
     sparsegpt_prune(w, rows, cols, u, o.matrix.pattern, o.matrix.sparsity, 1, kSparseGptBlock);
     return {};
   }
-  const Int8RowGrid grid(o.matrix.quant);
+  const Int8RowGrid int8(o.matrix.quant);
+  const ValueSpec& v = o.matrix.values;
+  const Int4GroupGrid int4(v.group_size, v.zero_point, o.matrix.quant);
   GptqOptions go;
   if (!o.dense_int8_linears) go.pattern = o.matrix.pattern, go.sparsity = o.matrix.sparsity;
-  go.grid = &grid;
+  go.grid = v.encoding == format::Encoding::Int4 && !o.dense_int8_linears ? static_cast<const QuantGrid*>(&int4) : &int8;
   go.act_order = o.act_order;
   go.threads = 1;
   return gptq_sweep(w, rows, cols, H, u, go);
@@ -116,7 +118,8 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
       if (!layerwise || (name.starts_with("model.layers.0.self_attn.") && !name.ends_with("o_proj.weight"))) {
         std::vector<float> ref;
         std::span<const float> norms;
-        std::vector<float> w = f32(t), original, scales;
+        std::vector<float> w = f32(t), original;
+        std::vector<GridParams> scales;
         if (layerwise) {
           original = w;
           scales = reference_sweep(o, *cal->hessians.at(name), w, t.shape[0], t.shape[1]);
@@ -140,7 +143,8 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
       const TensorView& q = out.weights.get(name + ".qweight");
       const TensorView& s = out.weights.get(name + ".scales");
       EXPECT_EQ(q.dtype, DType::I8);
-      std::vector<float> w = f32(t), scales;
+      std::vector<float> w = f32(t);
+      std::vector<GridParams> scales;
       // Dense GPTQ: only layer 0's q, k and v see the source model's inputs (as above).
       if (linear && o.gptq) {
         if (!name.starts_with("model.layers.0.self_attn.") || name.ends_with("o_proj.weight")) continue;

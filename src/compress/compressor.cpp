@@ -124,7 +124,9 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   j["tool"] = kToolVersion;
   j["source"] = source;
   j["prune"] = prune_method_name(o.prune);
-  if (o.gptq) j["gptq"] = {{"grid", "int8 per row"}, {"act_order", o.act_order}};
+  const bool int4 = m.values.encoding == format::Encoding::Int4;
+  if (o.gptq)
+    j["gptq"] = {{"grid", int4 && !o.dense_int8_linears ? "int4 groups" : "int8 per row"}, {"act_order", o.act_order}};
   if (o.prune == PruneMethod::SparseGPT || o.gptq)
     j["sparsegpt"] = {{"damp", kSparseGptDamp},
                       {"block", kSparseGptBlock},
@@ -135,7 +137,6 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   j["values"] = m.values.name();
   // Codebook rows always scale by their absmax; the codebook itself is the fit.
   j["quantization"] = m.values.encoding == format::Encoding::Codebook ? "absmax" : quant_method_name(m.quant);
-  const bool int4 = m.values.encoding == format::Encoding::Int4;
   if (m.quant == QuantMethod::Clip && m.values.encoding != format::Encoding::Codebook)
     j["clip_ratios"] = int4 ? std::vector<float>(std::begin(kInt4ClipRatios), std::end(kInt4ClipRatios))
                             : std::vector<float>(std::begin(kClipRatios), std::end(kClipRatios));
@@ -185,9 +186,12 @@ CompressReport compress_model(const CompressOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const MatrixOptions& mo = o.matrix;
   check_matrix_options(mo);
-  if (o.gptq && mo.values.encoding != format::Encoding::Int8)
-    throw ParamError("values", fmt::format("GPTQ rounds onto the int8 grid, not {}", mo.values.name()));
-  if (o.gptq && !o.dense_int8_linears && o.prune != PruneMethod::SparseGPT)
+  const bool int4 = mo.values.encoding == format::Encoding::Int4;
+  if (o.gptq && mo.values.encoding != format::Encoding::Int8 && !int4)
+    throw ParamError("values", fmt::format("GPTQ rounds onto the int8 or int4 grid, not {}", mo.values.name()));
+  // Dense int4 prunes nothing, so GPTQ needs no pruning method there.
+  const bool prunes = mo.pattern.is_nm() || mo.sparsity > 0;
+  if (o.gptq && !o.dense_int8_linears && prunes && o.prune != PruneMethod::SparseGPT)
     throw ParamError("gptq", fmt::format("GPTQ runs in SparseGPT's sweep: prune with sparsegpt (not {}) or store "
                                          "dense int8",
                                          prune_method_name(o.prune)));

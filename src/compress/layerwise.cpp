@@ -110,16 +110,18 @@ PrunedTensor sweep_one(std::vector<float>& w, const std::vector<float>& src, int
     p.data = compress_matrix(w, rows, cols, {}, mo, name, &p.stats, &decoded, src);
     return p;
   }
-  const Int8RowGrid grid(mo.quant);
-  GptqOptions go{.grid = &grid, .act_order = lo.act_order, .damp = kSparseGptDamp, .block = kSparseGptBlock,
-                 .threads = mo.threads};
+  const Int8RowGrid int8(mo.quant);
+  const Int4GroupGrid int4(mo.values.group_size, mo.values.zero_point, mo.quant);
+  const bool is_int4 = mo.values.encoding == format::Encoding::Int4 && !lo.dense;
+  GptqOptions go{.grid = is_int4 ? static_cast<const QuantGrid*>(&int4) : &int8, .act_order = lo.act_order,
+                 .damp = kSparseGptDamp, .block = kSparseGptBlock, .threads = mo.threads};
   if (!lo.dense) go.pattern = mo.pattern, go.sparsity = mo.sparsity;
-  const std::vector<float> scales = gptq_sweep(w, rows, cols, H, u, go);
+  const std::vector<GridParams> grids = gptq_sweep(w, rows, cols, H, u, go);
   if (lo.dense) {
-    p.dense = quantize_dense_int8(w, rows, cols, mo.quant, name, &p.stats, mo.threads, scales, src);
+    p.dense = quantize_dense_int8(w, rows, cols, mo.quant, name, &p.stats, mo.threads, grids, src);
     decoded = w;  // already the grid's values
   } else {
-    p.data = compress_matrix(w, rows, cols, {}, mo, name, &p.stats, &decoded, src, scales);
+    p.data = compress_matrix(w, rows, cols, {}, mo, name, &p.stats, &decoded, src, grids);
   }
   return p;
 }

@@ -24,8 +24,9 @@ struct PrunedTensor {
 
 // How each weight is swept (compress/gptq.h).
 struct LayerwiseOptions {
-  // Round the kept weights onto the int8 grid in the pruning's sweep (GPTQ), so rounding
-  // errors are compensated like pruned weights; else round them afterwards.
+  // Round the kept weights onto the values' grid (int8 per row or int4 per group) in the
+  // pruning's sweep (GPTQ), so rounding errors are compensated like pruned weights; else
+  // round them afterwards.
   bool gptq = false;
   bool act_order = false;  // GPTQ's activation order (GptqOptions::act_order)
   // Nothing pruned: every weight dense int8 through GPTQ (needs gptq).
