@@ -139,7 +139,20 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
         ++later_layers;
       }
       EXPECT_FALSE(out.weights.contains(name));
-    } else if ((o.dense_int8_embeddings && name == "model.embed_tokens.weight") || linear) {
+    } else if (o.embeddings == EmbeddingStore::Int4 && name == "model.embed_tokens.weight") {
+      ++compressed;
+      auto it = out.compressed.find(name);
+      ASSERT_NE(it, out.compressed.end());
+      EXPECT_EQ(it->second.layout, format::Layout::Dense);
+      EXPECT_EQ(it->second.int4.group_size, kEmbeddingInt4Group);
+      MatrixOptions eo;
+      eo.sparsity = 0;
+      eo.values = {.encoding = format::Encoding::Int4, .group_size = kEmbeddingInt4Group, .zero_point = true};
+      std::vector<float> ref;
+      compress_matrix(f32(t), t.shape[0], t.shape[1], {}, eo, name, nullptr, &ref);
+      EXPECT_EQ(format::decode_dense(it->second), ref);
+      EXPECT_FALSE(out.weights.contains(name));
+    } else if ((o.embeddings == EmbeddingStore::Int8 && name == "model.embed_tokens.weight") || linear) {
       const TensorView& q = out.weights.get(name + ".qweight");
       const TensorView& s = out.weights.get(name + ".scales");
       EXPECT_EQ(q.dtype, DType::I8);
@@ -165,6 +178,8 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
   EXPECT_EQ(int(out.compressed.size()), compressed);
   if (o.gptq) {
     EXPECT_EQ(j_of(o.output)["gptq"]["act_order"], o.act_order);
+    const bool int4 = o.matrix.values.encoding == format::Encoding::Int4 && !o.dense_int8_linears;
+    EXPECT_EQ(j_of(o.output)["gptq"]["grid"], int4 ? "int4 groups" : "int8 per row");
   }
   if (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) {
     EXPECT_GT(later_layers, 0);
@@ -280,7 +295,7 @@ TEST(Compressor, FourEight) { round_trip(opts("4:8", "int8")); }
 TEST(Compressor, SkipAndInt8Embeddings) {
   auto o = opts("unstructured", "int8");
   o.skip_regex = R"(layers\.1\.|down_proj)";
-  o.dense_int8_embeddings = true;
+  o.embeddings = EmbeddingStore::Int8;
   round_trip(o);
 }
 
@@ -385,6 +400,18 @@ TEST(Compressor, GptqWithCalibration) {
     o.calibration_tokens = ids;
     round_trip(o, &first);
   }
+  // The int4 grid: dense (any pruning method: nothing is pruned), with activation order,
+  // and 2:4 pruned in the same sweep; the embedding as int4 too.
+  for (const char* pattern : {"unstructured", "2:4"}) {
+    SCOPED_TRACE(pattern);
+    auto o = int4_opts(pattern, 32, true);
+    o.prune = o.matrix.pattern.is_nm() ? PruneMethod::SparseGPT : PruneMethod::Magnitude;
+    o.gptq = true;
+    o.act_order = !o.matrix.pattern.is_nm();
+    o.embeddings = EmbeddingStore::Int4;
+    o.calibration_tokens = ids;
+    round_trip(o, &first);
+  }
   auto o = opts("unstructured", "int8");
   o.prune = PruneMethod::SparseGPT;
   o.gptq = o.act_order = true;
@@ -444,11 +471,14 @@ TEST(Compressor, CompressedTinyRuns) {
   o.source = tiny();
   o.output = (dir.path / "t.upg").string();
   o.quiet = true;
-  compress_model(o);
-  auto model = Model::from_file(o.output);
-  const std::vector<float> logits = model->forward({1, 2, 3, 4});
-  ASSERT_EQ(logits.size(), size_t(4 * model->config().vocab_size));
-  for (float x : logits) ASSERT_TRUE(std::isfinite(x));
+  for (EmbeddingStore e : {EmbeddingStore::Source, EmbeddingStore::Int4}) {
+    o.embeddings = e;
+    compress_model(o);
+    auto model = Model::from_file(o.output);
+    const std::vector<float> logits = model->forward({1, 2, 3, 4});
+    ASSERT_EQ(logits.size(), size_t(4 * model->config().vocab_size));
+    for (float x : logits) ASSERT_TRUE(std::isfinite(x));
+  }
 }
 
 TEST(Compressor, RejectsBadOptionsWithoutOutput) {

@@ -63,6 +63,21 @@ double sparsegpt_memory_bytes(const ModelConfig& c, int64_t params, int64_t toke
   return 28.0 * widest * widest + 2 * 4.0 * double(params) + 4.0 * double(tokens) * (5 * h + attn + in + widest);
 }
 
+EmbeddingStore parse_embedding_store(std::string_view s, std::string_view origin) {
+  for (EmbeddingStore e : {EmbeddingStore::Source, EmbeddingStore::Int8, EmbeddingStore::Int4})
+    if (s == embedding_store_name(e)) return e;
+  throw Error(fmt::format("{}: '{}' is not an embedding storage (expected source, int8 or int4)", origin, s));
+}
+
+const char* embedding_store_name(EmbeddingStore e) {
+  switch (e) {
+    case EmbeddingStore::Source: return "source";
+    case EmbeddingStore::Int8: return "int8";
+    case EmbeddingStore::Int4: return "int4";
+  }
+  return "?";
+}
+
 bool is_compressible(const std::string& name, size_t rank) {
   if (rank != 2 || !name.starts_with("model.layers.")) return false;
   // The projections of any architecture's layout (a fused tensor compresses as a whole).
@@ -152,7 +167,8 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   else
     j["calibration"] = nullptr;
   j["skip"] = o.skip_regex.empty() ? Json(nullptr) : Json(o.skip_regex);
-  j["dense_int8_embeddings"] = o.dense_int8_embeddings;
+  j["embeddings"] = embedding_store_name(o.embeddings);
+  j["dense_int8_embeddings"] = o.embeddings == EmbeddingStore::Int8;
   j["dense_int8_linears"] = o.dense_int8_linears;
   return j;
 }
@@ -296,6 +312,7 @@ CompressReport compress_model(const CompressOptions& o) {
     tr.rank = int(t.shape.size());
     tr.weights = t.numel();
     const bool compressible = is_compressible(name, t.shape.size()) && !skip.matches(name);
+    const bool embedding = t.shape.size() == 2 && (name == "model.embed_tokens.weight" || name == "lm_head.weight");
     if (compressible && !o.dense_int8_linears) {
       MatrixStats st;
       format::CompressedData d;
@@ -317,8 +334,20 @@ CompressReport compress_model(const CompressOptions& o) {
       tr.layout = format::layout_name(d.layout);
       tr.bytes = d.view().bytes();
       tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq, tr.kept = st.kept;
-    } else if (compressible || (o.dense_int8_embeddings && t.shape.size() == 2 &&
-                                (name == "model.embed_tokens.weight" || name == "lm_head.weight"))) {
+    } else if (embedding && o.embeddings == EmbeddingStore::Int4) {
+      MatrixOptions eo;
+      eo.pattern = {};
+      eo.sparsity = 0;
+      eo.values = {.encoding = format::Encoding::Int4, .group_size = kEmbeddingInt4Group, .zero_point = true};
+      eo.quant = QuantMethod::Clip;
+      eo.threads = mo.threads;
+      MatrixStats st;
+      const format::CompressedData d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], {}, eo, name, &st);
+      writer.add_compressed(name, d);
+      tr.layout = format::layout_name(d.layout);
+      tr.bytes = d.view().bytes();
+      tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq, tr.kept = st.kept;
+    } else if (compressible || (embedding && o.embeddings == EmbeddingStore::Int8)) {
       MatrixStats st;
       DenseInt8 q;
       if (compressible && layerwise) {  // dense GPTQ

@@ -50,7 +50,7 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
                                        std::span<const float> original = {},
                                        std::span<const GridParams> grids = {});
 
-// Dense per-row int8 (the embedding / LM head with --dense-int8-embeddings):
+// Dense per-row int8 (the embedding / LM head with --embeddings int8):
 // weight = scales[r] * qweight[r, c].
 struct DenseInt8 {
   std::vector<int8_t> qweight;  // [rows, cols]
