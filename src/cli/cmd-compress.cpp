@@ -88,7 +88,7 @@ void add_compress_command(CLI::App& app) {
     std::string source, output, prune = "sparsegpt", calib, skip, embeddings = "auto";
     bool int8_embeddings = false;
     bool int8_linears = false;
-    bool gptq = false, act_order = false;
+    bool gptq = false, act_order = false, gptq_head = false;
     int64_t calib_tokens = 0;
     MatrixArgs matrix;
     CLI::Option* prune_opt = nullptr;
@@ -129,6 +129,9 @@ void add_compress_command(CLI::App& app) {
   cmd->add_flag("--act-order", a->act_order,
                 "With --gptq: sweep the input channels by decreasing activation energy (GPTQ's act-order); "
                 "unstructured or dense only");
+  cmd->add_flag("--gptq-head", a->gptq_head,
+                "With --gptq and int4 embeddings: round the LM head (the embedding, when tied) with GPTQ too, "
+                "on the final norm's output over the calibration text");
   cmd->callback([a] {
     compress::CompressOptions o;
     o.source = a->source;
@@ -152,6 +155,7 @@ void add_compress_command(CLI::App& app) {
     o.dense_int8_linears = a->int8_linears;
     o.gptq = a->gptq;
     o.act_order = a->act_order;
+    o.gptq_head = a->gptq_head;
     o.calib_tokens = a->calib_tokens;
     if (!a->calib.empty() && o.prune == compress::PruneMethod::Magnitude && !o.gptq)
       throw Error("--calib is only used with --prune wanda or sparsegpt");

@@ -145,11 +145,8 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
       ASSERT_NE(it, out.compressed.end());
       EXPECT_EQ(it->second.layout, format::Layout::Dense);
       EXPECT_EQ(it->second.int4.group_size, kEmbeddingInt4Group);
-      MatrixOptions eo;
-      eo.sparsity = 0;
-      eo.values = {.encoding = format::Encoding::Int4, .group_size = kEmbeddingInt4Group, .zero_point = true};
       std::vector<float> ref;
-      compress_matrix(f32(t), t.shape[0], t.shape[1], {}, eo, name, nullptr, &ref);
+      compress_matrix(f32(t), t.shape[0], t.shape[1], {}, embedding_int4_options(1), name, nullptr, &ref);
       EXPECT_EQ(format::decode_dense(it->second), ref);
       EXPECT_FALSE(out.weights.contains(name));
     } else if ((o.embeddings == EmbeddingStore::Int8 && name == "model.embed_tokens.weight") || linear) {
@@ -430,6 +427,34 @@ TEST(Compressor, GptqWithCalibration) {
   EXPECT_EQ(j_of(o.output)["calibration"]["tokens"], 100);
 }
 
+// The LM head through GPTQ on the final norm's output: stored on the embedding's int4
+// grid, moved away from round-to-nearest, and the model runs.
+TEST(Compressor, GptqHead) {
+  auto model = calibration_model(tiny());
+  auto o = int4_opts("unstructured", 32, true);
+  o.gptq = o.gptq_head = true;
+  o.embeddings = EmbeddingStore::Int4;
+  o.calibration_tokens = calibration_ids(*model);
+  TempDir dir;
+  o.source = tiny();
+  o.output = (dir.path / "head.upg").string();
+  o.quiet = true;
+  compress_model(o);
+  EXPECT_EQ(j_of(o.output)["gptq"]["lm_head"], true);
+  ModelSource src = load_model_source(tiny(), {});
+  ModelSource out = io::load_upg(o.output, {});
+  const std::string name = src.weights.contains("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight";
+  const TensorView& t = src.weights.get(name);
+  auto it = out.compressed.find(name);
+  ASSERT_NE(it, out.compressed.end());
+  EXPECT_EQ(it->second.int4.group_size, kEmbeddingInt4Group);
+  std::vector<float> rtn;
+  compress_matrix(f32(t), t.shape[0], t.shape[1], {}, embedding_int4_options(1), name, nullptr, &rtn);
+  EXPECT_NE(format::decode_dense(it->second), rtn);
+  auto m = Model::from_file(o.output);
+  for (float x : m->forward({1, 2, 3})) ASSERT_TRUE(std::isfinite(x));
+}
+
 TEST(Compressor, GptqRejectsWhatItCannotDo) {
   TempDir dir;
   auto expect_param = [&](CompressOptions o, const char* param) {
@@ -462,6 +487,13 @@ TEST(Compressor, GptqRejectsWhatItCannotDo) {
   o = opts("unstructured", "int8");
   o.calib_tokens = -1;
   expect_param(o, "calib_tokens");
+  o = int4_opts("unstructured", 32, true);
+  o.gptq_head = true;
+  o.embeddings = EmbeddingStore::Int4;
+  expect_param(o, "gptq_head");  // without GPTQ
+  o.gptq = true;
+  o.embeddings = EmbeddingStore::Int8;
+  expect_param(o, "gptq_head");
   EXPECT_TRUE(fs::is_empty(dir.path));
 }
 

@@ -78,6 +78,15 @@ const char* embedding_store_name(EmbeddingStore e) {
   return "?";
 }
 
+MatrixOptions embedding_int4_options(int threads) {
+  MatrixOptions eo;
+  eo.sparsity = 0;
+  eo.values = {.encoding = format::Encoding::Int4, .group_size = kEmbeddingInt4Group, .zero_point = true};
+  eo.quant = QuantMethod::Clip;
+  eo.threads = threads;
+  return eo;
+}
+
 bool is_compressible(const std::string& name, size_t rank) {
   if (rank != 2 || !name.starts_with("model.layers.")) return false;
   // The projections of any architecture's layout (a fused tensor compresses as a whole).
@@ -141,7 +150,9 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   j["prune"] = prune_method_name(o.prune);
   const bool int4 = m.values.encoding == format::Encoding::Int4;
   if (o.gptq)
-    j["gptq"] = {{"grid", int4 && !o.dense_int8_linears ? "int4 groups" : "int8 per row"}, {"act_order", o.act_order}};
+    j["gptq"] = {{"grid", int4 && !o.dense_int8_linears ? "int4 groups" : "int8 per row"},
+                 {"act_order", o.act_order},
+                 {"lm_head", o.gptq_head}};
   if (o.prune == PruneMethod::SparseGPT || o.gptq)
     j["sparsegpt"] = {{"damp", kSparseGptDamp},
                       {"block", kSparseGptBlock},
@@ -213,6 +224,8 @@ CompressReport compress_model(const CompressOptions& o) {
                                          prune_method_name(o.prune)));
   if (o.calib_tokens < 0) throw ParamError("calib_tokens", fmt::format("{} is negative", o.calib_tokens));
   if (o.act_order && !o.gptq) throw ParamError("act_order", "activation order is GPTQ's; it needs GPTQ");
+  if (o.gptq_head && (!o.gptq || o.embeddings != EmbeddingStore::Int4))
+    throw ParamError("gptq_head", "the LM head goes through GPTQ only with GPTQ and int4 embeddings");
   if (o.act_order && mo.pattern.is_nm() && !o.dense_int8_linears)
     throw ParamError("act_order", fmt::format("the {} pattern prunes adjacent columns, which activation order "
                                               "reorders; use the unstructured pattern",
@@ -257,17 +270,25 @@ CompressReport compress_model(const CompressOptions& o) {
       if (layerwise) {
         check_sparsegpt_memory(in.model->config(), params, int64_t(in.tokens.size()), o.source);
         const int layers = in.model->config().num_layers;
-        Progress lp(layers, stderr, o.progress_tty);
+        Progress lp(layers + (o.gptq_head ? 1 : 0), stderr, o.progress_tty);
         LayerwiseOptions lo;
         lo.gptq = o.gptq;
         lo.act_order = o.act_order;
         lo.dense = o.dense_int8_linears;
+        if (o.gptq_head) {
+          // An untied model's own head, else the embedding it shares.
+          lo.head = in.model->source().weights.contains("lm_head.weight") ? "lm_head.weight"
+                                                                           : "model.embed_tokens.weight";
+          lo.head_options = embedding_int4_options(mo.threads);
+        }
         const char* what = o.gptq ? (o.dense_int8_linears ? "gptq" : "sparsegpt+gptq") : "sparsegpt";
         pruned = sparsegpt_layerwise(
             *in.model, in.tokens, mo, [&](const std::string& n) { return is_compressible(n, 2) && !skip.matches(n); },
             kChunk,
             [&](int l) {
-              if (!o.quiet) lp.step(l + 1, fmt::format("{}: layer {} of {}", what, l + 1, layers));
+              if (!o.quiet)
+                lp.step(l + 1, l < layers ? fmt::format("{}: layer {} of {}", what, l + 1, layers)
+                                          : fmt::format("{}: the LM head", what));
             },
             lo);
         if (!o.quiet) lp.finish();
@@ -335,14 +356,15 @@ CompressReport compress_model(const CompressOptions& o) {
       tr.bytes = d.view().bytes();
       tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq, tr.kept = st.kept;
     } else if (embedding && o.embeddings == EmbeddingStore::Int4) {
-      MatrixOptions eo;
-      eo.pattern = {};
-      eo.sparsity = 0;
-      eo.values = {.encoding = format::Encoding::Int4, .group_size = kEmbeddingInt4Group, .zero_point = true};
-      eo.quant = QuantMethod::Clip;
-      eo.threads = mo.threads;
       MatrixStats st;
-      const format::CompressedData d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], {}, eo, name, &st);
+      format::CompressedData d;
+      if (pruned.contains(name)) {  // the LM head through GPTQ
+        PrunedTensor p = take_pruned(name);
+        d = std::move(p.data);
+        st = p.stats;
+      } else {
+        d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], {}, embedding_int4_options(mo.threads), name, &st);
+      }
       writer.add_compressed(name, d);
       tr.layout = format::layout_name(d.layout);
       tr.bytes = d.view().bytes();

@@ -22,6 +22,8 @@ enum class EmbeddingStore { Source, Int8, Int4 };
 inline constexpr int kEmbeddingInt4Group = 32;
 EmbeddingStore parse_embedding_store(std::string_view s, std::string_view origin = "--embeddings");
 const char* embedding_store_name(EmbeddingStore e);
+// The int4 grid of EmbeddingStore::Int4 (dense, kEmbeddingInt4Group, zero points, clip).
+MatrixOptions embedding_int4_options(int threads);
 
 struct CompressOptions {
   std::string source;
@@ -45,6 +47,9 @@ struct CompressOptions {
   // input channels by decreasing energy.
   bool gptq = false;
   bool act_order = false;
+  // With gptq and embeddings Int4: the LM head (the embedding, when tied) through GPTQ
+  // too, on the final norm's output over the calibration text (compress/layerwise.h).
+  bool gptq_head = false;
   // Precomputed activation norms for Wanda (tests, or a caller compressing several
   // variants); when null they are collected from calib_path. SparseGPT ignores it: it
   // calibrates layer by layer on the model it prunes.

@@ -8,6 +8,7 @@
 #include "compress/gptq.h"
 #include "compress/sparsegpt.h"
 #include "upg/core/error.h"
+#include "upg/kernels/cpu.h"
 
 namespace upg::compress {
 
@@ -216,6 +217,28 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     }
     streams.each(x, [&](const Batch& b, float* xs) { model.run_layer(l, b, xs); });
     if (progress) progress(l);
+  }
+  if (!lo.head.empty()) {
+    // The head's input is the final norm of the stream, which no matmul observer sees for
+    // every token (calibration batches ask for the last token's logits only).
+    const int64_t hidden = c.hidden_size, n = int64_t(tokens.size());
+    const TensorView& g = model.source().weights.get("model.norm.weight");
+    std::vector<float> gamma(static_cast<size_t>(hidden));
+    convert_to_f32(g.dtype, g.data, gamma.data(), hidden);
+    kernels::rmsnorm(x.data(), gamma.data(), x.data(), hidden, n, c.rms_norm_eps);
+    Hessian H = make_hessian(hidden);
+    accumulate_hessian(H, x.data(), n, mo.threads);
+    symmetrize(H);
+    const std::vector<float> u = inverse_factor(H, kSparseGptDamp, mo.threads);
+    const TensorView& t = model.source().weights.get(lo.head);
+    const int64_t rows = t.shape[0], cols = t.shape[1];
+    src.resize(size_t(t.numel()));
+    convert_to_f32(t.dtype, t.data, src.data(), t.numel());
+    updated = src;
+    LayerwiseOptions head = lo;
+    head.dense = false;
+    out.emplace(lo.head, sweep_one(updated, src, rows, cols, H, u, lo.head_options, head, lo.head, decoded));
+    if (progress) progress(c.num_layers);
   }
   return out;
 }

@@ -31,6 +31,11 @@ struct LayerwiseOptions {
   bool act_order = false;  // GPTQ's activation order (GptqOptions::act_order)
   // Nothing pruned: every weight dense int8 through GPTQ (needs gptq).
   bool dense = false;
+  // When set, this LM head weight too (the embedding of a tied model) through GPTQ on the
+  // grid of `head_options` (dense), its Hessian from the final norm of the compressed
+  // model's residual stream: the logits' error is what it minimises.
+  std::string head;
+  MatrixOptions head_options;
 };
 
 // `model` must hold the source weights as fp32 (LoadOptions::dequant_to = F32); its
@@ -42,7 +47,8 @@ struct LayerwiseOptions {
 // the next layer's input. A group's pass stops at its own matmuls (the rest of the layer
 // would be discarded). Memory: three [tokens, hidden] streams, one layer's source inputs,
 // one group's input in the compressed model, and its Hessian and cross term
-// (sparsegpt_memory_bytes). `progress(layer)` is called after each layer.
+// (sparsegpt_memory_bytes). `progress(layer)` is called after each layer (and once more,
+// with num_layers, after the LM head when lo.head is set).
 std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     Model& model, const std::vector<int32_t>& tokens, const MatrixOptions& mo,
     const std::function<bool(const std::string&)>& prune, int chunk = 512,
