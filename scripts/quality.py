@@ -82,7 +82,7 @@ CONFIGS = [
 ] + [
     # GGUF files of the same model from the peer harness (bench/peer/peer-bench.py: llama-quantize
     # from an F32 export of the Q4_1 source), measured by the same evaluator.
-    (f"GGUF {t} (llama-quantize)", {"gguf": t}, False) for t in ("Q4_0", "Q8_0")
+    (f"GGUF {t} (llama-quantize)", {"gguf": t}, False) for t in ("Q4_0", "Q8_0", "Q3_K_M")
 ] + [
     ("dense int8", ["--dense-int8"], False),
 ] + [
@@ -288,7 +288,7 @@ def main():
                     model = os.path.join(tmp, "m.upg")
                     out = run([UPG, "compress", MODEL, "-o", model] + flags)
                 m = re.search(r"file: [0-9.]+ MiB, ([0-9.]+) bytes per weight; ratio vs BF16 ([0-9.]+)x", out)
-                e = re.search(r"total \(tensors\)\s+.*?\s([0-9.]+)\s+mixed", out)
+                e = re.search(r"total \(tensors\)\s+.*?\s([0-9.]+)\s+(?:mixed|dense|mdcsr|nm)\b", out)
                 if m:
                     r["bpw"], r["ratio"] = float(m.group(1)), float(m.group(2))
                 r["err"] = float(e.group(1)) if e else None
