@@ -81,7 +81,7 @@ struct GptqOptions {
 // w [rows, cols] in place: pruned weights 0, the others on the grid (the decoded values),
 // compensated through H (symmetric, H.cols == cols). `u` is inverse_factor(H, damp) when
 // the caller has it (reused without act-order), else empty. Returns the grid of each
-// group [rows, cols / group_size] (empty without a grid). Throws upg::Error on sizes that
+// group [rows, ceil(cols / group_size)] (empty without a grid). Throws upg::Error on sizes that
 // disagree, ParamError("act_order") with an N:M pattern.
 std::vector<GridParams> gptq_sweep(std::span<float> w, int64_t rows, int64_t cols, const Hessian& H,
                               std::span<const float> u, const GptqOptions& o);

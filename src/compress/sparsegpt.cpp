@@ -50,9 +50,9 @@ std::vector<GridParams> obs_sweep(std::span<float> w, int64_t rows, int64_t cols
     throw Error(fmt::format("sparsegpt: a column order of {} for {} columns", o.order.size(), cols));
   const bool prune = p.is_nm() || o.sparsity > 0;
   const int64_t group = o.grid ? o.grid->group_size(cols) : cols;
-  if (group <= 0 || cols % group != 0)
-    throw Error(fmt::format("sparsegpt: {} columns are not a whole number of {}-column quantization groups", cols, group));
-  const int64_t groups = cols / group;
+  if (group <= 0) throw Error(fmt::format("sparsegpt: a quantization group of {} columns", group));
+  // The last group may be partial (576 columns in groups of 128), as the file's int4 groups.
+  const int64_t groups = (cols + group - 1) / group;
   // Sweep position -> source column (the group a scale belongs to), and back.
   std::vector<int64_t> col_of(static_cast<size_t>(cols)), pos_of(static_cast<size_t>(cols));
   for (int64_t i = 0; i < cols; ++i) col_of[size_t(i)] = o.order.empty() ? i : o.order[size_t(i)];
@@ -92,7 +92,7 @@ std::vector<GridParams> obs_sweep(std::span<float> w, int64_t rows, int64_t cols
               // The group's kept weights as they stand now (columns past this block have
               // not had this block's updates yet, as in the GPTQ reference).
               vals.clear();
-              for (int64_t c = g * group; c < (g + 1) * group; ++c)
+              for (int64_t c = g * group; c < std::min(cols, (g + 1) * group); ++c)
                 if (!gone[pos_of[size_t(c)]]) vals.push_back(row[pos_of[size_t(c)]]);
               grid = o.grid->choose(vals);
               chosen[size_t(r * groups + g)] = 1;

@@ -35,7 +35,8 @@ class QuantGrid;  // compress/gptq.h
 // its end (GPTQ's lazy batch updates: the same arithmetic, reordered). `order`, when
 // given, says which source column each sweep position holds (w and u are already in that
 // order): quantization groups are the source's. Returns each group's grid
-// [rows, cols / group_size] by source group (empty without a grid).
+// [rows, ceil(cols / group_size)] by source group, the last one partial when cols is not
+// a multiple (empty without a grid).
 struct SweepOptions {
   Pattern pattern;
   double sparsity = 0;  // unstructured; 0: nothing pruned
