@@ -105,10 +105,11 @@ CONFIGS = [
     # embedding gptq" also rounds the tied LM head with GPTQ (--gptq-head).
     (f"{label}, 8k calibration tokens", flags + ["--gptq", "--calib-tokens", "8192"], False)
     for label, flags in [
-        (f"dense gptq int4 g{g} zero points act-order, {e} embedding{' gptq' if h else ''}",
-         ["--values", "int4", "--group-size", str(g), "--zero-point", "--act-order", "--embeddings", e] +
-         (["--gptq-head"] if h else []))
-        for g, e, h in ((32, "int8", False), (64, "int4", False), (64, "int4", True), (128, "int4", False))
+        (f"dense gptq int4 g{g}{' zero points' if z else ''} act-order, {e} embedding{' gptq' if h else ''}",
+         ["--values", "int4", "--group-size", str(g)] + (["--zero-point"] if z else []) +
+         ["--act-order", "--embeddings", e] + (["--gptq-head"] if h else []))
+        for g, z, e, h in ((32, True, "int8", False), (64, True, "int4", False), (64, True, "int4", True),
+                           (128, True, "int4", False), (32, False, "int4", False))
     ] + [
         ("2:4 sparsegpt+gptq int4 g64 zero points, int4 embedding",
          ["--pattern", "2:4", "--prune", "sparsegpt", "--values", "int4", "--group-size", "64", "--zero-point",
@@ -223,7 +224,8 @@ def findings(rows):
                    "; ".join(f"{r['label']} {r['bpw']} bytes/weight, chat {r['chat']:.2f}" for r in int4) +
                    ". Smaller and better than Q4_0: " + (", ".join(r["label"] for r in better) or "none") +
                    (f"; the smallest of them: {smallest['label']} at {smallest['bpw']} bytes/weight "
-                    f"({smallest['bpw'] / q40['bpw']:.2f}x Q4_0's size), chat {smallest['chat']:.2f}"
+                    f"({smallest['bpw'] / q40['bpw']:.2f}x Q4_0's size), chat {smallest['chat']:.2f}, but KJV "
+                    f"{smallest['kjv']:.2f} against Q4_0's {q40['kjv']:.2f}"
                     if smallest else "") +
                    ". Rows without gptq are round-to-nearest with a clipping search; gptq rows round with GPTQ's "
                    "error compensation. The embedding and tied LM head (28M of the 135M weights) are per-row "
@@ -231,14 +233,31 @@ def findings(rows):
                    "in the int4 embedding rows: at int8 they alone take 0.21 bytes per weight of the whole "
                    "model, so no dense int4 file with them goes below 0.63. Zero points matter here because the "
                    "source's own grid (Q4_1) is asymmetric.")
+        e8, e4 = "dense int4 g32 zero points, int8 embedding", "dense int4 g32 zero points, int4 embedding"
+        if e8 in chat and e4 in chat:
+            behind = [k for k in kjv if "int4 embedding" in k and kjv[k] > q40["kjv"]]
+            total = [k for k in kjv if "int4 embedding" in k]
+            out.append(f"- The embedding at int4 (round-to-nearest, g32 zero points): chat {chat[e8]:.2f} with it "
+                       f"at int8, {chat[e4]:.2f} at int4; KJV {kjv[e8]:.2f} and {kjv[e4]:.2f}. On KJV, text "
+                       f"unlike the calibration, {len(behind)} of the {len(total)} files with an int4 embedding "
+                       f"stay behind Q4_0 ({q40['kjv']:.2f}).")
     k8 = ", 8k calibration tokens"
     gq = [("dense int8", "dense gptq int8" + k8),
-          ("unstructured 0.5 sparsegpt int8" + k8, "unstructured 0.5 sparsegpt+gptq int8" + k8)]
+          ("unstructured 0.5 sparsegpt int8" + k8, "unstructured 0.5 sparsegpt+gptq int8" + k8),
+          ("dense int4 g32 zero points, int8 embedding",
+           "dense gptq int4 g32 zero points act-order, int8 embedding" + k8)]
     gq = [(a, b) for a, b in gq if a in chat and b in chat]
     if gq:
-        out.append("- GPTQ (int8 values rounded with error compensation, chat and KJV perplexity): " +
+        out.append("- GPTQ (values rounded with error compensation, chat and KJV perplexity): " +
                    "; ".join(f"{a} {chat[a]:.2f} and {kjv[a]:.2f}, with GPTQ {chat[b]:.2f} and {kjv[b]:.2f}"
                              for a, b in gq) + ".")
+    head = ("dense gptq int4 g64 zero points act-order, int4 embedding" + k8,
+            "dense gptq int4 g64 zero points act-order, int4 embedding gptq" + k8)
+    if all(h in chat for h in head):
+        out.append(f"- The tied LM head through GPTQ too (`--gptq-head`), int4 g64: chat {chat[head[0]]:.2f} "
+                   f"without, {chat[head[1]]:.2f} with; KJV {kjv[head[0]]:.2f} without, {kjv[head[1]]:.2f} "
+                   "with: it fits the logits to the calibration text, and the same matrix is the input "
+                   "embedding, so it stays off by default.")
     out += ["", "Defaults of `upg compress`, from these numbers: `--prune sparsegpt` calibrated on "
             "`tests/fixtures/calibration-chat.txt` (the chat transcripts measure what users of an instruct model "
             "see; SparseGPT fits its calibration text closely, so a text unlike the use lowers its quality, as "
