@@ -54,8 +54,8 @@ nlohmann::json j_of(const std::string& upg) { return nlohmann::json::parse(io::r
 // What the layerwise compressor does to a weight whose inputs are the source model's (layer
 // 0's q, k and v): SparseGPT's pruning, with GPTQ's rounding when asked. Returns the
 // grids (empty without GPTQ).
-std::vector<GridParams> reference_sweep(const CompressOptions& o, const Hessian& H, std::vector<float>& w, int64_t rows,
-                                   int64_t cols) {
+std::vector<GridParams> reference_sweep(const CompressOptions& o, const Hessian& H, std::vector<float>& w,
+                                        int64_t rows, int64_t cols) {
   const std::vector<float> u = inverse_factor(H, kSparseGptDamp);
   if (!o.gptq) {
     sparsegpt_prune(w, rows, cols, u, o.matrix.pattern, o.matrix.sparsity, 1, kSparseGptBlock);
@@ -66,7 +66,8 @@ std::vector<GridParams> reference_sweep(const CompressOptions& o, const Hessian&
   const Int4GroupGrid int4(v.group_size, v.zero_point, o.matrix.quant);
   GptqOptions go;
   if (!o.dense_int8_linears) go.pattern = o.matrix.pattern, go.sparsity = o.matrix.sparsity;
-  go.grid = v.encoding == format::Encoding::Int4 && !o.dense_int8_linears ? static_cast<const QuantGrid*>(&int4) : &int8;
+  const bool is_int4 = v.encoding == format::Encoding::Int4 && !o.dense_int8_linears;
+  go.grid = is_int4 ? static_cast<const QuantGrid*>(&int4) : &int8;
   go.act_order = o.act_order;
   go.threads = 1;
   return gptq_sweep(w, rows, cols, H, u, go);

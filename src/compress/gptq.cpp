@@ -27,7 +27,9 @@ GridParams Int4GroupGrid::choose(std::span<const float> w) const {
 
 int32_t Int4GroupGrid::code(float w, const GridParams& g) const { return int4_code(w, int4_stored(g)); }
 
-float Int4GroupGrid::value(int32_t code, const GridParams& g) const { return int4_dequantize(int(code), int4_stored(g)); }
+float Int4GroupGrid::value(int32_t code, const GridParams& g) const {
+  return int4_dequantize(int(code), int4_stored(g));
+}
 
 std::vector<GridParams> gptq_sweep(std::span<float> w, int64_t rows, int64_t cols, const Hessian& H,
                               std::span<const float> u, const GptqOptions& o) {

@@ -51,7 +51,8 @@ class Int8RowGrid final : public QuantGrid {
 // (zero 8) or with a zero point, chosen by int4_group; codes 0..15.
 class Int4GroupGrid final : public QuantGrid {
  public:
-  Int4GroupGrid(int group, bool zero_point, QuantMethod method) : group_(group), zero_point_(zero_point), method_(method) {}
+  Int4GroupGrid(int group, bool zero_point, QuantMethod method)
+      : group_(group), zero_point_(zero_point), method_(method) {}
   int64_t group_size(int64_t) const override { return group_; }
   GridParams choose(std::span<const float> w) const override;
   int32_t code(float w, const GridParams& g) const override;
