@@ -28,7 +28,7 @@ inline std::string upg_file(Variant v) {
   o.source = src.string();
   o.output = out.string();
   o.prune = upg::compress::PruneMethod::Magnitude;
-  o.dense_int8_embeddings = true;
+  o.embeddings = upg::compress::EmbeddingStore::Int8;
   o.dense_int8_linears = v == Variant::DenseInt8;
   o.matrix.sparsity = 0.5;
   if (v == Variant::NM24) o.matrix.pattern = upg::compress::parse_pattern("2:4");

@@ -82,7 +82,7 @@ CONFIGS = [
 ] + [
     # GGUF files of the same model from the peer harness (bench/peer/peer-bench.py: llama-quantize
     # from an F32 export of the Q4_1 source), measured by the same evaluator.
-    (f"GGUF {t} (llama-quantize)", {"gguf": t}, False) for t in ("Q4_0", "Q8_0")
+    (f"GGUF {t} (llama-quantize)", {"gguf": t}, False) for t in ("Q4_0", "Q8_0", "Q3_K_M")
 ] + [
     ("dense int8", ["--dense-int8"], False),
 ] + [
@@ -95,6 +95,26 @@ CONFIGS = [
         ("dense gptq int8", ["--dense-int8", "--gptq"]),
         ("unstructured 0.5 sparsegpt+gptq int8",
          ["--sparsity", "0.5", "--pattern", "unstructured", "--prune", "sparsegpt", "--values", "int8", "--gptq"]))
+] + [
+    # The embedding (and tied LM head) as int4 g32 with zero points (`--embeddings int4`,
+    # the default with --values int4): what it costs against int8, rounded to nearest.
+    ("dense int4 g32 zero points, int4 embedding",
+     ["--values", "int4", "--group-size", "32", "--zero-point", "--embeddings", "int4"], False),
+] + [
+    # int4 through GPTQ (activation order, zero points), 8k calibration tokens; "int4
+    # embedding gptq" also rounds the tied LM head with GPTQ (--gptq-head).
+    (f"{label}, 8k calibration tokens", flags + ["--gptq", "--calib-tokens", "8192"], False)
+    for label, flags in [
+        (f"dense gptq int4 g{g}{' zero points' if z else ''} act-order, {e} embedding{' gptq' if h else ''}",
+         ["--values", "int4", "--group-size", str(g)] + (["--zero-point"] if z else []) +
+         ["--act-order", "--embeddings", e] + (["--gptq-head"] if h else []))
+        for g, z, e, h in ((32, True, "int8", False), (64, True, "int4", False), (64, True, "int4", True),
+                           (128, True, "int4", False), (32, False, "int4", False))
+    ] + [
+        ("2:4 sparsegpt+gptq int4 g64 zero points, int4 embedding",
+         ["--pattern", "2:4", "--prune", "sparsegpt", "--values", "int4", "--group-size", "64", "--zero-point",
+          "--embeddings", "int4"]),
+    ]
 ]
 
 # Held out from calibration; answered greedily by the configurations marked above.
@@ -198,21 +218,46 @@ def findings(rows):
     int4 = [r for r in rows if " int4 " in r["label"] + " "]
     q40 = next((r for r in rows if r["label"].startswith("GGUF Q4_0")), None)
     if int4 and q40:
-        better = [r["label"] for r in int4 if r["bpw"] and r["bpw"] <= q40["bpw"] and r["chat"] <= q40["chat"]]
+        better = [r for r in int4 if r["bpw"] and r["bpw"] <= q40["bpw"] and r["chat"] <= q40["chat"]]
+        smallest = min(better, key=lambda r: r["bpw"]) if better else None
         out.append(f"- int4 against GGUF Q4_0 ({q40['bpw']} bytes/weight, chat {q40['chat']:.2f}): " +
                    "; ".join(f"{r['label']} {r['bpw']} bytes/weight, chat {r['chat']:.2f}" for r in int4) +
-                   ". Smaller and better than Q4_0: " + (", ".join(better) or "none") + ". These are plain "
-                   "round-to-nearest int4 with a clipping search (no error compensation yet: GPTQ is the next "
-                   "step), the embedding and tied LM head as per-row int8; zero points matter here because the "
+                   ". Smaller and better than Q4_0: " + (", ".join(r["label"] for r in better) or "none") +
+                   (f"; the smallest of them: {smallest['label']} at {smallest['bpw']} bytes/weight "
+                    f"({smallest['bpw'] / q40['bpw']:.2f}x Q4_0's size), chat {smallest['chat']:.2f}, but KJV "
+                    f"{smallest['kjv']:.2f} against Q4_0's {q40['kjv']:.2f}"
+                    if smallest else "") +
+                   ". Rows without gptq are round-to-nearest with a clipping search; gptq rows round with GPTQ's "
+                   "error compensation. The embedding and tied LM head (28M of the 135M weights) are per-row "
+                   "int8 in the int8 embedding rows (as Q4_0 keeps them at Q8_0) and int4 g32 with zero points "
+                   "in the int4 embedding rows: at int8 they alone take 0.21 bytes per weight of the whole "
+                   "model, so no dense int4 file with them goes below 0.63. Zero points matter here because the "
                    "source's own grid (Q4_1) is asymmetric.")
+        e8, e4 = "dense int4 g32 zero points, int8 embedding", "dense int4 g32 zero points, int4 embedding"
+        if e8 in chat and e4 in chat:
+            behind = [k for k in kjv if "int4 embedding" in k and kjv[k] > q40["kjv"]]
+            total = [k for k in kjv if "int4 embedding" in k]
+            out.append(f"- The embedding at int4 (round-to-nearest, g32 zero points): chat {chat[e8]:.2f} with it "
+                       f"at int8, {chat[e4]:.2f} at int4; KJV {kjv[e8]:.2f} and {kjv[e4]:.2f}. On KJV, text "
+                       f"unlike the calibration, {len(behind)} of the {len(total)} files with an int4 embedding "
+                       f"stay behind Q4_0 ({q40['kjv']:.2f}).")
     k8 = ", 8k calibration tokens"
     gq = [("dense int8", "dense gptq int8" + k8),
-          ("unstructured 0.5 sparsegpt int8" + k8, "unstructured 0.5 sparsegpt+gptq int8" + k8)]
+          ("unstructured 0.5 sparsegpt int8" + k8, "unstructured 0.5 sparsegpt+gptq int8" + k8),
+          ("dense int4 g32 zero points, int8 embedding",
+           "dense gptq int4 g32 zero points act-order, int8 embedding" + k8)]
     gq = [(a, b) for a, b in gq if a in chat and b in chat]
     if gq:
-        out.append("- GPTQ (int8 values rounded with error compensation, chat and KJV perplexity): " +
+        out.append("- GPTQ (values rounded with error compensation, chat and KJV perplexity): " +
                    "; ".join(f"{a} {chat[a]:.2f} and {kjv[a]:.2f}, with GPTQ {chat[b]:.2f} and {kjv[b]:.2f}"
                              for a, b in gq) + ".")
+    head = ("dense gptq int4 g64 zero points act-order, int4 embedding" + k8,
+            "dense gptq int4 g64 zero points act-order, int4 embedding gptq" + k8)
+    if all(h in chat for h in head):
+        out.append(f"- The tied LM head through GPTQ too (`--gptq-head`), int4 g64: chat {chat[head[0]]:.2f} "
+                   f"without, {chat[head[1]]:.2f} with; KJV {kjv[head[0]]:.2f} without, {kjv[head[1]]:.2f} "
+                   "with: it fits the logits to the calibration text, and the same matrix is the input "
+                   "embedding, so it stays off by default.")
     out += ["", "Defaults of `upg compress`, from these numbers: `--prune sparsegpt` calibrated on "
             "`tests/fixtures/calibration-chat.txt` (the chat transcripts measure what users of an instruct model "
             "see; SparseGPT fits its calibration text closely, so a text unlike the use lowers its quality, as "
@@ -262,7 +307,7 @@ def main():
                     model = os.path.join(tmp, "m.upg")
                     out = run([UPG, "compress", MODEL, "-o", model] + flags)
                 m = re.search(r"file: [0-9.]+ MiB, ([0-9.]+) bytes per weight; ratio vs BF16 ([0-9.]+)x", out)
-                e = re.search(r"total \(tensors\)\s+.*?\s([0-9.]+)\s+mixed", out)
+                e = re.search(r"total \(tensors\)\s+.*?\s([0-9.]+)\s+(?:mixed|dense|mdcsr|nm)\b", out)
                 if m:
                     r["bpw"], r["ratio"] = float(m.group(1)), float(m.group(2))
                 r["err"] = float(e.group(1)) if e else None

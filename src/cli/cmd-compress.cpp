@@ -85,10 +85,10 @@ void add_compress_command(CLI::App& app) {
     // SparseGPT by default: in docs/QUALITY.md it follows the dense model most closely at
     // 50%, 70%, 2:4 and 4:8 (chat perplexity 5.7 against 7.3 for Wanda and 3.4 dense at 50%
     // unstructured on SmolLM2-135M; at 30% the two are within 3%).
-    std::string source, output, prune = "sparsegpt", calib, skip;
+    std::string source, output, prune = "sparsegpt", calib, skip, embeddings = "auto";
     bool int8_embeddings = false;
     bool int8_linears = false;
-    bool gptq = false, act_order = false;
+    bool gptq = false, act_order = false, gptq_head = false;
     int64_t calib_tokens = 0;
     MatrixArgs matrix;
     CLI::Option* prune_opt = nullptr;
@@ -109,8 +109,12 @@ void add_compress_command(CLI::App& app) {
   cmd->add_option("--calib", a->calib, "Calibration text for wanda and sparsegpt; special tokens in it are read as tokens (default: "
                   "tests/fixtures/calibration-chat.txt, the default model's own chat answers)");
   cmd->add_option("--skip", a->skip, "Regex: decoder weights whose name matches stay dense");
-  cmd->add_flag("--dense-int8-embeddings", a->int8_embeddings,
-                "Store the embedding and LM head as dense per-row int8");
+  cmd->add_option("--embeddings", a->embeddings,
+                  "How the embedding and LM head are stored: source (as in the source model; F16 for a GGUF's "
+                  "quantized blocks), int8 (dense per-row int8), int4 (dense int4, groups of 32 with zero points) "
+                  "or auto (int4 with --values int4, else source)")
+      ->capture_default_str();
+  cmd->add_flag("--dense-int8-embeddings", a->int8_embeddings, "The same as --embeddings int8");
   cmd->add_flag("--dense-int8", a->int8_linears,
                 "Store every decoder linear as dense per-row int8, nothing pruned (the dense int8 baseline; "
                 "--sparsity, --pattern and --prune are then unused)");
@@ -125,6 +129,9 @@ void add_compress_command(CLI::App& app) {
   cmd->add_flag("--act-order", a->act_order,
                 "With --gptq: sweep the input channels by decreasing activation energy (GPTQ's act-order); "
                 "unstructured or dense only");
+  cmd->add_flag("--gptq-head", a->gptq_head,
+                "With --gptq and int4 embeddings: round the LM head (the embedding, when tied) with GPTQ too, "
+                "on the final norm's output over the calibration text");
   cmd->callback([a] {
     compress::CompressOptions o;
     o.source = a->source;
@@ -138,10 +145,17 @@ void add_compress_command(CLI::App& app) {
       o.prune = compress::PruneMethod::Magnitude;
     o.calib_path = a->calib;
     o.skip_regex = a->skip;
-    o.dense_int8_embeddings = a->int8_embeddings;
+    if (a->int8_embeddings && a->embeddings != "auto" && a->embeddings != "int8")
+      throw Error(fmt::format("--dense-int8-embeddings contradicts --embeddings {}", a->embeddings));
+    const bool int4 = o.matrix.values.encoding == format::Encoding::Int4;
+    o.embeddings = a->int8_embeddings          ? compress::EmbeddingStore::Int8
+                   : a->embeddings != "auto"   ? compress::parse_embedding_store(a->embeddings)
+                   : int4                      ? compress::EmbeddingStore::Int4
+                                               : compress::EmbeddingStore::Source;
     o.dense_int8_linears = a->int8_linears;
     o.gptq = a->gptq;
     o.act_order = a->act_order;
+    o.gptq_head = a->gptq_head;
     o.calib_tokens = a->calib_tokens;
     if (!a->calib.empty() && o.prune == compress::PruneMethod::Magnitude && !o.gptq)
       throw Error("--calib is only used with --prune wanda or sparsegpt");

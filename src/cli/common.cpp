@@ -55,6 +55,7 @@ std::string describe_param_error(const ParamError& e) {
       {"gptq", "--gptq", ""},
       {"calib_tokens", "--calib-tokens", ""},
       {"act_order", "--act-order", ""},
+      {"gptq_head", "--gptq-head", ""},
       {"chat_template", "the chat template", " (use --raw)"},
       {"json_schema", "--json-schema", ""},
       {"grammar", "--grammar-file", ""},

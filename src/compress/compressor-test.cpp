@@ -53,18 +53,21 @@ nlohmann::json j_of(const std::string& upg) { return nlohmann::json::parse(io::r
 
 // What the layerwise compressor does to a weight whose inputs are the source model's (layer
 // 0's q, k and v): SparseGPT's pruning, with GPTQ's rounding when asked. Returns the
-// grid's row scales (empty without GPTQ).
-std::vector<float> reference_sweep(const CompressOptions& o, const Hessian& H, std::vector<float>& w, int64_t rows,
-                                   int64_t cols) {
+// grids (empty without GPTQ).
+std::vector<GridParams> reference_sweep(const CompressOptions& o, const Hessian& H, std::vector<float>& w,
+                                        int64_t rows, int64_t cols) {
   const std::vector<float> u = inverse_factor(H, kSparseGptDamp);
   if (!o.gptq) {
     sparsegpt_prune(w, rows, cols, u, o.matrix.pattern, o.matrix.sparsity, 1, kSparseGptBlock);
     return {};
   }
-  const Int8RowGrid grid(o.matrix.quant);
+  const Int8RowGrid int8(o.matrix.quant);
+  const ValueSpec& v = o.matrix.values;
+  const Int4GroupGrid int4(v.group_size, v.zero_point, o.matrix.quant);
   GptqOptions go;
   if (!o.dense_int8_linears) go.pattern = o.matrix.pattern, go.sparsity = o.matrix.sparsity;
-  go.grid = &grid;
+  const bool is_int4 = v.encoding == format::Encoding::Int4 && !o.dense_int8_linears;
+  go.grid = is_int4 ? static_cast<const QuantGrid*>(&int4) : &int8;
   go.act_order = o.act_order;
   go.threads = 1;
   return gptq_sweep(w, rows, cols, H, u, go);
@@ -116,7 +119,8 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
       if (!layerwise || (name.starts_with("model.layers.0.self_attn.") && !name.ends_with("o_proj.weight"))) {
         std::vector<float> ref;
         std::span<const float> norms;
-        std::vector<float> w = f32(t), original, scales;
+        std::vector<float> w = f32(t), original;
+        std::vector<GridParams> scales;
         if (layerwise) {
           original = w;
           scales = reference_sweep(o, *cal->hessians.at(name), w, t.shape[0], t.shape[1]);
@@ -136,11 +140,22 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
         ++later_layers;
       }
       EXPECT_FALSE(out.weights.contains(name));
-    } else if ((o.dense_int8_embeddings && name == "model.embed_tokens.weight") || linear) {
+    } else if (o.embeddings == EmbeddingStore::Int4 && name == "model.embed_tokens.weight") {
+      ++compressed;
+      auto it = out.compressed.find(name);
+      ASSERT_NE(it, out.compressed.end());
+      EXPECT_EQ(it->second.layout, format::Layout::Dense);
+      EXPECT_EQ(it->second.int4.group_size, kEmbeddingInt4Group);
+      std::vector<float> ref;
+      compress_matrix(f32(t), t.shape[0], t.shape[1], {}, embedding_int4_options(1), name, nullptr, &ref);
+      EXPECT_EQ(format::decode_dense(it->second), ref);
+      EXPECT_FALSE(out.weights.contains(name));
+    } else if ((o.embeddings == EmbeddingStore::Int8 && name == "model.embed_tokens.weight") || linear) {
       const TensorView& q = out.weights.get(name + ".qweight");
       const TensorView& s = out.weights.get(name + ".scales");
       EXPECT_EQ(q.dtype, DType::I8);
-      std::vector<float> w = f32(t), scales;
+      std::vector<float> w = f32(t);
+      std::vector<GridParams> scales;
       // Dense GPTQ: only layer 0's q, k and v see the source model's inputs (as above).
       if (linear && o.gptq) {
         if (!name.starts_with("model.layers.0.self_attn.") || name.ends_with("o_proj.weight")) continue;
@@ -161,6 +176,8 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
   EXPECT_EQ(int(out.compressed.size()), compressed);
   if (o.gptq) {
     EXPECT_EQ(j_of(o.output)["gptq"]["act_order"], o.act_order);
+    const bool int4 = o.matrix.values.encoding == format::Encoding::Int4 && !o.dense_int8_linears;
+    EXPECT_EQ(j_of(o.output)["gptq"]["grid"], int4 ? "int4 groups" : "int8 per row");
   }
   if (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) {
     EXPECT_GT(later_layers, 0);
@@ -276,7 +293,7 @@ TEST(Compressor, FourEight) { round_trip(opts("4:8", "int8")); }
 TEST(Compressor, SkipAndInt8Embeddings) {
   auto o = opts("unstructured", "int8");
   o.skip_regex = R"(layers\.1\.|down_proj)";
-  o.dense_int8_embeddings = true;
+  o.embeddings = EmbeddingStore::Int8;
   round_trip(o);
 }
 
@@ -381,6 +398,18 @@ TEST(Compressor, GptqWithCalibration) {
     o.calibration_tokens = ids;
     round_trip(o, &first);
   }
+  // The int4 grid: dense (any pruning method: nothing is pruned), with activation order,
+  // and 2:4 pruned in the same sweep; the embedding as int4 too.
+  for (const char* pattern : {"unstructured", "2:4"}) {
+    SCOPED_TRACE(pattern);
+    auto o = int4_opts(pattern, 32, true);
+    o.prune = o.matrix.pattern.is_nm() ? PruneMethod::SparseGPT : PruneMethod::Magnitude;
+    o.gptq = true;
+    o.act_order = !o.matrix.pattern.is_nm();
+    o.embeddings = EmbeddingStore::Int4;
+    o.calibration_tokens = ids;
+    round_trip(o, &first);
+  }
   auto o = opts("unstructured", "int8");
   o.prune = PruneMethod::SparseGPT;
   o.gptq = o.act_order = true;
@@ -397,6 +426,34 @@ TEST(Compressor, GptqWithCalibration) {
   o.quiet = true;
   compress_model(o);
   EXPECT_EQ(j_of(o.output)["calibration"]["tokens"], 100);
+}
+
+// The LM head through GPTQ on the final norm's output: stored on the embedding's int4
+// grid, moved away from round-to-nearest, and the model runs.
+TEST(Compressor, GptqHead) {
+  auto model = calibration_model(tiny());
+  auto o = int4_opts("unstructured", 32, true);
+  o.gptq = o.gptq_head = true;
+  o.embeddings = EmbeddingStore::Int4;
+  o.calibration_tokens = calibration_ids(*model);
+  TempDir dir;
+  o.source = tiny();
+  o.output = (dir.path / "head.upg").string();
+  o.quiet = true;
+  compress_model(o);
+  EXPECT_EQ(j_of(o.output)["gptq"]["lm_head"], true);
+  ModelSource src = load_model_source(tiny(), {});
+  ModelSource out = io::load_upg(o.output, {});
+  const std::string name = src.weights.contains("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight";
+  const TensorView& t = src.weights.get(name);
+  auto it = out.compressed.find(name);
+  ASSERT_NE(it, out.compressed.end());
+  EXPECT_EQ(it->second.int4.group_size, kEmbeddingInt4Group);
+  std::vector<float> rtn;
+  compress_matrix(f32(t), t.shape[0], t.shape[1], {}, embedding_int4_options(1), name, nullptr, &rtn);
+  EXPECT_NE(format::decode_dense(it->second), rtn);
+  auto m = Model::from_file(o.output);
+  for (float x : m->forward({1, 2, 3})) ASSERT_TRUE(std::isfinite(x));
 }
 
 TEST(Compressor, GptqRejectsWhatItCannotDo) {
@@ -431,6 +488,13 @@ TEST(Compressor, GptqRejectsWhatItCannotDo) {
   o = opts("unstructured", "int8");
   o.calib_tokens = -1;
   expect_param(o, "calib_tokens");
+  o = int4_opts("unstructured", 32, true);
+  o.gptq_head = true;
+  o.embeddings = EmbeddingStore::Int4;
+  expect_param(o, "gptq_head");  // without GPTQ
+  o.gptq = true;
+  o.embeddings = EmbeddingStore::Int8;
+  expect_param(o, "gptq_head");
   EXPECT_TRUE(fs::is_empty(dir.path));
 }
 
@@ -440,11 +504,14 @@ TEST(Compressor, CompressedTinyRuns) {
   o.source = tiny();
   o.output = (dir.path / "t.upg").string();
   o.quiet = true;
-  compress_model(o);
-  auto model = Model::from_file(o.output);
-  const std::vector<float> logits = model->forward({1, 2, 3, 4});
-  ASSERT_EQ(logits.size(), size_t(4 * model->config().vocab_size));
-  for (float x : logits) ASSERT_TRUE(std::isfinite(x));
+  for (EmbeddingStore e : {EmbeddingStore::Source, EmbeddingStore::Int4}) {
+    o.embeddings = e;
+    compress_model(o);
+    auto model = Model::from_file(o.output);
+    const std::vector<float> logits = model->forward({1, 2, 3, 4});
+    ASSERT_EQ(logits.size(), size_t(4 * model->config().vocab_size));
+    for (float x : logits) ASSERT_TRUE(std::isfinite(x));
+  }
 }
 
 TEST(Compressor, RejectsBadOptionsWithoutOutput) {

@@ -63,6 +63,30 @@ double sparsegpt_memory_bytes(const ModelConfig& c, int64_t params, int64_t toke
   return 28.0 * widest * widest + 2 * 4.0 * double(params) + 4.0 * double(tokens) * (5 * h + attn + in + widest);
 }
 
+EmbeddingStore parse_embedding_store(std::string_view s, std::string_view origin) {
+  for (EmbeddingStore e : {EmbeddingStore::Source, EmbeddingStore::Int8, EmbeddingStore::Int4})
+    if (s == embedding_store_name(e)) return e;
+  throw Error(fmt::format("{}: '{}' is not an embedding storage (expected source, int8 or int4)", origin, s));
+}
+
+const char* embedding_store_name(EmbeddingStore e) {
+  switch (e) {
+    case EmbeddingStore::Source: return "source";
+    case EmbeddingStore::Int8: return "int8";
+    case EmbeddingStore::Int4: return "int4";
+  }
+  return "?";
+}
+
+MatrixOptions embedding_int4_options(int threads) {
+  MatrixOptions eo;
+  eo.sparsity = 0;
+  eo.values = {.encoding = format::Encoding::Int4, .group_size = kEmbeddingInt4Group, .zero_point = true};
+  eo.quant = QuantMethod::Clip;
+  eo.threads = threads;
+  return eo;
+}
+
 bool is_compressible(const std::string& name, size_t rank) {
   if (rank != 2 || !name.starts_with("model.layers.")) return false;
   // The projections of any architecture's layout (a fused tensor compresses as a whole).
@@ -124,7 +148,11 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   j["tool"] = kToolVersion;
   j["source"] = source;
   j["prune"] = prune_method_name(o.prune);
-  if (o.gptq) j["gptq"] = {{"grid", "int8 per row"}, {"act_order", o.act_order}};
+  const bool int4 = m.values.encoding == format::Encoding::Int4;
+  if (o.gptq)
+    j["gptq"] = {{"grid", int4 && !o.dense_int8_linears ? "int4 groups" : "int8 per row"},
+                 {"act_order", o.act_order},
+                 {"lm_head", o.gptq_head}};
   if (o.prune == PruneMethod::SparseGPT || o.gptq)
     j["sparsegpt"] = {{"damp", kSparseGptDamp},
                       {"block", kSparseGptBlock},
@@ -135,7 +163,6 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   j["values"] = m.values.name();
   // Codebook rows always scale by their absmax; the codebook itself is the fit.
   j["quantization"] = m.values.encoding == format::Encoding::Codebook ? "absmax" : quant_method_name(m.quant);
-  const bool int4 = m.values.encoding == format::Encoding::Int4;
   if (m.quant == QuantMethod::Clip && m.values.encoding != format::Encoding::Codebook)
     j["clip_ratios"] = int4 ? std::vector<float>(std::begin(kInt4ClipRatios), std::end(kInt4ClipRatios))
                             : std::vector<float>(std::begin(kClipRatios), std::end(kClipRatios));
@@ -151,7 +178,8 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   else
     j["calibration"] = nullptr;
   j["skip"] = o.skip_regex.empty() ? Json(nullptr) : Json(o.skip_regex);
-  j["dense_int8_embeddings"] = o.dense_int8_embeddings;
+  j["embeddings"] = embedding_store_name(o.embeddings);
+  j["dense_int8_embeddings"] = o.embeddings == EmbeddingStore::Int8;
   j["dense_int8_linears"] = o.dense_int8_linears;
   return j;
 }
@@ -185,14 +213,19 @@ CompressReport compress_model(const CompressOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const MatrixOptions& mo = o.matrix;
   check_matrix_options(mo);
-  if (o.gptq && mo.values.encoding != format::Encoding::Int8)
-    throw ParamError("values", fmt::format("GPTQ rounds onto the int8 grid, not {}", mo.values.name()));
-  if (o.gptq && !o.dense_int8_linears && o.prune != PruneMethod::SparseGPT)
+  const bool int4 = mo.values.encoding == format::Encoding::Int4;
+  if (o.gptq && mo.values.encoding != format::Encoding::Int8 && !int4)
+    throw ParamError("values", fmt::format("GPTQ rounds onto the int8 or int4 grid, not {}", mo.values.name()));
+  // Dense int4 prunes nothing, so GPTQ needs no pruning method there.
+  const bool prunes = mo.pattern.is_nm() || mo.sparsity > 0;
+  if (o.gptq && !o.dense_int8_linears && prunes && o.prune != PruneMethod::SparseGPT)
     throw ParamError("gptq", fmt::format("GPTQ runs in SparseGPT's sweep: prune with sparsegpt (not {}) or store "
                                          "dense int8",
                                          prune_method_name(o.prune)));
   if (o.calib_tokens < 0) throw ParamError("calib_tokens", fmt::format("{} is negative", o.calib_tokens));
   if (o.act_order && !o.gptq) throw ParamError("act_order", "activation order is GPTQ's; it needs GPTQ");
+  if (o.gptq_head && (!o.gptq || o.embeddings != EmbeddingStore::Int4))
+    throw ParamError("gptq_head", "the LM head goes through GPTQ only with GPTQ and int4 embeddings");
   if (o.act_order && mo.pattern.is_nm() && !o.dense_int8_linears)
     throw ParamError("act_order", fmt::format("the {} pattern prunes adjacent columns, which activation order "
                                               "reorders; use the unstructured pattern",
@@ -237,17 +270,25 @@ CompressReport compress_model(const CompressOptions& o) {
       if (layerwise) {
         check_sparsegpt_memory(in.model->config(), params, int64_t(in.tokens.size()), o.source);
         const int layers = in.model->config().num_layers;
-        Progress lp(layers, stderr, o.progress_tty);
+        Progress lp(layers + (o.gptq_head ? 1 : 0), stderr, o.progress_tty);
         LayerwiseOptions lo;
         lo.gptq = o.gptq;
         lo.act_order = o.act_order;
         lo.dense = o.dense_int8_linears;
+        if (o.gptq_head) {
+          // An untied model's own head, else the embedding it shares.
+          lo.head = in.model->source().weights.contains("lm_head.weight") ? "lm_head.weight"
+                                                                           : "model.embed_tokens.weight";
+          lo.head_options = embedding_int4_options(mo.threads);
+        }
         const char* what = o.gptq ? (o.dense_int8_linears ? "gptq" : "sparsegpt+gptq") : "sparsegpt";
         pruned = sparsegpt_layerwise(
             *in.model, in.tokens, mo, [&](const std::string& n) { return is_compressible(n, 2) && !skip.matches(n); },
             kChunk,
             [&](int l) {
-              if (!o.quiet) lp.step(l + 1, fmt::format("{}: layer {} of {}", what, l + 1, layers));
+              if (!o.quiet)
+                lp.step(l + 1, l < layers ? fmt::format("{}: layer {} of {}", what, l + 1, layers)
+                                          : fmt::format("{}: the LM head", what));
             },
             lo);
         if (!o.quiet) lp.finish();
@@ -292,6 +333,7 @@ CompressReport compress_model(const CompressOptions& o) {
     tr.rank = int(t.shape.size());
     tr.weights = t.numel();
     const bool compressible = is_compressible(name, t.shape.size()) && !skip.matches(name);
+    const bool embedding = t.shape.size() == 2 && (name == "model.embed_tokens.weight" || name == "lm_head.weight");
     if (compressible && !o.dense_int8_linears) {
       MatrixStats st;
       format::CompressedData d;
@@ -313,8 +355,21 @@ CompressReport compress_model(const CompressOptions& o) {
       tr.layout = format::layout_name(d.layout);
       tr.bytes = d.view().bytes();
       tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq, tr.kept = st.kept;
-    } else if (compressible || (o.dense_int8_embeddings && t.shape.size() == 2 &&
-                                (name == "model.embed_tokens.weight" || name == "lm_head.weight"))) {
+    } else if (embedding && o.embeddings == EmbeddingStore::Int4) {
+      MatrixStats st;
+      format::CompressedData d;
+      if (pruned.contains(name)) {  // the LM head through GPTQ
+        PrunedTensor p = take_pruned(name);
+        d = std::move(p.data);
+        st = p.stats;
+      } else {
+        d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], {}, embedding_int4_options(mo.threads), name, &st);
+      }
+      writer.add_compressed(name, d);
+      tr.layout = format::layout_name(d.layout);
+      tr.bytes = d.view().bytes();
+      tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq, tr.kept = st.kept;
+    } else if (compressible || (embedding && o.embeddings == EmbeddingStore::Int8)) {
       MatrixStats st;
       DenseInt8 q;
       if (compressible && layerwise) {  // dense GPTQ

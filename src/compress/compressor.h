@@ -2,6 +2,7 @@
 // `upg compress`: a model source (HF directory, safetensors file or GGUF) to one UPG file,
 // tensor by tensor, so memory stays near one tensor beyond the source's own mapping.
 #include <string>
+#include <string_view>
 
 #include "upg/core/config.h"
 #include "upg/core/version.h"
@@ -13,6 +14,17 @@ namespace upg::compress {
 
 inline constexpr const char* kToolVersion = kVersion;
 
+// Source: as in the source (F16 for a GGUF's quantized blocks). Int8: dense per-row int8.
+// Int4: dense int4, groups of kEmbeddingInt4Group columns with zero points, the finest int4
+// grid, as this matrix is both the first and the last layer of a tied model (llama.cpp's
+// Q4_0 keeps it at 8 bits: Q8_0).
+enum class EmbeddingStore { Source, Int8, Int4 };
+inline constexpr int kEmbeddingInt4Group = 32;
+EmbeddingStore parse_embedding_store(std::string_view s, std::string_view origin = "--embeddings");
+const char* embedding_store_name(EmbeddingStore e);
+// The int4 grid of EmbeddingStore::Int4 (dense, kEmbeddingInt4Group, zero points, clip).
+MatrixOptions embedding_int4_options(int threads);
+
 struct CompressOptions {
   std::string source;
   std::string output;
@@ -23,7 +35,9 @@ struct CompressOptions {
   // mostly forward passes over them.
   int64_t calib_tokens = 0;
   std::string skip_regex;  // decoder weights whose name matches stay dense
-  bool dense_int8_embeddings = false;
+  // How the embedding and the LM head (one matrix when tied, a large share of a small
+  // model's weights: 28M of SmolLM2-135M's 135M) are stored.
+  EmbeddingStore embeddings = EmbeddingStore::Source;
   // Every decoder linear as dense per-row int8 too, nothing pruned: the dense int8
   // baseline each sparse file is measured against (`upg compress --dense-int8`).
   bool dense_int8_linears = false;
@@ -33,6 +47,9 @@ struct CompressOptions {
   // input channels by decreasing energy.
   bool gptq = false;
   bool act_order = false;
+  // With gptq and embeddings Int4: the LM head (the embedding, when tied) through GPTQ
+  // too, on the final norm's output over the calibration text (compress/layerwise.h).
+  bool gptq_head = false;
   // Precomputed activation norms for Wanda (tests, or a caller compressing several
   // variants); when null they are collected from calib_path. SparseGPT ignores it: it
   // calibrates layer by layer on the model it prunes.

@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "compress/matrix.h"
 #include "compress/sparsegpt.h"
 #include "compress/sweep-fixtures.h"
 #include "upg/core/error.h"
@@ -23,15 +26,15 @@ class CoarseGrid final : public QuantGrid {
  public:
   CoarseGrid(int levels, int64_t group) : levels_(levels), group_(group) {}
   int64_t group_size(int64_t cols) const override { return group_ > 0 ? group_ : cols; }
-  float choose_scale(std::span<const float> w) const override {
+  GridParams choose(std::span<const float> w) const override {
     float a = 0;
     for (float x : w) a = std::max(a, std::fabs(x));
-    return a / float(levels_);
+    return {a / float(levels_), 0};
   }
-  int32_t code(float w, float scale) const override {
-    return scale > 0 ? int32_t(std::clamp(std::nearbyint(w / scale), -float(levels_), float(levels_))) : 0;
+  int32_t code(float w, const GridParams& g) const override {
+    return g.scale > 0 ? int32_t(std::clamp(std::nearbyint(w / g.scale), -float(levels_), float(levels_))) : 0;
   }
-  float value(int32_t code, float scale) const override { return scale * float(code); }
+  float value(int32_t code, const GridParams& g) const override { return g.scale * float(code); }
 
  private:
   int levels_;
@@ -49,11 +52,34 @@ std::vector<float> round_to_nearest(const std::vector<float>& w, int64_t rows, i
       std::vector<float> kept;
       for (int64_t j = 0; j < gs; ++j)
         if (p[j] != 0.0f) kept.push_back(p[j]);
-      const float s = g.choose_scale(kept);
+      const GridParams s = g.choose(kept);
       for (int64_t j = 0; j < gs; ++j)
         if (p[j] != 0.0f) p[j] = g.value(g.code(p[j], s), s);
     }
   return q;
+}
+
+// The compressor's int4 options (dense, or N:M with pattern p).
+MatrixOptions int4_options(int group, bool zero_point, Pattern p = {}) {
+  MatrixOptions m;
+  m.pattern = p;
+  m.sparsity = 0;
+  m.values = {format::Encoding::Int4, 0, group, zero_point};
+  m.threads = 2;
+  return m;
+}
+
+// Every weight of w [rows, cols] is a value of its group's grid (source column order).
+void expect_on_grid(const std::vector<float>& w, int64_t rows, int64_t cols, const std::vector<GridParams>& grids,
+                    const QuantGrid& g) {
+  const int64_t gs = g.group_size(cols), groups = (cols + gs - 1) / gs;
+  ASSERT_EQ(int64_t(grids.size()), rows * groups);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const GridParams& p = grids[size_t(r * groups + c / gs)];
+      const float v = w[size_t(r * cols + c)];
+      ASSERT_EQ(g.value(g.code(v, p), p), v) << r << "," << c;
+    }
 }
 
 // The sweep as SparseGPT's paper writes it, one column at a time with every update applied
@@ -111,15 +137,10 @@ TEST(Gptq, BelowRoundToNearestOnTheSameGrid) {
     o.block = 32;
     o.threads = 2;
     std::vector<float> q = w;
-    const std::vector<float> scales = gptq_sweep(q, rows, cols, h, {}, o);
+    const std::vector<GridParams> grids = gptq_sweep(q, rows, cols, h, {}, o);
     const int64_t gs = g->group_size(cols);
-    ASSERT_EQ(int64_t(scales.size()), rows * (cols / gs));
-    // Every weight is on its group's grid.
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) {
-        const float s = scales[size_t(r * (cols / gs) + c / gs)], v = q[size_t(r * cols + c)];
-        EXPECT_EQ(g->value(g->code(v, s), s), v) << r << "," << c;
-      }
+    ASSERT_EQ(int64_t(grids.size()), rows * (cols / gs));
+    expect_on_grid(q, rows, cols, grids, *g);
     const double e_gptq = output_error(w, q, x, rows, cols, n);
     const double e_rtn = output_error(w, round_to_nearest(w, rows, cols, *g), x, rows, cols, n);
     EXPECT_LT(e_gptq, 0.8 * e_rtn) << gs;
@@ -147,12 +168,7 @@ TEST(Gptq, ActivationOrderHelpsWhereLoudInputsComeLast) {
   std::vector<float> plain = w, act = w;
   gptq_sweep(plain, rows, cols, h, {}, o);
   o.act_order = true;
-  const std::vector<float> scales = gptq_sweep(act, rows, cols, h, {}, o);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      const float s = scales[size_t(r)], v = act[size_t(r * cols + c)];
-      EXPECT_EQ(g.value(g.code(v, s), s), v) << r << "," << c;
-    }
+  expect_on_grid(act, rows, cols, gptq_sweep(act, rows, cols, h, {}, o), g);
   EXPECT_LT(output_error(w, act, x, rows, cols, n), output_error(w, plain, x, rows, cols, n));
   o.pattern = Pattern{2, 4};
   EXPECT_THROW(gptq_sweep(act, rows, cols, h, {}, o), ParamError);
@@ -163,19 +179,32 @@ TEST(Gptq, ActivationOrderHelpsWhereLoudInputsComeLast) {
 TEST(Gptq, JointPruneAndQuantizeBelowPruneThenRound) {
   const Layer layer = make_layer(400, 24, 96, 51);
   const auto& [n, rows, cols, x, h, u, w] = layer;
-  const CoarseGrid g(7, 32);
-  for (const auto& [p, sparsity] : {std::pair{Pattern{}, 0.5}, {Pattern{2, 4}, 0.0}}) {
-    SCOPED_TRACE(p.name());
+  const CoarseGrid coarse(7, 32);
+  const Int4GroupGrid int4(32, true, QuantMethod::Clip);
+  for (const auto& [p, sparsity, g] : {std::tuple<Pattern, double, const QuantGrid*>{Pattern{}, 0.5, &coarse},
+                                       {Pattern{2, 4}, 0.0, &coarse},
+                                       {Pattern{2, 4}, 0.0, &int4}}) {
+    SCOPED_TRACE(fmt::format("{} {}", p.name(), g == &int4 ? "int4" : "coarse"));
     std::vector<float> pruned = w;
     sparsegpt_prune(pruned, rows, cols, u, p, sparsity, 2, 32);
-    const std::vector<float> then_round = round_to_nearest(pruned, rows, cols, g);
+    std::vector<float> then_round;
+    if (g == &int4) {  // the compressor's round-to-nearest of the survivors, as the file stores them
+      compress_matrix(pruned, rows, cols, {}, int4_options(32, true, p), "w", nullptr, &then_round);
+    } else {
+      then_round = round_to_nearest(pruned, rows, cols, *g);
+    }
     GptqOptions o;
     o.pattern = p;
     o.sparsity = sparsity;
-    o.grid = &g;
+    o.grid = g;
     o.block = 32;
     std::vector<float> joint = w;
-    gptq_sweep(joint, rows, cols, h, u, o);
+    const std::vector<GridParams> grids = gptq_sweep(joint, rows, cols, h, u, o);
+    if (g == &int4) {
+      std::vector<float> stored;
+      compress_matrix(joint, rows, cols, {}, int4_options(32, true, p), "w", nullptr, &stored, w, grids);
+      EXPECT_EQ(stored, joint);
+    }
     for (int64_t r = 0; r < rows; ++r) {
       int64_t zeros = 0;
       for (int64_t c = 0; c < cols; ++c) zeros += joint[size_t(r * cols + c)] == 0.0f;
@@ -189,6 +218,41 @@ TEST(Gptq, JointPruneAndQuantizeBelowPruneThenRound) {
   }
 }
 
+// The file's int4 grid: GPTQ against the compressor's own round-to-nearest (the clip
+// search per group), in source order and in activation order (static groups: a group's
+// grid is the source columns', wherever the sweep takes them). Stored through
+// compress_matrix with the sweep's grids, the file decodes to exactly the sweep's weights.
+TEST(Gptq, Int4BelowRoundToNearest) {
+  const int64_t n = 400, rows = 24, cols = 160;  // partial last groups of 64 and 128
+  auto x = correlated_inputs(n, cols, 71);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < cols; j += 9) x[size_t(t * cols + j)] *= 4.0f;  // uneven energy: act-order matters
+  const Hessian h = hessian_of(x, n, cols);
+  const std::vector<float> w = random_weights(rows, cols, 72);
+  for (int group : {32, 64, 128})
+    for (bool zp : {false, true}) {
+      const MatrixOptions m = int4_options(group, zp);
+      std::vector<float> rtn;
+      compress_matrix(w, rows, cols, {}, m, "w", nullptr, &rtn);
+      const double e_rtn = output_error(w, rtn, x, rows, cols, n);
+      const Int4GroupGrid g(group, zp, QuantMethod::Clip);
+      for (bool act : {false, true}) {
+        SCOPED_TRACE(fmt::format("g{} zero point {} act-order {}", group, zp, act));
+        GptqOptions o;
+        o.grid = &g;
+        o.act_order = act;
+        o.threads = 2;
+        std::vector<float> q = w;
+        const std::vector<GridParams> grids = gptq_sweep(q, rows, cols, h, {}, o);
+        expect_on_grid(q, rows, cols, grids, g);
+        EXPECT_LT(output_error(w, q, x, rows, cols, n), 0.8 * e_rtn);
+        std::vector<float> stored;
+        compress_matrix(q, rows, cols, {}, m, "w", nullptr, &stored, w, grids);
+        EXPECT_EQ(stored, q);
+      }
+    }
+}
+
 TEST(Gptq, SizesAreChecked) {
   const int64_t n = 40, cols = 16;
   const Hessian h = hessian_of(correlated_inputs(n, cols, 61), n, cols);
@@ -198,9 +262,10 @@ TEST(Gptq, SizesAreChecked) {
   o.grid = &g;
   EXPECT_THROW(gptq_sweep(w, 4, cols, h, {}, o), Error);
   EXPECT_THROW(gptq_sweep(std::span(w).first(30), 2, 15, h, {}, o), Error);
+  // A last group that is partial (16 columns in groups of 5), as int4 g128 on 576 columns.
   const CoarseGrid odd(7, 5);
   o.grid = &odd;
-  EXPECT_THROW(gptq_sweep(w, 3, cols, h, {}, o), Error);
+  expect_on_grid(w, 3, cols, gptq_sweep(w, 3, cols, h, {}, o), odd);
 }
 
 }  // namespace

@@ -10,18 +10,28 @@
 
 namespace upg::compress {
 
-float Int8RowGrid::choose_scale(std::span<const float> w) const {
+GridParams Int8RowGrid::choose(std::span<const float> w) const {
   std::vector<int32_t> codes;
-  return quantize_int8(w, method_, codes);
+  return {quantize_int8(w, method_, codes), 0};
 }
 
-int32_t Int8RowGrid::code(float w, float scale) const { return scale > 0.0f ? int8_code(w, scale) : 0; }
+int32_t Int8RowGrid::code(float w, const GridParams& g) const { return g.scale > 0.0f ? int8_code(w, g.scale) : 0; }
 
-float Int8RowGrid::value(int32_t code, float scale) const {
-  return dequantize(format::Encoding::Int8, code, scale, {});
+float Int8RowGrid::value(int32_t code, const GridParams& g) const {
+  return dequantize(format::Encoding::Int8, code, g.scale, {});
 }
 
-std::vector<float> gptq_sweep(std::span<float> w, int64_t rows, int64_t cols, const Hessian& H,
+GridParams Int4GroupGrid::choose(std::span<const float> w) const {
+  return int4_params(int4_group(w, zero_point_, method_));
+}
+
+int32_t Int4GroupGrid::code(float w, const GridParams& g) const { return int4_code(w, int4_stored(g)); }
+
+float Int4GroupGrid::value(int32_t code, const GridParams& g) const {
+  return int4_dequantize(int(code), int4_stored(g));
+}
+
+std::vector<GridParams> gptq_sweep(std::span<float> w, int64_t rows, int64_t cols, const Hessian& H,
                               std::span<const float> u, const GptqOptions& o) {
   if (H.cols != cols || int64_t(H.h.size()) != cols * cols)
     throw Error(fmt::format("gptq: a {}-column Hessian for a [{}, {}] matrix", H.cols, rows, cols));
@@ -62,9 +72,9 @@ std::vector<float> gptq_sweep(std::span<float> w, int64_t rows, int64_t cols, co
   };
   permute(true);
   so.order = order;
-  std::vector<float> scales = obs_sweep(w, rows, cols, up, so);
+  std::vector<GridParams> grids = obs_sweep(w, rows, cols, up, so);
   permute(false);
-  return scales;
+  return grids;
 }
 
 }  // namespace upg::compress

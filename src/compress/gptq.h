@@ -6,10 +6,10 @@
 // pruned weight. Both run in one sweep (sparsegpt.h, obs_sweep), so pruning and rounding
 // are compensated together when both are asked for.
 //
-// The grid is an interface: the sweep asks it for a group's scale when it reaches the
-// group, then for each weight's code and decoded value. The int8 per-row grid of the UPG
-// format is the first implementation; grouped grids (int4, a scale per 32-128 columns)
-// plug in with group_size().
+// The grid is an interface: the sweep asks it for a group's scale (and zero point) when it
+// reaches the group, then for each weight's code and decoded value. Two implementations:
+// the int8 per-row grid and the int4 group grid (a scale per 32-128 columns) of the UPG
+// format.
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -25,12 +25,12 @@ class QuantGrid {
   virtual ~QuantGrid() = default;
   // Columns sharing one scale in a row of `cols` (cols itself for one scale per row).
   virtual int64_t group_size(int64_t cols) const = 0;
-  // The scale for a group's weights: the kept ones, as they stand when the sweep reaches
+  // The grid for a group's weights: the kept ones, as they stand when the sweep reaches
   // the group's first column (in sweep order).
-  virtual float choose_scale(std::span<const float> w) const = 0;
-  virtual int32_t code(float w, float scale) const = 0;
+  virtual GridParams choose(std::span<const float> w) const = 0;
+  virtual int32_t code(float w, const GridParams& g) const = 0;
   // What `code` decodes to, bit for bit as the file's decoder computes it.
-  virtual float value(int32_t code, float scale) const = 0;
+  virtual float value(int32_t code, const GridParams& g) const = 0;
 };
 
 // The UPG int8 grid: one scale per row (absmax or the clip search of quantize_int8),
@@ -39,11 +39,28 @@ class Int8RowGrid final : public QuantGrid {
  public:
   explicit Int8RowGrid(QuantMethod method) : method_(method) {}
   int64_t group_size(int64_t cols) const override { return cols; }
-  float choose_scale(std::span<const float> w) const override;
-  int32_t code(float w, float scale) const override;
-  float value(int32_t code, float scale) const override;
+  GridParams choose(std::span<const float> w) const override;
+  int32_t code(float w, const GridParams& g) const override;
+  float value(int32_t code, const GridParams& g) const override;
 
  private:
+  QuantMethod method_;
+};
+
+// The UPG int4 grid (docs/FORMAT.md 4.3): an fp16 step per `group` columns, symmetric
+// (zero 8) or with a zero point, chosen by int4_group; codes 0..15.
+class Int4GroupGrid final : public QuantGrid {
+ public:
+  Int4GroupGrid(int group, bool zero_point, QuantMethod method)
+      : group_(group), zero_point_(zero_point), method_(method) {}
+  int64_t group_size(int64_t) const override { return group_; }
+  GridParams choose(std::span<const float> w) const override;
+  int32_t code(float w, const GridParams& g) const override;
+  float value(int32_t code, const GridParams& g) const override;
+
+ private:
+  int group_;
+  bool zero_point_;
   QuantMethod method_;
 };
 
@@ -64,10 +81,10 @@ struct GptqOptions {
 
 // w [rows, cols] in place: pruned weights 0, the others on the grid (the decoded values),
 // compensated through H (symmetric, H.cols == cols). `u` is inverse_factor(H, damp) when
-// the caller has it (reused without act-order), else empty. Returns the grid's scales
-// [rows, cols / group_size] (empty without a grid). Throws upg::Error on sizes that
+// the caller has it (reused without act-order), else empty. Returns the grid of each
+// group [rows, ceil(cols / group_size)] (empty without a grid). Throws upg::Error on sizes that
 // disagree, ParamError("act_order") with an N:M pattern.
-std::vector<float> gptq_sweep(std::span<float> w, int64_t rows, int64_t cols, const Hessian& H,
+std::vector<GridParams> gptq_sweep(std::span<float> w, int64_t rows, int64_t cols, const Hessian& H,
                               std::span<const float> u, const GptqOptions& o);
 
 }  // namespace upg::compress

@@ -8,6 +8,7 @@
 #include "compress/gptq.h"
 #include "compress/sparsegpt.h"
 #include "upg/core/error.h"
+#include "upg/kernels/cpu.h"
 
 namespace upg::compress {
 
@@ -110,16 +111,18 @@ PrunedTensor sweep_one(std::vector<float>& w, const std::vector<float>& src, int
     p.data = compress_matrix(w, rows, cols, {}, mo, name, &p.stats, &decoded, src);
     return p;
   }
-  const Int8RowGrid grid(mo.quant);
-  GptqOptions go{.grid = &grid, .act_order = lo.act_order, .damp = kSparseGptDamp, .block = kSparseGptBlock,
-                 .threads = mo.threads};
+  const Int8RowGrid int8(mo.quant);
+  const Int4GroupGrid int4(mo.values.group_size, mo.values.zero_point, mo.quant);
+  const bool is_int4 = mo.values.encoding == format::Encoding::Int4 && !lo.dense;
+  GptqOptions go{.grid = is_int4 ? static_cast<const QuantGrid*>(&int4) : &int8, .act_order = lo.act_order,
+                 .damp = kSparseGptDamp, .block = kSparseGptBlock, .threads = mo.threads};
   if (!lo.dense) go.pattern = mo.pattern, go.sparsity = mo.sparsity;
-  const std::vector<float> scales = gptq_sweep(w, rows, cols, H, u, go);
+  const std::vector<GridParams> grids = gptq_sweep(w, rows, cols, H, u, go);
   if (lo.dense) {
-    p.dense = quantize_dense_int8(w, rows, cols, mo.quant, name, &p.stats, mo.threads, scales, src);
+    p.dense = quantize_dense_int8(w, rows, cols, mo.quant, name, &p.stats, mo.threads, grids, src);
     decoded = w;  // already the grid's values
   } else {
-    p.data = compress_matrix(w, rows, cols, {}, mo, name, &p.stats, &decoded, src, scales);
+    p.data = compress_matrix(w, rows, cols, {}, mo, name, &p.stats, &decoded, src, grids);
   }
   return p;
 }
@@ -214,6 +217,28 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     }
     streams.each(x, [&](const Batch& b, float* xs) { model.run_layer(l, b, xs); });
     if (progress) progress(l);
+  }
+  if (!lo.head.empty()) {
+    // The head's input is the final norm of the stream, which no matmul observer sees for
+    // every token (calibration batches ask for the last token's logits only).
+    const int64_t hidden = c.hidden_size, n = int64_t(tokens.size());
+    const TensorView& g = model.source().weights.get("model.norm.weight");
+    std::vector<float> gamma(static_cast<size_t>(hidden));
+    convert_to_f32(g.dtype, g.data, gamma.data(), hidden);
+    kernels::rmsnorm(x.data(), gamma.data(), x.data(), hidden, n, c.rms_norm_eps);
+    Hessian H = make_hessian(hidden);
+    accumulate_hessian(H, x.data(), n, mo.threads);
+    symmetrize(H);
+    const std::vector<float> u = inverse_factor(H, kSparseGptDamp, mo.threads);
+    const TensorView& t = model.source().weights.get(lo.head);
+    const int64_t rows = t.shape[0], cols = t.shape[1];
+    src.resize(size_t(t.numel()));
+    convert_to_f32(t.dtype, t.data, src.data(), t.numel());
+    updated = src;
+    LayerwiseOptions head = lo;
+    head.dense = false;
+    out.emplace(lo.head, sweep_one(updated, src, rows, cols, H, u, lo.head_options, head, lo.head, decoded));
+    if (progress) progress(c.num_layers);
   }
   return out;
 }

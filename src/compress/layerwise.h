@@ -24,12 +24,18 @@ struct PrunedTensor {
 
 // How each weight is swept (compress/gptq.h).
 struct LayerwiseOptions {
-  // Round the kept weights onto the int8 grid in the pruning's sweep (GPTQ), so rounding
-  // errors are compensated like pruned weights; else round them afterwards.
+  // Round the kept weights onto the values' grid (int8 per row or int4 per group) in the
+  // pruning's sweep (GPTQ), so rounding errors are compensated like pruned weights; else
+  // round them afterwards.
   bool gptq = false;
   bool act_order = false;  // GPTQ's activation order (GptqOptions::act_order)
   // Nothing pruned: every weight dense int8 through GPTQ (needs gptq).
   bool dense = false;
+  // When set, this LM head weight too (the embedding of a tied model) through GPTQ on the
+  // grid of `head_options` (dense), its Hessian from the final norm of the compressed
+  // model's residual stream: the logits' error is what it minimises.
+  std::string head;
+  MatrixOptions head_options;
 };
 
 // `model` must hold the source weights as fp32 (LoadOptions::dequant_to = F32); its
@@ -41,7 +47,8 @@ struct LayerwiseOptions {
 // the next layer's input. A group's pass stops at its own matmuls (the rest of the layer
 // would be discarded). Memory: three [tokens, hidden] streams, one layer's source inputs,
 // one group's input in the compressed model, and its Hessian and cross term
-// (sparsegpt_memory_bytes). `progress(layer)` is called after each layer.
+// (sparsegpt_memory_bytes). `progress(layer)` is called after each layer (and once more,
+// with num_layers, after the LM head when lo.head is set).
 std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     Model& model, const std::vector<int32_t>& tokens, const MatrixOptions& mo,
     const std::function<bool(const std::string&)>& prune, int chunk = 512,

@@ -60,12 +60,12 @@ void check_finite_row(const float* row, int64_t cols, int64_t r, const std::stri
 }
 
 // The optional inputs of compress_matrix / quantize_dense_int8, sized against w.
-void check_given(std::span<const float> original, std::span<const float> row_scales, int64_t rows, size_t n,
+void check_given(std::span<const float> original, std::span<const GridParams> grids, int64_t n_grids, size_t n,
                  const std::string& name) {
   if (!original.empty() && original.size() != n)
     throw Error(fmt::format("{}: {} source weights for {} compressed ones", name, original.size(), n));
-  if (!row_scales.empty() && int64_t(row_scales.size()) != rows)
-    throw Error(fmt::format("{}: {} row scales for {} rows", name, row_scales.size(), rows));
+  if (!grids.empty() && int64_t(grids.size()) != n_grids)
+    throw Error(fmt::format("{}: {} given grids for {} groups", name, grids.size(), n_grids));
 }
 
 // Int8 codes of `v` for a scale chosen elsewhere (weights already on its grid).
@@ -82,9 +82,11 @@ struct Partial {
 };
 
 // One row's int4 codes: each group of spec.group_size dense columns gets its grid from
-// the values it keeps (`vals`, in the order of row.cols), then every value its code.
+// the values it keeps (`vals`, in the order of row.cols), or the one given (`given`, the
+// row's groups), then every value its code.
 void quantize_int4_row(format::SparseRow& row, format::Int4Groups& out, std::span<const float> vals,
-                       const ValueSpec& spec, QuantMethod q, int64_t cols, std::vector<Int4Group>& groups) {
+                       const ValueSpec& spec, QuantMethod q, int64_t cols, std::span<const GridParams> given,
+                       std::vector<Int4Group>& groups) {
   const int64_t n_groups = format::int4_groups(cols, spec.group_size);
   groups.assign(size_t(n_groups), Int4Group{});
   row.codes.resize(vals.size());
@@ -94,7 +96,7 @@ void quantize_int4_row(format::SparseRow& row, format::Int4Groups& out, std::spa
     const size_t begin = k;
     while (k < vals.size() && row.cols[k] / uint32_t(spec.group_size) == g) ++k;
     const std::span<const float> part = vals.subspan(begin, k - begin);
-    groups[g] = int4_group(part, spec.zero_point, q);
+    groups[g] = given.empty() ? int4_group(part, spec.zero_point, q) : int4_stored(given[g]);
     for (size_t i = begin; i < k; ++i) row.codes[i] = int4_code(vals[i], groups[g]);
     out.scales[g] = groups[g].scale;
     if (spec.zero_point) out.zeros[g] = uint8_t(groups[g].zero);
@@ -128,15 +130,16 @@ void check_matrix_options(const MatrixOptions& o) {
 format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, int64_t cols,
                                        std::span<const float> col_norms, const MatrixOptions& opts,
                                        const std::string& name, MatrixStats* stats, std::vector<float>* reference,
-                                       std::span<const float> original, std::span<const float> row_scales) {
+                                       std::span<const float> original, std::span<const GridParams> grids) {
   check_shape(w, rows, cols, name);
-  check_given(original, row_scales, rows, w.size(), name);
-  if (!row_scales.empty() && opts.values.encoding != Encoding::Int8)
-    throw Error(fmt::format("{}: given row scales need int8 values, not {}", name, opts.values.name()));
   const Pattern& pat = opts.pattern;
   const Encoding enc = opts.values.encoding;
   check_matrix_options(opts);
   const bool int4 = enc == Encoding::Int4;
+  const int64_t row_groups = int4 ? format::int4_groups(cols, opts.values.group_size) : 1;
+  check_given(original, grids, rows * row_groups, w.size(), name);
+  if (!grids.empty() && enc != Encoding::Int8 && !int4)
+    throw Error(fmt::format("{}: given grids need int8 or int4 values, not {}", name, opts.values.name()));
   if (pat.is_nm() && cols % pat.m != 0)
     throw Error(fmt::format("{}: {} columns are not a whole number of {}-column groups for {}", name, cols, pat.m,
                             pat.name()));
@@ -182,13 +185,14 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
       for (uint32_t c : sr.cols) vals.push_back(row[c]);
       switch (enc) {
         case Encoding::Int8:
-          if (row_scales.empty()) sr.scale = quantize_int8(vals, opts.quant, sr.codes);
-          else sr.scale = codes_for_scale(vals, row_scales[size_t(r)], sr.codes);
+          if (grids.empty()) sr.scale = quantize_int8(vals, opts.quant, sr.codes);
+          else sr.scale = codes_for_scale(vals, grids[size_t(r)].scale, sr.codes);
           break;
         case Encoding::Prime: sr.scale = quantize_prime(vals, opts.values.k, opts.quant, sr.codes); break;
         case Encoding::Codebook: sr.scale = quantize_codebook(vals, codebook, sr.codes); break;
         case Encoding::Int4:
-          quantize_int4_row(sr, int4_groups[size_t(r)], vals, opts.values, opts.quant, cols, groups);
+          quantize_int4_row(sr, int4_groups[size_t(r)], vals, opts.values, opts.quant, cols,
+                            grids.empty() ? grids : grids.subspan(size_t(r * row_groups), size_t(row_groups)), groups);
           break;
       }
       part.kept += int64_t(sr.cols.size());
@@ -227,9 +231,9 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
 
 DenseInt8 quantize_dense_int8(std::span<const float> w, int64_t rows, int64_t cols, QuantMethod q,
                               const std::string& name, MatrixStats* stats, int threads,
-                              std::span<const float> row_scales, std::span<const float> original) {
+                              std::span<const GridParams> grids, std::span<const float> original) {
   check_shape(w, rows, cols, name);
-  check_given(original, row_scales, rows, w.size(), name);
+  check_given(original, grids, rows, w.size(), name);
   DenseInt8 d;
   d.qweight.resize(size_t(rows * cols));
   d.scales.resize(size_t(rows));
@@ -241,8 +245,8 @@ DenseInt8 quantize_dense_int8(std::span<const float> w, int64_t rows, int64_t co
     for (int64_t r = b; r < e; ++r) {
       const float* row = w.data() + r * cols;
       check_finite_row(row, cols, r, name);
-      const float scale = row_scales.empty() ? quantize_int8({row, size_t(cols)}, q, codes)
-                                             : codes_for_scale({row, size_t(cols)}, row_scales[size_t(r)], codes);
+      const float scale = grids.empty() ? quantize_int8({row, size_t(cols)}, q, codes)
+                                        : codes_for_scale({row, size_t(cols)}, grids[size_t(r)].scale, codes);
       d.scales[size_t(r)] = scale;
       const float* src_row = (original.empty() ? w.data() : original.data()) + r * cols;
       for (int64_t c = 0; c < cols; ++c) {

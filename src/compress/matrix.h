@@ -39,26 +39,27 @@ void check_matrix_options(const MatrixOptions& o);
 // `col_norms` empty: magnitude pruning; else Wanda with these input-channel norms [cols].
 // `reference`, when given, receives W_hat [rows, cols] as the decoder will produce it.
 // `original`, when given, is what the stats measure the error against (SparseGPT passes
-// its updated weights as `w` and the source's as `original`); else `w`. `row_scales`
-// [rows], when given (int8 only), are the scales `w` was already rounded with (GPTQ):
-// each weight is stored as its code for its row's scale instead of choosing a scale.
+// its updated weights as `w` and the source's as `original`); else `w`. `grids`, when
+// given, are the grids `w` was already rounded onto (GPTQ): int8 one per row [rows], int4
+// one per group [rows, cols / group_size]; each weight is stored as its code on its
+// grid instead of choosing a grid.
 format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, int64_t cols,
                                        std::span<const float> col_norms, const MatrixOptions& opts,
                                        const std::string& name, MatrixStats* stats = nullptr,
                                        std::vector<float>* reference = nullptr,
                                        std::span<const float> original = {},
-                                       std::span<const float> row_scales = {});
+                                       std::span<const GridParams> grids = {});
 
-// Dense per-row int8 (the embedding / LM head with --dense-int8-embeddings):
+// Dense per-row int8 (the embedding / LM head with --embeddings int8):
 // weight = scales[r] * qweight[r, c].
 struct DenseInt8 {
   std::vector<int8_t> qweight;  // [rows, cols]
   std::vector<float> scales;    // [rows]
 };
-// `row_scales` and `original` as for compress_matrix.
+// `grids` (one per row) and `original` as for compress_matrix.
 DenseInt8 quantize_dense_int8(std::span<const float> w, int64_t rows, int64_t cols, QuantMethod q,
                               const std::string& name, MatrixStats* stats = nullptr, int threads = 0,
-                              std::span<const float> row_scales = {}, std::span<const float> original = {});
+                              std::span<const GridParams> grids = {}, std::span<const float> original = {});
 
 // Runs f(begin, end) over [0, n) split into contiguous chunks, one per thread.
 void parallel_rows(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& f);

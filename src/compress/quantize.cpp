@@ -80,6 +80,10 @@ int int4_code(float w, const Int4Group& g) {
 
 float int4_dequantize(int code, const Int4Group& g) { return g.step() * float(code - g.zero); }
 
+GridParams int4_params(const Int4Group& g) { return {g.step(), g.zero}; }
+
+Int4Group int4_stored(const GridParams& g) { return {fp32_to_fp16(g.scale), int(g.zero)}; }
+
 Int4Group int4_group(std::span<const float> v, bool zero_point, QuantMethod q) {
   float lo = 0, hi = 0;  // the range always holds 0, so a zero weight stays representable
   for (float x : v) {

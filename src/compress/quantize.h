@@ -52,6 +52,14 @@ float quantize_codebook(std::span<const float> v, std::span<const float> codeboo
 std::vector<float> train_codebook(std::span<const float> normalized, int k, uint64_t seed, int iters = 8,
                                   size_t max_samples = size_t(1) << 20);
 
+// One group's grid as GPTQ chose it (compress/gptq.h): its step and the code that decodes
+// to 0 (0 for the int8 grid, whose codes are signed; for int4 the step is an fp16 value).
+struct GridParams {
+  float scale = 0;
+  int32_t zero = 0;
+  bool operator==(const GridParams&) const = default;
+};
+
 // ---- int4 (docs/FORMAT.md 4.3): the grid, one group at a time ----
 // A group's weight is step() * (code - zero), code 0..15. GPTQ quantizes onto the same
 // grid: int4_group once per group (from the group's current weights), then int4_code for
@@ -74,6 +82,10 @@ Int4Group int4_group(std::span<const float> v, bool zero_point, QuantMethod q);
 int int4_code(float w, const Int4Group& g);
 // The weight a code decodes to, as format::decode_row computes it.
 float int4_dequantize(int code, const Int4Group& g);
+// A group's grid in both forms (the step of an int4 grid is an fp16 value, so they
+// convert exactly).
+GridParams int4_params(const Int4Group& g);
+Int4Group int4_stored(const GridParams& g);
 
 // The weight a code decodes to (scale applied), as format::decode_row computes it.
 float dequantize(format::Encoding enc, int32_t code, float scale, std::span<const float> codebook);

@@ -38,7 +38,7 @@ void prune_least(const float* w, const float* u, int64_t cols, int64_t begin, in
 
 }  // namespace
 
-std::vector<float> obs_sweep(std::span<float> w, int64_t rows, int64_t cols, std::span<const float> u,
+std::vector<GridParams> obs_sweep(std::span<float> w, int64_t rows, int64_t cols, std::span<const float> u,
                              const SweepOptions& o) {
   if (rows <= 0 || cols <= 0 || int64_t(w.size()) != rows * cols || int64_t(u.size()) != cols * cols)
     throw Error(fmt::format("sparsegpt: {} weights and a {}-value inverse factor for a [{}, {}] matrix", w.size(),
@@ -50,15 +50,15 @@ std::vector<float> obs_sweep(std::span<float> w, int64_t rows, int64_t cols, std
     throw Error(fmt::format("sparsegpt: a column order of {} for {} columns", o.order.size(), cols));
   const bool prune = p.is_nm() || o.sparsity > 0;
   const int64_t group = o.grid ? o.grid->group_size(cols) : cols;
-  if (group <= 0 || cols % group != 0)
-    throw Error(fmt::format("sparsegpt: {} columns are not a whole number of {}-column quantization groups", cols, group));
-  const int64_t groups = cols / group;
+  if (group <= 0) throw Error(fmt::format("sparsegpt: a quantization group of {} columns", group));
+  // The last group may be partial (576 columns in groups of 128), as the file's int4 groups.
+  const int64_t groups = (cols + group - 1) / group;
   // Sweep position -> source column (the group a scale belongs to), and back.
   std::vector<int64_t> col_of(static_cast<size_t>(cols)), pos_of(static_cast<size_t>(cols));
   for (int64_t i = 0; i < cols; ++i) col_of[size_t(i)] = o.order.empty() ? i : o.order[size_t(i)];
   for (int64_t i = 0; i < cols; ++i) pos_of[size_t(col_of[size_t(i)])] = i;
-  std::vector<float> scales(o.grid ? size_t(rows * groups) : 0);
-  std::vector<uint8_t> chosen(scales.size(), 0);
+  std::vector<GridParams> grids(o.grid ? size_t(rows * groups) : 0);
+  std::vector<uint8_t> chosen(grids.size(), 0);
   std::vector<uint8_t> pruned(static_cast<size_t>(rows * cols), 0);
 
   // A block holds whole N:M groups and whole quantization groups, so each is decided on
@@ -87,17 +87,17 @@ std::vector<float> obs_sweep(std::span<float> w, int64_t rows, int64_t cols, std
           if (!gone[i]) {
             if (!o.grid) continue;
             const int64_t g = col_of[size_t(i)] / group;
-            float& scale = scales[size_t(r * groups + g)];
+            GridParams& grid = grids[size_t(r * groups + g)];
             if (!chosen[size_t(r * groups + g)]) {
               // The group's kept weights as they stand now (columns past this block have
               // not had this block's updates yet, as in the GPTQ reference).
               vals.clear();
-              for (int64_t c = g * group; c < (g + 1) * group; ++c)
+              for (int64_t c = g * group; c < std::min(cols, (g + 1) * group); ++c)
                 if (!gone[pos_of[size_t(c)]]) vals.push_back(row[pos_of[size_t(c)]]);
-              scale = o.grid->choose_scale(vals);
+              grid = o.grid->choose(vals);
               chosen[size_t(r * groups + g)] = 1;
             }
-            q = o.grid->value(o.grid->code(row[i], scale), scale);
+            q = o.grid->value(o.grid->code(row[i], grid), grid);
           }
           const float* ui = u.data() + i * cols;
           const float d = (row[i] - q) / ui[i];
@@ -114,7 +114,7 @@ std::vector<float> obs_sweep(std::span<float> w, int64_t rows, int64_t cols, std
       blas::gemm_nn(w.data() + i2, cols, err.data(), nb, u.data() + i1 * cols + i2, cols, rows, nb, cols - i2, -1.0f);
     }
   }
-  return scales;
+  return grids;
 }
 
 void sparsegpt_prune(std::span<float> w, int64_t rows, int64_t cols, std::span<const float> u, const Pattern& p,

@@ -14,6 +14,7 @@
 
 #include "compress/hessian.h"
 #include "compress/prune.h"
+#include "compress/quantize.h"
 
 namespace upg::compress {
 
@@ -33,8 +34,9 @@ class QuantGrid;  // compress/gptq.h
 // updates are applied at once; each block's updates to all later columns are one GEMM at
 // its end (GPTQ's lazy batch updates: the same arithmetic, reordered). `order`, when
 // given, says which source column each sweep position holds (w and u are already in that
-// order): quantization groups are the source's. Returns the grid's scales
-// [rows, cols / group_size] by source group (empty without a grid).
+// order): quantization groups are the source's. Returns each group's grid
+// [rows, ceil(cols / group_size)] by source group, the last one partial when cols is not
+// a multiple (empty without a grid).
 struct SweepOptions {
   Pattern pattern;
   double sparsity = 0;  // unstructured; 0: nothing pruned
@@ -43,7 +45,7 @@ struct SweepOptions {
   int64_t block = 128;
   int threads = 0;
 };
-std::vector<float> obs_sweep(std::span<float> w, int64_t rows, int64_t cols, std::span<const float> u,
+std::vector<GridParams> obs_sweep(std::span<float> w, int64_t rows, int64_t cols, std::span<const float> u,
                              const SweepOptions& o);
 
 // w [rows, cols] in place: afterwards every row holds exactly round(sparsity * cols)

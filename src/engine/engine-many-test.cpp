@@ -165,7 +165,7 @@ TEST(EngineMany, ThirtyTwoPromptsGiveWhatEachGivesAloneOnACompressedFile) {
   o.source = test::default_model_path();
   o.output = out.string();
   o.prune = compress::PruneMethod::Magnitude;
-  o.dense_int8_embeddings = true;
+  o.embeddings = compress::EmbeddingStore::Int8;
   o.matrix.pattern = compress::parse_pattern("2:4");
   o.matrix.sparsity = 0.5;
   o.quiet = true;

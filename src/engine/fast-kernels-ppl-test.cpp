@@ -92,7 +92,7 @@ TEST_P(FastKernelsPerplexity, MatchesReferenceKernels) {
   o.source = test::default_model_path();
   o.output = out.string();
   o.prune = compress::PruneMethod::Magnitude;
-  o.dense_int8_embeddings = true;
+  o.embeddings = compress::EmbeddingStore::Int8;
   o.dense_int8_linears = v.dense_int8;
   o.matrix.pattern = compress::parse_pattern(v.pattern);
   o.matrix.values = compress::parse_values(v.values);

@@ -25,6 +25,9 @@ std::string int8_target();
 // the compressor's CPU algorithms (Hessians, SparseGPT) run on them too.
 float dot(const float* x, const float* y, int64_t n);
 void axpy(float a, const float* x, float* y, int64_t n);
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i] for each of n_tokens rows of n: the
+// compressor's LM head inputs (the final norm of its calibration stream).
+void rmsnorm(const float* x, const float* w, float* out, int64_t n, int64_t n_tokens, float eps);
 
 }  // namespace upg::kernels
 
