@@ -41,7 +41,13 @@ std::vector<GridParams> gptq_sweep(std::span<float> w, int64_t rows, int64_t col
     throw ParamError("act_order", fmt::format("the {} pattern prunes adjacent columns; activation order reorders "
                                               "them (use the unstructured pattern)",
                                               o.pattern.name()));
-  SweepOptions so{.pattern = o.pattern, .sparsity = o.sparsity, .grid = o.grid, .block = o.block, .threads = o.threads};
+  // Fields assigned one by one: GCC 12 warns on designated initializers that leave one out.
+  SweepOptions so;
+  so.pattern = o.pattern;
+  so.sparsity = o.sparsity;
+  so.grid = o.grid;
+  so.block = o.block;
+  so.threads = o.threads;
   if (!o.act_order) {
     std::vector<float> own;
     if (u.empty()) own = inverse_factor(H, o.damp, o.threads);

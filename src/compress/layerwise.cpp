@@ -114,8 +114,12 @@ PrunedTensor sweep_one(std::vector<float>& w, const std::vector<float>& src, int
   const Int8RowGrid int8(mo.quant);
   const Int4GroupGrid int4(mo.values.group_size, mo.values.zero_point, mo.quant);
   const bool is_int4 = mo.values.encoding == format::Encoding::Int4 && !lo.dense;
-  GptqOptions go{.grid = is_int4 ? static_cast<const QuantGrid*>(&int4) : &int8, .act_order = lo.act_order,
-                 .damp = kSparseGptDamp, .block = kSparseGptBlock, .threads = mo.threads};
+  GptqOptions go;
+  go.grid = is_int4 ? static_cast<const QuantGrid*>(&int4) : &int8;
+  go.act_order = lo.act_order;
+  go.damp = kSparseGptDamp;
+  go.block = kSparseGptBlock;
+  go.threads = mo.threads;
   if (!lo.dense) go.pattern = mo.pattern, go.sparsity = mo.sparsity;
   const std::vector<GridParams> grids = gptq_sweep(w, rows, cols, H, u, go);
   if (lo.dense) {
