@@ -113,9 +113,10 @@ BENCHMARK_CAPTURE(BM_Engine, invariant, true)->Name("UPG_Engine/gguf_q4_1_batch_
 namespace {
 
 // UPG_PrefixSharing: 32 requests whose prompts share a 400-token system prefix and end
-// in 16 tokens of their own, all submitted at once, one generated token each (arg 1:
-// prefix sharing on, 0: off). kv_blocks_peak is the most KV blocks held at the end of a
-// step, ttft_ms_mean / ttft_ms_max the time from submission to each first token.
+// in 16 tokens of their own, all submitted at once, 16 generated tokens each, so that
+// they are all held at once (arg 1: prefix sharing on, 0: off). kv_blocks_peak is the
+// most KV blocks held at the end of a step, ttft_ms_mean / ttft_ms_max the time from
+// submission to each first token.
 void BM_PrefixSharing(benchmark::State& state) {
   const std::string path = upg::test::default_model_path();
   if (!std::ifstream(path).good()) {
@@ -140,14 +141,16 @@ void BM_PrefixSharing(benchmark::State& state) {
       for (int i = 0; i < n_prefix; ++i) r.prompt.push_back(int32_t(100 + (i * 7919) % 40000));
       for (int i = 0; i < n_own; ++i) r.prompt.push_back(int32_t(100 + (s * 104729 + i * 31) % 40000));
       r.sampling.temperature = 0;
-      r.max_new_tokens = 1;
+      r.max_new_tokens = smoke ? 2 : 16;
       r.ignore_eos = true;
       engine.submit(std::move(r));
     }
     const auto t0 = std::chrono::steady_clock::now();
+    std::vector<bool> started(size_t(n_req), false);
     while (!engine.idle()) {
       for (const upg::RequestEvent& ev : engine.step()) {
-        if (ev.token < 0) continue;
+        if (ev.token < 0 || started[size_t(ev.id)]) continue;
+        started[size_t(ev.id)] = true;
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         ttft_sum += ms;
         ttft_max = std::max(ttft_max, ms);
