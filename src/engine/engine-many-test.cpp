@@ -157,6 +157,7 @@ TEST(EngineMany, BatchInvariantRequestsGiveExactlyWhatTheyGiveAloneOnTheShippedG
   expect_invariant(test::default_model_path());
 }
 
+// The 2:4 file: near-ties in an ordinary engine, exact identity with batch invariance.
 TEST(EngineMany, ThirtyTwoPromptsGiveWhatEachGivesAloneOnACompressedFile) {
   if (!have_default_model()) GTEST_SKIP() << "default model not found at " << test::default_model_path();
   const std::filesystem::path out =
@@ -171,6 +172,7 @@ TEST(EngineMany, ThirtyTwoPromptsGiveWhatEachGivesAloneOnACompressedFile) {
   o.quiet = true;
   compress::compress_model(o);
   expect_batch_equals_alone(out.string());
+  expect_invariant(out.string());
   std::filesystem::remove(out);
 }
 
