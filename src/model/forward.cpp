@@ -116,7 +116,7 @@ void ForwardPass::run_classes(const Batch& b, size_t begin, size_t end) {
       if (!prompt) ++decode, decode_wanted += b.want_logits[i] != 0;
     }
   const size_t first = n_wanted_;
-  run_ubatch(ordered_, 0, ordered_.size(), decode);
+  run_ubatch(ordered_, 0, ordered_.size(), decode, int64_t(decode_wanted));
   const size_t vocab = size_t(cfg_.vocab_size);
   ordered_logits_.assign(logits_.begin() + ptrdiff_t(first * vocab), logits_.begin() + ptrdiff_t(n_wanted_ * vocab));
   size_t next[2] = {0, decode_wanted}, row = first;  // each class's next row in ordered_logits_
@@ -223,7 +223,8 @@ void ForwardPass::run_layer(int l, const Batch& b, float* x) {
   }
 }
 
-void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t decode_rows) {
+void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t decode_rows,
+                             int64_t decode_logit_rows) {
   const int64_t n = int64_t(end - begin);
   const size_t vocab = size_t(cfg_.vocab_size);
   const AttentionBatch ab = setup_ubatch(b, begin, end);
@@ -243,10 +244,6 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t d
     t += run;
   }
   if (out_.bytes() < m * vocab * sizeof(float)) out_ = be_.alloc(m * vocab * sizeof(float));
-  // The LM head's rows keep the ubatch's order: its decode-class rows come first too.
-  const int64_t decode_logit_rows =
-      decode_rows < 0 ? -1 : std::count(b.want_logits.begin() + ptrdiff_t(begin),
-                                        b.want_logits.begin() + ptrdiff_t(begin) + decode_rows, 1);
   // Everything step_ops takes that is not in backend memory.
   step_key_.assign({n, int64_t(reinterpret_cast<uintptr_t>(ab.block_ids.data())),
                     int64_t(reinterpret_cast<uintptr_t>(out_.data())), generation_, decode_rows, decode_logit_rows});

@@ -47,14 +47,16 @@ class ForwardPass {
   AttentionBatch setup_ubatch(const Batch& b, size_t begin, size_t end);
   // Decoder layer l over n tokens of the residual stream x [n, hidden], in place.
   void layer(int l, int64_t n, float* x, const AttentionBatch& ab);
-  void run_ubatch(const Batch& b, size_t begin, size_t end, int64_t decode_rows = -1);
+  // decode_rows, decode_logit_rows: how many of the ubatch's tokens, and of its rows that
+  // reach the LM head (which keep the ubatch's order), lead as the decode class; -1
+  // without classes (step_ops).
+  void run_ubatch(const Batch& b, size_t begin, size_t end, int64_t decode_rows = -1, int64_t decode_logit_rows = -1);
   // A batch with token classes (Batch::prompt): each ubatch runs with its generated
   // tokens first (set_decode_rows), and its logits go back to the batch's order.
   void run_classes(const Batch& b, size_t begin, size_t end);
   // A ubatch's ops after its tables are uploaded: embedding, layers, and the LM head on
   // the rows of runs_. What a backend may record and replay (Backend::replay_step).
-  // decode_rows, decode_logit_rows: the leading tokens and LM-head rows of the decode
-  // class (Backend::set_decode_rows), -1 without classes.
+  // decode_rows, decode_logit_rows as run_ubatch's (Backend::set_decode_rows).
   void step_ops(int64_t n, const AttentionBatch& ab, size_t m, int64_t decode_rows, int64_t decode_logit_rows);
   float* f(const BackendBuffer& b) const { return b.as<float>(); }
   void validate(const Batch& b) const;
