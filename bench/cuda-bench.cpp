@@ -2,8 +2,10 @@
 //   UPG_CudaCopy: a 1 GiB device-to-device copy, the bandwidth the GEMVs are measured against
 //     (bytes read plus written).
 //   UPG_CudaGemv/<kind>: y = W x at 5120 x 5120, one token, rotating over enough matrices
-//     (over 200 MB) that every launch reads its weights from HBM, not the 50 MB L2.
-//   UPG_CudaPhi4Layer/<type>: the seven GEMVs of one Phi-4 layer at decode (340M weights).
+//     (over 200 MB) that every launch reads its weights from HBM, not the 50 MB L2; dense
+//     and GGUF types, and UPG layouts of random values (nm24_int8: 2:4 int8, mdcsr50_int8:
+//     50% unstructured int8, int4_g128_zp / int4_g32: dense int4 groups).
+//   UPG_CudaPhi4Layer/<kind>: the seven GEMVs of one Phi-4 layer at decode (340M weights).
 //   UPG_CudaDecode/<type>[_nograph]: single-stream greedy decode of a SmolLM2-shaped
 //     random GGUF (kernels/cuda/test-gguf-model.h), 128 tokens after a 16-token prompt,
 //     with CUDA graphs (the default) and without.
@@ -27,6 +29,7 @@
 #include "kernels/cpu/test-random-blocks.h"
 #include "kernels/cuda/test-gguf-model.h"
 #include "upg/core/error.h"
+#include "upg/format/format.h"
 #include "upg/kernels/backend.h"
 #include "upg/kernels_cuda/cuda.h"
 #include "upg/model/model.h"
@@ -80,28 +83,72 @@ void time_reps(benchmark::State& state, Backend& be, const BackendBuffer& out, i
   state.SetLabel(be.name());
 }
 
-// Host bytes of a random [rows, cols] weight of `type` (I8 with row scales 0.01).
+// What a benchmark multiplies: a dense or GGUF type, or a UPG layout (`compressed`).
+struct Kind {
+  DType type = DType::F32;
+  const char* compressed = nullptr;  // "nm24_int8", "mdcsr50_int8", "int4_g128_zp", "int4_g32"
+};
+
+// Host bytes of a random [rows, cols] weight of a kind (I8 with row scales 0.01).
 struct RandomWeight {
   std::vector<std::byte> data;
   std::vector<float> scales;
+  format::CompressedData packed;
+  format::CompressedMatrix view;
   LinearWeight w;
-  size_t bytes() const { return data.size() + scales.size() * sizeof(float); }
+  size_t bytes() const { return w.compressed ? view.bytes() : data.size() + scales.size() * sizeof(float); }
 };
 
-std::unique_ptr<RandomWeight> random_weight(DType type, int64_t rows, int64_t cols, std::mt19937& rng) {
+// Random compressed values: 2:4 keeps 2 random places of each 4, 50% each column with
+// probability one half; int4 codes, fp16 group scales and zero points all random.
+format::CompressedData random_compressed(const std::string& kind, int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::vector<format::SparseRow> sparse(static_cast<size_t>(rows));
+  std::uniform_int_distribution<int> value(-127, 127), bit(0, 1), place(0, 3);
+  const bool int4 = kind.rfind("int4", 0) == 0;
+  for (auto& row : sparse) {
+    row.scale = 0.01f;
+    for (int64_t c = 0; c < cols; c += 4) {
+      int a = place(rng), b = place(rng);
+      while (b == a) b = place(rng);
+      for (int64_t i = 0; i < 4; ++i) {
+        const bool kept = int4 || (kind == "nm24_int8" ? (i == a || i == b) : bit(rng) == 1);
+        if (!kept) continue;
+        row.cols.push_back(uint32_t(c + i));
+        row.codes.push_back(int4 ? int32_t(rng() % 16) : value(rng));
+      }
+    }
+  }
+  if (kind == "nm24_int8") return format::encode_nm(cols, sparse, 2, 4);
+  if (kind == "mdcsr50_int8") return format::encode_mdcsr(cols, sparse, format::Encoding::Int8);
+  const int group = kind == "int4_g32" ? 32 : 128;
+  const bool zeros = kind.find("_zp") != std::string::npos;
+  std::vector<format::Int4Groups> groups(static_cast<size_t>(rows));
+  for (auto& g : groups)
+    for (int64_t i = 0; i < format::int4_groups(cols, group); ++i) {
+      g.scales.push_back(fp32_to_fp16(0.001f * float(rng() % 100 + 1)));
+      if (zeros) g.zeros.push_back(uint8_t(rng() % 16));
+    }
+  return format::encode_dense_int4(cols, sparse, groups, group);
+}
+
+std::unique_ptr<RandomWeight> random_weight(const Kind& kind, int64_t rows, int64_t cols, std::mt19937& rng) {
   auto r = std::make_unique<RandomWeight>();
-  if (dtype_is_quantized(type)) {
+  if (kind.compressed) {
+    r->packed = random_compressed(kind.compressed, rows, cols, rng);
+    r->view = r->packed.view();
+    r->w.compressed = &r->view;
+  } else if (dtype_is_quantized(kind.type)) {
     for (const auto& s : kernels::kTypes)
-      if (s.type == type) r->data = kernels::random_blocks(s, rows, cols, rng, false);
+      if (s.type == kind.type) r->data = kernels::random_blocks(s, rows, cols, rng, false);
   } else {
-    r->data.resize(dtype_bytes(type, rows * cols));
+    r->data.resize(dtype_bytes(kind.type, rows * cols));
     std::uniform_int_distribution<int> byte(0, 255);
     // Random bytes, with bf16/f16 exponents kept small so no value is inf or NaN.
     for (size_t j = 0; j < r->data.size(); ++j)
-      r->data[j] = std::byte(j % 2 == 1 && type != DType::I8 ? uint8_t(0x3C & byte(rng)) : uint8_t(byte(rng)));
+      r->data[j] = std::byte(j % 2 == 1 && kind.type != DType::I8 ? uint8_t(0x3C & byte(rng)) : uint8_t(byte(rng)));
   }
-  if (type == DType::I8) r->scales.assign(size_t(rows), 0.01f);
-  r->w.dtype = type;
+  if (kind.type == DType::I8 && !kind.compressed) r->scales.assign(size_t(rows), 0.01f);
+  r->w.dtype = kind.type;
   r->w.data = r->data.data();
   r->w.rows = rows;
   r->w.cols = cols;
@@ -110,18 +157,33 @@ std::unique_ptr<RandomWeight> random_weight(DType type, int64_t rows, int64_t co
   return r;
 }
 
-void BM_CudaGemv(benchmark::State& state, DType type) {
+// Another weight with w's values in its own memory (backends key forms by address).
+std::unique_ptr<RandomWeight> copy_of(const RandomWeight& w) {
+  auto r = std::make_unique<RandomWeight>();
+  r->data = w.data;
+  r->scales = w.scales;
+  r->packed = w.packed;
+  r->w = w.w;
+  if (w.w.compressed) {
+    r->view = r->packed.view();
+    r->w.compressed = &r->view;
+  }
+  r->w.data = r->data.data();
+  r->w.scales = r->scales.empty() ? nullptr : r->scales.data();
+  return r;
+}
+
+void BM_CudaGemv(benchmark::State& state, Kind kind) {
   if (!have_cuda(state)) return;
   auto be = make_cuda_backend();
   constexpr int64_t kN = 5120;
-  const size_t weight_bytes = dtype_bytes(type, kN * kN) + (type == DType::I8 ? kN * 4 : 0);
-  const int copies = int(std::max<size_t>(4, (size_t(200) << 20) / weight_bytes + 1));
   std::mt19937 rng(7);
   std::vector<std::unique_ptr<RandomWeight>> ws;
-  for (int i = 0; i < copies; ++i) {
-    ws.push_back(random_weight(type, kN, kN, rng));
-    be->prepare(ws.back()->w);
-  }
+  ws.push_back(random_weight(kind, kN, kN, rng));
+  const size_t weight_bytes = ws[0]->bytes();
+  const int copies = int(std::max<size_t>(4, (size_t(200) << 20) / weight_bytes + 1));
+  while (int(ws.size()) < copies) ws.push_back(copy_of(*ws[0]));
+  for (const auto& w : ws) be->prepare(w->w);
   std::vector<float> x(size_t(kN), 0.5f);
   BackendBuffer xd = be->alloc(kN * 4), yd = be->alloc(kN * 4);
   be->upload(xd.data(), x.data(), kN * 4);
@@ -133,7 +195,7 @@ void BM_CudaGemv(benchmark::State& state, DType type) {
 // One Phi-4 layer's GEMVs (hidden 5120, 40 heads and 10 KV heads of 128, intermediate
 // 17920) as the forward pass runs them at decode: q, k, v on one input, o, gate and up
 // on one input, down. Its 340M weights (over 300 MB at 8 bits) come from HBM each time.
-void BM_CudaPhi4Layer(benchmark::State& state, DType type) {
+void BM_CudaPhi4Layer(benchmark::State& state, Kind kind) {
   if (!have_cuda(state)) return;
   auto be = make_cuda_backend();
   const int64_t h = 5120, kv = 1280, inter = 17920;
@@ -142,7 +204,7 @@ void BM_CudaPhi4Layer(benchmark::State& state, DType type) {
   std::vector<std::unique_ptr<RandomWeight>> ws;
   size_t bytes = 0;
   for (const auto& s : shapes) {
-    ws.push_back(random_weight(type, s[0], s[1], rng));
+    ws.push_back(random_weight(kind, s[0], s[1], rng));
     bytes += ws.back()->bytes();
     be->prepare(ws.back()->w);
   }
@@ -261,17 +323,24 @@ BENCHMARK(BM_CudaCopy)->Name("UPG_CudaCopy/1GiB")->UseManualTime()->Unit(benchma
 // Per-call kernels, in microseconds: GEMVs per weight type, and a Phi-4 layer's.
 const int kKernelBenchmarks = [] {
   using upg::DType;
-  const std::pair<const char*, DType> gemv[] = {{"int8", DType::I8}, {"bf16", DType::BF16}, {"f16", DType::F16},
-                                                {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"q4_1", DType::Q4_1},
-                                                {"q4_k", DType::Q4_K}, {"q6_k", DType::Q6_K}};
-  for (const auto& [tag, t] : gemv)
-    benchmark::RegisterBenchmark((std::string("UPG_CudaGemv/") + tag + "_5120").c_str(), BM_CudaGemv, t)
+  using K = Kind;
+  const std::pair<const char*, K> gemv[] = {
+      {"int8", K{DType::I8}},        {"bf16", K{DType::BF16}},    {"f16", K{DType::F16}},
+      {"q8_0", K{DType::Q8_0}},      {"q4_0", K{DType::Q4_0}},    {"q4_1", K{DType::Q4_1}},
+      {"q4_k", K{DType::Q4_K}},      {"q6_k", K{DType::Q6_K}},    {"nm24_int8", K{DType::F32, "nm24_int8"}},
+      {"mdcsr50_int8", K{DType::F32, "mdcsr50_int8"}},            {"int4_g128_zp", K{DType::F32, "int4_g128_zp"}},
+      {"int4_g32", K{DType::F32, "int4_g32"}}};
+  for (const auto& [tag, k] : gemv)
+    benchmark::RegisterBenchmark((std::string("UPG_CudaGemv/") + tag + "_5120").c_str(), BM_CudaGemv, k)
         ->UseManualTime()
         ->Unit(benchmark::kMicrosecond);
-  const std::pair<const char*, DType> layer[] = {
-      {"int8", DType::I8}, {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"bf16", DType::BF16}};
-  for (const auto& [tag, t] : layer)
-    benchmark::RegisterBenchmark((std::string("UPG_CudaPhi4Layer/") + tag).c_str(), BM_CudaPhi4Layer, t)
+  const std::pair<const char*, K> layer[] = {{"int8", K{DType::I8}},
+                                             {"q8_0", K{DType::Q8_0}},
+                                             {"q4_0", K{DType::Q4_0}},
+                                             {"bf16", K{DType::BF16}},
+                                             {"nm24_int8", K{DType::F32, "nm24_int8"}}};
+  for (const auto& [tag, k] : layer)
+    benchmark::RegisterBenchmark((std::string("UPG_CudaPhi4Layer/") + tag).c_str(), BM_CudaPhi4Layer, k)
         ->UseManualTime()
         ->Unit(benchmark::kMicrosecond);
   return 0;

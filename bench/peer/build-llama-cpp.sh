@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Builds the llama.cpp peer (llama-bench, llama-batched-bench, llama-quantize, llama-server) from the
 # PyPI source package llama-cpp-python at a pinned version, CPU only, into a cache folder,
-# and prints that build's bin/ folder on stdout (all else goes to stderr).
+# and prints that build's bin/ folder on stdout (all else goes to stderr). With --cuda,
+# llama-bench and llama-batched-bench with ggml's CUDA backend for sm_90 only.
 #
-# Usage: bench/peer/build-llama-cpp.sh [--version V] [--cache DIR]
-#   --version V   llama-cpp-python version (default 0.3.36, or $UPG_PEER_LLAMA_VERSION)
-#   --cache DIR   cache folder (default $UPG_PEER_CACHE, else ~/.cache/upg-peer)
-#   UPG_JOBS      build jobs (default: nproc)
+# Usage: bench/peer/build-llama-cpp.sh [--version V] [--cache DIR] [--cuda] [--source TAR]
+#        bench/peer/build-llama-cpp.sh --pack-source TAR
+#   --version V        llama-cpp-python version (default 0.3.36, or $UPG_PEER_LLAMA_VERSION)
+#   --cache DIR        cache folder (default $UPG_PEER_CACHE, else ~/.cache/upg-peer)
+#   --cuda             the CUDA build (GGML_CUDA=ON, CMAKE_CUDA_ARCHITECTURES=90), in build-cuda/
+#   --source TAR       take llama.cpp's source from TAR (made by --pack-source) instead of PyPI:
+#                      for machines that cannot reach it (the lent GPU machines)
+#   --pack-source TAR  write the source this build needs (no models, docs, tests) to TAR (.tar.xz),
+#                      small enough to carry to such a machine, and exit
+#   UPG_JOBS           build jobs (default: nproc)
 #
 # Idempotent: a build whose binaries exist and whose recorded flags match is reused as is.
 # The source comes from PyPI (the registry these machines reach) and not from a git
@@ -18,10 +25,14 @@ die() { echo "build-llama-cpp: $*" >&2; exit 2; }
 
 version=${UPG_PEER_LLAMA_VERSION:-0.3.36}
 cache=${UPG_PEER_CACHE:-$HOME/.cache/upg-peer}
+cuda=0 source_tar="" pack=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --version) [ $# -ge 2 ] || die "--version needs a value"; version=$2; shift 2 ;;
     --cache) [ $# -ge 2 ] || die "--cache needs a value"; cache=$2; shift 2 ;;
+    --cuda) cuda=1; shift ;;
+    --source) [ $# -ge 2 ] || die "--source needs a value"; source_tar=$(realpath "$2"); shift 2 ;;
+    --pack-source) [ $# -ge 2 ] || die "--pack-source needs a value"; pack=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "build-llama-cpp: unknown argument '$1'" >&2; usage ;;
   esac
@@ -31,8 +42,12 @@ done
 root=$cache/llama-cpp-python-$version
 src=$root/src
 build=$root/build
-bin=$build/bin
 targets=(llama-bench llama-batched-bench llama-quantize llama-server)
+if [ $cuda = 1 ]; then
+  build=$root/build-cuda
+  targets=(llama-bench llama-batched-bench)
+fi
+bin=$build/bin
 
 # x86 instruction sets from the host's cpuid (as /proc/cpuinfo shows it). A native build
 # (-march=native) dies with SIGILL on these VMs: the compiler sees AMX, the hypervisor
@@ -65,19 +80,35 @@ config=(
   # commit of whatever repository the cache folder sits in.
   -DLLAMA_BUILD_COMMIT="llama-cpp-python-$version"
 )
+if [ $cuda = 1 ]; then
+  # Hopper only, as UPG's CUDA code is built: one architecture keeps the build minutes short.
+  config=("${config[@]/-DGGML_CUDA=OFF/-DGGML_CUDA=ON}")
+  config=("${config[@]/-DLLAMA_BUILD_SERVER=ON/-DLLAMA_BUILD_SERVER=OFF}")
+  # Shared: the CUDA kernels once (libggml-cuda.so in bin/), not in each tool.
+  config=("${config[@]/-DBUILD_SHARED_LIBS=OFF/-DBUILD_SHARED_LIBS=ON}")
+  config+=(-DCMAKE_CUDA_ARCHITECTURES=90)
+fi
 stamp="llama-cpp-python $version: ${config[*]}"
 
 built() {
   [ -f "$build/upg-peer-stamp" ] && [ "$(cat "$build/upg-peer-stamp")" = "$stamp" ] || return 1
   for t in "${targets[@]}"; do [ -x "$bin/$t" ] || return 1; done
 }
-if built; then
+if [ -z "$pack" ] && built; then
   echo "build-llama-cpp: reusing $bin" >&2
   echo "$bin"
   exit 0
 fi
 
 mkdir -p "$root"
+if [ ! -f "$src/CMakeLists.txt" ] && [ -n "$source_tar" ]; then
+  [ -f "$source_tar" ] || die "--source $source_tar: no such file"
+  tmp=$(mktemp -d "$root/extract.XXXXXX")
+  tar -xJf "$source_tar" -C "$tmp"
+  rm -rf "$src"
+  mv "$tmp/llama.cpp" "$src"
+  rm -rf "$tmp"
+fi
 if [ ! -f "$src/CMakeLists.txt" ]; then
   sdist=$root/llama_cpp_python-$version.tar.gz
   if [ ! -f "$sdist" ]; then
@@ -97,6 +128,19 @@ if [ ! -f "$src/CMakeLists.txt" ]; then
   rm -rf "$tmp"
 fi
 [ -f "$src/CMakeLists.txt" ] || die "$src: no CMakeLists.txt (is vendor/llama.cpp in the sdist?)"
+
+if [ -n "$pack" ]; then
+  # What configuring and building the tools needs: not the vocabularies of models/, the
+  # docs, tests, examples or the web UI's sources (tools/ui is only built with the server).
+  tar -cJf "$pack.tmp" -C "$(dirname "$src")" --transform "s,^$(basename "$src"),llama.cpp," \
+    --exclude="$(basename "$src")/models" --exclude="$(basename "$src")/docs" \
+    --exclude="$(basename "$src")/media" --exclude="$(basename "$src")/tests" \
+    --exclude="$(basename "$src")/examples" --exclude="$(basename "$src")/tools/ui" \
+    --exclude="$(basename "$src")/gguf-py" --exclude="$(basename "$src")/.git*" "$(basename "$src")"
+  mv "$pack.tmp" "$pack"
+  echo "build-llama-cpp: wrote $pack ($(du -h "$pack" | cut -f1))" >&2
+  exit 0
+fi
 
 echo "build-llama-cpp: configuring ($(printf '%s ' "${isa[@]}"))" >&2
 rm -f "$build/upg-peer-stamp"

@@ -9,6 +9,7 @@
 #include "cli/common.h"
 #include "compress/compressor.h"
 #include "compress/synth.h"
+#include "io/gguf-reader.h"
 #include "upg/core/error.h"
 
 namespace upg::cli {
@@ -167,8 +168,9 @@ void add_compress_command(CLI::App& app) {
 
 void add_synth_command(CLI::App& app) {
   struct Args {
-    std::string config, output;
+    std::string config, output, gguf;
     uint64_t seed = 0;
+    bool int8_embeddings = false;
     MatrixArgs matrix;
   };
   auto a = std::make_shared<Args>();
@@ -179,13 +181,21 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("-o,--output", a->output, "Output .upg file")->required();
   add_matrix_options(*cmd, a->matrix);
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--gguf", a->gguf,
+                  "Write a GGUF file of this type instead (f16, q8_0 or q4_0): the same random weights in "
+                  "llama.cpp's layout, for running llama.cpp on the same shapes")
+      ->check(CLI::IsMember({"f16", "q8_0", "q4_0"}));
+  cmd->add_flag("--dense-int8-embeddings", a->int8_embeddings,
+                "Store the embedding and LM head as dense per-row int8 instead of BF16");
   cmd->callback([a] {
     compress::SynthOptions o;
     o.config_path = a->config;
     o.output = a->output;
     o.matrix = finish_matrix_options(a->matrix);
     o.seed = a->seed;
-    const compress::CompressReport rep = compress::synth_model(o);
+    o.int8_embeddings = a->int8_embeddings;
+    const uint32_t gguf_type = a->gguf == "f16" ? io::GGML_F16 : a->gguf == "q8_0" ? io::GGML_Q8_0 : io::GGML_Q4_0;
+    const compress::CompressReport rep = a->gguf.empty() ? compress::synth_model(o) : compress::synth_gguf(o, gguf_type);
     fmt::print("{}", compress::format_report(rep, a->matrix.per_tensor));
     fmt::print("wrote {}\n", a->output);
   });

@@ -51,6 +51,7 @@ std::string describe_param_error(const ParamError& e) {
       {"values", "--values", ""},
       {"group_size", "--group-size", ""},
       {"output", "-o/--output", ""},
+      {"gguf_type", "--gguf", ""},
       {"prune", "--prune", " (use --prune magnitude)"},
       {"gptq", "--gptq", ""},
       {"calib_tokens", "--calib-tokens", ""},

@@ -11,6 +11,9 @@
 #include <gtest/gtest.h>
 
 #include "core/test-paths.h"
+#include "io/gguf-reader.h"
+#include "upg/core/file-text.h"
+#include "upg/core/tensor.h"
 #include "upg/io/upg-file.h"
 #include "upg/core/error.h"
 #include "upg/io/io.h"
@@ -91,6 +94,63 @@ void synth_and_load(const std::string& arch, const char* pattern, const char* va
 TEST(Synth, LlamaUnstructuredInt8) { synth_and_load("llama", "unstructured", "int8"); }
 TEST(Synth, Qwen2TwoFourHasBiases) { synth_and_load("qwen2", "2:4", "int8"); }
 TEST(Synth, Phi3FusedCodebook) { synth_and_load("phi3", "unstructured", "codebook:32"); }
+
+// `upg synth --gguf`: llama.cpp's keys and names for the architecture, every tensor of
+// synth_tensors under its GGUF name and shape, Q8_0 blocks within half a step of the
+// synth_row values they quantize (plus the fp16 rounding of the step: 127 * 2^-11 of
+// it), and a file UPG's GGUF loader runs.
+void synth_gguf_and_load(const std::string& arch, const char* gguf_arch, uint32_t type) {
+  SCOPED_TRACE(arch);
+  const fs::path out = fs::temp_directory_path() / fmt::format("upg-synth-test-{}-{}.gguf", getpid(), arch);
+  SynthOptions o;
+  o.config_path = test::fixture("tiny/" + arch + "/config.json");
+  o.output = out.string();
+  o.matrix.threads = 2;
+  o.seed = 9;
+  o.quiet = true;
+  synth_gguf(o, type);
+  const io::GgufFile g = io::GgufFile::open(o.output);
+  EXPECT_EQ(g.get_string("general.architecture"), gguf_arch);
+  EXPECT_EQ(g.get_string_array("tokenizer.ggml.tokens").size(), 256u);
+  const ModelConfig cfg = parse_hf_config(read_file_text(o.config_path, "config"), "config");
+  for (const SynthTensor& t : synth_tensors(cfg)) {
+    const io::GgufTensorInfo* gt = g.find_tensor(t.gguf);
+    ASSERT_TRUE(gt) << t.gguf;
+    EXPECT_EQ(gt->shape(), t.shape) << t.gguf;
+    if (t.kind != SynthTensor::Linear && t.kind != SynthTensor::Embedding) continue;
+    ASSERT_EQ(gt->ggml_type, type) << t.gguf;
+    if (type != io::GGML_Q8_0) continue;
+    const int64_t cols = t.shape.back();
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int64_t r : {int64_t(0), t.shape[0] - 1}) {
+      synth_row(o.seed, t.name, r, o.std, row.data(), cols);
+      const std::byte* blocks = gt->data + size_t(r) * size_t(cols / 32) * 34;
+      for (int64_t c = 0; c < cols; ++c) {
+        const std::byte* b = blocks + size_t(c / 32) * 34;
+        uint16_t dh;
+        std::memcpy(&dh, b, 2);
+        const float d = fp16_to_fp32(dh), q = float(int8_t(b[2 + c % 32]));
+        ASSERT_NEAR(d * q, row[size_t(c)], d * 0.57f + 1e-7f) << t.gguf << " row " << r << " col " << c;
+      }
+    }
+  }
+  auto model = Model::from_file(o.output);
+  const auto logits = model->forward({72, 105});
+  for (float x : logits) ASSERT_TRUE(std::isfinite(x));
+  fs::remove(out);
+}
+
+TEST(SynthGguf, LlamaQ8_0) { synth_gguf_and_load("llama", "llama", io::GGML_Q8_0); }
+TEST(SynthGguf, Qwen2Q4_0HasBiases) { synth_gguf_and_load("qwen2", "qwen2", io::GGML_Q4_0); }
+TEST(SynthGguf, Phi3FusedF16) { synth_gguf_and_load("phi3", "phi3", io::GGML_F16); }
+
+TEST(SynthGguf, RejectsOtherTypes) {
+  SynthOptions o;
+  o.config_path = test::fixture("tiny/llama/config.json");
+  o.output = (fs::temp_directory_path() / "upg-synth-never.gguf").string();
+  EXPECT_THROW(synth_gguf(o, io::GGML_Q4_K), ParamError);
+  EXPECT_FALSE(fs::exists(o.output));
+}
 
 TEST(Synth, RejectsNMWithPrime) {
   SynthOptions o;

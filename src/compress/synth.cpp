@@ -27,10 +27,10 @@ std::vector<SynthTensor> synth_tensors(const ModelConfig& c) {
   const int64_t hidden = c.hidden_size, vocab = c.vocab_size;
   const std::span<const LayerTensor> layout = find_arch(c.architecture).layout;
   std::vector<SynthTensor> t;
-  t.push_back({"model.embed_tokens.weight", {vocab, hidden}, SynthTensor::Embedding});
+  t.push_back({"model.embed_tokens.weight", {vocab, hidden}, SynthTensor::Embedding, "token_embd.weight"});
   for (int l = 0; l < c.num_layers; ++l) {
-    const std::string p = fmt::format("model.layers.{}.", l);
-    t.push_back({p + "input_layernorm.weight", {hidden}, SynthTensor::Norm});
+    const std::string p = fmt::format("model.layers.{}.", l), g = fmt::format("blk.{}.", l);
+    t.push_back({p + "input_layernorm.weight", {hidden}, SynthTensor::Norm, g + "attn_norm.weight"});
     // q/k/v biases follow the run of weights that carry them, before o_proj.
     std::vector<SynthTensor> biases;
     auto flush = [&] {
@@ -39,15 +39,18 @@ std::vector<SynthTensor> synth_tensors(const ModelConfig& c) {
     };
     for (const LayerTensor& lt : layout) {
       if (!lt.bias) flush();
-      if (lt.first == Proj::Gate) t.push_back({p + "post_attention_layernorm.weight", {hidden}, SynthTensor::Norm});
+      if (lt.first == Proj::Gate)
+        t.push_back({p + "post_attention_layernorm.weight", {hidden}, SynthTensor::Norm, g + "ffn_norm.weight"});
       const int64_t rows = tensor_rows(c, lt);
-      t.push_back({p + lt.hf + ".weight", {rows, proj_shape(c, lt.first).cols}, SynthTensor::Linear});
-      if (c.attention_bias && lt.bias) biases.push_back({p + lt.hf + ".bias", {rows}, SynthTensor::Bias});
+      t.push_back({p + lt.hf + ".weight", {rows, proj_shape(c, lt.first).cols}, SynthTensor::Linear,
+                   g + lt.gguf + ".weight"});
+      if (c.attention_bias && lt.bias)
+        biases.push_back({p + lt.hf + ".bias", {rows}, SynthTensor::Bias, g + lt.gguf + ".bias"});
     }
     flush();
   }
-  t.push_back({"model.norm.weight", {hidden}, SynthTensor::Norm});
-  if (!c.tie_word_embeddings) t.push_back({"lm_head.weight", {vocab, hidden}, SynthTensor::Embedding});
+  t.push_back({"model.norm.weight", {hidden}, SynthTensor::Norm, "output_norm.weight"});
+  if (!c.tie_word_embeddings) t.push_back({"lm_head.weight", {vocab, hidden}, SynthTensor::Embedding, "output.weight"});
   return t;
 }
 
@@ -136,6 +139,7 @@ CompressReport synth_model(const SynthOptions& o) {
     rec["zero_points"] = mo.values.zero_point;
   }
   rec["calibration"] = nullptr;
+  rec["dense_int8_embeddings"] = o.int8_embeddings;
   header.compression_json = rec.dump(2);
 
   io::UpgWriter writer(o.output, std::move(header));
@@ -168,6 +172,20 @@ CompressReport synth_model(const SynthOptions& o) {
         break;
       }
       case SynthTensor::Embedding: {
+        if (o.int8_embeddings) {
+          std::vector<float> w(size_t(rows * cols));
+          parallel_rows(rows, mo.threads, [&](int64_t b, int64_t e) {
+            for (int64_t r = b; r < e; ++r) synth_row(o.seed, t.name, r, o.std, w.data() + r * cols, cols);
+          });
+          MatrixStats st;
+          const DenseInt8 q = quantize_dense_int8(w, rows, cols, mo.quant, t.name, &st, mo.threads);
+          writer.add_dense(t.name + ".qweight", DType::I8, t.shape, bytes_of(q.qweight));
+          writer.add_dense(t.name + ".scales", DType::F32, {rows}, bytes_of(q.scales));
+          tr.layout = "int8-dense";
+          tr.bytes = q.qweight.size() + q.scales.size() * sizeof(float);
+          tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq;
+          break;
+        }
         // BF16 like a released checkpoint; generated straight into 16-bit rows.
         std::vector<uint16_t> h(size_t(rows * cols));
         parallel_rows(rows, mo.threads, [&](int64_t b, int64_t e) {

@@ -24,6 +24,9 @@ struct SynthOptions {
   MatrixOptions matrix;
   uint64_t seed = 0;
   float std = 0.02f;
+  // The embedding and LM head as dense per-row int8 (as `upg compress --embeddings int8`)
+  // instead of BF16.
+  bool int8_embeddings = false;
   int progress_tty = -1;
   bool quiet = false;
 };
@@ -33,6 +36,7 @@ struct SynthTensor {
   std::string name;
   std::vector<int64_t> shape;
   enum Kind { Linear, Embedding, Norm, Bias } kind;
+  std::string gguf;  // its name in llama.cpp's GGUF files
 };
 std::vector<SynthTensor> synth_tensors(const ModelConfig& c);
 
@@ -44,5 +48,12 @@ TokenizerSpec byte_tokenizer_spec(int vocab_size);
 void synth_row(uint64_t seed, const std::string& name, int64_t row, float std, float* out, int64_t n);
 
 CompressReport synth_model(const SynthOptions& o);
+
+// The same model as a GGUF file of the config's architecture (llama.cpp's tensor names
+// and keys), every weight matrix and embedding in `ggml_type` (F16, Q8_0 or Q4_0), norms
+// F32 ones, with the byte-level tokenizer as a GPT-2 style vocabulary: for running
+// llama.cpp on the shapes UPG is benchmarked on. o.matrix is not used. Holds the whole
+// file in memory until it is written.
+CompressReport synth_gguf(const SynthOptions& o, uint32_t ggml_type);
 
 }  // namespace upg::compress

@@ -21,6 +21,7 @@
 
 #include "upg/core/aligned-vector.h"
 #include "upg/format/format.h"
+#include "upg/kernels/dense-forms.h"
 
 #include "upg/core/thread-pool.h"
 
@@ -227,15 +228,8 @@ DenseRows4 pack_dense_rows4(const DenseI8& m);
 // same row scales. Throws upg::Error for prime or codebook values.
 DenseRows4 pack_dense_rows4(const format::CompressedMatrix& m);
 
-// Prime or codebook values decoded at load to dense fp16, for targets that run them
-// through the float matmul (AVX2): each row divided by its largest magnitude (fp16 keeps
-// 2^-11 of it), and that magnitude kept as the row's scale.
-struct DenseF16Rows {
-  int64_t rows = 0, cols = 0;
-  std::vector<uint16_t> w;    // [rows, cols]
-  std::vector<float> scales;  // [rows]
-};
-DenseF16Rows pack_dense_f16(const format::CompressedMatrix& m);
+// Prime and codebook values run decoded to dense fp16 (upg/kernels/dense-forms.h) on
+// targets that run them through the float matmul (AVX2).
 
 // One target's kernels. Each computes rows [r0, r1) for every token:
 // y[t * ldy + r] = sum_c W[r, c] * x[t, c] (no bias; the caller adds it).

@@ -260,18 +260,24 @@ static DenseRows4 zero_rows4(int64_t rows, int64_t cols, const float* scales) {
   return p;
 }
 
-DenseRows4 pack_dense_rows4(const format::CompressedMatrix& m) {
-  if (m.encoding != format::Encoding::Int8)
-    throw Error(fmt::format("pack_dense_rows4: {} values are not int8", format::encoding_name(m.encoding)));
-  DenseRows4 p = zero_rows4(m.rows, m.cols, m.scales.data());
+std::vector<int8_t> dense_int8_codes(const format::CompressedMatrix& m) {
+  if (m.encoding != format::Encoding::Int8 || m.layout == format::Layout::Dense)
+    throw Error(fmt::format("dense_int8_codes: {} {} values are not int8", format::layout_name(m.layout),
+                            format::encoding_name(m.encoding)));
+  std::vector<int8_t> w(size_t(m.rows * m.cols), 0);
   const int8_t* vals = m.layout == format::Layout::NM ? m.nm.values.data() : m.mdcsr.values.data();
   for (int64_t r = 0; r < m.rows; ++r)
     for_each_entry(m, r, [&](int64_t col, size_t k) {
       if (col >= m.cols)
-        throw Error(fmt::format("pack_dense_rows4: row {} reaches column {}, past cols {}", r, col, m.cols));
-      if (vals[k] != 0) p.w[p.offset(r, col / 32) + size_t(col % 32)] = vals[k];
+        throw Error(fmt::format("dense_int8_codes: row {} reaches column {}, past cols {}", r, col, m.cols));
+      if (vals[k] != 0) w[size_t(r * m.cols + col)] = vals[k];
     });
-  return p;
+  return w;
+}
+
+DenseRows4 pack_dense_rows4(const format::CompressedMatrix& m) {
+  const std::vector<int8_t> codes = dense_int8_codes(m);
+  return pack_dense_rows4(DenseI8{codes.data(), m.scales.data(), m.rows, m.cols});
 }
 
 DenseRows4 pack_dense_rows4(const DenseI8& m) {

@@ -37,14 +37,24 @@ __device__ inline float block_value(const DeviceWeight& w, int64_t r, int64_t c)
   return d * float(code) + m;
 }
 
-// W[r, c] as fp32, any form (the per-row I8 scale included).
+// Column c of a 2:4 row r: the value of its group of 4 whose position is c % 4, or 0.
+__device__ inline float nm24_value(const DeviceWeight& w, int64_t r, int64_t c) {
+  const int8_t* vals = static_cast<const int8_t*>(w.data) + r * (w.cols / 2);
+  const int64_t g = c / 4;
+  const int b = w.positions[r * (w.cols / 8) + g / 2] >> ((g % 2) * 4), p = int(c % 4);
+  return (b & 3) == p ? float(vals[2 * g]) : ((b >> 2) & 3) == p ? float(vals[2 * g + 1]) : 0.0f;
+}
+
+// W[r, c] as fp32, any form (the per-row scale included).
 __device__ inline float weight_value(const DeviceWeight& w, int64_t r, int64_t c) {
   const int64_t i = r * w.cols + c;
+  const float s = w.scales ? w.scales[r] : 1.0f;
   switch (w.kind) {
-    case WeightKind::F32: return static_cast<const float*>(w.data)[i];
-    case WeightKind::F16: return half_bits_to_float(static_cast<const uint16_t*>(w.data)[i]);
-    case WeightKind::BF16: return bf16_bits_to_float(static_cast<const uint16_t*>(w.data)[i]);
-    case WeightKind::I8: return w.scales[r] * float(static_cast<const int8_t*>(w.data)[i]);
+    case WeightKind::F32: return s * static_cast<const float*>(w.data)[i];
+    case WeightKind::F16: return s * half_bits_to_float(static_cast<const uint16_t*>(w.data)[i]);
+    case WeightKind::BF16: return s * bf16_bits_to_float(static_cast<const uint16_t*>(w.data)[i]);
+    case WeightKind::I8: return s * float(static_cast<const int8_t*>(w.data)[i]);
+    case WeightKind::Nm24: return s * nm24_value(w, r, c);
     default: return block_value(w, r, c);
   }
 }

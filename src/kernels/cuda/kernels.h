@@ -10,16 +10,20 @@
 namespace upg::cuda {
 
 // How a weight's rows are stored on the device.
-enum class WeightKind : uint8_t { F32, F16, BF16, I8, Block };
+enum class WeightKind : uint8_t { F32, F16, BF16, I8, Block, Nm24 };
 
 // A weight's execution form in device memory: dense rows of F32/F16/BF16/I8 (I8 with a
-// scale per row), or GGUF blocks in the block form of upg/kernels/block-quant-form.h
-// (codes, fp16 d and m per sub-block of `sub` columns), value = d * code + m.
+// scale per row, the others with one when `scales` is set), GGUF blocks (and UPG int4
+// groups) in the block form of upg/kernels/block-quant-form.h (codes, fp16 d and m per
+// sub-block of `sub` columns), value = d * code + m, or UPG 2:4 int8 as the file stores
+// it (Nm24: `data` the kept values [rows, cols / 2], `positions` their 2-bit places in
+// their group of 4 [rows, cols / 8], a scale per row; cols % 32 == 0).
 struct DeviceWeight {
   WeightKind kind = WeightKind::F32;
   int64_t rows = 0, cols = 0;
   const void* data = nullptr;      // dense [rows, cols], or block codes [rows, row_bytes]
-  const float* scales = nullptr;   // I8: [rows]
+  const float* scales = nullptr;   // I8, Nm24: [rows]; F16 (decoded prime/codebook): [rows] or null
+  const uint8_t* positions = nullptr;  // Nm24
   const float* bias = nullptr;     // [rows] or null
   const uint16_t* d = nullptr;     // Block: [rows, subs] fp16
   const uint16_t* m = nullptr;     // Block: [rows, subs] fp16, when has_min
@@ -41,8 +45,9 @@ struct Int8Acts {
   int64_t stride = 0;
 };
 inline int64_t int8_stride(int64_t cols) { return (cols + 63) / 64 * 64; }
-// Whether matmul_int8 runs w: dense int8 with cols % 16 == 0, or a block form of 4- or
-// 8-bit codes in 32-column sub-blocks without a table (Q4_0, Q4_1, Q8_0, Q4_K).
+// Whether matmul_int8 runs w: dense int8 with cols % 16 == 0, 2:4 int8, or a block form
+// of 4- or 8-bit codes in 32-column sub-blocks without a table (Q4_0, Q4_1, Q8_0, Q4_K,
+// UPG int4). matmul (fp32 activations) runs every other form.
 bool runs_int8(const DeviceWeight& w);
 void quantize_acts(const float* x, int64_t n, int64_t cols, const Int8Acts& a, cudaStream_t s);
 // ys[i][n, ws[i]->rows] = acts ws[i]^T (+ bias) for count <= kMaxFused weights of one

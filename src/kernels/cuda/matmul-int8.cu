@@ -1,6 +1,6 @@
-// y = x W^T with int8 activations and integer dot products (dp4a), for dense int8 rows
-// and the GGUF block forms whose codes are 4 or 8 bits in 32-column sub-blocks (Q4_0,
-// Q4_1, Q8_0, Q4_K). The activations are quantized on the GPU exactly as the CPU's
+// y = x W^T with int8 activations and integer dot products (dp4a), for dense int8 rows,
+// UPG 2:4 int8, and the block forms whose codes are 4 or 8 bits in 32-column sub-blocks
+// (Q4_0, Q4_1, Q8_0, Q4_K, UPG int4). The activations are quantized on the GPU exactly as the CPU's
 // int8 kernels quantize them (kernels/cpu/int8-quantize.cpp: per 32 columns, scale
 // max |x| / 127, round to nearest even), so both compute the same integer sums and
 // differ only in the order their scaled parts are added.
@@ -16,6 +16,13 @@
 // tokens' activations into shared memory (when they fit in 48 KB), so the warps' reads
 // of them wait on shared memory rather than L2; each lane keeps kInFlight 16-byte weight
 // loads in flight. A GEMV at decode waits on memory latency more than on bandwidth.
+//
+// 2:4 int8 reads the file's layout as it is: per 32 columns, 16 kept values (one 16-byte
+// load) and their 2-bit positions (one 4-byte load), 0.625 bytes a weight against dense
+// int8's 1. Each group of 4 values (two groups of 4 columns) meets its activations
+// through one byte permute of the groups' two activation words, whose selector is the
+// position byte spread to nibbles (nibble k = position k, + 4 for the second group), so
+// a kept value costs a quarter of a dp4a and a quarter of a permute, no gather.
 #include <cuda_fp16.h>
 
 #include "kernels/cuda/cuda-check.h"
@@ -34,10 +41,13 @@ constexpr int64_t kSmemBytes = 48 << 10;
 // Bytes of one token's Int8Acts: codes, scales per 32 and sums per 16 columns.
 __host__ __device__ inline int64_t acts_bytes(int64_t stride) { return stride + stride / 8 + stride / 4; }
 
-enum class Form { I8, B8, B4 };
+enum class Form { I8, B8, B4, N24 };
 
 Form form_of(const DeviceWeight& w) {
-  return w.kind == WeightKind::I8 ? Form::I8 : w.bits == 8 ? Form::B8 : Form::B4;
+  return w.kind == WeightKind::I8     ? Form::I8
+         : w.kind == WeightKind::Nm24 ? Form::N24
+         : w.bits == 8                ? Form::B8
+                                      : Form::B4;
 }
 
 // One warp per 32 columns of a token: lanes past cols quantize 0.
@@ -62,6 +72,25 @@ __device__ inline int dot4(int w, int a, int c) { return __dp4a(w, a, c); }
 // The 4 dp4a of 16 codes (as 4 words of signed bytes) against 16 activations.
 __device__ inline int dot16(uint4 w, int4 a) {
   return dot4(int(w.w), a.w, dot4(int(w.z), a.z, dot4(int(w.y), a.y, dot4(int(w.x), a.x, 0))));
+}
+
+// 8 positions of 2 bits (16 values' worth: two bytes of the 2:4 layout) spread to one
+// nibble each: byte_perm selectors for two groups of 4 values, the second group's
+// activation word being the permute's upper operand (+ 4).
+__device__ inline uint32_t nm24_selectors(uint32_t x) {
+  x = (x | (x << 8)) & 0x00FF00FFu;
+  x = (x | (x << 4)) & 0x0F0F0F0Fu;
+  x = (x | (x << 2)) & 0x33333333u;
+  return x + 0x44004400u;
+}
+
+// 16 kept 2:4 values (4 words) of 32 columns against those columns' activations a0, a1.
+__device__ inline int dot_nm24(uint4 w, uint32_t pos, int4 a0, int4 a1) {
+  const uint32_t s0 = nm24_selectors(pos & 0xFFFFu), s1 = nm24_selectors(pos >> 16);
+  int acc = dot4(int(w.x), int(__byte_perm(uint32_t(a0.x), uint32_t(a0.y), s0)), 0);
+  acc = dot4(int(w.y), int(__byte_perm(uint32_t(a0.z), uint32_t(a0.w), s0 >> 16)), acc);
+  acc = dot4(int(w.z), int(__byte_perm(uint32_t(a1.x), uint32_t(a1.y), s1)), acc);
+  return dot4(int(w.w), int(__byte_perm(uint32_t(a1.z), uint32_t(a1.w), s1 >> 16)), acc);
 }
 
 template <Form F, int NT, bool Smem>
@@ -93,16 +122,20 @@ __global__ void __launch_bounds__(kWarps * 32) int8_kernel(Fused f, Int8Acts a, 
     am = sm;
   }
   if (r >= w.rows) return;
-  const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * (F == Form::I8 ? w.cols : w.row_bytes);
-  const int64_t units = (F == Form::I8 ? w.cols : w.row_bytes) / 16;
-  const uint16_t* dr = F == Form::I8 ? nullptr : w.d + r * w.subs;
+  const int64_t row_len = F == Form::I8 ? w.cols : F == Form::N24 ? w.cols / 2 : w.row_bytes;
+  const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * row_len;
+  // Units of one 16-byte load: 16 columns (I8, B8), 32 (B4: two nibbles), 32 (N24: 16
+  // kept values, with their 4 position bytes).
+  const int64_t units = row_len / 16;
+  const uint32_t* pos = F == Form::N24 ? reinterpret_cast<const uint32_t*>(w.positions + r * (w.cols / 8)) : nullptr;
+  const uint16_t* dr = F == Form::B8 || F == Form::B4 ? w.d + r * w.subs : nullptr;
   const uint16_t* mr = w.has_min ? w.m + r * w.subs : nullptr;
   float acc[NT] = {};
 
   // 16 columns from column c (all in one sub-block); wq its codes as signed bytes.
   auto part = [&](int64_t c, uint4 wq) {
     float d = 1, m = 0;
-    if constexpr (F != Form::I8) {
+    if constexpr (F == Form::B8 || F == Form::B4) {
       d = half_bits_to_float(dr[c / 32]);
       m = mr ? half_bits_to_float(mr[c / 32]) : w.offset * d;
       if constexpr (F == Form::B8) m += 128.0f * d;  // the codes were made signed (code - 128)
@@ -119,8 +152,16 @@ __global__ void __launch_bounds__(kWarps * 32) int8_kernel(Fused f, Int8Acts a, 
         acc[t] += s * (d * float(isum) + m * float(am[t * halves + c / 16]));
     }
   };
-  auto unit = [&](int64_t u, uint4 wq) {
-    if constexpr (F == Form::B4) {
+  auto unit = [&](int64_t u, uint4 wq, uint32_t pq) {
+    if constexpr (F == Form::N24) {
+      const int64_t c = u * 32;
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+        if (t >= nt) break;
+        const int4* av = reinterpret_cast<const int4*>(aq + t * a.stride + c);
+        acc[t] += as[t * blocks + u] * float(dot_nm24(wq, pq, av[0], av[1]));
+      }
+    } else if constexpr (F == Form::B4) {
       // Bytes 32v + k .. + 15 (k = 0 or 16): columns 64v + k .. in the low nibbles,
       // 64v + 32 + k .. in the high ones.
       const int64_t b = u * 16, c = (b / 32) * 64 + b % 32;
@@ -137,11 +178,16 @@ __global__ void __launch_bounds__(kWarps * 32) int8_kernel(Fused f, Int8Acts a, 
   const uint4* p = reinterpret_cast<const uint4*>(row);
   for (int64_t u = lane; u < units; u += 32 * kInFlight) {
     uint4 wq[kInFlight];
+    uint32_t pq[kInFlight] = {};
 #pragma unroll
-    for (int i = 0; i < kInFlight; ++i) wq[i] = u + 32 * i < units ? __ldg(p + u + 32 * i) : make_uint4(0, 0, 0, 0);
+    for (int i = 0; i < kInFlight; ++i) {
+      const bool in = u + 32 * i < units;
+      wq[i] = in ? __ldg(p + u + 32 * i) : make_uint4(0, 0, 0, 0);
+      if constexpr (F == Form::N24) pq[i] = in ? __ldg(pos + u + 32 * i) : 0u;
+    }
 #pragma unroll
     for (int i = 0; i < kInFlight; ++i)
-      if (u + 32 * i < units) unit(u + 32 * i, wq[i]);
+      if (u + 32 * i < units) unit(u + 32 * i, wq[i], pq[i]);
   }
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
@@ -173,6 +219,7 @@ void launch(const Fused& f, const Int8Acts& a, int64_t n, cudaStream_t s) {
 
 bool runs_int8(const DeviceWeight& w) {
   if (w.kind == WeightKind::I8) return w.cols % 16 == 0 && w.scales;
+  if (w.kind == WeightKind::Nm24) return w.cols % 32 == 0 && w.scales && w.positions;
   return w.kind == WeightKind::Block && !w.lut && w.sub == 32 && (w.bits == 4 || w.bits == 8);
 }
 
@@ -198,6 +245,7 @@ void matmul_int8(const DeviceWeight* const* ws, float* const* ys, int count, con
     case Form::I8: launch<Form::I8>(f, a, n, s); break;
     case Form::B8: launch<Form::B8>(f, a, n, s); break;
     case Form::B4: launch<Form::B4>(f, a, n, s); break;
+    case Form::N24: launch<Form::N24>(f, a, n, s); break;
   }
   UPG_CUDA_CHECK_LAUNCH("matmul_int8");
 }

@@ -15,6 +15,7 @@
 #include "kernels/cuda/cuda-check.h"
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/kernels.h"
+#include "upg/core/error.h"
 
 namespace upg::cuda {
 
@@ -213,6 +214,7 @@ void launch(const DeviceWeight& w, const float* x, int64_t n, float* y, cudaStre
       else
         block_kernel<4, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);
       break;
+    case WeightKind::Nm24: break;  // refused by matmul()
   }
   UPG_CUDA_CHECK_LAUNCH("matmul");
 }
@@ -221,6 +223,8 @@ void launch(const DeviceWeight& w, const float* x, int64_t n, float* y, cudaStre
 
 void matmul(const DeviceWeight& w, const float* x, int64_t n, float* y, cudaStream_t s) {
   if (n <= 0 || w.rows <= 0) return;
+  // The backend makes this form only where matmul_int8 runs it (runs_int8).
+  if (w.kind == WeightKind::Nm24) throw Error("CUDA matmul: 2:4 weights run with int8 activations only");
   if (n == 1) return launch<1>(w, x, n, y, s);
   launch<8>(w, x, n, y, s);
 }

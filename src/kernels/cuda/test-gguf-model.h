@@ -1,16 +1,16 @@
 #pragma once
 // A Llama-shaped GGUF of random weights (normal, std 0.02, seeded), its linear weights in
-// F16, Q8_0 or Q4_0, for the CUDA tests and benchmarks: `upg synth` writes only UPG
-// compressed layouts, which the CUDA backend does not run yet, and the GPU machine cannot
-// fetch the default model. The quantizers follow ggml's reference ones (quantize_row_q8_0
-// and q4_0: d = absmax / 127, and d = (signed max) / -8); hand-written because nothing
-// in the project writes GGUF blocks. No tokenizer: the tests feed token ids.
+// F16, Q8_0 or Q4_0 (compress/ggml-quantize.h), for the CUDA tests and benchmarks: the GPU
+// machine cannot fetch the default model, and unlike `upg synth --gguf` this one's tied
+// embedding has a larger spread, so greedy decoding has clear winners to compare. No
+// tokenizer: the tests feed token ids.
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "compress/ggml-quantize.h"
 #include "io/gguf-reader.h"
 #include "io/gguf-writer.h"
 #include "upg/core/tensor.h"
@@ -23,44 +23,8 @@ struct LlamaShape {
 };
 
 inline std::vector<std::byte> ggml_rows(const std::vector<float>& f, uint32_t type) {
-  std::vector<std::byte> out;
-  auto put = [&](const void* p, size_t n) {
-    const auto* b = static_cast<const std::byte*>(p);
-    out.insert(out.end(), b, b + n);
-  };
-  if (type == io::GGML_F16) {
-    for (float v : f) {
-      const uint16_t h = fp32_to_fp16(v);
-      put(&h, 2);
-    }
-    return out;
-  }
-  for (size_t b = 0; b < f.size(); b += 32) {
-    const float* x = f.data() + b;
-    if (type == io::GGML_Q8_0) {
-      float amax = 0;
-      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
-      const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
-      const uint16_t dh = fp32_to_fp16(d);
-      put(&dh, 2);
-      for (int i = 0; i < 32; ++i) {
-        const int8_t q = int8_t(std::lround(x[i] * id));
-        put(&q, 1);
-      }
-    } else {  // Q4_0
-      float amax = 0, max = 0;
-      for (int i = 0; i < 32; ++i)
-        if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), max = x[i];
-      const float d = max / -8.0f, id = d ? 1.0f / d : 0.0f;
-      const uint16_t dh = fp32_to_fp16(d);
-      put(&dh, 2);
-      for (int i = 0; i < 16; ++i) {
-        const int lo = std::min(15, int(x[i] * id + 8.5f)), hi = std::min(15, int(x[i + 16] * id + 8.5f));
-        const uint8_t q = uint8_t(lo | (hi << 4));
-        put(&q, 1);
-      }
-    }
-  }
+  std::vector<std::byte> out(compress::ggml_bytes(type, int64_t(f.size())));
+  compress::quantize_ggml_rows(type, f.data(), int64_t(f.size()), out);
   return out;
 }
 
