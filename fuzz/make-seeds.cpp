@@ -24,7 +24,7 @@
 
 #include "io/gguf-reader.h"
 #include "io/gguf-tokenizer.h"
-#include "io/gguf-writer.h"
+#include "upg/io/gguf-writer.h"
 #include "io/safetensors-writer.h"
 #include "upg/io/upg-file.h"
 #include "upg/tokenizer/byte-level.h"

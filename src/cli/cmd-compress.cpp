@@ -9,7 +9,7 @@
 #include "cli/common.h"
 #include "compress/compressor.h"
 #include "compress/synth.h"
-#include "io/gguf-reader.h"
+#include "upg/io/gguf-types.h"
 #include "upg/core/error.h"
 
 namespace upg::cli {

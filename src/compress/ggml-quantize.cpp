@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "io/gguf-reader.h"
+#include "upg/io/gguf-types.h"
 #include "upg/core/error.h"
 #include "upg/core/tensor.h"
 

@@ -11,7 +11,7 @@
 #include "io/gguf-names.h"
 #include "io/gguf-reader.h"
 #include "io/gguf-test-util.h"
-#include "io/gguf-writer.h"
+#include "upg/io/gguf-writer.h"
 
 namespace upg::io {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "io/gguf-loader.h"
 #include "io/gguf-test-util.h"
-#include "io/gguf-writer.h"
+#include "upg/io/gguf-writer.h"
 
 namespace upg::io {
 namespace {

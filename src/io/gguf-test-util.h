@@ -13,7 +13,7 @@
 #include <vector>
 #include <unistd.h>
 
-#include "io/gguf-writer.h"
+#include "upg/io/gguf-writer.h"
 #include "core/test-paths.h"
 #include "upg/core/error.h"
 

@@ -1,4 +1,4 @@
-#include "io/gguf-writer.h"
+#include "upg/io/gguf-writer.h"
 
 #include <cstring>
 

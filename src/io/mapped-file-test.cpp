@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "io/gguf-reader.h"
-#include "io/gguf-writer.h"
+#include "upg/io/gguf-writer.h"
 #include "io/mapped-file.h"
 #include "io/safetensors-reader.h"
 #include "io/safetensors-test-util.h"

@@ -12,7 +12,7 @@
 
 #include "compress/ggml-quantize.h"
 #include "io/gguf-reader.h"
-#include "io/gguf-writer.h"
+#include "upg/io/gguf-writer.h"
 #include "upg/core/tensor.h"
 
 namespace upg::test {

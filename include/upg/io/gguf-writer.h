@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "io/gguf-reader.h"
+#include "upg/io/gguf-types.h"
 
 namespace upg::io {
 
