@@ -144,6 +144,35 @@ TEST(SynthGguf, LlamaQ8_0) { synth_gguf_and_load("llama", "llama", io::GGML_Q8_0
 TEST(SynthGguf, Qwen2Q4_0HasBiases) { synth_gguf_and_load("qwen2", "qwen2", io::GGML_Q4_0); }
 TEST(SynthGguf, Phi3FusedF16) { synth_gguf_and_load("phi3", "phi3", io::GGML_F16); }
 
+// --dense-int8-embeddings: the embedding as qweight + scales within one step of its rows.
+TEST(Synth, Int8Embeddings) {
+  const fs::path out = fs::temp_directory_path() / fmt::format("upg-synth-test-{}-emb.upg", getpid());
+  SynthOptions o;
+  o.config_path = test::fixture("tiny/llama/config.json");
+  o.output = out.string();
+  o.matrix.threads = 2;
+  o.int8_embeddings = true;
+  o.quiet = true;
+  synth_model(o);
+  ModelSource src = io::load_upg(o.output, {});
+  const std::string name = "model.embed_tokens.weight";
+  ASSERT_TRUE(src.weights.contains(name + ".qweight"));
+  const TensorView& q = src.weights.get(name + ".qweight");
+  const TensorView& sc = src.weights.get(name + ".scales");
+  ASSERT_EQ(q.dtype, DType::I8);
+  const int64_t rows = q.shape[0], cols = q.shape[1];
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; r += 37) {
+    synth_row(o.seed, name, r, o.std, row.data(), cols);
+    const float s = sc.as<float>()[r];
+    for (int64_t c = 0; c < cols; ++c)
+      ASSERT_NEAR(s * float(q.as<int8_t>()[r * cols + c]), row[size_t(c)], s * 0.51f);
+  }
+  auto model = Model::from_file(o.output);
+  for (float x : model->forward({72, 105})) ASSERT_TRUE(std::isfinite(x));
+  fs::remove(out);
+}
+
 TEST(SynthGguf, RejectsOtherTypes) {
   SynthOptions o;
   o.config_path = test::fixture("tiny/llama/config.json");
