@@ -9,10 +9,8 @@
 
 #include "compress/ggml-quantize.h"
 #include "compress/matrix.h"
-#include "compress/progress.h"
 #include "compress/synth.h"
 #include "upg/io/gguf-types.h"
-#include "upg/io/gguf-writer.h"
 #include "upg/arch/arch-registry.h"
 #include "upg/core/error.h"
 #include "upg/core/file-text.h"
@@ -26,7 +24,9 @@ namespace {
 // llama.cpp's token types: 1 normal, 3 control.
 constexpr int32_t kNormal = 1, kControl = 3;
 
-void set_model_keys(io::GgufWriter& w, const std::string& a, const ModelConfig& c) {
+}  // namespace
+
+void set_gguf_model_keys(io::GgufWriter& w, const std::string& a, const ModelConfig& c) {
   w.set_string("general.architecture", a);
   w.set_string("general.name", "upg synth (random weights)");
   w.set_u32(a + ".context_length", uint32_t(c.max_position_embeddings));
@@ -42,6 +42,8 @@ void set_model_keys(io::GgufWriter& w, const std::string& a, const ModelConfig& 
   w.set_u32(a + ".rope.dimension_count", uint32_t(float(c.head_dim) * c.partial_rotary_factor));
   if (c.sliding_window > 0) w.set_u32(a + ".attention.sliding_window", uint32_t(c.sliding_window));
 }
+
+namespace {
 
 void set_tokenizer_keys(io::GgufWriter& w, const TokenizerSpec& tok) {
   w.set_string("tokenizer.ggml.model", "gpt2");
@@ -72,47 +74,37 @@ CompressReport synth_gguf(const SynthOptions& o, uint32_t ggml_type) {
     throw Error(fmt::format("{}: {} has no GGUF architecture of its own to write", o.config_path, cfg.architecture));
 
   io::GgufWriter w;
-  set_model_keys(w, arch.gguf_name, cfg);
+  set_gguf_model_keys(w, arch.gguf_name, cfg);
   set_tokenizer_keys(w, byte_tokenizer_spec(cfg.vocab_size));
   const int threads = o.matrix.threads;
-  const std::vector<SynthTensor> tensors = synth_tensors(cfg);
-  Progress progress(int(tensors.size()), stderr, o.progress_tty);
   CompressReport rep;
-  int i = 0;
-  for (const SynthTensor& t : tensors) {
-    ++i;
-    if (!o.quiet) progress.step(i, t.name);
-    const int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1, cols = t.shape.back();
-    TensorReport tr;
-    tr.name = t.gguf;
-    tr.rank = int(t.shape.size());
-    tr.weights = rows * cols;
-    tr.layout = "dense";
-    std::vector<uint64_t> ne = {uint64_t(cols)};
-    if (t.shape.size() == 2) ne.push_back(uint64_t(rows));
-    if (t.kind == SynthTensor::Norm || t.kind == SynthTensor::Bias) {
-      std::vector<float> v(size_t(cols), 1.0f);
-      if (t.kind == SynthTensor::Bias) synth_row(o.seed, t.name, 0, o.std, v.data(), cols);
-      w.add_f32(t.gguf, ne, v);
-      tr.bytes = v.size() * 4;
-    } else {
-      if (ggml_type != io::GGML_F16 && cols % 32 != 0)
-        throw Error(fmt::format("synth: tensor '{}' has {} columns, not whole blocks of 32", t.gguf, cols));
-      const size_t row_bytes = ggml_bytes(ggml_type, cols);
-      std::vector<std::byte> data(row_bytes * size_t(rows));
-      parallel_rows(rows, threads, [&](int64_t b, int64_t e) {
-        std::vector<float> row(static_cast<size_t>(cols));
-        for (int64_t r = b; r < e; ++r) {
-          synth_row(o.seed, t.name, r, o.std, row.data(), cols);
-          quantize_ggml_rows(ggml_type, row.data(), cols, std::span(data).subspan(size_t(r) * row_bytes, row_bytes));
+  rep.tensors = synth_each(
+      o, synth_tensors(cfg),
+      [&](const SynthTensor& t, int64_t rows, int64_t cols, TensorReport& tr) {
+        std::vector<uint64_t> ne = {uint64_t(cols)};
+        if (t.shape.size() == 2) ne.push_back(uint64_t(rows));
+        if (t.kind == SynthTensor::Norm || t.kind == SynthTensor::Bias) {
+          std::vector<float> v(size_t(cols), 1.0f);
+          if (t.kind == SynthTensor::Bias) synth_row(o.seed, t.name, 0, o.std, v.data(), cols);
+          w.add_f32(t.gguf, ne, v);
+          tr.bytes = v.size() * 4;
+          return;
         }
-      });
-      w.add_tensor(t.gguf, ggml_type, ne, data);
-      tr.bytes = data.size();
-    }
-    rep.tensors.push_back(std::move(tr));
-  }
-  if (!o.quiet) progress.finish();
+        if (ggml_type != io::GGML_F16 && cols % 32 != 0)
+          throw Error(fmt::format("synth: tensor '{}' has {} columns, not whole blocks of 32", t.gguf, cols));
+        const size_t row_bytes = ggml_bytes(ggml_type, cols);
+        std::vector<std::byte> data(row_bytes * size_t(rows));
+        parallel_rows(rows, threads, [&](int64_t b, int64_t e) {
+          std::vector<float> row(static_cast<size_t>(cols));
+          for (int64_t r = b; r < e; ++r) {
+            synth_row(o.seed, t.name, r, o.std, row.data(), cols);
+            quantize_ggml_rows(ggml_type, row.data(), cols, std::span(data).subspan(size_t(r) * row_bytes, row_bytes));
+          }
+        });
+        w.add_tensor(t.gguf, ggml_type, ne, data);
+        tr.bytes = data.size();
+      },
+      true);
   w.write(o.output);
   rep.output_bytes = std::filesystem::file_size(o.output);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

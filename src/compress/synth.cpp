@@ -105,6 +105,27 @@ void synth_row(uint64_t seed, const std::string& name, int64_t row, float std, f
   }
 }
 
+std::vector<TensorReport> synth_each(const SynthOptions& o, const std::vector<SynthTensor>& tensors,
+                                     const std::function<void(const SynthTensor&, int64_t, int64_t, TensorReport&)>& make,
+                                     bool gguf_names) {
+  Progress progress(int(tensors.size()), stderr, o.progress_tty);
+  std::vector<TensorReport> out;
+  int i = 0;
+  for (const SynthTensor& t : tensors) {
+    if (!o.quiet) progress.step(++i, t.name);
+    TensorReport tr;
+    tr.name = gguf_names ? t.gguf : t.name;
+    tr.rank = int(t.shape.size());
+    const int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1, cols = t.shape.back();
+    tr.weights = rows * cols;
+    tr.layout = "dense";
+    make(t, rows, cols, tr);
+    out.push_back(std::move(tr));
+  }
+  if (!o.quiet) progress.finish();
+  return out;
+}
+
 CompressReport synth_model(const SynthOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const MatrixOptions& mo = o.matrix;
@@ -143,19 +164,9 @@ CompressReport synth_model(const SynthOptions& o) {
   header.compression_json = rec.dump(2);
 
   io::UpgWriter writer(o.output, std::move(header));
-  const std::vector<SynthTensor> tensors = synth_tensors(cfg);
-  Progress progress(int(tensors.size()), stderr, o.progress_tty);
   CompressReport rep;
-  int i = 0;
-  for (const SynthTensor& t : tensors) {
-    ++i;
-    if (!o.quiet) progress.step(i, t.name);
-    TensorReport tr;
-    tr.name = t.name;
-    tr.rank = int(t.shape.size());
-    const int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1, cols = t.shape.back();
-    tr.weights = rows * cols;
-    tr.layout = "dense";
+  rep.tensors = synth_each(o, synth_tensors(cfg), [&](const SynthTensor& t, int64_t rows, int64_t cols,
+                                                        TensorReport& tr) {
     switch (t.kind) {
       case SynthTensor::Linear: {
         std::vector<float> w(size_t(rows * cols));
@@ -213,9 +224,7 @@ CompressReport synth_model(const SynthOptions& o) {
         break;
       }
     }
-    rep.tensors.push_back(std::move(tr));
-  }
-  if (!o.quiet) progress.finish();
+  });
   writer.finish();
   rep.output_bytes = fs::file_size(o.output);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -8,12 +8,14 @@
 // <|endoftext|> as eos, then <|unused_N|> fillers up to vocab_size) so it is
 // self-contained and `upg run` can load it; what it generates is noise.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "compress/matrix.h"
 #include "compress/report.h"
 #include "upg/core/config.h"
+#include "upg/io/gguf-writer.h"
 #include "upg/tokenizer/tokenizer.h"
 
 namespace upg::compress {
@@ -49,11 +51,20 @@ void synth_row(uint64_t seed, const std::string& name, int64_t row, float std, f
 
 CompressReport synth_model(const SynthOptions& o);
 
+// Makes each of `tensors` in turn, with a progress line unless o.quiet: make(t, rows,
+// cols, report) fills in what it wrote (report arrives named, shaped, layout "dense").
+// Returns the reports in order.
+std::vector<TensorReport> synth_each(const SynthOptions& o, const std::vector<SynthTensor>& tensors,
+                                     const std::function<void(const SynthTensor&, int64_t, int64_t, TensorReport&)>& make,
+                                     bool gguf_names = false);
+
 // The same model as a GGUF file of the config's architecture (llama.cpp's tensor names
 // and keys), every weight matrix and embedding in `ggml_type` (F16, Q8_0 or Q4_0), norms
 // F32 ones, with the byte-level tokenizer as a GPT-2 style vocabulary: for running
 // llama.cpp on the shapes UPG is benchmarked on. o.matrix is not used. Holds the whole
 // file in memory until it is written.
 CompressReport synth_gguf(const SynthOptions& o, uint32_t ggml_type);
+// The model keys of such a file ("<arch>.embedding_length", ...) for a config.
+void set_gguf_model_keys(io::GgufWriter& w, const std::string& arch, const ModelConfig& c);
 
 }  // namespace upg::compress

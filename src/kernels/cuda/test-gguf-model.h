@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "compress/ggml-quantize.h"
+#include "compress/synth.h"
 #include "io/gguf-reader.h"
 #include "upg/io/gguf-writer.h"
 #include "upg/core/tensor.h"
@@ -39,17 +40,17 @@ inline void write_llama_gguf(const std::string& path, const LlamaShape& s, uint3
     return v;
   };
   io::GgufWriter w;
-  const std::string a = "llama";
-  w.set_string("general.architecture", a);
-  w.set_string("general.name", "random llama");
-  w.set_u32(a + ".context_length", uint32_t(s.ctx));
-  w.set_u32(a + ".embedding_length", uint32_t(s.hidden));
-  w.set_u32(a + ".block_count", uint32_t(s.layers));
-  w.set_u32(a + ".feed_forward_length", uint32_t(s.inter));
-  w.set_u32(a + ".attention.head_count", uint32_t(s.heads));
-  w.set_u32(a + ".attention.head_count_kv", uint32_t(s.kv_heads));
-  w.set_f32(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
-  w.set_f32(a + ".rope.freq_base", s.rope_theta);
+  ModelConfig c;
+  c.hidden_size = s.hidden;
+  c.intermediate_size = s.inter;
+  c.num_layers = s.layers;
+  c.num_heads = s.heads;
+  c.num_kv_heads = s.kv_heads;
+  c.head_dim = s.hidden / s.heads;
+  c.vocab_size = s.vocab;
+  c.max_position_embeddings = s.ctx;
+  c.rope_theta = s.rope_theta;
+  compress::set_gguf_model_keys(w, "llama", c);
   const uint64_t H = uint64_t(s.hidden), hd = H / uint64_t(s.heads), kvd = hd * uint64_t(s.kv_heads),
                  I = uint64_t(s.inter);
   auto linear = [&](const std::string& name, uint64_t rows, uint64_t cols) {
