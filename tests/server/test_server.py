@@ -11,6 +11,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -237,12 +238,14 @@ class ServerTest(unittest.TestCase):
                     if got >= 4:
                         break
         # The connection is closed: the server notices at its next write and cancels.
-        deadline = time.time() + 20
+        self.assert_freed_and_healthy(time.time() + 20)
+
+    def assert_freed_and_healthy(self, deadline):
         while time.time() < deadline:
             m = self.server.metrics()
             if m["upg_requests_running"] == 0 and m["upg_kv_blocks_used"] == 0:
                 break
-            time.sleep(0.1)
+            time.sleep(0.05)
         m = self.server.metrics()
         self.assertEqual(m["upg_requests_running"], 0)
         self.assertEqual(m["upg_requests_waiting"], 0)
@@ -250,6 +253,24 @@ class ServerTest(unittest.TestCase):
         self.assertLess(m["upg_generated_tokens_total"], 1e9)
         self.assertEqual(httpx.get(self.url + "/health").status_code, 200)
         self.assertTrue(self.chat("Hi", max_tokens=2).choices[0].message.content is not None)
+        return m
+
+    def test_client_leaving_a_non_streamed_request_cancels_it(self):
+        # 4000 tokens take a minute or more on two cores: a request that went on after its
+        # client left would still be running at the deadline below.
+        body = json.dumps(chat_body("Tell me a long story.", max_tokens=4000, ignore_eos=True)).encode()
+        before = self.server.metrics()["upg_generated_tokens_total"]
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=30)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        deadline = time.time() + 30
+        while self.server.metrics()["upg_requests_running"] == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.server.metrics()["upg_requests_running"], 1)
+        sock.close()
+        # Within a few steps of the close, not when the 4000th token is written.
+        m = self.assert_freed_and_healthy(time.time() + 5)
+        self.assertLess(m["upg_generated_tokens_total"] - before, 4000)
 
     TOOLS = [{"type": "function", "function": {
         "name": "get_weather", "description": "The weather of a city",
