@@ -1,6 +1,7 @@
 // The HTTP side of upg serve: cpp-httplib (Debian's libcpp-httplib-dev) does the
 // protocol; this file routes, authenticates, admits (the bounded queue), and turns
 // ApiErrors into OpenAI error bodies. The generation itself is Completion's.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <optional>
@@ -81,6 +82,7 @@ struct Server::Impl {
   explicit Impl(ServerOptions o) : opt(std::move(o)) {}
 
   void routes();
+  void cors_routes();
   void completions(const httplib::Request& req, httplib::Response& res, Endpoint endpoint);
 };
 
@@ -171,10 +173,34 @@ void Server::Impl::completions(const httplib::Request& req, httplib::Response& r
       [completion, admission](bool) {});
 }
 
+// CORS only when asked: the allowed origin on every response (errors too, so that a page
+// can read them), and preflights answered for any path.
+void Server::Impl::cors_routes() {
+  if (opt.cors_origins.empty()) return;
+  const bool any = std::find(opt.cors_origins.begin(), opt.cors_origins.end(), "*") != opt.cors_origins.end();
+  http.set_post_routing_handler([this, any](const httplib::Request& req, httplib::Response& res) {
+    const std::string origin = req.get_header_value("Origin");
+    if (any) {
+      res.set_header("Access-Control-Allow-Origin", "*");
+    } else if (std::find(opt.cors_origins.begin(), opt.cors_origins.end(), origin) != opt.cors_origins.end()) {
+      res.set_header("Access-Control-Allow-Origin", origin);
+      res.set_header("Vary", "Origin");
+    }
+  });
+  http.Options(".*", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 204;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+    res.set_header("Access-Control-Max-Age", "600");
+  });
+}
+
 void Server::Impl::routes() {
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     request_start = Clock::now();
     if (req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    // A browser's preflight carries no credentials; what it asks about still needs them.
+    if (req.method == "OPTIONS" && !opt.cors_origins.empty()) return httplib::Server::HandlerResponse::Unhandled;
     if (!opt.api_keys.empty() && !authorized(req.get_header_value("Authorization"), opt.api_keys)) {
       res.set_header("WWW-Authenticate", "Bearer");
       send_error(res, ApiError(401, "missing or incorrect API key (send Authorization: Bearer <key>)", {},
@@ -255,6 +281,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
   I.http.set_tcp_nodelay(true);  // a streamed token is a small write that should leave now
   I.limits.max_n = I.opt.max_n;
   I.routes();
+  I.cors_routes();
 }
 
 Server::~Server() { shutdown(std::chrono::milliseconds(0)); }
