@@ -506,6 +506,12 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(m["upg_ready"], 1)
         self.assertIn("upg_kv_blocks_free", m)
         self.assertIn("upg_spec_accepted_tokens_total", m)
+        self.assertIn("upg_spec_draft_tokens_total", m)
+        self.assertIn("upg_requests_waiting", m)
+        self.assertGreater(m["upg_prompt_tokens_total"], 0)
+        self.assertGreater(m["upg_inter_token_seconds_count"], 0)  # "Hi" with 2 tokens has one gap
+        self.assertGreater(m["upg_request_seconds_count"], 0)
+        self.assertEqual(m['upg_request_seconds_bucket{le="+Inf"}'], m["upg_request_seconds_count"])
 
 
 @unittest.skipUnless(HAVE_MODEL, "UPG_MODEL (the default model) is not available")
