@@ -221,7 +221,8 @@ bool Completion::stream(const std::function<bool(std::string_view)>& write, cons
   }
   if (ok && req_.include_usage) send(usage_chunk(head_, usage()));
   ok = ok && write(sse_done());
-  return ok;  // on failure the destructor cancels what is left
+  if (!ok) cancel_open();  // the client went away: what is left frees its blocks now
+  return ok;
 }
 
 }  // namespace upg::server
