@@ -64,8 +64,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ToolCallFormat& f = formats[data[0] % formats.size()];
   const auto parts = upg::fuzz::split_nul(upg::fuzz::as_text(data + 1, size - 1), 2);
   const std::string_view reply = parts.size() > 1 ? parts[1] : std::string_view();
-  // 1 to 32 bytes a feed, and at most 256 feeds: each feed scans what the parser holds,
-  // so tiny pieces of a 64 KiB reply would make every run slow.
+  // 1 to 32 bytes a feed, and at most 256 feeds: a call's text is read once however it
+  // is cut, but whitespace held back before a wrapper's reply or after a prefix is read
+  // again on each feed, so tiny pieces of a 64 KiB reply of spaces would make a run slow.
   const size_t chunk = std::max<size_t>(1 + (data[0] >> 3), reply.size() / 256);
   ToolRequest t;
   try {

@@ -133,6 +133,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-body", a.max_body_mib, "Largest request body in MiB (larger: 413)")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  cmd->add_option("--cors-origin", a.server.cors_origins,
+                  "Let browser pages from ORIGIN call the API (repeatable; '*': any); no CORS headers otherwise");
   cmd->add_flag("--log-prompts", a.server.log_prompts, "Log request bodies (prompts) to stderr; off by default");
   cmd->add_flag("-q,--quiet", a.quiet, "No request log line");
   cmd->callback([args] { serve(*args); });

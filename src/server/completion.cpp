@@ -84,23 +84,41 @@ Completion::Completion(const CompletionContext& ctx, ApiRequest req, Clock::time
   unfinished_ = int(ids_.size());
 }
 
-Completion::~Completion() {
+Completion::~Completion() { cancel_open(); }
+
+void Completion::cancel_open() {
   std::vector<int64_t> open;
   for (size_t i = 0; i < ids_.size(); ++i)
-    if (!choices_[i].finished) open.push_back(ids_[i]);
+    if (!choices_[i].finished) {
+      open.push_back(ids_[i]);
+      choices_[i].finished = true;  // its last events are not waited for
+    }
+  unfinished_ = 0;
   if (!open.empty()) ctx_.loop.cancel(open);
 }
 
-void Completion::pump(const std::function<void(int, const RequestEvent&)>& on_event) {
+bool Completion::pump(const std::function<void(int, const RequestEvent&)>& on_event, const ClientProbe& client_here) {
   // After the timeout the choices are cancelled; their last events follow within a step.
   const Clock::time_point deadline = timed_out_ ? Clock::now() + std::chrono::seconds(1) : arrival_ + ctx_.timeout;
+  // A request waiting in the queue or in a long prefill gets no event for a while: the
+  // wait wakes to ask the probe. Asked at most this often, as each asking is a system call
+  // or two and events come every step.
+  constexpr auto kProbeInterval = std::chrono::milliseconds(100);
   scratch_.clear();
-  if (!channel_->wait(scratch_, deadline)) {
-    if (!timed_out_) {
+  const bool got = channel_->wait(scratch_, client_here ? std::min(deadline, next_probe_) : deadline);
+  if (client_here && Clock::now() >= next_probe_) {
+    if (!client_here()) {
+      cancel_open();
+      return false;
+    }
+    next_probe_ = Clock::now() + kProbeInterval;
+  }
+  if (!got) {
+    if (!timed_out_ && Clock::now() >= deadline) {
       timed_out_ = true;
       ctx_.loop.cancel(ids_);
     }
-    return;
+    return true;
   }
   for (const RequestEvent& e : scratch_) {
     auto it = choice_of_.find(e.id);
@@ -108,6 +126,7 @@ void Completion::pump(const std::function<void(int, const RequestEvent&)>& on_ev
     on_event(it->second, e);
     record(it->second, e);
   }
+  return true;
 }
 
 void Completion::record(int choice, const RequestEvent& e) {
@@ -158,8 +177,9 @@ void Completion::split_tool_calls(int i) {
   c.called_tools = !c.tool_calls.empty();
 }
 
-nlohmann::json Completion::collect() {
-  while (unfinished_ > 0) pump([](int, const RequestEvent&) {});
+std::optional<nlohmann::json> Completion::collect(const ClientProbe& client_here) {
+  while (unfinished_ > 0)
+    if (!pump([](int, const RequestEvent&) {}, client_here)) return std::nullopt;
   std::vector<Choice> out;
   out.reserve(choices_.size());
   for (size_t i = 0; i < choices_.size(); ++i) {
@@ -169,7 +189,7 @@ nlohmann::json Completion::collect() {
   return completion_response(head_, out, usage());
 }
 
-bool Completion::stream(const std::function<bool(std::string_view)>& write) {
+bool Completion::stream(const std::function<bool(std::string_view)>& write, const ClientProbe& client_here) {
   bool ok = true;
   auto send = [&](const nlohmann::json& j) { ok = ok && write(sse_event(j)); };
   if (req_.endpoint == Endpoint::kChat)
@@ -179,7 +199,7 @@ bool Completion::stream(const std::function<bool(std::string_view)>& write) {
       send(stream_chunk(head_, role, true, req_.include_usage));
     }
   while (ok && unfinished_ > 0) {
-    pump([&](int i, const RequestEvent& e) {
+    ok = pump([&](int i, const RequestEvent& e) {
       ChoiceState& c = choices_[size_t(i)];
       Choice d;
       d.index = i;
@@ -197,11 +217,12 @@ bool Completion::stream(const std::function<bool(std::string_view)>& write) {
       if (e.finished) d.reason = e.reason;
       if (d.text.empty() && d.tool_calls.empty() && d.logprobs.empty() && !e.finished) return;  // held back
       send(stream_chunk(head_, d, false, req_.include_usage));
-    });
+    }, client_here) && ok;
   }
   if (ok && req_.include_usage) send(usage_chunk(head_, usage()));
   ok = ok && write(sse_done());
-  return ok;  // on failure the destructor cancels what is left
+  if (!ok) cancel_open();  // the client went away: what is left frees its blocks now
+  return ok;
 }
 
 }  // namespace upg::server

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -44,11 +45,18 @@ class Completion {
   // Engine requests this completion holds (n per prompt).
   int engine_requests() const { return int(ids_.size()); }
   bool streaming() const { return req_.stream; }
+  // Whether the client is still there; asked while the completion waits for tokens, so
+  // that one that went away cancels its request at once, not when its response is written.
+  using ClientProbe = std::function<bool()>;
   // Waits for every choice; the whole response.
-  nlohmann::json collect();
+  nlohmann::json collect() { return *collect(ClientProbe()); }
+  // The same, asking `client_here` (when given) as it waits: nullopt, the rest
+  // cancelled, once the client went away.
+  std::optional<nlohmann::json> collect(const ClientProbe& client_here);
   // Writes the chunks (and the usage chunk, and [DONE]) through `write` as tokens come.
-  // Returns false, cancelling the rest, when write fails (the client went away).
-  bool stream(const std::function<bool(std::string_view)>& write);
+  // Returns false, cancelling the rest, when write fails or `client_here` says the
+  // client went away.
+  bool stream(const std::function<bool(std::string_view)>& write, const ClientProbe& client_here);
 
  private:
   struct ChoiceState {
@@ -60,8 +68,10 @@ class Completion {
     bool finished = false;
   };
   // Waits for events (cancelling everything once the timeout passes); calls on_event with
-  // each event's choice index, before the event is recorded.
-  void pump(const std::function<void(int, const RequestEvent&)>& on_event);
+  // each event's choice index, before the event is recorded. Returns false, having
+  // cancelled what is open, when `client_here` says the client went away.
+  bool pump(const std::function<void(int, const RequestEvent&)>& on_event, const ClientProbe& client_here);
+  void cancel_open();  // the choices not finished yet
   void record(int choice, const RequestEvent& e);  // timing, usage, accumulated text
   TokenLogprob logprob_of(const RequestEvent& e) const;
   Usage usage() const;
@@ -83,6 +93,7 @@ class Completion {
   int64_t completion_tokens_ = 0;
   int unfinished_ = 0;
   bool timed_out_ = false;
+  Clock::time_point next_probe_{};  // when to ask the client probe next
   std::vector<RequestEvent> scratch_;
 };
 

@@ -1,8 +1,10 @@
 // The HTTP side of upg serve: cpp-httplib (Debian's libcpp-httplib-dev) does the
 // protocol; this file routes, authenticates, admits (the bounded queue), and turns
 // ApiErrors into OpenAI error bodies. The generation itself is Completion's.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -34,6 +36,19 @@ void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
 }
 
 void send_error(httplib::Response& res, const ApiError& e) { send_json(res, e.status(), e.body()); }
+
+// What a client is told of an exception: an ApiError as it is, anything else (a bug) a 500.
+ApiError as_api_error(std::exception_ptr ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const ApiError& e) {
+    return e;
+  } catch (const std::exception& e) {
+    return ApiError(500, fmt::format("internal error: {}", e.what()), {}, "server_error");
+  } catch (...) {
+    return ApiError(500, "internal error", {}, "server_error");
+  }
+}
 
 // The label /metrics counts a path under: the routes, and one label for the rest, so a
 // scan of random paths cannot grow the metric without bound.
@@ -67,6 +82,7 @@ struct Server::Impl {
   explicit Impl(ServerOptions o) : opt(std::move(o)) {}
 
   void routes();
+  void cors_routes();
   void completions(const httplib::Request& req, httplib::Response& res, Endpoint endpoint);
 };
 
@@ -109,9 +125,33 @@ void Server::Impl::completions(const httplib::Request& req, httplib::Response& r
   }
   auto admission = std::make_shared<Admission>(admitted, in_flight, want);
   auto completion = std::make_shared<Completion>(*ctx, std::move(ar), arrival, serial++);
-  const bool stream = completion->streaming();
-  if (!stream) {
-    send_json(res, 200, completion->collect());
+  // Both kinds of response wait for their tokens in a content provider, not in this
+  // handler: only a provider can see whether the client is still there (DataSink::is_writable
+  // peeks at the socket; cpp-httplib 0.11 offers nothing else), and a client that goes
+  // away must cancel its request and free its KV blocks then, not when its response is
+  // written. Nothing may leave a provider (httplib's worker would end the process).
+  if (!completion->streaming()) {
+    // The headers (200, chunked) go before the result. An error after them (the engine
+    // failed) is written as the body, and the response is cut short (no last chunk), so
+    // that a client reads a failed transfer rather than a success.
+    res.set_chunked_content_provider(
+        "application/json",
+        [completion, admission](size_t, httplib::DataSink& sink) {
+          std::string body;
+          bool ok = true;
+          try {
+            std::optional<nlohmann::json> r = completion->collect([&sink] { return sink.is_writable(); });
+            if (!r) return false;  // the client went away: cancelled
+            body = dump_json(*r);
+          } catch (...) {
+            body = dump_json(as_api_error(std::current_exception()).body());
+            ok = false;
+          }
+          ok = sink.write(body.data(), body.size()) && ok;
+          if (ok) sink.done();
+          return ok;
+        },
+        [completion, admission](bool) {});
     return;
   }
   res.set_header("Cache-Control", "no-cache");
@@ -120,15 +160,11 @@ void Server::Impl::completions(const httplib::Request& req, httplib::Response& r
       [completion, admission](size_t, httplib::DataSink& sink) {
         bool ok = false;
         try {
-          ok = completion->stream([&](std::string_view s) { return sink.write(s.data(), s.size()); });
-        } catch (const ApiError& e) {
+          ok = completion->stream([&](std::string_view s) { return sink.write(s.data(), s.size()); },
+                                  [&sink] { return sink.is_writable(); });
+        } catch (...) {
           // The headers are gone: the error goes in the stream, as OpenAI sends one.
-          const std::string ev = sse_event(e.body());
-          sink.write(ev.data(), ev.size());
-        } catch (const std::exception& e) {
-          // Nothing may leave a content provider: httplib's worker would end the process.
-          const std::string ev =
-              sse_event(ApiError(500, fmt::format("internal error: {}", e.what()), {}, "server_error").body());
+          const std::string ev = sse_event(as_api_error(std::current_exception()).body());
           sink.write(ev.data(), ev.size());
         }
         if (ok) sink.done();
@@ -137,10 +173,34 @@ void Server::Impl::completions(const httplib::Request& req, httplib::Response& r
       [completion, admission](bool) {});
 }
 
+// CORS only when asked: the allowed origin on every response (errors too, so that a page
+// can read them), and preflights answered for any path.
+void Server::Impl::cors_routes() {
+  if (opt.cors_origins.empty()) return;
+  const bool any = std::find(opt.cors_origins.begin(), opt.cors_origins.end(), "*") != opt.cors_origins.end();
+  http.set_post_routing_handler([this, any](const httplib::Request& req, httplib::Response& res) {
+    const std::string origin = req.get_header_value("Origin");
+    if (any) {
+      res.set_header("Access-Control-Allow-Origin", "*");
+    } else if (std::find(opt.cors_origins.begin(), opt.cors_origins.end(), origin) != opt.cors_origins.end()) {
+      res.set_header("Access-Control-Allow-Origin", origin);
+      res.set_header("Vary", "Origin");
+    }
+  });
+  http.Options(".*", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 204;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+    res.set_header("Access-Control-Max-Age", "600");
+  });
+}
+
 void Server::Impl::routes() {
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     request_start = Clock::now();
     if (req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    // A browser's preflight carries no credentials; what it asks about still needs them.
+    if (req.method == "OPTIONS" && !opt.cors_origins.empty()) return httplib::Server::HandlerResponse::Unhandled;
     if (!opt.api_keys.empty() && !authorized(req.get_header_value("Authorization"), opt.api_keys)) {
       res.set_header("WWW-Authenticate", "Bearer");
       send_error(res, ApiError(401, "missing or incorrect API key (send Authorization: Bearer <key>)", {},
@@ -186,15 +246,7 @@ void Server::Impl::routes() {
   // Handlers throw ApiError for every refusal; anything else is a bug, answered 500
   // rather than ending the process.
   http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    try {
-      std::rethrow_exception(ep);
-    } catch (const ApiError& e) {
-      send_error(res, e);
-    } catch (const std::exception& e) {
-      send_error(res, ApiError(500, fmt::format("internal error: {}", e.what()), {}, "server_error"));
-    } catch (...) {
-      send_error(res, ApiError(500, "internal error", {}, "server_error"));
-    }
+    send_error(res, as_api_error(ep));
   });
   // What httplib answers itself (unknown path, body too large, a bad request line) gets
   // an OpenAI error body too.
@@ -229,6 +281,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
   I.http.set_tcp_nodelay(true);  // a streamed token is a small write that should leave now
   I.limits.max_n = I.opt.max_n;
   I.routes();
+  I.cors_routes();
 }
 
 Server::~Server() { shutdown(std::chrono::milliseconds(0)); }

@@ -188,6 +188,41 @@ TEST(ToolCallParser, StreamedInAnyPiecesGivesTheWholeReplysResult) {
     }
 }
 
+// A long call streamed a byte at a time: each piece is read once (a parser that searched
+// the call's text again on every piece would take minutes here, past the test's timeout),
+// and the result is the whole reply's.
+TEST(ToolCallParser, LongCallStreamedByteByByteEqualsItWhole) {
+  const ToolRequest t = tools();
+  std::string city;
+  while (city.size() < (128u << 10)) city += "Par\\\"is}]{[ </tool ";  // escapes, brackets, a near-marker
+  const std::string args = json{{"city", city}}.dump();
+  const std::string call = "{\"name\": \"get_weather\", ";
+  const std::vector<std::pair<const char*, std::string>> replies = {
+      {"hermes", "<tool_call>" + call + "\"arguments\": " + args + "}</tool_call>"},
+      {"mistral", "[TOOL_CALLS][" + call + "\"arguments\": " + args + "}]"},
+      {"mistral-args", "[TOOL_CALLS]get_weather[ARGS]" + args},
+      {"llama3-json", call + "\"parameters\": " + args + "}"},
+      {"generic-json", "{\"tool_calls\": [" + call + "\"arguments\": " + args + "}]}"},
+  };
+  for (const auto& [name, reply] : replies) {
+    const ToolCallParser::Output whole = parse_tool_calls(reply, format(name), t, "id");
+    ASSERT_EQ(whole.calls.size(), 1u) << name;
+    EXPECT_EQ(json::parse(whole.calls[0].arguments)["city"], city) << name;
+    EXPECT_EQ(whole.content, "") << name;
+    ToolCallParser p(format(name), t, "id");
+    ToolCallParser::Output streamed;
+    for (size_t at = 0; at < reply.size(); ++at) {
+      ToolCallParser::Output o = p.feed(std::string_view(reply).substr(at, 1), at + 1 == reply.size());
+      streamed.content += o.content;
+      for (ToolCall& c : o.calls) streamed.calls.push_back(std::move(c));
+    }
+    EXPECT_EQ(streamed.content, whole.content) << name;
+    ASSERT_EQ(streamed.calls.size(), 1u) << name;
+    EXPECT_EQ(streamed.calls[0].arguments, whole.calls[0].arguments) << name;
+    EXPECT_EQ(streamed.calls[0].id, whole.calls[0].id) << name;
+  }
+}
+
 TEST(ToolCallParser, ContentBeforeACallIsNotHeldBack) {
   const ToolRequest t = tools();
   ToolCallParser p(format("hermes"), t, "id");
@@ -306,6 +341,26 @@ TEST(JsonValueEnd, FindsTheEndOfTheFirstValue) {
   EXPECT_EQ(json_value_end(R"({"a": 1)"), std::string_view::npos);
   EXPECT_EQ(json_value_end(R"("abc)"), std::string_view::npos);
   EXPECT_EQ(json_value_end("   "), std::string_view::npos);
+  EXPECT_EQ(json_value_end(" 12, 3"), 3u);
+  EXPECT_EQ(json_value_end(" 12"), std::string_view::npos);  // the number may go on
+  EXPECT_EQ(json_value_end("\"a\\\"b\" x"), 6u);
+}
+
+// Fed the text as it grows, in every split, the scanner finds what a whole scan finds.
+TEST(JsonValueEnd, IncrementalScanEqualsAWholeScan) {
+  for (const std::string text : {R"( {"a": "}\\"} tail)", R"([1, [2], "\"]"]x)", R"("ab\"c" d)", " 12 ", R"({"a": 1)",
+                                 R"({"s": "\\\""})"}) {
+    const size_t whole = json_value_end(text);
+    for (size_t piece = 1; piece <= text.size(); ++piece) {
+      JsonValueEnd scanner;
+      size_t got = std::string_view::npos;
+      for (size_t n = piece; got == std::string_view::npos; n = std::min(n + piece, text.size())) {
+        got = scanner.scan(std::string_view(text).substr(0, n));
+        if (n == text.size()) break;
+      }
+      EXPECT_EQ(got, whole) << text << " in pieces of " << piece;
+    }
+  }
 }
 
 }  // namespace

@@ -215,39 +215,45 @@ json tool_call_structural_tag(const ToolCallFormat& f, const ToolRequest& t) {
   return {{"type", "structural_tag"}, {"format", format}};
 }
 
-size_t json_value_end(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size() && is_space(s[i])) ++i;
-  if (i == s.size()) return std::string_view::npos;
-  if (s[i] != '{' && s[i] != '[') {  // a scalar ends at a delimiter, which may not have come yet
-    if (s[i] == '"') {
-      for (size_t j = i + 1; j < s.size(); ++j) {
-        if (s[j] == '\\') ++j;
-        else if (s[j] == '"') return j + 1;
-      }
-      return std::string_view::npos;
+size_t JsonValueEnd::scan(std::string_view s) {
+  while (phase_ != Phase::kEnded && pos_ < s.size()) {
+    const char c = s[pos_];
+    switch (phase_) {
+      case Phase::kSpace:  // the value's first byte is read again by its phase
+        if (is_space(c)) ++pos_;
+        else phase_ = c == '{' || c == '[' || c == '"' ? Phase::kNested : Phase::kScalar;
+        break;
+      case Phase::kScalar:  // a scalar ends at a delimiter, which may not have come yet
+        if (is_space(c) || c == ',' || c == ']' || c == '}') phase_ = Phase::kEnded;
+        else ++pos_;
+        break;
+      case Phase::kNested:  // a string alone is a string at depth 0
+        ++pos_;
+        if (escaped_) {
+          escaped_ = false;
+        } else if (in_string_) {
+          if (c == '\\') {
+            escaped_ = true;
+          } else if (c == '"') {
+            in_string_ = false;
+            if (depth_ == 0) phase_ = Phase::kEnded;
+          }
+        } else if (c == '"') {
+          in_string_ = true;
+        } else if (c == '{' || c == '[') {
+          ++depth_;
+        } else if ((c == '}' || c == ']') && --depth_ == 0) {
+          phase_ = Phase::kEnded;
+        }
+        break;
+      case Phase::kEnded:
+        break;
     }
-    for (size_t j = i; j < s.size(); ++j)
-      if (is_space(s[j]) || s[j] == ',' || s[j] == ']' || s[j] == '}') return j;
-    return std::string_view::npos;
   }
-  int depth = 0;
-  bool in_string = false;
-  for (size_t j = i; j < s.size(); ++j) {
-    const char c = s[j];
-    if (in_string) {
-      if (c == '\\') ++j;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if (c == '}' || c == ']') {
-      if (--depth == 0) return j + 1;
-    }
-  }
-  return std::string_view::npos;
+  return phase_ == Phase::kEnded ? pos_ : std::string_view::npos;
 }
+
+size_t json_value_end(std::string_view s) { return JsonValueEnd().scan(s); }
 
 ToolCallParser::ToolCallParser(const ToolCallFormat& f, const ToolRequest& t, std::string id_prefix)
     : f_(f),
@@ -367,21 +373,32 @@ void ToolCallParser::scan(Output& out, bool final) {
         emit_content(std::string_view(buf_).substr(0, at), true, out);
         buf_.erase(0, at);  // the opener stays at the front until its call completes
         state_ = State::kCall;
+        call_ = CallScan();
         continue;
       }
       case State::kCall: {
         // The call's text starts after the open marker, or at the JSON value itself.
         const size_t skip = f_.open.empty() ? 0 : f_.open.size();
         const std::string_view body = std::string_view(buf_).substr(skip);
+        // Each search starts where the last one left off (call_): a marker found now
+        // cannot lie wholly in text searched before.
         size_t end = std::string::npos, next = 0;  // the body ends at `end`, the text after it at `next`
         if (!f_.close.empty()) {
-          end = body.find(f_.close);
+          end = body.find(f_.close, call_.close_from);
+          if (end == std::string::npos)
+            call_.close_from = body.size() - std::min(body.size(), f_.close.size() - 1);
           next = end == std::string::npos ? 0 : end + f_.close.size();
         } else {
-          const size_t marker = f_.args_marker.empty() ? 0 : body.find(f_.args_marker);
-          if (marker != std::string::npos) {
-            const size_t from = f_.args_marker.empty() ? 0 : marker + f_.args_marker.size();
-            const size_t v = json_value_end(body.substr(from));
+          if (f_.args_marker.empty()) {
+            call_.marker = 0;
+          } else if (call_.marker == std::string::npos) {
+            call_.marker = body.find(f_.args_marker, call_.marker_from);
+            if (call_.marker == std::string::npos)
+              call_.marker_from = body.size() - std::min(body.size(), f_.args_marker.size() - 1);
+          }
+          if (call_.marker != std::string::npos) {
+            const size_t from = f_.args_marker.empty() ? 0 : call_.marker + f_.args_marker.size();
+            const size_t v = call_.value.scan(body.substr(from));
             if (v != std::string::npos) end = next = from + v;
           }
         }

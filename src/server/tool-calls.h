@@ -54,6 +54,22 @@ nlohmann::ordered_json prompt_tools(const ToolRequest& t, const ToolCallFormat& 
 // parallel_tool_calls off stops after the first. Null when no tool is active.
 nlohmann::ordered_json tool_call_structural_tag(const ToolCallFormat& f, const ToolRequest& t);
 
+// json_value_end as the text arrives: each scan() is given the text so far (the same
+// text, longer each time) and reads only the bytes it has not read yet, so a value
+// streamed in n pieces costs its length, not n times it.
+class JsonValueEnd {
+ public:
+  size_t scan(std::string_view text);
+
+ private:
+  enum class Phase { kSpace, kScalar, kNested, kEnded };  // kNested: inside a string, object or array
+  Phase phase_ = Phase::kSpace;
+  size_t pos_ = 0;  // the next byte to read (kEnded: the end)
+  int depth_ = 0;
+  bool in_string_ = false;
+  bool escaped_ = false;
+};
+
 // Splits a reply into content and calls as its text arrives: feed() returns the text
 // that is surely content and the calls it completed; text that may open a call is held
 // back until it does or cannot. The last piece (last = true) settles what is held: a
@@ -86,6 +102,14 @@ class ToolCallParser {
   State state_;
   std::string buf_;
   int n_calls_ = 0;
+  // kCall: how far its text has been searched (the close marker, the args marker, the
+  // JSON value's end), so that each piece of a streamed call is read once.
+  struct CallScan {
+    size_t close_from = 0;  // the close marker is not in the body before this
+    size_t marker_from = 0;  // nor the args marker
+    size_t marker = std::string_view::npos;  // where the args marker is, once found
+    JsonValueEnd value;
+  } call_;
 };
 
 // A whole reply (the same parser: a streamed reply reassembles to this).

@@ -11,6 +11,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -237,12 +238,14 @@ class ServerTest(unittest.TestCase):
                     if got >= 4:
                         break
         # The connection is closed: the server notices at its next write and cancels.
-        deadline = time.time() + 20
+        self.assert_freed_and_healthy(time.time() + 20)
+
+    def assert_freed_and_healthy(self, deadline):
         while time.time() < deadline:
             m = self.server.metrics()
             if m["upg_requests_running"] == 0 and m["upg_kv_blocks_used"] == 0:
                 break
-            time.sleep(0.1)
+            time.sleep(0.05)
         m = self.server.metrics()
         self.assertEqual(m["upg_requests_running"], 0)
         self.assertEqual(m["upg_requests_waiting"], 0)
@@ -250,6 +253,24 @@ class ServerTest(unittest.TestCase):
         self.assertLess(m["upg_generated_tokens_total"], 1e9)
         self.assertEqual(httpx.get(self.url + "/health").status_code, 200)
         self.assertTrue(self.chat("Hi", max_tokens=2).choices[0].message.content is not None)
+        return m
+
+    def test_client_leaving_a_non_streamed_request_cancels_it(self):
+        # 4000 tokens take a minute or more on two cores: a request that went on after its
+        # client left would still be running at the deadline below.
+        body = json.dumps(chat_body("Tell me a long story.", max_tokens=4000, ignore_eos=True)).encode()
+        before = self.server.metrics()["upg_generated_tokens_total"]
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=30)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        deadline = time.time() + 30
+        while self.server.metrics()["upg_requests_running"] == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.server.metrics()["upg_requests_running"], 1)
+        sock.close()
+        # Within a few steps of the close, not when the 4000th token is written.
+        m = self.assert_freed_and_healthy(time.time() + 5)
+        self.assertLess(m["upg_generated_tokens_total"] - before, 4000)
 
     TOOLS = [{"type": "function", "function": {
         "name": "get_weather", "description": "The weather of a city",
@@ -458,6 +479,24 @@ class ServerTest(unittest.TestCase):
         self.assertGreater(statuses.get(400, 0), 100, statuses)
         self.assertEqual(httpx.get(self.url + "/health").status_code, 200)
 
+    def test_no_cors_and_no_prompts_in_the_log(self):
+        def logged():
+            return "".join(self.server.log).count("POST /v1/chat/completions 200")
+        before = logged()
+        r = httpx.post(self.url + "/v1/chat/completions", json=chat_body("unlogged-prompt-7391", max_tokens=1),
+                       headers={"Origin": "http://app.test"}, timeout=30)
+        self.assertEqual(r.status_code, 200)
+        self.assertNotIn("access-control-allow-origin", r.headers)
+        pre = httpx.options(self.url + "/v1/chat/completions", headers={
+            "Origin": "http://app.test", "Access-Control-Request-Method": "POST"})
+        self.assertGreaterEqual(pre.status_code, 400)
+        self.assertNotIn("access-control-allow-origin", pre.headers)
+        deadline = time.time() + 5  # the request's log line is written after its response
+        while logged() == before and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertGreater(logged(), before)
+        self.assertNotIn("unlogged-prompt-7391", "".join(self.server.log))
+
     def test_metrics(self):
         self.chat("Hi", max_tokens=2)
         m = self.server.metrics()
@@ -467,18 +506,26 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(m["upg_ready"], 1)
         self.assertIn("upg_kv_blocks_free", m)
         self.assertIn("upg_spec_accepted_tokens_total", m)
+        self.assertIn("upg_spec_draft_tokens_total", m)
+        self.assertIn("upg_requests_waiting", m)
+        self.assertGreater(m["upg_prompt_tokens_total"], 0)
+        self.assertGreater(m["upg_inter_token_seconds_count"], 0)  # "Hi" with 2 tokens has one gap
+        self.assertGreater(m["upg_request_seconds_count"], 0)
+        self.assertEqual(m['upg_request_seconds_bucket{le="+Inf"}'], m["upg_request_seconds_count"])
 
 
 @unittest.skipUnless(HAVE_MODEL, "UPG_MODEL (the default model) is not available")
 class SmallServerTest(unittest.TestCase):
-    """A server with an API key, a queue of one and a 4 s timeout: 401, 429, "abort", then SIGTERM mid-stream."""
+    """A server with an API key, a queue of one, a 4 s timeout, CORS for one origin and prompts logged: 401, CORS,
+    429, "abort", then SIGTERM mid-stream."""
 
     KEY = {"Authorization": "Bearer sk-test-key"}
+    ORIGIN = "http://app.test"
 
     @classmethod
     def setUpClass(cls):
         cls.server = ServerProcess("--max-seqs", "1", "--max-queue", "1", "--api-key", "sk-test-key", "--grace", "30",
-                                   "--timeout", "4")
+                                   "--timeout", "4", "--cors-origin", cls.ORIGIN, "--log-prompts")
         cls.server.wait_ready()
         cls.url = cls.server.url
 
@@ -498,6 +545,27 @@ class SmallServerTest(unittest.TestCase):
         self.assertEqual(r.status_code, 200, r.text)
         client = openai.OpenAI(base_url=self.url + "/v1", api_key="sk-test-key", max_retries=0)
         self.assertEqual(len(client.models.list().data), 1)
+
+    def test_a_cors_when_asked_and_prompts_logged(self):
+        # The preflight needs no key (browsers send none with it); the request it asks about does.
+        pre = httpx.options(self.url + "/v1/chat/completions", headers={
+            "Origin": self.ORIGIN, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"})
+        self.assertEqual(pre.status_code, 204)
+        self.assertEqual(pre.headers["access-control-allow-origin"], self.ORIGIN)
+        self.assertIn("POST", pre.headers["access-control-allow-methods"])
+        self.assertIn("authorization", pre.headers["access-control-allow-headers"].lower())
+        body = chat_body("logged-prompt-5820", max_tokens=1)
+        r = httpx.post(self.url + "/v1/chat/completions", json=body, headers={"Origin": self.ORIGIN})
+        self.assertEqual(r.status_code, 401)
+        self.assertEqual(r.headers["access-control-allow-origin"], self.ORIGIN)  # the page can read why
+        r = httpx.post(self.url + "/v1/chat/completions", json=body, headers={"Origin": self.ORIGIN, **self.KEY},
+                       timeout=30)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.headers["access-control-allow-origin"], self.ORIGIN)
+        other = httpx.get(self.url + "/health", headers={"Origin": "http://elsewhere.test"})
+        self.assertNotIn("access-control-allow-origin", other.headers)
+        self.assertIn("logged-prompt-5820", "".join(self.server.log))  # --log-prompts: before generation
 
     def test_b_full_queue_gives_429(self):
         body = chat_body("Tell me a long story.", max_tokens=300, ignore_eos=True, stream=True)
@@ -549,6 +617,44 @@ class SmallServerTest(unittest.TestCase):
                 chunks, done = read_stream(lines)
         self.assertTrue(done)
         self.assertEqual(chunks[-1]["choices"][0]["finish_reason"], "length")
+        self.assertEqual(self.server.proc.wait(timeout=60), 0, "".join(self.server.log))
+
+
+
+@unittest.skipUnless(HAVE_MODEL, "UPG_MODEL (the default model) is not available")
+class ShortContextServerTest(unittest.TestCase):
+    """A context of 128 tokens and no grace period: max_tokens capped by the context, then SIGINT mid-stream ends
+    the stream with "abort" and the process with 0."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = ServerProcess("-c", "128", "--grace", "0")
+        cls.server.wait_ready()
+        cls.url = cls.server.url
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.kill()
+
+    def test_a_max_tokens_capped_by_the_context(self):
+        r = httpx.post(self.url + "/v1/completions", timeout=60, json={
+            "prompt": "Once upon a time", "max_tokens": 128, "temperature": 0, "ignore_eos": True}).json()
+        self.assertEqual(r["choices"][0]["finish_reason"], "length", r)
+        self.assertEqual(r["usage"]["prompt_tokens"] + r["usage"]["completion_tokens"], 128)
+        self.assertEqual(httpx.post(self.url + "/v1/completions", json={"prompt": "x", "max_tokens": 129}).status_code,
+                         400)
+
+    def test_z_sigint_past_the_grace_period_aborts_and_exits_0(self):
+        body = {"prompt": "Once upon a time", "max_tokens": 120, "temperature": 0, "ignore_eos": True, "stream": True}
+        with httpx.Client(timeout=60) as c:
+            with c.stream("POST", self.url + "/v1/completions", json=body) as resp:
+                lines = resp.iter_lines()
+                self.assertTrue(next(lines).startswith("data: "))
+                self.server.proc.send_signal(signal.SIGINT)
+                chunks, done = read_stream(lines)
+        self.assertTrue(done)
+        self.assertEqual(chunks[-1]["choices"][0]["finish_reason"], "abort")
+        self.assertLess(len(chunks), 110)  # ended, not run out
         self.assertEqual(self.server.proc.wait(timeout=60), 0, "".join(self.server.log))
 
 

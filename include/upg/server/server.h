@@ -27,6 +27,10 @@ struct ServerOptions {
   std::chrono::seconds io_timeout{60};                // reading a request, writing a response
   bool log_requests = true;                           // one line per request on stderr
   bool log_prompts = false;                           // the request bodies too
+  // Origins a browser page may call the API from ("*": any): their responses carry
+  // Access-Control-Allow-Origin and preflight OPTIONS requests are answered. Empty: no
+  // CORS headers at all.
+  std::vector<std::string> cors_origins;
 };
 
 class Server {
