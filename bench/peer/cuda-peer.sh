@@ -2,13 +2,14 @@
 # UPG's CUDA backend beside llama.cpp's CUDA build on random weights of one shape, in one
 # run on one GPU: `upg synth --gguf` writes the GGUF files both engines decode, then
 # llama-bench (tg) and llama-batched-bench (aggregate decode at several sequence counts),
-# and `upg bench --device cuda` on the same files and on UPG files of the same shape
+# and `upg bench --device cuda` (tg, and tg with --parallel at the same sequence counts)
+# on the same files and on UPG files of the same shape
 # (`upg synth` with each --upg-file's compression options). Files are made one at a time
 # and deleted after their runs, so a 15 GB Phi-4-shaped file needs its size of disk once.
 #
 # Usage: bench/peer/cuda-peer.sh --config CONFIG [--types q8_0,q4_0] [--upg-file 'NAME:OPTIONS']...
 #                                [--n-gen 128] [--reps 3] [--npl 8,32,128] [--llama-bin DIR]
-#                                [--source TAR] [--out DIR] [--keep DIR]
+#                                [--source TAR] [--out DIR] [--keep DIR] [--no-upg-gguf]
 #   --config     a Hugging Face config.json (bench/configs/)
 #   --types      GGUF types for both engines (f16, q8_0, q4_0; default q8_0,q4_0)
 #   --upg-file   a UPG file to synthesize and time, e.g. '2_4:--pattern 2:4' (repeatable)
@@ -17,12 +18,14 @@
 #                bench/peer/build-llama-cpp.sh --cuda builds them (with --source TAR offline)
 #   --out        where the logs and results.tsv go (default bench-results/cuda-peer)
 #   --keep       where the synthesized files go (default a temporary folder)
+#   --no-upg-gguf  time the GGUF files with llama.cpp only
+#   UPG_PEER_DEADLINE  a time (seconds since the epoch) after which no new file is made
 # Needs build/upg (UPG_BUILD_DIR, or UPG_BIN for the binary) built with the CUDA backend.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 config="" types=q8_0,q4_0 upg_files=() n_gen=128 reps=3 npl=8,32,128 llama_bin="" source_tar=""
-out=bench-results/cuda-peer keep=""
+out=bench-results/cuda-peer keep="" upg_gguf=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config=$2; shift 2 ;;
@@ -35,7 +38,8 @@ while [ $# -gt 0 ]; do
     --source) source_tar=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    --no-upg-gguf) upg_gguf=0; shift ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) echo "cuda-peer: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -63,6 +67,16 @@ upg_tg() {  # $1 file, $2 label
   local log=$out/upg-$2.log
   "$upg" bench "$1" --device cuda -p 0 -n "$n_gen" -r "$reps" --json > "$log" 2>&1 || { echo "upg bench failed: $(tail -n 3 "$log")"; return 0; }
   record upg "$2" "$(gb "$1")" "tg$n_gen" "$(python3 -c "import json,sys; print(round([json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')][-1]['avg_ts'], 1))" "$log")"
+  [ -n "$npl" ] || return 0
+  # Aggregate decode as llama-batched-bench's tg (its sequences start after a 128-token
+  # prompt; these from an empty cache).
+  local p
+  IFS=, read -r -a ps <<< "$npl"
+  for p in "${ps[@]}"; do
+    "$upg" bench "$1" --device cuda -p 0 -n 128 -r 1 --parallel "$p" --json > "$log.x$p" 2>&1 \
+      || { echo "upg bench --parallel $p failed: $(tail -n 3 "$log.x$p")"; continue; }
+    record upg "$2" "$(gb "$1")" "tg128 x$p" "$(python3 -c "import json,sys; print(round([json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')][-1]['avg_ts'], 1))" "$log.x$p")"
+  done
 }
 
 llama_runs() {  # $1 file, $2 label
@@ -84,16 +98,21 @@ for line in open(sys.argv[1]):
 EOF
 }
 
+late() {
+  [ -n "${UPG_PEER_DEADLINE:-}" ] && [ "$(date +%s)" -gt "$UPG_PEER_DEADLINE" ] && echo "cuda-peer: past the deadline, $1 skipped"
+}
 IFS=, read -r -a type_list <<< "$types"
 for t in "${type_list[@]}"; do
+  late "$t" && continue
   f=$files/synth-$t.gguf
   "$upg" synth "$config" -o "$f" --gguf "$t" > "$out/synth-$t.log" 2>&1
   llama_runs "$f" "$t"
-  upg_tg "$f" "$t"
+  [ $upg_gguf = 0 ] || upg_tg "$f" "$t"
   [ -n "$keep" ] || rm -f "$f"
 done
 for spec in "${upg_files[@]}"; do
   name=${spec%%:*} opts=${spec#*:}
+  late "$name" && continue
   f=$files/synth-$name.upg
   # shellcheck disable=SC2086  # the options are words
   "$upg" synth "$config" -o "$f" $opts > "$out/synth-$name.log" 2>&1

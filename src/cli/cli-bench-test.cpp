@@ -47,6 +47,24 @@ class CliBench : public ::testing::Test {
   std::string model_;
 };
 
+// --parallel N: N sequences side by side, named as llama-batched-bench's npl, tok/s over
+// all of them.
+TEST_F(CliBench, ParallelRunsSequencesSideBySide) {
+  ProcessResult r = run_upg({"bench", model_, "-p", "8", "-n", "4", "-r", "1", "-t", "2", "--parallel", "3", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(text(lines[0], "test"), "pp8 x3");
+  EXPECT_EQ(text(lines[1], "test"), "tg4 x3");
+  for (const auto& l : lines) {
+    EXPECT_EQ(number(l, "n_parallel"), 3) << l;
+    EXPECT_GT(number(l, "avg_ts"), 0) << l;
+  }
+  r = run_upg({"bench", model_, "-n", "4", "--parallel", "0"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--parallel"), std::string::npos) << r.err;
+}
+
 TEST_F(CliBench, JsonHasOneLinePerTestWithEveryField) {
   ProcessResult r = run_upg({"bench", model_, "-p", "8", "-n", "4", "-r", "1", "-t", "2", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -32,6 +32,7 @@ struct BenchArgs {
   int n_prompt = 128;
   int n_gen = 128;
   int reps = 3;
+  int parallel = 1;  // sequences side by side (llama-batched-bench's npl)
   bool json = false;
 };
 
@@ -75,29 +76,34 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// One prompt of n tokens from position 0 (a fresh KV cache), logits for the last one
-// only: llama-bench's pp test, one batch.
-double run_prompt(Model& model, int n) {
+// One prompt of n tokens from position 0 (a fresh KV cache) for each of `seqs`
+// sequences, all in one batch, logits for each one's last token only: llama-bench's pp
+// test (llama-batched-bench's with seqs > 1).
+double run_prompt(Model& model, int n, int seqs) {
   const int vocab = model.config().vocab_size;
   Batch b;
-  for (int i = 0; i < n; ++i) b.add(synthetic_token(i, vocab), i, 0, i + 1 == n);
+  for (int s = 0; s < seqs; ++s)
+    for (int i = 0; i < n; ++i) b.add(synthetic_token(i + s, vocab), i, s, i + 1 == n);
   const auto t0 = std::chrono::steady_clock::now();
   model.decode(b);
   return seconds_since(t0);
 }
 
-// n single-token steps from position 0 (a fresh KV cache), each fed the greedy pick of
-// the one before: llama-bench's tg test, which also starts on an empty context, so both
-// attend over the same positions.
-double run_gen(Model& model, int n) {
+// n steps from position 0 (a fresh KV cache), each one token for each of `seqs`
+// sequences fed that sequence's greedy pick of the step before: llama-bench's tg test,
+// which also starts on an empty context, so both attend over the same positions
+// (llama-batched-bench's tg with seqs > 1, which starts after its prompts instead).
+double run_gen(Model& model, int n, int seqs) {
   const int vocab = model.config().vocab_size;
   Batch b;
-  int32_t token = synthetic_token(0, vocab);
+  std::vector<int32_t> tokens(static_cast<size_t>(seqs));
+  for (int s = 0; s < seqs; ++s) tokens[size_t(s)] = synthetic_token(s, vocab);
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) {
     b.clear();
-    b.add(token, i, 0, true);
-    token = argmax(model.decode(b));
+    for (int s = 0; s < seqs; ++s) b.add(tokens[size_t(s)], i, s, true);
+    const auto logits = model.decode(b);
+    for (int s = 0; s < seqs; ++s) tokens[size_t(s)] = argmax(logits.subspan(size_t(s) * size_t(vocab), size_t(vocab)));
   }
   return seconds_since(t0);
 }
@@ -160,11 +166,11 @@ void print_json(const BenchArgs& a, Model& model, const std::vector<TestResult>&
     for (double s : t.samples_ts) samples.push_back(fmt::format("{:.3f}", s));
     fmt::print(
         "{{\"model\": {}, \"file_bytes\": {}, \"backend\": {}, \"dtype\": {}, \"load_s\": {:.4f}, "
-        "\"test\": {}, \"n_prompt\": {}, \"n_gen\": {}, \"threads\": {}, \"avg_ts\": {:.3f}, "
+        "\"test\": {}, \"n_prompt\": {}, \"n_gen\": {}, \"n_parallel\": {}, \"threads\": {}, \"avg_ts\": {:.3f}, "
         "\"stddev_ts\": {:.3f}, \"samples_ts\": [{}], \"peak_rss_mib\": {:.1f}}}\n",
         json_string(a.model.path), model.source().file_bytes, json_string(model.backend().name()),
         json_string(dtype_label(a.model)), load_s, json_string(t.name), t.n_prompt,
-        t.n_gen, model.backend().n_threads(), mean(t.samples_ts), stddev(t.samples_ts), fmt::join(samples, ", "),
+        t.n_gen, a.parallel, model.backend().n_threads(), mean(t.samples_ts), stddev(t.samples_ts), fmt::join(samples, ", "),
         rss);
   }
 }
@@ -173,6 +179,7 @@ void run(BenchArgs& a) {
   if (a.n_prompt == 0 && a.n_gen == 0) throw Error("-p/--n-prompt and -n/--n-gen are both 0: nothing to measure");
   // Each test starts a fresh cache, so the longer of the two bounds the context.
   a.model.ctx = std::max(a.n_prompt, a.n_gen);
+  a.model.max_sequences = a.parallel;
   double load_s = 0;
   std::unique_ptr<Model> model;
   try {
@@ -188,16 +195,19 @@ void run(BenchArgs& a) {
   // As llama-bench: every repetition of one test, then of the next, each test after one
   // untimed warm-up (the whole prompt; one decode step), which pages in the weights and
   // sizes the scratch buffers.
+  // With --parallel N, tok/s counts every sequence's tokens (aggregate).
+  const int n = a.parallel;
+  const std::string x = n > 1 ? fmt::format(" x{}", n) : "";
   if (a.n_prompt > 0) {
-    TestResult t{fmt::format("pp{}", a.n_prompt), a.n_prompt, 0, {}};
-    run_prompt(m, a.n_prompt);
-    for (int r = 0; r < a.reps; ++r) t.samples_ts.push_back(a.n_prompt / run_prompt(m, a.n_prompt));
+    TestResult t{fmt::format("pp{}{}", a.n_prompt, x), a.n_prompt, 0, {}};
+    run_prompt(m, a.n_prompt, n);
+    for (int r = 0; r < a.reps; ++r) t.samples_ts.push_back(double(n) * a.n_prompt / run_prompt(m, a.n_prompt, n));
     tests.push_back(std::move(t));
   }
   if (a.n_gen > 0) {
-    TestResult t{fmt::format("tg{}", a.n_gen), 0, a.n_gen, {}};
-    run_gen(m, 1);
-    for (int r = 0; r < a.reps; ++r) t.samples_ts.push_back(a.n_gen / run_gen(m, a.n_gen));
+    TestResult t{fmt::format("tg{}{}", a.n_gen, x), 0, a.n_gen, {}};
+    run_gen(m, 1, n);
+    for (int r = 0; r < a.reps; ++r) t.samples_ts.push_back(double(n) * a.n_gen / run_gen(m, a.n_gen, n));
     tests.push_back(std::move(t));
   }
   if (a.json)
@@ -227,6 +237,11 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-r,--repetitions", args->reps, "Timed runs of each test")
       ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd->add_option("--parallel", args->parallel,
+                  "Sequences run side by side, as llama-batched-bench's -npl: pp prefills a prompt for each in "
+                  "one batch, tg steps them together; tok/s counts every sequence's tokens")
+      ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   add_threads_option(*cmd, args->model.threads, "Threads for the forward pass (default: every core)");
   add_dtype_option(*cmd, args->model);

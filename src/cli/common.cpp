@@ -132,6 +132,7 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   opts.device = a.device == "cuda" ? Device::Cuda : Device::Cpu;
   opts.kv_type = a.cache_type == "f32" ? DType::F32 : a.cache_type == "int8" ? DType::I8 : DType::F16;
   opts.kv_memory_bytes = int64_t(a.kv_memory_mib * double(1 << 20));
+  opts.max_sequences = a.max_sequences;
   if (!a.dtype.empty())
     opts.load.dequant_to = a.dtype == "f16" ? DType::F16 : a.dtype == "bf16" ? DType::BF16 : DType::F32;
   auto t0 = std::chrono::steady_clock::now();

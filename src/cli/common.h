@@ -24,6 +24,7 @@ struct ModelArgs {
   std::string cache_type = "f16";
   double kv_memory_mib = 0;  // 0: the whole context for each sequence
   std::string device = "cpu";
+  int max_sequences = 1;  // KV cache for this many sequences at once (upg bench --parallel)
 };
 // --device cpu|cuda, shared by every command that runs a model.
 void add_device_option(CLI::App& app, ModelArgs& args);
