@@ -53,7 +53,7 @@ bin=$build/bin
 # (-march=native) dies with SIGILL on these VMs: the compiler sees AMX, the hypervisor
 # does not allow it. So: GGML_NATIVE=OFF, each set the host reports turned on by name,
 # and AMX always off.
-flags=" $(sed -n 's/^flags[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n1) "
+flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | sed 's/^flags[[:space:]]*:[[:space:]]*//') "
 has() { [[ "$flags" == *" $1 "* ]]; }
 onoff() { if has "$1"; then echo ON; else echo OFF; fi; }
 # GGML_AVX512 compiles with -mavx512f/cd/vl/dq/bw together, so it needs all five.

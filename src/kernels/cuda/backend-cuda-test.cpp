@@ -322,7 +322,8 @@ TEST_F(CudaBackendTest, PagedAttentionPrefillAndDecode) {
 }
 
 TEST_F(CudaBackendTest, UnsupportedIsAClearError) {
-  EXPECT_FALSE(gpu_->supports(format::Layout::MdCsr, format::Encoding::Int8));
+  EXPECT_TRUE(gpu_->supports(format::Layout::MdCsr, format::Encoding::Int8));  // as dense int8 rows
+  EXPECT_FALSE(gpu_->supports(format::Layout::Dense, format::Encoding::Int8));  // not a UPG layout
   EXPECT_FALSE(gpu_->supports(Op::Attention, DType::I8));
   EXPECT_THROW(gpu_->kv_alloc(1, 4, 4, 1, 64, DType::I8), Error);
   // More than the device holds: the error names what and how many bytes.

@@ -136,8 +136,9 @@ TEST_P(CudaCompressed, EmbedDecodesRows) {
   for (size_t t = 0; t < tokens.size(); ++t) format::decode_row(view, tokens[t], want.data() + t * size_t(cols));
   BackendBuffer td = to_backend(*gpu_, tokens), out = gpu_->alloc(want.size() * sizeof(float));
   gpu_->embed(w, std::span<const int32_t>(td.as<int32_t>(), tokens.size()), out.as<float>());
-  // fp16 rows (prime, codebook) and fp16 int4 minimums round; the rest is exact.
-  EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), c.fast ? c.tol : 1e-3);
+  // fp16 rows (prime, codebook) and fp16 int4 minimums (zero points) round; the rest is
+  // exact.
+  EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), c.zeros || !c.fast ? 2e-3 : c.tol);
 }
 
 INSTANTIATE_TEST_SUITE_P(
