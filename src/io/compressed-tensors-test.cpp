@@ -96,6 +96,35 @@ TEST(CompressedTensors, Int4GroupsBecomeDenseInt4WithTheFilesGroupsAndZeros) {
   EXPECT_TRUE(src.weights.contains("model.embed_tokens.weight"));  // the ignored embedding stays bf16
 }
 
+// UPG's int4 scales are fp16; fp32 scales that fp16 cannot hold run as dense fp32, the
+// file's weights exactly: scale * (nibble - 8) for this symmetric group.
+TEST(CompressedTensors, Int4ScalesBeyondFp16RunAsDenseFp32) {
+  Editable e("w4-mixed");
+  const std::string q = kQ;
+  TensorView& sv = e.get(q + ".weight_scale");
+  std::vector<float> scales(size_t(sv.numel()));
+  convert_to_f32(sv.dtype, sv.data, scales.data(), sv.numel());
+  for (float& s : scales) s *= 1.0f + 1.0f / (1 << 20);  // between two fp16 values
+  auto& buf = e.owned.emplace_back(reinterpret_cast<const std::byte*>(scales.data()),
+                                   reinterpret_cast<const std::byte*>(scales.data() + scales.size()));
+  sv.dtype = DType::F32;
+  sv.data = buf.data();
+  sv.nbytes = buf.size();
+  TempDir d;
+  ModelSource src = load_model_source(e.write(d));
+  ASSERT_EQ(src.warnings.size(), 1u);
+  EXPECT_NE(src.warnings[0].find("do not fit fp16"), std::string::npos) << src.warnings[0];
+  EXPECT_EQ(src.compressed.count(q + ".weight"), 0u);
+  const TensorView& w = src.weights.get(q + ".weight");
+  ASSERT_EQ(w.dtype, DType::F32);
+  const TensorView& packed = e.get(q + ".weight_packed");
+  for (int64_t r = 0; r < 64; ++r)
+    for (int64_t c = 0; c < 64; ++c) {
+      const int code = int((uint32_t(packed.as<int32_t>()[r * 8 + c / 8]) >> (4 * (c % 8))) & 15);
+      ASSERT_EQ(w.as<float>()[r * 64 + c], scales[size_t(r * 2 + c / 32)] * float(code - 8)) << r << "," << c;
+    }
+}
+
 TEST(CompressedTensors, ChannelScalesRepeatOverGroupsOf128) {
   ModelSource src = load_model_source(variant_dir("w4-channel"));
   const format::CompressedMatrix& m = src.compressed.at(std::string(kDown) + ".weight");

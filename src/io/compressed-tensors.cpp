@@ -489,7 +489,13 @@ struct Rewriter {
                                "int-quantized and naive-quantized int8, sparse-bitmask and sparse-24-bitmask)",
                                s->name, s->format.empty() ? "(none)" : s->format));
     }
-    for (std::string_view p : kParts) src.weights.remove(m.name + "." + std::string(p));
+    // The parts were copied into UPG's forms (all but int-quantized's codes, which stay
+    // views): their file pages go back, so resident memory stays about the file's size.
+    for (std::string_view p : kParts)
+      if (const TensorView* t = m.part(p)) {
+        src.weights.release(t->data, t->nbytes);
+        src.weights.remove(t->name);
+      }
   }
 };
 

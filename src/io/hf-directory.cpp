@@ -44,7 +44,10 @@ void add_tensors(SafetensorsFile&& st, WeightStore& store) {
     }
     store.add(std::move(t));
   }
-  store.keep_alive(std::move(st.file));
+  // Pages may go back once copied into another form (compressed-tensors parts, the
+  // backend's repacks); a later read maps them again from the file.
+  const MappedFile* f = st.file.get();
+  store.keep_alive(st.file, f->data(), f->size(), [f](const std::byte* p, size_t n) { f->drop_pages(p, n); });
 }
 
 // Reads model.safetensors.index.json and every shard it names, checking that shard names
