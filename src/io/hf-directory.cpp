@@ -32,8 +32,8 @@ bool is_file(const fs::path& p) {
   return fs::is_regular_file(p, ec);
 }
 
-// Views whose address is not a multiple of the element size (possible when a writer did
-// not order tensors by alignment) are copied, so typed access above stays defined.
+}  // namespace
+
 void add_tensors(SafetensorsFile&& st, WeightStore& store) {
   for (auto& t : st.tensors) {
     auto align = uintptr_t(dtype_block_bytes(t.dtype));
@@ -49,6 +49,8 @@ void add_tensors(SafetensorsFile&& st, WeightStore& store) {
   const MappedFile* f = st.file.get();
   store.keep_alive(st.file, f->data(), f->size(), [f](const std::byte* p, size_t n) { f->drop_pages(p, n); });
 }
+
+namespace {
 
 // Reads model.safetensors.index.json and every shard it names, checking that shard names
 // stay inside the directory, each tensor is where the map says and in one shard only.
