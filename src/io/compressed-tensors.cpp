@@ -320,7 +320,9 @@ struct Rewriter {
     if (a.num_bits != 4 || a.type != "int")
       m.fail(packed, fmt::format("config group '{}': pack-quantized {} {}-bit is not supported (UPG reads int4)",
                                  s.name, a.type, a.num_bits));
-    auto [rows, cols] = dense_shape(m, m.need("weight_shape", "pack-quantized"));
+    // Plain variables, not a structured binding: clang before 16 cannot capture those.
+    const auto shape = dense_shape(m, m.need("weight_shape", "pack-quantized"));
+    const int64_t rows = shape.first, cols = shape.second;
     m.expect(packed, {DType::I32}, {rows, (cols + 7) / 8});
     const std::string scheme = "config group '" + s.name + "'";
     const Scales sc = read_scales(m, a, rows, cols, scheme);
@@ -399,7 +401,8 @@ struct Rewriter {
       m.fail(vals, fmt::format("sparsity format '{}' is not supported (sparse-bitmask or sparse-24-bitmask)",
                                cfg.sparse_format.empty() ? "(none)" : cfg.sparse_format));
     const bool two_four = cfg.sparse_format == "sparse-24-bitmask";
-    auto [rows, cols] = dense_shape(m, m.need("shape", "bitmask-sparse"));
+    const auto shape = dense_shape(m, m.need("shape", "bitmask-sparse"));
+    const int64_t rows = shape.first, cols = shape.second;
     const int64_t mask_bytes = (cols + 7) / 8;
     m.expect(mask, {DType::U8}, {rows, mask_bytes});
     auto bit = [&](int64_t r, int64_t c) { return (mask.as<uint8_t>()[r * mask_bytes + c / 8] >> (c % 8)) & 1; };
