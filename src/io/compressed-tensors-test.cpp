@@ -125,6 +125,28 @@ TEST(CompressedTensors, Int4ScalesBeyondFp16RunAsDenseFp32) {
     }
 }
 
+// Real checkpoints are sharded, and a module's parts may sit in different shards.
+TEST(CompressedTensors, ShardedCheckpointMapsLikeTheSingleFile) {
+  Editable e("w4-mixed");
+  TempDir d;
+  std::vector<TensorView> a, b;
+  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  for (size_t i = 0; i < e.tensors.size(); ++i) {
+    const bool first = i % 2 == 0;  // alternate: a module's scale and packed codes part
+    (first ? a : b).push_back(e.tensors[i]);
+    index["weight_map"][e.tensors[i].name] = first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  write_safetensors(d.file("model-00001-of-00002.safetensors"), a);
+  write_safetensors(d.file("model-00002-of-00002.safetensors"), b);
+  std::ofstream(d.file("model.safetensors.index.json")) << index.dump();
+  std::ofstream(d.file("config.json")) << e.config.dump();
+  ModelSource sharded = load_model_source(d.path().string());
+  ModelSource single = load_model_source(variant_dir("w4-mixed"));
+  ASSERT_EQ(sharded.compressed.size(), single.compressed.size());
+  for (const auto& [name, m] : single.compressed)
+    EXPECT_EQ(format::decode_dense(sharded.compressed.at(name)), format::decode_dense(m)) << name;
+}
+
 TEST(CompressedTensors, ChannelScalesRepeatOverGroupsOf128) {
   ModelSource src = load_model_source(variant_dir("w4-channel"));
   const format::CompressedMatrix& m = src.compressed.at(std::string(kDown) + ".weight");
