@@ -252,7 +252,7 @@ struct Rewriter {
   const Config& cfg;
   ModelSource& src;
 
-  const std::string weight_name(const Module& m) const { return m.name + ".weight"; }
+  std::string weight_name(const Module& m) const { return m.name + ".weight"; }
 
   // A dense float matrix owned by the store, replacing the module's weight.
   float* add_dense_f32(const Module& m, int64_t rows, int64_t cols) {
