@@ -24,6 +24,7 @@
 
 #include "io/gguf-reader.h"
 #include "io/gguf-tokenizer.h"
+#include "io/safetensors-reader.h"
 #include "upg/io/gguf-writer.h"
 #include "io/safetensors-writer.h"
 #include "upg/io/upg-file.h"
@@ -451,6 +452,25 @@ void safetensors_seeds(const fs::path& tmp) {
   write_file(dir / "seed-empty.safetensors", read_file(p));
 }
 
+// ---- compressed-tensors-fuzz ----
+
+// config.json, NUL, a safetensors file of one module of each fixture checkpoint (the
+// package's own output: tests/fixtures/compressed-tensors), small enough for -max_len.
+void compressed_tensors_seeds(const fs::path& tmp) {
+  const fs::path dir = corpus("compressed-tensors-fuzz");
+  const std::string module = "model.layers.0.self_attn.k_proj.";
+  for (const char* v : {"w4-mixed", "w4-channel", "w8-channel", "sparse24", "sparse24-w8", "bitmask-w8"}) {
+    const fs::path src = g_root / "tests" / "fixtures" / "compressed-tensors" / v;
+    const SafetensorsFile st = read_safetensors((src / "model.safetensors").string());
+    std::vector<TensorView> keep;
+    for (const TensorView& t : st.tensors)
+      if (t.name.starts_with(module)) keep.push_back(t);
+    const fs::path p = tmp / "ct.safetensors";
+    write_safetensors(p.string(), keep);
+    write_file(dir / (std::string("seed-") + v), read_file(src / "config.json") + '\0' + read_file(p));
+  }
+}
+
 // ---- upg-reader-fuzz ----
 
 std::vector<format::SparseRow> rows_of(int64_t rows, int64_t cols, int every, format::Encoding enc, int k) {
@@ -574,6 +594,7 @@ int main(int argc, char** argv) {
     hf_config_seeds();
     gguf_seeds();
     safetensors_seeds(tmp);
+    compressed_tensors_seeds(tmp);
     upg_seeds(tmp);
     fs::remove_all(tmp);
     std::printf("seeds written under %s\n", (g_root / "fuzz" / "corpus").c_str());

@@ -36,7 +36,7 @@ fi
 settings() {
   case $1 in
     gguf-reader-fuzz) echo "gguf.dict 65536" ;;
-    safetensors-reader-fuzz | upg-reader-fuzz | hf-config-fuzz) echo "json.dict ${UPG_FUZZ_JSON_MAX_LEN:-65536}" ;;
+    safetensors-reader-fuzz | upg-reader-fuzz | hf-config-fuzz | compressed-tensors-fuzz) echo "json.dict ${UPG_FUZZ_JSON_MAX_LEN:-65536}" ;;
     tokenizer-json-fuzz | tool-call-fuzz) echo "json.dict ${UPG_FUZZ_JSON_MAX_LEN:-65536}" ;;
     bpe-tokenizer-fuzz) echo "text.dict 4096" ;;
     chat-template-fuzz) echo "jinja.dict 32768" ;;  # whole model templates are seeds

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "upg/core/json.h"
+#include "io/compressed-tensors.h"
 #include "io/hf-config.h"
 #include "io/safetensors-reader.h"
 #include "io/hf-json.h"
@@ -31,8 +32,8 @@ bool is_file(const fs::path& p) {
   return fs::is_regular_file(p, ec);
 }
 
-// Views whose address is not a multiple of the element size (possible when a writer did
-// not order tensors by alignment) are copied, so typed access above stays defined.
+}  // namespace
+
 void add_tensors(SafetensorsFile&& st, WeightStore& store) {
   for (auto& t : st.tensors) {
     auto align = uintptr_t(dtype_block_bytes(t.dtype));
@@ -43,8 +44,13 @@ void add_tensors(SafetensorsFile&& st, WeightStore& store) {
     }
     store.add(std::move(t));
   }
-  store.keep_alive(std::move(st.file));
+  // Pages may go back once copied into another form (compressed-tensors parts, the
+  // backend's repacks); a later read maps them again from the file.
+  const MappedFile* f = st.file.get();
+  store.keep_alive(st.file, f->data(), f->size(), [f](const std::byte* p, size_t n) { f->drop_pages(p, n); });
 }
+
+namespace {
 
 // Reads model.safetensors.index.json and every shard it names, checking that shard names
 // stay inside the directory, each tensor is where the map says and in one shard only.
@@ -96,7 +102,7 @@ void load_sharded(const fs::path& dir, const fs::path& index_path, ModelSource& 
 
 // Shared by the directory and single-file forms. `weights` is the single file, or empty
 // for a sharded directory (the index is then read from `dir`).
-ModelSource load_hf(const std::string& origin, const fs::path& dir, const fs::path& weights) {
+ModelSource load_hf(const std::string& origin, const fs::path& dir, const fs::path& weights, const LoadOptions& opts) {
   ModelSource src;
   src.path = origin;
   src.format = "safetensors";
@@ -104,7 +110,8 @@ ModelSource load_hf(const std::string& origin, const fs::path& dir, const fs::pa
 
   fs::path config_path = dir / "config.json";
   if (!is_file(config_path)) throw Error(fmt::format("{}: no config.json beside the weights", origin));
-  src.config = parse_hf_config(read_file_text(config_path.string(), "config.json"), config_path.string());
+  const std::string config_text = read_file_text(config_path.string(), "config.json");
+  src.config = parse_hf_config(config_text, config_path.string());
 
   fs::path gen = dir / "generation_config.json";
   if (is_file(gen)) apply_generation_config(read_file_text(gen.string(), "generation_config.json"), gen.string(), src.config);
@@ -134,6 +141,8 @@ ModelSource load_hf(const std::string& origin, const fs::path& dir, const fs::pa
               {"bytes", std::to_string(src.weights.total_bytes())}};
   if (weights.empty()) src.info.emplace_back("shards", std::to_string(shards));
   for (auto& [k, v] : metadata) src.info.emplace_back("metadata." + k, v);
+  apply_compressed_tensors(parse_json(config_text, config_path.string()), config_path.string(), src,
+                           /*convert=*/!opts.as_stored);
   return src;
 }
 
@@ -141,8 +150,8 @@ ModelSource load_hf(const std::string& origin, const fs::path& dir, const fs::pa
 
 ModelSource load_hf_directory(const std::string& dir, const LoadOptions& opts) {
   fs::path d(dir);
-  if (is_file(d / "model.safetensors")) return load_hf(dir, d, d / "model.safetensors");
-  if (is_file(d / "model.safetensors.index.json")) return load_hf(dir, d, {});
+  if (is_file(d / "model.safetensors")) return load_hf(dir, d, d / "model.safetensors", opts);
+  if (is_file(d / "model.safetensors.index.json")) return load_hf(dir, d, {}, opts);
   throw Error(fmt::format("{}: no model.safetensors or model.safetensors.index.json in the directory", dir));
 }
 
@@ -150,7 +159,7 @@ ModelSource load_safetensors_model(const std::string& file, const LoadOptions& o
   fs::path p(file);
   fs::path dir = p.parent_path();
   if (dir.empty()) dir = ".";
-  return load_hf(file, dir, p);
+  return load_hf(file, dir, p, opts);
 }
 
 }  // namespace upg::io

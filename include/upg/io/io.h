@@ -41,8 +41,8 @@ struct ModelSource {
   std::string format;  // "gguf" or "safetensors"
   ModelConfig config;
   WeightStore weights;  // Hugging Face names, e.g. "model.layers.0.self_attn.q_proj.weight"
-  // UPG files: compressed linear weights by their original name, validated at load and
-  // backed by memory that `weights` keeps alive.
+  // UPG files and compressed-tensors checkpoints: compressed linear weights by their
+  // original name, validated at load and backed by memory that `weights` keeps alive.
   std::map<std::string, format::CompressedMatrix, std::less<>> compressed;
   std::optional<TokenizerSpec> tokenizer;
   // Human-readable facts for `upg info` ("general.name", "file.type", ...), in file order.
