@@ -47,9 +47,9 @@ TEST(Progress, LineModeWritesOneLinePerTensor) {
 
 TEST(Report, AggregatesByKind) {
   CompressReport r;
-  r.tensors.push_back({"model.layers.0.mlp.up_proj.weight", "mdcsr", 2, 100, 60, 1.0, 4.0, 50});
-  r.tensors.push_back({"model.layers.1.mlp.up_proj.weight", "mdcsr", 2, 100, 60, 0.0, 4.0, 50});
-  r.tensors.push_back({"model.norm.weight", "dense", 1, 10, 40, 0, 1, 0});
+  r.tensors.push_back({"model.layers.0.mlp.up_proj.weight", "mdcsr", 2, 100, 60, 1.0, 4.0, 50, ""});
+  r.tensors.push_back({"model.layers.1.mlp.up_proj.weight", "mdcsr", 2, 100, 60, 0.0, 4.0, 50, ""});
+  r.tensors.push_back({"model.norm.weight", "dense", 1, 10, 40, 0, 1, 0, ""});
   r.output_bytes = 200;
   r.source_bytes = 400;
   const std::string s = format_report(r, false);
