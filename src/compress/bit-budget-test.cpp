@@ -172,6 +172,7 @@ TEST(BitBudget, TinyModelMeetsItsBudgets) {
     const nlohmann::json& mp = j["mixed_precision"];
     EXPECT_EQ(mp["target_bpw"], o.target_bpw);
     EXPECT_EQ(mp["error"], "relative squared weight error");
+    EXPECT_EQ(mp["error_factors"]["nm"], kNmErrorFactor);
     const double err = mp["total_error"];
     EXPECT_LE(err, last_error);
     last_error = err;

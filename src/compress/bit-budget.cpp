@@ -154,7 +154,7 @@ BudgetPlan plan_budget(const std::vector<PlanTensor>& tensors, const Calibration
     auto& c = candidates.emplace_back();
     for (const Setting& s : t.embedding ? embedding : linear) {
       c.push_back(measure_setting(w, t.view.shape[0], t.view.shape[1], norms, s, t.name));
-      c.back().error *= t.weight;
+      c.back().error *= t.weight * (s.matrix.pattern.is_nm() ? kNmErrorFactor : 1.0);
     }
     if (progress) progress(int(candidates.size()), int(tensors.size()), t.name);
   }

@@ -153,6 +153,7 @@ Json budget_record(const BudgetPlan& p) {
   return {{"target_bpw", p.target_bpw},
           {"error", p.calibrated ? "relative squared output error, activation-norm weighted"
                                  : "relative squared weight error"},
+          {"error_factors", {{"tied_embedding", 2.0}, {"nm", kNmErrorFactor}}},
           {"budget_bytes", p.budget},
           {"bytes", p.bytes},
           {"total_error", p.total_error},
@@ -362,7 +363,6 @@ CompressReport compress_model(const CompressOptions& o) {
       if (layerwise) {
         check_sparsegpt_memory(in.model->config(), params, int64_t(in.tokens.size()), o.source);
         const int layers = in.model->config().num_layers;
-        Progress lp(layers + (o.gptq_head ? 1 : 0), stderr, o.progress_tty);
         LayerwiseOptions lo;
         lo.gptq = o.gptq;
         lo.act_order = o.act_order;
@@ -372,6 +372,7 @@ CompressReport compress_model(const CompressOptions& o) {
           make_plan(o.calibration ? o.calibration : &own_cal);
           lo.setting_for = [&](const std::string& name) { return plan->settings.at(name); };
         }
+        Progress lp(layers + (o.gptq_head ? 1 : 0), stderr, o.progress_tty);  // its clock starts here
         if (o.gptq_head) {
           // An untied model's own head, else the embedding it shares.
           lo.head = in.model->source().weights.contains("lm_head.weight") ? "lm_head.weight"
