@@ -62,5 +62,15 @@ TEST(Report, AggregatesByKind) {
   EXPECT_EQ(tensor_kind("lm_head.weight", 2), "lm_head");
 }
 
+TEST(Report, CountsTheChosenSettings) {
+  CompressReport r;
+  r.tensors.push_back({"model.layers.0.mlp.up_proj.weight", "dense", 2, 100, 60, 1.0, 4.0, 100, "int4-g32-zp"});
+  r.tensors.push_back({"model.layers.1.mlp.up_proj.weight", "dense", 2, 100, 60, 1.0, 4.0, 100, "int4-g32-zp"});
+  r.tensors.push_back({"model.layers.2.mlp.up_proj.weight", "int8-dense", 2, 100, 104, 0.1, 4.0, 0, "int8"});
+  const std::string kinds = format_report(r, false), each = format_report(r, true);
+  EXPECT_NE(kinds.find("mixed (int4-g32-zp x2, int8 x1)"), std::string::npos) << kinds;
+  EXPECT_NE(each.find("int8-dense (int8)\n"), std::string::npos) << each;
+}
+
 }  // namespace
 }  // namespace upg::compress
