@@ -119,7 +119,7 @@ CONFIGS = [
         # --target-bpw: each linear's and the embedding's storage chosen by measured error
         # to fit the budget (docs/COMPRESSION.md), the choice rounded by GPTQ.
         (f"mixed precision for {b} bytes per weight, gptq act-order",
-         ["--target-bpw", b, "--act-order"]) for b in ("0.60", "0.50")
+         ["--target-bpw", b, "--act-order"]) for b in ("0.60", "0.55", "0.50")
     ]
 ] + [
     # The same budget rounded to nearest and chosen by weight error (nothing calibrated).
