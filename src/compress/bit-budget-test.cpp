@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <set>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -211,11 +212,18 @@ TEST(BitBudget, GptqRoundsTheChosenSettings) {
   std::vector<int32_t> ids;
   for (int i = 0; i < 300; ++i) ids.push_back(int32_t((i * 37 + 11) % 256));
   o.calibration_tokens = ids;
-  o.target_bpw = 2.0;  // between all-int4 and all-int8 on the tiny model
-  CompressReport rep;
-  const nlohmann::json j = compress_to(o, dir.path / "g.upg", &rep);
-  EXPECT_EQ(j["mixed_precision"]["error"], "relative squared output error, activation-norm weighted");
-  EXPECT_LE(double(fs::file_size(dir.path / "g.upg")) / double(source_weights()), 2.0);
+  for (double bpw : {0.93, 1.05}) {  // near the tiny model's smallest, and between int4 and int8
+    SCOPED_TRACE(bpw);
+    o.target_bpw = bpw;
+    CompressReport rep;
+    const nlohmann::json j = compress_to(o, dir.path / "g.upg", &rep);
+    EXPECT_EQ(j["mixed_precision"]["error"], "relative squared output error, activation-norm weighted");
+    EXPECT_LE(double(fs::file_size(dir.path / "g.upg")) / double(source_weights()), bpw);
+    std::set<std::string> settings;
+    for (const auto& [name, t] : j["mixed_precision"]["tensors"].items()) settings.insert(t["setting"]);
+    EXPECT_GE(settings.size(), 2u);
+  }
+  const nlohmann::json j = nlohmann::json::parse(io::read_upg_header((dir.path / "g.upg").string()).compression_json);
   EXPECT_EQ(j["calibration"]["tokens"], 300);
   auto model = Model::from_file((dir.path / "g.upg").string());
   for (float x : model->forward({1, 2, 3})) ASSERT_TRUE(std::isfinite(x));
