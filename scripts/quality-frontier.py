@@ -13,6 +13,7 @@ import argparse
 import csv
 import math
 import os
+import re
 from xml.sax.saxutils import escape
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,9 +83,10 @@ def panel(points, key, title, ox, y_cap):
             d = " ".join(f"{sx(p['bpw']):.1f},{sy(p[key]):.1f}" for p in f)
             e.append(f'<polyline points="{d}" fill="none" stroke="{STYLE[family][0]}" stroke-width="1.5" '
                      'stroke-dasharray="4 3"/>')
-        for p in f:  # the frontier's points are named
-            e.append(f'<text x="{sx(p["bpw"]) + 7:.1f}" y="{sy(p[key]) - 6:.1f}" font-size="9" '
-                     f'fill="{STYLE[family][0]}">{escape(p["short"])}</text>')
+        for p in f:  # the frontier's points are named: UPG's above right, GGUF's below left
+            dx, dy, anchor = (7, -6, "start") if family == "UPG" else (-7, 14, "end")
+            e.append(f'<text x="{sx(p["bpw"]) + dx:.1f}" y="{sy(p[key]) + dy:.1f}" font-size="9" '
+                     f'text-anchor="{anchor}" fill="{STYLE[family][0]}">{escape(p["short"])}</text>')
     for p in shown:
         color, shape = STYLE[p["kind"]]
         e.append(f'<g><title>{escape(p["label"])}: {p["bpw"]} B/w, {key} {p[key]:.3f}</title>'
@@ -100,6 +102,7 @@ def short(label):
     """A label short enough to sit beside its point."""
     s = label.replace(" (llama-quantize)", "").replace(", 8k calibration tokens", "").replace(" zero points", " zp")
     s = s.replace(" embedding", " emb").replace("unstructured ", "").replace("dense gptq ", "gptq ")
+    s = re.sub(r"mixed precision for ([0-9.]+) bytes per weight", r"--target-bpw \1", s).replace(" act-order", "")
     return s if len(s) <= 38 else s[:37] + "…"
 
 
