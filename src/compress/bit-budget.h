@@ -54,8 +54,8 @@ Candidate measure_setting(std::span<const float> w, int64_t rows, int64_t cols, 
 std::vector<int> choose_settings(const std::vector<std::vector<Candidate>>& candidates, uint64_t budget);
 
 // A tensor the budget decides: a decoder linear (linear_ladder) or the embedding / LM
-// head (embedding_ladder). `weight` multiplies its error in the total: 2 for the
-// embedding of a tied model, which is also its LM head.
+// head (embedding_ladder). `weight` multiplies its error in the total
+// (kTiedEmbeddingErrorFactor for the embedding of a tied model).
 struct PlanTensor {
   std::string name;
   TensorView view;
@@ -80,6 +80,8 @@ struct BudgetPlan {
 // 8.37 for uniform int4 g64 at 0.574 (docs/COMPRESSION.md). With it, 2:4 goes where a
 // budget cannot be met otherwise, on the tensors it damages least.
 inline constexpr double kNmErrorFactor = 8.0;
+// The factor on the embedding's error when the model is tied: it is also the LM head.
+inline constexpr double kTiedEmbeddingErrorFactor = 2.0;
 
 // Measures every ladder setting on every tensor (errors weighted by `cal`'s activation
 // norms where it has them; N:M ones times kNmErrorFactor), then chooses (choose_settings) so that `fixed_bytes` (the

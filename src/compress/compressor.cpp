@@ -153,7 +153,7 @@ Json budget_record(const BudgetPlan& p) {
   return {{"target_bpw", p.target_bpw},
           {"error", p.calibrated ? "relative squared output error, activation-norm weighted"
                                  : "relative squared weight error"},
-          {"error_factors", {{"tied_embedding", 2.0}, {"nm", kNmErrorFactor}}},
+          {"error_factors", {{"tied_embedding", kTiedEmbeddingErrorFactor}, {"nm", kNmErrorFactor}}},
           {"budget_bytes", p.budget},
           {"bytes", p.bytes},
           {"total_error", p.total_error},
@@ -247,6 +247,11 @@ void check_budget_options(const CompressOptions& o) {
   if (o.gptq_head) throw ParamError("target_bpw", "the LM head through GPTQ is not offered under a budget");
 }
 
+// The embedding or the LM head (one matrix when tied).
+bool is_embedding(const std::string& name, size_t rank) {
+  return rank == 2 && (name == "model.embed_tokens.weight" || name == "lm_head.weight");
+}
+
 // Bytes a tensor takes when written as it is kept (the fallback branch of compress_model).
 uint64_t kept_bytes(const TensorView& t, bool was_quantized) {
   return was_quantized && t.dtype == DType::F32 ? uint64_t(t.numel()) * 2 : uint64_t(t.nbytes);
@@ -333,9 +338,9 @@ CompressReport compress_model(const CompressOptions& o) {
     for (const auto& [name, t] : source->weights.all()) {
       weights += t.numel();
       fixed += 4 * (name.size() + 128) + 512;
-      const bool embedding = t.shape.size() == 2 && (name == "model.embed_tokens.weight" || name == "lm_head.weight");
+      const bool embedding = is_embedding(name, t.shape.size());
       if (embedding || (is_compressible(name, t.shape.size()) && !skip.matches(name))) {
-        tensors.push_back({name, t, embedding, embedding && tied ? 2.0 : 1.0});
+        tensors.push_back({name, t, embedding, embedding && tied ? kTiedEmbeddingErrorFactor : 1.0});
         fixed += name.size() + 200;
       } else {
         auto sd = stored.find(name);
@@ -430,7 +435,7 @@ CompressReport compress_model(const CompressOptions& o) {
     tr.rank = int(t.shape.size());
     tr.weights = t.numel();
     const bool compressible = is_compressible(name, t.shape.size()) && !skip.matches(name);
-    const bool embedding = t.shape.size() == 2 && (name == "model.embed_tokens.weight" || name == "lm_head.weight");
+    const bool embedding = is_embedding(name, t.shape.size());
     // Under a budget each planned tensor has its own setting; else the options say.
     const Setting* planned = nullptr;
     if (plan) {
