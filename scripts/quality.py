@@ -25,6 +25,7 @@ tests/fixtures/calibration.txt (hand-written prose). About 80 minutes on 2 cores
 SparseGPT file takes about 6 minutes to compress).
 """
 import argparse
+import csv
 import importlib.util
 import datetime
 import os
@@ -46,6 +47,8 @@ _spec = importlib.util.spec_from_file_location("gguf_types", os.path.join(ROOT, 
 GGUF_TYPES = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(GGUF_TYPES)
 STORY = ["--calib", "tests/fixtures/calibration.txt"]
+# The GGUF quants the frontier should show (issue 28); the table names those still missing.
+GGUF_WANTED = ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K", "IQ4_XS"]
 
 # (label, compress flags, show sample answers); None = the dense model itself. Without
 # --calib, Wanda and SparseGPT calibrate on the default, tests/fixtures/calibration-chat.txt.
@@ -114,7 +117,16 @@ CONFIGS = [
         ("2:4 sparsegpt+gptq int4 g64 zero points, int4 embedding",
          ["--pattern", "2:4", "--prune", "sparsegpt", "--values", "int4", "--group-size", "64", "--zero-point",
           "--embeddings", "int4"]),
+    ] + [
+        # --target-bpw: each linear's and the embedding's storage chosen by measured error
+        # to fit the budget (docs/COMPRESSION.md), the choice rounded by GPTQ.
+        (f"mixed precision for {b} bytes per weight, gptq act-order",
+         ["--target-bpw", b, "--act-order"]) for b in ("0.60", "0.55", "0.50")
     ]
+] + [
+    # The same budget rounded to nearest and chosen by weight error (nothing calibrated).
+    ("mixed precision for 0.60 bytes per weight, round to nearest, weight error",
+     ["--target-bpw", "0.60", "--prune", "magnitude"], False),
 ]
 
 # Held out from calibration; answered greedily by the configurations marked above.
@@ -258,6 +270,20 @@ def findings(rows):
                    f"without, {chat[head[1]]:.2f} with; KJV {kjv[head[0]]:.2f} without, {kjv[head[1]]:.2f} "
                    "with: it fits the logits to the calibration text, and the same matrix is the input "
                    "embedding, so it stays off by default.")
+    mixed = [r for r in rows if r["label"].startswith("mixed precision") and r["bpw"]]
+    uniform = [r for r in rows if isinstance(r["flags"], list) and not r["label"].startswith("mixed precision")
+               and r["bpw"]]
+    if mixed and q40:
+        parts = []
+        for r in mixed:
+            rivals = [u for u in uniform if u["bpw"] <= r["bpw"]]
+            best = min(rivals, key=lambda u: u["chat"]) if rivals else None
+            parts.append(f"{r['label']}: {r['bpw']} bytes/weight, chat {r['chat']:.2f}, KJV {r['kjv']:.2f}" +
+                         (f" (the best uniform UPG file no larger on chat: {best['label']}, {best['bpw']}, chat "
+                          f"{best['chat']:.2f}, KJV {best['kjv']:.2f})" if best else ""))
+        out.append("- Mixed precision (`--target-bpw`, docs/COMPRESSION.md), against GGUF Q4_0 at "
+                   f"{q40['bpw']} bytes/weight, chat {q40['chat']:.2f}, KJV {q40['kjv']:.2f}: " + "; ".join(parts) +
+                   ".")
     out += ["", "Defaults of `upg compress`, from these numbers: `--prune sparsegpt` calibrated on "
             "`tests/fixtures/calibration-chat.txt` (the chat transcripts measure what users of an instruct model "
             "see; SparseGPT fits its calibration text closely, so a text unlike the use lowers its quality, as "
@@ -347,6 +373,15 @@ def main():
         "so every row, UPG or GGUF, starts from the Q4_1 source and inherits its 4-bit error; their bytes per "
         "weight are the file's size over the same weight count.",
         "",
+        "![Bytes per weight against perplexity on both texts, UPG files and GGUF quants](quality-frontier.svg)",
+        "",
+        "The plot (`scripts/quality-frontier.py`) draws every row below with its size from "
+        "[quality-points.csv](quality-points.csv), which this script writes with the table; the dashed lines join "
+        "each family's frontier (no file of the family smaller and better). GGUF quants of issue 28's list not "
+        "measured yet, so not drawn: " + (", ".join(t for t in GGUF_WANTED if not any(
+            isinstance(r["flags"], dict) and r["flags"]["gguf"] == t for r in rows)) or "none") +
+        " (`bench/peer/peer-bench.py --types T` makes them).",
+        "",
         "| configuration | compress flags | bytes/weight | vs BF16 | rel. error | chat ppl | vs dense | KJV ppl | vs dense | measured |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -373,6 +408,23 @@ def main():
         fh.write("\n".join(lines))
     os.replace(args.out + ".tmp", args.out)
     print(f"wrote {args.out}", file=sys.stderr)
+    write_points(rows, os.path.join(os.path.dirname(args.out), "quality-points.csv"))
+
+
+def write_points(rows, path):
+    """The table's measured points for scripts/quality-frontier.py, which draws them."""
+    source_bpw = round(os.path.getsize(MODEL) / GGUF_TYPES.tensor_elements(MODEL), 3)
+    with open(path + ".tmp", "w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["label", "kind", "bytes_per_weight", "chat_ppl", "kjv_ppl", "measured"])
+        for r in rows:
+            kind = "source" if r["flags"] is None else "GGUF" if isinstance(r["flags"], dict) else "UPG"
+            bpw = source_bpw if kind == "source" else r["bpw"]
+            if bpw is not None:
+                w.writerow([r["label"], kind, bpw, r["chat"], r["kjv"], r["date"]])
+    os.replace(path + ".tmp", path)
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "quality-frontier.py"), "--points", path, "--out",
+                    os.path.join(os.path.dirname(path), "quality-frontier.svg")], check=True)
 
 
 if __name__ == "__main__":

@@ -211,6 +211,26 @@ TEST(CliUpg, CompressChecksTheOutputFirst) {
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
 }
 
+// --target-bpw through the CLI: the report names each tensor's setting, the budget's
+// refusal names the flag and the smallest size, and the flags it replaces are refused.
+TEST(CliUpg, CompressToABudget) {
+  TempDir dir;
+  const std::string tiny = UPG_SOURCE_DIR "/tests/fixtures/tiny/llama", out = (dir / "b.upg").string();
+  ProcessResult r = run_upg({"compress", tiny, "-o", out, "--target-bpw", "1.2", "--prune", "magnitude",
+                             "--per-tensor", "-t", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "model.layers.0.mlp.down_proj.weight")) << r.out;
+  EXPECT_TRUE(contains(r.out, "(int4-g") || contains(r.out, "(int8)")) << r.out;
+  const ProcessResult low = run_upg({"compress", tiny, "-o", out, "--target-bpw", "0.1", "--prune", "magnitude"});
+  EXPECT_EQ(low.exit_code, 1);
+  // After the measuring lines, one line of error.
+  const std::string last = low.err.substr(low.err.rfind('\n', low.err.size() - 2) + 1);
+  EXPECT_TRUE(contains(last, "--target-bpw") && contains(last, "cheapest settings give")) << low.err;
+  const ProcessResult both = run_upg({"compress", tiny, "-o", out, "--target-bpw", "1", "--values", "int4"});
+  EXPECT_EQ(both.exit_code, 1);
+  EXPECT_TRUE(contains(both.err, "--values")) << both.err;
+}
+
 // Keeps the larger half of each row by magnitude (N:M: the n largest of each group) and
 // quantizes with the row's absmax: not the compressor, just enough to fill every layout
 // with real weights.

@@ -26,6 +26,8 @@ struct MatrixArgs {
   bool zero_point = false;
   bool per_tensor = false;
   CLI::Option* sparsity_opt = nullptr;
+  CLI::Option* pattern_opt = nullptr;
+  CLI::Option* values_opt = nullptr;
   CLI::Option* group_size_opt = nullptr;
   CLI::Option* zero_point_opt = nullptr;
 };
@@ -34,9 +36,9 @@ void add_matrix_options(CLI::App& cmd, MatrixArgs& a) {
   a.sparsity_opt = cmd.add_option("--sparsity", a.sparsity,
                                   "Fraction of each row's weights removed (unstructured; N:M implies 1 - N/M)")
                        ->capture_default_str();
-  cmd.add_option("--pattern", a.pattern, "unstructured (MdCSR layout), 2:4 or 4:8 (N:M layout)")
+  a.pattern_opt = cmd.add_option("--pattern", a.pattern, "unstructured (MdCSR layout), 2:4 or 4:8 (N:M layout)")
       ->capture_default_str();
-  cmd.add_option("--values", a.values,
+  a.values_opt = cmd.add_option("--values", a.values,
                  "Value encoding: int8, int4 (stored dense, or N:M with --pattern; --sparsity defaults to 0), "
                  "prime:K (K <= 10000) or codebook:K (K <= 65536)")
       ->capture_default_str();
@@ -91,8 +93,10 @@ void add_compress_command(CLI::App& app) {
     bool int8_linears = false;
     bool gptq = false, act_order = false, gptq_head = false;
     int64_t calib_tokens = 0;
+    double target_bpw = 0;
     MatrixArgs matrix;
     CLI::Option* prune_opt = nullptr;
+    CLI::Option* embeddings_opt = nullptr;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("compress", "Prune and quantize a model into one self-contained UPG file");
@@ -110,7 +114,7 @@ void add_compress_command(CLI::App& app) {
   cmd->add_option("--calib", a->calib, "Calibration text for wanda and sparsegpt; special tokens in it are read as tokens (default: "
                   "tests/fixtures/calibration-chat.txt, the default model's own chat answers)");
   cmd->add_option("--skip", a->skip, "Regex: decoder weights whose name matches stay dense");
-  cmd->add_option("--embeddings", a->embeddings,
+  a->embeddings_opt = cmd->add_option("--embeddings", a->embeddings,
                   "How the embedding and LM head are stored: source (as in the source model; F16 for a GGUF's "
                   "quantized blocks), int8 (dense per-row int8), int4 (dense int4, groups of 32 with zero points) "
                   "or auto (int4 with --values int4, else source)")
@@ -133,8 +137,25 @@ void add_compress_command(CLI::App& app) {
   cmd->add_flag("--gptq-head", a->gptq_head,
                 "With --gptq and int4 embeddings: round the LM head (the embedding, when tied) with GPTQ too, "
                 "on the final norm's output over the calibration text");
+  cmd->add_option("--target-bpw", a->target_bpw,
+                  "Mixed precision for a size budget: the file at most this many bytes per weight (its size over "
+                  "all weights), each decoder linear and the embedding stored as dense int8, int4 in groups of "
+                  "32/64/128 with zero points or 2:4 int4, chosen by measured error (the compress report and the "
+                  "file's compression record list the choice; docs/COMPRESSION.md). Replaces --pattern, --values, "
+                  "--sparsity, --group-size, --zero-point and --embeddings; add --gptq to round the chosen "
+                  "settings with GPTQ");
   cmd->callback([a] {
+    if (a->target_bpw != 0)
+      for (const CLI::Option* opt : {a->matrix.pattern_opt, a->matrix.values_opt, a->matrix.sparsity_opt,
+                                     a->matrix.group_size_opt, a->matrix.zero_point_opt, a->embeddings_opt})
+        if (opt->count() > 0)
+          throw Error(fmt::format("--target-bpw chooses each tensor's storage; it cannot be combined with {}",
+                                  opt->get_name()));
+    if (a->target_bpw != 0 && (a->int8_embeddings || a->int8_linears))
+      throw Error(fmt::format("--target-bpw chooses each tensor's storage; it cannot be combined with {}",
+                              a->int8_linears ? "--dense-int8" : "--dense-int8-embeddings"));
     compress::CompressOptions o;
+    o.target_bpw = a->target_bpw;
     o.source = a->source;
     o.output = a->output;
     o.matrix = finish_matrix_options(a->matrix);

@@ -57,6 +57,7 @@ std::string describe_param_error(const ParamError& e) {
       {"calib_tokens", "--calib-tokens", ""},
       {"act_order", "--act-order", ""},
       {"gptq_head", "--gptq-head", ""},
+      {"target_bpw", "--target-bpw", ""},
       {"chat_template", "the chat template", " (use --raw)"},
       {"json_schema", "--json-schema", ""},
       {"grammar", "--grammar-file", ""},

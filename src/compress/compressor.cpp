@@ -8,12 +8,14 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "upg/arch/arch-registry.h"
+#include "compress/bit-budget.h"
 #include "compress/progress.h"
 #include "compress/layerwise.h"
 #include "compress/sparsegpt.h"
@@ -142,7 +144,24 @@ Sources describe_source(const std::string& path, const ModelSource& src) {
   return s;
 }
 
-Json compression_record(const CompressOptions& o, const Json& source, const Calibration* cal) {
+// The per-tensor choice of --target-bpw: the budget, the measure, and each tensor's
+// setting with the bytes and error that chose it.
+Json budget_record(const BudgetPlan& p) {
+  Json tensors = Json::object();
+  for (const auto& [name, s] : p.settings)
+    tensors[name] = {{"setting", s.name}, {"bytes", p.measured.at(name).bytes}, {"error", p.measured.at(name).error}};
+  return {{"target_bpw", p.target_bpw},
+          {"error", p.calibrated ? "relative squared output error, activation-norm weighted"
+                                 : "relative squared weight error"},
+          {"error_factors", {{"tied_embedding", kTiedEmbeddingErrorFactor}, {"nm", kNmErrorFactor}}},
+          {"budget_bytes", p.budget},
+          {"bytes", p.bytes},
+          {"total_error", p.total_error},
+          {"tensors", tensors}};
+}
+
+Json compression_record(const CompressOptions& o, const Json& source, const Calibration* cal,
+                        const BudgetPlan* plan) {
   const MatrixOptions& m = o.matrix;
   Json j;
   j["tool"] = kToolVersion;
@@ -158,15 +177,23 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
                       {"block", kSparseGptBlock},
                       {"sequential", "input group"},
                       {"asymmetric_blend", kAsymmetricBlend}};
-  j["pattern"] = m.pattern.name();
-  j["sparsity"] = m.pattern.is_nm() ? 1.0 - double(m.pattern.n) / m.pattern.m : m.sparsity;
-  j["values"] = m.values.name();
+  if (plan) {
+    j["pattern"] = j["values"] = "mixed";
+    j["mixed_precision"] = budget_record(*plan);
+  } else {
+    j["pattern"] = m.pattern.name();
+    j["sparsity"] = m.pattern.is_nm() ? 1.0 - double(m.pattern.n) / m.pattern.m : m.sparsity;
+    j["values"] = m.values.name();
+  }
   // Codebook rows always scale by their absmax; the codebook itself is the fit.
   j["quantization"] = m.values.encoding == format::Encoding::Codebook ? "absmax" : quant_method_name(m.quant);
-  if (m.quant == QuantMethod::Clip && m.values.encoding != format::Encoding::Codebook)
-    j["clip_ratios"] = int4 ? std::vector<float>(std::begin(kInt4ClipRatios), std::end(kInt4ClipRatios))
-                            : std::vector<float>(std::begin(kClipRatios), std::end(kClipRatios));
-  if (int4) {
+  const std::vector<float> int8_ratios(std::begin(kClipRatios), std::end(kClipRatios)),
+      int4_ratios(std::begin(kInt4ClipRatios), std::end(kInt4ClipRatios));
+  if (m.quant == QuantMethod::Clip && plan)
+    j["clip_ratios"] = {{"int8", int8_ratios}, {"int4", int4_ratios}};
+  else if (m.quant == QuantMethod::Clip && m.values.encoding != format::Encoding::Codebook)
+    j["clip_ratios"] = int4 ? int4_ratios : int8_ratios;
+  if (int4 && !plan) {
     j["group_size"] = m.values.group_size;
     j["zero_points"] = m.values.zero_point;
   }
@@ -178,7 +205,7 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   else
     j["calibration"] = nullptr;
   j["skip"] = o.skip_regex.empty() ? Json(nullptr) : Json(o.skip_regex);
-  j["embeddings"] = embedding_store_name(o.embeddings);
+  j["embeddings"] = plan ? "mixed" : embedding_store_name(o.embeddings);
   j["dense_int8_embeddings"] = o.embeddings == EmbeddingStore::Int8;
   j["dense_int8_linears"] = o.dense_int8_linears;
   return j;
@@ -207,6 +234,29 @@ void check_sparsegpt_memory(const ModelConfig& c, int64_t params, int64_t tokens
                             ram / double(1 << 30), tokens > 0 ? " or a shorter calibration text" : ""));
 }
 
+void check_budget_options(const CompressOptions& o) {
+  if (!std::isfinite(o.target_bpw) || o.target_bpw < 0)
+    throw ParamError("target_bpw", fmt::format("{} is not a positive number of bytes per weight", o.target_bpw));
+  if (o.target_bpw == 0) return;
+  if (o.dense_int8_linears)
+    throw ParamError("target_bpw", "the budget chooses every linear's storage; it cannot be combined with dense int8 "
+                                   "linears");
+  if (o.embeddings != EmbeddingStore::Source)
+    throw ParamError("target_bpw", "the budget chooses the embedding's storage; it cannot be combined with an "
+                                   "embedding storage");
+  if (o.gptq_head) throw ParamError("target_bpw", "the LM head through GPTQ is not offered under a budget");
+}
+
+// The embedding or the LM head (one matrix when tied).
+bool is_embedding(const std::string& name, size_t rank) {
+  return rank == 2 && (name == "model.embed_tokens.weight" || name == "lm_head.weight");
+}
+
+// Bytes a tensor takes when written as it is kept (the fallback branch of compress_model).
+uint64_t kept_bytes(const TensorView& t, bool was_quantized) {
+  return was_quantized && t.dtype == DType::F32 ? uint64_t(t.numel()) * 2 : uint64_t(t.nbytes);
+}
+
 }  // namespace
 
 CompressReport compress_model(const CompressOptions& o) {
@@ -214,10 +264,12 @@ CompressReport compress_model(const CompressOptions& o) {
   const MatrixOptions& mo = o.matrix;
   check_matrix_options(mo);
   const bool int4 = mo.values.encoding == format::Encoding::Int4;
-  if (o.gptq && mo.values.encoding != format::Encoding::Int8 && !int4)
+  const bool budget = o.target_bpw > 0;
+  check_budget_options(o);
+  if (o.gptq && !budget && mo.values.encoding != format::Encoding::Int8 && !int4)
     throw ParamError("values", fmt::format("GPTQ rounds onto the int8 or int4 grid, not {}", mo.values.name()));
   // Dense int4 prunes nothing, so GPTQ needs no pruning method there.
-  const bool prunes = mo.pattern.is_nm() || mo.sparsity > 0;
+  const bool prunes = !budget && (mo.pattern.is_nm() || mo.sparsity > 0);
   if (o.gptq && !o.dense_int8_linears && prunes && o.prune != PruneMethod::SparseGPT)
     throw ParamError("gptq", fmt::format("GPTQ runs in SparseGPT's sweep: prune with sparsegpt (not {}) or store "
                                          "dense int8",
@@ -226,7 +278,7 @@ CompressReport compress_model(const CompressOptions& o) {
   if (o.act_order && !o.gptq) throw ParamError("act_order", "activation order is GPTQ's; it needs GPTQ");
   if (o.gptq_head && (!o.gptq || o.embeddings != EmbeddingStore::Int4))
     throw ParamError("gptq_head", "the LM head goes through GPTQ only with GPTQ and int4 embeddings");
-  if (o.act_order && mo.pattern.is_nm() && !o.dense_int8_linears)
+  if (o.act_order && mo.pattern.is_nm() && !o.dense_int8_linears && !budget)
     throw ParamError("act_order", fmt::format("the {} pattern prunes adjacent columns, which activation order "
                                               "reorders; use the unstructured pattern",
                                               mo.pattern.name()));
@@ -234,7 +286,8 @@ CompressReport compress_model(const CompressOptions& o) {
   // Compression takes minutes: an output path that cannot be written fails now.
   io::prepare_output(o.output);
   const NameFilter skip(o.skip_regex);
-  const bool layerwise = (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) || o.gptq;
+  // Under a budget the settings are rounded to nearest unless GPTQ rounds them.
+  const bool layerwise = budget ? o.gptq : (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) || o.gptq;
 
   // The as-stored view is only metadata: it tells the config (for calibration) and which
   // GGUF tensors were block-quantized (written as F16, not as the fp32 they load as).
@@ -257,7 +310,52 @@ CompressReport compress_model(const CompressOptions& o) {
   // SparseGPT (and GPTQ) prune and quantize every compressible tensor here, layer by
   // layer, before the file is written (docs/COMPRESSION.md); Wanda only collects its norms.
   std::map<std::string, PrunedTensor, std::less<>> pruned;
-  if ((o.prune != PruneMethod::Magnitude && !o.dense_int8_linears) || layerwise) {
+  LoadOptions load_opts;
+  load_opts.dequant_to = DType::F32;
+  load_opts.keep_gguf_qk_rows = false;  // UPG files hold Hugging Face's row order
+  // The source as written; under a budget it is read before GPTQ runs, to measure on.
+  std::optional<ModelSource> source;
+  std::optional<Sources> described;
+  auto load_source = [&] {
+    if (source) return;
+    source.emplace(load_model_source(o.source, load_opts));
+    described.emplace(describe_source(o.source, *source));
+  };
+  // --target-bpw: measure every setting on the source's weights (errors weighted by the
+  // calibration text's activation norms when there are any), then choose.
+  std::optional<BudgetPlan> plan;
+  auto make_plan = [&](const Calibration* norms) {
+    load_source();
+    const bool tied = !source->weights.contains("lm_head.weight");
+    std::vector<PlanTensor> tensors;
+    int64_t weights = 0;
+    // The rest of the file: the tensors kept as they are and the header, whose tensor
+    // index and per-tensor record are estimated generously per tensor.
+    const Sources& d = *described;
+    uint64_t fixed = 8 + d.header.config_json.size() + d.header.tokenizer_json.size() +
+                     d.header.tokenizer_config_json.size() + 4096 +
+                     compression_record(o, d.source_record, norms, nullptr).dump(2).size();
+    for (const auto& [name, t] : source->weights.all()) {
+      weights += t.numel();
+      fixed += 4 * (name.size() + 128) + 512;
+      const bool embedding = is_embedding(name, t.shape.size());
+      if (embedding || (is_compressible(name, t.shape.size()) && !skip.matches(name))) {
+        tensors.push_back({name, t, embedding, embedding && tied ? kTiedEmbeddingErrorFactor : 1.0});
+        fixed += name.size() + 200;
+      } else {
+        auto sd = stored.find(name);
+        fixed += kept_bytes(t, sd != stored.end() && dtype_is_quantized(sd->second));
+      }
+    }
+    Progress pp(int(tensors.size()), stderr, o.progress_tty);
+    plan = plan_budget(tensors, norms, mo, o.target_bpw, fixed, weights, [&](int done, int, const std::string& n) {
+      if (!o.quiet) pp.step(done, "measuring " + n);
+    });
+    if (!o.quiet) pp.finish();
+  };
+  const bool calibrates = budget ? o.prune != PruneMethod::Magnitude || o.gptq
+                                 : (o.prune != PruneMethod::Magnitude && !o.dense_int8_linears) || layerwise;
+  if (calibrates) {
     if (o.calibration && !layerwise) {
       cal = o.calibration;
     } else {
@@ -270,11 +368,16 @@ CompressReport compress_model(const CompressOptions& o) {
       if (layerwise) {
         check_sparsegpt_memory(in.model->config(), params, int64_t(in.tokens.size()), o.source);
         const int layers = in.model->config().num_layers;
-        Progress lp(layers + (o.gptq_head ? 1 : 0), stderr, o.progress_tty);
         LayerwiseOptions lo;
         lo.gptq = o.gptq;
         lo.act_order = o.act_order;
         lo.dense = o.dense_int8_linears;
+        if (budget) {
+          if (!o.calibration) own_cal = calibrate_tokens(*in.model, in.tokens, kChunk, {}, mo.threads);
+          make_plan(o.calibration ? o.calibration : &own_cal);
+          lo.setting_for = [&](const std::string& name) { return plan->settings.at(name); };
+        }
+        Progress lp(layers + (o.gptq_head ? 1 : 0), stderr, o.progress_tty);  // its clock starts here
         if (o.gptq_head) {
           // An untied model's own head, else the embedding it shares.
           lo.head = in.model->source().weights.contains("lm_head.weight") ? "lm_head.weight"
@@ -302,12 +405,11 @@ CompressReport compress_model(const CompressOptions& o) {
     }
   }
 
-  LoadOptions load_opts;
-  load_opts.dequant_to = DType::F32;
-  load_opts.keep_gguf_qk_rows = false;  // UPG files hold Hugging Face's row order
-  ModelSource src = load_model_source(o.source, load_opts);
-  Sources s = describe_source(o.source, src);
-  s.header.compression_json = compression_record(o, s.source_record, cal).dump(2);
+  if (budget && !plan) make_plan(cal);
+  load_source();
+  ModelSource& src = *source;
+  Sources& s = *described;
+  s.header.compression_json = compression_record(o, s.source_record, cal, plan ? &*plan : nullptr).dump(2);
 
   io::UpgWriter writer(o.output, s.header);
   CompressReport rep;
@@ -333,8 +435,17 @@ CompressReport compress_model(const CompressOptions& o) {
     tr.rank = int(t.shape.size());
     tr.weights = t.numel();
     const bool compressible = is_compressible(name, t.shape.size()) && !skip.matches(name);
-    const bool embedding = t.shape.size() == 2 && (name == "model.embed_tokens.weight" || name == "lm_head.weight");
-    if (compressible && !o.dense_int8_linears) {
+    const bool embedding = is_embedding(name, t.shape.size());
+    // Under a budget each planned tensor has its own setting; else the options say.
+    const Setting* planned = nullptr;
+    if (plan) {
+      auto it = plan->settings.find(name);
+      if (it != plan->settings.end()) planned = &it->second, tr.setting = it->second.name;
+    }
+    const MatrixOptions& tmo = planned ? planned->matrix : mo;
+    const bool as_int8 = planned ? planned->dense_int8
+                                 : (compressible && o.dense_int8_linears) || (embedding && o.embeddings == EmbeddingStore::Int8);
+    if (compressible && !as_int8) {
       MatrixStats st;
       format::CompressedData d;
       if (layerwise) {
@@ -349,13 +460,13 @@ CompressReport compress_model(const CompressOptions& o) {
             throw Error(fmt::format("{}: tensor '{}': the calibration pass saw no input for it", o.source, name));
           norms = it->second;
         }
-        d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], norms, mo, name, &st);
+        d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], norms, tmo, name, &st);
       }
       writer.add_compressed(name, d);
       tr.layout = format::layout_name(d.layout);
       tr.bytes = d.view().bytes();
       tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq, tr.kept = st.kept;
-    } else if (embedding && o.embeddings == EmbeddingStore::Int4) {
+    } else if (embedding && !as_int8 && (planned || o.embeddings == EmbeddingStore::Int4)) {
       MatrixStats st;
       format::CompressedData d;
       if (pruned.contains(name)) {  // the LM head through GPTQ
@@ -363,13 +474,14 @@ CompressReport compress_model(const CompressOptions& o) {
         d = std::move(p.data);
         st = p.stats;
       } else {
-        d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], {}, embedding_int4_options(mo.threads), name, &st);
+        d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], {}, planned ? tmo : embedding_int4_options(mo.threads),
+                            name, &st);
       }
       writer.add_compressed(name, d);
       tr.layout = format::layout_name(d.layout);
       tr.bytes = d.view().bytes();
       tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq, tr.kept = st.kept;
-    } else if (compressible || (embedding && o.embeddings == EmbeddingStore::Int8)) {
+    } else if (compressible || (embedding && as_int8)) {
       MatrixStats st;
       DenseInt8 q;
       if (compressible && layerwise) {  // dense GPTQ

@@ -50,6 +50,13 @@ struct CompressOptions {
   // With gptq and embeddings Int4: the LM head (the embedding, when tied) through GPTQ
   // too, on the final norm's output over the calibration text (compress/layerwise.h).
   bool gptq_head = false;
+  // When > 0: the file at most this many bytes per weight (its size over every weight, as
+  // `upg inspect` and docs/QUALITY.md count them). Each decoder linear and the embedding /
+  // LM head then get their own setting (compress/bit-budget.h: dense int8, int4 in groups
+  // of 32/64/128, 2:4 int4), chosen by measured error; `matrix` gives only quantization
+  // and threads, and `embeddings` must stay Source and `dense_int8_linears` off. With
+  // gptq the chosen settings are rounded by GPTQ, else to nearest.
+  double target_bpw = 0;
   // Precomputed activation norms for Wanda (tests, or a caller compressing several
   // variants); when null they are collected from calib_path. SparseGPT ignores it: it
   // calibrates layer by layer on the model it prunes.

@@ -214,7 +214,15 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
         updated = src;
         // Until a weight changed, the inputs are the source's (C = H) and the target is w.
         if (drifted) sparsegpt_target(updated, rows, cols, C, lambda, u, kAsymmetricBlend, mo.threads);
-        out.emplace(name, sweep_one(updated, src, rows, cols, H, u, mo, lo, name, decoded));
+        if (lo.setting_for) {
+          const Setting s = lo.setting_for(name);
+          LayerwiseOptions own = lo;
+          own.dense = s.dense_int8;
+          own.act_order = lo.act_order && !s.matrix.pattern.is_nm();
+          out.emplace(name, sweep_one(updated, src, rows, cols, H, u, s.matrix, own, name, decoded));
+        } else {
+          out.emplace(name, sweep_one(updated, src, rows, cols, H, u, mo, lo, name, decoded));
+        }
         model.replace_weight(name, decoded);
       }
       drifted = true;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/bit-budget.h"
 #include "compress/matrix.h"
 #include "upg/format/format.h"
 #include "upg/model/model.h"
@@ -36,6 +37,9 @@ struct LayerwiseOptions {
   // model's residual stream: the logits' error is what it minimises.
   std::string head;
   MatrixOptions head_options;
+  // When set, each decoder weight's own setting (--target-bpw) instead of `mo` and
+  // `dense`; activation order stays off for its N:M settings.
+  std::function<Setting(const std::string&)> setting_for;
 };
 
 // `model` must hold the source weights as fp32 (LoadOptions::dequant_to = F32); its

@@ -21,8 +21,10 @@ struct Row {
   int64_t count = 0, weights = 0, kept = 0;
   uint64_t bytes = 0;
   double err_sq = 0, ref_sq = 0;
+  std::map<std::string, int> settings;  // --target-bpw: how many tensors got each setting
   void add(const TensorReport& t) {
     ++count;
+    if (!t.setting.empty()) ++settings[t.setting];
     weights += t.weights;
     kept += t.kept;
     bytes += t.bytes;
@@ -37,8 +39,12 @@ std::string line(const Row& r) {
   const double bpw = r.weights ? double(r.bytes) / double(r.weights) : 0.0;
   const double err = r.ref_sq > 0 ? std::sqrt(r.err_sq / r.ref_sq) : 0.0;
   const std::string kept = r.kept ? fmt::format("{:.3f}", double(r.kept) / double(r.weights)) : "-";
-  return fmt::format("{:<44} {:>5} {:>10} {:>12.1f} {:>8.3f} {:>6} {:>10.5f}  {}\n", r.label, r.count,
-                     r.weights, double(r.bytes) / (1 << 20), bpw, kept, err, r.layout);
+  std::string settings;
+  for (const auto& [name, n] : r.settings)
+    settings += fmt::format("{}{}{}", settings.empty() ? " (" : ", ", name, r.count > 1 ? fmt::format(" x{}", n) : "");
+  if (!settings.empty()) settings += ")";
+  return fmt::format("{:<44} {:>5} {:>10} {:>12.1f} {:>8.3f} {:>6} {:>10.5f}  {}{}\n", r.label, r.count, r.weights,
+                     double(r.bytes) / (1 << 20), bpw, kept, err, r.layout, settings);
 }
 }  // namespace
 

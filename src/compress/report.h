@@ -16,6 +16,7 @@ struct TensorReport {
   double err_sq = 0;    // sum (W - W_hat)^2
   double ref_sq = 0;    // sum W^2
   int64_t kept = 0;     // surviving weights (compressed tensors)
+  std::string setting;  // --target-bpw: the setting chosen for it (compress/bit-budget.h)
 };
 
 struct CompressReport {

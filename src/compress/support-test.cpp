@@ -47,9 +47,9 @@ TEST(Progress, LineModeWritesOneLinePerTensor) {
 
 TEST(Report, AggregatesByKind) {
   CompressReport r;
-  r.tensors.push_back({"model.layers.0.mlp.up_proj.weight", "mdcsr", 2, 100, 60, 1.0, 4.0, 50});
-  r.tensors.push_back({"model.layers.1.mlp.up_proj.weight", "mdcsr", 2, 100, 60, 0.0, 4.0, 50});
-  r.tensors.push_back({"model.norm.weight", "dense", 1, 10, 40, 0, 1, 0});
+  r.tensors.push_back({"model.layers.0.mlp.up_proj.weight", "mdcsr", 2, 100, 60, 1.0, 4.0, 50, ""});
+  r.tensors.push_back({"model.layers.1.mlp.up_proj.weight", "mdcsr", 2, 100, 60, 0.0, 4.0, 50, ""});
+  r.tensors.push_back({"model.norm.weight", "dense", 1, 10, 40, 0, 1, 0, ""});
   r.output_bytes = 200;
   r.source_bytes = 400;
   const std::string s = format_report(r, false);
@@ -60,6 +60,16 @@ TEST(Report, AggregatesByKind) {
   EXPECT_NE(s.find("vs source 2.00x"), std::string::npos);
   EXPECT_EQ(tensor_kind("model.layers.0.self_attn.qkv_proj.weight", 2), "qkv_proj");
   EXPECT_EQ(tensor_kind("lm_head.weight", 2), "lm_head");
+}
+
+TEST(Report, CountsTheChosenSettings) {
+  CompressReport r;
+  r.tensors.push_back({"model.layers.0.mlp.up_proj.weight", "dense", 2, 100, 60, 1.0, 4.0, 100, "int4-g32-zp"});
+  r.tensors.push_back({"model.layers.1.mlp.up_proj.weight", "dense", 2, 100, 60, 1.0, 4.0, 100, "int4-g32-zp"});
+  r.tensors.push_back({"model.layers.2.mlp.up_proj.weight", "int8-dense", 2, 100, 104, 0.1, 4.0, 0, "int8"});
+  const std::string kinds = format_report(r, false), each = format_report(r, true);
+  EXPECT_NE(kinds.find("mixed (int4-g32-zp x2, int8 x1)"), std::string::npos) << kinds;
+  EXPECT_NE(each.find("int8-dense (int8)\n"), std::string::npos) << each;
 }
 
 }  // namespace
