@@ -154,6 +154,31 @@ class PeerBench(unittest.TestCase):
         self.assertIn("IQ4_XS is not supported", table)
         self.assertIn("noisy (fastest over slowest repetition above 1.2): Q4_1 llama.cpp pp 3.00", table)
 
+    def test_upg_files_beside_the_against_type(self):
+        upg_file = os.path.join(self.dir, "int4.upg")
+        with open(upg_file, "w") as f:
+            f.write("UPG")
+        result, table = self.run_harness("--no-batched", "--upg-file", upg_file, "--against", "Q8_0", types="Q8_0")
+        [u] = result["upg_files"]
+        self.assertEqual(u["file"], "int4.upg")
+        self.assertEqual(u["upg"]["tg"], 400)  # median of 200, 600, 400
+        self.assertEqual(u["against"], {"type": "Q8_0", "file": "Fake-1M.Q8_0.gguf", "llama_cpp_pp": 2000,
+                                        "llama_cpp_tg": 200})
+        self.assertEqual(u["ratio"], {"pp": 2.0, "tg": 2.0})
+        # Timed in each repetition, after the GGUF files.
+        runs = [c for c in self.calls() if c.startswith(("llama-bench:", "upg:"))]
+        self.assertEqual(runs.count("upg:int4.upg"), 3)
+        self.assertEqual(runs[4], "upg:int4.upg")
+        self.assertIn("UPG files beside llama.cpp on Fake-1M.Q8_0.gguf", table)
+        # A missing file stops the run before anything is timed.
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = pb.main(["--model", self.model, "--types", "Q8_0", "--llama-bin", self.bin, "--upg",
+                          os.path.join(self.bin, "upg"), "--cache", os.path.join(self.dir, "cache"), "--out",
+                          self.out, "--upg-file", os.path.join(self.dir, "missing.upg")])
+        self.assertEqual(rc, 1)
+        self.assertIn("missing.upg: no such file", err.getvalue())
+
     def test_variants_are_made_once(self):
         self.run_harness("--reps", "1", "--no-batched", types="Q8_0")
         first = [c for c in self.calls() if c.startswith("llama-quantize")]

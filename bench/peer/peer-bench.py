@@ -380,6 +380,14 @@ def print_tables(result):
         print("\nerrors (the file is left out for that engine):")
     for f, who in errors:
         print(f"  {os.path.basename(f['path'])}: {'llama.cpp' if who == 'llama_cpp' else 'UPG'}: {f[who]['error']}")
+    if result.get("upg_files"):
+        a = result["upg_files"][0]["against"]
+        print(f"\nUPG files beside llama.cpp on {a['file'] or a['type'] + ' (not run)'} (same repetitions):")
+        rows = [[u["file"], cell(u["size_bytes"] / 2**20), cell(u["upg"].get("pp")), cell(u["upg"].get("tg")),
+                 mark(u["ratio"]["pp"], None), mark(u["ratio"]["tg"], None),
+                 u["upg"].get("error", "")] for u in result["upg_files"]]
+        print_markdown(["UPG file", "MiB", f"UPG {pp}", f"UPG {tg}", f"{pp} / llama {a['type']}",
+                        f"{tg} / llama {a['type']}", "error"], rows)
     if result.get("batched"):
         print(f"\nllama-batched-bench (-npp {s['n_prompt']} -ntg {s['n_gen']} -t {s['threads']}), the repetition with "
               "the median S; UPG has no batched engine yet, so no UPG column:")
@@ -428,6 +436,11 @@ def parse_args(argv):
                    "instead of building them")
     p.add_argument("--upg-arg", action="append", default=[], help="extra argument for `upg bench` (repeatable)")
     p.add_argument("--no-batched", action="store_true", help="skip llama-batched-bench")
+    p.add_argument("--upg-file", action="append", default=[],
+                   help="a UPG file to time with `upg bench` in each repetition beside the GGUF files (repeatable)")
+    p.add_argument("--against", default="Q4_0",
+                   help="the GGUF type (of --types or the shipped file) the --upg-file speeds are set beside "
+                        "(default Q4_0)")
     p.add_argument("--cache", default=os.environ.get("UPG_PEER_CACHE", os.path.expanduser("~/.cache/upg-peer")),
                    help="where the llama.cpp build and the variants are kept (default ~/.cache/upg-peer)")
     p.add_argument("--version", default=os.environ.get("UPG_PEER_LLAMA_VERSION", DEFAULT_VERSION),
@@ -457,6 +470,10 @@ def main(argv=None):
         upg = build_upg(args)
         files = [{"path": os.path.abspath(args.model), "type": source_type(args.model), "shipped": True,
                   "quantize_error": None}] + variants(args, bin_dir)
+        upg_files = [{"path": os.path.abspath(p)} for p in args.upg_file]
+        for u in upg_files:
+            if not os.path.isfile(u["path"]):
+                raise Failure(f"--upg-file {u['path']}: no such file")
     except Failure as e:
         log(str(e))
         return 1
@@ -465,6 +482,7 @@ def main(argv=None):
     info = machine()
     log(f"{len(files)} files, {args.reps} interleaved repetitions; load average {info['load_avg']}")
     samples = {id(f): {"llama_cpp": [], "upg": []} for f in files}
+    upg_samples = {id(u): [] for u in upg_files}
     batched_samples = {id(f): [] for f in batched}
     for rep in range(args.reps):
         for f in files:
@@ -481,6 +499,14 @@ def main(argv=None):
                 done.append(r)
                 what = r.get("error") or f"pp {cell(r.get('pp'))} tg {cell(r.get('tg'))} t/s"
                 log(f"rep {rep + 1}/{args.reps} {name} {'llama.cpp' if who == 'llama_cpp' else 'UPG'}: {what}")
+        for u in upg_files:
+            done = upg_samples[id(u)]
+            if done and all("error" in s for s in done):
+                continue
+            r = run_upg_bench(args, upg, u["path"])
+            done.append(r)
+            what = r.get("error") or f"pp {cell(r.get('pp'))} tg {cell(r.get('tg'))} t/s"
+            log(f"rep {rep + 1}/{args.reps} {os.path.basename(u['path'])} UPG: {what}")
         for f in batched:
             done = batched_samples[id(f)]
             if done and all("error" in s for s in done):
@@ -525,6 +551,17 @@ def main(argv=None):
             entry["llama_cpp"] = {"rows": rows, "peak_rss_mib": median(r["peak_rss_mib"] for r in runs),
                                   "repetitions": len(runs)}
         out_batched.append(entry)
+    # UPG's own files beside llama.cpp on the --against file, same repetitions.
+    against = next((f for f in out_files if f["type"] == args.against), None)
+    out_upg = []
+    for u in upg_files:
+        up = summarize(upg_samples[id(u)])
+        lc = against["llama_cpp"] if against else {}
+        out_upg.append({"path": u["path"], "file": os.path.basename(u["path"]),
+                        "size_bytes": os.path.getsize(u["path"]), "upg": up,
+                        "against": {"type": args.against, "file": against["file"] if against else None,
+                                    "llama_cpp_pp": lc.get("pp"), "llama_cpp_tg": lc.get("tg")},
+                        "ratio": {"pp": ratio(up.get("pp"), lc.get("pp")), "tg": ratio(up.get("tg"), lc.get("tg"))}})
     build_commit = next((f["llama_cpp"].get("info", {}).get("build_commit") for f in out_files
                          if f["llama_cpp"].get("info")), None)
     result = {
@@ -537,7 +574,7 @@ def main(argv=None):
         "llama_cpp": {"package": "llama-cpp-python", "version": args.version, "build_commit": build_commit,
                       "build": llama_flags, "bin": bin_dir},
         "upg": {"commit": upg_commit(), "binary": upg},
-        "files": out_files, "batched": out_batched,
+        "files": out_files, "batched": out_batched, "upg_files": out_upg,
     }
     write_atomic(args.out, result)
     print_tables(result)
