@@ -85,7 +85,7 @@ CONFIGS = [
 ] + [
     # GGUF files of the same model from the peer harness (bench/peer/peer-bench.py: llama-quantize
     # from an F32 export of the Q4_1 source), measured by the same evaluator.
-    (f"GGUF {t} (llama-quantize)", {"gguf": t}, False) for t in ("Q4_0", "Q8_0", "Q3_K_M")
+    (f"GGUF {t} (llama-quantize)", {"gguf": t}, False) for t in ("Q4_0", "Q8_0", "Q3_K_M", "Q6_K", "Q5_K_M", "Q4_K_M", "Q2_K", "IQ4_XS")
 ] + [
     ("dense int8", ["--dense-int8"], False),
 ] + [
@@ -294,6 +294,15 @@ def findings(rows):
     return out
 
 
+
+def missing_gguf_note(rows):
+    """Which GGUF quants of issue 28's list the table lacks (bench/peer/peer-bench.py makes them)."""
+    missing = [t for t in GGUF_WANTED if not any(isinstance(r["flags"], dict) and r["flags"]["gguf"] == t for r in rows)]
+    if not missing:
+        return "Every GGUF quant of issue 28's list (" + ", ".join(GGUF_WANTED) + ") is measured and drawn."
+    return ("GGUF quants of issue 28's list not measured yet, so not drawn: " + ", ".join(missing) +
+            " (`bench/peer/peer-bench.py --types T` makes them).")
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--max-tokens", type=int, default=2048)
@@ -377,10 +386,7 @@ def main():
         "",
         "The plot (`scripts/quality-frontier.py`) draws every row below with its size from "
         "[quality-points.csv](quality-points.csv), which this script writes with the table; the dashed lines join "
-        "each family's frontier (no file of the family smaller and better). GGUF quants of issue 28's list not "
-        "measured yet, so not drawn: " + (", ".join(t for t in GGUF_WANTED if not any(
-            isinstance(r["flags"], dict) and r["flags"]["gguf"] == t for r in rows)) or "none") +
-        " (`bench/peer/peer-bench.py --types T` makes them).",
+        "each family's frontier (no file of the family smaller and better). " + missing_gguf_note(rows),
         "",
         "| configuration | compress flags | bytes/weight | vs BF16 | rel. error | chat ppl | vs dense | KJV ppl | vs dense | measured |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
