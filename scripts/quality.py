@@ -47,6 +47,18 @@ _spec = importlib.util.spec_from_file_location("gguf_types", os.path.join(ROOT, 
 GGUF_TYPES = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(GGUF_TYPES)
 STORY = ["--calib", "tests/fixtures/calibration.txt"]
+# The evaluator against llama.cpp's (issue 28: one point cross-checked), measured by hand
+# once; the figures are this paragraph's, not re-measured by this script.
+CROSS_CHECK = (
+    "**Cross-check against llama.cpp's evaluator** (2026-12-07, Zen 4 VM, quiet): llama.cpp's "
+    "`llama-perplexity -m Q4_0.gguf -f tests/fixtures/eval/kjv-slice.txt -c 512` (peer harness build) scores "
+    "only the second half of each whole 512-token window; `upg perplexity Q4_0.gguf --text "
+    "tests/fixtures/eval/kjv-slice.txt --ctx 512 --score-second-half` scores the same 10,200 tokens of the same 40 "
+    "windows. llama.cpp: PPL 14.4482 +/- 0.3498; UPG on its integer kernels (int8 activations, as llama.cpp's "
+    "CPU Q4_0 path): 14.4414 (0.05% lower); UPG with the weights dequantized to F32 (`--dtype f32`, fp32 "
+    "activations): 14.4064. These runs take the whole slice (20,480 tokens); the table below takes its "
+    "first 2,048 and scores every token but a window's first, so its KJV figures are not these.")
+
 # The GGUF quants the frontier should show (issue 28); the table names those still missing.
 GGUF_WANTED = ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K", "IQ4_XS"]
 
@@ -381,6 +393,8 @@ def main():
         "harness's files (`bench/peer/peer-bench.py`: llama-quantize from an F32 export of the same Q4_1 file), "
         "so every row, UPG or GGUF, starts from the Q4_1 source and inherits its 4-bit error; their bytes per "
         "weight are the file's size over the same weight count.",
+        "",
+        CROSS_CHECK,
         "",
         "![Bytes per weight against perplexity on both texts, UPG files and GGUF quants](quality-frontier.svg)",
         "",

@@ -26,6 +26,7 @@ struct PerplexityArgs {
   int ctx = 512;
   int64_t max_tokens = 0;
   bool parse_special = false;
+  bool second_half = false;
 };
 
 
@@ -56,6 +57,7 @@ void run(PerplexityArgs& a) {
   const bool tty = isatty(STDERR_FILENO);
   const auto t0 = std::chrono::steady_clock::now();
   auto last_draw = t0 - std::chrono::seconds(1);
+  const PerplexityScoring scoring = a.second_half ? PerplexityScoring::SecondHalf : PerplexityScoring::AllButFirst;
   PerplexityResult r = perplexity(*model, tokens, a.ctx, [&](int64_t done, int64_t total, double ppl) {
     const auto now = std::chrono::steady_clock::now();
     // Off a terminal a carriage return does not redraw, so only every 10 s is written.
@@ -64,7 +66,7 @@ void run(PerplexityArgs& a) {
     last_draw = now;
     draw_progress(done, total, ppl, std::chrono::duration<double>(now - t0).count());
     if (!tty) fmt::print(stderr, "\n");
-  });
+  }, scoring);
   if (tty) fmt::print(stderr, "\n");
   fmt::print("perplexity: {:.4f} (mean NLL {:.5f} nats over {} scored tokens; {} windows of up to {} tokens)\n",
              r.ppl, r.mean_nll, r.n_scored, r.n_windows, a.ctx);
@@ -86,6 +88,9 @@ void add_perplexity_command(CLI::App& app) {
   add_model_options(*cmd, args->model, false);
   cmd->add_option("--text", args->text_path, "Evaluation text file (UTF-8)")->required();
   cmd->add_option("--ctx", args->ctx, "Window length in tokens")->capture_default_str();
+  cmd->add_flag("--score-second-half", args->second_half,
+                "Score as llama.cpp's llama-perplexity does: whole windows only, and in each only the tokens "
+                "after its first half (for comparing the two tools; not QUALITY.md's measure)");
   cmd->add_flag("--parse-special", args->parse_special,
                "Read special tokens written in the text (<|im_start|>...) as tokens: for chat transcripts");
   cmd->add_option("--max-tokens", args->max_tokens, "Evaluate only the first N tokens of the text (0: all)")

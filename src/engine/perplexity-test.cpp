@@ -34,15 +34,16 @@ std::unique_ptr<Model> tiny_llama(int ctx = 256) {
 
 // NLL of every scored token computed the long way: a fresh full forward per window,
 // log-softmax in long double.
-double hand_mean_nll(Model& m, const std::vector<int32_t>& ids, int ctx, int64_t* scored) {
+// second_half: llama-perplexity's way, whole windows only, logits from ctx / 2 on.
+double hand_mean_nll(Model& m, const std::vector<int32_t>& ids, int ctx, int64_t* scored, bool second_half = false) {
   const size_t vocab = size_t(m.config().vocab_size);
   long double sum = 0;
   *scored = 0;
   for (size_t w0 = 0; w0 < ids.size(); w0 += size_t(ctx)) {
     const std::vector<int32_t> win(ids.begin() + long(w0), ids.begin() + long(std::min(ids.size(), w0 + size_t(ctx))));
-    if (win.size() < 2) continue;
+    if (win.size() < 2 || (second_half && win.size() < size_t(ctx))) continue;
     const std::vector<float> logits = m.forward(win);
-    for (size_t p = 0; p + 1 < win.size(); ++p) {
+    for (size_t p = second_half ? size_t(ctx / 2) : 0; p + 1 < win.size(); ++p) {
       const float* l = logits.data() + p * vocab;
       long double z = 0;
       for (size_t i = 0; i < vocab; ++i) z += std::exp((long double)l[i]);
@@ -87,6 +88,23 @@ TEST(Perplexity, TinyLlamaMatchesHandComputedNll) {
   EXPECT_EQ(r65.n_tokens, 64);
   EXPECT_EQ(r65.n_windows, 4);
   EXPECT_NEAR(r65.mean_nll, want65, 1e-9);
+}
+
+// SecondHalf, as llama.cpp's llama-perplexity: 71 tokens at ctx 16 are four whole
+// windows (the 7 left over are not run), each scoring positions 8..14 (7 tokens).
+TEST(Perplexity, SecondHalfScoresAsLlamaCpp) {
+  auto m = tiny_llama();
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 71; ++i) ids.push_back((i * 37 + 11) % 256);
+  int64_t scored = 0;
+  const double want = hand_mean_nll(*m, ids, 16, &scored, true);
+  ASSERT_EQ(scored, 28);
+  const PerplexityResult r = perplexity(*m, ids, 16, {}, PerplexityScoring::SecondHalf);
+  EXPECT_EQ(r.n_scored, 28);
+  EXPECT_EQ(r.n_windows, 4);
+  EXPECT_EQ(r.n_tokens, 64);
+  EXPECT_NEAR(r.mean_nll, want, 1e-9);
+  EXPECT_THROW(perplexity(*m, std::vector<int32_t>(10, 1), 16, {}, PerplexityScoring::SecondHalf), Error);
 }
 
 TEST(Perplexity, ProgressReachesTheTotal) {

@@ -29,7 +29,7 @@ double token_nll(const float* logits, int64_t vocab, int32_t target) {
 }  // namespace
 
 PerplexityResult perplexity(Model& model, const std::vector<int32_t>& tokens, int ctx,
-                            const PerplexityProgress& progress) {
+                            const PerplexityProgress& progress, PerplexityScoring scoring) {
   const int64_t n = int64_t(tokens.size());
   const int64_t vocab = model.config().vocab_size;
   if (ctx < 2) throw Error(fmt::format("perplexity: context {} is too small (at least 2 tokens)", ctx));
@@ -37,18 +37,23 @@ PerplexityResult perplexity(Model& model, const std::vector<int32_t>& tokens, in
     throw Error(fmt::format("perplexity: context {} exceeds the model's context length {}", ctx,
                             model.context_length()));
   if (n < 2) throw Error(fmt::format("perplexity: {} tokens given, at least 2 are needed", n));
+  const bool half = scoring == PerplexityScoring::SecondHalf;
+  if (half && n < ctx)
+    throw Error(fmt::format("perplexity: {} tokens given, a whole window of {} is needed", n, ctx));
+  // Logits of window positions from `first` on are scored (each predicts the next token).
+  const int64_t first = half ? ctx / 2 : 0;
   for (int64_t i = 0; i < n; ++i)
     if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= vocab)
       throw Error(fmt::format("perplexity: token {} (id {}) outside the vocabulary of {}", i, tokens[size_t(i)],
                               vocab));
 
   // A trailing window of one token has nothing to score; it is left out.
-  const int64_t total = n - (n % ctx == 1 ? 1 : 0);
+  const int64_t total = half ? n / ctx * ctx : n - (n % ctx == 1 ? 1 : 0);
   const auto t0 = std::chrono::steady_clock::now();
   PerplexityResult res;
   double nll_sum = 0;
   Batch b;
-  for (int64_t w0 = 0; w0 + 1 < n; w0 += ctx) {
+  for (int64_t w0 = 0; w0 + 1 < n && (!half || w0 + ctx <= n); w0 += ctx) {
     const int64_t len = std::min<int64_t>(ctx, n - w0);
     ++res.n_windows;
     for (int64_t c0 = 0; c0 < len; c0 += kChunk) {
@@ -58,9 +63,9 @@ PerplexityResult perplexity(Model& model, const std::vector<int32_t>& tokens, in
       // window's last token predicts nothing inside it and needs no logits.
       for (int64_t p = c0; p < c1; ++p) b.add(tokens[size_t(w0 + p)], int32_t(p), 0, p + 1 < len);
       const std::span<const float> logits = model.decode(b);
-      for (int64_t p = c0; p < c1 && p + 1 < len; ++p)
+      for (int64_t p = std::max(c0, first); p < c1 && p + 1 < len; ++p)
         nll_sum += token_nll(logits.data() + (p - c0) * vocab, vocab, tokens[size_t(w0 + p + 1)]);
-      res.n_scored += std::min(c1, len - 1) - c0;
+      res.n_scored += std::max<int64_t>(0, std::min(c1, len - 1) - std::max(c0, first));
       res.n_tokens += c1 - c0;
       if (progress) progress(res.n_tokens, total, std::exp(nll_sum / double(std::max<int64_t>(1, res.n_scored))));
     }

@@ -29,9 +29,16 @@ struct PerplexityResult {
 // and the running perplexity.
 using PerplexityProgress = std::function<void(int64_t done, int64_t total, double running_ppl)>;
 
+// Which tokens of a window are scored. Default: every one but the first, in every window
+// (transformers' loss). SecondHalf: as llama.cpp's llama-perplexity scores, only whole
+// windows, and in each only the tokens after position ctx / 2 (each predicted from at
+// least half a window of context): for checking one evaluator against the other.
+enum class PerplexityScoring { AllButFirst, SecondHalf };
+
 // Throws upg::Error when ctx < 2, ctx exceeds the model's context length, fewer than two
-// tokens are given, or a token is outside the vocabulary.
+// tokens are given (SecondHalf: fewer than ctx), or a token is outside the vocabulary.
 PerplexityResult perplexity(Model& model, const std::vector<int32_t>& tokens, int ctx,
-                            const PerplexityProgress& progress = {});
+                            const PerplexityProgress& progress = {},
+                            PerplexityScoring scoring = PerplexityScoring::AllButFirst);
 
 }  // namespace upg
