@@ -231,5 +231,20 @@ TEST(CliDevice, CudaWithoutAGpuIsOneClearError) {
   EXPECT_NE(r.exit_code, 0);
 }
 
+// --score-second-half: whole windows only, each scoring the tokens after its first half
+// (64 tokens at --ctx 16: 4 windows of 7 scored tokens, against 15 each by default).
+TEST(CliPerplexity, SecondHalfScoresFewerTokens) {
+  const std::string model = model_path();
+  if (model.empty()) GTEST_SKIP() << "model not found (set UPG_MODEL or run scripts/fetch-model.sh)";
+  const std::string text = UPG_SOURCE_DIR "/tests/fixtures/eval/kjv-slice.txt";
+  ProcessResult all = run_upg({"perplexity", model, "--text", text, "--ctx", "16", "--max-tokens", "64", "-t", "1"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_NE(all.out.find("over 60 scored tokens; 4 windows"), std::string::npos) << all.out;
+  ProcessResult half = run_upg({"perplexity", model, "--text", text, "--ctx", "16", "--max-tokens", "64", "-t", "1",
+                                "--score-second-half"});
+  ASSERT_EQ(half.exit_code, 0) << half.err;
+  EXPECT_NE(half.out.find("over 28 scored tokens; 4 windows"), std::string::npos) << half.out;
+}
+
 }  // namespace
 }  // namespace upg::cli_test
