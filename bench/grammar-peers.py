@@ -11,6 +11,7 @@ as `upg grammar bench` does. Mask time per token = mask + accept.
 
     python3 -m venv /tmp/peers && /tmp/peers/bin/pip install llguidance==1.9.1 tokenizers gguf numpy \\
         pydantic apache-tvm-ffi && /tmp/peers/bin/pip install --no-deps xgrammar==0.2.9
+    (xgrammar's Python package imports torch: add CPU torch to that venv for --engine xgr)
     /tmp/peers/bin/python bench/grammar-peers.py models/SmolLM2-135M-Instruct.Q4_1.gguf \\
         tests/fixtures/maskbench [--engine llg|xgr] [--json]
 
