@@ -240,14 +240,15 @@ class CudaBackend final : public Backend {
   };
 
   // Forms are keyed by the host bytes they were made from: a dense weight's data, a
-  // compressed one's values (a row slice of a fused matrix has its own).
+  // compressed one's first row. Row slices of a fused matrix (Phi-3's qkv_proj) each
+  // start elsewhere: int4 codes and N:M values are sliced, while MdCSR slices share the
+  // whole entry arrays (format::slice_rows) and differ by their row pointers.
   static const void* key_of(const LinearWeight& lw) {
     if (!lw.compressed) return lw.data;
     const format::CompressedMatrix& m = *lw.compressed;
     if (m.encoding == format::Encoding::Int4) return m.int4.codes.data();
     if (m.layout == format::Layout::NM) return m.nm.values.data();
-    if (m.encoding == format::Encoding::Int8) return m.mdcsr.values.data();
-    return m.mdcsr.prime_indices.data();
+    return m.mdcsr.row_pointers.data();
   }
 
   const DeviceWeight& weight(const LinearWeight& lw) {

@@ -197,14 +197,22 @@ TEST(CudaCompressedFused, SameInputTwoFourWeights) {
 }
 
 // Whole UPG files on the GPU against the CPU's fast kernels: the tiny Llama synthesized at
-// 2:4 int8, 50% int8 and dense int4 (int8 activations on both sides), prompt logits.
-class SynthOnCuda : public ::testing::TestWithParam<std::pair<const char*, const char*>> {};
+// 2:4 int8, 50% int8 and dense int4 (int8 activations on both sides), prompt logits; and
+// the tiny Phi-3 at 50% int8, whose fused qkv_proj and gate_up_proj run as MdCSR row
+// slices that share their entry arrays (each must get its own device form).
+struct SynthCase {
+  const char* arch;
+  const char* pattern;
+  const char* values;
+  const char* name;
+};
+class SynthOnCuda : public ::testing::TestWithParam<SynthCase> {};
 
 TEST_P(SynthOnCuda, LogitsMatchTheCpu) {
   UPG_SKIP_WITHOUT_CUDA();
-  const auto [pattern, values] = GetParam();
+  const auto [arch, pattern, values, name] = GetParam();
   compress::SynthOptions o;
-  o.config_path = test::source_dir() + "/tests/fixtures/tiny/llama/config.json";
+  o.config_path = test::source_dir() + "/tests/fixtures/tiny/" + arch + "/config.json";
   o.output = (std::filesystem::temp_directory_path() / fmt::format("upg-cuda-synth-{}.upg", ::getpid())).string();
   o.matrix.pattern = compress::parse_pattern(pattern);
   o.matrix.values = compress::parse_values(values);
@@ -224,12 +232,11 @@ TEST_P(SynthOnCuda, LogitsMatchTheCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, SynthOnCuda,
-                         ::testing::Values(std::pair{"2:4", "int8"}, std::pair{"unstructured", "int8"},
-                                           std::pair{"unstructured", "int4"}),
-                         [](const auto& info) {
-                           const std::string v = info.param.second;
-                           return (info.param.first[0] == '2' ? "nm24_" : v == "int4" ? "dense_" : "mdcsr50_") + v;
-                         });
+                         ::testing::Values(SynthCase{"llama", "2:4", "int8", "nm24_int8"},
+                                           SynthCase{"llama", "unstructured", "int8", "mdcsr50_int8"},
+                                           SynthCase{"llama", "unstructured", "int4", "dense_int4"},
+                                           SynthCase{"phi3", "unstructured", "int8", "phi3_fused_mdcsr50_int8"}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace upg
