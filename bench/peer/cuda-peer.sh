@@ -60,13 +60,15 @@ fi
 echo "== cuda-peer: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n1); llama.cpp in $llama_bin"
 
 gb() { python3 -c "import os,sys; print(f'{os.path.getsize(sys.argv[1]) / 1e9:.2f}')" "$1"; }
+# avg_ts of the last JSON line of a log (upg bench --json and llama-bench -o jsonl both write it).
+avg_ts() { python3 -c "import json,sys; print(round([json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')][-1]['avg_ts'], 1))" "$1"; }
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >> "$results"; echo "$1 $2 ($3 GB) $4: $5 tok/s"; }
 
 # upg bench --json: one line per test; avg_ts of the tg test.
 upg_tg() {  # $1 file, $2 label
   local log=$out/upg-$2.log
   "$upg" bench "$1" --device cuda -p 0 -n "$n_gen" -r "$reps" --json > "$log" 2>&1 || { echo "upg bench failed: $(tail -n 3 "$log")"; return 0; }
-  record upg "$2" "$(gb "$1")" "tg$n_gen" "$(python3 -c "import json,sys; print(round([json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')][-1]['avg_ts'], 1))" "$log")"
+  record upg "$2" "$(gb "$1")" "tg$n_gen" "$(avg_ts "$log")"
   [ -n "$npl" ] || return 0
   # Aggregate decode as llama-batched-bench's tg (its sequences start after a 128-token
   # prompt; these from an empty cache).
@@ -75,7 +77,7 @@ upg_tg() {  # $1 file, $2 label
   for p in "${ps[@]}"; do
     "$upg" bench "$1" --device cuda -p 0 -n 128 -r 1 --parallel "$p" --json > "$log.x$p" 2>&1 \
       || { echo "upg bench --parallel $p failed: $(tail -n 3 "$log.x$p")"; continue; }
-    record upg "$2" "$(gb "$1")" "tg128 x$p" "$(python3 -c "import json,sys; print(round([json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')][-1]['avg_ts'], 1))" "$log.x$p")"
+    record upg "$2" "$(gb "$1")" "tg128 x$p" "$(avg_ts "$log.x$p")"
   done
 }
 
@@ -83,7 +85,7 @@ llama_runs() {  # $1 file, $2 label
   local log=$out/llama-bench-$2.log
   "$llama_bin/llama-bench" -m "$1" -ngl 99 -p 0 -n "$n_gen" -r "$reps" -o jsonl > "$log" 2>"$log.err" \
     || { echo "llama-bench failed: $(tail -n 3 "$log.err")"; return 0; }
-  record llama.cpp "$2" "$(gb "$1")" "tg$n_gen" "$(python3 -c "import json,sys; print(round(json.loads(open(sys.argv[1]).read().splitlines()[-1])['avg_ts'], 1))" "$log")"
+  record llama.cpp "$2" "$(gb "$1")" "tg$n_gen" "$(avg_ts "$log")"
   [ -n "$npl" ] || return 0
   local max=${npl##*,}
   log=$out/llama-batched-$2.log

@@ -30,6 +30,7 @@ namespace upg {
 namespace {
 
 using test::from_backend;
+using test::normal;
 using test::rel_error;
 using test::to_backend;
 
@@ -37,13 +38,6 @@ constexpr double kTol = 2e-5;
 
 // The K and XS types' sub-block scales are products the block form rounds to fp16.
 double tolerance(DType t) { return dtype_block_elems(t) == 256 ? 1e-3 : kTol; }
-
-std::vector<float> normal(std::mt19937& rng, size_t n, float std = 1.0f) {
-  std::normal_distribution<float> g(0.0f, std);
-  std::vector<float> v(n);
-  for (auto& x : v) x = g(rng);
-  return v;
-}
 
 class CudaBackendTest : public ::testing::Test {
  protected:

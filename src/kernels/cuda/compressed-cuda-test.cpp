@@ -36,6 +36,7 @@ namespace {
 using format::Encoding;
 using format::Layout;
 using test::from_backend;
+using test::normal;
 using test::rel_error;
 using test::to_backend;
 
@@ -62,13 +63,6 @@ format::CompressedData build(const Case& c, int64_t rows, int64_t cols, uint32_t
   if (c.enc == Encoding::Prime)
     for (auto& r : sparse) r.scale *= 1e-4f;  // prime values reach 104729
   return format::encode_mdcsr(cols, sparse, c.enc, codebook);
-}
-
-std::vector<float> normal(std::mt19937& rng, size_t n) {
-  std::normal_distribution<float> g(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = g(rng);
-  return v;
 }
 
 class CudaCompressed : public ::testing::TestWithParam<Case> {

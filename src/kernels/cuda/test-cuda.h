@@ -1,9 +1,10 @@
 #pragma once
-// Shared by the CUDA tests: skip (with the reason) where no CUDA device is present, and
-// move vectors in and out of a backend's memory.
+// Shared by the CUDA tests: skip (with the reason) where no CUDA device is present, move
+// vectors in and out of a backend's memory, random inputs.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,14 @@
   } while (0)
 
 namespace upg::test {
+
+// n values drawn from normal(0, std).
+inline std::vector<float> normal(std::mt19937& rng, size_t n, float std = 1.0f) {
+  std::normal_distribution<float> g(0.0f, std);
+  std::vector<float> v(n);
+  for (auto& x : v) x = g(rng);
+  return v;
+}
 
 template <class T>
 BackendBuffer to_backend(Backend& be, const std::vector<T>& v) {
