@@ -6,17 +6,19 @@
 //     and GGUF types, and UPG layouts of random values (nm24_int8: 2:4 int8, mdcsr50_int8:
 //     50% unstructured int8, int4_g128_zp / int4_g32: dense int4 groups).
 //   UPG_CudaPhi4Layer/<kind>: the seven GEMVs of one Phi-4 layer at decode (340M weights).
-//   UPG_CudaDecode/<type>[_nograph]: single-stream greedy decode of a SmolLM2-shaped
+//   UPG_CudaDecode/<type>[_nopdl|_nograph]: single-stream greedy decode of a SmolLM2-shaped
 //     random GGUF (kernels/cuda/test-gguf-model.h), 128 tokens after a 16-token prompt,
-//     with CUDA graphs (the default) and without.
-//   UPG_CudaDecode32/<type>: 32 sequences decoded side by side, 64 steps of 32 tokens
-//     (aggregate tok/s).
+//     picks made on the GPU, with CUDA graphs and programmatic dependent launch (the
+//     defaults), without PDL, and without graphs.
+//   UPG_CudaDecode32/<type>[_nopdl]: 32 sequences decoded side by side, 64 steps of 32
+//     tokens (aggregate tok/s).
 //   UPG_CudaPrefill/<type>: one 512-token prompt (prefill tok/s).
 // An iteration is many queued launches (10 copies, 200 GEMVs) and one synchronizing
 // download, timed on the wall clock, so the sync is amortized; per-launch figures are
 // counters (GB_s, us_per_gemv).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -230,7 +232,7 @@ void BM_CudaPhi4Layer(benchmark::State& state, Kind kind) {
   time_reps(state, *be, ys[6], 20, bytes, "us_per_layer", layer);
 }
 
-std::unique_ptr<Model> smol_model(uint32_t ggml_type, bool graphs, int max_sequences, int context) {
+std::unique_ptr<Model> smol_model(uint32_t ggml_type, bool graphs, int max_sequences, int context, bool pdl = true) {
   const std::string path =
       (std::filesystem::temp_directory_path() / ("upg-cuda-bench-" + std::to_string(ggml_type) + ".gguf")).string();
   if (!std::filesystem::exists(path)) test::write_llama_gguf(path, test::LlamaShape{}, ggml_type);
@@ -238,63 +240,39 @@ std::unique_ptr<Model> smol_model(uint32_t ggml_type, bool graphs, int max_seque
   o.device = Device::Cuda;
   o.context_length = context;
   o.cuda_graphs = graphs;
+  o.cuda_pdl = pdl;
   o.max_sequences = max_sequences;
   return Model::from_file(path, o);
 }
 
-void BM_CudaDecode(benchmark::State& state, uint32_t ggml_type, bool graphs) {
+// Greedy decode of n_seqs sequences side by side (a 16-token prompt each), the picks made
+// on the GPU (Batch::kGreedy): single stream at 1, aggregate tok/s past it.
+void BM_CudaDecode(benchmark::State& state, uint32_t ggml_type, bool graphs, bool pdl, int n_seqs) {
   if (!have_cuda(state)) return;
-  auto model = smol_model(ggml_type, graphs, 1, 512);
-  const int n_prompt = 16, n_decode = 128;
-  double decode_s = 0;
-  for (auto _ : state) {
-    Batch b;
-    for (int i = 0; i < n_prompt; ++i) b.add(100 + i * 13, i, 0, i + 1 == n_prompt);
-    auto logits = model->decode(b);
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < n_decode; ++i) {
-      const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      b.clear();
-      b.add(next, n_prompt + i, 0, true);
-      logits = model->decode(b);
-    }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    decode_s += s;
-    state.SetIterationTime(s);
-  }
-  state.counters["decode_tok_s"] = n_decode * double(state.iterations()) / decode_s;
-  state.SetLabel(model->backend().name());
-}
-
-// Aggregate decode: n_seqs sequences (a 16-token prompt each) step together, each
-// taking its own greedy token.
-void BM_CudaDecodeMany(benchmark::State& state, uint32_t ggml_type) {
-  if (!have_cuda(state)) return;
-  const int n_seqs = 32, n_prompt = 16, n_decode = 64;
-  auto model = smol_model(ggml_type, true, n_seqs, 256);
-  const size_t vocab = size_t(model->config().vocab_size);
+  const int n_prompt = 16, n_decode = n_seqs == 1 ? 128 : 64;
+  auto model = smol_model(ggml_type, graphs, n_seqs, n_seqs == 1 ? 512 : 256, pdl);
   double decode_s = 0;
   for (auto _ : state) {
     Batch b;
     for (int s = 0; s < n_seqs; ++s)
       for (int i = 0; i < n_prompt; ++i) b.add(100 + i * 13 + s, i, s, i + 1 == n_prompt);
-    auto logits = model->decode(b);
+    std::replace(b.want_logits.begin(), b.want_logits.end(), Batch::kLogits, Batch::kGreedy);
+    model->decode(b);
+    std::vector<int32_t> next(model->greedy().begin(), model->greedy().end());
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < n_decode; ++i) {
-      std::vector<int32_t> next(static_cast<size_t>(n_seqs));
-      for (int s = 0; s < n_seqs; ++s) {
-        const auto row = logits.begin() + std::ptrdiff_t(size_t(s) * vocab);
-        next[size_t(s)] = int32_t(std::max_element(row, row + std::ptrdiff_t(vocab)) - row);
-      }
       b.clear();
       for (int s = 0; s < n_seqs; ++s) b.add(next[size_t(s)], n_prompt + i, s, true);
-      logits = model->decode(b);
+      std::fill(b.want_logits.begin(), b.want_logits.end(), Batch::kGreedy);
+      model->decode(b);
+      std::copy(model->greedy().begin(), model->greedy().end(), next.begin());
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     decode_s += s;
     state.SetIterationTime(s);
   }
-  state.counters["aggregate_tok_s"] = double(n_seqs) * n_decode * double(state.iterations()) / decode_s;
+  state.counters[n_seqs == 1 ? "decode_tok_s" : "aggregate_tok_s"] =
+      double(n_seqs) * n_decode * double(state.iterations()) / decode_s;
   state.SetLabel(model->backend().name());
 }
 
@@ -346,12 +324,16 @@ const int kKernelBenchmarks = [] {
   return 0;
 }();
 #define UPG_DECODE(TYPE, GGML)                                                                                   \
-  BENCHMARK_CAPTURE(BM_CudaDecode, TYPE, upg::io::GGML, true)                                                     \
+  BENCHMARK_CAPTURE(BM_CudaDecode, TYPE, upg::io::GGML, true, true, 1)                                            \
       ->Name("UPG_CudaDecode/smollm2_" #TYPE)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);      \
-  BENCHMARK_CAPTURE(BM_CudaDecode, TYPE##_nograph, upg::io::GGML, false)                                          \
+  BENCHMARK_CAPTURE(BM_CudaDecode, TYPE##_nopdl, upg::io::GGML, true, false, 1)                                   \
+      ->Name("UPG_CudaDecode/smollm2_" #TYPE "_nopdl")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3); \
+  BENCHMARK_CAPTURE(BM_CudaDecode, TYPE##_nograph, upg::io::GGML, false, true, 1)                                 \
       ->Name("UPG_CudaDecode/smollm2_" #TYPE "_nograph")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3); \
-  BENCHMARK_CAPTURE(BM_CudaDecodeMany, TYPE, upg::io::GGML)                                                       \
+  BENCHMARK_CAPTURE(BM_CudaDecode, TYPE##_32, upg::io::GGML, true, true, 32)                                      \
       ->Name("UPG_CudaDecode32/smollm2_" #TYPE)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);    \
+  BENCHMARK_CAPTURE(BM_CudaDecode, TYPE##_32_nopdl, upg::io::GGML, true, false, 32)                               \
+      ->Name("UPG_CudaDecode32/smollm2_" #TYPE "_nopdl")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3); \
   BENCHMARK_CAPTURE(BM_CudaPrefill, TYPE, upg::io::GGML)                                                          \
       ->Name("UPG_CudaPrefill/smollm2_" #TYPE)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
 UPG_DECODE(q8_0, GGML_Q8_0)

@@ -132,7 +132,8 @@ fi
 if [ -n "$pack" ]; then
   # What configuring and building the tools needs: not the vocabularies of models/, the
   # docs, tests, examples or the web UI's sources (tools/ui is only built with the server).
-  tar -cJf "$pack.tmp" -C "$(dirname "$src")" --transform "s,^$(basename "$src"),llama.cpp," \
+  # Anchored: src/models (the architectures' sources) must stay.
+  tar -cJf "$pack.tmp" -C "$(dirname "$src")" --transform "s,^$(basename "$src"),llama.cpp," --anchored \
     --exclude="$(basename "$src")/models" --exclude="$(basename "$src")/docs" \
     --exclude="$(basename "$src")/media" --exclude="$(basename "$src")/tests" \
     --exclude="$(basename "$src")/examples" --exclude="$(basename "$src")/tools/ui" \

@@ -62,10 +62,6 @@ double stddev(const std::vector<double>& v) {
 // forward pass does not depend on which ids they are, only on how many.
 int32_t synthetic_token(int i, int vocab) { return int32_t((100 + int64_t(i) * 7919) % std::max(vocab, 1)); }
 
-int32_t argmax(std::span<const float> logits) {
-  return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-}
-
 // Terminal columns of UTF-8 text without wide characters: its code points, as fmt
 // counts them when padding.
 size_t columns(const std::string& s) {
@@ -102,8 +98,11 @@ double run_gen(Model& model, int n, int seqs) {
   for (int i = 0; i < n; ++i) {
     b.clear();
     for (int s = 0; s < seqs; ++s) b.add(tokens[size_t(s)], i, s, true);
-    const auto logits = model.decode(b);
-    for (int s = 0; s < seqs; ++s) tokens[size_t(s)] = argmax(logits.subspan(size_t(s) * size_t(vocab), size_t(vocab)));
+    // The pick is made where the logits are (a GPU sends back ids, not logits).
+    std::fill(b.want_logits.begin(), b.want_logits.end(), Batch::kGreedy);
+    model.decode(b);
+    const std::span<const int32_t> picks = model.greedy();
+    std::copy(picks.begin(), picks.end(), tokens.begin());
   }
   return seconds_since(t0);
 }

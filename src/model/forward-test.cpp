@@ -2,6 +2,7 @@
 // SIMD target this CPU runs, for prefill (one batch) and for decode (token by token).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "model/forward.h"
@@ -121,6 +122,40 @@ TEST(ForwardPaged, ScatteredBlockTablesMatchTheReference) {
   b.clear();
   b.add(1, 0, 0, true);
   EXPECT_THROW(fwd.run(b), Error);
+}
+
+// Batch::kGreedy rows send back their argmax only, in batch order, beside kLogits rows
+// and rows that want nothing, with and without token classes (which reorder a ubatch).
+TEST(ForwardGreedy, PicksAreTheLogitsArgmaxInBatchOrder) {
+  auto l = load(DType::F32);
+  if (!l) GTEST_SKIP() << "default model not found";
+  const std::vector<int32_t> tokens = {1, 504, 2365, 6354, 16438, 282};
+  const std::vector<uint8_t> wants = {Batch::kGreedy, Batch::kLogits, Batch::kNone,
+                                      Batch::kGreedy, Batch::kGreedy, Batch::kLogits};
+  const size_t vocab = size_t(l->src.config.vocab_size);
+  auto backend = make_cpu_backend(2);
+  for (bool classes : {false, true}) {
+    SCOPED_TRACE(classes ? "with classes" : "without classes");
+    ForwardPass all(l->src.config, l->w, *backend, kCtx, 6), mixed(l->src.config, l->w, *backend, kCtx, 6);
+    // One token in each of six sequences (0 .. 5), every row's logits from `all`.
+    Batch b;
+    for (size_t s = 0; s < tokens.size(); ++s) b.add(tokens[s], 0, int32_t(s), true);
+    if (classes) b.prompt = {1, 0, 1, 0, 0, 1};
+    const std::span<const float> la = all.run(b);
+    const std::vector<float> logits(la.begin(), la.end());
+    b.want_logits = wants;
+    const std::span<const float> lm = mixed.run(b);
+    const std::vector<float> got(lm.begin(), lm.end());
+    std::vector<int32_t> picks;
+    std::vector<float> rows;
+    for (size_t s = 0; s < tokens.size(); ++s) {
+      const auto row = logits.begin() + std::ptrdiff_t(s * vocab);
+      if (wants[s] == Batch::kGreedy) picks.push_back(int32_t(std::max_element(row, row + std::ptrdiff_t(vocab)) - row));
+      if (wants[s] == Batch::kLogits) rows.insert(rows.end(), row, row + std::ptrdiff_t(vocab));
+    }
+    EXPECT_EQ(got, rows);
+    EXPECT_EQ(std::vector<int32_t>(mixed.greedy().begin(), mixed.greedy().end()), picks);
+  }
 }
 
 TEST(ForwardErrors, PositionPastContextAndBadTokenAreErrors) {

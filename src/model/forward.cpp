@@ -89,9 +89,11 @@ void ForwardPass::validate(const Batch& b) const {
 std::span<const float> ForwardPass::run(const Batch& b) {
   validate(b);
   const size_t vocab = size_t(cfg_.vocab_size);
-  const size_t wanted = size_t(std::count(b.want_logits.begin(), b.want_logits.end(), 1));
+  const size_t wanted = size_t(std::count(b.want_logits.begin(), b.want_logits.end(), Batch::kLogits));
   if (logits_.size() < wanted * vocab) logits_.resize(wanted * vocab);
+  greedy_.resize(size_t(std::count(b.want_logits.begin(), b.want_logits.end(), Batch::kGreedy)));
   n_wanted_ = 0;
+  n_greedy_ = 0;
   for (size_t begin = 0; begin < b.size(); begin += size_t(max_ubatch_)) {
     const size_t end = std::min(b.size(), begin + size_t(max_ubatch_));
     if (b.prompt.empty()) run_ubatch(b, begin, end);
@@ -107,22 +109,29 @@ void ForwardPass::run_classes(const Batch& b, size_t begin, size_t end) {
   ordered_.block_ids.assign(b.block_ids.begin(), b.block_ids.end());
   ordered_.table_offsets.assign(b.table_offsets.begin(), b.table_offsets.end());
   int64_t decode = 0;
-  size_t decode_wanted = 0;
+  size_t decode_rows = 0, decode_logits = 0, decode_greedy = 0;
   for (int prompt = 0; prompt < 2; ++prompt)
     for (size_t i = begin; i < end; ++i) {
       if (int(b.prompt[i] != 0) != prompt) continue;
-      ordered_.add(b.tokens[i], b.positions[i], b.seq_ids[i], b.want_logits[i] != 0);
+      const uint8_t want = b.want_logits[i];
+      ordered_.add(b.tokens[i], b.positions[i], b.seq_ids[i], false);
+      ordered_.want_logits.back() = want;
       if (!b.tables.empty()) ordered_.tables.push_back(b.tables[i]);
-      if (!prompt) ++decode, decode_wanted += b.want_logits[i] != 0;
+      if (!prompt)
+        ++decode, decode_rows += want != 0, decode_logits += want == Batch::kLogits, decode_greedy += want == Batch::kGreedy;
     }
-  const size_t first = n_wanted_;
-  run_ubatch(ordered_, 0, ordered_.size(), decode, int64_t(decode_wanted));
+  const size_t first = n_wanted_, first_greedy = n_greedy_;
+  run_ubatch(ordered_, 0, ordered_.size(), decode, int64_t(decode_rows));
   const size_t vocab = size_t(cfg_.vocab_size);
   ordered_logits_.assign(logits_.begin() + ptrdiff_t(first * vocab), logits_.begin() + ptrdiff_t(n_wanted_ * vocab));
-  size_t next[2] = {0, decode_wanted}, row = first;  // each class's next row in ordered_logits_
+  ordered_greedy_.assign(greedy_.begin() + ptrdiff_t(first_greedy), greedy_.begin() + ptrdiff_t(n_greedy_));
+  // Each class's next row in the ordered results, of logits and of greedy picks.
+  size_t next[2] = {0, decode_logits}, next_greedy[2] = {0, decode_greedy}, row = first, pick = first_greedy;
   for (size_t i = begin; i < end; ++i) {
-    if (!b.want_logits[i]) continue;
-    const size_t from = next[b.prompt[i] != 0]++;
+    const bool prompt = b.prompt[i] != 0;
+    if (b.want_logits[i] == Batch::kGreedy) greedy_[pick++] = ordered_greedy_[next_greedy[prompt]++];
+    if (b.want_logits[i] != Batch::kLogits) continue;
+    const size_t from = next[prompt]++;
     std::copy_n(ordered_logits_.begin() + ptrdiff_t(from * vocab), vocab, logits_.begin() + ptrdiff_t(row++ * vocab));
   }
 }
@@ -130,6 +139,11 @@ void ForwardPass::run_classes(const Batch& b, size_t begin, size_t end) {
 void ForwardPass::matmul(const LinearWeight& w, const float* x, int64_t n, float* y) {
   if (observer_) observer_(w, x, n);
   be_.matmul(w, x, n, y);
+}
+
+void ForwardPass::matmul_add(const LinearWeight& w, const float* x, int64_t n, float* y, float* scratch) {
+  if (observer_) observer_(w, x, n);
+  be_.matmul_add(w, x, n, y, scratch);
 }
 
 void ForwardPass::matmul_same_input(std::initializer_list<const LinearWeight*> ws, const float* x, int64_t n,
@@ -183,18 +197,14 @@ void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
         *up = f(up_);
   be_.rmsnorm(x, lw.attn_norm, xb, hidden, n, c.rms_norm_eps);
   matmul_same_input({&lw.q, &lw.k, &lw.v}, xb, n, {q, k, v});
-  be_.rope(q, pos, c.num_heads, rope_.table);
-  be_.rope(k, pos, c.num_kv_heads, rope_.table);
-  be_.kv_store(l, slots, k, v);
+  be_.rope_store(l, q, k, v, pos, slots, c.num_heads, c.num_kv_heads, rope_.table);
   be_.attention(l, q, ab, att);
-  matmul(lw.o, att, n, tmp);
-  be_.add(x, tmp, n * hidden);
+  matmul_add(lw.o, att, n, x, tmp);
 
   be_.rmsnorm(x, lw.mlp_norm, xb, hidden, n, c.rms_norm_eps);
   matmul_same_input({&lw.gate, &lw.up}, xb, n, {gate, up});
   be_.silu_mul(gate, up, gate, n * inter);
-  matmul(lw.down, gate, n, tmp);
-  be_.add(x, tmp, n * hidden);
+  matmul_add(lw.down, gate, n, x, tmp);
 }
 
 void ForwardPass::embed(const Batch& b, float* x) {
@@ -232,6 +242,7 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t d
   // the single largest matrix of a small model; consecutive ones move as one copy.
   runs_.clear();
   size_t m = 0;
+  bool greedy = false;
   for (size_t t = 0; t < size_t(n);) {
     if (!b.want_logits[begin + t]) {
       ++t;
@@ -239,21 +250,24 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t d
     }
     size_t run = 1;
     while (t + run < size_t(n) && b.want_logits[begin + t + run]) ++run;
+    for (size_t i = t; i < t + run; ++i) greedy |= b.want_logits[begin + i] == Batch::kGreedy;
     runs_.emplace_back(t, run);
     m += run;
     t += run;
   }
   if (out_.bytes() < m * vocab * sizeof(float)) out_ = be_.alloc(m * vocab * sizeof(float));
+  if (greedy && ids_.bytes() < m * sizeof(int32_t)) ids_ = be_.alloc(std::max<size_t>(m, 64) * sizeof(int32_t));
   // Everything step_ops takes that is not in backend memory.
   step_key_.assign({n, int64_t(reinterpret_cast<uintptr_t>(ab.block_ids.data())),
-                    int64_t(reinterpret_cast<uintptr_t>(out_.data())), generation_, decode_rows, decode_logit_rows});
+                    int64_t(reinterpret_cast<uintptr_t>(out_.data())), generation_, decode_rows, decode_logit_rows,
+                    greedy ? int64_t(reinterpret_cast<uintptr_t>(ids_.data())) : 0});
   for (const auto& [t, run] : runs_) step_key_.insert(step_key_.end(), {int64_t(t), int64_t(run)});
   // The calibration observer reads each matmul's input as it runs: nothing recorded.
   const bool record = !observer_;
   if (!record || !be_.replay_step(step_key_)) {
     if (record) be_.begin_step(step_key_);
     try {
-      step_ops(n, ab, m, decode_rows, decode_logit_rows);
+      step_ops(n, ab, m, greedy, decode_rows, decode_logit_rows);
     } catch (...) {
       if (record) be_.end_step(false);
       throw;
@@ -261,11 +275,31 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t d
     if (record) be_.end_step(true);
   }
   if (m == 0) return;
-  be_.download(logits_.data() + n_wanted_ * vocab, out_.data(), m * vocab * sizeof(float));
-  n_wanted_ += m;
+  // Greedy rows send back their pick, the others their logits (runs of them in one copy).
+  if (greedy) {
+    ids_host_.resize(m);
+    be_.download(ids_host_.data(), ids_.data(), m * sizeof(int32_t));
+  }
+  size_t row = 0, first = 0, len = 0;
+  auto flush = [&] {
+    if (len) be_.download(logits_.data() + n_wanted_ * vocab, out_.as<float>() + first * vocab, len * vocab * sizeof(float));
+    n_wanted_ += len;
+    len = 0;
+  };
+  for (const auto& [t, run] : runs_)
+    for (size_t i = t; i < t + run; ++i, ++row) {
+      if (b.want_logits[begin + i] == Batch::kGreedy) {
+        flush();
+        greedy_[n_greedy_++] = ids_host_[row];
+        continue;
+      }
+      if (!len) first = row;
+      ++len;
+    }
+  flush();
 }
 
-void ForwardPass::step_ops(int64_t n, const AttentionBatch& ab, size_t m, int64_t decode_rows,
+void ForwardPass::step_ops(int64_t n, const AttentionBatch& ab, size_t m, bool greedy, int64_t decode_rows,
                            int64_t decode_logit_rows) {
   const ModelConfig& c = cfg_;
   const size_t hidden = size_t(c.hidden_size);
@@ -286,6 +320,7 @@ void ForwardPass::step_ops(int64_t n, const AttentionBatch& ab, size_t m, int64_
   }
   be_.rmsnorm(f(last_), w_.final_norm, f(last_), int64_t(hidden), int64_t(m), c.rms_norm_eps);
   matmul(w_.lm_head, f(last_), int64_t(m), f(out_));
+  if (greedy) be_.argmax(f(out_), int64_t(m), int64_t(c.vocab_size), ids_.as<int32_t>());
 }
 
 }  // namespace upg

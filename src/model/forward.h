@@ -22,8 +22,10 @@ class ForwardPass {
   // blocks_per_sequence() blocks from s * blocks_per_sequence(), in order).
   ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend& backend, int context_length, int max_sequences,
               int max_ubatch = 256, DType kv_type = DType::F32, int kv_block_size = 16, int kv_blocks = 0);
-  // Logits [n_wanted, vocab] for the tokens with want_logits, in batch order.
+  // Logits [n_wanted, vocab] for the tokens whose want_logits is kLogits, in batch order.
   std::span<const float> run(const Batch& batch);
+  // The argmax of each kGreedy token's logits, in batch order, of the last run().
+  std::span<const int32_t> greedy() const { return greedy_; }
   int context_length() const { return ctx_; }
   int kv_block_size() const { return block_size_; }
   int kv_blocks() const { return n_blocks_; }
@@ -57,10 +59,14 @@ class ForwardPass {
   // A ubatch's ops after its tables are uploaded: embedding, layers, and the LM head on
   // the rows of runs_. What a backend may record and replay (Backend::replay_step).
   // decode_rows, decode_logit_rows as run_ubatch's (Backend::set_decode_rows).
-  void step_ops(int64_t n, const AttentionBatch& ab, size_t m, int64_t decode_rows, int64_t decode_logit_rows);
+  // greedy: some of the m rows want only their argmax (Batch::kGreedy), which goes to ids_.
+  void step_ops(int64_t n, const AttentionBatch& ab, size_t m, bool greedy, int64_t decode_rows,
+                int64_t decode_logit_rows);
   float* f(const BackendBuffer& b) const { return b.as<float>(); }
   void validate(const Batch& b) const;
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y);
+  // y += x W^T (Backend::matmul_add; scratch [n, w.rows] for backends that need it).
+  void matmul_add(const LinearWeight& w, const float* x, int64_t n, float* y, float* scratch);
   // Weights on the same input as one backend op (Backend::matmul_same_input).
   void matmul_same_input(std::initializer_list<const LinearWeight*> ws, const float* x, int64_t n,
                          std::initializer_list<float*> ys);
@@ -83,6 +89,7 @@ class ForwardPass {
   BackendBuffer up_;    // [U, inter]
   BackendBuffer last_;  // [U, hidden] final-normed rows that want logits
   BackendBuffer out_;   // [rows, vocab] their logits; grows with the rows a ubatch wants
+  BackendBuffer ids_;   // [rows] their argmax, when some want only that
   // The ubatch's tables: slots [U] int64, then tokens, positions and block_begin [U]
   // int32 each, built on the host in one array and uploaded as one copy; then the block
   // ids, which grow with the batch's tables.
@@ -103,6 +110,9 @@ class ForwardPass {
   std::vector<int64_t> step_key_;
   int64_t generation_ = 0;
   size_t n_wanted_ = 0;
+  std::vector<int32_t> greedy_;  // [n_greedy] the picks of the batch's kGreedy tokens, in batch order
+  size_t n_greedy_ = 0;
+  std::vector<int32_t> ids_host_, ordered_greedy_;
   // run_classes' scratch, reused: the reordered ubatch, and its logits in that order.
   Batch ordered_;
   std::vector<float> ordered_logits_;

@@ -82,7 +82,7 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
   }
   d.device = options.device;
   d.backend = options.device == Device::Cuda
-                  ? make_cuda_backend(0, options.cuda_graphs)
+                  ? make_cuda_backend(0, options.cuda_graphs, options.cuda_pdl)
                   : make_cpu_backend(options.n_threads,
                                      options.reference_kernels ? CpuKernels::Reference : CpuKernels::Fast);
   if (options.profile) d.backend = make_profiling_backend(std::move(d.backend));
@@ -132,6 +132,7 @@ void Model::set_matmul_observer(MatmulObserver obs) {
 }
 
 std::span<const float> Model::decode(const Batch& batch) { return impl_->forward->run(batch); }
+std::span<const int32_t> Model::greedy() const { return impl_->forward->greedy(); }
 
 void Model::embed(const Batch& batch, float* x) { impl_->forward->embed(batch, x); }
 void Model::run_layer(int layer, const Batch& batch, float* x) { impl_->forward->run_layer(layer, batch, x); }

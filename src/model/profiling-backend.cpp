@@ -107,6 +107,10 @@ class ProfilingBackend final : public Backend {
   void embed(const LinearWeight& t, std::span<const int32_t> tokens, float* out) override {
     timed(op(Op::Embed, int64_t(tokens.size())), [&] { in_->embed(t, tokens, out); });
   }
+  // Memory of the inner backend's (a GPU's): not the default's host loop.
+  void argmax(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) override {
+    in_->argmax(logits, rows, vocab, ids);
+  }
   void kv_alloc(int n_layers, int64_t n_blocks, int block_size, int kv_heads, int head_dim, DType type) override {
     in_->kv_alloc(n_layers, n_blocks, block_size, kv_heads, head_dim, type);
   }

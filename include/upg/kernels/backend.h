@@ -7,6 +7,7 @@
 // once, keyed by its host address). The CPU backend implements it with the kernels/cpu
 // layer, the CUDA backend with kernels/cuda; the forward pass in model/ never forks per
 // device. Ask supports() before binding a weight format to a backend.
+#include <algorithm>
 #include <cstdint>
 #include <cstddef>
 #include <functional>
@@ -173,6 +174,33 @@ class Backend {
   virtual void silu_mul(const float* gate, const float* up, float* out, int64_t n) = 0;
   // y += x
   virtual void add(float* y, const float* x, int64_t n) = 0;
+  // y[n_tokens, rows] += x[n_tokens, cols] W^T (+ bias): a matmul whose result goes onto
+  // the residual stream, one op so a backend can add in the matmul's own output pass.
+  // By default matmul into `scratch` [n_tokens, rows], then add.
+  virtual void matmul_add(const LinearWeight& w, const float* x, int64_t n_tokens, float* y, float* scratch) {
+    matmul(w, x, n_tokens, scratch);
+    add(y, scratch, n_tokens * w.rows);
+  }
+  // rope on q [n_tokens, n_heads, head_dim] and k [n_tokens, n_kv_heads, head_dim], then
+  // k and v stored at `slots` of `layer` (kv_store): what comes between a layer's q/k/v
+  // matmul and its attention, one op so a backend can make it one pass. By default the
+  // three ops.
+  virtual void rope_store(int layer, float* q, float* k, const float* v, std::span<const int32_t> positions,
+                          std::span<const int64_t> slots, int n_heads, int n_kv_heads, const RopeTable& rope) {
+    this->rope(q, positions, n_heads, rope);
+    this->rope(k, positions, n_kv_heads, rope);
+    kv_store(layer, slots, k, v);
+  }
+  // ids[r] = the index of the largest of logits[r, 0 .. vocab), the first of equals:
+  // greedy sampling where the logits are, so a step sends back ids, not logits. ids is
+  // backend memory. The default reads host memory (the CPU's); a backend with memory of
+  // its own overrides it.
+  virtual void argmax(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = logits + r * vocab;
+      ids[r] = int32_t(std::max_element(row, row + vocab) - row);
+    }
+  }
   // Rows of the embedding table (F32/F16/BF16, dense I8 with scales, or compressed) to fp32.
   virtual void embed(const LinearWeight& table, std::span<const int32_t> tokens, float* out) = 0;
 

@@ -15,7 +15,9 @@ bool cuda_available(std::string* why = nullptr);
 
 // The CUDA backend on device `device`. Throws upg::Error when the build has no CUDA
 // backend or no device is present. graphs: record forward-pass steps as CUDA graphs and
-// replay them (Backend::replay_step); off runs every op as it comes.
-std::unique_ptr<Backend> make_cuda_backend(int device = 0, bool graphs = true);
+// replay them (Backend::replay_step); off runs every op as it comes. pdl: let each
+// kernel start while the one before it ends (programmatic dependent launch, on Hopper
+// and later; off: each waits, as on older GPUs).
+std::unique_ptr<Backend> make_cuda_backend(int device = 0, bool graphs = true, bool pdl = true);
 
 }  // namespace upg

@@ -17,7 +17,10 @@ struct Batch {
   std::vector<int32_t> tokens;
   std::vector<int32_t> positions;   // position of each token inside its sequence
   std::vector<int32_t> seq_ids;     // the token's sequence (without tables: its context, < max_sequences)
-  std::vector<uint8_t> want_logits; // 1: return logits for this token
+  std::vector<uint8_t> want_logits; // kLogits: return this token's logits; kGreedy: only their argmax
+  // want_logits values. kGreedy sends back one token id (Model::greedy) where kLogits
+  // sends a vocabulary of floats: greedy sampling where the logits are computed.
+  static constexpr uint8_t kNone = 0, kLogits = 1, kGreedy = 2;
   std::vector<int32_t> tables;         // [size()] the block table of each token, or empty
   std::vector<int32_t> block_ids;      // the block tables, one after another
   std::vector<int32_t> table_offsets;  // table t is block_ids[table_offsets[t] .. table_offsets[t + 1])

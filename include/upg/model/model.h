@@ -38,6 +38,9 @@ struct ModelOptions {
   // Cuda: record each decode step's ops once as a CUDA graph and replay it (one launch
   // instead of hundreds); off runs every op as it comes (comparisons, `upg bench`).
   bool cuda_graphs = true;
+  // Cuda: programmatic dependent launch (each kernel's start overlaps the end of the one
+  // before; Hopper and later); off for comparisons (`upg-bench`).
+  bool cuda_pdl = true;
   // The KV cache's element type: F16 (half the memory, and half the bytes a decode
   // step's attention reads), F32 (exact; the golden tests against transformers) or I8
   // (a quarter, with one scale per head and position: for long contexts).
@@ -78,6 +81,9 @@ class Model {
   // in batch order. Positions must continue each sequence's cache (0 starts it afresh);
   // a position at or past context_length() throws upg::Error.
   std::span<const float> decode(const Batch& batch);
+  // The greedy picks (argmax of the logits) of the last decode()'s tokens whose
+  // want_logits was Batch::kGreedy, in batch order; those tokens have no logits rows.
+  std::span<const int32_t> greedy() const;
 
   // Calibration: `obs` sees the input of every matmul of later decode() calls (CPU only:
   // it reads activations in host memory; throws upg::Error on another device).

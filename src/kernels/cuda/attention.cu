@@ -12,6 +12,8 @@
 
 #include "kernels/cuda/cuda-check.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/quantize.cuh"
 
 namespace upg::cuda {
 
@@ -28,7 +30,10 @@ __device__ inline float kv_at(const void* base, int64_t i) {
 
 // PerLane = ceil(head_dim / 32) values of q, and of the output, per lane.
 template <bool Half, int PerLane>
-__global__ void __launch_bounds__(kWarps * 32) attention_kernel(const float* q, KvLayer kv, AttentionArgs a, float* out) {
+__global__ void __launch_bounds__(kWarps * 32) attention_kernel(const float* q, KvLayer kv, AttentionArgs a, float* out,
+                                                                Int8Acts acts) {
+  pdl_wait();
+  pdl_trigger();
   const int h = blockIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t t = blockIdx.y;
   const int hd = a.head_dim, kv_dim = a.n_kv_heads * hd, g = h / (a.n_heads / a.n_kv_heads);
@@ -93,34 +98,38 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const float* q, 
   for (int w = 0; w < kWarps; ++w) m_all = fmaxf(m_all, s_m[w]);
   float l_all = 0;
   for (int w = 0; w < kWarps; ++w) l_all += s_m[w] == -INFINITY ? 0.0f : s_l[w] * __expf(s_m[w] - m_all);
-  for (int e = threadIdx.x; e < hd; e += blockDim.x) {
-    float v = 0;
+  // hd <= 256 = the block's threads: thread e writes element e, so warp j holds the
+  // head's columns 32j .. 32j + 31, which it quantizes for the output projection.
+  const int e = threadIdx.x;
+  float v = 0;
+  if (e < hd) {
     for (int w = 0; w < kWarps; ++w)
       if (s_m[w] != -INFINITY) v += s_acc[w][e] * __expf(s_m[w] - m_all);
-    out[(t * a.n_heads + h) * hd + e] = v / l_all;
+    v /= l_all;
+    out[(t * a.n_heads + h) * hd + e] = v;
   }
+  if (acts.q && warp < hd / 32) quantize32(v, lane, acts, t, (int64_t(h) * hd) / 32 + warp);
 }
 
 template <bool Half>
-void launch(const float* q, const KvLayer& kv, const AttentionArgs& a, float* out, cudaStream_t s) {
+void launch_half(const float* q, const KvLayer& kv, const AttentionArgs& a, float* out, const Int8Acts& acts,
+                 const Stream& s) {
   const dim3 grid(unsigned(a.n_heads), unsigned(a.n_tokens));
-  if (a.head_dim <= 64)
-    attention_kernel<Half, 2><<<grid, kWarps * 32, 0, s>>>(q, kv, a, out);
-  else if (a.head_dim <= 128)
-    attention_kernel<Half, 4><<<grid, kWarps * 32, 0, s>>>(q, kv, a, out);
-  else
-    attention_kernel<Half, 8><<<grid, kWarps * 32, 0, s>>>(q, kv, a, out);
-  UPG_CUDA_CHECK_LAUNCH("attention");
+  auto* k = a.head_dim <= 64    ? attention_kernel<Half, 2>
+            : a.head_dim <= 128 ? attention_kernel<Half, 4>
+                                : attention_kernel<Half, 8>;
+  launch("attention", k, grid, kWarps * 32, 0, s, q, kv, a, out, acts);
 }
 
 }  // namespace
 
-void attention(const float* q, const KvLayer& kv, const AttentionArgs& a, float* out, cudaStream_t s) {
+void attention(const float* q, const KvLayer& kv, const AttentionArgs& a, float* out, const Int8Acts& acts,
+               const Stream& s) {
   if (a.n_tokens <= 0) return;
   if (kv.half)
-    launch<true>(q, kv, a, out, s);
+    launch_half<true>(q, kv, a, out, acts, s);
   else
-    launch<false>(q, kv, a, out, s);
+    launch_half<false>(q, kv, a, out, acts, s);
 }
 
 }  // namespace upg::cuda

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -313,6 +314,106 @@ TEST_F(CudaBackendTest, PagedAttentionPrefillAndDecode) {
       slots = dslots;
       for (int l = 0; l < layers; ++l) run(l);
     }
+}
+
+// matmul_add adds onto y in the matmul's own writes: the int8 path (I8, Q4_0) and the
+// fp32 one (F16, Q6_K), against the CPU's matmul then add.
+TEST_F(CudaBackendTest, MatmulAddOntoTheResidual) {
+  std::vector<std::unique_ptr<HostWeight>> alive;
+  for (DType t : {DType::I8, DType::Q4_0, DType::F16, DType::Q6_K})
+    for (int64_t n : {1, 6}) {
+      SCOPED_TRACE(fmt::format("{} x {} tokens", dtype_name(t), n));
+      const int64_t rows = 70, cols = 256;
+      alive.push_back(std::make_unique<HostWeight>(random_weight(t, rows, cols, n == 1, rng_)));
+      const LinearWeight& lw = alive.back()->lw;
+      const std::vector<float> x = normal(rng_, size_t(n * cols)), y = normal(rng_, size_t(n * rows));
+      std::vector<float> want = y, tmp(y.size());
+      cpu_for(t, cols).matmul_add(lw, x.data(), n, want.data(), tmp.data());
+      BackendBuffer xd = to_backend(*gpu_, x), yd = to_backend(*gpu_, y), scratch = gpu_->alloc(y.size() * 4);
+      gpu_->matmul_add(lw, xd.as<float>(), n, yd.as<float>(), scratch.as<float>());
+      EXPECT_LT(rel_error(from_backend<float>(*gpu_, yd, want.size()), want), tolerance(t));
+    }
+}
+
+// rope_store rotates q and k and stores k and v as rope, rope and kv_store do on the CPU:
+// q compared, the cache through attention over it (GQA, partial rotary, one and many tokens).
+TEST_F(CudaBackendTest, RopeStoreIsRopeThenStore) {
+  const int head_dim = 64, rotary = 48, heads = 6, kv_heads = 2, max_pos = 64, block = 4, kvd = kv_heads * head_dim;
+  std::vector<float> cos(size_t(max_pos * rotary / 2)), sin(cos.size());
+  for (int p = 0; p < max_pos; ++p)
+    for (int i = 0; i < rotary / 2; ++i) {
+      const double a = p * std::pow(10000.0, -2.0 * i / rotary);
+      cos[size_t(p * rotary / 2 + i)] = float(std::cos(a));
+      sin[size_t(p * rotary / 2 + i)] = float(std::sin(a));
+    }
+  const RopeTable table{head_dim, rotary, max_pos, cos.data(), sin.data()};
+  for (Backend* be : {gpu_.get(), cpu_.get()}) be->kv_alloc(1, 8, block, kv_heads, head_dim, DType::F16);
+  for (int n : {7, 1}) {
+    std::vector<int32_t> pos(static_cast<size_t>(n)), ids = {5, 2, 7, 0}, begin(static_cast<size_t>(n), 0);
+    std::vector<int64_t> slots(static_cast<size_t>(n));
+    for (int t = 0; t < n; ++t) {
+      pos[size_t(t)] = n == 1 ? 7 : t;
+      slots[size_t(t)] = int64_t(ids[size_t(pos[size_t(t)] / block)]) * block + pos[size_t(t)] % block;
+    }
+    std::vector<float> q = normal(rng_, size_t(n * heads * head_dim)), k = normal(rng_, size_t(n * kvd)),
+                       v = normal(rng_, size_t(n * kvd));
+    BackendBuffer qd = to_backend(*gpu_, q), kd = to_backend(*gpu_, k), vd = to_backend(*gpu_, v),
+                  pd = to_backend(*gpu_, pos), sd = to_backend(*gpu_, slots), id = to_backend(*gpu_, ids),
+                  bd = to_backend(*gpu_, begin), out = gpu_->alloc(q.size() * 4);
+    cpu_->rope_store(0, q.data(), k.data(), v.data(), pos, slots, heads, kv_heads, table);
+    gpu_->rope_store(0, qd.as<float>(), kd.as<float>(), vd.as<float>(), std::span<const int32_t>(pd.as<int32_t>(), pos.size()),
+                     std::span<const int64_t>(sd.as<int64_t>(), slots.size()), heads, kv_heads, table);
+    EXPECT_LT(rel_error(from_backend<float>(*gpu_, qd, q.size()), q), kTol) << n << " tokens: q";
+    std::vector<float> want(q.size());
+    cpu_->attention(0, q.data(), {pos, ids, begin, block, heads, kv_heads, head_dim, 0}, want.data());
+    const AttentionBatch gb{std::span<const int32_t>(pd.as<int32_t>(), pos.size()),
+                            std::span<const int32_t>(id.as<int32_t>(), ids.size()),
+                            std::span<const int32_t>(bd.as<int32_t>(), begin.size()), block, heads, kv_heads, head_dim, 0};
+    gpu_->attention(0, qd.as<float>(), gb, out.as<float>());
+    EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), 1e-4) << n << " tokens: attention";
+  }
+}
+
+// Attention quantizes its output for the output projection: that matmul gives, bit for
+// bit, what it gives on the same values quantized by itself.
+TEST_F(CudaBackendTest, AttentionQuantizesForTheOutputProjection) {
+  const int heads = 4, kv_heads = 2, hd = 64, block = 4, n = 5, kvd = kv_heads * hd;
+  HostWeight o = random_weight(DType::I8, 48, heads * hd, false, rng_);
+  gpu_->kv_alloc(1, 4, block, kv_heads, hd, DType::F16);
+  std::vector<int32_t> pos = {0, 1, 2, 3, 4}, ids = {3, 1}, begin(n, 0);
+  std::vector<int64_t> slots = {12, 13, 14, 15, 4};
+  const std::vector<float> q = normal(rng_, size_t(n * heads * hd)), k = normal(rng_, size_t(n * kvd)),
+                           v = normal(rng_, size_t(n * kvd));
+  BackendBuffer qd = to_backend(*gpu_, q), kd = to_backend(*gpu_, k), vd = to_backend(*gpu_, v),
+                pd = to_backend(*gpu_, pos), sd = to_backend(*gpu_, slots), id = to_backend(*gpu_, ids),
+                bd = to_backend(*gpu_, begin), out = gpu_->alloc(q.size() * 4), r1 = gpu_->alloc(n * 48 * 4),
+                r2 = gpu_->alloc(n * 48 * 4);
+  gpu_->kv_store(0, std::span<const int64_t>(sd.as<int64_t>(), slots.size()), kd.as<float>(), vd.as<float>());
+  const AttentionBatch gb{std::span<const int32_t>(pd.as<int32_t>(), pos.size()),
+                          std::span<const int32_t>(id.as<int32_t>(), ids.size()),
+                          std::span<const int32_t>(bd.as<int32_t>(), begin.size()), block, heads, kv_heads, hd, 0};
+  gpu_->attention(0, qd.as<float>(), gb, out.as<float>());
+  gpu_->matmul(o.lw, out.as<float>(), n, r1.as<float>());
+  BackendBuffer again = to_backend(*gpu_, from_backend<float>(*gpu_, out, q.size()));
+  gpu_->matmul(o.lw, again.as<float>(), n, r2.as<float>());
+  EXPECT_EQ(from_backend<float>(*gpu_, r1, size_t(n * 48)), from_backend<float>(*gpu_, r2, size_t(n * 48)));
+}
+
+// Greedy picks on the GPU: the first of equal maxima, as the CPU's.
+TEST_F(CudaBackendTest, ArgmaxIsTheCpus) {
+  for (int64_t vocab : {1, 7, 49152, 100352}) {
+    const int64_t rows = 5;
+    std::vector<float> logits = normal(rng_, size_t(rows * vocab));
+    if (vocab > 7) {
+      logits[size_t(vocab + 100)] = logits[size_t(vocab + 40000)] = 50.0f;  // a tie: the first wins
+      logits[size_t(2 * vocab + vocab - 1)] = 60.0f;                          // the last column
+    }
+    std::vector<int32_t> want(static_cast<size_t>(rows));
+    cpu_->argmax(logits.data(), rows, vocab, want.data());
+    BackendBuffer ld = to_backend(*gpu_, logits), ids = gpu_->alloc(size_t(rows) * 4);
+    gpu_->argmax(ld.as<float>(), rows, vocab, ids.as<int32_t>());
+    EXPECT_EQ(from_backend<int32_t>(*gpu_, ids, size_t(rows)), want) << "vocab " << vocab;
+  }
 }
 
 TEST_F(CudaBackendTest, UnsupportedIsAClearError) {

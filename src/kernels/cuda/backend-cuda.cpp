@@ -60,12 +60,14 @@ BackendBuffer device_alloc(size_t bytes, const std::string& what) {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, bool graphs) : device_(device) {
+  CudaBackend(int device, bool graphs, bool pdl) : device_(device) {
     UPG_CUDA_CHECK(cudaSetDevice(device));
     cudaDeviceProp prop{};
     UPG_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     device_name_ = prop.name;
     UPG_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    // Programmatic dependent launch is a Hopper feature (launch.cuh).
+    ks_ = {stream_, pdl && prop.major >= 9};
     graphs_ = std::make_unique<cuda::StepGraphs>(stream_, graphs);
     lut_ = upload_new(format::kIq4Lut, 16, "the IQ4 table");
   }
@@ -116,10 +118,20 @@ class CudaBackend final : public Backend {
     const DeviceWeight& d = weight(w);
     if (!cuda::runs_int8(d)) {
       quantized_ = {};
-      return cuda::matmul(d, x, n, y, stream_);
+      return cuda::matmul(d, x, n, y, false, ks_);
     }
     const DeviceWeight* one = &d;
-    cuda::matmul_int8(&one, &y, 1, int8_acts(x, n, d.cols), n, stream_);
+    cuda::matmul_int8(&one, &y, 1, int8_acts(x, n, d.cols), n, false, ks_);
+  }
+  // The residual add happens in the matmul's own output writes.
+  void matmul_add(const LinearWeight& w, const float* x, int64_t n, float* y, float*) override {
+    const DeviceWeight& d = weight(w);
+    if (!cuda::runs_int8(d)) {
+      quantized_ = {};
+      return cuda::matmul(d, x, n, y, true, ks_);
+    }
+    const DeviceWeight* one = &d;
+    cuda::matmul_int8(&one, &y, 1, int8_acts(x, n, d.cols), n, true, ks_);
   }
   // Weights of one integer form share one quantization of x and run kMaxFused to a launch.
   void matmul_same_input(std::span<const LinearWeight* const> ws, const float* x, int64_t n,
@@ -138,37 +150,61 @@ class CudaBackend final : public Backend {
     const cuda::Int8Acts a = int8_acts(x, n, d0.cols);
     for (size_t i = 0; i < ds.size(); i += cuda::kMaxFused)
       cuda::matmul_int8(ds.data() + i, ys.data() + i, int(std::min<size_t>(cuda::kMaxFused, ds.size() - i)), a, n,
-                        stream_);
+                        false, ks_);
   }
   // rmsnorm and silu_mul quantize what they write for the matmul that usually follows
   // (int8_acts finds it), which saves that matmul a launch of its own.
   void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps) override {
     const float* wd = vector_on_device(w, size_t(dim), "a norm weight");
     const cuda::Int8Acts a = acts_scratch(n, cuda::int8_stride(dim));
-    cuda::rmsnorm(x, wd, out, dim, n, eps, a, stream_);
+    cuda::rmsnorm(x, wd, out, dim, n, eps, a, ks_);
     quantized_ = {out, n, dim, a.stride};
   }
   void rope(float* x, std::span<const int32_t> positions, int n_heads, const RopeTable& r) override {
     quantized_ = {};
     const size_t n = size_t(r.max_positions) * size_t(r.rotary_dim / 2);
     cuda::rope(x, positions.data(), int64_t(positions.size()), n_heads, r.head_dim, r.rotary_dim, r.interleaved,
-               vector_on_device(r.cos, n, "the rope table"), vector_on_device(r.sin, n, "the rope table"), stream_);
+               vector_on_device(r.cos, n, "the rope table"), vector_on_device(r.sin, n, "the rope table"), ks_);
+  }
+  void rope_store(int layer, float* q, float* k, const float* v, std::span<const int32_t> positions,
+                  std::span<const int64_t> slots, int n_heads, int n_kv_heads, const RopeTable& r) override {
+    quantized_ = {};
+    if (positions.size() != slots.size())
+      throw Error(fmt::format("rope_store: {} positions for {} slots", positions.size(), slots.size()));
+    const size_t n = size_t(r.max_positions) * size_t(r.rotary_dim / 2);
+    cuda::RopeArgs a;
+    a.positions = positions.data();
+    a.cos = vector_on_device(r.cos, n, "the rope table");
+    a.sin = vector_on_device(r.sin, n, "the rope table");
+    a.n_heads = n_heads;
+    a.n_kv_heads = n_kv_heads;
+    a.head_dim = r.head_dim;
+    a.rotary_dim = r.rotary_dim;
+    a.interleaved = r.interleaved;
+    if (n_kv_heads * r.head_dim != kv_dim_)
+      throw Error(fmt::format("rope_store: {} kv heads of {} for a cache of width {}", n_kv_heads, r.head_dim, kv_dim_));
+    cuda::rope_store(q, k, v, a, kv_layer(layer), slots.data(), int64_t(slots.size()), ks_);
+  }
+  void argmax(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) override {
+    const size_t parts = size_t(rows * cuda::argmax_slices(vocab));
+    grow(argmax_parts_, parts * 8, "argmax scratch");
+    cuda::argmax(logits, rows, vocab, ids, {argmax_parts_.as<float>(), argmax_parts_.as<int32_t>() + parts}, ks_);
   }
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override {
     quantized_ = {};
-    if (n % 32 != 0) return cuda::silu_mul(gate, up, out, n, {}, stream_);
-    cuda::silu_mul(gate, up, out, n, acts_scratch(1, n), stream_);
+    if (n % 32 != 0) return cuda::silu_mul(gate, up, out, n, {}, ks_);
+    cuda::silu_mul(gate, up, out, n, acts_scratch(1, n), ks_);
     quantized_ = {out, 1, n, n};
   }
   void add(float* y, const float* x, int64_t n) override {
     quantized_ = {};
-    cuda::add(y, x, n, stream_);
+    cuda::add(y, x, n, ks_);
   }
   // Token ids are device memory here: the forward pass has checked them against the
   // vocabulary, which every bound embedding table covers.
   void embed(const LinearWeight& table, std::span<const int32_t> tokens, float* out) override {
     quantized_ = {};
-    cuda::embed(weight(table), tokens.data(), int64_t(tokens.size()), out, stream_);
+    cuda::embed(weight(table), tokens.data(), int64_t(tokens.size()), out, ks_);
   }
 
   void kv_alloc(int n_layers, int64_t n_blocks, int block_size, int n_kv_heads, int head_dim, DType type) override {
@@ -195,7 +231,7 @@ class CudaBackend final : public Backend {
 
   void kv_store(int layer, std::span<const int64_t> slots, const float* k, const float* v) override {
     quantized_ = {};
-    cuda::kv_store(kv_layer(layer), slots.data(), int64_t(slots.size()), kv_dim_, k, v, stream_);
+    cuda::kv_store(kv_layer(layer), slots.data(), int64_t(slots.size()), kv_dim_, k, v, ks_);
   }
   // Layer-major [layers, slots, kv_dim]: a block is one run of block_size * kv_dim values
   // per layer, of keys and of values.
@@ -224,7 +260,13 @@ class CudaBackend final : public Backend {
     a.head_dim = b.head_dim;
     a.sliding_window = b.sliding_window;
     if (b.head_dim > 256) throw Error(fmt::format("the CUDA attention runs head_dim up to 256, not {}", b.head_dim));
-    cuda::attention(q, kv_layer(layer), a, out, stream_);
+    // The output projection's int8 activations come out of attention itself when its
+    // 32-column groups lie inside heads and need no zero padding.
+    const int64_t cols = int64_t(b.n_heads) * b.head_dim;
+    cuda::Int8Acts acts;
+    if (b.head_dim % 32 == 0 && cols % 64 == 0) acts = acts_scratch(a.n_tokens, cols);
+    cuda::attention(q, kv_layer(layer), a, out, acts, ks_);
+    if (acts.q) quantized_ = {out, a.n_tokens, cols, acts.stride};
   }
 
  private:
@@ -358,7 +400,7 @@ class CudaBackend final : public Backend {
     const cuda::Int8Acts a = acts_scratch(n, cuda::int8_stride(cols));
     const bool done = z.x == x && ((z.n == n && z.cols == cols && z.stride == a.stride) ||
                                    (z.n == 1 && z.cols == n * cols && cols % 64 == 0));
-    if (!done) cuda::quantize_acts(x, n, cols, a, stream_);
+    if (!done) cuda::quantize_acts(x, n, cols, a, ks_);
     return a;
   }
   // The scratch for [n, stride] int8 activations, which grows (outside a capture: a
@@ -367,17 +409,23 @@ class CudaBackend final : public Backend {
     cuda::Int8Acts a;
     a.stride = stride;
     const size_t q = size_t(n * a.stride), bytes = q + size_t(n * a.stride / 32) * 4 + size_t(n * a.stride / 16) * 4;
-    if (acts_.bytes() < bytes) {
-      if (graphs_->capturing()) throw Error("CUDA: activation scratch grew while recording a graph");
-      graphs_->forget();
-      const size_t grown = std::max(bytes, 2 * acts_.bytes());
-      acts_ = BackendBuffer();
-      acts_ = device_alloc(grown, "int8 activations");
-    }
+    if (acts_.bytes() < bytes) quantized_ = {};  // what it held is gone with it
+    grow(acts_, bytes, "int8 activations");
     a.q = acts_.as<int8_t>();
     a.scales = reinterpret_cast<float*>(acts_.as<std::byte>() + q);
     a.sums = reinterpret_cast<int32_t*>(a.scales + n * a.stride / 32);
     return a;
+  }
+
+  // Scratch b of at least `bytes`, grown (outside a capture: a step's first run, which
+  // is never captured, grows it to what the step needs).
+  void grow(BackendBuffer& b, size_t bytes, const char* what) {
+    if (b.bytes() >= bytes) return;
+    if (graphs_->capturing()) throw Error(fmt::format("CUDA: {} grew while recording a graph", what));
+    graphs_->forget();
+    const size_t grown = std::max(bytes, 2 * b.bytes());
+    b = BackendBuffer();
+    b = device_alloc(grown, what);
   }
 
   // Uploads host bytes into a new device buffer that p keeps.
@@ -412,10 +460,12 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   std::string device_name_;
   cudaStream_t stream_ = nullptr;
+  cuda::Stream ks_;  // stream_, for the kernels
   std::unique_ptr<cuda::StepGraphs> graphs_;
   SourceUnused source_unused_;
   BackendBuffer lut_;
   BackendBuffer acts_;  // int8 activations (acts_scratch)
+  BackendBuffer argmax_parts_;  // argmax's per-slice bests
   // What acts_ holds: x [n, cols] quantized, until an op may have written x or acts_.
   struct Quantized {
     const float* x = nullptr;
@@ -446,10 +496,10 @@ bool cuda_available(std::string* why) {
   return true;
 }
 
-std::unique_ptr<Backend> make_cuda_backend(int device, bool graphs) {
+std::unique_ptr<Backend> make_cuda_backend(int device, bool graphs, bool pdl) {
   std::string why;
   if (!cuda_available(&why)) throw Error(why);
-  return std::make_unique<CudaBackend>(device, graphs);
+  return std::make_unique<CudaBackend>(device, graphs, pdl);
 }
 
 }  // namespace upg

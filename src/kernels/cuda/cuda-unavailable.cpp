@@ -18,6 +18,6 @@ bool cuda_available(std::string* why) {
   return false;
 }
 
-std::unique_ptr<Backend> make_cuda_backend(int, bool) { throw Error(kNoCuda); }
+std::unique_ptr<Backend> make_cuda_backend(int, bool, bool) { throw Error(kNoCuda); }
 
 }  // namespace upg

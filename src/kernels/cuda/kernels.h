@@ -1,13 +1,21 @@
 #pragma once
 // The CUDA kernels behind CudaBackend (backend-cuda.cpp), as host functions that launch
-// on a stream. Pointers are device memory. One file per concern: vector-ops.cu
-// (rmsnorm, rope, silu_mul, add, embed, kv_store), matmul.cu (fp32 activations),
-// matmul-int8.cu (int8 activations), attention.cu.
+// on a stream (launch.cuh: every kernel waits for the one before it where it must).
+// Pointers are device memory. One file per concern: vector-ops.cu (rmsnorm, rope,
+// silu_mul, add, embed, kv_store, rope_store), matmul.cu (fp32 activations),
+// matmul-int8.cu (int8 activations), attention.cu, sampling.cu (argmax).
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
 namespace upg::cuda {
+
+// Where a kernel runs: the backend's stream, and whether its kernels may start before
+// the one before them ends (programmatic dependent launch, launch.cuh).
+struct Stream {
+  cudaStream_t stream = nullptr;
+  bool pdl = false;
+};
 
 // How a weight's rows are stored on the device.
 enum class WeightKind : uint8_t { F32, F16, BF16, I8, Block, Nm24 };
@@ -34,8 +42,8 @@ struct DeviceWeight {
   float offset = 0;
 };
 
-// y[n, rows] = x[n, cols] W^T (+ bias).
-void matmul(const DeviceWeight& w, const float* x, int64_t n, float* y, cudaStream_t s);
+// y[n, rows] = x[n, cols] W^T (+ bias); with accumulate, y += that (a residual add).
+void matmul(const DeviceWeight& w, const float* x, int64_t n, float* y, bool accumulate, const Stream& s);
 // int8 activations for matmul_int8: per token `stride` (cols rounded up to 64) values,
 // a scale per 32 columns (max |x| / 127) and the sum of the values per 16 columns.
 struct Int8Acts {
@@ -49,26 +57,35 @@ inline int64_t int8_stride(int64_t cols) { return (cols + 63) / 64 * 64; }
 // of 4- or 8-bit codes in 32-column sub-blocks without a table (Q4_0, Q4_1, Q8_0, Q4_K,
 // UPG int4). matmul (fp32 activations) runs every other form.
 bool runs_int8(const DeviceWeight& w);
-void quantize_acts(const float* x, int64_t n, int64_t cols, const Int8Acts& a, cudaStream_t s);
+void quantize_acts(const float* x, int64_t n, int64_t cols, const Int8Acts& a, const Stream& s);
 // ys[i][n, ws[i]->rows] = acts ws[i]^T (+ bias) for count <= kMaxFused weights of one
-// form (all I8, all 8-bit blocks, or all 4-bit blocks) with the activations' columns.
+// form (all I8, all 8-bit blocks, or all 4-bit blocks) with the activations' columns;
+// with accumulate, ys[i] += that.
 constexpr int kMaxFused = 3;
 void matmul_int8(const DeviceWeight* const* ws, float* const* ys, int count, const Int8Acts& a, int64_t n,
-                 cudaStream_t s);
+                 bool accumulate, const Stream& s);
 // out[t] = row tokens[t] of w, as fp32 (tokens already checked against w.rows).
-void embed(const DeviceWeight& w, const int32_t* tokens, int64_t n, float* out, cudaStream_t s);
+void embed(const DeviceWeight& w, const int32_t* tokens, int64_t n, float* out, const Stream& s);
 
 // rmsnorm and silu_mul also quantize what they write into acts when acts.q is set:
 // rmsnorm as [n, dim] rows, silu_mul as one row of n values (n % 32 == 0), which is
 // [n / cols, cols] rows when cols % 64 == 0.
 void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps, const Int8Acts& acts,
-             cudaStream_t s);
+             const Stream& s);
 // Rotate-half (or adjacent pairs when interleaved) over the first rotary_dim dims of each
 // head; cos/sin [positions, rotary_dim / 2].
 void rope(float* x, const int32_t* positions, int64_t n, int n_heads, int head_dim, int rotary_dim, bool interleaved,
-          const float* cos, const float* sin, cudaStream_t s);
-void silu_mul(const float* gate, const float* up, float* out, int64_t n, const Int8Acts& acts, cudaStream_t s);
-void add(float* y, const float* x, int64_t n, cudaStream_t s);
+          const float* cos, const float* sin, const Stream& s);
+void silu_mul(const float* gate, const float* up, float* out, int64_t n, const Int8Acts& acts, const Stream& s);
+void add(float* y, const float* x, int64_t n, const Stream& s);
+// ids[r] = the first index of the largest of logits[r, 0 .. vocab) (greedy sampling),
+// through parts [rows, argmax_slices(vocab)] of scratch.
+struct ArgmaxParts {
+  float* values = nullptr;
+  int32_t* ids = nullptr;
+};
+int64_t argmax_slices(int64_t vocab);
+void argmax(const float* logits, int64_t rows, int64_t vocab, int32_t* ids, const ArgmaxParts& parts, const Stream& s);
 
 // The KV cache of one layer: [slots, kv_heads * head_dim] of keys and of values, fp16
 // (half = true) or fp32.
@@ -79,7 +96,19 @@ struct KvLayer {
 };
 // Stores k, v [n, kv_dim] at the given slots.
 void kv_store(const KvLayer& kv, const int64_t* slots, int64_t n, int kv_dim, const float* k, const float* v,
-              cudaStream_t s);
+              const Stream& s);
+// rope on q [n, n_heads * head_dim] and k [n, n_kv_heads * head_dim] in place, then k and
+// v stored at the slots: the three ops between a layer's q/k/v matmul and its attention
+// in one launch.
+struct RopeArgs {
+  const int32_t* positions = nullptr;
+  const float* cos = nullptr;
+  const float* sin = nullptr;
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0, rotary_dim = 0;
+  bool interleaved = false;
+};
+void rope_store(float* q, float* k, const float* v, const RopeArgs& r, const KvLayer& kv, const int64_t* slots,
+                int64_t n, const Stream& s);
 
 struct AttentionArgs {
   const int32_t* positions = nullptr;    // [n_tokens]
@@ -89,7 +118,10 @@ struct AttentionArgs {
   int block_size = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, sliding_window = 0;
 };
 // Causal attention of q [n_tokens, n_heads * head_dim] over the layer's cache through
-// the block tables; out has q's shape. head_dim at most 256.
-void attention(const float* q, const KvLayer& kv, const AttentionArgs& a, float* out, cudaStream_t s);
+// the block tables; out has q's shape. head_dim at most 256. With acts.q set (head_dim
+// % 32 == 0, n_heads * head_dim % 64 == 0) out is also quantized into acts for the
+// output projection.
+void attention(const float* q, const KvLayer& kv, const AttentionArgs& a, float* out, const Int8Acts& acts,
+               const Stream& s);
 
 }  // namespace upg::cuda

@@ -14,8 +14,11 @@
 // One warp per row, 8 rows per block, up to 8 tokens per block; one launch runs up to
 // kMaxFused weights on the same input (a layer's q, k and v). A block first copies its
 // tokens' activations into shared memory (when they fit in 48 KB), so the warps' reads
-// of them wait on shared memory rather than L2; each lane keeps kInFlight 16-byte weight
-// loads in flight. A GEMV at decode waits on memory latency more than on bandwidth.
+// of them wait on shared memory rather than L2. A GEMV at decode waits on memory latency
+// more than on bandwidth, so each lane keeps kInFlight 16-byte weight loads (with their
+// scales or positions) in flight, loads the next kInFlight before it uses the last, and
+// issues its first ones before waiting on the kernel before it (launch.cuh): weights are
+// never written, and their first loads then overlap that kernel's tail.
 //
 // 2:4 int8 reads the file's layout as it is: per 32 columns, 16 kept values (one 16-byte
 // load) and their 2-bit positions (one 4-byte load), 0.625 bytes a weight against dense
@@ -28,7 +31,10 @@
 #include "kernels/cuda/cuda-check.h"
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/matmul-int8.cuh"
 #include "kernels/cuda/quantize.cuh"
+#include "upg/core/error.h"
 
 namespace upg::cuda {
 
@@ -41,17 +47,10 @@ constexpr int64_t kSmemBytes = 48 << 10;
 // Bytes of one token's Int8Acts: codes, scales per 32 and sums per 16 columns.
 __host__ __device__ inline int64_t acts_bytes(int64_t stride) { return stride + stride / 8 + stride / 4; }
 
-enum class Form { I8, B8, B4, N24 };
-
-Form form_of(const DeviceWeight& w) {
-  return w.kind == WeightKind::I8     ? Form::I8
-         : w.kind == WeightKind::Nm24 ? Form::N24
-         : w.bits == 8                ? Form::B8
-                                      : Form::B4;
-}
-
 // One warp per 32 columns of a token: lanes past cols quantize 0.
 __global__ void quantize_kernel(const float* x, int64_t n, int64_t cols, Int8Acts a) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t blocks = a.stride / 32;
   const int64_t gw = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   if (gw >= n * blocks) return;
@@ -60,11 +59,12 @@ __global__ void quantize_kernel(const float* x, int64_t n, int64_t cols, Int8Act
   quantize32(c < cols ? x[t * cols + c] : 0.0f, lane, a, t, b);
 }
 
-struct Fused {
-  DeviceWeight w[kMaxFused];
-  float* y[kMaxFused];
-  int64_t first_block[kMaxFused + 1];  // blockIdx.x ranges of each weight
-  int count;
+// One 16-byte load of a row and what goes with it: a 2:4 row's 4 position bytes, a block
+// row's fp16 d (and m) of the one (8-bit codes) or two (4-bit) sub-blocks it covers.
+struct Unit {
+  uint4 wq;
+  uint32_t pos;
+  uint16_t d[2], m[2];
 };
 
 __device__ inline int dot4(int w, int a, int c) { return __dp4a(w, a, c); }
@@ -93,13 +93,44 @@ __device__ inline int dot_nm24(uint4 w, uint32_t pos, int4 a0, int4 a1) {
   return dot4(int(w.w), int(__byte_perm(uint32_t(a1.z), uint32_t(a1.w), s1 >> 16)), acc);
 }
 
-template <Form F, int NT, bool Smem>
+// L lanes a row (32 / L rows a warp): narrow rows (the 576 columns of SmolLM2's q/k/v,
+// gate/up and LM head) leave a whole warp a load or two a lane, so a warp takes several
+// rows and keeps all their loads in flight at once.
+template <Form F, int NT, bool Smem, int L>
 __global__ void __launch_bounds__(kWarps * 32) int8_kernel(Fused f, Int8Acts a, int64_t n) {
   int wi = 0;
   while (wi + 1 < f.count && int64_t(blockIdx.x) >= f.first_block[wi + 1]) ++wi;
   const DeviceWeight& w = f.w[wi];
-  const int lane = threadIdx.x % 32;
-  const int64_t r = (int64_t(blockIdx.x) - f.first_block[wi]) * kWarps + threadIdx.x / 32;
+  const int lane = threadIdx.x % L;
+  const int64_t r = (int64_t(blockIdx.x) - f.first_block[wi]) * (kWarps * 32 / L) + threadIdx.x / L;
+  const bool live = r < w.rows;
+  const int64_t row_len = F == Form::I8 ? w.cols : F == Form::N24 ? w.cols / 2 : w.row_bytes;
+  // Units of one 16-byte load: 16 columns (I8, B8), 32 (B4: two nibbles), 32 (N24: 16
+  // kept values, with their 4 position bytes).
+  const int64_t units = live ? row_len / 16 : 0;
+  const uint4* p = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(w.data) + (live ? r : 0) * row_len);
+  const uint32_t* pos = F == Form::N24 ? reinterpret_cast<const uint32_t*>(w.positions + r * (w.cols / 8)) : nullptr;
+  const uint16_t* dr = F == Form::B8 || F == Form::B4 ? w.d + r * w.subs : nullptr;
+  const uint16_t* mr = w.has_min ? w.m + r * w.subs : nullptr;
+  auto load = [&](int64_t u, Unit& x) {
+    if (u >= units) return;
+    x.wq = __ldg(p + u);
+    if constexpr (F == Form::N24) x.pos = __ldg(pos + u);
+    if constexpr (F == Form::B8 || F == Form::B4) {
+      const int64_t sb = F == Form::B8 ? u / 2 : u / 2 * 2;  // the unit's (first) sub-block
+#pragma unroll
+      for (int i = 0; i < (F == Form::B4 ? 2 : 1); ++i) {
+        x.d[i] = __ldg(dr + sb + i);
+        if (mr) x.m[i] = __ldg(mr + sb + i);
+      }
+    }
+  };
+  Unit cur[kInFlight] = {};
+#pragma unroll
+  for (int i = 0; i < kInFlight; ++i) load(lane + L * i, cur[i]);
+
+  pdl_wait();
+  pdl_trigger();
   const int64_t t0 = int64_t(blockIdx.y) * NT;
   const int nt = int(n - t0 < NT ? n - t0 : NT);
   const int64_t blocks = a.stride / 32, halves = a.stride / 16;
@@ -121,23 +152,14 @@ __global__ void __launch_bounds__(kWarps * 32) int8_kernel(Fused f, Int8Acts a, 
     as = ss;
     am = sm;
   }
-  if (r >= w.rows) return;
-  const int64_t row_len = F == Form::I8 ? w.cols : F == Form::N24 ? w.cols / 2 : w.row_bytes;
-  const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * row_len;
-  // Units of one 16-byte load: 16 columns (I8, B8), 32 (B4: two nibbles), 32 (N24: 16
-  // kept values, with their 4 position bytes).
-  const int64_t units = row_len / 16;
-  const uint32_t* pos = F == Form::N24 ? reinterpret_cast<const uint32_t*>(w.positions + r * (w.cols / 8)) : nullptr;
-  const uint16_t* dr = F == Form::B8 || F == Form::B4 ? w.d + r * w.subs : nullptr;
-  const uint16_t* mr = w.has_min ? w.m + r * w.subs : nullptr;
   float acc[NT] = {};
 
-  // 16 columns from column c (all in one sub-block); wq its codes as signed bytes.
-  auto part = [&](int64_t c, uint4 wq) {
+  // 16 columns from column c (all in one sub-block of d, m); wq their codes as signed bytes.
+  auto part = [&](int64_t c, uint4 wq, uint16_t dh, uint16_t mh) {
     float d = 1, m = 0;
     if constexpr (F == Form::B8 || F == Form::B4) {
-      d = half_bits_to_float(dr[c / 32]);
-      m = mr ? half_bits_to_float(mr[c / 32]) : w.offset * d;
+      d = half_bits_to_float(dh);
+      m = mr ? half_bits_to_float(mh) : w.offset * d;
       if constexpr (F == Form::B8) m += 128.0f * d;  // the codes were made signed (code - 128)
     }
 #pragma unroll
@@ -152,67 +174,74 @@ __global__ void __launch_bounds__(kWarps * 32) int8_kernel(Fused f, Int8Acts a, 
         acc[t] += s * (d * float(isum) + m * float(am[t * halves + c / 16]));
     }
   };
-  auto unit = [&](int64_t u, uint4 wq, uint32_t pq) {
+  auto use = [&](int64_t u, const Unit& x) {
+    const uint4 wq = x.wq;
     if constexpr (F == Form::N24) {
       const int64_t c = u * 32;
 #pragma unroll
       for (int t = 0; t < NT; ++t) {
         if (t >= nt) break;
         const int4* av = reinterpret_cast<const int4*>(aq + t * a.stride + c);
-        acc[t] += as[t * blocks + u] * float(dot_nm24(wq, pq, av[0], av[1]));
+        acc[t] += as[t * blocks + u] * float(dot_nm24(wq, x.pos, av[0], av[1]));
       }
     } else if constexpr (F == Form::B4) {
       // Bytes 32v + k .. + 15 (k = 0 or 16): columns 64v + k .. in the low nibbles,
       // 64v + 32 + k .. in the high ones.
       const int64_t b = u * 16, c = (b / 32) * 64 + b % 32;
       const uint32_t k = 0x0F0F0F0Fu;
-      part(c, make_uint4(wq.x & k, wq.y & k, wq.z & k, wq.w & k));
-      part(c + 32, make_uint4((wq.x >> 4) & k, (wq.y >> 4) & k, (wq.z >> 4) & k, (wq.w >> 4) & k));
+      part(c, make_uint4(wq.x & k, wq.y & k, wq.z & k, wq.w & k), x.d[0], x.m[0]);
+      part(c + 32, make_uint4((wq.x >> 4) & k, (wq.y >> 4) & k, (wq.z >> 4) & k, (wq.w >> 4) & k), x.d[1], x.m[1]);
     } else if constexpr (F == Form::B8) {
       const uint32_t k = 0x80808080u;
-      part(u * 16, make_uint4(wq.x ^ k, wq.y ^ k, wq.z ^ k, wq.w ^ k));
+      part(u * 16, make_uint4(wq.x ^ k, wq.y ^ k, wq.z ^ k, wq.w ^ k), x.d[0], x.m[0]);
     } else {
-      part(u * 16, wq);
+      part(u * 16, wq, 0, 0);
     }
   };
-  const uint4* p = reinterpret_cast<const uint4*>(row);
-  for (int64_t u = lane; u < units; u += 32 * kInFlight) {
-    uint4 wq[kInFlight];
-    uint32_t pq[kInFlight] = {};
+  constexpr int64_t kStep = L * kInFlight;
+  for (int64_t u = lane; u < units; u += kStep) {
+    Unit next[kInFlight] = {};
 #pragma unroll
-    for (int i = 0; i < kInFlight; ++i) {
-      const bool in = u + 32 * i < units;
-      wq[i] = in ? __ldg(p + u + 32 * i) : make_uint4(0, 0, 0, 0);
-      if constexpr (F == Form::N24) pq[i] = in ? __ldg(pos + u + 32 * i) : 0u;
-    }
+    for (int i = 0; i < kInFlight; ++i) load(u + kStep + L * i, next[i]);
 #pragma unroll
     for (int i = 0; i < kInFlight; ++i)
-      if (u + 32 * i < units) unit(u + 32 * i, wq[i], pq[i]);
+      if (u + L * i < units) use(u + L * i, cur[i]);
+#pragma unroll
+    for (int i = 0; i < kInFlight; ++i) cur[i] = next[i];
   }
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
     float v = acc[t];
-    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if (lane == 0 && t < nt)
-      f.y[wi][(t0 + t) * w.rows + r] = v * (w.scales ? w.scales[r] : 1.0f) + (w.bias ? w.bias[r] : 0.0f);
+    for (int o = L / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (live && lane == 0 && t < nt) {
+      float& out = f.y[wi][(t0 + t) * w.rows + r];
+      const float value = v * (w.scales ? w.scales[r] : 1.0f) + (w.bias ? w.bias[r] : 0.0f);
+      out = f.accumulate ? out + value : value;
+    }
   }
 }
 
 template <Form F, int NT>
-void launch_nt(const Fused& f, const Int8Acts& a, int64_t n, cudaStream_t s) {
+void launch_nt(const Fused& f, const Int8Acts& a, int64_t n, int lanes, const Stream& s) {
   const dim3 grid(unsigned(f.first_block[f.count]), unsigned((n + NT - 1) / NT));
   const int64_t smem = NT * acts_bytes(a.stride);
-  if (smem <= kSmemBytes)
-    int8_kernel<F, NT, true><<<grid, kWarps * 32, size_t(smem), s>>>(f, a, n);
-  else
-    int8_kernel<F, NT, false><<<grid, kWarps * 32, 0, s>>>(f, a, n);
+  const bool in_smem = smem <= kSmemBytes;
+  auto* k = in_smem ? (lanes == 8 ? int8_kernel<F, NT, true, 8> : int8_kernel<F, NT, true, 32>)
+                    : (lanes == 8 ? int8_kernel<F, NT, false, 8> : int8_kernel<F, NT, false, 32>);
+  launch("matmul_int8", k, grid, kWarps * 32, size_t(in_smem ? smem : 0), s, f, a, n);
 }
 
 template <Form F>
-void launch(const Fused& f, const Int8Acts& a, int64_t n, cudaStream_t s) {
-  if (n == 1) return launch_nt<F, 1>(f, a, n, s);
-  if (n <= 4) return launch_nt<F, 4>(f, a, n, s);
-  launch_nt<F, 8>(f, a, n, s);
+void launch_form(const Fused& f, const Int8Acts& a, int64_t n, int lanes, const Stream& s) {
+  if (n == 1) return launch_nt<F, 1>(f, a, n, lanes, s);
+  if (n <= 4) return launch_nt<F, 4>(f, a, n, lanes, s);
+  launch_nt<F, 8>(f, a, n, lanes, s);
+}
+
+// Lanes a row: 8 where a row is at most 64 16-byte loads (8 a lane), else a warp.
+int lanes_for(const DeviceWeight& w) {
+  const int64_t row_len = w.kind == WeightKind::I8 ? w.cols : w.kind == WeightKind::Nm24 ? w.cols / 2 : w.row_bytes;
+  return row_len / 16 <= 64 ? 8 : 32;
 }
 
 }  // namespace
@@ -223,31 +252,45 @@ bool runs_int8(const DeviceWeight& w) {
   return w.kind == WeightKind::Block && !w.lut && w.sub == 32 && (w.bits == 4 || w.bits == 8);
 }
 
-void quantize_acts(const float* x, int64_t n, int64_t cols, const Int8Acts& a, cudaStream_t s) {
+void quantize_acts(const float* x, int64_t n, int64_t cols, const Int8Acts& a, const Stream& s) {
   const int64_t warps = n * (a.stride / 32);
   if (warps == 0) return;
-  quantize_kernel<<<unsigned((warps + 7) / 8), 256, 0, s>>>(x, n, cols, a);
-  UPG_CUDA_CHECK_LAUNCH("quantize_acts");
+  launch("quantize_acts", quantize_kernel, unsigned((warps + 7) / 8), 256, 0, s, x, n, cols, a);
 }
 
-void matmul_int8(const DeviceWeight* const* ws, float* const* ys, int count, const Int8Acts& a, int64_t n,
-                 cudaStream_t s) {
-  if (n <= 0 || count <= 0) return;
-  Fused f{};
+namespace {
+
+void run(Fused& f, const DeviceWeight* const* ws, float* const* ys, int count, const Int8Acts& a, int64_t n,
+         const Stream& s) {
   f.count = count;
+  const Form form = form_of(*ws[0]);
+  // Past 8 tokens the products run on the tensor cores (matmul-mma.cu), where it can.
+  const bool mma = n > 8 && runs_mma(*ws[0]);
+  const int lanes = lanes_for(*ws[0]);
+  const int64_t rows_per_block = mma ? kMmaRows : kWarps * 32 / lanes;
   for (int i = 0; i < count; ++i) {
     f.w[i] = *ws[i];
     f.y[i] = ys[i];
-    f.first_block[i + 1] = f.first_block[i] + (ws[i]->rows + kWarps - 1) / kWarps;
+    f.first_block[i + 1] = f.first_block[i] + (ws[i]->rows + rows_per_block - 1) / rows_per_block;
   }
   if (f.first_block[count] == 0) return;
-  switch (form_of(*ws[0])) {
-    case Form::I8: launch<Form::I8>(f, a, n, s); break;
-    case Form::B8: launch<Form::B8>(f, a, n, s); break;
-    case Form::B4: launch<Form::B4>(f, a, n, s); break;
-    case Form::N24: launch<Form::N24>(f, a, n, s); break;
+  if (mma) return matmul_mma(f, form, a, n, s);
+  switch (form) {
+    case Form::I8: launch_form<Form::I8>(f, a, n, lanes, s); break;
+    case Form::B8: launch_form<Form::B8>(f, a, n, lanes, s); break;
+    case Form::B4: launch_form<Form::B4>(f, a, n, lanes, s); break;
+    case Form::N24: launch_form<Form::N24>(f, a, n, lanes, s); break;
   }
-  UPG_CUDA_CHECK_LAUNCH("matmul_int8");
+}
+
+}  // namespace
+
+void matmul_int8(const DeviceWeight* const* ws, float* const* ys, int count, const Int8Acts& a, int64_t n,
+                 bool accumulate, const Stream& s) {
+  if (n <= 0 || count <= 0) return;
+  Fused f{};
+  f.accumulate = accumulate;
+  run(f, ws, ys, count, a, n, s);
 }
 
 }  // namespace upg::cuda

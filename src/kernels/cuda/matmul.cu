@@ -15,6 +15,7 @@
 #include "kernels/cuda/cuda-check.h"
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch.cuh"
 #include "upg/core/error.h"
 
 namespace upg::cuda {
@@ -61,15 +62,19 @@ __host__ __device__ constexpr int64_t elem_bytes() {
   return K == WeightKind::F32 ? 4 : K == WeightKind::I8 ? 1 : 2;
 }
 
-// Writes the warp's sums: y[t, r] = acc * row scale + bias.
+// Writes the warp's sums: y[t, r] = acc * row scale + bias (added to y with accumulate).
 template <int NT>
-__device__ inline void finish(const DeviceWeight& w, int64_t r, float (&acc)[NT], int64_t t0, int nt, float* y) {
+__device__ inline void finish(const DeviceWeight& w, int64_t r, float (&acc)[NT], int64_t t0, int nt, float* y,
+                              bool accumulate) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
     const float v = warp_sum(acc[t]);
-    if (lane == 0 && t < nt)
-      y[(t0 + t) * w.rows + r] = v * (w.scales ? w.scales[r] : 1.0f) + (w.bias ? w.bias[r] : 0.0f);
+    if (lane == 0 && t < nt) {
+      float& out = y[(t0 + t) * w.rows + r];
+      const float value = v * (w.scales ? w.scales[r] : 1.0f) + (w.bias ? w.bias[r] : 0.0f);
+      out = accumulate ? out + value : value;
+    }
   }
 }
 
@@ -85,7 +90,10 @@ __device__ inline Task task_of(const DeviceWeight& w, int64_t n) {
 }
 
 template <WeightKind K, bool Vec, int NT>
-__global__ void __launch_bounds__(kWarps * 32) dense_kernel(DeviceWeight w, const float* x, int64_t n, float* y) {
+__global__ void __launch_bounds__(kWarps * 32) dense_kernel(DeviceWeight w, const float* x, int64_t n, float* y,
+                                                               bool accumulate) {
+  pdl_wait();
+  pdl_trigger();
   const Task task = task_of<NT>(w, n);
   if (task.row >= w.rows) return;
   const int lane = task.lane, nt = task.nt;
@@ -115,7 +123,7 @@ __global__ void __launch_bounds__(kWarps * 32) dense_kernel(DeviceWeight w, cons
     for (int t = 0; t < NT; ++t)
       if (t < nt) acc[t] += wv * x[(t0 + t) * cols + c];
   }
-  finish<NT>(w, r, acc, t0, nt, y);
+  finish<NT>(w, r, acc, t0, nt, y, accumulate);
 }
 
 // Block form: lane takes 4 code bytes a step. 8-bit codes: 4 columns in one sub-block.
@@ -125,7 +133,10 @@ __global__ void __launch_bounds__(kWarps * 32) dense_kernel(DeviceWeight w, cons
 // past cols (the padding to 64) are skipped: their codes and scales are 0, but x has
 // no values there.
 template <int Bits, int NT>
-__global__ void __launch_bounds__(kWarps * 32) block_kernel(DeviceWeight w, const float* x, int64_t n, float* y) {
+__global__ void __launch_bounds__(kWarps * 32) block_kernel(DeviceWeight w, const float* x, int64_t n, float* y,
+                                                               bool accumulate) {
+  pdl_wait();
+  pdl_trigger();
   const Task task = task_of<NT>(w, n);
   if (task.row >= w.rows) return;
   const int lane = task.lane, nt = task.nt;
@@ -155,7 +166,7 @@ __global__ void __launch_bounds__(kWarps * 32) block_kernel(DeviceWeight w, cons
       for (int i = 0; i < 4; ++i) q[i] = block_plane_bits(w, codes, c / 64, int(c % 64) + i);
       run4(c, q);
     }
-    finish<NT>(w, r, acc, t0, nt, y);
+    finish<NT>(w, r, acc, t0, nt, y, accumulate);
     return;
   }
   const int64_t units = (Bits == 8 ? w.row_bytes : w.subs * w.sub / 2) / 4;  // the nibbles, not the planes
@@ -180,53 +191,47 @@ __global__ void __launch_bounds__(kWarps * 32) block_kernel(DeviceWeight w, cons
       run4(c + 32, hi);
     }
   }
-  finish<NT>(w, r, acc, t0, nt, y);
+  finish<NT>(w, r, acc, t0, nt, y, accumulate);
 }
 
 template <int NT>
-void launch(const DeviceWeight& w, const float* x, int64_t n, float* y, cudaStream_t s) {
+void launch_nt(const DeviceWeight& w, const float* x, int64_t n, float* y, bool acc, const Stream& s) {
   const dim3 grid(unsigned((w.rows + kWarps - 1) / kWarps), unsigned((n + NT - 1) / NT));
   const bool vec = w.cols % 8 == 0;
+  const dim3 block(kWarps * 32);
   switch (w.kind) {
-#define UPG_DENSE(KIND)                                                                    \
-  case WeightKind::KIND:                                                                   \
-    if (vec)                                                                               \
-      dense_kernel<WeightKind::KIND, true, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);  \
-    else                                                                                   \
-      dense_kernel<WeightKind::KIND, false, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y); \
+#define UPG_DENSE(KIND)                                                                                   \
+  case WeightKind::KIND:                                                                                  \
+    launch("matmul", vec ? dense_kernel<WeightKind::KIND, true, NT> : dense_kernel<WeightKind::KIND, false, NT>, \
+           grid, block, 0, s, w, x, n, y, acc);                                                           \
     break;
     UPG_DENSE(F32)
     UPG_DENSE(F16)
     UPG_DENSE(BF16)
     UPG_DENSE(I8)
 #undef UPG_DENSE
-    case WeightKind::Block:
-      if (w.bits == 8)
-        block_kernel<8, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);
-      else if (w.bits == 6)
-        block_kernel<6, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);
-      else if (w.bits == 5)
-        block_kernel<5, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);
-      else if (w.bits == 3)
-        block_kernel<3, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);
-      else if (w.bits == 2)
-        block_kernel<2, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);
-      else
-        block_kernel<4, NT><<<grid, kWarps * 32, 0, s>>>(w, x, n, y);
+    case WeightKind::Block: {
+      auto* k = w.bits == 8   ? block_kernel<8, NT>
+                : w.bits == 6 ? block_kernel<6, NT>
+                : w.bits == 5 ? block_kernel<5, NT>
+                : w.bits == 3 ? block_kernel<3, NT>
+                : w.bits == 2 ? block_kernel<2, NT>
+                              : block_kernel<4, NT>;
+      launch("matmul", k, grid, block, 0, s, w, x, n, y, acc);
       break;
+    }
     case WeightKind::Nm24: break;  // refused by matmul()
   }
-  UPG_CUDA_CHECK_LAUNCH("matmul");
 }
 
 }  // namespace
 
-void matmul(const DeviceWeight& w, const float* x, int64_t n, float* y, cudaStream_t s) {
+void matmul(const DeviceWeight& w, const float* x, int64_t n, float* y, bool accumulate, const Stream& s) {
   if (n <= 0 || w.rows <= 0) return;
   // The backend makes this form only where matmul_int8 runs it (runs_int8).
   if (w.kind == WeightKind::Nm24) throw Error("CUDA matmul: 2:4 weights run with int8 activations only");
-  if (n == 1) return launch<1>(w, x, n, y, s);
-  launch<8>(w, x, n, y, s);
+  if (n == 1) return launch_nt<1>(w, x, n, y, accumulate, s);
+  launch_nt<8>(w, x, n, y, accumulate, s);
 }
 
 }  // namespace upg::cuda

@@ -3,7 +3,7 @@
 // window) against the reference kernels (fp32 activations like the GPU's for those
 // weights), and a SmolLM2-shaped random GGUF at Q8_0 and Q4_0 (int8 activations on both
 // sides, the CPU's fast kernels) through prefill and 64 greedy tokens; the same GGUF with
-// and without CUDA graphs. Skips without a GPU.
+// and without CUDA graphs and programmatic dependent launch. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,13 +24,14 @@ namespace upg {
 namespace {
 
 std::unique_ptr<Model> load(const std::string& path, Device device, DType kv, bool reference = true,
-                            bool graphs = true, int max_sequences = 1) {
+                            bool graphs = true, int max_sequences = 1, bool pdl = true) {
   ModelOptions o;
   o.device = device;
   o.kv_type = kv;
   o.context_length = 256;
   o.reference_kernels = reference;
   o.cuda_graphs = graphs;
+  o.cuda_pdl = pdl;
   o.max_sequences = max_sequences;
   return Model::from_file(path, o);
 }
@@ -95,14 +96,18 @@ TEST_P(SmolShapedOnCuda, PrefillLogitsAndGreedyTokens) {
 
 INSTANTIATE_TEST_SUITE_P(Types, SmolShapedOnCuda, ::testing::Values(uint32_t(io::GGML_Q8_0), uint32_t(io::GGML_Q4_0)));
 
-// A replayed CUDA graph runs the kernels the ops would launch, on the same data: every
-// step's logits equal, bit for bit, with graphs on and off, for one sequence (prefill,
-// then 64 greedy tokens) and for two decoded side by side in one batch.
+// A replayed CUDA graph runs the kernels the ops would launch, on the same data, and a
+// kernel started early (programmatic dependent launch) waits for what it reads: every
+// step's logits equal, bit for bit, with graphs on and off and with PDL on and off, for
+// one sequence (prefill, then 64 greedy tokens) and for two decoded side by side in one
+// batch. The picks made on the GPU (Batch::kGreedy) are those logits' argmax.
 TEST(CudaGraphs, SameLogitsWithAndWithout) {
   UPG_SKIP_WITHOUT_CUDA();
   const std::string path = (std::filesystem::temp_directory_path() / "upg-cuda-graph-test.gguf").string();
   test::write_llama_gguf(path, test::LlamaShape{}, io::GGML_Q4_0);
   auto on = load(path, Device::Cuda, DType::F16, false, true, 2), off = load(path, Device::Cuda, DType::F16, false, false, 2);
+  auto no_pdl = load(path, Device::Cuda, DType::F16, false, true, 2, false);
+  auto greedy = load(path, Device::Cuda, DType::F16, false, true, 2);
   std::filesystem::remove(path);
   for (int n_seqs : {1, 2}) {
     SCOPED_TRACE(fmt::format("{} sequences", n_seqs));
@@ -111,14 +116,23 @@ TEST(CudaGraphs, SameLogitsWithAndWithout) {
       for (int i = 0; i < 20; ++i) b.add(int32_t((i * 7919 + 100 + s) % 49152), i, s, i == 19);
     for (int step = 0; step < 64; ++step) {
       const auto lon = on->decode(b);
+      const std::vector<float> a(lon.begin(), lon.end());
       const auto loff = off->decode(b);
-      const std::vector<float> a(lon.begin(), lon.end()), c(loff.begin(), loff.end());
-      ASSERT_EQ(a, c) << "step " << step;
+      ASSERT_EQ(a, std::vector<float>(loff.begin(), loff.end())) << "graphs off, step " << step;
+      const auto lpdl = no_pdl->decode(b);
+      ASSERT_EQ(a, std::vector<float>(lpdl.begin(), lpdl.end())) << "PDL off, step " << step;
+      Batch bg = b;
+      std::replace(bg.want_logits.begin(), bg.want_logits.end(), Batch::kLogits, Batch::kGreedy);
+      EXPECT_TRUE(greedy->decode(bg).empty());
+      const std::vector<int32_t> picks(greedy->greedy().begin(), greedy->greedy().end());
+      ASSERT_EQ(picks.size(), size_t(n_seqs));
       const size_t vocab = a.size() / size_t(n_seqs);
       b.clear();
       for (int s = 0; s < n_seqs; ++s) {
         const auto row = a.begin() + std::ptrdiff_t(size_t(s) * vocab);
-        b.add(int32_t(std::max_element(row, row + std::ptrdiff_t(vocab)) - row), 20 + step, s, true);
+        const int32_t pick = int32_t(std::max_element(row, row + std::ptrdiff_t(vocab)) - row);
+        ASSERT_EQ(picks[size_t(s)], pick) << "sequence " << s << ", step " << step;
+        b.add(pick, 20 + step, s, true);
       }
     }
   }

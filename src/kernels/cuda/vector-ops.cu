@@ -1,12 +1,16 @@
 // The elementwise and per-row ops of the CUDA backend: rmsnorm, rope, silu_mul, add,
-// embed and kv_store. Each is one pass over its data; they are a small share of a step's
-// bytes (the weights dominate), so they are written plainly: one block per row where a
-// row needs a reduction, a grid-stride loop elsewhere.
+// embed, kv_store and rope_store. Each is one pass over its data; they are a small share
+// of a step's bytes (the weights dominate), so they are written plainly: one block per
+// row where a row needs a reduction, a grid-stride loop elsewhere. What they cost is
+// their launches: each starts by waiting for the kernel before (launch.cuh).
 #include <cuda_fp16.h>
+
+#include <algorithm>
 
 #include "kernels/cuda/cuda-check.h"
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/quantize.cuh"
 
 namespace upg::cuda {
@@ -17,6 +21,7 @@ constexpr int kThreads = 256;
 
 int blocks_for(int64_t n) { return int((n + kThreads - 1) / kThreads < 65535 * 16 ? (n + kThreads - 1) / kThreads : 65535 * 16); }
 
+// The sum of v over the block; `shared` holds kThreads / 32 floats.
 __device__ inline float block_sum(float v, float* shared) {
   for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -28,32 +33,74 @@ __device__ inline float block_sum(float v, float* shared) {
   return total;
 }
 
-// With a.q set, each warp then quantizes 32 columns of what the block wrote.
-__global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int64_t dim, float eps, Int8Acts a) {
-  __shared__ float partial[kThreads / 32];
-  const float* xr = x + int64_t(blockIdx.x) * dim;
-  float* o = out + int64_t(blockIdx.x) * dim;
+// Values a thread keeps in registers for a row of dim (and the quantized stride, which
+// pads dim to 64): 0 past 32 x 256 (hidden 8192), where rmsnorm_row<0> reads twice.
+inline int rmsnorm_registers(int64_t dim, const Int8Acts& a) {
+  const int64_t need = ((a.q && a.stride > dim ? a.stride : dim) + kThreads - 1) / kThreads;
+  for (int k : {2, 4, 8, 16, 20, 32})
+    if (need <= k) return k;
+  return 0;
+}
+
+// out = rmsnorm(x) * w over one row of dim, quantized as token t of a when a.q is set.
+// With K > 0 (dim and a's stride at most 256 K) the row stays in registers (thread i
+// holds columns i, 256 + i, ...; warp w's lanes hold the 32-column groups 8k + w): one
+// read of x, one block reduction, and the quantization from registers. K = 0 reads x
+// twice and its output back.
+template <int K>
+__device__ inline void rmsnorm_row(const float* x, const float* w, float* o, int64_t dim, float eps, const Int8Acts& a,
+                                   int64_t t, float* partial) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if constexpr (K > 0) {
+    float v[K];
+    float ss = 0;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t c = int64_t(k) * kThreads + threadIdx.x;
+      v[k] = c < dim ? x[c] : 0.0f;
+      ss += v[k] * v[k];
+    }
+    const float scale = rsqrtf(block_sum(ss, partial) / float(dim) + eps);
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t c = int64_t(k) * kThreads + threadIdx.x;
+      v[k] = c < dim ? v[k] * scale * w[c] : 0.0f;
+      if (c < dim) o[c] = v[k];
+      const int64_t b = int64_t(k) * (kThreads / 32) + warp;
+      if (a.q && b < a.stride / 32) quantize32(v[k], lane, a, t, b);
+    }
+    return;
+  }
   float ss = 0;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
+  for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
+    const float xv = x[i];
+    ss += xv * xv;
+  }
   const float scale = rsqrtf(block_sum(ss, partial) / float(dim) + eps);
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) o[i] = xr[i] * scale * w[i];
+  for (int64_t i = threadIdx.x; i < dim; i += kThreads) o[i] = x[i] * scale * w[i];
   if (!a.q) return;
   __syncthreads();
-  const int lane = threadIdx.x % 32;
-  for (int64_t b = threadIdx.x / 32; b < a.stride / 32; b += kThreads / 32) {
+  for (int64_t b = warp; b < a.stride / 32; b += kThreads / 32) {
     const int64_t c = b * 32 + lane;
-    quantize32(c < dim ? o[c] : 0.0f, lane, a, blockIdx.x, b);
+    quantize32(c < dim ? o[c] : 0.0f, lane, a, t, b);
   }
 }
 
-// One block per (token, head); thread i rotates the pair (i, i + half), or (2i, 2i + 1)
-// when interleaved (Q/K rows in llama.cpp's order, RopeTable::interleaved).
-__global__ void rope_kernel(float* x, const int32_t* positions, int n_heads, int head_dim, int half, bool interleaved,
-                            const float* cos, const float* sin) {
-  const int64_t t = blockIdx.y;
-  float* v = x + (t * n_heads + blockIdx.x) * head_dim;
-  const float* c = cos + int64_t(positions[t]) * half;
-  const float* s = sin + int64_t(positions[t]) * half;
+template <int K>
+__global__ void __launch_bounds__(kThreads) rmsnorm_kernel(const float* x, const float* w, float* out, int64_t dim,
+                                                           float eps, Int8Acts a) {
+  pdl_wait();
+  pdl_trigger();
+  __shared__ float partial[kThreads / 32];
+  const int64_t t = blockIdx.x;
+  rmsnorm_row<K>(x + t * dim, w, out + t * dim, dim, eps, a, t, partial);
+}
+
+// Rotates one head v (the block's threads) at position pos.
+__device__ inline void rotate_head(float* v, int32_t pos, int half, bool interleaved, const float* cos,
+                                   const float* sin) {
+  const float* c = cos + int64_t(pos) * half;
+  const float* s = sin + int64_t(pos) * half;
   const int step = interleaved ? 2 : 1, partner = interleaved ? 1 : half;
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     float* p = v + i * step;
@@ -63,13 +110,56 @@ __global__ void rope_kernel(float* x, const int32_t* positions, int n_heads, int
   }
 }
 
+__global__ void rope_kernel(float* x, const int32_t* positions, int n_heads, int head_dim, int half, bool interleaved,
+                            const float* cos, const float* sin) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t t = blockIdx.y;
+  rotate_head(x + (t * n_heads + blockIdx.x) * head_dim, positions[t], half, interleaved, cos, sin);
+}
+
+template <bool Half>
+__device__ inline void store_row(void* dst, int64_t at, const float* src, int n) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    if constexpr (Half)
+      static_cast<__half*>(dst)[at + i] = __float2half(src[i]);
+    else
+      static_cast<float*>(dst)[at + i] = src[i];
+  }
+}
+
+// Block (h, t): query head h of token t when h < n_heads, else kv head h - n_heads: its
+// k rotated, then it and its v stored in the cache.
+template <bool Half>
+__global__ void rope_store_kernel(float* q, float* k, const float* v, RopeArgs r, KvLayer kv, const int64_t* slots) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t t = blockIdx.y;
+  const int h = blockIdx.x, hd = r.head_dim, half = r.rotary_dim / 2, pos = r.positions[t];
+  if (h < r.n_heads) {
+    if (half > 0) rotate_head(q + (t * r.n_heads + h) * hd, pos, half, r.interleaved, r.cos, r.sin);
+    return;
+  }
+  const int g = h - r.n_heads, kv_dim = r.n_kv_heads * hd;
+  float* kr = k + t * kv_dim + int64_t(g) * hd;
+  if (half > 0) rotate_head(kr, pos, half, r.interleaved, r.cos, r.sin);
+  __syncthreads();
+  const int64_t at = slots[t] * kv_dim + int64_t(g) * hd;
+  store_row<Half>(kv.k, at, kr, hd);
+  store_row<Half>(kv.v, at, v + t * kv_dim + int64_t(g) * hd, hd);
+}
+
 __global__ void silu_mul_kernel(const float* g, const float* u, float* out, int64_t n) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 // Quantizing: one warp per 32 values (n % 32 == 0), the whole as one row of a.
 __global__ void silu_mul_q_kernel(const float* g, const float* u, float* out, int64_t n, Int8Acts a) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t gw = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32;
   if (gw * 32 >= n) return;
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
@@ -79,73 +169,90 @@ __global__ void silu_mul_q_kernel(const float* g, const float* u, float* out, in
 }
 
 __global__ void add_kernel(float* y, const float* x, int64_t n) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     y[i] += x[i];
 }
 
 __global__ void embed_kernel(DeviceWeight w, const int32_t* tokens, float* out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t t = blockIdx.x, r = tokens[t];
   for (int64_t c = threadIdx.x; c < w.cols; c += blockDim.x) out[t * w.cols + c] = weight_value(w, r, c);
 }
 
 __global__ void kv_store_kernel(KvLayer kv, const int64_t* slots, int kv_dim, const float* k, const float* v) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t t = blockIdx.x, dst = slots[t] * kv_dim;
-  for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) {
-    const float kf = k[t * kv_dim + i], vf = v[t * kv_dim + i];
-    if (kv.half) {
-      static_cast<__half*>(kv.k)[dst + i] = __float2half(kf);
-      static_cast<__half*>(kv.v)[dst + i] = __float2half(vf);
-    } else {
-      static_cast<float*>(kv.k)[dst + i] = kf;
-      static_cast<float*>(kv.v)[dst + i] = vf;
-    }
+  if (kv.half) {
+    store_row<true>(kv.k, dst, k + t * kv_dim, kv_dim);
+    store_row<true>(kv.v, dst, v + t * kv_dim, kv_dim);
+  } else {
+    store_row<false>(kv.k, dst, k + t * kv_dim, kv_dim);
+    store_row<false>(kv.v, dst, v + t * kv_dim, kv_dim);
   }
 }
 
 }  // namespace
 
 void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps, const Int8Acts& acts,
-             cudaStream_t s) {
+             const Stream& s) {
   if (n <= 0) return;
-  rmsnorm_kernel<<<unsigned(n), kThreads, 0, s>>>(x, w, out, dim, eps, acts);
-  UPG_CUDA_CHECK_LAUNCH("rmsnorm");
+  const int need = rmsnorm_registers(dim, acts);
+  auto* k = need == 2    ? rmsnorm_kernel<2>
+            : need == 4  ? rmsnorm_kernel<4>
+            : need == 8  ? rmsnorm_kernel<8>
+            : need == 16 ? rmsnorm_kernel<16>
+            : need == 20 ? rmsnorm_kernel<20>
+            : need == 32 ? rmsnorm_kernel<32>
+                         : rmsnorm_kernel<0>;
+  launch("rmsnorm", k, unsigned(n), kThreads, 0, s, x, w, out, dim, eps, acts);
 }
 
 void rope(float* x, const int32_t* positions, int64_t n, int n_heads, int head_dim, int rotary_dim, bool interleaved,
-          const float* cos, const float* sin, cudaStream_t s) {
+          const float* cos, const float* sin, const Stream& s) {
   if (n <= 0 || rotary_dim < 2) return;
   const int half = rotary_dim / 2;
-  rope_kernel<<<dim3(unsigned(n_heads), unsigned(n)), half < 128 ? 64 : 128, 0, s>>>(x, positions, n_heads, head_dim,
-                                                                                  half, interleaved, cos, sin);
-  UPG_CUDA_CHECK_LAUNCH("rope");
+  launch("rope", rope_kernel, dim3(unsigned(n_heads), unsigned(n)), half < 128 ? 64 : 128, 0, s, x, positions, n_heads,
+         head_dim, half, interleaved, cos, sin);
 }
 
-void silu_mul(const float* gate, const float* up, float* out, int64_t n, const Int8Acts& acts, cudaStream_t s) {
+void silu_mul(const float* gate, const float* up, float* out, int64_t n, const Int8Acts& acts, const Stream& s) {
   if (n <= 0) return;
   if (acts.q)
-    silu_mul_q_kernel<<<unsigned((n + kThreads - 1) / kThreads), kThreads, 0, s>>>(gate, up, out, n, acts);
+    launch("silu_mul", silu_mul_q_kernel, unsigned((n + kThreads - 1) / kThreads), kThreads, 0, s, gate, up, out, n,
+           acts);
   else
-    silu_mul_kernel<<<blocks_for(n), kThreads, 0, s>>>(gate, up, out, n);
-  UPG_CUDA_CHECK_LAUNCH("silu_mul");
+    launch("silu_mul", silu_mul_kernel, blocks_for(n), kThreads, 0, s, gate, up, out, n);
 }
 
-void add(float* y, const float* x, int64_t n, cudaStream_t s) {
+void add(float* y, const float* x, int64_t n, const Stream& s) {
   if (n <= 0) return;
-  add_kernel<<<blocks_for(n), kThreads, 0, s>>>(y, x, n);
-  UPG_CUDA_CHECK_LAUNCH("add");
+  launch("add", add_kernel, blocks_for(n), kThreads, 0, s, y, x, n);
 }
 
-void embed(const DeviceWeight& w, const int32_t* tokens, int64_t n, float* out, cudaStream_t s) {
+void embed(const DeviceWeight& w, const int32_t* tokens, int64_t n, float* out, const Stream& s) {
   if (n <= 0) return;
-  embed_kernel<<<unsigned(n), kThreads, 0, s>>>(w, tokens, out);
-  UPG_CUDA_CHECK_LAUNCH("embed");
+  launch("embed", embed_kernel, unsigned(n), kThreads, 0, s, w, tokens, out);
 }
 
 void kv_store(const KvLayer& kv, const int64_t* slots, int64_t n, int kv_dim, const float* k, const float* v,
-              cudaStream_t s) {
+              const Stream& s) {
   if (n <= 0) return;
-  kv_store_kernel<<<unsigned(n), kThreads, 0, s>>>(kv, slots, kv_dim, k, v);
-  UPG_CUDA_CHECK_LAUNCH("kv_store");
+  launch("kv_store", kv_store_kernel, unsigned(n), kThreads, 0, s, kv, slots, kv_dim, k, v);
+}
+
+void rope_store(float* q, float* k, const float* v, const RopeArgs& r, const KvLayer& kv, const int64_t* slots,
+                int64_t n, const Stream& s) {
+  if (n <= 0) return;
+  const dim3 grid(unsigned(r.n_heads + r.n_kv_heads), unsigned(n));
+  const int threads = r.head_dim <= 64 ? 64 : 128;
+  if (kv.half)
+    launch("rope_store", rope_store_kernel<true>, grid, threads, 0, s, q, k, v, r, kv, slots);
+  else
+    launch("rope_store", rope_store_kernel<false>, grid, threads, 0, s, q, k, v, r, kv, slots);
 }
 
 }  // namespace upg::cuda

@@ -1,0 +1,51 @@
+#pragma once
+// How every kernel of the backend is launched: with programmatic dependent launch (PDL,
+// Hopper) when the Stream asks for it. A kernel launched so may start while the kernel
+// before it on the stream is still running; it must call pdl_wait() before it reads
+// anything that kernel (or any before it) wrote, and before it writes anything they may
+// still read. What it may do before: read the weights, which no kernel writes. The
+// GEMVs issue their first weight loads there, so a decode step's ~10 launches a layer
+// overlap their start-up with the tail of the op before instead of leaving the GPU idle
+// between them (each launch of a captured graph still costs a few microseconds of
+// ramp-up and drain against GEMVs of 5-20 us). pdl_trigger() lets the next kernel
+// launch; called right after the wait, it keeps at most one kernel waiting behind a
+// running one. Both are no-ops in a kernel launched without the attribute.
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/cuda-check.h"
+#include "kernels/cuda/kernels.h"
+
+namespace upg::cuda {
+
+__device__ inline void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ inline void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// kernel<<<grid, block, smem, s.stream>>>(args...), with PDL when s.pdl; a failed launch
+// throws naming `what`.
+template <typename... Params, typename... Args>
+void launch(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, const Stream& s,
+            Args&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s.stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = s.pdl ? 1 : 0;
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, Params(std::forward<Args>(args))...);
+  if (e != cudaSuccess) throw_cuda_error(e, what, __FILE__, __LINE__);
+}
+
+}  // namespace upg::cuda
