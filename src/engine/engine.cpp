@@ -53,6 +53,9 @@ struct Live {
       mask.assign(size_t(matcher->mask_words()), 0);
     }
   }
+  // Its next token is the logits' argmax, which the model can pick where the logits are
+  // (Batch::kGreedy): greedy, nothing before the pick, no grammar, no log-probabilities.
+  bool greedy_on_model() const { return sampler.plain_greedy() && !matcher && req.top_logprobs < 0; }
   // The grammar's mask for the next token (empty without a grammar).
   std::span<const uint32_t> next_mask() {
     if (!matcher) return {};
@@ -168,7 +171,8 @@ struct Engine::Impl {
   CandidateList one_draft;             // a deterministic draft for verify_draft: one token, p = 1
   struct Decided {
     const ScheduledSeq* chunk;
-    size_t row;                   // its first logits row
+    size_t row;                   // its first logits row (none: picked on the model)
+    bool picked = false;          // its token came from Model::greedy
     std::vector<int32_t> tokens;  // to report, in order
   };
   std::vector<Decided> decided;
@@ -386,27 +390,35 @@ std::vector<RequestEvent> Engine::step() {
       const std::vector<int32_t>& toks = I.sched.tokens(c.seq);
       const int32_t table = I.batch.add_table(I.kv.block_table(c.seq));
       const int prompt = I.sched.prompt_length(c.seq);
+      const bool pick = c.wants_logits && c.drafts == 0 && I.live.at(c.seq)->greedy_on_model();
       for (int i = 0; i < c.count; ++i) {
         const int pos = c.first + i;
         // Logits after the last token, and after each token a draft follows.
         I.batch.add(toks[size_t(pos)], pos, c.seq, c.wants_logits && i >= c.count - 1 - c.drafts, table);
+        if (pick && i == c.count - 1) I.batch.want_logits.back() = Batch::kGreedy;
         // A generated token recomputed after preemption keeps its class.
         if (I.batch_invariant) I.batch.prompt.push_back(pos < prompt ? 1 : 0);
       }
     }
     const std::span<const float> logits = I.model.decode(I.batch);
+    const std::span<const int32_t> picks = I.model.greedy();
     ++I.counted.steps;
 
     // Decide every request's tokens (truncating rejected drafts), then commit the full
     // blocks (so a request that ends now leaves its prefix findable), then report.
     const size_t vocab = size_t(I.model.config().vocab_size);
     I.decided.resize(plan.seqs.size());
-    size_t row = 0, n_decided = 0;
+    size_t row = 0, n_decided = 0, n_picks = 0;
     for (const ScheduledSeq& c : plan.seqs) {
       if (!c.wants_logits) continue;
       Impl::Decided& d = I.decided[n_decided++];
       d.chunk = &c;
       d.row = row;
+      d.picked = c.drafts == 0 && I.live.at(c.seq)->greedy_on_model();
+      if (d.picked) {  // the batch asked the model for its pick (kGreedy) above
+        d.tokens.assign(1, picks[n_picks++]);
+        continue;
+      }
       const size_t n_rows = size_t(c.drafts) + 1;
       I.decide(c, logits.subspan(row * vocab, n_rows * vocab), d.tokens);
       row += n_rows;
@@ -420,7 +432,8 @@ std::vector<RequestEvent> Engine::step() {
       const int64_t base = int64_t(I.sched.tokens(seq).size()) - int64_t(d.tokens.size()) + 1;
       bool goes_on = true;
       for (size_t j = 0; j < d.tokens.size() && goes_on; ++j)
-        goes_on = I.emit(seq, l, d.tokens[j], base + int64_t(j) + 1, logits.subspan((d.row + j) * vocab, vocab), events);
+        goes_on = I.emit(seq, l, d.tokens[j], base + int64_t(j) + 1,
+                         d.picked ? std::span<const float>() : logits.subspan((d.row + j) * vocab, vocab), events);
       if (goes_on) I.sched.append_token(seq, d.tokens.back());
     }
   }

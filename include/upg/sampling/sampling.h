@@ -94,6 +94,10 @@ class Sampler {
   DraftVerdict verify_draft(const CandidateList& target, const CandidateList& draft, int32_t drafted);
   void reseed(uint64_t seed);
   std::string describe() const;  // "penalties -> top-k(40) -> ..." for --verbose
+  // Greedy with no step before the pick (no penalties): the token is the logits' argmax
+  // (the lowest id among equals), which a backend can pick where the logits are
+  // (Batch::kGreedy) without sending them back.
+  bool plain_greedy() const { return greedy_ && steps_.empty(); }
 
  private:
   double uniform();  // [0, 1) from the random stream, the same on every standard library
