@@ -13,7 +13,7 @@ as `upg grammar bench` does. Mask time per token = mask + accept.
         pydantic apache-tvm-ffi && /tmp/peers/bin/pip install --no-deps xgrammar==0.2.9
     (xgrammar's Python package imports torch: add CPU torch to that venv for --engine xgr)
     /tmp/peers/bin/python bench/grammar-peers.py models/SmolLM2-135M-Instruct.Q4_1.gguf \\
-        tests/fixtures/maskbench [--engine llg|xgr] [--json]
+        tests/fixtures/maskbench [--engine llg|xgr|both] [--xgr-cache]
 
 Not a test dependency: run by hand. xgrammar runs with any_whitespace=True and
 strict_mode=False (JSON Schema's defaults, as `upg grammar bench`); llguidance with its
@@ -98,15 +98,19 @@ class Llg:
 class Xgr:
     name = "xgrammar"
 
-    def __init__(self, tok, vocab_size):
+    def __init__(self, tok, vocab_size, cache=False):
         import xgrammar as xgr
         self.xgr = xgr
+        if cache:
+            self.name = "xgrammar (cache on)"
         vocab = tok.get_vocab()
         enc = [""] * (max(vocab.values()) + 1)
         for text, i in vocab.items():
             enc[i] = text
         info = xgr.TokenizerInfo(enc, xgr.VocabType.BYTE_LEVEL, vocab_size=vocab_size, stop_token_ids=[EOS])
-        self.compiler = xgr.GrammarCompiler(info, max_threads=1, cache_enabled=False)
+        # Off by default: each schema's cost alone. --xgr-cache: its Python default, which
+        # also reuses token masks of rules earlier schemas had.
+        self.compiler = xgr.GrammarCompiler(info, max_threads=1, cache_enabled=cache)
         self.vocab_size = vocab_size
 
     def compile(self, schema):
@@ -188,6 +192,7 @@ def main():
     ap.add_argument("dir")
     ap.add_argument("--engine", choices=["llg", "xgr", "both"], default="both")
     ap.add_argument("--time-limit", type=float, default=60)
+    ap.add_argument("--xgr-cache", action="store_true", help="xgrammar with its cache on (its Python default)")
     args = ap.parse_args()
     tok = load_reference_tokenizer(args.model)
     files = sorted(glob.glob(os.path.join(args.dir, "*.json")))
@@ -195,7 +200,7 @@ def main():
     if args.engine in ("llg", "both"):
         engines.append(Llg(tok))
     if args.engine in ("xgr", "both"):
-        engines.append(Xgr(tok, 49152))
+        engines.append(Xgr(tok, 49152, cache=args.xgr_cache))
     for e in engines:
         print(json.dumps(run(e, tok, files, args.time_limit)), flush=True)
 

@@ -7,6 +7,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git
   # scripts/fetch-xgrammar.sh (XGrammar's source package from PyPI's file host).
   curl ca-certificates
+  # CMakeLists.txt applies our patches to XGrammar's sources (third_party/xgrammar-*.patch).
+  patch
   python3 python3-pip
   nlohmann-json3-dev libpcre2-dev libcli11-dev libhwy-dev libfmt-dev
   libgtest-dev libbenchmark-dev

@@ -19,6 +19,7 @@ namespace {
 struct Vocab {
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<GrammarCompiler> compiler;
+  GrammarCompilerOptions options;  // the compiler's
   int32_t stop = -1;  // the token that ends an instance
 };
 
@@ -38,6 +39,7 @@ Vocab load_vocab(const std::string& path, int threads = 1, bool lazy_masks = fal
   opt.threads = threads;
   opt.lazy_masks = lazy_masks;
   v.compiler = std::make_unique<GrammarCompiler>(*v.tok, opt);
+  v.options = opt;
   return v;
 }
 
@@ -91,11 +93,20 @@ struct BenchArgs {
   int jobs = 1;
   int threads = 1;
   bool lazy_masks = false;
+  bool check_masks = false;
 };
 
 void bench(const BenchArgs& a) {
   Vocab v = load_vocab(a.model, a.threads, a.lazy_masks);
-  BenchResult r = run_maskbench(*v.compiler, *v.tok, v.stop, a.dir, a.time_limit_s, a.jobs);
+  // The reference: every mask of every grammar computed afresh, at compile time.
+  std::unique_ptr<GrammarCompiler> reference;
+  if (a.check_masks) {
+    GrammarCompilerOptions opt = v.options;
+    opt.mask_cache_bytes = 0;
+    opt.lazy_masks = false;
+    reference = std::make_unique<GrammarCompiler>(*v.tok, opt);
+  }
+  BenchResult r = run_maskbench(*v.compiler, *v.tok, v.stop, a.dir, a.time_limit_s, a.jobs, reference.get());
   std::map<SchemaOutcome, int> counts;
   std::vector<double> compile_us, first_us;
   for (const auto& s : r.schemas) {
@@ -105,17 +116,18 @@ void bench(const BenchArgs& a) {
   const int n = int(r.schemas.size());
   auto pct = [&](std::vector<double>& v, double q) { return percentile(v, q); };
   const double c50 = pct(compile_us, 0.5), c90 = pct(compile_us, 0.9), c99 = pct(compile_us, 0.99);
-  const double f50 = pct(first_us, 0.5);
+  const double f50 = pct(first_us, 0.5), f90 = pct(first_us, 0.9), f99 = pct(first_us, 0.99);
   const double m50 = pct(r.mask_us, 0.5), m99 = pct(r.mask_us, 0.99), mmax = pct(r.mask_us, 1.0);
   if (a.json) {
     nlohmann::ordered_json j;
     j["schemas"] = n;
     for (auto o : {SchemaOutcome::kPassing, SchemaOutcome::kUnsupported, SchemaOutcome::kValidRejected,
-                   SchemaOutcome::kInvalidAccepted, SchemaOutcome::kCrash, SchemaOutcome::kTimeout})
+                   SchemaOutcome::kInvalidAccepted, SchemaOutcome::kCrash, SchemaOutcome::kTimeout,
+                   SchemaOutcome::kMaskMismatch})
       j[outcome_name(o)] = counts[o];
     j["tokens"] = r.tokens;
     j["compile_ms"] = {{"p50", c50 / 1e3}, {"p90", c90 / 1e3}, {"p99", c99 / 1e3}};
-    j["first_mask_ms"] = {{"p50", f50 / 1e3}};
+    j["first_mask_ms"] = {{"p50", f50 / 1e3}, {"p90", f90 / 1e3}, {"p99", f99 / 1e3}};
     j["mask_us"] = {{"p50", m50}, {"p99", m99}, {"max", mmax}};
     auto& list = j["results"] = nlohmann::ordered_json::array();
     for (const auto& s : r.schemas)
@@ -126,16 +138,18 @@ void bench(const BenchArgs& a) {
     for (const auto& s : r.schemas)
       if (s.outcome != SchemaOutcome::kPassing) fmt::print("{}: {}: {}\n", s.file, outcome_name(s.outcome), s.detail);
     fmt::print("schemas {}: passing {} ({:.1f}%), unsupported {}, valid rejected {}, invalid accepted {}, crashes {}, "
-               "timeouts {}\n",
+               "timeouts {}{}\n",
                n, counts[SchemaOutcome::kPassing], n ? 100.0 * counts[SchemaOutcome::kPassing] / n : 0.0,
                counts[SchemaOutcome::kUnsupported], counts[SchemaOutcome::kValidRejected],
-               counts[SchemaOutcome::kInvalidAccepted], counts[SchemaOutcome::kCrash], counts[SchemaOutcome::kTimeout]);
-    fmt::print("compile ms p50 {:.2f} p90 {:.2f} p99 {:.2f}, to the first mask p50 {:.2f} | mask+accept us over {} "
-               "tokens: p50 {:.1f} p99 {:.1f} max {:.0f}\n",
-               c50 / 1e3, c90 / 1e3, c99 / 1e3, f50 / 1e3, r.tokens, m50, m99, mmax);
+               counts[SchemaOutcome::kInvalidAccepted], counts[SchemaOutcome::kCrash], counts[SchemaOutcome::kTimeout],
+               a.check_masks ? fmt::format(", masks differing {}", counts[SchemaOutcome::kMaskMismatch]) : "");
+    fmt::print("compile ms p50 {:.2f} p90 {:.2f} p99 {:.2f}, to the first mask p50 {:.2f} p90 {:.2f} p99 {:.2f} | "
+               "mask+accept us over {} tokens: p50 {:.1f} p99 {:.1f} max {:.0f}\n",
+               c50 / 1e3, c90 / 1e3, c99 / 1e3, f50 / 1e3, f90 / 1e3, f99 / 1e3, r.tokens, m50, m99, mmax);
   }
   if (a.strict && (counts[SchemaOutcome::kValidRejected] || counts[SchemaOutcome::kInvalidAccepted] ||
-                   counts[SchemaOutcome::kCrash] || counts[SchemaOutcome::kTimeout]))
+                   counts[SchemaOutcome::kCrash] || counts[SchemaOutcome::kTimeout] ||
+                   counts[SchemaOutcome::kMaskMismatch]))
     throw CLI::RuntimeError(1);
 }
 
@@ -192,7 +206,11 @@ void add_grammar_command(CLI::App& app) {
       b->model);
   bn->add_option("dir", b->dir, "Folder of MaskBench files")->required()->check(CLI::ExistingDirectory);
   bn->add_flag("--json", b->json, "Print one JSON object (counts, percentiles, each schema's outcome)");
-  bn->add_flag("--strict", b->strict, "Exit 1 on any valid instance rejected, invalid accepted, crash or timeout");
+  bn->add_flag("--strict", b->strict,
+               "Exit 1 on any valid instance rejected, invalid accepted, crash, timeout or mask differing");
+  bn->add_flag("--check-masks", b->check_masks,
+               "Compare every mask with a second compiler's that computes each grammar's masks afresh "
+               "(no masks reused across grammars); untimed, but the run takes longer");
   bn->add_option("--time-limit", b->time_limit_s, "Seconds per schema before it counts as a timeout")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -32,6 +32,7 @@ const char* outcome_name(SchemaOutcome o) {
     case SchemaOutcome::kInvalidAccepted: return "invalidation_error";
     case SchemaOutcome::kCrash: return "crash";
     case SchemaOutcome::kTimeout: return "timeout";
+    case SchemaOutcome::kMaskMismatch: return "mask_mismatch";
   }
   return "?";
 }
@@ -47,8 +48,8 @@ namespace {
 
 // One MaskBench file: compile its schema, then each test instance token by token (its
 // mask + accept times appended to mask_us). nullopt: not a MaskBench file.
-std::optional<SchemaResult> run_schema(GrammarCompiler& compiler, const Tokenizer& tok, int32_t stop_token,
-                                       const std::filesystem::path& path, double time_limit_s,
+std::optional<SchemaResult> run_schema(GrammarCompiler& compiler, GrammarCompiler* reference, const Tokenizer& tok,
+                                       int32_t stop_token, const std::filesystem::path& path, double time_limit_s,
                                        std::vector<double>& mask_us) {
   // Ordered: an instance's properties stay in the order its file gives them.
   const auto doc = parse_json<nlohmann::ordered_json>(read_file_text(path.string(), "a MaskBench file", size_t(64) << 20), path.string());
@@ -56,12 +57,12 @@ std::optional<SchemaResult> run_schema(GrammarCompiler& compiler, const Tokenize
   SchemaResult r;
   r.file = path.filename().string();
   const auto t_start = Clock::now();
-  std::shared_ptr<const CompiledGrammar> g;
+  std::shared_ptr<const CompiledGrammar> g, ref;
+  GrammarSpec spec{GrammarKind::kJsonSchema, doc["schema"].dump()};
+  // Instances as written by others: any whitespace, and JSON Schema's own defaults.
+  spec.any_whitespace = true;
+  spec.strict = false;
   try {
-    GrammarSpec spec{GrammarKind::kJsonSchema, doc["schema"].dump()};
-    // Instances as written by others: any whitespace, and JSON Schema's own defaults.
-    spec.any_whitespace = true;
-    spec.strict = false;
     g = compiler.compile(spec);
     r.compile_us = us_since(t_start);
   } catch (const Error& e) {
@@ -76,25 +77,39 @@ std::optional<SchemaResult> run_schema(GrammarCompiler& compiler, const Tokenize
     first.fill_mask(mask);
     r.first_mask_us = us_since(t_start);
   }
+  if (reference) ref = reference->compile(spec);  // after the timings above
+  std::vector<uint32_t> ref_mask;
   const auto& tests = doc["tests"];
   for (size_t i = 0; i < tests.size() && r.outcome == SchemaOutcome::kPassing; ++i) {
     const bool valid = tests[i].value("valid", false);
     ++r.tests;
     try {
       GrammarMatcher m(g);
+      std::optional<GrammarMatcher> rm;
+      if (ref) rm.emplace(ref);
       mask.assign(size_t(m.mask_words()), 0);
+      ref_mask.assign(mask.size(), 0);
       const auto ids = tok.encode(tests[i]["data"].dump(), false, false);
       bool accepted = true;
-      for (int32_t id : ids) {
+      for (size_t k = 0; k < ids.size() && r.outcome == SchemaOutcome::kPassing; ++k) {
         const auto t0 = Clock::now();
         m.fill_mask(mask);
-        const bool ok = m.accept(id);
+        const bool ok = m.accept(ids[k]);
         mask_us.push_back(us_since(t0));
+        if (rm) {
+          rm->fill_mask(ref_mask);
+          if (ref_mask != mask) {
+            r.outcome = SchemaOutcome::kMaskMismatch;
+            r.detail = fmt::format("test #{}: the masks before token #{} differ from the reference compiler's", i, k);
+          }
+          rm->accept(ids[k]);
+        }
         if (!ok) {
           accepted = false;
           break;
         }
       }
+      if (r.outcome != SchemaOutcome::kPassing) break;
       if (accepted) accepted = m.accept(stop_token);
       if (accepted != valid) {
         r.outcome = valid ? SchemaOutcome::kValidRejected : SchemaOutcome::kInvalidAccepted;
@@ -115,7 +130,7 @@ std::optional<SchemaResult> run_schema(GrammarCompiler& compiler, const Tokenize
 }  // namespace
 
 BenchResult run_maskbench(GrammarCompiler& compiler, const Tokenizer& tok, int32_t stop_token,
-                          const std::string& dir, double time_limit_s, int jobs) {
+                          const std::string& dir, double time_limit_s, int jobs, GrammarCompiler* reference) {
   std::vector<std::filesystem::path> files;
   for (const auto& e : std::filesystem::directory_iterator(dir))
     if (e.is_regular_file() && e.path().extension() == ".json") files.push_back(e.path());
@@ -128,7 +143,7 @@ BenchResult run_maskbench(GrammarCompiler& compiler, const Tokenizer& tok, int32
   auto work = [&](size_t w) {
     try {
       for (size_t i; (i = next++) < files.size();)
-        results[i] = run_schema(compiler, tok, stop_token, files[i], time_limit_s, mask_us[w]);
+        results[i] = run_schema(compiler, reference, tok, stop_token, files[i], time_limit_s, mask_us[w]);
     } catch (...) {  // a file that is not JSON: the run fails, as with one thread
       errors[w] = std::current_exception();
       next = files.size();

@@ -17,8 +17,8 @@ class Tokenizer;
 
 namespace upg::cli {
 
-enum class SchemaOutcome { kPassing, kUnsupported, kValidRejected, kInvalidAccepted, kCrash, kTimeout };
-const char* outcome_name(SchemaOutcome o);  // as MaskBench's counts name them
+enum class SchemaOutcome { kPassing, kUnsupported, kValidRejected, kInvalidAccepted, kCrash, kTimeout, kMaskMismatch };
+const char* outcome_name(SchemaOutcome o);  // as MaskBench's counts name them; "mask_mismatch" is ours
 
 struct SchemaResult {
   std::string file;
@@ -39,9 +39,14 @@ struct BenchResult {
 // A schema whose tests run past time_limit_s stops there and counts as a timeout.
 // Properties in the schema's order, as MaskBench's instances give them. `jobs` threads
 // take the files in turn (the compiler is shared; results come in file order either way);
-// more than one makes the run quicker and its timings noisier.
+// more than one makes the run quicker and its timings noisier. `reference`, when given:
+// each schema compiled by it too (untimed), its matcher fed the same tokens, and the two
+// masks compared before every token (a difference: kMaskMismatch); a compiler that shares
+// nothing between grammars checks that the masks reused across grammars are the ones
+// computed afresh.
 BenchResult run_maskbench(GrammarCompiler& compiler, const Tokenizer& tok, int32_t stop_token,
-                          const std::string& dir, double time_limit_s, int jobs = 1);
+                          const std::string& dir, double time_limit_s, int jobs = 1,
+                          GrammarCompiler* reference = nullptr);
 
 // Nearest-rank percentile (q in [0, 1]) of `v` (sorted in place); 0 when empty.
 double percentile(std::vector<double>& v, double q);

@@ -79,8 +79,13 @@ struct GrammarCompiler::Impl {
   Impl(const Tokenizer& tok, GrammarCompilerOptions o)
       : opt(std::move(o)),
         info(make_tokenizer_info(tok, opt)),
-        // XGrammar's own cache is off: ours (below) keys on the checked text.
-        xg(info, std::max(1, opt.threads), /*cache_enabled=*/false, /*max_memory_bytes=*/-1, opt.lazy_masks) {}
+        // XGrammar's cache: its rule-level part keeps each rule's token masks (keyed by a
+        // hash of the rule's automaton and those it calls), so the rules every JSON Schema
+        // shares (strings, numbers, any value, whitespace) are computed once per compiler
+        // instead of once per schema. Its grammar-level part repeats ours (below, keyed on
+        // the text before the check) within the same budget.
+        xg(info, std::max(1, opt.threads), /*cache_enabled=*/opt.mask_cache_bytes > 0,
+           /*max_memory_bytes=*/opt.mask_cache_bytes > 0 ? int64_t(opt.mask_cache_bytes) : -1, opt.lazy_masks) {}
 
   std::shared_ptr<const CompiledGrammar> build(const GrammarSpec& spec) {
     const char* param = grammar_param(spec.kind);

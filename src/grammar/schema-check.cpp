@@ -205,6 +205,14 @@ class Checker {
       rewrite_string(v, path, ptr);
     }
     if (types.count("object") && has(v, "patternProperties")) check_pattern_properties(v, path);
+    // XGrammar enforces `required` for named properties only (the rewrite names the others
+    // where it can).
+    if (types.count("object") && has(v, "required") && v["required"].is_array())
+      for (const auto& r : v["required"])
+        if (!r.is_string() || !has(v, "properties") || !v["properties"].is_object() ||
+            !v["properties"].contains(r.get<std::string>()))
+          refuse(child_path(path, "required"),
+                 fmt::format("required property {} that is not in 'properties' is not supported", r.dump()));
     // XGrammar's numbers take multipleOf only in whole steps.
     if (has(v, "multipleOf") && types.count("number") && !types.count("integer"))
       refuse(child_path(path, "multipleOf"), "multipleOf on a non-integer number is not supported");

@@ -151,6 +151,41 @@ TEST_F(SchemaRewrite, LengthsBesideOneRepeatedClassGoIntoThePattern) {
             "json_schema: $: minLength/maxLength beside 'pattern' is not supported");
 }
 
+TEST_F(SchemaRewrite, DependentRequiredBecomesRequiredOrBranchesOnPresence) {
+  // A required trigger: its names are required too, to a fixed point.
+  const char* req = R"({"type":"object","dependentRequired":{"a":["b"],"b":["ba"]},"required":["a"]})";
+  EXPECT_EQ(rewrite(req),
+            nlohmann::json::parse(R"({"type":"object","required":["a","b","ba"],"properties":{"a":{},"b":{},"ba":{}}})"));
+  expect_language(req, {R"({"a":1,"b":2,"ba":3})"}, {R"({"a":1,"b":2})", R"({"a":1})"});
+  // Where no other property may come: the trigger absent, or present with its names.
+  const char* closed = R"({"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"}},
+                           "additionalProperties":false,"dependencies":{"a":["b"]}})";
+  EXPECT_EQ(rewrite(closed), nlohmann::json::parse(R"({"anyOf":[
+      {"type":"object","properties":{"b":{"type":"integer"}},"additionalProperties":false},
+      {"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"}},"additionalProperties":false,
+       "required":["a","b"]}]})"));
+  expect_language(closed, {"{}", R"({"b":1})", R"({"a":1,"b":2})"}, {R"({"a":1})", R"({"ab":1})", R"({"a":1,"b":"x"})"});
+  // Names already required, or a trigger that cannot be present: nothing asked.
+  EXPECT_EQ(rewrite(R"({"type":"object","required":["b"],"dependentRequired":{"a":["b"]}})"),
+            nlohmann::json::parse(R"({"type":"object","required":["b"],"properties":{"b":{}}})"));
+  // Other properties allowed and the trigger not required: not exact, refused.
+  EXPECT_EQ(refusal(R"({"type":"object","dependentRequired":{"a":["b"]}})"),
+            "json_schema: $.dependentRequired: keyword 'dependentRequired' is not supported");
+  EXPECT_EQ(refusal(R"({"type":"object","dependencies":{"a":{"required":["b"]}}})"),
+            "json_schema: $.dependencies: keyword 'dependencies' is not supported");
+}
+
+// XGrammar enforces `required` for named properties only: the others are named.
+TEST_F(SchemaRewrite, RequiredNamesBecomeProperties) {
+  const char* s = R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["b"]})";
+  EXPECT_EQ(rewrite(s), nlohmann::json::parse(R"({"type":"object","properties":{"a":{"type":"integer"},"b":{}},"required":["b"]})"));
+  expect_language(s, {R"({"b":null})", R"({"a":1,"b":[1]})"}, {"{}", R"({"a":1})"});
+  const char* held = R"({"type":"object","additionalProperties":{"type":"integer"},"required":["b"]})";
+  expect_language(held, {R"({"b":1})", R"({"b":1,"a":2})"}, {"{}", R"({"b":"x"})", R"({"a":2})"});
+  EXPECT_EQ(refusal(R"({"type":"object","additionalProperties":false,"required":["b"]})"),
+            "json_schema: $.required: required property \"b\" that is not in 'properties' is not supported");
+}
+
 TEST(SchemaValues, EqualityAsJsonSchemaHasItAndUnknownsSaidSo) {
   auto valid = [](const char* value, const char* schema) {
     const json s = json::parse(schema);

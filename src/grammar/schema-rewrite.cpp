@@ -39,6 +39,8 @@ constexpr std::string_view kInferred[] = {"properties", "additionalProperties", 
                                           "prefixItems", "unevaluatedItems"};
 // Beyond this many anyOf branches from distributing, a merge gives up.
 constexpr size_t kMaxBranches = 64;
+// Beyond this many dependentRequired triggers that need a branch each (2^n), not rewritten.
+constexpr size_t kMaxDependencyTriggers = 4;
 
 bool has(const json& v, std::string_view k) { return v.is_object() && v.contains(k); }
 bool trivial(const json& v) { return v == true || (v.is_object() && v.empty()); }
@@ -148,7 +150,25 @@ class Rewriter {
       const bool typed = std::any_of(std::begin(kTypedKw), std::end(kTypedKw), [&](auto k) { return has(v, k); });
       if (typed && !inferred) v["type"] = json(std::vector<std::string>(std::begin(kAllTypes), std::end(kAllTypes)));
     }
+    required_into_properties(v);
     return v;
+  }
+
+  // XGrammar enforces `required` for named properties only ({"required": ["x"]} took
+  // `{}`): a required name that is not one becomes one, with the schema its value is held
+  // to (additionalProperties, any value by default), after the named ones, where XGrammar
+  // puts other properties. With patternProperties, or additionalProperties false, left for
+  // the check to refuse.
+  static void required_into_properties(json& v) {
+    if (!has(v, "required") || !v["required"].is_array() || has(v, "patternProperties")) return;
+    if (has(v, "properties") && !v["properties"].is_object()) return;
+    const json ap = has(v, "additionalProperties") ? v["additionalProperties"] : json(true);
+    if (ap == false) return;
+    const json required = v["required"];  // a copy: adding "properties" may move v's members
+    for (const auto& r : required) {
+      if (!r.is_string() || (has(v, "properties") && v["properties"].contains(r.get<std::string>()))) continue;
+      v["properties"][r.get<std::string>()] = ap == true ? json::object() : ap;
+    }
   }
 
   // minLength/maxLength beside a pattern that is one repeated character class
@@ -218,7 +238,87 @@ class Rewriter {
         v = std::move(out);
       }
     }
+    if (Opt d = expand_dependencies(v)) v = std::move(*d);
     return v;
+  }
+
+  // dependentRequired, and draft 4-7 `dependencies` whose values are all name lists: "when
+  // property k is present, so are these". A trigger that is required puts its names into
+  // `required` (and so on, to a fixed point); one whose names are all required already, or
+  // that cannot be present (not a named property where additionalProperties is false),
+  // asks nothing. What remains, where additionalProperties is false (leaving k out of
+  // `properties` forbids it), is an anyOf of the schema without k and the schema with k
+  // and its names required, per trigger (at most kMaxDependencyTriggers of them). nullopt:
+  // nothing to do, or not exact (then the check refuses the keyword).
+  static Opt expand_dependencies(const json& v) {
+    if (!has(v, "dependentRequired") && !has(v, "dependencies")) return std::nullopt;
+    std::vector<std::pair<std::string, std::vector<std::string>>> deps;
+    for (const char* kw : {"dependentRequired", "dependencies"}) {
+      if (!has(v, kw)) continue;
+      if (!v[kw].is_object()) return std::nullopt;
+      for (const auto& [k, names] : v[kw].items()) {
+        if (!names.is_array()) return std::nullopt;  // a schema (dependentSchemas): refused
+        std::vector<std::string> list;
+        for (const auto& n : names) {
+          if (!n.is_string()) return std::nullopt;
+          list.push_back(n.get<std::string>());
+        }
+        deps.emplace_back(k, std::move(list));
+      }
+    }
+    json out = v, defs = json::object();
+    out.erase("dependentRequired");
+    out.erase("dependencies");
+    // References point into the node's $defs: they stay at the node, not in each branch.
+    for (const char* d : {"$defs", "definitions"})
+      if (has(out, d)) defs[d] = out[d], out.erase(d);
+    Opt r = with_dependencies(std::move(out), std::move(deps));
+    if (r)
+      for (const auto& [d, x] : defs.items()) (*r)[d] = x;
+    return r;
+  }
+
+  static Opt with_dependencies(json v, std::vector<std::pair<std::string, std::vector<std::string>>> deps) {
+    if (has(v, "required") && !v["required"].is_array()) return std::nullopt;
+    json req = has(v, "required") ? v["required"] : json::array();
+    auto required = [&](const std::string& k) { return std::find(req.begin(), req.end(), json(k)) != req.end(); };
+    const bool closed = has(v, "additionalProperties") && v["additionalProperties"] == false &&
+                        !has(v, "patternProperties") && (!has(v, "properties") || v["properties"].is_object());
+    auto may_be_present = [&](const std::string& k) { return !closed || (has(v, "properties") && v["properties"].contains(k)); };
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (auto it = deps.begin(); it != deps.end();) {
+        const bool all = std::all_of(it->second.begin(), it->second.end(), required);
+        if (required(it->first)) {
+          for (const std::string& n : it->second)
+            if (!required(n)) req.push_back(n), changed = true;
+        }
+        if (required(it->first) || all || !may_be_present(it->first)) it = deps.erase(it);
+        else ++it;
+      }
+    }
+    if (!req.empty()) v["required"] = req;
+    if (deps.empty()) return v;
+    if (!closed || deps.size() > kMaxDependencyTriggers) return std::nullopt;
+    const std::string k = deps.front().first;
+    json without = v;
+    without["properties"].erase(k);
+    auto rest = deps;
+    rest.erase(rest.begin());
+    json with = v;
+    with["required"] = req;
+    with["required"].push_back(k);
+    const Opt a = with_dependencies(std::move(without), rest), b = with_dependencies(std::move(with), deps);
+    if (!a || !b) return std::nullopt;
+    json branches = json::array();
+    for (const json* side : {&*a, &*b}) {
+      if (has(*side, "anyOf") && side->size() == 1) {
+        for (const auto& inner : (*side)["anyOf"]) branches.push_back(inner);
+      } else {
+        branches.push_back(*side);
+      }
+    }
+    return json::object({{"anyOf", std::move(branches)}});
   }
 
   // A keyword XGrammar reads the node by, with other assertions beside it that it would

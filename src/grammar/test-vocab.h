@@ -11,7 +11,10 @@ namespace upg::grammar_test {
 
 inline const std::vector<std::string>& extra_tokens() {
   static const std::vector<std::string> t = {"{\"", "\":", "\",\"", "true", "tr", "ue}", "ab", "ba", "aa",
-                                             "12", "3.", "\"}", "null", "[1", ",2]", " ", "  ", "\n"};
+                                             "12", "3.", "\"}", "null", "[1", ",2]", " ", "  ", "\n",
+                                             // within a string, then past its end: the first may continue
+                                             // a key, the others not
+                                             "b\":", "a\"b", "ab\n"};
   return t;
 }
 

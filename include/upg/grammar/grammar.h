@@ -57,6 +57,11 @@ struct GrammarCompilerOptions {
   // Tokens that end the output once the grammar is complete (the model's end of sequence).
   std::vector<int32_t> stop_tokens;
   size_t cache_entries = 64;  // compiled grammars kept (least recently used dropped)
+  // Bytes of token masks kept for reuse by later grammars: the masks of rules that many
+  // grammars share (a JSON string, number, any value) are then computed once per compiler
+  // (XGrammar's rule-level cache, a third of this; the other two thirds keep compiled
+  // grammars as `cache_entries` does). 0: none, each grammar computes all its masks.
+  size_t mask_cache_bytes = size_t(256) << 20;
   // Threads that precompute a new grammar's token masks (XGrammar's compile step).
   int threads = 1;
   // Token masks computed the first time the matcher reaches a state instead of for every
