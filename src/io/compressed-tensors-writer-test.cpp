@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -74,13 +75,13 @@ void expect_same_weights(const ModelSource& a, const ModelSource& b) {
 
 std::vector<testing::NamedMatrix> int4_and_2of4() {
   using testing::NamedMatrix;
-  // 72 columns: a partial last group of 32 and packed words, 5 and 13 rows: partial
-  // words of packed zero points.
+  // 5 and 13 rows: partial words of packed zero points; 96 columns in groups of 64 and
+  // 320 in groups of 128 end in a partial group, which goes out as groups of 32 and 64.
   return {
-      NamedMatrix{"model.layers.0.self_attn.q_proj.weight", testing::dense_int4(5, 72, 32, false, 1)},
-      NamedMatrix{"model.layers.0.self_attn.k_proj.weight", testing::dense_int4(13, 72, 64, true, 2)},
-      NamedMatrix{"model.layers.0.self_attn.v_proj.weight", testing::dense_int4(3, 256, 128, true, 3)},
-      NamedMatrix{"model.layers.0.self_attn.o_proj.weight", testing::nm_int4(6, 72, 2, 4, 32, true, 4)},
+      NamedMatrix{"model.layers.0.self_attn.q_proj.weight", testing::dense_int4(5, 96, 32, false, 1)},
+      NamedMatrix{"model.layers.0.self_attn.k_proj.weight", testing::dense_int4(13, 96, 64, true, 2)},
+      NamedMatrix{"model.layers.0.self_attn.v_proj.weight", testing::dense_int4(3, 320, 128, true, 3)},
+      NamedMatrix{"model.layers.0.self_attn.o_proj.weight", testing::nm_int4(6, 96, 2, 4, 32, true, 4)},
       NamedMatrix{"model.layers.0.mlp.gate_proj.weight", testing::nm_int4(9, 64, 2, 4, 64, false, 5)},
       NamedMatrix{"model.layers.0.mlp.up_proj.weight",
                   format::encode_nm(16, testing::random_nm_rows(6, 16, 2, 4, 6), 2, 4)},
@@ -100,7 +101,7 @@ TEST(CompressedTensorsWriter, Int4AndTwoOfFourRoundTripExactly) {
     const format::CompressedMatrix& r = back.compressed.at(name);
     if (m.encoding == format::Encoding::Int4) {
       EXPECT_EQ(r.layout, format::Layout::Dense) << name;
-      EXPECT_EQ(r.int4.group_size, m.int4.group_size) << name;
+      EXPECT_EQ(r.int4.group_size, std::gcd(int64_t(m.int4.group_size), m.cols)) << name;
       EXPECT_EQ(r.int4.group_zeros.empty(), m.int4.group_zeros.empty()) << name;
     } else {
       EXPECT_EQ(r.layout, format::Layout::NM) << name;
@@ -109,8 +110,8 @@ TEST(CompressedTensorsWriter, Int4AndTwoOfFourRoundTripExactly) {
   EXPECT_EQ(q["format"], "mixed-precision");
   EXPECT_EQ(q["sparsity_config"]["format"], "sparse-24-bitmask");
   EXPECT_EQ(q["sparsity_config"]["targets"], nlohmann::json::array({"model.layers.0.mlp.up_proj"}));
-  // One group per scheme: int4 g32, g64 zp, g128 zp, g32 zp, g64 and int8 per channel.
-  EXPECT_EQ(q["config_groups"].size(), 6u);
+  // One group per scheme: int4 g32, g32 zp (k_proj, o_proj), g64 zp, g64, int8 per channel.
+  EXPECT_EQ(q["config_groups"].size(), 5u);
   for (const auto& [g, group] : q["config_groups"].items()) {
     const auto& w = group["weights"];
     EXPECT_EQ(group["format"], w["num_bits"] == 4 ? "pack-quantized" : "int-quantized") << g;
@@ -143,6 +144,19 @@ TEST(CompressedTensorsWriter, OtherSparsityGoesOutAsPlainBitmask) {
   for (const auto& t : st.tensors) {
     if (!t.name.ends_with(".compressed")) continue;
     for (int64_t i = 0; i < t.numel(); ++i) ASSERT_NE(t.as<int8_t>()[i], 0) << t.name;
+  }
+}
+
+TEST(CompressedTensorsWriter, Int4GroupsThatCannotBeWholeAreRefused) {
+  TempDir d;  // 72 columns: groups of 32 end in 8 columns, and nothing from 32 up divides 72
+  const ModelSource src =
+      load_upg_of(d, {{"model.layers.0.mlp.down_proj.weight", testing::dense_int4(4, 72, 32, true, 9)}});
+  try {
+    CompressedTensorsExport plan(src);
+    ADD_FAILURE() << "accepted a partial group";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("down_proj.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("partial group"), std::string::npos) << e.what();
   }
 }
 

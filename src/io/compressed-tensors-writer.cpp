@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <numeric>
 #include <span>
 #include <tuple>
 #include <vector>
@@ -116,13 +117,14 @@ std::vector<Part> parts(const ModelSource& src, const Module& m) {
       const format::CompressedMatrix& w = *m.matrix;
       const int64_t words = (m.cols + 7) / 8, groups = format::int4_groups(m.cols, w.int4.group_size);
       const int64_t row_bytes = format::int4_row_bytes(w.values_per_row());
-      auto zero = [&](int64_t r, int64_t g) {
-        return w.int4.group_zeros.empty() ? format::kInt4DefaultZero : int(w.int4.group_zeros[size_t(r * groups + g)]);
+      auto zero = [&](int64_t r, int64_t c) {  // of the group of column c
+        const int64_t g = r * groups + c / w.int4.group_size;
+        return w.int4.group_zeros.empty() ? format::kInt4DefaultZero : int(w.int4.group_zeros[size_t(g)]);
       };
       std::vector<int32_t> packed(size_t(m.rows * words), 0);
       std::vector<int> codes(size_t(m.cols));
       for (int64_t r = 0; r < m.rows; ++r) {
-        for (int64_t c = 0; c < m.cols; ++c) codes[size_t(c)] = zero(r, c / w.int4.group_size);
+        for (int64_t c = 0; c < m.cols; ++c) codes[size_t(c)] = zero(r, c);
         format::for_each_stored(w, r, [&](int64_t c, int64_t k) {
           codes[size_t(c)] = format::int4_code(w.int4.codes.data() + r * row_bytes, k);
         });
@@ -131,14 +133,20 @@ std::vector<Part> parts(const ModelSource& src, const Module& m) {
       }
       out.push_back(part(p + "weight_packed", DType::I32, {m.rows, words}, packed));
       out.push_back(part(p + "weight_shape", DType::I64, {2}, std::vector<int64_t>{m.rows, m.cols}));
-      std::vector<uint16_t> scales(w.int4.group_scales.begin(), w.int4.group_scales.end());
-      out.push_back(part(p + "weight_scale", DType::F16, {m.rows, groups}, scales));
+      // The written groups (m.scheme.group_size) may split UPG's (see the planning): each
+      // repeats its UPG group's scale and zero point.
+      const int64_t g_out = m.scheme.group_size, n_out = m.cols / g_out;
+      std::vector<uint16_t> scales(size_t(m.rows * n_out));
+      for (int64_t r = 0; r < m.rows; ++r)
+        for (int64_t g = 0; g < n_out; ++g)
+          scales[size_t(r * n_out + g)] = w.int4.group_scales[size_t(r * groups + g * g_out / w.int4.group_size)];
+      out.push_back(part(p + "weight_scale", DType::F16, {m.rows, n_out}, scales));
       if (!m.scheme.symmetric) {  // packed down the rows (pack_to_int32 with packed_dim 0)
-        std::vector<int32_t> zp(size_t((m.rows + 7) / 8 * groups), 0);
+        std::vector<int32_t> zp(size_t((m.rows + 7) / 8 * n_out), 0);
         for (int64_t r = 0; r < m.rows; ++r)
-          for (int64_t g = 0; g < groups; ++g)
-            zp[size_t((r / 8) * groups + g)] |= int32_t(uint32_t(zero(r, g)) << (4 * (r % 8)));
-        out.push_back(part(p + "weight_zero_point", DType::I32, {(m.rows + 7) / 8, groups}, zp));
+          for (int64_t g = 0; g < n_out; ++g)
+            zp[size_t((r / 8) * n_out + g)] |= int32_t(uint32_t(zero(r, g * g_out)) << (4 * (r % 8)));
+        out.push_back(part(p + "weight_zero_point", DType::I32, {(m.rows + 7) / 8, n_out}, zp));
       }
       return out;
     }
@@ -217,8 +225,18 @@ CompressedTensorsExport::CompressedTensorsExport(const ModelSource& src) : impl_
   for (const auto& [name, m] : src.compressed) {
     Module mod{module_of(name), Form::Float, &m, nullptr, nullptr, m.rows, m.cols, {}};
     if (m.encoding == format::Encoding::Int4) {
+      // The package decodes whole groups only (its dequantize divides the columns by the
+      // scales' count), so a partial last group (576 columns in groups of 128) goes out
+      // as the largest groups that divide the columns, which UPG reads back too (32 at
+      // least), each with its UPG group's scale: the same weights.
+      const int g = int(std::gcd(int64_t(m.int4.group_size), m.cols));
+      if (!format::int4_group_size_ok(g))
+        refuse(src, name,
+               fmt::format("int4 groups of {} over {} columns leave a partial group, which compressed-tensors cannot "
+                           "hold, and no group of 32, 64 or 128 columns divides the columns",
+                           m.int4.group_size, m.cols));
       mod.form = Form::PackInt4;
-      mod.scheme = {"pack-quantized", 4, m.int4.group_size, m.int4.group_zeros.empty()};
+      mod.scheme = {"pack-quantized", 4, g, m.int4.group_zeros.empty()};
     } else if (m.encoding == format::Encoding::Int8) {
       const bool two_four = m.layout == format::Layout::NM && m.nm.n == 2 && m.nm.m == 4;
       mod.form = two_four ? Form::Sparse24Int8 : Form::BitmaskInt8;
