@@ -152,8 +152,9 @@ def speed_panel(points):
             e.append(f'<g><title>{escape(p["label"])}: {p["bpw"]} B/w, {who} {p[key]:.1f} tok/s</title>{m}</g>')
         if p["kind"] != "UPG" or p in front:
             key = "tg" if p.get("tg") else "tg_llama"
+            name = "Q4_1 source (as stored)" if p["kind"] == "source" else p["short"]
             e.append(f'<text x="{sx(p["bpw"]) + 7:.1f}" y="{sy(p[key]) - 6:.1f}" font-size="9" '
-                     f'fill="{color}">{escape(p["short"])}</text>')
+                     f'fill="{color}">{escape(name)}</text>')
     legend = [marker("circle", 80, H + 14, STYLE["UPG"][0]) + f'<text x="90" y="{H + 18}">UPG file, UPG</text>',
               marker("square", 200, H + 14, STYLE["GGUF"][0]) + f'<text x="210" y="{H + 18}">GGUF, UPG</text>',
               marker("square", 300, H + 14, STYLE["GGUF"][0]).replace(

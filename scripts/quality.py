@@ -348,9 +348,7 @@ def targets(rows, speeds):
                    f"Q4_0 at {lq40} tok/s, the dense int4 files at {lo[1]:.1f} to {hi[1]:.1f} "
                    f"({ratios[0]:.2f}x to {ratios[1]:.2f}x): " +
                    ("met." if ratios[0] >= 1.3 else "met by some." if ratios[1] >= 1.3 else "missed.") +
-                   " Decode of a 135M model on 2 threads is bound by memory bandwidth, so the smaller file "
-                   "is the faster one at equal kernels; these figures come from a shared machine (the "
-                   "paragraph above the table).")
+                   " These figures come from a shared machine (the paragraph above the table).")
     if int4 and nm4:
         dense_best = max(x[1] for x in int4)
         nm_best = max(nm4, key=lambda x: x[1])
@@ -552,7 +550,8 @@ def write_points(rows, path, speeds):
                            [speed.get(k, "") for k in SPEED_FIELDS])
     os.replace(path + ".tmp", path)
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "quality-frontier.py"), "--points", path, "--out",
-                    os.path.join(os.path.dirname(path), "quality-frontier.svg")], check=True)
+                    os.path.join(os.path.dirname(path), "quality-frontier.svg"), "--speed-out",
+                    os.path.join(os.path.dirname(path), "frontier-speed.svg")], check=True)
 
 
 if __name__ == "__main__":
