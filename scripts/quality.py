@@ -383,8 +383,8 @@ def speed_paragraph(speeds):
         "`llama-bench` on the GGUF ones, 128 prompt and 128 generated tokens, 2 threads, medians of 3; the column "
         "gives the generated tokens per second. Measured " + "; ".join(stamps) + ": the machine was shared with "
         "other work, so the absolute figures are indicative and the ratios within the run are what count; at a "
-        "load near 10 on 2 cores, repetitions of one file differ by up to 2x and llama.cpp's spinning threads "
-        "lose far more than UPG's, so even the ratios rank the files only roughly. A "
+        "load near 10 on 2 cores, repetitions of one file differ by up to 2x (UPG) and 7x (llama.cpp), whose "
+        "spinning threads lose far more than UPG's, so even the ratios rank the files only roughly. A "
         "figure marked * was timed on the file of the same form made with magnitude pruning and round-to-nearest "
         "(the row's other flags choose values, not forms, and speed depends on the forms only; the CSV's "
         "speed_flags column names that file's flags).",
