@@ -1,5 +1,6 @@
-// upg inspect / upg decompress: look inside a UPG file, or turn it back into a standard
-// Hugging Face model directory (config, tokenizer, dense safetensors) for other tools.
+// upg inspect / upg decompress / upg export: look inside a UPG file, turn it back into a
+// standard Hugging Face model directory (config, tokenizer, dense safetensors), or write
+// it as a compressed-tensors checkpoint, for other tools.
 #include <filesystem>
 #include <memory>
 #include <vector>
@@ -12,6 +13,8 @@
 #include "upg/core/json.h"
 #include "cli/commands.h"
 #include "upg/io/atomic-file.h"
+#include "io/compressed-tensors-writer.h"
+#include "io/dense-int8.h"
 #include "io/safetensors-writer.h"
 #include "upg/io/upg-file.h"
 #include "upg/core/error.h"
@@ -53,27 +56,6 @@ int64_t nonzero_weights(const format::CompressedMatrix& m) {
     case format::Encoding::Int4: break;  // above
   }
   return n;
-}
-
-constexpr std::string_view kQweight = ".qweight", kScales = ".scales";
-
-std::string strip(const std::string& name, std::string_view suffix) {
-  return name.substr(0, name.size() - suffix.size());
-}
-
-// "W.qweight" I8 [rows, cols] with "W.scales" F32 [rows]: a dense int8 weight W.
-const TensorView* qweight_scales(const WeightStore& w, const TensorView& t) {
-  if (t.dtype != DType::I8 || t.shape.size() != 2 || !t.name.ends_with(kQweight)) return nullptr;
-  const TensorView* s = w.find(strip(t.name, kQweight) + std::string(kScales));
-  if (!s || s->dtype != DType::F32 || s->numel() != t.shape[0]) return nullptr;
-  return s;
-}
-
-// The scales of a dense int8 weight (shown and written with it, not on their own).
-bool is_qweight_scales(const WeightStore& w, const std::string& name) {
-  if (!name.ends_with(kScales)) return false;
-  const TensorView* q = w.find(strip(name, kScales) + std::string(kQweight));
-  return q && qweight_scales(w, *q);
 }
 
 std::string human_bytes(double b) {
@@ -122,7 +104,7 @@ void inspect(const std::string& path) {
   }
   for (const auto& [name, t] : src.weights.all()) {
     // A dense int8 weight's scales belong to it: bytes, but no weights of their own.
-    const int64_t weights = is_qweight_scales(src.weights, name) ? 0 : t.numel();
+    const int64_t weights = io::is_dense_int8_scales(src.weights, name) ? 0 : t.numel();
     fmt::print("{:<52} {:<6} {:<11} {:>14} {:>10} {:>8} {:>10} {:>7}\n", name, "dense", dtype_name(t.dtype),
                fmt::format("[{}]", fmt::join(t.shape, ", ")), t.numel(), "-", t.nbytes,
                weights ? fmt::format("{:.3f}", double(t.nbytes) / double(weights)) : "-");
@@ -140,27 +122,43 @@ void inspect(const std::string& path) {
              src.file_bytes);
 }
 
-void decompress(const std::string& path, const std::string& out_dir) {
+// The directory `upg decompress` and `upg export` write: checked before the minutes of
+// loading and decoding, then built beside the target under a temporary name and renamed
+// when complete, so an interrupted run leaves no half-written model directory.
+fs::path checked_output_dir(const std::string& out_dir) {
   fs::path dir = fs::path(out_dir).lexically_normal();
   if (dir.filename().empty()) dir = dir.parent_path();  // "out/" names "out"
   std::error_code ec;
   if (fs::exists(dir, ec) && !(fs::is_directory(dir, ec) && fs::is_empty(dir, ec)))
     throw Error(fmt::format("{}: already exists and is not an empty directory", out_dir));
-  io::prepare_output(dir.string(), true);  // before the minutes of loading and decoding
+  io::prepare_output(dir.string(), true);
+  return dir;
+}
 
-  const io::UpgHeader h = io::read_upg_header(path);
-  const ModelSource src = io::load_upg(path, {});  // validates every compressed tensor
-
-  // Built beside the target and renamed into place: an interrupted run leaves no
-  // half-written model directory under the final name.
-  io::AtomicDir tmp(dir.string());
-  const fs::path tmp_dir = tmp.path();
-  const auto config = parse_json_or_discard<nlohmann::ordered_json>(h.config_json);
+// config.json (with `quantization_config` when given) and the tokenizer files the UPG
+// file carries.
+void write_config_and_tokenizer(const fs::path& tmp_dir, const std::string& path, const io::UpgHeader& h,
+                                const nlohmann::json& quantization_config = nullptr) {
+  auto config = parse_json_or_discard<nlohmann::ordered_json>(h.config_json);
+  if (!quantization_config.is_null()) {
+    if (config.is_discarded() || !config.is_object())
+      throw Error(fmt::format("{}: upg.config is not a JSON object; cannot add quantization_config to it", path));
+    config["quantization_config"] = quantization_config;
+  }
   io::write_file_atomic((tmp_dir / "config.json").string(),
                         config.is_discarded() ? h.config_json : config.dump(2) + "\n");
   if (!h.tokenizer_json.empty()) io::write_file_atomic((tmp_dir / "tokenizer.json").string(), h.tokenizer_json);
   if (!h.tokenizer_config_json.empty())
     io::write_file_atomic((tmp_dir / "tokenizer_config.json").string(), h.tokenizer_config_json);
+}
+
+void decompress(const std::string& path, const std::string& out_dir) {
+  const fs::path dir = checked_output_dir(out_dir);
+  const io::UpgHeader h = io::read_upg_header(path);
+  const ModelSource src = io::load_upg(path, {});  // validates every compressed tensor
+  io::AtomicDir tmp(dir.string());
+  const fs::path tmp_dir = tmp.path();
+  write_config_and_tokenizer(tmp_dir, path, h);
 
   // One entry per original weight: compressed and dense int8 ones become F32, the rest
   // keep their stored dtype.
@@ -168,9 +166,9 @@ void decompress(const std::string& path, const std::string& out_dir) {
   std::vector<std::pair<const TensorView*, const TensorView*>> dense;  // tensor, int8 scales
   for (const auto& [name, m] : src.compressed) entries.push_back({name, DType::F32, {m.rows, m.cols}});
   for (const auto& [name, t] : src.weights.all()) {
-    if (is_qweight_scales(src.weights, name)) continue;
-    if (const TensorView* s = qweight_scales(src.weights, t)) {
-      entries.push_back({strip(name, kQweight), DType::F32, t.shape});
+    if (io::is_dense_int8_scales(src.weights, name)) continue;
+    if (const TensorView* s = io::dense_int8_scales(src.weights, t)) {
+      entries.push_back({io::dense_int8_weight_name(name), DType::F32, t.shape});
       dense.emplace_back(&t, s);
     } else {
       entries.push_back({name, t.dtype, t.shape});
@@ -195,7 +193,7 @@ void decompress(const std::string& path, const std::string& out_dir) {
     }
     const int64_t rows = t->shape[0], cols = t->shape[1];
     row.resize(size_t(cols));
-    const std::string name = strip(t->name, kQweight);
+    const std::string name = io::dense_int8_weight_name(t->name);
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t c = 0; c < cols; ++c) row[size_t(c)] = scales->as<float>()[r] * float(t->as<int8_t>()[r * cols + c]);
       w.write(name, std::as_bytes(std::span<const float>(row)));
@@ -205,6 +203,19 @@ void decompress(const std::string& path, const std::string& out_dir) {
   tmp.commit();
   fmt::print(stderr, "upg: wrote {}: {} tensors ({} decompressed to F32), model.safetensors {}\n", out_dir, n_tensors,
              src.compressed.size(), human_bytes(double(w.file_bytes())));
+}
+
+void export_compressed_tensors(const std::string& path, const std::string& out_dir) {
+  const fs::path dir = checked_output_dir(out_dir);
+  const io::UpgHeader h = io::read_upg_header(path);
+  const ModelSource src = io::load_upg(path, {});
+  const io::CompressedTensorsExport plan(src);  // refuses a form without a counterpart
+  io::AtomicDir tmp(dir.string());
+  write_config_and_tokenizer(tmp.path(), path, h, plan.quantization_config());
+  const uint64_t bytes = plan.write((fs::path(tmp.path()) / "model.safetensors").string());
+  tmp.commit();
+  fmt::print(stderr, "upg: wrote {} (compressed-tensors): {}; model.safetensors {}\n", out_dir, plan.summary(),
+             human_bytes(double(bytes)));
 }
 
 }  // namespace
@@ -231,6 +242,24 @@ void add_upg_inspect_commands(CLI::App& app) {
       "built under a temporary name and renamed when complete. transformers loads the result\n"
       "(scripts/check-decompressed.py checks that).");
   dec->callback([in, out] { decompress(*in, *out); });
+
+  auto ex_in = std::make_shared<std::string>();
+  auto ex_out = std::make_shared<std::string>();
+  auto ex_format = std::make_shared<std::string>("compressed-tensors");
+  CLI::App* ex = app.add_subcommand("export", "Write a UPG file as a checkpoint of another format (compressed-tensors)");
+  ex->add_option("file", *ex_in, "UPG file to export")->required();
+  ex->add_option("-o,--output", *ex_out, "Directory to create (must not exist, or be empty)")->required();
+  ex->add_option("--format", *ex_format, "Checkpoint format (default compressed-tensors)")
+      ->check(CLI::IsMember({"compressed-tensors"}));
+  ex->footer(
+      "compressed-tensors: the Hugging Face checkpoint format of the PyPI package compressed-tensors\n"
+      "(llm-compressor writes it, vLLM reads it): config.json with quantization_config, model.safetensors,\n"
+      "and the tokenizer files. Each weight keeps its values exactly: int4 groups (with or without zero\n"
+      "points) become pack-quantized int4 (N:M int4 too, stored dense), dense int8 rows int-quantized\n"
+      "int8 per channel, 2:4 int8 sparse-24-bitmask and other sparse int8 sparse-bitmask over int8, float\n"
+      "tensors stay as they are. Prime and codebook values have no counterpart: the command names the\n"
+      "first such tensor and writes nothing. `upg run DIR` reads the result back (docs/FORMAT.md 6).");
+  ex->callback([ex_in, ex_out] { export_compressed_tensors(*ex_in, *ex_out); });
 }
 
 }  // namespace upg::cli

@@ -10,7 +10,7 @@ void add_run_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_info_command(CLI::App& app);
-void add_upg_inspect_commands(CLI::App& app);  // inspect, decompress
+void add_upg_inspect_commands(CLI::App& app);  // inspect, decompress, export
 void add_perplexity_command(CLI::App& app);
 void add_compress_command(CLI::App& app);
 void add_synth_command(CLI::App& app);

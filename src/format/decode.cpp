@@ -18,39 +18,25 @@ namespace {
 // (their weight is zero).
 template <typename F>
 void for_each_entry(const CompressedMatrix& m, int64_t r, F&& f) {
-  if (r < 0 || r >= m.rows) throw Error(fmt::format("decode: row {} outside a matrix of {} rows", r, m.rows));
   if (m.encoding == Encoding::Int4) {
-    const int64_t per_v = m.values_per_row();
-    if (m.layout == Layout::Dense) {
-      for (int64_t k = 0; k < per_v; ++k) f(k, int4_value(m, r, k, k));
-      return;
-    }
-    const int n = m.nm.n, mm = m.nm.m, bits = nm_bits(mm);
-    const uint8_t* pos = m.nm.positions.data() + r * nm_position_bytes_per_row(m.cols, n, mm);
-    for (int64_t k = 0; k < per_v; ++k) {
-      const int64_t c = (k / n) * mm + nm_position(pos, k, bits);
-      f(c, int4_value(m, r, k, c));
-    }
+    for_each_stored(m, r, [&](int64_t c, int64_t k) { f(c, int4_value(m, r, k, c)); });
     return;
   }
-  const float scale = m.scales[size_t(r)];
-  if (m.layout == Layout::MdCsr) {
-    int64_t col = 0;
-    for (size_t k = m.mdcsr.row_pointers[size_t(r)]; k < m.mdcsr.row_pointers[size_t(r) + 1]; ++k) {
-      col += m.mdcsr.delta_indices[k];
-      if (col >= m.cols) throw Error(fmt::format("decode: row {} reaches column {}, past cols {}", r, col, m.cols));
-      f(col, scale * mdcsr_value(m, k));
-    }
-  } else {
-    const int n = m.nm.n, mm = m.nm.m, bits = nm_bits(mm);
-    const int64_t per_v = nm_values_per_row(m.cols, n, mm);
-    const int8_t* vals = m.nm.values.data() + r * per_v;
-    const uint8_t* pos = m.nm.positions.data() + r * nm_position_bytes_per_row(m.cols, n, mm);
-    for (int64_t k = 0; k < per_v; ++k) f((k / n) * mm + nm_position(pos, k, bits), scale * float(vals[k]));
-  }
+  const float scale = r >= 0 && r < m.rows ? m.scales[size_t(r)] : 0.0f;
+  if (m.layout == Layout::MdCsr)
+    for_each_stored(m, r, [&](int64_t c, int64_t k) { f(c, scale * mdcsr_value(m, size_t(k))); });
+  else
+    for_each_stored(m, r, [&](int64_t c, int64_t k) {
+      f(c, scale * float(m.nm.values[size_t(r * m.values_per_row() + k)]));
+    });
 }
 
 }  // namespace
+
+void throw_bad_entry(const CompressedMatrix& m, int64_t r, int64_t col) {
+  if (col < 0) throw Error(fmt::format("decode: row {} outside a matrix of {} rows", r, m.rows));
+  throw Error(fmt::format("decode: row {} reaches column {}, past cols {}", r, col, m.cols));
+}
 
 float int4_value(const CompressedMatrix& m, int64_t r, int64_t k, int64_t c) {
   const Int4View& v = m.int4;

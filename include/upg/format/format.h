@@ -117,6 +117,33 @@ float int4_value(const CompressedMatrix& m, int64_t r, int64_t k, int64_t c);
 // The unscaled weight of MdCSR entry k: the int8 value, the signed prime, or the codebook
 // entry (0 for padding). Throws upg::Error for a codebook index past the codebook.
 float mdcsr_value(const CompressedMatrix& m, size_t k);
+// Calls f(column, k) for every stored entry of row r, padding and filler included, in
+// storage order (ascending columns within a row, N:M group by group). k indexes the
+// entry: for MdCSR the matrix's entry arrays (values, prime_indices); for N:M and dense
+// the row's values (its k-th int8 value or int4 code). The one walk over a row's storage
+// that the decoders and the compressed-tensors writer share. Throws upg::Error for a row
+// outside the matrix or an MdCSR column past cols.
+[[noreturn]] void throw_bad_entry(const CompressedMatrix& m, int64_t r, int64_t col);
+template <typename F>
+void for_each_stored(const CompressedMatrix& m, int64_t r, F&& f) {
+  if (r < 0 || r >= m.rows) throw_bad_entry(m, r, -1);
+  if (m.layout == Layout::Dense) {
+    for (int64_t k = 0; k < m.cols; ++k) f(k, k);
+  } else if (m.layout == Layout::MdCsr) {
+    int64_t col = 0;
+    for (size_t k = m.mdcsr.row_pointers[size_t(r)]; k < m.mdcsr.row_pointers[size_t(r) + 1]; ++k) {
+      col += m.mdcsr.delta_indices[k];
+      if (col >= m.cols) throw_bad_entry(m, r, col);
+      f(col, int64_t(k));
+    }
+  } else {
+    const int n = m.nm.n, mm = m.nm.m, bits = nm_bits(mm);
+    const int64_t per_v = nm_values_per_row(m.cols, n, mm);
+    const uint8_t* pos = m.nm.positions.data() + r * nm_position_bytes_per_row(m.cols, n, mm);
+    for (int64_t k = 0; k < per_v; ++k) f((k / n) * mm + nm_position(pos, k, bits), k);
+  }
+}
+
 // Decodes row r into dense[cols] (fp32, scale applied). The plain reference every fast
 // kernel is tested against.
 void decode_row(const CompressedMatrix& m, int64_t r, float* dense);
