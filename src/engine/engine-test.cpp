@@ -95,6 +95,34 @@ TEST(Engine, GreedyRequestsInOneBatchGiveWhatEachGivesAlone) {
   EXPECT_EQ(expect_batch_equals_alone(0, {512, 32}), 0);
 }
 
+// Greedy requests get their pick from the model (Batch::kGreedy), except one that asks for
+// log-probabilities, which needs the logits: side by side in one batch, each gives what it
+// gives alone, and the one with log-probabilities has them on every token.
+TEST(Engine, PickedAndLogitGreedyRequestsSideBySide) {
+  auto m = tiny(), ref = tiny();
+  const int vocab = m->config().vocab_size;
+  Engine e(*m, {{512, 32}, true, {}});
+  std::map<int64_t, std::vector<int32_t>> want;
+  int64_t with_logprobs = -1;
+  for (int k = 0; k < 4; ++k) {
+    Request r = greedy_request(prompt_of(k, vocab), 6);
+    if (k == 2) r.top_logprobs = 1;
+    const int64_t id = e.submit(std::move(r));
+    if (k == 2) with_logprobs = id;
+    want[id] = greedy_alone(*ref, prompt_of(k, vocab), 6);
+  }
+  std::map<int64_t, std::vector<int32_t>> got;
+  int logprobs = 0;
+  for (int guard = 0; !e.idle() && guard < 1000; ++guard)
+    for (const RequestEvent& ev : e.step()) {
+      if (ev.token < 0) continue;
+      got[ev.id].push_back(ev.token);
+      if (ev.id == with_logprobs && ev.top_logprobs.size() == 1) ++logprobs;
+    }
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(logprobs, 6);
+}
+
 TEST(Engine, SmallBudgetsAndAShortPoolChunkAndPreemptWithoutChangingOutputs) {
   // 10 blocks of 4 tokens for 8 requests of 10-14 prompt tokens: most wait, some are
   // preempted and recomputed; prompts run in chunks of at most 6 tokens per step.

@@ -236,16 +236,25 @@ TEST_F(CudaBackendTest, OpsQuantizeForTheNextMatmul) {
   }
 }
 
+// Rope tables of max_pos positions (theta 10000) rotating `rotary` of head_dim dims.
+struct TestRope {
+  std::vector<float> cos, sin;
+  RopeTable table;
+  TestRope(int head_dim, int rotary, int max_pos) : cos(size_t(max_pos * rotary / 2)), sin(cos.size()) {
+    for (int p = 0; p < max_pos; ++p)
+      for (int i = 0; i < rotary / 2; ++i) {
+        const double a = p * std::pow(10000.0, -2.0 * i / rotary);
+        cos[size_t(p * rotary / 2 + i)] = float(std::cos(a));
+        sin[size_t(p * rotary / 2 + i)] = float(std::sin(a));
+      }
+    table = RopeTable{head_dim, rotary, max_pos, cos.data(), sin.data()};
+  }
+};
+
 TEST_F(CudaBackendTest, RopePerTokenPositions) {
-  const int head_dim = 64, rotary = 48, heads = 5, max_pos = 100;
-  std::vector<float> cos(size_t(max_pos * rotary / 2)), sin(cos.size());
-  for (int p = 0; p < max_pos; ++p)
-    for (int i = 0; i < rotary / 2; ++i) {
-      const double a = p * std::pow(10000.0, -2.0 * i / rotary);
-      cos[size_t(p * rotary / 2 + i)] = float(std::cos(a));
-      sin[size_t(p * rotary / 2 + i)] = float(std::sin(a));
-    }
-  const RopeTable table{head_dim, rotary, max_pos, cos.data(), sin.data()};
+  const int head_dim = 64, heads = 5;
+  const TestRope rope(head_dim, 48, 100);
+  const RopeTable& table = rope.table;
   const std::vector<int32_t> pos = {0, 99, 5, 6, 42};
   std::vector<float> want = normal(rng_, pos.size() * heads * head_dim);
   BackendBuffer xd = to_backend(*gpu_, want), pd = to_backend(*gpu_, pos);
@@ -338,15 +347,9 @@ TEST_F(CudaBackendTest, MatmulAddOntoTheResidual) {
 // rope_store rotates q and k and stores k and v as rope, rope and kv_store do on the CPU:
 // q compared, the cache through attention over it (GQA, partial rotary, one and many tokens).
 TEST_F(CudaBackendTest, RopeStoreIsRopeThenStore) {
-  const int head_dim = 64, rotary = 48, heads = 6, kv_heads = 2, max_pos = 64, block = 4, kvd = kv_heads * head_dim;
-  std::vector<float> cos(size_t(max_pos * rotary / 2)), sin(cos.size());
-  for (int p = 0; p < max_pos; ++p)
-    for (int i = 0; i < rotary / 2; ++i) {
-      const double a = p * std::pow(10000.0, -2.0 * i / rotary);
-      cos[size_t(p * rotary / 2 + i)] = float(std::cos(a));
-      sin[size_t(p * rotary / 2 + i)] = float(std::sin(a));
-    }
-  const RopeTable table{head_dim, rotary, max_pos, cos.data(), sin.data()};
+  const int head_dim = 64, heads = 6, kv_heads = 2, block = 4, kvd = kv_heads * head_dim;
+  const TestRope rope(head_dim, 48, 64);
+  const RopeTable& table = rope.table;
   for (Backend* be : {gpu_.get(), cpu_.get()}) be->kv_alloc(1, 8, block, kv_heads, head_dim, DType::F16);
   for (int n : {7, 1}) {
     std::vector<int32_t> pos(static_cast<size_t>(n)), ids = {5, 2, 7, 0}, begin(static_cast<size_t>(n), 0);

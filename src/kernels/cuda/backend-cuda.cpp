@@ -113,25 +113,10 @@ class CudaBackend final : public Backend {
   void begin_step(std::span<const int64_t> key) override { graphs_->begin(key); }
   void end_step(bool completed) override { graphs_->end(completed); }
 
-  // Forms with an integer kernel take int8 activations (matmul-int8.cu), the rest fp32.
-  void matmul(const LinearWeight& w, const float* x, int64_t n, float* y) override {
-    const DeviceWeight& d = weight(w);
-    if (!cuda::runs_int8(d)) {
-      quantized_ = {};
-      return cuda::matmul(d, x, n, y, false, ks_);
-    }
-    const DeviceWeight* one = &d;
-    cuda::matmul_int8(&one, &y, 1, int8_acts(x, n, d.cols), n, false, ks_);
-  }
+  void matmul(const LinearWeight& w, const float* x, int64_t n, float* y) override { run_matmul(w, x, n, y, false); }
   // The residual add happens in the matmul's own output writes.
   void matmul_add(const LinearWeight& w, const float* x, int64_t n, float* y, float*) override {
-    const DeviceWeight& d = weight(w);
-    if (!cuda::runs_int8(d)) {
-      quantized_ = {};
-      return cuda::matmul(d, x, n, y, true, ks_);
-    }
-    const DeviceWeight* one = &d;
-    cuda::matmul_int8(&one, &y, 1, int8_acts(x, n, d.cols), n, true, ks_);
+    run_matmul(w, x, n, y, true);
   }
   // Weights of one integer form share one quantization of x and run kMaxFused to a launch.
   void matmul_same_input(std::span<const LinearWeight* const> ws, const float* x, int64_t n,
@@ -389,6 +374,18 @@ class CudaBackend final : public Backend {
       return;
     }
     d.scales = static_cast<const float*>(keep(p, m.scales.data(), rows * 4, what));
+  }
+
+  // Forms with an integer kernel take int8 activations (matmul-int8.cu), the rest fp32;
+  // accumulate adds onto y.
+  void run_matmul(const LinearWeight& w, const float* x, int64_t n, float* y, bool accumulate) {
+    const DeviceWeight& d = weight(w);
+    if (!cuda::runs_int8(d)) {
+      quantized_ = {};
+      return cuda::matmul(d, x, n, y, accumulate, ks_);
+    }
+    const DeviceWeight* one = &d;
+    cuda::matmul_int8(&one, &y, 1, int8_acts(x, n, d.cols), n, accumulate, ks_);
   }
 
   // x [n, cols] as int8: what the op just before wrote and quantized, when x is that and
