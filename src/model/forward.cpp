@@ -129,6 +129,7 @@ void ForwardPass::run_classes(const Batch& b, size_t begin, size_t end) {
 
 void ForwardPass::matmul(const LinearWeight& w, const float* x, int64_t n, float* y) {
   if (observer_) observer_(w, x, n);
+  if (override_ && override_(w, x, n, y)) return;
   be_.matmul(w, x, n, y);
 }
 
@@ -136,6 +137,12 @@ void ForwardPass::matmul_same_input(std::initializer_list<const LinearWeight*> w
                                     std::initializer_list<float*> ys) {
   if (observer_)
     for (const LinearWeight* w : ws) observer_(*w, x, n);
+  if (override_) {
+    auto y = ys.begin();
+    for (const LinearWeight* w : ws)
+      if (!override_(*w, x, n, *y++)) be_.matmul(*w, x, n, y[-1]);
+    return;
+  }
   be_.matmul_same_input(std::span<const LinearWeight* const>(ws.begin(), ws.size()), x, n,
                         std::span<float* const>(ys.begin(), ys.size()));
 }
@@ -248,8 +255,8 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t d
   step_key_.assign({n, int64_t(reinterpret_cast<uintptr_t>(ab.block_ids.data())),
                     int64_t(reinterpret_cast<uintptr_t>(out_.data())), generation_, decode_rows, decode_logit_rows});
   for (const auto& [t, run] : runs_) step_key_.insert(step_key_.end(), {int64_t(t), int64_t(run)});
-  // The calibration observer reads each matmul's input as it runs: nothing recorded.
-  const bool record = !observer_;
+  // The calibration hooks read (or compute) each matmul as it runs: nothing recorded.
+  const bool record = !observer_ && !override_;
   if (!record || !be_.replay_step(step_key_)) {
     if (record) be_.begin_step(step_key_);
     try {

@@ -82,6 +82,9 @@ class Model {
   // Calibration: `obs` sees the input of every matmul of later decode() calls (CPU only:
   // it reads activations in host memory; throws upg::Error on another device).
   void set_matmul_observer(MatmulObserver obs);
+  // Calibration: `o` computes the matmuls of later decode() and run_layer() calls it
+  // accepts (returns true for), after the observer saw them (CPU only, as the observer).
+  void set_matmul_override(MatmulOverride o);
 
   // Sequential calibration, one decoder layer at a time (upg compress --prune sparsegpt):
   // x [batch.size(), hidden] is the batch's residual stream. embed() writes the token
