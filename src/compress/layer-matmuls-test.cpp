@@ -75,11 +75,21 @@ TEST(LayerMatmuls, MatchesTheEngineAndKeepsSettledOutputs) {
   EXPECT_EQ(layer0(r), blas);
   const int64_t qk = int64_t(r.ids.size()) * (c.num_heads + c.num_kv_heads) * c.head_dim;
   EXPECT_EQ(m.computed(), 3 * all - qk);
+  // Settled o: kept from the next pass on, and then the attention feeding it (with q, k
+  // and v) is not run at all.
+  m.settle("model.layers.0.self_attn.o_proj.weight");
+  m.new_pass();
+  EXPECT_EQ(layer0(r), blas);
+  EXPECT_EQ(m.computed(), 4 * all - 2 * qk);
+  m.new_pass();
+  EXPECT_EQ(layer0(r), blas);
+  const int64_t attention = int64_t(r.ids.size()) * (2 * c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
+  EXPECT_EQ(m.computed(), 5 * all - 2 * qk - attention);
   // A new layer forgets them.
   m.new_layer();
   m.new_pass();
   EXPECT_EQ(layer0(r), blas);
-  EXPECT_EQ(m.computed(), 4 * all - qk);
+  EXPECT_EQ(m.computed(), 6 * all - 2 * qk - attention);
 }
 
 }  // namespace

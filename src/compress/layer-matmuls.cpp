@@ -11,9 +11,9 @@ namespace upg::compress {
 
 LayerMatmuls::LayerMatmuls(Model& model, size_t tokens, int threads)
     : model_(model), tokens_(tokens), threads_(threads) {
-  model_.set_matmul_override([this](const LinearWeight& w, const float* x, int64_t n, float* y) {
-    return run(w, x, n, y);
-  });
+  model_.set_matmul_override(
+      [this](const LinearWeight& w, const float* x, int64_t n, float* y) { return run(w, x, n, y); },
+      [this](const LinearWeight& w) { return known(w); });
 }
 
 LayerMatmuls::~LayerMatmuls() { model_.set_matmul_override(nullptr); }
@@ -40,21 +40,25 @@ void LayerMatmuls::new_pass(bool keep) {
 
 void LayerMatmuls::settle(const std::string& name) { settled_.insert(name); }
 
+bool LayerMatmuls::known(const LinearWeight& w) const {
+  if (w.compressed || w.dtype != DType::F32 || !settled_.contains(std::string_view(w.name))) return false;
+  auto it = kept_.find(w.data);
+  return it != kept_.end() && it->second.whole;
+}
+
 bool LayerMatmuls::run(const LinearWeight& w, const float* x, int64_t n, float* y) {
   if (w.compressed || w.dtype != DType::F32 || n <= 0) return false;
   const size_t len = size_t(n) * size_t(w.rows);
   const bool settled = settled_.contains(std::string_view(w.name));
-  if (settled) {
-    auto it = kept_.find(w.data);
-    if (it != kept_.end() && it->second.whole) {
-      Kept& k = it->second;
-      if (k.at + size_t(n) > tokens_)
-        throw Error(fmt::format("calibration: {} ran on more than the {} calibration tokens", w.name, tokens_));
-      std::copy_n(k.y.data() + k.at * size_t(w.rows), len, y);
-      k.at += size_t(n);
-      return true;
-    }
+  if (known(w)) {
+    Kept& k = kept_.find(w.data)->second;
+    if (k.at + size_t(n) > tokens_)
+      throw Error(fmt::format("calibration: {} ran on more than the {} calibration tokens", w.name, tokens_));
+    std::copy_n(k.y.data() + k.at * size_t(w.rows), len, y);
+    k.at += size_t(n);
+    return true;
   }
+  if (!x) throw Error(fmt::format("calibration: {} has no input and no kept outputs", w.name));
   if (w.bias)
     for (int64_t t = 0; t < n; ++t) std::copy_n(w.bias, w.rows, y + t * w.rows);
   computed_ += n * w.rows;

@@ -36,6 +36,7 @@ class LayerMatmuls {
 
  private:
   bool run(const LinearWeight& w, const float* x, int64_t n, float* y);
+  bool known(const LinearWeight& w) const;
   struct Kept {
     std::vector<float> y;  // [tokens, rows] once whole
     size_t at = 0;         // the next token this pass

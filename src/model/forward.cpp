@@ -188,13 +188,18 @@ void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
   const LayerWeights& lw = w_.layers[size_t(l)];
   float *xb = f(xb_), *q = f(q_), *k = f(k_), *v = f(v_), *att = f(att_), *tmp = f(tmp_), *gate = f(gate_),
         *up = f(up_);
-  be_.rmsnorm(x, lw.attn_norm, xb, hidden, n, c.rms_norm_eps);
-  matmul_same_input({&lw.q, &lw.k, &lw.v}, xb, n, {q, k, v});
-  be_.rope(q, pos, c.num_heads, rope_.table);
-  be_.rope(k, pos, c.num_kv_heads, rope_.table);
-  be_.kv_store(l, slots, k, v);
-  be_.attention(l, q, ab, att);
-  matmul(lw.o, att, n, tmp);
+  if (override_ && known_ && known_(lw.o) && override_(lw.o, nullptr, n, tmp)) {
+    // Calibration already has o_proj's outputs: the attention that feeds it is not run
+    // (and this layer's cache entries not written: no later op of the pass reads them).
+  } else {
+    be_.rmsnorm(x, lw.attn_norm, xb, hidden, n, c.rms_norm_eps);
+    matmul_same_input({&lw.q, &lw.k, &lw.v}, xb, n, {q, k, v});
+    be_.rope(q, pos, c.num_heads, rope_.table);
+    be_.rope(k, pos, c.num_kv_heads, rope_.table);
+    be_.kv_store(l, slots, k, v);
+    be_.attention(l, q, ab, att);
+    matmul(lw.o, att, n, tmp);
+  }
   be_.add(x, tmp, n * hidden);
 
   be_.rmsnorm(x, lw.mlp_norm, xb, hidden, n, c.rms_norm_eps);

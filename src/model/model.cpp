@@ -137,9 +137,9 @@ void Model::set_matmul_observer(MatmulObserver obs) {
   impl_->forward->set_observer(std::move(obs));
 }
 
-void Model::set_matmul_override(MatmulOverride o) {
+void Model::set_matmul_override(MatmulOverride o, MatmulKnown known) {
   if (o) check_hook_device(impl_->source.path, impl_->device, *impl_->backend, "override");
-  impl_->forward->set_override(std::move(o));
+  impl_->forward->set_override(std::move(o), std::move(known));
 }
 
 std::span<const float> Model::decode(const Batch& batch) { return impl_->forward->run(batch); }

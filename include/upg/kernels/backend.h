@@ -44,6 +44,10 @@ using MatmulObserver = std::function<void(const LinearWeight& w, const float* x,
 // [n_tokens, w.cols] (bias included), and returns true; false leaves it to the backend.
 // Calibration passes run their fp32 products through BLAS this way.
 using MatmulOverride = std::function<bool(const LinearWeight& w, const float* x, int64_t n_tokens, float* y)>;
+// Whether the override gives w's outputs for the coming tokens without reading its input
+// (kept from an earlier pass): the forward pass may then skip the ops that only make
+// that input (attention, for the output projection) and pass the override a null x.
+using MatmulKnown = std::function<bool(const LinearWeight& w)>;
 
 enum class Op { Matmul, RmsNorm, Rope, Attention, SiluMul, Add, Embed };
 

@@ -84,7 +84,9 @@ class Model {
   void set_matmul_observer(MatmulObserver obs);
   // Calibration: `o` computes the matmuls of later decode() and run_layer() calls it
   // accepts (returns true for), after the observer saw them (CPU only, as the observer).
-  void set_matmul_override(MatmulOverride o);
+  // Where `known` says o has an output projection's outputs already, the attention that
+  // feeds it is skipped (the observer does not see that input).
+  void set_matmul_override(MatmulOverride o, MatmulKnown known = {});
 
   // Sequential calibration, one decoder layer at a time (upg compress --prune sparsegpt):
   // x [batch.size(), hidden] is the batch's residual stream. embed() writes the token
