@@ -107,7 +107,7 @@ void add_compress_command(CLI::App& app) {
   add_matrix_options(*cmd, a->matrix);
   a->prune_opt = cmd->add_option("--prune", a->prune,
                   "Ranking: wanda (|w| x input activation norm), sparsegpt (second-order saliency, and the "
-                  "surviving weights are updated towards the source model's outputs; the slowest: about 5 "
+                  "surviving weights are updated towards the source model's outputs; the slowest: about 4 "
                   "minutes for SmolLM2-135M on 2 idle cores, docs/BENCHMARKS.md) or magnitude (|w|). "
                   "wanda and sparsegpt need the model's tokenizer and a calibration text")
       ->capture_default_str();
@@ -125,7 +125,7 @@ void add_compress_command(CLI::App& app) {
                 "--sparsity, --pattern and --prune are then unused)");
   cmd->add_option("--calib-tokens", a->calib_tokens,
                   "Calibrate on at most this many tokens, the text's first (0: all). sparsegpt and gptq spend most "
-                  "of their time in forward passes over them")
+                  "of their time in passes and Hessians over them")
       ->capture_default_str();
   cmd->add_flag("--gptq", a->gptq,
                 "Round the int8 values with GPTQ: in SparseGPT's sweep, each value's rounding error is compensated "

@@ -19,6 +19,10 @@ void gemm_tn(float* c_mat, const float* a, const float* b, int64_t n, int64_t m,
 void gemm_nn(float* c_mat, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int64_t m,
              int64_t n, int64_t k, float alpha);
 
+// Y[n, m] = X W^T (beta 0) or += (beta 1) for X [n, k], W [m, k]: a linear layer's
+// outputs for n tokens.
+void gemm_nt(float* y, const float* x, const float* w, int64_t n, int64_t m, int64_t k, float beta);
+
 // B [m, n] := B U^T (transpose) or B U, in place, for U [n, n] upper triangular.
 void trmm_right_upper(float* b, int64_t m, int64_t n, const float* u, bool transpose);
 

@@ -571,12 +571,13 @@ TEST(Compressor, WandaOnDefaultModelCalibrates) {
 
 TEST(Compressor, SparseGptMemory) {
   ModelConfig c;  // SmolLM2-135M: about 1.1 GB
-  c.hidden_size = 576, c.intermediate_size = 1536, c.num_layers = 30, c.num_heads = 9, c.head_dim = 64;
+  c.hidden_size = 576, c.intermediate_size = 1536, c.num_layers = 30, c.num_heads = 9, c.num_kv_heads = 3,
+  c.head_dim = 64;
   EXPECT_NEAR(sparsegpt_memory_bytes(c, 134515008), 28.0 * 1536 * 1536 + 8.0 * 134515008, 1.0);
   // 31,752 calibration tokens: three streams of 576, the inputs of q, o, gate and down,
-  // and down's input in the compressed model.
+  // down's input in the compressed model, and the kept outputs of q, k, v, o, gate and up.
   EXPECT_NEAR(sparsegpt_memory_bytes(c, 134515008, 31752) - sparsegpt_memory_bytes(c, 134515008),
-              4.0 * 31752 * (3 * 576 + 576 + 576 + 576 + 1536 + 1536), 1.0);
+              4.0 * 31752 * (3 * 576 + 576 + 576 + 576 + 1536 + 1536 + 576 + 2 * 192 + 576 + 2 * 1536), 1.0);
   c.hidden_size = 5120, c.intermediate_size = 17920, c.num_layers = 40, c.num_heads = 40, c.head_dim = 0;
   EXPECT_GT(sparsegpt_memory_bytes(c, 14'659'507'200), 100e9);  // Phi-4-shaped: refused on this 24 GiB machine
 }

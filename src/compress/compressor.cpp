@@ -60,9 +60,15 @@ double sparsegpt_memory_bytes(const ModelConfig& c, int64_t params, int64_t toke
   const double h = c.hidden_size, in = c.intermediate_size;
   const double attn = double(c.num_heads) * (c.head_dim > 0 ? c.head_dim : (c.num_heads > 0 ? h / c.num_heads : 0));
   const double widest = std::max({h, attn, in});
+  const double head_dim = c.num_heads > 0 ? attn / c.num_heads : 0;
+  const double kv = double(c.num_kv_heads > 0 ? c.num_kv_heads : c.num_heads) * head_dim;
+  // The outputs of a layer's pruned weights kept between its passes (LayerMatmuls): q, k,
+  // v, o, gate and up.
+  const double kept = attn + 2 * kv + h + 2 * in;
   // Per widest input: H and C (fp32), the factorisation (fp64), its factor U (fp32), and
   // with activation order the permuted H and its factor (fp32 each).
-  return 28.0 * widest * widest + 2 * 4.0 * double(params) + 4.0 * double(tokens) * (5 * h + attn + in + widest);
+  return 28.0 * widest * widest + 2 * 4.0 * double(params) +
+         4.0 * double(tokens) * (5 * h + attn + in + widest + kept);
 }
 
 EmbeddingStore parse_embedding_store(std::string_view s, std::string_view origin) {

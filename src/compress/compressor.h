@@ -32,7 +32,7 @@ struct CompressOptions {
   PruneMethod prune = PruneMethod::Magnitude;
   std::string calib_path;  // Wanda calibration text; empty: default_calibration_path()
   // At most this many calibration tokens, the text's first (0: all). SparseGPT's time is
-  // mostly forward passes over them.
+  // mostly products and Hessians over them.
   int64_t calib_tokens = 0;
   std::string skip_regex;  // decoder weights whose name matches stay dense
   // How the embedding and the LM head (one matrix when tied, a large share of a small

@@ -6,6 +6,7 @@
 
 #include "compress/calibrate.h"
 #include "compress/gptq.h"
+#include "compress/layer-matmuls.h"
 #include "compress/sparsegpt.h"
 #include "upg/core/error.h"
 #include "upg/kernels/cpu.h"
@@ -149,9 +150,12 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
   std::map<std::string, PrunedTensor, std::less<>> out;
   std::vector<float> src, updated, decoded, current;
   bool drifted = false;  // whether any weight was replaced yet: until then x == source
+  LayerMatmuls matmuls(model, tokens.size(), mo.threads);
   for (int l = 0; l < c.num_layers; ++l) {
     const std::string prefix = fmt::format("model.layers.{}.", l);
     auto mine = [&](const std::string& name) { return name.starts_with(prefix) && prune(name); };
+    matmuls.new_layer();
+    matmuls.new_pass(false);
     std::vector<InputGroup> groups = record_source_inputs(model, l, mine, streams, source, tokens.size());
     // Group by group (true sequential): each group's Hessian comes from the layer with the
     // groups before it already pruned, so o_proj makes up for what q, k and v lost.
@@ -164,6 +168,7 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
       size_t batch_left = 0;  // tokens of the running batch whose input is still to come
       std::vector<int64_t> chunks;
       scratch = x;
+      matmuls.new_pass();
       {
         NewInput fresh;
         ObserverScope scope(model, [&](const LinearWeight& w, const float* xin, int64_t n) {
@@ -224,9 +229,12 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
           out.emplace(name, sweep_one(updated, src, rows, cols, H, u, mo, lo, name, decoded));
         }
         model.replace_weight(name, decoded);
+        matmuls.settle(name);
       }
       drifted = true;
     }
+    // Only the last group's products are new in this pass: nothing after it to keep them for.
+    matmuls.new_pass(false);
     streams.each(x, [&](const Batch& b, float* xs) { model.run_layer(l, b, xs); });
     if (progress) progress(l);
   }

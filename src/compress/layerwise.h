@@ -49,9 +49,10 @@ struct LayerwiseOptions {
 // stream to collect its Hessian and cross term, then target, SparseGPT-prune and quantize
 // its weights (mo, lo) and swap in the decoded result; finally run the layer to produce
 // the next layer's input. A group's pass stops at its own matmuls (the rest of the layer
-// would be discarded). Memory: three [tokens, hidden] streams, one layer's source inputs,
-// one group's input in the compressed model, and its Hessian and cross term
-// (sparsegpt_memory_bytes). `progress(layer)` is called after each layer (and once more,
+// would be discarded); products run in OpenBLAS, each once per weight and pass kind
+// (LayerMatmuls). Memory: three [tokens, hidden] streams, one layer's source inputs, one
+// group's input in the compressed model, the layer's kept outputs, and the group's
+// Hessian and cross term (sparsegpt_memory_bytes). `progress(layer)` is called after each layer (and once more,
 // with num_layers, after the LM head when lo.head is set).
 std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     Model& model, const std::vector<int32_t>& tokens, const MatrixOptions& mo,

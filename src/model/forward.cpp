@@ -138,11 +138,13 @@ void ForwardPass::run_classes(const Batch& b, size_t begin, size_t end) {
 
 void ForwardPass::matmul(const LinearWeight& w, const float* x, int64_t n, float* y) {
   if (observer_) observer_(w, x, n);
+  if (override_ && override_(w, x, n, y)) return;
   be_.matmul(w, x, n, y);
 }
 
 void ForwardPass::matmul_add(const LinearWeight& w, const float* x, int64_t n, float* y, float* scratch) {
   if (observer_) observer_(w, x, n);
+  if (override_ && override_(w, x, n, scratch)) return be_.add(y, scratch, n * w.rows);
   be_.matmul_add(w, x, n, y, scratch);
 }
 
@@ -150,6 +152,12 @@ void ForwardPass::matmul_same_input(std::initializer_list<const LinearWeight*> w
                                     std::initializer_list<float*> ys) {
   if (observer_)
     for (const LinearWeight* w : ws) observer_(*w, x, n);
+  if (override_) {
+    auto y = ys.begin();
+    for (const LinearWeight* w : ws)
+      if (!override_(*w, x, n, *y++)) be_.matmul(*w, x, n, y[-1]);
+    return;
+  }
   be_.matmul_same_input(std::span<const LinearWeight* const>(ws.begin(), ws.size()), x, n,
                         std::span<float* const>(ys.begin(), ys.size()));
 }
@@ -195,11 +203,17 @@ void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
   const LayerWeights& lw = w_.layers[size_t(l)];
   float *xb = f(xb_), *q = f(q_), *k = f(k_), *v = f(v_), *att = f(att_), *tmp = f(tmp_), *gate = f(gate_),
         *up = f(up_);
-  be_.rmsnorm(x, lw.attn_norm, xb, hidden, n, c.rms_norm_eps);
-  matmul_same_input({&lw.q, &lw.k, &lw.v}, xb, n, {q, k, v});
-  be_.rope_store(l, q, k, v, pos, slots, c.num_heads, c.num_kv_heads, rope_.table);
-  be_.attention(l, q, ab, att);
-  matmul_add(lw.o, att, n, x, tmp);
+  if (override_ && known_ && known_(lw.o) && override_(lw.o, nullptr, n, tmp)) {
+    // Calibration already has o_proj's outputs: the attention that feeds it is not run
+    // (and this layer's cache entries not written: no later op of the pass reads them).
+    be_.add(x, tmp, n * hidden);
+  } else {
+    be_.rmsnorm(x, lw.attn_norm, xb, hidden, n, c.rms_norm_eps);
+    matmul_same_input({&lw.q, &lw.k, &lw.v}, xb, n, {q, k, v});
+    be_.rope_store(l, q, k, v, pos, slots, c.num_heads, c.num_kv_heads, rope_.table);
+    be_.attention(l, q, ab, att);
+    matmul_add(lw.o, att, n, x, tmp);
+  }
 
   be_.rmsnorm(x, lw.mlp_norm, xb, hidden, n, c.rms_norm_eps);
   matmul_same_input({&lw.gate, &lw.up}, xb, n, {gate, up});
@@ -262,8 +276,8 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t d
                     int64_t(reinterpret_cast<uintptr_t>(out_.data())), generation_, decode_rows, decode_logit_rows,
                     greedy ? int64_t(reinterpret_cast<uintptr_t>(ids_.data())) : 0});
   for (const auto& [t, run] : runs_) step_key_.insert(step_key_.end(), {int64_t(t), int64_t(run)});
-  // The calibration observer reads each matmul's input as it runs: nothing recorded.
-  const bool record = !observer_;
+  // The calibration hooks read (or compute) each matmul as it runs: nothing recorded.
+  const bool record = !observer_ && !override_;
   if (!record || !be_.replay_step(step_key_)) {
     if (record) be_.begin_step(step_key_);
     try {

@@ -33,6 +33,12 @@ class ForwardPass {
   // Calibration hook: sees every matmul input (null to remove). Costs nothing when unset.
   // The input is backend memory: host memory on the CPU backend, the one calibration runs on.
   void set_observer(MatmulObserver obs) { observer_ = std::move(obs); }
+  // Calibration hook: computes matmuls in the backend's stead (null to remove); called
+  // after the observer. Host memory, as the observer's.
+  void set_override(MatmulOverride o, MatmulKnown known = {}) {
+    override_ = std::move(o);
+    known_ = std::move(known);
+  }
   // Layer by layer (sequential calibration): the residual stream of the whole batch
   // lives in the caller's host x [b.size(), hidden]. embed writes it; run_layer runs
   // decoder layer l on it in place, writing that layer's KV cache entries as run() would
@@ -117,6 +123,8 @@ class ForwardPass {
   Batch ordered_;
   std::vector<float> ordered_logits_;
   MatmulObserver observer_;
+  MatmulOverride override_;
+  MatmulKnown known_;
 };
 
 }  // namespace upg

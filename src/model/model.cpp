@@ -124,11 +124,22 @@ void Model::copy_kv_blocks(std::span<const BlockCopy> copies) { impl_->backend->
 Backend& Model::backend() { return *impl_->backend; }
 std::vector<OpProfile> Model::profile() const { return profile_of(*impl_->backend); }
 
+namespace {
+// The calibration hooks read and write activations in host memory.
+void check_hook_device(const std::string& path, Device device, const Backend& be, const char* what) {
+  if (device != Device::Cpu)
+    throw Error(fmt::format("{}: calibration (a matmul {}) runs on the CPU backend, not {}", path, what, be.name()));
+}
+}  // namespace
+
 void Model::set_matmul_observer(MatmulObserver obs) {
-  if (obs && impl_->device != Device::Cpu)
-    throw Error(fmt::format("{}: calibration (a matmul observer) runs on the CPU backend, not {}", impl_->source.path,
-                            impl_->backend->name()));
+  if (obs) check_hook_device(impl_->source.path, impl_->device, *impl_->backend, "observer");
   impl_->forward->set_observer(std::move(obs));
+}
+
+void Model::set_matmul_override(MatmulOverride o, MatmulKnown known) {
+  if (o) check_hook_device(impl_->source.path, impl_->device, *impl_->backend, "override");
+  impl_->forward->set_override(std::move(o), std::move(known));
 }
 
 std::span<const float> Model::decode(const Batch& batch) { return impl_->forward->run(batch); }

@@ -41,6 +41,14 @@ struct LinearWeight {
 // Sees the input of every matmul of a forward pass (calibration for Wanda pruning):
 // x is [n_tokens, w.cols].
 using MatmulObserver = std::function<void(const LinearWeight& w, const float* x, int64_t n_tokens)>;
+// Computes a matmul of a forward pass in the backend's stead, y [n_tokens, w.rows] from x
+// [n_tokens, w.cols] (bias included), and returns true; false leaves it to the backend.
+// Calibration passes run their fp32 products through BLAS this way.
+using MatmulOverride = std::function<bool(const LinearWeight& w, const float* x, int64_t n_tokens, float* y)>;
+// Whether the override gives w's outputs for the coming tokens without reading its input
+// (kept from an earlier pass): the forward pass may then skip the ops that only make
+// that input (attention, for the output projection) and pass the override a null x.
+using MatmulKnown = std::function<bool(const LinearWeight& w)>;
 
 enum class Op { Matmul, RmsNorm, Rope, Attention, SiluMul, Add, Embed };
 

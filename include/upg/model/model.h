@@ -88,6 +88,11 @@ class Model {
   // Calibration: `obs` sees the input of every matmul of later decode() calls (CPU only:
   // it reads activations in host memory; throws upg::Error on another device).
   void set_matmul_observer(MatmulObserver obs);
+  // Calibration: `o` computes the matmuls of later decode() and run_layer() calls it
+  // accepts (returns true for), after the observer saw them (CPU only, as the observer).
+  // Where `known` says o has an output projection's outputs already, the attention that
+  // feeds it is skipped (the observer does not see that input).
+  void set_matmul_override(MatmulOverride o, MatmulKnown known = {});
 
   // Sequential calibration, one decoder layer at a time (upg compress --prune sparsegpt):
   // x [batch.size(), hidden] is the batch's residual stream. embed() writes the token
