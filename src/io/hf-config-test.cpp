@@ -288,6 +288,18 @@ TEST(HfConfig, Rejects) {
   j.erase("vocab_size");
   expect_error([&] { parse(j); }, {"'vocab_size' is missing"});
 
+  // A negative token id is no token (null is the way to say none); found by the fuzzer:
+  // -11 read as a token and written back as null.
+  j = smollm();
+  j["bos_token_id"] = -11;
+  expect_error([&] { parse(j); }, {"'bos_token_id'", "must be a token id (0 or more), got -11"});
+  j = smollm();
+  j["eos_token_id"] = {2, -1};
+  expect_error([&] { parse(j); }, {"'eos_token_id'", "must hold token ids (0 or more), got -1"});
+  j = smollm();
+  j["bos_token_id"] = nullptr;
+  EXPECT_EQ(parse(j).bos_token_id, -1);
+
   expect_error([] { parse_hf_config("{not json", "m/config.json"); }, {"m/config.json", "not valid JSON"});
   const std::string deep = "{\"a\":" + std::string(100000, '{') + "}";
   expect_error([&] { parse_hf_config(deep, "m/config.json"); }, {"m/config.json", "nested deeper than 64 levels"});

@@ -96,6 +96,19 @@ class Fields {
     for (const auto& x : v) out.push_back(number(x, key));
     return out;
   }
+  // A token id: 0 or more, or absent/null (-1).
+  int token_id(const char* key) const {
+    const int v = integer(key, -1);
+    if (has(key) && v < 0) fail(key, fmt::format("must be a token id (0 or more), got {}", v));
+    return v;
+  }
+  // Token ids: one, a list, or absent/null (empty); each 0 or more.
+  std::vector<int> token_ids(const char* key) const {
+    std::vector<int> out = int_list(key);
+    for (int v : out)
+      if (v < 0) fail(key, fmt::format("must hold token ids (0 or more), got {}", v));
+    return out;
+  }
   // An int, a list of ints, or absent/null (empty).
   std::vector<int> int_list(const char* key) const {
     if (!has(key)) return {};
@@ -238,8 +251,8 @@ ModelConfig parse_hf_config(std::string_view config_json, std::string_view origi
   c.sliding_window = use_window ? f.integer("sliding_window", 0) : 0;
   if (c.sliding_window < 0) f.fail("sliding_window", fmt::format("must not be negative, got {}", c.sliding_window));
 
-  c.bos_token_id = f.integer("bos_token_id", -1);
-  c.eos_token_ids = f.int_list("eos_token_id");
+  c.bos_token_id = f.token_id("bos_token_id");
+  c.eos_token_ids = f.token_ids("eos_token_id");
 
   if (f.has("rope_scaling"))
     c.rope_scaling = parse_rope_scaling("rope_scaling", f, c, origin);
@@ -254,8 +267,8 @@ void apply_generation_config(std::string_view json, std::string_view origin, Mod
   const Json j = parse_json<Json>(json, origin);
   if (!j.is_object()) throw Error(fmt::format("{}: must be a JSON object, got {}", origin, j.type_name()));
   Fields f(j, origin);
-  if (f.has("bos_token_id")) config.bos_token_id = f.integer("bos_token_id");
-  if (f.has("eos_token_id")) config.eos_token_ids = f.int_list("eos_token_id");
+  if (f.has("bos_token_id")) config.bos_token_id = f.token_id("bos_token_id");
+  if (f.has("eos_token_id")) config.eos_token_ids = f.token_ids("eos_token_id");
 }
 
 }  // namespace io
