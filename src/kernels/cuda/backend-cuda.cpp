@@ -11,7 +11,9 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -147,20 +149,18 @@ class CudaBackend final : public Backend {
   }
   void rope(float* x, std::span<const int32_t> positions, int n_heads, const RopeTable& r) override {
     quantized_ = {};
-    const size_t n = size_t(r.max_positions) * size_t(r.rotary_dim / 2);
-    cuda::rope(x, positions.data(), int64_t(positions.size()), n_heads, r.head_dim, r.rotary_dim, r.interleaved,
-               vector_on_device(r.cos, n, "the rope table"), vector_on_device(r.sin, n, "the rope table"), ks_);
+    const auto [cos, sin] = rope_tables(r);
+    cuda::rope(x, positions.data(), int64_t(positions.size()), n_heads, r.head_dim, r.rotary_dim, r.interleaved, cos,
+               sin, ks_);
   }
   void rope_store(int layer, float* q, float* k, const float* v, std::span<const int32_t> positions,
                   std::span<const int64_t> slots, int n_heads, int n_kv_heads, const RopeTable& r) override {
     quantized_ = {};
     if (positions.size() != slots.size())
       throw Error(fmt::format("rope_store: {} positions for {} slots", positions.size(), slots.size()));
-    const size_t n = size_t(r.max_positions) * size_t(r.rotary_dim / 2);
     cuda::RopeArgs a;
     a.positions = positions.data();
-    a.cos = vector_on_device(r.cos, n, "the rope table");
-    a.sin = vector_on_device(r.sin, n, "the rope table");
+    std::tie(a.cos, a.sin) = rope_tables(r);
     a.n_heads = n_heads;
     a.n_kv_heads = n_kv_heads;
     a.head_dim = r.head_dim;
@@ -438,6 +438,12 @@ class CudaBackend final : public Backend {
     // The host bytes may be given back (set_source_unused) once this returns.
     UPG_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return b;
+  }
+
+  // The rope table's cos and sin on the device.
+  std::pair<const float*, const float*> rope_tables(const RopeTable& r) {
+    const size_t n = size_t(r.max_positions) * size_t(r.rotary_dim / 2);
+    return {vector_on_device(r.cos, n, "the rope table"), vector_on_device(r.sin, n, "the rope table")};
   }
 
   // A host vector (norm weight, rope table) on the device, uploaded on first use.

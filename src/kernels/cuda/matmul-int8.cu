@@ -34,7 +34,6 @@
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/matmul-int8.cuh"
 #include "kernels/cuda/quantize.cuh"
-#include "upg/core/error.h"
 
 namespace upg::cuda {
 
@@ -258,11 +257,12 @@ void quantize_acts(const float* x, int64_t n, int64_t cols, const Int8Acts& a, c
   launch("quantize_acts", quantize_kernel, unsigned((warps + 7) / 8), 256, 0, s, x, n, cols, a);
 }
 
-namespace {
-
-void run(Fused& f, const DeviceWeight* const* ws, float* const* ys, int count, const Int8Acts& a, int64_t n,
-         const Stream& s) {
+void matmul_int8(const DeviceWeight* const* ws, float* const* ys, int count, const Int8Acts& a, int64_t n,
+                 bool accumulate, const Stream& s) {
+  if (n <= 0 || count <= 0) return;
+  Fused f{};
   f.count = count;
+  f.accumulate = accumulate;
   const Form form = form_of(*ws[0]);
   // Past 8 tokens the products run on the tensor cores (matmul-mma.cu), where it can.
   const bool mma = n > 8 && runs_mma(*ws[0]);
@@ -281,16 +281,6 @@ void run(Fused& f, const DeviceWeight* const* ws, float* const* ys, int count, c
     case Form::B4: launch_form<Form::B4>(f, a, n, lanes, s); break;
     case Form::N24: launch_form<Form::N24>(f, a, n, lanes, s); break;
   }
-}
-
-}  // namespace
-
-void matmul_int8(const DeviceWeight* const* ws, float* const* ys, int count, const Int8Acts& a, int64_t n,
-                 bool accumulate, const Stream& s) {
-  if (n <= 0 || count <= 0) return;
-  Fused f{};
-  f.accumulate = accumulate;
-  run(f, ws, ys, count, a, n, s);
 }
 
 }  // namespace upg::cuda
