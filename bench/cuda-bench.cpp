@@ -6,6 +6,8 @@
 //     and GGUF types, and UPG layouts of random values (nm24_int8: 2:4 int8, mdcsr50_int8:
 //     50% unstructured int8, int4_g128_zp / int4_g32: dense int4 groups).
 //   UPG_CudaPhi4Layer/<kind>: the seven GEMVs of one Phi-4 layer at decode (340M weights).
+//   UPG_CudaPhi4Layer32/<kind>: the same products for 32 tokens at once (a step of 32
+//     sequences: the tensor-core GEMMs).
 //   UPG_CudaDecode/<type>[_nopdl|_nograph]: single-stream greedy decode of a SmolLM2-shaped
 //     random GGUF (kernels/cuda/test-gguf-model.h), 128 tokens after a 16-token prompt,
 //     picks made on the GPU, with CUDA graphs and programmatic dependent launch (the
@@ -197,7 +199,8 @@ void BM_CudaGemv(benchmark::State& state, Kind kind) {
 // One Phi-4 layer's GEMVs (hidden 5120, 40 heads and 10 KV heads of 128, intermediate
 // 17920) as the forward pass runs them at decode: q, k, v on one input, o, gate and up
 // on one input, down. Its 340M weights (over 300 MB at 8 bits) come from HBM each time.
-void BM_CudaPhi4Layer(benchmark::State& state, Kind kind) {
+// n tokens at once.
+void BM_CudaPhi4Layer(benchmark::State& state, Kind kind, int64_t n) {
   if (!have_cuda(state)) return;
   auto be = make_cuda_backend();
   const int64_t h = 5120, kv = 1280, inter = 17920;
@@ -210,23 +213,23 @@ void BM_CudaPhi4Layer(benchmark::State& state, Kind kind) {
     bytes += ws.back()->bytes();
     be->prepare(ws.back()->w);
   }
-  std::vector<float> x(static_cast<size_t>(inter));
+  std::vector<float> x(static_cast<size_t>(n * inter));
   std::normal_distribution<float> g(0.0f, 1.0f);
   for (float& v : x) v = g(rng);
-  BackendBuffer xd = be->alloc(size_t(inter) * 4);
-  be->upload(xd.data(), x.data(), size_t(inter) * 4);
+  BackendBuffer xd = be->alloc(x.size() * 4);
+  be->upload(xd.data(), x.data(), x.size() * 4);
   std::vector<BackendBuffer> ys;
-  for (const auto& s : shapes) ys.push_back(be->alloc(size_t(s[0]) * 4));
+  for (const auto& s : shapes) ys.push_back(be->alloc(size_t(n * s[0]) * 4));
   const float* xp = xd.as<float>();
   auto layer = [&] {
     const LinearWeight* qkv[] = {&ws[0]->w, &ws[1]->w, &ws[2]->w};
     float* yqkv[] = {ys[0].as<float>(), ys[1].as<float>(), ys[2].as<float>()};
-    be->matmul_same_input(qkv, xp, 1, yqkv);
-    be->matmul(ws[3]->w, xp, 1, ys[3].as<float>());
+    be->matmul_same_input(qkv, xp, n, yqkv);
+    be->matmul(ws[3]->w, xp, n, ys[3].as<float>());
     const LinearWeight* gu[] = {&ws[4]->w, &ws[5]->w};
     float* ygu[] = {ys[4].as<float>(), ys[5].as<float>()};
-    be->matmul_same_input(gu, xp, 1, ygu);
-    be->matmul(ws[6]->w, xp, 1, ys[6].as<float>());
+    be->matmul_same_input(gu, xp, n, ygu);
+    be->matmul(ws[6]->w, xp, n, ys[6].as<float>());
   };
   layer();
   time_reps(state, *be, ys[6], 20, bytes, "us_per_layer", layer);
@@ -318,9 +321,11 @@ const int kKernelBenchmarks = [] {
                                              {"bf16", K{DType::BF16}},
                                              {"nm24_int8", K{DType::F32, "nm24_int8"}}};
   for (const auto& [tag, k] : layer)
-    benchmark::RegisterBenchmark((std::string("UPG_CudaPhi4Layer/") + tag).c_str(), BM_CudaPhi4Layer, k)
-        ->UseManualTime()
-        ->Unit(benchmark::kMicrosecond);
+    for (const int64_t n : {1, 32})
+      benchmark::RegisterBenchmark((std::string(n == 1 ? "UPG_CudaPhi4Layer/" : "UPG_CudaPhi4Layer32/") + tag).c_str(),
+                                   BM_CudaPhi4Layer, k, n)
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond);
   return 0;
 }();
 #define UPG_DECODE(TYPE, GGML)                                                                                   \

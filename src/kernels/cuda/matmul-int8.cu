@@ -264,16 +264,23 @@ void matmul_int8(const DeviceWeight* const* ws, float* const* ys, int count, con
   f.count = count;
   f.accumulate = accumulate;
   const Form form = form_of(*ws[0]);
-  // Past 8 tokens the products run on the tensor cores (matmul-mma.cu), where it can.
-  const bool mma = n > 8 && runs_mma(*ws[0]);
+  // Past 8 tokens the products run on the tensor cores, where they can: weights too
+  // large for L2 (and 2:4) streamed through shared memory (matmul-staged.cu), the rest
+  // straight from global memory (matmul-mma.cu).
+  int64_t bytes = 0;
+  for (int i = 0; i < count; ++i) bytes += ws[i]->rows * ws[i]->cols;
+  const bool staged =
+      n > 8 && runs_staged(*ws[0]) && (form == Form::N24 || bytes >= kStagedBytes);
+  const bool mma = !staged && n > 8 && runs_mma(*ws[0]);
   const int lanes = lanes_for(*ws[0]);
-  const int64_t rows_per_block = mma ? kMmaRows : kWarps * 32 / lanes;
+  const int64_t rows_per_block = staged ? kStagedRows : mma ? kMmaRows : kWarps * 32 / lanes;
   for (int i = 0; i < count; ++i) {
     f.w[i] = *ws[i];
     f.y[i] = ys[i];
     f.first_block[i + 1] = f.first_block[i] + (ws[i]->rows + rows_per_block - 1) / rows_per_block;
   }
   if (f.first_block[count] == 0) return;
+  if (staged) return matmul_staged(f, form, a, n, s);
   if (mma) return matmul_mma(f, form, a, n, s);
   switch (form) {
     case Form::I8: launch_form<Form::I8>(f, a, n, lanes, s); break;

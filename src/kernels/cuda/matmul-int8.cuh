@@ -33,4 +33,15 @@ bool runs_mma(const DeviceWeight& w);
 // f.first_block counted in kMmaRows.
 void matmul_mma(const Fused& f, Form form, const Int8Acts& a, int64_t n, const Stream& s);
 
+// Rows of a weight one block of the staged kernel covers.
+constexpr int64_t kStagedRows = 64;
+// Dense int8 launches of at least this many weight bytes run matmul_staged past 8 tokens:
+// below it (SmolLM2's matrices, a few MB) the weights stay in the 50 MB L2 across a step
+// and matmul_mma's direct loads keep up. 2:4 runs it at any size (matmul_mma has no 2:4).
+constexpr int64_t kStagedBytes = int64_t(8) << 20;
+// Whether matmul_staged runs w: dense int8 or 2:4 int8 rows of whole 32-column groups.
+bool runs_staged(const DeviceWeight& w);
+// f.first_block counted in kStagedRows.
+void matmul_staged(const Fused& f, Form form, const Int8Acts& a, int64_t n, const Stream& s);
+
 }  // namespace upg::cuda

@@ -23,6 +23,7 @@
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/matmul-int8.cuh"
+#include "kernels/cuda/mma.cuh"
 
 namespace upg::cuda {
 
@@ -32,12 +33,6 @@ constexpr int kSplit = 4;                         // warps that split a tile's c
 constexpr int kWarps = int(kMmaRows / 16) * kSplit;  // 8: two 16-row tiles, four splits each
 constexpr int kTiles = 4;                          // 8-token tiles a warp covers
 constexpr int kTokens = 8 * kTiles;
-
-__device__ inline void mma_s8(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 __device__ inline uint32_t load4(const uint8_t* p) { return __ldg(reinterpret_cast<const uint32_t*>(p)); }
 
@@ -132,7 +127,7 @@ __global__ void __launch_bounds__(kWarps * 32) mma_kernel(Fused f, Int8Acts a, i
     }
 #pragma unroll
     for (int j = 0; j < kTiles; ++j) {
-      int c[4] = {0, 0, 0, 0};
+      int c[4] = {kSumBias, kSumBias, kSumBias, kSumBias};
       mma_s8(c, A, B[j][0], B[j][1]);
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
@@ -140,12 +135,12 @@ __global__ void __launch_bounds__(kWarps * 32) mma_kernel(Fused f, Int8Acts a, i
         if (tok >= n) continue;
         const float sa = __ldg(a.scales + tok * blocks + grp);
         if constexpr (F == Form::I8) {
-          acc[j][k] += sa * float(c[k]);
-          acc[j][2 + k] += sa * float(c[2 + k]);
+          acc[j][k] += sa * biased_sum(c[k]);
+          acc[j][2 + k] += sa * biased_sum(c[2 + k]);
         } else {
           const float sum = float(__ldg(a.sums + tok * halves + 2 * grp) + __ldg(a.sums + tok * halves + 2 * grp + 1));
-          acc[j][k] += sa * (d0 * float(c[k]) + m0 * sum);
-          acc[j][2 + k] += sa * (d1 * float(c[2 + k]) + m1 * sum);
+          acc[j][k] += sa * (d0 * biased_sum(c[k]) + m0 * sum);
+          acc[j][2 + k] += sa * (d1 * biased_sum(c[2 + k]) + m1 * sum);
         }
       }
     }
