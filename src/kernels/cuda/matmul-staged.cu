@@ -4,12 +4,12 @@
 //
 // Why not matmul-mma.cu's kernel: it reads each lane's fragments as 4-byte loads straight
 // from global memory, one 32-column group ahead. SmolLM2's matrices sit in L2 and that is
-// enough; a Phi-4 layer's 340 MB at 32 tokens took ~580 us against 132 us at one token,
-// bound by the few bytes each warp keeps in flight. Here a block streams 64 rows x 128
-// columns of weights (with the matching 32 tokens x 128 columns of activations and their
-// scales) a stage through shared memory with cp.async, kStages stages deep, so a block
-// keeps kStages - 1 stages (40 KB of weights at int8) in flight while the tensor cores
-// work on the oldest.
+// enough; a Phi-4 layer at 32 tokens took over 4x its one-token time (BENCHMARKS.md,
+// fourth increment), bound by the few bytes each warp keeps in flight. Here a block
+// streams 64 rows x 128 columns of weights (with the matching 32 tokens x 128 columns of
+// activations and their scales) a stage through shared memory with cp.async, kStages
+// stages deep, so a block keeps kStages - 1 stages (40 KB of weights at int8) in flight
+// while the tensor cores work on the oldest.
 //
 // Layout: a block covers 64 rows x 32 tokens; its 8 warps are 2 halves of 32 rows x 4
 // splits, split s taking 32-column group s of every 128-column stage. A warp holds 2 x 4
