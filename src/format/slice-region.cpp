@@ -1,5 +1,5 @@
 // A rectangle of a compressed matrix as a matrix of its own: tensor parallelism's
-// load-time shards (docs/FORMAT.md, section 7). Each stored code is copied as it is (no
+// load-time shards (docs/FORMAT.md, section 8). Each stored code is copied as it is (no
 // value is quantized again); only the index structure is rebuilt for the column range,
 // through the encoders, which check what they build.
 #include <algorithm>

@@ -210,7 +210,7 @@ CompressedData encode_nm_int4(int64_t cols, const std::vector<SparseRow>& rows, 
 CompressedData encode_dense_int4(int64_t cols, const std::vector<SparseRow>& rows,
                                  const std::vector<Int4Groups>& groups, int group_size);
 
-// Tensor parallelism's shards (docs/FORMAT.md, section 7): rows [r0, r0 + rows) and
+// Tensor parallelism's shards (docs/FORMAT.md, section 8): rows [r0, r0 + rows) and
 // columns [c0, c0 + cols) as a matrix of its own, then `zero_rows` rows of weight 0 (the
 // row an embedding shard gives a token it does not hold). The stored codes are copied;
 // only the index structure is rebuilt (MdCSR's gaps and padding, N:M's positions, int4's
