@@ -89,7 +89,8 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
   d.device = options.device;
   const int ranks = options.tensor_parallel;
   if (ranks < 1) throw ParamError("tensor_parallel", fmt::format("must be at least 1, got {}", ranks));
-  if (ranks > 1 && options.device == Device::Cuda && cuda_device_count() < ranks)
+  // Without the CUDA backend or a device, making the backend below says so.
+  if (ranks > 1 && options.device == Device::Cuda && cuda_available() && cuda_device_count() < ranks)
     throw ParamError("tensor_parallel", fmt::format("{} ranks need {} CUDA devices, found {}", ranks, ranks,
                                                     cuda_device_count()));
   const int rank_threads = options.n_threads > 0 ? std::max(1, options.n_threads / ranks)

@@ -123,15 +123,8 @@ struct Synthetic {
   Maker maker;
   std::vector<float> ones;
   explicit Synthetic(Kind kind) {
-    cfg.architecture = "LlamaForCausalLM";
-    cfg.hidden_size = 256;
-    cfg.intermediate_size = 512;
-    cfg.num_layers = 2;
-    cfg.num_heads = 8;
-    cfg.num_kv_heads = 2;
-    cfg.head_dim = 64;
-    cfg.vocab_size = 300;
-    cfg.max_position_embeddings = 64;
+    cfg = {.architecture = "LlamaForCausalLM", .hidden_size = 256, .intermediate_size = 512, .num_layers = 2,
+           .num_heads = 8, .num_kv_heads = 2, .head_dim = 64, .vocab_size = 300, .max_position_embeddings = 64};
     ones.assign(size_t(cfg.hidden_size), 1.0f);
     // The embedding is int4 when the linears are (a compressed embedding shard), else f32.
     w.embed = maker.make(kind == Kind::Int4 ? Kind::Int4 : Kind::F32, cfg.vocab_size, cfg.hidden_size, "embed");

@@ -15,6 +15,7 @@
 
 #include "core/test-paths.h"
 #include "kernels/cuda/test-cuda.h"
+#include "kernels/cuda/test-follows.h"
 #include "kernels/cuda/test-gguf-model.h"
 #include "model/tensor-parallel.h"
 #include "model/weights.h"
@@ -108,34 +109,7 @@ TEST_P(RanksOnCuda, MatchOneRank) {
   auto one = Model::from_file(g.path, o);
   o.tensor_parallel = n;
   auto many = Model::from_file(g.path, o);
-  const std::vector<int32_t> p = prompt();
-  Batch b1, bn;
-  for (size_t i = 0; i < p.size(); ++i) {
-    b1.add(p[i], int32_t(i), 0, i + 1 == p.size());
-    bn.add(p[i], int32_t(i), 0, i + 1 == p.size());
-  }
-  for (int step = 0; step < 64; ++step) {
-    const auto l1 = one->decode(b1);
-    const auto ln = many->decode(bn);
-    const std::vector<float> a(l1.begin(), l1.end()), c(ln.begin(), ln.end());
-    if (step == 0) {
-      const double err = test::rel_error(c, a);
-      std::cout << n << " ranks, prompt logits: relative error " << err << "\n";
-      EXPECT_LT(err, 2e-2);
-    }
-    const int32_t t1 = int32_t(std::max_element(a.begin(), a.end()) - a.begin());
-    const int32_t tn = int32_t(std::max_element(c.begin(), c.end()) - c.begin());
-    if (t1 != tn) {
-      std::vector<float> sorted = a;
-      std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
-      EXPECT_LT(sorted[0] - sorted[1], 1e-2f) << "step " << step << ": 1 rank " << t1 << ", " << n << " ranks " << tn;
-      break;
-    }
-    b1.clear();
-    bn.clear();
-    b1.add(t1, int32_t(p.size()) + step, 0, true);
-    bn.add(tn, int32_t(p.size()) + step, 0, true);
-  }
+  test::expect_follows(*one, *many, prompt(), 2e-2, std::to_string(n) + " ranks against 1");
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, RanksOnCuda, ::testing::Values(2, 4));
