@@ -20,7 +20,7 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <mutex>
+#include <type_traits>
 
 #include "kernels/cuda/backend-stream.h"
 #include "kernels/cuda/cuda-check.h"
@@ -114,9 +114,10 @@ class NcclCommunicator final : public Communicator {
     check(nccl().group_start(), "ncclGroupStart");
     if (rank_ == 0) {
       for (int r = 1; r < size_; ++r)
-        if (count(r)) nccl().recv(scratch + rows * offsets[size_t(r)], count(r), ncclFloat, r, comm_, stream_);
+        if (count(r))
+          check(nccl().recv(scratch + rows * offsets[size_t(r)], count(r), ncclFloat, r, comm_, stream_), "ncclRecv");
     } else if (count(rank_)) {
-      nccl().send(src, count(rank_), ncclFloat, 0, comm_, stream_);
+      check(nccl().send(src, count(rank_), ncclFloat, 0, comm_, stream_), "ncclSend");
     }
     check(nccl().group_end(), "ncclGroupEnd (the gather)");
     if (rank_ != 0) return;
