@@ -119,6 +119,15 @@ void add_device_option(CLI::App& app, ModelArgs& a) {
       ->capture_default_str();
 }
 
+void add_tensor_parallel_option(CLI::App& app, ModelArgs& a) {
+  app.add_option("--tensor-parallel", a.tensor_parallel,
+                 "Split the model over this many ranks: with --device cuda, GPUs 0 .. N-1 through NCCL (each "
+                 "holds its share of the heads, MLP columns and vocabulary, and of the KV cache; --kv-memory is "
+                 "per GPU); on the CPU, groups of threads (a check of the split, not a speed-up)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+}
+
 void add_reference_kernels_flag(CLI::App& app, ModelArgs& a) {
   app.add_flag("--reference-kernels", a.reference_kernels,
                "Run int8 and compressed weights through the plain reference kernels (fp32 activations) instead "
@@ -161,12 +170,7 @@ void add_engine_options(CLI::App& app, EngineArgs& a, ModelArgs& model) {
   app.add_option("--kv-memory", model.kv_memory_mib,
                  "KV cache pool in MiB, shared by all sequences in blocks of 16 tokens (default: the whole context)")
       ->check(CLI::Range(0.0, 1e9));
-  app.add_option("--tensor-parallel", model.tensor_parallel,
-                 "Split the model over this many ranks: with --device cuda, GPUs 0 .. N-1 through NCCL (each "
-                 "holds its share of the heads, MLP columns and vocabulary, and of the KV cache; --kv-memory is "
-                 "per GPU); on the CPU, groups of threads (a check of the split, not a speed-up)")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
+  add_tensor_parallel_option(app, model);
   app.add_option("--max-seqs", o.limits.max_running, "Sequences in one forward pass at most")
       ->check(CLI::Range(1, std::numeric_limits<int>::max()))
       ->capture_default_str();

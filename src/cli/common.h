@@ -29,6 +29,8 @@ struct ModelArgs {
 };
 // --device cpu|cuda, shared by every command that runs a model.
 void add_device_option(CLI::App& app, ModelArgs& args);
+// --tensor-parallel N, for the engine's commands and bench.
+void add_tensor_parallel_option(CLI::App& app, ModelArgs& args);
 // --cache-type f16|f32|int8, shared by every command that runs a model.
 void add_cache_type_option(CLI::App& app, ModelArgs& args);
 // --reference-kernels, shared by every command that runs a model.

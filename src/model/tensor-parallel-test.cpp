@@ -26,6 +26,7 @@
 #include "upg/format/format.h"
 #include "upg/kernels/communicator.h"
 #include "upg/kernels/cpu.h"
+#include "upg/kernels_cuda/cuda.h"
 #include "upg/model/model.h"
 
 namespace upg {
@@ -334,6 +335,15 @@ TEST(TensorParallel, UnsplittableOProjNamesTheTensor) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("layers.0.o"), std::string::npos) << e.what();
   }
+}
+
+// NCCL's NVLink multicast stays off in this process and the processes it starts.
+TEST(TensorParallel, NvlinkMulticastIsTurnedOff) {
+  setenv("NCCL_NVLS_ENABLE", "1", 1);
+  disable_nvlink_multicast();
+  EXPECT_STREQ(std::getenv("NCCL_NVLS_ENABLE"), "0");
+  EXPECT_STREQ(std::getenv("TORCH_SYMM_MEM_DISABLE_MULTICAST"), "1");
+  EXPECT_STREQ(std::getenv("NVSHMEM_DISABLE_NVLS"), "1");
 }
 
 // The shipped model (UPG_MODEL), 1 rank's greedy tokens fed to 2 and 4 ranks (4: one
