@@ -15,10 +15,16 @@
 //   UPG_CudaDecode32/<type>[_nopdl]: 32 sequences decoded side by side, 64 steps of 32
 //     tokens (aggregate tok/s).
 //   UPG_CudaPrefill/<type>: one 512-token prompt (prefill tok/s).
+//   UPG_CudaTensorParallel/phi4x8_q4_0_<n>ranks_<s>seq: a Phi-4-shaped random GGUF (8 of
+//     its layers) split over n GPUs (tensor parallelism), single stream and 32 sequences;
+//     UPG_CudaAllReduce/<n>ranks_<s>seq: one NCCL all-reduce of a step's residual stream.
+//     Both skip with fewer GPUs than ranks or without NCCL.
 // An iteration is many queued launches (10 copies, 200 GEMVs) and one synchronizing
 // download, timed on the wall clock, so the sync is amortized; per-launch figures are
 // counters (GB_s, us_per_gemv).
 #include <benchmark/benchmark.h>
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +33,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -35,6 +42,7 @@
 #include "upg/core/error.h"
 #include "upg/format/format.h"
 #include "upg/kernels/backend.h"
+#include "upg/kernels/communicator.h"
 #include "upg/kernels_cuda/cuda.h"
 #include "upg/model/model.h"
 
@@ -235,25 +243,95 @@ void BM_CudaPhi4Layer(benchmark::State& state, Kind kind, int64_t n) {
   time_reps(state, *be, ys[6], 20, bytes, "us_per_layer", layer);
 }
 
-std::unique_ptr<Model> smol_model(uint32_t ggml_type, bool graphs, int max_sequences, int context, bool pdl = true) {
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("upg-cuda-bench-" + std::to_string(ggml_type) + ".gguf")).string();
-  if (!std::filesystem::exists(path)) test::write_llama_gguf(path, test::LlamaShape{}, ggml_type);
+// A random GGUF of `shape` (written once per run into the temporary folder, named by
+// `tag`) on the GPU, split over `ranks` GPUs (tensor parallelism) past 1.
+std::unique_ptr<Model> random_model(uint32_t ggml_type, bool graphs, int max_sequences, int context, bool pdl,
+                                    const test::LlamaShape& shape, const std::string& tag, int ranks = 1) {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("upg-cuda-bench-" + tag + "-" + std::to_string(ggml_type) + ".gguf")).string();
+  if (!std::filesystem::exists(path)) test::write_llama_gguf(path, shape, ggml_type);
   ModelOptions o;
   o.device = Device::Cuda;
   o.context_length = context;
   o.cuda_graphs = graphs;
   o.cuda_pdl = pdl;
   o.max_sequences = max_sequences;
+  o.tensor_parallel = ranks;
   return Model::from_file(path, o);
 }
+
+std::unique_ptr<Model> smol_model(uint32_t ggml_type, bool graphs, int max_sequences, int context, bool pdl = true) {
+  return random_model(ggml_type, graphs, max_sequences, context, pdl, test::LlamaShape{}, "smollm2");
+}
+
+// Phi-4's layer shape (hidden 5120, 40 heads and 10 KV heads of 128, intermediate 17920,
+// vocabulary 100352) with 8 of its 40 layers, so the random file is written in seconds.
+test::LlamaShape phi4_shape() { return {100352, 5120, 8, 40, 10, 17920, 4096, 250000.0f}; }
+
+// Greedy decode of n_seqs sequences side by side on `model` (a 16-token prompt each),
+// the picks made on the GPU: decode tok/s, single stream at 1 and aggregate past it.
+void time_decode(benchmark::State& state, Model& model, int n_seqs, int n_decode);
 
 // Greedy decode of n_seqs sequences side by side (a 16-token prompt each), the picks made
 // on the GPU (Batch::kGreedy): single stream at 1, aggregate tok/s past it.
 void BM_CudaDecode(benchmark::State& state, uint32_t ggml_type, bool graphs, bool pdl, int n_seqs) {
   if (!have_cuda(state)) return;
-  const int n_prompt = 16, n_decode = n_seqs == 1 ? 128 : 64;
   auto model = smol_model(ggml_type, graphs, n_seqs, n_seqs == 1 ? 512 : 256, pdl);
+  time_decode(state, *model, n_seqs, n_seqs == 1 ? 128 : 64);
+}
+
+// Tensor parallelism: the Phi-4-shaped model at Q4_0 over `ranks` GPUs (skips with fewer
+// GPUs or without NCCL), single stream and 32 sequences.
+void BM_CudaTensorParallel(benchmark::State& state, int ranks, int n_seqs) {
+  if (!have_cuda(state)) return;
+  std::string why;
+  if (cuda_device_count() < ranks || (ranks > 1 && !nccl_available(&why))) {
+    const std::string msg = why.empty() ? fmt::format("needs {} GPUs, found {}", ranks, cuda_device_count()) : why;
+    state.SkipWithError(msg.c_str());
+    return;
+  }
+  auto model = random_model(io::GGML_Q4_0, true, n_seqs, 512, true, phi4_shape(), "phi4x8", ranks);
+  time_decode(state, *model, n_seqs, 64);
+  state.counters["ranks"] = ranks;
+}
+
+// One all-reduce of a decode step's residual stream ([n_seqs, 5120] floats, Phi-4's
+// hidden size) over `ranks` GPUs through NCCL: a step makes 2 per layer and 1 after the
+// embedding, so all-reduce time per step is this times 2 * layers + 1 (81 for Phi-4).
+void BM_CudaAllReduce(benchmark::State& state, int ranks, int n_seqs) {
+  if (!have_cuda(state)) return;
+  std::string why;
+  if (cuda_device_count() < ranks || !nccl_available(&why)) {
+    const std::string msg = why.empty() ? fmt::format("needs {} GPUs, found {}", ranks, cuda_device_count()) : why;
+    state.SkipWithError(msg.c_str());
+    return;
+  }
+  std::vector<std::unique_ptr<Backend>> bes;
+  std::vector<Backend*> ptrs;
+  for (int r = 0; r < ranks; ++r) ptrs.push_back(bes.emplace_back(make_cuda_backend(r)).get());
+  auto comms = make_nccl_communicators(ptrs);
+  const int64_t n = int64_t(n_seqs) * 5120;
+  std::vector<BackendBuffer> bufs;
+  for (auto& be : bes) bufs.push_back(be->alloc(size_t(n) * sizeof(float)));
+  constexpr int kReps = 100;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> ts;  // one thread per rank, as the model's ranks
+    for (int r = 0; r < ranks; ++r)
+      ts.emplace_back([&, r] {
+        for (int i = 0; i < kReps; ++i) comms[size_t(r)]->all_reduce_sum(bufs[size_t(r)].as<float>(), bufs[size_t(r)].as<float>(), n);
+        sync(*bes[size_t(r)], bufs[size_t(r)]);
+      });
+    for (auto& t : ts) t.join();
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  state.counters["us_per_all_reduce"] =
+      benchmark::Counter(kReps / 1e6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+void time_decode(benchmark::State& state, Model& m, int n_seqs, int n_decode) {
+  Model* model = &m;
+  const int n_prompt = 16;
   double decode_s = 0;
   for (auto _ : state) {
     Batch b;
@@ -341,6 +419,24 @@ const int kKernelBenchmarks = [] {
       ->Name("UPG_CudaDecode32/smollm2_" #TYPE "_nopdl")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3); \
   BENCHMARK_CAPTURE(BM_CudaPrefill, TYPE, upg::io::GGML)                                                          \
       ->Name("UPG_CudaPrefill/smollm2_" #TYPE)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+// Tensor parallelism at 1, 2 and 4 GPUs, and its all-reduce alone (2 and 4).
+const int kTensorParallelBenchmarks = [] {
+  for (int ranks : {1, 2, 4}) {
+    for (int seqs : {1, 32})
+      benchmark::RegisterBenchmark(fmt::format("UPG_CudaTensorParallel/phi4x8_q4_0_{}ranks_{}seq", ranks, seqs).c_str(),
+                                   BM_CudaTensorParallel, ranks, seqs)
+          ->UseManualTime()
+          ->Unit(benchmark::kMillisecond)
+          ->Iterations(3);
+    if (ranks > 1)
+      for (int seqs : {1, 32})
+        benchmark::RegisterBenchmark(fmt::format("UPG_CudaAllReduce/{}ranks_{}seq", ranks, seqs).c_str(),
+                                     BM_CudaAllReduce, ranks, seqs)
+            ->UseManualTime()
+            ->Unit(benchmark::kMicrosecond);
+  }
+  return 0;
+}();
 UPG_DECODE(q8_0, GGML_Q8_0)
 UPG_DECODE(q4_0, GGML_Q4_0)
 UPG_DECODE(f16, GGML_F16)

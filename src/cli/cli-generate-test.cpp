@@ -41,6 +41,17 @@ TEST_F(CliGenerate, GreedyAnswersBerlinWithStats) {
   EXPECT_TRUE(contains(r.err, "stop: ")) << r.err;
 }
 
+// --tensor-parallel 2 on the CPU: two ranks of one thread each answer, and say so.
+TEST_F(CliGenerate, TensorParallelRanksAnswer) {
+  ProcessResult r = run({"-p", kCapital, "-n", "24", "--temp", "0", "-t", "2", "--tensor-parallel", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "Berlin")) << r.out;
+  EXPECT_TRUE(contains(r.err, "and 1 more ranks")) << r.err;
+  ProcessResult bad = run({"-p", "hi", "--tensor-parallel", "0"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(contains(bad.err, "--tensor-parallel")) << bad.err;
+}
+
 TEST_F(CliGenerate, ProfilePrintsPromptAndDecodeTablesWithTheSameText) {
   const std::vector<std::string> args = {"-p", kCapital, "-n", "8", "--temp", "0"};
   ProcessResult plain = run(args);

@@ -229,6 +229,10 @@ TEST(CliDevice, CudaWithoutAGpuIsOneClearError) {
   }
   ProcessResult r = run_upg({"run", model, "--device", "tpu"});
   EXPECT_NE(r.exit_code, 0);
+  // Tensor parallelism on GPUs without CUDA: the same line.
+  r = run_upg({"run", model, "--device", "cuda", "--tensor-parallel", "2", "-p", "hi", "-n", "2"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
 }
 
 // --score-second-half: whole windows only, each scoring the tokens after its first half

@@ -246,6 +246,7 @@ void add_bench_command(CLI::App& app) {
   add_dtype_option(*cmd, args->model);
   add_cache_type_option(*cmd, args->model);
   add_device_option(*cmd, args->model);
+  add_tensor_parallel_option(*cmd, args->model);
   cmd->add_flag("--json", args->json,
                 "One JSON object per test and line (model, file_bytes, load_s, test, n_prompt, n_gen, threads, "
                 "avg_ts, stddev_ts, samples_ts, peak_rss_mib, ...) instead of the table");

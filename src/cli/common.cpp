@@ -42,6 +42,7 @@ std::string describe_param_error(const ParamError& e) {
       {"stop_strings", "-r/--stop", ""},
       {"max_step_tokens", "--batch-tokens", ""},
       {"kv_memory", "--kv-memory", ""},
+      {"tensor_parallel", "--tensor-parallel", ""},
       {"max_running", "--max-seqs", ""},
       {"lookup_max_draft", "--lookup", ""},
       {"draft", "--draft", ""},
@@ -118,6 +119,15 @@ void add_device_option(CLI::App& app, ModelArgs& a) {
       ->capture_default_str();
 }
 
+void add_tensor_parallel_option(CLI::App& app, ModelArgs& a) {
+  app.add_option("--tensor-parallel", a.tensor_parallel,
+                 "Split the model over this many ranks: with --device cuda, GPUs 0 .. N-1 through NCCL (each "
+                 "holds its share of the heads, MLP columns and vocabulary, and of the KV cache; --kv-memory is "
+                 "per GPU); on the CPU, groups of threads (a check of the split, not a speed-up)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+}
+
 void add_reference_kernels_flag(CLI::App& app, ModelArgs& a) {
   app.add_flag("--reference-kernels", a.reference_kernels,
                "Run int8 and compressed weights through the plain reference kernels (fp32 activations) instead "
@@ -134,6 +144,7 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   opts.kv_type = a.cache_type == "f32" ? DType::F32 : a.cache_type == "int8" ? DType::I8 : DType::F16;
   opts.kv_memory_bytes = int64_t(a.kv_memory_mib * double(1 << 20));
   opts.max_sequences = a.max_sequences;
+  opts.tensor_parallel = a.tensor_parallel;
   if (!a.dtype.empty())
     opts.load.dequant_to = a.dtype == "f16" ? DType::F16 : a.dtype == "bf16" ? DType::BF16 : DType::F32;
   auto t0 = std::chrono::steady_clock::now();
@@ -145,11 +156,12 @@ std::unique_ptr<Model> load_model(const ModelArgs& a, double* load_seconds) {
   // The KV cache's size is what the whole context would take; pages are touched only as
   // it fills, so peak memory at the end of a run shows what was used.
   fmt::print(stderr,
-             "upg: loaded {} ({}, {} layers, hidden {}, vocab {}) in {:.2f} s on {}, context {}, KV cache {} "
-             "{:.1f} MiB ({} blocks of {} tokens)\n",
+             "upg: loaded {} ({}, {} layers, hidden {}, vocab {}) in {:.2f} s on {}{}, context {}, KV cache {} "
+             "{:.1f} MiB{} ({} blocks of {} tokens)\n",
              a.path, c.architecture, c.num_layers, c.hidden_size, c.vocab_size, s, model->backend().name(),
+             a.tensor_parallel > 1 ? fmt::format(" and {} more ranks", a.tensor_parallel - 1) : "",
              model->context_length(), a.cache_type, double(model->backend().kv_bytes()) / (1 << 20),
-             model->kv_blocks(), model->kv_block_size());
+             a.tensor_parallel > 1 ? " on rank 0" : "", model->kv_blocks(), model->kv_block_size());
   return model;
 }
 
@@ -158,6 +170,7 @@ void add_engine_options(CLI::App& app, EngineArgs& a, ModelArgs& model) {
   app.add_option("--kv-memory", model.kv_memory_mib,
                  "KV cache pool in MiB, shared by all sequences in blocks of 16 tokens (default: the whole context)")
       ->check(CLI::Range(0.0, 1e9));
+  add_tensor_parallel_option(app, model);
   app.add_option("--max-seqs", o.limits.max_running, "Sequences in one forward pass at most")
       ->check(CLI::Range(1, std::numeric_limits<int>::max()))
       ->capture_default_str();
@@ -189,6 +202,7 @@ std::unique_ptr<Model> load_draft_model(const ModelArgs& model, const EngineArgs
   ModelArgs d = model;
   d.path = a.draft;
   d.profile = false;
+  d.tensor_parallel = 1;  // a draft model is small: one rank
   return load_model(d);
 }
 

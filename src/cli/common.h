@@ -25,9 +25,12 @@ struct ModelArgs {
   double kv_memory_mib = 0;  // 0: the whole context for each sequence
   std::string device = "cpu";
   int max_sequences = 1;  // KV cache for this many sequences at once (upg bench --parallel)
+  int tensor_parallel = 1;  // --tensor-parallel: ranks (GPUs, or CPU thread groups) the model splits over
 };
 // --device cpu|cuda, shared by every command that runs a model.
 void add_device_option(CLI::App& app, ModelArgs& args);
+// --tensor-parallel N, for the engine's commands and bench.
+void add_tensor_parallel_option(CLI::App& app, ModelArgs& args);
 // --cache-type f16|f32|int8, shared by every command that runs a model.
 void add_cache_type_option(CLI::App& app, ModelArgs& args);
 // --reference-kernels, shared by every command that runs a model.

@@ -14,7 +14,7 @@
 namespace upg {
 namespace {
 
-std::unique_ptr<Model> tiny(int kv_blocks = 0) { return test::tiny_engine_model(kv_blocks); }
+std::unique_ptr<Model> tiny(int kv_blocks = 0, int ranks = 1) { return test::tiny_engine_model(kv_blocks, "llama", ranks); }
 
 std::vector<int32_t> prompt_of(int k, int vocab) {
   std::vector<int32_t> p;
@@ -68,9 +68,10 @@ Request greedy_request(std::vector<int32_t> prompt, int n) {
 }
 
 // Returns the engine's preemptions.
+// ranks: the model under test split over that many tensor-parallel CPU ranks.
 int64_t expect_batch_equals_alone(int kv_blocks, SchedulerLimits limits, SpeculativeOptions spec = {},
-                                  EngineStats* stats = nullptr, bool draft_model = false) {
-  auto m = tiny(kv_blocks), ref = tiny(), draft = tiny(kv_blocks);
+                                  EngineStats* stats = nullptr, bool draft_model = false, int ranks = 1) {
+  auto m = tiny(kv_blocks, ranks), ref = tiny(), draft = tiny(kv_blocks);
   if (draft_model) spec.draft = draft.get();
   const int vocab = m->config().vocab_size;
   Engine e(*m, {limits, true, spec});
@@ -127,6 +128,14 @@ TEST(Engine, SmallBudgetsAndAShortPoolChunkAndPreemptWithoutChangingOutputs) {
   // 10 blocks of 4 tokens for 8 requests of 10-14 prompt tokens: most wait, some are
   // preempted and recomputed; prompts run in chunks of at most 6 tokens per step.
   EXPECT_GT(expect_batch_equals_alone(10, {6, 4}), 0);
+}
+
+// The same over a model split over 2 CPU ranks (tensor parallelism): every rank runs the
+// engine's batches with their block tables, copy-on-write copies go to every rank's
+// cache, and each request gets the tokens one whole model gives it alone.
+TEST(Engine, TensorParallelRanksServeBatchesWithChunksAndPreemption) {
+  EXPECT_GT(expect_batch_equals_alone(10, {6, 4}, {}, nullptr, false, 2), 0);
+  EXPECT_EQ(expect_batch_equals_alone(0, {512, 32}, {}, nullptr, false, 2), 0);
 }
 
 TEST(Engine, BatchInvariantOutputsSurviveChunkingAndPreemption) {

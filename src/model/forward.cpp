@@ -10,9 +10,10 @@
 namespace upg {
 
 ForwardPass::ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend& backend, int context_length,
-                         int max_sequences, int max_ubatch, DType kv_type, int kv_block_size, int kv_blocks)
+                         int max_sequences, int max_ubatch, DType kv_type, int kv_block_size, int kv_blocks,
+                         RankContext tp)
     : cfg_(cfg), w_(w), be_(backend), ctx_(context_length), max_seqs_(max_sequences), max_ubatch_(max_ubatch),
-      block_size_(kv_block_size), n_blocks_(kv_blocks), rope_(build_rope(cfg, context_length)) {
+      block_size_(kv_block_size), n_blocks_(kv_blocks), rope_(build_rope(cfg, context_length)), tp_(std::move(tp)) {
   if (kv_block_size <= 0) throw ParamError("kv_block_size", fmt::format("must be positive, got {}", kv_block_size));
   const int64_t contiguous = int64_t(max_sequences) * blocks_per_sequence();
   if (kv_blocks < 0 || contiguous > INT32_MAX)
@@ -40,10 +41,17 @@ ForwardPass::ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend&
   default_tables_dev_ = be_.alloc(default_tables_.size() * sizeof(int32_t));
   be_.upload(default_tables_dev_.data(), default_tables_.data(), default_tables_.size() * sizeof(int32_t));
   be_.kv_alloc(cfg.num_layers, n_blocks_, block_size_, cfg.num_kv_heads, cfg.head_dim, kv_type);
-  // Repacking (or uploading) every weight now keeps that cost out of the first token.
+  if (tp_.comm && (cfg.num_heads == 0 || cfg.intermediate_size == 0)) {
+    const std::vector<float> zeros(U * hidden, 0.0f);
+    zeros_ = floats(U * hidden);
+    be_.upload(zeros_.data(), zeros.data(), zeros.size() * sizeof(float));
+  }
+  // Repacking (or uploading) every weight now keeps that cost out of the first token. A
+  // rank may hold no part of some (tensor parallel: no KV heads).
   std::vector<const LinearWeight*> all = {&w.lm_head};
   for (const LayerWeights& l : w.layers)
-    for (auto proj : kProjections) all.push_back(&(l.*proj));
+    for (auto proj : kProjections)
+      if ((l.*proj).rows > 0 && (l.*proj).cols > 0) all.push_back(&(l.*proj));
   be_.prepare(std::span<const LinearWeight* const>(all));
 }
 
@@ -89,9 +97,10 @@ void ForwardPass::validate(const Batch& b) const {
 std::span<const float> ForwardPass::run(const Batch& b) {
   validate(b);
   const size_t vocab = size_t(cfg_.vocab_size);
-  const size_t wanted = size_t(std::count(b.want_logits.begin(), b.want_logits.end(), Batch::kLogits));
+  // Tensor parallel: only rank 0 gets logits and picks.
+  const size_t wanted = lead() ? size_t(std::count(b.want_logits.begin(), b.want_logits.end(), Batch::kLogits)) : 0;
   if (logits_.size() < wanted * vocab) logits_.resize(wanted * vocab);
-  greedy_.resize(size_t(std::count(b.want_logits.begin(), b.want_logits.end(), Batch::kGreedy)));
+  greedy_.resize(lead() ? size_t(std::count(b.want_logits.begin(), b.want_logits.end(), Batch::kGreedy)) : 0);
   n_wanted_ = 0;
   n_greedy_ = 0;
   for (size_t begin = 0; begin < b.size(); begin += size_t(max_ubatch_)) {
@@ -122,6 +131,7 @@ void ForwardPass::run_classes(const Batch& b, size_t begin, size_t end) {
     }
   const size_t first = n_wanted_, first_greedy = n_greedy_;
   run_ubatch(ordered_, 0, ordered_.size(), decode, int64_t(decode_rows));
+  if (!lead()) return;
   const size_t vocab = size_t(cfg_.vocab_size);
   ordered_logits_.assign(logits_.begin() + ptrdiff_t(first * vocab), logits_.begin() + ptrdiff_t(n_wanted_ * vocab));
   ordered_greedy_.assign(greedy_.begin() + ptrdiff_t(first_greedy), greedy_.begin() + ptrdiff_t(n_greedy_));
@@ -170,7 +180,9 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
   for (size_t t = 0; t < n; ++t) {
     const size_t i = begin + t;
     const int32_t pos = b.positions[i];
-    host32(kTokens)[t] = b.tokens[i];
+    // A rank's embedding holds its vocabulary rows, then the zero row for the others'.
+    const int64_t own = int64_t(b.tokens[i]) - tp_.vocab0;
+    host32(kTokens)[t] = !tp_.comm ? b.tokens[i] : int32_t(own >= 0 && own < tp_.vocab_rows ? own : tp_.vocab_rows);
     host32(kPositions)[t] = pos;
     const int32_t first = paged ? b.table_offsets[size_t(b.tables[i])] : b.seq_ids[i] * blocks_per_sequence();
     host32(kBlockBegin)[t] = first;
@@ -208,17 +220,36 @@ void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
     // (and this layer's cache entries not written: no later op of the pass reads them).
     be_.add(x, tmp, n * hidden);
   } else {
-    be_.rmsnorm(x, lw.attn_norm, xb, hidden, n, c.rms_norm_eps);
-    matmul_same_input({&lw.q, &lw.k, &lw.v}, xb, n, {q, k, v});
-    be_.rope_store(l, q, k, v, pos, slots, c.num_heads, c.num_kv_heads, rope_.table);
-    be_.attention(l, q, ab, att);
-    matmul_add(lw.o, att, n, x, tmp);
+    if (c.num_heads > 0) {
+      be_.rmsnorm(x, lw.attn_norm, xb, hidden, n, c.rms_norm_eps);
+      matmul_same_input({&lw.q, &lw.k, &lw.v}, xb, n, {q, k, v});
+      be_.rope_store(l, q, k, v, pos, slots, c.num_heads, c.num_kv_heads, rope_.table);
+      be_.attention(l, q, ab, att);
+    }
+    add_output(lw.o, att, n, x, tmp);
   }
 
-  be_.rmsnorm(x, lw.mlp_norm, xb, hidden, n, c.rms_norm_eps);
-  matmul_same_input({&lw.gate, &lw.up}, xb, n, {gate, up});
-  be_.silu_mul(gate, up, gate, n * inter);
-  matmul_add(lw.down, gate, n, x, tmp);
+  if (inter > 0) {
+    be_.rmsnorm(x, lw.mlp_norm, xb, hidden, n, c.rms_norm_eps);
+    matmul_same_input({&lw.gate, &lw.up}, xb, n, {gate, up});
+    be_.silu_mul(gate, up, gate, n * inter);
+  }
+  add_output(lw.down, gate, n, x, tmp);
+}
+
+void ForwardPass::add_output(const LinearWeight& w, const float* in, int64_t n, float* x, float* tmp) {
+  const bool has = w.cols > 0;
+  if (!tp_.comm) return matmul_add(w, in, n, x, tmp);
+  const int64_t count = n * cfg_.hidden_size;
+  if (lead()) {
+    if (has) matmul_add(w, in, n, x, tmp);
+    tp_.comm->all_reduce_sum(x, x, count);
+  } else if (has) {
+    matmul(w, in, n, tmp);
+    tp_.comm->all_reduce_sum(tmp, x, count);
+  } else {
+    tp_.comm->all_reduce_sum(f(zeros_), x, count);
+  }
 }
 
 void ForwardPass::embed(const Batch& b, float* x) {
@@ -269,12 +300,19 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t d
     m += run;
     t += run;
   }
-  if (out_.bytes() < m * vocab * sizeof(float)) out_ = be_.alloc(m * vocab * sizeof(float));
-  if (greedy && ids_.bytes() < m * sizeof(int32_t)) ids_ = be_.alloc(std::max<size_t>(m, 64) * sizeof(int32_t));
+  auto grow = [&](BackendBuffer& b, size_t bytes) {
+    if (b.bytes() < bytes) b = be_.alloc(bytes);
+  };
+  if (lead()) grow(out_, m * vocab * sizeof(float));
+  if (greedy && lead()) grow(ids_, std::max<size_t>(m, 64) * sizeof(int32_t));
+  if (tp_.comm) {
+    grow(local_, m * size_t(w_.lm_head.rows) * sizeof(float));
+    if (lead()) grow(gather_, m * vocab * sizeof(float));
+  }
+  auto address = [](const BackendBuffer& b) { return int64_t(reinterpret_cast<uintptr_t>(b.data())); };
   // Everything step_ops takes that is not in backend memory.
-  step_key_.assign({n, int64_t(reinterpret_cast<uintptr_t>(ab.block_ids.data())),
-                    int64_t(reinterpret_cast<uintptr_t>(out_.data())), generation_, decode_rows, decode_logit_rows,
-                    greedy ? int64_t(reinterpret_cast<uintptr_t>(ids_.data())) : 0});
+  step_key_.assign({n, int64_t(reinterpret_cast<uintptr_t>(ab.block_ids.data())), address(out_), generation_,
+                    decode_rows, decode_logit_rows, greedy ? address(ids_) : 0, address(local_), address(gather_)});
   for (const auto& [t, run] : runs_) step_key_.insert(step_key_.end(), {int64_t(t), int64_t(run)});
   // The calibration hooks read (or compute) each matmul as it runs: nothing recorded.
   const bool record = !observer_ && !override_;
@@ -287,6 +325,12 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t d
       throw;
     }
     if (record) be_.end_step(true);
+  }
+  if (!lead()) {
+    // The step's end, so that a failure surfaces in this step's run() (the lead's
+    // downloads wait likewise).
+    be_.download(&sync_, x_.data(), sizeof(float));
+    return;
   }
   if (m == 0) return;
   // Greedy rows send back their pick, the others their logits (runs of them in one copy).
@@ -324,6 +368,8 @@ void ForwardPass::step_ops(int64_t n, const AttentionBatch& ab, size_t m, bool g
   } classes{be_};
   be_.set_decode_rows(decode_rows);
   be_.embed(w_.embed, std::span<const int32_t>(dev32(kTokens), size_t(n)), f(x_));
+  // Each token's row came from one rank, zeros from the others: the sum is exact.
+  if (tp_.comm) tp_.comm->all_reduce_sum(f(x_), f(x_), n * int64_t(hidden));
   for (int l = 0; l < c.num_layers; ++l) layer(l, n, f(x_), ab);
   if (m == 0) return;
   be_.set_decode_rows(decode_logit_rows);
@@ -333,8 +379,14 @@ void ForwardPass::step_ops(int64_t n, const AttentionBatch& ab, size_t m, bool g
     row += run;
   }
   be_.rmsnorm(f(last_), w_.final_norm, f(last_), int64_t(hidden), int64_t(m), c.rms_norm_eps);
-  matmul(w_.lm_head, f(last_), int64_t(m), f(out_));
-  if (greedy) be_.argmax(f(out_), int64_t(m), int64_t(c.vocab_size), ids_.as<int32_t>());
+  if (tp_.comm) {
+    // Each rank's vocabulary slice of the logits, gathered into rank 0's rows.
+    matmul(w_.lm_head, f(last_), int64_t(m), f(local_));
+    tp_.comm->gather_columns(f(local_), int64_t(m), tp_.vocab, f(out_), f(gather_));
+  } else {
+    matmul(w_.lm_head, f(last_), int64_t(m), f(out_));
+  }
+  if (greedy && lead()) be_.argmax(f(out_), int64_t(m), int64_t(c.vocab_size), ids_.as<int32_t>());
 }
 
 }  // namespace upg

@@ -8,9 +8,22 @@
 #include "model/rope.h"
 #include "model/weights.h"
 #include "upg/kernels/backend.h"
+#include "upg/kernels/communicator.h"
 #include "upg/model/batch.h"
 
 namespace upg {
+
+// One rank of a tensor-parallel model (model/shard.h): the ForwardPass runs its shard
+// (its config's heads, KV heads and intermediate size) and meets the other ranks through
+// comm: an all-reduce after the embedding, after each o_proj and after each down_proj,
+// and a gather of the LM head's vocabulary slices to rank 0, which alone returns logits.
+struct RankContext {
+  Communicator* comm = nullptr;  // null: the whole model on one backend
+  std::vector<int64_t> vocab;    // [ranks + 1] each rank's vocabulary rows
+  // This rank's rows of the embedding, whose table holds them and then a zero row that
+  // every other token reads.
+  int64_t vocab0 = 0, vocab_rows = 0;
+};
 
 class ForwardPass {
  public:
@@ -20,10 +33,16 @@ class ForwardPass {
   // of kv_block_size tokens; 0 blocks: enough for max_sequences whole contexts, which
   // is also the layout of batches without block tables (sequence s owns the
   // blocks_per_sequence() blocks from s * blocks_per_sequence(), in order).
+  // tp: this pass is one rank of several (RankContext), cfg and w that rank's shard.
   ForwardPass(const ModelConfig& cfg, const ModelWeights& w, Backend& backend, int context_length, int max_sequences,
-              int max_ubatch = 256, DType kv_type = DType::F32, int kv_block_size = 16, int kv_blocks = 0);
-  // Logits [n_wanted, vocab] for the tokens whose want_logits is kLogits, in batch order.
+              int max_ubatch = 256, DType kv_type = DType::F32, int kv_block_size = 16, int kv_blocks = 0,
+              RankContext tp = {});
+  // Logits [n_wanted, vocab] for the tokens whose want_logits is kLogits, in batch order
+  // (tensor parallel: on rank 0; the other ranks return none).
   std::span<const float> run(const Batch& batch);
+  // Throws upg::Error for a batch run() would refuse (before any op: tensor-parallel
+  // ranks check it on the caller's thread, so a bad batch stops none of them).
+  void validate(const Batch& b) const;
   // The argmax of each kGreedy token's logits, in batch order, of the last run().
   std::span<const int32_t> greedy() const { return greedy_; }
   int context_length() const { return ctx_; }
@@ -69,7 +88,11 @@ class ForwardPass {
   void step_ops(int64_t n, const AttentionBatch& ab, size_t m, bool greedy, int64_t decode_rows,
                 int64_t decode_logit_rows);
   float* f(const BackendBuffer& b) const { return b.as<float>(); }
-  void validate(const Batch& b) const;
+  // x += w(in) (the output projections onto the residual stream). Across ranks, rank 0
+  // adds its part onto x, the others compute theirs into tmp (or, holding no part of w,
+  // contribute zeros), and an all-reduce leaves the sum in every rank's x.
+  void add_output(const LinearWeight& w, const float* in, int64_t n, float* x, float* tmp);
+  bool lead() const { return !tp_.comm || tp_.comm->rank() == 0; }
   void matmul(const LinearWeight& w, const float* x, int64_t n, float* y);
   // y += x W^T (Backend::matmul_add; scratch [n, w.rows] for backends that need it).
   void matmul_add(const LinearWeight& w, const float* x, int64_t n, float* y, float* scratch);
@@ -96,6 +119,12 @@ class ForwardPass {
   BackendBuffer last_;  // [U, hidden] final-normed rows that want logits
   BackendBuffer out_;   // [rows, vocab] their logits; grows with the rows a ubatch wants
   BackendBuffer ids_;   // [rows] their argmax, when some want only that
+  // Tensor parallel: this rank's logits [rows, its vocabulary rows], the gather's
+  // scratch on rank 0 [rows, vocab], and zeros [U, hidden] for a rank with no part of
+  // an output projection.
+  BackendBuffer local_, gather_, zeros_;
+  RankContext tp_;
+  float sync_ = 0;  // ranks other than 0 wait for their step's end by reading one value here
   // The ubatch's tables: slots [U] int64, then tokens, positions and block_begin [U]
   // int32 each, built on the host in one array and uploaded as one copy; then the block
   // ids, which grow with the batch's tables.

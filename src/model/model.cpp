@@ -1,17 +1,21 @@
 #include "upg/model/model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include <fmt/format.h>
 
 #include "model/forward.h"
 #include "model/profiling-backend.h"
+#include "model/tensor-parallel.h"
 #include "model/weights.h"
 #include "upg/kernels/backend.h"
+#include "upg/kernels/communicator.h"
 #include "upg/kernels/cpu.h"
 #include "upg/kernels_cuda/cuda.h"
 #include "upg/core/error.h"
+#include "upg/core/thread-pool.h"
 
 namespace upg {
 
@@ -20,6 +24,8 @@ struct Model::Impl {
   ModelWeights weights;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<ForwardPass> forward;
+  std::unique_ptr<TensorParallel> tp;  // instead of backend and forward, with tensor_parallel > 1
+  ForwardPass& fwd() { return tp ? tp->lead() : *forward; }
   std::unique_ptr<Tokenizer> tokenizer;
   int ctx = 0;
   int max_seqs = 1;
@@ -81,30 +87,65 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
     throw Error(msg);
   }
   d.device = options.device;
-  d.backend = options.device == Device::Cuda
-                  ? make_cuda_backend(0, options.cuda_graphs, options.cuda_pdl)
-                  : make_cpu_backend(options.n_threads,
-                                     options.reference_kernels ? CpuKernels::Reference : CpuKernels::Fast);
-  if (options.profile) d.backend = make_profiling_backend(std::move(d.backend));
+  const int ranks = options.tensor_parallel;
+  if (ranks < 1) throw ParamError("tensor_parallel", fmt::format("must be at least 1, got {}", ranks));
+  // Without the CUDA backend or a device, making the backend below says so.
+  if (ranks > 1 && options.device == Device::Cuda && cuda_available() && cuda_device_count() < ranks)
+    throw ParamError("tensor_parallel", fmt::format("{} ranks need {} CUDA devices, found {}", ranks, ranks,
+                                                    cuda_device_count()));
+  const int rank_threads = options.n_threads > 0 ? std::max(1, options.n_threads / ranks)
+                                                 : std::max(1, ThreadPool::hardware_threads() / ranks);
+  auto make_backend = [&options, ranks, rank_threads](int rank) {
+    std::unique_ptr<Backend> be =
+        options.device == Device::Cuda
+            ? make_cuda_backend(rank, options.cuda_graphs, options.cuda_pdl)
+            : make_cpu_backend(ranks > 1 ? rank_threads : options.n_threads,
+                               options.reference_kernels ? CpuKernels::Reference : CpuKernels::Fast);
+    return options.profile ? make_profiling_backend(std::move(be)) : std::move(be);
+  };
+  // Tensor parallel: this backend only answers the load checks; the ranks make their own.
+  d.backend = make_backend(0);
   check_backend_supports(*d.backend, d.weights, path);
   if (!d.backend->supports(Op::Attention, options.kv_type))
     throw Error(fmt::format("the {} backend cannot keep a KV cache of {}", d.backend->name(),
                             dtype_name(options.kv_type)));
-  d.backend->set_source_unused([&store = d.source.weights](const void* p, size_t n) { store.release(p, n); });
+  // Shards view the source's pages from several ranks: none may give them back.
+  if (ranks == 1)
+    d.backend->set_source_unused([&store = d.source.weights](const void* p, size_t n) { store.release(p, n); });
   int kv_blocks = options.kv_blocks;
   if (kv_blocks == 0 && options.kv_memory_bytes != 0) {
     // Keys and values per layer, head and slot, and int8's one scale per row: what the
     // backend's kv_alloc reserves for a block.
     const int64_t row = int64_t(cfg.head_dim) * int64_t(dtype_bytes(options.kv_type, 1)) +
                         (options.kv_type == DType::I8 ? int64_t(sizeof(float)) : 0);
-    const int64_t block = 2 * int64_t(cfg.num_layers) * cfg.num_kv_heads * std::max(1, options.kv_block_size) * row;
+    // Tensor parallel: the rank with the most KV heads.
+    const int64_t heads = (cfg.num_kv_heads + ranks - 1) / ranks;
+    const int64_t block = 2 * int64_t(cfg.num_layers) * heads * std::max(1, options.kv_block_size) * row;
     if (options.kv_memory_bytes < block)
       throw ParamError("kv_memory", fmt::format("{} bytes is less than one KV cache block ({} bytes)",
                                                 options.kv_memory_bytes, block));
     kv_blocks = int(std::min<int64_t>(options.kv_memory_bytes / block, INT32_MAX));
   }
-  d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs, 256, options.kv_type,
-                                            options.kv_block_size, kv_blocks);
+  if (ranks > 1) {
+    d.backend.reset();
+    TensorParallelOptions t;
+    t.ranks = ranks;
+    t.timeout = std::chrono::milliseconds(options.tensor_parallel_timeout_ms);
+    t.make_backend = make_backend;
+    t.make_communicators = [&options, ranks](std::span<Backend* const> backends) {
+      return options.device == Device::Cuda ? make_nccl_communicators(backends)
+                                            : make_cpu_communicators(ranks, options.tensor_parallel_timeout_ms);
+    };
+    t.context_length = d.ctx;
+    t.max_sequences = d.max_seqs;
+    t.kv_type = options.kv_type;
+    t.kv_block_size = options.kv_block_size;
+    t.kv_blocks = kv_blocks;
+    d.tp = std::make_unique<TensorParallel>(cfg, d.weights, std::move(t));
+  } else {
+    d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs, 256, options.kv_type,
+                                              options.kv_block_size, kv_blocks);
+  }
   if (d.source.tokenizer) d.tokenizer = std::make_unique<Tokenizer>(*d.source.tokenizer);
   return m;
 }
@@ -118,38 +159,54 @@ const Tokenizer& Model::tokenizer() const {
 }
 int Model::context_length() const { return impl_->ctx; }
 int Model::max_sequences() const { return impl_->max_seqs; }
-int Model::kv_blocks() const { return impl_->forward->kv_blocks(); }
-int Model::kv_block_size() const { return impl_->forward->kv_block_size(); }
-void Model::copy_kv_blocks(std::span<const BlockCopy> copies) { impl_->backend->kv_copy_blocks(copies); }
-Backend& Model::backend() { return *impl_->backend; }
-std::vector<OpProfile> Model::profile() const { return profile_of(*impl_->backend); }
+int Model::kv_blocks() const { return impl_->fwd().kv_blocks(); }
+int Model::kv_block_size() const { return impl_->fwd().kv_block_size(); }
+void Model::copy_kv_blocks(std::span<const BlockCopy> copies) {
+  if (impl_->tp) return impl_->tp->copy_kv_blocks(copies);
+  impl_->backend->kv_copy_blocks(copies);
+}
+Backend& Model::backend() { return impl_->tp ? impl_->tp->lead_backend() : *impl_->backend; }
+int Model::tensor_parallel() const { return impl_->tp ? impl_->tp->ranks() : 1; }
+std::vector<OpProfile> Model::profile() const {
+  return profile_of(impl_->tp ? impl_->tp->lead_backend() : *impl_->backend);
+}
 
 namespace {
-// The calibration hooks read and write activations in host memory.
-void check_hook_device(const std::string& path, Device device, const Backend& be, const char* what) {
-  if (device != Device::Cpu)
-    throw Error(fmt::format("{}: calibration (a matmul {}) runs on the CPU backend, not {}", path, what, be.name()));
+// Calibration reads and writes activations in host memory, of one whole model.
+void check_calibration(const std::string& path, bool cpu, const std::string& backend, int ranks, const char* what) {
+  if (ranks > 1)
+    throw Error(fmt::format("{}: calibration ({}) runs on one rank, not {} (tensor_parallel)", path, what, ranks));
+  if (!cpu) throw Error(fmt::format("{}: calibration ({}) runs on the CPU backend, not {}", path, what, backend));
 }
 }  // namespace
 
 void Model::set_matmul_observer(MatmulObserver obs) {
-  if (obs) check_hook_device(impl_->source.path, impl_->device, *impl_->backend, "observer");
-  impl_->forward->set_observer(std::move(obs));
+  if (obs) check_calibration(impl_->source.path, impl_->device == Device::Cpu, backend().name(), tensor_parallel(), "a matmul observer");
+  if (impl_->forward) impl_->forward->set_observer(std::move(obs));
 }
 
 void Model::set_matmul_override(MatmulOverride o, MatmulKnown known) {
-  if (o) check_hook_device(impl_->source.path, impl_->device, *impl_->backend, "override");
-  impl_->forward->set_override(std::move(o), std::move(known));
+  if (o) check_calibration(impl_->source.path, impl_->device == Device::Cpu, backend().name(), tensor_parallel(), "a matmul override");
+  if (impl_->forward) impl_->forward->set_override(std::move(o), std::move(known));
 }
 
-std::span<const float> Model::decode(const Batch& batch) { return impl_->forward->run(batch); }
-std::span<const int32_t> Model::greedy() const { return impl_->forward->greedy(); }
+std::span<const float> Model::decode(const Batch& batch) {
+  return impl_->tp ? impl_->tp->run(batch) : impl_->forward->run(batch);
+}
+std::span<const int32_t> Model::greedy() const { return impl_->tp ? impl_->tp->greedy() : impl_->forward->greedy(); }
 
-void Model::embed(const Batch& batch, float* x) { impl_->forward->embed(batch, x); }
-void Model::run_layer(int layer, const Batch& batch, float* x) { impl_->forward->run_layer(layer, batch, x); }
+void Model::embed(const Batch& batch, float* x) {
+  check_calibration(impl_->source.path, true, "", tensor_parallel(), "embed");
+  impl_->forward->embed(batch, x);
+}
+void Model::run_layer(int layer, const Batch& batch, float* x) {
+  check_calibration(impl_->source.path, true, "", tensor_parallel(), "run_layer");
+  impl_->forward->run_layer(layer, batch, x);
+}
 
 void Model::replace_weight(const std::string& name, std::vector<float> w) {
   Impl& d = *impl_;
+  check_calibration(d.source.path, true, "", tensor_parallel(), "replace_weight");
   const TensorView* t = d.source.weights.find(name);
   if (!t || t->shape.size() != 2 || int64_t(w.size()) != t->numel())
     throw Error(fmt::format("replace_weight: no dense [rows, cols] weight '{}' of {} values", name, w.size()));
@@ -176,7 +233,7 @@ void Model::replace_weight(const std::string& name, std::vector<float> w) {
     bound_to[i]->data = buf.data() + rows0[i] * cols;
     bound_to[i]->dtype = DType::F32;
   }
-  d.forward->weights_changed();
+  d.fwd().weights_changed();
 }
 
 std::vector<float> Model::forward(const std::vector<int32_t>& tokens) {

@@ -210,4 +210,16 @@ CompressedData encode_nm_int4(int64_t cols, const std::vector<SparseRow>& rows, 
 CompressedData encode_dense_int4(int64_t cols, const std::vector<SparseRow>& rows,
                                  const std::vector<Int4Groups>& groups, int group_size);
 
+// Tensor parallelism's shards (docs/FORMAT.md, section 8): rows [r0, r0 + rows) and
+// columns [c0, c0 + cols) as a matrix of its own, then `zero_rows` rows of weight 0 (the
+// row an embedding shard gives a token it does not hold). The stored codes are copied;
+// only the index structure is rebuilt (MdCSR's gaps and padding, N:M's positions, int4's
+// packing and groups). Columns start and end on column_alignment(m) (or end at cols).
+// Throws upg::Error naming `what` for a range outside the matrix or off the alignment.
+CompressedData copy_region(const CompressedMatrix& m, int64_t r0, int64_t rows, int64_t c0, int64_t cols,
+                           int64_t zero_rows, const std::string& what);
+// What a column range of m must be a multiple of: 1 (MdCSR), M (N:M int8), the group
+// size (dense int4), their least common multiple (N:M int4).
+int64_t column_alignment(const CompressedMatrix& m);
+
 }  // namespace upg::format

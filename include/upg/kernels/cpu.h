@@ -34,6 +34,7 @@ void rmsnorm(const float* x, const float* w, float* out, int64_t n, int64_t n_to
 namespace upg {
 
 class Backend;
+class Communicator;
 
 // Which kernels the CPU backend runs for int8 and compressed weights: the fast int8
 // kernels (int8 activations, SIMD), or the plain reference kernels of format/ with fp32
@@ -42,5 +43,10 @@ enum class CpuKernels { Fast, Reference };
 
 // The CPU backend over kernels/cpu; n_threads <= 0 uses every core.
 std::unique_ptr<Backend> make_cpu_backend(int n_threads, CpuKernels kernels = CpuKernels::Fast);
+
+// n communicators between threads of this process, rank r the r-th (CPU ranks of a
+// tensor-parallel model, which read each other's host buffers). Each call waits at most
+// timeout_ms for the other ranks, then stops every rank's calls with an upg::Error.
+std::vector<std::unique_ptr<Communicator>> make_cpu_communicators(int n, int64_t timeout_ms = 300000);
 
 }  // namespace upg

@@ -50,8 +50,17 @@ struct ModelOptions {
   int kv_block_size = 16;
   int kv_blocks = 0;
   // With kv_blocks 0: the pool's size in bytes (as many whole blocks as fit; at least
-  // one). 0: max_sequences whole contexts.
+  // one). 0: max_sequences whole contexts. With tensor_parallel, per rank.
   int64_t kv_memory_bytes = 0;
+  // Tensor parallelism: the model split over this many ranks (docs/ARCHITECTURE.md), each
+  // on a thread of its own with its own backend: Cuda uses devices 0 .. n - 1 and NCCL
+  // (fails at load with fewer devices or without NCCL); Cpu splits n_threads among n
+  // ranks that exchange through shared memory (a test of the split, not a speed-up).
+  // Calibration (the matmul hooks, embed, run_layer, replace_weight) needs 1.
+  int tensor_parallel = 1;
+  // Tensor parallel: how long one step may take on every rank before they are all
+  // stopped with an error (never a hang).
+  int64_t tensor_parallel_timeout_ms = 300000;
 };
 
 class Model {
@@ -72,7 +81,10 @@ class Model {
   // Performs a KvManager's copy-on-write block copies; call before the decode() that
   // writes into the copies.
   void copy_kv_blocks(std::span<const BlockCopy> copies);
+  // The backend (tensor parallel: rank 0's).
   Backend& backend();
+  // How many ranks the model is split over (ModelOptions::tensor_parallel).
+  int tensor_parallel() const;
   // Per-op times since load when ModelOptions::profile was set: several-token calls, then
   // single-token ones, slowest first in each; empty without the option.
   std::vector<OpProfile> profile() const;

@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/cuda/backend-stream.h"
 #include "kernels/cuda/cuda-check.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/step-graphs.h"
@@ -81,6 +82,8 @@ class CudaBackend final : public Backend {
   }
 
   std::string name() const override { return fmt::format("cuda ({}, device {})", device_name_, device_); }
+  cudaStream_t stream() const { return stream_; }
+  int device() const { return device_; }
   int n_threads() const override { return 1; }
 
   // Dense F32/F16/BF16/I8 run as stored; every GGUF block type runs through the one
@@ -498,6 +501,30 @@ bool cuda_available(std::string* why) {
   }
   return true;
 }
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+namespace cuda {
+
+namespace {
+CudaBackend& cuda_backend(Backend& be) {
+  auto* c = dynamic_cast<CudaBackend*>(&be);
+  if (!c) throw Error(fmt::format("NCCL needs CUDA backends, not {}", be.name()));
+  return *c;
+}
+}  // namespace
+
+cudaStream_t stream_of(Backend& be) { return cuda_backend(be).stream(); }
+int device_of(Backend& be) { return cuda_backend(be).device(); }
+
+}  // namespace cuda
 
 std::unique_ptr<Backend> make_cuda_backend(int device, bool graphs, bool pdl) {
   std::string why;

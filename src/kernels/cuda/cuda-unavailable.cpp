@@ -5,6 +5,7 @@
 
 #include "upg/core/error.h"
 #include "upg/kernels/backend.h"
+#include "upg/kernels/communicator.h"
 #include "upg/kernels_cuda/cuda.h"
 
 namespace upg {
@@ -19,5 +20,14 @@ bool cuda_available(std::string* why) {
 }
 
 std::unique_ptr<Backend> make_cuda_backend(int, bool, bool) { throw Error(kNoCuda); }
+
+int cuda_device_count() { return 0; }
+
+bool nccl_available(std::string* why) {
+  if (why) *why = kNoCuda;
+  return false;
+}
+
+std::vector<std::unique_ptr<Communicator>> make_nccl_communicators(std::span<Backend* const>) { throw Error(kNoCuda); }
 
 }  // namespace upg

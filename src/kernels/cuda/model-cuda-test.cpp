@@ -16,6 +16,7 @@
 
 #include "core/test-paths.h"
 #include "kernels/cuda/test-cuda.h"
+#include "kernels/cuda/test-follows.h"
 #include "kernels/cuda/test-gguf-model.h"
 #include "upg/core/error.h"
 #include "upg/model/model.h"
@@ -66,32 +67,7 @@ TEST_P(SmolShapedOnCuda, PrefillLogitsAndGreedyTokens) {
   std::filesystem::remove(path);
   std::vector<int32_t> prompt;
   for (int i = 0; i < 24; ++i) prompt.push_back(int32_t((i * 7919 + 100) % 49152));
-  const double err = test::rel_error(gpu->forward(prompt), cpu->forward(prompt));
-  std::cout << "prompt logits: relative error " << err << "\n";
-  EXPECT_LT(err, 2e-2);
-
-  Batch bc, bg;
-  for (size_t i = 0; i < prompt.size(); ++i) {
-    bc.add(prompt[i], int32_t(i), 0, i + 1 == prompt.size());
-    bg.add(prompt[i], int32_t(i), 0, i + 1 == prompt.size());
-  }
-  for (int step = 0; step < 64; ++step) {
-    const auto lc = cpu->decode(bc);
-    const auto lg = gpu->decode(bg);
-    const std::vector<float> c(lc.begin(), lc.end()), g(lg.begin(), lg.end());
-    const int32_t tc = int32_t(std::max_element(c.begin(), c.end()) - c.begin());
-    const int32_t tg = int32_t(std::max_element(g.begin(), g.end()) - g.begin());
-    if (tc != tg) {
-      std::vector<float> sorted = c;
-      std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
-      EXPECT_LT(sorted[0] - sorted[1], 1e-2f) << "step " << step << ": cpu " << tc << ", gpu " << tg;
-      break;
-    }
-    bc.clear();
-    bg.clear();
-    bc.add(tc, int32_t(prompt.size()) + step, 0, true);
-    bg.add(tg, int32_t(prompt.size()) + step, 0, true);
-  }
+  test::expect_follows(*cpu, *gpu, prompt, 2e-2, "cpu against gpu");
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, SmolShapedOnCuda, ::testing::Values(uint32_t(io::GGML_Q8_0), uint32_t(io::GGML_Q4_0)));
