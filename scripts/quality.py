@@ -134,6 +134,18 @@ CONFIGS = [
         # to fit the budget (docs/COMPRESSION.md), the choice rounded by GPTQ.
         (f"mixed precision for {b} bytes per weight, gptq act-order",
          ["--target-bpw", b, "--act-order"]) for b in ("0.60", "0.55", "0.50")
+    ] + [
+        # int3 values (docs/FORMAT.md 4.3, bit planes) through GPTQ with activation order,
+        # the embedding as int3 or int4 (groups of 32 with zero points).
+        (f"dense gptq int3 g{g} zero points act-order, {e} embedding{' gptq' if h else ''}",
+         ["--values", "int3", "--group-size", str(g), "--zero-point", "--act-order", "--embeddings", e] +
+         (["--gptq-head"] if h else []))
+        for g, e, h in ((32, "int3", False), (32, "int4", False), (64, "int3", False), (64, "int4", False),
+                        (64, "int3", True))
+    ] + [
+        # Budgets below 4 bits a weight: the ladder's int3 and int2 settings come in.
+        (f"mixed precision for {b} bytes per weight, gptq act-order",
+         ["--target-bpw", b, "--act-order"]) for b in ("0.45", "0.40")
     ]
 ] + [
     # The same budget rounded to nearest and chosen by weight error (nothing calibrated).
@@ -327,14 +339,19 @@ def targets(rows, speeds):
     tiny = [r for r in upg if r["bpw"] <= 0.45]
     smallest = min(upg, key=lambda r: r["bpw"])
     beats = [r for r in tiny if r["chat"] < q3["chat"]]
+    best_tiny = min(tiny, key=lambda r: r["chat"]) if tiny else None
     out.append(f"- At most 0.45 bytes/weight and better than GGUF Q3_K_M (chat {q3['chat']:.2f} at "
                f"{q3['bpw']} bytes/weight): " +
                ("met by " + ", ".join(r["label"] for r in beats) + "." if beats else
+                f"missed. The best file that small, {best_tiny['label']}, takes {best_tiny['bpw']} bytes/weight "
+                f"and scores chat {best_tiny['chat']:.2f} ({best_tiny['chat'] / q3['chat']:.2f}x Q3_K_M's) and KJV "
+                f"{best_tiny['kjv']:.2f} (Q3_K_M {q3['kjv']:.2f}). 3-bit values through GPTQ lose far less than "
+                f"2:4 pruning did, but that file keeps {8 * best_tiny['bpw']:.1f} bits a weight on average, "
+                f"embedding and tokenizer included, where Q3_K_M keeps {8 * q3['bpw']:.1f} (its embedding and many "
+                "tensors at 4 to 6 bits): for a 135M model the 0.45 budget is below what 3-bit values need to "
+                "reach Q3_K_M." if best_tiny else
                 f"missed. No UPG file is that small: the smallest, {smallest['label']}, takes {smallest['bpw']} "
-                f"bytes/weight and scores chat {smallest['chat']:.2f}. The format's smallest values are 4 bits, so "
-                "going below 0.5 bytes per weight means pruning, and half the weights of a 135M model pruned 2:4 "
-                "costs far more than Q3_K's 3-bit values do: what is missing is a 2- or 3-bit value encoding "
-                "(grouped, with the error compensation GPTQ already gives), not a better pruner."))
+                f"bytes/weight and scores chat {smallest['chat']:.2f}."))
     timed = lambda r: speeds.get(r["label"], {})
     lq40 = timed(q40).get("llama_decode_tok_s")
     int4 = [(r, float(timed(r)["decode_tok_s"])) for r in upg if " int4 " in r["label"] + " " and

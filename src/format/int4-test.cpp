@@ -85,23 +85,26 @@ TEST(Int4, NibbleOrderIsTheSpecs) {
   EXPECT_EQ(int4_code(row.data(), 100), 9);
 }
 
-TEST(Int4, DenseRoundTripsEveryGroupSize) {
+TEST(Grouped, DenseRoundTripsEveryWidthAndGroupSize) {
   std::mt19937 rng(7);
-  for (int group : {32, 64, 128})
-    for (bool zeros : {false, true})
-      for (int64_t cols : {1, 31, 64, 96, 200, 576}) {
-        const auto rows = int4_rows(rng, 5, cols, group, zeros);
-        const CompressedData d = encode(rows, cols, group);
-        const CompressedMatrix v = d.view();
-        ASSERT_NO_THROW(validate(v, kName)) << group << " " << cols;
-        EXPECT_EQ(v.entries(), 5 * cols);
-        const std::vector<float> want = dense_of(rows, cols, group);
-        EXPECT_EQ(decode_dense(v), want) << group << " " << zeros << " " << cols;
-        const CompressedMatrix s = slice_rows(v, 2, 2);
-        std::vector<float> row(static_cast<size_t>(cols));
-        decode_row(s, 1, row.data());
-        EXPECT_EQ(row, std::vector<float>(want.begin() + 3 * cols, want.begin() + 4 * cols));
-      }
+  for (int bits : {4, 3, 2})
+    for (int group : {32, 64, 128})
+      for (bool zeros : {false, true})
+        for (int64_t cols : {1, 31, 64, 96, 200, 576}) {
+          SCOPED_TRACE(::testing::Message() << "int" << bits << " g" << group << " zeros " << zeros << " " << cols);
+          const auto rows = int4_rows(rng, 5, cols, group, zeros, 0, 0, bits);
+          const CompressedData d = encode_dense_grouped(grouped_encoding(bits), cols, rows.rows, rows.groups, group);
+          const CompressedMatrix v = d.view();
+          ASSERT_NO_THROW(validate(v, kName));
+          EXPECT_EQ(v.entries(), 5 * cols);
+          EXPECT_EQ(int64_t(d.q4.size()), 5 * ((cols + 63) / 64) * 8 * bits);
+          const std::vector<float> want = dense_of(rows, cols, group, bits);
+          EXPECT_EQ(decode_dense(v), want);
+          const CompressedMatrix s = slice_rows(v, 2, 2);
+          std::vector<float> row(static_cast<size_t>(cols));
+          decode_row(s, 1, row.data());
+          EXPECT_EQ(row, std::vector<float>(want.begin() + 3 * cols, want.begin() + 4 * cols));
+        }
 }
 
 TEST(Int4, NmRoundTrips) {
@@ -248,26 +251,6 @@ TEST(LowBit, PlaneOrderIsTheSpecs) {
   EXPECT_EQ(grouped_row_bytes(3, 65), 48);
   EXPECT_EQ(grouped_row_bytes(2, 64), 16);
   EXPECT_EQ(grouped_row_bytes(4, 65), int4_row_bytes(65));
-}
-
-TEST(LowBit, DenseRoundTripsEveryGroupSize) {
-  std::mt19937 rng(12);
-  for (int bits : {3, 2})
-    for (int group : {32, 64, 128})
-      for (bool zeros : {false, true})
-        for (int64_t cols : {1, 31, 64, 96, 200, 576}) {
-          const auto rows = int4_rows(rng, 5, cols, group, zeros, 0, 0, bits);
-          const CompressedData d = encode_dense_grouped(grouped_encoding(bits), cols, rows.rows, rows.groups, group);
-          const CompressedMatrix v = d.view();
-          ASSERT_NO_THROW(validate(v, kName)) << bits << " " << group << " " << cols;
-          EXPECT_EQ(int64_t(d.q4.size()), 5 * ((cols + 63) / 64) * 8 * bits);
-          const std::vector<float> want = dense_of(rows, cols, group, bits);
-          EXPECT_EQ(decode_dense(v), want) << bits << " " << group << " " << zeros << " " << cols;
-          const CompressedMatrix s = slice_rows(v, 2, 2);
-          std::vector<float> row(static_cast<size_t>(cols));
-          decode_row(s, 1, row.data());
-          EXPECT_EQ(row, std::vector<float>(want.begin() + 3 * cols, want.begin() + 4 * cols));
-        }
 }
 
 TEST(LowBit, EncodeRejectsBadInput) {

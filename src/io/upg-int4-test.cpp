@@ -113,17 +113,6 @@ TEST_F(UpgInt4, RejectsBadParts) {
   }
   {
     FileImage img(good_);
-    img.as<uint8_t>(kDense + ".group_zeros")[7] = 200;
-    expect_rejected(img, kDense, "group_zeros[7] = 200");
-  }
-  {
-    FileImage img(good_);
-    // 100 values a row: the high nibble of byte 32 + 5 is value 101, padding.
-    img.as<uint8_t>(kDense + ".q4")[64 + 32 + 5] |= 0x10;
-    expect_rejected(img, kDense, "padding code 101");
-  }
-  {
-    FileImage img(good_);
     uint8_t* pos = img.as<uint8_t>(kNm + ".nm_positions");
     pos[0] = uint8_t((pos[0] & ~0x0C) | ((pos[0] & 0x03) << 2));
     expect_rejected(img, kNm, "used twice");
@@ -137,17 +126,29 @@ TEST_F(UpgInt4, RejectsBadParts) {
     img.tensors.push_back(scales);
     expect_rejected(img, kNm, "does not belong");
   }
-  {
+  // One byte of a U8 part set (or, with `bits`, those bits or'ed in).
+  const struct {
+    std::string tensor;
+    const char* part;
+    size_t index;
+    uint8_t value;
+    bool bits;
+    const char* what;
+  } bytes[] = {
+      {kDense, ".group_zeros", 7, 200, false, "group_zeros[7] = 200"},
+      // 100 values a row: the high nibble of byte 32 + 5 is value 101, padding.
+      {kDense, ".q4", 64 + 32 + 5, 0x10, true, "padding code 101"},
+      {kInt3, ".group_zeros", 4, 8, false, "group_zeros[4] = 8"},
+      // 100 values a row in 2 planes of 8 bytes per 64: value 100 + 3 is bit 7 of byte 4
+      // of row 1's second block's first plane.
+      {kInt2, ".q2", 32 + 16 + 4, 0x80, true, "padding code 103"},
+  };
+  for (const auto& b : bytes) {
+    SCOPED_TRACE(b.tensor + b.part);
     FileImage img(good_);
-    img.as<uint8_t>(kInt3 + ".group_zeros")[4] = 8;
-    expect_rejected(img, kInt3, "group_zeros[4] = 8");
-  }
-  {
-    FileImage img(good_);
-    // 100 values a row in 2 planes of 8 bytes per 64: value 100 + 3 is bit 7 of byte 4 of
-    // row 1's second block's first plane.
-    img.as<uint8_t>(kInt2 + ".q2")[32 + 16 + 4] |= 0x80;
-    expect_rejected(img, kInt2, "padding code 103");
+    uint8_t& byte = img.as<uint8_t>(b.tensor + b.part)[b.index];
+    byte = b.bits ? uint8_t(byte | b.value) : b.value;
+    expect_rejected(img, b.tensor, b.what);
   }
 }
 
