@@ -251,7 +251,7 @@ def findings(rows):
                    ", ".join(f"{k.split()[-1]} {chat[k]:.2f}" for k in enc) +
                    ": the encodings store 2 bytes per kept weight (uint16 indices) against 1 for int8, so int8 "
                    "stays the default.")
-    int4 = [r for r in rows if " int4 " in r["label"] + " "]
+    int4 = [r for r in rows if " int4 " in r["label"] + " " and " int3 " not in r["label"]]
     q40 = next((r for r in rows if r["label"].startswith("GGUF Q4_0")), None)
     if int4 and q40:
         better = [r for r in int4 if r["bpw"] and r["bpw"] <= q40["bpw"] and r["chat"] <= q40["chat"]]
@@ -271,8 +271,8 @@ def findings(rows):
                    "source's own grid (Q4_1) is asymmetric.")
         e8, e4 = "dense int4 g32 zero points, int8 embedding", "dense int4 g32 zero points, int4 embedding"
         if e8 in chat and e4 in chat:
-            behind = [k for k in kjv if "int4 embedding" in k and kjv[k] > q40["kjv"]]
-            total = [k for k in kjv if "int4 embedding" in k]
+            behind = [k for k in kjv if "int4 embedding" in k and " int3 " not in k and kjv[k] > q40["kjv"]]
+            total = [k for k in kjv if "int4 embedding" in k and " int3 " not in k]
             out.append(f"- The embedding at int4 (round-to-nearest, g32 zero points): chat {chat[e8]:.2f} with it "
                        f"at int8, {chat[e4]:.2f} at int4; KJV {kjv[e8]:.2f} and {kjv[e4]:.2f}. On KJV, text "
                        f"unlike the calibration, {len(behind)} of the {len(total)} files with an int4 embedding "
@@ -294,6 +294,20 @@ def findings(rows):
                    f"without, {chat[head[1]]:.2f} with; KJV {kjv[head[0]]:.2f} without, {kjv[head[1]]:.2f} "
                    "with: it fits the logits to the calibration text, and the same matrix is the input "
                    "embedding, so it stays off by default.")
+    i3 = {g: {e: f"dense gptq int3 g{g} zero points act-order, {e} embedding" + k8 for e in ("int3", "int4")}
+          for g in (32, 64)}
+    if all(v in chat for d in i3.values() for v in d.values()):
+        g32, g64 = i3[32], i3[64]
+        out.append(f"- int3 through GPTQ (act-order, zero points): the embedding decides more than the groups. "
+                   f"With an int3 embedding chat {chat[g32['int3']]:.2f} (g32) and {chat[g64['int3']]:.2f} (g64); "
+                   f"with an int4 one {chat[g32['int4']]:.2f} and {chat[g64['int4']]:.2f} (KJV "
+                   f"{kjv[g32['int3']]:.2f}, {kjv[g64['int3']]:.2f}, {kjv[g32['int4']]:.2f}, "
+                   f"{kjv[g64['int4']]:.2f}); the same g64 linears at int4 with an int4 embedding score chat "
+                   f"{chat.get('dense gptq int4 g64 zero points act-order, int4 embedding' + k8, float('nan')):.2f}, "
+                   "so the linears' fourth bit is worth less than the embedding's; `--gptq-head` "
+                   + (f"brings the int3 g64 file to {chat[g64['int3'] .replace(' embedding', ' embedding gptq')]:.2f}"
+                      if g64["int3"].replace(" embedding", " embedding gptq") in chat else "is the cheap lever") +
+                   " at the same size.")
     mixed = [r for r in rows if r["label"].startswith("mixed precision") and r["bpw"]]
     uniform = [r for r in rows if isinstance(r["flags"], list) and not r["label"].startswith("mixed precision")
                and r["bpw"]]
