@@ -217,7 +217,7 @@ TEST(BitBudget, GptqRoundsTheChosenSettings) {
   std::vector<int32_t> ids;
   for (int i = 0; i < 300; ++i) ids.push_back(int32_t((i * 37 + 11) % 256));
   o.calibration_tokens = ids;
-  for (double bpw : {0.93, 1.05}) {  // near the tiny model's smallest, and between int4 and int8
+  for (double bpw : {0.93, 1.05}) {  // around int4, and between int4 and int8
     SCOPED_TRACE(bpw);
     o.target_bpw = bpw;
     CompressReport rep;
