@@ -55,14 +55,14 @@ std::vector<Setting> linear_ladder(const MatrixOptions& base) {
 }
 
 std::vector<Setting> embedding_ladder(const MatrixOptions& base) {
-  std::vector<Setting> ladder{dense_int8_setting(base)};
-  for (int bits : {4, 3}) {
-    Setting& s = ladder.emplace_back();
-    s.name = fmt::format("int{}-g{}-zp", bits, kEmbeddingInt4Group);
-    s.matrix = embedding_int4_options(base.threads, bits);
-    s.matrix.quant = base.quant;
-  }
-  return ladder;
+  // No int3: the measure (a weight error) ranks an int3 embedding far above what it costs
+  // the model, so every budget from 0.40 to 0.60 took it (docs/COMPRESSION.md);
+  // `--embeddings int3` stores it so on request.
+  Setting int4;
+  int4.name = fmt::format("int4-g{}-zp", kEmbeddingInt4Group);
+  int4.matrix = embedding_int4_options(base.threads);
+  int4.matrix.quant = base.quant;
+  return {dense_int8_setting(base), int4};
 }
 
 Candidate measure_setting(std::span<const float> w, int64_t rows, int64_t cols, std::span<const float> col_norms,
@@ -175,7 +175,7 @@ BudgetPlan plan_budget(const std::vector<PlanTensor>& tensors, const Calibration
   for (const auto& c : candidates) floor += cheapest(c);
   if (double(floor) > total)
     throw ParamError("target_bpw", fmt::format("{} bytes per weight cannot be met: the cheapest settings give {:.4f} "
-                                               "(int2 g64 decoder linears, int3 embedding)",
+                                               "(int2 g64 decoder linears, int4 embedding)",
                                                target_bpw, double(floor) / double(total_weights)));
   plan.budget = uint64_t(total) - fixed_bytes;
   const std::vector<int> choice = choose_settings(candidates, plan.budget);

@@ -29,8 +29,8 @@ struct Setting {
 // points in groups of 32, 64 and 128; dense int2 with zero points in groups of 32 and 64.
 // `quant` and `threads` come from `base`.
 std::vector<Setting> linear_ladder(const MatrixOptions& base);
-// The embedding / LM head's: dense int8 per row, or int4 or int3 in groups of 32 with zero
-// points (embedding_int4_options).
+// The embedding / LM head's: dense int8 per row, or int4 in groups of 32 with zero points
+// (embedding_int4_options).
 std::vector<Setting> embedding_ladder(const MatrixOptions& base);
 
 struct Candidate {
