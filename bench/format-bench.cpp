@@ -69,7 +69,9 @@ int32_t random_code(Rng& rng, Encoding enc) {
     case Encoding::Int8: return (r >> 32) & 1 ? -mag : mag;
     case Encoding::Prime: return mag | ((r >> 32) & 1 ? fmtx::kPrimeSignBit : 0);
     case Encoding::Codebook: return int32_t(r % 255) + 1;
-    case Encoding::Int4: return int32_t(r % 16);
+    case Encoding::Int4:
+    case Encoding::Int3:
+    case Encoding::Int2: return int32_t(r % (1u << fmtx::grouped_bits(enc)));
   }
   return 1;
 }
@@ -94,10 +96,11 @@ fmtx::CompressedData random_matrix(int64_t rows, int64_t cols, const Spec& s, ui
     row.codes.reserve(row.cols.size());
     for (size_t k = 0; k < row.cols.size(); ++k) row.codes.push_back(random_code(rng, s.enc));
   }
-  if (s.enc == Encoding::Int4) {  // groups of 64 columns, fp16 scales, symmetric
+  if (fmtx::is_grouped(s.enc)) {  // groups of 64 columns, fp16 scales, symmetric
     const std::vector<fmtx::Int4Groups> groups(
         sr.size(), {std::vector<uint16_t>(size_t(fmtx::int4_groups(cols, 64)), upg::fp32_to_fp16(0.01f)), {}});
-    return s.m > 0 ? fmtx::encode_nm_int4(cols, sr, groups, s.n, s.m, 64) : fmtx::encode_dense_int4(cols, sr, groups, 64);
+    return s.m > 0 ? fmtx::encode_nm_int4(cols, sr, groups, s.n, s.m, 64)
+                   : fmtx::encode_dense_grouped(s.enc, cols, sr, groups, 64);
   }
   if (s.m > 0) return fmtx::encode_nm(cols, sr, s.n, s.m);
   std::vector<float> codebook;
@@ -427,6 +430,7 @@ void register_spmv() {
       {"mdcsr_prime_50", {Encoding::Prime, 0.5}},       {"mdcsr_codebook_50", {Encoding::Codebook, 0.5}},
       {"nm24_int8", {Encoding::Int8, 0.5, 2, 4}},       {"nm48_int8", {Encoding::Int8, 0.5, 4, 8}},
       {"dense_int4_g64", {Encoding::Int4, 1.0}},       {"nm24_int4_g64", {Encoding::Int4, 0.5, 2, 4}},
+      {"dense_int3_g64", {Encoding::Int3, 1.0}},       {"dense_int2_g64", {Encoding::Int2, 1.0}},
   };
   for (const Case& c : cases)
     benchmark::RegisterBenchmark(fmt::format("UPG_SpMV/cpu_{}_5120", c.key).c_str(),

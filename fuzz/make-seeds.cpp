@@ -569,6 +569,27 @@ void upg_seeds(const fs::path& tmp) {
     w.finish();
   }
   write_file(dir / "seed-int4.upg", read_file(p));
+  {
+    // int3 and int2 (docs/FORMAT.md 4.3, bit planes): with zero points and a partial last
+    // vector of 64, and symmetric in groups of 64.
+    UpgHeader bare;
+    bare.config_json = config;
+    UpgWriter w(p.string(), bare);
+    for (int bits : {3, 2}) {
+      std::vector<format::SparseRow> rows(3);
+      for (auto& row : rows)
+        for (uint32_t c = 0; c < 70; ++c) row.cols.push_back(c), row.codes.push_back(int32_t(c % (1u << bits)));
+      const bool zeros = bits == 3;
+      const int group = zeros ? 32 : 64;
+      const std::vector<format::Int4Groups> groups(
+          3, {std::vector<uint16_t>(format::int4_groups(70, group), fp32_to_fp16(0.25f)),
+              zeros ? std::vector<uint8_t>{4, 1, 7} : std::vector<uint8_t>{}});
+      w.add_compressed(bits == 3 ? "model.layers.0.mlp.up_proj.weight" : "model.layers.0.mlp.down_proj.weight",
+                       format::encode_dense_grouped(format::grouped_encoding(bits), 70, rows, groups, group));
+    }
+    w.finish();
+  }
+  write_file(dir / "seed-lowbit.upg", read_file(p));
 }
 
 }  // namespace

@@ -134,6 +134,18 @@ CONFIGS = [
         # to fit the budget (docs/COMPRESSION.md), the choice rounded by GPTQ.
         (f"mixed precision for {b} bytes per weight, gptq act-order",
          ["--target-bpw", b, "--act-order"]) for b in ("0.60", "0.55", "0.50")
+    ] + [
+        # int3 values (docs/FORMAT.md 4.3, bit planes) through GPTQ with activation order,
+        # the embedding as int3 or int4 (groups of 32 with zero points).
+        (f"dense gptq int3 g{g} zero points act-order, {e} embedding{' gptq' if h else ''}",
+         ["--values", "int3", "--group-size", str(g), "--zero-point", "--act-order", "--embeddings", e] +
+         (["--gptq-head"] if h else []))
+        for g, e, h in ((32, "int3", False), (32, "int4", False), (64, "int3", False), (64, "int4", False),
+                        (64, "int3", True))
+    ] + [
+        # Budgets below 4 bits a weight: the ladder's int3 and int2 settings come in.
+        (f"mixed precision for {b} bytes per weight, gptq act-order",
+         ["--target-bpw", b, "--act-order"]) for b in ("0.45", "0.40")
     ]
 ] + [
     # The same budget rounded to nearest and chosen by weight error (nothing calibrated).
@@ -239,7 +251,7 @@ def findings(rows):
                    ", ".join(f"{k.split()[-1]} {chat[k]:.2f}" for k in enc) +
                    ": the encodings store 2 bytes per kept weight (uint16 indices) against 1 for int8, so int8 "
                    "stays the default.")
-    int4 = [r for r in rows if " int4 " in r["label"] + " "]
+    int4 = [r for r in rows if " int4 " in r["label"] + " " and " int3 " not in r["label"]]
     q40 = next((r for r in rows if r["label"].startswith("GGUF Q4_0")), None)
     if int4 and q40:
         better = [r for r in int4 if r["bpw"] and r["bpw"] <= q40["bpw"] and r["chat"] <= q40["chat"]]
@@ -259,8 +271,8 @@ def findings(rows):
                    "source's own grid (Q4_1) is asymmetric.")
         e8, e4 = "dense int4 g32 zero points, int8 embedding", "dense int4 g32 zero points, int4 embedding"
         if e8 in chat and e4 in chat:
-            behind = [k for k in kjv if "int4 embedding" in k and kjv[k] > q40["kjv"]]
-            total = [k for k in kjv if "int4 embedding" in k]
+            behind = [k for k in kjv if "int4 embedding" in k and " int3 " not in k and kjv[k] > q40["kjv"]]
+            total = [k for k in kjv if "int4 embedding" in k and " int3 " not in k]
             out.append(f"- The embedding at int4 (round-to-nearest, g32 zero points): chat {chat[e8]:.2f} with it "
                        f"at int8, {chat[e4]:.2f} at int4; KJV {kjv[e8]:.2f} and {kjv[e4]:.2f}. On KJV, text "
                        f"unlike the calibration, {len(behind)} of the {len(total)} files with an int4 embedding "
@@ -282,6 +294,20 @@ def findings(rows):
                    f"without, {chat[head[1]]:.2f} with; KJV {kjv[head[0]]:.2f} without, {kjv[head[1]]:.2f} "
                    "with: it fits the logits to the calibration text, and the same matrix is the input "
                    "embedding, so it stays off by default.")
+    i3 = {g: {e: f"dense gptq int3 g{g} zero points act-order, {e} embedding" + k8 for e in ("int3", "int4")}
+          for g in (32, 64)}
+    if all(v in chat for d in i3.values() for v in d.values()):
+        g32, g64 = i3[32], i3[64]
+        out.append(f"- int3 through GPTQ (act-order, zero points): the embedding decides more than the groups. "
+                   f"With an int3 embedding chat {chat[g32['int3']]:.2f} (g32) and {chat[g64['int3']]:.2f} (g64); "
+                   f"with an int4 one {chat[g32['int4']]:.2f} and {chat[g64['int4']]:.2f} (KJV "
+                   f"{kjv[g32['int3']]:.2f}, {kjv[g64['int3']]:.2f}, {kjv[g32['int4']]:.2f}, "
+                   f"{kjv[g64['int4']]:.2f}); the same g64 linears at int4 with an int4 embedding score chat "
+                   f"{chat.get('dense gptq int4 g64 zero points act-order, int4 embedding' + k8, float('nan')):.2f}, "
+                   "so the linears' fourth bit is worth less than the embedding's; `--gptq-head` "
+                   + (f"brings the int3 g64 file to {chat[g64['int3'] .replace(' embedding', ' embedding gptq')]:.2f}"
+                      if g64["int3"].replace(" embedding", " embedding gptq") in chat else "is the cheap lever") +
+                   " at the same size.")
     mixed = [r for r in rows if r["label"].startswith("mixed precision") and r["bpw"]]
     uniform = [r for r in rows if isinstance(r["flags"], list) and not r["label"].startswith("mixed precision")
                and r["bpw"]]
@@ -327,14 +353,19 @@ def targets(rows, speeds):
     tiny = [r for r in upg if r["bpw"] <= 0.45]
     smallest = min(upg, key=lambda r: r["bpw"])
     beats = [r for r in tiny if r["chat"] < q3["chat"]]
+    best_tiny = min(tiny, key=lambda r: r["chat"]) if tiny else None
     out.append(f"- At most 0.45 bytes/weight and better than GGUF Q3_K_M (chat {q3['chat']:.2f} at "
                f"{q3['bpw']} bytes/weight): " +
                ("met by " + ", ".join(r["label"] for r in beats) + "." if beats else
+                f"missed. The best file that small, {best_tiny['label']}, takes {best_tiny['bpw']} bytes/weight "
+                f"and scores chat {best_tiny['chat']:.2f} ({best_tiny['chat'] / q3['chat']:.2f}x Q3_K_M's) and KJV "
+                f"{best_tiny['kjv']:.2f} (Q3_K_M {q3['kjv']:.2f}). 3-bit values through GPTQ lose far less than "
+                f"2:4 pruning did, but that file keeps {8 * best_tiny['bpw']:.1f} bits a weight on average, "
+                f"embedding and tokenizer included, where Q3_K_M keeps {8 * q3['bpw']:.1f} (its embedding and many "
+                "tensors at 4 to 6 bits): for a 135M model the 0.45 budget is below what 3-bit values need to "
+                "reach Q3_K_M." if best_tiny else
                 f"missed. No UPG file is that small: the smallest, {smallest['label']}, takes {smallest['bpw']} "
-                f"bytes/weight and scores chat {smallest['chat']:.2f}. The format's smallest values are 4 bits, so "
-                "going below 0.5 bytes per weight means pruning, and half the weights of a 135M model pruned 2:4 "
-                "costs far more than Q3_K's 3-bit values do: what is missing is a 2- or 3-bit value encoding "
-                "(grouped, with the error compensation GPTQ already gives), not a better pruner."))
+                f"bytes/weight and scores chat {smallest['chat']:.2f}."))
     timed = lambda r: speeds.get(r["label"], {})
     lq40 = timed(q40).get("llama_decode_tok_s")
     int4 = [(r, float(timed(r)["decode_tok_s"])) for r in upg if " int4 " in r["label"] + " " and

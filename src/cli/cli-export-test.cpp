@@ -82,20 +82,24 @@ INSTANTIATE_TEST_SUITE_P(
              nullptr}),
     [](const ::testing::TestParamInfo<Case>& i) { return std::string(i.param.name); });
 
-TEST(CliExportErrors, PrimeValuesAreRefusedAndNothingIsWritten) {
-  TempDir dir;
-  const std::string upg = (dir / "p.upg").string(), out = (dir / "ct").string();
-  ProcessResult r = run_upg({"compress", kTiny, "-o", upg, "--prune", "magnitude", "--values", "prime:127",
-                             "-t", "1"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = run_upg({"export", upg, "-o", out});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(contains(r.err, "proj.weight") && contains(r.err, "prime") && contains(r.err, upg)) << r.err;
-  EXPECT_EQ(count_lines(r.err), 1) << r.err;
-  EXPECT_FALSE(fs::exists(out));
-  int entries = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path())) ++entries;
-  EXPECT_EQ(entries, 1);  // the UPG file only: no temp directory left
+TEST(CliExportErrors, PrimeAndLowBitValuesAreRefusedAndNothingIsWritten) {
+  for (const char* values : {"prime:127", "int3"}) {
+    SCOPED_TRACE(values);
+    TempDir dir;
+    const std::string upg = (dir / "p.upg").string(), out = (dir / "ct").string();
+    ProcessResult r = run_upg({"compress", kTiny, "-o", upg, "--prune", "magnitude", "--values", values, "-t", "1"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_upg({"export", upg, "-o", out});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_TRUE(contains(r.err, "proj.weight") && contains(r.err, std::string(values).substr(0, 4)) &&
+                contains(r.err, upg))
+        << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+    int entries = 0;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path())) ++entries;
+    EXPECT_EQ(entries, 1);  // the UPG file only: no temp directory left
+  }
 }
 
 TEST(CliExportErrors, HelpNamesTheFormatAndTheRefusals) {

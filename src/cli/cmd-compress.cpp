@@ -40,11 +40,11 @@ void add_matrix_options(CLI::App& cmd, MatrixArgs& a) {
       ->capture_default_str();
   a.values_opt = cmd.add_option("--values", a.values,
                  "Value encoding: int8, int4 (stored dense, or N:M with --pattern; --sparsity defaults to 0), "
-                 "prime:K (K <= 10000) or codebook:K (K <= 65536)")
+                 "int3 or int2 (stored dense), prime:K (K <= 10000) or codebook:K (K <= 65536)")
       ->capture_default_str();
-  a.group_size_opt = cmd.add_option("--group-size", a.group_size, "int4: columns per fp16 scale (32, 64 or 128)")
+  a.group_size_opt = cmd.add_option("--group-size", a.group_size, "int4, int3, int2: columns per fp16 scale (32, 64 or 128)")
                          ->capture_default_str();
-  a.zero_point_opt = cmd.add_flag("--zero-point", a.zero_point, "int4: asymmetric groups, each with a zero point");
+  a.zero_point_opt = cmd.add_flag("--zero-point", a.zero_point, "int4, int3, int2: asymmetric groups, each with a zero point");
   cmd.add_option("--quant", a.quant,
                  "Per-row int8/prime scale: absmax, or clip (searches clipping ratios for the least squared error)")
       ->capture_default_str();
@@ -59,12 +59,12 @@ compress::MatrixOptions finish_matrix_options(const MatrixArgs& a) {
   m.quant = compress::parse_quant_method(a.quant);
   m.threads = a.threads;
   m.sparsity = a.sparsity;
-  const bool int4 = m.values.encoding == format::Encoding::Int4;
+  const bool int4 = format::is_grouped(m.values.encoding);  // int4, int3 or int2
   if (!int4 && (a.group_size_opt->count() > 0 || a.zero_point_opt->count() > 0))
-    throw Error(fmt::format("--group-size and --zero-point apply to --values int4, not {}", a.values));
+    throw Error(fmt::format("--group-size and --zero-point apply to --values int4, int3 and int2, not {}", a.values));
   m.values.group_size = a.group_size;
   m.values.zero_point = a.zero_point;
-  // int4 is stored dense unless a pattern or a sparsity says otherwise.
+  // Grouped values are stored dense unless a pattern or a sparsity says otherwise.
   if (int4 && !m.pattern.is_nm() && a.sparsity_opt->count() == 0) m.sparsity = 0;
   if (m.pattern.is_nm()) {
     const double implied = 1.0 - double(m.pattern.n) / m.pattern.m;
@@ -75,7 +75,7 @@ compress::MatrixOptions finish_matrix_options(const MatrixArgs& a) {
   } else if (!(a.sparsity >= 0.0 && a.sparsity < 1.0)) {
     throw Error(fmt::format("--sparsity {} outside [0, 1)", a.sparsity));
   }
-  if (m.pattern.is_nm() && m.values.encoding != format::Encoding::Int8 && !int4)
+  if (m.pattern.is_nm() && m.values.encoding != format::Encoding::Int8 && m.values.encoding != format::Encoding::Int4)
     throw Error(fmt::format("--values {} with --pattern {}: the N:M layout stores int8 or int4 values only", a.values,
                             a.pattern));
   return m;
@@ -116,8 +116,8 @@ void add_compress_command(CLI::App& app) {
   cmd->add_option("--skip", a->skip, "Regex: decoder weights whose name matches stay dense");
   a->embeddings_opt = cmd->add_option("--embeddings", a->embeddings,
                   "How the embedding and LM head are stored: source (as in the source model; F16 for a GGUF's "
-                  "quantized blocks), int8 (dense per-row int8), int4 (dense int4, groups of 32 with zero points) "
-                  "or auto (int4 with --values int4, else source)")
+                  "quantized blocks), int8 (dense per-row int8), int4 (dense int4, groups of 32 with zero points), "
+                  "int3 (the same at 3 bits) or auto (int4 with --values int4, int3 or int2, else source)")
       ->capture_default_str();
   cmd->add_flag("--dense-int8-embeddings", a->int8_embeddings, "The same as --embeddings int8");
   cmd->add_flag("--dense-int8", a->int8_linears,
@@ -128,14 +128,14 @@ void add_compress_command(CLI::App& app) {
                   "of their time in passes and Hessians over them")
       ->capture_default_str();
   cmd->add_flag("--gptq", a->gptq,
-                "Round the int8 values with GPTQ: in SparseGPT's sweep, each value's rounding error is compensated "
+                "Round the int8 or grouped (int4, int3, int2) values with GPTQ: in SparseGPT's sweep, each value's rounding error is compensated "
                 "by the weights not yet rounded (with --prune sparsegpt, pruning and rounding in one sweep; with "
                 "--dense-int8, every linear dense int8 through GPTQ). Calibrates like sparsegpt");
   cmd->add_flag("--act-order", a->act_order,
                 "With --gptq: sweep the input channels by decreasing activation energy (GPTQ's act-order); "
                 "unstructured or dense only");
   cmd->add_flag("--gptq-head", a->gptq_head,
-                "With --gptq and int4 embeddings: round the LM head (the embedding, when tied) with GPTQ too, "
+                "With --gptq and int4 or int3 embeddings: round the LM head (the embedding, when tied) with GPTQ too, "
                 "on the final norm's output over the calibration text");
   cmd->add_option("--target-bpw", a->target_bpw,
                   "Mixed precision for a size budget: the file at most this many bytes per weight (its size over "
@@ -162,14 +162,14 @@ void add_compress_command(CLI::App& app) {
     o.prune = compress::parse_prune_method(a->prune);
     // Dense int4 prunes nothing: without --prune it is plain round-to-nearest (sparsegpt
     // would still move weights, and take minutes).
-    if (a->prune_opt->count() == 0 && o.matrix.values.encoding == format::Encoding::Int4 && !o.matrix.pattern.is_nm() &&
+    if (a->prune_opt->count() == 0 && format::is_grouped(o.matrix.values.encoding) && !o.matrix.pattern.is_nm() &&
         o.matrix.sparsity == 0)
       o.prune = compress::PruneMethod::Magnitude;
     o.calib_path = a->calib;
     o.skip_regex = a->skip;
     if (a->int8_embeddings && a->embeddings != "auto" && a->embeddings != "int8")
       throw Error(fmt::format("--dense-int8-embeddings contradicts --embeddings {}", a->embeddings));
-    const bool int4 = o.matrix.values.encoding == format::Encoding::Int4;
+    const bool int4 = format::is_grouped(o.matrix.values.encoding);
     o.embeddings = a->int8_embeddings          ? compress::EmbeddingStore::Int8
                    : a->embeddings != "auto"   ? compress::parse_embedding_store(a->embeddings)
                    : int4                      ? compress::EmbeddingStore::Int4

@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 // zero are stored but count as zero.
 int64_t nonzero_weights(const format::CompressedMatrix& m) {
   int64_t n = 0;
-  if (m.encoding == format::Encoding::Int4) {
+  if (format::is_grouped(m.encoding)) {
     std::vector<float> row(size_t(m.cols));
     for (int64_t r = 0; r < m.rows; ++r) {
       format::decode_row(m, r, row.data());
@@ -53,7 +53,9 @@ int64_t nonzero_weights(const format::CompressedMatrix& m) {
     case format::Encoding::Codebook:
       for (uint16_t v : m.mdcsr.prime_indices) n += m.mdcsr.codebook[v] != 0.0f;
       break;
-    case format::Encoding::Int4: break;  // above
+    case format::Encoding::Int4:
+    case format::Encoding::Int3:
+    case format::Encoding::Int2: break;  // above
   }
   return n;
 }
@@ -92,7 +94,7 @@ void inspect(const std::string& path) {
     const int64_t weights = m.rows * m.cols, nz = nonzero_weights(m);
     std::string enc = format::encoding_name(m.encoding);
     if (m.layout == format::Layout::NM) enc = fmt::format("{} {}:{}", enc, m.nm.n, m.nm.m);
-    if (m.encoding == format::Encoding::Int4)
+    if (format::is_grouped(m.encoding))
       enc += fmt::format(" g{}{}", m.int4.group_size, m.int4.group_zeros.empty() ? "" : "z");
     if (m.encoding == format::Encoding::Codebook) enc += fmt::format(":{}", m.mdcsr.codebook.size());
     fmt::print("{:<52} {:<6} {:<11} {:>14} {:>10} {:>8.4f} {:>10} {:>7.3f}\n", name, format::layout_name(m.layout), enc,
@@ -257,8 +259,8 @@ void add_upg_inspect_commands(CLI::App& app) {
       "and the tokenizer files. Each weight keeps its values exactly: int4 groups (with or without zero\n"
       "points) become pack-quantized int4 (N:M int4 too, stored dense), dense int8 rows int-quantized\n"
       "int8 per channel, 2:4 int8 sparse-24-bitmask and other sparse int8 sparse-bitmask over int8, float\n"
-      "tensors stay as they are. Prime and codebook values have no counterpart: the command names the\n"
-      "first such tensor and writes nothing. `upg run DIR` reads the result back (docs/FORMAT.md 6).");
+      "tensors stay as they are. Prime and codebook values have no counterpart, and int3 and int2 are not\n"
+      "exported: the command names the first such tensor and writes nothing. `upg run DIR` reads the result back (docs/FORMAT.md 6).");
   ex->callback([ex_in, ex_out] { export_compressed_tensors(*ex_in, *ex_out); });
 }
 

@@ -18,13 +18,13 @@ uint64_t cheapest(const std::vector<Candidate>& c) {
   return lo;
 }
 
-Setting int4_setting(const MatrixOptions& base, int group, const char* pattern) {
+Setting int4_setting(const MatrixOptions& base, int group, const char* pattern, int bits = 4) {
   Setting s;
   s.matrix = base;
   s.matrix.pattern = parse_pattern(pattern);
   s.matrix.sparsity = s.matrix.pattern.is_nm() ? 1.0 - double(s.matrix.pattern.n) / s.matrix.pattern.m : 0.0;
-  s.matrix.values = {.encoding = format::Encoding::Int4, .group_size = group, .zero_point = true};
-  s.name = fmt::format("{}int4-g{}-zp", s.matrix.pattern.is_nm() ? s.matrix.pattern.name() + "-" : "", group);
+  s.matrix.values = {.encoding = format::grouped_encoding(bits), .group_size = group, .zero_point = true};
+  s.name = fmt::format("{}int{}-g{}-zp", s.matrix.pattern.is_nm() ? s.matrix.pattern.name() + "-" : "", bits, group);
   return s;
 }
 
@@ -39,13 +39,25 @@ Setting dense_int8_setting(const MatrixOptions& base) {
 }  // namespace
 
 std::vector<Setting> linear_ladder(const MatrixOptions& base) {
-  // Zero points in every int4 step: the Q4_1 source's own grid is asymmetric, and with
-  // them every group size measured better (docs/QUALITY.md).
-  return {dense_int8_setting(base), int4_setting(base, 32, "unstructured"), int4_setting(base, 64, "unstructured"),
-          int4_setting(base, 128, "unstructured"), int4_setting(base, 64, "2:4")};
+  // Zero points in every grouped step: the Q4_1 source's own grid is asymmetric, and with
+  // them every group size measured better (docs/QUALITY.md); at 3 and 2 bits a symmetric
+  // grid would also waste one of its few levels.
+  return {dense_int8_setting(base),
+          int4_setting(base, 32, "unstructured"),
+          int4_setting(base, 64, "unstructured"),
+          int4_setting(base, 128, "unstructured"),
+          int4_setting(base, 64, "2:4"),
+          int4_setting(base, 32, "unstructured", 3),
+          int4_setting(base, 64, "unstructured", 3),
+          int4_setting(base, 128, "unstructured", 3),
+          int4_setting(base, 32, "unstructured", 2),
+          int4_setting(base, 64, "unstructured", 2)};
 }
 
 std::vector<Setting> embedding_ladder(const MatrixOptions& base) {
+  // No int3: the measure (a weight error) ranks an int3 embedding far above what it costs
+  // the model, so every budget from 0.40 to 0.60 took it (docs/COMPRESSION.md);
+  // `--embeddings int3` stores it so on request.
   Setting int4;
   int4.name = fmt::format("int4-g{}-zp", kEmbeddingInt4Group);
   int4.matrix = embedding_int4_options(base.threads);
@@ -163,7 +175,7 @@ BudgetPlan plan_budget(const std::vector<PlanTensor>& tensors, const Calibration
   for (const auto& c : candidates) floor += cheapest(c);
   if (double(floor) > total)
     throw ParamError("target_bpw", fmt::format("{} bytes per weight cannot be met: the cheapest settings give {:.4f} "
-                                               "(int4 2:4 decoder linears, int4 embedding)",
+                                               "(int2 g64 decoder linears, int4 embedding)",
                                                target_bpw, double(floor) / double(total_weights)));
   plan.budget = uint64_t(total) - fixed_bytes;
   const std::vector<int> choice = choose_settings(candidates, plan.budget);

@@ -24,12 +24,13 @@ struct Setting {
   bool dense_int8 = false;
 };
 
-// The decoder linears' ladder, most bytes first: dense int8 per row; dense int4 with zero
-// points in groups of 32, 64 and 128; 2:4 int4 in groups of 64 with zero points. `quant`
-// and `threads` come from `base`.
+// The decoder linears' ladder: dense int8 per row; dense int4 with zero points in groups
+// of 32, 64 and 128; 2:4 int4 in groups of 64 with zero points; dense int3 with zero
+// points in groups of 32, 64 and 128; dense int2 with zero points in groups of 32 and 64.
+// `quant` and `threads` come from `base`.
 std::vector<Setting> linear_ladder(const MatrixOptions& base);
-// The embedding / LM head's: dense int8 per row, or int4 in groups of 32 with zero
-// points (embedding_int4_options).
+// The embedding / LM head's: dense int8 per row, or int4 in groups of 32 with zero points
+// (embedding_int4_options).
 std::vector<Setting> embedding_ladder(const MatrixOptions& base);
 
 struct Candidate {

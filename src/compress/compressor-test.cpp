@@ -63,10 +63,10 @@ std::vector<GridParams> reference_sweep(const CompressOptions& o, const Hessian&
   }
   const Int8RowGrid int8(o.matrix.quant);
   const ValueSpec& v = o.matrix.values;
-  const Int4GroupGrid int4(v.group_size, v.zero_point, o.matrix.quant);
+  const bool is_int4 = format::is_grouped(v.encoding) && !o.dense_int8_linears;
+  const Int4GroupGrid int4(v.group_size, v.zero_point, o.matrix.quant, is_int4 ? v.bits() : 4);
   GptqOptions go;
   if (!o.dense_int8_linears) go.pattern = o.matrix.pattern, go.sparsity = o.matrix.sparsity;
-  const bool is_int4 = v.encoding == format::Encoding::Int4 && !o.dense_int8_linears;
   go.grid = is_int4 ? static_cast<const QuantGrid*>(&int4) : &int8;
   go.act_order = o.act_order;
   go.threads = 1;
@@ -97,7 +97,7 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
       auto it = out.compressed.find(name);
       ASSERT_NE(it, out.compressed.end());
       const format::CompressedMatrix& m = it->second;
-      const bool int4 = o.matrix.values.encoding == format::Encoding::Int4;
+      const bool int4 = format::is_grouped(o.matrix.values.encoding);
       EXPECT_EQ(m.layout, o.matrix.pattern.is_nm() ? format::Layout::NM
                           : int4                   ? format::Layout::Dense
                                                    : format::Layout::MdCsr);
@@ -140,14 +140,16 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
         ++later_layers;
       }
       EXPECT_FALSE(out.weights.contains(name));
-    } else if (o.embeddings == EmbeddingStore::Int4 && name == "model.embed_tokens.weight") {
+    } else if (embedding_bits(o.embeddings) != 0 && name == "model.embed_tokens.weight") {
       ++compressed;
       auto it = out.compressed.find(name);
       ASSERT_NE(it, out.compressed.end());
       EXPECT_EQ(it->second.layout, format::Layout::Dense);
+      EXPECT_EQ(it->second.encoding, format::grouped_encoding(embedding_bits(o.embeddings)));
       EXPECT_EQ(it->second.int4.group_size, kEmbeddingInt4Group);
       std::vector<float> ref;
-      compress_matrix(f32(t), t.shape[0], t.shape[1], {}, embedding_int4_options(1), name, nullptr, &ref);
+      compress_matrix(f32(t), t.shape[0], t.shape[1], {}, embedding_int4_options(1, embedding_bits(o.embeddings)), name,
+                      nullptr, &ref);
       EXPECT_EQ(format::decode_dense(it->second), ref);
       EXPECT_FALSE(out.weights.contains(name));
     } else if ((o.embeddings == EmbeddingStore::Int8 && name == "model.embed_tokens.weight") || linear) {
@@ -176,8 +178,8 @@ void round_trip(CompressOptions o, const Calibration* cal = nullptr, const std::
   EXPECT_EQ(int(out.compressed.size()), compressed);
   if (o.gptq) {
     EXPECT_EQ(j_of(o.output)["gptq"]["act_order"], o.act_order);
-    const bool int4 = o.matrix.values.encoding == format::Encoding::Int4 && !o.dense_int8_linears;
-    EXPECT_EQ(j_of(o.output)["gptq"]["grid"], int4 ? "int4 groups" : "int8 per row");
+    const bool int4 = format::is_grouped(o.matrix.values.encoding) && !o.dense_int8_linears;
+    EXPECT_EQ(j_of(o.output)["gptq"]["grid"], int4 ? o.matrix.values.name() + " groups" : "int8 per row");
   }
   if (o.prune == PruneMethod::SparseGPT && !o.dense_int8_linears) {
     EXPECT_GT(later_layers, 0);
@@ -210,8 +212,8 @@ CompressOptions opts(const char* pattern, const char* values, double sparsity = 
 
 TEST(Compressor, UnstructuredInt8) { round_trip(opts("unstructured", "int8", 0.5)); }
 
-CompressOptions int4_opts(const char* pattern, int group, bool zero_point) {
-  CompressOptions o = opts(pattern, "int4", 0.0);
+CompressOptions int4_opts(const char* pattern, int group, bool zero_point, const char* values = "int4") {
+  CompressOptions o = opts(pattern, values, 0.0);
   o.matrix.values.group_size = group;
   o.matrix.values.zero_point = zero_point;
   return o;
@@ -223,6 +225,17 @@ TEST(Compressor, DenseInt4) {
       SCOPED_TRACE(fmt::format("g{} {}", group, zp ? "zero points" : "symmetric"));
       round_trip(int4_opts("unstructured", group, zp));
     }
+}
+
+TEST(Compressor, DenseInt3Int2) {
+  for (const char* values : {"int3", "int2"})
+    for (auto [group, zp] : {std::pair{32, true}, {64, false}, {128, true}}) {
+      SCOPED_TRACE(fmt::format("{} g{} {}", values, group, zp ? "zero points" : "symmetric"));
+      round_trip(int4_opts("unstructured", group, zp, values));
+    }
+  auto o = int4_opts("unstructured", 64, true, "int3");
+  o.embeddings = EmbeddingStore::Int3;
+  round_trip(o);
 }
 
 TEST(Compressor, TwoFourInt4) {
@@ -260,7 +273,8 @@ TEST(Compressor, Int4TinyPerplexity) {
   mo.reference_kernels = true;
   const double source = perplexity(*Model::from_file(tiny(), mo), ids, 64).mean_nll;
   for (CompressOptions o : {int4_opts("unstructured", 32, true), int4_opts("unstructured", 128, false),
-                            int4_opts("2:4", 64, false)}) {
+                            int4_opts("2:4", 64, false), int4_opts("unstructured", 32, true, "int3"),
+                            int4_opts("unstructured", 64, false, "int2")}) {
     TempDir dir;
     o.source = tiny();
     o.output = (dir.path / "t.upg").string();
@@ -271,12 +285,15 @@ TEST(Compressor, Int4TinyPerplexity) {
       mo.reference_kernels = reference;
       nll[reference] = perplexity(*Model::from_file(o.output, mo), ids, 64).mean_nll;
     }
-    SCOPED_TRACE(fmt::format("{} g{}: fast {} reference {} source {}", o.matrix.pattern.name(),
-                             o.matrix.values.group_size, nll[0], nll[1], source));
+    SCOPED_TRACE(fmt::format("{} {} g{}: fast {} reference {} source {}", o.matrix.pattern.name(),
+                             o.matrix.values.name(), o.matrix.values.group_size, nll[0], nll[1], source));
     ASSERT_TRUE(std::isfinite(nll[0]));
     EXPECT_NEAR(nll[0], nll[1], 0.02);
-    // Random weights (a near-uniform model over 256 tokens): 4 bits move its NLL by tenths.
-    EXPECT_NEAR(nll[1], source, 0.5);
+    // Random weights (a near-uniform model over 256 tokens): 4 and 3 bits move its NLL by
+    // tenths (2 bits may move it further).
+    if (o.matrix.values.bits() >= 3) {
+      EXPECT_NEAR(nll[1], source, 0.5);
+    }
   }
 }
 TEST(Compressor, UnstructuredInt8Absmax70) {
@@ -398,15 +415,16 @@ TEST(Compressor, GptqWithCalibration) {
     o.calibration_tokens = ids;
     round_trip(o, &first);
   }
-  // The int4 grid: dense (any pruning method: nothing is pruned), with activation order,
-  // and 2:4 pruned in the same sweep; the embedding as int4 too.
-  for (const char* pattern : {"unstructured", "2:4"}) {
+  // The grouped grids: int4 dense (any pruning method: nothing is pruned), with activation
+  // order, and 2:4 pruned in the same sweep; the embedding as int4 too; int3 and int2 dense.
+  for (const char* pattern : {"unstructured", "2:4", "int3", "int2"}) {
     SCOPED_TRACE(pattern);
-    auto o = int4_opts(pattern, 32, true);
+    const bool low = pattern[0] == 'i';
+    auto o = int4_opts(low ? "unstructured" : pattern, 32, true, low ? pattern : "int4");
     o.prune = o.matrix.pattern.is_nm() ? PruneMethod::SparseGPT : PruneMethod::Magnitude;
     o.gptq = true;
     o.act_order = !o.matrix.pattern.is_nm();
-    o.embeddings = EmbeddingStore::Int4;
+    o.embeddings = std::string_view(pattern) == "int3" ? EmbeddingStore::Int3 : EmbeddingStore::Int4;
     o.calibration_tokens = ids;
     round_trip(o, &first);
   }
@@ -504,7 +522,7 @@ TEST(Compressor, CompressedTinyRuns) {
   o.source = tiny();
   o.output = (dir.path / "t.upg").string();
   o.quiet = true;
-  for (EmbeddingStore e : {EmbeddingStore::Source, EmbeddingStore::Int4}) {
+  for (EmbeddingStore e : {EmbeddingStore::Source, EmbeddingStore::Int4, EmbeddingStore::Int3}) {
     o.embeddings = e;
     compress_model(o);
     auto model = Model::from_file(o.output);

@@ -72,9 +72,9 @@ double sparsegpt_memory_bytes(const ModelConfig& c, int64_t params, int64_t toke
 }
 
 EmbeddingStore parse_embedding_store(std::string_view s, std::string_view origin) {
-  for (EmbeddingStore e : {EmbeddingStore::Source, EmbeddingStore::Int8, EmbeddingStore::Int4})
+  for (EmbeddingStore e : {EmbeddingStore::Source, EmbeddingStore::Int8, EmbeddingStore::Int4, EmbeddingStore::Int3})
     if (s == embedding_store_name(e)) return e;
-  throw Error(fmt::format("{}: '{}' is not an embedding storage (expected source, int8 or int4)", origin, s));
+  throw Error(fmt::format("{}: '{}' is not an embedding storage (expected source, int8, int4 or int3)", origin, s));
 }
 
 const char* embedding_store_name(EmbeddingStore e) {
@@ -82,14 +82,17 @@ const char* embedding_store_name(EmbeddingStore e) {
     case EmbeddingStore::Source: return "source";
     case EmbeddingStore::Int8: return "int8";
     case EmbeddingStore::Int4: return "int4";
+    case EmbeddingStore::Int3: return "int3";
   }
   return "?";
 }
 
-MatrixOptions embedding_int4_options(int threads) {
+int embedding_bits(EmbeddingStore e) { return e == EmbeddingStore::Int3 ? 3 : e == EmbeddingStore::Int4 ? 4 : 0; }
+
+MatrixOptions embedding_int4_options(int threads, int bits) {
   MatrixOptions eo;
   eo.sparsity = 0;
-  eo.values = {.encoding = format::Encoding::Int4, .group_size = kEmbeddingInt4Group, .zero_point = true};
+  eo.values = {.encoding = format::grouped_encoding(bits), .group_size = kEmbeddingInt4Group, .zero_point = true};
   eo.quant = QuantMethod::Clip;
   eo.threads = threads;
   return eo;
@@ -173,9 +176,9 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   j["tool"] = kToolVersion;
   j["source"] = source;
   j["prune"] = prune_method_name(o.prune);
-  const bool int4 = m.values.encoding == format::Encoding::Int4;
+  const bool int4 = format::is_grouped(m.values.encoding);
   if (o.gptq)
-    j["gptq"] = {{"grid", int4 && !o.dense_int8_linears ? "int4 groups" : "int8 per row"},
+    j["gptq"] = {{"grid", int4 && !o.dense_int8_linears ? fmt::format("{} groups", m.values.name()) : "int8 per row"},
                  {"act_order", o.act_order},
                  {"lm_head", o.gptq_head}};
   if (o.prune == PruneMethod::SparseGPT || o.gptq)
@@ -194,11 +197,12 @@ Json compression_record(const CompressOptions& o, const Json& source, const Cali
   // Codebook rows always scale by their absmax; the codebook itself is the fit.
   j["quantization"] = m.values.encoding == format::Encoding::Codebook ? "absmax" : quant_method_name(m.quant);
   const std::vector<float> int8_ratios(std::begin(kClipRatios), std::end(kClipRatios)),
-      int4_ratios(std::begin(kInt4ClipRatios), std::end(kInt4ClipRatios));
+      int4_ratios(std::begin(kInt4ClipRatios), std::end(kInt4ClipRatios)),
+      low_ratios(std::begin(kLowBitClipRatios), std::end(kLowBitClipRatios));
   if (m.quant == QuantMethod::Clip && plan)
-    j["clip_ratios"] = {{"int8", int8_ratios}, {"int4", int4_ratios}};
+    j["clip_ratios"] = {{"int8", int8_ratios}, {"int4", int4_ratios}, {"int3 and int2", low_ratios}};
   else if (m.quant == QuantMethod::Clip && m.values.encoding != format::Encoding::Codebook)
-    j["clip_ratios"] = int4 ? int4_ratios : int8_ratios;
+    j["clip_ratios"] = !int4 ? int8_ratios : m.values.bits() == 4 ? int4_ratios : low_ratios;
   if (int4 && !plan) {
     j["group_size"] = m.values.group_size;
     j["zero_points"] = m.values.zero_point;
@@ -269,11 +273,12 @@ CompressReport compress_model(const CompressOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const MatrixOptions& mo = o.matrix;
   check_matrix_options(mo);
-  const bool int4 = mo.values.encoding == format::Encoding::Int4;
+  const bool int4 = format::is_grouped(mo.values.encoding);  // int4, int3 or int2
   const bool budget = o.target_bpw > 0;
   check_budget_options(o);
   if (o.gptq && !budget && mo.values.encoding != format::Encoding::Int8 && !int4)
-    throw ParamError("values", fmt::format("GPTQ rounds onto the int8 or int4 grid, not {}", mo.values.name()));
+    throw ParamError("values", fmt::format("GPTQ rounds onto the int8 or a grouped (int4, int3, int2) grid, not {}",
+                                           mo.values.name()));
   // Dense int4 prunes nothing, so GPTQ needs no pruning method there.
   const bool prunes = !budget && (mo.pattern.is_nm() || mo.sparsity > 0);
   if (o.gptq && !o.dense_int8_linears && prunes && o.prune != PruneMethod::SparseGPT)
@@ -282,8 +287,8 @@ CompressReport compress_model(const CompressOptions& o) {
                                          prune_method_name(o.prune)));
   if (o.calib_tokens < 0) throw ParamError("calib_tokens", fmt::format("{} is negative", o.calib_tokens));
   if (o.act_order && !o.gptq) throw ParamError("act_order", "activation order is GPTQ's; it needs GPTQ");
-  if (o.gptq_head && (!o.gptq || o.embeddings != EmbeddingStore::Int4))
-    throw ParamError("gptq_head", "the LM head goes through GPTQ only with GPTQ and int4 embeddings");
+  if (o.gptq_head && (!o.gptq || embedding_bits(o.embeddings) == 0))
+    throw ParamError("gptq_head", "the LM head goes through GPTQ only with GPTQ and int4 or int3 embeddings");
   if (o.act_order && mo.pattern.is_nm() && !o.dense_int8_linears && !budget)
     throw ParamError("act_order", fmt::format("the {} pattern prunes adjacent columns, which activation order "
                                               "reorders; use the unstructured pattern",
@@ -388,7 +393,7 @@ CompressReport compress_model(const CompressOptions& o) {
           // An untied model's own head, else the embedding it shares.
           lo.head = in.model->source().weights.contains("lm_head.weight") ? "lm_head.weight"
                                                                            : "model.embed_tokens.weight";
-          lo.head_options = embedding_int4_options(mo.threads);
+          lo.head_options = embedding_int4_options(mo.threads, embedding_bits(o.embeddings));
         }
         const char* what = o.gptq ? (o.dense_int8_linears ? "gptq" : "sparsegpt+gptq") : "sparsegpt";
         pruned = sparsegpt_layerwise(
@@ -472,7 +477,7 @@ CompressReport compress_model(const CompressOptions& o) {
       tr.layout = format::layout_name(d.layout);
       tr.bytes = d.view().bytes();
       tr.err_sq = st.err_sq, tr.ref_sq = st.ref_sq, tr.kept = st.kept;
-    } else if (embedding && !as_int8 && (planned || o.embeddings == EmbeddingStore::Int4)) {
+    } else if (embedding && !as_int8 && (planned || embedding_bits(o.embeddings) != 0)) {
       MatrixStats st;
       format::CompressedData d;
       if (pruned.contains(name)) {  // the LM head through GPTQ
@@ -480,8 +485,8 @@ CompressReport compress_model(const CompressOptions& o) {
         d = std::move(p.data);
         st = p.stats;
       } else {
-        d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], {}, planned ? tmo : embedding_int4_options(mo.threads),
-                            name, &st);
+        const MatrixOptions eo = planned ? tmo : embedding_int4_options(mo.threads, embedding_bits(o.embeddings));
+        d = compress_matrix(as_f32(t, buf), t.shape[0], t.shape[1], {}, eo, name, &st);
       }
       writer.add_compressed(name, d);
       tr.layout = format::layout_name(d.layout);

@@ -17,13 +17,15 @@ inline constexpr const char* kToolVersion = kVersion;
 // Source: as in the source (F16 for a GGUF's quantized blocks). Int8: dense per-row int8.
 // Int4: dense int4, groups of kEmbeddingInt4Group columns with zero points, the finest int4
 // grid, as this matrix is both the first and the last layer of a tied model (llama.cpp's
-// Q4_0 keeps it at 8 bits: Q8_0).
-enum class EmbeddingStore { Source, Int8, Int4 };
+// Q4_0 keeps it at 8 bits: Q8_0). Int3: the same grid at 3 bits, for the smallest files.
+enum class EmbeddingStore { Source, Int8, Int4, Int3 };
 inline constexpr int kEmbeddingInt4Group = 32;
 EmbeddingStore parse_embedding_store(std::string_view s, std::string_view origin = "--embeddings");
 const char* embedding_store_name(EmbeddingStore e);
-// The int4 grid of EmbeddingStore::Int4 (dense, kEmbeddingInt4Group, zero points, clip).
-MatrixOptions embedding_int4_options(int threads);
+int embedding_bits(EmbeddingStore e);  // 4 or 3 for the grouped stores, else 0
+// The grouped grid of EmbeddingStore::Int4 / Int3 (dense, kEmbeddingInt4Group, zero
+// points, clip) at `bits` bits.
+MatrixOptions embedding_int4_options(int threads, int bits = 4);
 
 struct CompressOptions {
   std::string source;

@@ -59,12 +59,12 @@ std::vector<float> round_to_nearest(const std::vector<float>& w, int64_t rows, i
   return q;
 }
 
-// The compressor's int4 options (dense, or N:M with pattern p).
-MatrixOptions int4_options(int group, bool zero_point, Pattern p = {}) {
+// The compressor's grouped options (int4 dense or N:M with pattern p; int3, int2 dense).
+MatrixOptions int4_options(int group, bool zero_point, Pattern p = {}, int bits = 4) {
   MatrixOptions m;
   m.pattern = p;
   m.sparsity = 0;
-  m.values = {format::Encoding::Int4, 0, group, zero_point};
+  m.values = {format::grouped_encoding(bits), 0, group, zero_point};
   m.threads = 2;
   return m;
 }
@@ -218,26 +218,28 @@ TEST(Gptq, JointPruneAndQuantizeBelowPruneThenRound) {
   }
 }
 
-// The file's int4 grid: GPTQ against the compressor's own round-to-nearest (the clip
-// search per group), in source order and in activation order (static groups: a group's
-// grid is the source columns', wherever the sweep takes them). Stored through
-// compress_matrix with the sweep's grids, the file decodes to exactly the sweep's weights.
-TEST(Gptq, Int4BelowRoundToNearest) {
+// The file's grouped grids (int4, int3, int2): GPTQ against the compressor's own
+// round-to-nearest (the clip search per group), in source order and in activation order
+// (static groups: a group's grid is the source columns', wherever the sweep takes them).
+// Stored through compress_matrix with the sweep's grids, the file decodes to exactly the
+// sweep's weights.
+TEST(Gptq, GroupedBelowRoundToNearest) {
   const int64_t n = 400, rows = 24, cols = 160;  // partial last groups of 64 and 128
   auto x = correlated_inputs(n, cols, 71);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t j = 0; j < cols; j += 9) x[size_t(t * cols + j)] *= 4.0f;  // uneven energy: act-order matters
   const Hessian h = hessian_of(x, n, cols);
   const std::vector<float> w = random_weights(rows, cols, 72);
+  for (int bits : {4, 3, 2})
   for (int group : {32, 64, 128})
     for (bool zp : {false, true}) {
-      const MatrixOptions m = int4_options(group, zp);
+      const MatrixOptions m = int4_options(group, zp, {}, bits);
       std::vector<float> rtn;
       compress_matrix(w, rows, cols, {}, m, "w", nullptr, &rtn);
       const double e_rtn = output_error(w, rtn, x, rows, cols, n);
-      const Int4GroupGrid g(group, zp, QuantMethod::Clip);
+      const Int4GroupGrid g(group, zp, QuantMethod::Clip, bits);
       for (bool act : {false, true}) {
-        SCOPED_TRACE(fmt::format("g{} zero point {} act-order {}", group, zp, act));
+        SCOPED_TRACE(fmt::format("int{} g{} zero point {} act-order {}", bits, group, zp, act));
         GptqOptions o;
         o.grid = &g;
         o.act_order = act;

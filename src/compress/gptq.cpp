@@ -22,13 +22,13 @@ float Int8RowGrid::value(int32_t code, const GridParams& g) const {
 }
 
 GridParams Int4GroupGrid::choose(std::span<const float> w) const {
-  return int4_params(int4_group(w, zero_point_, method_));
+  return int4_params(int4_group(w, zero_point_, method_, bits_));
 }
 
-int32_t Int4GroupGrid::code(float w, const GridParams& g) const { return int4_code(w, int4_stored(g)); }
+int32_t Int4GroupGrid::code(float w, const GridParams& g) const { return int4_code(w, int4_stored(g, bits_)); }
 
 float Int4GroupGrid::value(int32_t code, const GridParams& g) const {
-  return int4_dequantize(int(code), int4_stored(g));
+  return int4_dequantize(int(code), int4_stored(g, bits_));
 }
 
 std::vector<GridParams> gptq_sweep(std::span<float> w, int64_t rows, int64_t cols, const Hessian& H,

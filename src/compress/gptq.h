@@ -47,12 +47,13 @@ class Int8RowGrid final : public QuantGrid {
   QuantMethod method_;
 };
 
-// The UPG int4 grid (docs/FORMAT.md 4.3): an fp16 step per `group` columns, symmetric
-// (zero 8) or with a zero point, chosen by int4_group; codes 0..15.
+// The UPG grouped grid (docs/FORMAT.md 4.3) of `bits` bits (4, 3 or 2): an fp16 step per
+// `group` columns, symmetric (zero 2^(bits-1)) or with a zero point, chosen by
+// int4_group; codes 0 .. 2^bits - 1.
 class Int4GroupGrid final : public QuantGrid {
  public:
-  Int4GroupGrid(int group, bool zero_point, QuantMethod method)
-      : group_(group), zero_point_(zero_point), method_(method) {}
+  Int4GroupGrid(int group, bool zero_point, QuantMethod method, int bits = 4)
+      : group_(group), zero_point_(zero_point), method_(method), bits_(bits) {}
   int64_t group_size(int64_t) const override { return group_; }
   GridParams choose(std::span<const float> w) const override;
   int32_t code(float w, const GridParams& g) const override;
@@ -62,6 +63,7 @@ class Int4GroupGrid final : public QuantGrid {
   int group_;
   bool zero_point_;
   QuantMethod method_;
+  int bits_;
 };
 
 struct GptqOptions {

@@ -113,8 +113,8 @@ PrunedTensor sweep_one(std::vector<float>& w, const std::vector<float>& src, int
     return p;
   }
   const Int8RowGrid int8(mo.quant);
-  const Int4GroupGrid int4(mo.values.group_size, mo.values.zero_point, mo.quant);
-  const bool is_int4 = mo.values.encoding == format::Encoding::Int4 && !lo.dense;
+  const bool is_int4 = format::is_grouped(mo.values.encoding) && !lo.dense;  // int4, int3 or int2
+  const Int4GroupGrid int4(mo.values.group_size, mo.values.zero_point, mo.quant, is_int4 ? mo.values.bits() : 4);
   GptqOptions go;
   go.grid = is_int4 ? static_cast<const QuantGrid*>(&int4) : &int8;
   go.act_order = lo.act_order;

@@ -96,7 +96,7 @@ void quantize_int4_row(format::SparseRow& row, format::Int4Groups& out, std::spa
     const size_t begin = k;
     while (k < vals.size() && row.cols[k] / uint32_t(spec.group_size) == g) ++k;
     const std::span<const float> part = vals.subspan(begin, k - begin);
-    groups[g] = given.empty() ? int4_group(part, spec.zero_point, q) : int4_stored(given[g]);
+    groups[g] = given.empty() ? int4_group(part, spec.zero_point, q, spec.bits()) : int4_stored(given[g], spec.bits());
     for (size_t i = begin; i < k; ++i) row.codes[i] = int4_code(vals[i], groups[g]);
     out.scales[g] = groups[g].scale;
     if (spec.zero_point) out.zeros[g] = uint8_t(groups[g].zero);
@@ -107,8 +107,8 @@ void quantize_int4_row(format::SparseRow& row, format::Int4Groups& out, std::spa
 
 void check_matrix_options(const MatrixOptions& o) {
   const Encoding enc = o.values.encoding;
-  const bool int4 = enc == Encoding::Int4;
-  if (o.pattern.is_nm() && enc != Encoding::Int8 && !int4)
+  const bool int4 = format::is_grouped(enc);  // int4, int3 or int2
+  if (o.pattern.is_nm() && enc != Encoding::Int8 && enc != Encoding::Int4)
     throw ParamError("values", fmt::format("{} cannot be stored in the {} layout (N:M holds int8 or int4 values only); "
                                            "use the unstructured pattern",
                                            o.values.name(), o.pattern.name()));
@@ -116,10 +116,9 @@ void check_matrix_options(const MatrixOptions& o) {
     throw ParamError("sparsity", fmt::format("{} is outside [0, 1)", o.sparsity));
   if (!int4) return;
   if (!o.pattern.is_nm() && o.sparsity != 0.0)
-    throw ParamError("sparsity", fmt::format("{} with int4 values: int4 is stored dense (sparsity 0) or N:M; "
-                                             "unstructured int4 would cost more bits than dense int4 "
-                                             "(docs/FORMAT.md 4.3)",
-                                             o.sparsity));
+    throw ParamError("sparsity", fmt::format("{} with {} values: they are stored dense (sparsity 0){}; unstructured "
+                                             "they would cost more bits than dense (docs/FORMAT.md 4.3)",
+                                             o.sparsity, o.values.name(), enc == Encoding::Int4 ? " or N:M" : ""));
   if (!format::int4_group_size_ok(o.values.group_size))
     throw ParamError("group_size", fmt::format("{} (expected 32, 64 or 128)", o.values.group_size));
   if (o.pattern.is_nm() && o.values.group_size % o.pattern.m != 0)
@@ -135,11 +134,11 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
   const Pattern& pat = opts.pattern;
   const Encoding enc = opts.values.encoding;
   check_matrix_options(opts);
-  const bool int4 = enc == Encoding::Int4;
+  const bool int4 = format::is_grouped(enc);  // int4, int3 or int2
   const int64_t row_groups = int4 ? format::int4_groups(cols, opts.values.group_size) : 1;
   check_given(original, grids, rows * row_groups, w.size(), name);
   if (!grids.empty() && enc != Encoding::Int8 && !int4)
-    throw Error(fmt::format("{}: given grids need int8 or int4 values, not {}", name, opts.values.name()));
+    throw Error(fmt::format("{}: given grids need int8 or grouped values, not {}", name, opts.values.name()));
   if (pat.is_nm() && cols % pat.m != 0)
     throw Error(fmt::format("{}: {} columns are not a whole number of {}-column groups for {}", name, cols, pat.m,
                             pat.name()));
@@ -191,6 +190,8 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
         case Encoding::Prime: sr.scale = quantize_prime(vals, opts.values.k, opts.quant, sr.codes); break;
         case Encoding::Codebook: sr.scale = quantize_codebook(vals, codebook, sr.codes); break;
         case Encoding::Int4:
+        case Encoding::Int3:
+        case Encoding::Int2:
           quantize_int4_row(sr, int4_groups[size_t(r)], vals, opts.values, opts.quant, cols,
                             grids.empty() ? grids : grids.subspan(size_t(r * row_groups), size_t(row_groups)), groups);
           break;
@@ -224,7 +225,7 @@ format::CompressedData compress_matrix(std::span<const float> w, int64_t rows, i
   if (stats) *stats = {total.err_sq, total.ref_sq, total.kept};
 
   if (int4 && pat.is_nm()) return format::encode_nm_int4(cols, srows, int4_groups, pat.n, pat.m, opts.values.group_size);
-  if (int4) return format::encode_dense_int4(cols, srows, int4_groups, opts.values.group_size);
+  if (int4) return format::encode_dense_grouped(enc, cols, srows, int4_groups, opts.values.group_size);
   if (pat.is_nm()) return format::encode_nm(cols, srows, pat.n, pat.m);
   return format::encode_mdcsr(cols, srows, enc, std::move(codebook));
 }

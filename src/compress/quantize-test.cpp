@@ -152,38 +152,47 @@ TEST(Quantize, ParseValues) {
   EXPECT_EQ(parse_values("int8").encoding, Encoding::Int8);
   EXPECT_EQ(parse_values("prime:127").k, 127);
   EXPECT_EQ(parse_values("codebook:65536").k, 65536);
-  for (const char* bad : {"prime", "prime:0", "prime:10001", "codebook:1", "codebook:65537", "int4:8", "int2", "prime:1x"})
+  for (const char* bad : {"prime", "prime:0", "prime:10001", "codebook:1", "codebook:65537", "int4:8", "int1", "prime:1x"})
     EXPECT_THROW(parse_values(bad), Error) << bad;
   EXPECT_EQ(parse_values("prime:10000").name(), "prime:10000");
   EXPECT_EQ(parse_values("int4").encoding, Encoding::Int4);
   EXPECT_EQ(parse_values("int4").name(), "int4");
+  EXPECT_EQ(parse_values("int3").encoding, Encoding::Int3);
+  EXPECT_EQ(parse_values("int2").name(), "int2");
+  EXPECT_EQ(parse_values("int2").bits(), 2);
   EXPECT_THROW(parse_quant_method("max"), Error);
 }
 
-// The int4 grid (docs/FORMAT.md 4.3): symmetric groups use levels -8..7 around zero 8,
-// asymmetric ones span [min(v, 0), max(v, 0)]; every value lands within half a step
-// (absmax), clipping never raises the squared error, and 0 stays exactly 0.
-TEST(Quantize, Int4Grid) {
+// The grouped grids (docs/FORMAT.md 4.3): symmetric groups use levels -Z..Z-1 around
+// zero Z = 2^(bits-1) (-8..7 for int4), asymmetric ones span [min(v, 0), max(v, 0)]; every
+// value lands within half a step (absmax), clipping never raises the squared error, and
+// 0 stays exactly 0.
+TEST(Quantize, GroupedGrids) {
   std::mt19937 rng(21);
   std::normal_distribution<float> g(0.0f, 0.02f);
+  for (int bits : {4, 3, 2})
   for (int trial = 0; trial < 200; ++trial) {
+    SCOPED_TRACE(bits);
+    const int top = (1 << bits) - 1, half = 1 << (bits - 1);
     std::vector<float> v(size_t(trial % 3 == 0 ? 32 : trial % 3 == 1 ? 64 : 17));
     for (float& x : v) x = g(rng) + (trial % 5 == 0 ? 0.01f : 0.0f);  // some groups all one sign
     v[3] = 0.0f;
     for (bool zp : {false, true}) {
-      const Int4Group a = int4_group(v, zp, QuantMethod::Absmax), c = int4_group(v, zp, QuantMethod::Clip);
+      const Int4Group a = int4_group(v, zp, QuantMethod::Absmax, bits),
+                      c = int4_group(v, zp, QuantMethod::Clip, bits);
       if (!zp) {
-        EXPECT_EQ(a.zero, 8);
+        EXPECT_EQ(a.zero, half);
       }
+      EXPECT_EQ(a.bits, bits);
       EXPECT_GE(a.zero, 0);
-      EXPECT_LE(a.zero, 15);
+      EXPECT_LE(a.zero, top);
       double ea = 0, ec = 0;
       for (float x : v) {
         const int qa = int4_code(x, a), qc = int4_code(x, c);
         ASSERT_GE(qa, 0);
-        ASSERT_LE(qa, 15);
+        ASSERT_LE(qa, top);
         const float da = int4_dequantize(qa, a);
-        // With a zero point the range maps onto 0..15 exactly (fp16 rounding of the step,
+        // With a zero point the range maps onto 0..top exactly (fp16 rounding of the step,
         // 2^-11 relative, can put an extreme a hair outside); symmetric absmax may clip
         // the extreme of the other sign (-8 reaches one step further than 7), checked
         // against the plain grid below.
@@ -194,10 +203,10 @@ TEST(Quantize, Int4Grid) {
         ec += double(x - int4_dequantize(qc, c)) * double(x - int4_dequantize(qc, c));
       }
       EXPECT_LE(ec, ea * (1 + 1e-9)) << "clip worse than absmax";
-      if (!zp) {  // no worse than the plain symmetric grid, step max |v| / 7
+      if (!zp) {  // no worse than the plain symmetric grid, step max |v| / (Z - 1)
         float amax = 0;
         for (float x : v) amax = std::max(amax, std::fabs(x));
-        const Int4Group plain{fp32_to_fp16(amax / 7.0f), 8};
+        const Int4Group plain{fp32_to_fp16(amax / float(half - 1)), half, bits};
         double ep = 0;
         for (float x : v) {
           const double d = double(x) - double(int4_dequantize(int4_code(x, plain), plain));

@@ -20,7 +20,9 @@ std::string ValueSpec::name() const {
     case Encoding::Int8: return "int8";
     case Encoding::Prime: return fmt::format("prime:{}", k);
     case Encoding::Codebook: return fmt::format("codebook:{}", k);
-    case Encoding::Int4: return "int4";
+    case Encoding::Int4:
+    case Encoding::Int3:
+    case Encoding::Int2: return format::encoding_name(encoding);
   }
   return "?";
 }
@@ -28,13 +30,15 @@ std::string ValueSpec::name() const {
 ValueSpec parse_values(std::string_view s, std::string_view origin) {
   if (s == "int8") return {};
   if (s == "int4") return {Encoding::Int4};
+  if (s == "int3") return {Encoding::Int3};
+  if (s == "int2") return {Encoding::Int2};
   const size_t colon = s.find(':');
   const std::string_view kind = s.substr(0, colon);
   ValueSpec v;
   if (kind == "prime") v.encoding = Encoding::Prime;
   else if (kind == "codebook") v.encoding = Encoding::Codebook;
   else
-    throw Error(fmt::format("{}: '{}' is not a value encoding (expected int8, int4, prime:K or codebook:K)", origin, s));
+    throw Error(fmt::format("{}: '{}' is not a value encoding (expected int8, int4, int3, int2, prime:K or codebook:K)", origin, s));
   if (colon == std::string_view::npos)
     throw Error(fmt::format("{}: '{}' needs its size K, e.g. {}:256", origin, s, kind));
   const char* b = s.data() + colon + 1;
@@ -65,7 +69,9 @@ float dequantize(Encoding enc, int32_t code, float scale, std::span<const float>
       return scale * ((code & format::kPrimeSignBit) ? -p : p);
     }
     case Encoding::Codebook: return scale * codebook[size_t(code)];
-    case Encoding::Int4: break;  // group scales: int4_dequantize
+    case Encoding::Int4:
+    case Encoding::Int3:
+    case Encoding::Int2: break;  // group scales: int4_dequantize
   }
   throw Error(fmt::format("dequantize: encoding {} has no per-row scale", format::encoding_name(enc)));
 }
@@ -75,27 +81,33 @@ float Int4Group::step() const { return fp16_to_fp32(scale); }
 int int4_code(float w, const Int4Group& g) {
   const float s = g.step();
   if (s == 0.0f) return g.zero;
-  return int(std::clamp(std::nearbyint(w / s) + float(g.zero), 0.0f, 15.0f));
+  return int(std::clamp(std::nearbyint(w / s) + float(g.zero), 0.0f, float(g.max_code())));
 }
 
 float int4_dequantize(int code, const Int4Group& g) { return g.step() * float(code - g.zero); }
 
 GridParams int4_params(const Int4Group& g) { return {g.step(), g.zero}; }
 
-Int4Group int4_stored(const GridParams& g) { return {fp32_to_fp16(g.scale), int(g.zero)}; }
+Int4Group int4_stored(const GridParams& g, int bits) { return {fp32_to_fp16(g.scale), int(g.zero), bits}; }
 
-Int4Group int4_group(std::span<const float> v, bool zero_point, QuantMethod q) {
+std::span<const float> grouped_clip_ratios(int bits) {
+  if (bits >= 4) return kInt4ClipRatios;
+  return kLowBitClipRatios;
+}
+
+Int4Group int4_group(std::span<const float> v, bool zero_point, QuantMethod q, int bits) {
   float lo = 0, hi = 0;  // the range always holds 0, so a zero weight stays representable
   for (float x : v) {
     if (!std::isfinite(x)) throw Error("quantize: a weight is not finite");
     lo = std::min(lo, x), hi = std::max(hi, x);
   }
-  Int4Group best;
+  const int half = format::grouped_default_zero(bits), top = (1 << bits) - 1;
+  Int4Group best{0, half, bits};
   if (lo == 0.0f && hi == 0.0f) return best;
   double best_err = INFINITY;
   auto consider = [&](float scale, int zero) {
     // fp16 as stored (the largest finite fp16 bounds weights far beyond any model's).
-    const Int4Group g{fp32_to_fp16(std::min(scale, 65504.0f)), zero};
+    const Int4Group g{fp32_to_fp16(std::min(scale, 65504.0f)), zero, bits};
     double err = 0;
     for (float x : v) {
       const double d = double(x) - double(int4_dequantize(int4_code(x, g), g));
@@ -103,16 +115,17 @@ Int4Group int4_group(std::span<const float> v, bool zero_point, QuantMethod q) {
     }
     if (err < best_err) best_err = err, best = g;
   };
-  const size_t n_ratios = q == QuantMethod::Clip ? std::size(kInt4ClipRatios) : 1;
+  const std::span<const float> ratios = grouped_clip_ratios(bits);
+  const size_t n_ratios = q == QuantMethod::Clip ? ratios.size() : 1;
   for (size_t i = 0; i < n_ratios; ++i) {
-    const float r = kInt4ClipRatios[i];
+    const float r = ratios[i];
     if (zero_point) {
-      const float scale = (hi - lo) * r / 15.0f;
-      consider(scale, int(std::clamp(std::nearbyint(-lo * r / scale), 0.0f, 15.0f)));
+      const float scale = (hi - lo) * r / float(top);
+      consider(scale, int(std::clamp(std::nearbyint(-lo * r / scale), 0.0f, float(top))));
     } else {
-      // -8 reaches one step further than 7: a negative extreme takes it.
-      consider((-lo >= hi ? -lo / 8.0f : hi / 7.0f) * r, format::kInt4DefaultZero);
-      consider(std::max(-lo, hi) / 7.0f * r, format::kInt4DefaultZero);
+      // -Z reaches one step further than Z - 1: a negative extreme takes it.
+      consider((-lo >= hi ? -lo / float(half) : hi / float(half - 1)) * r, half);
+      consider(std::max(-lo, hi) / float(half - 1) * r, half);
     }
   }
   return best;

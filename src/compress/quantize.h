@@ -13,13 +13,15 @@
 
 namespace upg::compress {
 
-// --values: int8, prime:K (1 <= K <= 10000), codebook:K (2 <= K <= 65536) or int4.
+// --values: int8, prime:K (1 <= K <= 10000), codebook:K (2 <= K <= 65536), int4, int3
+// or int2 (the last three grouped: format::grouped_bits).
 struct ValueSpec {
   format::Encoding encoding = format::Encoding::Int8;
   int k = 0;  // primes used, or codebook entries (codebook[0] = 0 included)
-  int group_size = 128;     // int4: columns per scale group (32, 64 or 128)
-  bool zero_point = false;  // int4: asymmetric groups with a zero point each
-  std::string name() const;  // "int8", "prime:127", "codebook:256", "int4"
+  int group_size = 128;     // grouped: columns per scale group (32, 64 or 128)
+  bool zero_point = false;  // grouped: asymmetric groups with a zero point each
+  std::string name() const;  // "int8", "prime:127", "codebook:256", "int4", "int3", "int2"
+  int bits() const { return format::grouped_bits(encoding); }  // 4, 3, 2; 0 if not grouped
 };
 ValueSpec parse_values(std::string_view s, std::string_view origin = "--values");
 
@@ -60,32 +62,39 @@ struct GridParams {
   bool operator==(const GridParams&) const = default;
 };
 
-// ---- int4 (docs/FORMAT.md 4.3): the grid, one group at a time ----
-// A group's weight is step() * (code - zero), code 0..15. GPTQ quantizes onto the same
-// grid: int4_group once per group (from the group's current weights), then int4_code for
-// each weight as its column comes up.
+// ---- grouped values (docs/FORMAT.md 4.3): the grid, one group at a time ----
+// A group's weight is step() * (code - zero), code 0 .. 2^bits - 1 (int4, int3, int2; the
+// names keep int4, the first). GPTQ quantizes onto the same grid: int4_group once per
+// group (from the group's current weights), then int4_code for each weight as its column
+// comes up.
 struct Int4Group {
   uint16_t scale = 0;  // fp16, as stored
   int zero = format::kInt4DefaultZero;
+  int bits = 4;
   float step() const;
+  int max_code() const { return (1 << bits) - 1; }
 };
 // Clip ratios for 4 bits: with 16 levels rounding error is large, so shrinking the range
 // pays further down than for int8.
 inline constexpr float kInt4ClipRatios[] = {1.0f, 0.95f, 0.9f, 0.85f, 0.8f, 0.75f, 0.7f, 0.65f, 0.6f};
+// For 3 and 2 bits (8 and 4 levels) the best range is narrower still.
+inline constexpr float kLowBitClipRatios[] = {1.0f, 0.95f, 0.9f, 0.85f, 0.8f,  0.75f, 0.7f,
+                                              0.65f, 0.6f, 0.55f, 0.5f, 0.45f, 0.4f};
+std::span<const float> grouped_clip_ratios(int bits);
 // The scale and zero of one group from its values (the kept ones, for N:M). Symmetric
-// (zero 8, levels -8..7): the scale maps the largest |v| to -8 or 7, whichever fits its
-// sign; with a zero point the range [min(v, 0), max(v, 0)] onto 0..15. Clip also tries
-// the ranges shrunk by kInt4ClipRatios and keeps the least squared error (the first on
-// ties). Throws upg::Error for a non-finite value.
-Int4Group int4_group(std::span<const float> v, bool zero_point, QuantMethod q);
-// The code of w on a group's grid: nearest level (ties to even), clamped to 0..15.
+// (zero Z = 2^(bits-1), levels -Z..Z-1): the scale maps the largest |v| to -Z or Z-1,
+// whichever fits its sign; with a zero point the range [min(v, 0), max(v, 0)] onto
+// 0 .. 2^bits - 1. Clip also tries the ranges shrunk by grouped_clip_ratios and keeps the
+// least squared error (the first on ties). Throws upg::Error for a non-finite value.
+Int4Group int4_group(std::span<const float> v, bool zero_point, QuantMethod q, int bits = 4);
+// The code of w on a group's grid: nearest level (ties to even), clamped to the codes.
 int int4_code(float w, const Int4Group& g);
 // The weight a code decodes to, as format::decode_row computes it.
 float int4_dequantize(int code, const Int4Group& g);
-// A group's grid in both forms (the step of an int4 grid is an fp16 value, so they
+// A group's grid in both forms (the step of a grouped grid is an fp16 value, so they
 // convert exactly).
 GridParams int4_params(const Int4Group& g);
-Int4Group int4_stored(const GridParams& g);
+Int4Group int4_stored(const GridParams& g, int bits = 4);
 
 // The weight a code decodes to (scale applied), as format::decode_row computes it.
 float dequantize(format::Encoding enc, int32_t code, float scale, std::span<const float> codebook);

@@ -155,7 +155,7 @@ CompressReport synth_model(const SynthOptions& o) {
   rec["sparsity"] = mo.pattern.is_nm() ? 1.0 - double(mo.pattern.n) / mo.pattern.m : mo.sparsity;
   rec["values"] = mo.values.name();
   rec["quantization"] = mo.values.encoding == format::Encoding::Codebook ? "absmax" : quant_method_name(mo.quant);
-  if (mo.values.encoding == format::Encoding::Int4) {
+  if (format::is_grouped(mo.values.encoding)) {
     rec["group_size"] = mo.values.group_size;
     rec["zero_points"] = mo.values.zero_point;
   }

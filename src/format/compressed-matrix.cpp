@@ -17,9 +17,9 @@ const char* layout_name(Layout l) {
 
 bool layout_allows(Layout l, Encoding e) {
   switch (l) {
-    case Layout::MdCsr: return e != Encoding::Int4;
+    case Layout::MdCsr: return !is_grouped(e);
     case Layout::NM: return e == Encoding::Int8 || e == Encoding::Int4;
-    case Layout::Dense: return e == Encoding::Int4;
+    case Layout::Dense: return is_grouped(e);
   }
   return false;
 }
@@ -27,6 +27,23 @@ bool layout_allows(Layout l, Encoding e) {
 bool int4_group_size_ok(int g) { return g == 32 || g == 64 || g == 128; }
 int64_t int4_row_bytes(int64_t values) { return (values + 63) / 64 * 32; }
 int64_t int4_groups(int64_t cols, int group_size) { return (cols + group_size - 1) / group_size; }
+int64_t grouped_row_bytes(int bits, int64_t values) { return (values + 63) / 64 * 8 * bits; }
+
+int grouped_bits(Encoding e) {
+  switch (e) {
+    case Encoding::Int4: return 4;
+    case Encoding::Int3: return 3;
+    case Encoding::Int2: return 2;
+    default: return 0;
+  }
+}
+
+Encoding grouped_encoding(int bits) {
+  if (bits == 4) return Encoding::Int4;
+  if (bits == 3) return Encoding::Int3;
+  if (bits == 2) return Encoding::Int2;
+  throw Error(fmt::format("no grouped encoding of {} bits (expected 2, 3 or 4)", bits));
+}
 
 const char* encoding_name(Encoding e) {
   switch (e) {
@@ -34,6 +51,8 @@ const char* encoding_name(Encoding e) {
     case Encoding::Prime: return "prime";
     case Encoding::Codebook: return "codebook";
     case Encoding::Int4: return "int4";
+    case Encoding::Int3: return "int3";
+    case Encoding::Int2: return "int2";
   }
   return "?";
 }
@@ -50,7 +69,9 @@ Encoding parse_encoding(std::string_view name, const std::string& what) {
   if (name == "prime") return Encoding::Prime;
   if (name == "codebook") return Encoding::Codebook;
   if (name == "int4") return Encoding::Int4;
-  throw Error(fmt::format("{}: unknown encoding \"{}\" (expected int8, prime, codebook or int4)", what, name));
+  if (name == "int3") return Encoding::Int3;
+  if (name == "int2") return Encoding::Int2;
+  throw Error(fmt::format("{}: unknown encoding \"{}\" (expected int8, prime, codebook, int4, int3 or int2)", what, name));
 }
 
 int nm_bits(int m) {
@@ -88,15 +109,15 @@ size_t CompressedMatrix::bytes() const {
 }
 
 CompressedMatrix slice_rows(const CompressedMatrix& m, int64_t r0, int64_t n) {
-  if (r0 < 0 || n < 0 || r0 + n > m.rows || (m.encoding != Encoding::Int4 && size_t(m.rows) > m.scales.size()))
+  if (r0 < 0 || n < 0 || r0 + n > m.rows || (!is_grouped(m.encoding) && size_t(m.rows) > m.scales.size()))
     throw Error(fmt::format("slice_rows: rows [{}, {}) outside a matrix of {} rows", r0, r0 + n, m.rows));
   CompressedMatrix s = m;
   s.rows = n;
-  if (m.encoding == Encoding::Int4) {
-    const size_t per_c = size_t(int4_row_bytes(m.values_per_row())), per_g = size_t(int4_groups(m.cols, m.int4.group_size));
+  if (is_grouped(m.encoding)) {
+    const size_t per_c = size_t(grouped_row_bytes(grouped_bits(m.encoding), m.values_per_row())), per_g = size_t(int4_groups(m.cols, m.int4.group_size));
     if (m.int4.codes.size() < size_t(m.rows) * per_c || m.int4.group_scales.size() < size_t(m.rows) * per_g ||
         (!m.int4.group_zeros.empty() && m.int4.group_zeros.size() < size_t(m.rows) * per_g))
-      throw Error(fmt::format("slice_rows: int4 parts too small for {} rows", m.rows));
+      throw Error(fmt::format("slice_rows: grouped parts too small for {} rows", m.rows));
     s.int4.codes = m.int4.codes.subspan(size_t(r0) * per_c, size_t(n) * per_c);
     s.int4.group_scales = m.int4.group_scales.subspan(size_t(r0) * per_g, size_t(n) * per_g);
     if (!m.int4.group_zeros.empty()) s.int4.group_zeros = m.int4.group_zeros.subspan(size_t(r0) * per_g, size_t(n) * per_g);

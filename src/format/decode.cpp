@@ -18,7 +18,7 @@ namespace {
 // (their weight is zero).
 template <typename F>
 void for_each_entry(const CompressedMatrix& m, int64_t r, F&& f) {
-  if (m.encoding == Encoding::Int4) {
+  if (is_grouped(m.encoding)) {
     for_each_stored(m, r, [&](int64_t c, int64_t k) { f(c, int4_value(m, r, k, c)); });
     return;
   }
@@ -41,8 +41,9 @@ void throw_bad_entry(const CompressedMatrix& m, int64_t r, int64_t col) {
 float int4_value(const CompressedMatrix& m, int64_t r, int64_t k, int64_t c) {
   const Int4View& v = m.int4;
   const int64_t groups = int4_groups(m.cols, v.group_size), g = r * groups + c / v.group_size;
-  const int code = int4_code(v.codes.data() + r * int4_row_bytes(m.values_per_row()), k);
-  const int zero = v.group_zeros.empty() ? kInt4DefaultZero : v.group_zeros[size_t(g)];
+  const int bits = grouped_bits(m.encoding);
+  const int code = grouped_code(v.codes.data() + r * grouped_row_bytes(bits, m.values_per_row()), k, bits);
+  const int zero = v.group_zeros.empty() ? grouped_default_zero(bits) : v.group_zeros[size_t(g)];
   return fp16_to_fp32(v.group_scales[size_t(g)]) * float(code - zero);
 }
 
@@ -56,7 +57,9 @@ float mdcsr_value(const CompressedMatrix& m, size_t k) {
       const float p = float(nth_prime(index));
       return (code & kPrimeSignBit) ? -p : p;
     }
-    case Encoding::Int4: break;
+    case Encoding::Int4:
+    case Encoding::Int3:
+    case Encoding::Int2: break;
     case Encoding::Codebook: {
       const uint16_t index = m.mdcsr.prime_indices[k];
       if (index >= m.mdcsr.codebook.size())

@@ -211,10 +211,12 @@ TEST(SliceRows, MatchesTheRowsOfTheWhole) {
 
 TEST(Names, ParseAndPrint) {
   for (Layout l : {Layout::MdCsr, Layout::NM, Layout::Dense}) EXPECT_EQ(parse_layout(layout_name(l), "w"), l);
-  for (Encoding e : {Encoding::Int8, Encoding::Prime, Encoding::Codebook, Encoding::Int4})
+  for (Encoding e : {Encoding::Int8, Encoding::Prime, Encoding::Codebook, Encoding::Int4, Encoding::Int3, Encoding::Int2})
     EXPECT_EQ(parse_encoding(encoding_name(e), "w"), e);
   EXPECT_THROW(parse_layout("csr", "w"), Error);
-  EXPECT_THROW(parse_encoding("int2", "w"), Error);
+  EXPECT_THROW(parse_encoding("int1", "w"), Error);
+  for (int bits : {2, 3, 4}) EXPECT_EQ(grouped_bits(grouped_encoding(bits)), bits);
+  EXPECT_THROW(grouped_encoding(5), Error);
 }
 
 }  // namespace

@@ -32,21 +32,22 @@ void check_int8(int32_t code, int64_t r, const char* who) {
     throw Error(fmt::format("{}: row {} int8 code {} outside [-127, 127]", who, r, code));
 }
 
-// int4: the geometry, then per row its group scales and zeros (codes are put by the caller).
+// Grouped values: the geometry, then per row its group scales and zeros (codes are put
+// by the caller). d.encoding is set.
 void start_int4(CompressedData& d, int64_t values_per_row, int group_size, const char* who) {
   if (!int4_group_size_ok(group_size))
-    throw Error(fmt::format("{}: int4 group size {} (expected 32, 64 or 128)", who, group_size));
+    throw Error(fmt::format("{}: group size {} (expected 32, 64 or 128)", who, group_size));
   if (d.layout == Layout::NM && group_size % d.m != 0)
-    throw Error(fmt::format("{}: int4 group size {} is not a multiple of M = {}", who, group_size, d.m));
-  d.encoding = Encoding::Int4;
+    throw Error(fmt::format("{}: group size {} is not a multiple of M = {}", who, group_size, d.m));
   d.group_size = group_size;
   const int64_t groups = int4_groups(d.cols, group_size);
-  d.q4.assign(size_t(d.rows * int4_row_bytes(values_per_row)), 0);
+  d.q4.assign(size_t(d.rows * grouped_row_bytes(grouped_bits(d.encoding), values_per_row)), 0);
   d.group_scales.reserve(size_t(d.rows * groups));
 }
 
 void push_int4_groups(CompressedData& d, const std::vector<Int4Groups>& all, size_t r, const char* who) {
   const size_t groups = size_t(int4_groups(d.cols, d.group_size));
+  const int max_code = (1 << grouped_bits(d.encoding)) - 1;
   if (all.size() != size_t(d.rows)) throw Error(fmt::format("{}: {} group lists for {} rows", who, all.size(), d.rows));
   const Int4Groups& row = all[r];
   const bool zero_points = !all[0].zeros.empty();
@@ -56,41 +57,50 @@ void push_int4_groups(CompressedData& d, const std::vector<Int4Groups>& all, siz
   for (size_t g = 0; g < groups; ++g) {
     if (!std::isfinite(fp16_to_fp32(row.scales[g])))
       throw Error(fmt::format("{}: row {} group {} scale is not finite", who, r, g));
-    if (zero_points && row.zeros[g] > 15)
-      throw Error(fmt::format("{}: row {} group {} zero {} outside 0..15", who, r, g, row.zeros[g]));
+    if (zero_points && row.zeros[g] > max_code)
+      throw Error(fmt::format("{}: row {} group {} zero {} outside 0..{}", who, r, g, row.zeros[g], max_code));
   }
   d.group_scales.insert(d.group_scales.end(), row.scales.begin(), row.scales.end());
   d.group_zeros.insert(d.group_zeros.end(), row.zeros.begin(), row.zeros.end());
 }
 
-void check_int4(int32_t code, int64_t r, const char* who) {
-  if (code < 0 || code > 15) throw Error(fmt::format("{}: row {} int4 code {} outside 0..15", who, r, code));
+void check_grouped(int32_t code, int bits, int64_t r, const char* who) {
+  if (code < 0 || code >= (1 << bits))
+    throw Error(fmt::format("{}: row {} int{} code {} outside 0..{}", who, r, bits, code, (1 << bits) - 1));
 }
 
 }  // namespace
 
-CompressedData encode_dense_int4(int64_t cols, const std::vector<SparseRow>& rows,
-                                 const std::vector<Int4Groups>& groups, int group_size) {
-  constexpr const char* who = "encode_dense_int4";
+CompressedData encode_dense_grouped(Encoding enc, int64_t cols, const std::vector<SparseRow>& rows,
+                                    const std::vector<Int4Groups>& groups, int group_size) {
+  constexpr const char* who = "encode_dense_grouped";
+  const int bits = grouped_bits(enc);
+  if (bits == 0) throw Error(fmt::format("{}: encoding {} is not grouped", who, encoding_name(enc)));
   if (cols < 1) throw Error(fmt::format("{}: cols = {} must be positive", who, cols));
   CompressedData d;
   d.layout = Layout::Dense;
+  d.encoding = enc;
   d.rows = int64_t(rows.size());
   d.cols = cols;
   start_int4(d, cols, group_size, who);
-  const int64_t row_bytes = int4_row_bytes(cols);
+  const int64_t row_bytes = grouped_row_bytes(bits, cols);
   for (size_t r = 0; r < rows.size(); ++r) {
     const SparseRow& row = rows[r];
     if (int64_t(row.codes.size()) != cols)
       throw Error(fmt::format("{}: row {} has {} codes for {} columns", who, r, row.codes.size(), cols));
     uint8_t* out = d.q4.data() + r * size_t(row_bytes);
     for (int64_t c = 0; c < cols; ++c) {
-      check_int4(row.codes[size_t(c)], int64_t(r), who);
-      set_int4_code(out, c, row.codes[size_t(c)]);
+      check_grouped(row.codes[size_t(c)], bits, int64_t(r), who);
+      set_grouped_code(out, c, bits, row.codes[size_t(c)]);
     }
     push_int4_groups(d, groups, r, who);
   }
   return d;
+}
+
+CompressedData encode_dense_int4(int64_t cols, const std::vector<SparseRow>& rows,
+                                 const std::vector<Int4Groups>& groups, int group_size) {
+  return encode_dense_grouped(Encoding::Int4, cols, rows, groups, group_size);
 }
 
 CompressedData encode_mdcsr(int64_t cols, const std::vector<SparseRow>& rows, Encoding enc,
@@ -176,7 +186,10 @@ CompressedData encode_nm_any(int64_t cols, const std::vector<SparseRow>& rows, i
   const int64_t per_row_p = nm_position_bytes_per_row(cols, n, m);
   const bool int4 = groups != nullptr;
   const bool zero_points = int4 && !groups->empty() && !(*groups)[0].zeros.empty();
-  if (int4) start_int4(d, per_row_v, group_size, who);
+  if (int4) {
+    d.encoding = Encoding::Int4;
+    start_int4(d, per_row_v, group_size, who);
+  }
   else d.values.assign(size_t(d.rows * per_row_v), 0);
   d.positions.assign(size_t(d.rows * per_row_p), 0);
   if (!int4) d.scales.reserve(rows.size());
@@ -204,7 +217,7 @@ CompressedData encode_nm_any(int64_t cols, const std::vector<SparseRow>& rows, i
                                   (g + 1) * m));
         const unsigned p = unsigned(row.cols[k] - g * m);
         if (int4) {
-          check_int4(row.codes[k], int64_t(r), who);
+          check_grouped(row.codes[k], 4, int64_t(r), who);
           set_int4_code(q4, g * n + slot, row.codes[k]);
         } else {
           check_int8(row.codes[k], int64_t(r), who);

@@ -39,7 +39,9 @@ inline int32_t random_code(std::mt19937& rng, Encoding enc, int k) {
       return idx | (rng() % 2 ? 0x8000 : 0);
     }
     case Encoding::Codebook: return std::uniform_int_distribution<int>(0, k - 1)(rng);
-    case Encoding::Int4: return std::uniform_int_distribution<int>(0, 15)(rng);
+    case Encoding::Int4:
+    case Encoding::Int3:
+    case Encoding::Int2: return std::uniform_int_distribution<int>(0, (1 << grouped_bits(enc)) - 1)(rng);
   }
   return 0;
 }
@@ -74,7 +76,9 @@ inline float code_value(int32_t code, Encoding enc, const std::vector<float>& co
       return (code & 0x8000) ? -p : p;
     }
     case Encoding::Codebook: return codebook[size_t(code)];
-    case Encoding::Int4: break;  // group scales: int4-test.cpp
+    case Encoding::Int4:
+    case Encoding::Int3:
+    case Encoding::Int2: break;  // group scales: int4-test.cpp
   }
   return 0;
 }

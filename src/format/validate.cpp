@@ -98,32 +98,35 @@ void validate_mdcsr(const CompressedMatrix& m, const std::string& what) {
   }
 }
 
-// The parts of int4 values (docs/FORMAT.md 4.3) for `values` values per row.
+// The parts of grouped values (docs/FORMAT.md 4.3) for `values` values per row.
 void validate_int4(const CompressedMatrix& m, int64_t values, const std::string& what) {
   const Int4View& v = m.int4;
+  const int bits = grouped_bits(m.encoding), max_code = (1 << bits) - 1;
+  const std::string codes = fmt::format("q{}", bits);
   if (!int4_group_size_ok(v.group_size))
     throw Error(fmt::format("{}: group_size = {} (expected 32, 64 or 128)", what, v.group_size));
   if (m.layout == Layout::NM && v.group_size % m.nm.m != 0)
     throw Error(fmt::format("{}: group_size = {} is not a multiple of M = {}", what, v.group_size, m.nm.m));
-  check_absent(what, "scales", m.scales, "encoding int4 (its scales are group_scales)");
-  const int64_t row_bytes = int4_row_bytes(values), groups = int4_groups(m.cols, v.group_size);
-  check_size(what, "q4", v.codes, m.rows * row_bytes);
+  check_absent(what, "scales", m.scales,
+               fmt::format("encoding {} (its scales are group_scales)", encoding_name(m.encoding)).c_str());
+  const int64_t row_bytes = grouped_row_bytes(bits, values), groups = int4_groups(m.cols, v.group_size);
+  check_size(what, codes.c_str(), v.codes, m.rows * row_bytes);
   check_size(what, "group_scales", v.group_scales, m.rows * groups);
   if (!v.group_zeros.empty()) check_size(what, "group_zeros", v.group_zeros, m.rows * groups);
   for (size_t g = 0; g < v.group_scales.size(); ++g)
     if (!std::isfinite(fp16_to_fp32(v.group_scales[g])))
       throw Error(fmt::format("{}: group_scales[{}] = {:#06x} is not finite", what, g, v.group_scales[g]));
   for (size_t g = 0; g < v.group_zeros.size(); ++g)
-    if (v.group_zeros[g] > 15)
-      throw Error(fmt::format("{}: group_zeros[{}] = {} outside 0..15", what, g, v.group_zeros[g]));
-  // Codes past the row's values, in its last 32 bytes, are 0: the stored bytes are
+    if (v.group_zeros[g] > max_code)
+      throw Error(fmt::format("{}: group_zeros[{}] = {} outside 0..{}", what, g, v.group_zeros[g], max_code));
+  // Codes past the row's values, in its last 64-value block, are 0: the stored bytes are
   // canonical, and kernels may run whole 64-code vectors.
   for (int64_t r = 0; r < m.rows; ++r) {
     const uint8_t* row = v.codes.data() + r * row_bytes;
-    for (int64_t k = values; k < row_bytes * 2; ++k)
-      if (int4_code(row, k) != 0)
-        throw Error(fmt::format("{}: q4 row {}: padding code {} (past the row's {} values) is {}, not 0", what, r, k,
-                                values, int4_code(row, k)));
+    for (int64_t k = values; k < row_bytes * 8 / bits; ++k)
+      if (grouped_code(row, k, bits) != 0)
+        throw Error(fmt::format("{}: {} row {}: padding code {} (past the row's {} values) is {}, not 0", what, codes,
+                                r, k, values, grouped_code(row, k, bits)));
   }
 }
 
@@ -188,15 +191,15 @@ void validate(const CompressedMatrix& m, const std::string& what) {
   if (m.rows < 0 || m.rows >= kMaxDim || m.cols < 1 || m.cols >= kMaxDim)
     throw Error(fmt::format("{}: shape [{}, {}] out of range", what, m.rows, m.cols));
   if (m.layout > Layout::Dense) throw Error(fmt::format("{}: unknown layout {}", what, int(m.layout)));
-  if (m.encoding > Encoding::Int4) throw Error(fmt::format("{}: unknown encoding {}", what, int(m.encoding)));
+  if (m.encoding > Encoding::Int2) throw Error(fmt::format("{}: unknown encoding {}", what, int(m.encoding)));
   if (!layout_allows(m.layout, m.encoding))
     throw Error(fmt::format("{}: layout {} does not take encoding {}", what, layout_name(m.layout),
                             encoding_name(m.encoding)));
-  if (m.encoding != Encoding::Int4) {
+  if (!is_grouped(m.encoding)) {
     check_size(what, "scales", m.scales, m.rows);
-    check_absent(what, "q4", m.int4.codes, "an encoding other than int4");
-    check_absent(what, "group_scales", m.int4.group_scales, "an encoding other than int4");
-    check_absent(what, "group_zeros", m.int4.group_zeros, "an encoding other than int4");
+    check_absent(what, "q4", m.int4.codes, "an encoding without groups");
+    check_absent(what, "group_scales", m.int4.group_scales, "an encoding without groups");
+    check_absent(what, "group_zeros", m.int4.group_zeros, "an encoding without groups");
   }
   for (size_t r = 0; r < m.scales.size(); ++r)
     if (!std::isfinite(m.scales[r])) throw Error(fmt::format("{}: scales[{}] = {} is not finite", what, r, m.scales[r]));

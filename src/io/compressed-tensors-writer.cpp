@@ -242,6 +242,12 @@ CompressedTensorsExport::CompressedTensorsExport(const ModelSource& src) : impl_
       mod.form = two_four ? Form::Sparse24Int8 : Form::BitmaskInt8;
       any_sparse_other = any_sparse_other || !two_four;
       mod.scheme = {"int-quantized", 8, 0, true};
+    } else if (format::is_grouped(m.encoding)) {
+      refuse(src, name,
+             fmt::format("{} {} values are not exported: compressed-tensors' pack-quantized format holds 3- and "
+                         "2-bit groups too, but UPG writes (and reads) only its int4 and int8 forms; compress with "
+                         "--values int4 or int8 to export",
+                         format::layout_name(m.layout), format::encoding_name(m.encoding)));
     } else {
       refuse(src, name,
              fmt::format("{} {} values have no compressed-tensors counterpart (it stores int4 and int8 values; "

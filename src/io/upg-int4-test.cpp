@@ -1,5 +1,6 @@
-// UPG files with int4 values (docs/FORMAT.md 4.3): they load as written, and each
-// corrupted part is rejected with one line naming the file, the tensor and the part.
+// UPG files with grouped values (docs/FORMAT.md 4.3: int4, int3, int2): they load as
+// written, and each corrupted part is rejected with one line naming the file, the tensor
+// and the part.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +19,8 @@ using testing::FileImage;
 const std::string kDense = "model.layers.0.self_attn.q_proj.weight";   // g64, zero points, 100 columns
 const std::string kDense128 = "model.layers.0.self_attn.o_proj.weight"; // g128 symmetric
 const std::string kNm = "model.layers.0.mlp.gate_proj.weight";           // 2:4, g32, symmetric
+const std::string kInt3 = "model.layers.0.mlp.up_proj.weight";           // int3 g32, zero points, 200 columns
+const std::string kInt2 = "model.layers.0.mlp.down_proj.weight";         // int2 g128 symmetric, 100 columns
 
 class UpgInt4 : public ::testing::Test {
  protected:
@@ -28,6 +31,8 @@ class UpgInt4 : public ::testing::Test {
     w.add_compressed(kDense, testing::dense_int4(5, 100, 64, true, 1));
     w.add_compressed(kDense128, testing::dense_int4(3, 200, 128, false, 2));
     w.add_compressed(kNm, testing::nm_int4(4, 64, 2, 4, 32, false, 3));
+    w.add_compressed(kInt3, testing::dense_int4(6, 200, 32, true, 4, 3));
+    w.add_compressed(kInt2, testing::dense_int4(2, 100, 128, false, 5, 2));
     w.finish();
   }
   void expect_rejected(const FileImage& img, const std::string& tensor, const std::string& what) {
@@ -40,7 +45,7 @@ class UpgInt4 : public ::testing::Test {
 
 TEST_F(UpgInt4, LoadsAsWritten) {
   ModelSource src = load_model_source(good_);
-  ASSERT_EQ(src.compressed.size(), 3u);
+  ASSERT_EQ(src.compressed.size(), 5u);
   const format::CompressedData want = testing::dense_int4(5, 100, 64, true, 1);
   const format::CompressedMatrix& got = src.compressed.at(kDense);
   EXPECT_EQ(got.layout, format::Layout::Dense);
@@ -50,6 +55,16 @@ TEST_F(UpgInt4, LoadsAsWritten) {
   const format::CompressedData nm = testing::nm_int4(4, 64, 2, 4, 32, false, 3);
   EXPECT_EQ(format::decode_dense(src.compressed.at(kNm)), format::decode_dense(nm.view()));
   EXPECT_TRUE(src.compressed.at(kNm).int4.group_zeros.empty());
+  for (auto [name, bits, want_low] : {std::tuple{kInt3, 3, testing::dense_int4(6, 200, 32, true, 4, 3)},
+                                      {kInt2, 2, testing::dense_int4(2, 100, 128, false, 5, 2)}}) {
+    const format::CompressedMatrix& low = src.compressed.at(name);
+    EXPECT_EQ(low.encoding, format::grouped_encoding(bits));
+    EXPECT_EQ(std::vector<uint8_t>(low.int4.codes.begin(), low.int4.codes.end()), want_low.q4);
+    EXPECT_EQ(format::decode_dense(low), format::decode_dense(want_low.view()));
+  }
+  const nlohmann::json j = FileImage(good_).tensors_json();
+  EXPECT_EQ(j[kInt3]["encoding"], "int3");
+  EXPECT_EQ(j[kInt2]["encoding"], "int2");
 }
 
 TEST_F(UpgInt4, RejectsBadFields) {
@@ -65,6 +80,9 @@ TEST_F(UpgInt4, RejectsBadFields) {
       {kDense128, "layout", "mdcsr", "not defined for the mdcsr layout"},
       {kDense128, "entries", 601, "entries 601"},
       {kDense128, "group_size", 64, "group_scales"},  // group_scales now has the wrong shape
+      {kInt3, "encoding", "int2", "q2"},                // its codes part is q3
+      {kInt3, "layout", "nm", "not defined for the nm layout"},
+      {kInt2, "encoding", "int5", "unknown encoding"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.tensor + " " + c.field);
@@ -95,17 +113,6 @@ TEST_F(UpgInt4, RejectsBadParts) {
   }
   {
     FileImage img(good_);
-    img.as<uint8_t>(kDense + ".group_zeros")[7] = 200;
-    expect_rejected(img, kDense, "group_zeros[7] = 200");
-  }
-  {
-    FileImage img(good_);
-    // 100 values a row: the high nibble of byte 32 + 5 is value 101, padding.
-    img.as<uint8_t>(kDense + ".q4")[64 + 32 + 5] |= 0x10;
-    expect_rejected(img, kDense, "padding code 101");
-  }
-  {
-    FileImage img(good_);
     uint8_t* pos = img.as<uint8_t>(kNm + ".nm_positions");
     pos[0] = uint8_t((pos[0] & ~0x0C) | ((pos[0] & 0x03) << 2));
     expect_rejected(img, kNm, "used twice");
@@ -118,6 +125,30 @@ TEST_F(UpgInt4, RejectsBadParts) {
     scales.shape = {5};  // 20 bytes
     img.tensors.push_back(scales);
     expect_rejected(img, kNm, "does not belong");
+  }
+  // One byte of a U8 part set (or, with `bits`, those bits or'ed in).
+  const struct {
+    std::string tensor;
+    const char* part;
+    size_t index;
+    uint8_t value;
+    bool bits;
+    const char* what;
+  } bytes[] = {
+      {kDense, ".group_zeros", 7, 200, false, "group_zeros[7] = 200"},
+      // 100 values a row: the high nibble of byte 32 + 5 is value 101, padding.
+      {kDense, ".q4", 64 + 32 + 5, 0x10, true, "padding code 101"},
+      {kInt3, ".group_zeros", 4, 8, false, "group_zeros[4] = 8"},
+      // 100 values a row in 2 planes of 8 bytes per 64: value 100 + 3 is bit 7 of byte 4
+      // of row 1's second block's first plane.
+      {kInt2, ".q2", 32 + 16 + 4, 0x80, true, "padding code 103"},
+  };
+  for (const auto& b : bytes) {
+    SCOPED_TRACE(b.tensor + b.part);
+    FileImage img(good_);
+    uint8_t& byte = img.as<uint8_t>(b.tensor + b.part)[b.index];
+    byte = b.bits ? uint8_t(byte | b.value) : b.value;
+    expect_rejected(img, b.tensor, b.what);
   }
 }
 

@@ -22,11 +22,15 @@ inline constexpr const char* kCodebook = ".codebook";
 inline constexpr const char* kNmValues = ".nm_values";
 inline constexpr const char* kNmPositions = ".nm_positions";
 inline constexpr const char* kQ4 = ".q4";
+inline constexpr const char* kQ3 = ".q3";
+inline constexpr const char* kQ2 = ".q2";
 inline constexpr const char* kGroupScales = ".group_scales";
 inline constexpr const char* kGroupZeros = ".group_zeros";
 
 inline constexpr const char* kAllParts[] = {kRowPointers, kDeltaIndices, kScales,      kValues,     kPrimeIndices,
-                                            kCodebook,    kNmValues,     kNmPositions, kQ4,         kGroupScales,
-                                            kGroupZeros};
+                                            kCodebook,    kNmValues,     kNmPositions, kQ4,         kQ3,
+                                            kQ2,          kGroupScales,  kGroupZeros};
+// The codes part of a grouped encoding of `bits` bits (4, 3 or 2).
+inline const char* grouped_codes_part(int bits) { return bits == 4 ? kQ4 : bits == 3 ? kQ3 : kQ2; }
 
 }  // namespace upg::io::upg_keys

@@ -55,7 +55,7 @@ struct Entry {
   int64_t rows = 0, cols = 0, entries = 0;
   int n = 0, m = 0;
   int64_t codebook_size = 0;
-  int group_size = 0;  // int4
+  int group_size = 0;  // grouped encodings
   bool zero_points = false;
 };
 
@@ -105,7 +105,7 @@ class Loader {
     if (!format::layout_allows(r.layout, r.encoding))
       fail(w, fmt::format("encoding '{}' is not defined for the {} layout", format::encoding_name(r.encoding),
                           format::layout_name(r.layout)));
-    if (r.encoding == format::Encoding::Int4) {
+    if (format::is_grouped(r.encoding)) {
       r.group_size = int(integer(e, "group_size", w, 1, 1 << 20));
       if (!format::int4_group_size_ok(r.group_size))
         fail(w, fmt::format("upg.tensors field 'group_size' = {} (expected 32, 64 or 128)", r.group_size));
@@ -154,12 +154,13 @@ class Loader {
     c.encoding = e.encoding;
     c.rows = e.rows;
     c.cols = e.cols;
-    if (e.encoding == format::Encoding::Int4) {
+    if (const int bits = format::grouped_bits(e.encoding)) {
       // Shapes from the entry's fields; validate() then checks them against the layout.
       const int64_t values = e.layout == format::Layout::NM ? format::nm_values_per_row(e.cols, e.n, e.m) : e.cols;
       const int64_t groups = format::int4_groups(e.cols, e.group_size);
       c.int4.group_size = e.group_size;
-      c.int4.codes = part<uint8_t>(w, k::kQ4, DType::U8, {e.rows, format::int4_row_bytes(values)});
+      c.int4.codes = part<uint8_t>(w, k::grouped_codes_part(bits), DType::U8,
+                                   {e.rows, format::grouped_row_bytes(bits, values)});
       c.int4.group_scales = part<uint16_t>(w, k::kGroupScales, DType::F16, {e.rows, groups});
       if (e.zero_points) c.int4.group_zeros = part<uint8_t>(w, k::kGroupZeros, DType::U8, {e.rows, groups});
     } else {
@@ -191,7 +192,7 @@ class Loader {
                             format::layout_name(e.layout), format::encoding_name(e.encoding)));
     }
     format::validate(c, what(w));
-    if (c.encoding == format::Encoding::Int4) src_.weights.release(c.int4.codes.data(), c.int4.codes.size_bytes());
+    if (format::is_grouped(c.encoding)) src_.weights.release(c.int4.codes.data(), c.int4.codes.size_bytes());
     return c;
   }
 

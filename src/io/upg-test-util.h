@@ -43,7 +43,9 @@ inline std::vector<format::SparseRow> random_rows(int64_t rows, int64_t cols, do
       case format::Encoding::Int8: return int32_t(rng() % 127 + 1) * (rng() % 2 ? 1 : -1);
       case format::Encoding::Prime: return int32_t(rng() % kPrimeCount + 1) | (rng() % 2 ? format::kPrimeSignBit : 0);
       case format::Encoding::Codebook: return int32_t(rng() % uint32_t(codebook_size - 1) + 1);
-      case format::Encoding::Int4: break;  // make_int4
+      case format::Encoding::Int4:
+      case format::Encoding::Int3:
+      case format::Encoding::Int2: break;  // make_int4
     }
     return 0;
   };
@@ -83,30 +85,32 @@ inline std::vector<format::SparseRow> random_nm_rows(int64_t rows, int64_t cols,
   return out;
 }
 
-// int4 codes, fp16 group scales and (with zeros) zero points for rows whose kept columns
-// are set (dense rows: every column).
+// Grouped codes of `bits` bits, fp16 group scales and (with zeros) zero points for rows
+// whose kept columns are set (dense rows: every column).
 inline std::vector<format::Int4Groups> make_int4(std::vector<format::SparseRow>& rows, int64_t cols, int group,
-                                                 bool zeros, uint32_t seed) {
+                                                 bool zeros, uint32_t seed, int bits = 4) {
   std::mt19937 rng(seed);
+  const uint32_t levels = 1u << bits;
   std::vector<format::Int4Groups> out(rows.size());
   for (size_t r = 0; r < rows.size(); ++r) {
     auto& row = rows[r];
     if (row.cols.empty())
       for (int64_t c = 0; c < cols; ++c) row.cols.push_back(uint32_t(c));
     row.codes.assign(row.cols.size(), 0);
-    for (int32_t& c : row.codes) c = int32_t(rng() % 16);
+    for (int32_t& c : row.codes) c = int32_t(rng() % levels);
     for (int64_t g = 0; g < format::int4_groups(cols, group); ++g) {
       out[r].scales.push_back(fp32_to_fp16(0.01f * float(rng() % 100 + 1)));
-      if (zeros) out[r].zeros.push_back(uint8_t(rng() % 16));
+      if (zeros) out[r].zeros.push_back(uint8_t(rng() % levels));
     }
   }
   return out;
 }
 
-inline format::CompressedData dense_int4(int64_t rows, int64_t cols, int group, bool zeros, uint32_t seed) {
+inline format::CompressedData dense_int4(int64_t rows, int64_t cols, int group, bool zeros, uint32_t seed,
+                                         int bits = 4) {
   std::vector<format::SparseRow> r(static_cast<size_t>(rows));
-  const auto groups = make_int4(r, cols, group, zeros, seed);
-  return format::encode_dense_int4(cols, r, groups, group);
+  const auto groups = make_int4(r, cols, group, zeros, seed, bits);
+  return format::encode_dense_grouped(format::grouped_encoding(bits), cols, r, groups, group);
 }
 
 inline format::CompressedData nm_int4(int64_t rows, int64_t cols, int n, int m, int group, bool zeros, uint32_t seed) {

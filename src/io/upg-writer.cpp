@@ -199,12 +199,14 @@ void UpgWriter::add_compressed(const std::string& name, const format::Compressed
   entry["n"] = v.layout == format::Layout::NM ? v.nm.n : 0;
   entry["m"] = v.layout == format::Layout::NM ? v.nm.m : 0;
   entry["codebook_size"] = v.encoding == format::Encoding::Codebook ? int64_t(v.mdcsr.codebook.size()) : 0;
-  const bool int4 = v.encoding == format::Encoding::Int4;
+  const int bits = format::grouped_bits(v.encoding);
+  const bool int4 = bits != 0;  // any grouped encoding
   if (int4) {
     entry["group_size"] = v.int4.group_size;
     entry["zero_points"] = !v.int4.group_zeros.empty();
     const int64_t groups = format::int4_groups(v.cols, v.int4.group_size);
-    m.part(name, k::kQ4, DType::U8, {v.rows, format::int4_row_bytes(v.values_per_row())}, v.int4.codes);
+    m.part(name, k::grouped_codes_part(bits), DType::U8, {v.rows, format::grouped_row_bytes(bits, v.values_per_row())},
+           v.int4.codes);
     m.part(name, k::kGroupScales, DType::F16, {v.rows, groups}, v.int4.group_scales);
     if (!v.int4.group_zeros.empty()) m.part(name, k::kGroupZeros, DType::U8, {v.rows, groups}, v.int4.group_zeros);
   }

@@ -12,12 +12,16 @@
 namespace upg::format {
 
 enum class Layout : uint8_t { MdCsr, NM, Dense };
-enum class Encoding : uint8_t { Int8, Prime, Codebook, Int4 };
+// Int4, Int3 and Int2 are the grouped encodings (docs/FORMAT.md 4.3): codes of that many
+// bits with an fp16 scale (and optional zero point) per group of columns. Code that
+// handles all three asks grouped_bits(); the view and builder types keep the Int4 name
+// of the first of them.
+enum class Encoding : uint8_t { Int8, Prime, Codebook, Int4, Int3, Int2 };
 
 const char* layout_name(Layout l);      // "mdcsr", "nm", "dense"
-const char* encoding_name(Encoding e);  // "int8", "prime", "codebook", "int4"
-// Whether the spec defines this pair (dense: int4 only; nm: int8 and int4; mdcsr: all
-// but int4).
+const char* encoding_name(Encoding e);  // "int8", "prime", "codebook", "int4", "int3", "int2"
+// Whether the spec defines this pair (dense: int4, int3, int2; nm: int8 and int4;
+// mdcsr: int8, prime, codebook).
 bool layout_allows(Layout l, Encoding e);
 // Inverse of the above for upg.tensors metadata; throws upg::Error naming `what` (the
 // tensor) for an unknown name.
@@ -59,6 +63,36 @@ inline void set_int4_code(uint8_t* row, int64_t k, int code) {
   b = uint8_t(k % 64 < 32 ? (b & 0xF0) | (code & 0x0F) : (b & 0x0F) | ((code & 0x0F) << 4));
 }
 
+// int3 and int2 codes (docs/FORMAT.md 4.3): bit planes. Each 64 values of a row take
+// `bits` little-endian 64-bit words, word j holding bit j of every value (bit i of it for
+// value 64v + i): the form the CPU's 2- and 3-bit kernels read (GGUF Q2_K / Q3_K run so).
+int grouped_bits(Encoding e);           // 4, 3, 2 for Int4, Int3, Int2; 0 for the others
+inline bool is_grouped(Encoding e) { return grouped_bits(e) != 0; }
+Encoding grouped_encoding(int bits);    // the inverse; throws upg::Error for another width
+inline int grouped_default_zero(int bits) { return 1 << (bits - 1); }  // 8, 4, 2
+int64_t grouped_row_bytes(int bits, int64_t values);  // ceil(values / 64) * 8 * bits
+inline int plane_code(const uint8_t* row, int64_t k, int bits) {
+  const uint8_t* word = row + (k / 64) * 8 * bits + (k % 64) / 8;
+  int code = 0;
+  for (int j = 0; j < bits; ++j) code |= ((word[8 * j] >> (k % 8)) & 1) << j;
+  return code;
+}
+inline void set_plane_code(uint8_t* row, int64_t k, int bits, int code) {
+  uint8_t* word = row + (k / 64) * 8 * bits + (k % 64) / 8;
+  for (int j = 0; j < bits; ++j) {
+    const uint8_t bit = uint8_t(1u << (k % 8));
+    word[8 * j] = uint8_t((code >> j) & 1 ? word[8 * j] | bit : word[8 * j] & ~bit);
+  }
+}
+// Code k of a row of any grouped encoding.
+inline int grouped_code(const uint8_t* row, int64_t k, int bits) {
+  return bits == 4 ? int4_code(row, k) : plane_code(row, k, bits);
+}
+inline void set_grouped_code(uint8_t* row, int64_t k, int bits, int code) {
+  if (bits == 4) set_int4_code(row, k, code);
+  else set_plane_code(row, k, bits, code);
+}
+
 // MdCSR: CSR whose column indices are stored as uint8 gaps. Row r owns entries
 // [row_pointers[r], row_pointers[r+1]); an entry's column is the previous entry's column
 // in the row plus its delta (the previous column is 0 before a row's first entry). Gaps
@@ -81,11 +115,12 @@ struct NMView {
   std::span<const uint8_t> positions;
 };
 
-// int4 values of the dense and N:M layouts: weight = fp16 group_scales[r, g] * (code -
-// zero), g = column / group_size, zero = group_zeros[r, g] or kInt4DefaultZero.
+// Grouped values (int4 of the dense and N:M layouts, int3 and int2 of dense): weight =
+// fp16 group_scales[r, g] * (code - zero), g = column / group_size, zero =
+// group_zeros[r, g] or grouped_default_zero(bits).
 struct Int4View {
   int group_size = 0;
-  std::span<const uint8_t> codes;          // [rows, int4_row_bytes(values per row)]
+  std::span<const uint8_t> codes;          // [rows, grouped_row_bytes(bits, values per row)]
   std::span<const uint16_t> group_scales;  // [rows, int4_groups(cols, group_size)] fp16
   std::span<const uint8_t> group_zeros;    // the same shape, or empty (symmetric)
 };
@@ -97,7 +132,7 @@ struct CompressedMatrix {
   std::span<const float> scales;  // [rows]: weight = scales[r] * decoded value (not int4)
   MdCsrView mdcsr;
   NMView nm;  // int4: n, m and positions; the values are in int4
-  Int4View int4;
+  Int4View int4;  // every grouped encoding (Int4, Int3, Int2)
 
   // Stored entries (MdCSR incl. padding; N:M rows*cols*N/M; dense rows*cols).
   int64_t entries() const;
@@ -111,7 +146,7 @@ struct CompressedMatrix {
 // part sizes agree with the shape). Throws upg::Error naming `what` (the tensor).
 void validate(const CompressedMatrix& m, const std::string& what);
 
-// The weight of int4 value k of row r (in dense column c), as 4.3 defines it.
+// The weight of grouped value k of row r (in dense column c), as 4.3 defines it.
 float int4_value(const CompressedMatrix& m, int64_t r, int64_t k, int64_t c);
 
 // The unscaled weight of MdCSR entry k: the int8 value, the signed prime, or the codebook
@@ -168,7 +203,7 @@ struct SparseRow {
   float scale = 0;
 };
 
-// int4 (codes 0..15 in SparseRow::codes): one row's groups of group_size dense columns,
+// Grouped values (codes 0 .. 2^bits - 1 in SparseRow::codes): one row's groups of group_size dense columns,
 // an fp16 scale each, and a zero point each when the matrix has them.
 struct Int4Groups {
   std::vector<uint16_t> scales;
@@ -188,8 +223,8 @@ struct CompressedData {
   std::vector<uint16_t> prime_indices;
   std::vector<float> codebook;
   std::vector<uint8_t> positions;
-  int group_size = 0;  // int4
-  std::vector<uint8_t> q4;
+  int group_size = 0;  // grouped encodings
+  std::vector<uint8_t> q4;  // the codes of any grouped encoding
   std::vector<uint16_t> group_scales;
   std::vector<uint8_t> group_zeros;
   CompressedMatrix view() const;
@@ -209,6 +244,9 @@ CompressedData encode_nm_int4(int64_t cols, const std::vector<SparseRow>& rows, 
                               int n, int m, int group_size);
 CompressedData encode_dense_int4(int64_t cols, const std::vector<SparseRow>& rows,
                                  const std::vector<Int4Groups>& groups, int group_size);
+// Dense int4, int3 or int2 (`enc`, a grouped encoding) alike.
+CompressedData encode_dense_grouped(Encoding enc, int64_t cols, const std::vector<SparseRow>& rows,
+                                    const std::vector<Int4Groups>& groups, int group_size);
 
 // Tensor parallelism's shards (docs/FORMAT.md, section 8): rows [r0, r0 + rows) and
 // columns [c0, c0 + cols) as a matrix of its own, then `zero_rows` rows of weight 0 (the

@@ -66,8 +66,16 @@ void for_form(const BlockQuantRows& m, Run&& run) {
   if (m.bits == 8) return run.template operator()<8, 32, false>();
   if (m.bits == 6) return run.template operator()<6, 16, false>();
   if (m.bits == 5) return run.template operator()<5, 32, false>();
-  if (m.bits == 3) return run.template operator()<3, 16, false>();
-  if (m.bits == 2) return run.template operator()<2, 16, false>();
+  if (m.bits == 3 || m.bits == 2) {  // GGUF Q3_K / Q2_K (16), UPG int3 / int2 groups
+    const auto planes = [&]<int Bits>() {
+      if (m.sub == 16) return run.template operator()<Bits, 16, false>();
+      if (m.sub == 32) return run.template operator()<Bits, 32, false>();
+      if (m.sub == 64) return run.template operator()<Bits, 64, false>();
+      run.template operator()<Bits, 128, false>();
+    };
+    if (m.bits == 3) return planes.template operator()<3>();
+    return planes.template operator()<2>();
+  }
   if (m.lut) return run.template operator()<4, 32, true>();
   if (m.sub == 32) return run.template operator()<4, 32, false>();
   if (m.sub == 64) return run.template operator()<4, 64, false>();
@@ -85,9 +93,10 @@ int block_quant_code(const BlockQuantRows& m, const uint8_t* row, int64_t c);
 // the form with no row packed yet, then rows [r0, r1) of `data` (the whole tensor).
 BlockQuantRows block_quant_form(DType type, int64_t rows, int64_t cols);
 void pack_block_quant_rows(BlockQuantRows& m, const std::byte* data, int64_t r0, int64_t r1);
-// A UPG dense int4 matrix (docs/FORMAT.md 4.3) in the same form: its codes are already in
-// the form's nibble order, so they are copied as they are; a group of G columns is a
-// sub-block of G, symmetric groups take offset -8 (as Q4_0) and zero points become the
+// A UPG grouped matrix (docs/FORMAT.md 4.3: dense int4, int3, int2, or N:M int4) in the
+// same form: its codes are already in the form's order (nibbles, or bit planes for 3 and
+// 2 bits), so dense rows are copied as they are; a group of G columns is a
+// sub-block of G, symmetric groups take offset -8, -4 or -2 (as Q4_0) and zero points become the
 // min -d * z (as Q4_1). Throws upg::Error for another layout or
 // encoding, or a min past fp16's range.
 BlockQuantRows int4_block_form(const format::CompressedMatrix& m);

@@ -89,23 +89,24 @@ void pack_block_quant_rows(BlockQuantRows& m, const std::byte* data, int64_t r0,
 }
 
 BlockQuantRows int4_block_form(const format::CompressedMatrix& c) {
-  if (c.layout == format::Layout::MdCsr || c.encoding != format::Encoding::Int4)
-    throw Error(fmt::format("int4_block_form: layout {} with encoding {} is not int4", format::layout_name(c.layout),
-                            format::encoding_name(c.encoding)));
+  const int bits = format::grouped_bits(c.encoding);
+  if (c.layout == format::Layout::MdCsr || bits == 0 || (c.layout == format::Layout::NM && bits != 4))
+    throw Error(fmt::format("int4_block_form: layout {} with encoding {} has no grouped block form",
+                            format::layout_name(c.layout), format::encoding_name(c.encoding)));
   BlockQuantRows m;
-  m.type = DType::U8;  // no GGUF type: the form of a UPG file's int4 codes
+  m.type = DType::U8;  // no GGUF type: the form of a UPG file's grouped codes
   m.rows = c.rows;
   m.cols = c.cols;
   m.padded_cols = (c.cols + 63) / 64 * 64;
   m.sub = c.int4.group_size;
-  m.bits = 4;
+  m.bits = bits;  // 4: nibbles; 3 and 2: bit planes, both the file's order
   m.has_min = !c.int4.group_zeros.empty();
-  m.offset = float(-format::kInt4DefaultZero);
+  m.offset = float(-format::grouped_default_zero(bits));
   m.subs = format::int4_groups(m.padded_cols, m.sub);
   const int64_t groups = format::int4_groups(c.cols, m.sub);  // the file's; subs may add one of padding
   m.codes.assign(size_t(m.rows * m.row_bytes() + 64), 0);
   if (c.layout == format::Layout::Dense) {
-    // The file's rows are the form's rows (ceil(cols / 64) * 32 bytes each).
+    // The file's rows are the form's rows (ceil(cols / 64) * 8 * bits bytes each).
     std::copy(c.int4.codes.begin(), c.int4.codes.end(), m.codes.begin());
   } else {
     // N:M: each value to its column, and every column a group does not keep to its

@@ -1,6 +1,7 @@
-// UPG int4 weights (docs/FORMAT.md 4.3) on every target this CPU runs: dense with groups of
-// 32, 64 and 128 (symmetric and with zero points) and N:M, through their execution form
-// (int4_block_form) and the 4-bit block kernels, against a plain double-precision product
+// UPG grouped weights (docs/FORMAT.md 4.3) on every target this CPU runs: int4 dense with
+// groups of 32, 64 and 128 (symmetric and with zero points) and N:M, int3 and int2 dense,
+// through their execution form (int4_block_form) and the block kernels (4-bit nibbles,
+// 3- and 2-bit planes), against a plain double-precision product
 // of format::decode_dense's weights with the dequantized int8 activations the kernels
 // see. What is left is summation order and, with zero points, the fp16 rounding of each
 // group's min (-scale * zero, 2^-11 relative): 2e-3 of sum |w x|, as for the GGUF types.
@@ -23,9 +24,10 @@
 namespace upg::kernels {
 namespace {
 
-// Random int4 rows: every column (dense) or N of every M.
+// Random grouped rows of `bits` bits: every column (dense) or N of every M (int4).
 format::CompressedData random_int4(std::mt19937& rng, int64_t rows, int64_t cols, int group, bool zeros, int n = 0,
-                                   int m = 0) {
+                                   int m = 0, int bits = 4) {
+  const uint32_t levels = 1u << bits;
   std::vector<format::SparseRow> rs(static_cast<size_t>(rows));
   std::vector<format::Int4Groups> groups(rs.size());
   std::uniform_real_distribution<float> u(0.001f, 0.05f);
@@ -42,19 +44,20 @@ format::CompressedData random_int4(std::mt19937& rng, int64_t rows, int64_t cols
       std::sort(pos.begin(), pos.begin() + n);
       for (int i = 0; i < n; ++i) row.cols.push_back(uint32_t(g * m) + pos[size_t(i)]);
     }
-    for (size_t k = 0; k < row.cols.size(); ++k) row.codes.push_back(int32_t(rng() % 16));
+    for (size_t k = 0; k < row.cols.size(); ++k) row.codes.push_back(int32_t(rng() % levels));
     for (int64_t g = 0; g < format::int4_groups(cols, group); ++g) {
       groups[r].scales.push_back(fp32_to_fp16(u(rng)));
-      if (zeros) groups[r].zeros.push_back(uint8_t(rng() % 16));
+      if (zeros) groups[r].zeros.push_back(uint8_t(rng() % levels));
     }
   }
-  return m ? format::encode_nm_int4(cols, rs, groups, n, m, group) : format::encode_dense_int4(cols, rs, groups, group);
+  return m ? format::encode_nm_int4(cols, rs, groups, n, m, group)
+           : format::encode_dense_grouped(format::grouped_encoding(bits), cols, rs, groups, group);
 }
 
 void check(const format::CompressedData& d, int64_t n_tokens, std::mt19937& rng) {
   const format::CompressedMatrix c = d.view();
   const int64_t rows = c.rows, cols = c.cols;
-  SCOPED_TRACE(::testing::Message() << format::layout_name(c.layout) << " " << rows << "x" << cols << " g"
+  SCOPED_TRACE(::testing::Message() << format::layout_name(c.layout) << " " << format::encoding_name(c.encoding) << " " << rows << "x" << cols << " g"
                                     << c.int4.group_size << (c.int4.group_zeros.empty() ? "" : " zeros") << " tokens "
                                     << n_tokens);
   const std::vector<float> w = format::decode_dense(c);
@@ -129,12 +132,38 @@ TEST(Int4Kernels, DenseFormIsAboutTheFileSize) {
     }
 }
 
+TEST(LowBitKernels, DenseOnEveryTarget) {
+  std::mt19937 rng(15);
+  for (int bits : {3, 2})
+    for (int group : {32, 64, 128})
+      for (bool zeros : {false, true}) {
+        // 1 and 200 columns: a lone value and a partial last vector and group.
+        for (int64_t cols : {1, 32, 200, 576})
+          for (int64_t n_tokens : {1, 3, 9, 17})
+            check(random_int4(rng, 7, cols, group, zeros, 0, 0, bits), n_tokens, rng);
+        check(random_int4(rng, 13, 1536, group, zeros, 0, 0, bits), 35, rng);
+      }
+}
+
+TEST(LowBitKernels, FormIsTheFileSize) {
+  std::mt19937 rng(16);
+  for (int bits : {3, 2})
+    for (int group : {32, 128}) {
+      const format::CompressedData d = random_int4(rng, 64, 576, group, false, 0, 0, bits);
+      const BlockQuantRows m = int4_block_form(d.view());
+      EXPECT_EQ(m.bits, bits);
+      EXPECT_EQ(m.bytes(), d.view().bytes()) << bits << " " << group;
+    }
+}
+
 // Through the backend: packed on first use and by prepare() alike, and within the
 // activations' int8 rounding of the reference kernels (fp32 activations).
 TEST(Int4Kernels, BackendMatmul) {
   std::mt19937 rng(12);
-  for (bool nm : {false, true}) {
-    const format::CompressedData d = nm ? random_int4(rng, 11, 320, 64, true, 2, 4) : random_int4(rng, 11, 320, 64, true);
+  for (int kind : {0, 1, 3, 2}) {  // int4 dense, 2:4 int4, int3, int2
+    const bool nm = kind == 1;
+    const format::CompressedData d = nm ? random_int4(rng, 11, 320, 64, true, 2, 4)
+                                        : random_int4(rng, 11, 320, 64, true, 0, 0, kind <= 1 ? 4 : kind);
     const format::CompressedMatrix c = d.view();
     LinearWeight w;
     w.compressed = &c;

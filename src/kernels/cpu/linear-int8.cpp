@@ -12,7 +12,7 @@
 namespace upg::kernels {
 
 Int8Linear::Identity Int8Linear::identity(const format::CompressedMatrix& m) {
-  if (m.encoding == format::Encoding::Int4) return {m.int4.codes.data(), m.int4.group_scales.data(), m.rows, m.cols};
+  if (format::is_grouped(m.encoding)) return {m.int4.codes.data(), m.int4.group_scales.data(), m.rows, m.cols};
   if (m.layout == format::Layout::NM) return {m.nm.values.data(), m.nm.positions.data(), m.rows, m.cols};
   const void* values = m.encoding == format::Encoding::Int8 ? static_cast<const void*>(m.mdcsr.values.data())
                                                             : static_cast<const void*>(m.mdcsr.prime_indices.data());
@@ -21,9 +21,10 @@ Int8Linear::Identity Int8Linear::identity(const format::CompressedMatrix& m) {
 
 Int8Linear::Form Int8Linear::form_for(const format::CompressedMatrix& m) {
   const Int8Kernels& k = int8_kernels();
-  // int4: 2:4 in place where the target has a kernel for it; else as the 4-bit GGUF
-  // forms run (other N:M expanded to dense int4), on every target.
-  if (m.encoding == format::Encoding::Int4) {
+  // Grouped values: 2:4 int4 in place where the target has a kernel for it; else as the
+  // GGUF block forms run (4-bit nibbles, 3- and 2-bit planes; other N:M int4 expanded to
+  // dense), on every target.
+  if (format::is_grouped(m.encoding)) {
     const bool nm24 = m.layout == format::Layout::NM && m.nm.n == 2 && m.nm.m == 4;
     return nm24 && k.nm24_int4 ? Form::Nm24Int4 : Form::BlockQuant;
   }
@@ -83,7 +84,7 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
       pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24x16, p.nm24, p.dense4, p.f16, p.block);
       // int4 codes are copied into the form whole: the file's pages go back at once, so
       // resident memory stays about the file size while the forms are built.
-      if (source_unused_ && m.encoding == format::Encoding::Int4)
+      if (source_unused_ && format::is_grouped(m.encoding))
         source_unused_(m.int4.codes.data(), m.int4.codes.size_bytes());
     }
   });

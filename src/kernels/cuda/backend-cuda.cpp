@@ -94,8 +94,12 @@ class CudaBackend final : public Backend {
     if (op == Op::Attention) return t == DType::F16 || t == DType::F32;
     return true;
   }
-  // Every UPG layout and encoding, in the forms compressed_form() picks.
-  bool supports(format::Layout l, format::Encoding e) const override { return format::layout_allows(l, e); }
+  // Every UPG layout and encoding, in the forms compressed_form() picks, but int3 and
+  // int2: their bit-plane block forms at groups of 32-128 have not been run on a GPU
+  // (the load names the tensor and the encoding instead).
+  bool supports(format::Layout l, format::Encoding e) const override {
+    return format::layout_allows(l, e) && (!format::is_grouped(e) || e == format::Encoding::Int4);
+  }
 
   void prepare(const LinearWeight& w) override { (void)weight(w); }
   void set_source_unused(SourceUnused f) override { source_unused_ = std::move(f); }
@@ -360,6 +364,9 @@ class CudaBackend final : public Backend {
   void compressed_form(Prepared& p, const format::CompressedMatrix& m, const std::string& what) {
     DeviceWeight& d = p.w;
     const size_t rows = size_t(m.rows);
+    if (!supports(m.layout, m.encoding))
+      throw Error(fmt::format("{}: the CUDA backend cannot run {} {}", what, format::layout_name(m.layout),
+                              format::encoding_name(m.encoding)));
     if (m.encoding == format::Encoding::Int4) return block_form(p, kernels::int4_block_form(m), what);
     if (m.layout == format::Layout::NM && m.nm.n == 2 && m.nm.m == 4 && m.cols % 32 == 0) {
       d.kind = WeightKind::Nm24;
