@@ -37,13 +37,15 @@ CompressedData make(const Case& c, std::mt19937& rng, int64_t rows, int64_t cols
       for (int64_t k = 0; k < cols; ++k) row.cols[size_t(k)] = uint32_t(k);
     }
     row.codes.resize(row.cols.size());
-    for (int32_t& code : row.codes) code = int32_t(rng() % 16);
+    const uint32_t levels = 1u << grouped_bits(c.encoding);
+    for (int32_t& code : row.codes) code = int32_t(rng() % levels);
     for (int64_t g = 0; g < int4_groups(cols, c.group); ++g) {
       groups[size_t(r)].scales.push_back(fp32_to_fp16(u(rng)));
-      if (c.zeros) groups[size_t(r)].zeros.push_back(uint8_t(rng() % 16));
+      if (c.zeros) groups[size_t(r)].zeros.push_back(uint8_t(rng() % levels));
     }
   }
-  return c.m ? encode_nm_int4(cols, rs, groups, c.n, c.m, c.group) : encode_dense_int4(cols, rs, groups, c.group);
+  return c.m ? encode_nm_int4(cols, rs, groups, c.n, c.m, c.group)
+             : encode_dense_grouped(c.encoding, cols, rs, groups, c.group);
 }
 
 class CopyRegion : public ::testing::TestWithParam<Case> {};
@@ -101,7 +103,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"nm38_int8", Layout::NM, Encoding::Int8, 3, 8, 0, false},
                       Case{"nm24_int4_zeros", Layout::NM, Encoding::Int4, 2, 4, 64, true},
                       Case{"dense_int4", Layout::Dense, Encoding::Int4, 0, 0, 32, false},
-                      Case{"dense_int4_zeros", Layout::Dense, Encoding::Int4, 0, 0, 128, true}),
+                      Case{"dense_int4_zeros", Layout::Dense, Encoding::Int4, 0, 0, 128, true},
+                      Case{"dense_int3_zeros", Layout::Dense, Encoding::Int3, 0, 0, 64, true},
+                      Case{"dense_int2", Layout::Dense, Encoding::Int2, 0, 0, 32, false}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -15,7 +15,7 @@ namespace upg::format {
 
 int64_t column_alignment(const CompressedMatrix& m) {
   const int64_t nm = m.layout == Layout::NM ? m.nm.m : 1;
-  const int64_t group = m.encoding == Encoding::Int4 ? m.int4.group_size : 1;
+  const int64_t group = is_grouped(m.encoding) ? m.int4.group_size : 1;
   return std::lcm(nm, group);
 }
 
@@ -24,7 +24,7 @@ namespace {
 // Whether a stored code means the weight 0 (MdCSR padding, N:M fillers): such entries
 // are left out and the encoder pads or fills again where its layout needs it.
 bool zero_code(const CompressedMatrix& m, int32_t code, int zero) {
-  if (m.encoding == Encoding::Int4) return code == zero;
+  if (is_grouped(m.encoding)) return code == zero;
   if (m.encoding == Encoding::Prime) return (code & kPrimeIndexMask) == 0;
   return code == 0;  // int8 value, codebook index 0 (codebook[0] == 0)
 }
@@ -40,10 +40,13 @@ CompressedData copy_region(const CompressedMatrix& m, int64_t r0, int64_t rows, 
   if (c0 % align != 0 || (cols % align != 0 && c0 + cols != m.cols))
     throw Error(fmt::format("{}: columns [{}, {}) do not fall on the {}-column groups of its {} {} layout", what, c0,
                             c0 + cols, align, layout_name(m.layout), encoding_name(m.encoding)));
-  const bool int4 = m.encoding == Encoding::Int4;
-  const int gs = int4 ? m.int4.group_size : 0;
+  // int4, int3 and int2 (the grouped encodings) alike.
+  const int bits = grouped_bits(m.encoding);
+  const bool int4 = bits != 0;
+  const int gs = int4 ? m.int4.group_size : 0, default_zero = int4 ? grouped_default_zero(bits) : 0;
   const int64_t per_g = int4 ? int4_groups(m.cols, gs) : 0, g0 = int4 ? c0 / gs : 0,
-                ng = int4 ? int4_groups(cols, gs) : 0, row_bytes = int4 ? int4_row_bytes(m.values_per_row()) : 0;
+                ng = int4 ? int4_groups(cols, gs) : 0,
+                row_bytes = int4 ? grouped_row_bytes(bits, m.values_per_row()) : 0;
   const bool zero_points = int4 && !m.int4.group_zeros.empty();
   std::vector<SparseRow> out(size_t(rows + zero_rows));
   std::vector<Int4Groups> groups(int4 ? out.size() : 0);
@@ -56,9 +59,9 @@ CompressedData copy_region(const CompressedMatrix& m, int64_t r0, int64_t rows, 
     kept.clear();
     for_each_stored(m, src, [&](int64_t col, int64_t k) {
       if (col < c0 || col >= c0 + cols) return;
-      int32_t code = 0, zero = kInt4DefaultZero;
+      int32_t code = 0, zero = default_zero;
       if (int4) {
-        code = int4_code(q4, k);
+        code = grouped_code(q4, k, bits);
         if (zero_points) zero = m.int4.group_zeros[size_t(src * per_g + col / gs)];
       } else if (m.layout == Layout::MdCsr) {
         code = m.encoding == Encoding::Int8 ? int32_t(m.mdcsr.values[size_t(k)]) : int32_t(m.mdcsr.prime_indices[size_t(k)]);
@@ -87,9 +90,9 @@ CompressedData copy_region(const CompressedMatrix& m, int64_t r0, int64_t rows, 
   for (int64_t r = rows; r < rows + zero_rows; ++r) {
     if (!int4) continue;
     groups[size_t(r)].scales.assign(size_t(ng), 0);
-    if (zero_points) groups[size_t(r)].zeros.assign(size_t(ng), uint8_t(kInt4DefaultZero));
+    if (zero_points) groups[size_t(r)].zeros.assign(size_t(ng), uint8_t(default_zero));
     if (m.layout == Layout::Dense) {
-      out[size_t(r)].codes.assign(size_t(cols), kInt4DefaultZero);
+      out[size_t(r)].codes.assign(size_t(cols), default_zero);
       out[size_t(r)].cols.resize(size_t(cols));
       std::iota(out[size_t(r)].cols.begin(), out[size_t(r)].cols.end(), 0u);
     }
@@ -99,7 +102,7 @@ CompressedData copy_region(const CompressedMatrix& m, int64_t r0, int64_t rows, 
                         m.encoding == Encoding::Codebook
                             ? std::vector<float>(m.mdcsr.codebook.begin(), m.mdcsr.codebook.end())
                             : std::vector<float>{});
-  if (m.layout == Layout::Dense) return encode_dense_int4(cols, out, groups, gs);
+  if (m.layout == Layout::Dense) return encode_dense_grouped(m.encoding, cols, out, groups, gs);
   if (int4) return encode_nm_int4(cols, out, groups, m.nm.n, m.nm.m, gs);
   return encode_nm(cols, out, m.nm.n, m.nm.m);
 }

@@ -63,10 +63,4 @@ void TensorParallel::copy_kv_blocks(std::span<const BlockCopy> copies) {
   group_.run([&](int r) { ranks_[size_t(r)]->backend->kv_copy_blocks(copies); });
 }
 
-size_t TensorParallel::kv_bytes() const {
-  size_t bytes = 0;
-  for (const auto& k : ranks_) bytes += k->backend->kv_bytes();
-  return bytes;
-}
-
 }  // namespace upg

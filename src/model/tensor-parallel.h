@@ -36,7 +36,6 @@ class TensorParallel {
   // Throws upg::Error: a weight that cannot split (model/shard.h), a rank that fails to start.
   TensorParallel(const ModelConfig& cfg, const ModelWeights& full, TensorParallelOptions o);
   ~TensorParallel();
-  const ShardPlan& plan() const { return plan_; }
   int ranks() const { return group_.size(); }
   // As ForwardPass::run and greedy, from rank 0. A bad batch throws before any rank runs
   // and leaves the model usable; a failure inside a rank stops them all for good.
@@ -45,8 +44,6 @@ class TensorParallel {
   void copy_kv_blocks(std::span<const BlockCopy> copies);
   ForwardPass& lead() { return *ranks_[0]->forward; }
   Backend& lead_backend() { return *ranks_[0]->backend; }
-  // Bytes of KV cache over every rank.
-  size_t kv_bytes() const;
 
  private:
   struct Rank {

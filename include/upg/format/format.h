@@ -257,7 +257,7 @@ CompressedData encode_dense_grouped(Encoding enc, int64_t cols, const std::vecto
 CompressedData copy_region(const CompressedMatrix& m, int64_t r0, int64_t rows, int64_t c0, int64_t cols,
                            int64_t zero_rows, const std::string& what);
 // What a column range of m must be a multiple of: 1 (MdCSR), M (N:M int8), the group
-// size (dense int4), their least common multiple (N:M int4).
+// size (dense int4, int3, int2), their least common multiple (N:M int4).
 int64_t column_alignment(const CompressedMatrix& m);
 
 }  // namespace upg::format
