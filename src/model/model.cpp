@@ -172,10 +172,15 @@ std::vector<OpProfile> Model::profile() const {
 }
 
 namespace {
-// Calibration reads and writes activations in host memory, of one whole model.
-void check_calibration(const std::string& path, bool cpu, const std::string& backend, int ranks, const char* what) {
+// Calibration reads and writes activations in host memory, of one whole model: the layer
+// calls (embed, run_layer, replace_weight) need the whole model on one rank, and the
+// matmul hooks also a CPU backend (they see host pointers).
+void check_one_rank(const std::string& path, int ranks, const char* what) {
   if (ranks > 1)
     throw Error(fmt::format("{}: calibration ({}) runs on one rank, not {} (tensor_parallel)", path, what, ranks));
+}
+void check_calibration(const std::string& path, bool cpu, const std::string& backend, int ranks, const char* what) {
+  check_one_rank(path, ranks, what);
   if (!cpu) throw Error(fmt::format("{}: calibration ({}) runs on the CPU backend, not {}", path, what, backend));
 }
 }  // namespace
@@ -196,17 +201,17 @@ std::span<const float> Model::decode(const Batch& batch) {
 std::span<const int32_t> Model::greedy() const { return impl_->tp ? impl_->tp->greedy() : impl_->forward->greedy(); }
 
 void Model::embed(const Batch& batch, float* x) {
-  check_calibration(impl_->source.path, true, "", tensor_parallel(), "embed");
+  check_one_rank(impl_->source.path, tensor_parallel(), "embed");
   impl_->forward->embed(batch, x);
 }
 void Model::run_layer(int layer, const Batch& batch, float* x) {
-  check_calibration(impl_->source.path, true, "", tensor_parallel(), "run_layer");
+  check_one_rank(impl_->source.path, tensor_parallel(), "run_layer");
   impl_->forward->run_layer(layer, batch, x);
 }
 
 void Model::replace_weight(const std::string& name, std::vector<float> w) {
   Impl& d = *impl_;
-  check_calibration(d.source.path, true, "", tensor_parallel(), "replace_weight");
+  check_one_rank(d.source.path, tensor_parallel(), "replace_weight");
   const TensorView* t = d.source.weights.find(name);
   if (!t || t->shape.size() != 2 || int64_t(w.size()) != t->numel())
     throw Error(fmt::format("replace_weight: no dense [rows, cols] weight '{}' of {} values", name, w.size()));
