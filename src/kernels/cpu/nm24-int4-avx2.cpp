@@ -1,0 +1,250 @@
+// 2:4 int4 (docs/FORMAT.md 4.3) on AVX2, read in place from the file's parts as on
+// AVX-512 (nm24-int4-avx512.cpp): no form of its own, so it streams the file's 3 bits a
+// weight (plus group scales) where the dense int4 form it replaces streamed 4.
+//
+// AVX2 has no cross-lane byte permute, so the gather works per 128-bit lane. A 32-byte
+// load of codes holds values 64b + i in its low nibbles (columns 128b .. 128b + 63) and
+// 64b + 32 + i in its high ones (the next 64 columns); unpacked to bytes, each is a
+// register of 32 values whose lane L covers 32 columns, 16 from each of two 16-column
+// chunks: bytes 0-7 of a lane (4 groups of 4 columns) meet the first chunk, bytes 8-15
+// the second. The activations are rearranged once per call so that those chunks are
+// the lanes of two 32-byte loads (arrange, below); then per token a `vpshufb` of each
+// by the values' column within the chunk (4 * group + position) and a `vpblendd`
+// gather the register's 32 activations, and `vpmaddubsw` + `vpmaddwd` multiply them
+// with the signed weights (code - zero, made |w| and the activation w's sign as the
+// int8 kernels do: at most 2 * 15 * 127, no saturation). Dword lane l of a sum holds
+// values 4l .. 4l + 3, all in one 32-column activation block, so the activations' lane
+// scales (4 lanes a block) and the group scales multiply it as one vector.
+//
+// The columns are computed from the stored 2-bit positions on the fly, per row and 32
+// values in four instructions (a table of byte indices would cost the bytes the layout
+// saves): a `vpshufb` puts each dword's position byte, and the same byte shifted down
+// a nibble, into the dword's bytes as [p, p, p >> 4, p >> 4], an AND keeps each value's
+// two bits (bits 0-1 for the first value of a group, 2-3 for the second, so the second
+// comes out 4x), a `vpmaddubsw` by [1, 64] turns each group's pair into the bytes
+// (first, second) of one word, and an add puts in 4 * the group's place in its chunk.
+//
+// Tokens are taken 4 at a time, each with its own accumulators in the same order, so a
+// token's result does not depend on how many share the call (TokenClass): prefill runs
+// the same kernel, which multiplies half the columns of dense int4 per token.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/int8-kernels.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace upg::kernels {
+namespace {
+
+constexpr int kTile = 4;          // tokens per pass over a row
+constexpr int64_t kAhead = 4096;  // prefetch distance on the code stream, bytes (positions: half)
+
+// One matrix's parts and per-row sizes.
+struct Geometry {
+  int64_t code_bytes, pos_bytes, groups, blocks;  // blocks of 128 columns
+  int64_t whole;                                  // leading blocks whose parts are read in place
+};
+
+// The parts of one 128-column block of a row: in the file, or for the last block of a
+// row that ends inside one, copies padded with zeros (positions 0, scale 0, zero 0).
+struct BlockParts {
+  const uint8_t* codes;      // 32 bytes
+  const uint8_t* positions;  // 16 bytes
+  const uint16_t* scales;    // 128 / Group
+  const uint8_t* zeros;      // 128 / Group, or null (symmetric: zero 8)
+};
+
+// The constant vectors of the position decode and gather.
+struct Consts {
+  __m256i spread;   // vpermd index: lane L's position dwords L and L + 2, each twice
+  __m256i shifts;   // vpsrlvd counts: every second copy down a nibble
+  __m256i rep[2];   // per register half, each dword's bytes [p, p, p >> 4, p >> 4]
+  __m256i fields;   // bits 0-1 (first value of a group) and 2-3 (second)
+  __m256i pair;     // vpmaddubsw multipliers [1, 64]: a group's two positions as two bytes
+  __m256i base;     // 4 * each group's place in its 16-column chunk
+  Consts() {
+    spread = _mm256_setr_epi32(0, 0, 2, 2, 1, 1, 3, 3);
+    shifts = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
+    alignas(32) uint8_t r[2][32], f[32], p[32], b[32];
+    for (int j = 0; j < 32; ++j) {
+      const int o = j % 16, k = o / 4;  // byte o of a lane: value 4k + o % 4 of the lane
+      for (int half = 0; half < 2; ++half) r[half][j] = uint8_t(8 * half + (o % 4 < 2 ? k : 4 + k));
+      f[j] = o % 2 ? 0x0C : 0x03;
+      p[j] = o % 2 ? 64 : 1;
+      b[j] = uint8_t(4 * ((o / 2) % 4));
+    }
+    for (int half = 0; half < 2; ++half) rep[half] = _mm256_load_si256(reinterpret_cast<const __m256i*>(r[half]));
+    fields = _mm256_load_si256(reinterpret_cast<const __m256i*>(f));
+    pair = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+    base = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
+  }
+};
+
+// Register half h (values 64b + 32h ..) of a block, ready for every token.
+struct Half {
+  __m256i idx;  // each value's activation byte within its 16-column chunk
+  __m256i s;    // signed weight: code - zero
+  __m256i aw;   // |s|
+  __m256 d;     // per dword lane its group's scale
+};
+
+// Per register half and 128-bit lane, which of the block's groups its 16 values are in.
+template <int Group>
+constexpr int group_of(int half, int lane) {
+  return (32 * half + 16 * lane) / (Group / 2);
+}
+
+template <int Group>
+struct Block {
+  __m256i positions;  // spread and shifted (Consts::spread, shifts)
+  __m256i codes;      // the 32 code bytes
+  __m256 d;           // the block's group scales in lanes 0 .. 128 / Group - 1
+  __m256i z;          // the block's zero points in bytes 0 .. 128 / Group - 1 of every dword
+  Block(const BlockParts& p, const Consts& c) {
+    constexpr int kPer = 128 / Group;
+    const __m128i pos = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.positions));
+    positions = _mm256_srlv_epi32(_mm256_permutevar8x32_epi32(_mm256_castsi128_si256(pos), c.spread), c.shifts);
+    codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.codes));
+    uint64_t sc = 0;
+    std::memcpy(&sc, p.scales, 2 * kPer);
+    d = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi64_si128(int64_t(sc))));
+    uint32_t zs = 0x08080808u;  // symmetric: code - 8
+    if (p.zeros) std::memcpy(&zs, p.zeros, kPer);
+    z = _mm256_set1_epi32(int(zs));
+  }
+  Half half(int h, const Consts& c) const {
+    Half out;
+    const __m256i u = _mm256_and_si256(_mm256_shuffle_epi8(positions, c.rep[h]), c.fields);
+    out.idx = _mm256_add_epi8(_mm256_maddubs_epi16(u, c.pair), c.base);
+    const __m256i nib = _mm256_set1_epi8(0x0F);
+    const __m256i q = _mm256_and_si256(h ? _mm256_srli_epi16(codes, 4) : codes, nib);
+    const int g0 = group_of<Group>(h, 0), g1 = group_of<Group>(h, 1);
+    out.s = _mm256_sub_epi8(q, _mm256_shuffle_epi8(z, _mm256_setr_epi64x(g0 * 0x0101010101010101LL,
+                                                                         g0 * 0x0101010101010101LL,
+                                                                         g1 * 0x0101010101010101LL,
+                                                                         g1 * 0x0101010101010101LL)));
+    out.aw = _mm256_abs_epi8(out.s);
+    out.d = _mm256_permutevar8x32_ps(d, _mm256_setr_epi32(g0, g0, g0, g0, g1, g1, g1, g1));
+    return out;
+  }
+};
+
+Geometry geometry(const format::CompressedMatrix& m) {
+  Geometry g;
+  g.code_bytes = format::int4_row_bytes(m.values_per_row());
+  g.pos_bytes = format::nm_position_bytes_per_row(m.cols, 2, 4);
+  g.groups = format::int4_groups(m.cols, m.int4.group_size);
+  g.blocks = (m.cols + 127) / 128;
+  const int64_t per = 128 / m.int4.group_size;
+  g.whole = std::min({g.blocks, g.pos_bytes / 16, g.groups / per});
+  return g;
+}
+
+// The activations of each token, per 64 columns in the order the gather reads them:
+// columns 0-15 and 32-47 (the lanes of the first load), then 16-31 and 48-63.
+void arrange(const QuantizedActs& a, std::vector<int8_t>& out) {
+  if (out.size() < size_t(a.n_tokens * a.stride)) out.resize(size_t(a.n_tokens * a.stride));
+  for (int64_t t = 0; t < a.n_tokens; ++t) {
+    const int8_t* x = a.signed_row(t);
+    int8_t* o = out.data() + t * a.stride;
+    for (int64_t c = 0; c < a.stride; c += 64) {
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + c));
+      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + c + 32));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c), _mm256_permute2x128_si256(x0, x1, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c + 32), _mm256_permute2x128_si256(x0, x1, 0x31));
+    }
+  }
+}
+
+inline float hsum8(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+template <int NT, int Group>
+void tile(const format::CompressedMatrix& m, const Geometry& g, const QuantizedActs& a, const int8_t* xs,
+          int64_t t0, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  static const Consts c;
+  constexpr int kPer = 128 / Group;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int8_t* x[NT];
+  const float* ls[NT];
+  for (int j = 0; j < NT; ++j) x[j] = xs + (t0 + j) * a.stride, ls[j] = a.vector_lane_scales(t0 + j) + 4;
+  const bool zp = !m.int4.group_zeros.empty();
+  for (int64_t r = r0; r < r1; ++r) {
+    BlockParts p{m.int4.codes.data() + r * g.code_bytes, m.nm.positions.data() + r * g.pos_bytes,
+                 m.int4.group_scales.data() + r * g.groups, zp ? m.int4.group_zeros.data() + r * g.groups : nullptr};
+    __m256 acc[NT];
+    for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
+    auto run_block = [&](const BlockParts& bp, int64_t b) {
+      const Block<Group> k(bp, c);
+      for (int h = 0; h < 2; ++h) {
+        const Half w = k.half(h, c);
+        const int64_t v = 2 * b + h;  // 64-column vector
+        for (int j = 0; j < NT; ++j) {
+          const __m256i xa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[j] + 64 * v));
+          const __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[j] + 64 * v + 32));
+          const __m256i xg =
+              _mm256_blend_epi32(_mm256_shuffle_epi8(xa, w.idx), _mm256_shuffle_epi8(xb, w.idx), 0xCC);
+          const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(w.aw, _mm256_sign_epi8(xg, w.s)), ones);
+          acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(w.d, _mm256_loadu_ps(ls[j] + 16 * v)),
+                                   acc[j]);
+        }
+      }
+    };
+    for (int64_t b = 0; b < g.whole; ++b) {
+      _mm_prefetch(reinterpret_cast<const char*>(p.codes + kAhead), _MM_HINT_T0);
+      if (b % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(p.positions + kAhead / 2), _MM_HINT_T0);
+      run_block(p, b);
+      p.codes += 32, p.positions += 16, p.scales += kPer;
+      if (p.zeros) p.zeros += kPer;
+    }
+    if (g.whole < g.blocks) {  // the row's last block, partial: its parts copied and padded
+      const int64_t b = g.whole;
+      const int64_t pos_left = g.pos_bytes - 16 * b, groups_left = g.groups - kPer * b;
+      alignas(16) uint8_t pos[16] = {}, zeros[kPer] = {};
+      uint16_t scales[kPer] = {};
+      std::memcpy(pos, p.positions, size_t(pos_left));
+      std::memcpy(scales, p.scales, size_t(groups_left) * 2);
+      if (p.zeros) std::memcpy(zeros, p.zeros, size_t(groups_left));
+      run_block(BlockParts{p.codes, pos, scales, p.zeros ? zeros : nullptr}, b);
+    }
+    for (int j = 0; j < NT; ++j) y[(t0 + j) * ldy + r] = hsum8(acc[j]);
+  }
+}
+
+template <int Group>
+void run(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  thread_local std::vector<int8_t> xs;  // grows once: a decode step allocates nothing
+  arrange(a, xs);
+  const Geometry g = geometry(m);
+  int64_t t = 0;
+  for (; t + kTile <= a.n_tokens; t += kTile) tile<kTile, Group>(m, g, a, xs.data(), t, r0, r1, y, ldy);
+  switch (a.n_tokens - t) {
+    case 3: tile<3, Group>(m, g, a, xs.data(), t, r0, r1, y, ldy); break;
+    case 2: tile<2, Group>(m, g, a, xs.data(), t, r0, r1, y, ldy); break;
+    case 1: tile<1, Group>(m, g, a, xs.data(), t, r0, r1, y, ldy); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+void nm24_int4_avx2(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
+                    int64_t ldy) {
+  switch (m.int4.group_size) {
+    case 32: return run<32>(m, a, r0, r1, y, ldy);
+    case 64: return run<64>(m, a, r0, r1, y, ldy);
+    default: return run<128>(m, a, r0, r1, y, ldy);
+  }
+}
+
+}  // namespace upg::kernels
+
+#pragma GCC pop_options
