@@ -12,9 +12,10 @@
 // by the values' column within the chunk (4 * group + position) and a `vpblendd`
 // gather the register's 32 activations, and `vpmaddubsw` + `vpmaddwd` multiply them
 // with the signed weights (code - zero, made |w| and the activation w's sign as the
-// int8 kernels do: at most 2 * 15 * 127, no saturation). Dword lane l of a sum holds
-// values 4l .. 4l + 3, all in one 32-column activation block, so the activations' lane
-// scales (4 lanes a block) and the group scales multiply it as one vector.
+// int8 kernels do: at most 2 * 15 * 127, no saturation). Dword lane l of a half's sum
+// holds values 4l .. 4l + 3, all in one 32-column activation block; the two halves' sums
+// are merged (block, below) so that one conversion, one scale product and one FMA serve
+// a block of 128 columns and a token.
 //
 // The columns are computed from the stored 2-bit positions on the fly, per row and 32
 // values in four instructions (a table of byte indices would cost the bytes the layout
