@@ -71,15 +71,11 @@ struct BlockParts {
 
 // The constant vectors of the position decode.
 struct Consts {
-  __m256i spread;   // vpermd index: lane L's position dwords L and L + 2, each twice
-  __m256i shifts;   // vpsrlvd counts: every second copy down a nibble
   __m256i rep[2];   // per register half, each dword's bytes [p, p, p >> 4, p >> 4]
   __m256i fields;   // bits 0-1 (first value of a group) and 2-3 (second)
   __m256i pair;     // vpmaddubsw multipliers [1, 64]: a group's two positions as two bytes
   __m256i base;     // 4 * each group's place in its 16-column chunk
   Consts() {
-    spread = _mm256_setr_epi32(0, 0, 2, 2, 1, 1, 3, 3);
-    shifts = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
     alignas(32) uint8_t r[2][32], f[32], p[32], b[32];
     for (int j = 0; j < 32; ++j) {
       const int o = j % 16, k = o / 4;  // byte o of a lane: value 4k + o % 4 of the lane
