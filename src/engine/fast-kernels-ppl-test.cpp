@@ -2,9 +2,9 @@
 // kernels (fp32 activations), on UPG files compressed here: dense int8, 50% unstructured
 // (MdCSR) and 2:4, run as 16-row bitmap tiles and Nm24Rows16 on AVX-512, and int4 (dense
 // with groups of 32 and zero points, run by the 4-bit block kernels; 2:4 with groups of
-// 64, run in place on AVX-512). Each variant is a whole compression and four evaluations,
-// so there is one per kernel path: the other int4 group sizes, with and without zero
-// points, are checked against a reference product in
+// 64, run in place on AVX-512 and AVX2). Each variant is a whole compression and four
+// evaluations, so there is one per kernel path: the other int4 group sizes, with and
+// without zero points, are checked against a reference product in
 // src/kernels/cpu/int4-kernels-test.cpp. Skipped when the default model is absent.
 //
 // Tolerance: the fast kernels round activations to int8 per 32 columns. Measured on

@@ -24,9 +24,11 @@
 namespace upg::kernels {
 namespace {
 
-// Random grouped rows of `bits` bits: every column (dense) or N of every M (int4).
+// Random grouped rows of `bits` bits: every column (dense) or N of every M (int4); with
+// `fewer`, an N:M group keeps 0 to N values, and the encoder's fillers (on the lowest
+// free positions, so out of column order; code the group's zero) take the rest.
 format::CompressedData random_int4(std::mt19937& rng, int64_t rows, int64_t cols, int group, bool zeros, int n = 0,
-                                   int m = 0, int bits = 4) {
+                                   int m = 0, int bits = 4, bool fewer = false) {
   const uint32_t levels = 1u << bits;
   std::vector<format::SparseRow> rs(static_cast<size_t>(rows));
   std::vector<format::Int4Groups> groups(rs.size());
@@ -41,8 +43,9 @@ format::CompressedData random_int4(std::mt19937& rng, int64_t rows, int64_t cols
       std::vector<uint32_t> pos(static_cast<size_t>(m));
       for (int i = 0; i < m; ++i) pos[size_t(i)] = uint32_t(i);
       std::shuffle(pos.begin(), pos.end(), rng);
-      std::sort(pos.begin(), pos.begin() + n);
-      for (int i = 0; i < n; ++i) row.cols.push_back(uint32_t(g * m) + pos[size_t(i)]);
+      const int keep = fewer ? int(rng() % uint32_t(n + 1)) : n;
+      std::sort(pos.begin(), pos.begin() + keep);
+      for (int i = 0; i < keep; ++i) row.cols.push_back(uint32_t(g * m) + pos[size_t(i)]);
     }
     for (size_t k = 0; k < row.cols.size(); ++k) row.codes.push_back(int32_t(rng() % levels));
     for (int64_t g = 0; g < format::int4_groups(cols, group); ++g) {
@@ -81,9 +84,10 @@ void check(const format::CompressedData& d, int64_t n_tokens, std::mt19937& rng)
       else int8_kernels().block_quant(m, a, sums.data(), r0, r1, y.data(), rows);
     }
     ASSERT_EQ(y.back(), 777.0f) << "wrote past the output";
-    // The expanded form's fp16 min (-scale * zero) meets every column, pruned ones too.
+    // The expanded form's fp16 min (-scale * zero) meets every column, pruned ones too;
+    // in place, the zero is taken off each code exactly.
     expect_product(y, w, xq, n_tokens, rows, cols, [&](int64_t r, int64_t col) {
-      if (c.int4.group_zeros.empty()) return 0.0;
+      if (in_place || c.int4.group_zeros.empty()) return 0.0;
       const size_t g = size_t(r * format::int4_groups(cols, c.int4.group_size) + col / c.int4.group_size);
       return double(fp16_to_fp32(c.int4.group_scales[g])) * c.int4.group_zeros[g];
     });
@@ -116,6 +120,13 @@ TEST(Int4Kernels, NmOnEveryTarget) {
     for (bool zeros : {false, true})
       for (int64_t cols : {64, 128, 200, 1536})
         for (int64_t n_tokens : {1, 2, 3, 4, 7, 16, 35}) check(random_int4(rng, 7, cols, group, zeros, 2, 4), n_tokens, rng);
+  // Groups keeping fewer than 2 (fillers out of column order), 13 rows (the two calls
+  // split at row 4), the default model's widths, 1 to 17 tokens.
+  for (int group : {32, 64, 128})
+    for (bool zeros : {false, true})
+      for (int64_t cols : {576, 1540})
+        for (int64_t n_tokens : {1, 5, 17})
+          check(random_int4(rng, 13, cols, group, zeros, 2, 4, 4, true), n_tokens, rng);
 }
 
 TEST(Int4Kernels, DenseFormIsAboutTheFileSize) {

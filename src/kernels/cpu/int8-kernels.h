@@ -265,6 +265,8 @@ struct Int8Kernels {
 };
 void nm24_int4_avx512(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
                       int64_t ldy);
+void nm24_int4_avx2(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
+                    int64_t ldy);
 
 extern const Int8Kernels kInt8Scalar;
 // The scalar kernels the SIMD targets fall back on for shapes they do not vectorize.

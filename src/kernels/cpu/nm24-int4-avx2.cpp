@@ -1,0 +1,285 @@
+// 2:4 int4 (docs/FORMAT.md 4.3) on AVX2, read in place from the file's parts as on
+// AVX-512 (nm24-int4-avx512.cpp): no form of its own, so it streams the file's 3 bits a
+// weight (plus group scales) where the dense int4 form it replaces streamed 4.
+//
+// AVX2 has no cross-lane byte permute, so the gather works per 128-bit lane. A 32-byte
+// load of codes holds values 64b + i in its low nibbles (columns 128b .. 128b + 63) and
+// 64b + 32 + i in its high ones (the next 64 columns); unpacked to bytes, each is a
+// register of 32 values whose lane L covers 32 columns, 16 from each of two 16-column
+// chunks: bytes 0-7 of a lane (4 groups of 4 columns) meet the first chunk, bytes 8-15
+// the second. The activations are rearranged once per call so that those chunks are
+// the lanes of two 32-byte loads (arrange, below); then per token a `vpshufb` of each
+// by the values' column within the chunk (4 * group + position) and a `vpblendd`
+// gather the register's 32 activations, and `vpmaddubsw` + `vpmaddwd` multiply them
+// with the signed weights (code - zero, made |w| and the activation w's sign as the
+// int8 kernels do: at most 2 * 15 * 127, no saturation). Dword lane l of a half's sum
+// holds values 4l .. 4l + 3, all in one 32-column activation block; the two halves' sums
+// are merged (block, below) so that one conversion, one scale product and one FMA serve
+// a block of 128 columns and a token.
+//
+// The columns are computed from the stored 2-bit positions on the fly, per row and 32
+// values in four instructions (a table of byte indices would cost the bytes the layout
+// saves): a `vpshufb` puts each dword's position byte, and the same byte shifted down
+// a nibble, into the dword's bytes as [p, p, p >> 4, p >> 4], an AND keeps each value's
+// two bits (bits 0-1 for the first value of a group, 2-3 for the second, so the second
+// comes out 4x), a `vpmaddubsw` by [1, 64] turns each group's pair into the bytes
+// (first, second) of one word, and an add puts in 4 * the group's place in its chunk.
+//
+// Tokens are taken 4 at a time, each with its own accumulators in the same order, so a
+// token's result does not depend on how many share the call (TokenClass): prefill runs
+// the same kernel, which multiplies half the columns of dense int4 per token.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/int8-kernels.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace upg::kernels {
+namespace {
+
+constexpr int kTile = 4;          // tokens per pass over a row
+constexpr int64_t kAhead = 4096;  // prefetch distance on the code stream, bytes (positions: half)
+
+// One matrix's parts and per-row sizes.
+struct Geometry {
+  int64_t code_bytes, pos_bytes, groups, blocks;  // blocks of 128 columns
+  bool last_hi;  // whether the last block has columns in its second 64 (its high nibbles)
+};
+
+Geometry geometry(const format::CompressedMatrix& m) {
+  Geometry g;
+  g.code_bytes = format::int4_row_bytes(m.values_per_row());
+  g.pos_bytes = format::nm_position_bytes_per_row(m.cols, 2, 4);
+  g.groups = format::int4_groups(m.cols, m.int4.group_size);
+  g.blocks = (m.cols + 127) / 128;
+  g.last_hi = m.cols - 128 * (g.blocks - 1) > 64;
+  return g;
+}
+
+// The parts of one 128-column block of a row.
+struct BlockParts {
+  const uint8_t* codes;      // 32 bytes
+  const uint8_t* positions;  // 16 bytes (20 read)
+  const uint16_t* scales;    // 128 / Group (4 read)
+  const uint8_t* zeros;      // 128 / Group, or null (symmetric: zero 8)
+};
+
+// The constant vectors of the position decode.
+struct Consts {
+  __m256i rep[2];   // per register half, each dword's bytes [p, p, p >> 4, p >> 4]
+  __m256i fields;   // bits 0-1 (first value of a group) and 2-3 (second)
+  __m256i pair;     // vpmaddubsw multipliers [1, 64]: a group's two positions as two bytes
+  __m256i base;     // 4 * each group's place in its 16-column chunk
+  Consts() {
+    alignas(32) uint8_t r[2][32], f[32], p[32], b[32];
+    for (int j = 0; j < 32; ++j) {
+      const int o = j % 16, k = o / 4;  // byte o of a lane: value 4k + o % 4 of the lane
+      for (int half = 0; half < 2; ++half) r[half][j] = uint8_t(8 * half + (o % 4 < 2 ? k : 4 + k));
+      f[j] = o % 2 ? 0x0C : 0x03;
+      p[j] = o % 2 ? 64 : 1;
+      b[j] = uint8_t(4 * ((o / 2) % 4));
+    }
+    for (int half = 0; half < 2; ++half) rep[half] = _mm256_load_si256(reinterpret_cast<const __m256i*>(r[half]));
+    fields = _mm256_load_si256(reinterpret_cast<const __m256i*>(f));
+    pair = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+    base = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
+  }
+};
+
+// Which of a block's groups the values of register half h, 128-bit lane L are in.
+template <int Group>
+constexpr int group_of(int h, int lane) {
+  return (32 * h + 16 * lane) / (Group / 2);
+}
+
+// Register half h (values 64b + 32h ..) of a block, ready for every token.
+struct Half {
+  __m256i idx;  // each value's activation byte within its 16-column chunk
+  __m256i s;    // signed weight: code - zero
+  __m256i aw;   // |s|
+};
+
+template <int Group>
+inline Half decode_half(const __m256i positions, const __m256i codes, const uint8_t* zeros, int h, const Consts& c) {
+  Half out;
+  const __m256i u = _mm256_and_si256(_mm256_shuffle_epi8(positions, c.rep[h]), c.fields);
+  out.idx = _mm256_add_epi8(_mm256_maddubs_epi16(u, c.pair), c.base);
+  const __m256i q = _mm256_and_si256(h ? _mm256_srli_epi16(codes, 4) : codes, _mm256_set1_epi8(0x0F));
+  __m256i z = _mm256_set1_epi8(char(format::kInt4DefaultZero));
+  if (zeros) {
+    if constexpr (Group == 32) {  // one zero per lane: two of the block's four
+      uint32_t zs;
+      std::memcpy(&zs, zeros, 4);
+      const int a = group_of<Group>(h, 0), b = group_of<Group>(h, 1);
+      z = _mm256_shuffle_epi8(_mm256_set1_epi32(int(zs)), _mm256_setr_epi64x(a * 0x0101010101010101LL,
+                                                                            a * 0x0101010101010101LL,
+                                                                            b * 0x0101010101010101LL,
+                                                                            b * 0x0101010101010101LL));
+    } else {
+      z = _mm256_set1_epi8(char(zeros[group_of<Group>(h, 0)]));
+    }
+  }
+  out.s = _mm256_sub_epi8(q, z);
+  out.aw = _mm256_abs_epi8(out.s);
+  return out;
+}
+
+// The activations of each token, per 64 columns in the order the gather reads them
+// (columns 0-15 and 32-47, the lanes of the first load, then 16-31 and 48-63), and per
+// 128 columns their block scales in the lanes of a block's merged sums (tile, below):
+// blocks 0, 0, 2, 2, 1, 1, 3, 3.
+struct Arranged {
+  std::vector<int8_t> x;      // [n_tokens, stride]
+  std::vector<float> scales;  // [n_tokens, stride / 128, 8]
+};
+
+void arrange(const QuantizedActs& a, Arranged& out) {
+  const int64_t blocks = a.stride / 128;
+  if (out.x.size() < size_t(a.n_tokens * a.stride)) out.x.resize(size_t(a.n_tokens * a.stride));
+  if (out.scales.size() < size_t(a.n_tokens * blocks * 8)) out.scales.resize(size_t(a.n_tokens * blocks * 8));
+  const __m256i order = _mm256_setr_epi32(0, 0, 2, 2, 1, 1, 3, 3);
+  for (int64_t t = 0; t < a.n_tokens; ++t) {
+    const int8_t* x = a.signed_row(t);
+    int8_t* o = out.x.data() + t * a.stride;
+    for (int64_t c = 0; c < a.stride; c += 64) {
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + c));
+      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + c + 32));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c), _mm256_permute2x128_si256(x0, x1, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c + 32), _mm256_permute2x128_si256(x0, x1, 0x31));
+    }
+    const float* bs = a.block_scales(t);
+    float* so = out.scales.data() + t * blocks * 8;
+    for (int64_t b = 0; b < blocks; ++b)
+      _mm256_storeu_ps(so + 8 * b, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(bs + 4 * b)), order));
+  }
+}
+
+// A row's positions, scales and zeros copied into buffers padded with zeros to whole
+// blocks and one block's reach beyond (p's codes are whole blocks in the file).
+BlockParts padded(const BlockParts& p, const Geometry& g) {
+  thread_local std::vector<uint8_t> pos, zeros;
+  thread_local std::vector<uint16_t> scales;
+  const size_t np = size_t(16 * g.blocks + 16), ng = size_t(4 * g.blocks);  // 4: groups of 32 per block
+  pos.assign(np, 0), zeros.assign(ng, 0), scales.assign(ng, 0);
+  std::memcpy(pos.data(), p.positions, size_t(g.pos_bytes));
+  std::memcpy(scales.data(), p.scales, size_t(g.groups) * 2);
+  if (p.zeros) std::memcpy(zeros.data(), p.zeros, size_t(g.groups));
+  return {p.codes, pos.data(), scales.data(), p.zeros ? zeros.data() : nullptr};
+}
+
+inline float hsum8(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+// One register half against one token: the 32 activations gathered, multiplied, and
+// summed per dword lane.
+inline __m256i half_dot(const Half& w, const int8_t* x) {
+  const __m256i xa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  const __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32));
+  const __m256i xg = _mm256_blend_epi32(_mm256_shuffle_epi8(xa, w.idx), _mm256_shuffle_epi8(xb, w.idx), 0xCC);
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(w.aw, _mm256_sign_epi8(xg, w.s)), _mm256_set1_epi16(1));
+}
+
+// Block b of a row (both halves, or the first only: Hi false) into every token's
+// accumulator. The halves' dword sums are merged before the float conversion: per lane
+// the low half's four and the high half's four are packed to 16 bits (each at most 4 *
+// 15 * 127) and summed in pairs, giving lanes (low, low, high, high) of one 128-bit lane
+// each, whose activation blocks are 0 and 2 (lane 0) and 1 and 3 (lane 1).
+template <int NT, int Group, bool Hi>
+inline void block(const BlockParts& p, const Consts& c, const int8_t* const (&x)[NT], const float* const (&sc)[NT],
+                  int64_t b, __m256 (&acc)[NT]) {
+  // Lane 0 from the block's 16 position bytes, lane 1 from 4 bytes on: dwords 0 and 2 of
+  // lane L are position dwords L and L + 2; a 64-bit shift puts each one, a nibble down,
+  // into the dword above it (whose top nibble it fills from the next, which no field reads).
+  const __m256i pos = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p.positions + 4),
+                                          reinterpret_cast<const __m128i*>(p.positions));
+  const __m256i positions = _mm256_blend_epi32(pos, _mm256_slli_epi64(pos, 28), 0xAA);
+  const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.codes));
+  // Four scales read (the groups of 32 of a block; wider groups use the first one or two).
+  constexpr int l0 = group_of<Group>(0, 0), l1 = group_of<Group>(0, 1), h0 = group_of<Group>(1, 0),
+                h1 = group_of<Group>(1, 1);
+  const __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadu_si64(p.scales))),
+                                            _mm256_setr_epi32(l0, l0, h0, h0, l1, l1, h1, h1));
+  const Half lo = decode_half<Group>(positions, codes, p.zeros, 0, c);
+  Half hi;
+  if constexpr (Hi) hi = decode_half<Group>(positions, codes, p.zeros, 1, c);
+  for (int j = 0; j < NT; ++j) {
+    const __m256i dl = half_dot(lo, x[j] + 128 * b);
+    const __m256i dh = Hi ? half_dot(hi, x[j] + 128 * b + 64) : _mm256_setzero_si256();
+    const __m256i sum = _mm256_madd_epi16(_mm256_packs_epi32(dl, dh), _mm256_set1_epi16(1));
+    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(d, _mm256_loadu_ps(sc[j] + 8 * b)), acc[j]);
+  }
+}
+
+template <int NT, int Group>
+void tile(const format::CompressedMatrix& m, const Geometry& g, const QuantizedActs& a, const Arranged& xs,
+          int64_t t0, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  static const Consts c;
+  constexpr int kPer = 128 / Group;
+  const int8_t* x[NT];
+  const float* sc[NT];
+  for (int j = 0; j < NT; ++j)
+    x[j] = xs.x.data() + (t0 + j) * a.stride, sc[j] = xs.scales.data() + (t0 + j) * (a.stride / 128) * 8;
+  const bool zp = !m.int4.group_zeros.empty();
+  const int64_t last = g.blocks - 1;
+  for (int64_t r = r0; r < r1; ++r) {
+    BlockParts p{m.int4.codes.data() + r * g.code_bytes, m.nm.positions.data() + r * g.pos_bytes,
+                 m.int4.group_scales.data() + r * g.groups, zp ? m.int4.group_zeros.data() + r * g.groups : nullptr};
+    // A block reads 20 position bytes, 4 scales and 128 / Group zeros: past the end of a
+    // row whose last block is partial. There they read the next row's parts, whose values
+    // meet only padding activations (zero) and whose scales are finite; a row whose
+    // reads would leave the matrix's arrays (its last) reads zero-padded copies instead.
+    if (r * g.pos_bytes + 16 * last + 20 > int64_t(m.nm.positions.size()) ||
+        r * g.groups + kPer * last + 4 > int64_t(m.int4.group_scales.size()))
+      p = padded(p, g);
+    __m256 acc[NT];
+    for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < last; ++b) {
+      _mm_prefetch(reinterpret_cast<const char*>(p.codes + kAhead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p.positions + kAhead / 2), _MM_HINT_T0);
+      block<NT, Group, true>(p, c, x, sc, b, acc);
+      p.codes += 32, p.positions += 16, p.scales += kPer;
+      if (p.zeros) p.zeros += kPer;
+    }
+    if (g.last_hi) block<NT, Group, true>(p, c, x, sc, last, acc);
+    else block<NT, Group, false>(p, c, x, sc, last, acc);
+    for (int j = 0; j < NT; ++j) y[(t0 + j) * ldy + r] = hsum8(acc[j]);
+  }
+}
+
+template <int Group>
+void run(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  thread_local Arranged xs;  // grows once: a decode step allocates nothing
+  arrange(a, xs);
+  const Geometry g = geometry(m);
+  int64_t t = 0;
+  for (; t + kTile <= a.n_tokens; t += kTile) tile<kTile, Group>(m, g, a, xs, t, r0, r1, y, ldy);
+  switch (a.n_tokens - t) {
+    case 3: tile<3, Group>(m, g, a, xs, t, r0, r1, y, ldy); break;
+    case 2: tile<2, Group>(m, g, a, xs, t, r0, r1, y, ldy); break;
+    case 1: tile<1, Group>(m, g, a, xs, t, r0, r1, y, ldy); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+void nm24_int4_avx2(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
+                    int64_t ldy) {
+  switch (m.int4.group_size) {
+    case 32: return run<32>(m, a, r0, r1, y, ldy);
+    case 64: return run<64>(m, a, r0, r1, y, ldy);
+    default: return run<128>(m, a, r0, r1, y, ldy);
+  }
+}
+
+}  // namespace upg::kernels
+
+#pragma GCC pop_options
