@@ -84,12 +84,12 @@ compress::MatrixOptions finish_matrix_options(const MatrixArgs& a) {
 // The file `upg compress` writes when no flag chooses the values, pattern, sparsity,
 // pruning or GPTQ: dense int4 in groups of 64 columns with zero points, rounded by GPTQ in
 // activation order, the embedding int4 (`--embeddings auto`), on the calibration text's
-// first 8,192 tokens. On the default model it is both smaller and closer to the source
+// first 6,144 tokens. On the default model it is both smaller and closer to the source
 // than SparseGPT 50% int8 (the default before, still `--prune sparsegpt`), and it fits
 // issue 28's 60 s on 2 cores; docs/QUALITY.md and docs/COMPRESSION.md have the numbers.
 constexpr const char* kRecipeValues = "int4";
 constexpr int kRecipeGroupSize = 64;
-constexpr int64_t kRecipeCalibTokens = 8192;
+constexpr int64_t kRecipeCalibTokens = 6144;
 
 }  // namespace
 
@@ -114,7 +114,7 @@ void add_compress_command(CLI::App& app) {
       "compress",
       "Quantize (and prune) a model into one self-contained UPG file. With none of --values, --pattern, --sparsity, "
       "--prune, --gptq, --act-order, --dense-int8 and --target-bpw, the file is dense int4 in groups of 64 with zero "
-      "points through GPTQ with activation order, an int4 embedding, calibrated on 8192 tokens (about 0.57 bytes per "
+      "points through GPTQ with activation order, an int4 embedding, calibrated on 6144 tokens (about 0.57 bytes per "
       "weight for SmolLM2-135M; docs/QUALITY.md); any of them selects the defaults listed below instead (--prune "
       "sparsegpt alone: 50% unstructured SparseGPT with int8 values, the whole calibration text)");
   cmd->add_option("source", a->source, "Model: a .gguf file, a .safetensors file or a Hugging Face directory")
@@ -141,7 +141,7 @@ void add_compress_command(CLI::App& app) {
                 "Store every decoder linear as dense per-row int8, nothing pruned (the dense int8 baseline; "
                 "--sparsity, --pattern and --prune are then unused)");
   a->calib_tokens_opt = cmd->add_option("--calib-tokens", a->calib_tokens,
-                  "Calibrate on at most this many tokens, the text's first (0: all; 8192 for the default int4 file). "
+                  "Calibrate on at most this many tokens, the text's first (0: all; 6144 for the default int4 file). "
                   "sparsegpt and gptq spend most of their time in passes and Hessians over them")
       ->capture_default_str();
   cmd->add_flag("--gptq", a->gptq,
