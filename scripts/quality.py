@@ -403,11 +403,12 @@ def targets(rows, speeds):
                    "(BENCHMARKS.md, UPG int4); end to end, a 135M model's step also waits on attention, norms and "
                    "the thread pool, which the two files share. The quiet run (BENCHMARKS.md, UPG int4) had the 2:4 "
                    "int4 file 7% slower than the dense int4 one: missed.")
-    out.append("- The compressor within 60 s on 2 cores: met by round to nearest, which calibrates nothing "
-               "(`--values int4 --group-size 64 --zero-point --embeddings int4 --prune magnitude`: 39 s wall, 15 "
-               "CPU-seconds, on the shared Zen 4 VM, 2026-12-07), missed by SparseGPT and GPTQ, whose forward "
-               "passes over the calibration tokens take most of their 200 to 634 CPU-seconds (BENCHMARKS.md, "
-               "compression speed).")
+    out.append("- The compressor within 60 s on 2 cores (120 CPU-seconds): met by the default file (the default "
+               "row: dense GPTQ int4 g64, 6,144 calibration tokens), 99.8 CPU-seconds on a busy 2-core EPYC VM "
+               "(2026-12-07; on 2 idle cores the wall time is at best half that), and by round to nearest, which "
+               "calibrates nothing (39 s wall, 15 CPU-seconds on the shared Zen 4 VM); missed by SparseGPT on the "
+               "whole calibration text (534 CPU-seconds on the EPYC VM) and by GPTQ at 8k tokens (124 there without "
+               "the head). BENCHMARKS.md, compression speed, has the runs.")
     return out
 
 

@@ -124,8 +124,9 @@ void add_compress_command(CLI::App& app) {
   add_matrix_options(*cmd, a->matrix);
   a->prune_opt = cmd->add_option("--prune", a->prune,
                   "Ranking: wanda (|w| x input activation norm), sparsegpt (second-order saliency, and the "
-                  "surviving weights are updated towards the source model's outputs; the slowest: about 4 "
-                  "minutes for SmolLM2-135M on 2 idle cores, docs/BENCHMARKS.md) or magnitude (|w|). "
+                  "surviving weights are updated towards the source model's outputs; the slowest: about 530 "
+                  "CPU-seconds for SmolLM2-135M on the whole calibration text, docs/BENCHMARKS.md) or magnitude "
+                  "(|w|). "
                   "wanda and sparsegpt need the model's tokenizer and a calibration text")
       ->capture_default_str();
   cmd->add_option("--calib", a->calib, "Calibration text for wanda and sparsegpt; special tokens in it are read as tokens (default: "
