@@ -42,7 +42,7 @@ void add_matrix_options(CLI::App& cmd, MatrixArgs& a) {
                  "Value encoding: int8, int4 (stored dense, or N:M with --pattern; --sparsity defaults to 0), "
                  "int3 or int2 (stored dense), prime:K (K <= 10000) or codebook:K (K <= 65536)")
       ->capture_default_str();
-  a.group_size_opt = cmd.add_option("--group-size", a.group_size, "int4, int3, int2: columns per fp16 scale (32, 64 or 128)")
+  a.group_size_opt = cmd.add_option("--group-size", a.group_size, "int4, int3, int2: columns per fp16 scale (32, 64 or 128; 64 in compress's default file)")
                          ->capture_default_str();
   a.zero_point_opt = cmd.add_flag("--zero-point", a.zero_point, "int4, int3, int2: asymmetric groups, each with a zero point");
   cmd.add_option("--quant", a.quant,
