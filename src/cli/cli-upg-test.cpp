@@ -211,6 +211,39 @@ TEST(CliUpg, CompressChecksTheOutputFirst) {
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
 }
 
+// With no flag choosing the values, pattern, sparsity, pruning or GPTQ, the file is dense
+// int4 in groups of 64 with zero points through GPTQ in activation order, the embedding
+// int4; --prune sparsegpt alone gives 50% SparseGPT with int8 values (the default before).
+// Layer 0 only, on 64 tokens, to keep it short.
+TEST(CliUpg, CompressDefaultRecipe) {
+  const std::string model = model_path();
+  if (model.empty()) GTEST_SKIP() << "model not found (set UPG_MODEL or run scripts/fetch-model.sh)";
+  TempDir dir;
+  const std::string out = (dir / "d.upg").string(), skip = R"(layers\.([1-9]|[12][0-9])\.)";
+  auto record = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"compress", model, "-o", out, "--skip", skip, "--calib-tokens", "64", "-t", "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const ProcessResult r = run_upg(args, {}, 600);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(io::read_upg_header(out).compression_json);
+  };
+  const nlohmann::json d = record({});
+  EXPECT_EQ(d["values"], "int4");
+  EXPECT_EQ(d["group_size"], 64);
+  EXPECT_EQ(d["zero_points"], true);
+  EXPECT_EQ(d["sparsity"], 0.0);
+  EXPECT_EQ(d["gptq"]["act_order"], true);
+  EXPECT_EQ(d["gptq"]["lm_head"], false);
+  EXPECT_EQ(d["embeddings"], "int4");
+  EXPECT_EQ(d["calibration"]["tokens"], 64);
+  const nlohmann::json s = record({"--prune", "sparsegpt"});
+  EXPECT_EQ(s["prune"], "sparsegpt");
+  EXPECT_EQ(s["values"], "int8");
+  EXPECT_EQ(s["sparsity"], 0.5);
+  EXPECT_FALSE(s.contains("gptq"));
+  EXPECT_EQ(s["embeddings"], "source");
+}
+
 // --target-bpw through the CLI: the report names each tensor's setting, the budget's
 // refusal names the flag and the smallest size, and the flags it replaces are refused.
 TEST(CliUpg, CompressToABudget) {

@@ -42,7 +42,7 @@ void add_matrix_options(CLI::App& cmd, MatrixArgs& a) {
                  "Value encoding: int8, int4 (stored dense, or N:M with --pattern; --sparsity defaults to 0), "
                  "int3 or int2 (stored dense), prime:K (K <= 10000) or codebook:K (K <= 65536)")
       ->capture_default_str();
-  a.group_size_opt = cmd.add_option("--group-size", a.group_size, "int4, int3, int2: columns per fp16 scale (32, 64 or 128)")
+  a.group_size_opt = cmd.add_option("--group-size", a.group_size, "int4, int3, int2: columns per fp16 scale (32, 64 or 128; 64 in compress's default file)")
                          ->capture_default_str();
   a.zero_point_opt = cmd.add_flag("--zero-point", a.zero_point, "int4, int3, int2: asymmetric groups, each with a zero point");
   cmd.add_option("--quant", a.quant,
@@ -81,13 +81,23 @@ compress::MatrixOptions finish_matrix_options(const MatrixArgs& a) {
   return m;
 }
 
+// The file `upg compress` writes when no flag chooses the values, pattern, sparsity,
+// pruning or GPTQ: dense int4 in groups of 64 columns with zero points, rounded by GPTQ in
+// activation order, the embedding int4 (`--embeddings auto`), on the calibration text's
+// first 6,144 tokens. On the default model it is both smaller and closer to the source
+// than SparseGPT 50% int8 (the default before, still `--prune sparsegpt`), and it fits
+// issue 28's 60 s on 2 cores; docs/QUALITY.md and docs/COMPRESSION.md have the numbers.
+constexpr const char* kRecipeValues = "int4";
+constexpr int kRecipeGroupSize = 64;
+constexpr int64_t kRecipeCalibTokens = 6144;
+
 }  // namespace
 
 void add_compress_command(CLI::App& app) {
   struct Args {
-    // SparseGPT by default: in docs/QUALITY.md it follows the dense model most closely at
-    // 50%, 70%, 2:4 and 4:8 (chat perplexity 5.7 against 7.3 for Wanda and 3.4 dense at 50%
-    // unstructured on SmolLM2-135M; at 30% the two are within 3%).
+    // SparseGPT when pruning (outside the default recipe above): in docs/QUALITY.md it
+    // follows the dense model most closely at 50%, 70%, 2:4 and 4:8 (chat perplexity 4.8
+    // against 7.3 for Wanda and 3.4 dense at 50% unstructured on SmolLM2-135M).
     std::string source, output, prune = "sparsegpt", calib, skip, embeddings = "auto";
     bool int8_embeddings = false;
     bool int8_linears = false;
@@ -97,9 +107,16 @@ void add_compress_command(CLI::App& app) {
     MatrixArgs matrix;
     CLI::Option* prune_opt = nullptr;
     CLI::Option* embeddings_opt = nullptr;
+    CLI::Option* calib_tokens_opt = nullptr;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* cmd = app.add_subcommand("compress", "Prune and quantize a model into one self-contained UPG file");
+  CLI::App* cmd = app.add_subcommand(
+      "compress",
+      "Quantize (and prune) a model into one self-contained UPG file. With none of --values, --pattern, --sparsity, "
+      "--prune, --gptq, --act-order, --dense-int8 and --target-bpw, the file is dense int4 in groups of 64 with zero "
+      "points through GPTQ with activation order, an int4 embedding, calibrated on 6144 tokens (about 0.57 bytes per "
+      "weight for SmolLM2-135M; docs/QUALITY.md); any of them selects the defaults listed below instead (--prune "
+      "sparsegpt alone: 50% unstructured SparseGPT with int8 values, the whole calibration text)");
   cmd->add_option("source", a->source, "Model: a .gguf file, a .safetensors file or a Hugging Face directory")
       ->required();
   cmd->add_option("-o,--output", a->output, "Output .upg file (written to a temporary file, then renamed)")
@@ -107,8 +124,9 @@ void add_compress_command(CLI::App& app) {
   add_matrix_options(*cmd, a->matrix);
   a->prune_opt = cmd->add_option("--prune", a->prune,
                   "Ranking: wanda (|w| x input activation norm), sparsegpt (second-order saliency, and the "
-                  "surviving weights are updated towards the source model's outputs; the slowest: about 4 "
-                  "minutes for SmolLM2-135M on 2 idle cores, docs/BENCHMARKS.md) or magnitude (|w|). "
+                  "surviving weights are updated towards the source model's outputs; the slowest: about 530 "
+                  "CPU-seconds for SmolLM2-135M on the whole calibration text, docs/BENCHMARKS.md) or magnitude "
+                  "(|w|). "
                   "wanda and sparsegpt need the model's tokenizer and a calibration text")
       ->capture_default_str();
   cmd->add_option("--calib", a->calib, "Calibration text for wanda and sparsegpt; special tokens in it are read as tokens (default: "
@@ -123,9 +141,9 @@ void add_compress_command(CLI::App& app) {
   cmd->add_flag("--dense-int8", a->int8_linears,
                 "Store every decoder linear as dense per-row int8, nothing pruned (the dense int8 baseline; "
                 "--sparsity, --pattern and --prune are then unused)");
-  cmd->add_option("--calib-tokens", a->calib_tokens,
-                  "Calibrate on at most this many tokens, the text's first (0: all). sparsegpt and gptq spend most "
-                  "of their time in passes and Hessians over them")
+  a->calib_tokens_opt = cmd->add_option("--calib-tokens", a->calib_tokens,
+                  "Calibrate on at most this many tokens, the text's first (0: all; 6144 for the default int4 file). "
+                  "sparsegpt and gptq spend most of their time in passes and Hessians over them")
       ->capture_default_str();
   cmd->add_flag("--gptq", a->gptq,
                 "Round the int8 or grouped (int4, int3, int2) values with GPTQ: in SparseGPT's sweep, each value's rounding error is compensated "
@@ -154,11 +172,20 @@ void add_compress_command(CLI::App& app) {
     if (a->target_bpw != 0 && (a->int8_embeddings || a->int8_linears))
       throw Error(fmt::format("--target-bpw chooses each tensor's storage; it cannot be combined with {}",
                               a->int8_linears ? "--dense-int8" : "--dense-int8-embeddings"));
+    const bool recipe = a->matrix.values_opt->count() == 0 && a->matrix.pattern_opt->count() == 0 &&
+                        a->matrix.sparsity_opt->count() == 0 && a->prune_opt->count() == 0 && !a->gptq &&
+                        !a->act_order && !a->int8_linears && a->target_bpw == 0;
+    MatrixArgs m = a->matrix;
+    if (recipe) {
+      m.values = kRecipeValues;
+      if (m.group_size_opt->count() == 0) m.group_size = kRecipeGroupSize;
+      m.zero_point = true;
+    }
     compress::CompressOptions o;
     o.target_bpw = a->target_bpw;
     o.source = a->source;
     o.output = a->output;
-    o.matrix = finish_matrix_options(a->matrix);
+    o.matrix = finish_matrix_options(m);
     o.prune = compress::parse_prune_method(a->prune);
     // Dense int4 prunes nothing: without --prune it is plain round-to-nearest (sparsegpt
     // would still move weights, and take minutes).
@@ -175,10 +202,10 @@ void add_compress_command(CLI::App& app) {
                    : int4                      ? compress::EmbeddingStore::Int4
                                                : compress::EmbeddingStore::Source;
     o.dense_int8_linears = a->int8_linears;
-    o.gptq = a->gptq;
-    o.act_order = a->act_order;
+    o.gptq = a->gptq || recipe;
+    o.act_order = a->act_order || recipe;
     o.gptq_head = a->gptq_head;
-    o.calib_tokens = a->calib_tokens;
+    o.calib_tokens = recipe && a->calib_tokens_opt->count() == 0 ? kRecipeCalibTokens : a->calib_tokens;
     if (!a->calib.empty() && o.prune == compress::PruneMethod::Magnitude && !o.gptq)
       throw Error("--calib is only used with --prune wanda or sparsegpt");
     const compress::CompressReport rep = compress::compress_model(o);

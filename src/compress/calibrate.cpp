@@ -104,6 +104,9 @@ CalibrationInput open_calibration(const std::string& model_path, const std::stri
   opts.load.keep_gguf_qk_rows = false;  // layerwise compression swaps in Hugging Face-order weights
   opts.n_threads = threads;
   opts.context_length = max_positions > 0 ? std::min(chunk, max_positions) : chunk;
+  // One batch, one run through a layer: a layerwise pass that stops at its group's
+  // matmuls then stops for the whole batch, not only for its last ubatch.
+  opts.max_ubatch = opts.context_length;
   in.model = Model::from_file(model_path, opts);
   if (!ids.empty()) {
     in.tokens = ids;

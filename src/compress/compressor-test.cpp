@@ -320,6 +320,7 @@ std::unique_ptr<Model> calibration_model(const std::string& path) {
   ModelOptions mo;
   mo.load.dequant_to = DType::F32;
   mo.n_threads = 1;
+  mo.max_ubatch = 512;  // as open_calibration: a calibration batch runs as one ubatch
   return Model::from_file(path, mo);
 }
 std::vector<int32_t> calibration_ids(const Model& model) {

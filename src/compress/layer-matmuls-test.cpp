@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "compress/calibrate.h"
+#include "compress/compressor.h"
+#include "compress/layerwise.h"
 #include "core/test-paths.h"
 #include "upg/model/model.h"
 
@@ -90,6 +93,37 @@ TEST(LayerMatmuls, MatchesTheEngineAndKeepsSettledOutputs) {
   m.new_pass();
   EXPECT_EQ(layer0(r), blas);
   EXPECT_EQ(m.computed(), 6 * all - 2 * qk - attention);
+}
+
+// A whole layerwise run computes each product once per calibration token with the source
+// weights (the source pass) and once with the compressed ones, nothing more: a group's pass
+// stops at its matmuls for the whole batch, here 600 tokens in 512-token batches, more
+// than the engine's default ubatch of 256 (before calibration ran a batch as one ubatch,
+// the first 256 tokens of each went through the rest of the layer in every group's
+// pass). The default model, as the tiny fixtures' context is 256; only its layer 1 is
+// compressed (the others still run both passes).
+TEST(LayerMatmuls, LayerwiseComputesEachProductTwice) {
+  const std::string path = test::default_model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "default model not found at " << path << " (set UPG_MODEL)";
+#ifdef __SANITIZE_ADDRESS__
+  GTEST_SKIP() << "a 135M-parameter model's layers over 600 tokens are too slow under AddressSanitizer";
+#endif
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 600; ++i) ids.push_back(i * 37 + 11);
+  CalibrationInput in = open_calibration(path, "", 8192, 512, 2, ids);
+  const ModelConfig& c = in.model->config();
+  MatrixOptions mo;
+  mo.sparsity = 0.5;
+  mo.threads = 2;
+  int64_t computed = 0;
+  LayerwiseOptions lo;
+  lo.computed_rows = &computed;
+  auto layer1 = [](const std::string& n) { return n.starts_with("model.layers.1.") && is_compressible(n, 2); };
+  const auto out = sparsegpt_layerwise(*in.model, in.tokens, mo, layer1, 512, {}, lo);
+  EXPECT_EQ(out.size(), 7u);
+  const int64_t rows = 2 * c.num_heads * c.head_dim + 2 * c.num_kv_heads * c.head_dim + 2 * c.intermediate_size +
+                       c.hidden_size;
+  EXPECT_EQ(computed, 2 * rows * int64_t(ids.size()) * c.num_layers);
 }
 
 }  // namespace

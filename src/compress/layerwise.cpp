@@ -238,6 +238,7 @@ std::map<std::string, PrunedTensor, std::less<>> sparsegpt_layerwise(
     streams.each(x, [&](const Batch& b, float* xs) { model.run_layer(l, b, xs); });
     if (progress) progress(l);
   }
+  if (lo.computed_rows) *lo.computed_rows = matmuls.computed();
   if (!lo.head.empty()) {
     // The head's input is the final norm of the stream, which no matmul observer sees for
     // every token (calibration batches ask for the last token's logits only).

@@ -40,6 +40,9 @@ struct LayerwiseOptions {
   // When set, each decoder weight's own setting (--target-bpw) instead of `mo` and
   // `dense`; activation order stays off for its N:M settings.
   std::function<Setting(const std::string&)> setting_for;
+  // When set, receives the output rows the passes' products computed (tokens x rows,
+  // LayerMatmuls::computed): what the passes cost, for the tests.
+  int64_t* computed_rows = nullptr;
 };
 
 // `model` must hold the source weights as fp32 (LoadOptions::dequant_to = F32); its

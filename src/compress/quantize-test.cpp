@@ -203,6 +203,22 @@ TEST(Quantize, GroupedGrids) {
         ec += double(x - int4_dequantize(qc, c)) * double(x - int4_dequantize(qc, c));
       }
       EXPECT_LE(ec, ea * (1 + 1e-9)) << "clip worse than absmax";
+      if (zp) {  // clip keeps the ratio of least error through int4_code and int4_dequantize
+        float lo = 0, hi = 0;
+        for (float x : v) lo = std::min(lo, x), hi = std::max(hi, x);
+        double best = INFINITY;
+        Int4Group want;
+        for (float r : grouped_clip_ratios(bits)) {
+          const float scale = (hi - lo) * r / float(top);
+          const Int4Group cand{fp32_to_fp16(scale), int(std::clamp(std::nearbyint(-lo * r / scale), 0.0f, float(top))),
+                               bits};
+          double e = 0;
+          for (float x : v) e += std::pow(double(x) - double(int4_dequantize(int4_code(x, cand), cand)), 2);
+          if (e < best) best = e, want = cand;
+        }
+        EXPECT_EQ(c.scale, want.scale);
+        EXPECT_EQ(c.zero, want.zero);
+      }
       if (!zp) {  // no worse than the plain symmetric grid, step max |v| / (Z - 1)
         float amax = 0;
         for (float x : v) amax = std::max(amax, std::fabs(x));

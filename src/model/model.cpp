@@ -78,6 +78,8 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
                                                    options.context_length, max_pos, path));
   d.ctx = options.context_length != 0 ? options.context_length : std::min(max_pos, 8192);
   d.max_seqs = std::max(1, options.max_sequences);
+  if (options.max_ubatch < 1)
+    throw ParamError("max_ubatch", fmt::format("must be at least 1 token, got {}", options.max_ubatch));
   try {
     d.weights = bind_weights(d.source);
   } catch (const Error& e) {
@@ -138,13 +140,14 @@ std::unique_ptr<Model> Model::from_file(const std::string& path, const ModelOpti
     };
     t.context_length = d.ctx;
     t.max_sequences = d.max_seqs;
+    t.max_ubatch = options.max_ubatch;
     t.kv_type = options.kv_type;
     t.kv_block_size = options.kv_block_size;
     t.kv_blocks = kv_blocks;
     d.tp = std::make_unique<TensorParallel>(cfg, d.weights, std::move(t));
   } else {
-    d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs, 256, options.kv_type,
-                                              options.kv_block_size, kv_blocks);
+    d.forward = std::make_unique<ForwardPass>(cfg, d.weights, *d.backend, d.ctx, d.max_seqs, options.max_ubatch,
+                                              options.kv_type, options.kv_block_size, kv_blocks);
   }
   if (d.source.tokenizer) d.tokenizer = std::make_unique<Tokenizer>(*d.source.tokenizer);
   return m;

@@ -30,6 +30,10 @@ struct ModelOptions {
   int n_threads = 0;       // 0: every core
   int context_length = 0;  // 0: the model's max_position_embeddings, capped at 8192
   int max_sequences = 1;   // KV cache slots for concurrent sequences (batching)
+  // Tokens run through the layers at once; a larger batch is split into runs of this
+  // many. Calibration sets it to its batch size, so a pass it stops at a matmul stops the
+  // whole batch there (compress/layerwise.cpp).
+  int max_ubatch = 256;
   // The reference kernels for int8 and compressed weights instead of the fast ones
   // (comparisons and debugging; `upg perplexity --reference-kernels`).
   bool reference_kernels = false;
