@@ -405,7 +405,7 @@ def targets(rows, speeds):
                    "int4 file 7% slower than the dense int4 one: missed.")
     out.append("- The compressor within 60 s on 2 cores (120 CPU-seconds): met by the default file (the default "
                "row: dense GPTQ int4 g64, 6,144 calibration tokens), 99.8 CPU-seconds on a busy 2-core EPYC VM "
-               "(2026-12-07; on 2 idle cores the wall time is at best half that), and by round to nearest, which "
+               "(2026-12-07; 54.8 s wall with the VM to itself), and by round to nearest, which "
                "calibrates nothing (39 s wall, 15 CPU-seconds on the shared Zen 4 VM); missed by SparseGPT on the "
                "whole calibration text (534 CPU-seconds on the EPYC VM) and by GPTQ at 8k tokens (124 there without "
                "the head). BENCHMARKS.md, compression speed, has the runs.")
