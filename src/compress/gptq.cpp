@@ -25,11 +25,10 @@ GridParams Int4GroupGrid::choose(std::span<const float> w) const {
   return int4_params(int4_group(w, zero_point_, method_, bits_));
 }
 
-int32_t Int4GroupGrid::code(float w, const GridParams& g) const { return int4_code(w, int4_stored(g, bits_)); }
+// `g` came from int4_params, so its step is already the stored fp16 value as a float.
+int32_t Int4GroupGrid::code(float w, const GridParams& g) const { return grid_code(w, g, (1 << bits_) - 1); }
 
-float Int4GroupGrid::value(int32_t code, const GridParams& g) const {
-  return int4_dequantize(int(code), int4_stored(g, bits_));
-}
+float Int4GroupGrid::value(int32_t code, const GridParams& g) const { return grid_value(int(code), g); }
 
 std::vector<GridParams> gptq_sweep(std::span<float> w, int64_t rows, int64_t cols, const Hessian& H,
                               std::span<const float> u, const GptqOptions& o) {

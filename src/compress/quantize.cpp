@@ -78,13 +78,9 @@ float dequantize(Encoding enc, int32_t code, float scale, std::span<const float>
 
 float Int4Group::step() const { return fp16_to_fp32(scale); }
 
-int int4_code(float w, const Int4Group& g) {
-  const float s = g.step();
-  if (s == 0.0f) return g.zero;
-  return int(std::clamp(std::nearbyint(w / s) + float(g.zero), 0.0f, float(g.max_code())));
-}
+int int4_code(float w, const Int4Group& g) { return grid_code(w, int4_params(g), g.max_code()); }
 
-float int4_dequantize(int code, const Int4Group& g) { return g.step() * float(code - g.zero); }
+float int4_dequantize(int code, const Int4Group& g) { return grid_value(code, int4_params(g)); }
 
 GridParams int4_params(const Int4Group& g) { return {g.step(), g.zero}; }
 
@@ -108,13 +104,13 @@ Int4Group int4_group(std::span<const float> v, bool zero_point, QuantMethod q, i
   auto consider = [&](float scale, int zero) {
     // fp16 as stored (the largest finite fp16 bounds weights far beyond any model's).
     const Int4Group g{fp32_to_fp16(std::min(scale, 65504.0f)), zero, bits};
-    // int4_code and int4_dequantize with the step converted once, not twice a weight
-    // (the fp16 conversions were a tenth of a GPTQ int4 run's time; the same arithmetic).
-    const float s = g.step(), z = float(zero), top_code = float(g.max_code());
+    // The step converted once, not twice a weight (the fp16 conversions were a tenth of
+    // a GPTQ int4 run's time).
+    const GridParams p = int4_params(g);
+    const int top_code = g.max_code();
     double err = 0;
     for (float x : v) {
-      const float code = s == 0.0f ? z : std::clamp(std::nearbyint(x / s) + z, 0.0f, top_code);
-      const double d = double(x) - double(s * (code - z));
+      const double d = double(x) - double(grid_value(grid_code(x, p, top_code), p));
       err += d * d;
     }
     if (err < best_err) best_err = err, best = g;

@@ -3,6 +3,8 @@
 // Every quantizer also defines the decoded value (dequantize), computed in float exactly
 // as format::decode_row does, so a reference built from it equals the decoded file bit
 // for bit.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -95,6 +97,14 @@ float int4_dequantize(int code, const Int4Group& g);
 // convert exactly).
 GridParams int4_params(const Int4Group& g);
 Int4Group int4_stored(const GridParams& g, int bits = 4);
+// int4_code and int4_dequantize on the grid's float form (int4_params), for the loops
+// over every weight (the clipping search, GPTQ's sweep), which would otherwise convert the
+// fp16 step for each weight. Codes 0 .. max_code.
+inline int grid_code(float w, const GridParams& p, int max_code) {
+  if (p.scale == 0.0f) return p.zero;
+  return int(std::clamp(std::nearbyint(w / p.scale) + float(p.zero), 0.0f, float(max_code)));
+}
+inline float grid_value(int code, const GridParams& p) { return p.scale * float(code - p.zero); }
 
 // The weight a code decodes to (scale applied), as format::decode_row computes it.
 float dequantize(format::Encoding enc, int32_t code, float scale, std::span<const float> codebook);
