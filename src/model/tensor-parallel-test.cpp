@@ -34,8 +34,12 @@ namespace {
 
 enum class Kind { F32, F16, I8, Q4_0, Q8_0, Q4_K, MdCsr, Nm24, Int4, Int3, Int2 };
 
-// The grouped encodings (dense int4, int3, int2): their bits, 0 for the other kinds.
-int grouped_bits(Kind k) { return k == Kind::Int4 ? 4 : k == Kind::Int3 ? 3 : k == Kind::Int2 ? 2 : 0; }
+// The grouped encoding of a dense int4, int3 or int2 kind; Int8 (not grouped) for the others.
+format::Encoding encoding_of(Kind k) {
+  return k == Kind::Int4 ? format::Encoding::Int4 : k == Kind::Int3 ? format::Encoding::Int3
+       : k == Kind::Int2 ? format::Encoding::Int2 : format::Encoding::Int8;
+}
+int grouped_bits(Kind k) { return format::grouped_bits(encoding_of(k)); }
 
 // Random matrices of one kind, with the memory they live in.
 struct Maker {
@@ -114,10 +118,7 @@ struct Maker {
     const format::CompressedData& d =
         data.emplace_back(kind == Kind::MdCsr  ? format::encode_mdcsr(cols, rs, format::Encoding::Int8)
                           : kind == Kind::Nm24 ? format::encode_nm(cols, rs, 2, 4)
-                       : format::encode_dense_grouped(bits == 4   ? format::Encoding::Int4
-                                                      : bits == 3 ? format::Encoding::Int3
-                                                                  : format::Encoding::Int2,
-                                                      cols, rs, groups, 32));
+                                               : format::encode_dense_grouped(encoding_of(kind), cols, rs, groups, 32));
     w.compressed = &views.emplace_back(d.view());
     return w;
   }
