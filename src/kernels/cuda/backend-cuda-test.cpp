@@ -108,9 +108,11 @@ TEST_F(CudaBackendTest, MatmulEveryWeightKindAgainstCpu) {
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::I8, DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q5_0,
                   DType::Q4_K, DType::Q6_K, DType::Q2_K, DType::IQ4_NL}) {
     const int64_t blk = dtype_block_elems(t);
-    // Odd rows; columns that leave a vector tail (dense) or a half 64-column group (blocks).
-    const std::vector<Shape> shapes = blk == 1 ? std::vector<Shape>{{37, 61}, {5, 8}, {130, 96}, {3, 1000}, {9, 48}}
-                                               : std::vector<Shape>{{37, blk}, {13, 3 * blk}, {130, 4 * blk}};
+    // Odd rows; columns that leave a vector tail (dense) or a half 64-column group
+    // (blocks); rows of 8,192 columns (many rounds of a lane's loads, as Phi-4's rows).
+    const std::vector<Shape> shapes = blk == 1 ? std::vector<Shape>{{37, 61}, {5, 8}, {130, 96}, {3, 1000}, {9, 48},
+                                                                    {45, 8192}}
+                                               : std::vector<Shape>{{37, blk}, {13, 3 * blk}, {130, 4 * blk}, {45, 8192}};
     for (const Shape& s : shapes)
       for (int64_t n : {1, 3, 9, 17}) {
         SCOPED_TRACE(fmt::format("{} [{}, {}] x {} tokens", dtype_name(t), s.rows, s.cols, n));
@@ -168,41 +170,49 @@ TEST_F(CudaBackendTest, EmbedEveryTableKind) {
   std::vector<std::unique_ptr<HostWeight>> alive;
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::I8, DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q6_K}) {
     SCOPED_TRACE(dtype_name(t));
-    const int64_t cols = dtype_block_elems(t) == 1 ? 75 : 2 * dtype_block_elems(t);
-    alive.push_back(std::make_unique<HostWeight>(random_weight(t, 50, cols, false, rng_)));
-    const HostWeight& w = *alive.back();
-    const std::vector<int32_t> tokens = {0, 49, 7, 7, 23};
-    std::vector<float> want(tokens.size() * size_t(cols));
-    cpu_->embed(w.lw, tokens, want.data());
-    BackendBuffer td = to_backend(*gpu_, tokens), out = gpu_->alloc(want.size() * sizeof(float));
-    gpu_->embed(w.lw, std::span<const int32_t>(td.as<int32_t>(), tokens.size()), out.as<float>());
-    EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), tolerance(t));
+    // Narrow rows, and rows wider than one block's 1024 columns (5,120: Phi-4's hidden size).
+    for (int64_t cols : {dtype_block_elems(t) == 1 ? int64_t(75) : 2 * dtype_block_elems(t), int64_t(5120)}) {
+      alive.push_back(std::make_unique<HostWeight>(random_weight(t, 50, cols, false, rng_)));
+      const HostWeight& w = *alive.back();
+      const std::vector<int32_t> tokens = {0, 49, 7, 7, 23};
+      std::vector<float> want(tokens.size() * size_t(cols));
+      cpu_->embed(w.lw, tokens, want.data());
+      BackendBuffer td = to_backend(*gpu_, tokens), out = gpu_->alloc(want.size() * sizeof(float));
+      gpu_->embed(w.lw, std::span<const int32_t>(td.as<int32_t>(), tokens.size()), out.as<float>());
+      EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), tolerance(t)) << cols << " columns";
+    }
   }
 }
 
 TEST_F(CudaBackendTest, ElementwiseOps) {
-  const int64_t dim = 579;
-  // One norm weight for both runs: the backend keeps its upload by host address, so a
-  // weight freed and another allocated at its address would read the old upload (a model's
-  // norms live as long as the backend).
-  const std::vector<float> w = normal(rng_, size_t(dim));
-  for (int64_t n : {1, 7}) {
-    const std::vector<float> x = normal(rng_, size_t(n * dim)), y = normal(rng_, size_t(n * dim));
-    BackendBuffer xd = to_backend(*gpu_, x), yd = to_backend(*gpu_, y), out = gpu_->alloc(x.size() * sizeof(float));
-    std::vector<float> want(x.size());
+  // One norm weight a width for every run: the backend keeps its upload by host address,
+  // so a weight freed and another allocated at its address would read the old upload (a
+  // model's norms live as long as the backend). The widths and row counts cover each
+  // rmsnorm form: rows in registers (579, 5120) or read twice (8500), with 1024 threads a
+  // row (under 64 rows) or 256 (70 rows).
+  std::vector<std::vector<float>> norms;
+  for (int64_t dim : {579, 5120, 8500}) {
+    norms.push_back(normal(rng_, size_t(dim)));
+    const std::vector<float>& w = norms.back();
+    for (int64_t n : {1, 7, 70}) {
+      SCOPED_TRACE(fmt::format("dim {}, {} rows", dim, n));
+      const std::vector<float> x = normal(rng_, size_t(n * dim)), y = normal(rng_, size_t(n * dim));
+      BackendBuffer xd = to_backend(*gpu_, x), yd = to_backend(*gpu_, y), out = gpu_->alloc(x.size() * sizeof(float));
+      std::vector<float> want(x.size());
 
-    cpu_->rmsnorm(x.data(), w.data(), want.data(), dim, n, 1e-5f);
-    gpu_->rmsnorm(xd.as<float>(), w.data(), out.as<float>(), dim, n, 1e-5f);
-    EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), kTol) << "rmsnorm";
+      cpu_->rmsnorm(x.data(), w.data(), want.data(), dim, n, 1e-5f);
+      gpu_->rmsnorm(xd.as<float>(), w.data(), out.as<float>(), dim, n, 1e-5f);
+      EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), kTol) << "rmsnorm";
 
-    cpu_->silu_mul(x.data(), y.data(), want.data(), n * dim);
-    gpu_->silu_mul(xd.as<float>(), yd.as<float>(), out.as<float>(), n * dim);
-    EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), kTol) << "silu_mul";
+      cpu_->silu_mul(x.data(), y.data(), want.data(), n * dim);
+      gpu_->silu_mul(xd.as<float>(), yd.as<float>(), out.as<float>(), n * dim);
+      EXPECT_LT(rel_error(from_backend<float>(*gpu_, out, want.size()), want), kTol) << "silu_mul";
 
-    want = y;
-    cpu_->add(want.data(), x.data(), n * dim);
-    gpu_->add(yd.as<float>(), xd.as<float>(), n * dim);
-    EXPECT_LT(rel_error(from_backend<float>(*gpu_, yd, want.size()), want), kTol) << "add";
+      want = y;
+      cpu_->add(want.data(), x.data(), n * dim);
+      gpu_->add(yd.as<float>(), xd.as<float>(), n * dim);
+      EXPECT_LT(rel_error(from_backend<float>(*gpu_, yd, want.size()), want), kTol) << "add";
+    }
   }
 }
 
@@ -211,10 +221,12 @@ TEST_F(CudaBackendTest, ElementwiseOps) {
 // downloaded and uploaded again, so no op before it wrote them).
 TEST_F(CudaBackendTest, OpsQuantizeForTheNextMatmul) {
   std::vector<std::unique_ptr<HostWeight>> alive;
-  for (int64_t dim : {576, 96}) {
-    const std::vector<float> w = normal(rng_, size_t(dim));
+  std::vector<std::vector<float>> norms;
+  for (int64_t dim : {576, 96, 5120}) {
+    norms.push_back(normal(rng_, size_t(dim)));
+    const std::vector<float>& w = norms.back();
     alive.push_back(std::make_unique<HostWeight>(random_weight(DType::Q4_0, 40, dim, false, rng_)));
-    for (int64_t n : {1, 5}) {
+    for (int64_t n : {1, 5, 70}) {
       SCOPED_TRACE(fmt::format("dim {}, {} tokens", dim, n));
       const LinearWeight& lw = alive.back()->lw;
       const std::vector<float> x = normal(rng_, size_t(n * dim)), y = normal(rng_, size_t(n * dim));

@@ -83,13 +83,16 @@ class CudaCompressed : public ::testing::TestWithParam<Case> {
 };
 
 // Odd rows; columns a multiple of 64 (2:4 in place), of 32 but not 64, and (int8 layouts
-// only) of neither (2:4 then runs as dense rows, through the fp32 kernels below 16).
+// only) of neither (2:4 then runs as dense rows, through the fp32 kernels below 16); long
+// rows (8,192 and, for 2:4 int8, 16,384 columns: many rounds of a lane's loads, as
+// Phi-4's rows).
 TEST_P(CudaCompressed, MatmulMatchesCpu) {
   const Case& c = GetParam();
   ASSERT_TRUE(gpu_->supports(c.layout, c.enc));
-  std::vector<int64_t> widths = {640, 96};
+  std::vector<int64_t> widths = {640, 96, 8192};
   if (c.enc != Encoding::Int4 && c.layout == Layout::MdCsr) widths.push_back(200);
   if (c.layout == Layout::NM && c.enc == Encoding::Int8 && c.m == 4) widths.push_back(72);
+  if (c.layout == Layout::NM && c.enc == Encoding::Int8 && c.n == 2 && c.m == 4) widths.push_back(16384);
   std::vector<std::unique_ptr<format::CompressedData>> alive;  // forms are keyed by address
   uint32_t seed = 5;
   for (int64_t cols : widths)

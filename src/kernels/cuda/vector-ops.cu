@@ -21,7 +21,7 @@ constexpr int kThreads = 256;
 
 int blocks_for(int64_t n) { return int((n + kThreads - 1) / kThreads < 65535 * 16 ? (n + kThreads - 1) / kThreads : 65535 * 16); }
 
-// The sum of v over the block; `shared` holds kThreads / 32 floats.
+// The sum of v over the block; `shared` holds blockDim.x / 32 floats.
 __device__ inline float block_sum(float v, float* shared) {
   for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -33,67 +33,84 @@ __device__ inline float block_sum(float v, float* shared) {
   return total;
 }
 
+// rmsnorm's threads a row: 1024 where there are fewer rows than a GPU has SMs (a decode
+// step's one token a sequence), so that a row's chain of dependent steps (each thread's
+// quantization of its 32-column groups, one after the other) is short; 256 for many rows.
+constexpr int kWideThreads = 1024;
+constexpr int64_t kWideRows = 64;
+
 // Values a thread keeps in registers for a row of dim (and the quantized stride, which
-// pads dim to 64): 0 past 32 x 256 (hidden 8192), where rmsnorm_row<0> reads twice.
-inline int rmsnorm_registers(int64_t dim, const Int8Acts& a) {
-  const int64_t need = ((a.q && a.stride > dim ? a.stride : dim) + kThreads - 1) / kThreads;
-  for (int k : {2, 4, 8, 16, 20, 32})
+// pads dim to 64) with T threads: 0 past 8 x 1024 or 32 x 256 (hidden 8192), where
+// rmsnorm_row<0> reads twice.
+inline int rmsnorm_registers(int64_t dim, const Int8Acts& a, int threads) {
+  const int64_t need = ((a.q && a.stride > dim ? a.stride : dim) + threads - 1) / threads;
+  for (int k : {1, 2, 4, 8, 16, 20, 32})
     if (need <= k) return k;
   return 0;
 }
 
 // out = rmsnorm(x) * w over one row of dim, quantized as token t of a when a.q is set.
-// With K > 0 (dim and a's stride at most 256 K) the row stays in registers (thread i
-// holds columns i, 256 + i, ...; warp w's lanes hold the 32-column groups 8k + w): one
-// read of x, one block reduction, and the quantization from registers. K = 0 reads x
-// twice and its output back.
-template <int K>
+// With K > 0 (dim and a's stride at most K T) the row stays in registers (thread i holds
+// columns i, T + i, ...; warp w's lanes hold the 32-column groups (T / 32) k + w): the norm
+// weight read before the wait for the kernel before (no kernel writes it), one read of x,
+// one block reduction, and the stores and quantization from registers, with no load
+// after a store (a store to `o` or to the int8 codes may alias a later load, which would
+// make every group wait a round trip to L2: 17 us a row of 5120 where it had been so).
+// K = 0 reads x twice and its output back.
+template <int K, int T>
 __device__ inline void rmsnorm_row(const float* x, const float* w, float* o, int64_t dim, float eps, const Int8Acts& a,
                                    int64_t t, float* partial) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   if constexpr (K > 0) {
-    float v[K];
+    float wv[K], v[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t c = int64_t(k) * T + threadIdx.x;
+      wv[k] = c < dim ? __ldg(w + c) : 0.0f;
+    }
+    pdl_wait();
+    pdl_trigger();
     float ss = 0;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      const int64_t c = int64_t(k) * kThreads + threadIdx.x;
+      const int64_t c = int64_t(k) * T + threadIdx.x;
       v[k] = c < dim ? x[c] : 0.0f;
       ss += v[k] * v[k];
     }
     const float scale = rsqrtf(block_sum(ss, partial) / float(dim) + eps);
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      const int64_t c = int64_t(k) * kThreads + threadIdx.x;
-      v[k] = c < dim ? v[k] * scale * w[c] : 0.0f;
+      const int64_t c = int64_t(k) * T + threadIdx.x;
+      v[k] *= scale * wv[k];
       if (c < dim) o[c] = v[k];
-      const int64_t b = int64_t(k) * (kThreads / 32) + warp;
+      const int64_t b = int64_t(k) * (T / 32) + warp;
       if (a.q && b < a.stride / 32) quantize32(v[k], lane, a, t, b);
     }
     return;
   }
+  pdl_wait();
+  pdl_trigger();
   float ss = 0;
-  for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
+  for (int64_t i = threadIdx.x; i < dim; i += T) {
     const float xv = x[i];
     ss += xv * xv;
   }
   const float scale = rsqrtf(block_sum(ss, partial) / float(dim) + eps);
-  for (int64_t i = threadIdx.x; i < dim; i += kThreads) o[i] = x[i] * scale * w[i];
+  for (int64_t i = threadIdx.x; i < dim; i += T) o[i] = x[i] * scale * w[i];
   if (!a.q) return;
   __syncthreads();
-  for (int64_t b = warp; b < a.stride / 32; b += kThreads / 32) {
+  for (int64_t b = warp; b < a.stride / 32; b += T / 32) {
     const int64_t c = b * 32 + lane;
     quantize32(c < dim ? o[c] : 0.0f, lane, a, t, b);
   }
 }
 
-template <int K>
-__global__ void __launch_bounds__(kThreads) rmsnorm_kernel(const float* x, const float* w, float* out, int64_t dim,
-                                                           float eps, Int8Acts a) {
-  pdl_wait();
-  pdl_trigger();
-  __shared__ float partial[kThreads / 32];
+template <int K, int T>
+__global__ void __launch_bounds__(T) rmsnorm_kernel(const float* x, const float* w, float* out, int64_t dim, float eps,
+                                                    Int8Acts a) {
+  __shared__ float partial[T / 32];
   const int64_t t = blockIdx.x;
-  rmsnorm_row<K>(x + t * dim, w, out + t * dim, dim, eps, a, t, partial);
+  rmsnorm_row<K, T>(x + t * dim, w, out + t * dim, dim, eps, a, t, partial);
 }
 
 // Rotates one head v (the block's threads) at position pos.
@@ -175,11 +192,26 @@ __global__ void add_kernel(float* y, const float* x, int64_t n) {
     y[i] += x[i];
 }
 
+// Block (t, j): columns 1024 j .. 1024 j + 1023 of token t's row, four a thread, all
+// loaded before any is stored (a store to `out` may alias the table's bytes, which would
+// make each load wait for the store before it: 12 us a row of 5120 where it had been so).
+constexpr int kEmbedPer = 4;
 __global__ void embed_kernel(DeviceWeight w, const int32_t* tokens, float* out) {
   pdl_wait();
   pdl_trigger();
   const int64_t t = blockIdx.x, r = tokens[t];
-  for (int64_t c = threadIdx.x; c < w.cols; c += blockDim.x) out[t * w.cols + c] = weight_value(w, r, c);
+  const int64_t c0 = int64_t(blockIdx.y) * kThreads * kEmbedPer + threadIdx.x;
+  float v[kEmbedPer];
+#pragma unroll
+  for (int i = 0; i < kEmbedPer; ++i) {
+    const int64_t c = c0 + int64_t(i) * kThreads;
+    v[i] = c < w.cols ? weight_value(w, r, c) : 0.0f;
+  }
+#pragma unroll
+  for (int i = 0; i < kEmbedPer; ++i) {
+    const int64_t c = c0 + int64_t(i) * kThreads;
+    if (c < w.cols) out[t * w.cols + c] = v[i];
+  }
 }
 
 __global__ void kv_store_kernel(KvLayer kv, const int64_t* slots, int kv_dim, const float* k, const float* v) {
@@ -200,14 +232,25 @@ __global__ void kv_store_kernel(KvLayer kv, const int64_t* slots, int kv_dim, co
 void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps, const Int8Acts& acts,
              const Stream& s) {
   if (n <= 0) return;
-  const int need = rmsnorm_registers(dim, acts);
-  auto* k = need == 2    ? rmsnorm_kernel<2>
-            : need == 4  ? rmsnorm_kernel<4>
-            : need == 8  ? rmsnorm_kernel<8>
-            : need == 16 ? rmsnorm_kernel<16>
-            : need == 20 ? rmsnorm_kernel<20>
-            : need == 32 ? rmsnorm_kernel<32>
-                         : rmsnorm_kernel<0>;
+  if (n < kWideRows) {
+    const int need = rmsnorm_registers(dim, acts, kWideThreads);
+    constexpr int T = kWideThreads;
+    auto* k = need == 1   ? rmsnorm_kernel<1, T>
+              : need == 2 ? rmsnorm_kernel<2, T>
+              : need == 4 ? rmsnorm_kernel<4, T>
+              : need == 8 ? rmsnorm_kernel<8, T>
+                          : rmsnorm_kernel<0, T>;
+    return launch("rmsnorm", k, unsigned(n), T, 0, s, x, w, out, dim, eps, acts);
+  }
+  int need = rmsnorm_registers(dim, acts, kThreads);
+  if (need == 1) need = 2;  // K = 1 is not built for 256 threads
+  auto* k = need == 2    ? rmsnorm_kernel<2, kThreads>
+            : need == 4  ? rmsnorm_kernel<4, kThreads>
+            : need == 8  ? rmsnorm_kernel<8, kThreads>
+            : need == 16 ? rmsnorm_kernel<16, kThreads>
+            : need == 20 ? rmsnorm_kernel<20, kThreads>
+            : need == 32 ? rmsnorm_kernel<32, kThreads>
+                         : rmsnorm_kernel<0, kThreads>;
   launch("rmsnorm", k, unsigned(n), kThreads, 0, s, x, w, out, dim, eps, acts);
 }
 
@@ -235,7 +278,8 @@ void add(float* y, const float* x, int64_t n, const Stream& s) {
 
 void embed(const DeviceWeight& w, const int32_t* tokens, int64_t n, float* out, const Stream& s) {
   if (n <= 0) return;
-  launch("embed", embed_kernel, unsigned(n), kThreads, 0, s, w, tokens, out);
+  const int64_t chunks = (w.cols + kThreads * kEmbedPer - 1) / (kThreads * kEmbedPer);
+  launch("embed", embed_kernel, dim3(unsigned(n), unsigned(chunks)), kThreads, 0, s, w, tokens, out);
 }
 
 void kv_store(const KvLayer& kv, const int64_t* slots, int64_t n, int kv_dim, const float* k, const float* v,
