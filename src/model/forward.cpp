@@ -177,6 +177,7 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
   const size_t n = end - begin;
   const bool paged = !b.tables.empty();
   const std::vector<int32_t>& ids = paged ? b.block_ids : default_tables_;
+  firsts_.clear();
   for (size_t t = 0; t < n; ++t) {
     const size_t i = begin + t;
     const int32_t pos = b.positions[i];
@@ -186,6 +187,7 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
     host32(kPositions)[t] = pos;
     const int32_t first = paged ? b.table_offsets[size_t(b.tables[i])] : b.seq_ids[i] * blocks_per_sequence();
     host32(kBlockBegin)[t] = first;
+    firsts_.push_back(first);
     tables_[t] = int64_t(ids[size_t(first + pos / block_size_)]) * block_size_ + pos % block_size_;
   }
   // One copy of all four (a few KB): on a GPU each copy is a round of driver work.
@@ -197,6 +199,9 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
     be_.upload(block_ids_dev_.data(), ids.data(), bytes);
     ids_dev = block_ids_dev_.as<int32_t>();
   }
+  // A sequence's tokens share the start of its block table, and no two sequences do.
+  std::sort(firsts_.begin(), firsts_.end());
+  const bool one_each = std::adjacent_find(firsts_.begin(), firsts_.end()) == firsts_.end();
   return AttentionBatch{std::span<const int32_t>(dev32(kPositions), n),
                         std::span<const int32_t>(ids_dev, ids.size()),
                         std::span<const int32_t>(dev32(kBlockBegin), n),
@@ -204,13 +209,13 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
                         c.num_heads,
                         c.num_kv_heads,
                         c.head_dim,
-                        c.sliding_window};
+                        c.sliding_window,
+                        one_each};
 }
 
 void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
   const ModelConfig& c = cfg_;
   const int64_t hidden = c.hidden_size, inter = c.intermediate_size;
-  const std::span<const int32_t> pos = ab.positions;
   const std::span<const int64_t> slots(tables_dev_.as<int64_t>(), size_t(n));
   const LayerWeights& lw = w_.layers[size_t(l)];
   float *xb = f(xb_), *q = f(q_), *k = f(k_), *v = f(v_), *att = f(att_), *tmp = f(tmp_), *gate = f(gate_),
@@ -223,8 +228,7 @@ void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
     if (c.num_heads > 0) {
       be_.rmsnorm(x, lw.attn_norm, xb, hidden, n, c.rms_norm_eps);
       matmul_same_input({&lw.q, &lw.k, &lw.v}, xb, n, {q, k, v});
-      be_.rope_store(l, q, k, v, pos, slots, c.num_heads, c.num_kv_heads, rope_.table);
-      be_.attention(l, q, ab, att);
+      be_.rope_store_attention(l, q, k, v, slots, rope_.table, ab, att);
     }
     add_output(lw.o, att, n, x, tmp);
   }
@@ -312,7 +316,8 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t d
   auto address = [](const BackendBuffer& b) { return int64_t(reinterpret_cast<uintptr_t>(b.data())); };
   // Everything step_ops takes that is not in backend memory.
   step_key_.assign({n, int64_t(reinterpret_cast<uintptr_t>(ab.block_ids.data())), address(out_), generation_,
-                    decode_rows, decode_logit_rows, greedy ? address(ids_) : 0, address(local_), address(gather_)});
+                    decode_rows, decode_logit_rows, greedy ? address(ids_) : 0, address(local_), address(gather_),
+                    int64_t(ab.one_token_per_sequence)});
   for (const auto& [t, run] : runs_) step_key_.insert(step_key_.end(), {int64_t(t), int64_t(run)});
   // The calibration hooks read (or compute) each matmul as it runs: nothing recorded.
   const bool record = !observer_ && !override_;
