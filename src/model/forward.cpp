@@ -177,7 +177,6 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
   const size_t n = end - begin;
   const bool paged = !b.tables.empty();
   const std::vector<int32_t>& ids = paged ? b.block_ids : default_tables_;
-  firsts_.clear();
   for (size_t t = 0; t < n; ++t) {
     const size_t i = begin + t;
     const int32_t pos = b.positions[i];
@@ -187,7 +186,6 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
     host32(kPositions)[t] = pos;
     const int32_t first = paged ? b.table_offsets[size_t(b.tables[i])] : b.seq_ids[i] * blocks_per_sequence();
     host32(kBlockBegin)[t] = first;
-    firsts_.push_back(first);
     tables_[t] = int64_t(ids[size_t(first + pos / block_size_)]) * block_size_ + pos % block_size_;
   }
   // One copy of all four (a few KB): on a GPU each copy is a round of driver work.
@@ -200,6 +198,7 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
     ids_dev = block_ids_dev_.as<int32_t>();
   }
   // A sequence's tokens share the start of its block table, and no two sequences do.
+  firsts_.assign(host32(kBlockBegin), host32(kBlockBegin) + n);
   std::sort(firsts_.begin(), firsts_.end());
   const bool one_each = std::adjacent_find(firsts_.begin(), firsts_.end()) == firsts_.end();
   return AttentionBatch{std::span<const int32_t>(dev32(kPositions), n),

@@ -21,6 +21,7 @@
 
 #include "kernels/cuda/cuda-check.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/kv-cache.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/quantize.cuh"
 #include "kernels/cuda/rope.cuh"
@@ -31,28 +32,6 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kInFlight = 4;
-
-template <bool Half>
-__device__ inline float kv_at(const void* base, int64_t i) {
-  if constexpr (Half) return __half2float(static_cast<const __half*>(base)[i]);
-  return static_cast<const float*>(base)[i];
-}
-
-// x as the cache keeps it.
-template <bool Half>
-__device__ inline float as_cached(float x) {
-  if constexpr (Half) return __half2float(__float2half(x));
-  return x;
-}
-
-// What rope_attention adds to the kernel's arguments: the step's new keys and values
-// (unrotated) and their slots, and the rope table.
-struct NewKv {
-  const float* k = nullptr;
-  const float* v = nullptr;
-  const int64_t* slots = nullptr;
-  RopeArgs r;
-};
 
 // Element e (< head_dim) of head x (head_dim values in shared memory) rotated to
 // position pos, as rope_store's rotate_head (vector-ops.cu) rotates it in place.
@@ -101,13 +80,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const float* q, 
       s_v[e] = as_cached<Half>(s_v[e]);
       if (h % group == 0) {
         const int64_t at = nk.slots[t] * kv_dim + int64_t(g) * hd + e;
-        if constexpr (Half) {
-          static_cast<__half*>(kv.k)[at] = __float2half(rk);
-          static_cast<__half*>(kv.v)[at] = __float2half(s_v[e]);
-        } else {
-          static_cast<float*>(kv.k)[at] = rk;
-          static_cast<float*>(kv.v)[at] = s_v[e];
-        }
+        kv_put<Half>(kv.k, at, rk);
+        kv_put<Half>(kv.v, at, s_v[e]);
       }
     }
     __syncthreads();
@@ -205,10 +179,9 @@ void attention(const float* q, const KvLayer& kv, const AttentionArgs& a, float*
     launch_half<false, false>(q, kv, a, out, acts, NewKv{}, s);
 }
 
-void rope_attention(const float* q, const float* k, const float* v, const RopeArgs& r, const int64_t* slots,
-                    const KvLayer& kv, const AttentionArgs& a, float* out, const Int8Acts& acts, const Stream& s) {
+void rope_attention(const float* q, const NewKv& nk, const KvLayer& kv, const AttentionArgs& a, float* out,
+                    const Int8Acts& acts, const Stream& s) {
   if (a.n_tokens <= 0) return;
-  const NewKv nk{k, v, slots, r};
   if (kv.half)
     launch_half<true, true>(q, kv, a, out, acts, nk, s);
   else

@@ -238,19 +238,11 @@ class CudaBackend final : public Backend {
                             const RopeTable& rope, const AttentionBatch& b, float* out) override {
     if (!b.one_token_per_sequence || b.positions.size() != slots.size())
       return Backend::rope_store_attention(layer, q, k, v, slots, rope, b, out);
-    const FusedRope f{k, v, slots.data(), rope_args(rope, b.positions.data(), b.n_heads, b.n_kv_heads)};
-    run_attention(layer, q, b, out, &f);
+    const cuda::NewKv nk{k, v, slots.data(), rope_args(rope, b.positions.data(), b.n_heads, b.n_kv_heads)};
+    run_attention(layer, q, b, out, &nk);
   }
 
  private:
-  // What rope_store_attention hands to the fused attention launch.
-  struct FusedRope {
-    const float* k;
-    const float* v;
-    const int64_t* slots;
-    cuda::RopeArgs r;
-  };
-
   cuda::RopeArgs rope_args(const RopeTable& r, const int32_t* positions, int n_heads, int n_kv_heads) {
     cuda::RopeArgs a;
     a.positions = positions;
@@ -265,7 +257,8 @@ class CudaBackend final : public Backend {
     return a;
   }
 
-  void run_attention(int layer, const float* q, const AttentionBatch& b, float* out, const FusedRope* fused) {
+  // With `fused`, rope_store's work in the same launch (rope_store_attention).
+  void run_attention(int layer, const float* q, const AttentionBatch& b, float* out, const cuda::NewKv* fused) {
     quantized_ = {};
     cuda::AttentionArgs a;
     a.positions = b.positions.data();
@@ -284,7 +277,7 @@ class CudaBackend final : public Backend {
     cuda::Int8Acts acts;
     if (b.head_dim % 32 == 0 && cols % 64 == 0) acts = acts_scratch(a.n_tokens, cols);
     if (fused)
-      cuda::rope_attention(q, fused->k, fused->v, fused->r, fused->slots, kv_layer(layer), a, out, acts, ks_);
+      cuda::rope_attention(q, *fused, kv_layer(layer), a, out, acts, ks_);
     else
       cuda::attention(q, kv_layer(layer), a, out, acts, ks_);
     if (acts.q) quantized_ = {out, a.n_tokens, cols, acts.stride};

@@ -10,6 +10,7 @@
 #include "kernels/cuda/cuda-check.h"
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/kv-cache.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/quantize.cuh"
 #include "kernels/cuda/rope.cuh"
@@ -39,16 +40,6 @@ __device__ inline float block_sum(float v, float* shared) {
 // quantization of its 32-column groups, one after the other) is short; 256 for many rows.
 constexpr int kWideThreads = 1024;
 constexpr int64_t kWideRows = 64;
-
-// Values a thread keeps in registers for a row of dim (and the quantized stride, which
-// pads dim to 64) with T threads: 0 past 8 x 1024 or 32 x 256 (hidden 8192), where
-// rmsnorm_row<0> reads twice.
-inline int rmsnorm_registers(int64_t dim, const Int8Acts& a, int threads) {
-  const int64_t need = ((a.q && a.stride > dim ? a.stride : dim) + threads - 1) / threads;
-  for (int k : {1, 2, 4, 8, 16, 20, 32})
-    if (need <= k) return k;
-  return 0;
-}
 
 // out = rmsnorm(x) * w over one row of dim, quantized as token t of a when a.q is set.
 // With K > 0 (dim and a's stride at most K T) the row stays in registers (thread i holds
@@ -114,6 +105,18 @@ __global__ void __launch_bounds__(T) rmsnorm_kernel(const float* x, const float*
   rmsnorm_row<K, T>(x + t * dim, w, out + t * dim, dim, eps, a, t, partial);
 }
 
+// The rmsnorm kernel with T threads for `need` values a thread (a row of dim, and the
+// quantized stride that pads it to 64): the smallest of the built Ks that holds them, or
+// K = 0 (reads x twice) past the largest (8 x 1024 or 32 x 256: hidden 8192).
+template <int T, int K, int... More>
+auto rmsnorm_kernel_for(int64_t need) -> decltype(&rmsnorm_kernel<0, T>) {
+  if (need <= K) return rmsnorm_kernel<K, T>;
+  if constexpr (sizeof...(More) > 0)
+    return rmsnorm_kernel_for<T, More...>(need);
+  else
+    return rmsnorm_kernel<0, T>;
+}
+
 // Rotates one head v (the block's threads) at position pos.
 __device__ inline void rotate_head(float* v, int32_t pos, int half, bool interleaved, const float* cos,
                                    const float* sin) {
@@ -138,12 +141,7 @@ __global__ void rope_kernel(float* x, const int32_t* positions, int n_heads, int
 
 template <bool Half>
 __device__ inline void store_row(void* dst, int64_t at, const float* src, int n) {
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    if constexpr (Half)
-      static_cast<__half*>(dst)[at + i] = __float2half(src[i]);
-    else
-      static_cast<float*>(dst)[at + i] = src[i];
-  }
+  for (int i = threadIdx.x; i < n; i += blockDim.x) kv_put<Half>(dst, at + i, src[i]);
 }
 
 // Block (h, t): query head h of token t when h < n_heads, else kv head h - n_heads: its
@@ -233,26 +231,12 @@ __global__ void kv_store_kernel(KvLayer kv, const int64_t* slots, int kv_dim, co
 void rmsnorm(const float* x, const float* w, float* out, int64_t dim, int64_t n, float eps, const Int8Acts& acts,
              const Stream& s) {
   if (n <= 0) return;
-  if (n < kWideRows) {
-    const int need = rmsnorm_registers(dim, acts, kWideThreads);
-    constexpr int T = kWideThreads;
-    auto* k = need == 1   ? rmsnorm_kernel<1, T>
-              : need == 2 ? rmsnorm_kernel<2, T>
-              : need == 4 ? rmsnorm_kernel<4, T>
-              : need == 8 ? rmsnorm_kernel<8, T>
-                          : rmsnorm_kernel<0, T>;
-    return launch("rmsnorm", k, unsigned(n), T, 0, s, x, w, out, dim, eps, acts);
-  }
-  int need = rmsnorm_registers(dim, acts, kThreads);
-  if (need == 1) need = 2;  // K = 1 is not built for 256 threads
-  auto* k = need == 2    ? rmsnorm_kernel<2, kThreads>
-            : need == 4  ? rmsnorm_kernel<4, kThreads>
-            : need == 8  ? rmsnorm_kernel<8, kThreads>
-            : need == 16 ? rmsnorm_kernel<16, kThreads>
-            : need == 20 ? rmsnorm_kernel<20, kThreads>
-            : need == 32 ? rmsnorm_kernel<32, kThreads>
-                         : rmsnorm_kernel<0, kThreads>;
-  launch("rmsnorm", k, unsigned(n), kThreads, 0, s, x, w, out, dim, eps, acts);
+  const bool wide = n < kWideRows;
+  const int threads = wide ? kWideThreads : kThreads;
+  const int64_t need = ((acts.q && acts.stride > dim ? acts.stride : dim) + threads - 1) / threads;
+  auto* k = wide ? rmsnorm_kernel_for<kWideThreads, 1, 2, 4, 8>(need)
+                 : rmsnorm_kernel_for<kThreads, 2, 4, 8, 16, 20, 32>(need);
+  launch("rmsnorm", k, unsigned(n), threads, 0, s, x, w, out, dim, eps, acts);
 }
 
 void rope(float* x, const int32_t* positions, int64_t n, int n_heads, int head_dim, int rotary_dim, bool interleaved,
