@@ -35,7 +35,18 @@ namespace fmtx = upg::format;
 using fmtx::Encoding;
 
 bool smoke() { return std::getenv("UPG_BENCH_SMOKE") != nullptr; }
-int64_t spmv_size() { return smoke() ? 512 : 5120; }
+// UPG_SPMV_THREADS=1 times one core (default 2, the machine's).
+int spmv_threads() {
+  const char* t = std::getenv("UPG_SPMV_THREADS");
+  return t ? std::max(1, std::atoi(t)) : 2;
+}
+
+// UPG_SPMV_N=576 times the default model's width (its rows are short: per-row costs
+// count) under the same names; the names keep saying 5120.
+int64_t spmv_size() {
+  if (const char* n = std::getenv("UPG_SPMV_N")) return std::max<int64_t>(64, std::atoll(n));
+  return smoke() ? 512 : 5120;
+}
 
 // The rotated set of one SpMV benchmark must exceed the last-level cache (32 MiB on the
 // machine of docs/BENCHMARKS.md; 96 MiB leaves room for larger ones), or a 26 MB matrix
@@ -131,7 +142,7 @@ struct WeightSet {
   // one of as many bytes as its kernel streams.
   std::unique_ptr<WeightSet> int8, same_bytes;
   explicit WeightSet(bool own_backend = true) {
-    if (own_backend) be = upg::make_cpu_backend(2);
+    if (own_backend) be = upg::make_cpu_backend(spmv_threads());
   }
 };
 

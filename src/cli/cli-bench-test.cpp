@@ -101,6 +101,30 @@ TEST_F(CliBench, TableLikeLlamaBenchWithZeroSkippingATest) {
   EXPECT_TRUE(contains(r.out, "peak memory")) << r.out;
 }
 
+// The params cell of the table's first row.
+std::string params_cell(const std::string& table) {
+  std::smatch m;
+  if (!std::regex_search(table, m, std::regex("\\| ([0-9.]+ M) \\|"))) return "<absent>";
+  return m[1];
+}
+
+// A UPG file counts its compressed weights at their dense shapes, as the file it was
+// made from counts them (llama-bench counts a GGUF file's quantized weights so).
+TEST(CliBenchParams, CompressedFileCountsItsWeightsAsTheSource) {
+  const std::string tiny = UPG_SOURCE_DIR "/tests/fixtures/tiny/llama";
+  TempDir dir;
+  const std::string upg = (dir / "m.upg").string();
+  ProcessResult r = run_upg({"compress", tiny, "-o", upg, "--prune", "magnitude", "-t", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_upg({"bench", tiny, "-p", "0", "-n", "2", "-r", "1", "-t", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string source = params_cell(r.out);
+  r = run_upg({"bench", upg, "-p", "0", "-n", "2", "-r", "1", "-t", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(source, "<absent>") << r.out;
+  EXPECT_EQ(params_cell(r.out), source) << r.out;
+}
+
 TEST(CliBenchFlags, BadValuesAreClearErrors) {
   struct Case {
     std::vector<std::string> args;

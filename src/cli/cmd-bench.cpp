@@ -110,6 +110,9 @@ double run_gen(Model& model, int n, int seqs) {
 void print_table(const BenchArgs& a, Model& model, const std::vector<TestResult>& tests, double load_s) {
   int64_t params = 0;
   for (auto& [name, t] : model.source().weights.all()) params += t.numel();
+  // A UPG file's compressed weights count as their dense shapes, as llama-bench counts
+  // a GGUF file's quantized ones.
+  for (auto& [name, m] : model.source().compressed) params += m.rows * m.cols;
   const std::string file = std::filesystem::path(a.model.path).filename().string();
   const std::string size = fmt::format("{:.2f} MiB", double(model.source().file_bytes) / (1 << 20));
   const std::string nparams = fmt::format("{:.2f} M", double(params) / 1e6);
