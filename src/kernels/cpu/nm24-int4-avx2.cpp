@@ -27,7 +27,10 @@
 //
 // Tokens are taken 4 at a time, each with its own accumulators in the same order, so a
 // token's result does not depend on how many share the call (TokenClass): prefill runs
-// the same kernel, which multiplies half the columns of dense int4 per token.
+// the same kernel, which multiplies half the columns of dense int4 per token. With one
+// or two tokens two rows go side by side (rows, below), and whether the file has zero
+// points is a template parameter: with a runtime test GCC re-materialized constants in
+// the block loop, which has no register to spare.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -104,14 +107,14 @@ struct Half {
   __m256i aw;   // |s|
 };
 
-template <int Group>
+template <int Group, bool Zp>
 inline Half decode_half(const __m256i positions, const __m256i codes, const uint8_t* zeros, int h, const Consts& c) {
   Half out;
   const __m256i u = _mm256_and_si256(_mm256_shuffle_epi8(positions, c.rep[h]), c.fields);
   out.idx = _mm256_add_epi8(_mm256_maddubs_epi16(u, c.pair), c.base);
   const __m256i q = _mm256_and_si256(h ? _mm256_srli_epi16(codes, 4) : codes, _mm256_set1_epi8(0x0F));
   __m256i z = _mm256_set1_epi8(char(format::kInt4DefaultZero));
-  if (zeros) {
+  if constexpr (Zp) {
     if constexpr (Group == 32) {  // one zero per lane: two of the block's four
       uint32_t zs;
       std::memcpy(&zs, zeros, 4);
@@ -187,12 +190,32 @@ inline __m256i half_dot(const Half& w, const int8_t* x) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(w.aw, _mm256_sign_epi8(xg, w.s)), _mm256_set1_epi16(1));
 }
 
+// A block's weight scales in the lanes of its merged sums (block, below): lanes (low,
+// low, high, high) of each 128-bit lane, whose values are in groups l0, h0 (lane 0) and
+// l1, h1 (lane 1). Groups of 64 and 128 broadcast and reorder in the lane (no index
+// register: the loop has none to spare, GCC otherwise reloads one from the stack).
+template <int Group>
+inline __m256 block_scales(const uint16_t* scales) {
+  if constexpr (Group == 128) {
+    return _mm256_cvtph_ps(_mm_set1_epi16(short(scales[0])));
+  } else if constexpr (Group == 64) {  // l0 = l1 = 0, h0 = h1 = 1
+    uint32_t two;
+    std::memcpy(&two, scales, 4);
+    return _mm256_permute_ps(_mm256_cvtph_ps(_mm_set1_epi32(int(two))), 0x50);
+  } else {
+    constexpr int l0 = group_of<Group>(0, 0), l1 = group_of<Group>(0, 1), h0 = group_of<Group>(1, 0),
+                  h1 = group_of<Group>(1, 1);
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadu_si64(scales))),
+                                    _mm256_setr_epi32(l0, l0, h0, h0, l1, l1, h1, h1));
+  }
+}
+
 // Block b of a row (both halves, or the first only: Hi false) into every token's
 // accumulator. The halves' dword sums are merged before the float conversion: per lane
 // the low half's four and the high half's four are packed to 16 bits (each at most 4 *
 // 15 * 127) and summed in pairs, giving lanes (low, low, high, high) of one 128-bit lane
 // each, whose activation blocks are 0 and 2 (lane 0) and 1 and 3 (lane 1).
-template <int NT, int Group, bool Hi>
+template <int NT, int Group, bool Hi, bool Zp>
 inline void block(const BlockParts& p, const Consts& c, const int8_t* const (&x)[NT], const float* const (&sc)[NT],
                   int64_t b, __m256 (&acc)[NT]) {
   // Lane 0 from the block's 16 position bytes, lane 1 from 4 bytes on: dwords 0 and 2 of
@@ -203,13 +226,10 @@ inline void block(const BlockParts& p, const Consts& c, const int8_t* const (&x)
   const __m256i positions = _mm256_blend_epi32(pos, _mm256_slli_epi64(pos, 28), 0xAA);
   const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.codes));
   // Four scales read (the groups of 32 of a block; wider groups use the first one or two).
-  constexpr int l0 = group_of<Group>(0, 0), l1 = group_of<Group>(0, 1), h0 = group_of<Group>(1, 0),
-                h1 = group_of<Group>(1, 1);
-  const __m256 d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadu_si64(p.scales))),
-                                            _mm256_setr_epi32(l0, l0, h0, h0, l1, l1, h1, h1));
-  const Half lo = decode_half<Group>(positions, codes, p.zeros, 0, c);
+  const __m256 d = block_scales<Group>(p.scales);
+  const Half lo = decode_half<Group, Zp>(positions, codes, p.zeros, 0, c);
   Half hi;
-  if constexpr (Hi) hi = decode_half<Group>(positions, codes, p.zeros, 1, c);
+  if constexpr (Hi) hi = decode_half<Group, Zp>(positions, codes, p.zeros, 1, c);
   for (int j = 0; j < NT; ++j) {
     const __m256i dl = half_dot(lo, x[j] + 128 * b);
     const __m256i dh = Hi ? half_dot(hi, x[j] + 128 * b + 64) : _mm256_setzero_si256();
@@ -218,53 +238,79 @@ inline void block(const BlockParts& p, const Consts& c, const int8_t* const (&x)
   }
 }
 
-template <int NT, int Group>
+// Whether row r's block reads leave the matrix's arrays. A block reads 20 position bytes,
+// 4 scales and 128 / Group zeros: past the end of a row whose last block is partial.
+// There they read the next row's parts, whose values meet only padding activations
+// (zero) and whose scales are finite; a row whose reads would leave the arrays (its
+// last) reads zero-padded copies instead (padded).
+template <int Group>
+bool needs_padding(const format::CompressedMatrix& m, const Geometry& g, int64_t r) {
+  const int64_t last = g.blocks - 1;
+  return r * g.pos_bytes + 16 * last + 20 > int64_t(m.nm.positions.size()) ||
+         r * g.groups + (128 / Group) * last + 4 > int64_t(m.int4.group_scales.size());
+}
+
+// R rows from r against NT tokens. With one or two tokens two rows go side by side:
+// a row of the default model's width is four and a half blocks, and alone its
+// accumulator chain and final sum kept the next row's loads waiting.
+template <int NT, int Group, bool Zp, int R>
+inline void rows(const format::CompressedMatrix& m, const Geometry& g, const Consts& c, const int8_t* const (&x)[NT],
+                 const float* const (&sc)[NT], int64_t t0, int64_t r, float* y, int64_t ldy) {
+  constexpr int kPer = 128 / Group;
+  BlockParts p[R];
+  for (int i = 0; i < R; ++i) {
+    const int64_t ri = r + i;
+    p[i] = {m.int4.codes.data() + ri * g.code_bytes, m.nm.positions.data() + ri * g.pos_bytes,
+            m.int4.group_scales.data() + ri * g.groups, Zp ? m.int4.group_zeros.data() + ri * g.groups : nullptr};
+    if (R == 1 && needs_padding<Group>(m, g, ri)) p[i] = padded(p[i], g);
+  }
+  __m256 acc[R][NT];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < NT; ++j) acc[i][j] = _mm256_setzero_ps();
+  const int64_t last = g.blocks - 1;
+  for (int64_t b = 0; b < last; ++b) {
+    for (int i = 0; i < R; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(p[i].codes + kAhead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p[i].positions + kAhead / 2), _MM_HINT_T0);
+      block<NT, Group, true, Zp>(p[i], c, x, sc, b, acc[i]);
+      p[i].codes += 32, p[i].positions += 16, p[i].scales += kPer;
+      if constexpr (Zp) p[i].zeros += kPer;
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    if (g.last_hi) block<NT, Group, true, Zp>(p[i], c, x, sc, last, acc[i]);
+    else block<NT, Group, false, Zp>(p[i], c, x, sc, last, acc[i]);
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < NT; ++j) y[(t0 + j) * ldy + r + i] = hsum8(acc[i][j]);
+}
+
+template <int NT, int Group, bool Zp>
 void tile(const format::CompressedMatrix& m, const Geometry& g, const QuantizedActs& a, const Arranged& xs,
           int64_t t0, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   static const Consts c;
-  constexpr int kPer = 128 / Group;
+  constexpr int R = NT <= 2 ? 2 : 1;
   const int8_t* x[NT];
   const float* sc[NT];
   for (int j = 0; j < NT; ++j)
     x[j] = xs.x.data() + (t0 + j) * a.stride, sc[j] = xs.scales.data() + (t0 + j) * (a.stride / 128) * 8;
-  const bool zp = !m.int4.group_zeros.empty();
-  const int64_t last = g.blocks - 1;
-  for (int64_t r = r0; r < r1; ++r) {
-    BlockParts p{m.int4.codes.data() + r * g.code_bytes, m.nm.positions.data() + r * g.pos_bytes,
-                 m.int4.group_scales.data() + r * g.groups, zp ? m.int4.group_zeros.data() + r * g.groups : nullptr};
-    // A block reads 20 position bytes, 4 scales and 128 / Group zeros: past the end of a
-    // row whose last block is partial. There they read the next row's parts, whose values
-    // meet only padding activations (zero) and whose scales are finite; a row whose
-    // reads would leave the matrix's arrays (its last) reads zero-padded copies instead.
-    if (r * g.pos_bytes + 16 * last + 20 > int64_t(m.nm.positions.size()) ||
-        r * g.groups + kPer * last + 4 > int64_t(m.int4.group_scales.size()))
-      p = padded(p, g);
-    __m256 acc[NT];
-    for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < last; ++b) {
-      _mm_prefetch(reinterpret_cast<const char*>(p.codes + kAhead), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(p.positions + kAhead / 2), _MM_HINT_T0);
-      block<NT, Group, true>(p, c, x, sc, b, acc);
-      p.codes += 32, p.positions += 16, p.scales += kPer;
-      if (p.zeros) p.zeros += kPer;
-    }
-    if (g.last_hi) block<NT, Group, true>(p, c, x, sc, last, acc);
-    else block<NT, Group, false>(p, c, x, sc, last, acc);
-    for (int j = 0; j < NT; ++j) y[(t0 + j) * ldy + r] = hsum8(acc[j]);
-  }
+  int64_t r = r0;
+  if constexpr (R > 1)
+    for (; r + R <= r1 && !needs_padding<Group>(m, g, r + R - 1); r += R) rows<NT, Group, Zp, R>(m, g, c, x, sc, t0, r, y, ldy);
+  for (; r < r1; ++r) rows<NT, Group, Zp, 1>(m, g, c, x, sc, t0, r, y, ldy);
 }
 
-template <int Group>
+template <int Group, bool Zp>
 void run(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   thread_local Arranged xs;  // grows once: a decode step allocates nothing
   arrange(a, xs);
   const Geometry g = geometry(m);
   int64_t t = 0;
-  for (; t + kTile <= a.n_tokens; t += kTile) tile<kTile, Group>(m, g, a, xs, t, r0, r1, y, ldy);
+  for (; t + kTile <= a.n_tokens; t += kTile) tile<kTile, Group, Zp>(m, g, a, xs, t, r0, r1, y, ldy);
   switch (a.n_tokens - t) {
-    case 3: tile<3, Group>(m, g, a, xs, t, r0, r1, y, ldy); break;
-    case 2: tile<2, Group>(m, g, a, xs, t, r0, r1, y, ldy); break;
-    case 1: tile<1, Group>(m, g, a, xs, t, r0, r1, y, ldy); break;
+    case 3: tile<3, Group, Zp>(m, g, a, xs, t, r0, r1, y, ldy); break;
+    case 2: tile<2, Group, Zp>(m, g, a, xs, t, r0, r1, y, ldy); break;
+    case 1: tile<1, Group, Zp>(m, g, a, xs, t, r0, r1, y, ldy); break;
     default: break;
   }
 }
@@ -273,11 +319,15 @@ void run(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, 
 
 void nm24_int4_avx2(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
                     int64_t ldy) {
-  switch (m.int4.group_size) {
-    case 32: return run<32>(m, a, r0, r1, y, ldy);
-    case 64: return run<64>(m, a, r0, r1, y, ldy);
-    default: return run<128>(m, a, r0, r1, y, ldy);
-  }
+  const auto by_group = [&]<bool Zp>() {
+    switch (m.int4.group_size) {
+      case 32: return run<32, Zp>(m, a, r0, r1, y, ldy);
+      case 64: return run<64, Zp>(m, a, r0, r1, y, ldy);
+      default: return run<128, Zp>(m, a, r0, r1, y, ldy);
+    }
+  };
+  if (m.int4.group_zeros.empty()) by_group.template operator()<false>();
+  else by_group.template operator()<true>();
 }
 
 }  // namespace upg::kernels
