@@ -33,6 +33,11 @@ float min_term(const BlockQuantRows& m, int64_t r, const float* sums) {
   const uint16_t* mm = m.has_min ? m.row_m(r) : nullptr;
   __m256 acc = _mm256_setzero_ps();
   int64_t s = 0;
+  if (mm && k == 0.0f) {  // minimums alone (Q4_1, Q5_K, int4 with zero points): no d term
+    for (; s + 8 <= m.subs; s += 8)
+      acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mm + s))),
+                            _mm256_loadu_ps(sums + s), acc);
+  }
   for (; s + 8 <= m.subs; s += 8) {
     __m256 v = _mm256_mul_ps(_mm256_set1_ps(k), _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + s))));
     if (mm) v = _mm256_add_ps(v, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mm + s))));
@@ -86,43 +91,59 @@ inline __m256 weight_lanes(const uint16_t* d) {
   return _mm256_set_m128(_mm_set1_ps(_cvtsh_ss(d[1])), _mm_set1_ps(_cvtsh_ss(d[0])));
 }
 
-template <int NT, int Bits, int Sub, bool Lut>
-void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t t0, int64_t r0, int64_t r1,
-          float* y, int64_t ldy) {
+// R rows from r against NT tokens. One token takes two rows side by side: a row of the
+// default model's width is 9 steps of 64 columns, and alone its accumulator chain, final
+// sum and zero-point pass kept the next row's loads waiting.
+template <int NT, int R, int Bits, int Sub, bool Lut>
+inline void rows(const BlockQuantRows& m, const float* sums, const int8_t* const (&xq)[NT],
+                 const float* const (&bs)[NT], int64_t t0, int64_t r, float* y, int64_t ldy) {
   constexpr bool kSigned = Bits == 8 || Lut;
   constexpr int64_t kVecBytes = Bits == 8 ? 64 : Bits <= 3 ? 8 * Bits : 32;  // on the nibble (or plane) stream
   const int64_t nv = m.padded_cols / 64;
   const __m256i lut = Lut ? _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(format::kIq4Lut)))
                           : _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8(char(0x80));
-  const int8_t* xq[NT];
-  const float* bs[NT];
-  for (int j = 0; j < NT; ++j) xq[j] = a.signed_row(t0 + j), bs[j] = a.block_scales(t0 + j);
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* codes = m.row_codes(r);
-    const uint8_t* high = m.row_high(r);
-    const uint16_t* d = m.row_d(r);
-    __m256 acc[NT];
-    for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
-    for (int64_t v = 0; v < nv; ++v) {
-      _mm_prefetch(reinterpret_cast<const char*>(codes + kVecBytes * v + kAhead), _MM_HINT_T0);
+  const uint8_t* codes[R];
+  const uint8_t* high[R];
+  const uint16_t* d[R];
+  __m256 acc[R][NT];
+  for (int i = 0; i < R; ++i) {
+    codes[i] = m.row_codes(r + i), high[i] = m.row_high(r + i), d[i] = m.row_d(r + i);
+    for (int j = 0; j < NT; ++j) acc[i][j] = _mm256_setzero_ps();
+  }
+  for (int64_t v = 0; v < nv; ++v) {
+    for (int i = 0; i < R; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(codes[i] + kVecBytes * v + kAhead), _MM_HINT_T0);
       for (int half = 0; half < 2; ++half) {
-        __m256i w = codes32<Bits, Lut>(codes, high, v, half, lut);
+        __m256i w = codes32<Bits, Lut>(codes[i], high[i], v, half, lut);
         if constexpr (kSigned) w = _mm256_xor_si256(w, flip);  // code - 128, signed
         const __m256i uw = kSigned ? _mm256_sign_epi8(w, w) : w;
-        const __m256 wd = weight_lanes<Sub>(d + (64 * v + 32 * half) / Sub);
+        const __m256 wd = weight_lanes<Sub>(d[i] + (64 * v + 32 * half) / Sub);
         const int64_t block = 2 * v + half;
         for (int j = 0; j < NT; ++j) {
           __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[j] + 32 * block));
           if constexpr (kSigned) x = _mm256_sign_epi8(x, w);
           const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(uw, x), ones);
-          acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(wd, _mm256_set1_ps(bs[j][block])), acc[j]);
+          acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(wd, _mm256_set1_ps(bs[j][block])), acc[i][j]);
         }
       }
     }
-    for (int j = 0; j < NT; ++j)
-      y[(t0 + j) * ldy + r] = hsum8(acc[j]) + min_term<kSigned>(m, r, sums + (t0 + j) * m.subs);
   }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < NT; ++j)
+      y[(t0 + j) * ldy + r + i] = hsum8(acc[i][j]) + min_term<kSigned>(m, r + i, sums + (t0 + j) * m.subs);
+}
+
+template <int NT, int Bits, int Sub, bool Lut>
+void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t t0, int64_t r0, int64_t r1,
+          float* y, int64_t ldy) {
+  constexpr int R = NT == 1 && Sub >= 64 ? 2 : 1;
+  const int8_t* xq[NT];
+  const float* bs[NT];
+  for (int j = 0; j < NT; ++j) xq[j] = a.signed_row(t0 + j), bs[j] = a.block_scales(t0 + j);
+  int64_t r = r0;
+  for (; r + R <= r1; r += R) rows<NT, R, Bits, Sub, Lut>(m, sums, xq, bs, t0, r, y, ldy);
+  for (; r < r1; ++r) rows<NT, 1, Bits, Sub, Lut>(m, sums, xq, bs, t0, r, y, ldy);
 }
 
 template <int Bits, int Sub, bool Lut>
