@@ -91,9 +91,11 @@ inline __m256 weight_lanes(const uint16_t* d) {
   return _mm256_set_m128(_mm_set1_ps(_cvtsh_ss(d[1])), _mm_set1_ps(_cvtsh_ss(d[0])));
 }
 
-// R rows from r against NT tokens. One token takes two rows side by side: a row of the
-// default model's width is 9 steps of 64 columns, and alone its accumulator chain, final
-// sum and zero-point pass kept the next row's loads waiting.
+// R rows from r against NT tokens. With 4-bit nibbles (Q4_0, Q4_1, UPG int4) one token
+// takes two rows side by side: a row of the default model's width is 9 steps of 64
+// columns, and alone its accumulator chain, final sum and zero-point pass kept the next
+// row's loads waiting. Q8_0 (the default model's LM head) was slower so, and the other
+// forms were not measured: they keep one row.
 template <int NT, int R, int Bits, int Sub, bool Lut>
 inline void rows(const BlockQuantRows& m, const float* sums, const int8_t* const (&xq)[NT],
                  const float* const (&bs)[NT], int64_t t0, int64_t r, float* y, int64_t ldy) {
@@ -137,7 +139,7 @@ inline void rows(const BlockQuantRows& m, const float* sums, const int8_t* const
 template <int NT, int Bits, int Sub, bool Lut>
 void tile(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t t0, int64_t r0, int64_t r1,
           float* y, int64_t ldy) {
-  constexpr int R = NT == 1 && Sub >= 64 ? 2 : 1;
+  constexpr int R = NT == 1 && Bits == 4 && !Lut ? 2 : 1;
   const int8_t* xq[NT];
   const float* bs[NT];
   for (int j = 0; j < NT; ++j) xq[j] = a.signed_row(t0 + j), bs[j] = a.block_scales(t0 + j);
