@@ -79,8 +79,11 @@ void check(const format::CompressedData& d, int64_t n_tokens, std::mt19937& rng)
     SCOPED_TRACE(in_place ? "2:4 in place" : "int4_block_form");
     std::vector<float> y(size_t(n_tokens * rows) + 1, 777.0f);
     const int64_t mid = rows / 3;  // two calls: a kernel writing outside its rows shows
+    // The target's packed positions where it packs them (AVX2), else the file's.
+    const auto pack = int8_kernels().nm24_int4_pack;
+    const std::vector<uint8_t> positions = in_place && pack ? pack(c) : std::vector<uint8_t>{};
     for (auto [r0, r1] : {std::pair{int64_t(0), mid}, {mid, rows}}) {
-      if (in_place) int8_kernels().nm24_int4(c, a, r0, r1, y.data(), rows);
+      if (in_place) int8_kernels().nm24_int4(c, pack ? positions.data() : nullptr, a, r0, r1, y.data(), rows);
       else int8_kernels().block_quant(m, a, sums.data(), r0, r1, y.data(), rows);
     }
     ASSERT_EQ(y.back(), 777.0f) << "wrote past the output";

@@ -352,7 +352,7 @@ void nm24(const Nm24Rows& m, const QuantizedActs& a, int64_t r0, int64_t r1, flo
 // matmul); their entries are the scalar kernels. 2:4 int4 runs in place
 // (nm24-int4-avx2.cpp).
 const Int8Kernels kInt8Avx2 = {"avx2", dense,       nm_scalar, bitmap_scalar,    bitmap_f16_scalar, nullptr,
-                               nm24,   dense_rows4, nullptr,   block_quant_avx2, nm24_int4_avx2};
+                               nm24,   dense_rows4, nullptr,   block_quant_avx2, nm24_int4_avx2, nm24_int4_pack_avx2};
 
 }  // namespace upg::kernels
 

@@ -577,7 +577,7 @@ void bitmap_f16(const BitmapMatrix& m, const float* x, int64_t n_tokens, int64_t
 }  // namespace
 
 const Int8Kernels kInt8Avx512 = {"avx512-vnni", dense,   nm,      bitmap,     bitmap_f16,        bitmap_rows16,
-                                 nullptr,       nullptr, nm24_rows16, block_quant_avx512, nm24_int4_avx512};
+                                 nullptr,       nullptr, nm24_rows16, block_quant_avx512, nm24_int4_avx512, nullptr};
 
 }  // namespace upg::kernels
 

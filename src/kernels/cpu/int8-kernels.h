@@ -258,15 +258,21 @@ struct Int8Kernels {
   // sums from block_sums.
   void (*block_quant)(const BlockQuantRows& m, const QuantizedActs& a, const float* sums, int64_t r0, int64_t r1,
                       float* y, int64_t ldy);
-  // 2:4 int4 (docs/FORMAT.md 4.3) read in place, rows [r0, r1), any number of tokens;
-  // null on targets that run it expanded to dense int4 (int4_block_form).
-  void (*nm24_int4)(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
-                    int64_t ldy);
+  // 2:4 int4 (docs/FORMAT.md 4.3) from the file's codes, scales and zeros, rows [r0, r1),
+  // any number of tokens; null on targets that run it expanded to dense int4
+  // (int4_block_form). `positions`: what nm24_int4_pack made of m's, or null where the
+  // target has no pack and reads the file's.
+  void (*nm24_int4)(const format::CompressedMatrix& m, const uint8_t* positions, const QuantizedActs& a, int64_t r0,
+                    int64_t r1, float* y, int64_t ldy);
+  // The target's own order of m's 2-bit positions (as many bytes as the file's, padded to
+  // whole blocks), built once at load; null where nm24_int4 reads the file's.
+  std::vector<uint8_t> (*nm24_int4_pack)(const format::CompressedMatrix& m);
 };
-void nm24_int4_avx512(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
-                      int64_t ldy);
-void nm24_int4_avx2(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
-                    int64_t ldy);
+void nm24_int4_avx512(const format::CompressedMatrix& m, const uint8_t* positions, const QuantizedActs& a, int64_t r0,
+                      int64_t r1, float* y, int64_t ldy);
+void nm24_int4_avx2(const format::CompressedMatrix& m, const uint8_t* positions, const QuantizedActs& a, int64_t r0,
+                    int64_t r1, float* y, int64_t ldy);
+std::vector<uint8_t> nm24_int4_pack_avx2(const format::CompressedMatrix& m);
 
 extern const Int8Kernels kInt8Scalar;
 // The scalar kernels the SIMD targets fall back on for shapes they do not vectorize.

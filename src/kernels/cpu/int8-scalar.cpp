@@ -98,6 +98,6 @@ void bitmap_f16_scalar(const BitmapMatrix& m, const float* x, int64_t n_tokens, 
 }
 
 const Int8Kernels kInt8Scalar = {"scalar", dense,   nm_scalar, bitmap_scalar, bitmap_f16_scalar, nullptr, nullptr,
-                                 nullptr,  nullptr, block_quant_scalar, nullptr};
+                                 nullptr,  nullptr, block_quant_scalar, nullptr, nullptr};
 
 }  // namespace upg::kernels

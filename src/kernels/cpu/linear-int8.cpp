@@ -44,17 +44,19 @@ Int8Linear::Form Int8Linear::form_for(const format::CompressedMatrix& m) {
 }
 
 // The execution form of m: what Packed holds for its form.
-static void pack_into(const format::CompressedMatrix& m, Int8Linear::Form form, BitmapMatrix& bitmap,
-                      BitmapRows16& bitmap16, Nm24Rows16& nm24x16, Nm24Rows& nm24, DenseRows4& dense4,
-                      DenseF16Rows& f16, BlockQuantRows& block) {
-  using Form = Int8Linear::Form;
-  if (form == Form::BlockQuant) block = int4_block_form(m);
-  else if (form == Form::Tiles16) bitmap16 = pack_bitmap_rows16(m);
-  else if (form == Form::Nm24Rows16) nm24x16 = pack_nm24_rows16(m);
-  else if (form == Form::Nm24) nm24 = pack_nm24(m);
-  else if (form == Form::Dense4) dense4 = pack_dense_rows4(m);
-  else if (form == Form::DenseF16) f16 = pack_dense_f16(m);
-  else if (form == Form::Bitmap) bitmap = pack_bitmap(m);
+void Int8Linear::pack_into(const format::CompressedMatrix& m, Packed& p) {
+  const Form form = p.form;
+  if (form == Form::BlockQuant) p.block = int4_block_form(m);
+  else if (form == Form::Tiles16) p.bitmap16 = pack_bitmap_rows16(m);
+  else if (form == Form::Nm24Rows16) p.nm24x16 = pack_nm24_rows16(m);
+  else if (form == Form::Nm24) p.nm24 = pack_nm24(m);
+  else if (form == Form::Dense4) p.dense4 = pack_dense_rows4(m);
+  else if (form == Form::DenseF16) p.f16 = pack_dense_f16(m);
+  else if (form == Form::Bitmap) p.bitmap = pack_bitmap(m);
+  else if (form == Form::Nm24Int4 && int8_kernels().nm24_int4_pack) {
+    p.nm24_positions = int8_kernels().nm24_int4_pack(m);
+    p.nm24_packed = true;
+  }
 }
 
 void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
@@ -66,8 +68,10 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
     const format::CompressedMatrix* m = w->compressed;
     if (m && form_for(*m) == Form::Nm24Int4) {  // read in place: paged in now, not by the first prompt
       page_in(m->int4.codes.data(), m->int4.codes.size_bytes());
-      page_in(m->nm.positions.data(), m->nm.positions.size_bytes());
-      continue;
+      if (!int8_kernels().nm24_int4_pack) {
+        page_in(m->nm.positions.data(), m->nm.positions.size_bytes());
+        continue;
+      }
     }
     if (!m || form_for(*m) == Form::InPlace) continue;
     if (packed(*m)) continue;
@@ -81,10 +85,12 @@ void Int8Linear::prepare(std::span<const LinearWeight* const> weights) {
       Packed& p = done[size_t(i)];
       p.id = identity(m);
       p.form = form_for(m);
-      pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24x16, p.nm24, p.dense4, p.f16, p.block);
-      // int4 codes are copied into the form whole: the file's pages go back at once, so
-      // resident memory stays about the file size while the forms are built.
-      if (source_unused_ && format::is_grouped(m.encoding))
+      pack_into(m, p);
+      // int4 codes are copied into the form whole (2:4 int4: its positions): the file's
+      // pages go back at once, so resident memory stays about the file size while the
+      // forms are built.
+      if (source_unused_ && p.form == Form::Nm24Int4) source_unused_(m.nm.positions.data(), m.nm.positions.size_bytes());
+      else if (source_unused_ && format::is_grouped(m.encoding))
         source_unused_(m.int4.codes.data(), m.int4.codes.size_bytes());
     }
   });
@@ -170,13 +176,15 @@ const Int8Linear::Packed* Int8Linear::packed(const format::CompressedMatrix& m) 
   if (it == packed_.end() || !(it->second.id == identity(m))) return nullptr;
   // Packed while another target was in use (tests switch them).
   if (it->second.form != form_for(m)) return nullptr;
+  if (it->second.form == Form::Nm24Int4 && it->second.nm24_packed != (int8_kernels().nm24_int4_pack != nullptr))
+    return nullptr;
   return &it->second;
 }
 
 const Int8Linear::Packed& Int8Linear::packed_of(const format::CompressedMatrix& m) {
   if (const Packed* p = packed(m)) return *p;
-  Packed p{identity(m), form_for(m), {}, {}, {}, {}, {}, {}, {}};
-  pack_into(m, p.form, p.bitmap, p.bitmap16, p.nm24x16, p.nm24, p.dense4, p.f16, p.block);
+  Packed p{identity(m), form_for(m), {}, {}, {}, {}, {}, {}, {}, {}, false};
+  pack_into(m, p);
   return packed_.insert_or_assign(&m, std::move(p)).first->second;
 }
 
@@ -197,7 +205,8 @@ Int8Linear::Job Int8Linear::job_for(const LinearWeight& w, float* y) {
       j.block = &block_packed_.insert_or_assign(w.data, pack_block(w)).first->second;
   } else if (const format::CompressedMatrix* m = w.compressed) {
     j.form = form_for(*m);
-    if (j.form != Form::InPlace && j.form != Form::Nm24Int4) j.packed = &packed_of(*m);
+    if (j.form != Form::InPlace && (j.form != Form::Nm24Int4 || int8_kernels().nm24_int4_pack))
+      j.packed = &packed_of(*m);
     if (j.form == Form::Tiles16) j.units = j.packed->bitmap16.groups;
     if (j.form == Form::Nm24Rows16) j.units = j.packed->nm24x16.groups;
     if (j.form == Form::Dense4) j.dense4 = &j.packed->dense4;
@@ -253,7 +262,7 @@ void Int8Linear::Job::run(const Int8Kernels& k, const QuantizedActs& a, const fl
   } else if (form == Form::BlockQuant) {
     k.block_quant(*block, a, sums, r0, r1, y, rows);
   } else if (form == Form::Nm24Int4) {
-    k.nm24_int4(*w->compressed, a, r0, r1, y, rows);
+    k.nm24_int4(*w->compressed, packed ? packed->nm24_positions.data() : nullptr, a, r0, r1, y, rows);
   } else if (dense4) {
     k.dense_rows4(*dense4, a, r0, r1, y, rows);
   } else if (w->compressed) {

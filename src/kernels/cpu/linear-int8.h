@@ -120,7 +120,12 @@ class Int8Linear {
     DenseRows4 dense4;
     DenseF16Rows f16;
     BlockQuantRows block;  // int4 (dense, or N:M expanded)
+    // 2:4 int4: the positions in the target's order (Int8Kernels::nm24_int4_pack), the
+    // rest read from the file; packed says whether the target had a pack.
+    std::vector<uint8_t> nm24_positions;
+    bool nm24_packed = false;
   };
+  static void pack_into(const format::CompressedMatrix& m, Packed& p);
   std::unordered_map<const format::CompressedMatrix*, Packed> packed_;
   // Dense int8 weights in DenseRows4, by their data, for targets with a kernel for it
   // (AVX2). Built by prepare() only: a weight it has not seen runs in place.

@@ -1,6 +1,7 @@
-// 2:4 int4 (docs/FORMAT.md 4.3) on AVX2, read in place from the file's parts as on
-// AVX-512 (nm24-int4-avx512.cpp): no form of its own, so it streams the file's 3 bits a
-// weight (plus group scales) where the dense int4 form it replaces streamed 4.
+// 2:4 int4 (docs/FORMAT.md 4.3) on AVX2, from the file's codes, scales and zeros as on
+// AVX-512 (nm24-int4-avx512.cpp) and its positions put in this kernel's order at load,
+// so it streams the file's 3 bits a weight (plus group scales) where the dense int4 form
+// it replaces streamed 4.
 //
 // AVX2 has no cross-lane byte permute, so the gather works per 128-bit lane. A 32-byte
 // load of codes holds values 64b + i in its low nibbles (columns 128b .. 128b + 63) and
@@ -17,13 +18,14 @@
 // are merged (block, below) so that one conversion, one scale product and one FMA serve
 // a block of 128 columns and a token.
 //
-// The columns are computed from the stored 2-bit positions on the fly, per row and 32
-// values in four instructions (a table of byte indices would cost the bytes the layout
-// saves): a `vpshufb` puts each dword's position byte, and the same byte shifted down
-// a nibble, into the dword's bytes as [p, p, p >> 4, p >> 4], an AND keeps each value's
-// two bits (bits 0-1 for the first value of a group, 2-3 for the second, so the second
-// comes out 4x), a `vpmaddubsw` by [1, 64] turns each group's pair into the bytes
-// (first, second) of one word, and an add puts in 4 * the group's place in its chunk.
+// The columns come from the 2-bit positions on the fly (a table of byte indices would
+// cost the bytes the layout saves), in three instructions per 32 values: the positions
+// are put in this kernel's order once at load (nm24_int4_pack_avx2: as many bytes as the
+// file's, which go back to the page cache), 8 bytes a register half whose every qword
+// holds the fields of 8 of its values at bits 2q (packed_place); a broadcast of them, a
+// `vpsrlvq` by [0, 2, 4, 6], an AND with 3 and an add of 4 * the group's place in its
+// chunk give the byte indices. Reading the file's order took seven, and two constant
+// registers more, in a loop that has none to spare.
 //
 // Tokens are taken 4 at a time, each with its own accumulators in the same order, so a
 // token's result does not depend on how many share the call (TokenClass): prefill runs
@@ -35,9 +37,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/int8-kernels.h"
+#include "upg/core/error.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -46,6 +50,7 @@ namespace upg::kernels {
 namespace {
 
 constexpr int kTile = 4;          // tokens per pass over a row
+constexpr int64_t kPosBytes = 16;  // a block's packed positions: 64 values, 2 bits each
 constexpr int64_t kAhead = 4096;  // prefetch distance on the code stream, bytes (positions: half)
 
 // One matrix's parts and per-row sizes.
@@ -57,7 +62,7 @@ struct Geometry {
 Geometry geometry(const format::CompressedMatrix& m) {
   Geometry g;
   g.code_bytes = format::int4_row_bytes(m.values_per_row());
-  g.pos_bytes = format::nm_position_bytes_per_row(m.cols, 2, 4);
+  g.pos_bytes = kPosBytes * ((m.cols + 127) / 128);  // packed: whole blocks
   g.groups = format::int4_groups(m.cols, m.int4.group_size);
   g.blocks = (m.cols + 127) / 128;
   g.last_hi = m.cols - 128 * (g.blocks - 1) > 64;
@@ -74,22 +79,14 @@ struct BlockParts {
 
 // The constant vectors of the position decode.
 struct Consts {
-  __m256i rep[2];   // per register half, each dword's bytes [p, p, p >> 4, p >> 4]
-  __m256i fields;   // bits 0-1 (first value of a group) and 2-3 (second)
-  __m256i pair;     // vpmaddubsw multipliers [1, 64]: a group's two positions as two bytes
-  __m256i base;     // 4 * each group's place in its 16-column chunk
+  __m256i shifts;  // qword q of a register half: its values' fields are at bits 2q, 2q + 1
+  __m256i mask3;   // a field's two bits
+  __m256i base;    // 4 * each group's place in its 16-column chunk
   Consts() {
-    alignas(32) uint8_t r[2][32], f[32], p[32], b[32];
-    for (int j = 0; j < 32; ++j) {
-      const int o = j % 16, k = o / 4;  // byte o of a lane: value 4k + o % 4 of the lane
-      for (int half = 0; half < 2; ++half) r[half][j] = uint8_t(8 * half + (o % 4 < 2 ? k : 4 + k));
-      f[j] = o % 2 ? 0x0C : 0x03;
-      p[j] = o % 2 ? 64 : 1;
-      b[j] = uint8_t(4 * ((o / 2) % 4));
-    }
-    for (int half = 0; half < 2; ++half) rep[half] = _mm256_load_si256(reinterpret_cast<const __m256i*>(r[half]));
-    fields = _mm256_load_si256(reinterpret_cast<const __m256i*>(f));
-    pair = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+    alignas(32) uint8_t b[32];
+    for (int j = 0; j < 32; ++j) b[j] = uint8_t(4 * ((j % 16 / 2) % 4));  // byte j % 16 of a lane: group j % 16 / 2
+    shifts = _mm256_setr_epi64x(0, 2, 4, 6);
+    mask3 = _mm256_set1_epi8(3);
     base = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
   }
 };
@@ -108,10 +105,12 @@ struct Half {
 };
 
 template <int Group, bool Zp>
-inline Half decode_half(const __m256i positions, const __m256i codes, const uint8_t* zeros, int h, const Consts& c) {
+inline Half decode_half(const uint8_t* positions, const __m256i codes, const uint8_t* zeros, int h, const Consts& c) {
   Half out;
-  const __m256i u = _mm256_and_si256(_mm256_shuffle_epi8(positions, c.rep[h]), c.fields);
-  out.idx = _mm256_add_epi8(_mm256_maddubs_epi16(u, c.pair), c.base);
+  uint64_t qw;
+  std::memcpy(&qw, positions + 8 * h, 8);
+  const __m256i u = _mm256_srlv_epi64(_mm256_set1_epi64x(int64_t(qw)), c.shifts);
+  out.idx = _mm256_add_epi8(_mm256_and_si256(u, c.mask3), c.base);
   const __m256i q = _mm256_and_si256(h ? _mm256_srli_epi16(codes, 4) : codes, _mm256_set1_epi8(0x0F));
   __m256i z = _mm256_set1_epi8(char(format::kInt4DefaultZero));
   if constexpr (Zp) {
@@ -162,17 +161,16 @@ void arrange(const QuantizedActs& a, Arranged& out) {
   }
 }
 
-// A row's positions, scales and zeros copied into buffers padded with zeros to whole
-// blocks and one block's reach beyond (p's codes are whole blocks in the file).
+// A row's scales and zeros copied into buffers padded with zeros to whole blocks (p's
+// codes are whole blocks in the file, its packed positions whole blocks too).
 BlockParts padded(const BlockParts& p, const Geometry& g) {
-  thread_local std::vector<uint8_t> pos, zeros;
+  thread_local std::vector<uint8_t> zeros;
   thread_local std::vector<uint16_t> scales;
-  const size_t np = size_t(16 * g.blocks + 16), ng = size_t(4 * g.blocks);  // 4: groups of 32 per block
-  pos.assign(np, 0), zeros.assign(ng, 0), scales.assign(ng, 0);
-  std::memcpy(pos.data(), p.positions, size_t(g.pos_bytes));
+  const size_t ng = size_t(4 * g.blocks);  // 4: groups of 32 per block
+  zeros.assign(ng, 0), scales.assign(ng, 0);
   std::memcpy(scales.data(), p.scales, size_t(g.groups) * 2);
   if (p.zeros) std::memcpy(zeros.data(), p.zeros, size_t(g.groups));
-  return {p.codes, pos.data(), scales.data(), p.zeros ? zeros.data() : nullptr};
+  return {p.codes, p.positions, scales.data(), p.zeros ? zeros.data() : nullptr};
 }
 
 inline float hsum8(__m256 v) {
@@ -221,9 +219,7 @@ inline void block(const BlockParts& p, const Consts& c, const int8_t* const (&x)
   // Lane 0 from the block's 16 position bytes, lane 1 from 4 bytes on: dwords 0 and 2 of
   // lane L are position dwords L and L + 2; a 64-bit shift puts each one, a nibble down,
   // into the dword above it (whose top nibble it fills from the next, which no field reads).
-  const __m256i pos = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p.positions + 4),
-                                          reinterpret_cast<const __m128i*>(p.positions));
-  const __m256i positions = _mm256_blend_epi32(pos, _mm256_slli_epi64(pos, 28), 0xAA);
+  const uint8_t* positions = p.positions;  // 8 bytes a register half
   const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.codes));
   // Four scales read (the groups of 32 of a block; wider groups use the first one or two).
   const __m256 d = block_scales<Group>(p.scales);
@@ -238,29 +234,29 @@ inline void block(const BlockParts& p, const Consts& c, const int8_t* const (&x)
   }
 }
 
-// Whether row r's block reads leave the matrix's arrays. A block reads 20 position bytes,
-// 4 scales and 128 / Group zeros: past the end of a row whose last block is partial.
-// There they read the next row's parts, whose values meet only padding activations
-// (zero) and whose scales are finite; a row whose reads would leave the arrays (its
-// last) reads zero-padded copies instead (padded).
+// Whether row r's block reads leave the matrix's arrays. A block reads 4 scales and
+// 128 / Group zeros: past the end of a row whose last block is partial. There they read
+// the next row's, whose values meet only padding activations (zero) and whose scales are
+// finite; a row whose reads would leave the arrays (its last) reads zero-padded copies
+// instead (padded).
 template <int Group>
 bool needs_padding(const format::CompressedMatrix& m, const Geometry& g, int64_t r) {
   const int64_t last = g.blocks - 1;
-  return r * g.pos_bytes + 16 * last + 20 > int64_t(m.nm.positions.size()) ||
-         r * g.groups + (128 / Group) * last + 4 > int64_t(m.int4.group_scales.size());
+  return r * g.groups + (128 / Group) * last + 4 > int64_t(m.int4.group_scales.size());
 }
 
 // R rows from r against NT tokens. With one or two tokens two rows go side by side:
 // a row of the default model's width is four and a half blocks, and alone its
 // accumulator chain and final sum kept the next row's loads waiting.
 template <int NT, int Group, bool Zp, int R>
-inline void rows(const format::CompressedMatrix& m, const Geometry& g, const Consts& c, const int8_t* const (&x)[NT],
-                 const float* const (&sc)[NT], int64_t t0, int64_t r, float* y, int64_t ldy) {
+inline void rows(const format::CompressedMatrix& m, const uint8_t* positions, const Geometry& g, const Consts& c,
+                 const int8_t* const (&x)[NT], const float* const (&sc)[NT], int64_t t0, int64_t r, float* y,
+                 int64_t ldy) {
   constexpr int kPer = 128 / Group;
   BlockParts p[R];
   for (int i = 0; i < R; ++i) {
     const int64_t ri = r + i;
-    p[i] = {m.int4.codes.data() + ri * g.code_bytes, m.nm.positions.data() + ri * g.pos_bytes,
+    p[i] = {m.int4.codes.data() + ri * g.code_bytes, positions + ri * g.pos_bytes,
             m.int4.group_scales.data() + ri * g.groups, Zp ? m.int4.group_zeros.data() + ri * g.groups : nullptr};
     if (R == 1 && needs_padding<Group>(m, g, ri)) p[i] = padded(p[i], g);
   }
@@ -273,7 +269,7 @@ inline void rows(const format::CompressedMatrix& m, const Geometry& g, const Con
       _mm_prefetch(reinterpret_cast<const char*>(p[i].codes + kAhead), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(p[i].positions + kAhead / 2), _MM_HINT_T0);
       block<NT, Group, true, Zp>(p[i], c, x, sc, b, acc[i]);
-      p[i].codes += 32, p[i].positions += 16, p[i].scales += kPer;
+      p[i].codes += 32, p[i].positions += kPosBytes, p[i].scales += kPer;
       if constexpr (Zp) p[i].zeros += kPer;
     }
   }
@@ -286,44 +282,72 @@ inline void rows(const format::CompressedMatrix& m, const Geometry& g, const Con
 }
 
 template <int NT, int Group, bool Zp>
-void tile(const format::CompressedMatrix& m, const Geometry& g, const QuantizedActs& a, const Arranged& xs,
-          int64_t t0, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+void tile(const format::CompressedMatrix& m, const uint8_t* positions, const Geometry& g, const QuantizedActs& a,
+          const Arranged& xs, int64_t t0, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   static const Consts c;
-  constexpr int R = NT <= 2 ? 2 : 1;
+  constexpr int R = NT == 1 ? 3 : NT == 2 ? 2 : 1;
   const int8_t* x[NT];
   const float* sc[NT];
   for (int j = 0; j < NT; ++j)
     x[j] = xs.x.data() + (t0 + j) * a.stride, sc[j] = xs.scales.data() + (t0 + j) * (a.stride / 128) * 8;
   int64_t r = r0;
   if constexpr (R > 1)
-    for (; r + R <= r1 && !needs_padding<Group>(m, g, r + R - 1); r += R) rows<NT, Group, Zp, R>(m, g, c, x, sc, t0, r, y, ldy);
-  for (; r < r1; ++r) rows<NT, Group, Zp, 1>(m, g, c, x, sc, t0, r, y, ldy);
+    for (; r + R <= r1 && !needs_padding<Group>(m, g, r + R - 1); r += R) rows<NT, Group, Zp, R>(m, positions, g, c, x, sc, t0, r, y, ldy);
+  for (; r < r1; ++r) rows<NT, Group, Zp, 1>(m, positions, g, c, x, sc, t0, r, y, ldy);
 }
 
 template <int Group, bool Zp>
-void run(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+void run(const format::CompressedMatrix& m, const uint8_t* positions, const QuantizedActs& a, int64_t r0, int64_t r1,
+         float* y, int64_t ldy) {
   thread_local Arranged xs;  // grows once: a decode step allocates nothing
   arrange(a, xs);
   const Geometry g = geometry(m);
   int64_t t = 0;
-  for (; t + kTile <= a.n_tokens; t += kTile) tile<kTile, Group, Zp>(m, g, a, xs, t, r0, r1, y, ldy);
+  for (; t + kTile <= a.n_tokens; t += kTile) tile<kTile, Group, Zp>(m, positions, g, a, xs, t, r0, r1, y, ldy);
   switch (a.n_tokens - t) {
-    case 3: tile<3, Group, Zp>(m, g, a, xs, t, r0, r1, y, ldy); break;
-    case 2: tile<2, Group, Zp>(m, g, a, xs, t, r0, r1, y, ldy); break;
-    case 1: tile<1, Group, Zp>(m, g, a, xs, t, r0, r1, y, ldy); break;
+    case 3: tile<3, Group, Zp>(m, positions, g, a, xs, t, r0, r1, y, ldy); break;
+    case 2: tile<2, Group, Zp>(m, positions, g, a, xs, t, r0, r1, y, ldy); break;
+    case 1: tile<1, Group, Zp>(m, positions, g, a, xs, t, r0, r1, y, ldy); break;
     default: break;
   }
 }
 
+// Where value v of a row goes in its packed positions: the byte and the bit. Register
+// half h of block b (values 64b + 32h ..) takes its 8 bytes to every qword and shifts
+// qword q right by 2q (decode_half); its byte j of 128-bit lane L is byte j % 8 of qword
+// 2L + j / 8, so that value's field is bits 2q, 2q + 1 of byte j % 8.
+std::pair<int64_t, int> packed_place(int64_t v) {
+  const int64_t b = v / 64, w = v % 64;
+  const int h = int(w / 32), lane = int(w % 32) / 16, j = int(w % 16);
+  const int q = 2 * lane + j / 8;
+  return {b * kPosBytes + 8 * h + j % 8, 2 * q};
+}
+
 }  // namespace
 
-void nm24_int4_avx2(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
-                    int64_t ldy) {
+std::vector<uint8_t> nm24_int4_pack_avx2(const format::CompressedMatrix& m) {
+  const int64_t blocks = (m.cols + 127) / 128, per_v = m.values_per_row();
+  const int64_t in_bytes = format::nm_position_bytes_per_row(m.cols, 2, 4);
+  std::vector<uint8_t> out(size_t(m.rows * blocks * kPosBytes), 0);  // past the row's values: 0
+  for (int64_t r = 0; r < m.rows; ++r) {
+    const uint8_t* in = m.nm.positions.data() + r * in_bytes;
+    uint8_t* o = out.data() + r * blocks * kPosBytes;
+    for (int64_t v = 0; v < per_v; ++v) {
+      const auto [byte, shift] = packed_place(v);
+      o[byte] = uint8_t(o[byte] | format::nm_position(in, v, 2) << shift);
+    }
+  }
+  return out;
+}
+
+void nm24_int4_avx2(const format::CompressedMatrix& m, const uint8_t* positions, const QuantizedActs& a, int64_t r0,
+                    int64_t r1, float* y, int64_t ldy) {
+  if (!positions) throw Error("nm24_int4_avx2: the positions come from nm24_int4_pack_avx2");
   const auto by_group = [&]<bool Zp>() {
     switch (m.int4.group_size) {
-      case 32: return run<32, Zp>(m, a, r0, r1, y, ldy);
-      case 64: return run<64, Zp>(m, a, r0, r1, y, ldy);
-      default: return run<128, Zp>(m, a, r0, r1, y, ldy);
+      case 32: return run<32, Zp>(m, positions, a, r0, r1, y, ldy);
+      case 64: return run<64, Zp>(m, positions, a, r0, r1, y, ldy);
+      default: return run<128, Zp>(m, positions, a, r0, r1, y, ldy);
     }
   };
   if (m.int4.group_zeros.empty()) by_group.template operator()<false>();

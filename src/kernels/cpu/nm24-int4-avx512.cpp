@@ -245,8 +245,8 @@ void run(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, 
 
 }  // namespace
 
-void nm24_int4_avx512(const format::CompressedMatrix& m, const QuantizedActs& a, int64_t r0, int64_t r1, float* y,
-                      int64_t ldy) {
+void nm24_int4_avx512(const format::CompressedMatrix& m, const uint8_t* /*positions: the file's*/,
+                      const QuantizedActs& a, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   switch (m.int4.group_size) {
     case 32: return run<32>(m, a, r0, r1, y, ldy);
     case 64: return run<64>(m, a, r0, r1, y, ldy);
