@@ -29,10 +29,10 @@
 //
 // Tokens are taken 4 at a time, each with its own accumulators in the same order, so a
 // token's result does not depend on how many share the call (TokenClass): prefill runs
-// the same kernel, which multiplies half the columns of dense int4 per token. With one
-// or two tokens two rows go side by side (rows, below), and whether the file has zero
-// points is a template parameter: with a runtime test GCC re-materialized constants in
-// the block loop, which has no register to spare.
+// the same kernel, which multiplies half the columns of dense int4 per token. One token
+// takes three rows side by side and two tokens two (rows, below), and whether the file
+// has zero points is a template parameter: with a runtime test GCC re-materialized
+// constants in the block loop, which has few registers to spare.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -245,9 +245,9 @@ bool needs_padding(const format::CompressedMatrix& m, const Geometry& g, int64_t
   return r * g.groups + (128 / Group) * last + 4 > int64_t(m.int4.group_scales.size());
 }
 
-// R rows from r against NT tokens. With one or two tokens two rows go side by side:
-// a row of the default model's width is four and a half blocks, and alone its
-// accumulator chain and final sum kept the next row's loads waiting.
+// R rows from r against NT tokens, side by side: a row of the default model's width is
+// four and a half blocks, and alone its accumulator chain and final sum kept the next
+// row's loads waiting. One token: three rows (two and four were slower), two tokens: two.
 template <int NT, int Group, bool Zp, int R>
 inline void rows(const format::CompressedMatrix& m, const uint8_t* positions, const Geometry& g, const Consts& c,
                  const int8_t* const (&x)[NT], const float* const (&sc)[NT], int64_t t0, int64_t r, float* y,
