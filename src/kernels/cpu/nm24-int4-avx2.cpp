@@ -62,9 +62,9 @@ struct Geometry {
 Geometry geometry(const format::CompressedMatrix& m) {
   Geometry g;
   g.code_bytes = format::int4_row_bytes(m.values_per_row());
-  g.pos_bytes = kPosBytes * ((m.cols + 127) / 128);  // packed: whole blocks
   g.groups = format::int4_groups(m.cols, m.int4.group_size);
   g.blocks = (m.cols + 127) / 128;
+  g.pos_bytes = kPosBytes * g.blocks;  // packed: whole blocks
   g.last_hi = m.cols - 128 * (g.blocks - 1) > 64;
   return g;
 }
@@ -216,16 +216,11 @@ inline __m256 block_scales(const uint16_t* scales) {
 template <int NT, int Group, bool Hi, bool Zp>
 inline void block(const BlockParts& p, const Consts& c, const int8_t* const (&x)[NT], const float* const (&sc)[NT],
                   int64_t b, __m256 (&acc)[NT]) {
-  // Lane 0 from the block's 16 position bytes, lane 1 from 4 bytes on: dwords 0 and 2 of
-  // lane L are position dwords L and L + 2; a 64-bit shift puts each one, a nibble down,
-  // into the dword above it (whose top nibble it fills from the next, which no field reads).
-  const uint8_t* positions = p.positions;  // 8 bytes a register half
   const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.codes));
-  // Four scales read (the groups of 32 of a block; wider groups use the first one or two).
-  const __m256 d = block_scales<Group>(p.scales);
-  const Half lo = decode_half<Group, Zp>(positions, codes, p.zeros, 0, c);
+  const __m256 d = block_scales<Group>(p.scales);  // at most four scales read
+  const Half lo = decode_half<Group, Zp>(p.positions, codes, p.zeros, 0, c);
   Half hi;
-  if constexpr (Hi) hi = decode_half<Group, Zp>(positions, codes, p.zeros, 1, c);
+  if constexpr (Hi) hi = decode_half<Group, Zp>(p.positions, codes, p.zeros, 1, c);
   for (int j = 0; j < NT; ++j) {
     const __m256i dl = half_dot(lo, x[j] + 128 * b);
     const __m256i dh = Hi ? half_dot(hi, x[j] + 128 * b + 64) : _mm256_setzero_si256();
@@ -326,12 +321,12 @@ std::pair<int64_t, int> packed_place(int64_t v) {
 }  // namespace
 
 std::vector<uint8_t> nm24_int4_pack_avx2(const format::CompressedMatrix& m) {
-  const int64_t blocks = (m.cols + 127) / 128, per_v = m.values_per_row();
+  const int64_t out_bytes = geometry(m).pos_bytes, per_v = m.values_per_row();
   const int64_t in_bytes = format::nm_position_bytes_per_row(m.cols, 2, 4);
-  std::vector<uint8_t> out(size_t(m.rows * blocks * kPosBytes), 0);  // past the row's values: 0
+  std::vector<uint8_t> out(size_t(m.rows * out_bytes), 0);  // past the row's values: 0
   for (int64_t r = 0; r < m.rows; ++r) {
     const uint8_t* in = m.nm.positions.data() + r * in_bytes;
-    uint8_t* o = out.data() + r * blocks * kPosBytes;
+    uint8_t* o = out.data() + r * out_bytes;
     for (int64_t v = 0; v < per_v; ++v) {
       const auto [byte, shift] = packed_place(v);
       o[byte] = uint8_t(o[byte] | format::nm_position(in, v, 2) << shift);
