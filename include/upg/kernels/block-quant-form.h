@@ -100,5 +100,9 @@ void pack_block_quant_rows(BlockQuantRows& m, const std::byte* data, int64_t r0,
 // min -d * z (as Q4_1). Throws upg::Error for another layout or
 // encoding, or a min past fp16's range.
 BlockQuantRows int4_block_form(const format::CompressedMatrix& m);
+// The same codes, d and m widened to 4-bit nibbles: a 2- or 3-bit form (bit planes) for a
+// kernel that reads only nibbles (the CUDA backend's integer GEMV and GEMM), at 4 bits a
+// code instead of 2 or 3. Throws upg::Error for another width.
+BlockQuantRows nibble_form(const BlockQuantRows& m);
 
 }  // namespace upg::kernels

@@ -142,6 +142,21 @@ BlockQuantRows int4_block_form(const format::CompressedMatrix& c) {
   return m;
 }
 
+BlockQuantRows nibble_form(const BlockQuantRows& m) {
+  if (m.bits != 2 && m.bits != 3)
+    throw Error(fmt::format("nibble_form: codes of {} bits (2 or 3 widen to nibbles)", m.bits));
+  BlockQuantRows out = m;
+  out.bits = 4;
+  out.codes.assign(size_t(out.rows * out.row_bytes() + 64), 0);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    const uint8_t* in = m.row_codes(r);
+    uint8_t* row = out.codes.data() + r * out.row_bytes();
+    for (int64_t c = 0; c < m.padded_cols; ++c)
+      row[(c / 64) * 32 + c % 32] |= uint8_t(block_quant_code(m, in, c) << (c % 64 < 32 ? 0 : 4));
+  }
+  return out;
+}
+
 BlockQuantRows pack_block_quant(DType type, const std::byte* data, int64_t rows, int64_t cols) {
   BlockQuantRows m = block_quant_form(type, rows, cols);
   pack_block_quant_rows(m, data, 0, rows);

@@ -16,6 +16,7 @@
 #include "kernels/cpu/for-each-target.h"
 #include "kernels/cpu/int8-kernels.h"
 #include "kernels/cpu/test-random-blocks.h"
+#include "upg/core/error.h"
 #include "upg/core/tensor.h"
 #include "upg/format/format.h"
 #include "upg/kernels/backend.h"
@@ -168,6 +169,38 @@ TEST(LowBitKernels, FormIsTheFileSize) {
       EXPECT_EQ(m.bits, bits);
       EXPECT_EQ(m.bytes(), d.view().bytes()) << bits << " " << group;
     }
+}
+
+// Widened to nibbles (the CUDA backend's form of int3 and int2): every code, scale and
+// min the same, and the scalar kernel's products equal bit for bit (the same integer sums
+// in the same order).
+TEST(LowBitKernels, NibbleFormKeepsEveryCode) {
+  std::mt19937 rng(17);
+  for (int bits : {3, 2})
+    for (int group : {32, 64, 128})
+      for (bool zeros : {false, true}) {
+        SCOPED_TRACE(::testing::Message() << bits << " bits, g" << group << (zeros ? " zeros" : ""));
+        const format::CompressedData d = random_int4(rng, 5, 200, group, zeros, 0, 0, bits);
+        const BlockQuantRows planes = int4_block_form(d.view()), nibbles = nibble_form(planes);
+        ASSERT_EQ(nibbles.bits, 4);
+        EXPECT_EQ(nibbles.d, planes.d);
+        EXPECT_EQ(nibbles.m, planes.m);
+        EXPECT_EQ(nibbles.offset, planes.offset);
+        EXPECT_EQ(nibbles.sub, planes.sub);
+        for (int64_t r = 0; r < planes.rows; ++r)
+          for (int64_t c = 0; c < planes.padded_cols; ++c)
+            ASSERT_EQ(block_quant_code(nibbles, nibbles.row_codes(r), c), block_quant_code(planes, planes.row_codes(r), c))
+                << "row " << r << " column " << c;
+        QuantizedActs a;
+        (void)quantized_x(random_x(rng, 3 * 200), 3, 200, a);
+        std::vector<float> sums, y0(size_t(3 * planes.rows)), y1(y0.size());
+        block_sums(a, planes.sub, planes.subs, sums);
+        block_quant_scalar(planes, a, sums.data(), 0, planes.rows, y0.data(), planes.rows);
+        block_quant_scalar(nibbles, a, sums.data(), 0, planes.rows, y1.data(), planes.rows);
+        EXPECT_EQ(y0, y1);
+      }
+  std::mt19937 rng4(18);
+  EXPECT_THROW(nibble_form(int4_block_form(random_int4(rng4, 2, 64, 32, false).view())), Error);
 }
 
 // Through the backend: packed on first use and by prepare() alike, and within the

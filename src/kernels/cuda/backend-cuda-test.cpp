@@ -488,9 +488,10 @@ TEST_F(CudaBackendTest, UnsupportedIsAClearError) {
   EXPECT_TRUE(gpu_->supports(format::Layout::MdCsr, format::Encoding::Int8));  // as dense int8 rows
   EXPECT_FALSE(gpu_->supports(format::Layout::Dense, format::Encoding::Int8));  // not a UPG layout
   EXPECT_TRUE(gpu_->supports(format::Layout::Dense, format::Encoding::Int4));
-  // int3 and int2: refused at load, naming the tensor (their block forms are not run here).
-  EXPECT_FALSE(gpu_->supports(format::Layout::Dense, format::Encoding::Int3));
-  EXPECT_FALSE(gpu_->supports(format::Layout::Dense, format::Encoding::Int2));
+  // int3 and int2: dense only (widened to nibbles at load), as the format allows them.
+  EXPECT_TRUE(gpu_->supports(format::Layout::Dense, format::Encoding::Int3));
+  EXPECT_TRUE(gpu_->supports(format::Layout::Dense, format::Encoding::Int2));
+  EXPECT_FALSE(gpu_->supports(format::Layout::NM, format::Encoding::Int3));
   EXPECT_FALSE(gpu_->supports(Op::Attention, DType::I8));
   EXPECT_THROW(gpu_->kv_alloc(1, 4, 4, 1, 64, DType::I8), Error);
   // More than the device holds: the error names what and how many bytes.

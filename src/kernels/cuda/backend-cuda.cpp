@@ -94,12 +94,8 @@ class CudaBackend final : public Backend {
     if (op == Op::Attention) return t == DType::F16 || t == DType::F32;
     return true;
   }
-  // Every UPG layout and encoding, in the forms compressed_form() picks, but int3 and
-  // int2: their bit-plane block forms at groups of 32-128 have not been run on a GPU
-  // (the load names the tensor and the encoding instead).
-  bool supports(format::Layout l, format::Encoding e) const override {
-    return format::layout_allows(l, e) && (!format::is_grouped(e) || e == format::Encoding::Int4);
-  }
+  // Every UPG layout and encoding, in the forms compressed_form() picks.
+  bool supports(format::Layout l, format::Encoding e) const override { return format::layout_allows(l, e); }
 
   void prepare(const LinearWeight& w) override { (void)weight(w); }
   void set_source_unused(SourceUnused f) override { source_unused_ = std::move(f); }
@@ -379,16 +375,21 @@ class CudaBackend final : public Backend {
 
   // A UPG compressed matrix's device form: 2:4 int8 as the file stores it (its own
   // kernel, 0.625 bytes a weight); int4 (dense, or N:M expanded to dense) as a block
-  // form; other int8 layouts (MdCSR, N:M but 2:4) decoded to dense int8 rows; prime and
-  // codebook values to dense fp16 scaled per row. Why MdCSR runs dense here, unlike on
-  // the CPU: docs/KERNELS.md, "CUDA".
+  // form, int3 and int2 too, their bit planes widened to nibbles (the integer kernels
+  // read only nibbles: 4 bits a weight on the GPU, where the file keeps 3 or 2); other
+  // int8 layouts (MdCSR, N:M but 2:4) decoded to dense int8 rows; prime and codebook
+  // values to dense fp16 scaled per row. Why MdCSR runs dense here, unlike on the CPU:
+  // docs/KERNELS.md, "CUDA".
   void compressed_form(Prepared& p, const format::CompressedMatrix& m, const std::string& what) {
     DeviceWeight& d = p.w;
     const size_t rows = size_t(m.rows);
     if (!supports(m.layout, m.encoding))
       throw Error(fmt::format("{}: the CUDA backend cannot run {} {}", what, format::layout_name(m.layout),
                               format::encoding_name(m.encoding)));
-    if (m.encoding == format::Encoding::Int4) return block_form(p, kernels::int4_block_form(m), what);
+    if (format::is_grouped(m.encoding)) {
+      kernels::BlockQuantRows form = kernels::int4_block_form(m);
+      return block_form(p, form.bits == 4 ? std::move(form) : kernels::nibble_form(form), what);
+    }
     if (m.layout == format::Layout::NM && m.nm.n == 2 && m.nm.m == 4 && m.cols % 32 == 0) {
       d.kind = WeightKind::Nm24;
       d.data = keep(p, m.nm.values.data(), m.nm.values.size(), what);

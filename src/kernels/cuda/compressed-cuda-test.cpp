@@ -45,16 +45,16 @@ struct Case {
   Layout layout;
   Encoding enc;
   int n = 0, m = 0;           // N:M
-  int group = 0;              // int4
-  bool zeros = false;         // int4
+  int group = 0;              // int4, int3, int2
+  bool zeros = false;         // int4, int3, int2
   bool fast = true;           // compared with the CPU's fast kernels (else its reference)
   double tol = 1e-4;
 };
 
 format::CompressedData build(const Case& c, int64_t rows, int64_t cols, uint32_t seed) {
   std::mt19937 rng(seed);
-  if (c.enc == Encoding::Int4)
-    return c.layout == Layout::Dense ? io::testing::dense_int4(rows, cols, c.group, c.zeros, seed)
+  if (format::is_grouped(c.enc))
+    return c.layout == Layout::Dense ? io::testing::dense_int4(rows, cols, c.group, c.zeros, seed, format::grouped_bits(c.enc))
                                      : io::testing::nm_int4(rows, cols, c.n, c.m, c.group, c.zeros, seed);
   if (c.layout == Layout::NM) return format::encode_nm(cols, format::testing::random_nm_rows(rng, rows, cols, c.n, c.m), c.n, c.m);
   std::vector<float> codebook;
@@ -76,7 +76,7 @@ class CudaCompressed : public ::testing::TestWithParam<Case> {
   // The CPU backend that computes what the GPU does: int8 layouts whose dense rows are
   // not a multiple of 16 columns run with fp32 activations.
   Backend& cpu_for(const Case& c, int64_t cols) {
-    return c.fast && (c.enc == Encoding::Int4 || cols % 16 == 0) ? *cpu_fast_ : *cpu_ref_;
+    return c.fast && (format::is_grouped(c.enc) || cols % 16 == 0) ? *cpu_fast_ : *cpu_ref_;
   }
   std::unique_ptr<Backend> gpu_, cpu_fast_, cpu_ref_;
   std::mt19937 rng_{99};
@@ -90,7 +90,7 @@ TEST_P(CudaCompressed, MatmulMatchesCpu) {
   const Case& c = GetParam();
   ASSERT_TRUE(gpu_->supports(c.layout, c.enc));
   std::vector<int64_t> widths = {640, 96, 8192};
-  if (c.enc != Encoding::Int4 && c.layout == Layout::MdCsr) widths.push_back(200);
+  if (!format::is_grouped(c.enc) && c.layout == Layout::MdCsr) widths.push_back(200);
   if (c.layout == Layout::NM && c.enc == Encoding::Int8 && c.m == 4) widths.push_back(72);
   if (c.layout == Layout::NM && c.enc == Encoding::Int8 && c.n == 2 && c.m == 4) widths.push_back(16384);
   std::vector<std::unique_ptr<format::CompressedData>> alive;  // forms are keyed by address
@@ -149,7 +149,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"dense_int4_g64", Layout::Dense, Encoding::Int4, 0, 0, 64, false},
                       Case{"dense_int4_g128_zp", Layout::Dense, Encoding::Int4, 0, 0, 128, true},
                       Case{"nm_2_4_int4_g32", Layout::NM, Encoding::Int4, 2, 4, 32, false},
-                      Case{"nm_2_4_int4_g64_zp", Layout::NM, Encoding::Int4, 2, 4, 64, true, true, 3e-3}),
+                      Case{"nm_2_4_int4_g64_zp", Layout::NM, Encoding::Int4, 2, 4, 64, true, true, 3e-3},
+                      Case{"dense_int3_g64_zp", Layout::Dense, Encoding::Int3, 0, 0, 64, true},
+                      Case{"dense_int3_g32", Layout::Dense, Encoding::Int3, 0, 0, 32, false},
+                      Case{"dense_int2_g128_zp", Layout::Dense, Encoding::Int2, 0, 0, 128, true}),
     [](const auto& info) { return info.param.name; });
 
 // A layer's q, k and v at 2:4 share one quantization and one launch; each output as the
@@ -194,7 +197,7 @@ TEST(CudaCompressedFused, SameInputTwoFourWeights) {
 }
 
 // Whole UPG files on the GPU against the CPU's fast kernels: the tiny Llama synthesized at
-// 2:4 int8, 50% int8 and dense int4 (int8 activations on both sides), prompt logits; and
+// 2:4 int8, 50% int8, dense int4 and dense int3 (int8 activations on both sides), prompt logits; and
 // the tiny Phi-3 at 50% int8, whose fused qkv_proj and gate_up_proj run as MdCSR row
 // slices that share their entry arrays (each must get its own device form).
 struct SynthCase {
@@ -213,7 +216,7 @@ TEST_P(SynthOnCuda, LogitsMatchTheCpu) {
   o.output = (std::filesystem::temp_directory_path() / fmt::format("upg-cuda-synth-{}.upg", ::getpid())).string();
   o.matrix.pattern = compress::parse_pattern(pattern);
   o.matrix.values = compress::parse_values(values);
-  if (o.matrix.values.encoding == format::Encoding::Int4) o.matrix.sparsity = 0;  // stored dense
+  if (format::is_grouped(o.matrix.values.encoding)) o.matrix.sparsity = 0;  // stored dense
   o.matrix.threads = 2;
   o.quiet = true;
   compress::synth_model(o);
@@ -232,6 +235,7 @@ INSTANTIATE_TEST_SUITE_P(Layouts, SynthOnCuda,
                          ::testing::Values(SynthCase{"llama", "2:4", "int8", "nm24_int8"},
                                            SynthCase{"llama", "unstructured", "int8", "mdcsr50_int8"},
                                            SynthCase{"llama", "unstructured", "int4", "dense_int4"},
+                                           SynthCase{"llama", "unstructured", "int3", "dense_int3"},
                                            SynthCase{"phi3", "unstructured", "int8", "phi3_fused_mdcsr50_int8"}),
                          [](const auto& info) { return std::string(info.param.name); });
 
