@@ -29,23 +29,39 @@ __device__ inline void pdl_trigger() {
 #endif
 }
 
-// kernel<<<grid, block, smem, s.stream>>>(args...), with PDL when s.pdl; a failed launch
-// throws naming `what`.
+// kernel<<<grid, block, smem, s.stream>>>(args...), with PDL when s.pdl and in thread-block
+// clusters of `cluster` blocks when that is more than one (their blocks share shared memory:
+// matmul-staged.cu adds split-K partial sums that way); a failed launch throws naming `what`.
 template <typename... Params, typename... Args>
-void launch(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, const Stream& s,
-            Args&&... args) {
+void launch_clustered(const char* what, void (*kernel)(Params...), dim3 grid, dim3 cluster, dim3 block, size_t smem,
+                      const Stream& s, Args&&... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = s.stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute attr[2];
+  unsigned count = 0;
+  if (s.pdl) {
+    attr[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[count++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  if (cluster.x * cluster.y * cluster.z > 1) {
+    attr[count].id = cudaLaunchAttributeClusterDimension;
+    attr[count].val.clusterDim.x = cluster.x;
+    attr[count].val.clusterDim.y = cluster.y;
+    attr[count++].val.clusterDim.z = cluster.z;
+  }
   cfg.attrs = attr;
-  cfg.numAttrs = s.pdl ? 1 : 0;
+  cfg.numAttrs = count;
   const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, Params(std::forward<Args>(args))...);
   if (e != cudaSuccess) throw_cuda_error(e, what, __FILE__, __LINE__);
+}
+
+template <typename... Params, typename... Args>
+void launch(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, const Stream& s,
+            Args&&... args) {
+  launch_clustered(what, kernel, grid, dim3(1, 1, 1), block, smem, s, std::forward<Args>(args)...);
 }
 
 }  // namespace upg::cuda

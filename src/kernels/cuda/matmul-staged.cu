@@ -24,8 +24,18 @@
 // in fp32 group after group per warp, then the 4 splits added in split order: a fixed
 // order, so results do not depend on timing; they differ from the GEMV's (and the CPU's)
 // only in the order of the fp32 additions.
+//
+// Split-K: a launch of fewer blocks than the GPU holds at once (Phi-4's o and down: 80
+// blocks of 64 rows at 32 tokens, on 132 SMs that hold 2 each) leaves SMs idle while
+// each block streams a long row. Such a launch divides the stages into gridDim.z equal
+// column ranges, one block each, the blocks of a tile in one thread-block cluster; the
+// first block of the cluster adds the others' sums from their shared memory in rank
+// order (a fixed order again) and writes the tile. No workspace, no second launch.
 // Hand-written: cuBLAS's int8 GEMM has no per-group activation scales and no 2:4 layout
 // of this file format, and CUTLASS is not here.
+#include <cooperative_groups.h>
+
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/cuda/cuda-check.h"
@@ -46,6 +56,8 @@ constexpr int kStageCols = 32 * kSplit;      // 128
 constexpr int kStages = 6;
 constexpr int kPitch = kStageCols + 16;      // dense rows and activations in shared memory
 constexpr int kNmPitch = kStageCols / 2 + 16;  // 2:4 kept values: 64 bytes a row, padded
+constexpr int kMaxClusterSplit = 4;            // split-K blocks of a tile (a cluster)
+constexpr int kMinSplitStages = 8;             // stages each of them streams, at least
 
 // Bytes of one stage in shared memory: the weight part (dense int8 rows, or 2:4 kept
 // values and positions), the activations [32 tokens][128 columns], the scales [4 groups][32 tokens].
@@ -96,6 +108,8 @@ __global__ void __launch_bounds__(kThreads) staged_kernel(Fused f, Int8Acts a, i
   const int64_t row0 = (int64_t(blockIdx.x) - f.first_block[wi]) * kStagedRows;
   const int64_t tok0 = int64_t(blockIdx.y) * kTokens;
   const int64_t groups = w.cols / 32, stages = (groups + kSplit - 1) / kSplit;
+  // This block's share of the stages (split-K: blockIdx.z of gridDim.z).
+  const int64_t st0 = stages * blockIdx.z / gridDim.z, mine = stages * (blockIdx.z + 1) / gridDim.z - st0;
   const int64_t blocks = a.stride / 32;
   const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
 
@@ -136,27 +150,28 @@ __global__ void __launch_bounds__(kThreads) staged_kernel(Fused f, Int8Acts a, i
   };
 
   // Weights first: no kernel writes them, so their loads overlap the kernel before.
-  for (int st = 0; st < kStages - 1; ++st)
-    if (st < stages) load_w(st, st);
+  // Stage st0 + i goes to slot i % kStages.
+  for (int i = 0; i < kStages - 1; ++i)
+    if (i < mine) load_w(st0 + i, i);
   pdl_wait();
   pdl_trigger();
-  for (int st = 0; st < kStages - 1; ++st) {
-    if (st < stages) load_x(st, st);
+  for (int i = 0; i < kStages - 1; ++i) {
+    if (i < mine) load_x(st0 + i, i);
     commit();
   }
 
   float acc[2][4][4] = {};
-  for (int64_t st = 0; st < stages; ++st) {
+  for (int64_t i = 0; i < mine; ++i) {
     wait_groups<kStages - 2>();
-    __syncthreads();  // stage st landed for every thread; slot (st - 1) % kStages is free
-    const int64_t next = st + kStages - 1;
-    if (next < stages) {
-      load_w(next, int(next % kStages));
-      load_x(next, int(next % kStages));
+    __syncthreads();  // stage i landed for every thread; slot (i - 1) % kStages is free
+    const int64_t next = i + kStages - 1;
+    if (next < mine) {
+      load_w(st0 + next, int(next % kStages));
+      load_x(st0 + next, int(next % kStages));
     }
     commit();
 
-    const uint8_t* s = smem + int(st % kStages) * stage_bytes<F>();
+    const uint8_t* s = smem + int(i % kStages) * stage_bytes<F>();
     const uint8_t* sx = s + weight_stage_bytes<F>();
     const float* sc = reinterpret_cast<const float*>(sx + kTokens * kPitch) + split * kTokens;
     // B: tokens 8j + g of tile j at this split's 32 columns; one ldmatrix.x4 gives 2 tiles.
@@ -200,45 +215,82 @@ __global__ void __launch_bounds__(kThreads) staged_kernel(Fused f, Int8Acts a, i
   wait_groups<0>();
   __syncthreads();
 
-  // The splits' sums, added in split order by each half's first warp.
+  // The splits' sums, added in split order by each half's first warp. Value v of a warp
+  // is acc[v / 16][(v / 4) % 4][v % 4]: m tile, token tile, fragment element.
   float* part = reinterpret_cast<float*>(smem);  // [warp][32 values][32 lanes]
+  const float* flat = &acc[0][0][0];
 #pragma unroll
-  for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) part[(warp * 32 + mt * 16 + j * 4 + i) * 32 + lane] = acc[mt][j][i];
+  for (int v = 0; v < 32; ++v) part[(warp * 32 + v) * 32 + lane] = flat[v];
   __syncthreads();
+  float sum[32];
+#pragma unroll
+  for (int v = 0; v < 32; ++v) {
+    sum[v] = 0;
+    if (split == 0)
+#pragma unroll
+      for (int k = 0; k < kSplit; ++k) sum[v] += part[((warp + k) * 32 + v) * 32 + lane];
+  }
+  if (gridDim.z > 1) {
+    // Split-K: every block of the cluster leaves its sums beside `part`; rank 0 adds the
+    // others' in rank order. Every thread takes both cluster barriers (the second keeps
+    // each block's shared memory alive until rank 0 has read it).
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    float* own = part + kWarps * 32 * 32;  // [half][32 values][32 lanes]
+    if (split == 0)
+#pragma unroll
+      for (int v = 0; v < 32; ++v) own[(half * 32 + v) * 32 + lane] = sum[v];
+    cluster.sync();
+    const unsigned rank = cluster.block_rank();
+    if (rank == 0 && split == 0)
+      for (unsigned r = 1; r < cluster.num_blocks(); ++r) {
+        const float* other = cluster.map_shared_rank(own, r);
+#pragma unroll
+        for (int v = 0; v < 32; ++v) sum[v] += other[(half * 32 + v) * 32 + lane];
+      }
+    cluster.sync();
+    if (rank != 0) return;
+  }
   if (split != 0) return;
 #pragma unroll
-  for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        float v = 0;
-#pragma unroll
-        for (int k = 0; k < kSplit; ++k) v += part[((warp + k) * 32 + mt * 16 + j * 4 + i) * 32 + lane];
-        const int64_t r = row0 + 32 * half + 16 * mt + g + 8 * (i / 2), tok = tok0 + 8 * j + 2 * t + i % 2;
-        if (r >= w.rows || tok >= n) continue;
-        float& out = f.y[wi][tok * w.rows + r];
-        const float value = v * w.scales[r] + (w.bias ? w.bias[r] : 0.0f);
-        out = f.accumulate ? out + value : value;
-      }
+  for (int v = 0; v < 32; ++v) {
+    const int mt = v / 16, j = (v / 4) % 4, i = v % 4;
+    const int64_t r = row0 + 32 * half + 16 * mt + g + 8 * (i / 2), tok = tok0 + 8 * j + 2 * t + i % 2;
+    if (r >= w.rows || tok >= n) continue;
+    float& out = f.y[wi][tok * w.rows + r];
+    const float value = sum[v] * w.scales[r] + (w.bias ? w.bias[r] : 0.0f);
+    out = f.accumulate ? out + value : value;
+  }
+}
+
+// Split-K blocks for a launch of `blocks` tiles over `stages` stages: enough to fill the GPU
+// once (every SM holds `resident` blocks of the kernel), each streaming kMinSplitStages or more.
+inline unsigned split_k(int64_t blocks, int64_t stages, int resident) {
+  static const int sms = [] {
+    int device = 0, count = 0;
+    UPG_CUDA_CHECK(cudaGetDevice(&device));
+    UPG_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    return count;
+  }();
+  const int64_t fill = int64_t(sms) * resident / blocks, most = stages / kMinSplitStages;
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>({fill, most, kMaxClusterSplit})));
 }
 
 template <Form F>
 void launch_staged(const Fused& f, const Int8Acts& a, int64_t n, const Stream& s) {
   constexpr int smem = kStages * stage_bytes<F>();
-  static_assert(smem >= kWarps * 32 * 32 * 4, "the splits' sums reuse the stages' memory");
-  // Past 48 KB a kernel must ask for its shared memory, once.
-  static const bool raised = [] {
+  static_assert(smem >= (kWarps + kHalves) * 32 * 32 * 4, "the sums (the splits', the cluster's) reuse the stages' memory");
+  // Past 48 KB a kernel must ask for its shared memory, once; then how many blocks an SM holds.
+  static const int resident = [] {
     UPG_CUDA_CHECK(cudaFuncSetAttribute(staged_kernel<F>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    return true;
+    int blocks = 0;
+    UPG_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, staged_kernel<F>, kThreads, smem));
+    return std::max(blocks, 1);
   }();
-  (void)raised;
-  const dim3 grid(unsigned(f.first_block[f.count]), unsigned((n + kTokens - 1) / kTokens));
-  launch("matmul_staged", staged_kernel<F>, grid, dim3(kThreads), size_t(smem), s, f, a, n);
+  const unsigned tiles = unsigned(f.first_block[f.count]), token_tiles = unsigned((n + kTokens - 1) / kTokens);
+  const unsigned splits = split_k(int64_t(tiles) * token_tiles, (f.w[0].cols / 32 + kSplit - 1) / kSplit, resident);
+  launch_clustered("matmul_staged", staged_kernel<F>, dim3(tiles, token_tiles, splits), dim3(1, 1, splits),
+                   dim3(kThreads), size_t(smem), s, f, a, n);
 }
 
 }  // namespace
