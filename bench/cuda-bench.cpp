@@ -14,6 +14,8 @@
 //     defaults), without PDL, and without graphs.
 //   UPG_CudaDecode32/<type>[_nopdl]: 32 sequences decoded side by side, 64 steps of 32
 //     tokens (aggregate tok/s).
+//   UPG_CudaDecodeLong/smollm2_q8_0_depth<d>: single stream, 128 tokens after a d-token
+//     prompt (attention over d cached positions a step).
 //   UPG_CudaPrefill/<type>: one 512-token prompt (prefill tok/s).
 //   UPG_CudaTensorParallel/phi4x8_q4_0_<n>ranks_<s>seq: a Phi-4-shaped random GGUF (8 of
 //     its layers) split over n GPUs (tensor parallelism), single stream and 32 sequences;
@@ -268,9 +270,9 @@ std::unique_ptr<Model> smol_model(uint32_t ggml_type, bool graphs, int max_seque
 // vocabulary 100352) with 8 of its 40 layers, so the random file is written in seconds.
 test::LlamaShape phi4_shape() { return {100352, 5120, 8, 40, 10, 17920, 4096, 250000.0f}; }
 
-// Greedy decode of n_seqs sequences side by side on `model` (a 16-token prompt each),
+// Greedy decode of n_seqs sequences side by side on `model` (an n_prompt-token prompt each),
 // the picks made on the GPU: decode tok/s, single stream at 1 and aggregate past it.
-void time_decode(benchmark::State& state, Model& model, int n_seqs, int n_decode);
+void time_decode(benchmark::State& state, Model& model, int n_seqs, int n_decode, int n_prompt = 16);
 
 // Greedy decode of n_seqs sequences side by side (a 16-token prompt each), the picks made
 // on the GPU (Batch::kGreedy): single stream at 1, aggregate tok/s past it.
@@ -278,6 +280,14 @@ void BM_CudaDecode(benchmark::State& state, uint32_t ggml_type, bool graphs, boo
   if (!have_cuda(state)) return;
   auto model = smol_model(ggml_type, graphs, n_seqs, n_seqs == 1 ? 512 : 256, pdl);
   time_decode(state, *model, n_seqs, n_seqs == 1 ? 128 : 64);
+}
+
+// Single stream after a long prompt: each step's attention reads `depth` cached rows per
+// head (the split over a cluster's blocks, attention.cu).
+void BM_CudaDecodeLong(benchmark::State& state, uint32_t ggml_type, int depth) {
+  if (!have_cuda(state)) return;
+  auto model = smol_model(ggml_type, true, 1, depth + 256);
+  time_decode(state, *model, 1, 128, depth);
 }
 
 // Tensor parallelism: the Phi-4-shaped model at Q4_0 over `ranks` GPUs (skips with fewer
@@ -329,14 +339,13 @@ void BM_CudaAllReduce(benchmark::State& state, int ranks, int n_seqs) {
       benchmark::Counter(kReps / 1e6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
-void time_decode(benchmark::State& state, Model& m, int n_seqs, int n_decode) {
+void time_decode(benchmark::State& state, Model& m, int n_seqs, int n_decode, int n_prompt) {
   Model* model = &m;
-  const int n_prompt = 16;
   double decode_s = 0;
   for (auto _ : state) {
     Batch b;
     for (int s = 0; s < n_seqs; ++s)
-      for (int i = 0; i < n_prompt; ++i) b.add(100 + i * 13 + s, i, s, i + 1 == n_prompt);
+      for (int i = 0; i < n_prompt; ++i) b.add((100 + i * 13 + s) % 40000, i, s, i + 1 == n_prompt);
     std::replace(b.want_logits.begin(), b.want_logits.end(), Batch::kLogits, Batch::kGreedy);
     model->decode(b);
     std::vector<int32_t> next(model->greedy().begin(), model->greedy().end());
@@ -438,6 +447,10 @@ const int kTensorParallelBenchmarks = [] {
   return 0;
 }();
 UPG_DECODE(q8_0, GGML_Q8_0)
+BENCHMARK_CAPTURE(BM_CudaDecodeLong, q8_0_1024, upg::io::GGML_Q8_0, 1024)
+    ->Name("UPG_CudaDecodeLong/smollm2_q8_0_depth1024")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(BM_CudaDecodeLong, q8_0_4096, upg::io::GGML_Q8_0, 4096)
+    ->Name("UPG_CudaDecodeLong/smollm2_q8_0_depth4096")->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
 UPG_DECODE(q4_0, GGML_Q4_0)
 UPG_DECODE(f16, GGML_F16)
 #undef UPG_DECODE

@@ -442,6 +442,61 @@ TEST_F(CudaBackendTest, RopeStoreAttentionInOneLaunchIsTheTwoOps) {
   }
 }
 
+// Long ranges split over a cluster's blocks (attention.cu): decode tokens at positions 40
+// to 2,999 (one to eight chunks), with and without a window that cuts the longest range,
+// against the CPU; then the same through rope_store_attention, and the step after it,
+// which reads the keys and values that one stored.
+TEST_F(CudaBackendTest, LongRangesSplitOverBlocks) {
+  const int heads = 9, kv_heads = 3, hd = 64, block = 16, kvd = kv_heads * hd;
+  const std::vector<int32_t> pos = {2999, 700, 257, 40}, next = {3000, 701, 258, 41};
+  std::vector<int32_t> ids, begin;
+  for (int32_t p : pos) {
+    begin.push_back(int32_t(ids.size()));
+    for (int b = 0; b <= (p + 1) / block; ++b) ids.push_back(int32_t(ids.size()));
+  }
+  std::shuffle(ids.begin(), ids.end(), rng_);  // scattered tables
+  const int n_blocks = int(ids.size());
+  std::vector<int64_t> all(size_t(n_blocks * block)), slots;
+  std::iota(all.begin(), all.end(), int64_t(0));
+  for (size_t t = 0; t < pos.size(); ++t)
+    slots.push_back(int64_t(ids[size_t(begin[t] + pos[t] / block)]) * block + pos[t] % block);
+  const std::vector<float> hk = normal(rng_, all.size() * kvd), hv = normal(rng_, hk.size());
+  const std::vector<float> q = normal(rng_, pos.size() * heads * hd), k = normal(rng_, pos.size() * kvd),
+                           v = normal(rng_, k.size());
+  const TestRope rope(hd, hd, 3002);
+  for (DType cache : {DType::F16, DType::F32})
+    for (int window : {0, 1000}) {
+      SCOPED_TRACE(fmt::format("{} cache, window {}", dtype_name(cache), window));
+      std::vector<std::vector<float>> outs;
+      for (Backend* be : {gpu_.get(), cpu_.get()}) {
+        be->kv_alloc(1, n_blocks, block, kv_heads, hd, cache);
+        BackendBuffer ad = to_backend(*be, all), hkd = to_backend(*be, hk), hvd = to_backend(*be, hv);
+        be->kv_store(0, std::span<const int64_t>(ad.as<int64_t>(), all.size()), hkd.as<float>(), hvd.as<float>());
+        BackendBuffer pd = to_backend(*be, pos), nd = to_backend(*be, next), id = to_backend(*be, ids),
+                      bd = to_backend(*be, begin), sd = to_backend(*be, slots), kd = to_backend(*be, k),
+                      vd = to_backend(*be, v), out = be->alloc(q.size() * 4);
+        AttentionBatch b{std::span<const int32_t>(pd.as<int32_t>(), pos.size()),
+                         std::span<const int32_t>(id.as<int32_t>(), ids.size()),
+                         std::span<const int32_t>(bd.as<int32_t>(), begin.size()),
+                         block, heads, kv_heads, hd, window};
+        BackendBuffer q1 = to_backend(*be, q), q2 = to_backend(*be, q), q3 = to_backend(*be, q);
+        be->attention(0, q1.as<float>(), b, out.as<float>());
+        outs.push_back(from_backend<float>(*be, out, q.size()));
+        b.one_token_per_sequence = true;
+        be->rope_store_attention(0, q2.as<float>(), kd.as<float>(), vd.as<float>(),
+                                 std::span<const int64_t>(sd.as<int64_t>(), slots.size()), rope.table, b, out.as<float>());
+        outs.push_back(from_backend<float>(*be, out, q.size()));
+        b.one_token_per_sequence = false;
+        b.positions = std::span<const int32_t>(nd.as<int32_t>(), next.size());
+        be->attention(0, q3.as<float>(), b, out.as<float>());
+        outs.push_back(from_backend<float>(*be, out, q.size()));
+      }
+      EXPECT_LT(rel_error(outs[0], outs[3]), 1e-4) << "attention";
+      EXPECT_LT(rel_error(outs[1], outs[4]), 1e-4) << "rope_store_attention";
+      EXPECT_LT(rel_error(outs[2], outs[5]), 1e-4) << "the step after";
+    }
+}
+
 // Attention quantizes its output for the output projection: that matmul gives, bit for
 // bit, what it gives on the same values quantized by itself.
 TEST_F(CudaBackendTest, AttentionQuantizesForTheOutputProjection) {
