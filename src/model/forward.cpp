@@ -197,10 +197,6 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
     be_.upload(block_ids_dev_.data(), ids.data(), bytes);
     ids_dev = block_ids_dev_.as<int32_t>();
   }
-  // A sequence's tokens share the start of its block table, and no two sequences do.
-  firsts_.assign(host32(kBlockBegin), host32(kBlockBegin) + n);
-  std::sort(firsts_.begin(), firsts_.end());
-  const bool one_each = std::adjacent_find(firsts_.begin(), firsts_.end()) == firsts_.end();
   return AttentionBatch{std::span<const int32_t>(dev32(kPositions), n),
                         std::span<const int32_t>(ids_dev, ids.size()),
                         std::span<const int32_t>(dev32(kBlockBegin), n),
@@ -208,8 +204,7 @@ AttentionBatch ForwardPass::setup_ubatch(const Batch& b, size_t begin, size_t en
                         c.num_heads,
                         c.num_kv_heads,
                         c.head_dim,
-                        c.sliding_window,
-                        one_each};
+                        c.sliding_window};
 }
 
 void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
@@ -227,7 +222,8 @@ void ForwardPass::layer(int l, int64_t n, float* x, const AttentionBatch& ab) {
     if (c.num_heads > 0) {
       be_.rmsnorm(x, lw.attn_norm, xb, hidden, n, c.rms_norm_eps);
       matmul_same_input({&lw.q, &lw.k, &lw.v}, xb, n, {q, k, v});
-      be_.rope_store_attention(l, q, k, v, slots, rope_.table, ab, att);
+      be_.rope_store(l, q, k, v, ab.positions, slots, c.num_heads, c.num_kv_heads, rope_.table);
+      be_.attention(l, q, ab, att);
     }
     add_output(lw.o, att, n, x, tmp);
   }
@@ -315,8 +311,7 @@ void ForwardPass::run_ubatch(const Batch& b, size_t begin, size_t end, int64_t d
   auto address = [](const BackendBuffer& b) { return int64_t(reinterpret_cast<uintptr_t>(b.data())); };
   // Everything step_ops takes that is not in backend memory.
   step_key_.assign({n, int64_t(reinterpret_cast<uintptr_t>(ab.block_ids.data())), address(out_), generation_,
-                    decode_rows, decode_logit_rows, greedy ? address(ids_) : 0, address(local_), address(gather_),
-                    int64_t(ab.one_token_per_sequence)});
+                    decode_rows, decode_logit_rows, greedy ? address(ids_) : 0, address(local_), address(gather_)});
   for (const auto& [t, run] : runs_) step_key_.insert(step_key_.end(), {int64_t(t), int64_t(run)});
   // The calibration hooks read (or compute) each matmul as it runs: nothing recorded.
   const bool record = !observer_ && !override_;

@@ -135,7 +135,6 @@ class ForwardPass {
   int32_t* dev32(Table32 i) const {
     return reinterpret_cast<int32_t*>(tables_dev_.as<int64_t>() + max_ubatch_) + i * max_ubatch_;
   }
-  std::vector<int32_t> firsts_;  // a sorted copy of the ubatch's block_begin (one per sequence?)
   std::vector<int32_t> default_tables_;  // 0 .. n: the tables of batches without their own
   BackendBuffer default_tables_dev_;     // uploaded once
   BackendBuffer block_ids_dev_;          // a paged batch's block ids

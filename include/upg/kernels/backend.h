@@ -79,10 +79,6 @@ struct AttentionBatch {
   int block_size = 0;
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
   int sliding_window = 0;  // 0: attend to every earlier position
-  // Every token of the batch is of a different sequence (a decode step): no token attends
-  // to another's key, so a backend may rotate and store a token's key in the same pass
-  // that attends with it (rope_store_attention).
-  bool one_token_per_sequence = false;
 };
 
 // Memory a backend allocated (Backend::alloc), freed with this handle. Its data() is only
@@ -202,14 +198,6 @@ class Backend {
     this->rope(q, positions, n_heads, rope);
     this->rope(k, positions, n_kv_heads, rope);
     kv_store(layer, slots, k, v);
-  }
-  // rope_store, then attention with b over the keys it stored: one op so that a backend
-  // can do both in one pass where b.one_token_per_sequence. Afterwards q and k hold
-  // nothing the caller may read (the default leaves them rotated).
-  virtual void rope_store_attention(int layer, float* q, float* k, const float* v, std::span<const int64_t> slots,
-                                    const RopeTable& rope, const AttentionBatch& b, float* out) {
-    rope_store(layer, q, k, v, b.positions, slots, b.n_heads, b.n_kv_heads, rope);
-    attention(layer, q, b, out);
   }
   // ids[r] = the index of the largest of logits[r, 0 .. vocab), the first of equals:
   // greedy sampling where the logits are, so a step sends back ids, not logits. ids is

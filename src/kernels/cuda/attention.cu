@@ -14,15 +14,6 @@
 // shared memory in rank order (a fixed order: the same bits every run) and writes the
 // output. A shorter range is the first block's alone, as without clusters, the others
 // leaving at once: the split costs a short context nothing but those idle blocks.
-//
-// For a decode step (every token of a different sequence) rope_attention folds
-// rope_store into the same launch: each block rotates its query head, and its kv head's
-// key, itself (rope.cuh, as rope_store rotates them: the same bits), takes that
-// key and the value, rounded as the cache holds them, for its own position, and the first
-// query head of each kv head stores them in the cache for later steps. No block reads the
-// slot being written: a token's own position comes from its block's registers, and no
-// other token of the batch is of its sequence. One launch fewer a layer (about 3 us of a
-// step's chain each).
 #include <cooperative_groups.h>
 #include <cuda_fp16.h>
 
@@ -34,7 +25,6 @@
 #include "kernels/cuda/kv-cache.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/quantize.cuh"
-#include "kernels/cuda/rope.cuh"
 
 namespace upg::cuda {
 
@@ -45,23 +35,10 @@ constexpr int kInFlight = 4;
 constexpr int kMaxSplit = 8;     // blocks of a (head, token): a portable cluster
 constexpr int kMinChunk = 256;   // positions a block takes, at least, when they split
 
-// Element e (< head_dim) of head x (head_dim values in shared memory) rotated to
-// position pos, as rope_store's rotate_head (vector-ops.cu) rotates it in place.
-__device__ inline float rotated(const float* x, int e, int32_t pos, const RopeArgs& r) {
-  const int half = r.rotary_dim / 2;
-  if (e >= 2 * half) return x[e];
-  const int i = r.interleaved ? e / 2 : e % half;
-  const bool first = r.interleaved ? e % 2 == 0 : e < half;
-  const int ia = r.interleaved ? 2 * i : i, ib = r.interleaved ? 2 * i + 1 : i + half;
-  const float c = r.cos[int64_t(pos) * half + i], s = r.sin[int64_t(pos) * half + i];
-  const float a = x[ia], b = x[ib];
-  return first ? rope_first(a, b, c, s) : rope_second(a, b, c, s);
-}
-
 // PerLane = ceil(head_dim / 32) values of q, and of the output, per lane.
-template <bool Half, int PerLane, bool Fused>
+template <bool Half, int PerLane>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const float* q, KvLayer kv, AttentionArgs a, float* out,
-                                                                Int8Acts acts, NewKv nk) {
+                                                                Int8Acts acts) {
   pdl_wait();
   pdl_trigger();
   const int h = blockIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -77,39 +54,11 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const float* q, 
   const int32_t lo = first + z * chunk, hi = min(pos, lo + chunk - 1);  // empty past the range
   const int32_t* table = a.block_ids + a.block_begin[t];
   const float scale = rsqrtf(float(hd));
-  // Fused: the query head, and the key and value of this token's position, rotated and
-  // rounded as rope_store and the cache would leave them (hd <= 256 = the block's threads).
-  __shared__ float s_q[Fused ? 256 : 1], s_k[Fused ? 256 : 1], s_v[Fused ? 256 : 1];
-  if constexpr (Fused) {
-    const int e = threadIdx.x;
-    const int64_t kv_at_t = t * kv_dim + int64_t(g) * hd;
-    if (e < hd) {
-      s_q[e] = q[(t * a.n_heads + h) * hd + e];
-      s_k[e] = nk.k[kv_at_t + e];
-      s_v[e] = nk.v[kv_at_t + e];
-    }
-    __syncthreads();
-    float rq = 0, rk = 0;
-    if (e < hd) rq = rotated(s_q, e, pos, nk.r), rk = rotated(s_k, e, pos, nk.r);
-    __syncthreads();
-    if (e < hd) {
-      s_q[e] = rq;
-      s_k[e] = as_cached<Half>(rk);
-      s_v[e] = as_cached<Half>(s_v[e]);
-      if (h % group == 0 && z == 0) {
-        const int64_t at = nk.slots[t] * kv_dim + int64_t(g) * hd + e;
-        kv_put<Half>(kv.k, at, rk);
-        kv_put<Half>(kv.v, at, s_v[e]);
-      }
-    }
-    __syncthreads();
-  }
   float qv[PerLane], acc[PerLane];
 #pragma unroll
   for (int i = 0; i < PerLane; ++i) {
     const int e = lane + 32 * i;
-    const float qe = Fused ? (e < hd ? s_q[e] : 0.0f) : (e < hd ? q[(t * a.n_heads + h) * hd + e] : 0.0f);
-    qv[i] = qe * scale;
+    qv[i] = (e < hd ? q[(t * a.n_heads + h) * hd + e] : 0.0f) * scale;
     acc[i] = 0;
   }
   float m = -INFINITY, l = 0;
@@ -124,12 +73,11 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const float* q, 
       const bool ok = p <= hi;
       const int64_t slot = ok ? int64_t(table[p / a.block_size]) * a.block_size + p % a.block_size : 0;
       const int64_t row = slot * kv_dim + int64_t(g) * hd;
-      const bool own = Fused && p == pos;  // this block's new key and value
 #pragma unroll
       for (int i = 0; i < PerLane; ++i) {
         const int e = lane + 32 * i;
-        kk[j][i] = ok && e < hd ? (own ? s_k[e] : kv_at<Half>(kv.k, row + e)) : 0.0f;
-        vv[j][i] = ok && e < hd ? (own ? s_v[e] : kv_at<Half>(kv.v, row + e)) : 0.0f;
+        kk[j][i] = ok && e < hd ? kv_at<Half>(kv.k, row + e) : 0.0f;
+        vv[j][i] = ok && e < hd ? kv_at<Half>(kv.v, row + e) : 0.0f;
       }
     }
     float sc[kInFlight];
@@ -214,15 +162,15 @@ inline int attention_splits(int64_t blocks) {
   return int(std::clamp<int64_t>(2 * int64_t(sms) / std::max<int64_t>(blocks, 1), 1, kMaxSplit));
 }
 
-template <bool Half, bool Fused>
+template <bool Half>
 void launch_half(const float* q, const KvLayer& kv, const AttentionArgs& a, float* out, const Int8Acts& acts,
-                 const NewKv& nk, const Stream& s) {
+                 const Stream& s) {
   const unsigned splits = unsigned(attention_splits(int64_t(a.n_heads) * a.n_tokens));
   const dim3 grid(unsigned(a.n_heads), unsigned(a.n_tokens), splits);
-  auto* k = a.head_dim <= 64    ? attention_kernel<Half, 2, Fused>
-            : a.head_dim <= 128 ? attention_kernel<Half, 4, Fused>
-                                : attention_kernel<Half, 8, Fused>;
-  launch_clustered("attention", k, grid, dim3(1, 1, splits), dim3(kWarps * 32), 0, s, q, kv, a, out, acts, nk);
+  auto* k = a.head_dim <= 64    ? attention_kernel<Half, 2>
+            : a.head_dim <= 128 ? attention_kernel<Half, 4>
+                                : attention_kernel<Half, 8>;
+  launch_clustered("attention", k, grid, dim3(1, 1, splits), dim3(kWarps * 32), 0, s, q, kv, a, out, acts);
 }
 
 }  // namespace
@@ -231,18 +179,9 @@ void attention(const float* q, const KvLayer& kv, const AttentionArgs& a, float*
                const Stream& s) {
   if (a.n_tokens <= 0) return;
   if (kv.half)
-    launch_half<true, false>(q, kv, a, out, acts, NewKv{}, s);
+    launch_half<true>(q, kv, a, out, acts, s);
   else
-    launch_half<false, false>(q, kv, a, out, acts, NewKv{}, s);
-}
-
-void rope_attention(const float* q, const NewKv& nk, const KvLayer& kv, const AttentionArgs& a, float* out,
-                    const Int8Acts& acts, const Stream& s) {
-  if (a.n_tokens <= 0) return;
-  if (kv.half)
-    launch_half<true, true>(q, kv, a, out, acts, nk, s);
-  else
-    launch_half<false, true>(q, kv, a, out, acts, nk, s);
+    launch_half<false>(q, kv, a, out, acts, s);
 }
 
 }  // namespace upg::cuda

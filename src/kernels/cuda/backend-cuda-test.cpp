@@ -389,63 +389,10 @@ TEST_F(CudaBackendTest, RopeStoreIsRopeThenStore) {
   }
 }
 
-// A decode step's rope_store and attention in one launch (every token of its own
-// sequence) leave the output and the cache as the two ops do: equal outputs, and equal
-// outputs again from a later step that reads the stored keys and values; an f16 cache
-// with head_dim 64 and a partial rotation, an f32 one with 128 and an interleaved one.
-TEST_F(CudaBackendTest, RopeStoreAttentionInOneLaunchIsTheTwoOps) {
-  struct Case {
-    int head_dim, rotary;
-    bool interleaved;
-    DType cache;
-  };
-  for (const Case& c : {Case{64, 48, false, DType::F16}, Case{128, 128, true, DType::F32}}) {
-    SCOPED_TRACE(fmt::format("head_dim {}, rotary {}, {}", c.head_dim, c.rotary, dtype_name(c.cache)));
-    const int heads = 6, kv_heads = 2, block = 4, blocks = 12, kvd = kv_heads * c.head_dim;
-    TestRope rope(c.head_dim, c.rotary, 64);
-    rope.table.interleaved = c.interleaved;
-    auto two = make_cuda_backend(), one = make_cuda_backend();
-    // Three sequences of 4 blocks each (tables 0-3, 4-7, 8-11), every slot filled first.
-    const std::vector<int32_t> ids = {3, 0, 7, 1, 4, 9, 2, 11, 5, 6, 8, 10}, begin = {0, 4, 8}, pos = {5, 13, 0};
-    std::vector<int64_t> all(size_t(blocks * block)), slots;
-    for (size_t i = 0; i < all.size(); ++i) all[i] = int64_t(i);
-    for (size_t t = 0; t < pos.size(); ++t)
-      slots.push_back(int64_t(ids[size_t(begin[t] + pos[t] / block)]) * block + pos[t] % block);
-    const std::vector<float> hk = normal(rng_, all.size() * size_t(kvd)), hv = normal(rng_, hk.size());
-    const std::vector<float> q = normal(rng_, pos.size() * size_t(heads * c.head_dim)),
-                             k = normal(rng_, pos.size() * size_t(kvd)), v = normal(rng_, k.size());
-    std::vector<std::vector<float>> outs;
-    for (Backend* be : {two.get(), one.get()}) {
-      be->kv_alloc(1, blocks, block, kv_heads, c.head_dim, c.cache);
-      BackendBuffer ad = to_backend(*be, all), hkd = to_backend(*be, hk), hvd = to_backend(*be, hv);
-      be->kv_store(0, std::span<const int64_t>(ad.as<int64_t>(), all.size()), hkd.as<float>(), hvd.as<float>());
-      BackendBuffer qd = to_backend(*be, q), kd = to_backend(*be, k), vd = to_backend(*be, v),
-                    pd = to_backend(*be, pos), sd = to_backend(*be, slots), id = to_backend(*be, ids),
-                    bd = to_backend(*be, begin), out = be->alloc(q.size() * 4);
-      AttentionBatch b{std::span<const int32_t>(pd.as<int32_t>(), pos.size()),
-                       std::span<const int32_t>(id.as<int32_t>(), ids.size()),
-                       std::span<const int32_t>(bd.as<int32_t>(), begin.size()),
-                       block, heads, kv_heads, c.head_dim, 0, be == one.get()};
-      const std::span<const int64_t> sspan(sd.as<int64_t>(), slots.size());
-      be->rope_store_attention(0, qd.as<float>(), kd.as<float>(), vd.as<float>(), sspan, rope.table, b, out.as<float>());
-      outs.push_back(from_backend<float>(*be, out, q.size()));
-      // The next step of each sequence reads what this one stored.
-      const std::vector<int32_t> next = {6, 14, 1};
-      BackendBuffer nd = to_backend(*be, next), q2 = to_backend(*be, q);
-      b.positions = std::span<const int32_t>(nd.as<int32_t>(), next.size());
-      b.one_token_per_sequence = false;
-      be->attention(0, q2.as<float>(), b, out.as<float>());
-      outs.push_back(from_backend<float>(*be, out, q.size()));
-    }
-    EXPECT_LT(rel_error(outs[2], outs[0]), 1e-6) << "this step";
-    EXPECT_LT(rel_error(outs[3], outs[1]), 1e-6) << "the next step";
-  }
-}
-
 // Long ranges split over a cluster's blocks (attention.cu): decode tokens at positions 40
 // to 2,999 (one to eight chunks), with and without a window that cuts the longest range,
-// against the CPU; then the same through rope_store_attention, and the step after it,
-// which reads the keys and values that one stored.
+// against the CPU; then rope_store and attention for new keys and values, and the step
+// after it, which reads them.
 TEST_F(CudaBackendTest, LongRangesSplitOverBlocks) {
   const int heads = 9, kv_heads = 3, hd = 64, block = 16, kvd = kv_heads * hd;
   const std::vector<int32_t> pos = {2999, 700, 257, 40}, next = {3000, 701, 258, 41};
@@ -482,17 +429,16 @@ TEST_F(CudaBackendTest, LongRangesSplitOverBlocks) {
         BackendBuffer q1 = to_backend(*be, q), q2 = to_backend(*be, q), q3 = to_backend(*be, q);
         be->attention(0, q1.as<float>(), b, out.as<float>());
         outs.push_back(from_backend<float>(*be, out, q.size()));
-        b.one_token_per_sequence = true;
-        be->rope_store_attention(0, q2.as<float>(), kd.as<float>(), vd.as<float>(),
-                                 std::span<const int64_t>(sd.as<int64_t>(), slots.size()), rope.table, b, out.as<float>());
+        be->rope_store(0, q2.as<float>(), kd.as<float>(), vd.as<float>(), b.positions,
+                       std::span<const int64_t>(sd.as<int64_t>(), slots.size()), heads, kv_heads, rope.table);
+        be->attention(0, q2.as<float>(), b, out.as<float>());
         outs.push_back(from_backend<float>(*be, out, q.size()));
-        b.one_token_per_sequence = false;
         b.positions = std::span<const int32_t>(nd.as<int32_t>(), next.size());
         be->attention(0, q3.as<float>(), b, out.as<float>());
         outs.push_back(from_backend<float>(*be, out, q.size()));
       }
       EXPECT_LT(rel_error(outs[0], outs[3]), 1e-4) << "attention";
-      EXPECT_LT(rel_error(outs[1], outs[4]), 1e-4) << "rope_store_attention";
+      EXPECT_LT(rel_error(outs[1], outs[4]), 1e-4) << "rope_store, then attention";
       EXPECT_LT(rel_error(outs[2], outs[5]), 1e-4) << "the step after";
     }
 }

@@ -227,34 +227,6 @@ class CudaBackend final : public Backend {
         }
   }
   void attention(int layer, const float* q, const AttentionBatch& b, float* out) override {
-    run_attention(layer, q, b, out, nullptr);
-  }
-  // A decode step's rope_store goes into the attention launch (attention.cu).
-  void rope_store_attention(int layer, float* q, float* k, const float* v, std::span<const int64_t> slots,
-                            const RopeTable& rope, const AttentionBatch& b, float* out) override {
-    if (!b.one_token_per_sequence || b.positions.size() != slots.size())
-      return Backend::rope_store_attention(layer, q, k, v, slots, rope, b, out);
-    const cuda::NewKv nk{k, v, slots.data(), rope_args(rope, b.positions.data(), b.n_heads, b.n_kv_heads)};
-    run_attention(layer, q, b, out, &nk);
-  }
-
- private:
-  cuda::RopeArgs rope_args(const RopeTable& r, const int32_t* positions, int n_heads, int n_kv_heads) {
-    cuda::RopeArgs a;
-    a.positions = positions;
-    std::tie(a.cos, a.sin) = rope_tables(r);
-    a.n_heads = n_heads;
-    a.n_kv_heads = n_kv_heads;
-    a.head_dim = r.head_dim;
-    a.rotary_dim = r.rotary_dim;
-    a.interleaved = r.interleaved;
-    if (n_kv_heads * r.head_dim != kv_dim_)
-      throw Error(fmt::format("rope_store: {} kv heads of {} for a cache of width {}", n_kv_heads, r.head_dim, kv_dim_));
-    return a;
-  }
-
-  // With `fused`, rope_store's work in the same launch (rope_store_attention).
-  void run_attention(int layer, const float* q, const AttentionBatch& b, float* out, const cuda::NewKv* fused) {
     quantized_ = {};
     cuda::AttentionArgs a;
     a.positions = b.positions.data();
@@ -272,11 +244,23 @@ class CudaBackend final : public Backend {
     const int64_t cols = int64_t(b.n_heads) * b.head_dim;
     cuda::Int8Acts acts;
     if (b.head_dim % 32 == 0 && cols % 64 == 0) acts = acts_scratch(a.n_tokens, cols);
-    if (fused)
-      cuda::rope_attention(q, *fused, kv_layer(layer), a, out, acts, ks_);
-    else
-      cuda::attention(q, kv_layer(layer), a, out, acts, ks_);
+    cuda::attention(q, kv_layer(layer), a, out, acts, ks_);
     if (acts.q) quantized_ = {out, a.n_tokens, cols, acts.stride};
+  }
+
+ private:
+  cuda::RopeArgs rope_args(const RopeTable& r, const int32_t* positions, int n_heads, int n_kv_heads) {
+    cuda::RopeArgs a;
+    a.positions = positions;
+    std::tie(a.cos, a.sin) = rope_tables(r);
+    a.n_heads = n_heads;
+    a.n_kv_heads = n_kv_heads;
+    a.head_dim = r.head_dim;
+    a.rotary_dim = r.rotary_dim;
+    a.interleaved = r.interleaved;
+    if (n_kv_heads * r.head_dim != kv_dim_)
+      throw Error(fmt::format("rope_store: {} kv heads of {} for a cache of width {}", n_kv_heads, r.head_dim, kv_dim_));
+    return a;
   }
 
   // A weight's device form, with the host facts it was made from (a changed weight,

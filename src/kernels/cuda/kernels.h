@@ -123,17 +123,5 @@ struct AttentionArgs {
 // output projection.
 void attention(const float* q, const KvLayer& kv, const AttentionArgs& a, float* out, const Int8Acts& acts,
                const Stream& s);
-// rope_store then attention in one launch, for a batch whose tokens are all of different
-// sequences (attention.cu says how): out and the cache as the two would leave them; q
-// and k are left as they were. NewKv: what rope_store takes besides q (its keys and
-// values unrotated, their slots, the rope table; r.positions unused: a's are the same).
-struct NewKv {
-  const float* k = nullptr;
-  const float* v = nullptr;
-  const int64_t* slots = nullptr;
-  RopeArgs r;
-};
-void rope_attention(const float* q, const NewKv& nk, const KvLayer& kv, const AttentionArgs& a, float* out,
-                    const Int8Acts& acts, const Stream& s);
 
 }  // namespace upg::cuda

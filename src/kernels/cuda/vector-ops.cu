@@ -13,7 +13,6 @@
 #include "kernels/cuda/kv-cache.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/quantize.cuh"
-#include "kernels/cuda/rope.cuh"
 
 namespace upg::cuda {
 
@@ -126,8 +125,8 @@ __device__ inline void rotate_head(float* v, int32_t pos, int half, bool interle
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     float* p = v + i * step;
     const float a = p[0], b = p[partner];
-    p[0] = rope_first(a, b, c[i], s[i]);
-    p[partner] = rope_second(a, b, c[i], s[i]);
+    p[0] = a * c[i] - b * s[i];
+    p[partner] = b * c[i] + a * s[i];
   }
 }
 
