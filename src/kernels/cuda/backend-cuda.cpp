@@ -276,12 +276,13 @@ class CudaBackend final : public Backend {
 
   // Forms are keyed by the host bytes they were made from: a dense weight's data, a
   // compressed one's first row. Row slices of a fused matrix (Phi-3's qkv_proj) each
-  // start elsewhere: int4 codes and N:M values are sliced, while MdCSR slices share the
-  // whole entry arrays (format::slice_rows) and differ by their row pointers.
+  // start elsewhere: grouped codes (int4, int3, int2) and N:M values are sliced, while
+  // MdCSR slices share the whole entry arrays (format::slice_rows) and differ by their
+  // row pointers.
   static const void* key_of(const LinearWeight& lw) {
     if (!lw.compressed) return lw.data;
     const format::CompressedMatrix& m = *lw.compressed;
-    if (m.encoding == format::Encoding::Int4) return m.int4.codes.data();
+    if (format::is_grouped(m.encoding)) return m.int4.codes.data();
     if (m.layout == format::Layout::NM) return m.nm.values.data();
     return m.mdcsr.row_pointers.data();
   }
