@@ -8,11 +8,13 @@
 # and deleted after their runs, so a 15 GB Phi-4-shaped file needs its size of disk once.
 #
 # Usage: bench/peer/cuda-peer.sh --config CONFIG [--types q8_0,q4_0] [--upg-file 'NAME:OPTIONS']...
-#                                [--n-gen 128] [--reps 3] [--npl 8,32,128] [--llama-bin DIR]
+#                                [--n-gen 128] [--depth 0] [--reps 3] [--npl 8,32,128] [--llama-bin DIR]
 #                                [--source TAR] [--out DIR] [--keep DIR] [--no-upg-gguf]
 #   --config     a Hugging Face config.json (bench/configs/)
 #   --types      GGUF types for both engines (f16, q8_0, q4_0; default q8_0,q4_0)
 #   --upg-file   a UPG file to synthesize and time, e.g. '2_4:--pattern 2:4' (repeatable)
+#   --depth      tokens of context before each single-stream tg test (llama-bench -d, upg
+#                bench -d; the --npl runs stay at their own prompts)
 #   --npl        sequence counts for llama-batched-bench (pp 128, tg 128 each; empty: none)
 #   --llama-bin  a folder with llama-bench and llama-batched-bench (CUDA) to use; otherwise
 #                bench/peer/build-llama-cpp.sh --cuda builds them (with --source TAR offline)
@@ -24,7 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-config="" types=q8_0,q4_0 upg_files=() n_gen=128 reps=3 npl=8,32,128 llama_bin="" source_tar=""
+config="" types=q8_0,q4_0 upg_files=() n_gen=128 depth=0 reps=3 npl=8,32,128 llama_bin="" source_tar=""
 out=bench-results/cuda-peer keep="" upg_gguf=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,6 +34,7 @@ while [ $# -gt 0 ]; do
     --types) types=$2; shift 2 ;;
     --upg-file) upg_files+=("$2"); shift 2 ;;
     --n-gen) n_gen=$2; shift 2 ;;
+    --depth) depth=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --npl) npl=$2; shift 2 ;;
     --llama-bin) llama_bin=$2; shift 2 ;;
@@ -39,7 +42,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
     --no-upg-gguf) upg_gguf=0; shift ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) echo "cuda-peer: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -62,13 +65,16 @@ echo "== cuda-peer: $(nvidia-smi --query-gpu=name,driver_version --format=csv,no
 gb() { python3 -c "import os,sys; print(f'{os.path.getsize(sys.argv[1]) / 1e9:.2f}')" "$1"; }
 # avg_ts of the last JSON line of a log (upg bench --json and llama-bench -o jsonl both write it).
 avg_ts() { python3 -c "import json,sys; print(round([json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')][-1]['avg_ts'], 1))" "$1"; }
+# The single-stream test's name: tg128, or tg128 @ d4096 after a depth.
+tg_name="tg$n_gen"
+[ "$depth" = 0 ] || tg_name="tg$n_gen @ d$depth"
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >> "$results"; echo "$1 $2 ($3 GB) $4: $5 tok/s"; }
 
 # upg bench --json: one line per test; avg_ts of the tg test.
 upg_tg() {  # $1 file, $2 label
   local log=$out/upg-$2.log
-  "$upg" bench "$1" --device cuda -p 0 -n "$n_gen" -r "$reps" --json > "$log" 2>&1 || { echo "upg bench failed: $(tail -n 3 "$log")"; return 0; }
-  record upg "$2" "$(gb "$1")" "tg$n_gen" "$(avg_ts "$log")"
+  "$upg" bench "$1" --device cuda -p 0 -n "$n_gen" -d "$depth" -r "$reps" --json > "$log" 2>&1 || { echo "upg bench failed: $(tail -n 3 "$log")"; return 0; }
+  record upg "$2" "$(gb "$1")" "$tg_name" "$(avg_ts "$log")"
   [ -n "$npl" ] || return 0
   # Aggregate decode as llama-batched-bench's tg (its sequences start after a 128-token
   # prompt; these from an empty cache).
@@ -83,9 +89,11 @@ upg_tg() {  # $1 file, $2 label
 
 llama_runs() {  # $1 file, $2 label
   local log=$out/llama-bench-$2.log
-  "$llama_bin/llama-bench" -m "$1" -ngl 99 -p 0 -n "$n_gen" -r "$reps" -o jsonl > "$log" 2>"$log.err" \
+  local d=()
+  [ "$depth" = 0 ] || d=(-d "$depth")  # builds before llama-bench had -d still run at 0
+  "$llama_bin/llama-bench" -m "$1" -ngl 99 -p 0 -n "$n_gen" "${d[@]}" -r "$reps" -o jsonl > "$log" 2>"$log.err" \
     || { echo "llama-bench failed: $(tail -n 3 "$log.err")"; return 0; }
-  record llama.cpp "$2" "$(gb "$1")" "tg$n_gen" "$(avg_ts "$log")"
+  record llama.cpp "$2" "$(gb "$1")" "$tg_name" "$(avg_ts "$log")"
   [ -n "$npl" ] || return 0
   local max=${npl##*,}
   log=$out/llama-batched-$2.log

@@ -87,7 +87,24 @@ TEST_F(CliBench, JsonHasOneLinePerTestWithEveryField) {
     EXPECT_GT(number(l, "peak_rss_mib"), 10);
     EXPECT_TRUE(std::regex_search(l, std::regex("\"samples_ts\": \\[[0-9.]+\\]"))) << "one sample";
     EXPECT_EQ(text(l, "dtype"), "native");  // GGUF blocks on the integer kernels
+    EXPECT_EQ(number(l, "n_depth"), 0) << l;
   }
+}
+
+// -d D: both tests after D tokens of context (the cache sized for D and the longer test),
+// named as llama-bench names them.
+TEST_F(CliBench, DepthRunsEveryTestAfterItsContext) {
+  ProcessResult r = run_upg({"bench", model_, "-p", "8", "-n", "4", "-d", "40", "-r", "1", "-t", "2", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(text(lines[0], "test"), "pp8 @ d40");
+  EXPECT_EQ(text(lines[1], "test"), "tg4 @ d40");
+  for (const auto& l : lines) {
+    EXPECT_EQ(number(l, "n_depth"), 40) << l;
+    EXPECT_GT(number(l, "avg_ts"), 0) << l;
+  }
+  EXPECT_TRUE(contains(r.err, "context 48,")) << r.err;
 }
 
 TEST_F(CliBench, TableLikeLlamaBenchWithZeroSkippingATest) {
@@ -135,6 +152,7 @@ TEST(CliBenchFlags, BadValuesAreClearErrors) {
       {{"bench", m, "-p", "-1"}, "--n-prompt"},
       {{"bench", m, "-n", "x"}, "--n-gen"},
       {{"bench", m, "-r", "0"}, "--repetitions"},
+      {{"bench", m, "-d", "-1"}, "--n-depth"},
       {{"bench", m, "-t", "-2"}, "--threads"},
       {{"bench", m, "--dtype", "q4"}, "--dtype"},
       {{"bench", m, "-p", "0", "-n", "0"}, "nothing to measure"},
@@ -155,6 +173,13 @@ TEST_F(CliBench, PromptPastTheModelsContextNamesTheBenchFlags) {
   EXPECT_TRUE(contains(r.err, "-p/--n-prompt")) << r.err;
   EXPECT_TRUE(contains(r.err, "max_position_embeddings")) << r.err;
   EXPECT_FALSE(contains(r.err, "--ctx-size")) << r.err;
+}
+
+TEST_F(CliBench, DepthPastTheModelsContextNamesTheDepthFlag) {
+  ProcessResult r = run_upg({"bench", model_, "-p", "8", "-n", "1", "-d", "100000", "-r", "1"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "-d/--n-depth")) << r.err;
+  EXPECT_TRUE(contains(r.err, "max_position_embeddings")) << r.err;
 }
 
 TEST(CliBenchFlags, UnreadableModelIsAnErrorNamingTheFile) {

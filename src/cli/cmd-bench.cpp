@@ -33,6 +33,7 @@ struct BenchArgs {
   int n_gen = 128;
   int reps = 3;
   int parallel = 1;  // sequences side by side (llama-batched-bench's npl)
+  int depth = 0;     // tokens in each sequence's cache before every test (llama-bench's -d)
   bool json = false;
 };
 
@@ -72,24 +73,31 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// One prompt of n tokens from position 0 (a fresh KV cache) for each of `seqs`
-// sequences, all in one batch, logits for each one's last token only: llama-bench's pp
-// test (llama-batched-bench's with seqs > 1).
-double run_prompt(Model& model, int n, int seqs) {
+// One prompt of n tokens from position `depth` for each of `seqs` sequences, all in one
+// batch, logits for each one's last token only: llama-bench's pp test
+// (llama-batched-bench's with seqs > 1). Positions 0 .. depth - 1 hold what fill_depth
+// put there (nothing at depth 0: a fresh cache), which the prompt attends to.
+double run_prompt(Model& model, int n, int seqs, int depth) {
   const int vocab = model.config().vocab_size;
   Batch b;
   for (int s = 0; s < seqs; ++s)
-    for (int i = 0; i < n; ++i) b.add(synthetic_token(i + s, vocab), i, s, i + 1 == n);
+    for (int i = 0; i < n; ++i) b.add(synthetic_token(i + s, vocab), depth + i, s, i + 1 == n);
   const auto t0 = std::chrono::steady_clock::now();
   model.decode(b);
   return seconds_since(t0);
 }
 
-// n steps from position 0 (a fresh KV cache), each one token for each of `seqs`
-// sequences fed that sequence's greedy pick of the step before: llama-bench's tg test,
-// which also starts on an empty context, so both attend over the same positions
+// Positions 0 .. depth - 1 of every sequence, untimed: the context each test then runs
+// after (llama-bench's -d, which also fills it before its tests).
+void fill_depth(Model& model, int depth, int seqs) {
+  if (depth > 0) run_prompt(model, depth, seqs, 0);
+}
+
+// n steps from position `depth`, each one token for each of `seqs` sequences fed that
+// sequence's greedy pick of the step before: llama-bench's tg test, which also starts
+// after its depth (an empty context by default), so both attend over the same positions
 // (llama-batched-bench's tg with seqs > 1, which starts after its prompts instead).
-double run_gen(Model& model, int n, int seqs) {
+double run_gen(Model& model, int n, int seqs, int depth) {
   const int vocab = model.config().vocab_size;
   Batch b;
   std::vector<int32_t> tokens(static_cast<size_t>(seqs));
@@ -97,7 +105,7 @@ double run_gen(Model& model, int n, int seqs) {
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) {
     b.clear();
-    for (int s = 0; s < seqs; ++s) b.add(tokens[size_t(s)], i, s, true);
+    for (int s = 0; s < seqs; ++s) b.add(tokens[size_t(s)], depth + i, s, true);
     // The pick is made where the logits are (a GPU sends back ids, not logits).
     std::fill(b.want_logits.begin(), b.want_logits.end(), Batch::kGreedy);
     model.decode(b);
@@ -168,19 +176,19 @@ void print_json(const BenchArgs& a, Model& model, const std::vector<TestResult>&
     for (double s : t.samples_ts) samples.push_back(fmt::format("{:.3f}", s));
     fmt::print(
         "{{\"model\": {}, \"file_bytes\": {}, \"backend\": {}, \"dtype\": {}, \"load_s\": {:.4f}, "
-        "\"test\": {}, \"n_prompt\": {}, \"n_gen\": {}, \"n_parallel\": {}, \"threads\": {}, \"avg_ts\": {:.3f}, "
+        "\"test\": {}, \"n_prompt\": {}, \"n_gen\": {}, \"n_depth\": {}, \"n_parallel\": {}, \"threads\": {}, \"avg_ts\": {:.3f}, "
         "\"stddev_ts\": {:.3f}, \"samples_ts\": [{}], \"peak_rss_mib\": {:.1f}}}\n",
         json_string(a.model.path), model.source().file_bytes, json_string(model.backend().name()),
         json_string(dtype_label(a.model)), load_s, json_string(t.name), t.n_prompt,
-        t.n_gen, a.parallel, model.backend().n_threads(), mean(t.samples_ts), stddev(t.samples_ts), fmt::join(samples, ", "),
+        t.n_gen, a.depth, a.parallel, model.backend().n_threads(), mean(t.samples_ts), stddev(t.samples_ts), fmt::join(samples, ", "),
         rss);
   }
 }
 
 void run(BenchArgs& a) {
   if (a.n_prompt == 0 && a.n_gen == 0) throw Error("-p/--n-prompt and -n/--n-gen are both 0: nothing to measure");
-  // Each test starts a fresh cache, so the longer of the two bounds the context.
-  a.model.ctx = std::max(a.n_prompt, a.n_gen);
+  // Each test starts after the depth, so the depth and the longer test bound the context.
+  a.model.ctx = a.depth + std::max(a.n_prompt, a.n_gen);
   a.model.max_sequences = a.parallel;
   double load_s = 0;
   std::unique_ptr<Model> model;
@@ -189,7 +197,8 @@ void run(BenchArgs& a) {
   } catch (const ParamError& e) {
     // The context is set here from -p and -n, so those are the flags to name, not -c.
     if (e.param() != "context_length") throw;
-    throw Error(fmt::format("-p/--n-prompt, -n/--n-gen: the longer test needs a context of {} tokens, and {}",
+    throw Error(fmt::format("-p/--n-prompt, -n/--n-gen, -d/--n-depth: the depth and the longer test need a "
+                            "context of {} tokens, and {}",
                             a.model.ctx, e.problem()));
   }
   Model& m = *model;
@@ -198,18 +207,21 @@ void run(BenchArgs& a) {
   // untimed warm-up (the whole prompt; one decode step), which pages in the weights and
   // sizes the scratch buffers.
   // With --parallel N, tok/s counts every sequence's tokens (aggregate).
-  const int n = a.parallel;
-  const std::string x = n > 1 ? fmt::format(" x{}", n) : "";
+  // With -d D, every test after the same D tokens of context, named as llama-bench
+  // names it ("tg128 @ d4096").
+  const int n = a.parallel, d = a.depth;
+  const std::string x = (n > 1 ? fmt::format(" x{}", n) : "") + (d > 0 ? fmt::format(" @ d{}", d) : "");
+  fill_depth(m, d, n);
   if (a.n_prompt > 0) {
     TestResult t{fmt::format("pp{}{}", a.n_prompt, x), a.n_prompt, 0, {}};
-    run_prompt(m, a.n_prompt, n);
-    for (int r = 0; r < a.reps; ++r) t.samples_ts.push_back(double(n) * a.n_prompt / run_prompt(m, a.n_prompt, n));
+    run_prompt(m, a.n_prompt, n, d);
+    for (int r = 0; r < a.reps; ++r) t.samples_ts.push_back(double(n) * a.n_prompt / run_prompt(m, a.n_prompt, n, d));
     tests.push_back(std::move(t));
   }
   if (a.n_gen > 0) {
     TestResult t{fmt::format("tg{}{}", a.n_gen, x), 0, a.n_gen, {}};
-    run_gen(m, 1, n);
-    for (int r = 0; r < a.reps; ++r) t.samples_ts.push_back(double(n) * a.n_gen / run_gen(m, a.n_gen, n));
+    run_gen(m, 1, n, d);
+    for (int r = 0; r < a.reps; ++r) t.samples_ts.push_back(double(n) * a.n_gen / run_gen(m, a.n_gen, n, d));
     tests.push_back(std::move(t));
   }
   if (a.json)
@@ -227,9 +239,11 @@ void add_bench_command(CLI::App& app) {
       "Examples:\n"
       "  upg bench models/SmolLM2-135M-Instruct.Q4_1.gguf -t 2\n"
       "  upg bench model.gguf -p 512 -n 0 -r 5 --json\n"
+      "  upg bench model.gguf -p 0 -n 128 -d 4096 --device cuda   (decode after 4096 tokens of context)\n"
       "pp<N>: one batch of N synthetic tokens from an empty cache. tg<N>: N single-token steps from an\n"
-      "empty cache, each fed the greedy pick of the last. Each test runs once untimed first, then -r\n"
-      "times; the table shows the mean and standard deviation of tok/s. The model loads once.");
+      "empty cache, each fed the greedy pick of the last. With -d D both start after D tokens of context\n"
+      "(filled once, untimed; the tests are named \"pp<N> @ d<D>\"). Each test runs once untimed first,\n"
+      "then -r times; the table shows the mean and standard deviation of tok/s. The model loads once.");
   add_model_options(*cmd, args->model, false);
   cmd->add_option("-p,--n-prompt", args->n_prompt, "Prompt tokens of the pp test (0: no pp test)")
       ->check(CLI::Range(0, std::numeric_limits<int>::max()))
@@ -244,6 +258,11 @@ void add_bench_command(CLI::App& app) {
                   "Sequences run side by side, as llama-batched-bench's -npl: pp prefills a prompt for each in "
                   "one batch, tg steps them together; tok/s counts every sequence's tokens")
       ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd->add_option("-d,--n-depth", args->depth,
+                  "Tokens of context already in each sequence's cache when every test starts, as llama-bench's "
+                  "-d: the speed of a long conversation's prompt and decode steps")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max() / 2))
       ->capture_default_str();
   add_threads_option(*cmd, args->model.threads, "Threads for the forward pass (default: every core)");
   add_dtype_option(*cmd, args->model);
