@@ -154,6 +154,17 @@ class PeerBench(unittest.TestCase):
         self.assertIn("IQ4_XS is not supported", table)
         self.assertIn("noisy (fastest over slowest repetition above 1.2): Q4_1 llama.cpp pp 3.00", table)
 
+    def test_depth_goes_to_both_engines(self):
+        result, table = self.run_harness("-d", "64", types="Q8_0")
+        self.assertEqual(result["settings"]["n_depth"], 64)
+        with open(self.log, encoding="utf-8") as f:
+            runs = [line.split() for line in f if line.startswith(("llama-bench:", "upg:"))]
+        self.assertTrue(runs)
+        for r in runs:
+            self.assertIn("-d", r, r)
+            self.assertEqual(r[r.index("-d") + 1], "64", r)
+        self.assertIn("tg128 @ d64", table)
+
     def test_upg_files_beside_the_against_type(self):
         upg_file = os.path.join(self.dir, "int4.upg")
         with open(upg_file, "w") as f:

@@ -212,9 +212,14 @@ def variants(args, bin_dir):
 
 # ---------------------------------------------------------------------------- runs
 
+def depth_args(args):
+    """-d D for both engines' pp and tg tests (left out at 0, so builds without -d still run)."""
+    return ["-d", str(args.n_depth)] if args.n_depth else []
+
+
 def run_llama_bench(args, bin_dir, path):
     cmd = [os.path.join(bin_dir, "llama-bench"), "-m", path, "-p", str(args.n_prompt), "-n", str(args.n_gen),
-           "-t", str(args.threads), "-r", "1", "-o", "jsonl"]
+           "-t", str(args.threads), "-r", "1", "-o", "jsonl", *depth_args(args)]
     rc, out, err, rss = run_measured(cmd, args.timeout)
     rows = json_lines(out)
     if rc != 0 or not rows:
@@ -232,7 +237,7 @@ def run_llama_bench(args, bin_dir, path):
 
 def run_upg_bench(args, upg, path):
     cmd = [upg, "bench", path, "-p", str(args.n_prompt), "-n", str(args.n_gen), "-t", str(args.threads), "-r", "1",
-           "--json", *args.upg_arg]
+           "--json", *depth_args(args), *args.upg_arg]
     rc, out, err, rss = run_measured(cmd, args.timeout)
     rows = json_lines(out)
     if rc != 0 or not rows:
@@ -341,7 +346,8 @@ def mark(value, target, at_most=False):
 
 def print_tables(result):
     s = result["settings"]
-    pp, tg = f"pp{s['n_prompt']}", f"tg{s['n_gen']}"
+    at = f" @ d{s['n_depth']}" if s.get("n_depth") else ""
+    pp, tg = f"pp{s['n_prompt']}{at}", f"tg{s['n_gen']}{at}"
     head = ["file", "type", "MiB", f"llama {pp}", f"llama {tg}", f"UPG {pp}", f"UPG {tg}", f"{pp} UPG/llama",
             f"{tg} UPG/llama", "RSS llama", "RSS UPG", "UPG load s"]
     rows = []
@@ -429,6 +435,9 @@ def parse_args(argv):
     p.add_argument("--reps", type=int, default=3, help="interleaved repetitions; medians over them (default 3)")
     p.add_argument("-p", "--n-prompt", type=int, default=128, help="prompt tokens (default 128)")
     p.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens (default 128)")
+    p.add_argument("-d", "--n-depth", type=int, default=0,
+                   help="tokens of context before each pp and tg test, llama-bench's -d (default 0; "
+                        "llama-batched-bench runs without it)")
     p.add_argument("-t", "--threads", type=int, default=2, help="threads for both engines (default 2)")
     p.add_argument("--out", default=os.path.join(ROOT, "bench-results", "peer.json"), help="JSON to write")
     p.add_argument("--upg", help="the upg binary to run (default: build build/upg)")
@@ -449,6 +458,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.reps < 1 or args.n_prompt < 1 or args.n_gen < 1 or args.threads < 1 or args.timeout < 1:
         p.error("--reps, -p, -n, -t and --timeout must be at least 1")
+    if args.n_depth < 0:
+        p.error("-d/--n-depth must be at least 0")
     args.types = [t.strip().upper() for t in args.types.split(",") if t.strip()]
     bad = [t for t in args.types if not re.fullmatch(r"[A-Z0-9_]+", t)]
     if bad:
@@ -566,7 +577,7 @@ def main(argv=None):
                          if f["llama_cpp"].get("info")), None)
     result = {
         "kind": "upg-peer-bench", "version": 1, "machine": info,
-        "settings": {"n_prompt": args.n_prompt, "n_gen": args.n_gen, "threads": args.threads,
+        "settings": {"n_prompt": args.n_prompt, "n_gen": args.n_gen, "n_depth": args.n_depth, "threads": args.threads,
                      "repetitions": args.reps, "upg_args": args.upg_arg, "batched_npl": BATCHED_NPL},
         "source": {"path": os.path.abspath(args.model), "type": source_type(args.model),
                    "note": "the requantized files are made from an F32 export of this file, so each carries its "
