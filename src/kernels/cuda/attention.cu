@@ -153,13 +153,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const float* q, 
 // Blocks of a (head, token): enough to fill the GPU twice when there are few, up to a
 // portable cluster; one (no cluster) when the heads and tokens fill it already.
 inline int attention_splits(int64_t blocks) {
-  static const int sms = [] {
-    int device = 0, count = 0;
-    UPG_CUDA_CHECK(cudaGetDevice(&device));
-    UPG_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-    return count;
-  }();
-  return int(std::clamp<int64_t>(2 * int64_t(sms) / std::max<int64_t>(blocks, 1), 1, kMaxSplit));
+  return int(std::clamp<int64_t>(2 * int64_t(multiprocessor_count()) / std::max<int64_t>(blocks, 1), 1, kMaxSplit));
 }
 
 template <bool Half>

@@ -29,9 +29,22 @@ __device__ inline void pdl_trigger() {
 #endif
 }
 
+// The current device's SMs, asked once: what the launches that split their work over
+// clusters (matmul-staged.cu, attention.cu) size their grids against.
+inline int multiprocessor_count() {
+  static const int count = [] {
+    int device = 0, n = 0;
+    UPG_CUDA_CHECK(cudaGetDevice(&device));
+    UPG_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+    return n;
+  }();
+  return count;
+}
+
 // kernel<<<grid, block, smem, s.stream>>>(args...), with PDL when s.pdl and in thread-block
 // clusters of `cluster` blocks when that is more than one (their blocks share shared memory:
-// matmul-staged.cu adds split-K partial sums that way); a failed launch throws naming `what`.
+// matmul-staged.cu adds split-K partial sums and attention.cu a long range's chunks that
+// way); a failed launch throws naming `what`.
 template <typename... Params, typename... Args>
 void launch_clustered(const char* what, void (*kernel)(Params...), dim3 grid, dim3 cluster, dim3 block, size_t smem,
                       const Stream& s, Args&&... args) {

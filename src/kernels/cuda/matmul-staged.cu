@@ -266,13 +266,7 @@ __global__ void __launch_bounds__(kThreads) staged_kernel(Fused f, Int8Acts a, i
 // Split-K blocks for a launch of `blocks` tiles over `stages` stages: enough to fill the GPU
 // once (every SM holds `resident` blocks of the kernel), each streaming kMinSplitStages or more.
 inline unsigned split_k(int64_t blocks, int64_t stages, int resident) {
-  static const int sms = [] {
-    int device = 0, count = 0;
-    UPG_CUDA_CHECK(cudaGetDevice(&device));
-    UPG_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-    return count;
-  }();
-  const int64_t fill = int64_t(sms) * resident / blocks, most = stages / kMinSplitStages;
+  const int64_t fill = int64_t(multiprocessor_count()) * resident / blocks, most = stages / kMinSplitStages;
   return unsigned(std::max<int64_t>(1, std::min<int64_t>({fill, most, kMaxClusterSplit})));
 }
 
